@@ -1,0 +1,30 @@
+"""napari-unet-seg: segment microscopy images with a U-Net, in napari or from Python.
+
+>>> from napari_unet_seg import segment
+>>> labels = segment(image)            # the built-in "nuclei" model
+
+The public API lives here; everything it names comes from the Qt-free core.
+"""
+
+from .__about__ import __version__
+from .core.modelfile import Model, ModelFileError, available_models, load_model, new_model, save_model
+from .core.pipeline import predict_logits, segment
+from .core.postprocess import logits_to_labels
+from .core.tiling import Cancelled, predict_tiled
+from .core.unet import UNet
+
+__all__ = [
+    "Cancelled",
+    "Model",
+    "ModelFileError",
+    "UNet",
+    "__version__",
+    "available_models",
+    "load_model",
+    "logits_to_labels",
+    "new_model",
+    "predict_logits",
+    "predict_tiled",
+    "save_model",
+    "segment",
+]

@@ -1,0 +1,1 @@
+"""The ``unet-seg`` command line: a thin layer over the core, one module per subcommand."""

@@ -1,0 +1,52 @@
+"""``unet-seg``: entry point that assembles the subcommands.
+
+Each subcommand module has ``add_parser(subparsers)`` and ``run(args) -> int``.
+User mistakes print one line on stderr and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..__about__ import __version__
+from . import models, predict
+
+SUBCOMMANDS = [predict, models]
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unet-seg",
+        description="Segment microscopy images with a U-Net (the engine of the napari-unet-seg plugin).",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-unet-seg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..core.devices import DeviceError
+    from ..core.modelfile import ModelFileError
+
+    try:
+        return int(args.run(args) or 0)
+    except (UserError, ModelFileError, DeviceError) as exc:
+        print(f"unet-seg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"unet-seg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""``unet-seg models``: list the models this installation can use."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..core.modelfile import ModelFileError, available_models, builtin_model_paths, read_metadata, user_model_dir
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="list built-in and user models",
+                            description="List the built-in models and those in your model folder.")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    builtin = builtin_model_paths()
+    models = available_models()
+    print(f"user model folder: {user_model_dir()}")
+    if not models:
+        print("no models installed yet")
+    for name, path in sorted(models.items()):
+        origin = "built-in" if name in builtin else "user"
+        try:
+            meta = read_metadata(path)
+            arch = meta.get("architecture", {})
+            detail = f"{meta.get('task')}, classes {', '.join(meta.get('class_names', []))}, depth {arch.get('depth')}, width {arch.get('base_channels')}"
+        except ModelFileError as exc:
+            detail = f"unreadable: {exc}"
+        print(f"{name:<24} {origin:<9} {detail}  ({path})")
+    return 0

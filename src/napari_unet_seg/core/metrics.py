@@ -1,0 +1,52 @@
+"""Segmentation scores: AP at an IoU threshold (DSB style) and foreground Dice."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou_matrix(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """IoU between every true object (rows) and predicted object (columns), background excluded."""
+    t = np.unique(truth, return_inverse=True)[1].reshape(truth.shape)
+    p = np.unique(prediction, return_inverse=True)[1].reshape(prediction.shape)
+    nt, np_ = int(t.max()) + 1, int(p.max()) + 1
+    overlap = np.bincount(t.ravel() * np_ + p.ravel(), minlength=nt * np_).reshape(nt, np_)
+    area_t = overlap.sum(axis=1, keepdims=True)
+    area_p = overlap.sum(axis=0, keepdims=True)
+    union = area_t + area_p - overlap
+    iou = overlap / np.maximum(union, 1)
+    has_bg_t = truth.min() == 0
+    has_bg_p = prediction.min() == 0
+    return iou[int(has_bg_t):, int(has_bg_p):]
+
+
+def average_precision(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> float:
+    """TP / (TP + FP + FN) with one-to-one matching at IoU > threshold (the DSB metric at one threshold).
+
+    For thresholds >= 0.5 a match is unique, so no assignment problem arises.
+    """
+    iou = iou_matrix(np.asarray(truth), np.asarray(prediction))
+    n_true, n_pred = iou.shape
+    if n_true == 0 and n_pred == 0:
+        return 1.0
+    if threshold >= 0.5:
+        tp = int((iou > threshold).sum())
+    else:  # greedy one-to-one matching
+        tp, used = 0, set()
+        for i in range(n_true):
+            order = np.argsort(-iou[i])
+            for j in order:
+                if iou[i, j] <= threshold:
+                    break
+                if j not in used:
+                    used.add(j)
+                    tp += 1
+                    break
+    return tp / (n_true + n_pred - tp)
+
+
+def dice(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Foreground Dice (objects vs background)."""
+    t, p = np.asarray(truth) > 0, np.asarray(prediction) > 0
+    denominator = t.sum() + p.sum()
+    return 1.0 if denominator == 0 else float(2 * (t & p).sum() / denominator)

@@ -1,0 +1,292 @@
+"""One-file models: safetensors weights plus a JSON metadata block, never pickle.
+
+A model file is a plain ``.safetensors`` file whose header metadata holds, under
+the key ``napari_unet_seg``, everything needed to use the weights the same way on
+every path (widget, menu, CLI, batch): architecture, task, classes, expected
+input, normalisation, post-processing defaults, training history and lineage.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .unet import UNet
+
+METADATA_KEY = "napari_unet_seg"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+BUILTIN_PACKAGE = "napari_unet_seg.models"
+DEFAULT_MODEL = "nuclei"
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
+TASKS = ("semantic", "instances")
+
+
+class ModelFileError(ValueError):
+    """A model file or name that cannot be used; the message is one clear line."""
+
+
+def default_metadata(task: str = "instances") -> dict[str, Any]:
+    """Metadata that a new model starts from; callers fill in what they know."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    return {
+        "task": task,
+        # instances: channel 0 = foreground, channel 1 = normalised distance to the edge
+        "class_names": ["background", "object"],
+        "input": {"channels": 1, "axes": "CYX", "color": "gray"},
+        "normalization": {"method": "percentile", "low": 1.0, "high": 99.8, "invert": "auto"},
+        "postprocess": {},
+        "object_diameter": None,
+        "training": {},
+        "lineage": [],
+    }
+
+
+@dataclass
+class Model:
+    """A network and the metadata that says how to feed it and read its output."""
+
+    net: UNet
+    metadata: dict[str, Any] = field(default_factory=default_metadata)
+    name: str = "unsaved"
+    path: Path | None = None
+
+    @property
+    def task(self) -> str:
+        return self.metadata["task"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata.get("class_names", []))
+
+    @property
+    def in_channels(self) -> int:
+        return self.net.in_channels
+
+    @property
+    def normalization(self) -> dict[str, Any]:
+        return self.metadata.get("normalization", {})
+
+    @property
+    def postprocess(self) -> dict[str, Any]:
+        return self.metadata.get("postprocess", {})
+
+    @property
+    def object_diameter(self) -> float | None:
+        """Typical object diameter (px) in the training data; rescaling aims at it."""
+        return self.metadata.get("object_diameter")
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("napari-unet-seg")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return "unknown"
+
+
+def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``model`` as one safetensors file (atomically: temp file + rename).
+
+    Refuses to replace an existing file unless ``overwrite`` is true: model
+    files are user work.
+    """
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    if path.exists() and not overwrite:
+        raise ModelFileError(f"{path} already exists; choose another name (model files are never overwritten)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = copy.deepcopy(model.metadata)
+    metadata.update(
+        format="napari-unet-seg",
+        format_version=FORMAT_VERSION,
+        name=metadata.get("name") or path.stem,
+        architecture={"type": "UNet", **model.net.config()},
+        package_version=_package_version(),
+    )
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.net.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+        if path.exists() and not overwrite:  # lost a race with another writer
+            raise ModelFileError(f"{path} already exists; choose another name")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a model file, without loading the weights."""
+    path = Path(path)
+    _refuse_unsafe(path)
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if not 2 <= header_len <= 100_000_000:
+                raise ValueError
+            header = json.loads(f.read(header_len))
+        metadata = json.loads(header["__metadata__"][METADATA_KEY])
+    except FileNotFoundError:
+        raise ModelFileError(f"model file not found: {path}") from None
+    except (ValueError, KeyError, TypeError, OSError):
+        raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != "napari-unet-seg":
+        raise ModelFileError(f"{path} is not a napari-unet-seg model file")
+    if metadata.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was written by a newer napari-unet-seg; please upgrade the plugin")
+    return metadata
+
+
+def _refuse_unsafe(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelFileError(
+            f"{path.name} is a PyTorch pickle, which can run arbitrary code when loaded; "
+            "napari-unet-seg only loads .safetensors model files"
+        )
+
+
+def load_model_file(path: str | os.PathLike) -> Model:
+    """Load a model file; every failure is a one-line :class:`ModelFileError`."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    arch = metadata.get("architecture", {})
+    try:
+        net = UNet(
+            in_channels=int(arch["in_channels"]),
+            num_classes=int(arch["num_classes"]),
+            depth=int(arch["depth"]),
+            base_channels=int(arch["base_channels"]),
+        )
+        state = load_file(str(path), device="cpu")
+        net.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{path.name} is damaged or incomplete: {first_line[:200]}") from None
+    if metadata.get("task") not in TASKS:
+        raise ModelFileError(f"{path.name}: unknown task {metadata.get('task')!r}")
+    net.eval()
+    return Model(net=net, metadata=metadata, name=metadata.get("name") or path.stem, path=path)
+
+
+def user_model_dir() -> Path:
+    """Where fine-tuned models live (a per-user data folder); overridable for tests."""
+    override = os.environ.get("NAPARI_UNET_SEG_MODEL_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("napari-unet-seg", appauthor=False)) / "models"
+
+
+def builtin_model_paths() -> dict[str, Path]:
+    """Models shipped inside the package, by name."""
+    folder = resources.files(BUILTIN_PACKAGE)
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(SUFFIX)
+    }
+
+
+def available_models() -> dict[str, Path]:
+    """Built-in and user models by name (a user model never hides a built-in one)."""
+    models: dict[str, Path] = {}
+    folder = user_model_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            models[path.stem] = path
+    models.update(builtin_model_paths())
+    return models
+
+
+_NAME = re.compile(r"^[\w.-]+$")
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A model name (built-in or user) or a file path -> the file's path."""
+    text = str(name_or_path)
+    models = available_models()
+    if text in models:
+        return models[text]
+    path = Path(text).expanduser()
+    if path.suffix or os.sep in text or path.exists():
+        _refuse_unsafe(path)
+        if not path.exists():
+            raise ModelFileError(f"model file not found: {path}")
+        return path
+    if text == DEFAULT_MODEL:
+        raise ModelFileError("the built-in 'nuclei' model is not installed in this copy of napari-unet-seg")
+    known = ", ".join(sorted(models)) or "none"
+    raise ModelFileError(f"no model named {text!r} (available: {known}); give a name or a .safetensors path")
+
+
+_CACHE: dict[tuple[str, float], Model] = {}
+
+
+def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
+    """Load a model by name (``"nuclei"``, a user model) or path; None = the default.
+
+    Loaded models are cached by path and modification time, so pressing
+    Segment twice does not rebuild the network.
+    """
+    path = resolve_model_path(DEFAULT_MODEL if name_or_path is None else name_or_path)
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _CACHE:
+        _CACHE[key] = load_model_file(path)
+    return _CACHE[key]
+
+
+def new_model(
+    task: str = "instances",
+    *,
+    in_channels: int = 1,
+    num_classes: int | None = None,
+    depth: int = 4,
+    base_channels: int = 16,
+    class_names: list[str] | None = None,
+) -> Model:
+    """A freshly initialised model with consistent metadata.
+
+    Instance models always have two output channels (foreground, centre map);
+    semantic models have one channel per class, background included.
+    """
+    metadata = default_metadata(task)
+    if task == "instances":
+        num_classes = 2
+        metadata["class_names"] = ["background", "object"]
+    else:
+        if num_classes is None or num_classes < 2:
+            raise ValueError("a semantic model needs at least 2 classes (background included)")
+        metadata["class_names"] = class_names or ["background"] + [f"class {i}" for i in range(1, num_classes)]
+    metadata["input"]["channels"] = in_channels
+    if in_channels > 1:
+        metadata["input"]["color"] = "channels"
+    net = UNet(in_channels=in_channels, num_classes=num_classes, depth=depth, base_channels=base_channels)
+    return Model(net=net, metadata=metadata)
+
+
+__all__ = [
+    "Model",
+    "ModelFileError",
+    "available_models",
+    "load_model",
+    "load_model_file",
+    "new_model",
+    "read_metadata",
+    "save_model",
+    "user_model_dir",
+]

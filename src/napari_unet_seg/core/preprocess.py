@@ -1,0 +1,160 @@
+"""Turn a user's image into what the network expects, identically on every path.
+
+Normalisation is percentile based and computed once per image (on a strided
+sample for huge lazy images), never per tile, so tiles agree with each other.
+The result is a lazy view: windows are read and normalised on demand, so dask
+and zarr inputs are never loaded whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_SAMPLE_PIXELS = 4_000_000
+RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def sample_pixels(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS) -> np.ndarray:
+    """A strided sample of a (..., H, W) array, read lazily if the array is lazy."""
+    shape = image.shape
+    h, w = shape[-2], shape[-1]
+    step = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
+    index = (Ellipsis, slice(None, None, step), slice(None, None, step))
+    return np.asarray(image[index])
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel percentile window and whether to invert (bright background)."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    invert: bool = False
+
+    def apply(self, window: np.ndarray) -> np.ndarray:
+        """Map a (C, h, w) window to float32 where the chosen percentiles become 0 and 1."""
+        low = np.asarray(self.low, dtype=np.float32)[:, None, None]
+        high = np.asarray(self.high, dtype=np.float32)[:, None, None]
+        out = (window.astype(np.float32, copy=False) - low) / np.maximum(high - low, 1e-6)
+        if self.invert:
+            out = 1.0 - out
+        return out
+
+
+def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normalization:
+    """Compute the percentiles of a (C, H, W) array once, from a sample."""
+    low_q = float(settings.get("low", 1.0))
+    high_q = float(settings.get("high", 99.8))
+    sample = sample_pixels(channels_first).astype(np.float32, copy=False)
+    sample = sample.reshape(sample.shape[0], -1)
+    low = np.percentile(sample, low_q, axis=1)
+    high = np.percentile(sample, high_q, axis=1)
+    flat = high <= low  # constant channel: fall back to its full range
+    if np.any(flat):
+        low = np.where(flat, sample.min(axis=1), low)
+        high = np.where(flat, np.maximum(sample.max(axis=1), low + 1), high)
+    invert_setting = settings.get("invert", "auto")
+    if invert_setting == "auto":
+        invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
+    else:
+        invert = bool(invert_setting) and invert_setting != "no"
+    return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert)
+
+
+def looks_bright_background(values: np.ndarray, low: float, high: float) -> bool:
+    """True for brightfield and stained images: most pixels sit near the top of the range."""
+    median = float(np.median(values))
+    return (median - low) / max(high - low, 1e-6) > 0.5
+
+
+class PreparedImage:
+    """A lazy (C, H, W) float32 view of a 2D image, normalised for a model.
+
+    ``source`` is (H, W), (H, W, 3|4) with ``rgb=True``, or (C, H, W). Colour
+    images are reduced to gray when the model takes one channel.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        in_channels: int,
+        normalization_settings: dict[str, Any],
+        rgb: bool = False,
+        normalization: Normalization | None = None,
+    ) -> None:
+        if rgb:
+            if source.ndim != 3 or source.shape[-1] not in (3, 4):
+                raise ValueError(f"an RGB image must have shape (H, W, 3 or 4), not {tuple(source.shape)}")
+        elif source.ndim not in (2, 3):
+            raise ValueError(f"expected a 2D image, got shape {tuple(source.shape)}")
+        self.source = source
+        self.rgb = rgb
+        self.in_channels = in_channels
+        self._gray = False
+        if rgb:
+            channels = 3
+        elif source.ndim == 2:
+            channels = 1
+        else:
+            channels = source.shape[0]
+        if channels != in_channels:
+            if in_channels == 1 and (rgb or channels in (3, 4)):
+                self._gray = True
+            else:
+                raise ValueError(
+                    f"the model expects {in_channels} channel(s) but the image has {channels}"
+                )
+        h, w = (source.shape[0], source.shape[1]) if rgb else source.shape[-2:]
+        self.shape = (in_channels, int(h), int(w))
+        self.ndim = 3
+        self.dtype = np.dtype(np.float32)
+        self.normalization = normalization or fit_normalization(_RawView(self), normalization_settings)
+
+    def read_raw(self, ys: slice, xs: slice) -> np.ndarray:
+        """(C, h, w) float32 before normalisation."""
+        if self.rgb:
+            window = np.asarray(self.source[ys, xs, :3], dtype=np.float32)
+            window = np.moveaxis(window, -1, 0)
+        elif self.source.ndim == 2:
+            window = np.asarray(self.source[ys, xs], dtype=np.float32)[None]
+        else:
+            window = np.asarray(self.source[:, ys, xs], dtype=np.float32)
+        if self._gray:
+            window = np.tensordot(RGB_WEIGHTS, window[:3], axes=1)[None]
+        return window
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        ys, xs = _spatial_slices(index)
+        return self.normalization.apply(self.read_raw(ys, xs))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:, :, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+class _RawView:
+    """Un-normalised view used to fit the normalisation."""
+
+    def __init__(self, prepared: PreparedImage) -> None:
+        self.prepared = prepared
+        self.shape = prepared.shape
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        ys, xs = _spatial_slices(index)
+        return self.prepared.read_raw(ys, xs)
+
+
+def _spatial_slices(index: tuple) -> tuple[slice, slice]:
+    if not isinstance(index, tuple):
+        index = (index,)
+    if index and index[0] is Ellipsis:
+        index = index[1:]
+    if len(index) == 3:
+        index = index[1:]
+    if len(index) != 2 or not all(isinstance(s, slice) for s in index):
+        raise IndexError("PreparedImage supports [..., ys, xs] slicing only")
+    return index[0], index[1]

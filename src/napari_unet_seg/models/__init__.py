@@ -1,0 +1,1 @@
+"""Built-in model files (safetensors), found by name."""

@@ -1,0 +1,135 @@
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+import zarr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from napari_unet_seg import Cancelled, UNet, predict_tiled
+from napari_unet_seg.core import tiling
+from napari_unet_seg.core.tiling import minimum_tile_size, plan_windows
+
+from helpers import randomize_batchnorm
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(1)
+    net = UNet(1, 2, depth=2, base_channels=4)
+    randomize_batchnorm(net)
+    return net.eval()
+
+
+def whole(net, image):
+    return predict_tiled(net, image, tile_size=10**6, precision="fp32", device="cpu")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    h=st.integers(1, 150),
+    w=st.integers(1, 150),
+    tile=st.integers(1, 120),
+    seed=st.integers(0, 10),
+)
+def test_tiled_equals_single_window(net, h, w, tile, seed):
+    image = np.random.default_rng(seed).random((h, w), dtype=np.float32)
+    tiled = predict_tiled(net, image, tile_size=tile, precision="fp32", device="cpu")
+    assert tiled.shape == (2, h, w) and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole(net, image), atol=1e-3)
+
+
+def test_margin_matters(net, monkeypatch):
+    """The test above can fail: with too small a margin the tiles disagree."""
+    image = np.random.default_rng(0).random((160, 160), dtype=np.float32)
+    reference = whole(net, image)
+    monkeypatch.setattr(tiling, "minimum_tile_size", lambda n: 8)
+    original = tiling.plan_windows
+    monkeypatch.setattr(tiling, "plan_windows", lambda h, w, win, margin, grid: original(h, w, win, 0, grid))
+    tiled = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu")
+    assert np.abs(tiled - reference).max() > 1e-3
+
+
+def test_windows_cover_image_exactly_once():
+    for h, w, win, margin, grid in [(1, 1, 32, 8, 16), (100, 37, 48, 8, 16), (515, 300, 64, 16, 16)]:
+        ph, pw, windows = plan_windows(h, w, win, margin, grid)
+        cover = np.zeros((ph, pw), int)
+        for wdw in windows:
+            assert wdw.y0 % grid == 0 and wdw.x0 % grid == 0
+            assert 0 <= wdw.y0 and wdw.y1 <= ph and 0 <= wdw.x0 and wdw.x1 <= pw
+            cover[wdw.keep_y0:wdw.keep_y1, wdw.keep_x0:wdw.keep_x1] += 1
+        assert (cover == 1).all()
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.uint16, np.int16, np.int32, np.float16, np.float32, np.float64, bool]
+)
+def test_every_dtype(net, dtype):
+    rng = np.random.default_rng(0)
+    image = (rng.random((40, 50)) * (1 if dtype in (bool, np.float16, np.float32, np.float64) else 200)).astype(dtype)
+    out = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu")
+    np.testing.assert_allclose(out, whole(net, image.astype(np.float32)), atol=1e-3)
+
+
+def test_lazy_and_non_contiguous_inputs(net):
+    base = np.random.default_rng(3).random((90, 140), dtype=np.float32)
+    reference = whole(net, base[:, ::2])
+    for image in (base[:, ::2], da.from_array(base, chunks=32)[:, ::2]):
+        np.testing.assert_allclose(predict_tiled(net, image, tile_size=40, precision="fp32"), reference, atol=1e-3)
+    z = zarr.create_array(store={}, shape=(90, 70), chunks=(32, 32), dtype="f4")
+    z[:] = base[:, ::2]
+    np.testing.assert_allclose(predict_tiled(net, z, tile_size=40, precision="fp32"), reference, atol=1e-3)
+
+
+def test_output_into_preallocated_store(net):
+    image = np.random.default_rng(4).random((70, 90), dtype=np.float32)
+    out = zarr.create_array(store={}, shape=(2, 70, 90), chunks=(2, 32, 32), dtype="f4")
+    predict_tiled(net, image, tile_size=40, out=out, precision="fp32")
+    np.testing.assert_allclose(out[:], whole(net, image), atol=1e-3)
+
+
+def test_multichannel_and_channel_mismatch():
+    net = UNet(3, 2, depth=1, base_channels=4).eval()
+    assert predict_tiled(net, np.zeros((3, 20, 20), np.float32)).shape == (2, 20, 20)
+    with pytest.raises(ValueError, match="expects 3 channel"):
+        predict_tiled(net, np.zeros((20, 20), np.float32))
+
+
+def test_progress_and_cancel(net):
+    image = np.zeros((200, 200), np.float32)
+    calls = []
+    predict_tiled(net, image, tile_size=48, progress=lambda d, t: calls.append((d, t)))
+    assert calls and calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+    seen = []
+
+    def cancel():
+        seen.append(1)
+        return len(seen) > 2
+
+    with pytest.raises(Cancelled):
+        predict_tiled(net, image, tile_size=48, progress=lambda d, t: None, cancel=cancel)
+    assert len(seen) == 3
+
+
+def test_minimum_tile_covers_receptive_field():
+    net = UNet(1, 2, depth=4, base_channels=4)
+    assert minimum_tile_size(net) >= 2 * net.receptive_radius
+    assert minimum_tile_size(net) % 16 == 0
+
+
+def test_bf16_close_to_fp32(net):
+    image = np.random.default_rng(5).random((64, 64), dtype=np.float32)
+    fp32 = whole(net, image)
+    bf16 = predict_tiled(net, image, precision="bf16", device="cpu")
+    assert np.abs(bf16 - fp32).max() < 0.1 * max(1.0, float(np.abs(fp32).max()))
+
+
+def test_unknown_device_is_a_clear_error(net):
+    from napari_unet_seg.core.devices import DeviceError
+
+    with pytest.raises(DeviceError, match="unknown device"):
+        predict_tiled(net, np.zeros((8, 8)), device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="not available"):
+            predict_tiled(net, np.zeros((8, 8)), device="cuda")

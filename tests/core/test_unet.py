@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from napari_unet_seg import UNet
+
+
+def test_classic_unet_has_31_million_parameters():
+    net = UNet(1, 2, depth=4, base_channels=64)
+    assert round(sum(p.numel() for p in net.parameters()) / 1e6, 1) == 31.0
+
+
+@pytest.mark.parametrize("depth,width,classes", [(1, 4, 1), (2, 4, 3), (3, 8, 2)])
+def test_forward_keeps_spatial_size_and_returns_logits(depth, width, classes):
+    net = UNet(2, classes, depth=depth, base_channels=width).eval()
+    x = torch.randn(2, 2, 8 * 2**depth, 4 * 2**depth)
+    y = net(x)
+    assert y.shape == (2, classes, x.shape[2], x.shape[3])
+    assert isinstance(list(net.children())[-1], torch.nn.Conv2d)  # logits: no sigmoid/softmax at the end
+
+
+def test_structure_is_classic():
+    net = UNet(1, 2, depth=3, base_channels=8)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 2 * (2 * 3 + 1)  # two per level, encoder + decoder + bottleneck
+    assert len([m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]) == len(convs)
+    ups = [m for m in net.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(ups) == 3 and all(u.kernel_size == (2, 2) and u.stride == (2, 2) for u in ups)
+    assert net.bottleneck[0].out_channels == 8 * 2**3
+
+
+def test_bad_hyperparameters_are_refused():
+    with pytest.raises(ValueError):
+        UNet(1, 2, depth=0)
