@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..__about__ import __version__
-from . import models, predict
+from . import evaluate, models, predict
 
-SUBCOMMANDS = [predict, models]
+SUBCOMMANDS = [predict, models, evaluate]
 
 
 class UserError(Exception):

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import tifffile
+
+from helpers import synthetic_nuclei
+from napari_unet_seg import save_model
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.baseline import classical_nuclei
+from napari_unet_seg.core.metrics import average_precision
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--model", "--device", "--tile-size", "--batch-size", "-o"):
+        assert option in text
+
+
+def test_models_lists_user_models(capsys, private_model_dir, tiny_model):
+    save_model(tiny_model, private_model_dir / "mine")
+    assert main(["models"]) == 0
+    assert "mine" in capsys.readouterr().out
+
+
+def test_unknown_model_is_one_line_on_stderr(capsys, tmp_path):
+    code = main(["predict", str(tmp_path / "x.tif"), "-o", str(tmp_path / "out"), "--model", "nope"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no model named 'nope'" in err
+
+
+def test_evaluate_scores_model_and_baseline(capsys, tmp_path, tiny_model):
+    image, labels = synthetic_nuclei((80, 90), n=8, seed=1)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    path = save_model(tiny_model, tmp_path / "m")
+    code = main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), "--model", str(path),
+                 "--baseline", "--csv", str(tmp_path / "s.csv")])
+    out = capsys.readouterr().out
+    assert code == 0 and "AP50" in out and "baseline" in out and (tmp_path / "s.csv").exists()
+    assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), str(tmp_path / "lab.tif")]) == 2
+
+
+def test_classical_baseline_finds_separated_disks():
+    image, labels = synthetic_nuclei((128, 128), n=10, seed=3)
+    assert average_precision(labels, classical_nuclei(image)) > 0.8
+    assert classical_nuclei(np.zeros((10, 10))).max() == 0

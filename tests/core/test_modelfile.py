@@ -1,0 +1,94 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet_seg import ModelFileError, available_models, load_model, new_model, save_model
+from napari_unet_seg.core.modelfile import load_model_file, read_metadata
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path, tiny_model):
+    tiny_model.metadata["class_names"] = ["background", "nucleus"]
+    tiny_model.metadata["training"] = {"steps": 3}
+    path = save_model(tiny_model, tmp_path / "my model")
+    assert path.name == "my model.safetensors"
+    loaded = load_model(path)
+    assert loaded.task == "instances" and loaded.class_names == ["background", "nucleus"]
+    meta = read_metadata(path)
+    assert meta["architecture"] == {"type": "UNet", "in_channels": 1, "num_classes": 2, "depth": 2, "base_channels": 4}
+    assert meta["training"] == {"steps": 3} and "package_version" in meta
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_array_equal(tiny_model.net.eval()(x).numpy(), loaded.net(x).numpy())
+
+
+def test_never_overwrites(tmp_path, tiny_model):
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+    before = path.read_bytes()
+    with pytest.raises(ModelFileError, match="already exists"):
+        save_model(new_model(depth=1, base_channels=2), path)
+    assert path.read_bytes() == before
+
+
+def test_pickle_with_payload_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for suffix in (".pt", ".pth", ".ckpt"):
+        path = tmp_path / f"evil{suffix}"
+        path.write_bytes(pickle.dumps({"state_dict": Payload()}))
+        with pytest.raises(ModelFileError, match="pickle"):
+            load_model(path)
+    # a pickle renamed to .safetensors is just a foreign file
+    disguised = tmp_path / "evil.safetensors"
+    disguised.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ModelFileError, match="not a napari-unet-seg model"):
+        load_model(disguised)
+    assert not marker.exists()
+
+
+def test_corrupt_and_foreign_files_give_one_line_errors(tmp_path, tiny_model):
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 7)
+    good = save_model(tiny_model, tmp_path / "good")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    for path in (foreign, garbage, truncated, tmp_path / "missing.safetensors"):
+        with pytest.raises(ModelFileError) as info:
+            load_model_file(path)
+        assert "\n" not in str(info.value)
+
+
+def test_wrong_architecture_in_metadata(tmp_path, tiny_model):
+    from safetensors.torch import load_file, save_file
+
+    path = save_model(tiny_model, tmp_path / "m")
+    meta = read_metadata(path)
+    meta["architecture"]["base_channels"] = 8
+    save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={"napari_unet_seg": json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="damaged"):
+        load_model(tmp_path / "bad.safetensors")
+
+
+def test_user_models_are_listed_and_loadable_by_name(private_model_dir, tiny_model):
+    save_model(tiny_model, private_model_dir / "mine")
+    assert "mine" in available_models()
+    assert load_model("mine").net.depth == 2
+    with pytest.raises(ModelFileError, match="no model named"):
+        load_model("nonexistent")
+
+
+def test_semantic_model_needs_classes():
+    with pytest.raises(ValueError):
+        new_model("semantic", num_classes=1)
+    m = new_model("semantic", num_classes=3, depth=1, base_channels=2)
+    assert m.class_names == ["background", "class 1", "class 2"] and m.net.num_classes == 3
