@@ -133,3 +133,26 @@ def test_unknown_device_is_a_clear_error(net):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="not available"):
             predict_tiled(net, np.zeros((8, 8)), device="cuda")
+
+
+def test_out_of_memory_retries_with_smaller_windows_then_says_so(net, monkeypatch):
+    from napari_unet_seg.core.tiling import OutOfMemory
+
+    image = np.random.default_rng(6).random((150, 150), dtype=np.float32)
+    reference = whole(net, image)
+    forward = type(net).forward
+    seen = []
+
+    def limited(self, x, limit=[80 * 80]):
+        seen.append(tuple(x.shape))
+        if x.shape[0] * x.shape[2] * x.shape[3] > limit[0]:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, x)
+
+    monkeypatch.setattr(type(net), "forward", limited)
+    out = predict_tiled(net, image, tile_size=96, batch_size=4, precision="fp32", device="cpu")
+    np.testing.assert_allclose(out, reference, atol=1e-3)
+    assert seen[0][0] == 4 and seen[-1][0] == 1 and seen[-1][2] < 96  # shrank the batch, then the windows
+    monkeypatch.setattr(type(net), "forward", lambda self, x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
+    with pytest.raises(OutOfMemory, match="smallest|even with"):
+        predict_tiled(net, image, tile_size=256, batch_size=2, device="cpu")

@@ -112,29 +112,19 @@ def _read_window(image: Any, win: Window, height: int, width: int) -> np.ndarray
     return data
 
 
-def predict_tiled(
+def _predict_once(
     net: UNet,
     image: Any,
     *,
-    tile_size: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    progress: ProgressCallback | None = None,
-    cancel: CancelCallback | None = None,
-    out: Any | None = None,
+    tile_size: int,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    progress: ProgressCallback | None,
+    cancel: CancelCallback | None,
+    out: Any | None,
 ) -> np.ndarray:
-    """Run ``net`` over ``image`` in windows and return float32 logits (classes, H, W).
-
-    ``image`` is (H, W) or (C, H, W), any numeric or bool dtype, numpy, dask,
-    zarr or anything sliceable; it is passed to the network as is (no
-    normalisation here). ``tile_size`` is the side of the window the network
-    sees (rounded to the grid, at least :func:`minimum_tile_size`); None picks
-    one for the device. ``out`` may be a preallocated (classes, H, W) array
-    (e.g. zarr) so that memory does not grow with the image.
-    ``progress(done, total)`` is called after each batch and ``cancel()``
-    checked before each; a true answer raises :class:`Cancelled`.
-    """
+    """One attempt of :func:`predict_tiled` with fixed window and batch sizes."""
     shape = tuple(image.shape)
     if len(shape) == 2:
         channels, height, width = 1, shape[0], shape[1]
@@ -147,13 +137,10 @@ def predict_tiled(
     if height < 1 or width < 1:
         raise ValueError(f"image is empty (shape {shape})")
 
-    torch_device = resolve_device(device)
+    torch_device = device
     precision = resolve_precision(precision, torch_device)
-    batch_size = batch_size or (4 if torch_device.type == "cuda" else 1)
     grid = net.size_multiple
     margin = math.ceil(net.receptive_radius / grid) * grid
-    if tile_size is None:
-        tile_size = default_tile_size(net, torch_device, batch_size)
     tile_size = max(int(tile_size), minimum_tile_size(net))
     tile_size = math.ceil(tile_size / grid) * grid
 
@@ -203,3 +190,64 @@ def _group_by_shape(windows: list[Window]) -> list[list[Window]]:
     for w in windows:
         groups.setdefault((w.y1 - w.y0, w.x1 - w.x0), []).append(w)
     return list(groups.values())
+
+
+class OutOfMemory(MemoryError):
+    """The device ran out of memory even with the smallest windows."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def predict_tiled(
+    net: UNet,
+    image: Any,
+    *,
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+    out: Any | None = None,
+) -> np.ndarray:
+    """Run ``net`` over ``image`` in windows and return float32 logits (classes, H, W).
+
+    ``image`` is (H, W) or (C, H, W), any numeric or bool dtype, numpy, dask,
+    zarr or anything sliceable; it is passed to the network as is (no
+    normalisation here). ``tile_size`` is the side of the window the network
+    sees (rounded to the grid, at least :func:`minimum_tile_size`); None picks
+    one for the device. ``out`` may be a preallocated (classes, H, W) array
+    (e.g. zarr) so that memory does not grow with the image.
+    ``progress(done, total)`` is called after each batch and ``cancel()``
+    checked before each; a true answer raises :class:`Cancelled`.
+
+    When the device runs out of memory, the cache is freed and the run is
+    retried with half the batch, then smaller windows; only when the
+    smallest window does not fit is :class:`OutOfMemory` raised.
+    """
+    torch_device = resolve_device(device)
+    batch = batch_size or (4 if torch_device.type == "cuda" else 1)
+    tile = tile_size if tile_size is not None else default_tile_size(net, torch_device, batch)
+    while True:
+        try:
+            return _predict_once(
+                net, image, tile_size=tile, batch_size=batch, device=torch_device, precision=precision,
+                progress=progress, cancel=cancel, out=out,
+            )
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                raise
+            if torch_device.type == "cuda":
+                torch.cuda.empty_cache()
+            smallest = minimum_tile_size(net)
+            if batch > 1:
+                batch //= 2
+            elif tile > smallest:
+                tile = max(smallest, tile // 2)
+            else:
+                raise OutOfMemory(
+                    f"{torch_device.type} ran out of memory even with {smallest}px windows one at a time; "
+                    "close other programs using the GPU or choose the CPU"
+                ) from None
