@@ -1,0 +1,1 @@
+"""Thin Qt dock widgets over the Qt-free core: Segment, Train, Batch segment."""

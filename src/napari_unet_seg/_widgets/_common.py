@@ -1,0 +1,88 @@
+"""Small generic Qt helpers shared by the plugin's dock widgets."""
+
+from __future__ import annotations
+
+import time
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+
+AUTO = "auto"
+
+
+def auto_spinbox(maximum: int, *, step: int = 1, tooltip: str = "") -> QSpinBox:
+    """An integer box where 0 reads "auto", so leaving it alone means "let the core choose"."""
+    box = QSpinBox()
+    box.setRange(0, maximum)
+    box.setSingleStep(step)
+    box.setSpecialValueText(AUTO)
+    box.setToolTip(tooltip)
+    return box
+
+
+def auto_double_spinbox(maximum: float, *, suffix: str = "", tooltip: str = "") -> QDoubleSpinBox:
+    """A decimal box where 0 reads "auto"."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, maximum)
+    box.setDecimals(1)
+    box.setSuffix(suffix)
+    box.setSpecialValueText(AUTO)
+    box.setToolTip(tooltip)
+    return box
+
+
+def value_or_none(box: QSpinBox | QDoubleSpinBox) -> int | float | None:
+    """The box's value, or None when it shows "auto"."""
+    value = box.value()
+    return value if value else None
+
+
+def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QFormLayout]:
+    """A titled section with a label/field form inside, for grouping related settings."""
+    group = QGroupBox(title, parent)
+    form = QFormLayout(group)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    form.setContentsMargins(6, 6, 6, 6)
+    return group, form
+
+
+class ProgressRelay(QObject):
+    """Carry ``progress(done, total)`` calls from a worker thread to the main thread.
+
+    The core reports progress through a plain callback; this turns it into a
+    queued Qt signal, rate-limited so that many tiny batches cannot flood the
+    event loop (the last call of a run is always delivered).
+    """
+
+    progressed = Signal(int, int)
+
+    def __init__(self, min_interval: float = 0.1, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._min_interval = min_interval
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - self._last >= self._min_interval:
+            self._last = now
+            self.progressed.emit(int(done), int(total))
+
+
+def format_seconds(seconds: float) -> str:
+    """"42 s" or "3 min 5 s": short enough for a status line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """"12/40 windows, ~30 s left" from a running count and the time spent so far."""
+    text = f"{done}/{total} windows"
+    if 0 < done < total and elapsed > 0:
+        text += f", ~{format_seconds(elapsed / done * (total - done))} left"
+    return text
+

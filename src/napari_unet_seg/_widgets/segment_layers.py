@@ -1,0 +1,166 @@
+"""Between napari layers and the Segment job: what to read, where results go.
+
+Everything here runs on the main thread. The one rule that matters: a result
+layer is updated in place only while it still holds exactly what the plugin
+wrote; once the user has painted on it, a new layer is made instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.viewer import Viewer
+
+METADATA_KEY = "napari_unet_seg"
+FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
+
+
+def source_array(layer: Image) -> Any:
+    """The full-resolution data of an image layer (level 0 of a multiscale pyramid), unread."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def is_lazy(array: Any) -> bool:
+    return not isinstance(array, np.ndarray)
+
+
+def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
+    """Scale, translate, units and axis labels of ``layer`` without its channel axis, so results overlay."""
+    keys = ("scale", "translate", "units", "axis_labels")
+    values = {key: list(getattr(layer, key)) for key in keys if hasattr(layer, key)}
+    if channel_axis is not None:
+        axis = channel_axis % layer.ndim
+        for value in values.values():
+            del value[axis]
+    if "units" in values:
+        values["units"] = [str(unit) for unit in values["units"]]
+    return {key: tuple(value) for key, value in values.items()}
+
+
+def current_plane(viewer: Viewer, layer: Image, lead_ndim: int, channel_axis: int | None) -> tuple[int, ...]:
+    """The leading (Z/T) index of ``layer`` at the viewer's current position."""
+    point = viewer.dims.point[-layer.ndim:]
+    coords = [round(c) for c in layer.world_to_data(point)]
+    if channel_axis is not None:
+        del coords[channel_axis % layer.ndim]
+    shape = source_array(layer).shape
+    if channel_axis is not None:
+        shape = tuple(s for i, s in enumerate(shape) if i != channel_axis % len(shape))
+    return tuple(int(np.clip(c, 0, n - 1)) for c, n in zip(coords[:lead_ndim], shape[:lead_ndim]))
+
+
+def fingerprint(data: Any) -> str | None:
+    """A hash of in-memory labels, to notice edits made without paint events; None when too costly."""
+    if not isinstance(data, np.ndarray) or data.nbytes > FINGERPRINT_LIMIT:
+        return None
+    return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
+
+
+def _mark_edited(event: Any) -> None:
+    info = event.source.metadata.get(METADATA_KEY)
+    if isinstance(info, dict):
+        info["edited"] = True
+
+
+def is_pristine(layer: Labels) -> bool:
+    """True while the layer holds exactly what the plugin last wrote into it."""
+    info = layer.metadata.get(METADATA_KEY)
+    if not isinstance(info, dict) or info.get("edited"):
+        return False
+    stored = info.get("fingerprint")
+    return stored is None or stored == fingerprint(layer.data)
+
+
+def result_layers(viewer: Viewer, image_name: str) -> list[Labels]:
+    """Labels layers the plugin made from the image called ``image_name``, newest last."""
+    return [
+        layer for layer in viewer.layers
+        if isinstance(layer, Labels) and isinstance(layer.metadata.get(METADATA_KEY), dict)
+        and layer.metadata[METADATA_KEY].get("source") == image_name
+    ]
+
+
+def unique_name(viewer: Viewer, base: str) -> str:
+    """``base``, or ``base (2)``, ``base (3)``... whichever is free."""
+    names = {layer.name for layer in viewer.layers}
+    if base not in names:
+        return base
+    n = 2
+    while f"{base} ({n})" in names:
+        n += 1
+    return f"{base} ({n})"
+
+
+def publish_labels(
+    viewer: Viewer,
+    image: Image,
+    labels: Any,
+    planes: tuple[tuple[int, ...], ...],
+    *,
+    all_planes: bool,
+    channel_axis: int | None,
+    provenance: dict[str, Any],
+) -> tuple[Labels, str]:
+    """Put a result into the viewer; returns the layer and "created", "updated" or "protected".
+
+    "protected" means a result layer existed but held user edits, so a new
+    layer was made next to it.
+    """
+    previous = result_layers(viewer, image.name)
+    target = next(
+        (layer for layer in reversed(previous) if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer)),
+        None,
+    )
+    if target is not None:
+        if all_planes:
+            target.data = labels
+        else:
+            _write_planes(target, labels, planes)
+        _record(target, image.name, provenance)
+        return target, "updated"
+    status = "protected" if previous else "created"
+    layer = viewer.add_labels(
+        labels, name=unique_name(viewer, f"{image.name} labels"), **spatial_kwargs(image, channel_axis)
+    )
+    layer.events.paint.connect(_mark_edited)
+    _record(layer, image.name, provenance)
+    return layer, status
+
+
+def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ...], ...]) -> None:
+    data = layer.data
+    needed = max((int(labels[idx].max(initial=0)) for idx in planes), default=0)
+    if np.issubdtype(data.dtype, np.integer) and needed > np.iinfo(data.dtype).max:
+        data = data.astype(np.uint32)
+    for idx in planes:
+        data[idx] = labels[idx]
+    if data is layer.data:
+        layer.refresh()
+    else:
+        layer.data = data
+
+
+def _record(layer: Labels, image_name: str, provenance: dict[str, Any]) -> None:
+    layer.metadata[METADATA_KEY] = {
+        "source": image_name, **provenance, "edited": False, "fingerprint": fingerprint(layer.data),
+    }
+
+
+def publish_probabilities(viewer: Viewer, image: Image, probabilities: np.ndarray, class_names: list[str],
+                          *, channel_axis: int | None, labels_ndim: int) -> None:
+    """Add (or refresh) "<image> probability" image layers; they hold no user work, so they are replaced."""
+    kwargs = spatial_kwargs(image, channel_axis)
+    maps = [probabilities] if probabilities.ndim == labels_ndim else list(np.moveaxis(probabilities, -3, 0))
+    names = [f"{image.name} probability"] if len(maps) == 1 else [
+        f"{image.name} p({name})" for name in (class_names[1:] + [str(i) for i in range(len(class_names), 99)])
+    ]
+    for data, name in zip(maps, names):
+        if name in viewer.layers and isinstance(viewer.layers[name], Image) \
+                and viewer.layers[name].data.shape == data.shape:
+            viewer.layers[name].data = data
+        else:
+            viewer.add_image(data, name=name, colormap="magma", blending="additive",
+                             contrast_limits=(0.0, 1.0), **kwargs)

@@ -1,0 +1,143 @@
+"""Pickers for the Segment widget: an image layer that follows the selection, and a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from napari.layers import Image
+from napari.utils.notifications import show_error
+from napari.viewer import Viewer
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+from ..core.modelfile import DEFAULT_MODEL, ModelFileError, available_models, read_metadata
+
+LOAD_FROM_FILE = "Load from file…"
+
+
+class ImagePicker(QComboBox):
+    """Image layers of the viewer by name; jumps to whichever image layer becomes active."""
+
+    def __init__(self, viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.setToolTip("The image to segment. Follows the layer you select in the layer list.")
+        self.setPlaceholderText("no image layer")
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved):
+            event.connect(self._refresh)
+        viewer.layers.events.inserted.connect(self._watch_name)
+        viewer.layers.selection.events.active.connect(self._follow_active)
+        for layer in viewer.layers:
+            self._watch_name(layer)
+        self._refresh()
+        self._follow_active()
+
+    def layer(self) -> Image | None:
+        name = self.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def select(self, layer: Image) -> None:
+        self._refresh()
+        self.setCurrentText(layer.name)
+
+    def _watch_name(self, event_or_layer: Any = None) -> None:
+        layer = getattr(event_or_layer, "value", event_or_layer)
+        if isinstance(layer, Image):
+            layer.events.name.connect(self._refresh)
+
+    def _refresh(self, event: Any = None) -> None:
+        current = self.currentText()
+        names = [layer.name for layer in reversed(self.viewer.layers) if isinstance(layer, Image)]
+        if names == [self.itemText(i) for i in range(self.count())]:
+            return
+        self.clear()
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+
+    def _follow_active(self, event: Any = None) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image) and active.name != self.currentText():
+            self.setCurrentText(active.name)
+
+
+class ModelPicker(QWidget):
+    """Built-in and user models, files loaded by hand, and a refresh for newly trained ones."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        self.combo.setToolTip("Built-in models, your trained models, or a .safetensors model file.")
+        refresh = QPushButton("↻")
+        refresh.setFixedWidth(32)
+        refresh.setToolTip("Refresh the list (shows models trained since the widget opened)")
+        refresh.clicked.connect(self.refresh)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(refresh)
+        self._files: dict[str, Path] = {}
+        self._previous = 0
+        self.combo.activated.connect(self._on_activated)
+        self.combo.currentIndexChanged.connect(lambda _: self.changed.emit())
+        self.refresh()
+
+    def path(self) -> Path | None:
+        """The chosen model file, or None when there is no model to choose."""
+        data = self.combo.currentData()
+        return Path(data) if data and data != LOAD_FROM_FILE else None
+
+    def metadata(self) -> dict[str, Any] | None:
+        """The chosen model's metadata, or None (no model, or an unreadable file)."""
+        path = self.path()
+        try:
+            return read_metadata(path) if path else None
+        except ModelFileError:
+            return None
+
+    def refresh(self) -> None:
+        """Re-read the model folders, keeping the current choice when it still exists."""
+        current = self.combo.currentData()
+        models = available_models()
+        names = sorted(models, key=lambda n: (n != DEFAULT_MODEL, n.lower()))
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for name in names:
+            self.combo.addItem(name, str(models[name]))
+        for label, path in self._files.items():
+            self.combo.addItem(label, str(path))
+        if not names and not self._files:
+            self.combo.addItem("no model yet — train one or load a file", None)
+        self.combo.insertSeparator(self.combo.count())
+        self.combo.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
+        index = self.combo.findData(current) if current not in (None, LOAD_FROM_FILE) else -1
+        self.combo.setCurrentIndex(max(index, 0))
+        self._previous = self.combo.currentIndex()
+        self.combo.blockSignals(False)
+        self.changed.emit()
+
+    def add_file(self, path: str | Path) -> bool:
+        """Offer a model file (checked first) and select it; False with a notification if unusable."""
+        path = Path(path)
+        try:
+            metadata = read_metadata(path)
+        except ModelFileError as exc:
+            show_error(str(exc))
+            return False
+        label = f"{metadata.get('name') or path.stem} ({path.name})"
+        self._files[label] = path
+        self.refresh()
+        self.combo.setCurrentIndex(self.combo.findData(str(path)))
+        self._previous = self.combo.currentIndex()
+        return True
+
+    def _on_activated(self, index: int) -> None:
+        if self.combo.itemData(index) != LOAD_FROM_FILE:
+            self._previous = index
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Load a model", "", "napari-unet-seg models (*.safetensors)")
+        if not (path and self.add_file(path)):
+            self.combo.setCurrentIndex(self._previous)
