@@ -11,13 +11,17 @@ from .targets import IGNORE
 def instance_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Masked BCE + Dice on foreground plus masked BCE on the centre map.
 
-    ``target`` is (N, 3, H, W): foreground, centre map, weight (0 = ignore).
+    ``target`` is (N, 4, H, W): foreground, centre map, weight (0 = ignore) and
+    centre-map weight (:func:`.targets.instance_targets`); a 3-channel target
+    uses the weight for both. Every term is multiplied by its weight, so a
+    pixel of weight 0 has a gradient of exactly 0.
     """
     logits = logits.float()
     fg, centre, weight = target[:, 0], target[:, 1], target[:, 2]
+    centre_weight = target[:, 3] if target.shape[1] > 3 else weight
     total = weight.sum().clamp_min(1.0)
     bce_fg = (F.binary_cross_entropy_with_logits(logits[:, 0], fg, reduction="none") * weight).sum() / total
-    bce_centre = (F.binary_cross_entropy_with_logits(logits[:, 1], centre, reduction="none") * weight).sum() / total
+    bce_centre = (F.binary_cross_entropy_with_logits(logits[:, 1], centre, reduction="none") * centre_weight).sum() / total
     prob = torch.sigmoid(logits[:, 0]) * weight
     dice = 1 - (2 * (prob * fg).sum() + 1) / (prob.sum() + (fg * weight).sum() + 1)
     return bce_fg + bce_centre + dice

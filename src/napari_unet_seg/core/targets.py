@@ -35,10 +35,27 @@ def centre_map(labels: np.ndarray) -> np.ndarray:
 
 
 def instance_targets(labels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """(3, H, W) float32: foreground, centre map, and a 0/1 weight (0 = not annotated)."""
-    fg = (labels > 0).astype(np.float32)
-    weight = np.ones_like(fg) if valid is None else (np.asarray(valid) > 0).astype(np.float32)
-    return np.stack([fg, centre_map(labels), weight])
+    """(4, H, W) float32: foreground, centre map, weight (0 = not annotated), centre weight.
+
+    Targets in annotated pixels depend on annotated labels only, so what lies
+    outside the annotated region cannot teach anything. An object cut by the
+    region's edge has an unknown extent, hence an unknown centre: it still
+    teaches foreground but its centre-map weight is 0.
+    """
+    labels = np.asarray(labels)
+    if valid is None:
+        weight = np.ones(labels.shape, np.float32)
+        return np.stack([(labels > 0).astype(np.float32), centre_map(labels), weight, weight])
+    annotated = np.asarray(valid) > 0
+    known = np.where(annotated, labels, 0)
+    weight = annotated.astype(np.float32)
+    centre_weight = weight.copy()
+    edge = annotated & ndi.binary_dilation(~annotated)
+    cut = np.unique(known[edge])
+    cut = cut[cut > 0]
+    if len(cut):
+        centre_weight[np.isin(known, cut)] = 0
+    return np.stack([(known > 0).astype(np.float32), centre_map(known), weight, centre_weight])
 
 
 def semantic_targets(labels: np.ndarray, valid: np.ndarray | None = None, scribbles: bool = False) -> np.ndarray:

@@ -55,6 +55,8 @@ class TrainConfig:
     scribbles: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     eval_every: int = 50
+    eval_initial: bool = True  # score the starting weights, so training can never make things worse
+    preview_every: int = 20
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -72,6 +74,7 @@ class StepReport:
     seconds_left: float | None
     val_score: float | None = None
     best_score: float | None = None
+    scores: dict[str, float] | None = None
 
 
 @dataclass
@@ -84,9 +87,10 @@ class TrainResult:
     history: list[dict[str, float]]
     best_score: float | None
     cancelled: bool
+    best_scores: dict[str, float] | None = None
 
 
-class _Prepared:
+class PreparedPair:
     """A pair normalised once, kept in memory as float32 (C, H, W)."""
 
     def __init__(self, pair: TrainingPair, model: Model) -> None:
@@ -106,8 +110,17 @@ class _Prepared:
             raise ValueError("the annotated-region mask must have the same height and width as the labels")
         self.pair = pair
 
+    def box(self, margin: int = 32) -> tuple[slice, slice]:
+        """The annotated part plus some context: all that evaluation needs to predict."""
+        if self.valid is None or not self.valid.any():
+            return slice(None), slice(None)
+        ys, xs = np.nonzero(self.valid)
+        h, w = self.valid.shape
+        return (slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, h)),
+                slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)))
 
-def _sample(prepared: _Prepared, model: Model, config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+
+def _sample(prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = config.augment.scale_range
     scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
     # prefer crops that contain annotation when the annotated region is small
@@ -123,7 +136,8 @@ def _sample(prepared: _Prepared, model: Model, config: TrainConfig, rng: np.rand
         img, lab, val = flip_rotate([img, lab, val], rng)
     if model.task == "instances":
         if config.augment.intensity:
-            img = augment_intensity(img, lab, config.augment, rng)
+            # per-object augmentation sees annotated objects only: unannotated labels teach nothing
+            img = augment_intensity(img, np.where(val > 0, lab, 0), config.augment, rng)
         return img, instance_targets(lab, val)
     if config.augment.intensity:
         img = augment_intensity(img, None, replace(config.augment, dim_objects=False, texture=False), rng)
@@ -134,30 +148,52 @@ def loss_for(model: Model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     return instance_loss if model.task == "instances" else semantic_loss
 
 
+def predict_annotated(
+    model: Model, item: PreparedPair, *, device: str = "auto", precision: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Labels predicted around a pair's annotation, with the truth and valid mask of that box."""
+    ys, xs = item.box()
+    logits = predict_tiled(model.net, item.image[:, ys, xs], device=device, precision=precision)
+    pred = logits_to_labels(logits, model.task, model.postprocess)
+    return pred, item.labels[ys, xs], None if item.valid is None else item.valid[ys, xs]
+
+
+def _score(
+    model: Model, items: Sequence[PreparedPair], *, device: str, precision: str, scribbles: bool,
+) -> dict[str, float]:
+    """Scores of the current weights on prepared pairs, predicting only around their annotation."""
+    aps, dices, ious = [], [], []
+    for item in items:
+        pred, truth, valid = predict_annotated(model, item, device=device, precision=precision)
+        if model.task == "instances":
+            if valid is not None:
+                pred, truth = np.where(valid, pred, 0), np.where(valid, truth, 0)
+            aps.append(average_precision(truth, pred))
+            dices.append(dice(truth, pred))
+        else:
+            target = semantic_targets(truth, valid, scribbles=scribbles)
+            ious.append(mean_iou(target, pred, len(model.class_names)))
+    if model.task == "instances":
+        return {"ap50": float(np.mean(aps)), "dice": float(np.mean(dices))}
+    ious = [v for v in ious if not math.isnan(v)]
+    return {"mean_iou": float(np.mean(ious)) if ious else float("nan")}
+
+
 def evaluate_pairs(
     model: Model, pairs: Sequence[TrainingPair], *, device: str = "auto", precision: str = "auto",
     scribbles: bool = False,
 ) -> dict[str, float]:
-    """Mean AP@0.5 and Dice (instances) or mean IoU over classes (semantic) on annotated pairs."""
-    from .pipeline import predict_logits
+    """Mean AP@0.5 and Dice (instances) or mean IoU over classes (semantic) on annotated pairs.
 
-    aps, dices, ious = [], [], []
-    for pair in pairs:
-        logits = predict_logits(model, pair.image, rgb=pair.rgb, device=device, precision=precision)
-        pred = logits_to_labels(logits, model.task, model.postprocess)
-        truth = np.asarray(pair.labels)
-        if model.task == "instances":
-            if pair.valid is not None:
-                pred = np.where(pair.valid > 0, pred, 0)
-                truth = np.where(pair.valid > 0, truth, 0)
-            aps.append(average_precision(truth, pred))
-            dices.append(dice(truth, pred))
-        else:
-            target = semantic_targets(truth, pair.valid, scribbles=scribbles)
-            ious.append(mean_iou(target, pred, len(model.class_names)))
-    if model.task == "instances":
-        return {"ap50": float(np.mean(aps)), "dice": float(np.mean(dices))}
-    return {"mean_iou": float(np.nanmean(ious))}
+    Only annotated pixels count: a ``valid`` mask limits both truth and prediction.
+    """
+    items = [PreparedPair(p, model) for p in pairs]
+    return _score(model, items, device=device, precision=precision, scribbles=scribbles)
+
+
+def main_score(scores: dict[str, float]) -> float:
+    """The one number the best checkpoint is chosen by."""
+    return scores.get("ap50", scores.get("mean_iou", float("nan")))
 
 
 def mean_iou(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
@@ -181,18 +217,25 @@ def train(
     val_pairs: Sequence[TrainingPair] = (),
     progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    preview: Callable[[Model], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``pairs``; keep the best weights (by ``val_pairs`` when given)."""
+    """Train ``model`` in place on ``pairs``; keep the best weights (by ``val_pairs`` when given).
+
+    ``preview(model)`` is called every ``config.preview_every`` steps with the
+    network in eval mode (from this thread), so a GUI can show the model as it
+    learns. Cancelling stops after the current step and still returns the best
+    weights seen.
+    """
     if not pairs:
         raise ValueError("nothing to train on: give at least one annotated image")
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    prepared = [_Prepared(p, model) for p in pairs]
+    prepared = [PreparedPair(p, model) for p in pairs]
+    val_prepared = [PreparedPair(p, model) for p in val_pairs]
     weights = np.array(
-        [p.pair.weight if p.pair.weight is not None else max(p.image.shape[1] * p.image.shape[2], 1) for p in prepared],
-        float,
+        [p.pair.weight if p.pair.weight is not None else max(_annotated_area(p), 1) for p in prepared], float,
     )
     weights /= weights.sum()
 
@@ -203,10 +246,23 @@ def train(
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, min(50, config.max_steps // 10))
     loss_fn = loss_for(model)
-    best_state = copy.deepcopy(net.state_dict())
-    best_score: float | None = None
     history: list[dict[str, float]] = []
     start = time.monotonic()
+    best: dict[str, Any] = {"score": None, "key": None, "state": None, "scores": None}
+
+    def evaluate(step: int) -> dict[str, float]:
+        """Score the current weights on held-out data; remember them if they are the best."""
+        net.eval()
+        scores = _score(model, val_prepared, device=str(device), precision=precision, scribbles=config.scribbles)
+        net.to(memory_format=memory_format)
+        value = main_score(scores)
+        key = (value, scores.get("dice", 0.0))  # ties go to the later (longer trained) weights
+        if best["score"] is None or (not math.isnan(value) and key >= best["key"]):
+            best.update(score=value, key=key, state=copy.deepcopy(net.state_dict()), scores=dict(scores, step=step))
+        return scores
+
+    if val_prepared and config.eval_initial:
+        history.append({"step": 0, "seconds": time.monotonic() - start, **evaluate(0)})
     cancelled = False
     step = 0
     running = None
@@ -237,27 +293,40 @@ def train(
         value = float(loss.detach())
         running = value if running is None else 0.9 * running + 0.1 * value
         record: dict[str, float] = {"step": step, "loss": value, "seconds": time.monotonic() - start}
-        val_score = None
-        last = step == config.max_steps
-        if (step % config.eval_every == 0 or last) and val_pairs:
-            net.eval()
-            scores = evaluate_pairs(model, val_pairs, device=str(device), precision=precision, scribbles=config.scribbles)
-            val_score = scores.get("ap50", scores.get("mean_iou"))
+        scores = None
+        if val_prepared and (step % config.eval_every == 0 or step == config.max_steps):
+            scores = evaluate(step)
             record.update(scores)
-            if best_score is None or val_score > best_score:
-                best_score = val_score
-                best_state = copy.deepcopy(net.state_dict())
-        elif not val_pairs:
-            best_state = None  # no held-out data: the latest weights are the best we know
         history.append(record)
+        if preview is not None and config.preview_every and step % config.preview_every == 0:
+            net.eval()
+            with torch.inference_mode():
+                preview(model)
+            net.to(memory_format=memory_format)
         if progress is not None:
-            seconds = time.monotonic() - start
-            per_step = seconds / step
-            left = (config.max_steps - step) * per_step
-            if config.max_seconds is not None:
-                left = min(left, max(config.max_seconds - seconds, 0))
-            progress(StepReport(step, config.max_steps, running, seconds, left, val_score, best_score))
-    if best_state is not None:
-        net.load_state_dict(best_state)
+            progress(_report(step, config, running, start, scores, best["score"]))
+    if val_prepared and step and not ({"ap50", "mean_iou"} & history[-1].keys()):
+        # stopped by time or cancel between evaluations: the last weights get a chance too
+        history[-1].update(evaluate(step))
+        if progress is not None:
+            progress(_report(step, config, running, start, history[-1], best["score"]))
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
     net.to(memory_format=torch.contiguous_format).to("cpu").eval()
-    return TrainResult(model, step, time.monotonic() - start, history, best_score, cancelled)
+    return TrainResult(model, step, time.monotonic() - start, history, best["score"], cancelled, best["scores"])
+
+
+def _annotated_area(item: PreparedPair) -> int:
+    if item.valid is not None:
+        return int(item.valid.sum())
+    return int(item.image.shape[1] * item.image.shape[2])
+
+
+def _report(step: int, config: TrainConfig, running: float | None, start: float,
+            scores: dict[str, float] | None, best: float | None) -> StepReport:
+    seconds = time.monotonic() - start
+    left = (config.max_steps - step) * seconds / max(step, 1)
+    if config.max_seconds is not None:
+        left = min(left, max(config.max_seconds - seconds, 0.0))
+    value = None if scores is None else main_score(scores)
+    return StepReport(step, config.max_steps, float(running or 0.0), seconds, left, value, best, scores)

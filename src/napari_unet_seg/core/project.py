@@ -1,0 +1,116 @@
+"""Human-in-the-loop memory: every annotated pair ever trained on, kept in a project folder.
+
+Continuing training then learns from all corrections so far (no forgetting),
+and a crash loses nothing: each pair is written (atomically) before training
+starts. Layout: ``project.json`` (the index) and ``pairs/<key>.npz`` (image,
+labels, optional annotated-region mask). A pair is keyed by its image content
+and slice, so re-correcting the same image replaces its labels instead of
+adding a stale copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .training import TrainingPair
+
+INDEX = "project.json"
+FORMAT_VERSION = 1
+
+
+def default_project_dir() -> Path:
+    """The project used when the user has not chosen one (next to the user model folder)."""
+    from .modelfile import user_model_dir
+
+    return user_model_dir().parent / "projects" / "default"
+
+
+def _key(image: np.ndarray, rgb: bool) -> str:
+    digest = hashlib.sha1(np.ascontiguousarray(image).tobytes())
+    digest.update(f"{image.shape}{image.dtype}{rgb}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Project:
+    """A folder of annotated pairs and the models trained from them."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.entries: list[dict[str, Any]] = []
+        self.models: list[dict[str, Any]] = []
+        index = self.folder / INDEX
+        if index.exists():
+            try:
+                data = json.loads(index.read_text())
+                self.entries, self.models = list(data["pairs"]), list(data.get("models", []))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{index} is damaged ({exc}); choose another project folder") from None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, pair: TrainingPair, *, scribbles: bool = False, source: str = "") -> str:
+        """Save ``pair`` now (replacing an earlier version of the same image); returns its key."""
+        image = np.asarray(pair.image)
+        labels = np.asarray(pair.labels)
+        valid = None if pair.valid is None else np.asarray(pair.valid) > 0
+        key = _key(image, pair.rgb)
+        (self.folder / "pairs").mkdir(parents=True, exist_ok=True)
+        arrays = {"image": image, "labels": labels}
+        if valid is not None:
+            arrays["valid"] = np.packbits(valid, axis=-1)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        _write_atomic(self.folder / "pairs" / f"{key}.npz", write)
+        entry = {
+            "key": key, "file": f"pairs/{key}.npz", "name": pair.name, "source": source,
+            "rgb": pair.rgb, "scribbles": scribbles, "shape": list(labels.shape),
+            "has_region": valid is not None, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.entries = [e for e in self.entries if e["key"] != key] + [entry]
+        self._save_index()
+        return key
+
+    def pairs(self, *, scribbles: bool | None = None) -> list[TrainingPair]:
+        """All saved pairs (optionally only scribble or only dense/region ones), read from disk."""
+        out = []
+        for entry in self.entries:
+            if scribbles is not None and entry["scribbles"] != scribbles:
+                continue
+            with np.load(self.folder / entry["file"]) as data:
+                valid = None
+                if "valid" in data:
+                    valid = np.unpackbits(data["valid"], axis=-1, count=entry["shape"][-1]).astype(bool)
+                out.append(TrainingPair(data["image"], data["labels"], valid=valid, rgb=entry["rgb"],
+                                        name=entry["name"]))
+        return out
+
+    def record_model(self, path: str | os.PathLike, summary: dict[str, Any]) -> None:
+        """Remember which model was trained from this project, and how well it did."""
+        self.models.append({"path": str(path), "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            **summary})
+        self._save_index()
+
+    def _save_index(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}, indent=1)
+        _write_atomic(self.folder / INDEX, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,62 @@
+"""The project folder remembers every pair trained on, across restarts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.project import Project, default_project_dir
+from napari_unet_seg.core.training import TrainingPair
+
+
+def test_pairs_survive_a_restart(tmp_path):
+    image, labels = synthetic_nuclei((64, 80))
+    valid = np.zeros(labels.shape, bool)
+    valid[5:40, 3:71] = True
+    project = Project(tmp_path / "proj")
+    project.add(TrainingPair(image, labels, valid=valid, name="a"), source="layer a")
+    project.add(TrainingPair(image[::-1].copy(), labels[::-1].copy(), name="b"))
+    project.record_model(tmp_path / "m.safetensors", {"ap50": 0.5})
+    del project
+
+    reopened = Project(tmp_path / "proj")  # a new session reads everything back from disk
+    pairs = reopened.pairs()
+    assert [p.name for p in pairs] == ["a", "b"] and len(reopened.models) == 1
+    np.testing.assert_array_equal(pairs[0].image, image)
+    np.testing.assert_array_equal(pairs[0].labels, labels)
+    np.testing.assert_array_equal(pairs[0].valid, valid)
+    assert pairs[1].valid is None and pairs[0].labels.dtype == labels.dtype
+
+
+def test_a_new_correction_of_the_same_image_replaces_the_old_one(tmp_path):
+    image, labels = synthetic_nuclei((64, 64))
+    project = Project(tmp_path)
+    project.add(TrainingPair(image, labels))
+    corrected = labels.copy()
+    corrected[:10] = 0
+    project.add(TrainingPair(image, corrected))
+    assert len(project) == 1
+    np.testing.assert_array_equal(Project(tmp_path).pairs()[0].labels, corrected)
+    assert len(list((tmp_path / "pairs").glob("*.npz"))) == 1
+
+
+def test_scribble_and_dense_pairs_are_kept_apart(tmp_path):
+    image, labels = synthetic_nuclei((32, 32))
+    project = Project(tmp_path)
+    project.add(TrainingPair(image, labels), scribbles=False)
+    project.add(TrainingPair(image + 1, labels), scribbles=True)
+    assert len(project.pairs(scribbles=True)) == 1 and len(project.pairs(scribbles=False)) == 1
+
+
+def test_damaged_index_is_a_clear_error(tmp_path):
+    (tmp_path / "project.json").write_text("{not json")
+    with pytest.raises(ValueError, match="damaged"):
+        Project(tmp_path)
+
+
+def test_default_project_sits_next_to_the_user_models(private_model_dir):
+    assert default_project_dir().parent.parent == private_model_dir.parent
+    json.dumps(str(default_project_dir()))
