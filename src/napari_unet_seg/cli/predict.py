@@ -1,4 +1,4 @@
-"""``unet-seg predict``: segment image files into ``OUTDIR/<stem>_labels.tif`` plus ``summary.csv``."""
+"""``unet-seg predict``: segment files and folders into OUTDIR, with ``summary.csv``, resumable."""
 
 from __future__ import annotations
 
@@ -6,28 +6,43 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.batch import FileResult, SegmentOptions, run_batch
-from ..core.devices import DEVICES, resolve_device
+from ..core.batch import FileResult, SegmentOptions, find_jobs, run_jobs
+from ..core.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.modelfile import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "predict",
-        help="segment images (TIFF, PNG, JPEG) with a model",
+        help="segment images (TIFF, PNG, JPEG, zarr) or folders of them with a model",
         description=(
-            "Segment image files. Writes OUTDIR/<stem>_labels.tif (same height and width as the input; "
-            "multi-page TIFF stacks are segmented slice by slice and keep their slices) and OUTDIR/summary.csv "
-            "(file, status, objects, seconds, message). A file that fails is reported and skipped; the exit code "
-            "is 1 if any file failed."
+            "Segment image files and folders. Writes OUTDIR/<stem>_labels.tif (same height and width as the "
+            "input; multi-page TIFF stacks are segmented slice by slice and keep their slices), or "
+            "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (written block by block, never whole in "
+            "memory), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message). "
+            "Pixel sizes are carried over. A file that fails is reported and skipped; the exit code is 1 if any "
+            "file failed. A rerun skips files whose output exists, so an interrupted batch resumes."
         ),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (TIFF, PNG, JPEG)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files (TIFF, PNG, JPEG, zarr) or folders of them")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the label files and summary.csv")
+    parser.add_argument("--pattern", default=None, metavar="GLOB",
+                        help="in folders, take the files matching GLOB, e.g. '*.tif' (default: every TIFF, PNG, "
+                             "JPEG and zarr)")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also look in subfolders; their structure is mirrored in OUTDIR")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo files whose output already exists (default: skip them, so reruns resume)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on an existing dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (inputs and "
+                             "OUTDIR must be on a filesystem the workers share)")
     parser.add_argument("--model", default=None, metavar="NAME|PATH",
                         help="model name (see `unet-seg models`) or .safetensors file; default: the built-in 'nuclei'")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where to run: auto picks cuda, then mps, then cpu (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="arithmetic precision; auto uses bf16/fp16 only where the hardware is fast at it")
     parser.add_argument("--tile-size", type=int, default=None, metavar="N",
                         help="side of the window the network sees, in pixels (default: chosen for the device)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -46,26 +61,41 @@ def _positive(value: int | float | None, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.distributed import SchedulerError
+    from .main import UserError
+
     _positive(args.tile_size, "--tile-size")
     _positive(args.batch_size, "--batch-size")
     _positive(args.diameter, "--diameter")
-    device = resolve_device(args.device)
+    # on a cluster the workers choose their own device; locally, fail early on a missing one
+    device = args.device if args.scheduler else str(resolve_device(args.device))
     model = load_model(args.model)  # fail early and clearly on a bad model
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
-        from .main import UserError
-
         raise UserError(f"output {outdir} exists and is not a folder")
-    options = SegmentOptions(model=str(model.path) if model.path else args.model, device=str(device),
-                             tile_size=args.tile_size, batch_size=args.batch_size, diameter=args.diameter)
+    missing = [p for p in args.inputs if not Path(p).exists()]
+    options = SegmentOptions(model=str(model.path) if model.path else args.model, device=device,
+                             precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
+                             diameter=args.diameter)
+    jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)
+    if not jobs:
+        raise UserError("no input files found" + (f" matching {args.pattern!r}" if args.pattern else ""))
+    if missing and len(missing) == len(args.inputs):
+        raise UserError(f"no such file or folder: {missing[0]}")
 
     def report(result: FileResult) -> None:
         if result.status == "failed":
             print(f"unet-seg predict: {result.message}", file=sys.stderr)
+        elif result.status == "skipped":
+            print(f"{result.file}: skipped, {result.output} exists")
         else:
             print(f"{result.file}: {result.objects} objects in {result.seconds:.1f} s -> {result.output}")
 
-    results = run_batch([Path(p) for p in args.inputs], outdir, options, on_result=report)
-    failed = sum(r.status == "failed" for r in results)
-    print(f"{len(results) - failed} of {len(results)} files segmented; summary in {outdir / 'summary.csv'}")
-    return 1 if failed else 0
+    try:
+        results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report)
+    except SchedulerError as exc:
+        raise UserError(str(exc)) from None
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    print(f"{counts['ok']} segmented, {counts['skipped']} skipped (output exists), {counts['failed']} failed "
+          f"of {len(results)} files; summary in {outdir / 'summary.csv'}")
+    return 1 if counts["failed"] else 0

@@ -1,26 +1,35 @@
-"""Segmenting many files: one result per file, failures reported and skipped.
+"""Segmenting many files: one result per file, failures reported and skipped, reruns resume.
 
 The same :func:`~.pipeline.segment` runs here as in the widget, so batch
-outputs equal interactive results.
+outputs equal interactive results. Zarr inputs go through
+:func:`~.blockwise.segment_to_zarr` and are never loaded whole. Locally, a
+reader thread prefetches the next files and a writer thread saves results
+while the network works; with a scheduler address the files are spread over
+a dask.distributed cluster instead (:mod:`.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, fields
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .imageio import ImageReadError, read_image, write_labels_tiff
+from .imageio import IMAGE_SUFFIXES, ImageFile, is_zarr, read_image, write_labels_tiff
 from .modelfile import Model, ModelFileError, load_model
 from .pipeline import segment
 from .tiling import Cancelled
 
 SUMMARY_NAME = "summary.csv"
+PREFETCH = 2
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class SegmentOptions:
     tile_size: int | None = None
     batch_size: int | None = None
     diameter: float | None = None
+    block_size: int = 2048
 
 
 @dataclass
@@ -48,19 +58,97 @@ class FileResult:
     output: str = ""
 
 
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its labels go (always inside the output folder)."""
+
+    source: Path
+    target: Path
+
+
+def _is_candidate(path: Path) -> bool:
+    return not path.name.startswith(".") and (path.is_file() or is_zarr(path))
+
+
+def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> list[Path]:
+    """Files of ``folder`` (default: image types only), never entering the output folder or a zarr store."""
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".") or entry.resolve() == outdir:
+            continue
+        if is_zarr(entry):
+            if pattern is None or entry.match(pattern):
+                found.append(entry)
+        elif entry.is_dir():
+            if recursive:
+                found.extend(_walk(entry, pattern, recursive, outdir))
+        elif pattern is None and entry.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(entry)
+        elif pattern is not None and entry.match(pattern):
+            found.append(entry)
+    return found
+
+
+def output_name(source: Path) -> str:
+    """``<stem>_labels.tif``, or ``<stem>_labels.zarr`` for a zarr input."""
+    name = source.name
+    for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            stem = name[:-len(suffix)]
+            break
+    else:
+        stem = source.stem
+    stem = stem.replace(os.sep, "_") or "image"
+    return f"{stem}_labels.zarr" if is_zarr(source) else f"{stem}_labels.tif"
+
+
 def output_path(source: Path, outdir: Path, root: Path | None = None) -> Path:
-    """Where the labels of ``source`` go: ``OUTDIR/[subfolders/]<stem>_labels.tif``, always inside OUTDIR."""
+    """Where the labels of ``source`` go: ``OUTDIR/[subfolders of root/]<name>``, always inside OUTDIR."""
+    outdir = Path(outdir).resolve()
     relative_parent = Path()
     if root is not None:
         try:
-            relative_parent = source.parent.resolve().relative_to(root.resolve())
+            relative_parent = source.parent.resolve().relative_to(Path(root).resolve())
         except ValueError:
             relative_parent = Path()
-    name = f"{source.stem}_labels.tif"
-    target = (outdir / relative_parent / name).resolve()
-    if outdir.resolve() not in target.parents:
-        target = outdir.resolve() / name
+    target = (outdir / relative_parent / output_name(source)).resolve()
+    if outdir not in target.parents:
+        target = outdir / output_name(source)
     return target
+
+
+def find_jobs(
+    inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, pattern: str | None = None,
+    recursive: bool = False,
+) -> list[Job]:
+    """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
+
+    In a folder, ``pattern`` (a glob such as ``*.tif``) selects files; without
+    one, every TIFF, PNG, JPEG and zarr is taken. Files named explicitly are
+    always attempted, so a bad one is reported rather than ignored. Two inputs
+    that would write the same output are told apart by their suffix.
+    """
+    outdir = Path(outdir).resolve()
+    jobs: list[Job] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir() and not is_zarr(item):
+            for path in _walk(item, pattern, recursive, outdir):
+                jobs.append(Job(path, output_path(path, outdir, item)))
+        else:
+            jobs.append(Job(item, output_path(item, outdir)))
+    seen: dict[Path, int] = {}
+    unique = []
+    for job in jobs:
+        if outdir in job.source.resolve().parents and job.source.name.endswith(("_labels.tif", "_labels.zarr")):
+            continue  # our own output, found because OUTDIR is inside an input folder
+        target = job.target
+        if target in seen:
+            suffix = job.source.suffix.lstrip(".").lower() or "file"
+            target = target.with_name(target.name.replace("_labels", f"_{suffix}_labels", 1))
+        seen[target] = 1
+        unique.append(replace(job, target=target))
+    return unique
 
 
 def summarize_labels(labels: np.ndarray) -> tuple[int, float]:
@@ -70,63 +158,197 @@ def summarize_labels(labels: np.ndarray) -> tuple[int, float]:
     return int(len(counts)), float(counts.mean()) if len(counts) else 0.0
 
 
-def segment_file(
-    path: Path,
-    model: Model,
-    options: SegmentOptions,
-    target: Path,
-    *,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: Callable[[], bool] | None = None,
-) -> FileResult:
-    """Segment one file and write its labels; a user-caused failure becomes a failed row."""
+def _message(job: Job, exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if text.startswith(job.source.name) else f"{job.source.name}: {text}"
+
+
+def _failed(job: Job, exc: BaseException, seconds: float) -> FileResult:
+    return FileResult(str(job.source), "failed", seconds=round(seconds, 3), message=_message(job, exc))
+
+
+def _segment_options(options: SegmentOptions) -> dict[str, Any]:
+    return dict(diameter=options.diameter, tile_size=options.tile_size, batch_size=options.batch_size,
+                device=options.device, precision=options.precision)
+
+
+def compute_labels(image: ImageFile, model: Model, options: SegmentOptions, cancel: Callable[[], bool] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """In-memory labels of a read image, exactly as the widget computes them."""
+    return segment(image.data, model, rgb=image.rgb, channel_axis=image.channel_axis, progress=progress,
+                   cancel=cancel, **_segment_options(options))
+
+
+def save_labels(job: Job, image: ImageFile, labels: np.ndarray, seconds: float) -> FileResult:
+    """Write the labels atomically and make the summary row."""
+    start = time.perf_counter()
+    write_labels_tiff(job.target, labels, image.pixel_size)
+    objects, area = summarize_labels(labels)
+    seconds += time.perf_counter() - start
+    return FileResult(str(job.source), "ok", objects, round(area, 2), round(seconds, 3), "", str(job.target))
+
+
+def segment_lazy(job: Job, image: ImageFile, model: Model, options: SegmentOptions,
+                 cancel: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+                 seconds: float = 0.0) -> FileResult:
+    """A zarr input into ``<stem>_labels.zarr``, block by block."""
+    from .blockwise import segment_to_zarr
+
+    start = time.perf_counter()
+    out = segment_to_zarr(image.data, model, job.target, rgb=image.rgb, channel_axis=image.channel_axis,
+                          block_size=options.block_size, pixel_size=image.pixel_size, progress=progress,
+                          cancel=cancel, **_segment_options(options))
+    seconds += time.perf_counter() - start
+    objects, area = int(out.attrs.get("objects", 0)), float(out.attrs.get("mean_area", 0.0))
+    return FileResult(str(job.source), "ok", objects, round(area, 2), round(seconds, 3), "", str(job.target))
+
+
+def segment_file(job: Job, model: Model, options: SegmentOptions, *, cancel: Callable[[], bool] | None = None,
+                 progress: Callable[[int, int], None] | None = None, lock: Any = None) -> FileResult:
+    """Read, segment and write one file; any failure of the file becomes a failed row.
+
+    ``lock`` (if given) is held only while the network runs, so that several
+    threads sharing one model overlap their reading and writing.
+    """
     start = time.perf_counter()
     try:
-        image = read_image(path)
-        labels = segment(
-            image.data, model, rgb=image.rgb, diameter=options.diameter, tile_size=options.tile_size,
-            batch_size=options.batch_size, device=options.device, precision=options.precision,
-            progress=progress, cancel=cancel,
-        )
-        write_labels_tiff(target, labels, image.pixel_size)
-    except Cancelled:
+        image = read_image(job.source)
+        with lock or contextlib.nullcontext():
+            if image.lazy:
+                return segment_lazy(job, image, model, options, cancel, progress)
+            labels = compute_labels(image, model, options, cancel, progress)
+        return save_labels(job, image, labels, time.perf_counter() - start)
+    except (Cancelled, KeyboardInterrupt):
         raise
-    except (ImageReadError, ValueError, MemoryError, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return FileResult(str(path), "failed", seconds=time.perf_counter() - start, message=message)
-    objects, area = summarize_labels(labels)
-    return FileResult(str(path), "ok", objects, round(area, 2), round(time.perf_counter() - start, 3), "", str(target))
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        return _failed(job, exc, time.perf_counter() - start)
+
+
+def skipped(job: Job, previous: dict[str, FileResult]) -> FileResult:
+    """The row of a file whose output exists; keeps the counts of the run that made it."""
+    old = previous.get(str(job.target))
+    return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
+                      "output exists (use overwrite to redo it)", str(job.target))
+
+
+def _read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
+    start = time.perf_counter()
+    try:
+        return read_image(path), time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - reported per file by the consumer
+        return exc, time.perf_counter() - start
+
+
+def iter_local(jobs: list[Job], model: Model, options: SegmentOptions, *,
+               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
+    """Segment ``jobs`` on this machine, reading ahead and writing behind the network."""
+    with ThreadPoolExecutor(1, "unet-seg-read") as reader, ThreadPoolExecutor(1, "unet-seg-write") as writer:
+        reads: deque[tuple[Job, Future]] = deque()
+        writes: deque[tuple[Job, Future]] = deque()
+        queue = deque(jobs)
+
+        def refill() -> None:
+            while queue and len(reads) < PREFETCH:
+                job = queue.popleft()
+                reads.append((job, reader.submit(_read_timed, job.source)))
+
+        def finished(block: bool) -> Iterator[tuple[Job, FileResult]]:
+            while writes and (block or writes[0][1].done()):
+                job, future = writes.popleft()
+                try:
+                    yield job, future.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. disk full: this file fails, others go on
+                    yield job, _failed(job, exc, 0.0)
+
+        try:
+            refill()
+            while reads:
+                if cancel is not None and cancel():
+                    break
+                job, future = reads.popleft()
+                refill()
+                image, seconds = future.result()
+                start = time.perf_counter()
+                try:
+                    if isinstance(image, BaseException):
+                        raise image
+                    if image.lazy:
+                        yield job, segment_lazy(job, image, model, options, cancel, seconds=seconds)
+                        continue
+                    labels = compute_labels(image, model, options, cancel)
+                    elapsed = seconds + time.perf_counter() - start
+                    writes.append((job, writer.submit(save_labels, job, image, labels, elapsed)))
+                except Cancelled:
+                    break
+                except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+                    yield job, _failed(job, exc, seconds + time.perf_counter() - start)
+                yield from finished(block=False)
+        finally:
+            for _, future in reads:
+                future.cancel()
+        yield from finished(block=True)
 
 
 def run_batch(
-    paths: Iterable[Path],
-    outdir: Path,
+    inputs: Iterable[str | os.PathLike],
+    outdir: str | os.PathLike,
     options: SegmentOptions = SegmentOptions(),
     *,
-    root: Path | None = None,
+    pattern: str | None = None,
+    recursive: bool = False,
+    overwrite: bool = False,
+    scheduler: str | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> list[FileResult]:
-    """Segment every file into ``outdir`` and write ``summary.csv``; never stops on a bad file."""
-    model = load_model(options.model)
+    """Segment files and folders into ``outdir`` and write ``summary.csv``; never stops on a bad file.
+
+    Existing outputs are skipped (a rerun resumes) unless ``overwrite``.
+    ``scheduler`` is the address of a dask.distributed scheduler to run on.
+    """
+    outdir = Path(outdir)
+    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
+    return run_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, on_result=on_result,
+                    cancel=cancel)
+
+
+def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: SegmentOptions = SegmentOptions(), *,
+             overwrite: bool = False, scheduler: str | None = None,
+             on_result: Callable[[FileResult], None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> list[FileResult]:
+    """Run planned jobs (see :func:`find_jobs`), report each result, write ``summary.csv``."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for path in paths:
-        if cancel is not None and cancel():
-            break
-        try:
-            result = segment_file(Path(path), model, options, output_path(Path(path), outdir, root), cancel=cancel)
-        except Cancelled:
-            break
-        results.append(result)
+    previous = {r.output: r for r in read_summary(outdir)}
+    results: dict[Job, FileResult] = {}
+
+    def report(job: Job, result: FileResult) -> None:
+        results[job] = result
         if on_result is not None:
             on_result(result)
-    write_summary(results, outdir)
-    return results
+
+    todo = []
+    for job in jobs:
+        if job.target.exists() and not overwrite:
+            report(job, skipped(job, previous))
+        else:
+            todo.append(job)
+    if todo and scheduler:
+        from .distributed import iter_distributed
+
+        stream: Iterator[tuple[Job, FileResult]] = iter_distributed(todo, options, scheduler, cancel=cancel)
+    elif todo:
+        stream = iter_local(todo, load_model(options.model), options, cancel=cancel)
+    else:
+        stream = iter(())
+    for job, result in stream:
+        report(job, result)
+    ordered = [results[j] for j in jobs if j in results]
+    write_summary(ordered, outdir)
+    return ordered
 
 
-def write_summary(results: list[FileResult], outdir: Path) -> Path:
+def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
     """Write ``summary.csv`` atomically."""
     path = Path(outdir) / SUMMARY_NAME
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -139,4 +361,16 @@ def write_summary(results: list[FileResult], outdir: Path) -> Path:
     return path
 
 
-__all__ = ["FileResult", "ModelFileError", "SegmentOptions", "output_path", "run_batch", "segment_file", "write_summary"]
+def read_summary(outdir: str | os.PathLike) -> list[FileResult]:
+    """Rows of an earlier run's ``summary.csv`` (empty if missing or unreadable)."""
+    path = Path(outdir) / SUMMARY_NAME
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [FileResult(row["file"], row["status"], int(row["objects"] or 0), float(row["mean_area"] or 0),
+                               float(row["seconds"] or 0), row["message"], row["output"]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+__all__ = ["FileResult", "Job", "ModelFileError", "SegmentOptions", "find_jobs", "output_path", "run_batch",
+           "run_jobs", "segment_file", "write_summary"]

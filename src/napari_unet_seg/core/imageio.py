@@ -1,6 +1,7 @@
 """Reading users' image files and writing label files, with clear errors.
 
-Supports TIFF (2D, RGB, multi-page stacks), PNG and JPEG (gray, RGB, RGBA).
+Supports TIFF (2D, RGB, multi-page stacks), PNG and JPEG (gray, RGB, RGBA), and
+zarr / OME-Zarr folders, which stay lazy (read window by window, never whole).
 Everything a user can get wrong raises :class:`ImageReadError` with one line.
 """
 
@@ -15,7 +16,8 @@ import numpy as np
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
-IMAGE_SUFFIXES = TIFF_SUFFIXES | PLAIN_SUFFIXES
+ZARR_SUFFIXES = {".zarr", ".ome.zarr"}
+IMAGE_SUFFIXES = TIFF_SUFFIXES | PLAIN_SUFFIXES | {".zarr"}
 
 
 class ImageReadError(ValueError):
@@ -26,7 +28,8 @@ class ImageReadError(ValueError):
 class ImageFile:
     """An image as read from disk: data plus how to interpret its axes.
 
-    ``data`` is (H, W), (H, W, 3|4) when ``rgb``, or (N, H, W[, 3|4]) for a stack.
+    ``data`` is (H, W), (H, W, 3|4) when ``rgb``, or (N, H, W[, 3|4]) for a stack;
+    a numpy array, or a lazy dask array for zarr inputs (``lazy``).
     """
 
     path: Path
@@ -37,21 +40,40 @@ class ImageFile:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def lazy(self) -> bool:
+        """True when the pixels stay on disk (zarr): segment window by window."""
+        return not isinstance(self.data, np.ndarray)
+
+    @property
+    def channel_axis(self) -> int | None:
+        """-3 when planes are (C, H, W) multichannel (OME-Zarr ``c`` axis), else None."""
+        return self.metadata.get("channel_axis")
+
+    @property
     def plane_shape(self) -> tuple[int, int]:
         shape = self.data.shape[:-1] if self.rgb else self.data.shape
         return tuple(int(s) for s in shape[-2:])
 
 
 def read_image(path: str | os.PathLike) -> ImageFile:
-    """Read a TIFF, PNG or JPEG file for segmentation."""
+    """Read a TIFF, PNG or JPEG file, or a zarr / OME-Zarr folder (lazily), for segmentation."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
+    if is_zarr(path):
+        try:
+            image = _read_zarr(path)
+        except ImageReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged stores raise many types
+            raise ImageReadError(f"{path.name}: cannot be read as zarr ({_first_line(exc)})") from None
+        _check_shape(image)
+        return image
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image")
     if suffix not in IMAGE_SUFFIXES:
-        raise ImageReadError(f"{path.name}: unsupported file type {suffix or '(none)'} (use TIFF, PNG or JPEG)")
+        raise ImageReadError(f"{path.name}: unsupported file type {suffix or '(none)'} (use TIFF, PNG, JPEG or zarr)")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path.name}: the file is empty")
     try:
@@ -65,6 +87,14 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         raise ImageReadError(f"{path.name}: cannot be read as an image ({_first_line(exc)})") from None
     _check_shape(image)
     return image
+
+
+def is_zarr(path: Path) -> bool:
+    """A zarr store: a folder named *.zarr or holding zarr metadata files."""
+    if not path.is_dir():
+        return False
+    markers = (".zarray", ".zgroup", "zarr.json")
+    return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in markers)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -121,9 +151,55 @@ def _read_plain(path: Path) -> ImageFile:
     return ImageFile(path, data, rgb=rgb)
 
 
+def _read_zarr(path: Path) -> ImageFile:
+    """A zarr array, or the full-resolution level of an OME-Zarr image, as a lazy dask array.
+
+    Singleton axes are dropped; OME axes say which axis holds channels (moved
+    first, so the plane is (C, H, W)) and which are stacks (Z, T).
+    """
+    import dask.array as da
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    attrs = dict(node.attrs)
+    meta = attrs.get("ome", attrs)
+    axes: list[str] | None = None
+    pixel_size = None
+    if isinstance(node, zarr.Array):
+        array = node
+        if attrs.get("pixel_size"):
+            pixel_size = tuple(float(v) for v in attrs["pixel_size"][-2:])
+    elif meta.get("multiscales"):
+        scales = meta["multiscales"][0]
+        dataset = scales["datasets"][0]
+        array = node[dataset["path"]]
+        axes = [a["name"] if isinstance(a, dict) else str(a) for a in scales.get("axes", [])] or None
+        for transform in dataset.get("coordinateTransformations", []):
+            if transform.get("type") == "scale" and len(transform.get("scale", [])) >= 2:
+                pixel_size = tuple(float(v) for v in transform["scale"][-2:])
+    else:
+        arrays = [a for _, a in node.arrays()] if hasattr(node, "arrays") else []
+        if not arrays:
+            raise ImageReadError(f"{path.name}: the zarr group holds no image array")
+        array = arrays[0]
+    data = da.from_zarr(array)
+    axes = [a.lower() for a in axes] if axes and len(axes) == data.ndim else None
+    keep = [i for i, s in enumerate(data.shape) if s != 1 or i >= data.ndim - 2]
+    data = data[tuple(slice(None) if i in keep else 0 for i in range(data.ndim))]
+    axes = [axes[i] for i in keep] if axes else None
+    channel_first = False
+    if axes and "c" in axes[:-2]:
+        data = da.moveaxis(data, axes.index("c"), -3)
+        channel_first = True
+    rgb = not channel_first and data.ndim >= 3 and data.shape[-1] in (3, 4) and data.dtype == np.uint8
+    stack = data.ndim == (4 if rgb or channel_first else 3)
+    metadata = {"axes": "".join(axes) if axes else None, "channel_axis": -3 if channel_first else None}
+    return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata=metadata)
+
+
 def _check_shape(image: ImageFile) -> None:
     data = image.data
-    plane_ndim = 3 if image.rgb else 2
+    plane_ndim = 3 if image.rgb or image.channel_axis is not None else 2
     if data.ndim < plane_ndim or data.ndim > plane_ndim + 1:
         raise ImageReadError(f"{image.path.name}: unsupported image shape {tuple(data.shape)} (expected 2D, RGB or a stack of 2D planes)")
     if min(image.plane_shape) < 1 or data.size == 0:

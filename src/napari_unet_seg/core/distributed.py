@@ -1,0 +1,140 @@
+"""Running a batch on an existing dask.distributed cluster.
+
+Files are distributed to the workers as one task each; every worker reads,
+segments and writes its files itself (inputs and the output folder must be on
+a filesystem the workers share, as on any HPC cluster). The model file's bytes
+travel once to each worker in a :class:`ModelPlugin`, so a worker loads the
+network once, whatever the number of files and even without access to the
+user's model folder. The code path per file is the local one
+(:func:`~.batch.segment_file`), so results are identical to a local run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .batch import FileResult, Job, SegmentOptions, _failed, segment_file
+from .modelfile import Model, load_model_file, resolve_model_path
+
+CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
+POLL = 0.25
+
+
+class SchedulerError(RuntimeError):
+    """The scheduler cannot be reached or used; the message is one clear line."""
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+    """A client of the scheduler at ``address`` (``tcp://host:8786``), or a one-line :class:`SchedulerError`."""
+    from distributed import Client
+
+    address = address.strip()
+    if "://" not in address:
+        address = f"tcp://{address}"
+    try:
+        return Client(address, timeout=f"{timeout}s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerError(
+            f"cannot reach the dask scheduler at {address} within {timeout:g} s "
+            "(is it running, and is the address host:port of the scheduler?)"
+        ) from exc
+    except ValueError as exc:
+        raise SchedulerError(f"invalid scheduler address {address!r}: {exc}") from exc
+
+
+class ModelPlugin(WorkerPlugin):
+    """A worker plugin that holds the model, loaded once per worker from the file's bytes.
+
+    ``lock`` serialises inference when a worker runs several tasks at once
+    (one network per worker), while their reading and writing overlap.
+    """
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+        self.model: Model | None = None
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "name": self.name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["data"], state["name"])
+
+    def setup(self, worker: Any = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="unet-seg-") as folder:
+            path = Path(folder) / "model.safetensors"
+            path.write_bytes(self.data)
+            self.model = load_model_file(path)
+        self.model.path = None
+
+    def teardown(self, worker: Any = None) -> None:
+        self.model = None
+
+
+def model_plugin(options: SegmentOptions) -> ModelPlugin:
+    """The plugin carrying the batch's model; its name changes when the file changes."""
+    path = resolve_model_path(options.model or "nuclei")
+    data = path.read_bytes()
+    digest = hashlib.sha1(data).hexdigest()[:12]
+    return ModelPlugin(data, f"napari-unet-seg:{path.stem}-{digest}")
+
+
+def run_job(job: Job, options: SegmentOptions, plugin_name: str) -> FileResult:
+    """The task run on a worker for one file."""
+    import dask
+    from distributed import get_worker
+
+    plugin = get_worker().plugins[plugin_name]
+    with dask.config.set(scheduler="synchronous"):  # zarr inputs are read inside this task
+        return segment_file(job, plugin.model, options, lock=plugin.lock)
+
+
+def iter_distributed(
+    jobs: list[Job], options: SegmentOptions, address: str, *, cancel: Callable[[], bool] | None = None,
+    timeout: float = CONNECT_TIMEOUT,
+) -> Iterator[tuple[Job, FileResult]]:
+    """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them."""
+    from distributed import wait
+
+    plugin = model_plugin(options)
+    client = connect(address, timeout)
+    try:
+        if not client.scheduler_info().get("workers"):
+            client.wait_for_workers(1, timeout=max(timeout, 30))
+        client.register_plugin(plugin, name=plugin.name)
+        futures = {
+            client.submit(run_job, job, options, plugin.name, key=f"unet-seg-{i}-{os.getpid()}-{id(job)}",
+                          pure=False, retries=1): job
+            for i, job in enumerate(jobs)
+        }
+        pending = set(futures)
+        while pending:
+            if cancel is not None and cancel():
+                client.cancel(list(pending))
+                return
+            try:
+                done, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in done:
+                job = futures[future]
+                try:
+                    yield job, future.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
+                    yield job, _failed(job, exc, 0.0)
+    except TimeoutError as exc:
+        raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
+    finally:
+        client.close()
+
+
+__all__ = ["ModelPlugin", "SchedulerError", "connect", "iter_distributed", "run_job"]
