@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..__about__ import __version__
-from . import evaluate, models, predict
+from . import evaluate, models, predict, train
 
-SUBCOMMANDS = [predict, models, evaluate]
+SUBCOMMANDS = [predict, models, evaluate, train]
 
 
 class UserError(Exception):

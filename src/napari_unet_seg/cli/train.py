@@ -1,0 +1,154 @@
+"""``unet-seg train``: fine-tune (or train from scratch) on annotated images, into one model file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..core.imageio import ImageReadError, read_image
+from ..core.modelfile import SUFFIX
+from ..core.training import StepReport, TrainingPair
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="fine-tune a model on annotated images (or train one from scratch)",
+        description=(
+            "Train on pairs of image and label files. Instance labels: one id per object, 0 = background. "
+            "Semantic labels: class ids, 0 = background. With --scribbles: 0 = not annotated, 1 = background, "
+            "v = class v-1. A multi-page TIFF stack trains on every slice that has annotation. Part of the "
+            "annotation is held out to pick the best checkpoint when there is enough of it."
+        ),
+    )
+    parser.add_argument("--image", action="append", required=True, metavar="IMG",
+                        help="an image file (TIFF, PNG, JPEG); repeat for more images")
+    parser.add_argument("--labels", action="append", required=True, metavar="LBL",
+                        help="the label file of the image at the same position; repeat for more")
+    parser.add_argument("--mask", action="append", default=None, metavar="VALID_MASK",
+                        help="annotated region of the image at the same position (nonzero = annotated, the rest "
+                             "is ignored); give one per image or none")
+    parser.add_argument("--scribbles", action="store_true",
+                        help="sparse semantic labels: 0 = not annotated, 1 = background, v = class v-1")
+    parser.add_argument("--init", default=None, metavar="nuclei|PATH|none",
+                        help="start from a model name or file, or 'none' for a new model (default: 'nuclei', "
+                             "or 'none' with --scribbles or --classes)")
+    parser.add_argument("--classes", type=int, default=None, metavar="N",
+                        help="train a semantic model with N classes, background included (default with "
+                             "--scribbles: the largest label value)")
+    parser.add_argument("--depth", type=int, default=None, metavar="D", help="U-Net depth of a new model (default 4)")
+    parser.add_argument("--width", type=int, default=None, metavar="W",
+                        help="channels of a new model's first level (default 16)")
+    parser.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N steps (default 5000)")
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                        help="stop after S seconds (default 120 unless --max-steps is given)")
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
+                        help="the .safetensors model file to write (never overwritten)")
+    parser.set_defaults(run=run)
+
+
+def _error(message: str) -> Exception:
+    from .main import UserError
+
+    return UserError(message)
+
+
+def _read(path: str) -> tuple[np.ndarray, bool, bool]:
+    try:
+        image = read_image(path)
+    except ImageReadError as exc:
+        raise _error(str(exc)) from None
+    return np.asarray(image.data), image.rgb, image.stack
+
+
+def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *, scribbles: bool) -> list[TrainingPair]:
+    """Files -> training pairs (stacks give one pair per annotated slice), with one-line errors."""
+    if len(images) != len(labels):
+        raise _error(f"{len(images)} --image but {len(labels)} --labels: give one label file per image")
+    if masks is not None and len(masks) != len(images):
+        raise _error(f"{len(masks)} --mask for {len(images)} --image: give one mask per image, or none")
+    pairs = []
+    for i, (image_path, label_path) in enumerate(zip(images, labels)):
+        image, rgb, stack = _read(image_path)
+        lab, _, _ = _read(label_path)
+        valid = None if masks is None else _read(masks[i])[0] > 0
+        plane = image.shape[:-1] if rgb else image.shape
+        if lab.shape != plane:
+            raise _error(f"{label_path} has shape {lab.shape} but {image_path} is {plane}: they must match")
+        if valid is not None and valid.shape != lab.shape:
+            raise _error(f"{masks[i]} has shape {valid.shape} but {label_path} is {lab.shape}: they must match")
+        if not np.issubdtype(lab.dtype, np.integer) and lab.dtype != bool:
+            raise _error(f"{label_path} holds {lab.dtype} values; labels must be integers")
+        name = Path(image_path).stem
+        if not stack:
+            pairs.append(TrainingPair(image, lab, valid, rgb=rgb, name=name))
+            continue
+        for z in range(image.shape[0]):
+            region = np.ones(lab.shape[1:], bool) if valid is None else valid[z]
+            annotated = region & (lab[z] > 0) if scribbles else region
+            if annotated.any() and (scribbles or valid is not None or lab[z].any()):
+                pairs.append(TrainingPair(image[z], lab[z], None if valid is None else valid[z], rgb=rgb,
+                                          name=f"{name}[{z}]"))
+    return pairs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.finetune import finetune, is_scratch, save_trained, starting_model
+
+    output = Path(args.output)
+    if output.suffix != SUFFIX:
+        output = output.with_name(output.name + SUFFIX)
+    if output.exists():
+        raise _error(f"{output} already exists; choose another name (model files are never overwritten)")
+    for name in ("classes", "depth", "width", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "classes" else 1):
+            raise _error(f"--{name.replace('_', '-')} must be at least {2 if name == 'classes' else 1}, not {value}")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise _error(f"--max-seconds must be positive, not {args.max_seconds}")
+    init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
+    scratch = is_scratch(init)
+    if not scratch and (args.depth is not None or args.width is not None):
+        raise _error("--depth and --width describe a new model; use them with --init none")
+    pairs = load_pairs(args.image, args.labels, args.mask, scribbles=args.scribbles)
+    if not pairs:
+        raise _error("the label files contain no annotation")
+    semantic = args.scribbles or args.classes is not None
+    classes = args.classes
+    if scratch and semantic and classes is None:
+        top = max(int(np.asarray(p.labels).max()) for p in pairs)
+        classes = max(top if args.scribbles else top + 1, 2)
+    channels = 1 if pairs[0].rgb else (1 if np.asarray(pairs[0].image).ndim == 2 else pairs[0].image.shape[0])
+    model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
+                           depth=args.depth or 4, width=args.width or 16, in_channels=channels)
+    if not scratch and classes is not None and classes != len(model.class_names):
+        raise _error(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
+    from ..core.finetune import default_config
+
+    max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 120.0)
+    config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
+                            max_steps=args.max_steps, max_seconds=max_seconds)
+    base = "scratch" if scratch else model.name
+
+    def report(r: StepReport) -> None:
+        if r.step % 25 == 0 or r.val_score is not None:
+            score = f", held-out score {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
+            left = f", ~{r.seconds_left:.0f} s left" if r.seconds_left is not None else ""
+            print(f"step {r.step}: loss {r.loss:.4f}{score}{left}", flush=True)
+
+    kind = f"semantic, {len(model.class_names)} classes" if model.task == "semantic" else "instances"
+    print(f"training {base} ({kind}) on {len(pairs)} image(s)", flush=True)
+    try:
+        result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report)
+    except ValueError as exc:
+        raise _error(str(exc)) from None
+    path = save_trained(model, output)
+    where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
+    print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
+    for warning in result.warnings:
+        print(f"unet-seg train: warning: {warning}", file=sys.stderr)
+    return 0

@@ -1,0 +1,103 @@
+"""``unet-seg train`` end to end: train a tiny model, then predict with its file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.modelfile import read_metadata, save_model
+
+TINY = ["--init", "none", "--depth", "2", "--width", "4", "--max-steps", "3"]
+
+
+@pytest.fixture
+def files(tmp_path, tiny_model):
+    paths = {"inst": save_model(tiny_model, tmp_path / "inst.safetensors")}
+    for i in range(2):
+        image, labels = synthetic_nuclei((96, 96), seed=i)
+        paths[f"img{i}"], paths[f"lbl{i}"] = tmp_path / f"img{i}.tif", tmp_path / f"img{i}_labels.tif"
+        tifffile.imwrite(paths[f"img{i}"], image)
+        tifffile.imwrite(paths[f"lbl{i}"], labels)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[:, :60] = 1
+    paths["mask"] = tmp_path / "mask.tif"
+    tifffile.imwrite(paths["mask"], mask)
+    return paths
+
+
+def test_train_then_predict_with_the_file(files, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    code = main(["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]),
+                 "--image", str(files["img1"]), "--labels", str(files["lbl1"]), *TINY, "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "saved" in capsys.readouterr().out
+    meta = read_metadata(out)
+    assert meta["task"] == "instances" and meta["lineage"][-1]["steps"] == 3
+    assert [d["name"] for d in meta["lineage"][-1]["data"]] == ["img0", "img1"]
+    code = main(["predict", str(files["img0"]), "-o", str(tmp_path / "pred"), "--model", str(out)])
+    assert code == 0
+    assert tifffile.imread(tmp_path / "pred" / "img0_labels.tif").shape == (96, 96)
+
+
+def test_scribbles_with_masks_train_a_semantic_model(files, tmp_path):
+    out = tmp_path / "sem"
+    labels = tifffile.imread(files["lbl0"])
+    scribbles = np.zeros(labels.shape, np.uint8)
+    scribbles[::5] = np.where(labels[::5] > 0, 2, 1)
+    scribbles[:8, :8] = 3
+    tifffile.imwrite(tmp_path / "scribbles.tif", scribbles)
+    code = main(["train", "--image", str(files["img0"]), "--labels", str(tmp_path / "scribbles.tif"),
+                 "--mask", str(files["mask"]),
+                 "--scribbles", "--classes", "3", *TINY, "-o", str(out)])
+    assert code == 0
+    meta = read_metadata(tmp_path / "sem.safetensors")
+    assert meta["task"] == "semantic" and len(meta["class_names"]) == 3
+    assert meta["lineage"][-1]["mode"] == "scribbles"
+
+
+def test_a_stack_trains_on_its_annotated_slices(tmp_path):
+    image, labels = synthetic_nuclei((64, 64))
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([image, image, image]))
+    tifffile.imwrite(tmp_path / "stack_labels.tif", np.stack([labels, np.zeros_like(labels), labels]))
+    assert main(["train", "--image", str(tmp_path / "stack.tif"), "--labels", str(tmp_path / "stack_labels.tif"),
+                 *TINY, "-o", str(tmp_path / "m")]) == 0
+    data = read_metadata(tmp_path / "m.safetensors")["lineage"][-1]["data"]
+    assert [d["name"] for d in data] == ["stack[0]", "stack[2]"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labels", "{lbl1}"], "1 --image but 2 --labels"),
+    (["--mask", "{mask}", "--mask", "{mask}"], "2 --mask for 1 --image"),
+    (["--init", "nuclei", "--depth", "3"], "--depth and --width describe a new model"),
+    (["--scribbles", "--classes", "3"], "label value 12 in img0 is too large for a 3-class model"),
+    (["--scribbles", "--init", "{inst}"], "scribbles train semantic"),
+])
+def test_user_mistakes_are_one_line_errors(files, tmp_path, capsys, extra, message):
+    args = ["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]),
+            *[e.format(**{k: str(v) for k, v in files.items()}) for e in extra], "--max-steps", "1",
+            "-o", str(tmp_path / "m.safetensors")]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_existing_output_is_never_overwritten(files, tmp_path, capsys):
+    out = tmp_path / "taken.safetensors"
+    out.write_bytes(b"precious")
+    code = main(["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]), *TINY, "-o", str(out)])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+
+
+def test_missing_file_and_shape_mismatch(files, tmp_path, capsys):
+    assert main(["train", "--image", str(tmp_path / "nope.tif"), "--labels", str(files["lbl0"]), *TINY,
+                 "-o", str(tmp_path / "m")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((10, 10), np.uint16))
+    assert main(["train", "--image", str(files["img0"]), "--labels", str(tmp_path / "small.tif"), *TINY,
+                 "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "must match" in err and err.count("\n") == 1
