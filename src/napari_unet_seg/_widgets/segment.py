@@ -36,12 +36,12 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (ModelFileError, DeviceError, ValueError, RuntimeError, MemoryError, OSError)
 
 
-def _guarded(image: Any, request: SegmentRequest, progress: Any, cancel: Any) -> Any:
-    """Run the job and return its result or its exception: napari would show a raised one as a traceback."""
+def _guarded(image: Any, request: SegmentRequest, progress: Any, cancel: Any) -> tuple[Any, Exception | None]:
+    """Run the job and return (result, error): napari would show a raised error as a traceback."""
     try:
-        return run_segmentation(image, request, progress=progress, cancel=cancel)
+        return run_segmentation(image, request, progress=progress, cancel=cancel), None
     except Exception as exc:  # noqa: BLE001 - reported on the main thread as a notification
-        return exc
+        return None, exc
 
 
 class SegmentWidget(QWidget):
@@ -113,10 +113,10 @@ class SegmentWidget(QWidget):
 
         self.segment_button = QPushButton("Segment")
         self.segment_button.setToolTip("Segment the chosen image with these settings.")
-        self.segment_button.clicked.connect(self.run)
+        self.segment_button.clicked.connect(lambda: self.run())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.clicked.connect(lambda: self.cancel())
         buttons = QHBoxLayout()
         buttons.addWidget(self.segment_button, 2)
         buttons.addWidget(self.cancel_button, 1)
@@ -241,16 +241,17 @@ class SegmentWidget(QWidget):
         self.segment_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _on_returned(self, layer: Image, request: SegmentRequest, outcome: Any) -> None:
-        if isinstance(outcome, Cancelled):
+    def _on_returned(self, layer: Image, request: SegmentRequest, returned: tuple[Any, Exception | None]) -> None:
+        outcome, error = returned
+        if isinstance(error, Cancelled):
             self.status.setText("Cancelled; nothing was added.")
             show_info("Segmentation cancelled.")
             return
-        if isinstance(outcome, BaseException):
+        if error is not None:
             self.status.setText("Failed.")
-            if not isinstance(outcome, USER_ERRORS):
-                log.error("segmentation failed", exc_info=outcome)
-            first_line = (str(outcome).strip().splitlines() or [type(outcome).__name__])[0]
+            if not isinstance(error, USER_ERRORS):
+                log.error("segmentation failed", exc_info=error)
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             show_error(f"Segmentation of '{layer.name}' failed: {first_line}")
             return
         if layer not in self.viewer.layers:

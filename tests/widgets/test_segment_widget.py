@@ -1,0 +1,276 @@
+"""The Segment dock widget, driven like a user would: pick, press Segment, wait for the layer."""
+
+from __future__ import annotations
+
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+from napari.layers import Image, Labels
+
+from napari_unet_seg import new_model, save_model
+from napari_unet_seg._sample_data import nuclei_sample
+from napari_unet_seg._widgets import segment as segment_module
+from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg.core.modelfile import user_model_dir
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 60_000
+
+
+def save_tiny(name: str = "tiny", *, in_channels: int = 1, everywhere: bool = False) -> None:
+    """A tiny model in the user folder; ``everywhere`` makes it see one object filling each plane."""
+    torch.manual_seed(0)
+    model = new_model("instances", in_channels=in_channels, depth=2, base_channels=4)
+    if everywhere:
+        with torch.no_grad():
+            model.net.head.weight.zero_()
+            model.net.head.bias.fill_(10.0)
+    save_model(model, user_model_dir() / name)
+
+
+@pytest.fixture
+def messages(monkeypatch) -> dict[str, list[str]]:
+    """Notifications the widget sent, by kind."""
+    seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+    for kind in seen:
+        monkeypatch.setattr(segment_module, f"show_{kind}", seen[kind].append)
+    return seen
+
+
+@pytest.fixture
+def make_widget(make_napari_viewer, qtbot):
+    def factory(model: str = "tiny", **kwargs) -> tuple:
+        if not (user_model_dir() / f"{model}.safetensors").exists():
+            save_tiny(model, **kwargs)
+        viewer = make_napari_viewer()
+        widget = SegmentWidget(viewer)
+        qtbot.addWidget(widget)
+        widget.refresh_models()
+        widget.model_picker.combo.setCurrentText(model)
+        return viewer, widget
+
+    return factory
+
+
+def segment_and_wait(qtbot, widget: SegmentWidget, layer=None) -> None:
+    widget.run(layer)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+
+
+def result_layers(viewer) -> list[Labels]:
+    return [layer for layer in viewer.layers if isinstance(layer, Labels) and "labels" in layer.name
+            and "ground truth" not in layer.name]
+
+
+def add_sample(viewer) -> Image:
+    data, kwargs, _ = nuclei_sample()[0]
+    return viewer.add_image(data, scale=(0.5, 0.25), translate=(10.0, -3.0), **kwargs)
+
+
+def test_sample_gives_labels_layer_that_overlays(make_widget, qtbot, messages):
+    viewer, widget = make_widget()
+    image = add_sample(viewer)
+    assert widget.image_picker.currentText() == "nuclei"
+    widget.segment_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    (labels,) = result_layers(viewer)
+    assert labels.name == "nuclei labels"
+    assert labels.data.shape == image.data.shape
+    assert np.allclose(labels.scale, image.scale) and np.allclose(labels.translate, image.translate)
+    assert "Ran on CPU" in widget.ran_on.text()
+    assert not messages["error"]
+
+
+def test_probabilities_and_semantic_output(make_widget, qtbot, messages):
+    viewer, widget = make_widget()
+    add_sample(viewer)
+    widget.probabilities.setChecked(True)
+    widget.output.setCurrentIndex(widget.output.findData("semantic"))
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["nuclei labels"].data.max() <= 1
+    probability = viewer.layers["nuclei probability"]
+    assert probability.data.dtype == np.float32 and probability.data.shape == (520, 696)
+    assert not messages["error"]
+
+
+def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
+    widget.tile_size.setValue(64)
+    widget.run()
+    qtbot.waitUntil(lambda: "windows" in widget.status.text(), timeout=TIMEOUT)
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert result_layers(viewer) == []
+    assert "Cancelled" in widget.status.text()
+    assert widget.segment_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert not messages["error"]
+
+
+def test_event_loop_stays_responsive(make_widget, qtbot):
+    from qtpy.QtCore import QTimer
+
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(1).integers(0, 255, (768, 768), dtype=np.uint8), name="big")
+    widget.tile_size.setValue(128)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(50)
+    try:
+        segment_and_wait(qtbot, widget)
+    finally:
+        timer.stop()
+    assert result_layers(viewer)
+    gaps = np.diff(ticks)
+    assert len(gaps) > 3
+    assert gaps.max() < 0.3, f"event loop blocked for {gaps.max():.2f} s"
+
+
+@pytest.mark.parametrize("mode", ["all slices", "current slice only"])
+def test_stack_all_or_current_slice(make_widget, qtbot, mode):
+    viewer, widget = make_widget("full", everywhere=True)
+    stack = viewer.add_image(np.random.default_rng(2).integers(0, 255, (3, 40, 48), dtype=np.uint8),
+                             name="stack", scale=(2.0, 0.5, 0.5))
+    viewer.dims.set_current_step(0, 1)
+    widget.slices.setCurrentText(mode)
+    segment_and_wait(qtbot, widget)
+    (labels,) = result_layers(viewer)
+    assert labels.data.shape == stack.data.shape
+    assert np.allclose(labels.scale, stack.scale)
+    done = [bool(labels.data[z].any()) for z in range(3)]
+    assert done == ([True, True, True] if mode == "all slices" else [False, True, False])
+
+
+def test_current_slice_runs_fill_the_same_layer(make_widget, qtbot):
+    viewer, widget = make_widget("full", everywhere=True)
+    viewer.add_image(np.random.default_rng(2).integers(0, 255, (3, 40, 48), dtype=np.uint8), name="stack")
+    widget.slices.setCurrentText("current slice only")
+    for z in (0, 2):
+        viewer.dims.set_current_step(0, z)
+        segment_and_wait(qtbot, widget)
+    (labels,) = result_layers(viewer)
+    assert [bool(labels.data[z].any()) for z in range(3)] == [True, False, True]
+
+
+def test_rgb_image(make_widget, qtbot):
+    viewer, widget = make_widget()
+    rgb = viewer.add_image(np.random.default_rng(3).integers(0, 255, (64, 80, 3), dtype=np.uint8), name="colour")
+    assert rgb.rgb
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["colour labels"].data.shape == (64, 80)
+
+
+def test_multichannel_uses_channel_axis(make_widget, qtbot, messages):
+    viewer, widget = make_widget("two", in_channels=2)
+    viewer.add_image(np.random.default_rng(4).random((2, 48, 64), dtype=np.float32), name="two channels",
+                     scale=(1.0, 0.3, 0.3))
+    assert widget.channel_axis.currentData() == 0  # guessed from the model's channel count
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["two channels labels"]
+    assert labels.data.shape == (48, 64) and np.allclose(labels.scale, (0.3, 0.3))
+    assert not messages["error"]
+
+
+def test_dask_and_multiscale_inputs(make_widget, qtbot):
+    viewer, widget = make_widget()
+    rng = np.random.default_rng(5)
+    lazy = da.from_array(rng.integers(0, 255, (2, 96, 128), dtype=np.uint8), chunks=(1, 48, 64))
+    viewer.add_image(lazy, name="lazy")
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["lazy labels"].data.shape == (2, 96, 128)
+    full = rng.integers(0, 255, (256, 192), dtype=np.uint8)
+    viewer.add_image([full, full[::2, ::2], full[::4, ::4]], name="pyramid", multiscale=True)
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["pyramid labels"].data.shape == (256, 192)
+
+
+def test_large_results_go_to_zarr(make_widget, qtbot, tmp_path, messages):
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(6).integers(0, 255, (96, 128), dtype=np.uint8), name="img")
+    widget.storage.setCurrentText("zarr on disk")
+    widget.folder.setText(str(tmp_path))
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["img labels"]
+    assert labels.data.shape == (96, 128) and not isinstance(labels.data, np.ndarray)
+    assert (tmp_path / "img_labels.zarr").exists()
+    assert not messages["error"]
+
+
+def test_rerun_updates_but_never_overwrites_user_edits(make_widget, qtbot, messages):
+    viewer, widget = make_widget("full", everywhere=True)
+    viewer.add_image(np.random.default_rng(7).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")
+    segment_and_wait(qtbot, widget)
+    first = viewer.layers["cells labels"]
+    segment_and_wait(qtbot, widget)
+    assert result_layers(viewer) == [first]  # updated in place, no duplicate
+
+    first.paint((5, 5), 7)  # the user corrects the result
+    segment_and_wait(qtbot, widget)
+    assert [layer.name for layer in result_layers(viewer)] == ["cells labels", "cells labels (2)"]
+    assert first.data[5, 5] == 7
+    assert any("your edits" in text for text in messages["info"])
+
+    # edits made without paint events are noticed too
+    second = viewer.layers["cells labels (2)"]
+    second.data[0, 0] = 42
+    segment_and_wait(qtbot, widget)
+    assert len(result_layers(viewer)) == 3 and second.data[0, 0] == 42
+
+
+def test_wrong_layer_type_and_no_image(make_widget, messages):
+    viewer, widget = make_widget()
+    widget.run()
+    points = viewer.add_points([[1, 1]], name="spots")
+    widget.run(points)
+    assert widget.worker is None
+    assert "no image layer" in messages["error"][0]
+    assert "Points layer" in messages["error"][1]
+
+
+def test_channel_mismatch_is_a_notification(make_widget, messages):
+    viewer, widget = make_widget("two", in_channels=2)
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="gray")
+    widget.run()
+    assert widget.worker is None
+    assert "expects 2 channels" in messages["error"][0]
+
+
+def test_no_model_is_a_notification(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    qtbot.addWidget(widget)
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="gray")
+    widget.run()
+    assert widget.worker is None and "No model" in messages["error"][0]
+
+
+def test_load_from_file_and_refresh(make_widget, tmp_path, messages):
+    viewer, widget = make_widget()
+    torch.manual_seed(1)
+    path = save_model(new_model("instances", depth=2, base_channels=4), tmp_path / "elsewhere")
+    assert widget.model_picker.add_file(path)
+    assert widget.model_picker.path() == path
+    save_tiny("trained later")
+    widget.refresh_models()
+    names = [widget.model_picker.combo.itemText(i) for i in range(widget.model_picker.combo.count())]
+    assert "trained later" in names and widget.model_picker.path() == path
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a model")
+    assert not widget.model_picker.add_file(bad)
+
+
+def test_worker_errors_become_notifications(make_widget, qtbot, messages, monkeypatch):
+    viewer, widget = make_widget()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="gray")
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("cuda ran out of memory even with 64px windows one at a time; choose the CPU")
+
+    monkeypatch.setattr(segment_module, "run_segmentation", out_of_memory)
+    segment_and_wait(qtbot, widget)
+    assert "ran out of memory" in messages["error"][0]
+    assert result_layers(viewer) == []
