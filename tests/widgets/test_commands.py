@@ -1,0 +1,78 @@
+"""Layers > Segment > "Segment with U-Net" and the batch command, through the manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from napari.layers import Labels
+from app_model import Application
+from npe2 import PluginManifest
+
+from napari_unet_seg import new_model, save_model
+from napari_unet_seg._commands import segment_with_unet
+from napari_unet_seg._sample_data import nuclei_sample
+from napari_unet_seg._widgets import segment as segment_module
+from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg.core.modelfile import user_model_dir
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def tiny_in_user_folder() -> None:
+    torch.manual_seed(0)
+    save_model(new_model("instances", depth=2, base_channels=4), user_model_dir() / "tiny")
+
+
+COMMAND = "napari-unet-seg.segment_with_unet"
+
+
+def test_menu_entry_is_declared():
+    manifest = PluginManifest.from_distribution("napari-unet-seg")
+    menu = manifest.contributions.menus["napari/layers/segment"]
+    assert [item.command for item in menu] == [COMMAND]
+    titles = {c.id: c.title for c in manifest.contributions.commands}
+    assert titles[COMMAND] == "Segment with U-Net"
+
+
+def test_layers_segment_menu_runs_the_command(make_napari_viewer, qtbot, tiny_in_user_folder):
+    viewer = make_napari_viewer()
+    # make_napari_viewer runs napari on a fresh app-model application called "test_app"
+    app = Application.get_app("test_app") or Application.get_app("napari")
+    items = app.menus.get_menu("napari/layers/segment")
+    assert COMMAND in [item.command.id for item in items if hasattr(item, "command")]
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8), name="cells")
+    app.commands.execute_command(COMMAND).result()  # what clicking the menu item does
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert viewer.layers["cells labels"].data.shape == (64, 80)
+
+
+def test_command_segments_selected_image(make_napari_viewer, qtbot, tiny_in_user_folder):
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in nuclei_sample():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+    segment_with_unet(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    assert isinstance(widget, SegmentWidget)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    labels = viewer.layers["nuclei labels"]
+    assert isinstance(labels, Labels) and labels.data.shape == viewer.layers["nuclei"].data.shape
+
+    segment_with_unet(viewer)  # the same dock is reused, and the result layer updated
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert [layer.name for layer in viewer.layers if layer.name.startswith("nuclei labels")] == ["nuclei labels"]
+
+
+def test_command_on_points_layer_is_a_clear_error(make_napari_viewer, monkeypatch, tiny_in_user_folder):
+    errors: list[str] = []
+    monkeypatch.setattr(segment_module, "show_error", errors.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
+    viewer.add_points([[2, 2]], name="spots")
+    viewer.layers.selection.active = viewer.layers["spots"]
+    segment_with_unet(viewer)
+    assert errors and "'spots' is a Points layer" in errors[0]
+    assert not any(isinstance(layer, Labels) for layer in viewer.layers)
