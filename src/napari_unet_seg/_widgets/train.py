@@ -1,0 +1,293 @@
+"""The Train dock widget: fine-tune on what was just painted, without leaving napari.
+
+A thin shell: it reads layers into training pairs on the main thread, hands
+them to :mod:`.train_job` in a napari thread worker, and shows what comes back
+(loss/score plot, ETA, live preview layer, final scores and warnings). It never
+writes into a user's layer: the preview goes into a layer of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from ..core.finetune import fresh_model_name
+from ..core.modelfile import ModelFileError, available_models, user_model_dir
+from ..core.project import Project, default_project_dir
+from ._common import form_group, format_seconds
+from .train_job import JobOutcome, TrainBridge, TrainJob, run_job
+from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box
+from .train_plot import TrainingPlot
+
+SCRATCH = "new model (from scratch)"
+MODE_TEXT = {"dense": "dense (every pixel annotated)", "region": "region-limited (Shapes or mask layer)",
+             "scribbles": "scribbles (0 = unlabelled, 1 = background, k+1 = class k)"}
+
+
+def _combo(items: list[str] | None = None) -> QComboBox:
+    box = QComboBox()
+    box.addItems(items or [])
+    return box
+
+
+def _spin(low: int, high: int, value: int, suffix: str = "", special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+class TrainWidget(QWidget):
+    """Train or fine-tune a model on (image, labels) layers, in the background."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self.job: TrainJob | None = None
+        self.outcome: JobOutcome | None = None
+        self.preview_layer: Labels | None = None
+        self.overrides: dict[str, Any] = {}  # TrainConfig fields to force (tests, experts)
+        self._box = (0, 1, 0, 1)
+        self.bridge = TrainBridge(self)
+        self.bridge.stepped.connect(self._on_step)
+        self.bridge.previewed.connect(self._on_preview)
+        self.bridge.status.connect(lambda text: self.status.setText(text))
+        self._build()
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ UI
+    def _build(self) -> None:
+        data, form = form_group("Annotations")
+        self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
+        self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
+        self.slices = QLineEdit()
+        self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
+        self.use_project = QCheckBox("also train on all corrections saved in the project")
+        self.use_project.setChecked(True)
+        self.project_dir = QLineEdit(str(default_project_dir()))
+        self.project_info = QLabel()
+        for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
+                              ("region", self.region_box), ("stack slices", self.slices),
+                              ("project folder", self.project_dir)):
+            form.addRow(label, widget)
+        form.addRow(self.use_project)
+        form.addRow(self.project_info)
+        model, mform = form_group("Model")
+        self.model_box, self.task_box = _combo(), _combo(["instances", "semantic"])
+        self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("automatic (never overwrites)")
+        for label, widget in (("start from", self.model_box), ("new: task", self.task_box),
+                              ("new: classes", self.classes), ("new: depth", self.depth),
+                              ("new: width", self.width), ("save as", self.name)):
+            mform.addRow(label, widget)
+        run, rform = form_group("Run")
+        self.max_seconds = _spin(0, 24 * 3600, 120, " s", special="no limit")
+        self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
+        self.preview = QCheckBox("live preview of the visible part")
+        self.preview.setChecked(True)
+        for label, widget in (("time budget", self.max_seconds), ("max steps", self.max_steps)):
+            rform.addRow(label, widget)
+        rform.addRow(self.preview)
+        self.train_button, self.cancel_button = QPushButton("Train"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.train_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress = QProgressBar()
+        self.status, self.result = QLabel("ready"), QLabel()
+        self.result.setWordWrap(True)
+        self.status.setWordWrap(True)
+        self.plot = TrainingPlot()
+        layout = QVBoxLayout(self)
+        for widget in (data, model, run):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        for widget in (self.progress, self.status, self.plot, self.result):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        self.model_box.currentTextChanged.connect(self._on_model_changed)
+        self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
+        self.project_dir.editingFinished.connect(self._show_project)
+        self._show_project()
+
+    def _refresh_layers(self, *_: Any) -> None:
+        layers = list(self.viewer.layers)
+        mine = self.preview_layer
+        for box, kinds in ((self.image_box, (Image,)), (self.labels_box, (Labels,)),
+                           (self.region_box, (Shapes, Labels, Image))):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems([layer.name for layer in layers if isinstance(layer, kinds) and layer is not mine])
+            if current:
+                box.setCurrentText(current)
+            box.blockSignals(False)
+
+    def refresh_models(self) -> None:
+        """Re-read the model folders (the built-in model, user models, new)."""
+        current = self.model_box.currentText()
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        self.model_box.addItems(sorted(available_models()) + [SCRATCH])
+        self.model_box.setCurrentText(current if current else ("nuclei" if "nuclei" in available_models() else SCRATCH))
+        self.model_box.blockSignals(False)
+        self._on_model_changed()
+
+    def _on_model_changed(self, *_: Any) -> None:
+        scratch = self.model_box.currentText() == SCRATCH
+        for widget in (self.task_box, self.classes, self.depth, self.width):
+            widget.setEnabled(scratch)
+
+    def _on_mode_changed(self, *_: Any) -> None:
+        if self.mode() == "scribbles":
+            self.task_box.setCurrentText("semantic")
+            if self.model_box.currentText() == "nuclei":
+                self.model_box.setCurrentText(SCRATCH)
+
+    def _show_project(self) -> None:
+        try:
+            count = len(Project(self.project_dir.text()))
+        except ValueError as exc:
+            self.project_info.setText(str(exc))
+            return
+        self.project_info.setText(f"{count} annotated image(s) saved in this project")
+
+    def mode(self) -> str:
+        return MODES[self.mode_box.currentIndex()]
+
+    # ----------------------------------------------------------- running
+    def start(self) -> None:
+        """Read the layers and start training in the background."""
+        if self.worker is not None:
+            show_info("Training is already running; cancel it or wait for it to finish.")
+            return
+        try:
+            self.job = self._job()
+        except (ValueError, KeyError, ModelFileError) as exc:
+            show_error(str(exc))
+            return
+        self.plot.clear()
+        self.result.setText("")
+        self.progress.setValue(0)
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.worker = create_worker(run_job, self.job, self.bridge)
+        self.worker.returned.connect(self._on_returned)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Stop after the current step; the best model so far is still saved."""
+        if self.job is not None:
+            self.job.cancel.set()
+            self.status.setText("cancelling: keeping the best model so far...")
+
+    def _job(self) -> TrainJob:
+        if not self.image_box.currentText() or not self.labels_box.currentText():
+            raise ValueError("Training needs an Image layer and a Labels layer painted over it.")
+        if self.mode() == "region" and not self.region_box.currentText():
+            raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
+        image = self.viewer.layers[self.image_box.currentText()]
+        labels = self.viewer.layers[self.labels_box.currentText()]
+        region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
+        step = tuple(self.viewer.dims.current_step[: len(leading_shape(image))])
+        pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
+                                  slices=self.slices.text(), current_step=step)
+        scratch = self.model_box.currentText() == SCRATCH
+        preview_image = pairs[0].image if self.preview.isChecked() else None
+        self._box = visible_box(image, pairs[0].labels.shape)
+        return TrainJob(
+            pairs=pairs, init="none" if scratch else self.model_box.currentText(),
+            task="semantic" if self.mode() == "scribbles" else self.task_box.currentText(),
+            classes=self.classes.value() if scratch else None, depth=self.depth.value(), width=self.width.value(),
+            scribbles=self.mode() == "scribbles", max_steps=self.max_steps.value() or None,
+            max_seconds=float(self.max_seconds.value()) or None, name=self.name.text().strip(),
+            project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
+            preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=lambda: self._box,
+            overrides=dict(self.overrides),
+        )
+
+    def _on_step(self, report: Any) -> None:
+        self.plot.add(report.step, report.loss, report.val_score)
+        budget = [report.step / max(report.max_steps, 1)]
+        if self.job is not None and self.job.max_seconds:
+            budget.append(report.seconds / self.job.max_seconds)
+        self.progress.setValue(int(100 * min(max(budget), 1.0)))
+        best = f", best held-out score {report.best_score:.3f}" if report.best_score is not None else ""
+        left = f", ~{format_seconds(report.seconds_left)} left" if report.seconds_left is not None else ""
+        self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
+        image = self.viewer.layers[self.image_box.currentText()] if self.image_box.currentText() in self.viewer.layers else None
+        if image is not None and self.job is not None:
+            self._box = visible_box(image, self.job.pairs[0].labels.shape)
+
+    def _on_preview(self, payload: Any) -> None:
+        (y0, y1, x0, x1), labels = payload
+        layer = self.preview_layer
+        shape = self.job.pairs[0].labels.shape if self.job is not None else labels.shape
+        if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
+            import numpy as np
+
+            name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
+            layer = self.preview_layer = self.viewer.add_labels(np.zeros(shape, np.uint32), name=name, opacity=0.5)
+        layer.data[y0:y1, x0:x1] = labels
+        layer.refresh()
+
+    def _on_returned(self, outcome: JobOutcome) -> None:
+        self.outcome = outcome
+        result = outcome.result
+        scores = ", ".join(f"{k.replace('ap50', 'AP50').replace('mean_iou', 'mean IoU')} {v:.3f}"
+                           for k, v in result.scores.items())
+        where = "held-out annotation" if result.held_out else "the training images (too little annotation to hold out)"
+        stopped = " (cancelled)" if result.train.cancelled else ""
+        text = (f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
+                f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).\n"
+                f"{scores} on {where}.")
+        if result.warnings:
+            text += "\nWarning: " + "\nWarning: ".join(result.warnings)
+            for warning in result.warnings:
+                show_warning(warning)
+        self.result.setText(text)
+        self.status.setText("done")
+        self.progress.setValue(100)
+        self.refresh_models()
+        self._refresh_segment_widgets()
+        self._show_project()
+        self.name.setText("")
+        self.name.setPlaceholderText(f"automatic, e.g. {fresh_model_name(outcome.path.stem, user_model_dir())}")
+
+    def _refresh_segment_widgets(self) -> None:
+        """Make the new model appear at once in any open Segment widget."""
+        try:
+            docked = list(self.viewer.window.dock_widgets.values())
+        except (AttributeError, RuntimeError):
+            return
+        for widget in docked:
+            refresh = getattr(widget, "refresh_models", None)
+            if widget is not self and callable(refresh):
+                refresh()
+
+    def _on_error(self, exc: Exception) -> None:
+        self.status.setText("failed")
+        show_error(f"Training failed: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.train_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)

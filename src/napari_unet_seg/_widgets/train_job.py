@@ -1,0 +1,107 @@
+"""The Train widget's background job: everything slow happens here, off the main thread.
+
+The job autosaves the pairs into the project, trains through the Qt-free
+core, and saves the model. It talks to the widget only through a
+:class:`TrainBridge`, whose signals Qt queues onto the main thread, where the
+widget touches layers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QObject, Signal
+
+from ..core.finetune import (
+    FinetuneResult, RegionPredictor, default_config, finetune, fresh_model_name, is_scratch, save_trained,
+    starting_model,
+)
+from ..core.modelfile import available_models, user_model_dir
+from ..core.project import Project
+from ..core.training import TrainingPair
+
+
+class TrainBridge(QObject):
+    """Signals from the worker thread; connected slots run on the main thread."""
+
+    stepped = Signal(object)  # StepReport
+    previewed = Signal(object)  # (box, labels)
+    status = Signal(str)
+
+
+@dataclass
+class TrainJob:
+    """What the widget read from its controls and layers, frozen before the worker starts."""
+
+    pairs: list[TrainingPair]
+    init: str = "nuclei"
+    task: str = "instances"
+    classes: int | None = None
+    depth: int = 4
+    width: int = 16
+    scribbles: bool = False
+    max_steps: int | None = None
+    max_seconds: float | None = 120.0
+    name: str = ""
+    project_dir: Path | None = None
+    use_project: bool = True
+    preview_image: Any = None
+    preview_rgb: bool = False
+    preview_box: Callable[[], tuple[int, int, int, int]] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields, for experts and tests
+
+
+@dataclass
+class JobOutcome:
+    result: FinetuneResult
+    path: Path
+    n_pairs: int
+
+
+def run_job(job: TrainJob, bridge: TrainBridge) -> JobOutcome:
+    """Autosave, train, save; runs in a napari thread worker."""
+    pairs = list(job.pairs)
+    if job.project_dir is not None:
+        bridge.status.emit("saving the annotations into the project...")
+        project = Project(job.project_dir)
+        for pair in pairs:
+            project.add(pair, scribbles=job.scribbles, source=pair.name)
+        if job.use_project:
+            pairs = project.pairs(scribbles=job.scribbles)
+    bridge.status.emit("preparing the model...")
+    scratch = is_scratch(job.init)
+    model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
+                           in_channels=_channels(pairs[0]) if pairs else 1)
+    config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
+                            max_steps=job.max_steps, max_seconds=job.max_seconds)
+    config = replace(config, **job.overrides)
+    preview = None
+    if job.preview_image is not None and job.preview_box is not None:
+        predictor = RegionPredictor(job.preview_image, model, rgb=job.preview_rgb)
+        box_of = job.preview_box
+
+        def preview(current: Any) -> None:
+            box = box_of()
+            bridge.previewed.emit((box, predictor(current, box)))
+
+    bridge.status.emit(f"training on {len(pairs)} image(s)...")
+    result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
+                      progress=bridge.stepped.emit, cancel=job.cancel.is_set, preview=preview)
+    folder = user_model_dir()
+    taken = not job.name or job.name in available_models() or (folder / f"{job.name}.safetensors").exists()
+    name = fresh_model_name(job.name or ("model" if scratch else model.name), folder) if taken else job.name
+    path = save_trained(model, folder / name)
+    if job.project_dir is not None:
+        Project(job.project_dir).record_model(path, {"steps": result.train.steps, **result.scores})
+    return JobOutcome(result, path, len(pairs))
+
+
+def _channels(pair: TrainingPair) -> int:
+    image = np.asarray(pair.image)
+    return 1 if pair.rgb or image.ndim == 2 else int(image.shape[0])

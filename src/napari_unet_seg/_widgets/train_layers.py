@@ -1,0 +1,133 @@
+"""Viewer layers -> training pairs for the Train widget (no Qt here; call on the main thread).
+
+An Image layer and a Labels layer become one :class:`TrainingPair` per chosen
+2D plane; a Shapes layer or a mask (Labels/Image) layer becomes the annotated
+region. Everything is copied, so painting on while training runs is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..core.training import TrainingPair
+
+MODES = ("dense", "region", "scribbles")
+
+
+def plane_axes(layer: Any) -> int:
+    """How many trailing axes make one plane: 3 for RGB images, else 2."""
+    return 3 if getattr(layer, "rgb", False) else 2
+
+
+def leading_shape(image_layer: Any) -> tuple[int, ...]:
+    shape = tuple(np.shape(image_layer.data))
+    return shape[: len(shape) - plane_axes(image_layer)]
+
+
+def parse_slices(text: str, count: int, current: int) -> list[int]:
+    """"" = the slice on screen; "all"; or "0, 3, 5-8" (indices into the leading axis)."""
+    text = text.strip().lower()
+    if not text:
+        return [current]
+    if text == "all":
+        return list(range(count))
+    chosen: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = (int(v) for v in part.split("-", 1))
+                chosen.extend(range(a, b + 1))
+            else:
+                chosen.append(int(part))
+        except ValueError:
+            raise ValueError(f"cannot read slices {text!r}: use e.g. '0, 3, 5-8' or 'all'") from None
+    bad = [i for i in chosen if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"slice {bad[0]} does not exist (the stack has {count} slices, 0-{count - 1})")
+    return sorted(set(chosen))
+
+
+def region_mask(layer: Any, plane_shape: tuple[int, int], index: tuple[int, ...]) -> np.ndarray:
+    """The annotated region on one plane: inside any shape, or nonzero in a mask layer."""
+    if type(layer).__name__ == "Shapes":
+        if layer.nshapes == 0:
+            return np.zeros(plane_shape, bool)
+        if layer.ndim == 2:
+            return np.asarray(layer.to_masks(mask_shape=plane_shape)).any(axis=0)
+        full = tuple(int(i) + 1 for i in index) + tuple(plane_shape)
+        masks = np.asarray(layer.to_masks(mask_shape=full)).any(axis=0)
+        return masks[index] if index else masks
+    data = np.asarray(layer.data[index] if index and np.ndim(layer.data) > 2 else layer.data)
+    if data.shape != plane_shape:
+        raise ValueError(f"the region layer '{layer.name}' has shape {data.shape}, the image plane {plane_shape}")
+    return data > 0
+
+
+def pairs_from_layers(
+    image_layer: Any, labels_layer: Any, *, mode: str = "dense", region_layer: Any = None,
+    slices: str = "", current_step: tuple[int, ...] = (),
+) -> list[TrainingPair]:
+    """Copy the chosen planes of an image/labels pair into training pairs."""
+    if mode not in MODES:
+        raise ValueError(f"unknown annotation mode {mode!r}")
+    if mode == "region" and region_layer is None:
+        raise ValueError("region-limited training needs a Shapes or mask layer that marks the annotated region")
+    rgb = bool(getattr(image_layer, "rgb", False))
+    lead = leading_shape(image_layer)
+    image_shape = tuple(np.shape(image_layer.data))
+    plane_shape = image_shape[len(lead):len(lead) + 2]
+    labels_shape = tuple(np.shape(labels_layer.data))
+    if labels_shape[-2:] != plane_shape or (len(labels_shape) > 2 and labels_shape[:-2] != lead):
+        raise ValueError(f"labels '{labels_layer.name}' have shape {labels_shape} but image "
+                         f"'{image_layer.name}' is {image_shape}: they must overlay exactly")
+    if not lead:
+        indices: list[tuple[int, ...]] = [()]
+    elif len(lead) == 1:
+        current = int(current_step[0]) if current_step else 0
+        indices = [(i,) for i in parse_slices(slices, lead[0], current)]
+    else:  # deeper stacks (T, Z, ...): the plane on screen
+        indices = [tuple(int(s) for s in current_step[: len(lead)])]
+    pairs = []
+    for index in indices:
+        image = np.array(image_layer.data[index] if index else image_layer.data)
+        labels = np.array(labels_layer.data[index] if index and len(labels_shape) > 2 else labels_layer.data)
+        valid = region_mask(region_layer, plane_shape, index) if mode == "region" else None
+        name = image_layer.name + (f" [{', '.join(map(str, index))}]" if index else "")
+        pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name))
+    return pairs
+
+
+def visible_box(image_layer: Any, plane_shape: tuple[int, int], limit: int = 768) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the part of the plane on screen, at most ``limit`` px a side (cheap previews)."""
+    h, w = plane_shape
+    try:
+        corners = np.asarray(image_layer.corner_pixels)[:, -plane_axes(image_layer):][:, :2]
+        y0, x0 = (int(v) for v in corners[0])
+        y1, x1 = (int(v) + 1 for v in corners[1])
+    except (AttributeError, IndexError, ValueError, TypeError):
+        y0, y1, x0, x1 = 0, h, 0, w
+    y0, x0 = max(y0, 0), max(x0, 0)
+    y1, x1 = min(y1, h), min(x1, w)
+    if y1 - y0 < 8 or x1 - x0 < 8:
+        y0, y1, x0, x1 = 0, h, 0, w
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    if y1 - y0 > limit:
+        y0 = min(max(cy - limit // 2, 0), h - limit)
+        y1 = y0 + limit
+    if x1 - x0 > limit:
+        x0 = min(max(cx - limit // 2, 0), w - limit)
+        x1 = x0 + limit
+    return y0, y1, x0, x1
+
+
+def fresh_layer_name(existing: list[str], base: str) -> str:
+    """A layer name nobody uses yet: the widget never writes into a user's layer."""
+    name, n = base, 1
+    while name in existing:
+        n += 1
+        name = f"{base} {n}"
+    return name

@@ -1,0 +1,64 @@
+"""A small live plot of the training loss and the held-out score (matplotlib in Qt)."""
+
+from __future__ import annotations
+
+import time
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qtpy.QtWidgets import QSizePolicy
+
+
+class TrainingPlot(FigureCanvasQTAgg):
+    """Loss (left axis) and validation score (right axis, 0-1) against the step.
+
+    Redraws are rate-limited so hundreds of steps cannot flood the event loop.
+    """
+
+    def __init__(self, min_interval: float = 0.3) -> None:
+        figure = Figure(figsize=(3.2, 2.0), layout="constrained")
+        super().__init__(figure)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(180)
+        self._min_interval = min_interval
+        self._last_draw = 0.0
+        self.loss_axes = figure.add_subplot()
+        self.score_axes = self.loss_axes.twinx()
+        self.loss_axes.set_xlabel("step", fontsize=8)
+        self.loss_axes.set_ylabel("loss", fontsize=8, color="tab:blue")
+        self.score_axes.set_ylabel("held-out score", fontsize=8, color="tab:orange")
+        self.score_axes.set_ylim(0, 1)
+        for axes in (self.loss_axes, self.score_axes):
+            axes.tick_params(labelsize=7)
+        (self.loss_line,) = self.loss_axes.plot([], [], color="tab:blue", lw=1)
+        (self.score_line,) = self.score_axes.plot([], [], "o-", color="tab:orange", ms=3, lw=1)
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.score_steps: list[int] = []
+        self.scores: list[float] = []
+
+    def clear(self) -> None:
+        self.steps, self.losses, self.score_steps, self.scores = [], [], [], []
+        self._update(force=True)
+
+    def add(self, step: int, loss: float | None = None, score: float | None = None) -> None:
+        if loss is not None:
+            self.steps.append(step)
+            self.losses.append(loss)
+        if score is not None:
+            self.score_steps.append(step)
+            self.scores.append(score)
+        self._update(force=score is not None)
+
+    def _update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < self._min_interval:
+            return
+        self._last_draw = now
+        self.loss_line.set_data(self.steps, self.losses)
+        self.score_line.set_data(self.score_steps, self.scores)
+        self.loss_axes.relim()
+        self.loss_axes.autoscale_view()
+        if self.steps or self.score_steps:
+            self.loss_axes.set_xlim(0, max(self.steps[-1:] + self.score_steps[-1:] + [1]))
+        self.draw_idle()

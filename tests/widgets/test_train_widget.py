@@ -1,0 +1,129 @@
+"""The Train dock widget, driven like a user would: pick layers, press Train, watch, get a model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg._widgets import train as train_module
+from napari_unet_seg._widgets.train import SCRATCH, TrainWidget
+from napari_unet_seg.core.modelfile import available_models, read_metadata
+from napari_unet_seg.core.project import Project
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 60_000
+FAST = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
+
+
+@pytest.fixture
+def messages(monkeypatch) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+    for kind in seen:
+        monkeypatch.setattr(train_module, f"show_{kind}", seen[kind].append)
+    return seen
+
+
+def _widget(viewer, tmp_path, steps: int = 4) -> TrainWidget:
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train")
+    widget.model_box.setCurrentText(SCRATCH)
+    widget.depth.setValue(2)
+    widget.width.setValue(4)
+    widget.max_steps.setValue(steps)
+    widget.project_dir.setText(str(tmp_path / "project"))
+    widget.overrides = dict(FAST)
+    return widget
+
+
+def _wait(qtbot, widget) -> None:
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+
+
+def test_train_a_few_steps_plot_preview_and_model_list(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    user_labels = viewer.add_labels(labels.copy(), name="cells labels")
+    segment = None
+    try:
+        from napari_unet_seg._widgets.segment import SegmentWidget
+
+        segment = SegmentWidget(viewer)
+        viewer.window.add_dock_widget(segment, name="Segment")
+    except ImportError:
+        pass
+    widget = _widget(viewer, tmp_path)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    assert widget.outcome is not None and widget.outcome.result.train.steps == 4
+    assert widget.plot.steps == [1, 2, 3, 4] and widget.plot.scores == []  # too small to hold out
+    # the live preview went into a layer of its own; the user's labels are untouched
+    assert widget.preview_layer is not None and widget.preview_layer in viewer.layers
+    assert widget.preview_layer.name == "training preview"
+    np.testing.assert_array_equal(user_labels.data, labels)
+    name = widget.outcome.path.stem
+    assert name == "model-finetuned" and name in available_models()
+    assert read_metadata(widget.outcome.path)["lineage"][-1]["data"][0]["name"] == "cells"
+    assert "Saved model 'model-finetuned'" in widget.result.text()
+    if segment is not None:
+        names = [segment.model_picker.combo.itemText(i) for i in range(segment.model_picker.combo.count())]
+        assert name in names
+    assert name in [widget.model_box.itemText(i) for i in range(widget.model_box.count())]
+    # the project remembers the pair for the next round
+    assert len(Project(tmp_path / "project")) == 1
+
+
+def test_continue_training_uses_saved_corrections_and_never_overwrites(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    for seed in range(2):
+        image, labels = synthetic_nuclei((96, 96), seed=seed)
+        viewer.add_image(image, name=f"img{seed}")
+        viewer.add_labels(labels, name=f"lab{seed}")
+    widget = _widget(viewer, tmp_path, steps=2)
+    widget.preview.setChecked(False)
+    widget.image_box.setCurrentText("img0")
+    widget.labels_box.setCurrentText("lab0")
+    widget.start()
+    _wait(qtbot, widget)
+    first = widget.outcome.path
+    widget.refresh_models()
+    widget.model_box.setCurrentText(first.stem)  # continue from the fine-tuned model
+    widget.image_box.setCurrentText("img1")
+    widget.labels_box.setCurrentText("lab1")
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    second = widget.outcome
+    assert second.path != first and second.path.stem == "model-finetuned-2"
+    assert second.n_pairs == 2  # both corrections, not only the latest
+    assert [run["base"] for run in read_metadata(second.path)["lineage"]] == ["scratch", first.stem]
+
+
+def test_region_mode_from_shapes_and_cancel(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 96))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="partly painted")
+    viewer.add_shapes([np.array([[0, 0], [0, 60], [60, 60], [60, 0]])], shape_type="rectangle", name="done here")
+    widget = _widget(viewer, tmp_path, steps=0)
+    widget.max_seconds.setValue(0)  # no limit: only Cancel stops it
+    widget.mode_box.setCurrentIndex(1)
+    widget.region_box.setCurrentText("done here")
+    widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=TIMEOUT)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    result = widget.outcome.result
+    assert result.train.cancelled and "(cancelled)" in widget.result.text()
+    lineage = read_metadata(widget.outcome.path)["lineage"][-1]
+    assert lineage["mode"] == "region" and lineage["data"][0]["annotated_pixels"] == 61 * 61
+
+
+def test_clear_message_without_layers(make_napari_viewer, tmp_path, messages):
+    viewer = make_napari_viewer()
+    widget = _widget(viewer, tmp_path)
+    widget.start()
+    assert widget.worker is None and "needs an Image layer" in messages["error"][0]
