@@ -92,7 +92,7 @@ def segment(
     plane_ndim = 3 if (rgb or channel_axis is not None) else 2
     if image.ndim < plane_ndim:
         raise ValueError(f"image of shape {tuple(image.shape)} has too few dimensions")
-    lead = tuple(image.shape[:-plane_ndim]) if not rgb else tuple(image.shape[:-3])
+    lead = tuple(image.shape[:-plane_ndim])
     planes = int(np.prod(lead)) if lead else 1
     out = None
     for index, idx in enumerate(np.ndindex(*lead) if lead else [()]):
