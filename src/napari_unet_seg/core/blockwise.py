@@ -100,7 +100,8 @@ def _keep_centred(labels: np.ndarray, core: tuple[int, int, int, int]) -> tuple[
 
 
 def segment_plane(
-    plane: Any, model: Model, out: Any, lead: tuple[int, ...], *, rgb: bool, block_size: int, opts: dict[str, Any],
+    plane: Any, model: Model, out: Any, lead: tuple[int, ...], *, rgb: bool, block_size: int, halo: int | None,
+    opts: dict[str, Any],
     diameter: float | None, progress: ProgressCallback | None, cancel: CancelCallback | None,
 ) -> tuple[int, float]:
     """Segment one 2D plane into ``out[lead]``; returns (objects, total object area)."""
@@ -114,7 +115,7 @@ def segment_plane(
         return int((counts > 0).sum()), float(counts.sum())
     prepared = PreparedImage(plane, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
     grid = model.net.size_multiple
-    halo = halo_for(model, diameter)
+    halo = halo_for(model, diameter) if halo is None else int(halo)
     scale = rescale_factor(model, diameter)
     blocks = [(y, x) for y in range(0, height, block_size) for x in range(0, width, block_size)]
     next_id, objects, area = 1, 0, 0.0
@@ -185,6 +186,7 @@ def segment_to_zarr(
     precision: str = "auto",
     diameter: float | None = None,
     block_size: int = 2048,
+    halo: int | None = None,
     pixel_size: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
@@ -193,7 +195,8 @@ def segment_to_zarr(
 
     ``source`` follows :func:`~.pipeline.segment`: (H, W), (H, W, 3|4) with
     ``rgb``, (C, H, W) with ``channel_axis`` naming C, or a stack (N, ...)
-    segmented plane by plane. The store
+    segmented plane by plane. ``halo`` (default :func:`halo_for`) is the
+    context around each block; it must hold the largest object. The store
     is written under a temporary name and renamed when complete, so ``path``
     never holds a partial result. Instance ids are unique within each plane.
     Returns the opened array (``attrs``: objects, mean_area, pixel_size).
@@ -230,7 +233,7 @@ def segment_to_zarr(
                     progress(_p * total + done, len(planes) * total)
 
             plane = PlaneView(source, lead) if lead else source
-            n, a = segment_plane(plane, model, out, lead, rgb=rgb, block_size=block_size, opts=opts,
+            n, a = segment_plane(plane, model, out, lead, rgb=rgb, block_size=block_size, halo=halo, opts=opts,
                                  diameter=diameter, progress=plane_progress, cancel=cancel)
             objects, area = objects + n, area + a
         out.attrs.update({

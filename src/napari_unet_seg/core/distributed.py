@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,6 @@ def iter_distributed(
     timeout: float = CONNECT_TIMEOUT,
 ) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them."""
-    from distributed import wait
-
     plugin = model_plugin(options)
     client = connect(address, timeout)
     try:
@@ -116,15 +115,17 @@ def iter_distributed(
                           pure=False, retries=1): job
             for i, job in enumerate(jobs)
         }
-        pending = set(futures)
+        pending = list(futures)  # polled, not waited on: this client is deliberately not the default one
         while pending:
             if cancel is not None and cancel():
-                client.cancel(list(pending))
+                client.cancel(pending)
                 return
-            try:
-                done, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            done = [f for f in pending if f.done()]
+            if not done:
+                time.sleep(POLL)
                 continue
+            finished = {f.key for f in done}
+            pending = [f for f in pending if f.key not in finished]
             for future in done:
                 job = futures[future]
                 try:

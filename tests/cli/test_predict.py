@@ -1,0 +1,89 @@
+"""`unet-seg predict` on folders: exit codes, stderr lines, resume, overwrite, scheduler errors."""
+
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from helpers import synthetic_nuclei
+from napari_unet_seg import save_model, segment
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.modelfile import load_model, new_model
+
+
+def threshold_model():
+    """A hand-made U-Net that thresholds the normalised image (no training needed)."""
+    model = new_model("instances", depth=2, base_channels=4)
+    model.metadata["normalization"]["invert"] = False
+    net = model.net
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
+        for block in (net.down[0], net.up_conv[-1]):
+            block[0].weight[0, 0, 1, 1] = block[3].weight[0, 0, 1, 1] = 1.0
+        net.head.weight[:, 0] = 20.0
+        net.head.bias[:] = torch.tensor([-4.0, -6.0])
+    return model
+
+
+@pytest.fixture
+def setup(tmp_path):
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    root = tmp_path / "in"
+    (root / "day 1").mkdir(parents=True)
+    for i, name in enumerate(["a.tif", "day 1/b.tif"]):
+        tifffile.imwrite(root / name, synthetic_nuclei((40, 56), n=5, seed=i)[0])
+    return root, model
+
+
+def test_folder_recursive_then_resume(tmp_path, setup, capsys):
+    root, model = setup
+    out = tmp_path / "out"
+    args = ["predict", str(root), "-o", str(out), "--recursive", "--model", str(model), "--device", "cpu"]
+    assert main(args) == 0
+    labels = tifffile.imread(out / "day 1" / "b_labels.tif")
+    image = tifffile.imread(root / "day 1" / "b.tif")
+    np.testing.assert_array_equal(labels, segment(image, load_model(model), device="cpu"))
+    assert "2 segmented" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 segmented, 2 skipped" in capsys.readouterr().out
+    assert main(args + ["--overwrite", "--pattern", "a*"]) == 0
+    assert "1 segmented" in capsys.readouterr().out
+
+
+def test_bad_file_is_one_stderr_line_and_exit_1(tmp_path, setup, capsys):
+    root, model = setup
+    (root / "broken.tif").write_bytes(b"II*\x00garbage")
+    code = main(["predict", str(root), "-o", str(tmp_path / "out"), "--model", str(model)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("unet-seg predict: broken.tif")
+    assert (tmp_path / "out" / "a_labels.tif").exists()
+
+
+def test_unreachable_scheduler_exit_2_fast(tmp_path, setup, capsys):
+    root, model = setup
+    start = time.perf_counter()
+    code = main(["predict", str(root), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--scheduler", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot reach the dask scheduler" in err[0]
+    assert time.perf_counter() - start < 10
+
+
+def test_nothing_to_do_is_a_clear_error(tmp_path, setup, capsys):
+    root, model = setup
+    assert main(["predict", str(root), "-o", str(tmp_path / "o"), "--model", str(model), "--pattern", "*.nd2"]) == 2
+    assert "no input files found" in capsys.readouterr().err
+
+
+def test_help_mentions_batch_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--pattern", "--recursive", "--overwrite", "--scheduler", "zarr"):
+        assert option in text

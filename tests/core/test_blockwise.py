@@ -1,0 +1,122 @@
+"""Block-by-block segmentation into zarr: same objects as segment(), each kept once, never whole in memory."""
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from helpers import synthetic_nuclei
+from napari_unet_seg import Cancelled, segment
+from napari_unet_seg.core import preprocess
+from napari_unet_seg.core.blockwise import halo_for, segment_to_zarr
+from napari_unet_seg.core.metrics import average_precision
+from napari_unet_seg.core.modelfile import new_model
+
+
+def threshold_model(fg: float = 0.2, seed: float = 0.3):
+    """A hand-made U-Net whose logits threshold the normalised image: an 'oracle' for separated disks."""
+    model = new_model("instances", depth=2, base_channels=4)
+    model.metadata["normalization"]["invert"] = False
+    net = model.net
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
+        for block in (net.down[0], net.up_conv[-1]):
+            block[0].weight[0, 0, 1, 1] = 1.0  # pass channel 0 (image, then skip) through
+            block[3].weight[0, 0, 1, 1] = 1.0
+        net.head.weight[:, 0] = 20.0
+        net.head.bias[:] = torch.tensor([-20.0 * fg, -20.0 * seed])
+    net.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def disks():
+    return synthetic_nuclei((300, 280), n=150, radius=(4, 8), seed=3)
+
+
+def test_threshold_model_is_an_oracle(disks):
+    image, truth = disks
+    labels = segment(image, threshold_model(), device="cpu", precision="fp32")
+    assert average_precision(truth, labels) > 0.85  # disks that touch merge: it only thresholds
+
+
+def test_blocks_match_whole_image(tmp_path, disks):
+    image, _ = disks
+    model = threshold_model()
+    reference = segment(image, model, device="cpu", precision="fp32")
+    out = segment_to_zarr(image, model, tmp_path / "x_labels.zarr", block_size=64, device="cpu", precision="fp32")
+    labels = out[:]
+    assert labels.shape == image.shape and labels.dtype == np.uint32
+    n_ref, n = reference.max(), len(np.unique(labels)) - 1
+    assert abs(n - n_ref) <= 0.02 * n_ref
+    assert out.attrs["objects"] == n == labels.max()  # ids unique and consecutive over the plane
+    assert average_precision(reference, labels) >= 0.95
+
+
+def test_one_block_is_exactly_segment(tmp_path, tiny_model, disks):
+    image, _ = disks
+    for model in (tiny_model, threshold_model()):
+        reference = segment(image, model, device="cpu", precision="fp32")
+        out = segment_to_zarr(image, model, tmp_path / "one.zarr", block_size=4096, device="cpu", precision="fp32")
+        np.testing.assert_array_equal(out[:], reference)
+
+
+def test_lazy_inputs_read_by_window(tmp_path, monkeypatch, disks):
+    """No read covers the whole image: only the normalisation sample and halo windows."""
+    image, _ = disks
+    reads = []
+
+    class Recording:
+        shape, ndim, dtype = image.shape, image.ndim, image.dtype
+
+        def __getitem__(self, index):
+            window = image[index]
+            reads.append(window.size)
+            return window
+
+    original = preprocess.sample_pixels
+    monkeypatch.setattr(preprocess, "sample_pixels", lambda a, max_pixels=0: original(a, 10_000))
+    model = threshold_model()
+    out = segment_to_zarr(Recording(), model, tmp_path / "l.zarr", block_size=64, halo=32, device="cpu")
+    assert max(reads) <= (64 + 2 * 32) ** 2 < image.size / 4
+    assert average_precision(segment(image, model, device="cpu"), out[:]) >= 0.95
+
+
+def test_stacks_dask_and_zarr_sources(tmp_path, disks):
+    image, _ = disks
+    stack = np.stack([image, image[::-1]])
+    store = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=stack.shape, chunks=(1, 64, 64), dtype=stack.dtype)
+    store[:] = stack
+    model = threshold_model()
+    expected = segment(stack, model, device="cpu")
+    for source in (store, da.from_array(stack, chunks=(1, 100, 100))):
+        out = segment_to_zarr(source, model, tmp_path / "s.zarr", block_size=512, pixel_size=(0.5, 0.25), device="cpu")
+        np.testing.assert_array_equal(out[:], expected)
+        assert out.attrs["pixel_size"] == [0.5, 0.25]
+
+
+def test_cancel_leaves_nothing_and_overwrite_is_atomic(tmp_path, disks):
+    image, _ = disks
+    model = threshold_model()
+    path = tmp_path / "c.zarr"
+    with pytest.raises(Cancelled):
+        segment_to_zarr(image, model, path, block_size=64, device="cpu", cancel=lambda: True)
+    assert list(tmp_path.iterdir()) == []
+    segment_to_zarr(image, model, path, block_size=64, device="cpu")
+    first = zarr.open_array(str(path), mode="r")[:]
+    calls = iter(range(1000))
+    with pytest.raises(Cancelled):  # cancelled half-way: the previous result stays whole
+        segment_to_zarr(np.zeros_like(image), model, path, block_size=64, device="cpu", cancel=lambda: next(calls) > 3)
+    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[:], first)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.zarr"]
+
+
+def test_halo_covers_network_and_objects():
+    model = threshold_model()
+    assert halo_for(model, None) >= model.net.receptive_radius + 64
+    assert halo_for(model, 10) % model.net.size_multiple == 0
