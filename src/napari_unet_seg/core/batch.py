@@ -317,35 +317,42 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: SegmentOptions
              on_result: Callable[[FileResult], None] | None = None,
              cancel: Callable[[], bool] | None = None) -> list[FileResult]:
     """Run planned jobs (see :func:`find_jobs`), report each result, write ``summary.csv``."""
+    results = {}
+    for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel):
+        results[job] = result
+        if on_result is not None:
+            on_result(result)
+    return [results[j] for j in jobs if j in results]
+
+
+def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: SegmentOptions = SegmentOptions(), *,
+              overwrite: bool = False, scheduler: str | None = None,
+              cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
+    """Yield each job's result as it finishes; ``summary.csv`` is written at the end, even if stopped early."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     previous = {r.output: r for r in read_summary(outdir)}
     results: dict[Job, FileResult] = {}
+    todo = [job for job in jobs if overwrite or not job.target.exists()]
+    try:
+        waiting = set(todo)
+        for job in jobs:
+            if job not in waiting:
+                results[job] = skipped(job, previous)
+                yield job, results[job]
+        if todo and scheduler:
+            from .distributed import iter_distributed
 
-    def report(job: Job, result: FileResult) -> None:
-        results[job] = result
-        if on_result is not None:
-            on_result(result)
-
-    todo = []
-    for job in jobs:
-        if job.target.exists() and not overwrite:
-            report(job, skipped(job, previous))
+            stream = iter_distributed(todo, options, scheduler, cancel=cancel)
+        elif todo:
+            stream = iter_local(todo, load_model(options.model), options, cancel=cancel)
         else:
-            todo.append(job)
-    if todo and scheduler:
-        from .distributed import iter_distributed
-
-        stream: Iterator[tuple[Job, FileResult]] = iter_distributed(todo, options, scheduler, cancel=cancel)
-    elif todo:
-        stream = iter_local(todo, load_model(options.model), options, cancel=cancel)
-    else:
-        stream = iter(())
-    for job, result in stream:
-        report(job, result)
-    ordered = [results[j] for j in jobs if j in results]
-    write_summary(ordered, outdir)
-    return ordered
+            stream = iter(())
+        for job, result in stream:
+            results[job] = result
+            yield job, result
+    finally:
+        write_summary([results[j] for j in jobs if j in results], outdir)
 
 
 def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
@@ -372,5 +379,5 @@ def read_summary(outdir: str | os.PathLike) -> list[FileResult]:
         return []
 
 
-__all__ = ["FileResult", "Job", "ModelFileError", "SegmentOptions", "find_jobs", "output_path", "run_batch",
-           "run_jobs", "segment_file", "write_summary"]
+__all__ = ["FileResult", "Job", "ModelFileError", "SegmentOptions", "find_jobs", "iter_jobs", "output_path",
+           "run_batch", "run_jobs", "segment_file", "write_summary"]

@@ -1,0 +1,248 @@
+"""The "Batch segment" dock widget: a thin shell over :func:`napari_unet_seg.core.batch.iter_jobs`.
+
+The batch runs in a napari thread worker that yields one result per file; the
+table, progress bar and layers are only touched on the main thread (in the
+``yielded``/``finished`` callbacks). Double-clicking a finished row opens the
+image with its labels on top.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, thread_worker
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.viewer import Viewer
+from qtpy.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ..core.batch import SUMMARY_NAME, FileResult, Job, SegmentOptions, find_jobs, iter_jobs
+from ..core.devices import available_devices
+from ._common import auto_double_spinbox, auto_spinbox, form_group, value_or_none
+from .segment_pickers import ModelPicker
+
+COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
+
+
+@thread_worker
+def _run(inputs: list[str], outdir: str, options: SegmentOptions, pattern: str | None, recursive: bool,
+         overwrite: bool, scheduler: str | None, cancel: threading.Event) -> Iterator[Any]:
+    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file."""
+    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
+    yield ("plan", jobs)
+    for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
+                                 cancel=cancel.is_set):
+        yield ("result", job, result)
+
+
+def _folder_row(line: QLineEdit, title: str, parent: QWidget) -> QWidget:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    button = QPushButton("Browse…")
+    button.clicked.connect(lambda: line.setText(QFileDialog.getExistingDirectory(parent, title) or line.text()))
+    layout.addWidget(line, 1)
+    layout.addWidget(button)
+    return row
+
+
+class BatchWidget(QWidget):
+    """Segment every image of a folder into an output folder, locally or on a dask cluster."""
+
+    def __init__(self, napari_viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker: GeneratorWorker | None = None
+        self.jobs: list[Job] = []
+        self.results: dict[Job, FileResult] = {}
+        self._cancel = threading.Event()
+        self._pbar: napari_progress | None = None
+        self._build()
+
+    def _build(self) -> None:
+        self.input_dir, self.output_dir = QLineEdit(), QLineEdit()
+        self.pattern = QLineEdit()
+        self.pattern.setPlaceholderText("all TIFF, PNG, JPEG, zarr (or e.g. *.tif)")
+        self.recursive = QCheckBox("include subfolders (mirrored in the output)")
+        self.overwrite = QCheckBox("redo files that already have a result")
+        files, form = form_group("Files")
+        form.addRow("Input folder", _folder_row(self.input_dir, "Input folder", self))
+        form.addRow("Pattern", self.pattern)
+        form.addRow("", self.recursive)
+        form.addRow("Output folder", _folder_row(self.output_dir, "Output folder", self))
+        form.addRow("", self.overwrite)
+
+        self.model_picker = ModelPicker()
+        self.device = QComboBox()
+        self.device.addItems(["auto", *available_devices()])
+        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: as trained).")
+        self.tile_size = auto_spinbox(16384, step=64, tooltip="Side of the window the network sees (auto: by device).")
+        self.scheduler = QLineEdit()
+        self.scheduler.setPlaceholderText("empty = this computer, or tcp://host:8786")
+        self.scheduler.setToolTip("Address of a running dask.distributed scheduler; files must be on a shared disk.")
+        settings, sform = form_group("Model and options")
+        sform.addRow("Model", self.model_picker)
+        sform.addRow("Device", self.device)
+        sform.addRow("Object diameter", self.diameter)
+        sform.addRow("Tile size", self.tile_size)
+        sform.addRow("Dask scheduler", self.scheduler)
+
+        self.run_button, self.cancel_button = QPushButton("Run batch"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress_bar = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setToolTip("Double-click a finished file to open it with its labels.")
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.open_result(row))
+
+        layout = QVBoxLayout(self)
+        for widget in (files, settings):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+
+    # ------------------------------------------------------------------ running
+    def options(self) -> SegmentOptions:
+        model = self.model_picker.path()
+        return SegmentOptions(model=str(model) if model else None, device=self.device.currentText(),
+                              tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter))
+
+    def run(self) -> GeneratorWorker | None:
+        """Start the batch in the background; returns the worker (None if the settings are unusable)."""
+        inputs, outdir = self.input_dir.text().strip(), self.output_dir.text().strip()
+        if not inputs or not Path(inputs).is_dir():
+            show_error("Choose an input folder that exists.")
+            return None
+        if not outdir:
+            show_error("Choose an output folder for the labels and summary.csv.")
+            return None
+        if self.model_picker.path() is None:
+            show_error("Choose a model (train one, or load a .safetensors file).")
+            return None
+        self._cancel.clear()
+        self.results = {}
+        self.jobs = []
+        self.table.setRowCount(0)
+        self.worker = _run([inputs], outdir, self.options(), self.pattern.text().strip() or None,
+                           self.recursive.isChecked(), self.overwrite.isChecked(),
+                           self.scheduler.text().strip() or None, self._cancel)
+        self.worker.yielded.connect(self._on_yielded)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Looking for images…")
+        self.worker.start()
+        return self.worker
+
+    def cancel(self) -> None:
+        """Stop after the file being segmented (which is abandoned, never half-written)."""
+        self._cancel.set()
+        self.status.setText("Cancelling…")
+
+    def _on_yielded(self, message: tuple) -> None:
+        if message[0] == "plan":
+            self.jobs = message[1]
+            self.table.setRowCount(len(self.jobs))
+            for row, job in enumerate(self.jobs):
+                self._set_row(row, [job.source.name, "queued", "", "", "", ""])
+            self.progress_bar.setRange(0, max(len(self.jobs), 1))
+            self.progress_bar.setValue(0)
+            self._pbar = napari_progress(total=len(self.jobs), desc="Batch segment")
+            if not self.jobs:
+                show_warning("No images found in the input folder (check the pattern).")
+            return
+        _, job, result = message
+        self.results[job] = result
+        row = self.jobs.index(job)
+        self._set_row(row, [job.source.name, result.status, str(result.objects), f"{result.mean_area:.1f}",
+                            f"{result.seconds:.1f}", result.message])
+        self.progress_bar.setValue(len(self.results))
+        self.status.setText(f"{len(self.results)} / {len(self.jobs)} files")
+        if self._pbar is not None:
+            self._pbar.update(1)
+
+    def _set_row(self, row: int, values: list[str]) -> None:
+        for column, value in enumerate(values):
+            item = QTableWidgetItem(value)
+            item.setToolTip(value)
+            self.table.setItem(row, column, item)
+
+    def _on_error(self, exc: Exception) -> None:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        show_error(f"Batch segmentation stopped: {text}")
+
+    def _on_finished(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        results = list(self.results.values())
+        counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+        cancelled = " (cancelled)" if self._cancel.is_set() else ""
+        summary = Path(self.output_dir.text().strip()) / SUMMARY_NAME
+        text = (f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed{cancelled}; "
+                f"summary in {summary}")
+        self.status.setText(text)
+        if results:
+            (show_warning if counts["failed"] else show_info)(text)
+        self.worker = None
+
+    # ------------------------------------------------------------------ results
+    def open_result(self, row: int) -> None:
+        """Add the image of ``row`` and its labels as layers (labels on top, same pixel size)."""
+        if not 0 <= row < len(self.jobs) or self.results.get(self.jobs[row]) is None:
+            return
+        job, result = self.jobs[row], self.results[self.jobs[row]]
+        if result.status == "failed" or not job.target.exists():
+            show_warning(f"{job.source.name} has no result to open: {result.message or result.status}")
+            return
+        try:
+            image, labels = _load_pair(job)
+        except Exception as exc:  # noqa: BLE001 - a file changed on disk since the batch
+            show_error(f"Cannot open {job.source.name}: {exc}")
+            return
+        scale = None
+        if image.pixel_size:
+            scale = (1.0,) * (labels.ndim - 2) + tuple(image.pixel_size)
+        kwargs = {"channel_axis": image.data.ndim - 3} if image.channel_axis is not None else {"rgb": image.rgb}
+        self.viewer.add_image(image.data, name=job.source.stem, scale=scale, **kwargs)
+        self.viewer.add_labels(labels, name=f"{job.source.stem} labels", scale=scale)
+
+
+def _load_pair(job: Job) -> tuple[Any, Any]:
+    """The image (lazy for zarr) and its labels (a zarr array or the TIFF's pixels)."""
+    from ..core.imageio import read_image
+
+    image = read_image(job.source)
+    if job.target.suffix == ".zarr":
+        import zarr
+
+        labels = zarr.open_array(str(job.target), mode="r")
+    else:
+        import tifffile
+
+        labels = tifffile.imread(job.target)
+    return image, labels
+
+
+__all__ = ["BatchWidget"]

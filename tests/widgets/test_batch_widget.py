@@ -1,0 +1,89 @@
+"""The Batch segment dock: runs in the background, fills the table, writes summary.csv, opens results."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from helpers import synthetic_nuclei
+from napari_unet_seg import save_model
+from napari_unet_seg._widgets.batch import BatchWidget
+from napari_unet_seg.core.modelfile import new_model
+
+pytestmark = pytest.mark.gui
+
+
+def threshold_model():
+    """A hand-made U-Net that thresholds the normalised image (no training needed)."""
+    model = new_model("instances", depth=2, base_channels=4)
+    model.metadata["normalization"]["invert"] = False
+    net = model.net
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
+        for block in (net.down[0], net.up_conv[-1]):
+            block[0].weight[0, 0, 1, 1] = block[3].weight[0, 0, 1, 1] = 1.0
+        net.head.weight[:, 0] = 20.0
+        net.head.bias[:] = torch.tensor([-4.0, -6.0])
+    return model
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot, tmp_path, private_model_dir):
+    save_model(threshold_model(), private_model_dir / "disks.safetensors")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"img {i}.tif", synthetic_nuclei((40, 48), n=5, seed=i)[0],
+                         resolution=(2.0, 2.0), imagej=True, metadata={"unit": "um"})
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    viewer = make_napari_viewer()
+    widget = BatchWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.model_picker.refresh()
+    widget.input_dir.setText(str(folder))
+    widget.output_dir.setText(str(tmp_path / "out"))
+    widget.device.setCurrentText("cpu")
+    return widget, viewer, tmp_path
+
+
+def run_and_wait(widget, qtbot):
+    worker = widget.run()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=5_000)
+
+
+def test_batch_fills_table_and_opens_results(widget, qtbot):
+    widget, viewer, tmp_path = widget
+    run_and_wait(widget, qtbot)
+    statuses = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
+    assert sorted(statuses) == ["failed", "ok", "ok", "ok"]
+    assert (tmp_path / "out" / "summary.csv").exists()
+    assert "3 segmented" in widget.status.text() and "1 failed" in widget.status.text()
+    row = statuses.index("ok")
+    widget.table.cellDoubleClicked.emit(row, 0)
+    assert [layer.name for layer in viewer.layers][-2:] == ["img 0", "img 0 labels"]
+    labels = viewer.layers["img 0 labels"]
+    assert np.asarray(labels.data).max() > 0 and tuple(labels.scale) == (0.5, 0.5)
+    run_and_wait(widget, qtbot)  # rerun: resumes
+    statuses = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
+    assert sorted(statuses) == ["failed", "skipped", "skipped", "skipped"]
+
+
+def test_cancel_and_bad_settings(widget, qtbot):
+    widget, viewer, tmp_path = widget
+    widget.cancel()  # nothing running: harmless
+    worker = widget.run()
+    widget.cancel()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=5_000)
+    assert "cancel" in widget.status.text().lower()
+    widget.input_dir.setText(str(tmp_path / "missing"))
+    assert widget.run() is None
+
