@@ -13,6 +13,7 @@ from napari.layers import Image, Labels
 from napari_unet_seg import new_model, save_model
 from napari_unet_seg._sample_data import nuclei_sample
 from napari_unet_seg._widgets import segment as segment_module
+from napari_unet_seg._widgets import segment_form, segment_pickers
 from napari_unet_seg._widgets.segment import SegmentWidget
 from napari_unet_seg.core.modelfile import user_model_dir
 
@@ -35,8 +36,10 @@ def save_tiny(name: str = "tiny", *, in_channels: int = 1, everywhere: bool = Fa
 def messages(monkeypatch) -> dict[str, list[str]]:
     """Notifications the widget sent, by kind."""
     seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
-    for kind in seen:
-        monkeypatch.setattr(segment_module, f"show_{kind}", seen[kind].append)
+    for module in (segment_module, segment_form, segment_pickers):
+        for kind in seen:
+            if hasattr(module, f"show_{kind}"):
+                monkeypatch.setattr(module, f"show_{kind}", seen[kind].append)
     return seen
 
 
@@ -87,8 +90,8 @@ def test_sample_gives_labels_layer_that_overlays(make_widget, qtbot, messages):
 def test_probabilities_and_semantic_output(make_widget, qtbot, messages):
     viewer, widget = make_widget()
     add_sample(viewer)
-    widget.probabilities.setChecked(True)
-    widget.output.setCurrentIndex(widget.output.findData("semantic"))
+    widget.settings.probabilities.setChecked(True)
+    widget.settings.output.setCurrentIndex(widget.settings.output.findData("semantic"))
     segment_and_wait(qtbot, widget)
     assert viewer.layers["nuclei labels"].data.max() <= 1
     probability = viewer.layers["nuclei probability"]
@@ -99,7 +102,7 @@ def test_probabilities_and_semantic_output(make_widget, qtbot, messages):
 def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
     viewer, widget = make_widget()
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
-    widget.tile_size.setValue(64)
+    widget.settings.tile_size.setValue(64)
     widget.run()
     qtbot.waitUntil(lambda: "windows" in widget.status.text(), timeout=TIMEOUT)
     widget.cancel_button.click()
@@ -115,7 +118,7 @@ def test_event_loop_stays_responsive(make_widget, qtbot):
 
     viewer, widget = make_widget()
     viewer.add_image(np.random.default_rng(1).integers(0, 255, (768, 768), dtype=np.uint8), name="big")
-    widget.tile_size.setValue(128)
+    widget.settings.tile_size.setValue(128)
     ticks: list[float] = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
@@ -136,7 +139,7 @@ def test_stack_all_or_current_slice(make_widget, qtbot, mode):
     stack = viewer.add_image(np.random.default_rng(2).integers(0, 255, (3, 40, 48), dtype=np.uint8),
                              name="stack", scale=(2.0, 0.5, 0.5))
     viewer.dims.set_current_step(0, 1)
-    widget.slices.setCurrentText(mode)
+    widget.settings.slices.setCurrentText(mode)
     segment_and_wait(qtbot, widget)
     (labels,) = result_layers(viewer)
     assert labels.data.shape == stack.data.shape
@@ -148,7 +151,7 @@ def test_stack_all_or_current_slice(make_widget, qtbot, mode):
 def test_current_slice_runs_fill_the_same_layer(make_widget, qtbot):
     viewer, widget = make_widget("full", everywhere=True)
     viewer.add_image(np.random.default_rng(2).integers(0, 255, (3, 40, 48), dtype=np.uint8), name="stack")
-    widget.slices.setCurrentText("current slice only")
+    widget.settings.slices.setCurrentText("current slice only")
     for z in (0, 2):
         viewer.dims.set_current_step(0, z)
         segment_and_wait(qtbot, widget)
@@ -168,7 +171,7 @@ def test_multichannel_uses_channel_axis(make_widget, qtbot, messages):
     viewer, widget = make_widget("two", in_channels=2)
     viewer.add_image(np.random.default_rng(4).random((2, 48, 64), dtype=np.float32), name="two channels",
                      scale=(1.0, 0.3, 0.3))
-    assert widget.channel_axis.currentData() == 0  # guessed from the model's channel count
+    assert widget.settings.channel_axis.currentData() == 0  # guessed from the model's channel count
     segment_and_wait(qtbot, widget)
     labels = viewer.layers["two channels labels"]
     assert labels.data.shape == (48, 64) and np.allclose(labels.scale, (0.3, 0.3))
@@ -191,8 +194,8 @@ def test_dask_and_multiscale_inputs(make_widget, qtbot):
 def test_large_results_go_to_zarr(make_widget, qtbot, tmp_path, messages):
     viewer, widget = make_widget()
     viewer.add_image(np.random.default_rng(6).integers(0, 255, (96, 128), dtype=np.uint8), name="img")
-    widget.storage.setCurrentText("zarr on disk")
-    widget.folder.setText(str(tmp_path))
+    widget.settings.storage.setCurrentText("zarr on disk")
+    widget.settings.folder.setText(str(tmp_path))
     segment_and_wait(qtbot, widget)
     labels = viewer.layers["img labels"]
     assert labels.data.shape == (96, 128) and not isinstance(labels.data, np.ndarray)

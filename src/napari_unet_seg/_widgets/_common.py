@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 
 AUTO = "auto"
 
@@ -28,6 +28,13 @@ def auto_double_spinbox(maximum: float, *, suffix: str = "", tooltip: str = "") 
     box.setSpecialValueText(AUTO)
     box.setToolTip(tooltip)
     return box
+
+
+def compact(combo: QComboBox, characters: int = 12) -> QComboBox:
+    """Keep a combo box from widening its dock to fit its longest item (long layer or model names)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    return combo
 
 
 def value_or_none(box: QSpinBox | QDoubleSpinBox) -> int | float | None:

@@ -1,0 +1,188 @@
+"""The settings part of the Segment widget: input, model and run options, read into a request.
+
+Kept apart from :mod:`.segment` (which runs and reports) so each stays small;
+the controls are public attributes so tests and other widgets can drive them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from napari.layers import Image
+from napari.utils.notifications import show_warning
+from napari.viewer import Viewer
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from ..core.devices import PRECISIONS, available_devices
+from ..core.modelfile import ModelFileError
+from ._common import auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
+from .segment_job import SegmentRequest, check_channels, needs_disk, plane_layout
+from .segment_layers import current_plane, is_lazy, source_array
+from .segment_pickers import ImagePicker, ModelPicker
+
+
+class SegmentSettings(QWidget):
+    """Every choice the user makes before pressing Segment."""
+
+    def __init__(self, viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.image_picker = ImagePicker(self.viewer)
+        self.channel_axis = QComboBox()
+        self.channel_axis.setToolTip("For multichannel images: the axis that holds the channels the model expects.")
+        self.slices = QComboBox()
+        self.slices.addItems(["all slices", "current slice only"])
+        self.slices.setToolTip("Stacks and time series are segmented slice by slice (2D).")
+        inputs, form = form_group("Input")
+        form.addRow("Image", self.image_picker)
+        form.addRow("Channel axis", self.channel_axis)
+        form.addRow("Slices", self.slices)
+
+        self.model_picker = ModelPicker()
+        self.output = QComboBox()
+        self.output.setToolTip("Instances: one id per object. Semantic: one id per class (0 = background).")
+        self.probabilities = QCheckBox("add probability map too")
+        self.probabilities.setToolTip("Also add the network's per-pixel probabilities as an image layer.")
+        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
+            "Typical object diameter in this image; the image is rescaled to the size the model was trained on."))
+        model, mform = form_group("Model")
+        mform.addRow("Model", self.model_picker)
+        mform.addRow("Output", self.output)
+        mform.addRow("", self.probabilities)
+        mform.addRow("Object diameter", self.diameter)
+
+        self.device = QComboBox()
+        self.device.addItems(["auto", *available_devices()])
+        self.device.setToolTip("auto: the GPU if there is one (CUDA, then Apple MPS), else the CPU.")
+        self.precision = QComboBox()
+        self.precision.addItems(list(PRECISIONS))
+        self.precision.setToolTip("auto: reduced precision only where the hardware runs it natively.")
+        self.tile_size = auto_spinbox(8192, step=64, tooltip=(
+            "Side of the window the network sees (px). Results do not depend on it; auto fits the device memory."))
+        self.batch_size = auto_spinbox(64, tooltip="Windows processed together; auto: 4 on a GPU, 1 on the CPU.")
+        self.storage = QComboBox()
+        self.storage.addItems(["auto", "in memory", "zarr on disk"])
+        self.storage.setToolTip("auto: results too large for memory are written to a zarr store on disk.")
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("temporary folder")
+        self.folder.setToolTip("Where zarr results go; empty = a new temporary folder.")
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        run, rform = form_group("Run")
+        rform.addRow("Device", self.device)
+        rform.addRow("Precision", self.precision)
+        rform.addRow("Window size", self.tile_size)
+        rform.addRow("Batch size", self.batch_size)
+        rform.addRow("Store labels", self.storage)
+        rform.addRow("Zarr folder", folder_row)
+
+        for combo in (self.image_picker, self.model_picker.combo, self.channel_axis, self.slices, self.output,
+                      self.device, self.precision, self.storage):
+            compact(combo, 8)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for section in (inputs, model, run):
+            layout.addWidget(section)
+        self.image_picker.currentTextChanged.connect(self._on_image_changed)
+        self.model_picker.changed.connect(self._on_model_changed)
+        self.channel_axis.currentIndexChanged.connect(self._update_slices)
+        self._on_model_changed()
+
+    def request(self, layer: Image) -> tuple[SegmentRequest, Any]:
+        """The run the controls describe for ``layer``; ModelFileError/ValueError explain what is wrong."""
+        path = self.model_picker.path()
+        if path is None:
+            raise ModelFileError("No model chosen: train a model, or pick one with 'Load from file…'.")
+        metadata = self.model_picker.metadata()
+        if metadata is None:
+            raise ModelFileError(f"{path.name} cannot be read as a napari-unet-seg model.")
+        image = source_array(layer)
+        channel_axis = self.channel_axis.currentData()
+        lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
+        in_channels = int(metadata.get("architecture", {}).get("in_channels", 1))
+        check_channels(in_channels, channels, metadata.get("name") or path.stem)
+        planes = None
+        if lead and self.slices.currentIndex() == 1:
+            planes = (current_plane(self.viewer, layer, len(lead), channel_axis),)
+        storage = self.storage.currentText()
+        to_disk = storage == "zarr on disk" or (
+            storage == "auto" and needs_disk((*lead, height, width), is_lazy(image), height * width))
+        if to_disk and planes is not None:
+            show_warning("Only whole images are written to disk; keeping this slice's labels in memory.")
+            to_disk = False
+        output = "semantic" if self.output.currentData() == "semantic" else "instances"
+        request = SegmentRequest(
+            model=str(path), device=self.device.currentText(), precision=self.precision.currentText(),
+            tile_size=value_or_none(self.tile_size), batch_size=value_or_none(self.batch_size),
+            diameter=value_or_none(self.diameter) if self.diameter.isEnabled() else None,
+            output=output, probabilities=self.probabilities.isChecked() and not to_disk,
+            rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
+            zarr_path=str(self._zarr_path(layer.name)) if to_disk else None,
+        )
+        return request, image
+
+    def _zarr_path(self, name: str) -> Path:
+        folder = Path(self.folder.text()) if self.folder.text().strip() else Path(
+            tempfile.mkdtemp(prefix="napari-unet-seg-"))
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
+        path, n = folder / f"{stem}_labels.zarr", 2
+        while path.exists():
+            path, n = folder / f"{stem}_labels-{n}.zarr", n + 1
+        return path
+
+    def _on_model_changed(self) -> None:
+        metadata = self.model_picker.metadata() or {}
+        previous = self.output.currentData()
+        self.output.clear()
+        if metadata.get("task", "instances") == "instances":
+            self.output.addItem("instances", "instances")
+            self.output.addItem("semantic (foreground)", "semantic")
+        else:
+            self.output.addItem("semantic classes", "semantic")
+        index = self.output.findData(previous)
+        self.output.setCurrentIndex(max(index, 0))
+        has_diameter = bool(metadata.get("object_diameter"))
+        self.diameter.setEnabled(has_diameter)
+        self.diameter.setToolTip(
+            "Typical object diameter in this image (px); auto = as in the training data."
+            if has_diameter else "This model does not record an object size, so images are used at their own scale.")
+        self._on_image_changed()
+
+    def _on_image_changed(self, *_: Any) -> None:
+        layer = self.image_picker.layer()
+        metadata = self.model_picker.metadata() or {}
+        in_channels = int(metadata.get("architecture", {}).get("in_channels", 1))
+        self.channel_axis.clear()
+        self.channel_axis.addItem("none", None)
+        if layer is None:
+            self.slices.setEnabled(False)
+            self.channel_axis.setEnabled(False)
+            return
+        shape = source_array(layer).shape
+        if not layer.rgb:
+            for axis in range(len(shape) - 2):
+                self.channel_axis.addItem(f"axis {axis} ({shape[axis]})", axis)
+        self.channel_axis.setEnabled(self.channel_axis.count() > 1)
+        guess = next((axis for axis in range(len(shape) - 2) if shape[axis] == in_channels), None)
+        if in_channels > 1 and guess is not None and not layer.rgb:
+            self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
+        self._update_slices()
+
+    def _update_slices(self, *_: Any) -> None:
+        layer = self.image_picker.layer()
+        try:
+            lead = plane_layout(tuple(source_array(layer).shape), layer.rgb, self.channel_axis.currentData())[0]
+        except (AttributeError, ValueError, IndexError):
+            lead = ()
+        self.slices.setEnabled(bool(lead))
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for large results")
+        if folder:
+            self.folder.setText(folder)
