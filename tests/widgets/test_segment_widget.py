@@ -73,6 +73,42 @@ def add_sample(viewer) -> Image:
     return viewer.add_image(data, scale=(0.5, 0.25), translate=(10.0, -3.0), **kwargs)
 
 
+def test_image_picker_follows_layers(make_widget):
+    viewer, widget = make_widget()
+    picker = widget.image_picker
+    first = viewer.add_image(np.zeros((8, 8)), name="first")
+    viewer.add_labels(np.zeros((8, 8), int), name="not an image")
+    assert picker.currentText() == "first"  # an existing image is chosen even when a labels layer is active
+    second = viewer.add_image(np.zeros((8, 8)), name="second")
+    assert picker.currentText() == "second"
+    viewer.layers.selection.active = first
+    assert picker.currentText() == "first"
+    first.name = "renamed"
+    assert picker.currentText() == "renamed" and picker.layer() is first
+    viewer.layers.remove(first)
+    assert picker.layer() is second
+
+
+def test_widget_made_after_the_image_picks_it(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 8)), name="img")
+    viewer.add_labels(np.zeros((8, 8), int), name="labels")
+    widget = SegmentWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.image_picker.currentText() == "img"
+
+
+def test_large_results_are_detected():
+    from napari_unet_seg._widgets.segment_job import needs_disk, plane_layout
+
+    gib = 2**30
+    assert not needs_disk((512, 512), lazy=False, plane_pixels=512 * 512, available_bytes=8 * gib)
+    assert needs_disk((200, 4096, 4096), lazy=False, plane_pixels=4096**2, available_bytes=8 * gib)
+    assert needs_disk((10000, 10000), lazy=True, plane_pixels=10000**2, available_bytes=64 * gib)
+    assert plane_layout((5, 2, 30, 40), rgb=False, channel_axis=1) == ((5,), 2, 30, 40)
+    assert plane_layout((3, 30, 40, 3), rgb=True, channel_axis=None) == ((3,), 3, 30, 40)
+
+
 def test_sample_gives_labels_layer_that_overlays(make_widget, qtbot, messages):
     viewer, widget = make_widget()
     image = add_sample(viewer)

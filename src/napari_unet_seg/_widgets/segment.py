@@ -52,7 +52,8 @@ class SegmentWidget(QWidget):
         self._started = 0.0
         self._running: tuple[Image, SegmentRequest] | None = None
         self._build()
-        self.destroyed.connect(self._cancel.set)  # closing the viewer mid-run stops the worker
+        cancel = self._cancel  # not self: the slot must outlive the C++ widget
+        self.destroyed.connect(lambda *_: cancel.set())  # closing the viewer mid-run stops the worker
 
     # ----------------------------------------------------------------- layout
     def _build(self) -> None:

@@ -30,6 +30,8 @@ class ImagePicker(QComboBox):
         viewer.layers.selection.events.active.connect(self._follow_active)
         for layer in viewer.layers:
             self._watch_name(layer)
+        self._chosen: Image | None = None  # followed through renames
+        self.currentTextChanged.connect(self._remember)
         self._refresh()
         self._follow_active()
 
@@ -46,15 +48,25 @@ class ImagePicker(QComboBox):
         if isinstance(layer, Image):
             layer.events.name.connect(self._refresh)
 
+    def _remember(self, name: str) -> None:
+        if name in self.viewer.layers:
+            self._chosen = self.viewer.layers[name]
+
     def _refresh(self, event: Any = None) -> None:
-        current = self.currentText()
+        chosen = self._chosen if self._chosen in self.viewer.layers else None
+        current = chosen.name if chosen is not None else self.currentText()
         names = [layer.name for layer in reversed(self.viewer.layers) if isinstance(layer, Image)]
         if names == [self.itemText(i) for i in range(self.count())]:
             return
         self.clear()
         self.addItems(names)
+        active = self.viewer.layers.selection.active
         if current in names:
             self.setCurrentText(current)
+        elif isinstance(active, Image):
+            self.setCurrentText(active.name)
+        elif names:
+            self.setCurrentIndex(0)
 
     def _follow_active(self, event: Any = None) -> None:
         active = self.viewer.layers.selection.active
