@@ -3,9 +3,10 @@
 The same :func:`~.pipeline.segment` runs here as in the widget, so batch
 outputs equal interactive results. Zarr inputs go through
 :func:`~.blockwise.segment_to_zarr` and are never loaded whole. Locally, a
-reader thread prefetches the next files and a writer thread saves results
-while the network works; with a scheduler address the files are spread over
-a dask.distributed cluster instead (:mod:`.distributed`).
+reader thread prefetches the next files while two threads segment and write,
+so one file's post-processing and writing overlap the next one's network;
+with a scheduler address the files are spread over a dask.distributed cluster
+instead (:mod:`.distributed`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from .pipeline import segment
 from .tiling import Cancelled
 
 SUMMARY_NAME = "summary.csv"
-PREFETCH = 2
 
 
 @dataclass(frozen=True)
@@ -239,54 +239,59 @@ def _read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
         return exc, time.perf_counter() - start
 
 
-def iter_local(jobs: list[Job], model: Model, options: SegmentOptions, *,
-               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
-    """Segment ``jobs`` on this machine, reading ahead and writing behind the network."""
-    with ThreadPoolExecutor(1, "unet-seg-read") as reader, ThreadPoolExecutor(1, "unet-seg-write") as writer:
-        reads: deque[tuple[Job, Future]] = deque()
-        writes: deque[tuple[Job, Future]] = deque()
-        queue = deque(jobs)
+def _process(job: Job, read: Future, model: Model, options: SegmentOptions,
+             cancel: Callable[[], bool] | None) -> FileResult | None:
+    """Segment and write one prefetched file (None when cancelled: nothing was written)."""
+    image, seconds = read.result()
+    start = time.perf_counter()
+    try:
+        if isinstance(image, BaseException):
+            raise image
+        if image.lazy:
+            return segment_lazy(job, image, model, options, cancel, seconds=seconds)
+        labels = compute_labels(image, model, options, cancel)
+        return save_labels(job, image, labels, seconds + time.perf_counter() - start)
+    except Cancelled:
+        return None
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        return _failed(job, exc, seconds + time.perf_counter() - start)
 
-        def refill() -> None:
-            while queue and len(reads) < PREFETCH:
-                job = queue.popleft()
-                reads.append((job, reader.submit(_read_timed, job.source)))
 
-        def finished(block: bool) -> Iterator[tuple[Job, FileResult]]:
-            while writes and (block or writes[0][1].done()):
-                job, future = writes.popleft()
-                try:
-                    yield job, future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. disk full: this file fails, others go on
-                    yield job, _failed(job, exc, 0.0)
+def local_workers() -> int:
+    """Files processed at once: two overlap one file's post-processing and writing with the next one's network."""
+    return 2 if (os.cpu_count() or 1) > 1 else 1
 
+
+def iter_local(jobs: list[Job], model: Model, options: SegmentOptions, *, cancel: Callable[[], bool] | None = None,
+               workers: int | None = None) -> Iterator[tuple[Job, FileResult]]:
+    """Segment ``jobs`` on this machine; yields results as files finish.
+
+    A reader thread loads the next file while ``workers`` threads segment and
+    write (the network and the post-processing release the GIL). At most
+    ``workers + 1`` images are in memory at once.
+    """
+    workers = workers or local_workers()
+    queue = deque(jobs)
+    running: dict[Future, Job] = {}
+    with ThreadPoolExecutor(1, "unet-seg-read") as reader, ThreadPoolExecutor(workers, "unet-seg") as pool:
         try:
-            refill()
-            while reads:
-                if cancel is not None and cancel():
+            while queue or running:
+                stop = cancel is not None and cancel()
+                while queue and not stop and len(running) <= workers:
+                    job = queue.popleft()
+                    read = reader.submit(_read_timed, job.source)
+                    running[pool.submit(_process, job, read, model, options, cancel)] = job
+                if not running:
                     break
-                job, future = reads.popleft()
-                refill()
-                image, seconds = future.result()
-                start = time.perf_counter()
-                try:
-                    if isinstance(image, BaseException):
-                        raise image
-                    if image.lazy:
-                        yield job, segment_lazy(job, image, model, options, cancel, seconds=seconds)
-                        continue
-                    labels = compute_labels(image, model, options, cancel)
-                    elapsed = seconds + time.perf_counter() - start
-                    writes.append((job, writer.submit(save_labels, job, image, labels, elapsed)))
-                except Cancelled:
-                    break
-                except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
-                    yield job, _failed(job, exc, seconds + time.perf_counter() - start)
-                yield from finished(block=False)
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    job = running.pop(future)
+                    if result is not None:
+                        yield job, result
         finally:
-            for _, future in reads:
+            for future in running:
                 future.cancel()
-        yield from finished(block=True)
 
 
 def run_batch(
