@@ -21,10 +21,16 @@ pytestmark = pytest.mark.gui
 TIMEOUT = 60_000
 
 
-def save_tiny(name: str = "tiny", *, in_channels: int = 1, everywhere: bool = False) -> None:
-    """A tiny model in the user folder; ``everywhere`` makes it see one object filling each plane."""
+def save_tiny(name: str = "tiny", *, in_channels: int = 1, everywhere: bool = False, classes: int = 0) -> None:
+    """A tiny model in the user folder; ``everywhere`` makes it see one object filling each plane.
+
+    ``classes`` > 0 makes a semantic model with that many classes (background included).
+    """
     torch.manual_seed(0)
-    model = new_model("instances", in_channels=in_channels, depth=2, base_channels=4)
+    if classes:
+        model = new_model("semantic", num_classes=classes, depth=2, base_channels=4)
+    else:
+        model = new_model("instances", in_channels=in_channels, depth=2, base_channels=4)
     if everywhere:
         with torch.no_grad():
             model.net.head.weight.zero_()
@@ -133,6 +139,28 @@ def test_probabilities_and_semantic_output(make_widget, qtbot, messages):
     probability = viewer.layers["nuclei probability"]
     assert probability.data.dtype == np.float32 and probability.data.shape == (520, 696)
     assert not messages["error"]
+
+
+def test_semantic_model_gives_classes_and_one_map_per_class(make_widget, qtbot, messages):
+    viewer, widget = make_widget("classes", classes=3)
+    assert [widget.settings.output.itemData(i) for i in range(widget.settings.output.count())] == ["semantic"]
+    viewer.add_image(np.random.default_rng(8).integers(0, 255, (40, 48), dtype=np.uint8), name="tissue")
+    widget.settings.probabilities.setChecked(True)
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["tissue labels"].data.max() <= 2
+    assert viewer.layers["tissue p(class 1)"].data.shape == (40, 48)
+    assert viewer.layers["tissue p(class 2)"].data.shape == (40, 48)
+    assert not messages["error"]
+
+
+def test_auto_storage_sends_huge_results_to_disk(make_widget, qtbot, monkeypatch, tmp_path):
+    viewer, widget = make_widget()
+    viewer.add_image(da.zeros((64, 64), dtype=np.uint8, chunks=32), name="huge")
+    monkeypatch.setattr(segment_form, "needs_disk", lambda *args, **kwargs: True)  # as if 64 x 64 were enormous
+    widget.settings.folder.setText(str(tmp_path))
+    segment_and_wait(qtbot, widget)
+    assert (tmp_path / "huge_labels.zarr").exists()
+    assert not isinstance(viewer.layers["huge labels"].data, np.ndarray)
 
 
 def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
