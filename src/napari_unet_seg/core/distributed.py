@@ -12,6 +12,7 @@ user's model folder. The code path per file is the local one
 from __future__ import annotations
 
 import hashlib
+import socket
 import os
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from .modelfile import Model, load_model_file, resolve_model_path
 
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
+SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
 class SchedulerError(RuntimeError):
@@ -41,14 +43,31 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
     if "://" not in address:
         address = f"tcp://{address}"
     try:
+        _probe(address, timeout)
         return Client(address, timeout=f"{timeout}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or f"no answer within {timeout:g} s"
         raise SchedulerError(
-            f"cannot reach the dask scheduler at {address} within {timeout:g} s "
-            "(is it running, and is the address host:port of the scheduler?)"
+            f"cannot reach the dask scheduler at {address} ({reason}); is it running, and is the address "
+            "host:port of the scheduler?"
         ) from exc
     except ValueError as exc:
         raise SchedulerError(f"invalid scheduler address {address!r}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - something answered, but not a dask scheduler
+        raise SchedulerError(f"{address} did not answer like a dask scheduler ({type(exc).__name__}); "
+                             "check the address and port") from exc
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail in milliseconds, not after the client's retries, when nothing listens at a tcp address."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r} (use tcp://host:port)")
+    if scheme == "tcp":
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=timeout).close()
 
 
 class ModelPlugin(WorkerPlugin):
