@@ -125,7 +125,7 @@ def test_sample_gives_labels_layer_that_overlays(make_widget, qtbot, messages):
     assert labels.name == "nuclei labels"
     assert labels.data.shape == image.data.shape
     assert np.allclose(labels.scale, image.scale) and np.allclose(labels.translate, image.translate)
-    assert "Ran on CPU" in widget.ran_on.text()
+    assert "Ran on CPU" in widget.ran_on.text() and "objects)" in widget.status.text()
     assert not messages["error"]
 
 

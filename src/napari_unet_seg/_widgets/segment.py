@@ -171,14 +171,16 @@ class SegmentWidget(QWidget):
             channel_axis=request.channel_axis, provenance=provenance,
         )
         if outcome.probabilities is not None:
-            names = (self.model_picker.metadata() or {}).get("class_names", [])
-            publish_probabilities(self.viewer, layer, outcome.probabilities, names,
+            publish_probabilities(self.viewer, layer, outcome.probabilities, outcome.class_names,
                                   channel_axis=request.channel_axis, labels_ndim=outcome.labels.ndim)
         if how == "protected":
             show_info(f"The earlier result has your edits, so this one went to a new layer '{labels_layer.name}'.")
         for note in outcome.notes:
             show_info(note)
-        self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'.")
+        found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
+        self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
+        if outcome.objects == 0:
+            show_info("No objects were found: is this the right model for the image, and the object size right?")
         self.ran_on.setText(
             f"Ran on {outcome.device.upper()} in {outcome.precision} · {outcome.seconds:.1f} s · "
             f"model '{outcome.model_name}'")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class SegmentResult:
     seconds: float
     model_name: str
     notes: list[str] = field(default_factory=list)
+    objects: int | None = None  # instance outputs only
+    class_names: list[str] = field(default_factory=list)
 
 
 def channels_last_view(image: Any, channel_axis: int | None) -> Any:
@@ -113,12 +116,20 @@ def check_channels(model_channels: int, image_channels: int, model_name: str) ->
     raise ValueError(f"model '{model_name}' expects {model_channels} channel(s) but the image has {image_channels}")
 
 
+def available_memory() -> int:
+    """Bytes of RAM free for new data (psutil comes with napari; sysconf is the fallback)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def needs_disk(shape: tuple[int, ...], lazy: bool, plane_pixels: int, available_bytes: int | None = None) -> bool:
     """True when the labels would not fit comfortably in memory (or the input is a huge lazy image)."""
     if available_bytes is None:
-        import psutil
-
-        available_bytes = psutil.virtual_memory().available
+        available_bytes = available_memory()
     labels_bytes = math.prod(shape) * 4
     return labels_bytes > MEMORY_FRACTION * available_bytes or (lazy and plane_pixels > LAZY_PLANE_PIXELS)
 
@@ -158,9 +169,11 @@ def run_segmentation(
     if request.zarr_path is not None:
         labels = _run_blockwise(image, model, request, device.type, precision, progress, cancel)
         return SegmentResult(labels, planes, None, device.type, precision, time.perf_counter() - start, model.name,
-                             [f"The labels are stored on disk in {request.zarr_path}"])
+                             [f"The labels are stored on disk in {request.zarr_path}"],
+                             labels.attrs.get("objects") if model.task == "instances" else None, model.class_names)
 
     labels = probabilities = None
+    objects = 0
     for k, idx in enumerate(planes):
         def plane_progress(done: int, total: int, _k: int = k) -> None:
             if progress is not None:
@@ -177,6 +190,7 @@ def run_segmentation(
             dtype = np.uint32 if request.output == "instances" and model.task == "instances" else plane_labels.dtype
             labels = np.zeros(lead + plane_labels.shape, dtype=dtype)
         labels[idx] = plane_labels
+        objects += int(plane_labels.max(initial=0))  # instance ids run 1..N in each plane
         if request.probabilities:
             plane_probs = to_probabilities(logits, model)
             if probabilities is None:
@@ -184,8 +198,9 @@ def run_segmentation(
             probabilities[idx] = plane_probs
     if labels.dtype == np.uint32 and labels.max(initial=0) < 2**16:
         labels = labels.astype(np.uint16)
+    instances = request.output == "instances" and model.task == "instances"
     return SegmentResult(labels, planes, probabilities, device.type, precision, time.perf_counter() - start,
-                         model.name)
+                         model.name, objects=objects if instances else None, class_names=model.class_names)
 
 
 def _run_blockwise(image: Any, model: Model, request: SegmentRequest, device: str, precision: str,
