@@ -120,3 +120,13 @@ def test_halo_covers_network_and_objects():
     model = threshold_model()
     assert halo_for(model, None) >= model.net.receptive_radius + 64
     assert halo_for(model, 10) % model.net.size_multiple == 0
+
+
+def test_rescaled_blocks_match_whole_image(tmp_path, disks):
+    """With a diameter, each window is resized like the whole image is: same objects."""
+    image, _ = disks
+    model = threshold_model()
+    model.metadata["object_diameter"] = 12.0
+    reference = segment(image, model, diameter=16.0, device="cpu")
+    out = segment_to_zarr(image, model, tmp_path / "r.zarr", diameter=16.0, block_size=100, device="cpu")
+    assert average_precision(reference, out[:]) >= 0.95

@@ -66,10 +66,6 @@ class Job:
     target: Path
 
 
-def _is_candidate(path: Path) -> bool:
-    return not path.name.startswith(".") and (path.is_file() or is_zarr(path))
-
-
 def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> list[Path]:
     """Files of ``folder`` (default: image types only), never entering the output folder or a zarr store."""
     found: list[Path] = []
@@ -167,63 +163,6 @@ def _failed(job: Job, exc: BaseException, seconds: float) -> FileResult:
     return FileResult(str(job.source), "failed", seconds=round(seconds, 3), message=_message(job, exc))
 
 
-def _segment_options(options: SegmentOptions) -> dict[str, Any]:
-    return dict(diameter=options.diameter, tile_size=options.tile_size, batch_size=options.batch_size,
-                device=options.device, precision=options.precision)
-
-
-def compute_labels(image: ImageFile, model: Model, options: SegmentOptions, cancel: Callable[[], bool] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """In-memory labels of a read image, exactly as the widget computes them."""
-    return segment(image.data, model, rgb=image.rgb, channel_axis=image.channel_axis, progress=progress,
-                   cancel=cancel, **_segment_options(options))
-
-
-def save_labels(job: Job, image: ImageFile, labels: np.ndarray, seconds: float) -> FileResult:
-    """Write the labels atomically and make the summary row."""
-    start = time.perf_counter()
-    write_labels_tiff(job.target, labels, image.pixel_size)
-    objects, area = summarize_labels(labels)
-    seconds += time.perf_counter() - start
-    return FileResult(str(job.source), "ok", objects, round(area, 2), round(seconds, 3), "", str(job.target))
-
-
-def segment_lazy(job: Job, image: ImageFile, model: Model, options: SegmentOptions,
-                 cancel: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
-                 seconds: float = 0.0) -> FileResult:
-    """A zarr input into ``<stem>_labels.zarr``, block by block."""
-    from .blockwise import segment_to_zarr
-
-    start = time.perf_counter()
-    out = segment_to_zarr(image.data, model, job.target, rgb=image.rgb, channel_axis=image.channel_axis,
-                          block_size=options.block_size, pixel_size=image.pixel_size, progress=progress,
-                          cancel=cancel, **_segment_options(options))
-    seconds += time.perf_counter() - start
-    objects, area = int(out.attrs.get("objects", 0)), float(out.attrs.get("mean_area", 0.0))
-    return FileResult(str(job.source), "ok", objects, round(area, 2), round(seconds, 3), "", str(job.target))
-
-
-def segment_file(job: Job, model: Model, options: SegmentOptions, *, cancel: Callable[[], bool] | None = None,
-                 progress: Callable[[int, int], None] | None = None, lock: Any = None) -> FileResult:
-    """Read, segment and write one file; any failure of the file becomes a failed row.
-
-    ``lock`` (if given) is held only while the network runs, so that several
-    threads sharing one model overlap their reading and writing.
-    """
-    start = time.perf_counter()
-    try:
-        image = read_image(job.source)
-        with lock or contextlib.nullcontext():
-            if image.lazy:
-                return segment_lazy(job, image, model, options, cancel, progress)
-            labels = compute_labels(image, model, options, cancel, progress)
-        return save_labels(job, image, labels, time.perf_counter() - start)
-    except (Cancelled, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
-        return _failed(job, exc, time.perf_counter() - start)
-
-
 def skipped(job: Job, previous: dict[str, FileResult]) -> FileResult:
     """The row of a file whose output exists; keeps the counts of the run that made it."""
     old = previous.get(str(job.target))
@@ -231,7 +170,8 @@ def skipped(job: Job, previous: dict[str, FileResult]) -> FileResult:
                       "output exists (use overwrite to redo it)", str(job.target))
 
 
-def _read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
+def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
+    """The image (or the error that reading it raised) and the seconds spent reading."""
     start = time.perf_counter()
     try:
         return read_image(path), time.perf_counter() - start
@@ -239,22 +179,52 @@ def _read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
         return exc, time.perf_counter() - start
 
 
-def _process(job: Job, read: Future, model: Model, options: SegmentOptions,
-             cancel: Callable[[], bool] | None) -> FileResult | None:
-    """Segment and write one prefetched file (None when cancelled: nothing was written)."""
-    image, seconds = read.result()
+def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], model: Model, options: SegmentOptions,
+                 *, cancel: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+                 lock: Any = None) -> FileResult | None:
+    """Segment a read file and write its labels atomically; None when cancelled (nothing written).
+
+    In-memory images go through :func:`~.pipeline.segment` exactly as in the
+    widget; zarr inputs go block by block into ``<stem>_labels.zarr``. Any
+    failure of the file becomes a failed row. ``lock`` (if given) is held only
+    while the network runs, so threads sharing a model overlap their I/O.
+    """
+    from .blockwise import segment_to_zarr
+
+    image, seconds = loaded
     start = time.perf_counter()
     try:
         if isinstance(image, BaseException):
             raise image
-        if image.lazy:
-            return segment_lazy(job, image, model, options, cancel, seconds=seconds)
-        labels = compute_labels(image, model, options, cancel)
-        return save_labels(job, image, labels, seconds + time.perf_counter() - start)
+        kwargs = dict(rgb=image.rgb, channel_axis=image.channel_axis, diameter=options.diameter,
+                      tile_size=options.tile_size, batch_size=options.batch_size, device=options.device,
+                      precision=options.precision, progress=progress, cancel=cancel)
+        with lock or contextlib.nullcontext():
+            if image.lazy:
+                out = segment_to_zarr(image.data, model, job.target, block_size=options.block_size,
+                                      pixel_size=image.pixel_size, **kwargs)
+                objects, area = int(out.attrs.get("objects", 0)), float(out.attrs.get("mean_area", 0.0))
+            else:
+                labels = segment(image.data, model, **kwargs)
+        if not image.lazy:
+            write_labels_tiff(job.target, labels, image.pixel_size)
+            objects, area = summarize_labels(labels)
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
         return _failed(job, exc, seconds + time.perf_counter() - start)
+    seconds += time.perf_counter() - start
+    return FileResult(str(job.source), "ok", objects, round(area, 2), round(seconds, 3), "", str(job.target))
+
+
+def segment_file(job: Job, model: Model, options: SegmentOptions, **kwargs: Any) -> FileResult | None:
+    """Read, segment and write one file (see :func:`process_file`)."""
+    return process_file(job, read_timed(job.source), model, options, **kwargs)
+
+
+def _after_read(job: Job, read: Future, model: Model, options: SegmentOptions,
+                cancel: Callable[[], bool] | None) -> FileResult | None:
+    return process_file(job, read.result(), model, options, cancel=cancel)
 
 
 def local_workers() -> int:
@@ -279,8 +249,8 @@ def iter_local(jobs: list[Job], model: Model, options: SegmentOptions, *, cancel
                 stop = cancel is not None and cancel()
                 while queue and not stop and len(running) <= workers:
                     job = queue.popleft()
-                    read = reader.submit(_read_timed, job.source)
-                    running[pool.submit(_process, job, read, model, options, cancel)] = job
+                    read = reader.submit(read_timed, job.source)
+                    running[pool.submit(_after_read, job, read, model, options, cancel)] = job
                 if not running:
                     break
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
