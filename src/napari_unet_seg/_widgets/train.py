@@ -95,7 +95,7 @@ class TrainWidget(QWidget):
                               ("new: width", self.width), ("save as", self.name)):
             mform.addRow(label, widget)
         run, rform = form_group("Run")
-        self.max_seconds = _spin(0, 24 * 3600, 120, " s", special="no limit")
+        self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
         self.preview = QCheckBox("live preview of the visible part")
         self.preview.setChecked(True)

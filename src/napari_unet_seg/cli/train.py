@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="channels of a new model's first level (default 16)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N steps (default 5000)")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                        help="stop after S seconds (default 120 unless --max-steps is given)")
+                        help="stop training after S seconds (default 110, so that all is done within 2 minutes, unless --max-steps is given)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
                         help="the .safetensors model file to write (never overwritten)")
     parser.set_defaults(run=run)
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise _error(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
     from ..core.finetune import default_config
 
-    max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 120.0)
+    max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
                             max_steps=args.max_steps, max_seconds=max_seconds)
     base = "scratch" if scratch else model.name

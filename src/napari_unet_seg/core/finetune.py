@@ -106,7 +106,7 @@ def split_validation(
 
 
 def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_steps: int | None = None,
-                   max_seconds: float | None = 120.0) -> TrainConfig:
+                   max_seconds: float | None = 110.0) -> TrainConfig:
     """Settings that work without tuning: gentle for fine-tuning, brisk from scratch."""
     if task == "instances":
         augment = AugmentConfig(scale_range=(0.5, 2.0) if scratch else (0.7, 1.4))
@@ -114,7 +114,7 @@ def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_ste
         augment = AugmentConfig(scale_range=(0.8, 1.25), dim_objects=False, texture=False)
     return TrainConfig(
         max_steps=max_steps or 5000, max_seconds=max_seconds, crop_size=256 if task == "instances" else 192,
-        batch_size=4, learning_rate=2e-3 if scratch else 5e-4, scribbles=scribbles, augment=augment,
+        batch_size=4, learning_rate=3e-3 if scratch else 5e-4, scribbles=scribbles, augment=augment,
         eval_every=40, eval_initial=not scratch,
     )
 
