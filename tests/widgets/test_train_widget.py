@@ -127,3 +127,25 @@ def test_clear_message_without_layers(make_napari_viewer, tmp_path, messages):
     widget = _widget(viewer, tmp_path)
     widget.start()
     assert widget.worker is None and "needs an Image layer" in messages["error"][0]
+
+
+def test_stack_slices_and_mask_layers_become_pairs():
+    from napari.layers import Image, Labels
+
+    from napari_unet_seg._widgets.train_layers import pairs_from_layers, parse_slices
+
+    image, labels = synthetic_nuclei((64, 64))
+    stack = Image(np.stack([image] * 4), name="stack")
+    painted = Labels(np.stack([labels] * 4), name="painted")
+    region = np.zeros((4, 64, 64), np.uint8)
+    region[:, :32] = 1
+    mask = Labels(region, name="done")
+    pairs = pairs_from_layers(stack, painted, mode="region", region_layer=mask, slices="0, 2-3")
+    assert [p.name for p in pairs] == ["stack [0]", "stack [2]", "stack [3]"]
+    assert pairs[0].valid.sum() == 32 * 64 and pairs[0].image.shape == (64, 64)
+    assert [p.name for p in pairs_from_layers(stack, painted, current_step=(1,))] == ["stack [1]"]
+    assert parse_slices("all", 3, 0) == [0, 1, 2]
+    with pytest.raises(ValueError, match="slice 7 does not exist"):
+        parse_slices("7", 4, 0)
+    with pytest.raises(ValueError, match="must overlay exactly"):
+        pairs_from_layers(stack, Labels(labels[:30]), slices="0")

@@ -26,6 +26,7 @@ from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_lay
 from .train_plot import TrainingPlot
 
 SCRATCH = "new model (from scratch)"
+PREVIEW_KEY = "napari_unet_seg_training_preview"
 MODE_TEXT = {"dense": "dense (every pixel annotated)", "region": "region-limited (Shapes or mask layer)",
              "scribbles": "scribbles (0 = unlabelled, 1 = background, k+1 = class k)"}
 
@@ -128,13 +129,13 @@ class TrainWidget(QWidget):
 
     def _refresh_layers(self, *_: Any) -> None:
         layers = list(self.viewer.layers)
-        mine = self.preview_layer
         for box, kinds in ((self.image_box, (Image,)), (self.labels_box, (Labels,)),
                            (self.region_box, (Shapes, Labels, Image))):
             current = box.currentText()
             box.blockSignals(True)
             box.clear()
-            box.addItems([layer.name for layer in layers if isinstance(layer, kinds) and layer is not mine])
+            box.addItems([layer.name for layer in layers if isinstance(layer, kinds)
+                          and not layer.metadata.get(PREVIEW_KEY)])
             if current:
                 box.setCurrentText(current)
             box.blockSignals(False)
@@ -245,7 +246,8 @@ class TrainWidget(QWidget):
             import numpy as np
 
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
-            layer = self.preview_layer = self.viewer.add_labels(np.zeros(shape, np.uint32), name=name, opacity=0.5)
+            layer = self.preview_layer = self.viewer.add_labels(
+                np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True})
         layer.data[y0:y1, x0:x1] = labels
         layer.refresh()
 

@@ -44,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="channels of a new model's first level (default 16)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N steps (default 5000)")
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
-                        help="stop training after S seconds (default 110, so that all is done within 2 minutes, unless --max-steps is given)")
+                        help="stop training after S seconds (default 110, so that all is done within 2 minutes; "
+                             "none when only --max-steps is given)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
                         help="the .safetensors model file to write (never overwritten)")
     parser.set_defaults(run=run)
