@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from napari_unet_seg.core.modelfile import new_model
+
 
 def randomize_batchnorm(net: torch.nn.Module, seed: int = 0) -> None:
     """Give BatchNorm layers non-trivial eval statistics, so tests see their effect."""
@@ -38,3 +40,23 @@ def synthetic_nuclei(shape=(96, 128), n=12, radius=(5, 9), seed=0, touching=Fals
         labels[disk & (labels == 0)] = k
         image[disk] += rng.uniform(80, 150)
     return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def threshold_model(fg: float = 0.2, seed: float = 0.3):
+    """A hand-made U-Net whose logits threshold the normalised image: an 'oracle' for separated disks."""
+    model = new_model("instances", depth=2, base_channels=4)
+    model.metadata["normalization"]["invert"] = False
+    net = model.net
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
+        for block in (net.down[0], net.up_conv[-1]):
+            block[0].weight[0, 0, 1, 1] = 1.0  # pass channel 0 (image, then skip) through
+            block[3].weight[0, 0, 1, 1] = 1.0
+        net.head.weight[:, 0] = 20.0
+        net.head.bias[:] = torch.tensor([-20.0 * fg, -20.0 * seed])
+    net.eval()
+    return model

@@ -3,35 +3,13 @@
 import dask.array as da
 import numpy as np
 import pytest
-import torch
 import zarr
 
-from helpers import synthetic_nuclei
+from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import Cancelled, segment
 from napari_unet_seg.core import preprocess
 from napari_unet_seg.core.blockwise import halo_for, segment_to_zarr
 from napari_unet_seg.core.metrics import average_precision
-from napari_unet_seg.core.modelfile import new_model
-
-
-def threshold_model(fg: float = 0.2, seed: float = 0.3):
-    """A hand-made U-Net whose logits threshold the normalised image: an 'oracle' for separated disks."""
-    model = new_model("instances", depth=2, base_channels=4)
-    model.metadata["normalization"]["invert"] = False
-    net = model.net
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
-        for block in (net.down[0], net.up_conv[-1]):
-            block[0].weight[0, 0, 1, 1] = 1.0  # pass channel 0 (image, then skip) through
-            block[3].weight[0, 0, 1, 1] = 1.0
-        net.head.weight[:, 0] = 20.0
-        net.head.bias[:] = torch.tensor([-20.0 * fg, -20.0 * seed])
-    net.eval()
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -3,32 +3,12 @@
 import numpy as np
 import pytest
 import tifffile
-import torch
 
-from helpers import synthetic_nuclei
+from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model
 from napari_unet_seg._widgets.batch import BatchWidget
-from napari_unet_seg.core.modelfile import new_model
 
 pytestmark = pytest.mark.gui
-
-
-def threshold_model():
-    """A hand-made U-Net that thresholds the normalised image (no training needed)."""
-    model = new_model("instances", depth=2, base_channels=4)
-    model.metadata["normalization"]["invert"] = False
-    net = model.net
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0)
-        for block in (net.down[0], net.up_conv[-1]):
-            block[0].weight[0, 0, 1, 1] = block[3].weight[0, 0, 1, 1] = 1.0
-        net.head.weight[:, 0] = 20.0
-        net.head.bias[:] = torch.tensor([-4.0, -6.0])
-    return model
 
 
 @pytest.fixture
