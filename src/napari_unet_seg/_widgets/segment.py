@@ -134,8 +134,8 @@ class SegmentWidget(QWidget):
         worker.start()
 
     def _on_progress(self, done: int, total: int) -> None:
-        if self._pbar is None or self._cancel.is_set():
-            return
+        if self._pbar is None or self._running is None or self._cancel.is_set():
+            return  # a late report must not overwrite the final status
         if self._pbar.total != total:
             self._pbar.total = total
         self._pbar.update(done - self._pbar.n)
@@ -151,6 +151,7 @@ class SegmentWidget(QWidget):
 
     def _on_returned(self, returned: tuple[Any, Exception | None]) -> None:
         (layer, request), (outcome, error) = self._running, returned
+        self._running = None
         if isinstance(error, Cancelled):
             self.status.setText("Cancelled; nothing was added.")
             show_info("Segmentation cancelled.")

@@ -117,6 +117,8 @@ class SegmentSettings(QWidget):
             show_warning("Only whole images are written to disk; keeping this slice's labels in memory.")
             to_disk = False
         output = "semantic" if self.output.currentData() == "semantic" else "instances"
+        if to_disk and output == "semantic" and metadata.get("task") == "instances":
+            show_warning("Results written to disk hold the model's own output (instances), not a foreground mask.")
         request = SegmentRequest(
             model=str(path), device=self.device.currentText(), precision=self.precision.currentText(),
             tile_size=value_or_none(self.tile_size), batch_size=value_or_none(self.batch_size),
