@@ -10,7 +10,7 @@ from app_model import Application
 from npe2 import PluginManifest
 
 from napari_unet_seg import new_model, save_model
-from napari_unet_seg._commands import segment_with_unet
+from napari_unet_seg._commands import open_batch_widget, segment_with_unet
 from napari_unet_seg._sample_data import nuclei_sample
 from napari_unet_seg._widgets import segment as segment_module
 from napari_unet_seg._widgets.segment import SegmentWidget
@@ -76,3 +76,11 @@ def test_command_on_points_layer_is_a_clear_error(make_napari_viewer, monkeypatc
     segment_with_unet(viewer)
     assert errors and "'spots' is a Points layer" in errors[0]
     assert not any(isinstance(layer, Labels) for layer in viewer.layers)
+
+
+def test_batch_command_opens_the_batch_dock(make_napari_viewer):
+    viewer = make_napari_viewer()
+    open_batch_widget(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Batch segment")
+    assert type(widget).__name__ == "BatchWidget"
+    open_batch_widget(viewer)  # a second call reuses the dock
