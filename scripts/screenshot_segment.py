@@ -5,8 +5,8 @@
 Opens napari with the nuclei sample, docks "Segment", presses Segment and
 saves the whole window once the labels are in. Uses the built-in ``nuclei``
 model when it is installed; otherwise trains a small demo model on the other
-shipped samples for ``--train-seconds`` (in a temporary model folder, so your
-own models are untouched).
+shipped samples for ``--train-steps`` steps (in a temporary model folder, so
+your own models are untouched). Rerun it once the built-in model ships.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def demo_model_name(train_seconds: float) -> str:
+def demo_model_name(train_steps: int) -> str:
     """"nuclei" if shipped, else a quickly trained stand-in saved in the (temporary) user folder."""
     from napari_unet_seg import available_models, new_model, save_model
     from napari_unet_seg._sample_data import MAIN_SAMPLE, _pair, sample_stems
@@ -31,9 +31,9 @@ def demo_model_name(train_seconds: float) -> str:
         return "nuclei"
     pairs = [TrainingPair(*_pair(stem), name=stem) for stem in sample_stems() if stem != MAIN_SAMPLE]
     model = new_model("instances", depth=3, base_channels=8)
-    print(f"no built-in model yet: training a demo model for {train_seconds:.0f} s ...")
-    train(model, pairs, TrainConfig(max_steps=10_000, max_seconds=train_seconds, crop_size=128, eval_every=10_000,
-                                    eval_initial=False, preview_every=10_000))
+    print(f"no built-in model yet: training a demo model for {train_steps} steps ...")
+    train(model, pairs, TrainConfig(max_steps=train_steps, crop_size=128, eval_every=10**6, eval_initial=False,
+                                    preview_every=10**6))
     model.metadata["name"] = "demo (sample-trained)"
     save_model(model, user_model_dir() / "demo")
     return "demo"
@@ -42,7 +42,7 @@ def demo_model_name(train_seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images" / "segment_widget.png")
-    parser.add_argument("--train-seconds", type=float, default=90.0)
+    parser.add_argument("--train-steps", type=int, default=600)
     args = parser.parse_args()
     os.environ.setdefault("NAPARI_UNET_SEG_MODEL_DIR", tempfile.mkdtemp(prefix="unet-seg-screenshot-"))
 
@@ -51,7 +51,7 @@ def main() -> None:
 
     from napari_unet_seg._sample_data import nuclei_sample
 
-    model_name = demo_model_name(args.train_seconds)
+    model_name = demo_model_name(args.train_steps)
     viewer = napari.Viewer(title="napari-unet-seg")
     viewer.window.resize(1400, 860)
     for data, kwargs, kind in nuclei_sample():
