@@ -75,15 +75,19 @@ def main() -> None:
     image, labels = load(args.data, train_row["name"])
     config = default_config(scratch=False, task="instances", max_seconds=args.seconds)
     start = time.perf_counter()
+
+    def report(r) -> None:  # noqa: ANN001
+        if r.step % 20 == 0 or r.val_score is not None:
+            held = f" held-out AP50 {r.val_score:.3f}" if r.val_score is not None else ""
+            print(f"  step {r.step} loss {r.loss:.3f} {r.seconds:.0f}s{held}", flush=True)
+
     result = finetune(model, [TrainingPair(image, labels, rgb=image.ndim == 3, name=train_row["name"])],
-                      config=config, base=args.model,
-                      progress=lambda r: print(f"  step {r.step} loss {r.loss:.3f} {r.seconds:.0f}s"
-                                               + (f" held-out AP50 {r.val_score:.3f}" if r.val_score is not None else ""),
-                                               flush=True) if r.step % 20 == 0 or r.val_score is not None else None)
+                      config=config, base=args.model, progress=report)
     seconds = time.perf_counter() - start
     after = scores(model, args.data, eval_rows)
+    best = result.train.best_scores.get("step") if result.train.best_scores else "last"
     print(f"\nfine-tuning: {result.train.steps} steps, {result.train.seconds:.0f} s training, {seconds:.0f} s in all "
-          f"(incl. held-out scoring, sanity check); best checkpoint: step {result.train.best_scores.get('step') if result.train.best_scores else 'last'}")
+          f"(incl. held-out scoring, sanity check); best checkpoint: step {best}")
     print(f"{'image':<18} {'AP50 before':>12} {'AP50 after':>11} {'Dice before':>12} {'Dice after':>11}")
     for row, (ab, db), (aa, da) in zip(eval_rows, before, after):
         print(f"{row['name']:<18} {ab:>12.3f} {aa:>11.3f} {db:>12.3f} {da:>11.3f}")

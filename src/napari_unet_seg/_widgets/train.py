@@ -234,9 +234,9 @@ class TrainWidget(QWidget):
         best = f", best held-out score {report.best_score:.3f}" if report.best_score is not None else ""
         left = f", ~{format_seconds(report.seconds_left)} left" if report.seconds_left is not None else ""
         self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
-        image = self.viewer.layers[self.image_box.currentText()] if self.image_box.currentText() in self.viewer.layers else None
-        if image is not None and self.job is not None:
-            self._box = visible_box(image, self.job.pairs[0].labels.shape)
+        name = self.image_box.currentText()
+        if name in self.viewer.layers and self.job is not None:
+            self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape)
 
     def _on_preview(self, payload: Any) -> None:
         (y0, y1, x0, x1), labels = payload

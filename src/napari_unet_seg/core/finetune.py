@@ -70,19 +70,30 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
 
 def split_validation(
     pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 256 * 256,
+    max_held_out: int = 600 * 600,
 ) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """Hold out the far end (``fraction``) of each large enough annotated region.
 
     Every image keeps teaching (the user's latest correction is never left
-    out); small annotations are used whole for training. Returns (train, val);
+    out); small annotations are used whole for training, and at most
+    ``max_held_out`` pixels are held out in all (scoring them costs time at
+    every evaluation). Returns (train, val);
     ``val`` is empty when there is not enough annotation.
     """
     train_pairs: list[TrainingPair] = []
     val_pairs: list[TrainingPair] = []
-    for pair in pairs:
+    regions = [np.ones(np.shape(p.labels), bool) if p.valid is None else np.asarray(p.valid) > 0 for p in pairs]
+    # scoring costs time at every evaluation: hold out from the largest annotations, up to a budget
+    budget = max_held_out
+    chosen = set()
+    for i in sorted(range(len(pairs)), key=lambda i: -int(regions[i].sum())):
+        area = int(regions[i].sum())
+        if area >= min_area and area * fraction <= budget:
+            chosen.add(i)
+            budget -= area * fraction
+    for i, (pair, region) in enumerate(zip(pairs, regions)):
         labels = np.asarray(pair.labels)
-        region = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
-        if region.sum() < min_area:
+        if i not in chosen:
             train_pairs.append(pair)
             continue
         ys, xs = np.nonzero(region)

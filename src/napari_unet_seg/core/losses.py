@@ -21,7 +21,8 @@ def instance_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     centre_weight = target[:, 3] if target.shape[1] > 3 else weight
     total = weight.sum().clamp_min(1.0)
     bce_fg = (F.binary_cross_entropy_with_logits(logits[:, 0], fg, reduction="none") * weight).sum() / total
-    bce_centre = (F.binary_cross_entropy_with_logits(logits[:, 1], centre, reduction="none") * centre_weight).sum() / total
+    bce_centre = F.binary_cross_entropy_with_logits(logits[:, 1], centre, reduction="none")
+    bce_centre = (bce_centre * centre_weight).sum() / total
     prob = torch.sigmoid(logits[:, 0]) * weight
     dice = 1 - (2 * (prob * fg).sum() + 1) / (prob.sum() + (fg * weight).sum() + 1)
     return bce_fg + bce_centre + dice

@@ -23,12 +23,15 @@ import torch
 from .augment import AugmentConfig, augment_intensity, flip_rotate, random_crop
 from .devices import autocast, resolve_device, resolve_precision
 from .losses import instance_loss, semantic_loss
-from .metrics import average_precision, dice
 from .modelfile import Model
-from .postprocess import logits_to_labels
 from .preprocess import PreparedImage
-from .targets import IGNORE, instance_targets, semantic_targets
-from .tiling import predict_tiled
+from .scoring import evaluate_pairs, main_score, mean_iou, predict_annotated, score_prepared
+from .targets import instance_targets, semantic_targets
+
+__all__ = [
+    "StepReport", "TrainConfig", "TrainResult", "TrainingPair", "evaluate_pairs", "main_score", "mean_iou",
+    "predict_annotated", "train",
+]
 
 
 @dataclass
@@ -122,7 +125,9 @@ class PreparedPair:
                 slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)))
 
 
-def _sample(prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = config.augment.scale_range
     scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
     # prefer crops that contain annotation when the annotated region is small
@@ -148,67 +153,6 @@ def _sample(prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.r
 
 def loss_for(model: Model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return instance_loss if model.task == "instances" else semantic_loss
-
-
-def predict_annotated(
-    model: Model, item: PreparedPair, *, device: str = "auto", precision: str = "auto",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Labels predicted around a pair's annotation, with the truth and valid mask of that box."""
-    ys, xs = item.box()
-    logits = predict_tiled(model.net, item.image[:, ys, xs], device=device, precision=precision)
-    pred = logits_to_labels(logits, model.task, model.postprocess)
-    return pred, item.labels[ys, xs], None if item.valid is None else item.valid[ys, xs]
-
-
-def _score(
-    model: Model, items: Sequence[PreparedPair], *, device: str, precision: str, scribbles: bool,
-) -> dict[str, float]:
-    """Scores of the current weights on prepared pairs, predicting only around their annotation."""
-    aps, dices, ious = [], [], []
-    for item in items:
-        pred, truth, valid = predict_annotated(model, item, device=device, precision=precision)
-        if model.task == "instances":
-            if valid is not None:
-                pred, truth = np.where(valid, pred, 0), np.where(valid, truth, 0)
-            aps.append(average_precision(truth, pred))
-            dices.append(dice(truth, pred))
-        else:
-            target = semantic_targets(truth, valid, scribbles=scribbles)
-            ious.append(mean_iou(target, pred, len(model.class_names)))
-    if model.task == "instances":
-        return {"ap50": float(np.mean(aps)), "dice": float(np.mean(dices))}
-    ious = [v for v in ious if not math.isnan(v)]
-    return {"mean_iou": float(np.mean(ious)) if ious else float("nan")}
-
-
-def evaluate_pairs(
-    model: Model, pairs: Sequence[TrainingPair], *, device: str = "auto", precision: str = "auto",
-    scribbles: bool = False,
-) -> dict[str, float]:
-    """Mean AP@0.5 and Dice (instances) or mean IoU over classes (semantic) on annotated pairs.
-
-    Only annotated pixels count: a ``valid`` mask limits both truth and prediction.
-    """
-    items = [PreparedPair(p, model) for p in pairs]
-    return _score(model, items, device=device, precision=precision, scribbles=scribbles)
-
-
-def main_score(scores: dict[str, float]) -> float:
-    """The one number the best checkpoint is chosen by."""
-    return scores.get("ap50", scores.get("mean_iou", float("nan")))
-
-
-def mean_iou(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
-    """Mean IoU over classes present in the annotated pixels (target IGNORE excluded)."""
-    annotated = target != IGNORE
-    values = []
-    for c in range(num_classes):
-        t = (target == c) & annotated
-        p = (prediction == c) & annotated
-        if t.sum() == 0:
-            continue
-        values.append((t & p).sum() / (t | p).sum())
-    return float(np.mean(values)) if values else float("nan")
 
 
 def train(
@@ -278,7 +222,8 @@ def _train(model, pairs, config, val_pairs, progress, cancel, preview) -> TrainR
     def evaluate(step: int) -> dict[str, float]:
         """Score the current weights on held-out data; remember them if they are the best."""
         net.eval()
-        scores = _score(model, val_prepared, device=str(device), precision=precision, scribbles=config.scribbles)
+        scores = score_prepared(model, val_prepared, device=str(device), precision=precision,
+                                scribbles=config.scribbles)
         net.to(memory_format=memory_format)
         value = main_score(scores)
         key = (value, scores.get("dice", 0.0))  # ties go to the later (longer trained) weights
@@ -303,9 +248,11 @@ def _train(model, pairs, config, val_pairs, progress, cancel, preview) -> TrainR
         if config.max_seconds:
             done = max(done, elapsed / config.max_seconds)
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+            ramp = min(1.0, (step + 1) / warmup)
+            group["lr"] = config.learning_rate * ramp * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
         net.train()
-        samples = [_sample(prepared[rng.choice(len(prepared), p=weights)], model, config, rng) for _ in range(config.batch_size)]
+        picks = rng.choice(len(prepared), size=config.batch_size, p=weights)
+        samples = [_sample(prepared[i], model, config, rng) for i in picks]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(device).contiguous(memory_format=memory_format)
         y = torch.from_numpy(np.stack([s[1] for s in samples])).to(device)
         with autocast(device, precision):
