@@ -154,5 +154,5 @@ def test_sanity_check_warns_when_nothing_is_found():
 def test_held_out_area_is_capped_so_scoring_stays_cheap():
     image, labels = synthetic_nuclei((256, 256), n=8)
     pairs = [TrainingPair(image, labels, name=str(i)) for i in range(10)]
-    train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=3 * 256 * 256 // 5)
+    train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=int(3.5 * 256 * 256 * 0.2))
     assert len(train_pairs) == 10 and len(val_pairs) == 3
