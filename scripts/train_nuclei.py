@@ -46,12 +46,13 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=4200)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--holdout", type=int, default=24, help="train images held out to pick the best checkpoint")
-    parser.add_argument("--eval-every", type=int, default=400)
+    parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
     args = parser.parse_args()
 
     pairs = load_split(args.data, "train")
@@ -70,7 +71,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     model = new_model("instances", depth=args.depth, base_channels=args.width)
-    augment = AugmentConfig(scale_range=(0.45, 2.4))
+    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
@@ -79,6 +80,8 @@ def main() -> None:
     start = time.time()
 
     def report(r: StepReport) -> None:
+        if args.checkpoint and r.val_score is not None and r.val_score == r.best_score:
+            save_model(model, args.checkpoint, overwrite=True)
         if r.step % 50 == 0 or r.val_score is not None:
             extra = f" held-out AP50 {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
             print(f"step {r.step} loss {r.loss:.4f} {r.seconds:.0f}s{extra}", flush=True)

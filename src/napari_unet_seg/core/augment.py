@@ -2,7 +2,7 @@
 
 Scale (objects ~8 to ~80 px), flips and 90 degree turns, gamma, uneven
 background, noise, blur, and -- for instance models -- objects dimmed up to
-~15x relative to their neighbours and textured interiors (speckles,
+10x relative to their neighbours and textured interiors (speckles,
 nucleoli), so that defaults handle what users' images throw at them.
 """
 
@@ -24,7 +24,9 @@ class AugmentConfig:
     flips: bool = True
     intensity: bool = True
     dim_objects: bool = True
+    dim_range: tuple[float, float] = (0.1, 0.6)  # contrast factors of dimmed objects (0.1 = ten times dimmer)
     texture: bool = True
+    max_noise: float = 0.05  # gaussian noise sigma, in units of the normalised range
 
 
 def random_crop(
@@ -86,6 +88,7 @@ def augment_intensity(
     img = image.copy()
     h, w = img.shape[1:]
     background = float(np.percentile(img, 10))
+    noise_cap = config.max_noise
     if labels is not None and labels.any():
         ids = np.unique(labels)
         ids = ids[ids > 0]
@@ -93,9 +96,12 @@ def augment_intensity(
             chosen = ids[rng.random(len(ids)) < 0.35]
             if len(chosen):
                 factors = np.ones(int(labels.max()) + 1, np.float32)
-                factors[chosen] = np.exp(rng.uniform(np.log(0.06), np.log(0.6), len(chosen)))
-                f = factors[labels]
-                img = background + (img - background) * f[None]
+                lo, hi = config.dim_range
+                factors[chosen] = np.exp(rng.uniform(np.log(lo), np.log(hi), len(chosen)))
+                # the dimmest object must stay twice the noise added below: labels must stay learnable
+                contrast = float(np.median(img[:, labels > 0]) - background)
+                noise_cap = min(noise_cap, 0.5 * lo * max(contrast, 0.0))
+                img = background + (img - background) * factors[labels][None]
         if config.texture and rng.random() < 0.3:
             inside = (labels > 0)[None]
             speckle = 1 + rng.uniform(0.2, 0.6) * _smooth_noise((h, w), rng.uniform(0.7, 2.0), rng)
@@ -113,7 +119,7 @@ def augment_intensity(
     if rng.random() < 0.25:
         img = ndi.gaussian_filter(img, (0, rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.2)))
     if rng.random() < 0.5:
-        img = img + rng.standard_normal(img.shape).astype(np.float32) * rng.uniform(0.0, 0.08)
+        img = img + rng.standard_normal(img.shape).astype(np.float32) * rng.uniform(0.0, noise_cap)
     # what inference does to a whole image, done to the crop, then a little jitter
     low, high = np.percentile(img, 1), np.percentile(img, 99.8)
     img = (img - low) / max(high - low, 1e-3)
