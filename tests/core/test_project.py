@@ -49,6 +49,9 @@ def test_scribble_and_dense_pairs_are_kept_apart(tmp_path):
     project.add(TrainingPair(image, labels), scribbles=False)
     project.add(TrainingPair(image + 1, labels), scribbles=True)
     assert len(project.pairs(scribbles=True)) == 1 and len(project.pairs(scribbles=False)) == 1
+    project.add(TrainingPair(image + 2, labels), task="semantic")
+    assert len(project.pairs(scribbles=False, task="instances")) == 1
+    assert len(project.pairs(scribbles=False, task="semantic")) == 2  # untagged pairs go with any task
 
 
 def test_damaged_index_is_a_clear_error(tmp_path):

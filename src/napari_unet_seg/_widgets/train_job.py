@@ -67,17 +67,17 @@ class JobOutcome:
 def run_job(job: TrainJob, bridge: TrainBridge) -> JobOutcome:
     """Autosave, train, save; runs in a napari thread worker."""
     pairs = list(job.pairs)
-    if job.project_dir is not None:
-        bridge.status.emit("saving the annotations into the project...")
-        project = Project(job.project_dir)
-        for pair in pairs:
-            project.add(pair, scribbles=job.scribbles, source=pair.name)
-        if job.use_project:
-            pairs = project.pairs(scribbles=job.scribbles)
     bridge.status.emit("preparing the model...")
     scratch = is_scratch(job.init)
     model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
                            in_channels=_channels(pairs[0]) if pairs else 1)
+    if job.project_dir is not None:
+        bridge.status.emit("saving the annotations into the project...")
+        project = Project(job.project_dir)
+        for pair in pairs:
+            project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name)
+        if job.use_project:
+            pairs = project.pairs(scribbles=job.scribbles, task=model.task)
     config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
                             max_steps=job.max_steps, max_seconds=job.max_seconds)
     config = replace(config, **job.overrides)

@@ -65,7 +65,7 @@ class Project:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, pair: TrainingPair, *, scribbles: bool = False, source: str = "") -> str:
+    def add(self, pair: TrainingPair, *, scribbles: bool = False, task: str | None = None, source: str = "") -> str:
         """Save ``pair`` now (replacing an earlier version of the same image); returns its key."""
         image = np.asarray(pair.image)
         labels = np.asarray(pair.labels)
@@ -83,18 +83,20 @@ class Project:
         _write_atomic(self.folder / "pairs" / f"{key}.npz", write)
         entry = {
             "key": key, "file": f"pairs/{key}.npz", "name": pair.name, "source": source,
-            "rgb": pair.rgb, "scribbles": scribbles, "shape": list(labels.shape),
+            "rgb": pair.rgb, "scribbles": scribbles, "task": task, "shape": list(labels.shape),
             "has_region": valid is not None, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self.entries = [e for e in self.entries if e["key"] != key] + [entry]
         self._save_index()
         return key
 
-    def pairs(self, *, scribbles: bool | None = None) -> list[TrainingPair]:
-        """All saved pairs (optionally only scribble or only dense/region ones), read from disk."""
+    def pairs(self, *, scribbles: bool | None = None, task: str | None = None) -> list[TrainingPair]:
+        """Saved pairs, read from disk; optionally only those of one kind (scribbles or not, task)."""
         out = []
         for entry in self.entries:
             if scribbles is not None and entry["scribbles"] != scribbles:
+                continue
+            if task is not None and entry.get("task") not in (task, None):
                 continue
             with np.load(self.folder / entry["file"]) as data:
                 valid = None
