@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--model", default="nuclei")
     parser.add_argument("--seconds", type=float, default=110.0)
     parser.add_argument("--kind", default="auto")
+    parser.add_argument("--lr", type=float, default=None, help="override the default learning rate")
     args = parser.parse_args()
     rows = [r for r in csv.DictReader(open(args.data / "index.csv")) if r["split"] == "val"]
     base = starting_model(args.model)
@@ -74,6 +76,8 @@ def main() -> None:
     model = starting_model(args.model)
     image, labels = load(args.data, train_row["name"])
     config = default_config(scratch=False, task="instances", max_seconds=args.seconds)
+    if args.lr:
+        config = replace(config, learning_rate=args.lr)
     start = time.perf_counter()
 
     def report(r) -> None:  # noqa: ANN001

@@ -149,3 +149,23 @@ def test_stack_slices_and_mask_layers_become_pairs():
         parse_slices("7", 4, 0)
     with pytest.raises(ValueError, match="must overlay exactly"):
         pairs_from_layers(stack, Labels(labels[:30]), slices="0")
+
+
+def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 96))
+    scribbles = np.zeros(labels.shape, np.uint8)
+    scribbles[::6] = np.where(labels[::6] > 0, 2, 1)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(scribbles, name="scribbles")
+    widget = _widget(viewer, tmp_path, steps=3)
+    widget.mode_box.setCurrentIndex(2)
+    assert widget.task_box.currentText() == "semantic" and widget.classes.isEnabled()
+    assert not widget.region_box.isEnabled()
+    widget.classes.setValue(2)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    meta = read_metadata(widget.outcome.path)
+    assert meta["task"] == "semantic" and meta["lineage"][-1]["mode"] == "scribbles"
+    assert "mean IoU" in widget.result.text()

@@ -68,6 +68,7 @@ class TrainWidget(QWidget):
             event.connect(self._refresh_layers)
         self._refresh_layers()
         self.refresh_models()
+        self._on_mode_changed()
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
@@ -124,6 +125,7 @@ class TrainWidget(QWidget):
         layout.addStretch(1)
         self.model_box.currentTextChanged.connect(self._on_model_changed)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
+        self.task_box.currentTextChanged.connect(self._on_model_changed)
         self.project_dir.editingFinished.connect(self._show_project)
         self._show_project()
 
@@ -151,15 +153,20 @@ class TrainWidget(QWidget):
         self._on_model_changed()
 
     def _on_model_changed(self, *_: Any) -> None:
+        """Only a new model has a task, classes, depth and width to choose."""
         scratch = self.model_box.currentText() == SCRATCH
-        for widget in (self.task_box, self.classes, self.depth, self.width):
+        for widget in (self.task_box, self.depth, self.width):
             widget.setEnabled(scratch)
+        self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
 
     def _on_mode_changed(self, *_: Any) -> None:
+        """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
+        self.region_box.setEnabled(self.mode() == "region")
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")
             if self.model_box.currentText() == "nuclei":
                 self.model_box.setCurrentText(SCRATCH)
+        self._on_model_changed()
 
     def _show_project(self) -> None:
         try:
