@@ -91,7 +91,7 @@ def main() -> None:
         name="nuclei",
         description="Built-in 2D nuclei instance model (fluorescence first), trained on dsb2018 train.",
         object_diameter=20.0,
-        postprocess={"foreground_threshold": 0.5, "seed_threshold": 0.5, "min_size": 8},
+        postprocess={"foreground_threshold": 0.5, "min_size": 8},
         training={
             "script": "scripts/train_nuclei.py",
             "arguments": {k: str(v) for k, v in vars(args).items()},
