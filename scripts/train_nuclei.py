@@ -36,29 +36,13 @@ def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
-    parser.add_argument("--out", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--max-steps", type=int, default=8000)
-    parser.add_argument("--max-seconds", type=float, default=4200)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--holdout", type=int, default=24, help="train images held out to pick the best checkpoint")
-    parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
-    args = parser.parse_args()
-
-    pairs = load_split(args.data, "train")
-    rng = np.random.default_rng(args.seed)
+def holdout_split(
+    pairs: list[tuple[dict, TrainingPair]], holdout: int, seed: int
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """Train pairs, and fluorescence train images held out to choose checkpoints and post-processing."""
+    rng = np.random.default_rng(seed)
     fluo = [i for i, (row, _) in enumerate(pairs) if row["kind"] == "fluorescence"]
-    held = set(rng.choice(fluo, size=args.holdout, replace=False).tolist())
+    held = set(rng.choice(fluo, size=holdout, replace=False).tolist())
     train_pairs, val_pairs = [], []
     for i, (row, pair) in enumerate(pairs):
         if i in held:
@@ -67,6 +51,30 @@ def main() -> None:
         # fluorescence is the main use; stained/brightfield keep the model sane on them
         pair.weight = 1.0 if row["kind"] == "fluorescence" else 0.5
         train_pairs.append(pair)
+    return train_pairs, val_pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
+    parser.add_argument("--out", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, default=10000)
+    parser.add_argument("--max-seconds", type=float, default=3900)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--holdout", type=int, default=24, help="train images held out to pick the best checkpoint")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1 leaves a core for other work)")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
+    args = parser.parse_args()
+
+    pairs = load_split(args.data, "train")
+    train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.seed)
     print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
 
     torch.manual_seed(args.seed)
