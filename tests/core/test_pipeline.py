@@ -42,3 +42,32 @@ def test_default_model_missing_or_present():
     else:
         with pytest.raises(ModelFileError, match="nuclei"):
             segment(np.zeros((20, 20), np.uint8))
+
+
+def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_model):
+    from helpers import oracle_logits, synthetic_nuclei
+    from napari_unet_seg.core import pipeline
+    from napari_unet_seg.core.preprocess import PreparedImage
+
+    big, big_labels = synthetic_nuclei((400, 400), n=12, radius=(28, 34), seed=4)  # ~60 px objects
+    shapes = []
+
+    def oracle(net, image, **kwargs):
+        shapes.append(tuple(image.shape))
+        return oracle_logits(big_labels) if image.shape[-2:] == big_labels.shape else np.zeros((2,) + image.shape[-2:], np.float32)
+
+    monkeypatch.setattr(pipeline, "predict_tiled", oracle)
+    prepared = PreparedImage(big, in_channels=1, normalization_settings=tiny_model.normalization)
+    tiny_model.metadata["object_diameter"] = 20.0
+    measured = pipeline.estimate_diameter(tiny_model, prepared)
+    assert measured is not None and 50 < measured < 70
+    shapes.clear()
+    pipeline.predict_logits(tiny_model, big)
+    assert shapes[0] == (1, 400, 400) and abs(shapes[1][-1] - 400 * 20 / measured) <= 1  # measured, then rescaled
+    tiny_model.metadata["object_diameter"] = 55.0  # within the band: the measuring pass is the result
+    assert pipeline.estimate_diameter(tiny_model, prepared) is None
+    shapes.clear()
+    pipeline.predict_logits(tiny_model, big)
+    assert shapes == [(1, 400, 400)]
+    tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled
+    assert pipeline.estimate_diameter(tiny_model, prepared) is None

@@ -1,16 +1,8 @@
 import numpy as np
 
-from helpers import synthetic_nuclei
+from helpers import oracle_logits, synthetic_nuclei
 from napari_unet_seg.core.metrics import average_precision, dice
 from napari_unet_seg.core.postprocess import instance_labels, relabel_by_size, semantic_labels
-from napari_unet_seg.core.targets import centre_map
-
-
-def oracle_logits(labels):
-    """Logits a perfect instance model would give."""
-    c = np.clip(centre_map(labels), 1e-4, 1 - 1e-4)
-    fg = np.where(labels > 0, 8.0, -8.0)
-    return np.stack([fg, np.log(c) - np.log1p(-c)]).astype(np.float32)
 
 
 def test_touching_objects_are_separated():

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .pipeline import is_rgb, predict_logits, rescale_factor
+from .pipeline import estimate_diameter, is_rgb, predict_logits, rescale_factor
 from .postprocess import logits_to_labels
 from .preprocess import PreparedImage
 from .tiling import Cancelled, CancelCallback, ProgressCallback, predict_tiled
@@ -115,6 +115,8 @@ def segment_plane(
         return int((counts > 0).sum()), float(counts.sum())
     prepared = PreparedImage(plane, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
     grid = model.net.size_multiple
+    if diameter is None:  # the same automatic object-size check as predict_logits, on a central crop
+        diameter = estimate_diameter(model, prepared, **opts)
     halo = halo_for(model, diameter) if halo is None else int(halo)
     scale = rescale_factor(model, diameter)
     blocks = [(y, x) for y in range(0, height, block_size) for x in range(0, width, block_size)]

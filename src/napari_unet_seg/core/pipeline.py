@@ -32,6 +32,60 @@ def rescale_factor(model: Model, diameter: float | None) -> float:
     return float(model.object_diameter) / float(diameter)
 
 
+AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
+AUTO_BAND = (0.6, 1.7)  # object sizes within this factor of the model's own need no rescaling
+
+
+class _Crop:
+    """A (C, h, w) window of a lazy image, itself sliceable like an image."""
+
+    def __init__(self, image: Any, ys: slice, xs: slice) -> None:
+        self.image, self.ys, self.xs = image, ys, xs
+        self.shape = (image.shape[0], ys.stop - ys.start, xs.stop - xs.start)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        ys, xs = index[-2], index[-1]
+        y0, x0 = self.ys.start, self.xs.start
+        return self.image[:, y0 + (ys.start or 0):y0 + (self.shape[1] if ys.stop is None else ys.stop),
+                          x0 + (xs.start or 0):x0 + (self.shape[2] if xs.stop is None else xs.stop)]
+
+
+def _median_diameter(logits: np.ndarray, model: Model) -> float | None:
+    labels = logits_to_labels(logits, model.task, model.postprocess)
+    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
+    areas = areas[areas > 0]
+    return float(np.median(2 * np.sqrt(areas / np.pi))) if len(areas) >= 3 else None
+
+
+def _needs_rescale(model: Model, diameter: float | None) -> bool:
+    if diameter is None:
+        return False
+    ratio = diameter / float(model.object_diameter)
+    return not AUTO_BAND[0] <= ratio <= AUTO_BAND[1]
+
+
+def auto_diameter_applies(model: Model) -> bool:
+    """Only instance models that know their training object size can rescale themselves."""
+    return model.task == "instances" and bool(model.object_diameter)
+
+
+def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
+    """Median object diameter (px) found in a central crop, if far enough from the model's to matter.
+
+    This is how the default settings cope with objects from ~8 to ~80 px (as
+    Cellpose does): one quick pass measures the objects, and only images
+    whose objects are far from the training size are rescaled.
+    """
+    if not auto_diameter_applies(model):
+        return None
+    _, h, w = prepared.shape
+    y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
+    crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
+    run = {k: v for k, v in run.items() if k not in ("progress",)}
+    diameter = _median_diameter(predict_tiled(model.net, crop, **run), model)
+    return diameter if _needs_rescale(model, diameter) else None
+
+
 def predict_logits(
     model: Model,
     image: Any,
@@ -45,20 +99,30 @@ def predict_logits(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> np.ndarray:
-    """Logits (classes, H, W) for one 2D image: (H, W), (H, W, 3|4) with ``rgb``, or (C, H, W)."""
+    """Logits (classes, H, W) for one 2D image: (H, W), (H, W, 3|4) with ``rgb``, or (C, H, W).
+
+    ``diameter=None`` measures the objects first and rescales only when they
+    are far from the size the model was trained on (see :func:`estimate_diameter`).
+    """
     prepared = PreparedImage(image, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
+    run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel)
+    _, h, w = prepared.shape
+    if diameter is None and auto_diameter_applies(model):
+        if h <= AUTO_CROP and w <= AUTO_CROP:  # the measuring pass is the whole image: reuse it
+            logits = predict_tiled(model.net, prepared, progress=progress, **run)
+            measured = _median_diameter(logits, model)
+            if not _needs_rescale(model, measured):
+                return logits
+            diameter = measured
+        else:
+            diameter = estimate_diameter(model, prepared, **run)
     scale = rescale_factor(model, diameter)
     if abs(scale - 1.0) < 1e-3:
-        return predict_tiled(
-            model.net, prepared, tile_size=tile_size, batch_size=batch_size,
-            device=device, precision=precision, progress=progress, cancel=cancel,
-        )
-    _, h, w = prepared.shape
+        return predict_tiled(model.net, prepared, progress=progress, **run)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
                             align_corners=False, antialias=scale < 1)[0].numpy()
-    logits = predict_tiled(model.net, resized, tile_size=tile_size, batch_size=batch_size,
-                           device=device, precision=precision, progress=progress, cancel=cancel)
+    logits = predict_tiled(model.net, resized, progress=progress, **run)
     return F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
 
 
