@@ -11,7 +11,8 @@ from PIL import Image
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model, segment
-from napari_unet_seg.core.batch import SegmentOptions, find_jobs, read_summary, run_batch
+from napari_unet_seg.core.batch import SegmentOptions, read_summary, run_batch
+from napari_unet_seg.core.jobs import find_jobs
 from napari_unet_seg.core.distributed import SchedulerError, connect
 from napari_unet_seg.core.modelfile import load_model
 

@@ -22,7 +22,8 @@ from qtpy.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.batch import SUMMARY_NAME, FileResult, Job, SegmentOptions, find_jobs, iter_jobs
+from ..core.batch import SUMMARY_NAME, FileResult, SegmentOptions, iter_jobs
+from ..core.jobs import Job, find_jobs
 from ..core.devices import available_devices
 from ._common import auto_double_spinbox, auto_spinbox, form_group, value_or_none
 from .segment_pickers import ModelPicker

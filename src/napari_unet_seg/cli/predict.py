@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.batch import FileResult, SegmentOptions, find_jobs, run_jobs
+from ..core.batch import FileResult, SegmentOptions, run_jobs
+from ..core.jobs import find_jobs
 from ..core.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.modelfile import load_model
 

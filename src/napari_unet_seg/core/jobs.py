@@ -1,0 +1,99 @@
+"""Which files a batch processes and where each one's labels go (always inside the output folder)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .imageio import IMAGE_SUFFIXES, is_zarr
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its labels go (always inside the output folder)."""
+
+    source: Path
+    target: Path
+
+
+def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> list[Path]:
+    """Files of ``folder`` (default: image types only), never entering the output folder or a zarr store."""
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".") or entry.resolve() == outdir:
+            continue
+        if is_zarr(entry):
+            if pattern is None or entry.match(pattern):
+                found.append(entry)
+        elif entry.is_dir():
+            if recursive:
+                found.extend(_walk(entry, pattern, recursive, outdir))
+        elif pattern is None and entry.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(entry)
+        elif pattern is not None and entry.match(pattern):
+            found.append(entry)
+    return found
+
+
+def output_name(source: Path) -> str:
+    """``<stem>_labels.tif``, or ``<stem>_labels.zarr`` for a zarr input."""
+    name = source.name
+    for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            stem = name[:-len(suffix)]
+            break
+    else:
+        stem = source.stem
+    stem = stem.replace(os.sep, "_") or "image"
+    return f"{stem}_labels.zarr" if is_zarr(source) else f"{stem}_labels.tif"
+
+
+def output_path(source: Path, outdir: Path, root: Path | None = None) -> Path:
+    """Where the labels of ``source`` go: ``OUTDIR/[subfolders of root/]<name>``, always inside OUTDIR."""
+    outdir = Path(outdir).resolve()
+    relative_parent = Path()
+    if root is not None:
+        try:
+            relative_parent = source.parent.resolve().relative_to(Path(root).resolve())
+        except ValueError:
+            relative_parent = Path()
+    target = (outdir / relative_parent / output_name(source)).resolve()
+    if outdir not in target.parents:
+        target = outdir / output_name(source)
+    return target
+
+
+def find_jobs(
+    inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, pattern: str | None = None,
+    recursive: bool = False,
+) -> list[Job]:
+    """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
+
+    In a folder, ``pattern`` (a glob such as ``*.tif``) selects files; without
+    one, every TIFF, PNG, JPEG and zarr is taken. Files named explicitly are
+    always attempted, so a bad one is reported rather than ignored. Two inputs
+    that would write the same output are told apart by their suffix.
+    """
+    outdir = Path(outdir).resolve()
+    jobs: list[Job] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir() and not is_zarr(item):
+            for path in _walk(item, pattern, recursive, outdir):
+                jobs.append(Job(path, output_path(path, outdir, item)))
+        else:
+            jobs.append(Job(item, output_path(item, outdir)))
+    seen: dict[Path, int] = {}
+    unique = []
+    for job in jobs:
+        if outdir in job.source.resolve().parents and job.source.name.endswith(("_labels.tif", "_labels.zarr")):
+            continue  # our own output, found because OUTDIR is inside an input folder
+        target = job.target
+        if target in seen:
+            suffix = job.source.suffix.lstrip(".").lower() or "file"
+            target = target.with_name(target.name.replace("_labels", f"_{suffix}_labels", 1))
+        seen[target] = 1
+        unique.append(replace(job, target=target))
+    return unique
