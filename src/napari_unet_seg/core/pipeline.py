@@ -51,10 +51,19 @@ class _Crop:
 
 
 def _median_diameter(logits: np.ndarray, model: Model) -> float | None:
+    """Diameter of the object a typical foreground pixel belongs to (area-weighted median).
+
+    Weighting by area keeps a few large objects from being outvoted by
+    fragments when the network sees objects far bigger than it knows.
+    """
     labels = logits_to_labels(logits, model.task, model.postprocess)
     areas = np.bincount(labels.ravel().astype(np.int64))[1:]
-    areas = areas[areas > 0]
-    return float(np.median(2 * np.sqrt(areas / np.pi))) if len(areas) >= 3 else None
+    areas = np.sort(areas[areas > 0])
+    if len(areas) < 3:
+        return None
+    cumulative = np.cumsum(areas)
+    median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(2 * np.sqrt(median_area / np.pi))
 
 
 def _needs_rescale(model: Model, diameter: float | None) -> bool:
