@@ -316,7 +316,10 @@ def test_channel_mismatch_is_a_notification(make_widget, messages):
     assert "expects 2 channels" in messages["error"][0]
 
 
-def test_no_model_is_a_notification(make_napari_viewer, qtbot, messages):
+def test_no_model_is_a_notification(make_napari_viewer, qtbot, messages, monkeypatch):
+    from napari_unet_seg._widgets import segment_pickers
+
+    monkeypatch.setattr(segment_pickers, "available_models", dict)  # as if no built-in model were installed
     viewer = make_napari_viewer()
     widget = SegmentWidget(viewer)
     qtbot.addWidget(widget)
