@@ -82,7 +82,7 @@ class BatchWidget(QWidget):
         self.model_picker = ModelPicker()
         self.device = QComboBox()
         self.device.addItems(["auto", *available_devices()])
-        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: measured from each image).")
+        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: measured).")
         self.tile_size = auto_spinbox(16384, step=64, tooltip="Side of the window the network sees (auto: by device).")
         self.scheduler = QLineEdit()
         self.scheduler.setPlaceholderText("empty = this computer, or tcp://host:8786")

@@ -46,7 +46,7 @@ class SegmentSettings(QWidget):
         self.probabilities = QCheckBox("add probability map too")
         self.probabilities.setToolTip("Also add the network's per-pixel probabilities as an image layer.")
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
-            "Typical object diameter in this image; auto measures it and rescales only when far from the trained size."))
+            "Typical object diameter in this image; auto measures it, rescales only if far off."))
         model, mform = form_group("Model")
         mform.addRow("Model", self.model_picker)
         mform.addRow("Output", self.output)
