@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 
 from .augment import AugmentConfig
-from .modelfile import Model, available_models, load_model, new_model
+from .modelfile import SUFFIX, Model, available_models, load_model, new_model, save_model
+from .postprocess import logits_to_labels
+from .preprocess import PreparedImage
+from .scoring import evaluate_pairs
+from .tiling import predict_tiled
 from .training import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
 
 SCRATCH_NAMES = ("none", "scratch", "")
@@ -156,7 +160,6 @@ def finetune(
     if val_pairs and result.best_scores is not None:
         scores, held_out = {k: v for k, v in result.best_scores.items() if k != "step"}, True
     else:
-        from .training import evaluate_pairs
 
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
@@ -234,15 +237,12 @@ class RegionPredictor:
     """Predicts labels on a window of one image, normalised as the whole image (for live previews)."""
 
     def __init__(self, image: Any, model: Model, *, rgb: bool = False) -> None:
-        from .preprocess import PreparedImage
 
         self.prepared = PreparedImage(image, in_channels=model.in_channels,
                                       normalization_settings=model.normalization, rgb=rgb)
 
     def __call__(self, model: Model, box: tuple[int, int, int, int], margin: int = 32) -> np.ndarray:
         """Labels for ``box`` = (y0, y1, x0, x1), predicted with ``margin`` px of context."""
-        from .postprocess import logits_to_labels
-        from .tiling import predict_tiled
 
         _, h, w = self.prepared.shape
         y0, y1, x0, x1 = box
@@ -255,7 +255,6 @@ class RegionPredictor:
 
 def save_trained(model: Model, path: str | Path) -> Path:
     """Save under ``path`` (never over an existing file), naming the model after its file."""
-    from .modelfile import SUFFIX, save_model
 
     path = Path(path)
     if path.suffix != SUFFIX:
