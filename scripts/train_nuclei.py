@@ -22,7 +22,7 @@ import tifffile
 import torch
 
 from napari_unet_seg.core.augment import AugmentConfig
-from napari_unet_seg.core.modelfile import new_model, save_model
+from napari_unet_seg.core.modelfile import load_model_file, new_model, save_model
 from napari_unet_seg.core.training import StepReport, TrainConfig, TrainingPair, train
 
 
@@ -68,22 +68,37 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=24, help="train images held out to pick the best checkpoint")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--holdout-seed", type=int, default=0, help="keep it when continuing, so held-out images stay unseen")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (1 leaves a core for other work)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
+    parser.add_argument("--contact-weight", type=float, default=0.0, help="extra centre-map weight where nuclei touch")
+    parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
     pairs = load_split(args.data, "train")
-    train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.seed)
+    train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.holdout_seed)
     print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
 
     torch.manual_seed(args.seed)
-    model = new_model("instances", depth=args.depth, base_channels=args.width)
+    if args.init is not None:
+        model = load_model_file(args.init)
+        base_training = model.metadata.get("training", {})
+        lineage = [*model.metadata.get("lineage", []), {
+            "model": model.metadata.get("name", args.init.name),
+            "steps": base_training.get("steps"),
+            "arguments": base_training.get("arguments"),
+            "best_holdout_ap50": base_training.get("best_holdout_ap50"),
+        }]
+    else:
+        model = new_model("instances", depth=args.depth, base_channels=args.width)
+        lineage = []
     augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
         eval_every=args.eval_every, seed=args.seed, num_threads=args.threads,
+        contact_weight=args.contact_weight,
     )
     start = time.time()
 
@@ -111,7 +126,7 @@ def main() -> None:
             "torch": torch.__version__,
             "wall_clock_start": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
         },
-        lineage=[],
+        lineage=lineage,
     )
     path = save_model(model, args.out, overwrite=args.overwrite)
     print(json.dumps({"saved": str(path), "steps": result.steps, "best_holdout_ap50": result.best_score}), flush=True)

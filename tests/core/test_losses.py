@@ -9,7 +9,7 @@ import torch
 from helpers import synthetic_nuclei
 from napari_unet_seg.core.losses import instance_loss, semantic_loss
 from napari_unet_seg.core.modelfile import new_model
-from napari_unet_seg.core.targets import IGNORE, instance_targets, semantic_targets
+from napari_unet_seg.core.targets import IGNORE, contact_zone, instance_targets, semantic_targets
 from napari_unet_seg.core.training import PreparedPair, TrainConfig, TrainingPair, _sample
 
 
@@ -39,13 +39,14 @@ def _cases():
     classes = np.where(labels > 0, 1 + labels % 2, 0)
     return [
         ("instances", image, labels, valid, lambda lab, v: instance_targets(lab, v), instance_loss, 2),
+        ("instances-contact", image, labels, valid, lambda lab, v: instance_targets(lab, v, 5.0), instance_loss, 2),
         ("semantic-region", image, classes, valid, lambda lab, v: semantic_targets(lab, v), semantic_loss, 3),
         ("scribbles", image, np.where(valid, classes + 1, 0), labels > -1,
          lambda lab, v: semantic_targets(lab, None, scribbles=True), semantic_loss, 3),
     ]
 
 
-@pytest.mark.parametrize("case", _cases()[:2], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", _cases()[:3], ids=lambda c: c[0])
 def test_labels_outside_annotation_do_not_change_gradients(case):
     """(Scribbles have no labels outside the annotation: 0 is what marks it.)"""
     name, image, labels, valid, make_target, loss_fn, channels = case
@@ -85,6 +86,27 @@ def test_cut_objects_teach_foreground_but_not_their_centre():
     assert centre_weight[5:15, 5:10].sum() == 0 and weight[5:15, 5:10].all()
 
 
+def test_contact_zone_marks_only_where_two_objects_touch():
+    labels = np.zeros((12, 16), np.uint16)
+    labels[2:8, 2:7] = 1
+    labels[2:8, 7:12] = 2  # touches 1 along x = 6|7
+    labels[9:11, 13:15] = 3  # alone
+    zone = contact_zone(labels, radius=0)
+    assert zone[2:8, 6:8].all()
+    assert zone.sum() == 12
+    assert contact_zone(labels, radius=1).sum() > 12
+
+
+def test_contact_weight_raises_the_centre_weight_between_touching_objects():
+    labels = np.zeros((12, 16), np.uint16)
+    labels[2:8, 2:7] = 1
+    labels[2:8, 7:12] = 2
+    plain = instance_targets(labels)
+    weighted = instance_targets(labels, contact_weight=4.0)
+    np.testing.assert_array_equal(plain[:3], weighted[:3])
+    assert weighted[3, 4, 6] == 5.0 and weighted[3, 4, 3] == 1.0
+
+
 @pytest.mark.parametrize("task", ["instances", "semantic"])
 def test_sampled_training_batches_ignore_labels_outside_the_region(task):
     """Crops, augmentation and targets together: the whole data path obeys the ignore rule."""
@@ -94,7 +116,7 @@ def test_sampled_training_batches_ignore_labels_outside_the_region(task):
         labels = np.where(labels > 0, 1 + labels % 2, 0)
     other = _scramble_outside(labels, valid) % (40 if task == "instances" else 3)
     model = new_model(task, num_classes=3, depth=2, base_channels=4)
-    config = TrainConfig(crop_size=48)
+    config = TrainConfig(crop_size=48, contact_weight=5.0)
     a = PreparedPair(TrainingPair(image, labels, valid), model)
     b = PreparedPair(TrainingPair(image, other, valid), model)
     for seed in range(8):

@@ -34,18 +34,43 @@ def centre_map(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def instance_targets(labels: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+def contact_zone(labels: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Pixels within ``radius`` of a line where two objects touch.
+
+    Touching nuclei are merged when the centre map does not fall to 0
+    between them; these few pixels are where that is learned (the same idea
+    as the original U-Net's border weight map).
+    """
+    labels = np.asarray(labels)
+    inside = labels > 0
+    if not inside.any():
+        return np.zeros(labels.shape, bool)
+    larger = ndi.maximum_filter(labels, 3)  # a neighbour with a larger id...
+    smaller = ndi.minimum_filter(np.where(inside, labels, labels.max() + 1), 3)  # ...or a smaller one
+    touching = inside & ((larger != labels) | (smaller != labels))
+    if radius > 0 and touching.any():
+        touching = ndi.binary_dilation(touching, iterations=radius)
+    return touching
+
+
+def instance_targets(
+    labels: np.ndarray, valid: np.ndarray | None = None, contact_weight: float = 0.0,
+) -> np.ndarray:
     """(4, H, W) float32: foreground, centre map, weight (0 = not annotated), centre weight.
 
     Targets in annotated pixels depend on annotated labels only, so what lies
     outside the annotated region cannot teach anything. An object cut by the
     region's edge has an unknown extent, hence an unknown centre: it still
-    teaches foreground but its centre-map weight is 0.
+    teaches foreground but its centre-map weight is 0. ``contact_weight``
+    adds weight to the centre map where objects touch (:func:`contact_zone`).
     """
     labels = np.asarray(labels)
     if valid is None:
         weight = np.ones(labels.shape, np.float32)
-        return np.stack([(labels > 0).astype(np.float32), centre_map(labels), weight, weight])
+        centre_weight = weight.copy()
+        if contact_weight > 0:
+            centre_weight[contact_zone(labels)] += contact_weight
+        return np.stack([(labels > 0).astype(np.float32), centre_map(labels), weight, centre_weight])
     annotated = np.asarray(valid) > 0
     known = np.where(annotated, labels, 0)
     weight = annotated.astype(np.float32)
@@ -55,6 +80,8 @@ def instance_targets(labels: np.ndarray, valid: np.ndarray | None = None) -> np.
     cut = cut[cut > 0]
     if len(cut):
         centre_weight[np.isin(known, cut)] = 0
+    if contact_weight > 0:
+        centre_weight[contact_zone(known) & (centre_weight > 0)] += contact_weight
     return np.stack([(known > 0).astype(np.float32), centre_map(known), weight, centre_weight])
 
 

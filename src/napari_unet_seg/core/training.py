@@ -66,6 +66,7 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     num_threads: int | None = None
+    contact_weight: float = 0.0  # extra centre-map weight where objects touch (instances)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def _sample(
         if config.augment.intensity:
             # per-object augmentation sees annotated objects only: unannotated labels teach nothing
             img = augment_intensity(img, np.where(val > 0, lab, 0), config.augment, rng)
-        return img, instance_targets(lab, val)
+        return img, instance_targets(lab, val, config.contact_weight)
     if config.augment.intensity:
         img = augment_intensity(img, None, replace(config.augment, dim_objects=False, texture=False), rng)
     return img, semantic_targets(lab, val, scribbles=config.scribbles)
