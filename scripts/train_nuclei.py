@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from skimage.measure import regionprops
 
 from napari_unet_seg.core.augment import AugmentConfig
 from napari_unet_seg.core.modelfile import load_model_file, new_model, save_model
@@ -52,6 +53,12 @@ def holdout_split(
         pair.weight = 1.0 if row["kind"] == "fluorescence" else 0.5
         train_pairs.append(pair)
     return train_pairs, val_pairs
+
+
+def typical_diameter(pairs: list[TrainingPair]) -> float:
+    """Median nucleus diameter (px) in the training labels: the size the model knows best."""
+    diameters = [r.equivalent_diameter_area for p in pairs for r in regionprops(np.asarray(p.labels))]
+    return round(float(np.median(diameters)), 1)
 
 
 def main() -> None:
@@ -113,8 +120,8 @@ def main() -> None:
     model.metadata.update(
         name="nuclei",
         description="Built-in 2D nuclei instance model (fluorescence first), trained on dsb2018 train.",
-        object_diameter=20.0,
-        postprocess={"foreground_threshold": 0.5, "min_size": 8},
+        object_diameter=typical_diameter(train_pairs),
+        postprocess={"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8},
         training={
             "script": "scripts/train_nuclei.py",
             "arguments": {k: str(v) for k, v in vars(args).items()},

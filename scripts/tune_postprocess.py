@@ -15,13 +15,12 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from skimage.measure import regionprops
+from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
 from napari_unet_seg.core.modelfile import load_model_file, save_model
 from napari_unet_seg.core.pipeline import predict_logits
 from napari_unet_seg.core.postprocess import instance_labels
-from train_nuclei import holdout_split, load_split
 
 GRID = {
     "foreground_threshold": (0.4, 0.5, 0.6),
@@ -40,6 +39,8 @@ def main() -> None:
     model = load_model_file(args.model)
     pairs = load_split(args.data, "train")
     train_pairs, held = holdout_split(pairs, args.holdout, args.seed)
+    # the object size decides which images get rescaled: set it before predicting, as it will ship
+    model.metadata["object_diameter"] = typical_diameter(train_pairs)
     logits = [predict_logits(model, p.image, rgb=p.rgb) for p in held]
     results = []
     for values in itertools.product(*GRID.values()):
@@ -49,10 +50,8 @@ def main() -> None:
     results.sort(key=lambda r: -r[0])
     for ap, settings in results[:5]:
         print(f"held-out AP50 {ap:.3f}  {settings}")
-    diameters = [r.equivalent_diameter_area for p in train_pairs for r in regionprops(np.asarray(p.labels))]
     best_ap, best = results[0]
     model.metadata["postprocess"] = {**best, "min_size": 8}
-    model.metadata["object_diameter"] = round(float(np.median(diameters)), 1)
     model.metadata.setdefault("training", {})["postprocess_tuning"] = {
         "held_out_train_images": len(held), "ap50": round(float(best_ap), 4), "grid": GRID,
     }

@@ -33,7 +33,7 @@ def rescale_factor(model: Model, diameter: float | None) -> float:
 
 
 AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
-AUTO_BAND = (0.6, 1.7)  # object sizes within this factor of the model's own need no rescaling
+AUTO_BAND = (0.75, 1.7)  # object sizes within this factor of the model's own need no rescaling
 
 
 class _Crop:

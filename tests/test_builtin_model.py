@@ -1,0 +1,53 @@
+"""The shipped ``nuclei`` model works end to end on real nuclei.
+
+A sanity check that the wheel's weights, metadata and post-processing fit
+together (a wrong file, a lost setting or a broken normalisation fails here).
+The sample images come from the training split, so these are not accuracy
+claims: those are in docs/model_card.md, measured on ``val``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.transform import rescale
+
+from napari_unet_seg import load_model, segment
+from napari_unet_seg._sample_data import _pair, sample_stems
+from napari_unet_seg.core.metrics import average_precision, dice
+from napari_unet_seg.core.modelfile import builtin_model_paths
+from napari_unet_seg.core.pipeline import estimate_diameter
+from napari_unet_seg.core.preprocess import PreparedImage
+
+pytestmark = pytest.mark.skipif("nuclei" not in builtin_model_paths(), reason="built-in model not installed")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return _pair(sample_stems()[0])
+
+
+def test_metadata_describes_how_to_use_the_weights():
+    model = load_model("nuclei")
+    assert model.task == "instances" and model.in_channels == 1
+    assert 10 < model.object_diameter < 30
+    assert {"foreground_threshold", "seed_prominence", "smoothing", "min_size"} <= model.postprocess.keys()
+    assert model.metadata["training"]["script"] == "scripts/train_nuclei.py"
+
+
+def test_segments_real_nuclei(sample):
+    image, truth = sample
+    labels = segment(image)
+    assert average_precision(truth, labels) > 0.65
+    assert dice(truth, labels) > 0.85
+
+
+def test_small_nuclei_are_measured_and_found_without_settings(sample):
+    image, truth = sample
+    small = rescale(image.astype(np.float32), 0.4, order=1, preserve_range=True, anti_aliasing=True).astype(np.uint8)
+    small_truth = rescale(truth, 0.4, order=0, preserve_range=True, anti_aliasing=False).astype(truth.dtype)
+    model = load_model("nuclei")
+    prepared = PreparedImage(small, in_channels=1, normalization_settings=model.normalization)
+    measured = estimate_diameter(model, prepared)
+    assert measured is not None and measured < 0.75 * model.object_diameter  # far off: the image gets rescaled
+    assert average_precision(small_truth, segment(small)) > 0.45
