@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from train_nuclei import holdout_split, load_split
+from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg import segment
 from napari_unet_seg.core.augment import AugmentConfig
@@ -60,7 +60,7 @@ def main() -> None:
     for depth, width in shapes:
         torch.manual_seed(0)
         model = new_model("instances", depth=depth, base_channels=width)
-        model.metadata["object_diameter"] = 19.3
+        model.metadata["object_diameter"] = typical_diameter(train_pairs)
         config = TrainConfig(
             max_steps=100000, max_seconds=args.seconds, crop_size=256, batch_size=8, learning_rate=1e-3,
             augment=augment, eval_every=100000, eval_initial=False, seed=0, num_threads=args.threads,

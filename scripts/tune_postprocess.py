@@ -34,11 +34,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
     parser.add_argument("--model", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
     parser.add_argument("--holdout", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--holdout-seed", type=int, default=0, help="as given to train_nuclei.py")
     args = parser.parse_args()
     model = load_model_file(args.model)
     pairs = load_split(args.data, "train")
-    train_pairs, held = holdout_split(pairs, args.holdout, args.seed)
+    train_pairs, held = holdout_split(pairs, args.holdout, args.holdout_seed)
     # the object size decides which images get rescaled: set it before predicting, as it will ship
     model.metadata["object_diameter"] = typical_diameter(train_pairs)
     logits = [predict_logits(model, p.image, rgb=p.rgb) for p in held]

@@ -160,7 +160,6 @@ def finetune(
     if val_pairs and result.best_scores is not None:
         scores, held_out = {k: v for k, v in result.best_scores.items() if k != "step"}, True
     else:
-
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
@@ -237,13 +236,11 @@ class RegionPredictor:
     """Predicts labels on a window of one image, normalised as the whole image (for live previews)."""
 
     def __init__(self, image: Any, model: Model, *, rgb: bool = False) -> None:
-
         self.prepared = PreparedImage(image, in_channels=model.in_channels,
                                       normalization_settings=model.normalization, rgb=rgb)
 
     def __call__(self, model: Model, box: tuple[int, int, int, int], margin: int = 32) -> np.ndarray:
         """Labels for ``box`` = (y0, y1, x0, x1), predicted with ``margin`` px of context."""
-
         _, h, w = self.prepared.shape
         y0, y1, x0, x1 = box
         cy0, cy1, cx0, cx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)
@@ -255,7 +252,6 @@ class RegionPredictor:
 
 def save_trained(model: Model, path: str | Path) -> Path:
     """Save under ``path`` (never over an existing file), naming the model after its file."""
-
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
