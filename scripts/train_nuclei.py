@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
     parser.add_argument("--contact-weight", type=float, default=0.0, help="extra centre-map weight where nuclei touch")
+    parser.add_argument("--ema", type=float, default=0.0, help="score and keep a moving average of the weights (e.g. 0.999)")
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -105,7 +106,7 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
         eval_every=args.eval_every, seed=args.seed, num_threads=args.threads,
-        contact_weight=args.contact_weight,
+        contact_weight=args.contact_weight, ema_decay=args.ema,
     )
     start = time.time()
 

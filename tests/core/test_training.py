@@ -156,3 +156,36 @@ def test_held_out_area_is_capped_so_scoring_stays_cheap():
     pairs = [TrainingPair(image, labels, name=str(i)) for i in range(10)]
     train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=int(3.5 * 256 * 256 * 0.2))
     assert len(train_pairs) == 10 and len(val_pairs) == 3
+
+
+def test_weight_average_follows_the_moving_average_formula():
+    import torch
+
+    from napari_unet_seg.core.training import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    average = WeightAverage(net, decay=0.99)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].num_batches_tracked.fill_(7)
+    average.update(net)  # first update: decay ramps to 2/11
+    expected = start["0.weight"] + (1 - 2 / 11) * 1.0
+    assert torch.allclose(average.state["0.weight"], expected)
+    assert int(average.state["1.num_batches_tracked"]) == 7
+    with average.swapped_in(net):
+        assert torch.allclose(net[0].weight, expected)
+    assert torch.allclose(net[0].weight, start["0.weight"] + 1.0)  # own weights are back
+
+
+def test_averaged_weights_are_what_training_returns():
+    image, labels = synthetic_nuclei((96, 96))
+    pairs = [TrainingPair(image, labels)]
+    plain = starting_model("none", **TINY)
+    averaged = starting_model("none", **TINY)
+    averaged.net.load_state_dict(plain.net.state_dict())
+    train(plain, pairs, _fast())
+    train(averaged, pairs, _fast(ema_decay=0.9))
+    differs = [not np.allclose(a.detach(), b.detach())
+               for a, b in zip(plain.net.parameters(), averaged.net.parameters())]
+    assert any(differs)
