@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=110.0)
     parser.add_argument("--kind", default="auto")
     parser.add_argument("--lr", type=float, default=None, help="override the default learning rate")
+    parser.add_argument("--contact-weight", type=float, default=None, help="override the default contact weight")
+    parser.add_argument("--ema", type=float, default=None, help="override the default weight averaging")
     args = parser.parse_args()
     rows = [r for r in csv.DictReader(open(args.data / "index.csv")) if r["split"] == "val"]
     base = starting_model(args.model)
@@ -78,6 +80,10 @@ def main() -> None:
     config = default_config(scratch=False, task="instances", max_seconds=args.seconds)
     if args.lr:
         config = replace(config, learning_rate=args.lr)
+    if args.contact_weight is not None:
+        config = replace(config, contact_weight=args.contact_weight)
+    if args.ema is not None:
+        config = replace(config, ema_decay=args.ema)
     start = time.perf_counter()
 
     def report(r) -> None:  # noqa: ANN001

@@ -5,6 +5,8 @@ own settings, then random augmented crops are drawn. The loop runs in bf16
 autocast with channels_last where the hardware supports it, reports through
 callbacks, stops on a step count, a time budget or ``cancel()``, and always
 returns the best weights seen (by held-out score when there is held-out data).
+With ``ema_decay`` it scores and keeps a moving average of the weights instead
+of the last step's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .scoring import evaluate_pairs, main_score, mean_iou, predict_annotated, sc
 from .targets import instance_targets, semantic_targets
 
 __all__ = [
-    "StepReport", "TrainConfig", "TrainResult", "TrainingPair", "evaluate_pairs", "main_score", "mean_iou",
+    "StepReport", "TrainConfig", "TrainResult", "TrainingPair", "WeightAverage", "evaluate_pairs", "main_score", "mean_iou",
     "predict_annotated", "train",
 ]
 
