@@ -24,13 +24,20 @@ from napari_unet_seg.core.baseline import classical_nuclei
 from napari_unet_seg.core.metrics import average_precision, dice
 
 
+def rescaled(image: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """An 8-bit image and its labels resized together, as if taken at another magnification."""
+    channels = -1 if image.ndim == 3 else None
+    img = rescale(image.astype(np.float32), scale, order=1, preserve_range=True, anti_aliasing=scale < 1,
+                  channel_axis=channels)
+    lab = rescale(labels, scale, order=0, preserve_range=True, anti_aliasing=False).astype(labels.dtype)
+    return img.astype(np.uint8), lab
+
+
 def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
     """(name, image, labels) stress variants of one fluorescence image."""
     yield "plain", image, labels
     for scale in (0.4, 2.5):
-        img = rescale(image.astype(np.float32), scale, order=1, preserve_range=True, anti_aliasing=scale < 1)
-        lab = rescale(labels, scale, order=0, preserve_range=True, anti_aliasing=False).astype(labels.dtype)
-        yield f"scale {scale}x", img.astype(np.uint8), lab
+        yield f"scale {scale}x", *rescaled(image, labels, scale)
     background = np.percentile(image, 5)
     dim = image.astype(np.float32)
     odd = (labels % 2 == 1) & (labels > 0)
@@ -49,7 +56,8 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     model = load_model(args.model)
-    rows = [r for r in csv.DictReader(open(args.data / "index.csv")) if r["split"] == "val"]
+    with open(args.data / "index.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
     rng = np.random.default_rng(0)
     scores: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     seconds = []

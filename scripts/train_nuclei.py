@@ -28,7 +28,8 @@ from napari_unet_seg.core.training import StepReport, TrainConfig, TrainingPair,
 
 
 def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:
-    rows = [r for r in csv.DictReader(open(data / "index.csv")) if r["split"] == split]
+    with open(data / "index.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
     out = []
     for row in rows:
         image = tifffile.imread(data / "images" / f"{row['name']}.tif")

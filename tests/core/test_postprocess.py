@@ -2,7 +2,7 @@ import numpy as np
 
 from helpers import oracle_logits, synthetic_nuclei
 from napari_unet_seg.core.metrics import average_precision, dice
-from napari_unet_seg.core.postprocess import instance_labels, relabel_by_size, semantic_labels
+from napari_unet_seg.core.postprocess import instance_labels, logits_to_labels, relabel_by_size, semantic_labels
 
 
 def test_touching_objects_are_separated():
@@ -20,6 +20,19 @@ def test_small_objects_dropped_and_dtype():
     assert out.dtype == np.uint16 and set(np.unique(out)) == {0, 1}
     many = np.arange(300 * 300).reshape(300, 300) % 70000
     assert relabel_by_size(many, 1).dtype == np.uint32
+
+
+def test_minimum_size_is_meant_at_the_networks_scale():
+    labels = np.zeros((40, 40), np.int64)
+    labels[5:9, 5:9] = 1  # 16 px: a small nucleus in an image of small nuclei
+    labels[20:32, 20:32] = 2  # 144 px
+    logits = oracle_logits(labels)
+    settings = {"min_size": 24}
+    assert logits_to_labels(logits, "instances", settings).max() == 1  # as seen: a speck
+    # the image was magnified 2x for the network: 16 px here were 64 px there, a nucleus
+    assert logits_to_labels(logits, "instances", settings, scale=2.0).max() == 2
+    # shrunk 0.25x for the network (huge nuclei): 144 px here were 9 px there, a speck
+    assert logits_to_labels(logits, "instances", settings, scale=0.25).max() == 0
 
 
 def test_semantic_argmax_and_threshold():

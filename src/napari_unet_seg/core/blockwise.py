@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .pipeline import estimate_diameter, is_rgb, predict_logits, rescale_factor
+from .pipeline import estimate_diameter, is_rgb, predict_scaled, rescale_factor
 from .postprocess import logits_to_labels
 from .preprocess import PreparedImage
 from .tiling import Cancelled, CancelCallback, ProgressCallback, predict_tiled
@@ -108,8 +108,9 @@ def segment_plane(
     instances = model.task == "instances"
     height, width = (plane.shape[0], plane.shape[1]) if rgb else plane.shape[-2:]
     if height <= block_size and width <= block_size:  # one block: exactly segment()'s result
-        logits = predict_logits(model, plane, rgb=rgb, diameter=diameter, progress=progress, cancel=cancel, **opts)
-        labels = logits_to_labels(logits, model.task, model.postprocess)
+        logits, scale = predict_scaled(model, plane, rgb=rgb, diameter=diameter, progress=progress, cancel=cancel,
+                                       **opts)
+        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
         out[lead + (slice(None), slice(None))] = labels
         counts = np.bincount(labels.ravel().astype(np.int64))[1:] if instances else np.zeros(0)
         return int((counts > 0).sum()), float(counts.sum())
@@ -134,7 +135,7 @@ def segment_plane(
 
         logits = _window_logits(model, WindowView(prepared, wy0, wy1, wx0, wx1), scale,
                                 dict(opts, progress=block_progress, cancel=cancel))
-        labels = logits_to_labels(logits, model.task, model.postprocess)
+        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
         del logits
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
         if not instances:

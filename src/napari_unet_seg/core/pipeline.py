@@ -95,7 +95,17 @@ def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
     return diameter if _needs_rescale(model, diameter) else None
 
 
-def predict_logits(
+def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
+    """Logits (classes, H, W) for one 2D image: (H, W), (H, W, 3|4) with ``rgb``, or (C, H, W).
+
+    ``diameter=None`` measures the objects first and rescales only when they
+    are far from the size the model was trained on (see :func:`estimate_diameter`).
+    Options as for :func:`predict_scaled`.
+    """
+    return predict_scaled(model, image, **options)[0]
+
+
+def predict_scaled(
     model: Model,
     image: Any,
     *,
@@ -107,11 +117,10 @@ def predict_logits(
     precision: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
-) -> np.ndarray:
-    """Logits (classes, H, W) for one 2D image: (H, W), (H, W, 3|4) with ``rgb``, or (C, H, W).
+) -> tuple[np.ndarray, float]:
+    """Logits at the image's own size, and the factor the image was resized by for the network.
 
-    ``diameter=None`` measures the objects first and rescales only when they
-    are far from the size the model was trained on (see :func:`estimate_diameter`).
+    Post-processing needs the factor: ``logits_to_labels(..., scale=factor)``.
     """
     prepared = PreparedImage(image, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
     run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel)
@@ -121,18 +130,19 @@ def predict_logits(
             logits = predict_tiled(model.net, prepared, progress=progress, **run)
             measured = _median_diameter(logits, model)
             if not _needs_rescale(model, measured):
-                return logits
+                return logits, 1.0
             diameter = measured
         else:
             diameter = estimate_diameter(model, prepared, **run)
     scale = rescale_factor(model, diameter)
     if abs(scale - 1.0) < 1e-3:
-        return predict_tiled(model.net, prepared, progress=progress, **run)
+        return predict_tiled(model.net, prepared, progress=progress, **run), 1.0
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
                             align_corners=False, antialias=scale < 1)[0].numpy()
     logits = predict_tiled(model.net, resized, progress=progress, **run)
-    return F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
+    logits = F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+    return logits.numpy(), scale
 
 
 def segment(
@@ -175,11 +185,11 @@ def segment(
             if progress is not None:
                 progress(_i * total + done, planes * total)
 
-        logits = predict_logits(
+        logits, scale = predict_scaled(
             model, plane, rgb=rgb, diameter=diameter, tile_size=tile_size, batch_size=batch_size,
             device=device, precision=precision, progress=plane_progress, cancel=cancel,
         )
-        labels = logits_to_labels(logits, model.task, model.postprocess)
+        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
         if not lead:
             return labels
         if out is None:

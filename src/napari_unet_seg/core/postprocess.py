@@ -68,10 +68,20 @@ def relabel_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
     return mapping[labels].astype(dtype)
 
 
-def logits_to_labels(logits: np.ndarray, task: str, settings: dict[str, Any] | None = None) -> np.ndarray:
-    """Dispatch on the model's task with its stored post-processing settings."""
+def logits_to_labels(
+    logits: np.ndarray, task: str, settings: dict[str, Any] | None = None, scale: float = 1.0,
+) -> np.ndarray:
+    """Dispatch on the model's task with its stored post-processing settings.
+
+    ``scale`` is how much the image was resized for the network (see
+    ``pipeline.predict_scaled``). The minimum object size is meant at the
+    network's scale, so images of small nuclei, magnified to look typical,
+    keep their small nuclei, and images of large ones drop larger specks.
+    """
     settings = dict(settings or {})
     if task == "instances":
         allowed = {k: settings[k] for k in DEFAULTS if k in settings}
+        min_size = allowed.get("min_size", DEFAULTS["min_size"])
+        allowed["min_size"] = max(1, round(min_size / scale**2))
         return instance_labels(logits, **allowed)
     return semantic_labels(logits, float(settings.get("threshold", 0.5)))

@@ -179,7 +179,7 @@ class WeightAverage:
             else:  # counters such as num_batches_tracked
                 self.state[key].copy_(value)
 
-    def swapped_in(self, net: torch.nn.Module) -> "_Swap":
+    def swapped_in(self, net: torch.nn.Module) -> _Swap:
         """Context manager: the net holds the averaged weights inside, its own weights after."""
         return _Swap(net, self.state)
 
