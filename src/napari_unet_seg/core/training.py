@@ -11,11 +11,12 @@ of the last step's.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -179,22 +180,15 @@ class WeightAverage:
             else:  # counters such as num_batches_tracked
                 self.state[key].copy_(value)
 
-    def swapped_in(self, net: torch.nn.Module) -> _Swap:
-        """Context manager: the net holds the averaged weights inside, its own weights after."""
-        return _Swap(net, self.state)
-
-
-class _Swap:
-    def __init__(self, net: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-        self.net, self.state, self.saved = net, state, None
-
-    def __enter__(self) -> torch.nn.Module:
-        self.saved = copy.deepcopy(self.net.state_dict())
-        self.net.load_state_dict(self.state)
-        return self.net
-
-    def __exit__(self, *exc: object) -> None:
-        self.net.load_state_dict(self.saved)
+    @contextlib.contextmanager
+    def swapped_in(self, net: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """The net holds the averaged weights inside the block, its own weights after."""
+        own = copy.deepcopy(net.state_dict())
+        net.load_state_dict(self.state)
+        try:
+            yield net
+        finally:
+            net.load_state_dict(own)
 
 
 def loss_for(model: Model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -268,20 +262,16 @@ def _train(model, pairs, config, val_pairs, progress, cancel, preview) -> TrainR
 
     def evaluate(step: int) -> dict[str, float]:
         """Score the current (or averaged) weights on held-out data; remember them if they are the best."""
-        if average is not None and step > 0:
-            with average.swapped_in(net):
-                return _score_and_keep(step)
-        return _score_and_keep(step)
-
-    def _score_and_keep(step: int) -> dict[str, float]:
-        net.eval()
-        scores = score_prepared(model, val_prepared, device=str(device), precision=precision,
-                                scribbles=config.scribbles)
-        net.to(memory_format=memory_format)
-        value = main_score(scores)
-        key = (value, scores.get("dice", 0.0))  # ties go to the later (longer trained) weights
-        if best["score"] is None or (not math.isnan(value) and key >= best["key"]):
-            best.update(score=value, key=key, state=copy.deepcopy(net.state_dict()), scores=dict(scores, step=step))
+        with average.swapped_in(net) if average is not None and step > 0 else contextlib.nullcontext():
+            net.eval()
+            scores = score_prepared(model, val_prepared, device=str(device), precision=precision,
+                                    scribbles=config.scribbles)
+            net.to(memory_format=memory_format)
+            value = main_score(scores)
+            key = (value, scores.get("dice", 0.0))  # ties go to the later (longer trained) weights
+            if best["score"] is None or (not math.isnan(value) and key >= best["key"]):
+                best.update(score=value, key=key, state=copy.deepcopy(net.state_dict()),
+                            scores=dict(scores, step=step))
         return scores
 
     if val_prepared and config.eval_initial:
