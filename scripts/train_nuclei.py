@@ -56,6 +56,12 @@ def holdout_split(
     return train_pairs, val_pairs
 
 
+def median_diameter(labels: np.ndarray) -> float | None:
+    """Median equivalent diameter (px) of one image's nuclei."""
+    diameters = [r.equivalent_diameter_area for r in regionprops(np.asarray(labels))]
+    return float(np.median(diameters)) if diameters else None
+
+
 def typical_diameter(pairs: list[TrainingPair]) -> float:
     """Median nucleus diameter (px) in the training labels: the size the model knows best."""
     diameters = [r.equivalent_diameter_area for p in pairs for r in regionprops(np.asarray(p.labels))]
@@ -82,6 +88,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
     parser.add_argument("--contact-weight", type=float, default=0.0, help="extra centre-map weight where nuclei touch")
     parser.add_argument("--ema", type=float, default=0.0, help="score and keep a moving average of the weights (e.g. 0.999)")
+    parser.add_argument("--target-fraction", type=float, default=0.0,
+                        help="share of crops resized so nuclei look --target-diameter px across")
+    parser.add_argument("--target-diameter", type=float, nargs=2, default=(13.0, 30.0), metavar=("MIN", "MAX"))
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -102,7 +111,11 @@ def main() -> None:
     else:
         model = new_model("instances", depth=args.depth, base_channels=args.width)
         lineage = []
-    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
+    if args.target_fraction > 0:
+        for pair in train_pairs:
+            pair.object_diameter = median_diameter(pair.labels)
+    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05,
+                            target_diameter=tuple(args.target_diameter), target_fraction=args.target_fraction)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,

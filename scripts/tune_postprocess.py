@@ -3,12 +3,18 @@
     python scripts/tune_postprocess.py --model src/napari_unet_seg/models/nuclei.safetensors
 
 Uses the same held-out fluorescence train images as scripts/train_nuclei.py
-(never ``val``), plain and shrunk 0.4x (nuclei ~8 px across, the small end
-of the range the defaults must handle), searches foreground thresholds, seed prominences, smoothing
-and the smallest object size one setting at a time (coordinate ascent, from
+(never ``val``), at their own size and resized 0.4x and 2.5x (nuclei ~8 to
+~80 px across, the range the defaults must handle), searches foreground thresholds, seed prominences, smoothing,
+the smallest object size and the lowest centre-map peak one setting at a time (coordinate ascent, from
 the model's current settings, until no single change helps), and writes the
-best settings plus the typical object diameter of the training data into the
-model's metadata.
+best settings into the model's metadata.
+
+The automatic rescaling is part of what is tuned, and each candidate is scored
+exactly as it will ship: whether an image is rescaled (and by how much) is
+decided per candidate from the measuring pass. Besides the post-processing settings, the search
+covers the object diameter the network is run at (``object_diameter``,
+multiples of the training data's median) and the band of measured sizes that
+are left at their own scale (``auto_band``).
 """
 
 from __future__ import annotations
@@ -21,16 +27,29 @@ from evaluate_dsb import rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
-from napari_unet_seg.core.modelfile import load_model_file, save_model
-from napari_unet_seg.core.pipeline import predict_scaled
+from napari_unet_seg.core.modelfile import DEFAULT_AUTO_BAND, Model, load_model_file, save_model
+from napari_unet_seg.core.pipeline import _median_diameter, _needs_rescale, predict_scaled
 from napari_unet_seg.core.postprocess import logits_to_labels
 
+POSTPROCESS = ("foreground_threshold", "seed_prominence", "smoothing", "min_size", "min_peak")
 GRID = {
     "foreground_threshold": (0.4, 0.5, 0.6, 0.7),
     "seed_prominence": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4),
     "smoothing": (0.0, 1.0, 2.0),
     "min_size": (4, 8, 16, 24, 32),
+    "min_peak": (0.0, 0.2, 0.3, 0.4),
+    "diameter_factor": (1.0, 1.2, 1.4, 1.6),  # object_diameter = factor x the training data's median
+    "band_low": (0.6, 0.75, 0.9, 1.0),
+    "band_high": (1.4, 1.7, 2.0),
 }
+
+
+def candidate(model: Model, settings: dict, training_diameter: float) -> Model:
+    """The model as it would ship with these settings (same network, new metadata)."""
+    metadata = {**model.metadata, "postprocess": {k: settings[k] for k in POSTPROCESS},
+                "object_diameter": round(settings["diameter_factor"] * training_diameter, 1),
+                "auto_band": [settings["band_low"], settings["band_high"]]}
+    return Model(model.net, metadata, model.name, model.path)
 
 
 def coordinate_search(score, start: dict) -> tuple[float, dict, int]:
@@ -64,30 +83,49 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
     parser.add_argument("--holdout", type=int, default=24)
     parser.add_argument("--holdout-seed", type=int, default=0, help="as given to train_nuclei.py")
-    parser.add_argument("--shrink", type=float, default=0.4, help="also score the held-out images resized by this")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.4, 2.5],
+                        help="score the held-out images resized by each of these (equal weight)")
     args = parser.parse_args()
     model = load_model_file(args.model)
     pairs = load_split(args.data, "train")
     train_pairs, held = holdout_split(pairs, args.holdout, args.holdout_seed)
-    # the object size decides which images get rescaled: set it before predicting, as it will ship
-    model.metadata["object_diameter"] = typical_diameter(train_pairs)
-    cases = [(p.image, p.labels, p.rgb) for p in held]
-    cases += [(*rescaled(p.image, p.labels, args.shrink), p.rgb) for p in held]
-    predictions = [predict_scaled(model, image, rgb=rgb) for image, _, rgb in cases]
+    training_diameter = typical_diameter(train_pairs)
+    cases = [(*(rescaled(p.image, p.labels, s) if s != 1 else (p.image, p.labels)), p.rgb)
+             for s in args.scales for p in held]
+    # the measuring pass: every image at its own scale (an explicit diameter equal to the model's means no resize)
+    own_scale = [predict_scaled(model, image, rgb=rgb, diameter=model.object_diameter)[0] for image, _, rgb in cases]
+    diameters = [_median_diameter(logits) for logits in own_scale]  # fixed measuring settings
+    rescaled_logits: dict[tuple[int, float], np.ndarray] = {}
 
     def score(settings: dict) -> float:
-        """Mean AP50 of the plain and the shrunk images (equal numbers of each)."""
-        return float(np.mean([average_precision(labels, logits_to_labels(logits, "instances", settings, scale))
-                              for (_, labels, _), (logits, scale) in zip(cases, predictions)]))
+        """Mean AP50 over all the resized copies, each segmented as predict_scaled would."""
+        shipped = candidate(model, settings, training_diameter)
+        aps = []
+        for i, ((image, labels, rgb), logits, measured) in enumerate(zip(cases, own_scale, diameters)):
+            scale = 1.0
+            if _needs_rescale(shipped, measured):
+                scale = shipped.object_diameter / measured
+                key = (i, round(scale, 4))
+                if key not in rescaled_logits:
+                    rescaled_logits[key] = predict_scaled(shipped, image, rgb=rgb, diameter=measured)[0]
+                logits = rescaled_logits[key]
+            aps.append(average_precision(labels, logits_to_labels(logits, "instances", shipped.postprocess, scale)))
+        return float(np.mean(aps))
 
-    best_ap, best, tried = coordinate_search(score, model.postprocess)
-    model.metadata["postprocess"] = best
-    model.metadata.setdefault("training", {})["postprocess_tuning"] = {
-        "held_out_train_images": len(held), "shrunk_copies": args.shrink, "ap50": round(best_ap, 4), "grid": GRID,
-        "search": "coordinate ascent from the previous settings", "settings_tried": tried,
+    low, high = model.metadata.get("auto_band", DEFAULT_AUTO_BAND)
+    start = {**model.postprocess, "band_low": low, "band_high": high,
+             "diameter_factor": round(model.object_diameter / training_diameter, 1)}
+    best_ap, best, tried = coordinate_search(score, start)
+    model.metadata.update(candidate(model, best, training_diameter).metadata)
+    model.metadata.setdefault("training", {})["training_diameter"] = training_diameter
+    model.metadata["training"]["postprocess_tuning"] = {
+        "held_out_train_images": len(held), "scales": args.scales, "ap50": round(best_ap, 4), "grid": GRID,
+        "search": "coordinate ascent from the previous settings, rescaling decided per candidate",
+        "settings_tried": tried,
     }
     save_model(model, args.model, overwrite=True)
-    print(f"saved {best} and object_diameter {model.metadata['object_diameter']} px into {args.model}")
+    print(f"saved {model.postprocess}, object_diameter {model.object_diameter} px and auto_band "
+          f"{model.metadata['auto_band']} into {args.model}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,18 @@ def test_minimum_size_is_meant_at_the_networks_scale():
     assert logits_to_labels(logits, "instances", settings, scale=0.25).max() == 0
 
 
+def test_objects_without_a_middle_can_be_dropped():
+    labels = np.zeros((40, 40), np.int64)
+    labels[5:17, 5:17] = 1  # a nucleus: its centre map rises to 1
+    labels[25:35, 25:35] = 2
+    logits = oracle_logits(labels)
+    logits[1, 25:35, 25:35] = -3.0  # foreground whose centre map stays at 0.05: debris
+    assert instance_labels(logits).max() == 2  # by default every foreground piece is an object
+    kept = instance_labels(logits, min_peak=0.3)
+    assert kept.max() == 1 and kept[10, 10] == 1 and kept[30, 30] == 0
+    assert logits_to_labels(logits, "instances", {"min_peak": 0.3}).max() == 1  # a stored setting
+
+
 def test_semantic_argmax_and_threshold():
     logits = np.zeros((3, 4, 4), np.float32)
     logits[2, 0, 0] = 5

@@ -52,6 +52,9 @@ def default_metadata(task: str = "instances") -> dict[str, Any]:
     }
 
 
+DEFAULT_AUTO_BAND = (0.75, 1.7)
+
+
 @dataclass
 class Model:
     """A network and the metadata that says how to feed it and read its output."""
@@ -83,8 +86,18 @@ class Model:
 
     @property
     def object_diameter(self) -> float | None:
-        """Typical object diameter (px) in the training data; rescaling aims at it."""
+        """Object diameter (px) the network segments best at; rescaling aims at it.
+
+        The training data's median unless post-processing tuning found a better
+        working size (``training.training_diameter`` keeps the median).
+        """
         return self.metadata.get("object_diameter")
+
+    @property
+    def auto_band(self) -> tuple[float, float]:
+        """Measured sizes within these factors of :attr:`object_diameter` are not rescaled."""
+        low, high = self.metadata.get("auto_band", DEFAULT_AUTO_BAND)
+        return float(low), float(high)
 
 
 def _package_version() -> str:

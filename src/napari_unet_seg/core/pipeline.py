@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .postprocess import logits_to_labels
+from .postprocess import DEFAULTS, instance_labels, logits_to_labels
 from .preprocess import PreparedImage
 from .tiling import CancelCallback, ProgressCallback, predict_tiled
 
@@ -33,7 +33,6 @@ def rescale_factor(model: Model, diameter: float | None) -> float:
 
 
 AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
-AUTO_BAND = (0.75, 1.7)  # object sizes within this factor of the model's own need no rescaling
 
 
 class _Crop:
@@ -50,13 +49,16 @@ class _Crop:
                           x0 + (xs.start or 0):x0 + (self.shape[2] if xs.stop is None else xs.stop)]
 
 
-def _median_diameter(logits: np.ndarray, model: Model) -> float | None:
+def _median_diameter(logits: np.ndarray) -> float | None:
     """Diameter of the object a typical foreground pixel belongs to (area-weighted median).
 
     Weighting by area keeps a few large objects from being outvoted by
-    fragments when the network sees objects far bigger than it knows.
+    fragments when the network sees objects far bigger than it knows. The
+    measuring pass uses fixed post-processing (``postprocess.DEFAULTS``), not
+    the model's tuned settings, so tuning those never changes which images
+    get rescaled.
     """
-    labels = logits_to_labels(logits, model.task, model.postprocess)
+    labels = instance_labels(logits, **DEFAULTS)
     areas = np.bincount(labels.ravel().astype(np.int64))[1:]
     areas = np.sort(areas[areas > 0])
     if len(areas) < 3:
@@ -67,10 +69,11 @@ def _median_diameter(logits: np.ndarray, model: Model) -> float | None:
 
 
 def _needs_rescale(model: Model, diameter: float | None) -> bool:
+    """Whether a measured diameter is outside the model's band (``Model.auto_band``)."""
     if diameter is None:
         return False
-    ratio = diameter / float(model.object_diameter)
-    return not AUTO_BAND[0] <= ratio <= AUTO_BAND[1]
+    low, high = model.auto_band
+    return not low <= diameter / float(model.object_diameter) <= high
 
 
 def auto_diameter_applies(model: Model) -> bool:
@@ -91,7 +94,7 @@ def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
     y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
     crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
     run = {k: v for k, v in run.items() if k not in ("progress",)}
-    diameter = _median_diameter(predict_tiled(model.net, crop, **run), model)
+    diameter = _median_diameter(predict_tiled(model.net, crop, **run))
     return diameter if _needs_rescale(model, diameter) else None
 
 
@@ -128,7 +131,7 @@ def predict_scaled(
     if diameter is None and auto_diameter_applies(model):
         if h <= AUTO_CROP and w <= AUTO_CROP:  # the measuring pass is the whole image: reuse it
             logits = predict_tiled(model.net, prepared, progress=progress, **run)
-            measured = _median_diameter(logits, model)
+            measured = _median_diameter(logits)
             if not _needs_rescale(model, measured):
                 return logits, 1.0
             diameter = measured

@@ -10,7 +10,7 @@ from skimage.filters import gaussian
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8}
+DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -32,6 +32,7 @@ def instance_labels(
     seed_prominence: float = DEFAULTS["seed_prominence"],
     smoothing: float = DEFAULTS["smoothing"],
     min_size: int = DEFAULTS["min_size"],
+    min_peak: float = DEFAULTS["min_peak"],
 ) -> np.ndarray:
     """Foreground + centre-map logits -> instance labels.
 
@@ -41,7 +42,9 @@ def instance_labels(
     map): a bump inside one textured nucleus is not a second seed, two
     touching nuclei are two. A watershed over the centre map inside the
     foreground grows the seeds; foreground pieces without a seed become
-    objects of their own, so small faint objects are not dropped.
+    objects of their own, so small faint objects are not dropped -- unless
+    their centre map never rises to ``min_peak``: a real nucleus has a
+    middle, a smear of debris or a rim fragment often has none.
     """
     foreground = sigmoid(logits[0]) > foreground_threshold
     centre = sigmoid(logits[1]).astype(np.float32)
@@ -53,6 +56,9 @@ def instance_labels(
     orphans, n_orphans = ndi.label(foreground & (labels == 0))
     if n_orphans:
         labels = np.where(orphans > 0, orphans + labels.max(), labels)
+    if min_peak > 0 and labels.any():
+        peaks = ndi.maximum(centre, labels, np.arange(labels.max() + 1))
+        labels = np.where(peaks[labels] >= min_peak, labels, 0)
     return relabel_by_size(labels, min_size)
 
 
