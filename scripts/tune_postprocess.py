@@ -4,17 +4,18 @@
 
 Uses the same held-out fluorescence train images as scripts/train_nuclei.py
 (never ``val``), at their own size and resized 0.4x and 2.5x (nuclei ~8 to
-~80 px across, the range the defaults must handle), searches foreground thresholds, seed prominences, smoothing,
-the smallest object size and the lowest centre-map peak one setting at a time (coordinate ascent, from
-the model's current settings, until no single change helps), and writes the
-best settings into the model's metadata.
+~80 px across, the range the defaults must handle). Searches foreground
+threshold, seed prominence, smoothing, smallest object size and lowest
+centre-map peak, one setting at a time (coordinate ascent from the model's
+current settings, until no single change helps), and writes the best settings
+into the model's metadata.
 
 The automatic rescaling is part of what is tuned, and each candidate is scored
 exactly as it will ship: whether an image is rescaled (and by how much) is
-decided per candidate from the measuring pass. Besides the post-processing settings, the search
-covers the object diameter the network is run at (``object_diameter``,
-multiples of the training data's median) and the band of measured sizes that
-are left at their own scale (``auto_band``).
+decided per candidate from the measuring pass. Besides the post-processing
+settings, the search covers the object diameter the network is run at
+(``object_diameter``, multiples of the training data's median) and the band of
+measured sizes that are left at their own scale (``auto_band``).
 """
 
 from __future__ import annotations
