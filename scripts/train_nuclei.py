@@ -56,12 +56,6 @@ def holdout_split(
     return train_pairs, val_pairs
 
 
-def median_diameter(labels: np.ndarray) -> float | None:
-    """Median equivalent diameter (px) of one image's nuclei."""
-    diameters = [r.equivalent_diameter_area for r in regionprops(np.asarray(labels))]
-    return float(np.median(diameters)) if diameters else None
-
-
 def typical_diameter(pairs: list[TrainingPair]) -> float:
     """Median nucleus diameter (px) in the training labels: the size the model knows best."""
     diameters = [r.equivalent_diameter_area for p in pairs for r in regionprops(np.asarray(p.labels))]
@@ -88,9 +82,6 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
     parser.add_argument("--contact-weight", type=float, default=0.0, help="extra centre-map weight where nuclei touch")
     parser.add_argument("--ema", type=float, default=0.0, help="score and keep a moving average of the weights (e.g. 0.999)")
-    parser.add_argument("--target-fraction", type=float, default=0.0,
-                        help="share of crops resized so nuclei look --target-diameter px across")
-    parser.add_argument("--target-diameter", type=float, nargs=2, default=(13.0, 30.0), metavar=("MIN", "MAX"))
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -111,11 +102,7 @@ def main() -> None:
     else:
         model = new_model("instances", depth=args.depth, base_channels=args.width)
         lineage = []
-    if args.target_fraction > 0:
-        for pair in train_pairs:
-            pair.object_diameter = median_diameter(pair.labels)
-    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05,
-                            target_diameter=tuple(args.target_diameter), target_fraction=args.target_fraction)
+    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
@@ -123,9 +110,19 @@ def main() -> None:
         contact_weight=args.contact_weight, ema_decay=args.ema,
     )
     start = time.time()
+    recipe = {
+        "script": "scripts/train_nuclei.py",
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "data": "dsb2018 train split (2018 Data Science Bowl stage 1, corrected masks, CC0)",
+        "torch": torch.__version__,
+        "wall_clock_start": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
+    }
+    # checkpoints carry this run's recipe, not the parent's (the parent is in the lineage)
+    model.metadata.update(training={**recipe, "checkpoint": True}, lineage=lineage)
 
     def report(r: StepReport) -> None:
         if args.checkpoint and r.val_score is not None and r.val_score == r.best_score:
+            model.metadata["training"].update(steps=r.step, best_holdout_ap50=r.best_score)
             save_model(model, args.checkpoint, overwrite=True)
         if r.step % 50 == 0 or r.val_score is not None:
             extra = f" held-out AP50 {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
@@ -138,15 +135,11 @@ def main() -> None:
         object_diameter=typical_diameter(train_pairs),
         postprocess={"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8},
         training={
-            "script": "scripts/train_nuclei.py",
-            "arguments": {k: str(v) for k, v in vars(args).items()},
-            "data": "dsb2018 train split (2018 Data Science Bowl stage 1, corrected masks, CC0)",
+            **recipe,
             "steps": result.steps,
             "seconds": round(result.seconds),
             "best_holdout_ap50": result.best_score,
             "history": [h for h in result.history if "ap50" in h],
-            "torch": torch.__version__,
-            "wall_clock_start": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
         },
         lineage=lineage,
     )

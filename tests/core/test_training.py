@@ -189,19 +189,3 @@ def test_averaged_weights_are_what_training_returns():
     differs = [not np.allclose(a.detach(), b.detach())
                for a, b in zip(plain.net.parameters(), averaged.net.parameters())]
     assert any(differs)
-
-
-def test_size_targeted_crops_bring_objects_to_the_target_size():
-    from napari_unet_seg.core.augment import AugmentConfig
-    from napari_unet_seg.core.training import _crop_scale
-
-    rng = np.random.default_rng(0)
-    pair = TrainingPair(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.int32), object_diameter=10.0)
-    targeted = AugmentConfig(scale_range=(0.5, 2.0), target_diameter=(30.0, 30.0), target_fraction=1.0)
-    assert _crop_scale(pair, targeted, rng) == pytest.approx(3.0)  # 10 px objects made 30 px
-    mixed = AugmentConfig(scale_range=(0.5, 2.0), target_diameter=(30.0, 30.0), target_fraction=0.5)
-    scales = np.array([_crop_scale(pair, mixed, rng) for _ in range(400)])
-    assert 0.35 < np.mean(np.isclose(scales, 3.0)) < 0.65
-    assert np.all((scales[~np.isclose(scales, 3.0)] >= 0.5) & (scales[~np.isclose(scales, 3.0)] <= 2.0))
-    unknown = TrainingPair(pair.image, pair.labels)  # no known size: the plain scale range
-    assert all(0.5 <= _crop_scale(unknown, targeted, rng) <= 2.0 for _ in range(50))

@@ -27,10 +27,6 @@ class AugmentConfig:
     dim_range: tuple[float, float] = (0.1, 0.6)  # contrast factors of dimmed objects (0.1 = ten times dimmer)
     texture: bool = True
     max_noise: float = 0.05  # gaussian noise sigma, in units of the normalised range
-    # a share of crops resized so the image's objects look this many px across (pairs that know their size):
-    # inference rescales images into a band around the model's object size, so that is where accuracy counts
-    target_diameter: tuple[float, float] | None = None
-    target_fraction: float = 0.0
 
 
 def random_crop(

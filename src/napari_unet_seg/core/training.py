@@ -47,7 +47,6 @@ class TrainingPair:
     rgb: bool = False
     name: str = ""
     weight: float | None = None  # sampling weight; None = proportional to area
-    object_diameter: float | None = None  # median object diameter (px), for size-targeted crops
 
 
 @dataclass(frozen=True)
@@ -131,19 +130,11 @@ class PreparedPair:
                 slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)))
 
 
-def _crop_scale(pair: TrainingPair, augment: AugmentConfig, rng: np.random.Generator) -> float:
-    """Log-uniform in ``scale_range``, or, for a share of crops, what brings the objects to ``target_diameter``."""
-    if augment.target_diameter and pair.object_diameter and rng.random() < augment.target_fraction:
-        lo, hi = augment.target_diameter
-        return float(np.exp(rng.uniform(math.log(lo), math.log(hi)))) / pair.object_diameter
-    lo, hi = augment.scale_range
-    return float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
-
-
 def _sample(
     prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    scale = _crop_scale(prepared.pair, config.augment, rng)
+    lo, hi = config.augment.scale_range
+    scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
     # prefer crops that contain annotation when the annotated region is small
     for _ in range(5):
         img, lab, val = random_crop(prepared.image, prepared.labels, prepared.valid, config.crop_size, scale, rng)
