@@ -29,7 +29,8 @@ from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
 from napari_unet_seg.core.modelfile import DEFAULT_AUTO_BAND, Model, load_model_file, save_model
-from napari_unet_seg.core.pipeline import _median_diameter, _needs_rescale, predict_scaled
+from napari_unet_seg.core.pipeline import _needs_rescale, measure_diameter, predict_scaled
+from napari_unet_seg.core.preprocess import PreparedImage
 from napari_unet_seg.core.postprocess import logits_to_labels
 
 POSTPROCESS = ("foreground_threshold", "seed_prominence", "smoothing", "min_size", "min_peak")
@@ -95,7 +96,9 @@ def main() -> None:
              for s in args.scales for p in held]
     # the measuring pass: every image at its own scale (an explicit diameter equal to the model's means no resize)
     own_scale = [predict_scaled(model, image, rgb=rgb, diameter=model.object_diameter)[0] for image, _, rgb in cases]
-    diameters = [_median_diameter(logits) for logits in own_scale]  # fixed measuring settings
+    diameters = [measure_diameter(model, PreparedImage(image, in_channels=model.in_channels,
+                                                       normalization_settings=model.normalization, rgb=rgb))
+                 for image, _, rgb in cases]  # the pipeline's own measuring pass (central crop of large images)
     rescaled_logits: dict[tuple[int, float], np.ndarray] = {}
 
     def score(settings: dict) -> float:

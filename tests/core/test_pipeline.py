@@ -71,6 +71,7 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     assert shapes == [(1, 400, 400)]
     tiny_model.metadata.update(object_diameter=20.0, auto_band=[0.5, 3.5])  # the band comes from the model file
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
+    assert pipeline.measure_diameter(tiny_model, prepared) == pytest.approx(measured)  # measured all the same
     tiny_model.metadata["auto_band"] = [0.5, 2.5]
     assert pipeline.estimate_diameter(tiny_model, prepared) == pytest.approx(measured)
     tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled

@@ -81,6 +81,15 @@ def auto_diameter_applies(model: Model) -> bool:
     return model.task == "instances" and bool(model.object_diameter)
 
 
+def measure_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
+    """The measuring pass: median object diameter (px) in a central crop (the whole image when small)."""
+    _, h, w = prepared.shape
+    y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
+    crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
+    run = {k: v for k, v in run.items() if k not in ("progress",)}
+    return _median_diameter(predict_tiled(model.net, crop, **run))
+
+
 def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
     """Median object diameter (px) found in a central crop, if far enough from the model's to matter.
 
@@ -90,11 +99,7 @@ def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
     """
     if not auto_diameter_applies(model):
         return None
-    _, h, w = prepared.shape
-    y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
-    crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
-    run = {k: v for k, v in run.items() if k not in ("progress",)}
-    diameter = _median_diameter(predict_tiled(model.net, crop, **run))
+    diameter = measure_diameter(model, prepared, **run)
     return diameter if _needs_rescale(model, diameter) else None
 
 
