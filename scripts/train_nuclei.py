@@ -117,8 +117,17 @@ def main() -> None:
         "torch": torch.__version__,
         "wall_clock_start": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
     }
-    # checkpoints carry this run's recipe, not the parent's (the parent is in the lineage)
-    model.metadata.update(training={**recipe, "checkpoint": True}, lineage=lineage)
+    # checkpoints carry this run's recipe and untuned settings, not the parent's (the parent is in the lineage);
+    # scripts/tune_postprocess.py tunes the settings and the size band afterwards
+    model.metadata.pop("auto_band", None)
+    model.metadata.update(
+        name="nuclei",
+        description="Built-in 2D nuclei instance model (fluorescence first), trained on dsb2018 train.",
+        object_diameter=typical_diameter(train_pairs),
+        postprocess={"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8},
+        training={**recipe, "checkpoint": True},
+        lineage=lineage,
+    )
 
     def report(r: StepReport) -> None:
         if args.checkpoint and r.val_score is not None and r.val_score == r.best_score:
@@ -129,20 +138,13 @@ def main() -> None:
             print(f"step {r.step} loss {r.loss:.4f} {r.seconds:.0f}s{extra}", flush=True)
 
     result = train(model, [p for p in train_pairs], config, val_pairs=val_pairs, progress=report)
-    model.metadata.update(
-        name="nuclei",
-        description="Built-in 2D nuclei instance model (fluorescence first), trained on dsb2018 train.",
-        object_diameter=typical_diameter(train_pairs),
-        postprocess={"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8},
-        training={
-            **recipe,
-            "steps": result.steps,
-            "seconds": round(result.seconds),
-            "best_holdout_ap50": result.best_score,
-            "history": [h for h in result.history if "ap50" in h],
-        },
-        lineage=lineage,
-    )
+    model.metadata["training"] = {
+        **recipe,
+        "steps": result.steps,
+        "seconds": round(result.seconds),
+        "best_holdout_ap50": result.best_score,
+        "history": [h for h in result.history if "ap50" in h],
+    }
     path = save_model(model, args.out, overwrite=args.overwrite)
     print(json.dumps({"saved": str(path), "steps": result.steps, "best_holdout_ap50": result.best_score}), flush=True)
 

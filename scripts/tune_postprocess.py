@@ -3,8 +3,8 @@
     python scripts/tune_postprocess.py --model src/napari_unet_seg/models/nuclei.safetensors
 
 Uses the same held-out fluorescence train images as scripts/train_nuclei.py
-(never ``val``), at their own size and resized 0.4x and 2.5x (nuclei ~8 to
-~80 px across, the range the defaults must handle). Searches foreground
+(never ``val``), at their own size and resized 0.4x and 2.5x (median nuclei
+~8 to ~48 px across, the largest ~120 px: the range the defaults must handle). Searches foreground
 threshold, seed prominence, smoothing, smallest object size and lowest
 centre-map peak, one setting at a time (coordinate ascent from the model's
 current settings, until no single change helps), and writes the best settings
@@ -21,6 +21,7 @@ measured sizes that are left at their own scale (``auto_band``).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,10 @@ from evaluate_dsb import rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
-from napari_unet_seg.core.modelfile import DEFAULT_AUTO_BAND, Model, load_model_file, save_model
-from napari_unet_seg.core.pipeline import _needs_rescale, measure_diameter, predict_scaled
+from napari_unet_seg.core.modelfile import Model, load_model_file, save_model
+from napari_unet_seg.core.pipeline import measure_diameter, needs_rescale, predict_scaled, rescale_factor
 from napari_unet_seg.core.preprocess import PreparedImage
-from napari_unet_seg.core.postprocess import logits_to_labels
+from napari_unet_seg.core.postprocess import DEFAULTS, logits_to_labels
 
 POSTPROCESS = ("foreground_threshold", "seed_prominence", "smoothing", "min_size", "min_peak")
 GRID = {
@@ -89,9 +90,12 @@ def main() -> None:
                         help="score the held-out images resized by each of these (equal weight)")
     args = parser.parse_args()
     model = load_model_file(args.model)
+    if model.task != "instances":
+        sys.exit(f"tune_postprocess: {args.model} is a {model.task} model; only instance models are tuned here")
     pairs = load_split(args.data, "train")
     train_pairs, held = holdout_split(pairs, args.holdout, args.holdout_seed)
     training_diameter = typical_diameter(train_pairs)
+    model.metadata["object_diameter"] = model.object_diameter or training_diameter  # e.g. a fresh checkpoint
     cases = [(*(rescaled(p.image, p.labels, s) if s != 1 else (p.image, p.labels)), p.rgb)
              for s in args.scales for p in held]
     # the measuring pass: every image at its own scale (an explicit diameter equal to the model's means no resize)
@@ -107,8 +111,8 @@ def main() -> None:
         aps = []
         for i, ((image, labels, rgb), logits, measured) in enumerate(zip(cases, own_scale, diameters)):
             scale = 1.0
-            if _needs_rescale(shipped, measured):
-                scale = shipped.object_diameter / measured
+            if needs_rescale(shipped, measured):
+                scale = rescale_factor(shipped, measured)
                 key = (i, round(scale, 4))
                 if key not in rescaled_logits:
                     rescaled_logits[key] = predict_scaled(shipped, image, rgb=rgb, diameter=measured)[0]
@@ -116,8 +120,8 @@ def main() -> None:
             aps.append(average_precision(labels, logits_to_labels(logits, "instances", shipped.postprocess, scale)))
         return float(np.mean(aps))
 
-    low, high = model.metadata.get("auto_band", DEFAULT_AUTO_BAND)
-    start = {**model.postprocess, "band_low": low, "band_high": high,
+    low, high = model.auto_band
+    start = {**DEFAULTS, **model.postprocess, "band_low": low, "band_high": high,
              "diameter_factor": round(model.object_diameter / training_diameter, 1)}
     best_ap, best, tried = coordinate_search(score, start)
     model.metadata.update(candidate(model, best, training_diameter).metadata)

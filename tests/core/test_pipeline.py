@@ -69,9 +69,12 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     shapes.clear()
     pipeline.predict_logits(tiny_model, big)
     assert shapes == [(1, 400, 400)]
+    assert tiny_model.auto_band == (0.75, 1.7)  # the default band
     tiny_model.metadata.update(object_diameter=20.0, auto_band=[0.5, 3.5])  # the band comes from the model file
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
     assert pipeline.measure_diameter(tiny_model, prepared) == pytest.approx(measured)  # measured all the same
+    tiny_model.metadata["postprocess"] = {"min_size": 5000}  # the model's own settings would drop every object...
+    assert pipeline.measure_diameter(tiny_model, prepared) == pytest.approx(measured)  # ...measuring ignores them
     tiny_model.metadata["auto_band"] = [0.5, 2.5]
     assert pipeline.estimate_diameter(tiny_model, prepared) == pytest.approx(measured)
     tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled

@@ -88,8 +88,8 @@ class Model:
     def object_diameter(self) -> float | None:
         """Object diameter (px) the network segments best at; rescaling aims at it.
 
-        The training data's median unless post-processing tuning found a better
-        working size (``training.training_diameter`` keeps the median).
+        The training data's median, unless post-processing tuning found that the
+        network works better with objects shown at another size.
         """
         return self.metadata.get("object_diameter")
 

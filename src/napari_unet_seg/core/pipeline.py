@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .postprocess import DEFAULTS, instance_labels, logits_to_labels
+from .postprocess import MEASURING_SETTINGS, instance_labels, logits_to_labels
 from .preprocess import PreparedImage
 from .tiling import CancelCallback, ProgressCallback, predict_tiled
 
@@ -54,11 +54,11 @@ def _median_diameter(logits: np.ndarray) -> float | None:
 
     Weighting by area keeps a few large objects from being outvoted by
     fragments when the network sees objects far bigger than it knows. The
-    measuring pass uses fixed post-processing (``postprocess.DEFAULTS``), not
+    measuring pass uses fixed post-processing (``MEASURING_SETTINGS``), not
     the model's tuned settings, so tuning those never changes which images
     get rescaled.
     """
-    labels = instance_labels(logits, **DEFAULTS)
+    labels = instance_labels(logits, **MEASURING_SETTINGS)
     areas = np.bincount(labels.ravel().astype(np.int64))[1:]
     areas = np.sort(areas[areas > 0])
     if len(areas) < 3:
@@ -68,7 +68,7 @@ def _median_diameter(logits: np.ndarray) -> float | None:
     return float(2 * np.sqrt(median_area / np.pi))
 
 
-def _needs_rescale(model: Model, diameter: float | None) -> bool:
+def needs_rescale(model: Model, diameter: float | None) -> bool:
     """Whether a measured diameter is outside the model's band (``Model.auto_band``)."""
     if diameter is None:
         return False
@@ -82,7 +82,13 @@ def auto_diameter_applies(model: Model) -> bool:
 
 
 def measure_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
-    """The measuring pass: median object diameter (px) in a central crop (the whole image when small)."""
+    """The measuring pass: median object diameter (px) in a central crop (the whole image when small).
+
+    None when the model cannot measure (not an instance model with a known
+    object size) or finds fewer than 3 objects.
+    """
+    if not auto_diameter_applies(model):
+        return None
     _, h, w = prepared.shape
     y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
     crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
@@ -97,10 +103,8 @@ def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
     Cellpose does): one quick pass measures the objects, and only images
     whose objects are far from the training size are rescaled.
     """
-    if not auto_diameter_applies(model):
-        return None
     diameter = measure_diameter(model, prepared, **run)
-    return diameter if _needs_rescale(model, diameter) else None
+    return diameter if needs_rescale(model, diameter) else None
 
 
 def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
@@ -137,7 +141,7 @@ def predict_scaled(
         if h <= AUTO_CROP and w <= AUTO_CROP:  # the measuring pass is the whole image: reuse it
             logits = predict_tiled(model.net, prepared, progress=progress, **run)
             measured = _median_diameter(logits)
-            if not _needs_rescale(model, measured):
+            if not needs_rescale(model, measured):
                 return logits, 1.0
             diameter = measured
         else:

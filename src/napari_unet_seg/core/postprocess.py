@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,10 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
+# The automatic object-size measurement always uses these, whatever a model's own settings: models' stored size
+# bands were tuned against this measurement, so it is part of the model-file contract. Never change it.
+MEASURING_SETTINGS = MappingProxyType(
+    {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0})
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -43,8 +48,8 @@ def instance_labels(
     touching nuclei are two. A watershed over the centre map inside the
     foreground grows the seeds; foreground pieces without a seed become
     objects of their own, so small faint objects are not dropped -- unless
-    their centre map never rises to ``min_peak``: a real nucleus has a
-    middle, a smear of debris or a rim fragment often has none.
+    their (smoothed) centre map never rises to ``min_peak``: a real nucleus
+    has a middle, a smear of debris or a rim fragment often has none.
     """
     foreground = sigmoid(logits[0]) > foreground_threshold
     centre = sigmoid(logits[1]).astype(np.float32)
