@@ -25,6 +25,7 @@ from skimage.measure import regionprops
 from napari_unet_seg.core.augment import AugmentConfig
 from napari_unet_seg.core.modelfile import load_model_file, new_model, save_model
 from napari_unet_seg.core.training import StepReport, TrainConfig, TrainingPair, train
+from napari_unet_seg.core.widen import widened
 
 
 def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:
@@ -67,7 +68,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
     parser.add_argument("--out", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
     parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--width", type=int, default=None,
+                        help="base channels (default 16); with --init, a larger width grows the model (core.widen)")
     parser.add_argument("--max-steps", type=int, default=10000)
     parser.add_argument("--max-seconds", type=float, default=3900)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -92,6 +94,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     if args.init is not None:
         model = load_model_file(args.init)
+        if args.width is not None and args.width != model.net.base_channels:
+            model.net = widened(model.net, args.width)  # same outputs; the new channels learn from here
         base_training = model.metadata.get("training", {})
         lineage = [*model.metadata.get("lineage", []), {
             "model": model.metadata.get("name", args.init.name),
@@ -100,7 +104,7 @@ def main() -> None:
             "best_holdout_ap50": base_training.get("best_holdout_ap50"),
         }]
     else:
-        model = new_model("instances", depth=args.depth, base_channels=args.width)
+        model = new_model("instances", depth=args.depth, base_channels=args.width or 16)
         lineage = []
     augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
     config = TrainConfig(

@@ -24,6 +24,19 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path, tiny_model):
         np.testing.assert_array_equal(tiny_model.net.eval()(x).numpy(), loaded.net(x).numpy())
 
 
+def test_half_precision_files_are_half_the_size_and_load_as_float32(tmp_path, tiny_model):
+    full = save_model(tiny_model, tmp_path / "full")
+    half = save_model(tiny_model, tmp_path / "half", half_precision=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert read_metadata(half)["weights_dtype"] == "float16" and read_metadata(full)["weights_dtype"] == "float32"
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.net.parameters())
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        expected = tiny_model.net.eval()(x)
+        np.testing.assert_allclose(loaded.net(x).numpy(), expected.numpy(), atol=0.02 * float(expected.abs().max()))
+
+
 def test_never_overwrites(tmp_path, tiny_model):
     path = save_model(tiny_model, tmp_path / "m.safetensors")
     before = path.read_bytes()

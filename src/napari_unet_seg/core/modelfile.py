@@ -109,11 +109,15 @@ def _package_version() -> str:
         return "unknown"
 
 
-def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def save_model(
+    model: Model, path: str | os.PathLike, *, overwrite: bool = False, half_precision: bool = False
+) -> Path:
     """Write ``model`` as one safetensors file (atomically: temp file + rename).
 
     Refuses to replace an existing file unless ``overwrite`` is true: model
-    files are user work.
+    files are user work. ``half_precision`` stores the weights as float16 (half
+    the file, so a wider built-in model fits in the wheel); they are loaded
+    back as float32.
     """
     path = Path(path)
     if path.suffix != SUFFIX:
@@ -130,6 +134,9 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
         package_version=_package_version(),
     )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.net.state_dict().items()}
+    if half_precision:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    metadata["weights_dtype"] = "float16" if half_precision else "float32"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
