@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from evaluate_dsb import rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
@@ -85,11 +86,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018"))
     parser.add_argument("--model", type=Path, default=Path("src/napari_unet_seg/models/nuclei.safetensors"))
     parser.add_argument("--holdout", type=int, default=24)
+    parser.add_argument("--half", action="store_true", help="store the weights as float16 (scored as stored)")
     parser.add_argument("--holdout-seed", type=int, default=0, help="as given to train_nuclei.py")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.4, 2.5],
                         help="score the held-out images resized by each of these (equal weight)")
     args = parser.parse_args()
     model = load_model_file(args.model)
+    half = args.half or model.metadata.get("weights_dtype") == "float16"
+    if half:  # score the weights exactly as they will be stored
+        with torch.no_grad():
+            for tensor in model.net.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half())
     if model.task != "instances":
         sys.exit(f"tune_postprocess: {args.model} is a {model.task} model; only instance models are tuned here")
     pairs = load_split(args.data, "train")
@@ -131,7 +139,7 @@ def main() -> None:
         "search": "coordinate ascent from the previous settings, rescaling decided per candidate",
         "settings_tried": tried,
     }
-    save_model(model, args.model, overwrite=True)
+    save_model(model, args.model, overwrite=True, half_precision=half)
     print(f"saved {model.postprocess}, object_diameter {model.object_diameter} px and auto_band "
           f"{model.metadata['auto_band']} into {args.model}")
 
