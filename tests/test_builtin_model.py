@@ -51,3 +51,20 @@ def test_small_nuclei_are_measured_and_found_without_settings(sample):
     measured = estimate_diameter(model, prepared)
     assert measured is not None and measured < 0.75 * model.object_diameter  # far off: the image gets rescaled
     assert average_precision(small_truth, segment(small)) > 0.45
+
+
+def test_batch_of_the_sample_folder_runs_to_the_end(tmp_path):
+    """A folder of several images through the CLI with the built-in model (this once crashed the process)."""
+    import subprocess
+    import sys
+
+    from napari_unet_seg._sample_data import sample_dir
+
+    folder = sample_dir()
+    out = tmp_path / "out"
+    code = "from napari_unet_seg.cli.main import main; raise SystemExit(main())"
+    result = subprocess.run([sys.executable, "-c", code, "predict", str(folder), "-o", str(out)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = sorted(p.name for p in out.glob("*_labels.tif"))
+    assert written == sorted(f"{stem}_labels.tif" for stem in sample_stems())  # ground-truth files not segmented

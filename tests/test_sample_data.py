@@ -8,6 +8,7 @@ def test_nuclei_sample_is_image_plus_matching_labels():
     assert image_type == "image" and labels_type == "labels"
     assert image.shape == labels.shape and labels.max() > 100
     assert image_meta["name"] == "nuclei" and "ground truth" in labels_meta["name"]
+    assert labels_meta["visible"] is False  # opens hidden, so it does not mix with the Segment result on top
     # labels sit on bright pixels: they overlay the image exactly
     assert image[labels > 0].mean() > 2 * image[labels == 0].mean()
 

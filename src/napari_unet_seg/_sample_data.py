@@ -33,7 +33,8 @@ def nuclei_sample() -> list[tuple]:
     meta = {"source": ATTRIBUTION}
     return [
         (image, {"name": "nuclei", "metadata": meta}, "image"),
-        (labels, {"name": "nuclei ground truth", "metadata": meta, "opacity": 0.4}, "labels"),
+        # hidden: shown under the Segment result, the two colourings mix; the user ticks it on to compare
+        (labels, {"name": "nuclei ground truth", "metadata": meta, "opacity": 0.4, "visible": False}, "labels"),
     ]
 
 

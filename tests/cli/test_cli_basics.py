@@ -39,6 +39,7 @@ def test_evaluate_scores_model_and_baseline(capsys, tmp_path, tiny_model):
                  "--baseline", "--csv", str(tmp_path / "s.csv")])
     out = capsys.readouterr().out
     assert code == 0 and "AP50" in out and "baseline" in out and (tmp_path / "s.csv").exists()
+    assert "mean: AP50" in out and "baseline Dice" in out and "(1 image)" in out
     assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), str(tmp_path / "lab.tif")]) == 2
 
 

@@ -70,6 +70,17 @@ def test_find_jobs_mirrors_and_stays_inside(tmp_path, folder):
     assert escaping[0].target == out.resolve() / "a_labels.tif"
 
 
+def test_label_images_in_folders_are_not_segmented(tmp_path):
+    (tmp_path / "cells.tif").write_bytes(b"")
+    (tmp_path / "cells_labels.tif").write_bytes(b"")  # ground truth beside its image, or an earlier output
+    (tmp_path / "old_labels.zarr").mkdir()
+    (tmp_path / "old_labels.zarr" / ".zarray").write_text("{}")
+    out = tmp_path / "out"
+    assert [j.source.name for j in find_jobs([tmp_path], out)] == ["cells.tif"]
+    assert [j.source.name for j in find_jobs([tmp_path], out, pattern="*_labels.tif")] == ["cells_labels.tif"]
+    assert len(find_jobs([tmp_path / "cells_labels.tif"], out)) == 1  # named explicitly: always attempted
+
+
 def test_same_stem_twice_gets_two_outputs(tmp_path):
     for name in ("x.tif", "x.png"):
         (tmp_path / name).write_bytes(b"")

@@ -156,3 +156,43 @@ def test_out_of_memory_retries_with_smaller_windows_then_says_so(net, monkeypatc
     monkeypatch.setattr(type(net), "forward", lambda self, x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
     with pytest.raises(OutOfMemory, match="smallest|even with"):
         predict_tiled(net, image, tile_size=256, batch_size=2, device="cpu")
+
+
+def test_one_network_is_run_by_one_thread_at_a_time():
+    """Two threads predicting with one network (a two-file batch) once crashed the process.
+
+    Inference switches the net's memory format and mode and back, replacing its
+    parameters in place; the other thread's forward then read freed memory.
+    """
+    import threading
+    import time
+
+    class Watched(UNet):
+        active = 0
+        most = 0
+
+        def forward(self, x):
+            Watched.active += 1
+            Watched.most = max(Watched.most, Watched.active)
+            time.sleep(0.05)  # long enough for the other thread to enter if nothing stops it
+            try:
+                return super().forward(x)
+            finally:
+                Watched.active -= 1
+
+    torch.manual_seed(0)
+    net = Watched(1, 2, depth=2, base_channels=4)
+    image = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    expected = predict_tiled(net, image, device="cpu", precision="fp32")
+    results = []
+    def run(precision: str) -> None:
+        results.append(predict_tiled(net, image, device="cpu", precision=precision))
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("fp32", "bf16", "bf16")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Watched.most == 1 and len(results) == 3
+    assert sum(np.array_equal(r, expected) for r in results) >= 1  # the fp32 run; bf16 ones differ slightly
+    assert all(np.abs(r - expected).max() < 0.05 * np.abs(expected).max() for r in results)

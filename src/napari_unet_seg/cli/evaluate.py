@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         extra = f"  baseline AP50 {row['baseline_ap50']:.3f} Dice {row['baseline_dice']:.3f}" if args.baseline else ""
         print(f"{Path(image_path).name}: AP50 {row['ap50']:.3f} Dice {row['dice']:.3f}{extra}")
     means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "image"}
-    print("mean: " + "  ".join(f"{k} {v:.3f}" for k, v in means.items()) + f"  ({len(rows)} images)")
+    shown = {"ap50": "AP50", "dice": "Dice", "baseline_ap50": "baseline AP50", "baseline_dice": "baseline Dice"}
+    plural = "image" if len(rows) == 1 else "images"
+    print("mean: " + "  ".join(f"{shown[k]} {v:.3f}" for k, v in means.items()) + f"  ({len(rows)} {plural})")
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="windows per network call (default: 1 on CPU, 4 on GPU)")
     parser.add_argument("--diameter", type=float, default=None, metavar="PX",
                         help="typical object diameter in pixels; the image is rescaled to what the model knows "
-                             "(default: none, the model handles ~8-80 px)")
+                             "(default: measured on each image; nuclei ~8-120 px across need no setting)")
     parser.set_defaults(run=run)
 
 

@@ -98,8 +98,10 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
 
     In-memory images go through :func:`~.pipeline.segment` exactly as in the
     widget; zarr inputs go block by block into ``<stem>_labels.zarr``. Any
-    failure of the file becomes a failed row. ``lock`` (if given) is held only
-    while the network runs, so threads sharing a model overlap their I/O.
+    failure of the file becomes a failed row. ``lock`` (if given) is held
+    while the file is segmented, so tasks sharing a model overlap only their
+    reading and writing. (The network itself is always run by one thread at a
+    time: :func:`~.tiling.exclusive`.)
     """
     from .blockwise import segment_to_zarr
 
@@ -149,8 +151,9 @@ def iter_local(jobs: list[Job], model: Model, options: SegmentOptions, *, cancel
     """Segment ``jobs`` on this machine; yields results as files finish.
 
     A reader thread loads the next file while ``workers`` threads segment and
-    write (the network and the post-processing release the GIL). At most
-    ``workers + 1`` images are in memory at once.
+    write: one file's post-processing and writing overlap the next file's
+    network, which runs one file at a time (:func:`~.tiling.exclusive`). At
+    most ``workers + 1`` images are in memory at once.
     """
     workers = workers or local_workers()
     queue = deque(jobs)

@@ -18,19 +18,25 @@ class Job:
     target: Path
 
 
+def is_labels_file(path: Path) -> bool:
+    """``<stem>_labels.<ext>``: our outputs and the usual name of annotations, never raw images to segment."""
+    name = path.name.lower()
+    return any(name.endswith(f"_labels{suffix}") for suffix in IMAGE_SUFFIXES)
+
+
 def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> list[Path]:
-    """Files of ``folder`` (default: image types only), never entering the output folder or a zarr store."""
+    """Files of ``folder`` (default: images that are not labels), never entering the output folder or a zarr store."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or entry.resolve() == outdir:
             continue
         if is_zarr(entry):
-            if pattern is None or entry.match(pattern):
+            if (pattern is None and not is_labels_file(entry)) or (pattern is not None and entry.match(pattern)):
                 found.append(entry)
         elif entry.is_dir():
             if recursive:
                 found.extend(_walk(entry, pattern, recursive, outdir))
-        elif pattern is None and entry.suffix.lower() in IMAGE_SUFFIXES:
+        elif pattern is None and entry.suffix.lower() in IMAGE_SUFFIXES and not is_labels_file(entry):
             found.append(entry)
         elif pattern is not None and entry.match(pattern):
             found.append(entry)
@@ -72,7 +78,8 @@ def find_jobs(
     """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
 
     In a folder, ``pattern`` (a glob such as ``*.tif``) selects files; without
-    one, every TIFF, PNG, JPEG and zarr is taken. Files named explicitly are
+    one, every TIFF, PNG, JPEG and zarr is taken except label images
+    (``*_labels.tif``, ``*_labels.zarr``...). Files named explicitly are
     always attempted, so a bad one is reported rather than ignored. Two inputs
     that would write the same output are told apart by their suffix.
     """

@@ -13,7 +13,10 @@ by repeating the edge pixels; the padding is cropped away again.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,25 @@ CancelCallback = Callable[[], bool]
 
 class Cancelled(Exception):
     """Raised when the user's cancel callback says stop."""
+
+
+_NET_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_NET_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def exclusive(net: torch.nn.Module) -> Iterator[None]:
+    """Hold ``net`` for one caller at a time.
+
+    Inference switches the network to eval mode and channels_last and back,
+    which replaces its parameters in place: a second thread running the same
+    network meanwhile reads freed memory and can crash the process (it did, in
+    a two-file batch). Post-processing stays outside, so threads still overlap.
+    """
+    with _NET_LOCKS_GUARD:
+        lock = _NET_LOCKS.setdefault(net, threading.RLock())
+    with lock:
+        yield
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,14 @@ def _predict_once(
     elif tuple(out.shape) != (net.num_classes, height, width):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(net.num_classes, height, width)}")
 
+    with exclusive(net):
+        return _run_windows(net, image, windows, out, height, width, batch_size, torch_device, precision,
+                            progress, cancel)
+
+
+def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height: int, width: int, batch_size: int,
+                 torch_device: torch.device, precision: str, progress: ProgressCallback | None,
+                 cancel: CancelCallback | None) -> Any:
     was_training = net.training
     net.eval()
     net.to(torch_device)
