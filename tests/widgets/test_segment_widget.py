@@ -354,3 +354,14 @@ def test_worker_errors_become_notifications(make_widget, qtbot, messages, monkey
     segment_and_wait(qtbot, widget)
     assert "ran out of memory" in messages["error"][0]
     assert result_layers(viewer) == []
+
+
+def test_device_and_memory_settings_start_folded_away(make_widget):
+    _, widget = make_widget()
+    widget.show()
+    advanced = widget.settings.advanced
+    assert advanced.isVisible() and not widget.settings.device.isVisible()
+    advanced.toggle.click()
+    assert widget.settings.device.isVisible() and widget.settings.tile_size.isVisible()
+    advanced.toggle.click()
+    assert not widget.settings.storage.isVisible()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+)
 
 AUTO = "auto"
 
@@ -41,6 +44,33 @@ def value_or_none(box: QSpinBox | QDoubleSpinBox) -> int | float | None:
     """The box's value, or None when it shows "auto"."""
     value = box.value()
     return value if value else None
+
+
+class Collapsible(QWidget):
+    """A section behind a "▸ title" toggle, closed at first.
+
+    Settings whose defaults suit nearly everyone (device, precision, memory)
+    stay out of a biologist's way until wanted.
+    """
+
+    def __init__(self, title: str, section: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.section = section
+        self.toggle = QToolButton()
+        self.toggle.setText(title)
+        self.toggle.setCheckable(True)
+        self.toggle.setAutoRaise(True)
+        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toggle.toggled.connect(self._show)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toggle)
+        layout.addWidget(section)
+        self._show(False)
+
+    def _show(self, shown: bool) -> None:
+        self.section.setVisible(shown)
+        self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
 
 def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QFormLayout]:

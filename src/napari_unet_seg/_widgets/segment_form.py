@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLine
 
 from ..core.devices import PRECISIONS, available_devices
 from ..core.modelfile import ModelFileError
-from ._common import auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
+from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from .segment_job import SegmentRequest, check_channels, needs_disk, plane_layout
 from .segment_layers import current_plane, is_lazy, source_array
 from .segment_pickers import ImagePicker, ModelPicker
@@ -74,7 +74,7 @@ class SegmentSettings(QWidget):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
         folder_row.addWidget(browse)
-        run, rform = form_group("Run")
+        run, rform = form_group("")
         rform.addRow("Device", self.device)
         rform.addRow("Precision", self.precision)
         rform.addRow("Window size", self.tile_size)
@@ -87,7 +87,8 @@ class SegmentSettings(QWidget):
             compact(combo, 8)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for section in (inputs, model, run):
+        self.advanced = Collapsible("Device and memory (defaults suit most images)", run)
+        for section in (inputs, model, self.advanced):
             layout.addWidget(section)
         self.image_picker.currentTextChanged.connect(self._on_image_changed)
         self.model_picker.changed.connect(self._on_model_changed)
