@@ -12,7 +12,7 @@ from PIL import Image
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model, segment
 from napari_unet_seg.core.batch import SegmentOptions, read_summary, run_batch
-from napari_unet_seg.core.jobs import find_jobs
+from napari_unet_seg.core.jobs import find_jobs, is_labels_file
 from napari_unet_seg.core.distributed import SchedulerError, connect
 from napari_unet_seg.core.modelfile import load_model
 
@@ -79,6 +79,9 @@ def test_label_images_in_folders_are_not_segmented(tmp_path):
     assert [j.source.name for j in find_jobs([tmp_path], out)] == ["cells.tif"]
     assert [j.source.name for j in find_jobs([tmp_path], out, pattern="*_labels.tif")] == ["cells_labels.tif"]
     assert len(find_jobs([tmp_path / "cells_labels.tif"], out)) == 1  # named explicitly: always attempted
+    assert [j.source.name for j in find_jobs([tmp_path], out, pattern="*.tif")] == ["cells.tif"]
+    (tmp_path / "cells_labels.ome.tif").write_bytes(b"")
+    assert is_labels_file(tmp_path / "cells_labels.ome.tif") and not is_labels_file(tmp_path / "labels.tif")
 
 
 def test_same_stem_twice_gets_two_outputs(tmp_path):

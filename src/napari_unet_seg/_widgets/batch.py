@@ -70,6 +70,7 @@ class BatchWidget(QWidget):
         self.input_dir, self.output_dir = QLineEdit(), QLineEdit()
         self.pattern = QLineEdit()
         self.pattern.setPlaceholderText("all TIFF, PNG, JPEG, zarr (or e.g. *.tif)")
+        self.pattern.setToolTip("Label images (*_labels.tif...) are skipped unless the pattern names them.")
         self.recursive = QCheckBox("include subfolders (mirrored in the output)")
         self.overwrite = QCheckBox("redo files that already have a result")
         files, form = form_group("Files")

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the label files and summary.csv")
     parser.add_argument("--pattern", default=None, metavar="GLOB",
                         help="in folders, take the files matching GLOB, e.g. '*.tif' (default: every TIFF, PNG, "
-                             "JPEG and zarr)")
+                             "JPEG and zarr); label images (*_labels.*) only if GLOB names them")
     parser.add_argument("--recursive", action="store_true",
                         help="also look in subfolders; their structure is mirrored in OUTDIR")
     parser.add_argument("--overwrite", action="store_true",

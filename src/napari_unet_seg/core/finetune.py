@@ -24,7 +24,7 @@ from .modelfile import SUFFIX, Model, available_models, load_model, new_model, s
 from .postprocess import logits_to_labels
 from .preprocess import PreparedImage
 from .scoring import evaluate_pairs
-from .tiling import predict_tiled
+from .tiling import exclusive, predict_tiled
 from .training import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
 
 SCRATCH_NAMES = ("none", "scratch", "")
@@ -42,7 +42,9 @@ def starting_model(
     if is_scratch(init):
         return new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width)
     base = load_model(init)  # cached and shared: never train it in place
-    return Model(net=copy.deepcopy(base.net), metadata=copy.deepcopy(base.metadata), name=base.name, path=base.path)
+    with exclusive(base.net):  # not mid-way through another thread's inference (eval mode, channels_last)
+        net = copy.deepcopy(base.net)
+    return Model(net=net, metadata=copy.deepcopy(base.metadata), name=base.name, path=base.path)
 
 
 def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> None:

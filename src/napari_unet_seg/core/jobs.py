@@ -18,27 +18,34 @@ class Job:
     target: Path
 
 
+LABELS_SUFFIXES = (*IMAGE_SUFFIXES, ".ome.tif", ".ome.tiff", ".ome.zarr")
+
+
 def is_labels_file(path: Path) -> bool:
     """``<stem>_labels.<ext>``: our outputs and the usual name of annotations, never raw images to segment."""
     name = path.name.lower()
-    return any(name.endswith(f"_labels{suffix}") for suffix in IMAGE_SUFFIXES)
+    return any(name.endswith(f"_labels{suffix}") for suffix in LABELS_SUFFIXES)
+
+
+def _wanted(entry: Path, pattern: str | None) -> bool:
+    """Images (or ``pattern`` matches), but label images only when the pattern asks for them by name."""
+    if is_labels_file(entry) and (pattern is None or "_labels" not in pattern.lower()):
+        return False
+    if pattern is not None:
+        return entry.match(pattern)
+    return is_zarr(entry) or entry.suffix.lower() in IMAGE_SUFFIXES
 
 
 def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> list[Path]:
-    """Files of ``folder`` (default: images that are not labels), never entering the output folder or a zarr store."""
+    """Files of ``folder`` (see :func:`_wanted`), never entering the output folder or a zarr store."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".") or entry.resolve() == outdir:
             continue
-        if is_zarr(entry):
-            if (pattern is None and not is_labels_file(entry)) or (pattern is not None and entry.match(pattern)):
-                found.append(entry)
-        elif entry.is_dir():
+        if entry.is_dir() and not is_zarr(entry):
             if recursive:
                 found.extend(_walk(entry, pattern, recursive, outdir))
-        elif pattern is None and entry.suffix.lower() in IMAGE_SUFFIXES and not is_labels_file(entry):
-            found.append(entry)
-        elif pattern is not None and entry.match(pattern):
+        elif _wanted(entry, pattern):
             found.append(entry)
     return found
 
@@ -78,8 +85,9 @@ def find_jobs(
     """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
 
     In a folder, ``pattern`` (a glob such as ``*.tif``) selects files; without
-    one, every TIFF, PNG, JPEG and zarr is taken except label images
-    (``*_labels.tif``, ``*_labels.zarr``...). Files named explicitly are
+    one, every TIFF, PNG, JPEG and zarr is taken. Label images
+    (``*_labels.tif``, ``*_labels.zarr``...) are skipped unless the pattern
+    names them (``*_labels.tif``). Files named explicitly are
     always attempted, so a bad one is reported rather than ignored. Two inputs
     that would write the same output are told apart by their suffix.
     """
@@ -95,7 +103,7 @@ def find_jobs(
     seen: dict[Path, int] = {}
     unique = []
     for job in jobs:
-        if outdir in job.source.resolve().parents and job.source.name.endswith(("_labels.tif", "_labels.zarr")):
+        if outdir in job.source.resolve().parents and is_labels_file(job.source):
             continue  # our own output, found because OUTDIR is inside an input folder
         target = job.target
         if target in seen:

@@ -39,8 +39,8 @@ _NET_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def exclusive(net: torch.nn.Module) -> Iterator[None]:
-    """Hold ``net`` for one caller at a time.
+def exclusive(net: torch.nn.Module, cancel: CancelCallback | None = None) -> Iterator[None]:
+    """Hold ``net`` for one caller at a time; waiting callers can still cancel.
 
     Inference switches the network to eval mode and channels_last and back,
     which replaces its parameters in place: a second thread running the same
@@ -49,8 +49,13 @@ def exclusive(net: torch.nn.Module) -> Iterator[None]:
     """
     with _NET_LOCKS_GUARD:
         lock = _NET_LOCKS.setdefault(net, threading.RLock())
-    with lock:
+    while not lock.acquire(timeout=0.1):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+    try:
         yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ def _predict_once(
     elif tuple(out.shape) != (net.num_classes, height, width):
         raise ValueError(f"out has shape {tuple(out.shape)}, expected {(net.num_classes, height, width)}")
 
-    with exclusive(net):
+    with exclusive(net, cancel):
         return _run_windows(net, image, windows, out, height, width, batch_size, torch_device, precision,
                             progress, cancel)
 
