@@ -4,8 +4,9 @@
 
 Besides the plain val images it runs stress variants of the fluorescence
 images that users' data look like: nuclei rescaled (0.4x to 2.5x, i.e. ~8 to
-~80 px across), every other nucleus made 10x dimmer than its neighbours, and
-16-bit data with uneven background and noise. Prints a Markdown table.
+~80 px across), every other nucleus made 10x dimmer than its neighbours,
+16-bit data with uneven background and noise, a 12-bit camera with hot
+pixels, and low light (photon noise). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def rescaled(image: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.nd
     return img.astype(np.uint8), lab
 
 
-def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
-    """(name, image, labels) stress variants of one fluorescence image."""
+def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, camera_rng: np.random.Generator):
+    """(name, image, labels) stress variants of one fluorescence image.
+
+    The camera variants draw from their own generator, so adding them left the older variants' noise unchanged.
+    """
     yield "plain", image, labels
     for scale in (0.4, 2.5):
         yield f"scale {scale}x", *rescaled(image, labels, scale)
@@ -47,6 +51,18 @@ def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     uneven = image.astype(np.float32) * 200 + 3000 * (0.5 + xx + 0.5 * yy) + rng.normal(0, 400, image.shape)
     yield "16-bit, uneven background, noise", np.clip(uneven, 0, 65535).astype(np.uint16), labels
+    yield "12-bit, 0.1 % hot pixels", hot_pixels(image, labels, camera_rng), labels
+    photons = image.astype(np.float32) / max(float(image.max()), 1.0) * 50  # 50 photons at the brightest
+    yield "low light (50 photons, Poisson)", camera_rng.poisson(photons + 2.5).astype(np.uint16), labels
+
+
+def hot_pixels(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 12-bit camera image with 0.1 % hot pixels, 1-3x as bright as the nuclei (as on many sCMOS chips)."""
+    out = image.astype(np.uint16) * 16
+    hot = rng.random(image.shape) < 0.001
+    bright = np.percentile(out[labels > 0], 99) if (labels > 0).any() else out.max()
+    out[hot] = np.clip(bright * rng.uniform(1, 3, int(hot.sum())), 0, 4095)
+    return out
 
 
 def main() -> None:
@@ -58,13 +74,13 @@ def main() -> None:
     model = load_model(args.model)
     with open(args.data / "index.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "val"]
-    rng = np.random.default_rng(0)
+    rng, camera_rng = np.random.default_rng(0), np.random.default_rng(1)
     scores: dict[tuple[str, str], list[list[float]]] = {}
     seconds = []
     for row in rows:
         image = tifffile.imread(args.data / "images" / f"{row['name']}.tif")
         labels = tifffile.imread(args.data / "labels" / f"{row['name']}.tif")
-        cases = variants(image, labels, rng) if row["kind"] == "fluorescence" else [("plain", image, labels)]
+        cases = variants(image, labels, rng, camera_rng) if row["kind"] == "fluorescence" else [("plain", image, labels)]
         for name, img, lab in cases:
             rgb = img.ndim == 3
             start = time.perf_counter()

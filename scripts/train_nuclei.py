@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save each new best model here while training")
     parser.add_argument("--contact-weight", type=float, default=0.0, help="extra centre-map weight where nuclei touch")
     parser.add_argument("--ema", type=float, default=0.0, help="score and keep a moving average of the weights (e.g. 0.999)")
+    parser.add_argument("--shot-noise", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="also add photon noise, MIN..MAX photons at the top of the range (e.g. 20 500)")
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -106,7 +108,8 @@ def main() -> None:
     else:
         model = new_model("instances", depth=args.depth, base_channels=args.width or 16)
         lineage = []
-    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05)
+    shot_noise = None if args.shot_noise is None else tuple(args.shot_noise)
+    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,

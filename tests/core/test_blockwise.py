@@ -61,7 +61,7 @@ def test_lazy_inputs_read_by_window(tmp_path, monkeypatch, disks):
     monkeypatch.setattr(preprocess, "sample_pixels", lambda a, max_pixels=0: original(a, 10_000))
     model = threshold_model()
     out = segment_to_zarr(Recording(), model, tmp_path / "l.zarr", block_size=64, halo=32, device="cpu")
-    assert max(reads) <= (64 + 2 * 32) ** 2 < image.size / 4
+    assert max(reads) <= (64 + 2 * 32 + 2) ** 2 < image.size / 4  # block + halo + 1 px that despiking reads
     assert average_precision(segment(image, model, device="cpu"), out[:]) >= 0.95
 
 

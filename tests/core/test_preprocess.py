@@ -2,7 +2,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_unet_seg.core.preprocess import PreparedImage, fit_normalization
+from napari_unet_seg.core.preprocess import PreparedImage, fit_normalization, lower_spikes
 
 
 def test_percentiles_computed_once_for_the_whole_image():
@@ -42,3 +42,38 @@ def test_channel_mismatch_is_clear():
 def test_constant_image_does_not_divide_by_zero():
     p = PreparedImage(np.full((8, 8), 7, np.uint8), in_channels=1, normalization_settings={})
     assert np.isfinite(np.asarray(p)).all()
+
+
+def test_lone_bright_pixels_are_lowered_but_blobs_and_lines_are_not():
+    raw = np.zeros((1, 20, 20), np.float32)
+    raw[0, 3, 3] = 100  # a hot pixel
+    raw[0, 10:12, 10:12] = 100  # the smallest blob: 2x2
+    raw[0, 16, 2:18] = 100  # a one-pixel-wide line
+    raw[0, 0, 19] = 100  # a hot pixel in the corner
+    out = lower_spikes(raw, np.array([25.0]))
+    assert out[0, 3, 3] == 0 and out[0, 0, 19] == 0
+    assert (out[0, 10:12, 10:12] == 100).all() and (out[0, 16, 2:18] == 100).all()
+    assert np.array_equal(lower_spikes(raw, np.array([100.0])), raw)  # not above the threshold: kept
+
+
+def test_despiked_windows_agree_with_the_whole_image():
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 5, (70, 90)).astype(np.float32)
+    image[3::7, 4::9] = 5000  # isolated hot pixels, some on window edges
+    image[0, 10] = image[69, 50] = image[30, 0] = image[40, 89] = 5000  # and on the image's edges
+    prepared = PreparedImage(image, in_channels=1, normalization_settings={"despike": 0.25})
+    whole = np.asarray(prepared)
+    assert whole.max() < 2  # every hot pixel lowered, wherever it is
+    for ys, xs in [(slice(0, 32), slice(0, 41)), (slice(31, 70), slice(40, 90)), (slice(3, 4), slice(0, 90))]:  # edges on hot pixels
+        np.testing.assert_array_equal(prepared[:, ys, xs], whole[:, ys, xs])
+
+
+def test_hot_pixels_do_not_stretch_the_intensity_window():
+    rng = np.random.default_rng(1)
+    clean = rng.normal(100, 3, (100, 100))
+    clean[20:40, 20:40] = 1000  # a nucleus
+    hot = clean.copy()
+    hot[rng.random(hot.shape) < 0.005] = 60000  # 0.5 % hot pixels: more than the top 0.2 % the window ignores
+    fitted = fit_normalization(hot[None], {"despike": 0.25})
+    assert fitted.high[0] == pytest.approx(fit_normalization(clean[None], {}).high[0], rel=0.05)
+    assert fit_normalization(hot[None], {}).high[0] > 10000  # without despiking the hot pixels set the window

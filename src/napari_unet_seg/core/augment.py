@@ -1,7 +1,7 @@
 """Random crops and augmentations that teach the variety of real microscopes.
 
 Scale (objects ~8 to ~80 px), flips and 90 degree turns, gamma, uneven
-background, noise, blur, and -- for instance models -- objects dimmed up to
+background, noise (gaussian, or photon noise of dim cameras), blur, and -- for instance models -- objects dimmed up to
 10x relative to their neighbours and textured interiors (speckles,
 nucleoli), so that defaults handle what users' images throw at them.
 """
@@ -27,6 +27,19 @@ class AugmentConfig:
     dim_range: tuple[float, float] = (0.1, 0.6)  # contrast factors of dimmed objects (0.1 = ten times dimmer)
     texture: bool = True
     max_noise: float = 0.05  # gaussian noise sigma, in units of the normalised range
+    shot_noise: tuple[float, float] | None = None  # photons at the top of the range: low-light (Poisson) noise
+
+
+def add_shot_noise(img: np.ndarray, photons_range: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    """Photon (Poisson) noise as a dim camera image has it: strongest on the brightest pixels.
+
+    The normalised range [0, 1] becomes 0..N photons (N drawn log-uniformly
+    from ``photons_range``) over a small dark level, is counted, and mapped back.
+    """
+    photons = float(np.exp(rng.uniform(*np.log(photons_range))))
+    dark = photons * 0.05
+    counts = rng.poisson(np.clip(img, 0, None) * photons + dark).astype(np.float32)
+    return (counts - dark) / photons
 
 
 def random_crop(
@@ -120,6 +133,8 @@ def augment_intensity(
         img = ndi.gaussian_filter(img, (0, rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.2)))
     if rng.random() < 0.5:
         img = img + rng.standard_normal(img.shape).astype(np.float32) * rng.uniform(0.0, noise_cap)
+    elif config.shot_noise and noise_cap == config.max_noise and rng.random() < 0.5:
+        img = add_shot_noise(img, config.shot_noise, rng)  # not with dimmed objects: they must stay learnable
     # what inference does to a whole image, done to the crop, then a little jitter
     low, high = np.percentile(img, 1), np.percentile(img, 99.8)
     img = (img - low) / max(high - low, 1e-3)

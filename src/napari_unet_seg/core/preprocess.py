@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 MAX_SAMPLE_PIXELS = 4_000_000
 RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -26,13 +27,43 @@ def sample_pixels(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS) -> np.ndarray
     return np.asarray(image[index])
 
 
+_NEIGHBOURS = np.ones((1, 3, 3), bool)
+_NEIGHBOURS[0, 1, 1] = False
+
+
+def lower_spikes(raw: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Lower single pixels brighter than all 8 neighbours by more than ``threshold`` to their brightest neighbour.
+
+    Hot camera pixels, cosmic-ray hits and shot-noise spikes are one pixel
+    wide; a nucleus, blurred by the optics, never is. Left in, such a pixel
+    looks like a tiny bright nucleus and grows false objects (and, when
+    there are many, it squashes the percentile window). ``raw`` is (C, h, w),
+    ``threshold`` one value per channel. A pixel on the image's edge is
+    judged by the neighbours it has.
+    """
+    raw = raw.astype(np.float32, copy=False)
+    brightest_neighbour = ndi.maximum_filter(raw, footprint=_NEIGHBOURS, mode="constant", cval=-np.inf)
+    spike = (raw - brightest_neighbour > threshold.reshape(-1, 1, 1)) & np.isfinite(brightest_neighbour)
+    return np.where(spike, brightest_neighbour, raw)
+
+
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel percentile window and whether to invert (bright background)."""
+    """Per-channel percentile window, whether to invert (bright background), and the spike threshold.
+
+    ``despike`` is a fraction of the window (``high - low``); 0 turns
+    :func:`lower_spikes` off.
+    """
 
     low: tuple[float, ...]
     high: tuple[float, ...]
     invert: bool = False
+    despike: float = 0.0
+
+    def spike_threshold(self) -> np.ndarray:
+        """The spike threshold in raw intensity units, per channel."""
+        span = np.maximum(np.asarray(self.high, np.float32) - np.asarray(self.low, np.float32), 1e-6)
+        return self.despike * span
 
     def apply(self, window: np.ndarray) -> np.ndarray:
         """Map a (C, h, w) window to float32 where the chosen percentiles become 0 and 1."""
@@ -45,23 +76,42 @@ class Normalization:
 
 
 def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normalization:
-    """Compute the percentiles of a (C, H, W) array once, from a sample."""
+    """Compute the percentiles of a (C, H, W) array once, from a sample.
+
+    With ``despike`` set, the percentiles are fitted again after lowering
+    spikes (see :func:`lower_spikes`), so hot pixels cannot stretch the
+    window -- on full-resolution samples only: in a strided sample of a huge
+    image, neighbouring samples are far apart and a small nucleus could pass
+    for a spike.
+    """
     low_q = float(settings.get("low", 1.0))
     high_q = float(settings.get("high", 99.8))
-    sample = sample_pixels(channels_first).astype(np.float32, copy=False)
-    sample = sample.reshape(sample.shape[0], -1)
+    despike = float(settings.get("despike", 0.0))
+    image = sample_pixels(channels_first).astype(np.float32, copy=False)
+    low, high = _percentile_window(image.reshape(image.shape[0], -1), low_q, high_q)
+    full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
+    if despike > 0 and full_resolution:
+        rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), despike=despike)
+        image = lower_spikes(image, rough.spike_threshold())
+        low, high = _percentile_window(image.reshape(image.shape[0], -1), low_q, high_q)
+    sample = image.reshape(image.shape[0], -1)
+    invert_setting = settings.get("invert", "auto")
+    if invert_setting == "auto":
+        invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
+    else:
+        invert = bool(invert_setting) and invert_setting != "no"
+    return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+
+
+def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) percentiles of a (C, N) sample; a constant channel keeps its full range."""
     low = np.percentile(sample, low_q, axis=1)
     high = np.percentile(sample, high_q, axis=1)
     flat = high <= low  # constant channel: fall back to its full range
     if np.any(flat):
         low = np.where(flat, sample.min(axis=1), low)
         high = np.where(flat, np.maximum(sample.max(axis=1), low + 1), high)
-    invert_setting = settings.get("invert", "auto")
-    if invert_setting == "auto":
-        invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
-    else:
-        invert = bool(invert_setting) and invert_setting != "no"
-    return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert)
+    return low, high
 
 
 def looks_bright_background(values: np.ndarray, low: float, high: float) -> bool:
@@ -129,7 +179,19 @@ class PreparedImage:
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         ys, xs = _spatial_slices(index)
-        return self.normalization.apply(self.read_raw(ys, xs))
+        if not self.normalization.despike:
+            return self.normalization.apply(self.read_raw(ys, xs))
+        # read one pixel more on every side, so a window's edge pixels are judged by their true neighbours:
+        # any window then agrees exactly with the whole image (no seams between tiles)
+        _, h, w = self.shape
+        y0, y1, _ = ys.indices(h)
+        x0, x1, _ = xs.indices(w)
+        if y1 <= y0 or x1 <= x0:
+            return self.normalization.apply(self.read_raw(ys, xs))
+        hy0, hx0 = max(y0 - 1, 0), max(x0 - 1, 0)
+        raw = self.read_raw(slice(hy0, min(y1 + 1, h)), slice(hx0, min(x1 + 1, w)))
+        raw = lower_spikes(raw, self.normalization.spike_threshold())
+        return self.normalization.apply(raw[:, y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:, :, :]
