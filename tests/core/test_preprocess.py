@@ -77,3 +77,15 @@ def test_hot_pixels_do_not_stretch_the_intensity_window():
     fitted = fit_normalization(hot[None], {"despike": 0.25})
     assert fitted.high[0] == pytest.approx(fit_normalization(clean[None], {}).high[0], rel=0.05)
     assert fit_normalization(hot[None], {}).high[0] > 10000  # without despiking the hot pixels set the window
+
+
+def test_confluent_fluorescence_is_not_inverted_but_dense_stain_is():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:128, 0:128]
+    nuclei = ((yy % 16 - 8) ** 2 + (xx % 16 - 8) ** 2) < 60  # ~75 % of the field
+    texture = rng.uniform(0.3, 1.0, (128, 128))  # nuclei of all brightnesses, as real ones
+    fluorescence = np.where(nuclei, 1000 * texture, 100 + rng.normal(0, 3, (128, 128)))
+    assert nuclei.mean() > 0.7 and np.median(fluorescence) > 500  # a median test would call it bright-background
+    assert not fit_normalization(fluorescence[None], {"invert": "auto"}).invert
+    stained = np.where(nuclei, 200 - 150 * texture, 230 + rng.normal(0, 2, (128, 128)))  # dark nuclei on white
+    assert fit_normalization(stained[None], {"invert": "auto"}).invert

@@ -115,9 +115,14 @@ def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple
 
 
 def looks_bright_background(values: np.ndarray, low: float, high: float) -> bool:
-    """True for brightfield and stained images: most pixels sit near the top of the range."""
-    median = float(np.median(values))
-    return (median - low) / max(high - low, 1e-6) > 0.5
+    """True for brightfield and stained images: more pixels sit near the top of the window than near the bottom.
+
+    Background is flat and gathers at one end; objects spread over the middle.
+    So even a confluent fluorescence field (nuclei on 80 % of it) keeps more
+    pixels near black than near white, where a median test would invert it.
+    """
+    scaled = (values - low) / max(high - low, 1e-6)
+    return bool(np.mean(scaled > 0.8) > np.mean(scaled < 0.2))
 
 
 class PreparedImage:
