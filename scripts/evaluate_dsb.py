@@ -57,7 +57,7 @@ def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, ca
 
 
 def hot_pixels(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 12-bit camera image with 0.1 % hot pixels, 1-3x as bright as the nuclei (as on many sCMOS chips)."""
+    """A 12-bit camera image with 0.1 % hot pixels, 1-3x the nuclei's 99th percentile, clipped at 4095."""
     out = image.astype(np.uint16) * 16
     hot = rng.random(image.shape) < 0.001
     bright = np.percentile(out[labels > 0], 99) if (labels > 0).any() else out.max()

@@ -86,9 +86,14 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.0, help="score and keep a moving average of the weights (e.g. 0.999)")
     parser.add_argument("--shot-noise", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="also add photon noise, MIN..MAX photons at the top of the range (e.g. 20 500)")
+    parser.add_argument("--despike", type=float, default=0.25,
+                        help="lower lone pixels brighter than all 8 neighbours by more than this fraction of the "
+                             "intensity window (hot pixels), in training and in every use of the model; 0 = off")
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
+    if args.shot_noise is not None and min(args.shot_noise) <= 0:
+        parser.error("--shot-noise takes two positive photon counts, e.g. 20 500")
     pairs = load_split(args.data, "train")
     train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.holdout_seed)
     print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
@@ -109,6 +114,7 @@ def main() -> None:
         model = new_model("instances", depth=args.depth, base_channels=args.width or 16)
         lineage = []
     shot_noise = None if args.shot_noise is None else tuple(args.shot_noise)
+    model.metadata["normalization"]["despike"] = args.despike  # before the images are normalised for training
     augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,

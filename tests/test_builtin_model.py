@@ -71,7 +71,7 @@ def test_batch_of_the_sample_folder_runs_to_the_end(tmp_path):
 
 
 def test_hot_pixels_do_not_become_nuclei(sample):
-    """A camera's hot pixels (here 0.2 %, twice as bright as the nuclei) are lowered before the network sees them."""
+    """A camera's hot pixels (here 0.2 %, brighter than the nuclei) are lowered before the network sees them."""
     image, truth = sample
     rng = np.random.default_rng(0)
     camera = image.astype(np.uint16) * 16  # as a 12-bit camera records it

@@ -79,13 +79,45 @@ def test_hot_pixels_do_not_stretch_the_intensity_window():
     assert fit_normalization(hot[None], {}).high[0] > 10000  # without despiking the hot pixels set the window
 
 
-def test_confluent_fluorescence_is_not_inverted_but_dense_stain_is():
+def test_confluent_or_saturated_fluorescence_is_not_inverted_but_a_stain_is():
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:128, 0:128]
-    nuclei = ((yy % 16 - 8) ** 2 + (xx % 16 - 8) ** 2) < 60  # ~75 % of the field
+    confluent = ((yy % 16 - 8) ** 2 + (xx % 16 - 8) ** 2) < 60  # ~75 % of the field
     texture = rng.uniform(0.3, 1.0, (128, 128))  # nuclei of all brightnesses, as real ones
-    fluorescence = np.where(nuclei, 1000 * texture, 100 + rng.normal(0, 3, (128, 128)))
-    assert nuclei.mean() > 0.7 and np.median(fluorescence) > 500  # a median test would call it bright-background
+    fluorescence = np.where(confluent, 1000 * texture, 100 + rng.normal(0, 3, (128, 128)))
+    assert confluent.mean() > 0.7 and np.median(fluorescence) > 500  # a median test alone would invert it
     assert not fit_normalization(fluorescence[None], {"invert": "auto"}).invert
-    stained = np.where(nuclei, 200 - 150 * texture, 230 + rng.normal(0, 2, (128, 128)))  # dark nuclei on white
+    sparse = ((yy % 32 - 16) ** 2 + (xx % 32 - 16) ** 2) < 70  # ~20 % of the field
+    dense = ((yy % 20 - 10) ** 2 + (xx % 20 - 10) ** 2) < 45  # ~35 %
+    saturated = np.where(dense, 255, 20 + 130 * xx / 127 + rng.normal(0, 2, (128, 128)))  # clipped, uneven background
+    assert np.mean(saturated >= 255) > 0.3  # more pixels at the top than near the bottom: a tail test alone inverts
+    assert not fit_normalization(saturated[None], {"invert": "auto"}).invert
+    stained = np.where(sparse, 200 - 150 * texture, 230 + rng.normal(0, 2, (128, 128)))  # dark nuclei on white
     assert fit_normalization(stained[None], {"invert": "auto"}).invert
+
+
+def test_despiking_works_in_the_networks_polarity_and_on_large_images():
+    rng = np.random.default_rng(3)
+    brightfield = rng.normal(200, 2, (64, 64))
+    brightfield[20:30, 20:30] = 80  # a dark nucleus
+    brightfield[5, 50] = 0  # a dead pixel: bright once inverted
+    prepared = PreparedImage(brightfield, in_channels=1, normalization_settings={"despike": 0.25})
+    assert prepared.normalization.invert and np.asarray(prepared).max() < 1.2
+    large = rng.normal(100, 3, (2100, 2100)).astype(np.float32)  # over the 4 M pixels sampled with a stride
+    large[::40, ::40] = 1000  # nuclei, as blobs
+    large[1::40, ::40] = large[::40, 1::40] = large[1::40, 1::40] = 1000
+    hot = large.copy()
+    hot[7::13, 5::11] = 60000  # ~0.7 % hot pixels
+    clean_high = fit_normalization(large[None], {}).high[0]
+    assert fit_normalization(hot[None], {"despike": 0.25}).high[0] == pytest.approx(clean_high, rel=0.05)
+
+
+def test_window_steps_and_bad_despike_values():
+    image = np.arange(100 * 120, dtype=np.float32).reshape(100, 120) % 97
+    prepared = PreparedImage(image, in_channels=1, normalization_settings={"despike": 0.25})
+    whole = np.asarray(prepared)
+    np.testing.assert_array_equal(prepared[:, ::2, 3:90:3], whole[:, ::2, 3:90:3])
+    np.testing.assert_array_equal(prepared[:, ::-1, :], whole[:, ::-1, :])
+    for bad in (-0.1, 1.5, "yes"):
+        with pytest.raises(ValueError, match="despike"):
+            PreparedImage(image, in_channels=1, normalization_settings={"despike": bad})

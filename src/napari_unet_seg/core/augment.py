@@ -1,9 +1,10 @@
 """Random crops and augmentations that teach the variety of real microscopes.
 
 Scale (objects ~8 to ~80 px), flips and 90 degree turns, gamma, uneven
-background, noise (gaussian, or photon noise of dim cameras), blur, and -- for instance models -- objects dimmed up to
-10x relative to their neighbours and textured interiors (speckles,
-nucleoli), so that defaults handle what users' images throw at them.
+background, noise (gaussian, or the photon noise of dim cameras), blur, and
+-- for instance models -- objects dimmed up to 10x relative to their
+neighbours and textured interiors (speckles, nucleoli), so that defaults
+handle what users' images throw at them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def add_shot_noise(img: np.ndarray, photons_range: tuple[float, float], rng: np.
     The normalised range [0, 1] becomes 0..N photons (N drawn log-uniformly
     from ``photons_range``) over a small dark level, is counted, and mapped back.
     """
+    if min(photons_range) <= 0:
+        raise ValueError(f"photon counts must be positive, not {photons_range}")
     photons = float(np.exp(rng.uniform(*np.log(photons_range))))
     dark = photons * 0.05
     counts = rng.poisson(np.clip(img, 0, None) * photons + dark).astype(np.float32)
@@ -102,6 +105,7 @@ def augment_intensity(
     h, w = img.shape[1:]
     background = float(np.percentile(img, 10))
     noise_cap = config.max_noise
+    dimmed = False
     if labels is not None and labels.any():
         ids = np.unique(labels)
         ids = ids[ids > 0]
@@ -115,6 +119,7 @@ def augment_intensity(
                 contrast = float(np.median(img[:, labels > 0]) - background)
                 noise_cap = min(noise_cap, 0.5 * lo * max(contrast, 0.0))
                 img = background + (img - background) * factors[labels][None]
+                dimmed = True
         if config.texture and rng.random() < 0.3:
             inside = (labels > 0)[None]
             speckle = 1 + rng.uniform(0.2, 0.6) * _smooth_noise((h, w), rng.uniform(0.7, 2.0), rng)
@@ -133,7 +138,7 @@ def augment_intensity(
         img = ndi.gaussian_filter(img, (0, rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.2)))
     if rng.random() < 0.5:
         img = img + rng.standard_normal(img.shape).astype(np.float32) * rng.uniform(0.0, noise_cap)
-    elif config.shot_noise and noise_cap == config.max_noise and rng.random() < 0.5:
+    elif config.shot_noise and not dimmed and rng.random() < 0.5:
         img = add_shot_noise(img, config.shot_noise, rng)  # not with dimmed objects: they must stay learnable
     # what inference does to a whole image, done to the crop, then a little jitter
     low, high = np.percentile(img, 1), np.percentile(img, 99.8)

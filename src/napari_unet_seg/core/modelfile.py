@@ -44,8 +44,7 @@ def default_metadata(task: str = "instances") -> dict[str, Any]:
         # instances: channel 0 = foreground, channel 1 = normalised distance to the edge
         "class_names": ["background", "object"],
         "input": {"channels": 1, "axes": "CYX", "color": "gray"},
-        # despike: one-pixel spikes (hot pixels) above all 8 neighbours by > 0.25 of the window are lowered
-        "normalization": {"method": "percentile", "low": 1.0, "high": 99.8, "invert": "auto", "despike": 0.25},
+        "normalization": {"method": "percentile", "low": 1.0, "high": 99.8, "invert": "auto"},
         "postprocess": {},
         "object_diameter": None,
         "training": {},

@@ -31,20 +31,37 @@ _NEIGHBOURS = np.ones((1, 3, 3), bool)
 _NEIGHBOURS[0, 1, 1] = False
 
 
-def lower_spikes(raw: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+def lower_spikes(raw: np.ndarray, threshold: np.ndarray, *, dark: bool = False) -> np.ndarray:
     """Lower single pixels brighter than all 8 neighbours by more than ``threshold`` to their brightest neighbour.
 
-    Hot camera pixels, cosmic-ray hits and shot-noise spikes are one pixel
-    wide; a nucleus, blurred by the optics, never is. Left in, such a pixel
-    looks like a tiny bright nucleus and grows false objects (and, when
-    there are many, it squashes the percentile window). ``raw`` is (C, h, w),
-    ``threshold`` one value per channel. A pixel on the image's edge is
-    judged by the neighbours it has.
+    Hot camera pixels and shot-noise spikes are one pixel wide; a nucleus,
+    blurred by the optics, never is. Left in, such a pixel looks like a tiny
+    bright nucleus and grows false objects (and, when there are many, it
+    squashes the percentile window). ``raw`` is (C, h, w), ``threshold`` one
+    value per channel. ``dark=True`` raises lone *dark* pixels instead: in an
+    image that will be inverted, those are the ones that end up bright. A
+    pixel on the image's edge is judged by the neighbours it has.
     """
     raw = raw.astype(np.float32, copy=False)
+    if dark:
+        return -lower_spikes(-raw, threshold)
     brightest_neighbour = ndi.maximum_filter(raw, footprint=_NEIGHBOURS, mode="constant", cval=-np.inf)
     spike = (raw - brightest_neighbour > threshold.reshape(-1, 1, 1)) & np.isfinite(brightest_neighbour)
     return np.where(spike, brightest_neighbour, raw)
+
+
+def sample_patches(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS, side: int = 256) -> list[np.ndarray]:
+    """Full-resolution (..., side, side) patches spread evenly over a large image, ``max_pixels`` in all.
+
+    Despiking needs true neighbours, which a strided sample does not have.
+    """
+    h, w = image.shape[-2], image.shape[-1]
+    count = max(1, max_pixels // (side * side))
+    rows = max(1, min(round(np.sqrt(count * h / w)), count))
+    cols = max(1, count // rows)
+    ys = np.linspace(0, max(h - side, 0), rows).round().astype(int)
+    xs = np.linspace(0, max(w - side, 0), cols).round().astype(int)
+    return [np.asarray(image[..., y:y + side, x:x + side]) for y in ys for x in xs]
 
 
 @dataclass(frozen=True)
@@ -79,28 +96,36 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
     """Compute the percentiles of a (C, H, W) array once, from a sample.
 
     With ``despike`` set, the percentiles are fitted again after lowering
-    spikes (see :func:`lower_spikes`), so hot pixels cannot stretch the
-    window -- on full-resolution samples only: in a strided sample of a huge
-    image, neighbouring samples are far apart and a small nucleus could pass
-    for a spike.
+    spikes (see :func:`lower_spikes`) in full-resolution patches, so hot
+    pixels cannot stretch the window, whatever the image's size.
     """
     low_q = float(settings.get("low", 1.0))
     high_q = float(settings.get("high", 99.8))
-    despike = float(settings.get("despike", 0.0))
+    despike = despike_setting(settings)
     image = sample_pixels(channels_first).astype(np.float32, copy=False)
-    low, high = _percentile_window(image.reshape(image.shape[0], -1), low_q, high_q)
-    full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
-    if despike > 0 and full_resolution:
-        rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), despike=despike)
-        image = lower_spikes(image, rough.spike_threshold())
-        low, high = _percentile_window(image.reshape(image.shape[0], -1), low_q, high_q)
     sample = image.reshape(image.shape[0], -1)
+    low, high = _percentile_window(sample, low_q, high_q)
     invert_setting = settings.get("invert", "auto")
     if invert_setting == "auto":
         invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
     else:
         invert = bool(invert_setting) and invert_setting != "no"
+    if despike > 0:
+        rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+        full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
+        patches = [image] if full_resolution else sample_patches(channels_first)
+        values = [lower_spikes(np.asarray(p, np.float32), rough.spike_threshold(), dark=invert).reshape(len(low), -1)
+                  for p in patches]
+        low, high = _percentile_window(np.concatenate(values, axis=1), low_q, high_q)
     return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+
+
+def despike_setting(settings: dict[str, Any]) -> float:
+    """The ``despike`` fraction of a model's normalisation settings (0 = off), checked."""
+    value = settings.get("despike") or 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"normalization 'despike' must be a number from 0 to below 1, not {value!r}")
+    return float(value)
 
 
 def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -115,14 +140,16 @@ def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple
 
 
 def looks_bright_background(values: np.ndarray, low: float, high: float) -> bool:
-    """True for brightfield and stained images: more pixels sit near the top of the window than near the bottom.
+    """True for brightfield and stained images: the background sits near the top of the window.
 
-    Background is flat and gathers at one end; objects spread over the middle.
-    So even a confluent fluorescence field (nuclei on 80 % of it) keeps more
-    pixels near black than near white, where a median test would invert it.
+    Two signs must agree: the median pixel is in the upper half, and more
+    pixels sit near the top than near the bottom (background is flat and
+    gathers at one end; objects spread over the middle). Either sign alone
+    misjudges some fluorescence -- the median a confluent field, the tails a
+    saturated one on an uneven background -- and fluorescence comes first.
     """
     scaled = (values - low) / max(high - low, 1e-6)
-    return bool(np.mean(scaled > 0.8) > np.mean(scaled < 0.2))
+    return bool(np.median(scaled) > 0.5 and np.mean(scaled > 0.8) > np.mean(scaled < 0.2))
 
 
 class PreparedImage:
@@ -184,19 +211,25 @@ class PreparedImage:
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         ys, xs = _spatial_slices(index)
-        if not self.normalization.despike:
-            return self.normalization.apply(self.read_raw(ys, xs))
+        norm = self.normalization
+        if not norm.despike:
+            return norm.apply(self.read_raw(ys, xs))
         # read one pixel more on every side, so a window's edge pixels are judged by their true neighbours:
         # any window then agrees exactly with the whole image (no seams between tiles)
         _, h, w = self.shape
-        y0, y1, _ = ys.indices(h)
-        x0, x1, _ = xs.indices(w)
+        (y0, y1, y_step), (x0, x1, x_step) = ys.indices(h), xs.indices(w)
+        if y_step != 1 or x_step != 1:  # read the plain window, then step through it
+            rows, cols = range(y0, y1, y_step), range(x0, x1, x_step)
+            if not len(rows) or not len(cols):
+                return norm.apply(self.read_raw(ys, xs))
+            box = self[:, min(rows):max(rows) + 1, min(cols):max(cols) + 1]
+            return box[:, [r - min(rows) for r in rows]][:, :, [c - min(cols) for c in cols]]
         if y1 <= y0 or x1 <= x0:
-            return self.normalization.apply(self.read_raw(ys, xs))
+            return norm.apply(self.read_raw(ys, xs))
         hy0, hx0 = max(y0 - 1, 0), max(x0 - 1, 0)
         raw = self.read_raw(slice(hy0, min(y1 + 1, h)), slice(hx0, min(x1 + 1, w)))
-        raw = lower_spikes(raw, self.normalization.spike_threshold())
-        return self.normalization.apply(raw[:, y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0])
+        raw = lower_spikes(raw, norm.spike_threshold(), dark=norm.invert)
+        return norm.apply(raw[:, y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:, :, :]
