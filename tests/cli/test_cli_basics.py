@@ -47,3 +47,27 @@ def test_classical_baseline_finds_separated_disks():
     image, labels = synthetic_nuclei((128, 128), n=10, seed=3)
     assert average_precision(labels, classical_nuclei(image)) > 0.8
     assert classical_nuclei(np.zeros((10, 10))).max() == 0
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("diameter", ["-5", "0", "nan", "inf"])
+def test_bad_diameter_is_one_line_and_exit_2(capsys, tmp_path, command, diameter):
+    image, labels = synthetic_nuclei((40, 40), n=3, seed=2)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    args = ["-o", str(tmp_path / "out")] if command == "predict" else ["--labels", str(tmp_path / "lab.tif")]
+    assert main([command, str(tmp_path / "img.tif"), *args, f"--diameter={diameter}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--diameter must be a positive number" in err
+
+
+def test_a_diameter_that_would_enlarge_the_image_absurdly_is_refused(capsys, tmp_path, tiny_model):
+    image, labels = synthetic_nuclei((40, 40), n=3, seed=2)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    tiny_model.metadata["object_diameter"] = 20.0
+    path = save_model(tiny_model, tmp_path / "m")
+    code = main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), "--model", str(path),
+                 "--diameter", "0.5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "would enlarge the image 40x; give at least 2.5 px" in err

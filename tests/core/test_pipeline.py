@@ -26,6 +26,12 @@ def test_diameter_rescales_and_returns_input_size(tiny_model):
     assert out.shape == (50, 70)
     with pytest.raises(ValueError, match="positive"):
         segment(np.random.rand(50, 70), tiny_model, diameter=-3)
+    for absurd in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="positive"):
+            segment(np.random.rand(50, 70), tiny_model, diameter=absurd)
+    with pytest.raises(ValueError, match="enlarge the image 10x"):  # 20 px objects said to be 2 px: 10x larger image
+        segment(np.random.rand(50, 70), tiny_model, diameter=2)
+    assert segment(np.random.rand(50, 70), tiny_model, diameter=2.5).shape == (50, 70)  # 8x is still allowed
 
 
 def test_progress_spans_all_slices(tiny_model):

@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .main import UserError
+    from .main import UserError, require_positive
 
+    require_positive(args.diameter, "--diameter")
     if len(args.images) != len(args.labels):
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
     model = load_model(args.model)
@@ -53,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         truth_data = np.asarray(truth.data)
         if image.stack or truth_data.shape != image.plane_shape:
             raise UserError(f"{Path(labels_path).name}: shape {truth_data.shape} does not match image {image.plane_shape}")
-        pred = segment(image.data, model, rgb=image.rgb, diameter=args.diameter, device=args.device)
+        try:
+            pred = segment(image.data, model, rgb=image.rgb, diameter=args.diameter, device=args.device)
+        except ValueError as exc:  # e.g. a diameter that would enlarge the image beyond reason
+            raise UserError(f"{Path(image_path).name}: {exc}") from None
         row = {"image": str(image_path), "ap50": average_precision(truth_data, pred), "dice": dice(truth_data, pred)}
         if args.baseline:
             base = classical_nuclei(image.data, rgb=image.rgb)

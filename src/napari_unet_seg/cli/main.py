@@ -7,6 +7,7 @@ User mistakes print one line on stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,12 @@ SUBCOMMANDS = [predict, models, evaluate, train]
 
 class UserError(Exception):
     """A mistake in the command line or its inputs: printed as one line."""
+
+
+def require_positive(value: float | None, name: str) -> None:
+    """An option that must be a positive, finite number when given (nan and inf are mistakes too)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"{name} must be a positive number, not {value:g}")
 
 
 def build_parser() -> argparse.ArgumentParser:

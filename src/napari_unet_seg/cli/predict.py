@@ -54,20 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _positive(value: int | float | None, name: str) -> None:
-    from .main import UserError
-
-    if value is not None and value <= 0:
-        raise UserError(f"{name} must be a positive number, not {value}")
-
-
 def run(args: argparse.Namespace) -> int:
     from ..core.distributed import SchedulerError
-    from .main import UserError
+    from .main import UserError, require_positive
 
-    _positive(args.tile_size, "--tile-size")
-    _positive(args.batch_size, "--batch-size")
-    _positive(args.diameter, "--diameter")
+    require_positive(args.tile_size, "--tile-size")
+    require_positive(args.batch_size, "--batch-size")
+    require_positive(args.diameter, "--diameter")
     # on a cluster the workers choose their own device; locally, fail early on a missing one
     device = args.device if args.scheduler else str(resolve_device(args.device))
     model = load_model(args.model)  # fail early and clearly on a bad model

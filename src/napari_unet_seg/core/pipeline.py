@@ -6,6 +6,7 @@ all preprocess from the model's metadata and give identical results.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -23,13 +24,21 @@ def is_rgb(image: Any) -> bool:
     return image.ndim >= 3 and image.shape[-1] in (3, 4) and np.dtype(image.dtype) == np.uint8
 
 
+MAX_ENLARGEMENT = 8  # a tiny diameter by mistake must not ask for a 40x larger image (and hang or run out of memory)
+
+
 def rescale_factor(model: Model, diameter: float | None) -> float:
     """How much to resize the image so its objects look the size the model knows."""
     if not diameter or not model.object_diameter:
         return 1.0
-    if diameter <= 0:
+    if not (math.isfinite(diameter) and diameter > 0):
         raise ValueError("the object diameter must be a positive number of pixels")
-    return float(model.object_diameter) / float(diameter)
+    factor = float(model.object_diameter) / float(diameter)
+    if factor > MAX_ENLARGEMENT:
+        smallest = float(model.object_diameter) / MAX_ENLARGEMENT
+        raise ValueError(f"an object diameter of {diameter:g} px would enlarge the image {factor:.0f}x; give at least "
+                         f"{smallest:.1f} px (this model's objects are {float(model.object_diameter):g} px across)")
+    return factor
 
 
 AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
