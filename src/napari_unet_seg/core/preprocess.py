@@ -223,7 +223,7 @@ class PreparedImage:
             if not len(rows) or not len(cols):
                 return norm.apply(self.read_raw(ys, xs))
             box = self[:, min(rows):max(rows) + 1, min(cols):max(cols) + 1]
-            return box[:, [r - min(rows) for r in rows]][:, :, [c - min(cols) for c in cols]]
+            return box[:, ::y_step, ::x_step]  # a range starts at its own end of the box, either direction
         if y1 <= y0 or x1 <= x0:
             return norm.apply(self.read_raw(ys, xs))
         hy0, hx0 = max(y0 - 1, 0), max(x0 - 1, 0)
