@@ -6,7 +6,7 @@ Besides the plain val images it runs stress variants of the fluorescence
 images that users' data look like: nuclei rescaled (0.4x to 2.5x, i.e. ~8 to
 ~80 px across), every other nucleus made 10x dimmer than its neighbours,
 16-bit data with uneven background and noise, a 12-bit camera with hot
-pixels, and low light (photon noise). Prints a Markdown table.
+pixels, and low light (photon noise: 50 and 20 photons at the brightest pixel). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, ca
     yield "12-bit, 0.1 % hot pixels", hot_pixels(image, labels, camera_rng), labels
     photons = image.astype(np.float32) / max(float(image.max()), 1.0) * 50  # 50 photons at the brightest
     yield "low light (50 photons, Poisson)", camera_rng.poisson(photons + 2.5).astype(np.uint16), labels
+    yield "very low light (20 photons, Poisson)", camera_rng.poisson(photons * 0.4 + 1).astype(np.uint16), labels
 
 
 def hot_pixels(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

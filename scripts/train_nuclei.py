@@ -89,11 +89,16 @@ def main() -> None:
     parser.add_argument("--despike", type=float, default=0.25,
                         help="lower lone pixels brighter than all 8 neighbours by more than this fraction of the "
                              "intensity window (hot pixels), in training and in every use of the model; 0 = off")
+    parser.add_argument("--denoise", type=float, nargs=2, default=[0.035, 0.55], metavar=("ABOVE", "SIGMA"),
+                        help="smooth images whose pixel noise is above ABOVE (a fraction of the intensity window) "
+                             "with a gaussian of SIGMA px, in training and in every use of the model; ABOVE 0 = off")
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
     if args.shot_noise is not None and min(args.shot_noise) <= 0:
         parser.error("--shot-noise takes two positive photon counts, e.g. 20 500")
+    if args.denoise[0] and not (0 < args.denoise[0] < 1 and 0 < args.denoise[1] <= 5):
+        parser.error("--denoise takes a noise level between 0 and 1 and a sigma up to 5 px, e.g. 0.035 0.55")
     pairs = load_split(args.data, "train")
     train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.holdout_seed)
     print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
@@ -114,7 +119,11 @@ def main() -> None:
         model = new_model("instances", depth=args.depth, base_channels=args.width or 16)
         lineage = []
     shot_noise = None if args.shot_noise is None else tuple(args.shot_noise)
-    model.metadata["normalization"]["despike"] = args.despike  # before the images are normalised for training
+    # before the images are normalised for training
+    model.metadata["normalization"]["despike"] = args.despike
+    model.metadata["normalization"].pop("denoise", None)
+    if args.denoise[0]:
+        model.metadata["normalization"]["denoise"] = {"above": args.denoise[0], "sigma": args.denoise[1]}
     augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,

@@ -2,7 +2,11 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from napari_unet_seg.core.preprocess import PreparedImage, fit_normalization, lower_spikes
+from scipy import ndimage as ndi
+
+from napari_unet_seg.core.preprocess import PreparedImage, fit_normalization, lower_spikes, noise_level
+
+DENOISE = {"above": 0.035, "sigma": 0.55}
 
 
 def test_percentiles_computed_once_for_the_whole_image():
@@ -121,3 +125,66 @@ def test_window_steps_and_bad_despike_values():
     for bad in (-0.1, 1.5, "yes"):
         with pytest.raises(ValueError, match="despike"):
             PreparedImage(image, in_channels=1, normalization_settings={"despike": bad})
+
+
+def _nuclei_field(shape=(120, 150), seed=0):
+    """Smooth blobs on a dark background, 0..1: structure without pixel noise."""
+    rng = np.random.default_rng(seed)
+    field = np.zeros(shape, np.float32)
+    field[tuple(rng.integers(0, s, 40) for s in shape)] = 1
+    field = ndi.gaussian_filter(ndi.maximum_filter(field, 9), 2)
+    return field / field.max()
+
+
+def test_noise_level_measures_pixel_noise_not_nuclei():
+    field = _nuclei_field()
+    assert noise_level([field[None]]) < 0.005  # edges and blobs are not noise
+    rng = np.random.default_rng(1)
+    for sigma in (0.02, 0.08):
+        noisy = field + rng.normal(0, sigma, field.shape).astype(np.float32)
+        assert noise_level([noisy[None]]) == pytest.approx(sigma, rel=0.15)
+
+
+def test_only_noisy_images_are_smoothed():
+    field = 1000 * _nuclei_field()
+    rng = np.random.default_rng(2)
+    settings = {"despike": 0.25, "denoise": DENOISE}
+    clean = fit_normalization((field + rng.normal(0, 5, field.shape))[None], settings)
+    noisy = fit_normalization((field + rng.normal(0, 80, field.shape))[None], settings)
+    assert clean.smooth == 0 and noisy.smooth == DENOISE["sigma"]
+    assert fit_normalization((field + rng.normal(0, 80, field.shape))[None], {"despike": 0.25}).smooth == 0  # not asked
+    raw = (field + rng.normal(0, 80, field.shape)).astype(np.float32)
+    smoothed = np.asarray(PreparedImage(raw, in_channels=1, normalization_settings=settings))
+    plain = np.asarray(PreparedImage(raw, in_channels=1, normalization_settings={"despike": 0.25}))
+    truth = (field - field.min()) / (np.ptp(field))
+    assert np.abs(smoothed - truth).std() < 0.8 * np.abs(plain - truth).std()  # closer to the noiseless field
+
+
+def test_smoothed_windows_agree_with_the_whole_image():
+    rng = np.random.default_rng(3)
+    image = (1000 * _nuclei_field((70, 90)) + rng.normal(0, 100, (70, 90))).astype(np.float32)
+    image[3::7, 4::9] = 9000  # hot pixels, some on window edges
+    prepared = PreparedImage(image, in_channels=1,
+                             normalization_settings={"despike": 0.25, "denoise": {"above": 0.035, "sigma": 1.5}})
+    assert prepared.normalization.smooth == 1.5 and prepared.normalization.context == 1 + 6
+    whole = np.asarray(prepared)
+    for ys, xs in [(slice(0, 32), slice(0, 41)), (slice(31, 70), slice(40, 90)), (slice(3, 4), slice(0, 90)),
+                   (slice(10, 12), slice(5, 7))]:
+        np.testing.assert_array_equal(prepared[:, ys, xs], whole[:, ys, xs])
+    np.testing.assert_array_equal(prepared[:, ::2, 3:90:3], whole[:, ::2, 3:90:3])
+
+
+def test_large_noisy_images_are_judged_on_full_resolution_patches():
+    rng = np.random.default_rng(4)
+    field = np.tile(1000 * _nuclei_field((256, 256)), (9, 9))  # 2304 x 2304: over the strided-sample limit
+    noisy = field + rng.normal(0, 80, field.shape)
+    clean = field + rng.normal(0, 5, field.shape)
+    assert fit_normalization(noisy[None], {"denoise": DENOISE}).smooth == DENOISE["sigma"]
+    assert fit_normalization(clean[None], {"denoise": DENOISE}).smooth == 0
+
+
+@pytest.mark.parametrize("bad", [0.05, {"above": 0.035}, {"above": 0, "sigma": 1}, {"above": 0.03, "sigma": 9},
+                                 {"above": "x", "sigma": 1}])
+def test_bad_denoise_settings_are_refused_clearly(bad):
+    with pytest.raises(ValueError, match="denoise"):
+        PreparedImage(np.zeros((8, 8)), in_channels=1, normalization_settings={"denoise": bad})

@@ -8,7 +8,7 @@ and zarr inputs are never loaded whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -64,18 +64,63 @@ def sample_patches(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS, side: int = 
     return [np.asarray(image[..., y:y + side, x:x + side]) for y in ys for x in xs]
 
 
+# the high-pass kernel of Immerkaer's noise estimate: blind to flat areas, ramps and straight edges
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def noise_level(patches: list[np.ndarray]) -> float:
+    """Standard deviation of pixel noise in normalised (C, h, w) patches: the largest of the channels.
+
+    A robust (median-based) version of Immerkaer's estimator: the kernel
+    cancels smooth structure, so the median response is set by the noise of
+    the background and the nuclei' interiors, not by their edges.
+    """
+    responses = [np.abs(ndi.convolve(p[c], _NOISE_KERNEL, mode="nearest")[1:-1, 1:-1]).ravel()
+                 for p in patches if min(p.shape[-2:]) >= 3 for c in range(p.shape[0])]
+    if not responses:
+        return 0.0
+    channels = patches[0].shape[0]
+    per_channel = [np.concatenate(responses[c::channels]) for c in range(channels)]
+    return float(max(np.median(r) for r in per_channel) / (0.6745 * 6.0))  # kernel gain 6, MAD -> sigma
+
+
+def smoothing_radius(sigma: float) -> int:
+    """How far :func:`scipy.ndimage.gaussian_filter` reads (its default truncation, 4 sigma)."""
+    return int(4.0 * sigma + 0.5) if sigma > 0 else 0
+
+
 @dataclass(frozen=True)
 class Normalization:
-    """Per-channel percentile window, whether to invert (bright background), and the spike threshold.
+    """Per-channel percentile window, whether to invert (bright background), spike threshold, smoothing.
 
     ``despike`` is a fraction of the window (``high - low``); 0 turns
-    :func:`lower_spikes` off.
+    :func:`lower_spikes` off. ``smooth`` is the sigma (px) of a gaussian
+    applied after normalising, chosen when the image was found noisy (0 = none).
     """
 
     low: tuple[float, ...]
     high: tuple[float, ...]
     invert: bool = False
     despike: float = 0.0
+    smooth: float = 0.0
+
+    @property
+    def context(self) -> int:
+        """Pixels a window must read beyond its edges to agree exactly with the whole image."""
+        return (1 if self.despike else 0) + smoothing_radius(self.smooth)
+
+    def treat(self, raw: np.ndarray) -> np.ndarray:
+        """Despike, normalise and smooth a raw (C, h, w) window.
+
+        Exact for pixels at least :attr:`context` px from a cut edge; at the
+        image's own edges every window treats pixels as the whole image does.
+        """
+        if self.despike:
+            raw = lower_spikes(raw, self.spike_threshold(), dark=self.invert)
+        out = self.apply(raw)
+        if self.smooth:
+            out = ndi.gaussian_filter(out, sigma=(0, self.smooth, self.smooth), mode="reflect")
+        return out
 
     def spike_threshold(self) -> np.ndarray:
         """The spike threshold in raw intensity units, per channel."""
@@ -97,11 +142,15 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
 
     With ``despike`` set, the percentiles are fitted again after lowering
     spikes (see :func:`lower_spikes`) in full-resolution patches, so hot
-    pixels cannot stretch the window, whatever the image's size.
+    pixels cannot stretch the window, whatever the image's size. With
+    ``denoise`` set (``{"above": level, "sigma": px}``), the same patches
+    measure the noise (:func:`noise_level`, in units of the window); a noisier
+    image is smoothed with that sigma before the network sees it.
     """
     low_q = float(settings.get("low", 1.0))
     high_q = float(settings.get("high", 99.8))
     despike = despike_setting(settings)
+    denoise = denoise_setting(settings)
     image = sample_pixels(channels_first).astype(np.float32, copy=False)
     sample = image.reshape(image.shape[0], -1)
     low, high = _percentile_window(sample, low_q, high_q)
@@ -110,14 +159,20 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
         invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
     else:
         invert = bool(invert_setting) and invert_setting != "no"
+    if despike == 0 and denoise is None:
+        return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert)
+    # both need true neighbours: the whole image, or full-resolution patches of a large one
+    full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
+    patches = [image] if full_resolution else [np.asarray(p, np.float32) for p in sample_patches(channels_first)]
     if despike > 0:
         rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
-        full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
-        patches = [image] if full_resolution else sample_patches(channels_first)
-        values = [lower_spikes(np.asarray(p, np.float32), rough.spike_threshold(), dark=invert).reshape(len(low), -1)
-                  for p in patches]
-        low, high = _percentile_window(np.concatenate(values, axis=1), low_q, high_q)
-    return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+        patches = [lower_spikes(p, rough.spike_threshold(), dark=invert) for p in patches]
+        low, high = _percentile_window(np.concatenate([p.reshape(len(low), -1) for p in patches], axis=1),
+                                       low_q, high_q)
+    fitted = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+    if denoise is not None and noise_level([fitted.apply(p) for p in patches]) > denoise[0]:
+        fitted = replace(fitted, smooth=denoise[1])
+    return fitted
 
 
 def despike_setting(settings: dict[str, Any]) -> float:
@@ -126,6 +181,20 @@ def despike_setting(settings: dict[str, Any]) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"normalization 'despike' must be a number from 0 to below 1, not {value!r}")
     return float(value)
+
+
+def denoise_setting(settings: dict[str, Any]) -> tuple[float, float] | None:
+    """The ``denoise`` setting as (noise level above which to smooth, sigma in px), checked; None = off."""
+    value = settings.get("denoise")
+    if value is None:
+        return None
+    try:
+        above, sigma = float(value["above"]), float(value["sigma"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f'normalization "denoise" must look like {{"above": 0.035, "sigma": 0.55}}, not {value!r}') from None
+    if not (0 < above < 1 and 0 < sigma <= 5):
+        raise ValueError(f'normalization "denoise" needs 0 < above < 1 and 0 < sigma <= 5 (px), not {value!r}')
+    return above, sigma
 
 
 def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -212,10 +281,11 @@ class PreparedImage:
     def __getitem__(self, index: tuple) -> np.ndarray:
         ys, xs = _spatial_slices(index)
         norm = self.normalization
-        if not norm.despike:
+        context = norm.context
+        if not context:
             return norm.apply(self.read_raw(ys, xs))
-        # read one pixel more on every side, so a window's edge pixels are judged by their true neighbours:
-        # any window then agrees exactly with the whole image (no seams between tiles)
+        # read a margin on every side, so a window's edge pixels are despiked and smoothed with their true
+        # neighbours: any window then agrees exactly with the whole image (no seams between tiles)
         _, h, w = self.shape
         (y0, y1, y_step), (x0, x1, x_step) = ys.indices(h), xs.indices(w)
         if y_step != 1 or x_step != 1:  # read the plain window, then step through it
@@ -226,10 +296,9 @@ class PreparedImage:
             return box[:, ::y_step, ::x_step]  # a range starts at its own end of the box, either direction
         if y1 <= y0 or x1 <= x0:
             return norm.apply(self.read_raw(ys, xs))
-        hy0, hx0 = max(y0 - 1, 0), max(x0 - 1, 0)
-        raw = self.read_raw(slice(hy0, min(y1 + 1, h)), slice(hx0, min(x1 + 1, w)))
-        raw = lower_spikes(raw, norm.spike_threshold(), dark=norm.invert)
-        return norm.apply(raw[:, y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0])
+        hy0, hx0 = max(y0 - context, 0), max(x0 - context, 0)
+        raw = self.read_raw(slice(hy0, min(y1 + context, h)), slice(hx0, min(x1 + context, w)))
+        return norm.treat(raw)[:, y0 - hy0:y1 - hy0, x0 - hx0:x1 - hx0]
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:, :, :]
