@@ -15,7 +15,7 @@ from skimage.transform import rescale
 from napari_unet_seg import load_model, segment
 from napari_unet_seg._sample_data import _pair, sample_stems
 from napari_unet_seg.core.metrics import average_precision, dice
-from napari_unet_seg.core.modelfile import builtin_model_paths
+from napari_unet_seg.core.modelfile import builtin_model_paths, load_model_file
 from napari_unet_seg.core.pipeline import estimate_diameter
 from napari_unet_seg.core.preprocess import PreparedImage
 
@@ -83,8 +83,6 @@ def test_hot_pixels_do_not_become_nuclei(sample):
 
 def test_low_light_images_are_smoothed_before_the_network(sample):
     """Few photons per pixel (Poisson noise): the model's noise check smooths such images, and that helps."""
-    from napari_unet_seg.core.modelfile import load_model_file
-
     image, truth = sample
     model = load_model_file(builtin_model_paths()["nuclei"])
     plain = load_model_file(builtin_model_paths()["nuclei"])

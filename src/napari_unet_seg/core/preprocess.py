@@ -53,7 +53,7 @@ def lower_spikes(raw: np.ndarray, threshold: np.ndarray, *, dark: bool = False) 
 def sample_patches(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS, side: int = 256) -> list[np.ndarray]:
     """Full-resolution (..., side, side) patches spread evenly over a large image, ``max_pixels`` in all.
 
-    Despiking needs true neighbours, which a strided sample does not have.
+    Despiking and the noise estimate need true neighbours, which a strided sample does not have.
     """
     h, w = image.shape[-2], image.shape[-1]
     count = max(1, max_pixels // (side * side))
@@ -75,13 +75,15 @@ def noise_level(patches: list[np.ndarray]) -> float:
     cancels smooth structure, so the median response is set by the noise of
     the background and the nuclei' interiors, not by their edges.
     """
-    responses = [np.abs(ndi.convolve(p[c], _NOISE_KERNEL, mode="nearest")[1:-1, 1:-1]).ravel()
-                 for p in patches if min(p.shape[-2:]) >= 3 for c in range(p.shape[0])]
-    if not responses:
+    usable = [p for p in patches if min(p.shape[-2:]) >= 3]
+    if not usable:
         return 0.0
-    channels = patches[0].shape[0]
-    per_channel = [np.concatenate(responses[c::channels]) for c in range(channels)]
-    return float(max(np.median(r) for r in per_channel) / (0.6745 * 6.0))  # kernel gain 6, MAD -> sigma
+
+    def median_response(channel: int) -> float:
+        return float(np.median(np.concatenate(
+            [np.abs(ndi.convolve(p[channel], _NOISE_KERNEL, mode="nearest")[1:-1, 1:-1]).ravel() for p in usable])))
+
+    return max(map(median_response, range(usable[0].shape[0]))) / (0.6745 * 6.0)  # kernel gain 6, MAD -> sigma
 
 
 def smoothing_radius(sigma: float) -> int:
