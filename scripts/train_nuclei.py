@@ -24,6 +24,7 @@ from skimage.measure import regionprops
 
 from napari_unet_seg.core.augment import AugmentConfig
 from napari_unet_seg.core.modelfile import load_model_file, new_model, save_model
+from napari_unet_seg.core.preprocess import denoise_setting
 from napari_unet_seg.core.training import StepReport, TrainConfig, TrainingPair, train
 from napari_unet_seg.core.widen import widened
 
@@ -97,7 +98,10 @@ def main() -> None:
 
     if args.shot_noise is not None and min(args.shot_noise) <= 0:
         parser.error("--shot-noise takes two positive photon counts, e.g. 20 500")
-    if args.denoise[0] and not (0 < args.denoise[0] < 1 and 0 < args.denoise[1] <= 5):
+    denoise = {"above": args.denoise[0], "sigma": args.denoise[1]} if args.denoise[0] else None
+    try:
+        denoise_setting({"denoise": denoise})  # the model file's own check, so both accept the same values
+    except ValueError:
         parser.error("--denoise takes a noise level between 0 and 1 and a sigma up to 5 px, e.g. 0.035 0.55")
     pairs = load_split(args.data, "train")
     train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.holdout_seed)
@@ -122,8 +126,8 @@ def main() -> None:
     # before the images are normalised for training
     model.metadata["normalization"]["despike"] = args.despike
     model.metadata["normalization"].pop("denoise", None)
-    if args.denoise[0]:
-        model.metadata["normalization"]["denoise"] = {"above": args.denoise[0], "sigma": args.denoise[1]}
+    if denoise:
+        model.metadata["normalization"]["denoise"] = denoise
     augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
