@@ -31,9 +31,15 @@ from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
 from napari_unet_seg.core.modelfile import Model, load_model_file, save_model
-from napari_unet_seg.core.pipeline import measure_diameter, needs_rescale, predict_scaled, rescale_factor
+from napari_unet_seg.core.pipeline import (
+    NetworkPrediction,
+    measure_diameter,
+    needs_rescale,
+    predict_network,
+    rescale_factor,
+)
+from napari_unet_seg.core.postprocess import DEFAULTS
 from napari_unet_seg.core.preprocess import PreparedImage
-from napari_unet_seg.core.postprocess import DEFAULTS, logits_to_labels
 
 POSTPROCESS = ("foreground_threshold", "seed_prominence", "smoothing", "min_size", "min_peak")
 GRID = {
@@ -107,25 +113,23 @@ def main() -> None:
     cases = [(*(rescaled(p.image, p.labels, s) if s != 1 else (p.image, p.labels)), p.rgb)
              for s in args.scales for p in held]
     # the measuring pass: every image at its own scale (an explicit diameter equal to the model's means no resize)
-    own_scale = [predict_scaled(model, image, rgb=rgb, diameter=model.object_diameter)[0] for image, _, rgb in cases]
+    own_scale = [predict_network(model, image, rgb=rgb, diameter=model.object_diameter) for image, _, rgb in cases]
     diameters = [measure_diameter(model, PreparedImage(image, in_channels=model.in_channels,
                                                        normalization_settings=model.normalization, rgb=rgb))
                  for image, _, rgb in cases]  # the pipeline's own measuring pass (central crop of large images)
-    rescaled_logits: dict[tuple[int, float], np.ndarray] = {}
+    rescaled_predictions: dict[tuple[int, float], NetworkPrediction] = {}
 
     def score(settings: dict) -> float:
-        """Mean AP50 over all the resized copies, each segmented as predict_scaled would."""
+        """Mean AP50 over all the resized copies, each segmented as segment() would."""
         shipped = candidate(model, settings, training_diameter)
         aps = []
-        for i, ((image, labels, rgb), logits, measured) in enumerate(zip(cases, own_scale, diameters)):
-            scale = 1.0
+        for i, ((image, labels, rgb), prediction, measured) in enumerate(zip(cases, own_scale, diameters)):
             if needs_rescale(shipped, measured):
-                scale = rescale_factor(shipped, measured)
-                key = (i, round(scale, 4))
-                if key not in rescaled_logits:
-                    rescaled_logits[key] = predict_scaled(shipped, image, rgb=rgb, diameter=measured)[0]
-                logits = rescaled_logits[key]
-            aps.append(average_precision(labels, logits_to_labels(logits, "instances", shipped.postprocess, scale)))
+                key = (i, round(rescale_factor(shipped, measured), 4))
+                if key not in rescaled_predictions:
+                    rescaled_predictions[key] = predict_network(shipped, image, rgb=rgb, diameter=measured)
+                prediction = rescaled_predictions[key]
+            aps.append(average_precision(labels, prediction.labels(shipped)))
         return float(np.mean(aps))
 
     low, high = model.auto_band

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from napari_unet_seg import ModelFileError, segment
+from napari_unet_seg.core.pipeline import NetworkPrediction
+from napari_unet_seg.core.postprocess import logits_to_labels
 
 
 def test_2d_stack_rgb_shapes(tiny_model):
@@ -85,3 +87,26 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     assert pipeline.estimate_diameter(tiny_model, prepared) == pytest.approx(measured)
     tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
+
+
+def _touching_pair_logits(shape=(60, 80), half_gap=7, reach=20.0):
+    """Two touching nuclei as a network sees them: centre maps falling 1/reach per px, a shallow valley between."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    distance = np.minimum(np.hypot(yy - 30, xx - (40 - half_gap)), np.hypot(yy - 30, xx - (40 + half_gap)))
+    centre = np.clip(1 - distance / reach, 1e-3, 1 - 1e-3)
+    return np.stack([np.where(distance <= half_gap + 2, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
+
+
+def test_enlarged_images_keep_touching_small_nuclei_apart(tiny_model):
+    """Seeds come from the network's size: shrinking the logits first would merge the pair."""
+    tiny_model.metadata["postprocess"] = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0,
+                                          "min_size": 16, "min_peak": 0.3}
+    prediction = NetworkPrediction(_touching_pair_logits(), 2.5, (24, 32))  # nuclei ~7 px across in the image
+    shrunk_first = logits_to_labels(prediction.image_logits(), "instances", tiny_model.postprocess, 2.5)
+    labels = prediction.labels(tiny_model)
+    assert shrunk_first.max() == 1 and labels.max() == 2
+    assert labels.shape == (24, 32)
+    np.testing.assert_array_equal(labels > 0, shrunk_first > 0)  # outlines are still drawn at the image's size
+    same_size = NetworkPrediction(_touching_pair_logits(), 1.0, (60, 80))
+    np.testing.assert_array_equal(same_size.labels(tiny_model), logits_to_labels(same_size.logits, "instances",
+                                                                                 tiny_model.postprocess))

@@ -1,7 +1,7 @@
 """What the Segment widget runs in its worker thread — no Qt, no napari.
 
 The widget describes a run as a frozen :class:`SegmentRequest`; this module
-turns it into core calls (``predict_scaled`` + post-processing, the same
+turns it into core calls (``predict_network`` + post-processing, the same
 functions the CLI and batch use; the core retries with smaller windows when
 the device runs out of memory) plane by plane and hands back plain arrays. Layers are
 made from the result on the main thread, never here.
@@ -22,8 +22,8 @@ import numpy as np
 
 from ..core.devices import resolve_device, resolve_precision
 from ..core.modelfile import Model, load_model
-from ..core.pipeline import predict_scaled
-from ..core.postprocess import logits_to_labels, semantic_labels, sigmoid
+from ..core.pipeline import NetworkPrediction, predict_network
+from ..core.postprocess import semantic_labels, sigmoid
 from ..core.tiling import CancelCallback, ProgressCallback
 
 MEMORY_FRACTION = 0.25  # labels bigger than this share of free RAM go to disk
@@ -134,11 +134,12 @@ def needs_disk(shape: tuple[int, ...], lazy: bool, plane_pixels: int, available_
     return labels_bytes > MEMORY_FRACTION * available_bytes or (lazy and plane_pixels > LAZY_PLANE_PIXELS)
 
 
-def to_labels(logits: np.ndarray, model: Model, output: str, scale: float = 1.0) -> np.ndarray:
+def to_labels(prediction: NetworkPrediction, model: Model, output: str) -> np.ndarray:
     """Instances or classes; an instance model's "semantic" output is its foreground mask."""
     if output == "semantic" and model.task == "instances":
-        return semantic_labels(logits[:1], float(model.postprocess.get("foreground_threshold", 0.5)))
-    return logits_to_labels(logits, model.task, model.postprocess, scale)
+        threshold = float(model.postprocess.get("foreground_threshold", 0.5))
+        return semantic_labels(prediction.image_logits()[:1], threshold)
+    return prediction.labels(model)
 
 
 def to_probabilities(logits: np.ndarray, model: Model) -> np.ndarray:
@@ -180,19 +181,19 @@ def run_segmentation(
                 progress(_k * total + done, len(planes) * total)
 
         plane = image[idx] if idx else image
-        logits, scale = predict_scaled(
+        prediction = predict_network(
             model, plane, rgb=request.rgb, diameter=request.diameter, tile_size=request.tile_size,
             batch_size=request.batch_size, device=request.device, precision=precision,
             progress=plane_progress, cancel=cancel,
         )
-        plane_labels = to_labels(logits, model, request.output, scale)
+        plane_labels = to_labels(prediction, model, request.output)
         if labels is None:
             dtype = np.uint32 if request.output == "instances" and model.task == "instances" else plane_labels.dtype
             labels = np.zeros(lead + plane_labels.shape, dtype=dtype)
         labels[idx] = plane_labels
         objects += int(plane_labels.max(initial=0))  # instance ids run 1..N in each plane
         if request.probabilities:
-            plane_probs = to_probabilities(logits, model)
+            plane_probs = to_probabilities(prediction.image_logits(), model)
             if probabilities is None:
                 probabilities = np.zeros(lead + plane_probs.shape, dtype=np.float32)
             probabilities[idx] = plane_probs

@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .pipeline import estimate_diameter, is_rgb, predict_scaled, rescale_factor
-from .postprocess import logits_to_labels
+from .pipeline import estimate_diameter, is_rgb, predict_network, predict_resized, rescale_factor
 from .preprocess import PreparedImage
-from .tiling import Cancelled, CancelCallback, ProgressCallback, predict_tiled
+from .tiling import Cancelled, CancelCallback, ProgressCallback
 
 DEFAULT_OBJECT_DIAMETER = 64  # px; what the halo must hold when neither user nor model says
 CHUNK = 512
@@ -74,17 +71,6 @@ def halo_for(model: Model, diameter: float | None) -> int:
     return int(math.ceil(halo / net.size_multiple) * net.size_multiple)
 
 
-def _window_logits(model: Model, view: WindowView, scale: float, kw: dict[str, Any]) -> np.ndarray:
-    if abs(scale - 1.0) < 1e-3:
-        return predict_tiled(model.net, view, **kw)
-    window = torch.from_numpy(np.asarray(view))[None]
-    h, w = view.shape[1:]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    resized = F.interpolate(window, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)[0].numpy()
-    logits = predict_tiled(model.net, resized, **kw)
-    return F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear", align_corners=False)[0].numpy()
-
-
 def _keep_centred(labels: np.ndarray, core: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Ids whose centroid lies in ``core`` (window coordinates) and their areas."""
     flat = labels.ravel().astype(np.int64)
@@ -108,9 +94,8 @@ def segment_plane(
     instances = model.task == "instances"
     height, width = (plane.shape[0], plane.shape[1]) if rgb else plane.shape[-2:]
     if height <= block_size and width <= block_size:  # one block: exactly segment()'s result
-        logits, scale = predict_scaled(model, plane, rgb=rgb, diameter=diameter, progress=progress, cancel=cancel,
-                                       **opts)
-        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
+        labels = predict_network(model, plane, rgb=rgb, diameter=diameter, progress=progress, cancel=cancel,
+                                 **opts).labels(model)
         out[lead + (slice(None), slice(None))] = labels
         counts = np.bincount(labels.ravel().astype(np.int64))[1:] if instances else np.zeros(0)
         return int((counts > 0).sum()), float(counts.sum())
@@ -133,10 +118,8 @@ def segment_plane(
             if progress is not None:
                 progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
-        logits = _window_logits(model, WindowView(prepared, wy0, wy1, wx0, wx1), scale,
-                                dict(opts, progress=block_progress, cancel=cancel))
-        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
-        del logits
+        labels = predict_resized(model.net, WindowView(prepared, wy0, wy1, wx0, wx1), scale,
+                                 **dict(opts, progress=block_progress, cancel=cancel)).labels(model)
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
         if not instances:
             out[lead + (slice(by0, by1), slice(bx0, bx1))] = labels[core[0]:core[1], core[2]:core[3]]

@@ -7,6 +7,7 @@ all preprocess from the model's metadata and give identical results.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .postprocess import MEASURING_SETTINGS, instance_labels, logits_to_labels
+from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points
 from .preprocess import PreparedImage
 from .tiling import CancelCallback, ProgressCallback, predict_tiled
 
@@ -121,12 +122,56 @@ def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
 
     ``diameter=None`` measures the objects first and rescales only when they
     are far from the size the model was trained on (see :func:`estimate_diameter`).
-    Options as for :func:`predict_scaled`.
+    Options as for :func:`predict_network`.
     """
     return predict_scaled(model, image, **options)[0]
 
 
-def predict_scaled(
+@dataclass(frozen=True)
+class NetworkPrediction:
+    """Logits at the size the network saw, and how that size relates to the image's own.
+
+    When the image was enlarged for the network (objects smaller than the
+    model knows), shrinking the logits blurs the thin valleys between
+    touching nuclei, so two nuclei would come out as one. Their seeds are
+    therefore found at the network's size, where the model's settings are
+    meant, and grown into outlines at the image's own size.
+    """
+
+    logits: np.ndarray  # (classes, h, w)
+    scale: float  # how much the image was resized for the network
+    image_shape: tuple[int, int]  # (H, W)
+
+    def image_logits(self) -> np.ndarray:
+        """Logits at the image's own size (for probabilities and outlines)."""
+        if tuple(self.logits.shape[-2:]) == self.image_shape:
+            return self.logits
+        resized = F.interpolate(torch.from_numpy(self.logits)[None], size=self.image_shape, mode="bilinear",
+                                align_corners=False)
+        return resized[0].numpy()
+
+    def labels(self, model: Model) -> np.ndarray:
+        """The model's labels at the image's own size."""
+        seeds_at = None
+        if model.task == "instances" and self.scale > 1 and tuple(self.logits.shape[-2:]) != self.image_shape:
+            points = seed_points(self.logits, **{k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS})
+            factor = np.array(self.image_shape) / np.array(self.logits.shape[-2:])
+            seeds_at = (points + 0.5) * factor - 0.5  # pixel centres to pixel centres
+        return logits_to_labels(self.image_logits(), model.task, model.postprocess, self.scale, seeds_at)
+
+
+def predict_resized(net: torch.nn.Module, prepared: Any, scale: float, **run: Any) -> NetworkPrediction:
+    """Run the network on a prepared (C, H, W) image resized by ``scale``."""
+    _, h, w = prepared.shape
+    if abs(scale - 1.0) < 1e-3:
+        return NetworkPrediction(predict_tiled(net, prepared, **run), 1.0, (h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
+                            align_corners=False, antialias=scale < 1)[0].numpy()
+    return NetworkPrediction(predict_tiled(net, resized, **run), scale, (h, w))
+
+
+def predict_network(
     model: Model,
     image: Any,
     *,
@@ -138,32 +183,36 @@ def predict_scaled(
     precision: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
-) -> tuple[np.ndarray, float]:
-    """Logits at the image's own size, and the factor the image was resized by for the network.
+) -> NetworkPrediction:
+    """The network's logits for one 2D image, resized first if its objects are far from the model's size.
 
-    Post-processing needs the factor: ``logits_to_labels(..., scale=factor)``.
+    ``prediction.labels(model)`` gives the labels, ``prediction.image_logits()``
+    the logits at the image's own size.
     """
     prepared = PreparedImage(image, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
-    run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel)
+    run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel,
+               progress=progress)
     _, h, w = prepared.shape
     if diameter is None and auto_diameter_applies(model):
         if h <= AUTO_CROP and w <= AUTO_CROP:  # the measuring pass is the whole image: reuse it
-            logits = predict_tiled(model.net, prepared, progress=progress, **run)
+            logits = predict_tiled(model.net, prepared, **run)
             measured = _median_diameter(logits)
             if not needs_rescale(model, measured):
-                return logits, 1.0
+                return NetworkPrediction(logits, 1.0, (h, w))
             diameter = measured
         else:
             diameter = estimate_diameter(model, prepared, **run)
-    scale = rescale_factor(model, diameter)
-    if abs(scale - 1.0) < 1e-3:
-        return predict_tiled(model.net, prepared, progress=progress, **run), 1.0
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
-                            align_corners=False, antialias=scale < 1)[0].numpy()
-    logits = predict_tiled(model.net, resized, progress=progress, **run)
-    logits = F.interpolate(torch.from_numpy(logits)[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-    return logits.numpy(), scale
+    return predict_resized(model.net, prepared, rescale_factor(model, diameter), **run)
+
+
+def predict_scaled(model: Model, image: Any, **options: Any) -> tuple[np.ndarray, float]:
+    """Logits at the image's own size, and the factor the image was resized by for the network.
+
+    Options as for :func:`predict_network`; for labels use that function's
+    ``prediction.labels(model)``, which post-processes where it is most exact.
+    """
+    prediction = predict_network(model, image, **options)
+    return prediction.image_logits(), prediction.scale
 
 
 def segment(
@@ -206,11 +255,10 @@ def segment(
             if progress is not None:
                 progress(_i * total + done, planes * total)
 
-        logits, scale = predict_scaled(
+        labels = predict_network(
             model, plane, rgb=rgb, diameter=diameter, tile_size=tile_size, batch_size=batch_size,
             device=device, precision=precision, progress=plane_progress, cancel=cancel,
-        )
-        labels = logits_to_labels(logits, model.task, model.postprocess, scale)
+        ).labels(model)
         if not lead:
             return labels
         if out is None:

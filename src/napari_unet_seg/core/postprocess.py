@@ -12,6 +12,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
+SEED_SETTINGS = ("foreground_threshold", "seed_prominence", "smoothing")  # the ones seed_points takes
 # The automatic object-size measurement always uses these, whatever a model's own settings: models' stored size
 # bands were tuned against this measurement, so it is part of the model-file contract. Never change it.
 MEASURING_SETTINGS = MappingProxyType(
@@ -30,6 +31,32 @@ def semantic_labels(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return ids.astype(np.uint8 if logits.shape[0] <= 256 else np.uint16)
 
 
+def _maps(logits: np.ndarray, foreground_threshold: float, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground mask and the lightly smoothed centre map."""
+    foreground = sigmoid(logits[0]) > foreground_threshold
+    centre = sigmoid(logits[1]).astype(np.float32)
+    if smoothing > 0:
+        centre = gaussian(centre, smoothing, preserve_range=True)
+    return foreground, centre
+
+
+def _seed_mask(foreground: np.ndarray, centre: np.ndarray, seed_prominence: float) -> np.ndarray:
+    return h_maxima(centre, seed_prominence).astype(bool) & foreground if foreground.any() else foreground
+
+
+def seed_points(
+    logits: np.ndarray,
+    *,
+    foreground_threshold: float = DEFAULTS["foreground_threshold"],
+    seed_prominence: float = DEFAULTS["seed_prominence"],
+    smoothing: float = DEFAULTS["smoothing"],
+) -> np.ndarray:
+    """(N, 2) float (row, col) centres of the seeds :func:`instance_labels` would grow, one per object."""
+    foreground, centre = _maps(logits, foreground_threshold, smoothing)
+    seeds, n_seeds = ndi.label(_seed_mask(foreground, centre, seed_prominence))
+    return np.array(ndi.center_of_mass(seeds, seeds, range(1, n_seeds + 1)), np.float64).reshape(-1, 2)
+
+
 def instance_labels(
     logits: np.ndarray,
     *,
@@ -38,6 +65,7 @@ def instance_labels(
     smoothing: float = DEFAULTS["smoothing"],
     min_size: int = DEFAULTS["min_size"],
     min_peak: float = DEFAULTS["min_peak"],
+    seeds_at: np.ndarray | None = None,
 ) -> np.ndarray:
     """Foreground + centre-map logits -> instance labels.
 
@@ -50,13 +78,15 @@ def instance_labels(
     objects of their own, so small faint objects are not dropped -- unless
     their (smoothed) centre map never rises to ``min_peak``: a real nucleus
     has a middle, a smear of debris or a rim fragment often has none.
+
+    ``seeds_at`` ((N, 2) row, col) replaces the seed search with seeds found
+    elsewhere, e.g. by :func:`seed_points` on sharper logits of an enlarged copy.
     """
-    foreground = sigmoid(logits[0]) > foreground_threshold
-    centre = sigmoid(logits[1]).astype(np.float32)
-    if smoothing > 0:
-        centre = gaussian(centre, smoothing, preserve_range=True)
-    peaks = h_maxima(centre, seed_prominence).astype(bool) & foreground if foreground.any() else foreground
-    seeds, n_seeds = ndi.label(peaks)
+    foreground, centre = _maps(logits, foreground_threshold, smoothing)
+    if seeds_at is None:
+        seeds, n_seeds = ndi.label(_seed_mask(foreground, centre, seed_prominence))
+    else:
+        seeds, n_seeds = _point_markers(seeds_at, foreground)
     labels = watershed(-centre, seeds, mask=foreground) if n_seeds else np.zeros(foreground.shape, np.int64)
     orphans, n_orphans = ndi.label(foreground & (labels == 0))
     if n_orphans:
@@ -65,6 +95,16 @@ def instance_labels(
         peaks = ndi.maximum(centre, labels, np.arange(labels.max() + 1))
         labels = np.where(peaks[labels] >= min_peak, labels, 0)
     return relabel_by_size(labels, min_size)
+
+
+def _point_markers(points: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarray, int]:
+    """One marker pixel per point that falls on the foreground; two points on one pixel make one marker."""
+    rows, cols = (np.clip(np.rint(np.asarray(points, np.float64).reshape(-1, 2)[:, i]), 0, n - 1).astype(np.int64)
+                  for i, n in enumerate(foreground.shape))
+    markers = np.zeros(foreground.shape, np.int64)
+    on = foreground[rows, cols]
+    markers[rows[on], cols[on]] = np.arange(1, int(on.sum()) + 1)
+    return markers, int(on.sum())
 
 
 def relabel_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -81,6 +121,7 @@ def relabel_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 def logits_to_labels(
     logits: np.ndarray, task: str, settings: dict[str, Any] | None = None, scale: float = 1.0,
+    seeds_at: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dispatch on the model's task with its stored post-processing settings.
 
@@ -88,11 +129,12 @@ def logits_to_labels(
     ``pipeline.predict_scaled``). The minimum object size is meant at the
     network's scale, so images of small nuclei, magnified to look typical,
     keep their small nuclei, and images of large ones drop larger specks.
+    ``seeds_at``: instance seeds found elsewhere (see :func:`instance_labels`).
     """
     settings = dict(settings or {})
     if task == "instances":
         allowed = {k: settings[k] for k in DEFAULTS if k in settings}
         min_size = allowed.get("min_size", DEFAULTS["min_size"])
         allowed["min_size"] = max(1, round(min_size / scale**2))
-        return instance_labels(logits, **allowed)
+        return instance_labels(logits, **allowed, seeds_at=seeds_at)
     return semantic_labels(logits, float(settings.get("threshold", 0.5)))
