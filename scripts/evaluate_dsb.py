@@ -52,9 +52,14 @@ def variants(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, ca
     uneven = image.astype(np.float32) * 200 + 3000 * (0.5 + xx + 0.5 * yy) + rng.normal(0, 400, image.shape)
     yield "16-bit, uneven background, noise", np.clip(uneven, 0, 65535).astype(np.uint16), labels
     yield "12-bit, 0.1 % hot pixels", hot_pixels(image, labels, camera_rng), labels
-    photons = image.astype(np.float32) / max(float(image.max()), 1.0) * 50  # 50 photons at the brightest
-    yield "low light (50 photons, Poisson)", camera_rng.poisson(photons + 2.5).astype(np.uint16), labels
-    yield "very low light (20 photons, Poisson)", camera_rng.poisson(photons * 0.4 + 1).astype(np.uint16), labels
+    yield "low light (50 photons, Poisson)", low_light(image, 50, camera_rng), labels
+    yield "very low light (20 photons, Poisson)", low_light(image, 20, camera_rng), labels
+
+
+def low_light(image: np.ndarray, photons: float, rng: np.random.Generator) -> np.ndarray:
+    """The image as a photon-counting camera would record it with ``photons`` at the brightest pixel (Poisson)."""
+    fifty = image.astype(np.float32) / max(float(image.max()), 1.0) * 50  # 50 photons at the brightest
+    return rng.poisson(fifty * (photons / 50) + 0.05 * photons).astype(np.uint16)  # a 5 % background glow
 
 
 def hot_pixels(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

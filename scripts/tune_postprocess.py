@@ -4,7 +4,10 @@
 
 Uses the same held-out fluorescence train images as scripts/train_nuclei.py
 (never ``val``), at their own size and resized 0.4x and 2.5x (median nuclei
-~8 to ~48 px across, the largest ~120 px: the range the defaults must handle). Searches foreground
+~8 to ~48 px across, the largest ~120 px: the range the defaults must handle),
+and at their own size in low light (50 and 20 photons at the brightest pixel,
+Poisson noise: resizing a noisy image changes its noise, so rescaling choices
+must be scored on noisy images too). Searches foreground
 threshold, seed prominence, smoothing, smallest object size and lowest
 centre-map peak, one setting at a time (coordinate ascent from the model's
 current settings, until no single change helps), and writes the best settings
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from evaluate_dsb import rescaled
+from evaluate_dsb import low_light, rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.metrics import average_precision
@@ -48,9 +51,9 @@ GRID = {
     "smoothing": (0.0, 1.0, 2.0),
     "min_size": (4, 8, 16, 24, 32),
     "min_peak": (0.0, 0.2, 0.3, 0.4),
-    "diameter_factor": (1.0, 1.2, 1.4, 1.6),  # object_diameter = factor x the training data's median
-    "band_low": (0.6, 0.75, 0.9, 1.0),
-    "band_high": (1.4, 1.7, 2.0),
+    "diameter_factor": (1.0, 1.1, 1.2, 1.3, 1.4, 1.6),  # object_diameter = factor x the training data's median
+    "band_low": (0.6, 0.75, 0.85, 0.9, 1.0),
+    "band_high": (1.0, 1.2, 1.4, 1.7, 2.0),  # a band of 1.0-1.0 rescales every image to object_diameter
 }
 
 
@@ -96,6 +99,9 @@ def main() -> None:
     parser.add_argument("--holdout-seed", type=int, default=0, help="as given to train_nuclei.py")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.4, 2.5],
                         help="score the held-out images resized by each of these (equal weight)")
+    parser.add_argument("--photons", type=float, nargs="*", default=[50, 20],
+                        help="also score the held-out images (own size) in low light, with this many photons at the "
+                             "brightest pixel (Poisson noise), so settings that help clean images cannot cost noisy ones")
     args = parser.parse_args()
     model = load_model_file(args.model)
     half = args.half or model.metadata.get("weights_dtype") == "float16"
@@ -112,6 +118,8 @@ def main() -> None:
     model.metadata["object_diameter"] = model.object_diameter or training_diameter  # e.g. a fresh checkpoint
     cases = [(*(rescaled(p.image, p.labels, s) if s != 1 else (p.image, p.labels)), p.rgb)
              for s in args.scales for p in held]
+    camera = np.random.default_rng(args.holdout_seed + 1)
+    cases += [(low_light(p.image, n, camera), p.labels, False) for n in args.photons for p in held if not p.rgb]
     # the measuring pass: every image at its own scale (an explicit diameter equal to the model's means no resize)
     own_scale = [predict_network(model, image, rgb=rgb, diameter=model.object_diameter) for image, _, rgb in cases]
     diameters = [measure_diameter(model, PreparedImage(image, in_channels=model.in_channels,
@@ -139,7 +147,7 @@ def main() -> None:
     model.metadata.update(candidate(model, best, training_diameter).metadata)
     model.metadata.setdefault("training", {})["training_diameter"] = training_diameter
     model.metadata["training"]["postprocess_tuning"] = {
-        "held_out_train_images": len(held), "scales": args.scales, "ap50": round(best_ap, 4), "grid": GRID,
+        "held_out_train_images": len(held), "scales": args.scales, "photons": args.photons, "ap50": round(best_ap, 4), "grid": GRID,
         "search": "coordinate ascent from the previous settings, rescaling decided per candidate",
         "settings_tried": tried,
     }
