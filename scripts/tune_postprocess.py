@@ -147,7 +147,8 @@ def main() -> None:
     model.metadata.update(candidate(model, best, training_diameter).metadata)
     model.metadata.setdefault("training", {})["training_diameter"] = training_diameter
     model.metadata["training"]["postprocess_tuning"] = {
-        "held_out_train_images": len(held), "scales": args.scales, "photons": args.photons, "ap50": round(best_ap, 4), "grid": GRID,
+        "held_out_train_images": len(held), "scales": args.scales, "photons": args.photons,
+        "ap50": round(best_ap, 4), "grid": GRID,
         "search": "coordinate ascent from the previous settings, rescaling decided per candidate",
         "settings_tried": tried,
     }

@@ -118,8 +118,8 @@ def segment_plane(
             if progress is not None:
                 progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
-        labels = predict_resized(model.net, WindowView(prepared, wy0, wy1, wx0, wx1), scale,
-                                 **dict(opts, progress=block_progress, cancel=cancel)).labels(model)
+        window = WindowView(prepared, wy0, wy1, wx0, wx1)
+        labels = predict_resized(model.net, window, scale, **opts, progress=block_progress, cancel=cancel).labels(model)
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
         if not instances:
             out[lead + (slice(by0, by1), slice(bx0, bx1))] = labels[core[0]:core[1], core[2]:core[3]]
