@@ -8,7 +8,7 @@ The public API lives here; everything it names comes from the Qt-free core.
 
 from .__about__ import __version__
 from .core.modelfile import Model, ModelFileError, available_models, load_model, new_model, save_model
-from .core.pipeline import predict_logits, predict_scaled, segment
+from .core.pipeline import NetworkPrediction, predict_logits, predict_network, predict_scaled, segment
 from .core.postprocess import logits_to_labels
 from .core.tiling import Cancelled, predict_tiled
 from .core.unet import UNet
@@ -17,6 +17,7 @@ __all__ = [
     "Cancelled",
     "Model",
     "ModelFileError",
+    "NetworkPrediction",
     "UNet",
     "__version__",
     "available_models",
@@ -24,6 +25,7 @@ __all__ = [
     "logits_to_labels",
     "new_model",
     "predict_logits",
+    "predict_network",
     "predict_scaled",
     "predict_tiled",
     "save_model",

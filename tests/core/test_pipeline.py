@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from helpers import synthetic_nuclei, threshold_model
 
-from napari_unet_seg import ModelFileError, segment
-from napari_unet_seg.core.pipeline import NetworkPrediction
-from napari_unet_seg.core.postprocess import logits_to_labels
+from napari_unet_seg import ModelFileError, save_model, segment
+from napari_unet_seg.core.pipeline import NetworkPrediction, seed_points_tiled, to_image_coordinates
+from napari_unet_seg.core.postprocess import logits_to_labels, seed_points
 
 
 def test_2d_stack_rgb_shapes(tiny_model):
@@ -54,6 +55,7 @@ def test_default_model_missing_or_present():
 
 def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_model):
     from helpers import oracle_logits, synthetic_nuclei
+
     from napari_unet_seg.core import pipeline
     from napari_unet_seg.core.preprocess import PreparedImage
 
@@ -102,11 +104,57 @@ def test_enlarged_images_keep_touching_small_nuclei_apart(tiny_model):
     tiny_model.metadata["postprocess"] = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0,
                                           "min_size": 16, "min_peak": 0.3}
     prediction = NetworkPrediction(_touching_pair_logits(), 2.5, (24, 32))  # nuclei ~7 px across in the image
-    shrunk_first = logits_to_labels(prediction.image_logits(), "instances", tiny_model.postprocess, 2.5)
+    shrunk_first = logits_to_labels(prediction.image_logits, "instances", tiny_model.postprocess, 2.5)
     labels = prediction.labels(tiny_model)
     assert shrunk_first.max() == 1 and labels.max() == 2
     assert labels.shape == (24, 32)
     np.testing.assert_array_equal(labels > 0, shrunk_first > 0)  # outlines are still drawn at the image's size
-    same_size = NetworkPrediction(_touching_pair_logits(), 1.0, (60, 80))
-    np.testing.assert_array_equal(same_size.labels(tiny_model), logits_to_labels(same_size.logits, "instances",
-                                                                                 tiny_model.postprocess))
+
+
+def _blob_logits(shape, centres, radius):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
+    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
+    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
+
+
+def test_seeds_map_pixel_centre_to_pixel_centre():
+    """An uneven, rounded size ratio (a 25x33 image seen as 63x83): pixel centres land on pixel centres."""
+    image_pixels = np.array([[0, 0], [24, 32], [10, 7]], np.float64)
+    network_points = (image_pixels + 0.5) * (np.array([63, 83]) / np.array([25, 33])) - 0.5
+    np.testing.assert_allclose(to_image_coordinates(network_points, (63, 83), (25, 33)), image_pixels, atol=1e-9)
+
+
+def test_seeds_found_at_the_networks_size_land_on_their_nuclei(tiny_model):
+    centres = [(12.0, 12.0), (40.0, 60.0), (50.0, 15.0)]  # network pixels, each nucleus ~6 image px across
+    labels = NetworkPrediction(_blob_logits((63, 83), centres, 8.0), 2.5, (25, 33)).labels(tiny_model)
+    assert labels.max() == 3
+    for cy, cx in to_image_coordinates(np.array(centres), (63, 83), (25, 33)):
+        assert labels[round(cy), round(cx)] > 0
+
+
+def test_seed_search_in_windows_finds_the_same_seeds():
+    rng = np.random.default_rng(0)
+    centres = [tuple(c) for c in rng.uniform(5, 295, (60, 2))]
+    logits = _blob_logits((300, 300), centres, 7.0)
+    settings = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0}
+    whole = seed_points(logits, **settings)
+    windows = seed_points_tiled(logits, settings, tile=64, margin=32)  # 25 windows
+    assert len(whole) > 40
+    assert sorted(map(tuple, np.round(windows, 6))) == sorted(map(tuple, np.round(whole, 6)))
+
+
+def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):
+    from napari_unet_seg._widgets.segment_job import SegmentRequest, run_segmentation
+    from napari_unet_seg.core.blockwise import segment_to_zarr
+
+    model = threshold_model()
+    model.metadata["object_diameter"] = 20.0
+    image, _ = synthetic_nuclei((64, 80), n=8, seed=3)
+    reference = segment(image, model, diameter=8.0)  # enlarged 2.5x
+    assert reference.max() >= 5
+    zarr_labels = segment_to_zarr(image, model, tmp_path / "l.zarr", diameter=8.0, block_size=256)
+    np.testing.assert_array_equal(zarr_labels[:], reference)
+    save_model(model, tmp_path / "threshold.safetensors")
+    result = run_segmentation(image, SegmentRequest(model=str(tmp_path / "threshold.safetensors"), diameter=8.0))
+    np.testing.assert_array_equal(result.labels, reference)

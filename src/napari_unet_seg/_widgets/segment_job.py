@@ -138,7 +138,7 @@ def to_labels(prediction: NetworkPrediction, model: Model, output: str) -> np.nd
     """Instances or classes; an instance model's "semantic" output is its foreground mask."""
     if output == "semantic" and model.task == "instances":
         threshold = float(model.postprocess.get("foreground_threshold", 0.5))
-        return semantic_labels(prediction.image_logits()[:1], threshold)
+        return semantic_labels(prediction.image_logits[:1], threshold)
     return prediction.labels(model)
 
 
@@ -193,7 +193,7 @@ def run_segmentation(
         labels[idx] = plane_labels
         objects += int(plane_labels.max(initial=0))  # instance ids run 1..N in each plane
         if request.probabilities:
-            plane_probs = to_probabilities(prediction.image_logits(), model)
+            plane_probs = to_probabilities(prediction.image_logits, model)
             if probabilities is None:
                 probabilities = np.zeros(lead + plane_probs.shape, dtype=np.float32)
             probabilities[idx] = plane_probs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,10 @@ def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
     return predict_scaled(model, image, **options)[0]
 
 
+SEED_TILE = 2048  # px at the network's size: the seed search runs in windows this big, so memory stays bounded
+SEED_MARGIN = 128  # px of context around each window (several nuclei at the network's size)
+
+
 @dataclass(frozen=True)
 class NetworkPrediction:
     """Logits at the size the network saw, and how that size relates to the image's own.
@@ -142,6 +147,7 @@ class NetworkPrediction:
     scale: float  # how much the image was resized for the network
     image_shape: tuple[int, int]  # (H, W)
 
+    @cached_property
     def image_logits(self) -> np.ndarray:
         """Logits at the image's own size (for probabilities and outlines)."""
         if tuple(self.logits.shape[-2:]) == self.image_shape:
@@ -151,13 +157,44 @@ class NetworkPrediction:
         return resized[0].numpy()
 
     def labels(self, model: Model) -> np.ndarray:
-        """The model's labels at the image's own size."""
+        """The model's labels at the image's own size (what :func:`segment` returns)."""
         seeds_at = None
         if model.task == "instances" and self.scale > 1 and tuple(self.logits.shape[-2:]) != self.image_shape:
-            points = seed_points(self.logits, **{k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS})
-            factor = np.array(self.image_shape) / np.array(self.logits.shape[-2:])
-            seeds_at = (points + 0.5) * factor - 0.5  # pixel centres to pixel centres
-        return logits_to_labels(self.image_logits(), model.task, model.postprocess, self.scale, seeds_at)
+            settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
+            seeds_at = to_image_coordinates(seed_points_tiled(self.logits, settings), self.logits.shape[-2:],
+                                            self.image_shape)
+        return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
+
+
+def to_image_coordinates(points: np.ndarray, network_shape: tuple[int, ...], image_shape: tuple[int, int]) -> np.ndarray:
+    """(row, col) points on the network's grid -> the image's grid, pixel centre to pixel centre.
+
+    The same geometry as the bilinear resizing (``align_corners=False``): the
+    ratio is per axis, from the actual sizes (which were rounded).
+    """
+    factor = np.asarray(image_shape, np.float64) / np.asarray(network_shape, np.float64)
+    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
+
+
+def seed_points_tiled(logits: np.ndarray, settings: dict[str, Any], tile: int = SEED_TILE,
+                      margin: int = SEED_MARGIN) -> np.ndarray:
+    """:func:`~.postprocess.seed_points` window by window, each keeping the seeds in its own part.
+
+    The search needs several times the window's size in memory, and an image
+    enlarged for the network can be large; a margin of several nuclei gives
+    each window the context its seeds depend on.
+    """
+    h, w = logits.shape[-2:]
+    if h <= tile and w <= tile:
+        return seed_points(logits, **settings)
+    found = []
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
+            points = seed_points(logits[:, ya:y0 + tile + margin, xa:x0 + tile + margin], **settings) + (ya, xa)
+            rows, cols = np.rint(points[:, 0]), np.rint(points[:, 1])
+            found.append(points[(rows >= y0) & (rows < y0 + tile) & (cols >= x0) & (cols < x0 + tile)])
+    return np.concatenate(found)
 
 
 def predict_resized(net: torch.nn.Module, prepared: Any, scale: float, **run: Any) -> NetworkPrediction:
@@ -186,8 +223,8 @@ def predict_network(
 ) -> NetworkPrediction:
     """The network's logits for one 2D image, resized first if its objects are far from the model's size.
 
-    ``prediction.labels(model)`` gives the labels, ``prediction.image_logits()``
-    the logits at the image's own size.
+    ``prediction.labels(model)`` gives what :func:`segment` would,
+    ``prediction.image_logits`` the logits at the image's own size.
     """
     prepared = PreparedImage(image, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
     run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel,
@@ -212,7 +249,7 @@ def predict_scaled(model: Model, image: Any, **options: Any) -> tuple[np.ndarray
     ``prediction.labels(model)``, which post-processes where it is most exact.
     """
     prediction = predict_network(model, image, **options)
-    return prediction.image_logits(), prediction.scale
+    return prediction.image_logits, prediction.scale
 
 
 def segment(

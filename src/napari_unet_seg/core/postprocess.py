@@ -104,7 +104,7 @@ def _point_markers(points: np.ndarray, foreground: np.ndarray) -> tuple[np.ndarr
     markers = np.zeros(foreground.shape, np.int64)
     on = foreground[rows, cols]
     markers[rows[on], cols[on]] = np.arange(1, int(on.sum()) + 1)
-    return markers, int(on.sum())
+    return markers, int(markers.max(initial=0))
 
 
 def relabel_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def logits_to_labels(
     """Dispatch on the model's task with its stored post-processing settings.
 
     ``scale`` is how much the image was resized for the network (see
-    ``pipeline.predict_scaled``). The minimum object size is meant at the
+    ``pipeline.predict_network``, whose ``prediction.labels(model)`` calls this). The minimum object size is meant at the
     network's scale, so images of small nuclei, magnified to look typical,
     keep their small nuclei, and images of large ones drop larger specks.
     ``seeds_at``: instance seeds found elsewhere (see :func:`instance_labels`).
