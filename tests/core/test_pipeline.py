@@ -3,8 +3,8 @@ import pytest
 from helpers import synthetic_nuclei, threshold_model
 
 from napari_unet_seg import ModelFileError, save_model, segment
-from napari_unet_seg.core.pipeline import NetworkPrediction, seed_points_tiled, to_image_coordinates
-from napari_unet_seg.core.postprocess import logits_to_labels, seed_points
+from napari_unet_seg.core.pipeline import NetworkPrediction, to_image_coordinates
+from napari_unet_seg.core.postprocess import logits_to_labels, seed_points, seed_points_tiled
 
 
 def test_2d_stack_rgb_shapes(tiny_model):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .modelfile import Model, load_model
-from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points
+from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
 from .tiling import CancelCallback, ProgressCallback, predict_tiled
 
@@ -128,10 +128,6 @@ def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
     return predict_scaled(model, image, **options)[0]
 
 
-SEED_TILE = 2048  # px at the network's size: the seed search runs in windows this big, so memory stays bounded
-SEED_MARGIN = 128  # px of context around each window (several nuclei at the network's size)
-
-
 @dataclass(frozen=True)
 class NetworkPrediction:
     """Logits at the size the network saw, and how that size relates to the image's own.
@@ -174,27 +170,6 @@ def to_image_coordinates(points: np.ndarray, network_shape: tuple[int, ...], ima
     """
     factor = np.asarray(image_shape, np.float64) / np.asarray(network_shape, np.float64)
     return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
-
-
-def seed_points_tiled(logits: np.ndarray, settings: dict[str, Any], tile: int = SEED_TILE,
-                      margin: int = SEED_MARGIN) -> np.ndarray:
-    """:func:`~.postprocess.seed_points` window by window, each keeping the seeds in its own part.
-
-    The search needs several times the window's size in memory, and an image
-    enlarged for the network can be large; a margin of several nuclei gives
-    each window the context its seeds depend on.
-    """
-    h, w = logits.shape[-2:]
-    if h <= tile and w <= tile:
-        return seed_points(logits, **settings)
-    found = []
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
-            points = seed_points(logits[:, ya:y0 + tile + margin, xa:x0 + tile + margin], **settings) + (ya, xa)
-            rows, cols = np.rint(points[:, 0]), np.rint(points[:, 1])
-            found.append(points[(rows >= y0) & (rows < y0 + tile) & (cols >= x0) & (cols < x0 + tile)])
-    return np.concatenate(found)
 
 
 def predict_resized(net: torch.nn.Module, prepared: Any, scale: float, **run: Any) -> NetworkPrediction:

@@ -13,6 +13,8 @@ from skimage.segmentation import watershed
 
 DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
 SEED_SETTINGS = ("foreground_threshold", "seed_prominence", "smoothing")  # the ones seed_points takes
+SEED_TILE = 2048  # px: seed_points_tiled searches windows this big, so memory stays bounded on large images
+SEED_MARGIN = 128  # px of context around each window (several nuclei at the network's size)
 # The automatic object-size measurement always uses these, whatever a model's own settings: models' stored size
 # bands were tuned against this measurement, so it is part of the model-file contract. Never change it.
 MEASURING_SETTINGS = MappingProxyType(
@@ -55,6 +57,27 @@ def seed_points(
     foreground, centre = _maps(logits, foreground_threshold, smoothing)
     seeds, n_seeds = ndi.label(_seed_mask(foreground, centre, seed_prominence))
     return np.array(ndi.center_of_mass(seeds, seeds, range(1, n_seeds + 1)), np.float64).reshape(-1, 2)
+
+
+def seed_points_tiled(logits: np.ndarray, settings: dict[str, Any], tile: int = SEED_TILE,
+                      margin: int = SEED_MARGIN) -> np.ndarray:
+    """:func:`seed_points` window by window, each keeping the seeds in its own part.
+
+    The search needs several times the window's size in memory, and an image
+    enlarged for the network can be large; a margin of several nuclei gives
+    each window the context its seeds depend on.
+    """
+    h, w = logits.shape[-2:]
+    if h <= tile and w <= tile:
+        return seed_points(logits, **settings)
+    found = []
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
+            points = seed_points(logits[:, ya:y0 + tile + margin, xa:x0 + tile + margin], **settings) + (ya, xa)
+            rows, cols = np.rint(points[:, 0]), np.rint(points[:, 1])
+            found.append(points[(rows >= y0) & (rows < y0 + tile) & (cols >= x0) & (cols < x0 + tile)])
+    return np.concatenate(found)
 
 
 def instance_labels(
