@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import synthetic_nuclei  # noqa: E402
 
 from napari_unet_seg import new_model, save_model, segment  # noqa: E402
-from napari_unet_seg.core.batch import SegmentOptions, run_batch  # noqa: E402
+from napari_unet_seg.core.batch.runner import SegmentOptions, run_batch  # noqa: E402
 from napari_unet_seg.core.imageio import read_image, write_labels_tiff  # noqa: E402
 
 

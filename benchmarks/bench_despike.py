@@ -16,7 +16,7 @@ import numpy as np
 
 from napari_unet_seg import load_model, segment
 from napari_unet_seg._sample_data import make_mosaic
-from napari_unet_seg.core.preprocess import PreparedImage
+from napari_unet_seg.core.inference.preprocess import PreparedImage
 
 
 def seconds(run, repeat: int = 3) -> float:

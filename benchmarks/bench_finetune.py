@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_unet_seg.core.finetune import default_config, finetune, starting_model
-from napari_unet_seg.core.metrics import average_precision, dice
-from napari_unet_seg.core.pipeline import segment
-from napari_unet_seg.core.training import TrainingPair
+from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
+from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.inference.pipeline import segment
+from napari_unet_seg.core.training.loop import TrainingPair
 
 
 def load(data: Path, name: str) -> tuple[np.ndarray, np.ndarray]:

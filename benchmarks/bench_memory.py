@@ -20,7 +20,7 @@ CHILD = r"""
 import json, resource, sys, time, tempfile
 import numpy as np, zarr
 from napari_unet_seg import load_model, new_model, predict_tiled
-from napari_unet_seg.core.preprocess import PreparedImage
+from napari_unet_seg.core.inference.preprocess import PreparedImage
 size, folder = int(sys.argv[1]), sys.argv[2]
 try:
     model = load_model("nuclei")

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg import segment
-from napari_unet_seg.core.augment import AugmentConfig
-from napari_unet_seg.core.metrics import average_precision, dice
-from napari_unet_seg.core.modelfile import new_model
-from napari_unet_seg.core.tiling import predict_tiled
-from napari_unet_seg.core.training import TrainConfig, train
+from napari_unet_seg.core.training.augment import AugmentConfig
+from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.model.modelfile import new_model
+from napari_unet_seg.core.inference.tiling import predict_tiled
+from napari_unet_seg.core.training.loop import TrainConfig, train
 
 SHAPES = [(4, 8), (4, 16), (3, 32), (4, 24)]
 

@@ -21,9 +21,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.draw import line
 
-from napari_unet_seg.core.finetune import default_config, finetune, starting_model
-from napari_unet_seg.core.pipeline import segment
-from napari_unet_seg.core.training import TrainingPair, mean_iou
+from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
+from napari_unet_seg.core.inference.pipeline import segment
+from napari_unet_seg.core.training.loop import TrainingPair, mean_iou
 
 
 def make_task(seed: int, size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,8 +18,8 @@ import torch
 
 from napari_unet_seg import load_model, new_model, predict_tiled
 from napari_unet_seg._sample_data import make_mosaic
-from napari_unet_seg.core.modelfile import ModelFileError
-from napari_unet_seg.core.preprocess import PreparedImage
+from napari_unet_seg.core.model.modelfile import ModelFileError
+from napari_unet_seg.core.inference.preprocess import PreparedImage
 
 
 def blended(net, image: np.ndarray, window: int, overlap: float = 0.25) -> np.ndarray:

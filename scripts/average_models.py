@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from napari_unet_seg.core.modelfile import load_model_file, save_model
+from napari_unet_seg.core.model.modelfile import load_model_file, save_model
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import tifffile
 from skimage.transform import rescale
 
 from napari_unet_seg import load_model, segment
-from napari_unet_seg.core.baseline import classical_nuclei
-from napari_unet_seg.core.metrics import average_precision, dice
+from napari_unet_seg.core.inference.baseline import classical_nuclei
+from napari_unet_seg.core.training.metrics import average_precision, dice
 
 
 def rescaled(image: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

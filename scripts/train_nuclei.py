@@ -22,11 +22,11 @@ import tifffile
 import torch
 from skimage.measure import regionprops
 
-from napari_unet_seg.core.augment import AugmentConfig
-from napari_unet_seg.core.modelfile import load_model_file, new_model, save_model
-from napari_unet_seg.core.preprocess import denoise_setting
-from napari_unet_seg.core.training import StepReport, TrainConfig, TrainingPair, train
-from napari_unet_seg.core.widen import widened
+from napari_unet_seg.core.training.augment import AugmentConfig
+from napari_unet_seg.core.model.modelfile import load_model_file, new_model, save_model
+from napari_unet_seg.core.inference.preprocess import denoise_setting
+from napari_unet_seg.core.training.loop import StepReport, TrainConfig, TrainingPair, train
+from napari_unet_seg.core.model.widen import widened
 
 
 def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:

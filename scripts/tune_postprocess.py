@@ -32,17 +32,17 @@ import torch
 from evaluate_dsb import low_light, rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
-from napari_unet_seg.core.metrics import average_precision
-from napari_unet_seg.core.modelfile import Model, load_model_file, save_model
-from napari_unet_seg.core.pipeline import (
+from napari_unet_seg.core.training.metrics import average_precision
+from napari_unet_seg.core.model.modelfile import Model, load_model_file, save_model
+from napari_unet_seg.core.inference.pipeline import (
     NetworkPrediction,
     measure_diameter,
     needs_rescale,
     predict_network,
     rescale_factor,
 )
-from napari_unet_seg.core.postprocess import DEFAULTS
-from napari_unet_seg.core.preprocess import PreparedImage
+from napari_unet_seg.core.inference.postprocess import DEFAULTS
+from napari_unet_seg.core.inference.preprocess import PreparedImage
 
 POSTPROCESS = ("foreground_threshold", "seed_prominence", "smoothing", "min_size", "min_peak")
 GRID = {

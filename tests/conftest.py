@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers import randomize_batchnorm
-from napari_unet_seg.core.modelfile import Model, new_model
+from napari_unet_seg.core.model.modelfile import Model, new_model
 
 
 # tiny networks gain nothing from threads, and threads fight other processes on 2 cores

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_unet_seg.core.modelfile import new_model
-from napari_unet_seg.core.targets import centre_map
+from napari_unet_seg.core.model.modelfile import new_model
+from napari_unet_seg.core.training.targets import centre_map
 
 
 def randomize_batchnorm(net: torch.nn.Module, seed: int = 0) -> None:

@@ -5,8 +5,8 @@ import tifffile
 from helpers import synthetic_nuclei
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
-from napari_unet_seg.core.baseline import classical_nuclei
-from napari_unet_seg.core.metrics import average_precision
+from napari_unet_seg.core.inference.baseline import classical_nuclei
+from napari_unet_seg.core.training.metrics import average_precision
 
 
 def test_help_explains_every_option(capsys):

@@ -8,7 +8,7 @@ import tifffile
 
 from helpers import synthetic_nuclei
 from napari_unet_seg.cli.main import main
-from napari_unet_seg.core.modelfile import read_metadata, save_model
+from napari_unet_seg.core.model.modelfile import read_metadata, save_model
 
 TINY = ["--init", "none", "--depth", "2", "--width", "4", "--max-steps", "3"]
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from napari_unet_seg.core.augment import AugmentConfig, add_shot_noise, augment_intensity
+from napari_unet_seg.core.training.augment import AugmentConfig, add_shot_noise, augment_intensity
 
 
 def test_photon_noise_keeps_brightness_and_is_strongest_where_bright_and_dim():

@@ -11,10 +11,10 @@ from PIL import Image
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model, segment
-from napari_unet_seg.core.batch import SegmentOptions, read_summary, run_batch
-from napari_unet_seg.core.jobs import find_jobs, is_labels_file
-from napari_unet_seg.core.distributed import SchedulerError, connect
-from napari_unet_seg.core.modelfile import load_model
+from napari_unet_seg.core.batch.runner import SegmentOptions, read_summary, run_batch
+from napari_unet_seg.core.batch.jobs import find_jobs, is_labels_file
+from napari_unet_seg.core.batch.distributed import SchedulerError, connect
+from napari_unet_seg.core.model.modelfile import load_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning:distributed"),

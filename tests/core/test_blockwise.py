@@ -7,9 +7,9 @@ import zarr
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import Cancelled, segment
-from napari_unet_seg.core import preprocess
-from napari_unet_seg.core.blockwise import halo_for, segment_to_zarr
-from napari_unet_seg.core.metrics import average_precision
+from napari_unet_seg.core.inference import preprocess
+from napari_unet_seg.core.inference.blockwise import halo_for, segment_to_zarr
+from napari_unet_seg.core.training.metrics import average_precision
 
 
 @pytest.fixture(scope="module")

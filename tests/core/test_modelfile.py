@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from napari_unet_seg import ModelFileError, available_models, load_model, new_model, save_model
-from napari_unet_seg.core.modelfile import load_model_file, read_metadata
+from napari_unet_seg.core.model.modelfile import load_model_file, read_metadata
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path, tiny_model):

@@ -3,8 +3,8 @@ import pytest
 from helpers import synthetic_nuclei, threshold_model
 
 from napari_unet_seg import ModelFileError, save_model, segment
-from napari_unet_seg.core.pipeline import NetworkPrediction, to_image_coordinates
-from napari_unet_seg.core.postprocess import logits_to_labels, seed_points, seed_points_tiled
+from napari_unet_seg.core.inference.pipeline import NetworkPrediction, to_image_coordinates
+from napari_unet_seg.core.inference.postprocess import logits_to_labels, seed_points, seed_points_tiled
 
 
 def test_2d_stack_rgb_shapes(tiny_model):
@@ -44,7 +44,7 @@ def test_progress_spans_all_slices(tiny_model):
 
 
 def test_default_model_missing_or_present():
-    from napari_unet_seg.core.modelfile import builtin_model_paths
+    from napari_unet_seg.core.model.modelfile import builtin_model_paths
 
     if "nuclei" in builtin_model_paths():
         assert segment(np.zeros((20, 20), np.uint8)).shape == (20, 20)
@@ -56,8 +56,8 @@ def test_default_model_missing_or_present():
 def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_model):
     from helpers import oracle_logits, synthetic_nuclei
 
-    from napari_unet_seg.core import pipeline
-    from napari_unet_seg.core.preprocess import PreparedImage
+    from napari_unet_seg.core.inference import pipeline
+    from napari_unet_seg.core.inference.preprocess import PreparedImage
 
     big, big_labels = synthetic_nuclei((400, 400), n=12, radius=(28, 34), seed=4)  # ~60 px objects
     shapes = []
@@ -146,7 +146,7 @@ def test_seed_search_in_windows_finds_the_same_seeds():
 
 def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):
     from napari_unet_seg._widgets.segment_job import SegmentRequest, run_segmentation
-    from napari_unet_seg.core.blockwise import segment_to_zarr
+    from napari_unet_seg.core.inference.blockwise import segment_to_zarr
 
     model = threshold_model()
     model.metadata["object_diameter"] = 20.0

@@ -1,8 +1,8 @@
 import numpy as np
 
 from helpers import oracle_logits, synthetic_nuclei
-from napari_unet_seg.core.metrics import average_precision, dice
-from napari_unet_seg.core.postprocess import (
+from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.inference.postprocess import (
     instance_labels,
     logits_to_labels,
     relabel_by_size,

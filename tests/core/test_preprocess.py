@@ -4,7 +4,7 @@ import pytest
 
 from scipy import ndimage as ndi
 
-from napari_unet_seg.core.preprocess import PreparedImage, fit_normalization, lower_spikes, noise_level
+from napari_unet_seg.core.inference.preprocess import PreparedImage, fit_normalization, lower_spikes, noise_level
 
 DENOISE = {"above": 0.035, "sigma": 0.55}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.project import Project, default_project_dir
-from napari_unet_seg.core.training import TrainingPair
+from napari_unet_seg.core.training.project import Project, default_project_dir
+from napari_unet_seg.core.training.loop import TrainingPair
 
 
 def test_pairs_survive_a_restart(tmp_path):

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from napari_unet_seg import Cancelled, UNet, predict_tiled
-from napari_unet_seg.core import tiling
-from napari_unet_seg.core.tiling import minimum_tile_size, plan_windows
+from napari_unet_seg.core.inference import tiling
+from napari_unet_seg.core.inference.tiling import minimum_tile_size, plan_windows
 
 from helpers import randomize_batchnorm
 
@@ -126,7 +126,7 @@ def test_bf16_close_to_fp32(net):
 
 
 def test_unknown_device_is_a_clear_error(net):
-    from napari_unet_seg.core.devices import DeviceError
+    from napari_unet_seg.core.model.devices import DeviceError
 
     with pytest.raises(DeviceError, match="unknown device"):
         predict_tiled(net, np.zeros((8, 8)), device="tpu")
@@ -136,7 +136,7 @@ def test_unknown_device_is_a_clear_error(net):
 
 
 def test_out_of_memory_retries_with_smaller_windows_then_says_so(net, monkeypatch):
-    from napari_unet_seg.core.tiling import OutOfMemory
+    from napari_unet_seg.core.inference.tiling import OutOfMemory
 
     image = np.random.default_rng(6).random((150, 150), dtype=np.float32)
     reference = whole(net, image)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.finetune import (
+from napari_unet_seg.core.training.finetune import (
     check_pairs, finetune, fresh_model_name, save_trained, split_validation, starting_model,
 )
-from napari_unet_seg.core.modelfile import ModelFileError, available_models, load_model, user_model_dir
-from napari_unet_seg.core.training import TrainConfig, TrainingPair, evaluate_pairs, train
+from napari_unet_seg.core.model.modelfile import ModelFileError, available_models, load_model, user_model_dir
+from napari_unet_seg.core.training.loop import TrainConfig, TrainingPair, evaluate_pairs, train
 
 TINY = dict(depth=2, width=4)
 
@@ -141,7 +141,7 @@ def test_clear_errors_for_unusable_annotations():
 
 
 def test_sanity_check_warns_when_nothing_is_found():
-    from napari_unet_seg.core.finetune import sanity_check
+    from napari_unet_seg.core.training.finetune import sanity_check
 
     image, labels = synthetic_nuclei((96, 96))
     model = starting_model("none", **TINY)
@@ -161,7 +161,7 @@ def test_held_out_area_is_capped_so_scoring_stays_cheap():
 def test_weight_average_follows_the_moving_average_formula():
     import torch
 
-    from napari_unet_seg.core.training import WeightAverage
+    from napari_unet_seg.core.training.loop import WeightAverage
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
     start = {k: v.clone() for k, v in net.state_dict().items()}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from napari_unet_seg import UNet
-from napari_unet_seg.core.widen import widened
+from napari_unet_seg.core.model.widen import widened
 
 
 def _trained_like(net: UNet) -> UNet:

@@ -1,4 +1,4 @@
-"""The "Batch segment" dock widget: a thin shell over :func:`napari_unet_seg.core.batch.iter_jobs`.
+"""The "Batch segment" dock widget: a thin shell over :func:`napari_unet_seg.core.batch.runner.iter_jobs`.
 
 The batch runs in a napari thread worker that yields one result per file; the
 table, progress bar and layers are only touched on the main thread (in the
@@ -22,9 +22,9 @@ from qtpy.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.batch import SUMMARY_NAME, FileResult, SegmentOptions, iter_jobs
-from ..core.jobs import Job, find_jobs
-from ..core.devices import available_devices
+from ..core.batch.runner import SUMMARY_NAME, FileResult, SegmentOptions, iter_jobs
+from ..core.batch.jobs import Job, find_jobs
+from ..core.model.devices import available_devices
 from ._common import auto_double_spinbox, auto_spinbox, form_group, value_or_none
 from .segment_pickers import ModelPicker
 

@@ -20,9 +20,9 @@ from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..core.devices import DeviceError
-from ..core.modelfile import ModelFileError
-from ..core.tiling import Cancelled
+from ..core.model.devices import DeviceError
+from ..core.model.modelfile import ModelFileError
+from ..core.inference.tiling import Cancelled
 from ._common import ProgressRelay, eta_text
 from .segment_form import SegmentSettings
 from .segment_job import SegmentRequest, run_segmentation

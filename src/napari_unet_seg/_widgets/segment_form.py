@@ -15,8 +15,8 @@ from napari.utils.notifications import show_warning
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from ..core.devices import PRECISIONS, available_devices
-from ..core.modelfile import ModelFileError
+from ..core.model.devices import PRECISIONS, available_devices
+from ..core.model.modelfile import ModelFileError
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from .segment_job import SegmentRequest, check_channels, needs_disk, plane_layout
 from .segment_layers import current_plane, is_lazy, source_array

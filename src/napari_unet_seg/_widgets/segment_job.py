@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.devices import resolve_device, resolve_precision
-from ..core.modelfile import Model, load_model
-from ..core.pipeline import NetworkPrediction, predict_network
-from ..core.postprocess import semantic_labels, sigmoid
-from ..core.tiling import CancelCallback, ProgressCallback
+from ..core.model.devices import resolve_device, resolve_precision
+from ..core.model.modelfile import Model, load_model
+from ..core.inference.pipeline import NetworkPrediction, predict_network
+from ..core.inference.postprocess import semantic_labels, sigmoid
+from ..core.inference.tiling import CancelCallback, ProgressCallback
 
 MEMORY_FRACTION = 0.25  # labels bigger than this share of free RAM go to disk
 LAZY_PLANE_PIXELS = 8192 * 8192  # lazy planes bigger than this go to disk
@@ -208,9 +208,9 @@ def _run_blockwise(image: Any, model: Model, request: SegmentRequest, device: st
                    progress: ProgressCallback | None, cancel: CancelCallback | None) -> Any:
     """Write labels straight to a zarr store with core.blockwise, reopened writable so users can paint."""
     try:
-        from ..core.blockwise import segment_to_zarr
+        from ..core.inference.blockwise import segment_to_zarr
     except ImportError as exc:
-        raise RuntimeError("writing large results to disk needs napari_unet_seg.core.blockwise, "
+        raise RuntimeError("writing large results to disk needs napari_unet_seg.core.inference.blockwise, "
                            "which this version does not include") from exc
     path = Path(request.zarr_path)
     existed = path.exists()

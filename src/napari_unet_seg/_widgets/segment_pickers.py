@@ -11,7 +11,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from ..core.modelfile import DEFAULT_MODEL, ModelFileError, available_models, read_metadata
+from ..core.model.modelfile import DEFAULT_MODEL, ModelFileError, available_models, read_metadata
 
 LOAD_FROM_FILE = "Load from file…"
 

@@ -17,9 +17,9 @@ from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from ..core.finetune import fresh_model_name
-from ..core.modelfile import ModelFileError, available_models, user_model_dir
-from ..core.project import Project, default_project_dir
+from ..core.training.finetune import fresh_model_name
+from ..core.model.modelfile import ModelFileError, available_models, user_model_dir
+from ..core.training.project import Project, default_project_dir
 from ._common import form_group, format_seconds
 from .train_job import JobOutcome, TrainBridge, TrainJob, run_job
 from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from ..core.finetune import (
+from ..core.training.finetune import (
     FinetuneResult, RegionPredictor, default_config, finetune, fresh_model_name, is_scratch, save_trained,
     starting_model,
 )
-from ..core.modelfile import available_models, user_model_dir
-from ..core.project import Project
-from ..core.training import TrainingPair
+from ..core.model.modelfile import available_models, user_model_dir
+from ..core.training.project import Project
+from ..core.training.loop import TrainingPair
 
 
 class TrainBridge(QObject):

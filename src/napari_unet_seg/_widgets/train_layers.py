@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.training import TrainingPair
+from ..core.training.loop import TrainingPair
 
 MODES = ("dense", "region", "scribbles")
 

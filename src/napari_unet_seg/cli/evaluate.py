@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.baseline import classical_nuclei
+from ..core.inference.baseline import classical_nuclei
 from ..core.imageio import ImageReadError, read_image
-from ..core.metrics import average_precision, dice
-from ..core.modelfile import load_model
-from ..core.pipeline import segment
+from ..core.training.metrics import average_precision, dice
+from ..core.model.modelfile import load_model
+from ..core.inference.pipeline import segment
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

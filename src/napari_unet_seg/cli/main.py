@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..core.devices import DeviceError
-    from ..core.modelfile import ModelFileError
+    from ..core.model.devices import DeviceError
+    from ..core.model.modelfile import ModelFileError
 
     try:
         return int(args.run(args) or 0)

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.batch import FileResult, SegmentOptions, run_jobs
-from ..core.jobs import find_jobs
-from ..core.devices import DEVICES, PRECISIONS, resolve_device
-from ..core.modelfile import load_model
+from ..core.batch.runner import FileResult, SegmentOptions, run_jobs
+from ..core.batch.jobs import find_jobs
+from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
+from ..core.model.modelfile import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.distributed import SchedulerError
+    from ..core.batch.distributed import SchedulerError
     from .main import UserError, require_positive
 
     require_positive(args.tile_size, "--tile-size")

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.imageio import ImageReadError, read_image
-from ..core.modelfile import SUFFIX
-from ..core.training import StepReport, TrainingPair
+from ..core.model.modelfile import SUFFIX
+from ..core.training.loop import StepReport, TrainingPair
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +97,7 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.finetune import finetune, is_scratch, save_trained, starting_model
+    from ..core.training.finetune import finetune, is_scratch, save_trained, starting_model
 
     output = Path(args.output)
     if output.suffix != SUFFIX:
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels)
     if not scratch and classes is not None and classes != len(model.class_names):
         raise _error(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
-    from ..core.finetune import default_config
+    from ..core.training.finetune import default_config
 
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,

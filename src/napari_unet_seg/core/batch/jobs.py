@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .imageio import IMAGE_SUFFIXES, is_zarr
+from ..imageio import IMAGE_SUFFIXES, is_zarr
 
 
 @dataclass(frozen=True)

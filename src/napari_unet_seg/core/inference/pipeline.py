@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .modelfile import Model, load_model
+from ..model.modelfile import Model, load_model
 from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
 from .tiling import CancelCallback, ProgressCallback, predict_tiled

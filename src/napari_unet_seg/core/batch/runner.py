@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .imageio import ImageFile, read_image, write_labels_tiff
+from ..imageio import ImageFile, read_image, write_labels_tiff
 from .jobs import Job, find_jobs
-from .modelfile import Model, ModelFileError, load_model
-from .pipeline import segment
-from .tiling import Cancelled
+from ..model.modelfile import Model, ModelFileError, load_model
+from ..inference.pipeline import segment
+from ..inference.tiling import Cancelled
 
 SUMMARY_NAME = "summary.csv"
 
@@ -103,7 +103,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     reading and writing. (The network itself is always run by one thread at a
     time: :func:`~.tiling.exclusive`.)
     """
-    from .blockwise import segment_to_zarr
+    from ..inference.blockwise import segment_to_zarr
 
     image, seconds = loaded
     start = time.perf_counter()

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .metrics import average_precision, dice
-from .modelfile import Model
-from .postprocess import logits_to_labels
+from ..model.modelfile import Model
+from ..inference.postprocess import logits_to_labels
 from .targets import IGNORE, semantic_targets
-from .tiling import predict_tiled
+from ..inference.tiling import predict_tiled
 
 if TYPE_CHECKING:
-    from .training import PreparedPair, TrainingPair
+    from .loop import PreparedPair, TrainingPair
 
 
 def predict_annotated(
@@ -62,7 +62,7 @@ def evaluate_pairs(
 
     Only annotated pixels count: a ``valid`` mask limits both truth and prediction.
     """
-    from .training import PreparedPair
+    from .loop import PreparedPair
 
     items = [PreparedPair(p, model) for p in pairs]
     return score_prepared(model, items, device=device, precision=precision, scribbles=scribbles)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from .augment import AugmentConfig
-from .modelfile import SUFFIX, Model, available_models, load_model, new_model, save_model
-from .postprocess import logits_to_labels
-from .preprocess import PreparedImage
-from .scoring import evaluate_pairs
-from .tiling import exclusive, predict_tiled
-from .training import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
+from ..model.modelfile import SUFFIX, Model, available_models, load_model, new_model, save_model
+from ..inference.postprocess import logits_to_labels
+from ..inference.preprocess import PreparedImage
+from .evaluation import evaluate_pairs
+from ..inference.tiling import exclusive, predict_tiled
+from .loop import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
 
 SCRATCH_NAMES = ("none", "scratch", "")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .modelfile import Model, load_model
+from ..model.modelfile import Model, load_model
 from .pipeline import estimate_diameter, is_rgb, predict_network, predict_resized, rescale_factor
 from .preprocess import PreparedImage
 from .tiling import Cancelled, CancelCallback, ProgressCallback

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from .augment import AugmentConfig, augment_intensity, flip_rotate, random_crop
-from .devices import autocast, resolve_device, resolve_precision
+from ..model.devices import autocast, resolve_device, resolve_precision
 from .losses import instance_loss, semantic_loss
-from .modelfile import Model
-from .preprocess import PreparedImage
-from .scoring import evaluate_pairs, main_score, mean_iou, predict_annotated, score_prepared
+from ..model.modelfile import Model
+from ..inference.preprocess import PreparedImage
+from .evaluation import evaluate_pairs, main_score, mean_iou, predict_annotated, score_prepared
 from .targets import instance_targets, semantic_targets
 
 __all__ = [

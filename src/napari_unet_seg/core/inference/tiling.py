@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .devices import autocast, resolve_device, resolve_precision
-from .unet import UNet
+from ..model.devices import autocast, resolve_device, resolve_precision
+from ..model.unet import UNet
 
 ProgressCallback = Callable[[int, int], None]
 CancelCallback = Callable[[], bool]
