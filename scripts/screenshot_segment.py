@@ -24,7 +24,7 @@ def demo_model_name(train_steps: int) -> str:
     """"nuclei" if shipped, else a quickly trained stand-in saved in the (temporary) user folder."""
     from napari_unet_seg import available_models, new_model, save_model
     from napari_unet_seg._sample_data import MAIN_SAMPLE, _pair, sample_stems
-    from napari_unet_seg.core.model.modelfile import user_model_dir
+    from napari_unet_seg.core.model.registry import user_model_dir
     from napari_unet_seg.core.training.loop import TrainConfig, TrainingPair, train
 
     if "nuclei" in available_models():

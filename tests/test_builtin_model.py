@@ -15,7 +15,8 @@ from skimage.transform import rescale
 from napari_unet_seg import load_model, segment
 from napari_unet_seg._sample_data import _pair, sample_stems
 from napari_unet_seg.core.training.metrics import average_precision, dice
-from napari_unet_seg.core.model.modelfile import builtin_model_paths, load_model_file
+from napari_unet_seg.core.model.modelfile import load_model_file
+from napari_unet_seg.core.model.registry import builtin_model_paths
 from napari_unet_seg.core.inference.pipeline import estimate_diameter
 from napari_unet_seg.core.inference.preprocess import PreparedImage
 

@@ -7,10 +7,12 @@ The public API lives here; everything it names comes from the Qt-free core.
 """
 
 from .__about__ import __version__
-from .core.model.modelfile import Model, ModelFileError, available_models, load_model, new_model, save_model
+from .core.model.modelfile import Model, ModelFileError, new_model, save_model
+from .core.model.registry import available_models, load_model
 from .core.inference.pipeline import NetworkPrediction, predict_logits, predict_network, predict_scaled, segment
 from .core.inference.postprocess import logits_to_labels
-from .core.inference.tiling import Cancelled, predict_tiled
+from .core.common.callbacks import Cancelled
+from .core.inference.tiling import predict_tiled
 from .core.model.unet import UNet
 
 __all__ = [

@@ -9,7 +9,7 @@ import tifffile
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model, segment
 from napari_unet_seg.cli.main import main
-from napari_unet_seg.core.model.modelfile import load_model
+from napari_unet_seg.core.model.registry import load_model
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from napari_unet_seg import save_model, segment
 from napari_unet_seg.core.batch.runner import SegmentOptions, read_summary, run_batch
 from napari_unet_seg.core.batch.jobs import find_jobs, is_labels_file
 from napari_unet_seg.core.batch.distributed import SchedulerError, connect
-from napari_unet_seg.core.model.modelfile import load_model
+from napari_unet_seg.core.model.registry import load_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning:distributed"),

@@ -44,7 +44,7 @@ def test_progress_spans_all_slices(tiny_model):
 
 
 def test_default_model_missing_or_present():
-    from napari_unet_seg.core.model.modelfile import builtin_model_paths
+    from napari_unet_seg.core.model.registry import builtin_model_paths
 
     if "nuclei" in builtin_model_paths():
         assert segment(np.zeros((20, 20), np.uint8)).shape == (20, 20)

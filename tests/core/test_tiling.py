@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from napari_unet_seg import Cancelled, UNet, predict_tiled
 from napari_unet_seg.core.inference import tiling
 from napari_unet_seg.core.inference.tiling import minimum_tile_size, plan_windows
+from napari_unet_seg.core.model.lock import exclusive
 
 from helpers import randomize_batchnorm
 
@@ -205,7 +206,7 @@ def test_waiting_for_a_busy_network_can_be_cancelled():
     holding, release = threading.Event(), threading.Event()
 
     def hold():
-        with tiling.exclusive(net):
+        with exclusive(net):
             holding.set()
             release.wait(10)
 

@@ -9,7 +9,8 @@ from helpers import synthetic_nuclei
 from napari_unet_seg.core.training.finetune import (
     check_pairs, finetune, fresh_model_name, save_trained, split_validation, starting_model,
 )
-from napari_unet_seg.core.model.modelfile import ModelFileError, available_models, load_model, user_model_dir
+from napari_unet_seg.core.model.modelfile import ModelFileError
+from napari_unet_seg.core.model.registry import available_models, load_model, user_model_dir
 from napari_unet_seg.core.training.loop import TrainConfig, TrainingPair, evaluate_pairs, train
 
 TINY = dict(depth=2, width=4)

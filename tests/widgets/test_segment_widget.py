@@ -15,7 +15,7 @@ from napari_unet_seg._sample_data import nuclei_sample
 from napari_unet_seg._widgets import segment as segment_module
 from napari_unet_seg._widgets import segment_form, segment_pickers
 from napari_unet_seg._widgets.segment import SegmentWidget
-from napari_unet_seg.core.model.modelfile import user_model_dir
+from napari_unet_seg.core.model.registry import user_model_dir
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 60_000

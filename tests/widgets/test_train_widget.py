@@ -8,7 +8,8 @@ import pytest
 from helpers import synthetic_nuclei
 from napari_unet_seg._widgets import train as train_module
 from napari_unet_seg._widgets.train import SCRATCH, TrainWidget
-from napari_unet_seg.core.model.modelfile import available_models, read_metadata
+from napari_unet_seg.core.model.modelfile import read_metadata
+from napari_unet_seg.core.model.registry import available_models
 from napari_unet_seg.core.training.project import Project
 
 pytestmark = pytest.mark.gui

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
-from ..core.inference.tiling import Cancelled
+from ..core.common.callbacks import Cancelled
 from ._common import ProgressRelay, eta_text
 from .segment_form import SegmentSettings
 from .segment_job import SegmentRequest, run_segmentation

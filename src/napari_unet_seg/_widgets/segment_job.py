@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..core.model.devices import resolve_device, resolve_precision
-from ..core.model.modelfile import Model, load_model
+from ..core.model.modelfile import Model
+from ..core.model.registry import load_model
 from ..core.inference.pipeline import NetworkPrediction, predict_network
 from ..core.inference.postprocess import semantic_labels, sigmoid
-from ..core.inference.tiling import CancelCallback, ProgressCallback
+from ..core.common.callbacks import CancelCallback, ProgressCallback
 
 MEMORY_FRACTION = 0.25  # labels bigger than this share of free RAM go to disk
 LAZY_PLANE_PIXELS = 8192 * 8192  # lazy planes bigger than this go to disk

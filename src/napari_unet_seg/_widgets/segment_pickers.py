@@ -11,7 +11,9 @@ from napari.viewer import Viewer
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from ..core.model.modelfile import DEFAULT_MODEL, ModelFileError, available_models, read_metadata
+from ..core.model.modelfile import ModelFileError, read_metadata
+
+from ..core.model.registry import DEFAULT_MODEL, available_models
 
 LOAD_FROM_FILE = "Load from file…"
 

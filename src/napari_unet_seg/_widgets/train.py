@@ -18,7 +18,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.training.finetune import fresh_model_name
-from ..core.model.modelfile import ModelFileError, available_models, user_model_dir
+from ..core.model.modelfile import ModelFileError
+from ..core.model.registry import available_models, user_model_dir
 from ..core.training.project import Project, default_project_dir
 from ._common import form_group, format_seconds
 from .train_job import JobOutcome, TrainBridge, TrainJob, run_job

@@ -21,7 +21,7 @@ from ..core.training.finetune import (
     FinetuneResult, RegionPredictor, default_config, finetune, fresh_model_name, is_scratch, save_trained,
     starting_model,
 )
-from ..core.model.modelfile import available_models, user_model_dir
+from ..core.model.registry import available_models, user_model_dir
 from ..core.training.project import Project
 from ..core.training.loop import TrainingPair
 

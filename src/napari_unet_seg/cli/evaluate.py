@@ -12,7 +12,7 @@ import numpy as np
 from ..core.inference.baseline import classical_nuclei
 from ..core.imageio import ImageReadError, read_image
 from ..core.training.metrics import average_precision, dice
-from ..core.model.modelfile import load_model
+from ..core.model.registry import load_model
 from ..core.inference.pipeline import segment
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.model.modelfile import ModelFileError, available_models, builtin_model_paths, read_metadata, user_model_dir
+from ..core.model.modelfile import ModelFileError, read_metadata
+
+from ..core.model.registry import available_models, builtin_model_paths, user_model_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..core.batch.runner import FileResult, SegmentOptions, run_jobs
 from ..core.batch.jobs import find_jobs
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
-from ..core.model.modelfile import load_model
+from ..core.model.registry import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

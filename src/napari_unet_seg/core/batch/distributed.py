@@ -25,7 +25,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from .runner import FileResult, SegmentOptions, _failed, segment_file
 from .jobs import Job
-from ..model.modelfile import Model, load_model_file, resolve_model_path
+from ..model.modelfile import Model, load_model_file
+from ..model.registry import resolve_model_path
 
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25

@@ -26,9 +26,10 @@ import numpy as np
 
 from ..imageio import ImageFile, read_image, write_labels_tiff
 from .jobs import Job, find_jobs
-from ..model.modelfile import Model, ModelFileError, load_model
+from ..model.modelfile import Model, ModelFileError
+from ..model.registry import load_model
 from ..inference.pipeline import segment
-from ..inference.tiling import Cancelled
+from ..common.callbacks import Cancelled
 
 SUMMARY_NAME = "summary.csv"
 

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..model.modelfile import Model, load_model
+from ..model.modelfile import Model
+
+from ..model.registry import load_model
 from .pipeline import estimate_diameter, is_rgb, predict_network, predict_resized, rescale_factor
 from .preprocess import PreparedImage
-from .tiling import Cancelled, CancelCallback, ProgressCallback
+from ..common.callbacks import CancelCallback, Cancelled, ProgressCallback
 
 DEFAULT_OBJECT_DIAMETER = 64  # px; what the halo must hold when neither user nor model says
 CHUNK = 512

@@ -15,10 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.modelfile import Model, load_model
+from ..model.modelfile import Model
+
+from ..model.registry import load_model
 from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
-from .tiling import CancelCallback, ProgressCallback, predict_tiled
+from ..common.callbacks import CancelCallback, ProgressCallback
+from .tiling import predict_tiled
 
 
 def is_rgb(image: Any) -> bool:

@@ -13,50 +13,16 @@ by repeating the edge pixels; the padding is cropped away again.
 from __future__ import annotations
 
 import math
-import threading
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
 from ..model.devices import autocast, resolve_device, resolve_precision
+from ..model.lock import exclusive
 from ..model.unet import UNet
-
-ProgressCallback = Callable[[int, int], None]
-CancelCallback = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """Raised when the user's cancel callback says stop."""
-
-
-_NET_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
-_NET_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def exclusive(net: torch.nn.Module, cancel: CancelCallback | None = None) -> Iterator[None]:
-    """Hold ``net`` for one caller at a time; waiting callers can still cancel.
-
-    Inference switches the network to eval mode and channels_last and back,
-    which replaces its parameters in place: a second thread running the same
-    network meanwhile reads freed memory and can crash the process (it did, in
-    a two-file batch). Post-processing stays outside, so threads still overlap.
-    """
-    with _NET_LOCKS_GUARD:
-        lock = _NET_LOCKS.setdefault(net, threading.RLock())
-    while not lock.acquire(timeout=0.1):
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled")
-    try:
-        yield
-    finally:
-        lock.release()
-
 
 @dataclass(frozen=True)
 class Window:
@@ -194,8 +160,7 @@ def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height:
     try:
         with torch.inference_mode():
             for start in range(0, total, batch_size):
-                if cancel is not None and cancel():
-                    raise Cancelled("cancelled")
+                raise_if_cancelled(cancel)
                 batch_windows = windows[start:start + batch_size]
                 # windows of one batch have equal size except at clamped borders; group by shape
                 for group in _group_by_shape(batch_windows):

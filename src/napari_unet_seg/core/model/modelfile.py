@@ -4,6 +4,7 @@ A model file is a plain ``.safetensors`` file whose header metadata holds, under
 the key ``napari_unet_seg``, everything needed to use the weights the same way on
 every path (widget, menu, CLI, batch): architecture, task, classes, expected
 input, normalisation, post-processing defaults, training history and lineage.
+Finding models by name (built-in, user folder) is :mod:`.registry`'s job.
 """
 
 from __future__ import annotations
@@ -11,22 +12,20 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..common.atomic import atomic_path
+from ..common.errors import first_line
 from .unet import UNet
 
 METADATA_KEY = "napari_unet_seg"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-BUILTIN_PACKAGE = "napari_unet_seg.models"
-DEFAULT_MODEL = "nuclei"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
 TASKS = ("semantic", "instances")
 
@@ -137,21 +136,17 @@ def save_model(
     if half_precision:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     metadata["weights_dtype"] = "float16" if half_precision else "float32"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path, ".tmp") as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
         if path.exists() and not overwrite:  # lost a race with another writer
             raise ModelFileError(f"{path} already exists; choose another name")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON metadata of a model file, without loading the weights."""
     path = Path(path)
-    _refuse_unsafe(path)
+    refuse_pickle(path)
     try:
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
@@ -170,7 +165,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return metadata
 
 
-def _refuse_unsafe(path: Path) -> None:
+def refuse_pickle(path: Path) -> None:
+    """Pickled PyTorch files can run code when loaded: refuse them by name, before opening."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelFileError(
             f"{path.name} is a PyTorch pickle, which can run arbitrary code when loaded; "
@@ -193,80 +189,11 @@ def load_model_file(path: str | os.PathLike) -> Model:
         state = load_file(str(path), device="cpu")
         net.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path.name} is damaged or incomplete: {first_line[:200]}") from None
+        raise ModelFileError(f"{path.name} is damaged or incomplete: {first_line(exc, 200)}") from None
     if metadata.get("task") not in TASKS:
         raise ModelFileError(f"{path.name}: unknown task {metadata.get('task')!r}")
     net.eval()
     return Model(net=net, metadata=metadata, name=metadata.get("name") or path.stem, path=path)
-
-
-def user_model_dir() -> Path:
-    """Where fine-tuned models live (a per-user data folder); overridable for tests."""
-    override = os.environ.get("NAPARI_UNET_SEG_MODEL_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("napari-unet-seg", appauthor=False)) / "models"
-
-
-def builtin_model_paths() -> dict[str, Path]:
-    """Models shipped inside the package, by name."""
-    folder = resources.files(BUILTIN_PACKAGE)
-    return {
-        Path(entry.name).stem: Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith(SUFFIX)
-    }
-
-
-def available_models() -> dict[str, Path]:
-    """Built-in and user models by name (a user model never hides a built-in one)."""
-    models: dict[str, Path] = {}
-    folder = user_model_dir()
-    if folder.is_dir():
-        for path in sorted(folder.glob(f"*{SUFFIX}")):
-            models[path.stem] = path
-    models.update(builtin_model_paths())
-    return models
-
-
-_NAME = re.compile(r"^[\w.-]+$")
-
-
-def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """A model name (built-in or user) or a file path -> the file's path."""
-    text = str(name_or_path)
-    models = available_models()
-    if text in models:
-        return models[text]
-    path = Path(text).expanduser()
-    if path.suffix or os.sep in text or path.exists():
-        _refuse_unsafe(path)
-        if not path.exists():
-            raise ModelFileError(f"model file not found: {path}")
-        return path
-    if text == DEFAULT_MODEL:
-        raise ModelFileError("the built-in 'nuclei' model is not installed in this copy of napari-unet-seg")
-    known = ", ".join(sorted(models)) or "none"
-    raise ModelFileError(f"no model named {text!r} (available: {known}); give a name or a .safetensors path")
-
-
-_CACHE: dict[tuple[str, float], Model] = {}
-
-
-def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
-    """Load a model by name (``"nuclei"``, a user model) or path; None = the default.
-
-    Loaded models are cached by path and modification time, so pressing
-    Segment twice does not rebuild the network.
-    """
-    path = resolve_model_path(DEFAULT_MODEL if name_or_path is None else name_or_path)
-    key = (str(path.resolve()), path.stat().st_mtime)
-    if key not in _CACHE:
-        _CACHE[key] = load_model_file(path)
-    return _CACHE[key]
 
 
 def new_model(
@@ -298,14 +225,4 @@ def new_model(
     return Model(net=net, metadata=metadata)
 
 
-__all__ = [
-    "Model",
-    "ModelFileError",
-    "available_models",
-    "load_model",
-    "load_model_file",
-    "new_model",
-    "read_metadata",
-    "save_model",
-    "user_model_dir",
-]
+__all__ = ["Model", "ModelFileError", "load_model_file", "new_model", "read_metadata", "refuse_pickle", "save_model"]

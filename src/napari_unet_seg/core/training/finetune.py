@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from .augment import AugmentConfig
-from ..model.modelfile import SUFFIX, Model, available_models, load_model, new_model, save_model
+from ..model.modelfile import SUFFIX, Model, new_model, save_model
+from ..model.registry import available_models, load_model
 from ..inference.postprocess import logits_to_labels
 from ..inference.preprocess import PreparedImage
 from .evaluation import evaluate_pairs
-from ..inference.tiling import exclusive, predict_tiled
+from ..inference.tiling import predict_tiled
+from ..model.lock import exclusive
 from .loop import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
 
 SCRATCH_NAMES = ("none", "scratch", "")

@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 
 def default_project_dir() -> Path:
     """The project used when the user has not chosen one (next to the user model folder)."""
-    from ..model.modelfile import user_model_dir
+    from ..model.registry import user_model_dir
 
     return user_model_dir().parent / "projects" / "default"
 

@@ -1,0 +1,1 @@
+"""Small helpers every layer of the core shares: callbacks and cancelling, atomic writes, error text."""

@@ -1,0 +1,55 @@
+"""Writing user-visible files all at once or not at all: a temporary sibling, renamed when complete.
+
+An interrupted run (crash, Ctrl-C, full disk) then leaves the old file or no
+file, never a truncated one. Temporary names start with a dot and end in
+``.tmp`` or ``.partial`` (both ignored by git and by batch folder scans).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temporary_sibling(path: Path, suffix: str = ".partial") -> Path:
+    """``.<name>.<pid><suffix>`` beside ``path``: same filesystem, so the final rename is atomic."""
+    return path.with_name(f".{path.name}.{os.getpid()}{suffix}")
+
+
+def remove(path: Path) -> None:
+    """Remove a file or folder if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace_atomically(tmp: Path, path: Path) -> None:
+    """Move a finished file or folder ``tmp`` to ``path``, replacing what was there."""
+    if not tmp.is_dir():
+        os.replace(tmp, path)
+        return
+    old = temporary_sibling(path, ".old")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    remove(old)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[Path]:
+    """Yield a temporary path to write a file or folder into; it becomes ``path`` when the block succeeds.
+
+    Whatever happens, no temporary file or folder is left behind.
+    """
+    path = Path(path)
+    tmp = temporary_sibling(path, suffix)
+    remove(tmp)
+    try:
+        yield tmp
+        replace_atomically(tmp, path)
+    finally:
+        remove(tmp)

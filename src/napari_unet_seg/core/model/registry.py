@@ -1,0 +1,84 @@
+"""Finding models by name: the built-in ones shipped in the package, the user's folder, or a file path.
+
+Loaded models are cached, so pressing Segment twice does not rebuild the network.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from .modelfile import SUFFIX, Model, ModelFileError, load_model_file, refuse_pickle
+
+BUILTIN_PACKAGE = "napari_unet_seg.models"
+DEFAULT_MODEL = "nuclei"
+
+
+def user_model_dir() -> Path:
+    """Where fine-tuned models live (a per-user data folder); overridable for tests."""
+    override = os.environ.get("NAPARI_UNET_SEG_MODEL_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("napari-unet-seg", appauthor=False)) / "models"
+
+
+def builtin_model_paths() -> dict[str, Path]:
+    """Models shipped inside the package, by name."""
+    folder = resources.files(BUILTIN_PACKAGE)
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith(SUFFIX)
+    }
+
+
+def available_models() -> dict[str, Path]:
+    """Built-in and user models by name (a user model never hides a built-in one)."""
+    models: dict[str, Path] = {}
+    folder = user_model_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            models[path.stem] = path
+    models.update(builtin_model_paths())
+    return models
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
+    """A model name (built-in or user) or a file path -> the file's path."""
+    text = str(name_or_path)
+    models = available_models()
+    if text in models:
+        return models[text]
+    path = Path(text).expanduser()
+    if path.suffix or os.sep in text or path.exists():
+        refuse_pickle(path)
+        if not path.exists():
+            raise ModelFileError(f"model file not found: {path}")
+        return path
+    if text == DEFAULT_MODEL:
+        raise ModelFileError("the built-in 'nuclei' model is not installed in this copy of napari-unet-seg")
+    known = ", ".join(sorted(models)) or "none"
+    raise ModelFileError(f"no model named {text!r} (available: {known}); give a name or a .safetensors path")
+
+
+_CACHE: dict[tuple[str, float], Model] = {}
+
+
+def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
+    """Load a model by name (``"nuclei"``, a user model) or path; None = the default.
+
+    Loaded models are cached by path and modification time, so pressing
+    Segment twice does not rebuild the network.
+    """
+    path = resolve_model_path(DEFAULT_MODEL if name_or_path is None else name_or_path)
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _CACHE:
+        _CACHE[key] = load_model_file(path)
+    return _CACHE[key]
+
+
+__all__ = ["DEFAULT_MODEL", "available_models", "builtin_model_paths", "load_model", "resolve_model_path",
+           "user_model_dir"]
