@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import synthetic_nuclei  # noqa: E402
 
 from napari_unet_seg import new_model, save_model, segment  # noqa: E402
-from napari_unet_seg.core.batch.runner import SegmentOptions, run_batch  # noqa: E402
+from napari_unet_seg.core.batch.runner import run_batch  # noqa: E402
+from napari_unet_seg.core.inference.options import RunOptions  # noqa: E402
 from napari_unet_seg.core.imageio import read_image, write_labels_tiff  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def make_inputs(folder: Path, files: int, size: int) -> list[Path]:
     return paths
 
 
-def plain_loop(paths: list[Path], outdir: Path, options: SegmentOptions) -> None:
+def plain_loop(paths: list[Path], outdir: Path, options: RunOptions) -> None:
     from napari_unet_seg import load_model
 
     model = load_model(options.model)
@@ -62,7 +63,7 @@ def main() -> None:
         paths = make_inputs(tmp / "in", args.files, args.size)
         torch.manual_seed(0)
         model_path = save_model(new_model("instances", depth=3, base_channels=8), tmp / "bench.safetensors")
-        options = SegmentOptions(model=str(model_path), device="cpu", precision="fp32")
+        options = RunOptions(model=str(model_path), device="cpu", precision="fp32")
         print(f"{args.files} files of {args.size}x{args.size}, UNet depth 3 / 8 channels, "
               f"torch threads {torch.get_num_threads()}")
 

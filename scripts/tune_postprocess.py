@@ -34,13 +34,8 @@ from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg.core.training.metrics import average_precision
 from napari_unet_seg.core.model.modelfile import Model, load_model_file, save_model
-from napari_unet_seg.core.inference.pipeline import (
-    NetworkPrediction,
-    measure_diameter,
-    needs_rescale,
-    predict_network,
-    rescale_factor,
-)
+from napari_unet_seg.core.inference.object_size import needs_rescale, rescale_factor
+from napari_unet_seg.core.inference.prediction import NetworkPrediction, measure_diameter, predict_network
 from napari_unet_seg.core.inference.postprocess import DEFAULTS
 from napari_unet_seg.core.inference.preprocess import PreparedImage
 

@@ -17,7 +17,7 @@ from napari_unet_seg._sample_data import _pair, sample_stems
 from napari_unet_seg.core.training.metrics import average_precision, dice
 from napari_unet_seg.core.model.modelfile import load_model_file
 from napari_unet_seg.core.model.registry import builtin_model_paths
-from napari_unet_seg.core.inference.pipeline import estimate_diameter
+from napari_unet_seg.core.inference.prediction import estimate_diameter
 from napari_unet_seg.core.inference.preprocess import PreparedImage
 
 pytestmark = pytest.mark.skipif("nuclei" not in builtin_model_paths(), reason="built-in model not installed")

@@ -11,7 +11,9 @@ from PIL import Image
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model, segment
-from napari_unet_seg.core.batch.runner import SegmentOptions, read_summary, run_batch
+from napari_unet_seg.core.batch.runner import run_batch
+from napari_unet_seg.core.batch.summary import read_summary
+from napari_unet_seg.core.inference.options import RunOptions
 from napari_unet_seg.core.batch.jobs import find_jobs, is_labels_file
 from napari_unet_seg.core.batch.distributed import SchedulerError, connect
 from napari_unet_seg.core.model.registry import load_model
@@ -25,7 +27,7 @@ pytestmark = [
 @pytest.fixture
 def options(tmp_path):
     path = save_model(threshold_model(), tmp_path / "models" / "disks.safetensors")
-    return SegmentOptions(model=str(path), device="cpu", precision="fp32")
+    return RunOptions(model=str(path), device="cpu", precision="fp32")
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ def test_zarr_input_gives_zarr_output(tmp_path, options):
     source = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=image.shape, chunks=(32, 32), dtype="u1")
     source[:] = image
     source.attrs["pixel_size"] = [0.5, 0.5]
-    small = SegmentOptions(**{**options.__dict__, "block_size": 48})
+    small = RunOptions(**{**options.__dict__, "block_size": 48})
     [row] = run_batch([tmp_path / "big.zarr"], tmp_path / "out", small)
     assert row.status == "ok" and row.output.endswith("big_labels.zarr")
     labels = zarr.open_array(row.output, mode="r")

@@ -8,7 +8,8 @@ import zarr
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import Cancelled, segment
 from napari_unet_seg.core.inference import preprocess
-from napari_unet_seg.core.inference.blockwise import halo_for, segment_to_zarr
+from napari_unet_seg.core.inference.blockwise import halo_for
+from napari_unet_seg.core.inference.pipeline import segment_to_zarr
 from napari_unet_seg.core.training.metrics import average_precision
 
 

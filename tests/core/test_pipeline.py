@@ -3,7 +3,7 @@ import pytest
 from helpers import synthetic_nuclei, threshold_model
 
 from napari_unet_seg import ModelFileError, save_model, segment
-from napari_unet_seg.core.inference.pipeline import NetworkPrediction, to_image_coordinates
+from napari_unet_seg.core.inference.prediction import NetworkPrediction, to_image_coordinates
 from napari_unet_seg.core.inference.postprocess import logits_to_labels, seed_points, seed_points_tiled
 
 
@@ -56,7 +56,7 @@ def test_default_model_missing_or_present():
 def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_model):
     from helpers import oracle_logits, synthetic_nuclei
 
-    from napari_unet_seg.core.inference import pipeline
+    from napari_unet_seg.core.inference import prediction as pipeline
     from napari_unet_seg.core.inference.preprocess import PreparedImage
 
     big, big_labels = synthetic_nuclei((400, 400), n=12, radius=(28, 34), seed=4)  # ~60 px objects
@@ -72,12 +72,12 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     measured = pipeline.estimate_diameter(tiny_model, prepared)
     assert measured is not None and 50 < measured < 70
     shapes.clear()
-    pipeline.predict_logits(tiny_model, big)
+    pipeline.predict_network(tiny_model, big)
     assert shapes[0] == (1, 400, 400) and abs(shapes[1][-1] - 400 * 20 / measured) <= 1  # measured, then rescaled
     tiny_model.metadata["object_diameter"] = 55.0  # within the band: the measuring pass is the result
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
     shapes.clear()
-    pipeline.predict_logits(tiny_model, big)
+    pipeline.predict_network(tiny_model, big)
     assert shapes == [(1, 400, 400)]
     assert tiny_model.auto_band == (0.75, 1.7)  # the default band
     tiny_model.metadata.update(object_diameter=20.0, auto_band=[0.5, 3.5])  # the band comes from the model file
@@ -145,8 +145,8 @@ def test_seed_search_in_windows_finds_the_same_seeds():
 
 
 def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):
-    from napari_unet_seg._widgets.segment_job import SegmentRequest, run_segmentation
-    from napari_unet_seg.core.inference.blockwise import segment_to_zarr
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image, segment_to_zarr
 
     model = threshold_model()
     model.metadata["object_diameter"] = 20.0
@@ -156,5 +156,5 @@ def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):
     zarr_labels = segment_to_zarr(image, model, tmp_path / "l.zarr", diameter=8.0, block_size=256)
     np.testing.assert_array_equal(zarr_labels[:], reference)
     save_model(model, tmp_path / "threshold.safetensors")
-    result = run_segmentation(image, SegmentRequest(model=str(tmp_path / "threshold.safetensors"), diameter=8.0))
+    result = segment_image(image, RunOptions(model=str(tmp_path / "threshold.safetensors"), diameter=8.0))
     np.testing.assert_array_equal(result.labels, reference)

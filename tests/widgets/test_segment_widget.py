@@ -105,7 +105,8 @@ def test_widget_made_after_the_image_picks_it(make_napari_viewer, qtbot):
 
 
 def test_large_results_are_detected():
-    from napari_unet_seg._widgets.segment_job import needs_disk, plane_layout
+    from napari_unet_seg.core.inference.layout import plane_layout
+    from napari_unet_seg.core.inference.options import needs_disk
 
     gib = 2**30
     assert not needs_disk((512, 512), lazy=False, plane_pixels=512 * 512, available_bytes=8 * gib)
@@ -350,7 +351,7 @@ def test_worker_errors_become_notifications(make_widget, qtbot, messages, monkey
     def out_of_memory(*args, **kwargs):
         raise MemoryError("cuda ran out of memory even with 64px windows one at a time; choose the CPU")
 
-    monkeypatch.setattr(segment_module, "run_segmentation", out_of_memory)
+    monkeypatch.setattr(segment_form, "segment_image", out_of_memory)
     segment_and_wait(qtbot, widget)
     assert "ran out of memory" in messages["error"][0]
     assert result_layers(viewer) == []

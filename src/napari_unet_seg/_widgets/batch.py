@@ -22,8 +22,13 @@ from qtpy.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from ..core.batch.runner import SUMMARY_NAME, FileResult, SegmentOptions, iter_jobs
+from ..core.batch.files import FileResult
 from ..core.batch.jobs import Job, find_jobs
+from ..core.batch.runner import iter_jobs
+from ..core.batch.summary import SUMMARY_NAME
+from ..core.common.errors import first_line
+from ..core.imageio import read_image, read_labels
+from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
 from ._common import auto_double_spinbox, auto_spinbox, form_group, value_or_none
 from .segment_pickers import ModelPicker
@@ -32,7 +37,7 @@ COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
 
 
 @thread_worker
-def _run(inputs: list[str], outdir: str, options: SegmentOptions, pattern: str | None, recursive: bool,
+def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
          overwrite: bool, scheduler: str | None, cancel: threading.Event) -> Iterator[Any]:
     """Plan, then yield ("plan", jobs) and ("result", job, result) for each file."""
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
@@ -122,9 +127,9 @@ class BatchWidget(QWidget):
         layout.addWidget(self.table, 1)
 
     # ------------------------------------------------------------------ running
-    def options(self) -> SegmentOptions:
+    def options(self) -> RunOptions:
         model = self.model_picker.path()
-        return SegmentOptions(model=str(model) if model else None, device=self.device.currentText(),
+        return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
                               tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter))
 
     def run(self) -> GeneratorWorker | None:
@@ -189,8 +194,7 @@ class BatchWidget(QWidget):
             self.table.setItem(row, column, item)
 
     def _on_error(self, exc: Exception) -> None:
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        show_error(f"Batch segmentation stopped: {text}")
+        show_error(f"Batch segmentation stopped: {first_line(exc)}")
 
     def _on_finished(self) -> None:
         if self._pbar is not None:
@@ -233,18 +237,7 @@ class BatchWidget(QWidget):
 
 def _load_pair(job: Job) -> tuple[Any, Any]:
     """The image (lazy for zarr) and its labels (a zarr array or the TIFF's pixels)."""
-    from ..core.imageio import read_image
-
-    image = read_image(job.source)
-    if job.target.suffix == ".zarr":
-        import zarr
-
-        labels = zarr.open_array(str(job.target), mode="r")
-    else:
-        import tifffile
-
-        labels = tifffile.imread(job.target)
-    return image, labels
+    return read_image(job.source), read_labels(job.target)
 
 
 __all__ = ["BatchWidget"]

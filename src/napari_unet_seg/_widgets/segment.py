@@ -1,6 +1,6 @@
 """The "Segment" dock widget: a thin shell that turns settings into a background job.
 
-All computation happens in :func:`.segment_job.run_segmentation` on a
+All computation happens in the core pipeline (:meth:`.segment_form.SegmentJob.run`) on a
 ``napari.qt.threading`` worker; this class only reads the controls, starts and
 cancels the worker, relays progress, and puts results into layers on the main
 thread when the worker returns.
@@ -23,19 +23,19 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
 from ..core.common.callbacks import Cancelled
+from ..core.common.errors import first_line
 from ._common import ProgressRelay, eta_text
-from .segment_form import SegmentSettings
-from .segment_job import SegmentRequest, run_segmentation
+from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities
 
 log = logging.getLogger(__name__)
 USER_ERRORS = (ModelFileError, DeviceError, ValueError, RuntimeError, MemoryError, OSError)
 
 
-def _guarded(image: Any, request: SegmentRequest, progress: Any, cancel: Any) -> tuple[Any, Exception | None]:
+def _guarded(job: SegmentJob, progress: Any, cancel: Any) -> tuple[Any, Exception | None]:
     """Run the job and return (result, error): napari would show a raised error as a traceback."""
     try:
-        return run_segmentation(image, request, progress=progress, cancel=cancel), None
+        return job.run(progress=progress, cancel=cancel), None
     except Exception as exc:  # noqa: BLE001 - reported on the main thread as a notification
         return None, exc
 
@@ -50,7 +50,7 @@ class SegmentWidget(QWidget):
         self._cancel = threading.Event()
         self._pbar: napari_progress | None = None
         self._started = 0.0
-        self._running: tuple[Image, SegmentRequest] | None = None
+        self._running: tuple[Image, SegmentJob] | None = None
         self._build()
         cancel = self._cancel  # not self: the slot must outlive the C++ widget
         self.destroyed.connect(lambda *_: cancel.set())  # closing the viewer mid-run stops the worker
@@ -104,11 +104,11 @@ class SegmentWidget(QWidget):
             return
         self.image_picker.select(layer)
         try:
-            request, image = self.settings.request(layer)
+            job = self.settings.job(layer)
         except (ModelFileError, ValueError) as exc:
             show_error(str(exc))
             return
-        self._start(layer, request, image)
+        self._start(layer, job)
 
     def cancel(self) -> None:
         """Stop the running segmentation after its current window batch; nothing is added."""
@@ -117,14 +117,14 @@ class SegmentWidget(QWidget):
             self.status.setText("Cancelling…")
 
     # -------------------------------------------------------------- running
-    def _start(self, layer: Image, request: SegmentRequest, image: Any) -> None:
+    def _start(self, layer: Image, job: SegmentJob) -> None:
         self._cancel.clear()
         relay = ProgressRelay(parent=self)
         relay.progressed.connect(self._on_progress)
         self._pbar = napari_progress(total=0, desc=f"Segmenting {layer.name}")
         self._started = time.monotonic()
-        worker = create_worker(_guarded, image, request, relay, self._cancel.is_set, _start_thread=False)
-        self._running = (layer, request)
+        worker = create_worker(_guarded, job, relay, self._cancel.is_set, _start_thread=False)
+        self._running = (layer, job)
         worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
         self.worker = worker
@@ -150,7 +150,7 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(False)
 
     def _on_returned(self, returned: tuple[Any, Exception | None]) -> None:
-        (layer, request), (outcome, error) = self._running, returned
+        (layer, job), (outcome, error) = self._running, returned
         self._running = None
         if isinstance(error, Cancelled):
             self.status.setText("Cancelled; nothing was added.")
@@ -160,20 +160,19 @@ class SegmentWidget(QWidget):
             self.status.setText("Failed.")
             if not isinstance(error, USER_ERRORS):
                 log.error("segmentation failed", exc_info=error)
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            show_error(f"Segmentation of '{layer.name}' failed: {first_line}")
+            show_error(f"Segmentation of '{layer.name}' failed: {first_line(error)}")
             return
         if layer not in self.viewer.layers:
             self.status.setText(f"'{layer.name}' was removed during the run; result discarded.")
             return
         provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision}
         labels_layer, how = publish_labels(
-            self.viewer, layer, outcome.labels, outcome.planes, all_planes=request.planes is None,
-            channel_axis=request.channel_axis, provenance=provenance,
+            self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
+            channel_axis=job.channel_axis, provenance=provenance,
         )
         if outcome.probabilities is not None:
             publish_probabilities(self.viewer, layer, outcome.probabilities, outcome.class_names,
-                                  channel_axis=request.channel_axis, labels_ndim=outcome.labels.ndim)
+                                  channel_axis=job.channel_axis, labels_ndim=outcome.labels.ndim)
         if how == "protected":
             show_info(f"The earlier result has your edits, so this one went to a new layer '{labels_layer.name}'.")
         for note in outcome.notes:

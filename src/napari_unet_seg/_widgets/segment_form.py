@@ -1,4 +1,4 @@
-"""The settings part of the Segment widget: input, model and run options, read into a request.
+"""The settings part of the Segment widget: input, model and run options, read into a :class:`SegmentJob`.
 
 Kept apart from :mod:`.segment` (which runs and reports) so each stays small;
 the controls are public attributes so tests and other widgets can drive them.
@@ -7,6 +7,7 @@ the controls are public attributes so tests and other widgets can drive them.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,31 @@ from napari.utils.notifications import show_warning
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from ..core.common.callbacks import CancelCallback, ProgressCallback
+from ..core.inference.layout import check_channels, plane_layout
+from ..core.inference.options import RunOptions, needs_disk
+from ..core.inference.pipeline import Planes, SegmentResult, segment_image
 from ..core.model.devices import PRECISIONS, available_devices
 from ..core.model.modelfile import ModelFileError
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
-from .segment_job import SegmentRequest, check_channels, needs_disk, plane_layout
 from .segment_layers import current_plane, is_lazy, source_array
 from .segment_pickers import ImagePicker, ModelPicker
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """One press of Segment: the layer's pixels, how their axes read, the planes wanted, and the run's options."""
+
+    image: Any
+    options: RunOptions
+    rgb: bool = False
+    channel_axis: int | None = None
+    planes: Planes | None = None  # None: every plane
+
+    def run(self, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> SegmentResult:
+        """The core pipeline on this job (called in a worker thread; touches no layer)."""
+        return segment_image(self.image, self.options, rgb=self.rgb, channel_axis=self.channel_axis,
+                             planes=self.planes, progress=progress, cancel=cancel)
 
 
 class SegmentSettings(QWidget):
@@ -95,19 +115,18 @@ class SegmentSettings(QWidget):
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
         self._on_model_changed()
 
-    def request(self, layer: Image) -> tuple[SegmentRequest, Any]:
+    def job(self, layer: Image) -> SegmentJob:
         """The run the controls describe for ``layer``; ModelFileError/ValueError explain what is wrong."""
         path = self.model_picker.path()
         if path is None:
             raise ModelFileError("No model chosen: train a model, or pick one with 'Load from file…'.")
-        metadata = self.model_picker.metadata()
-        if metadata is None:
+        info = self.model_picker.info()
+        if info is None:
             raise ModelFileError(f"{path.name} cannot be read as a napari-unet-seg model.")
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
-        in_channels = int(metadata.get("architecture", {}).get("in_channels", 1))
-        check_channels(in_channels, channels, metadata.get("name") or path.stem)
+        check_channels(info.in_channels, channels, info.name)
         planes = None
         if lead and self.slices.currentIndex() == 1:
             planes = (current_plane(self.viewer, layer, len(lead), channel_axis),)
@@ -118,17 +137,16 @@ class SegmentSettings(QWidget):
             show_warning("Only whole images are written to disk; keeping this slice's labels in memory.")
             to_disk = False
         output = "semantic" if self.output.currentData() == "semantic" else "instances"
-        if to_disk and output == "semantic" and metadata.get("task") == "instances":
+        if to_disk and output == "semantic" and info.task == "instances":
             show_warning("Results written to disk hold the model's own output (instances), not a foreground mask.")
-        request = SegmentRequest(
+        options = RunOptions(
             model=str(path), device=self.device.currentText(), precision=self.precision.currentText(),
             tile_size=value_or_none(self.tile_size), batch_size=value_or_none(self.batch_size),
             diameter=value_or_none(self.diameter) if self.diameter.isEnabled() else None,
             output=output, probabilities=self.probabilities.isChecked() and not to_disk,
-            rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
-            zarr_path=str(self._zarr_path(layer.name)) if to_disk else None,
+            store=str(self._zarr_path(layer.name)) if to_disk else None,
         )
-        return request, image
+        return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes)
 
     def _zarr_path(self, name: str) -> Path:
         folder = Path(self.folder.text()) if self.folder.text().strip() else Path(
@@ -140,17 +158,17 @@ class SegmentSettings(QWidget):
         return path
 
     def _on_model_changed(self) -> None:
-        metadata = self.model_picker.metadata() or {}
+        info = self.model_picker.info()
         previous = self.output.currentData()
         self.output.clear()
-        if metadata.get("task", "instances") == "instances":
+        if info is None or info.task == "instances":
             self.output.addItem("instances", "instances")
             self.output.addItem("semantic (foreground)", "semantic")
         else:
             self.output.addItem("semantic classes", "semantic")
         index = self.output.findData(previous)
         self.output.setCurrentIndex(max(index, 0))
-        has_diameter = bool(metadata.get("object_diameter"))
+        has_diameter = info is not None and bool(info.object_diameter)
         self.diameter.setEnabled(has_diameter)
         self.diameter.setToolTip(
             "Typical object diameter in this image (px); auto = as in the training data."
@@ -159,8 +177,8 @@ class SegmentSettings(QWidget):
 
     def _on_image_changed(self, *_: Any) -> None:
         layer = self.image_picker.layer()
-        metadata = self.model_picker.metadata() or {}
-        in_channels = int(metadata.get("architecture", {}).get("in_channels", 1))
+        info = self.model_picker.info()
+        in_channels = info.in_channels if info is not None else 1
         self.channel_axis.clear()
         self.channel_axis.addItem("none", None)
         if layer is None:

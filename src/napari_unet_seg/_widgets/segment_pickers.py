@@ -11,7 +11,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from ..core.model.modelfile import ModelFileError, read_metadata
+from ..core.model.modelfile import ModelFileError, ModelInfo
 
 from ..core.model.registry import DEFAULT_MODEL, available_models
 
@@ -104,11 +104,11 @@ class ModelPicker(QWidget):
         data = self.combo.currentData()
         return Path(data) if data and data != LOAD_FROM_FILE else None
 
-    def metadata(self) -> dict[str, Any] | None:
-        """The chosen model's metadata, or None (no model, or an unreadable file)."""
+    def info(self) -> ModelInfo | None:
+        """What the chosen model is, or None (no model, or an unreadable file)."""
         path = self.path()
         try:
-            return read_metadata(path) if path else None
+            return ModelInfo.of(path) if path else None
         except ModelFileError:
             return None
 
@@ -137,11 +137,11 @@ class ModelPicker(QWidget):
         """Offer a model file (checked first) and select it; False with a notification if unusable."""
         path = Path(path)
         try:
-            metadata = read_metadata(path)
+            info = ModelInfo.of(path)
         except ModelFileError as exc:
             show_error(str(exc))
             return False
-        label = f"{metadata.get('name') or path.stem} ({path.name})"
+        label = f"{info.name} ({path.name})"
         self._files[label] = path
         self.refresh()
         self.combo.setCurrentIndex(self.combo.findData(str(path)))

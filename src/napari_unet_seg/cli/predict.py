@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.batch.runner import FileResult, SegmentOptions, run_jobs
+from ..core.batch.files import FileResult
+from ..core.batch.runner import run_jobs
+from ..core.inference.options import RunOptions
 from ..core.batch.jobs import find_jobs
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.model.registry import load_model
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output {outdir} exists and is not a folder")
     missing = [p for p in args.inputs if not Path(p).exists()]
-    options = SegmentOptions(model=str(model.path) if model.path else args.model, device=device,
+    options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
                              diameter=args.diameter)
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .common.atomic import atomic_path
+from .common.errors import first_line
+
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ZARR_SUFFIXES = {".zarr", ".ome.zarr"}
@@ -67,7 +70,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         except ImageReadError:
             raise
         except Exception as exc:  # noqa: BLE001 - damaged stores raise many types
-            raise ImageReadError(f"{path.name}: cannot be read as zarr ({_first_line(exc)})") from None
+            raise ImageReadError(f"{path.name}: cannot be read as zarr ({first_line(exc, 160)})") from None
         _check_shape(image)
         return image
     if path.is_dir():
@@ -84,7 +87,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many types for damaged files
-        raise ImageReadError(f"{path.name}: cannot be read as an image ({_first_line(exc)})") from None
+        raise ImageReadError(f"{path.name}: cannot be read as an image ({first_line(exc, 160)})") from None
     _check_shape(image)
     return image
 
@@ -95,11 +98,6 @@ def is_zarr(path: Path) -> bool:
         return False
     markers = (".zarray", ".zgroup", "zarr.json")
     return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in markers)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def _read_tiff(path: Path) -> ImageFile:
@@ -214,7 +212,6 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     kwargs: dict[str, Any] = {"compression": "zlib"}
     if pixel_size:
         kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]), imagej=True,
@@ -222,9 +219,18 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
         kwargs.pop("compression")
         if labels.dtype == np.uint32:  # ImageJ files cannot hold uint32
             kwargs.pop("imagej"), kwargs.pop("metadata")
-    try:
+    with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
+
+
+def read_labels(path: str | os.PathLike) -> Any:
+    """A labels output as written by :func:`write_labels_tiff` (numpy) or a zarr store (opened, not read)."""
+    path = Path(path)
+    if is_zarr(path):
+        import zarr
+
+        return zarr.open_array(str(path), mode="r")
+    import tifffile
+
+    return tifffile.imread(path)

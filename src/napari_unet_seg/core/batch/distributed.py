@@ -6,14 +6,14 @@ a filesystem the workers share, as on any HPC cluster). The model file's bytes
 travel once to each worker in a :class:`ModelPlugin`, so a worker loads the
 network once, whatever the number of files and even without access to the
 user's model folder. The code path per file is the local one
-(:func:`~.batch.segment_file`), so results are identical to a local run.
+(:func:`~.files.segment_file`), so results are identical to a local run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import socket
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -23,10 +23,11 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .runner import FileResult, SegmentOptions, _failed, segment_file
-from .jobs import Job
+from ..inference.options import RunOptions
 from ..model.modelfile import Model, load_model_file
 from ..model.registry import resolve_model_path
+from .files import FileResult, failed_result, segment_file
+from .jobs import Job
 
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
@@ -102,7 +103,7 @@ class ModelPlugin(WorkerPlugin):
         self.model = None
 
 
-def model_plugin(options: SegmentOptions) -> ModelPlugin:
+def model_plugin(options: RunOptions) -> ModelPlugin:
     """The plugin carrying the batch's model; its name changes when the file changes."""
     path = resolve_model_path(options.model or "nuclei")
     data = path.read_bytes()
@@ -110,7 +111,7 @@ def model_plugin(options: SegmentOptions) -> ModelPlugin:
     return ModelPlugin(data, f"napari-unet-seg:{path.stem}-{digest}")
 
 
-def run_job(job: Job, options: SegmentOptions, plugin_name: str) -> FileResult:
+def segment_on_worker(job: Job, options: RunOptions, plugin_name: str) -> FileResult:
     """The task run on a worker for one file."""
     import dask
     from distributed import get_worker
@@ -121,7 +122,7 @@ def run_job(job: Job, options: SegmentOptions, plugin_name: str) -> FileResult:
 
 
 def iter_distributed(
-    jobs: list[Job], options: SegmentOptions, address: str, *, cancel: Callable[[], bool] | None = None,
+    jobs: list[Job], options: RunOptions, address: str, *, cancel: Callable[[], bool] | None = None,
     timeout: float = CONNECT_TIMEOUT,
 ) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them."""
@@ -132,7 +133,7 @@ def iter_distributed(
             client.wait_for_workers(1, timeout=max(timeout, 30))
         client.register_plugin(plugin, name=plugin.name)
         futures = {
-            client.submit(run_job, job, options, plugin.name, key=f"unet-seg-{i}-{os.getpid()}-{id(job)}",
+            client.submit(segment_on_worker, job, options, plugin.name, key=f"unet-seg-{i}-{os.getpid()}-{id(job)}",
                           pure=False, retries=1): job
             for i, job in enumerate(jobs)
         }
@@ -152,11 +153,11 @@ def iter_distributed(
                 try:
                     yield job, future.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
-                    yield job, _failed(job, exc, 0.0)
+                    yield job, failed_result(job, exc, 0.0)
     except TimeoutError as exc:
         raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
     finally:
         client.close()
 
 
-__all__ = ["ModelPlugin", "SchedulerError", "connect", "iter_distributed", "run_job"]
+__all__ = ["ModelPlugin", "SchedulerError", "connect", "iter_distributed", "segment_on_worker"]

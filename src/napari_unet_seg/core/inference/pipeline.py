@@ -1,233 +1,175 @@
-"""The whole segmentation pipeline: image -> normalised windows -> logits -> labels.
+"""The one segmentation pipeline: image -> planes -> normalised windows -> logits -> labels.
 
-Every path (widget, menu, CLI, batch, Python) calls these functions, so they
-all preprocess from the model's metadata and give identical results.
+Every path (Segment widget, Layers menu, CLI, batch, dask workers, Python)
+calls :func:`segment_image` with a :class:`~.options.RunOptions`, so they all
+preprocess from the model's metadata, loop over planes the same way and give
+identical results. Labels go to memory, or block by block to a zarr store.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import cached_property
+import os
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from ..common.atomic import atomic_path
+from ..common.callbacks import CancelCallback, ProgressCallback, part_progress
+from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
-
 from ..model.registry import load_model
-from .postprocess import MEASURING_SETTINGS, SEED_SETTINGS, instance_labels, logits_to_labels, seed_points_tiled
-from .preprocess import PreparedImage
-from ..common.callbacks import CancelCallback, ProgressCallback
-from .tiling import predict_tiled
+from .blockwise import CHUNK, segment_plane_blockwise
+from .layout import PlaneView, channels_first, check_channels, is_rgb, plane_layout
+from .options import RunOptions
+from .postprocess import probability_maps, semantic_labels
+from .prediction import NetworkPrediction, predict_network, predict_plane
+
+Planes = tuple[tuple[int, ...], ...]
 
 
-def is_rgb(image: Any) -> bool:
-    """Guess whether the last axis holds colour: (..., H, W, 3|4) of 8-bit data."""
-    return image.ndim >= 3 and image.shape[-1] in (3, 4) and np.dtype(image.dtype) == np.uint8
+@dataclass
+class SegmentResult:
+    """The labels of the requested planes, how they were made, and what they hold.
 
-
-MAX_ENLARGEMENT = 8  # a tiny diameter by mistake must not ask for a 40x larger image (and hang or run out of memory)
-
-
-def rescale_factor(model: Model, diameter: float | None) -> float:
-    """How much to resize the image so its objects look the size the model knows."""
-    if not diameter or not model.object_diameter:
-        return 1.0
-    if not (math.isfinite(diameter) and diameter > 0):
-        raise ValueError("the object diameter must be a positive number of pixels")
-    factor = float(model.object_diameter) / float(diameter)
-    if factor > MAX_ENLARGEMENT:
-        smallest = float(model.object_diameter) / MAX_ENLARGEMENT
-        raise ValueError(f"an object diameter of {diameter:g} px would enlarge the image {factor:.0f}x; give at least "
-                         f"{smallest:.1f} px (this model's objects are {float(model.object_diameter):g} px across)")
-    return factor
-
-
-AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
-
-
-class _Crop:
-    """A (C, h, w) window of a lazy image, itself sliceable like an image."""
-
-    def __init__(self, image: Any, ys: slice, xs: slice) -> None:
-        self.image, self.ys, self.xs = image, ys, xs
-        self.shape = (image.shape[0], ys.stop - ys.start, xs.stop - xs.start)
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        ys, xs = index[-2], index[-1]
-        y0, x0 = self.ys.start, self.xs.start
-        return self.image[:, y0 + (ys.start or 0):y0 + (self.shape[1] if ys.stop is None else ys.stop),
-                          x0 + (xs.start or 0):x0 + (self.shape[2] if xs.stop is None else xs.stop)]
-
-
-def _median_diameter(logits: np.ndarray) -> float | None:
-    """Diameter of the object a typical foreground pixel belongs to (area-weighted median).
-
-    Weighting by area keeps a few large objects from being outvoted by
-    fragments when the network sees objects far bigger than it knows. The
-    measuring pass uses fixed post-processing (``MEASURING_SETTINGS``), not
-    the model's tuned settings, so tuning those never changes which images
-    get rescaled.
-    """
-    labels = instance_labels(logits, **MEASURING_SETTINGS)
-    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
-    areas = np.sort(areas[areas > 0])
-    if len(areas) < 3:
-        return None
-    cumulative = np.cumsum(areas)
-    median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2)]
-    return float(2 * np.sqrt(median_area / np.pi))
-
-
-def needs_rescale(model: Model, diameter: float | None) -> bool:
-    """Whether a measured diameter is outside the model's band (``Model.auto_band``)."""
-    if diameter is None:
-        return False
-    low, high = model.auto_band
-    return not low <= diameter / float(model.object_diameter) <= high
-
-
-def auto_diameter_applies(model: Model) -> bool:
-    """Only instance models that know their training object size can rescale themselves."""
-    return model.task == "instances" and bool(model.object_diameter)
-
-
-def measure_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
-    """The measuring pass: median object diameter (px) in a central crop (the whole image when small).
-
-    None when the model cannot measure (not an instance model with a known
-    object size) or finds fewer than 3 objects.
-    """
-    if not auto_diameter_applies(model):
-        return None
-    _, h, w = prepared.shape
-    y0, x0 = max((h - AUTO_CROP) // 2, 0), max((w - AUTO_CROP) // 2, 0)
-    crop = _Crop(prepared, slice(y0, min(y0 + AUTO_CROP, h)), slice(x0, min(x0 + AUTO_CROP, w)))
-    run = {k: v for k, v in run.items() if k not in ("progress",)}
-    return _median_diameter(predict_tiled(model.net, crop, **run))
-
-
-def estimate_diameter(model: Model, prepared: Any, **run: Any) -> float | None:
-    """Median object diameter (px) found in a central crop, if far enough from the model's to matter.
-
-    This is how the default settings cope with objects from ~8 to ~80 px (as
-    Cellpose does): one quick pass measures the objects, and only images
-    whose objects are far from the training size are rescaled.
-    """
-    diameter = measure_diameter(model, prepared, **run)
-    return diameter if needs_rescale(model, diameter) else None
-
-
-def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
-    """Logits (classes, H, W) for one 2D image: (H, W), (H, W, 3|4) with ``rgb``, or (C, H, W).
-
-    ``diameter=None`` measures the objects first and rescales only when they
-    are far from the size the model was trained on (see :func:`estimate_diameter`).
-    Options as for :func:`predict_network`.
-    """
-    return predict_scaled(model, image, **options)[0]
-
-
-@dataclass(frozen=True)
-class NetworkPrediction:
-    """Logits at the size the network saw, and how that size relates to the image's own.
-
-    When the image was enlarged for the network (objects smaller than the
-    model knows), shrinking the logits blurs the thin valleys between
-    touching nuclei, so two nuclei would come out as one. Their seeds are
-    therefore found at the network's size, where the model's settings are
-    meant, and grown into outlines at the image's own size.
+    ``labels`` is a numpy array (leading axes, H, W), or the open zarr array
+    when the run had a ``store``. ``objects`` counts instances over all planes
+    (None for class outputs); ``mean_area`` is their mean area in pixels.
     """
 
-    logits: np.ndarray  # (classes, h, w)
-    scale: float  # how much the image was resized for the network
-    image_shape: tuple[int, int]  # (H, W)
-
-    @cached_property
-    def image_logits(self) -> np.ndarray:
-        """Logits at the image's own size (for probabilities and outlines)."""
-        if tuple(self.logits.shape[-2:]) == self.image_shape:
-            return self.logits
-        resized = F.interpolate(torch.from_numpy(self.logits)[None], size=self.image_shape, mode="bilinear",
-                                align_corners=False)
-        return resized[0].numpy()
-
-    def labels(self, model: Model) -> np.ndarray:
-        """The model's labels at the image's own size (what :func:`segment` returns)."""
-        seeds_at = None
-        if model.task == "instances" and self.scale > 1 and tuple(self.logits.shape[-2:]) != self.image_shape:
-            settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
-            seeds_at = to_image_coordinates(seed_points_tiled(self.logits, settings), self.logits.shape[-2:],
-                                            self.image_shape)
-        return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
+    labels: Any
+    planes: Planes
+    probabilities: np.ndarray | None
+    model_name: str
+    device: str
+    precision: str
+    seconds: float
+    objects: int | None = None
+    mean_area: float = 0.0
+    class_names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def to_image_coordinates(points: np.ndarray, network_shape: tuple[int, ...], image_shape: tuple[int, int]) -> np.ndarray:
-    """(row, col) points on the network's grid -> the image's grid, pixel centre to pixel centre.
-
-    The same geometry as the bilinear resizing (``align_corners=False``): the
-    ratio is per axis, from the actual sizes (which were rounded).
-    """
-    factor = np.asarray(image_shape, np.float64) / np.asarray(network_shape, np.float64)
-    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
-
-
-def predict_resized(net: torch.nn.Module, prepared: Any, scale: float, **run: Any) -> NetworkPrediction:
-    """Run the network on a prepared (C, H, W) image resized by ``scale``."""
-    _, h, w = prepared.shape
-    if abs(scale - 1.0) < 1e-3:
-        return NetworkPrediction(predict_tiled(net, prepared, **run), 1.0, (h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
-                            align_corners=False, antialias=scale < 1)[0].numpy()
-    return NetworkPrediction(predict_tiled(net, resized, **run), scale, (h, w))
-
-
-def predict_network(
-    model: Model,
+def segment_image(
     image: Any,
+    options: RunOptions = RunOptions(),
     *,
-    rgb: bool = False,
-    diameter: float | None = None,
-    tile_size: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
+    model: Model | None = None,
+    rgb: bool | None = None,
+    channel_axis: int | None = None,
+    planes: Planes | None = None,
+    pixel_size: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
-) -> NetworkPrediction:
-    """The network's logits for one 2D image, resized first if its objects are far from the model's size.
+) -> SegmentResult:
+    """Segment ``image`` (numpy, dask, zarr; read lazily) as ``options`` say.
 
-    ``prediction.labels(model)`` gives what :func:`segment` would,
-    ``prediction.image_logits`` the logits at the image's own size.
+    The image is (H, W), (H, W, 3|4) with ``rgb`` (None: guessed from an
+    8-bit trailing axis of 3 or 4), or multichannel with ``channel_axis``,
+    each optionally with leading Z/T axes, segmented plane by plane
+    (``planes``: the leading indices to do; None: all). ``model`` overrides
+    ``options.model`` with an already loaded model. Raises ``Cancelled``,
+    ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
     """
-    prepared = PreparedImage(image, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
-    run = dict(tile_size=tile_size, batch_size=batch_size, device=device, precision=precision, cancel=cancel,
-               progress=progress)
-    _, h, w = prepared.shape
-    if diameter is None and auto_diameter_applies(model):
-        if h <= AUTO_CROP and w <= AUTO_CROP:  # the measuring pass is the whole image: reuse it
-            logits = predict_tiled(model.net, prepared, **run)
-            measured = _median_diameter(logits)
-            if not needs_rescale(model, measured):
-                return NetworkPrediction(logits, 1.0, (h, w))
-            diameter = measured
+    start = time.perf_counter()
+    model = model if model is not None else load_model(options.model)
+    device = resolve_device(options.device)
+    options = replace(options, device=str(device), precision=resolve_precision(options.precision, device))
+    if channel_axis is not None:
+        rgb = False
+    elif rgb is None:
+        rgb = is_rgb(image)
+    lead, channels, _, _ = plane_layout(tuple(image.shape), rgb, channel_axis)
+    image = channels_first(image, channel_axis)
+    check_channels(model.in_channels, channels, model.name)
+    planes = planes or tuple(np.ndindex(*lead))
+    if options.store is not None:
+        result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes, pixel_size=pixel_size,
+                                   progress=progress, cancel=cancel)
+    else:
+        result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
+                                    cancel=cancel)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def output_labels(prediction: NetworkPrediction, model: Model, output: str) -> np.ndarray:
+    """Instances or classes; an instance model's "semantic" output is its foreground mask."""
+    if output == "semantic" and model.task == "instances":
+        threshold = float(model.postprocess.get("foreground_threshold", 0.5))
+        return semantic_labels(prediction.image_logits[:1], threshold)
+    return prediction.labels(model)
+
+
+def smallest_dtype(labels: np.ndarray) -> np.ndarray:
+    """uint32 instance ids as uint16 when they fit (half the memory, and what ImageJ reads)."""
+    if labels.dtype == np.uint32 and labels.max(initial=0) < 2**16:
+        return labels.astype(np.uint16)
+    return labels
+
+
+def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
+                       planes: Planes, progress: ProgressCallback | None,
+                       cancel: CancelCallback | None) -> SegmentResult:
+    instances = options.output == "instances" and model.task == "instances"
+    labels = probabilities = None
+    objects, area = 0, 0.0
+    for k, idx in enumerate(planes):
+        prediction = predict_plane(model, image[idx] if idx else image, options, rgb=rgb,
+                                   progress=part_progress(progress, k, len(planes)), cancel=cancel)
+        plane_labels = output_labels(prediction, model, options.output)
+        if instances:
+            counts = np.bincount(plane_labels.ravel().astype(np.int64))[1:]
+            objects, area = objects + int((counts > 0).sum()), area + float(counts.sum())
+        if not lead:
+            labels = plane_labels
         else:
-            diameter = estimate_diameter(model, prepared, **run)
-    return predict_resized(model.net, prepared, rescale_factor(model, diameter), **run)
+            if labels is None:
+                labels = np.zeros(lead + plane_labels.shape, dtype=np.uint32 if instances else plane_labels.dtype)
+            labels[idx] = plane_labels
+        if options.probabilities:
+            maps = probability_maps(prediction.image_logits, model.task)
+            if probabilities is None:
+                probabilities = maps if not lead else np.zeros(lead + maps.shape, dtype=np.float32)
+            if lead:
+                probabilities[idx] = maps
+    return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
+                         0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names)
 
 
-def predict_scaled(model: Model, image: Any, **options: Any) -> tuple[np.ndarray, float]:
-    """Logits at the image's own size, and the factor the image was resized by for the network.
+def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
+                      planes: Planes, pixel_size: tuple[float, float] | None, progress: ProgressCallback | None,
+                      cancel: CancelCallback | None) -> SegmentResult:
+    """Labels written block by block into a zarr store, complete or not at all (an atomic rename)."""
+    import zarr
 
-    Options as for :func:`predict_network`; for labels use that function's
-    ``prediction.labels(model)``, which post-processes where it is most exact.
-    """
-    prediction = predict_network(model, image, **options)
-    return prediction.image_logits, prediction.scale
+    instances = model.task == "instances"
+    plane_shape = tuple(int(s) for s in (image.shape[-3:-1] if rgb else image.shape[-2:]))
+    dtype = np.uint32 if instances else (np.uint8 if model.net.num_classes <= 256 else np.uint16)
+    chunks = (1,) * len(lead) + tuple(min(CHUNK, s) for s in plane_shape)
+    path = Path(options.store)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    objects, area = 0, 0.0
+    with atomic_path(path) as tmp:
+        out = zarr.open_array(str(tmp), mode="w", shape=lead + plane_shape, chunks=chunks, dtype=dtype, fill_value=0)
+        for k, idx in enumerate(planes):
+            plane = PlaneView(image, idx) if idx else image
+            n, a = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
+                                           progress=part_progress(progress, k, len(planes)), cancel=cancel)
+            objects, area = objects + n, area + a
+        out.attrs.update({
+            "napari_unet_seg": {"model": model.name, "task": model.task},
+            "objects": objects,
+            "mean_area": area / objects if objects else 0.0,
+            "pixel_size": list(pixel_size) if pixel_size else None,
+        })
+    labels = zarr.open_array(str(path), mode="r+")  # writable: users paint corrections on it
+    return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
+                         objects if instances else None, area / objects if objects else 0.0, model.class_names,
+                         [f"The labels are stored on disk in {path}"])
 
 
 def segment(
@@ -244,53 +186,67 @@ def segment(
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> np.ndarray:
-    """Segment an image with a model (default: the built-in ``nuclei`` model).
+    """Segment an image with a model (default: the built-in ``nuclei`` model); returns the labels.
 
     2D images give (H, W) labels. Stacks (Z or T leading axes) are segmented
     slice by slice and give labels of the same leading shape. ``rgb=None``
     guesses colour from an 8-bit trailing axis of 3 or 4; ``channel_axis``
-    names the channel axis of multichannel images.
+    names the channel axis of multichannel images. :func:`segment_image` is
+    the same with a :class:`RunOptions` and a full :class:`SegmentResult`.
     """
     model = model if isinstance(model, Model) else load_model(model)
-    if channel_axis is not None:
-        image = np.moveaxis(image, channel_axis, -3) if isinstance(image, np.ndarray) else _moveaxis(image, channel_axis)
-        rgb = False
-    if rgb is None:
-        rgb = is_rgb(image) and channel_axis is None
-    plane_ndim = 3 if (rgb or channel_axis is not None) else 2
-    if image.ndim < plane_ndim:
-        raise ValueError(f"image of shape {tuple(image.shape)} has too few dimensions")
-    lead = tuple(image.shape[:-plane_ndim])
-    planes = int(np.prod(lead)) if lead else 1
-    out = None
-    for index, idx in enumerate(np.ndindex(*lead) if lead else [()]):
-        plane = image[idx] if idx else image
-
-        def plane_progress(done: int, total: int, _i: int = index) -> None:
-            if progress is not None:
-                progress(_i * total + done, planes * total)
-
-        labels = predict_network(
-            model, plane, rgb=rgb, diameter=diameter, tile_size=tile_size, batch_size=batch_size,
-            device=device, precision=precision, progress=plane_progress, cancel=cancel,
-        ).labels(model)
-        if not lead:
-            return labels
-        if out is None:
-            out = np.zeros(lead + labels.shape, dtype=np.uint32 if model.task == "instances" else labels.dtype)
-        out[idx] = labels
-    return _smallest_dtype(out)
+    options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
+                         precision=precision)
+    return segment_image(image, options, model=model, rgb=rgb, channel_axis=channel_axis, progress=progress,
+                         cancel=cancel).labels
 
 
-def _smallest_dtype(labels: np.ndarray) -> np.ndarray:
-    if labels.dtype == np.uint32 and labels.max(initial=0) < 2**16:
-        return labels.astype(np.uint16)
-    return labels
+def segment_to_zarr(
+    source: Any,
+    model: Model | str | None,
+    path: str | os.PathLike,
+    *,
+    rgb: bool | None = False,
+    channel_axis: int | None = None,
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    diameter: float | None = None,
+    block_size: int = 2048,
+    halo: int | None = None,
+    pixel_size: tuple[float, float] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> Any:
+    """Segment ``source`` (numpy, dask, zarr; read lazily) into a zarr labels array at ``path``.
+
+    :func:`segment_image` with ``RunOptions(store=path)``. ``halo`` (default
+    :func:`~.blockwise.halo_for`) is the context around each block; it must
+    hold the largest object. ``path`` never holds a partial result. Instance
+    ids are unique within each plane. Returns the opened array (``attrs``:
+    objects, mean_area, pixel_size).
+    """
+    import zarr
+
+    model = model if isinstance(model, Model) else load_model(model)
+    options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
+                         precision=precision, store=str(path), block_size=block_size, halo=halo)
+    segment_image(source, options, model=model, rgb=rgb, channel_axis=channel_axis, pixel_size=pixel_size,
+                  progress=progress, cancel=cancel)
+    return zarr.open_array(str(path), mode="r")
 
 
-def _moveaxis(array: Any, axis: int) -> Any:
-    import dask.array as da
+def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
+    """Deprecated: use ``predict_network(model, image, ...).image_logits``."""
+    warnings.warn("predict_logits is deprecated; use predict_network(model, image, ...).image_logits",
+                  DeprecationWarning, stacklevel=2)
+    return predict_network(model, image, **options).image_logits
 
-    return da.moveaxis(da.asarray(array), axis, -3)
 
-
+def predict_scaled(model: Model, image: Any, **options: Any) -> tuple[np.ndarray, float]:
+    """Deprecated: use ``predict_network(model, image, ...)`` (``.image_logits``, ``.scale``)."""
+    warnings.warn("predict_scaled is deprecated; use predict_network(model, image, ...) and its .image_logits "
+                  "and .scale", DeprecationWarning, stacklevel=2)
+    prediction = predict_network(model, image, **options)
+    return prediction.image_logits, prediction.scale

@@ -161,3 +161,12 @@ def logits_to_labels(
         allowed["min_size"] = max(1, round(min_size / scale**2))
         return instance_labels(logits, **allowed, seeds_at=seeds_at)
     return semantic_labels(logits, float(settings.get("threshold", 0.5)))
+
+
+def probability_maps(logits: np.ndarray, task: str) -> np.ndarray:
+    """Foreground probability (H, W), or one map per non-background class (K-1, H, W)."""
+    if task == "instances" or logits.shape[0] == 1:
+        return sigmoid(logits[0]).astype(np.float32)
+    shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
+    probs = (shifted / shifted.sum(axis=0, keepdims=True))[1:].astype(np.float32)
+    return probs[0] if probs.shape[0] == 1 else probs

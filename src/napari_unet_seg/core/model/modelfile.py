@@ -165,6 +165,30 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return metadata
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a user interface needs to know about a model file, read without loading its weights."""
+
+    name: str
+    task: str
+    in_channels: int
+    class_names: tuple[str, ...]
+    object_diameter: float | None
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> ModelInfo:
+        """The description of the model file at ``path``; :class:`ModelFileError` when it is unusable."""
+        path = Path(path)
+        metadata = read_metadata(path)
+        try:
+            return cls(name=str(metadata.get("name") or path.stem), task=str(metadata.get("task", "instances")),
+                       in_channels=int(metadata.get("architecture", {}).get("in_channels", 1)),
+                       class_names=tuple(map(str, metadata.get("class_names", []))),
+                       object_diameter=metadata.get("object_diameter"))
+        except (TypeError, ValueError, AttributeError):
+            raise ModelFileError(f"{path.name}: its metadata cannot be read") from None
+
+
 def refuse_pickle(path: Path) -> None:
     """Pickled PyTorch files can run code when loaded: refuse them by name, before opening."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -225,4 +249,4 @@ def new_model(
     return Model(net=net, metadata=metadata)
 
 
-__all__ = ["Model", "ModelFileError", "load_model_file", "new_model", "read_metadata", "refuse_pickle", "save_model"]
+__all__ = ["Model", "ModelFileError", "ModelInfo", "load_model_file", "new_model", "read_metadata", "refuse_pickle", "save_model"]

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..common.atomic import atomic_path
+from ..model.registry import user_model_dir
 from .loop import TrainingPair
 
 INDEX = "project.json"
@@ -27,8 +29,6 @@ FORMAT_VERSION = 1
 
 def default_project_dir() -> Path:
     """The project used when the user has not chosen one (next to the user model folder)."""
-    from ..model.registry import user_model_dir
-
     return user_model_dir().parent / "projects" / "default"
 
 
@@ -36,15 +36,6 @@ def _key(image: np.ndarray, rgb: bool) -> str:
     digest = hashlib.sha1(np.ascontiguousarray(image).tobytes())
     digest.update(f"{image.shape}{image.dtype}{rgb}".encode())
     return digest.hexdigest()[:16]
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Project:
@@ -76,11 +67,8 @@ class Project:
         if valid is not None:
             arrays["valid"] = np.packbits(valid, axis=-1)
 
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-
-        _write_atomic(self.folder / "pairs" / f"{key}.npz", write)
+        with atomic_path(self.folder / "pairs" / f"{key}.npz", ".tmp") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
         entry = {
             "key": key, "file": f"pairs/{key}.npz", "name": pair.name, "source": source,
             "rgb": pair.rgb, "scribbles": scribbles, "task": task, "shape": list(labels.shape),
@@ -115,4 +103,5 @@ class Project:
     def _save_index(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}, indent=1)
-        _write_atomic(self.folder / INDEX, lambda tmp: tmp.write_text(text))
+        with atomic_path(self.folder / INDEX, ".tmp") as tmp:
+            tmp.write_text(text)

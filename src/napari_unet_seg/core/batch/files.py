@@ -1,0 +1,95 @@
+"""One file of a batch: read it, segment it through the one pipeline, write its labels, report a row.
+
+Shared by the local runner and the dask workers, so results are identical
+wherever a file is processed. Any failure of a file becomes a "failed" row;
+it never stops the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..common.callbacks import Cancelled
+from ..common.errors import first_line
+from ..imageio import ImageFile, read_image, write_labels_tiff
+from ..inference.options import RunOptions
+from ..inference.pipeline import segment_image
+from ..model.modelfile import Model
+from .jobs import Job
+
+
+@dataclass
+class FileResult:
+    """One row of ``summary.csv``."""
+
+    file: str
+    status: str  # "ok", "failed" or "skipped"
+    objects: int = 0
+    mean_area: float = 0.0
+    seconds: float = 0.0
+    message: str = ""
+    output: str = ""
+
+
+def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:
+    """The row of a file that could not be segmented, its reason in one line that names the file."""
+    text = first_line(exc)
+    message = text if text.startswith(job.source.name) else f"{job.source.name}: {text}"
+    return FileResult(str(job.source), "failed", seconds=round(seconds, 3), message=message)
+
+
+def skipped_result(job: Job, previous: dict[str, FileResult]) -> FileResult:
+    """The row of a file whose output exists; keeps the counts of the run that made it."""
+    old = previous.get(str(job.target))
+    return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
+                      "output exists (use overwrite to redo it)", str(job.target))
+
+
+def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
+    """The image (or the error that reading it raised) and the seconds spent reading."""
+    start = time.perf_counter()
+    try:
+        return read_image(path), time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - reported per file by the consumer
+        return exc, time.perf_counter() - start
+
+
+def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], model: Model, options: RunOptions,
+                 *, cancel: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+                 lock: Any = None) -> FileResult | None:
+    """Segment a read file and write its labels atomically; None when cancelled (nothing written).
+
+    In-memory images become ``<stem>_labels.tif``; zarr inputs are written
+    block by block into ``<stem>_labels.zarr`` (the run's ``store``). ``lock``
+    (if given) is held while the file is segmented, so tasks sharing a model
+    overlap only their reading and writing. (The network itself is always
+    run by one thread at a time: :func:`~..model.lock.exclusive`.)
+    """
+    image, seconds = loaded
+    start = time.perf_counter()
+    try:
+        if isinstance(image, BaseException):
+            raise image
+        run = replace(options, store=str(job.target)) if image.lazy else options
+        with lock or contextlib.nullcontext():
+            result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
+                                   pixel_size=image.pixel_size, progress=progress, cancel=cancel)
+        if not image.lazy:
+            write_labels_tiff(job.target, result.labels, image.pixel_size)
+    except Cancelled:
+        return None
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        return failed_result(job, exc, seconds + time.perf_counter() - start)
+    seconds += time.perf_counter() - start
+    return FileResult(str(job.source), "ok", result.objects or 0, round(result.mean_area, 2), round(seconds, 3), "",
+                      str(job.target))
+
+
+def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:
+    """Read, segment and write one file (see :func:`process_file`)."""
+    return process_file(job, read_timed(job.source), model, options, **kwargs)

@@ -1,0 +1,56 @@
+"""Running a batch on this machine: a reader thread prefetches while workers segment and write."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from ..inference.options import RunOptions
+from ..model.modelfile import Model
+from .files import FileResult, process_file, read_timed
+from .jobs import Job
+
+
+def local_workers() -> int:
+    """Files processed at once: two overlap one file's post-processing and writing with the next one's network."""
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+def _after_read(job: Job, read: Future, model: Model, options: RunOptions,
+                cancel: Callable[[], bool] | None) -> FileResult | None:
+    return process_file(job, read.result(), model, options, cancel=cancel)
+
+
+def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Callable[[], bool] | None = None,
+               workers: int | None = None) -> Iterator[tuple[Job, FileResult]]:
+    """Segment ``jobs`` on this machine; yields results as files finish.
+
+    A reader thread loads the next file while ``workers`` threads segment and
+    write: one file's post-processing and writing overlap the next file's
+    network, which runs one file at a time (:func:`~..model.lock.exclusive`).
+    At most ``workers + 1`` images are in memory at once.
+    """
+    workers = workers or local_workers()
+    queue = deque(jobs)
+    running: dict[Future, Job] = {}
+    with ThreadPoolExecutor(1, "unet-seg-read") as reader, ThreadPoolExecutor(workers, "unet-seg") as pool:
+        try:
+            while queue or running:
+                stop = cancel is not None and cancel()
+                while queue and not stop and len(running) <= workers:
+                    job = queue.popleft()
+                    read = reader.submit(read_timed, job.source)
+                    running[pool.submit(_after_read, job, read, model, options, cancel)] = job
+                if not running:
+                    break
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    job = running.pop(future)
+                    if result is not None:
+                        yield job, result
+        finally:
+            for future in running:
+                future.cancel()

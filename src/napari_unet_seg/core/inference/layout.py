@@ -1,0 +1,110 @@
+"""How an image's axes map to planes and channels, and lazy views that read only what is sliced.
+
+Every path describes an image the same way: optional leading (Z/T) axes,
+then one plane that is (H, W), (H, W, 3|4) when ``rgb``, or (C, H, W) once
+the channel axis has been moved by :func:`channels_first`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def is_rgb(image: Any) -> bool:
+    """Guess whether the last axis holds colour: (..., H, W, 3|4) of 8-bit data."""
+    return image.ndim >= 3 and image.shape[-1] in (3, 4) and np.dtype(image.dtype) == np.uint8
+
+
+def as_lazy(image: Any) -> Any:
+    """numpy and dask pass through; anything else (zarr, h5py...) becomes dask so slicing stays lazy."""
+    if isinstance(image, np.ndarray):
+        return image
+    import dask.array as da
+
+    if isinstance(image, da.Array):
+        return image
+    chunks = getattr(image, "chunks", None)
+    return da.from_array(image, chunks=chunks if isinstance(chunks, tuple) else "auto")
+
+
+def channels_first(image: Any, channel_axis: int | None) -> Any:
+    """Move the channel axis just before the plane, (..., C, H, W); lazily (as dask) for anything but numpy."""
+    if channel_axis is None:
+        return image
+    if isinstance(image, np.ndarray):
+        return np.moveaxis(image, channel_axis, -3)
+    import dask.array as da
+
+    return da.moveaxis(as_lazy(image), channel_axis, -3)
+
+
+def plane_layout(shape: tuple[int, ...], rgb: bool, channel_axis: int | None) -> tuple[tuple[int, ...], int, int, int]:
+    """Leading (Z/T) shape, channels, height and width of an image of ``shape``."""
+    if rgb:
+        if len(shape) < 3:
+            raise ValueError("an RGB image needs a colour axis")
+        return tuple(shape[:-3]), int(shape[-1]), int(shape[-3]), int(shape[-2])
+    if channel_axis is not None:
+        if not -len(shape) <= channel_axis < len(shape) or len(shape) < 3:
+            raise ValueError(f"an image of shape {tuple(shape)} has no channel axis {channel_axis}")
+        moved = list(shape)
+        channels = moved.pop(channel_axis)
+        moved.insert(len(moved) - 2, channels)
+        return tuple(moved[:-3]), int(channels), int(moved[-2]), int(moved[-1])
+    if len(shape) < 2:
+        raise ValueError(f"image of shape {tuple(shape)} has too few dimensions")
+    return tuple(shape[:-2]), 1, int(shape[-2]), int(shape[-1])
+
+
+def check_channels(model_channels: int, image_channels: int, model_name: str) -> None:
+    """Raise a clear ValueError when the image cannot feed the model (colour feeds a gray model)."""
+    if image_channels == model_channels or (model_channels == 1 and image_channels in (3, 4)):
+        return
+    if image_channels == 1:
+        raise ValueError(
+            f"model '{model_name}' expects {model_channels} channels but the image has one; "
+            "choose the image's channel axis"
+        )
+    raise ValueError(f"model '{model_name}' expects {model_channels} channel(s) but the image has {image_channels}")
+
+
+class PlaneView:
+    """A lazy view of one plane of a (..., H, W[, C]) array: reads only what is sliced."""
+
+    def __init__(self, source: Any, lead: tuple[int, ...]) -> None:
+        self.source, self.lead = source, lead
+        self.shape = tuple(int(s) for s in source.shape[len(lead):])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(source.dtype)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        return np.asarray(self.source[self.lead + index])
+
+
+class WindowView:
+    """A (C, h, w) window of a (C, H, W) sliceable image, itself sliceable like one (for predict_tiled)."""
+
+    def __init__(self, image: Any, y0: int, y1: int, x0: int, x1: int) -> None:
+        self.image, self.y0, self.x0 = image, y0, x0
+        self.shape = (image.shape[0], y1 - y0, x1 - x0)
+        self.ndim, self.dtype = 3, np.dtype(getattr(image, "dtype", np.float32))
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        ys, xs = index[-2], index[-1]
+        ya, yb, _ = ys.indices(self.shape[1])
+        xa, xb, _ = xs.indices(self.shape[2])
+        return self.image[..., self.y0 + ya:self.y0 + yb, self.x0 + xa:self.x0 + xb]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # noqa: ANN001 - numpy's protocol
+        out = np.asarray(self[..., 0:self.shape[1], 0:self.shape[2]])
+        return out if dtype is None else out.astype(dtype)
+
+
+def central_window(image: Any, side: int) -> WindowView:
+    """The central ``side`` x ``side`` window of a (C, H, W) image (all of it when smaller)."""
+    _, h, w = image.shape
+    y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
+    return WindowView(image, y0, min(y0 + side, h), x0, min(x0 + side, w))

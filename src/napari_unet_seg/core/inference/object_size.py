@@ -1,0 +1,77 @@
+"""The automatic object size: measure the objects, and rescale only images far from the model's size.
+
+This is how the default settings cope with objects from ~8 to ~120 px (as
+Cellpose does): one quick pass over a central crop measures the objects, and
+only images whose objects are far from the training size are resized.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..model.modelfile import Model
+from .layout import central_window
+from .postprocess import MEASURING_SETTINGS, instance_labels
+
+MAX_ENLARGEMENT = 8  # a tiny diameter by mistake must not ask for a 40x larger image (and hang or run out of memory)
+AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
+
+
+def rescale_factor(model: Model, diameter: float | None) -> float:
+    """How much to resize the image so its objects look the size the model knows."""
+    if not diameter or not model.object_diameter:
+        return 1.0
+    if not (math.isfinite(diameter) and diameter > 0):
+        raise ValueError("the object diameter must be a positive number of pixels")
+    factor = float(model.object_diameter) / float(diameter)
+    if factor > MAX_ENLARGEMENT:
+        smallest = float(model.object_diameter) / MAX_ENLARGEMENT
+        raise ValueError(f"an object diameter of {diameter:g} px would enlarge the image {factor:.0f}x; give at least "
+                         f"{smallest:.1f} px (this model's objects are {float(model.object_diameter):g} px across)")
+    return factor
+
+
+def median_diameter(logits: np.ndarray) -> float | None:
+    """Diameter of the object a typical foreground pixel belongs to (area-weighted median).
+
+    Weighting by area keeps a few large objects from being outvoted by
+    fragments when the network sees objects far bigger than it knows. The
+    measuring pass uses fixed post-processing (``MEASURING_SETTINGS``), not
+    the model's tuned settings, so tuning those never changes which images
+    get rescaled.
+    """
+    labels = instance_labels(logits, **MEASURING_SETTINGS)
+    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
+    areas = np.sort(areas[areas > 0])
+    if len(areas) < 3:
+        return None
+    cumulative = np.cumsum(areas)
+    median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(2 * np.sqrt(median_area / np.pi))
+
+
+def needs_rescale(model: Model, diameter: float | None) -> bool:
+    """Whether a measured diameter is outside the model's band (``Model.auto_band``)."""
+    if diameter is None:
+        return False
+    low, high = model.auto_band
+    return not low <= diameter / float(model.object_diameter) <= high
+
+
+def auto_diameter_applies(model: Model) -> bool:
+    """Only instance models that know their training object size can rescale themselves."""
+    return model.task == "instances" and bool(model.object_diameter)
+
+
+def measuring_crop(prepared: Any) -> Any:
+    """The part of a prepared (C, H, W) image the measuring pass sees."""
+    return central_window(prepared, AUTO_CROP)
+
+
+def fits_measuring_crop(prepared: Any) -> bool:
+    """True when the measuring pass sees the whole image (so its logits can be reused)."""
+    _, h, w = prepared.shape
+    return h <= AUTO_CROP and w <= AUTO_CROP

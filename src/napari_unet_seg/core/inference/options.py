@@ -1,0 +1,64 @@
+"""One frozen description of a segmentation run, shared by every path (widget, menu, CLI, batch, dask).
+
+Saying *how* to run lives here; saying *which image* (its colour or channel
+axis, the planes wanted) is an argument of :func:`.pipeline.segment_image`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+OUTPUTS = ("instances", "semantic")
+MEMORY_FRACTION = 0.25  # labels bigger than this share of free RAM go to disk
+LAZY_PLANE_PIXELS = 8192 * 8192  # lazy planes bigger than this go to disk
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to segment: which model, at what object size, into what, on which device, stored where.
+
+    ``model`` is a model name or a ``.safetensors`` path (None: the built-in
+    ``nuclei``). ``diameter`` is the objects' size in pixels (None: measured).
+    ``output`` is ``"instances"`` or ``"semantic"`` (an instance model's
+    foreground mask). ``tile_size`` and ``batch_size`` are the network's
+    window side and windows per call (None: chosen for the device); results
+    do not depend on them. ``store`` is a zarr path to write the labels to,
+    block by block (``block_size`` px a side, ``halo`` px of context, None:
+    enough for the model's objects); None keeps them in memory.
+    """
+
+    model: str | None = None
+    diameter: float | None = None
+    output: str = "instances"
+    probabilities: bool = False
+    tile_size: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    store: str | None = None
+    block_size: int = 2048
+    halo: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
+
+
+def available_memory() -> int:
+    """Bytes of RAM free for new data (psutil comes with napari; sysconf is the fallback)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def needs_disk(shape: tuple[int, ...], lazy: bool, plane_pixels: int, available_bytes: int | None = None) -> bool:
+    """True when labels of ``shape`` would not fit comfortably in memory (or the input is a huge lazy image)."""
+    if available_bytes is None:
+        available_bytes = available_memory()
+    labels_bytes = math.prod(shape) * 4
+    return labels_bytes > MEMORY_FRACTION * available_bytes or (lazy and plane_pixels > LAZY_PLANE_PIXELS)

@@ -1,0 +1,153 @@
+"""One 2D image through the network: normalised, resized to the model's object size if needed, tiled.
+
+:func:`predict_plane` is what every path runs per plane (the pipeline, and
+blockwise storage for planes that fit in one block), so they all agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..common.callbacks import CancelCallback, ProgressCallback
+from ..model.modelfile import Model
+from .object_size import (
+    auto_diameter_applies, fits_measuring_crop, measuring_crop, median_diameter, needs_rescale, rescale_factor,
+)
+from .options import RunOptions
+from .postprocess import SEED_SETTINGS, logits_to_labels, seed_points_tiled
+from .preprocess import PreparedImage
+from .tiling import predict_tiled
+
+
+@dataclass(frozen=True)
+class NetworkPrediction:
+    """Logits at the size the network saw, and how that size relates to the image's own.
+
+    When the image was enlarged for the network (objects smaller than the
+    model knows), shrinking the logits blurs the thin valleys between
+    touching nuclei, so two nuclei would come out as one. Their seeds are
+    therefore found at the network's size, where the model's settings are
+    meant, and grown into outlines at the image's own size.
+    """
+
+    logits: np.ndarray  # (classes, h, w)
+    scale: float  # how much the image was resized for the network
+    image_shape: tuple[int, int]  # (H, W)
+
+    @cached_property
+    def image_logits(self) -> np.ndarray:
+        """Logits at the image's own size (for probabilities and outlines)."""
+        if tuple(self.logits.shape[-2:]) == self.image_shape:
+            return self.logits
+        resized = F.interpolate(torch.from_numpy(self.logits)[None], size=self.image_shape, mode="bilinear",
+                                align_corners=False)
+        return resized[0].numpy()
+
+    def labels(self, model: Model) -> np.ndarray:
+        """The model's labels at the image's own size (what :func:`~.pipeline.segment` returns)."""
+        seeds_at = None
+        if model.task == "instances" and self.scale > 1 and tuple(self.logits.shape[-2:]) != self.image_shape:
+            settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
+            seeds_at = to_image_coordinates(seed_points_tiled(self.logits, settings), self.logits.shape[-2:],
+                                            self.image_shape)
+        return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
+
+
+def to_image_coordinates(points: np.ndarray, network_shape: tuple[int, ...], image_shape: tuple[int, int]) -> np.ndarray:
+    """(row, col) points on the network's grid -> the image's grid, pixel centre to pixel centre.
+
+    The same geometry as the bilinear resizing (``align_corners=False``): the
+    ratio is per axis, from the actual sizes (which were rounded).
+    """
+    factor = np.asarray(image_shape, np.float64) / np.asarray(network_shape, np.float64)
+    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
+
+
+def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progress: ProgressCallback | None = None,
+                cancel: CancelCallback | None = None) -> np.ndarray:
+    """:func:`~.tiling.predict_tiled` with the run's window, batch, device and precision."""
+    return predict_tiled(net, image, tile_size=options.tile_size, batch_size=options.batch_size,
+                         device=options.device, precision=options.precision, progress=progress, cancel=cancel)
+
+
+def measure_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
+                     cancel: CancelCallback | None = None) -> float | None:
+    """The measuring pass: median object diameter (px) in a central crop (the whole image when small).
+
+    None when the model cannot measure (not an instance model with a known
+    object size) or finds fewer than 3 objects.
+    """
+    if not auto_diameter_applies(model):
+        return None
+    return median_diameter(run_network(model.net, measuring_crop(prepared), options, cancel=cancel))
+
+
+def estimate_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
+                      cancel: CancelCallback | None = None) -> float | None:
+    """The measured diameter if it is far enough from the model's to matter, else None (no rescaling)."""
+    diameter = measure_diameter(model, prepared, options, cancel=cancel)
+    return diameter if needs_rescale(model, diameter) else None
+
+
+def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
+                     progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
+    """Run the network on a prepared (C, H, W) image resized by ``scale``."""
+    _, h, w = prepared.shape
+    if abs(scale - 1.0) < 1e-3:
+        return NetworkPrediction(run_network(net, prepared, options, progress=progress, cancel=cancel), 1.0, (h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
+                            align_corners=False, antialias=scale < 1)[0].numpy()
+    return NetworkPrediction(run_network(net, resized, options, progress=progress, cancel=cancel), scale, (h, w))
+
+
+def prepare(model: Model, plane: Any, *, rgb: bool) -> PreparedImage:
+    """A plane normalised with the model's own settings (a lazy view)."""
+    return PreparedImage(plane, in_channels=model.in_channels, normalization_settings=model.normalization, rgb=rgb)
+
+
+def predict_plane(model: Model, plane: Any, options: RunOptions, *, rgb: bool = False,
+                  progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
+    """The network's logits for one 2D plane, resized first if its objects are far from the model's size."""
+    prepared = prepare(model, plane, rgb=rgb)
+    diameter = options.diameter
+    if diameter is None and auto_diameter_applies(model):
+        if fits_measuring_crop(prepared):  # the measuring pass is the whole image: reuse it
+            logits = run_network(model.net, prepared, options, progress=progress, cancel=cancel)
+            measured = median_diameter(logits)
+            if not needs_rescale(model, measured):
+                return NetworkPrediction(logits, 1.0, tuple(prepared.shape[1:]))
+            diameter = measured
+        else:
+            diameter = estimate_diameter(model, prepared, options, cancel=cancel)
+    return predict_at_scale(model.net, prepared, rescale_factor(model, diameter), options, progress=progress,
+                            cancel=cancel)
+
+
+def predict_network(
+    model: Model,
+    image: Any,
+    *,
+    rgb: bool = False,
+    diameter: float | None = None,
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> NetworkPrediction:
+    """The network's logits for one 2D image, resized first if its objects are far from the model's size.
+
+    ``prediction.labels(model)`` gives what :func:`~.pipeline.segment` would,
+    ``prediction.image_logits`` the logits at the image's own size.
+    """
+    options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
+                         precision=precision)
+    return predict_plane(model, image, options, rgb=rgb, progress=progress, cancel=cancel)
