@@ -24,9 +24,9 @@ import numpy as np
 import tifffile
 
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
-from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.pipeline import segment
-from napari_unet_seg.core.training.loop import TrainingPair
+from napari_unet_seg.core.training.data import TrainingPair
 
 
 def load(data: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +38,7 @@ def scores(model, data: Path, rows: list[dict]) -> list[tuple[float, float]]:
     for row in rows:
         image, truth = load(data, row["name"])
         pred = segment(image, model)
-        out.append((average_precision(truth, pred), dice(truth, pred)))
+        out.append((matching_accuracy(truth, pred), dice(truth, pred)))
     return out
 
 

@@ -27,7 +27,7 @@ from train_nuclei import holdout_split, load_split, typical_diameter
 
 from napari_unet_seg import segment
 from napari_unet_seg.core.training.augment import AugmentConfig
-from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.model.modelfile import new_model
 from napari_unet_seg.core.inference.tiling import predict_tiled
 from napari_unet_seg.core.training.loop import TrainConfig, train
@@ -67,7 +67,7 @@ def main() -> None:
         )
         result = train(model, train_pairs, config)
         preds = [segment(p.image, model) for p in held]
-        ap = np.mean([average_precision(p.labels, q) for p, q in zip(held, preds)])
+        ap = np.mean([matching_accuracy(p.labels, q) for p, q in zip(held, preds)])
         dc = np.mean([dice(p.labels, q) for p, q in zip(held, preds)])
         params = sum(p.numel() for p in model.net.parameters())
         speed = seconds_per_megapixel(model)

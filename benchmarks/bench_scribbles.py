@@ -23,7 +23,8 @@ from skimage.draw import line
 
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
 from napari_unet_seg.core.inference.pipeline import segment
-from napari_unet_seg.core.training.loop import TrainingPair, mean_iou
+from napari_unet_seg.core.training.data import TrainingPair
+from napari_unet_seg.core.training.metrics import mean_iou
 
 
 def make_task(seed: int, size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

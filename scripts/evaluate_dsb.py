@@ -22,7 +22,7 @@ from skimage.transform import rescale
 
 from napari_unet_seg import load_model, segment
 from napari_unet_seg.core.inference.baseline import classical_nuclei
-from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 
 
 def rescaled(image: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +93,10 @@ def main() -> None:
             pred = segment(img, model, rgb=rgb)
             if name == "plain":
                 seconds.append((time.perf_counter() - start) / (img.shape[0] * img.shape[1] / 1e6))
-            row_scores = [average_precision(lab, pred), dice(lab, pred)]
+            row_scores = [matching_accuracy(lab, pred), dice(lab, pred)]
             if not args.no_baseline:
                 base = classical_nuclei(img, rgb=rgb)
-                row_scores += [average_precision(lab, base), dice(lab, base)]
+                row_scores += [matching_accuracy(lab, base), dice(lab, base)]
             scores.setdefault((row["kind"], name), []).append(row_scores)
     print(f"model: {model.name} ({model.path})")
     columns = ["AP50", "Dice"] + ([] if args.no_baseline else ["baseline AP50", "baseline Dice"])

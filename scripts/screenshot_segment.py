@@ -25,7 +25,8 @@ def demo_model_name(train_steps: int) -> str:
     from napari_unet_seg import available_models, new_model, save_model
     from napari_unet_seg._sample_data import MAIN_SAMPLE, _pair, sample_stems
     from napari_unet_seg.core.model.registry import user_model_dir
-    from napari_unet_seg.core.training.loop import TrainConfig, TrainingPair, train
+    from napari_unet_seg.core.training.loop import TrainConfig, train
+    from napari_unet_seg.core.training.data import TrainingPair
 
     if "nuclei" in available_models():
         return "nuclei"

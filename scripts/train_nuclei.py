@@ -25,7 +25,8 @@ from skimage.measure import regionprops
 from napari_unet_seg.core.training.augment import AugmentConfig
 from napari_unet_seg.core.model.modelfile import load_model_file, new_model, save_model
 from napari_unet_seg.core.inference.preprocess import denoise_setting
-from napari_unet_seg.core.training.loop import StepReport, TrainConfig, TrainingPair, train
+from napari_unet_seg.core.training.loop import StepReport, TrainConfig, train
+from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.model.widen import widened
 
 

@@ -32,7 +32,7 @@ import torch
 from evaluate_dsb import low_light, rescaled
 from train_nuclei import holdout_split, load_split, typical_diameter
 
-from napari_unet_seg.core.training.metrics import average_precision
+from napari_unet_seg.core.training.metrics import matching_accuracy
 from napari_unet_seg.core.model.modelfile import Model, load_model_file, save_model
 from napari_unet_seg.core.inference.object_size import needs_rescale, rescale_factor
 from napari_unet_seg.core.inference.prediction import NetworkPrediction, measure_diameter, predict_network
@@ -132,7 +132,7 @@ def main() -> None:
                 if key not in rescaled_predictions:
                     rescaled_predictions[key] = predict_network(shipped, image, rgb=rgb, diameter=measured)
                 prediction = rescaled_predictions[key]
-            aps.append(average_precision(labels, prediction.labels(shipped)))
+            aps.append(matching_accuracy(labels, prediction.labels(shipped)))
         return float(np.mean(aps))
 
     low, high = model.auto_band

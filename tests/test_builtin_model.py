@@ -14,7 +14,7 @@ from skimage.transform import rescale
 
 from napari_unet_seg import load_model, segment
 from napari_unet_seg._sample_data import _pair, sample_stems
-from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.model.modelfile import load_model_file
 from napari_unet_seg.core.model.registry import builtin_model_paths
 from napari_unet_seg.core.inference.prediction import estimate_diameter
@@ -39,7 +39,7 @@ def test_metadata_describes_how_to_use_the_weights():
 def test_segments_real_nuclei(sample):
     image, truth = sample
     labels = segment(image)
-    assert average_precision(truth, labels) > 0.65
+    assert matching_accuracy(truth, labels) > 0.65
     assert dice(truth, labels) > 0.85
 
 
@@ -52,7 +52,7 @@ def test_small_nuclei_are_measured_and_found_without_settings(sample):
     measured = estimate_diameter(model, prepared)
     low = model.auto_band[0]
     assert measured is not None and measured < low * model.object_diameter  # far off: the image gets rescaled
-    assert average_precision(small_truth, segment(small)) > 0.45
+    assert matching_accuracy(small_truth, segment(small)) > 0.45
 
 
 def test_batch_of_the_sample_folder_runs_to_the_end(tmp_path):
@@ -79,8 +79,8 @@ def test_hot_pixels_do_not_become_nuclei(sample):
     camera = image.astype(np.uint16) * 16  # as a 12-bit camera records it
     hot = rng.random(camera.shape) < 0.002
     camera[hot] = min(2 * int(np.percentile(camera[truth > 0], 99)), 4095)
-    clean_ap = average_precision(truth, segment(image))
-    assert average_precision(truth, segment(camera)) > clean_ap - 0.06  # without despiking: ~0.55 lower
+    clean_ap = matching_accuracy(truth, segment(image))
+    assert matching_accuracy(truth, segment(camera)) > clean_ap - 0.06  # without despiking: ~0.55 lower
 
 
 def test_low_light_images_are_smoothed_before_the_network(sample):
@@ -94,4 +94,4 @@ def test_low_light_images_are_smoothed_before_the_network(sample):
     dark = rng.poisson(image.astype(np.float32) * photons + 1).astype(np.uint16)
     assert PreparedImage(dark, in_channels=1, normalization_settings=model.normalization).normalization.smooth > 0
     assert PreparedImage(image, in_channels=1, normalization_settings=model.normalization).normalization.smooth == 0
-    assert average_precision(truth, segment(dark, model)) > average_precision(truth, segment(dark, plain)) + 0.03
+    assert matching_accuracy(truth, segment(dark, model)) > matching_accuracy(truth, segment(dark, plain)) + 0.03

@@ -10,7 +10,7 @@ from napari_unet_seg import Cancelled, segment
 from napari_unet_seg.core.inference import preprocess
 from napari_unet_seg.core.inference.blockwise import halo_for
 from napari_unet_seg.core.inference.pipeline import segment_to_zarr
-from napari_unet_seg.core.training.metrics import average_precision
+from napari_unet_seg.core.training.metrics import matching_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def disks():
 def test_threshold_model_is_an_oracle(disks):
     image, truth = disks
     labels = segment(image, threshold_model(), device="cpu", precision="fp32")
-    assert average_precision(truth, labels) > 0.85  # disks that touch merge: it only thresholds
+    assert matching_accuracy(truth, labels) > 0.85  # disks that touch merge: it only thresholds
 
 
 def test_blocks_match_whole_image(tmp_path, disks):
@@ -34,7 +34,7 @@ def test_blocks_match_whole_image(tmp_path, disks):
     n_ref, n = reference.max(), len(np.unique(labels)) - 1
     assert abs(n - n_ref) <= 0.02 * n_ref
     assert out.attrs["objects"] == n == labels.max()  # ids unique and consecutive over the plane
-    assert average_precision(reference, labels) >= 0.95
+    assert matching_accuracy(reference, labels) >= 0.95
 
 
 def test_one_block_is_exactly_segment(tmp_path, tiny_model, disks):
@@ -63,7 +63,7 @@ def test_lazy_inputs_read_by_window(tmp_path, monkeypatch, disks):
     model = threshold_model()
     out = segment_to_zarr(Recording(), model, tmp_path / "l.zarr", block_size=64, halo=32, device="cpu")
     assert max(reads) <= (64 + 2 * 32 + 2) ** 2 < image.size / 4  # block + halo + 1 px that despiking reads
-    assert average_precision(segment(image, model, device="cpu"), out[:]) >= 0.95
+    assert matching_accuracy(segment(image, model, device="cpu"), out[:]) >= 0.95
 
 
 def test_stacks_dask_and_zarr_sources(tmp_path, disks):
@@ -108,4 +108,4 @@ def test_rescaled_blocks_match_whole_image(tmp_path, disks):
     model.metadata["object_diameter"] = 12.0
     reference = segment(image, model, diameter=16.0, device="cpu")
     out = segment_to_zarr(image, model, tmp_path / "r.zarr", diameter=16.0, block_size=100, device="cpu")
-    assert average_precision(reference, out[:]) >= 0.95
+    assert matching_accuracy(reference, out[:]) >= 0.95

@@ -10,7 +10,8 @@ from helpers import synthetic_nuclei
 from napari_unet_seg.core.training.losses import instance_loss, semantic_loss
 from napari_unet_seg.core.model.modelfile import new_model
 from napari_unet_seg.core.training.targets import IGNORE, contact_zone, instance_targets, semantic_targets
-from napari_unet_seg.core.training.loop import PreparedPair, TrainConfig, TrainingPair, _sample
+from napari_unet_seg.core.training.loop import TrainConfig, _sample
+from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 
 
 def _region(shape, seed=1):

@@ -1,7 +1,7 @@
 import numpy as np
 
 from helpers import oracle_logits, synthetic_nuclei
-from napari_unet_seg.core.training.metrics import average_precision, dice
+from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.postprocess import (
     instance_labels,
     logits_to_labels,
@@ -14,7 +14,7 @@ from napari_unet_seg.core.inference.postprocess import (
 def test_touching_objects_are_separated():
     _, labels = synthetic_nuclei((128, 128), n=20, radius=(6, 10), touching=True, seed=2)
     out = instance_labels(oracle_logits(labels))
-    assert average_precision(labels, out) > 0.9
+    assert matching_accuracy(labels, out) > 0.9
     assert out.max() == len(np.unique(labels)) - 1
 
 
@@ -68,11 +68,11 @@ def test_metrics():
     a = np.zeros((10, 10), int)
     a[:5, :5] = 1
     a[6:, 6:] = 2
-    assert average_precision(a, a) == 1.0 and dice(a, a) == 1.0
+    assert matching_accuracy(a, a) == 1.0 and dice(a, a) == 1.0
     b = np.zeros_like(a)
     b[:5, :5] = 7
-    assert average_precision(a, b) == 0.5
-    assert average_precision(np.zeros_like(a), np.zeros_like(a)) == 1.0
+    assert matching_accuracy(a, b) == 0.5
+    assert matching_accuracy(np.zeros_like(a), np.zeros_like(a)) == 1.0
 
 
 def test_seeds_found_elsewhere_replace_the_seed_search():
@@ -80,7 +80,7 @@ def test_seeds_found_elsewhere_replace_the_seed_search():
     logits = oracle_logits(labels)
     points = seed_points(logits)
     assert len(points) == len(np.unique(labels)) - 1  # one seed per nucleus
-    assert average_precision(instance_labels(logits), instance_labels(logits, seeds_at=points)) == 1.0
+    assert matching_accuracy(instance_labels(logits), instance_labels(logits, seeds_at=points)) == 1.0
     background = np.argwhere(labels == 0)[0]
     merged = instance_labels(logits, seeds_at=np.vstack([points[:1], points[:1], background]))
     # both copies of the first seed make one object and the seed on background none; the other nuclei

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import synthetic_nuclei
 from napari_unet_seg.core.training.project import Project, default_project_dir
-from napari_unet_seg.core.training.loop import TrainingPair
+from napari_unet_seg.core.training.data import TrainingPair
 
 
 def test_pairs_survive_a_restart(tmp_path):

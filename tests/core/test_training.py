@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.training.finetune import (
-    check_pairs, finetune, fresh_model_name, save_trained, split_validation, starting_model,
-)
+from napari_unet_seg.core.training.checks import check_pairs
+from napari_unet_seg.core.training.finetune import finetune, starting_model
+from napari_unet_seg.core.training.naming import fresh_model_name, save_trained
+from napari_unet_seg.core.training.split import split_validation
 from napari_unet_seg.core.model.modelfile import ModelFileError
 from napari_unet_seg.core.model.registry import available_models, load_model, user_model_dir
-from napari_unet_seg.core.training.loop import TrainConfig, TrainingPair, evaluate_pairs, train
+from napari_unet_seg.core.training.evaluation import evaluate_pairs
+from napari_unet_seg.core.training.loop import TrainConfig, train
+from napari_unet_seg.core.training.data import TrainingPair
 
 TINY = dict(depth=2, width=4)
 
@@ -142,7 +145,7 @@ def test_clear_errors_for_unusable_annotations():
 
 
 def test_sanity_check_warns_when_nothing_is_found():
-    from napari_unet_seg.core.training.finetune import sanity_check
+    from napari_unet_seg.core.training.checks import sanity_check
 
     image, labels = synthetic_nuclei((96, 96))
     model = starting_model("none", **TINY)

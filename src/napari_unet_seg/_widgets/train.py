@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from ..core.training.finetune import fresh_model_name
+from ..core.training.naming import fresh_model_name
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
 from ..core.training.project import Project, default_project_dir

@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from ..core.training.finetune import (
-    FinetuneResult, RegionPredictor, default_config, finetune, fresh_model_name, is_scratch, save_trained,
-    starting_model,
-)
-from ..core.model.registry import available_models, user_model_dir
+from ..core.inference.preview import RegionPredictor
+from ..core.model.registry import user_model_dir
+from ..core.training.data import TrainingPair
+from ..core.training.finetune import FinetuneResult, default_config, finetune, is_scratch, starting_model
+from ..core.training.naming import path_in_folder, save_trained
 from ..core.training.project import Project
-from ..core.training.loop import TrainingPair
 
 
 class TrainBridge(QObject):
@@ -93,10 +92,7 @@ def run_job(job: TrainJob, bridge: TrainBridge) -> JobOutcome:
     bridge.status.emit(f"training on {len(pairs)} image(s)...")
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
                       progress=bridge.stepped.emit, cancel=job.cancel.is_set, preview=preview)
-    folder = user_model_dir()
-    taken = not job.name or job.name in available_models() or (folder / f"{job.name}.safetensors").exists()
-    name = fresh_model_name(job.name or ("model" if scratch else model.name), folder) if taken else job.name
-    path = save_trained(model, folder / name)
+    path = save_trained(model, path_in_folder(user_model_dir(), job.name, "model" if scratch else model.name))
     if job.project_dir is not None:
         Project(job.project_dir).record_model(path, {"steps": result.train.steps, **result.scores})
     return JobOutcome(result, path, len(pairs))

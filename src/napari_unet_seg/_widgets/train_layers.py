@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.training.loop import TrainingPair
+from ..core.training.data import TrainingPair
 
 MODES = ("dense", "region", "scribbles")
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.inference.baseline import classical_nuclei
 from ..core.imageio import ImageReadError, read_image
-from ..core.training.metrics import average_precision, dice
-from ..core.model.registry import load_model
+from ..core.inference.baseline import classical_nuclei
 from ..core.inference.pipeline import segment
+from ..core.model.registry import load_model
+from ..core.training.metrics import dice, matching_accuracy
+from .errors import UserError, require_positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,8 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .main import UserError, require_positive
-
     require_positive(args.diameter, "--diameter")
     if len(args.images) != len(args.labels):
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
@@ -58,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
             pred = segment(image.data, model, rgb=image.rgb, diameter=args.diameter, device=args.device)
         except ValueError as exc:  # e.g. a diameter that would enlarge the image beyond reason
             raise UserError(f"{Path(image_path).name}: {exc}") from None
-        row = {"image": str(image_path), "ap50": average_precision(truth_data, pred), "dice": dice(truth_data, pred)}
+        row = {"image": str(image_path), "ap50": matching_accuracy(truth_data, pred), "dice": dice(truth_data, pred)}
         if args.baseline:
             base = classical_nuclei(image.data, rgb=image.rgb)
-            row.update(baseline_ap50=average_precision(truth_data, base), baseline_dice=dice(truth_data, base))
+            row.update(baseline_ap50=matching_accuracy(truth_data, base), baseline_dice=dice(truth_data, base))
         rows.append(row)
         extra = f"  baseline AP50 {row['baseline_ap50']:.3f} Dice {row['baseline_dice']:.3f}" if args.baseline else ""
         print(f"{Path(image_path).name}: AP50 {row['ap50']:.3f} Dice {row['dice']:.3f}{extra}")

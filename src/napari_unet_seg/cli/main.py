@@ -7,24 +7,16 @@ User mistakes print one line on stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 
 from ..__about__ import __version__
+from ..core.model.devices import DeviceError
+from ..core.model.modelfile import ModelFileError
 from . import evaluate, models, predict, train
+from .errors import UserError
 
 SUBCOMMANDS = [predict, models, evaluate, train]
-
-
-class UserError(Exception):
-    """A mistake in the command line or its inputs: printed as one line."""
-
-
-def require_positive(value: float | None, name: str) -> None:
-    """An option that must be a positive, finite number when given (nan and inf are mistakes too)."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise UserError(f"{name} must be a positive number, not {value:g}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,9 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..core.model.devices import DeviceError
-    from ..core.model.modelfile import ModelFileError
-
     try:
         return int(args.run(args) or 0)
     except (UserError, ModelFileError, DeviceError) as exc:

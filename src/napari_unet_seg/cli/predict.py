@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.batch.errors import SchedulerError
 from ..core.batch.files import FileResult
+from ..core.batch.jobs import find_jobs
 from ..core.batch.runner import run_jobs
 from ..core.inference.options import RunOptions
-from ..core.batch.jobs import find_jobs
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.model.registry import load_model
+from .errors import UserError, require_positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,9 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.batch.distributed import SchedulerError
-    from .main import UserError, require_positive
-
     require_positive(args.tile_size, "--tile-size")
     require_positive(args.batch_size, "--batch-size")
     require_positive(args.diameter, "--diameter")

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.imageio import ImageReadError, read_image
-from ..core.model.modelfile import SUFFIX
-from ..core.training.loop import StepReport, TrainingPair
+from ..core.training.data import TrainingPair
+from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
+from ..core.training.loop import StepReport
+from ..core.training.naming import model_file_path, save_trained
+from .errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,26 +54,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _error(message: str) -> Exception:
-    from .main import UserError
-
-    return UserError(message)
-
-
 def _read(path: str) -> tuple[np.ndarray, bool, bool]:
     try:
         image = read_image(path)
     except ImageReadError as exc:
-        raise _error(str(exc)) from None
+        raise UserError(str(exc)) from None
     return np.asarray(image.data), image.rgb, image.stack
 
 
 def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *, scribbles: bool) -> list[TrainingPair]:
     """Files -> training pairs (stacks give one pair per annotated slice), with one-line errors."""
     if len(images) != len(labels):
-        raise _error(f"{len(images)} --image but {len(labels)} --labels: give one label file per image")
+        raise UserError(f"{len(images)} --image but {len(labels)} --labels: give one label file per image")
     if masks is not None and len(masks) != len(images):
-        raise _error(f"{len(masks)} --mask for {len(images)} --image: give one mask per image, or none")
+        raise UserError(f"{len(masks)} --mask for {len(images)} --image: give one mask per image, or none")
     pairs = []
     for i, (image_path, label_path) in enumerate(zip(images, labels)):
         image, rgb, stack = _read(image_path)
@@ -78,11 +75,11 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
         valid = None if masks is None else _read(masks[i])[0] > 0
         plane = image.shape[:-1] if rgb else image.shape
         if lab.shape != plane:
-            raise _error(f"{label_path} has shape {lab.shape} but {image_path} is {plane}: they must match")
+            raise UserError(f"{label_path} has shape {lab.shape} but {image_path} is {plane}: they must match")
         if valid is not None and valid.shape != lab.shape:
-            raise _error(f"{masks[i]} has shape {valid.shape} but {label_path} is {lab.shape}: they must match")
+            raise UserError(f"{masks[i]} has shape {valid.shape} but {label_path} is {lab.shape}: they must match")
         if not np.issubdtype(lab.dtype, np.integer) and lab.dtype != bool:
-            raise _error(f"{label_path} holds {lab.dtype} values; labels must be integers")
+            raise UserError(f"{label_path} holds {lab.dtype} values; labels must be integers")
         name = Path(image_path).stem
         if not stack:
             pairs.append(TrainingPair(image, lab, valid, rgb=rgb, name=name))
@@ -97,26 +94,22 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.training.finetune import finetune, is_scratch, save_trained, starting_model
-
-    output = Path(args.output)
-    if output.suffix != SUFFIX:
-        output = output.with_name(output.name + SUFFIX)
+    output = model_file_path(args.output)
     if output.exists():
-        raise _error(f"{output} already exists; choose another name (model files are never overwritten)")
+        raise UserError(f"{output} already exists; choose another name (model files are never overwritten)")
     for name in ("classes", "depth", "width", "max_steps"):
         value = getattr(args, name)
         if value is not None and value < (2 if name == "classes" else 1):
-            raise _error(f"--{name.replace('_', '-')} must be at least {2 if name == 'classes' else 1}, not {value}")
+            raise UserError(f"--{name.replace('_', '-')} must be at least {2 if name == 'classes' else 1}, not {value}")
     if args.max_seconds is not None and args.max_seconds <= 0:
-        raise _error(f"--max-seconds must be positive, not {args.max_seconds}")
+        raise UserError(f"--max-seconds must be positive, not {args.max_seconds}")
     init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
-        raise _error("--depth and --width describe a new model; use them with --init none")
+        raise UserError("--depth and --width describe a new model; use them with --init none")
     pairs = load_pairs(args.image, args.labels, args.mask, scribbles=args.scribbles)
     if not pairs:
-        raise _error("the label files contain no annotation")
+        raise UserError("the label files contain no annotation")
     semantic = args.scribbles or args.classes is not None
     classes = args.classes
     if scratch and semantic and classes is None:
@@ -126,9 +119,7 @@ def run(args: argparse.Namespace) -> int:
     model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels)
     if not scratch and classes is not None and classes != len(model.class_names):
-        raise _error(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
-    from ..core.training.finetune import default_config
-
+        raise UserError(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
                             max_steps=args.max_steps, max_seconds=max_seconds)
@@ -145,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report)
     except ValueError as exc:
-        raise _error(str(exc)) from None
+        raise UserError(str(exc)) from None
     path = save_trained(model, output)
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())

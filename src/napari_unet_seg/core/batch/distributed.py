@@ -26,16 +26,13 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..inference.options import RunOptions
 from ..model.modelfile import Model, load_model_file
 from ..model.registry import resolve_model_path
+from .errors import SchedulerError
 from .files import FileResult, failed_result, segment_file
 from .jobs import Job
 
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
 SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
-
-
-class SchedulerError(RuntimeError):
-    """The scheduler cannot be reached or used; the message is one clear line."""
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:

@@ -1,4 +1,4 @@
-"""Scoring a model on annotated pairs, counting annotated pixels only.
+"""Scoring a model on annotated pairs, counting annotated pixels only (held-out scores during training).
 
 AP at IoU 0.5 and foreground Dice for instance models, mean IoU over classes
 for semantic ones. Prediction covers only the annotation's bounding box plus
@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .metrics import average_precision, dice
-from ..model.modelfile import Model
 from ..inference.postprocess import logits_to_labels
-from .targets import IGNORE, semantic_targets
 from ..inference.tiling import predict_tiled
+from ..model.modelfile import Model
+from .data import PreparedPair, TrainingPair
+from .metrics import dice, matching_accuracy, mean_iou
+from .targets import semantic_targets
 
-if TYPE_CHECKING:
-    from .loop import PreparedPair, TrainingPair
 
-
-def predict_annotated(
+def labels_around_annotation(
     model: Model, item: PreparedPair, *, device: str = "auto", precision: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Labels predicted around a pair's annotation, with the truth and valid mask of that box."""
@@ -39,11 +36,11 @@ def score_prepared(
     """Scores of the current weights on prepared pairs, predicting only around their annotation."""
     aps, dices, ious = [], [], []
     for item in items:
-        pred, truth, valid = predict_annotated(model, item, device=device, precision=precision)
+        pred, truth, valid = labels_around_annotation(model, item, device=device, precision=precision)
         if model.task == "instances":
             if valid is not None:
                 pred, truth = np.where(valid, pred, 0), np.where(valid, truth, 0)
-            aps.append(average_precision(truth, pred))
+            aps.append(matching_accuracy(truth, pred))
             dices.append(dice(truth, pred))
         else:
             target = semantic_targets(truth, valid, scribbles=scribbles)
@@ -62,8 +59,6 @@ def evaluate_pairs(
 
     Only annotated pixels count: a ``valid`` mask limits both truth and prediction.
     """
-    from .loop import PreparedPair
-
     items = [PreparedPair(p, model) for p in pairs]
     return score_prepared(model, items, device=device, precision=precision, scribbles=scribbles)
 
@@ -71,16 +66,3 @@ def evaluate_pairs(
 def main_score(scores: dict[str, float]) -> float:
     """The one number the best checkpoint is chosen by."""
     return scores.get("ap50", scores.get("mean_iou", float("nan")))
-
-
-def mean_iou(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
-    """Mean IoU over classes present in the annotated pixels (target IGNORE excluded)."""
-    annotated = target != IGNORE
-    values = []
-    for c in range(num_classes):
-        t = (target == c) & annotated
-        p = (prediction == c) & annotated
-        if t.sum() == 0:
-            continue
-        values.append((t & p).sum() / (t | p).sum())
-    return float(np.mean(values)) if values else float("nan")

@@ -1,38 +1,36 @@
 """Fine-tuning as users ask for it, shared by the Train widget and ``unet-seg train``.
 
 Pick a starting model (built-in, user model or scratch), check the annotations
-against it, hold out part of the annotation for validation when there is
-enough, train with defaults that need no tuning, check the result for the
-classic failure (predicts nothing or everything) and write the lineage into
-the model's metadata. Saving is left to the caller, which knows where.
+against it (:mod:`.checks`), hold out part of the annotation for validation
+when there is enough (:mod:`.split`), train with defaults that need no tuning
+(:mod:`.loop`), check the result for the classic failure (predicts nothing or
+everything) and write the lineage into the model's metadata (:mod:`.lineage`).
+Saving is left to the caller, which knows where (:mod:`.naming`).
 """
 
 from __future__ import annotations
 
 import copy
-import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .augment import AugmentConfig
-from ..model.modelfile import SUFFIX, Model, new_model, save_model
-from ..model.registry import available_models, load_model
-from ..inference.postprocess import logits_to_labels
-from ..inference.preprocess import PreparedImage
-from .evaluation import evaluate_pairs
-from ..inference.tiling import predict_tiled
 from ..model.lock import exclusive
-from .loop import PreparedPair, StepReport, TrainConfig, TrainingPair, TrainResult, predict_annotated, train
+from ..model.modelfile import Model, new_model
+from ..model.registry import load_model
+from .augment import AugmentConfig
+from .checks import check_pairs, sanity_check
+from .data import TrainingPair
+from .evaluation import evaluate_pairs
+from .lineage import record_lineage
+from .loop import StepReport, TrainConfig, TrainResult, train
+from .split import split_validation
 
 SCRATCH_NAMES = ("none", "scratch", "")
 
 
 def is_scratch(init: str | Path | None) -> bool:
+    """True when ``init`` asks for a new model rather than a named or file model."""
     return init is None or str(init).strip().lower() in SCRATCH_NAMES
 
 
@@ -47,81 +45,6 @@ def starting_model(
     with exclusive(base.net):  # not mid-way through another thread's inference (eval mode, channels_last)
         net = copy.deepcopy(base.net)
     return Model(net=net, metadata=copy.deepcopy(base.metadata), name=base.name, path=base.path)
-
-
-def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> None:
-    """Refuse annotations the model cannot learn from, with a one-line reason."""
-    if not pairs:
-        raise ValueError("nothing to train on: give at least one annotated image")
-    if scribbles and model.task == "instances":
-        raise ValueError("scribbles train semantic (class) models; start from scratch with a number of classes "
-                         "or from a semantic model")
-    n_classes = len(model.class_names)
-    for pair in pairs:
-        labels = np.asarray(pair.labels)
-        name = f" in {pair.name}" if pair.name else ""
-        if labels.size and labels.min() < 0:
-            raise ValueError(f"labels{name} contain negative values")
-        annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
-        if scribbles:
-            annotated &= labels > 0
-        if not annotated.any():
-            raise ValueError(f"nothing is annotated{name}: paint some labels (or draw the region) first")
-        if model.task == "semantic":
-            top = int(labels[annotated].max())
-            allowed = n_classes if scribbles else n_classes - 1
-            if top > allowed:
-                hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
-                    f"class ids go up to {n_classes - 1} (0 = background)"
-                raise ValueError(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
-
-
-def split_validation(
-    pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 256 * 256,
-    max_held_out: int = 600 * 600,
-) -> tuple[list[TrainingPair], list[TrainingPair]]:
-    """Hold out the far end (``fraction``) of each large enough annotated region.
-
-    Every image keeps teaching (the user's latest correction is never left
-    out); small annotations are used whole for training, and at most
-    ``max_held_out`` pixels are held out in all (scoring them costs time at
-    every evaluation). Returns (train, val);
-    ``val`` is empty when there is not enough annotation.
-    """
-    train_pairs: list[TrainingPair] = []
-    val_pairs: list[TrainingPair] = []
-    regions = [np.ones(np.shape(p.labels), bool) if p.valid is None else np.asarray(p.valid) > 0 for p in pairs]
-    # scoring costs time at every evaluation: hold out from the largest annotations, up to a budget
-    budget = max_held_out
-    chosen = set()
-    for i in sorted(range(len(pairs)), key=lambda i: -int(regions[i].sum())):
-        area = int(regions[i].sum())
-        if area >= min_area and area * fraction <= budget:
-            chosen.add(i)
-            budget -= area * fraction
-    for i, (pair, region) in enumerate(zip(pairs, regions)):
-        labels = np.asarray(pair.labels)
-        if i not in chosen:
-            train_pairs.append(pair)
-            continue
-        ys, xs = np.nonzero(region)
-        axis = 0 if (ys.max() - ys.min()) > (xs.max() - xs.min()) else 1
-        lo, hi = (ys.min(), ys.max() + 1) if axis == 0 else (xs.min(), xs.max() + 1)
-        cut = int(hi - max(round((hi - lo) * fraction), 64))
-        strip = np.zeros(labels.shape, bool)
-        if axis == 0:
-            strip[cut:] = True
-        else:
-            strip[:, cut:] = True
-        held = region & strip
-        if scribbles:
-            values, counts = np.unique(labels[held & (labels > 0)], return_counts=True)
-            if (counts >= 50).sum() < 2:  # too few scribbles there to score anything
-                train_pairs.append(pair)
-                continue
-        train_pairs.append(replace(pair, valid=region & ~strip))
-        val_pairs.append(replace(pair, valid=held, name=f"{pair.name} (held out)"))
-    return train_pairs, val_pairs
 
 
 def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_steps: int | None = None,
@@ -169,97 +92,3 @@ def finetune(
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
                    config=config, scribbles=scribbles)
     return FinetuneResult(model, result, scores, held_out, warnings)
-
-
-def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False) -> list[str]:
-    """Warn when the model predicts nothing, or everything, on its own training images."""
-    warnings = []
-    for pair in pairs:
-        pred, truth, valid = predict_annotated(model, PreparedPair(pair, model))
-        annotated = np.ones(truth.shape, bool) if valid is None else valid
-        if scribbles:
-            annotated = annotated & (truth > 0)
-        name = pair.name or "a training image"
-        if model.task == "instances":
-            predicted, true = (pred > 0)[annotated].mean(), (truth > 0)[annotated].mean()
-            if predicted < 0.001 and true > 0.01:
-                warnings.append(f"the model finds no objects on {name}; train longer or check the labels")
-            elif predicted > 0.97 and true < 0.9:
-                warnings.append(f"the model marks almost everything as object on {name}; check the labels")
-        else:
-            true_ids = truth[annotated] - 1 if scribbles else truth[annotated]
-            found = np.unique(pred[annotated])
-            if len(np.unique(true_ids)) > 1 and len(found) == 1:
-                warnings.append(f"the model predicts only '{model.class_names[int(found[0])]}' on {name}; "
-                                "train longer or annotate more")
-    return warnings
-
-
-def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], result: TrainResult,
-                   scores: dict[str, float], held_out: bool, config: TrainConfig, scribbles: bool) -> None:
-    """Append this training run to the model's lineage: base model, data, steps, scores."""
-    data = []
-    for pair in pairs:
-        labels = np.asarray(pair.labels)
-        annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
-        if scribbles:
-            annotated &= labels > 0
-        data.append({"name": pair.name, "shape": list(labels.shape), "annotated_pixels": int(annotated.sum())})
-    run: dict[str, Any] = {
-        "base": base,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "mode": "scribbles" if scribbles else ("region" if any(p.valid is not None for p in pairs) else "dense"),
-        "data": data,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "cancelled": result.cancelled,
-        "scores": {k: round(float(v), 4) for k, v in scores.items()},
-        "scores_on": "held-out annotation" if held_out else "training data",
-        "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
-                   "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
-    }
-    model.metadata["lineage"] = list(model.metadata.get("lineage", [])) + [run]
-    model.metadata["training"] = {**run, "history": [h for h in result.history if len(h) > 3]}
-
-
-_SUFFIX = re.compile(r"-finetuned(-\d+)?$")
-
-
-def fresh_model_name(base: str, folder: Path) -> str:
-    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file."""
-    stem = _SUFFIX.sub("", base or "model") + "-finetuned"
-    taken = set(available_models())
-    name, n = stem, 1
-    while name in taken or (folder / f"{name}.safetensors").exists():
-        n += 1
-        name = f"{stem}-{n}"
-    return name
-
-
-class RegionPredictor:
-    """Predicts labels on a window of one image, normalised as the whole image (for live previews)."""
-
-    def __init__(self, image: Any, model: Model, *, rgb: bool = False) -> None:
-        self.prepared = PreparedImage(image, in_channels=model.in_channels,
-                                      normalization_settings=model.normalization, rgb=rgb)
-
-    def __call__(self, model: Model, box: tuple[int, int, int, int], margin: int = 32) -> np.ndarray:
-        """Labels for ``box`` = (y0, y1, x0, x1), predicted with ``margin`` px of context."""
-        _, h, w = self.prepared.shape
-        y0, y1, x0, x1 = box
-        cy0, cy1, cx0, cx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)
-        window = self.prepared[:, cy0:cy1, cx0:cx1]
-        logits = predict_tiled(model.net, window)
-        labels = logits_to_labels(logits, model.task, model.postprocess)
-        return labels[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-
-
-def save_trained(model: Model, path: str | Path) -> Path:
-    """Save under ``path`` (never over an existing file), naming the model after its file."""
-    path = Path(path)
-    if path.suffix != SUFFIX:
-        path = path.with_name(path.name + SUFFIX)
-    model.metadata["name"] = path.stem
-    saved = save_model(model, path)
-    model.name, model.path = path.stem, saved
-    return saved

@@ -18,35 +18,16 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
-
 import numpy as np
 import torch
 
-from .augment import AugmentConfig, augment_intensity, flip_rotate, random_crop
 from ..model.devices import autocast, resolve_device, resolve_precision
-from .losses import instance_loss, semantic_loss
 from ..model.modelfile import Model
-from ..inference.preprocess import PreparedImage
-from .evaluation import evaluate_pairs, main_score, mean_iou, predict_annotated, score_prepared
+from .augment import AugmentConfig, augment_intensity, flip_rotate, random_crop
+from .data import PreparedPair, TrainingPair
+from .evaluation import main_score, score_prepared
+from .losses import instance_loss, semantic_loss
 from .targets import instance_targets, semantic_targets
-
-__all__ = [
-    "StepReport", "TrainConfig", "TrainResult", "TrainingPair", "WeightAverage", "evaluate_pairs", "main_score", "mean_iou",
-    "predict_annotated", "train",
-]
-
-
-@dataclass
-class TrainingPair:
-    """One annotated image. ``valid`` (optional, same H, W) marks annotated pixels."""
-
-    image: Any
-    labels: np.ndarray
-    valid: np.ndarray | None = None
-    rgb: bool = False
-    name: str = ""
-    weight: float | None = None  # sampling weight; None = proportional to area
 
 
 @dataclass(frozen=True)
@@ -98,36 +79,6 @@ class TrainResult:
     best_score: float | None
     cancelled: bool
     best_scores: dict[str, float] | None = None
-
-
-class PreparedPair:
-    """A pair normalised once, kept in memory as float32 (C, H, W)."""
-
-    def __init__(self, pair: TrainingPair, model: Model) -> None:
-        prepared = PreparedImage(
-            pair.image, in_channels=model.in_channels,
-            normalization_settings=model.normalization, rgb=pair.rgb,
-        )
-        self.image = np.asarray(prepared)
-        labels = np.asarray(pair.labels)
-        if labels.shape != self.image.shape[1:]:
-            raise ValueError(
-                f"labels {pair.name or ''} have shape {labels.shape} but the image is {self.image.shape[1:]}"
-            )
-        self.labels = labels.astype(np.int64)
-        self.valid = None if pair.valid is None else (np.asarray(pair.valid) > 0)
-        if self.valid is not None and self.valid.shape != labels.shape:
-            raise ValueError("the annotated-region mask must have the same height and width as the labels")
-        self.pair = pair
-
-    def box(self, margin: int = 32) -> tuple[slice, slice]:
-        """The annotated part plus some context: all that evaluation needs to predict."""
-        if self.valid is None or not self.valid.any():
-            return slice(None), slice(None)
-        ys, xs = np.nonzero(self.valid)
-        h, w = self.valid.shape
-        return (slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, h)),
-                slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, w)))
 
 
 def _sample(
@@ -238,44 +189,117 @@ def choose_threads(requested: int | None = None) -> int:
     return max(1, min(torch.get_num_threads(), cores - busy))
 
 
-def _train(model, pairs, config, val_pairs, progress, cancel, preview) -> TrainResult:  # noqa: ANN001
-    rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
-    prepared = [PreparedPair(p, model) for p in pairs]
-    val_prepared = [PreparedPair(p, model) for p in val_pairs]
-    weights = np.array(
-        [p.pair.weight if p.pair.weight is not None else max(_annotated_area(p), 1) for p in prepared], float,
-    )
-    weights /= weights.sum()
+class BestWeights:
+    """The best-scoring weights seen so far; ties go to the later (longer trained) weights."""
 
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    memory_format = torch.channels_last if precision != "fp32" or device.type == "cuda" else torch.contiguous_format
-    net = model.net.to(device).to(memory_format=memory_format)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    def __init__(self) -> None:
+        self.score: float | None = None
+        self.key: tuple[float, float] | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+        self.scores: dict[str, float] | None = None
+
+    def offer(self, net: torch.nn.Module, scores: dict[str, float], step: int) -> None:
+        """Keep a copy of ``net``'s weights if ``scores`` beat (or tie) the best so far."""
+        value = main_score(scores)
+        key = (value, scores.get("dice", 0.0))
+        if self.score is None or (not math.isnan(value) and key >= self.key):
+            self.score, self.key = value, key
+            self.state = copy.deepcopy(net.state_dict())
+            self.scores = dict(scores, step=step)
+
+
+def learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then a cosine decay over whichever budget (steps or seconds) runs out first."""
     warmup = max(1, min(config.warmup_steps, config.max_steps // 10))
-    loss_fn = loss_for(model)
-    history: list[dict[str, float]] = []
-    start = time.monotonic()
-    best: dict[str, Any] = {"score": None, "key": None, "state": None, "scores": None}
-    average = WeightAverage(net, config.ema_decay) if config.ema_decay > 0 else None
+    done = step / config.max_steps
+    if config.max_seconds:
+        done = max(done, elapsed / config.max_seconds)
+    ramp = min(1.0, (step + 1) / warmup)
+    return config.learning_rate * ramp * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
-    def evaluate(step: int) -> dict[str, float]:
+
+class Trainer:
+    """One training run: the data, the network on its device, the optimiser, the best weights so far."""
+
+    def __init__(self, model: Model, pairs: Sequence[TrainingPair], config: TrainConfig,
+                 val_pairs: Sequence[TrainingPair]) -> None:
+        self.model, self.config = model, config
+        self.rng = np.random.default_rng(config.seed)
+        torch.manual_seed(config.seed)
+        self.prepared = [PreparedPair(p, model) for p in pairs]
+        self.val_prepared = [PreparedPair(p, model) for p in val_pairs]
+        weights = np.array(
+            [p.pair.weight if p.pair.weight is not None else max(_annotated_area(p), 1) for p in self.prepared], float,
+        )
+        self.weights = weights / weights.sum()
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.memory_format = (torch.channels_last if self.precision != "fp32" or self.device.type == "cuda"
+                              else torch.contiguous_format)
+        self.net = model.net.to(self.device).to(memory_format=self.memory_format)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.loss_fn = loss_for(model)
+        self.best = BestWeights()
+        self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
+
+    def evaluate(self, step: int) -> dict[str, float]:
         """Score the current (or averaged) weights on held-out data; remember them if they are the best."""
-        with average.swapped_in(net) if average is not None and step > 0 else contextlib.nullcontext():
-            net.eval()
-            scores = score_prepared(model, val_prepared, device=str(device), precision=precision,
-                                    scribbles=config.scribbles)
-            net.to(memory_format=memory_format)
-            value = main_score(scores)
-            key = (value, scores.get("dice", 0.0))  # ties go to the later (longer trained) weights
-            if best["score"] is None or (not math.isnan(value) and key >= best["key"]):
-                best.update(score=value, key=key, state=copy.deepcopy(net.state_dict()),
-                            scores=dict(scores, step=step))
+        averaged = self.average is not None and step > 0
+        with self.average.swapped_in(self.net) if averaged else contextlib.nullcontext():
+            self.net.eval()
+            scores = score_prepared(self.model, self.val_prepared, device=str(self.device), precision=self.precision,
+                                    scribbles=self.config.scribbles)
+            self.net.to(memory_format=self.memory_format)
+            self.best.offer(self.net, scores, step)
         return scores
 
-    if val_prepared and config.eval_initial:
-        history.append({"step": 0, "seconds": time.monotonic() - start, **evaluate(0)})
+    def step(self, step: int, elapsed: float) -> float:
+        """One optimiser step on a fresh batch of augmented crops; returns the loss."""
+        config, net = self.config, self.net
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, step, elapsed)
+        net.train()
+        picks = self.rng.choice(len(self.prepared), size=config.batch_size, p=self.weights)
+        samples = [_sample(self.prepared[i], self.model, config, self.rng) for i in picks]
+        x = torch.from_numpy(np.stack([s[0] for s in samples])).to(self.device)
+        x = x.contiguous(memory_format=self.memory_format)
+        y = torch.from_numpy(np.stack([s[1] for s in samples])).to(self.device)
+        with autocast(self.device, self.precision):
+            logits = net(x)
+        loss = self.loss_fn(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.average is not None:
+            self.average.update(net)
+        return float(loss.detach())
+
+    def show(self, preview: Callable[[Model], None]) -> None:
+        """Hand the model, in eval mode, to a preview callback (from this thread)."""
+        self.net.eval()
+        with torch.inference_mode():
+            preview(self.model)
+        self.net.to(memory_format=self.memory_format)
+
+    def finish(self, step: int) -> None:
+        """Leave the best weights (else the average) in the model, on the CPU, in eval mode."""
+        if self.best.state is not None:
+            self.net.load_state_dict(self.best.state)
+        elif self.average is not None and step:
+            self.net.load_state_dict(self.average.state)  # nothing held out: the average is the better guess
+        self.net.to(memory_format=torch.contiguous_format).to("cpu").eval()
+
+
+def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val_pairs: Sequence[TrainingPair],
+           progress: Callable[[StepReport], None] | None, cancel: Callable[[], bool] | None,
+           preview: Callable[[Model], None] | None) -> TrainResult:
+    trainer = Trainer(model, pairs, config, val_pairs)
+    held_out = bool(trainer.val_prepared)
+    history: list[dict[str, float]] = []
+    start = time.monotonic()
+    if held_out and config.eval_initial:
+        history.append({"step": 0, "seconds": time.monotonic() - start, **trainer.evaluate(0)})
     cancelled = False
     step = 0
     running = None
@@ -286,53 +310,27 @@ def _train(model, pairs, config, val_pairs, progress, cancel, preview) -> TrainR
         elapsed = time.monotonic() - start
         if config.max_seconds is not None and elapsed >= config.max_seconds:
             break
-        # cosine schedule over whichever budget (steps or seconds) runs out first
-        done = step / config.max_steps
-        if config.max_seconds:
-            done = max(done, elapsed / config.max_seconds)
-        for group in optimizer.param_groups:
-            ramp = min(1.0, (step + 1) / warmup)
-            group["lr"] = config.learning_rate * ramp * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-        net.train()
-        picks = rng.choice(len(prepared), size=config.batch_size, p=weights)
-        samples = [_sample(prepared[i], model, config, rng) for i in picks]
-        x = torch.from_numpy(np.stack([s[0] for s in samples])).to(device).contiguous(memory_format=memory_format)
-        y = torch.from_numpy(np.stack([s[1] for s in samples])).to(device)
-        with autocast(device, precision):
-            logits = net(x)
-        loss = loss_fn(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if average is not None:
-            average.update(net)
+        value = trainer.step(step, elapsed)
         step += 1
-        value = float(loss.detach())
         running = value if running is None else 0.9 * running + 0.1 * value
         record: dict[str, float] = {"step": step, "loss": value, "seconds": time.monotonic() - start}
         scores = None
-        if val_prepared and (step % config.eval_every == 0 or step == config.max_steps):
-            scores = evaluate(step)
+        if held_out and (step % config.eval_every == 0 or step == config.max_steps):
+            scores = trainer.evaluate(step)
             record.update(scores)
         history.append(record)
         if preview is not None and config.preview_every and step % config.preview_every == 0:
-            net.eval()
-            with torch.inference_mode():
-                preview(model)
-            net.to(memory_format=memory_format)
+            trainer.show(preview)
         if progress is not None:
-            progress(_report(step, config, running, start, scores, best["score"]))
-    if val_prepared and step and not ({"ap50", "mean_iou"} & history[-1].keys()):
+            progress(_report(step, config, running, start, scores, trainer.best.score))
+    if held_out and step and not ({"ap50", "mean_iou"} & history[-1].keys()):
         # stopped by time or cancel between evaluations: the last weights get a chance too
-        history[-1].update(evaluate(step))
+        history[-1].update(trainer.evaluate(step))
         if progress is not None:
-            progress(_report(step, config, running, start, history[-1], best["score"]))
-    if best["state"] is not None:
-        net.load_state_dict(best["state"])
-    elif average is not None and step:
-        net.load_state_dict(average.state)  # nothing held out: the average is the better guess
-    net.to(memory_format=torch.contiguous_format).to("cpu").eval()
-    return TrainResult(model, step, time.monotonic() - start, history, best["score"], cancelled, best["scores"])
+            progress(_report(step, config, running, start, history[-1], trainer.best.score))
+    trainer.finish(step)
+    best = trainer.best
+    return TrainResult(model, step, time.monotonic() - start, history, best.score, cancelled, best.scores)
 
 
 def _annotated_area(item: PreparedPair) -> int:

@@ -1,8 +1,16 @@
-"""Segmentation scores: AP at an IoU threshold (DSB style) and foreground Dice."""
+"""Segmentation scores: object matching accuracy at an IoU threshold (the DSB "AP"), foreground Dice, mean IoU.
+
+Everywhere in the product, "AP50" means :func:`matching_accuracy` at IoU 0.5:
+TP / (TP + FP + FN), as the 2018 Data Science Bowl scored it.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from .targets import IGNORE
 
 
 def iou_matrix(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -20,10 +28,13 @@ def iou_matrix(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     return iou[int(has_bg_t):, int(has_bg_p):]
 
 
-def average_precision(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> float:
-    """TP / (TP + FP + FN) with one-to-one matching at IoU > threshold (the DSB metric at one threshold).
+def matching_accuracy(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> float:
+    """TP / (TP + FP + FN), objects matched one-to-one at IoU > ``threshold``.
 
-    For thresholds >= 0.5 a match is unique, so no assignment problem arises.
+    The 2018 Data Science Bowl called this "average precision" at one
+    threshold; stardist calls it "accuracy". (It is not the area under a
+    precision-recall curve.) For thresholds >= 0.5 a match is unique, so no
+    assignment problem arises.
     """
     iou = iou_matrix(np.asarray(truth), np.asarray(prediction))
     n_true, n_pred = iou.shape
@@ -50,3 +61,23 @@ def dice(truth: np.ndarray, prediction: np.ndarray) -> float:
     t, p = np.asarray(truth) > 0, np.asarray(prediction) > 0
     denominator = t.sum() + p.sum()
     return 1.0 if denominator == 0 else float(2 * (t & p).sum() / denominator)
+
+
+def mean_iou(target: np.ndarray, prediction: np.ndarray, num_classes: int) -> float:
+    """Mean IoU over classes present in the annotated pixels (target IGNORE excluded)."""
+    annotated = target != IGNORE
+    values = []
+    for c in range(num_classes):
+        t = (target == c) & annotated
+        p = (prediction == c) & annotated
+        if t.sum() == 0:
+            continue
+        values.append((t & p).sum() / (t | p).sum())
+    return float(np.mean(values)) if values else float("nan")
+
+
+def average_precision(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> float:
+    """Deprecated name of :func:`matching_accuracy` (which says what it computes)."""
+    warnings.warn("average_precision is deprecated; use matching_accuracy (the same TP/(TP+FP+FN))",
+                  DeprecationWarning, stacklevel=2)
+    return matching_accuracy(truth, prediction, threshold)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..model.registry import user_model_dir
-from .loop import TrainingPair
+from .data import TrainingPair
 
 INDEX = "project.json"
 FORMAT_VERSION = 1

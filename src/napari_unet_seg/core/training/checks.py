@@ -1,0 +1,65 @@
+"""Refusing annotations a model cannot learn from, and noticing a model that learned nothing.
+
+Both say what is wrong in one line a biologist can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..model.modelfile import Model
+from .data import PreparedPair, TrainingPair
+from .evaluation import labels_around_annotation
+
+
+def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> None:
+    """Refuse annotations the model cannot learn from, with a one-line reason."""
+    if not pairs:
+        raise ValueError("nothing to train on: give at least one annotated image")
+    if scribbles and model.task == "instances":
+        raise ValueError("scribbles train semantic (class) models; start from scratch with a number of classes "
+                         "or from a semantic model")
+    n_classes = len(model.class_names)
+    for pair in pairs:
+        labels = np.asarray(pair.labels)
+        name = f" in {pair.name}" if pair.name else ""
+        if labels.size and labels.min() < 0:
+            raise ValueError(f"labels{name} contain negative values")
+        annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
+        if scribbles:
+            annotated &= labels > 0
+        if not annotated.any():
+            raise ValueError(f"nothing is annotated{name}: paint some labels (or draw the region) first")
+        if model.task == "semantic":
+            top = int(labels[annotated].max())
+            allowed = n_classes if scribbles else n_classes - 1
+            if top > allowed:
+                hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
+                    f"class ids go up to {n_classes - 1} (0 = background)"
+                raise ValueError(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
+
+
+def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False) -> list[str]:
+    """Warn when the model predicts nothing, or everything, on its own training images."""
+    warnings = []
+    for pair in pairs:
+        pred, truth, valid = labels_around_annotation(model, PreparedPair(pair, model))
+        annotated = np.ones(truth.shape, bool) if valid is None else valid
+        if scribbles:
+            annotated = annotated & (truth > 0)
+        name = pair.name or "a training image"
+        if model.task == "instances":
+            predicted, true = (pred > 0)[annotated].mean(), (truth > 0)[annotated].mean()
+            if predicted < 0.001 and true > 0.01:
+                warnings.append(f"the model finds no objects on {name}; train longer or check the labels")
+            elif predicted > 0.97 and true < 0.9:
+                warnings.append(f"the model marks almost everything as object on {name}; check the labels")
+        else:
+            true_ids = truth[annotated] - 1 if scribbles else truth[annotated]
+            found = np.unique(pred[annotated])
+            if len(np.unique(true_ids)) > 1 and len(found) == 1:
+                warnings.append(f"the model predicts only '{model.class_names[int(found[0])]}' on {name}; "
+                                "train longer or annotate more")
+    return warnings

@@ -1,0 +1,40 @@
+"""A model's history in its own file: what it was trained from, on what, for how long, how well."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..model.modelfile import Model
+from .data import TrainingPair
+from .loop import TrainConfig, TrainResult
+
+
+def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], result: TrainResult,
+                   scores: dict[str, float], held_out: bool, config: TrainConfig, scribbles: bool) -> None:
+    """Append this training run to the model's lineage: base model, data, steps, scores."""
+    data = []
+    for pair in pairs:
+        labels = np.asarray(pair.labels)
+        annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
+        if scribbles:
+            annotated &= labels > 0
+        data.append({"name": pair.name, "shape": list(labels.shape), "annotated_pixels": int(annotated.sum())})
+    run: dict[str, Any] = {
+        "base": base,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "mode": "scribbles" if scribbles else ("region" if any(p.valid is not None for p in pairs) else "dense"),
+        "data": data,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "cancelled": result.cancelled,
+        "scores": {k: round(float(v), 4) for k, v in scores.items()},
+        "scores_on": "held-out annotation" if held_out else "training data",
+        "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
+                   "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
+    }
+    model.metadata["lineage"] = list(model.metadata.get("lineage", [])) + [run]
+    model.metadata["training"] = {**run, "history": [h for h in result.history if len(h) > 3]}

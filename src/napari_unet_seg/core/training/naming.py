@@ -1,0 +1,49 @@
+"""Where a trained model goes and what it is called: never over an existing model or file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..model.modelfile import SUFFIX, Model, save_model
+from ..model.registry import available_models
+
+
+def model_file_path(path: str | os.PathLike) -> Path:
+    """``path`` with the ``.safetensors`` suffix added unless it has it (``model.pt`` -> ``model.pt.safetensors``)."""
+    path = Path(path)
+    return path if path.suffix == SUFFIX else path.with_name(path.name + SUFFIX)
+
+
+_SUFFIX = re.compile(r"-finetuned(-\d+)?$")
+
+
+def fresh_model_name(base: str, folder: Path) -> str:
+    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file."""
+    stem = _SUFFIX.sub("", base or "model") + "-finetuned"
+    taken = set(available_models())
+    name, n = stem, 1
+    while name in taken or (folder / f"{name}.safetensors").exists():
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+def path_in_folder(folder: Path, name: str, base: str) -> Path:
+    """Where a model the user named ``name`` (empty: none) goes in ``folder``; a taken name gets a fresh one.
+
+    Used where the user types a name (the Train widget); a path given
+    explicitly (``unet-seg train -o``) is refused instead when it exists.
+    """
+    taken = not name or name in available_models() or model_file_path(folder / name).exists()
+    return model_file_path(folder / (fresh_model_name(name or base, folder) if taken else name))
+
+
+def save_trained(model: Model, path: str | Path) -> Path:
+    """Save under ``path`` (never over an existing file), naming the model after its file."""
+    path = model_file_path(path)
+    model.metadata["name"] = path.stem
+    saved = save_model(model, path)
+    model.name, model.path = path.stem, saved
+    return saved

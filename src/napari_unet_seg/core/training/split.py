@@ -1,0 +1,58 @@
+"""Holding out part of the user's annotation, so the best checkpoint is chosen on pixels it did not learn from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from .data import TrainingPair
+
+
+def split_validation(
+    pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 256 * 256,
+    max_held_out: int = 600 * 600,
+) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """Hold out the far end (``fraction``) of each large enough annotated region.
+
+    Every image keeps teaching (the user's latest correction is never left
+    out); small annotations are used whole for training, and at most
+    ``max_held_out`` pixels are held out in all (scoring them costs time at
+    every evaluation). Returns (train, val);
+    ``val`` is empty when there is not enough annotation.
+    """
+    train_pairs: list[TrainingPair] = []
+    val_pairs: list[TrainingPair] = []
+    regions = [np.ones(np.shape(p.labels), bool) if p.valid is None else np.asarray(p.valid) > 0 for p in pairs]
+    # scoring costs time at every evaluation: hold out from the largest annotations, up to a budget
+    budget = max_held_out
+    chosen = set()
+    for i in sorted(range(len(pairs)), key=lambda i: -int(regions[i].sum())):
+        area = int(regions[i].sum())
+        if area >= min_area and area * fraction <= budget:
+            chosen.add(i)
+            budget -= area * fraction
+    for i, (pair, region) in enumerate(zip(pairs, regions)):
+        labels = np.asarray(pair.labels)
+        if i not in chosen:
+            train_pairs.append(pair)
+            continue
+        ys, xs = np.nonzero(region)
+        axis = 0 if (ys.max() - ys.min()) > (xs.max() - xs.min()) else 1
+        lo, hi = (ys.min(), ys.max() + 1) if axis == 0 else (xs.min(), xs.max() + 1)
+        cut = int(hi - max(round((hi - lo) * fraction), 64))
+        strip = np.zeros(labels.shape, bool)
+        if axis == 0:
+            strip[cut:] = True
+        else:
+            strip[:, cut:] = True
+        held = region & strip
+        if scribbles:
+            values, counts = np.unique(labels[held & (labels > 0)], return_counts=True)
+            if (counts >= 50).sum() < 2:  # too few scribbles there to score anything
+                train_pairs.append(pair)
+                continue
+        train_pairs.append(replace(pair, valid=region & ~strip))
+        val_pairs.append(replace(pair, valid=held, name=f"{pair.name} (held out)"))
+    return train_pairs, val_pairs
