@@ -33,7 +33,7 @@ def _lint_imports(config: Path) -> subprocess.CompletedProcess:
 
 
 def test_import_contracts_in_pyproject_are_kept():
-    """Layers (interfaces > batch | training > inference > model > common), no Qt in core, no cycles."""
+    """Layers (interfaces > batch | training > inference > model > imageio > common), no Qt in core, no cycles."""
     result = _lint_imports(ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "3 kept, 0 broken" in result.stdout

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.common.atomic import atomic_path
 from ..core.imageio import ImageReadError, read_image
 from ..core.inference.baseline import classical_nuclei
 from ..core.inference.pipeline import segment
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     plural = "image" if len(rows) == 1 else "images"
     print("mean: " + "  ".join(f"{shown[k]} {v:.3f}" for k, v in means.items()) + f"  ({len(rows)} {plural})")
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
