@@ -95,16 +95,50 @@ def estimate_diameter(model: Model, prepared: Any, options: RunOptions = RunOpti
     return diameter if needs_rescale(model, diameter) else None
 
 
+def is_unscaled(scale: float) -> bool:
+    """Factors this close to 1 leave the image as it is."""
+    return abs(scale - 1.0) < 1e-3
+
+
+def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """The (h, w) an image of (..., H, W) ``shape`` has at the network's scale."""
+    h, w = shape[-2:]
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize_for_network(prepared: Any, scale: float) -> np.ndarray:
+    """A prepared (C, H, W) image resized by ``scale`` as the network sees it (bilinear, antialiased when shrinking).
+
+    Training resizes its pairs with this same function, so the network learns
+    objects at the size it is shown them at prediction.
+    """
+    size = scaled_size(prepared.shape, scale)
+    return F.interpolate(torch.from_numpy(np.asarray(prepared, np.float32))[None], size=size, mode="bilinear",
+                         align_corners=False, antialias=scale < 1)[0].numpy()
+
+
 def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
                      progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
     """Run the network on a prepared (C, H, W) image resized by ``scale``."""
     _, h, w = prepared.shape
-    if abs(scale - 1.0) < 1e-3:
+    if is_unscaled(scale):
         return NetworkPrediction(run_network(net, prepared, options, progress=progress, cancel=cancel), 1.0, (h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    resized = F.interpolate(torch.from_numpy(np.asarray(prepared))[None], size=size, mode="bilinear",
-                            align_corners=False, antialias=scale < 1)[0].numpy()
+    resized = resize_for_network(prepared, scale)
     return NetworkPrediction(run_network(net, resized, options, progress=progress, cancel=cancel), scale, (h, w))
+
+
+def pipeline_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
+                      cancel: CancelCallback | None = None) -> float | None:
+    """The object diameter the pipeline resizes this image for (None: it keeps the image's own size).
+
+    The decision :func:`predict_plane` makes: the given diameter, else the
+    measured one when it is far from the model's size.
+    """
+    if options.diameter is not None:
+        return options.diameter
+    if not auto_diameter_applies(model):
+        return None
+    return estimate_diameter(model, prepared, options, cancel=cancel)
 
 
 def prepare(model: Model, plane: Any, *, rgb: bool) -> PreparedImage:

@@ -2,7 +2,9 @@
 
 A :class:`TrainingPair` is the user's image and labels (and optionally the
 annotated region); a :class:`PreparedPair` is the same pair normalised once
-with the model's own settings, exactly as the pipeline normalises an image.
+with the model's own settings and resized to the network's scale, exactly as
+the pipeline normalises and resizes an image (:func:`~..inference.prediction.resize_for_network`),
+so the network learns objects at the size Segment will show them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.object_size import rescale_factor
+from ..inference.prediction import is_unscaled, resize_for_network, scaled_size
 from ..inference.preprocess import PreparedImage
 from ..model.modelfile import Model
 
@@ -26,10 +30,44 @@ class TrainingPair:
     rgb: bool = False
     name: str = ""
     weight: float | None = None  # sampling weight; None = proportional to area
+    diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Labels at another size by nearest neighbour, pixel centre to pixel centre; no object is lost.
+
+    An object too thin to hit any sampled pixel keeps one pixel at its centre,
+    so shrinking never silently drops an annotated nucleus.
+    """
+    labels = np.asarray(labels)
+    h, w = labels.shape
+    rows = np.clip(np.floor((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), 0, h - 1)
+    cols = np.clip(np.floor((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), 0, w - 1)
+    out = labels[np.ix_(rows, cols)]
+    if labels.dtype == bool or not labels.any():
+        return out
+    flat = labels.ravel().astype(np.int64)
+    counts = np.bincount(flat)
+    lost = np.setdiff1d(np.flatnonzero(counts), np.unique(out))
+    lost = lost[lost > 0]
+    if len(lost):
+        ys, xs = np.divmod(np.arange(flat.size), w)
+        cy = np.bincount(flat, weights=ys, minlength=len(counts))[lost] / counts[lost]
+        cx = np.bincount(flat, weights=xs, minlength=len(counts))[lost] / counts[lost]
+        ry = np.clip(np.floor((cy + 0.5) * size[0] / h), 0, size[0] - 1).astype(np.int64)
+        rx = np.clip(np.floor((cx + 0.5) * size[1] / w), 0, size[1] - 1).astype(np.int64)
+        out[ry, rx] = lost
+    return out
 
 
 class PreparedPair:
-    """A pair normalised once, kept in memory as float32 (C, H, W)."""
+    """A pair normalised once, kept in memory as float32 (C, H, W), at its own size and at the network's.
+
+    ``image``, ``labels`` and ``valid`` are at the image's own size (held-out
+    scores are computed there, as Segment's result is); ``train_image``,
+    ``train_labels`` and ``train_valid`` are resized by ``scale``, the factor
+    the pipeline resizes this image by, and are what training crops from.
+    """
 
     def __init__(self, pair: TrainingPair, model: Model) -> None:
         prepared = PreparedImage(
@@ -47,6 +85,15 @@ class PreparedPair:
         if self.valid is not None and self.valid.shape != labels.shape:
             raise ValueError("the annotated-region mask must have the same height and width as the labels")
         self.pair = pair
+        self.scale = 1.0 if pair.diameter is None else rescale_factor(model, pair.diameter)
+        if is_unscaled(self.scale):
+            self.scale = 1.0
+            self.train_image, self.train_labels, self.train_valid = self.image, self.labels, self.valid
+        else:
+            size = scaled_size(self.image.shape, self.scale)
+            self.train_image = resize_for_network(self.image, self.scale)
+            self.train_labels = resize_labels(self.labels, size)
+            self.train_valid = None if self.valid is None else resize_labels(self.valid, size)
 
     def box(self, margin: int = 32) -> tuple[slice, slice]:
         """The annotated part plus some context: all that evaluation needs to predict."""

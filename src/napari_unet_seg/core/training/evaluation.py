@@ -1,8 +1,11 @@
 """Scoring a model on annotated pairs, counting annotated pixels only (held-out scores during training).
 
 AP at IoU 0.5 and foreground Dice for instance models, mean IoU over classes
-for semantic ones. Prediction covers only the annotation's bounding box plus
-context, so scoring a held-out strip during training stays cheap.
+for semantic ones. The labels scored are the pipeline's own result at the
+image's size -- resized to the network's scale, the network, post-processing
+-- so the best checkpoint is chosen by what Segment will give the user.
+Prediction covers only the annotation's bounding box plus context, so
+scoring a held-out strip during training stays cheap.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..inference.postprocess import logits_to_labels
-from ..inference.tiling import predict_tiled
+from ..inference.options import RunOptions
+from ..inference.prediction import predict_at_scale
 from ..model.modelfile import Model
 from .data import PreparedPair, TrainingPair
 from .metrics import dice, matching_accuracy, mean_iou
@@ -23,10 +26,14 @@ from .targets import semantic_targets
 def labels_around_annotation(
     model: Model, item: PreparedPair, *, device: str = "auto", precision: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Labels predicted around a pair's annotation, with the truth and valid mask of that box."""
+    """Segment's labels around a pair's annotation, with the truth and valid mask of that box.
+
+    The box is resized by the pair's scale exactly as the pipeline resizes the
+    image, and its labels come back at the image's own size.
+    """
     ys, xs = item.box()
-    logits = predict_tiled(model.net, item.image[:, ys, xs], device=device, precision=precision)
-    pred = logits_to_labels(logits, model.task, model.postprocess)
+    options = RunOptions(device=device, precision=precision)
+    pred = predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options).labels(model)
     return pred, item.labels[ys, xs], None if item.valid is None else item.valid[ys, xs]
 
 

@@ -15,13 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..inference.options import RunOptions
+from ..inference.prediction import pipeline_diameter, prepare
 from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import check_pairs, sanity_check
 from .data import TrainingPair
-from .evaluation import evaluate_pairs
+from .evaluation import evaluate_pairs, main_score
 from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .split import split_validation
@@ -61,27 +63,63 @@ def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_ste
     )
 
 
+def at_pipeline_scale(model: Model, pairs: Sequence[TrainingPair], diameter: float | None = None,
+                      cancel: Callable[[], bool] | None = None) -> list[TrainingPair]:
+    """The pairs with the object diameter the pipeline would resize each image for (measured by ``model``).
+
+    Training then shows the network objects at the size Segment shows them,
+    and scores what Segment gives (see :class:`~.data.PreparedPair`).
+    """
+    options = RunOptions(diameter=diameter)
+    out = []
+    for pair in pairs:
+        if pair.diameter is None:
+            pair = replace(pair, diameter=pipeline_diameter(model, prepare(model, pair.image, rgb=pair.rgb), options,
+                                                            cancel=cancel))
+        out.append(pair)
+    return out
+
+
 @dataclass
 class FinetuneResult:
-    """A trained model (best weights, lineage recorded) plus what the user should know about it."""
+    """A trained model (best weights, lineage recorded) plus what the user should know about it.
+
+    ``parent_scores`` are the starting weights' scores on the same held-out
+    annotation (None when trained from scratch or nothing was held out);
+    ``improved`` says whether the kept weights beat them.
+    """
 
     model: Model
     train: TrainResult
     scores: dict[str, float]
     held_out: bool  # False: scores are on the training data itself
     warnings: list[str] = field(default_factory=list)
+    parent_scores: dict[str, float] | None = None
+
+    @property
+    def improved(self) -> bool | None:
+        """True when fine-tuning beat the starting weights on held-out annotation; None when unknown."""
+        if self.parent_scores is None or not self.held_out:
+            return None
+        return main_score(self.scores) > main_score(self.parent_scores)
 
 
 def finetune(
     model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False, config: TrainConfig | None = None,
     base: str = "scratch", progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None, preview: Callable[[Model], None] | None = None,
+    diameter: float | None = None,
 ) -> FinetuneResult:
-    """Check, split, train, score, sanity-check and record lineage; ``model`` is trained in place."""
+    """Check, bring to the pipeline's scale, split, train, score, sanity-check and record lineage.
+
+    ``model`` is trained in place. ``diameter`` is the objects' size in the
+    training images (None: measured, as Segment does).
+    """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
         config = default_config(scratch=base == "scratch", task=model.task, scribbles=scribbles)
     config = replace(config, scribbles=scribbles)
+    pairs = at_pipeline_scale(model, pairs, diameter, cancel)
     train_pairs, val_pairs = split_validation(pairs, scribbles=scribbles)
     result = train(model, train_pairs, config, val_pairs=val_pairs, progress=progress, cancel=cancel, preview=preview)
     if val_pairs and result.best_scores is not None:
@@ -89,6 +127,8 @@ def finetune(
     else:
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
+    parent = next((h for h in result.history if h.get("step") == 0 and "loss" not in h), None)
+    parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
-                   config=config, scribbles=scribbles)
-    return FinetuneResult(model, result, scores, held_out, warnings)
+                   config=config, scribbles=scribbles, parent_scores=parent_scores)
+    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores)

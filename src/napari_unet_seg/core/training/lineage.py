@@ -8,21 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.object_size import rescale_factor
 from ..model.modelfile import Model
 from .data import TrainingPair
 from .loop import TrainConfig, TrainResult
 
 
 def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], result: TrainResult,
-                   scores: dict[str, float], held_out: bool, config: TrainConfig, scribbles: bool) -> None:
-    """Append this training run to the model's lineage: base model, data, steps, scores."""
+                   scores: dict[str, float], held_out: bool, config: TrainConfig, scribbles: bool,
+                   parent_scores: dict[str, float] | None = None) -> None:
+    """Append this training run to the model's lineage: base model, data and its scale, steps, scores."""
     data = []
     for pair in pairs:
         labels = np.asarray(pair.labels)
         annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
         if scribbles:
             annotated &= labels > 0
-        data.append({"name": pair.name, "shape": list(labels.shape), "annotated_pixels": int(annotated.sum())})
+        data.append({"name": pair.name, "shape": list(labels.shape), "annotated_pixels": int(annotated.sum()),
+                     "object_diameter": pair.diameter,
+                     "scale": round(rescale_factor(model, pair.diameter), 4) if pair.diameter else 1.0})
     run: dict[str, Any] = {
         "base": base,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -33,6 +37,7 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
         "cancelled": result.cancelled,
         "scores": {k: round(float(v), 4) for k, v in scores.items()},
         "scores_on": "held-out annotation" if held_out else "training data",
+        "parent_scores": None if parent_scores is None else {k: round(float(v), 4) for k, v in parent_scores.items()},
         "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
                    "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
     }

@@ -88,7 +88,8 @@ def _sample(
     scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
     # prefer crops that contain annotation when the annotated region is small
     for _ in range(5):
-        img, lab, val = random_crop(prepared.image, prepared.labels, prepared.valid, config.crop_size, scale, rng)
+        img, lab, val = random_crop(prepared.train_image, prepared.train_labels, prepared.train_valid, config.crop_size,
+                                    scale, rng)
         if config.scribbles:
             annotated = (lab > 0) & (val > 0)
         else:
@@ -334,9 +335,10 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
 
 
 def _annotated_area(item: PreparedPair) -> int:
-    if item.valid is not None:
-        return int(item.valid.sum())
-    return int(item.image.shape[1] * item.image.shape[2])
+    """Annotated pixels at the network's scale: how often training draws crops from this pair."""
+    if item.train_valid is not None:
+        return int(item.train_valid.sum())
+    return int(item.train_image.shape[1] * item.train_image.shape[2])
 
 
 def _report(step: int, config: TrainConfig, running: float | None, start: float,
