@@ -13,7 +13,7 @@ from ..core.training.data import TrainingPair
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
 from ..core.training.naming import model_file_path, save_trained
-from .errors import UserError
+from .errors import UserError, require_positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
                         help="stop training after S seconds (default 110, so that all is done within 2 minutes; "
                              "none when only --max-steps is given)")
+    parser.add_argument("--diameter", type=float, default=None, metavar="PX",
+                        help="typical object diameter in the training images, in pixels: they are resized to the "
+                             "model's object size exactly as `unet-seg predict` resizes images (default: measured, "
+                             "as predict does)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
                         help="the .safetensors model file to write (never overwritten)")
     parser.set_defaults(run=run)
@@ -103,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least {2 if name == 'classes' else 1}, not {value}")
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise UserError(f"--max-seconds must be positive, not {args.max_seconds}")
+    require_positive(args.diameter, "--diameter")
     init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
@@ -134,13 +139,17 @@ def run(args: argparse.Namespace) -> int:
     kind = f"semantic, {len(model.class_names)} classes" if model.task == "semantic" else "instances"
     print(f"training {base} ({kind}) on {len(pairs)} image(s)", flush=True)
     try:
-        result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report)
+        result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
+                          diameter=args.diameter)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     path = save_trained(model, output)
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
+    verdict = result.verdict(base)
+    if verdict:
+        print(verdict[0].upper() + verdict[1:])
     for warning in result.warnings:
         print(f"unet-seg train: warning: {warning}", file=sys.stderr)
     return 0

@@ -103,6 +103,18 @@ class FinetuneResult:
             return None
         return main_score(self.scores) > main_score(self.parent_scores)
 
+    def verdict(self, parent: str) -> str | None:
+        """One sentence comparing the result with the model it started from, for people; None when unknown."""
+        if self.improved is None:
+            return None
+        metric = "AP50" if "ap50" in self.scores else "mean IoU"
+        new, old = main_score(self.scores), main_score(self.parent_scores)
+        if self.improved:
+            return (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
+                    f"({new - old:+.3f})")
+        return (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}): its weights were "
+                f"kept, so this model segments as '{parent}' does; annotate more, or train longer")
+
 
 def finetune(
     model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False, config: TrainConfig | None = None,
