@@ -22,11 +22,12 @@ from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import check_pairs, sanity_check
-from .data import TrainingPair
+from .data import PreparedPair, TrainingPair
 from .evaluation import evaluate_pairs, main_score
 from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .split import split_validation
+from .tuning import Tuning, tune_postprocess
 
 SCRATCH_NAMES = ("none", "scratch", "")
 
@@ -84,9 +85,12 @@ def at_pipeline_scale(model: Model, pairs: Sequence[TrainingPair], diameter: flo
 class FinetuneResult:
     """A trained model (best weights, lineage recorded) plus what the user should know about it.
 
+    ``scores`` are the final model's (post-processing fitted included);
     ``parent_scores`` are the starting weights' scores on the same held-out
     annotation (None when trained from scratch or nothing was held out);
-    ``improved`` says whether the kept weights beat them.
+    ``improved`` says whether the kept weights beat them (compared before any
+    post-processing was fitted to that annotation, so the comparison is fair);
+    ``tuning`` is the post-processing search, when one ran.
     """
 
     model: Model
@@ -95,37 +99,44 @@ class FinetuneResult:
     held_out: bool  # False: scores are on the training data itself
     warnings: list[str] = field(default_factory=list)
     parent_scores: dict[str, float] | None = None
+    tuning: Tuning | None = None
 
     @property
     def improved(self) -> bool | None:
         """True when fine-tuning beat the starting weights on held-out annotation; None when unknown."""
-        if self.parent_scores is None or not self.held_out:
+        if self.parent_scores is None or not self.held_out or self.train.best_scores is None:
             return None
-        return main_score(self.scores) > main_score(self.parent_scores)
+        return main_score(self.train.best_scores) > main_score(self.parent_scores)
 
     def verdict(self, parent: str) -> str | None:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""
         if self.improved is None:
             return None
         metric = "AP50" if "ap50" in self.scores else "mean IoU"
-        new, old = main_score(self.scores), main_score(self.parent_scores)
+        new, old = main_score(self.train.best_scores), main_score(self.parent_scores)
         if self.improved:
-            return (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
+            text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
                     f"({new - old:+.3f})")
-        return (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}): its weights were "
-                f"kept, so this model segments as '{parent}' does; annotate more, or train longer")
+        else:
+            text = (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}): its weights were "
+                    f"kept; annotate more, or train longer")
+        if self.tuning is not None and self.tuning.changed:
+            text += (f"; post-processing fitted to your annotation: AP50 {self.tuning.before:.3f} -> "
+                     f"{self.tuning.after:.3f}")
+        return text
 
 
 def finetune(
     model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False, config: TrainConfig | None = None,
     base: str = "scratch", progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None, preview: Callable[[Model], None] | None = None,
-    diameter: float | None = None,
+    diameter: float | None = None, fit_postprocess: bool = True,
 ) -> FinetuneResult:
-    """Check, bring to the pipeline's scale, split, train, score, sanity-check and record lineage.
+    """Check, bring to the pipeline's scale, split, train, fit post-processing, score, sanity-check, record.
 
     ``model`` is trained in place. ``diameter`` is the objects' size in the
-    training images (None: measured, as Segment does).
+    training images (None: measured, as Segment does). ``fit_postprocess``
+    searches the instance thresholds on the held-out annotation (:mod:`.tuning`).
     """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
@@ -138,9 +149,16 @@ def finetune(
         scores, held_out = {k: v for k, v in result.best_scores.items() if k != "step"}, True
     else:
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
+    tuning = None
+    if held_out and fit_postprocess and model.task == "instances":
+        tuning = tune_postprocess(model, [PreparedPair(p, model) for p in val_pairs], device=config.device,
+                                  precision=config.precision)
+        if tuning is not None and tuning.changed:
+            model.metadata["postprocess"] = tuning.settings
+            scores = evaluate_pairs(model, val_pairs, device=config.device, precision=config.precision)
     warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
     parent = next((h for h in result.history if h.get("step") == 0 and "loss" not in h), None)
     parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
-                   config=config, scribbles=scribbles, parent_scores=parent_scores)
-    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores)
+                   config=config, scribbles=scribbles, parent_scores=parent_scores, tuning=tuning)
+    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning)

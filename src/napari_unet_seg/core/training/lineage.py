@@ -12,11 +12,12 @@ from ..inference.object_size import rescale_factor
 from ..model.modelfile import Model
 from .data import TrainingPair
 from .loop import TrainConfig, TrainResult
+from .tuning import Tuning
 
 
 def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], result: TrainResult,
                    scores: dict[str, float], held_out: bool, config: TrainConfig, scribbles: bool,
-                   parent_scores: dict[str, float] | None = None) -> None:
+                   parent_scores: dict[str, float] | None = None, tuning: Tuning | None = None) -> None:
     """Append this training run to the model's lineage: base model, data and its scale, steps, scores."""
     data = []
     for pair in pairs:
@@ -38,6 +39,9 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
         "scores": {k: round(float(v), 4) for k, v in scores.items()},
         "scores_on": "held-out annotation" if held_out else "training data",
         "parent_scores": None if parent_scores is None else {k: round(float(v), 4) for k, v in parent_scores.items()},
+        "postprocess_fitted": None if tuning is None else {
+            "on": "held-out annotation", "ap50_before": round(tuning.before, 4), "ap50_after": round(tuning.after, 4),
+            "changed": tuning.changed, "settings": tuning.settings},
         "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
                    "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
     }

@@ -1,0 +1,76 @@
+"""Post-processing fitted to the user's annotation: adopted only when clearly better, recorded in the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import oracle_logits, synthetic_nuclei, threshold_model
+from napari_unet_seg.core.inference import prediction
+from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
+from napari_unet_seg.core.training.finetune import finetune
+from napari_unet_seg.core.training.loop import TrainConfig
+from napari_unet_seg.core.training.tuning import tune_postprocess
+
+
+def perfect_network(monkeypatch, image, labels):
+    """The network answers any crop of ``image`` with a perfect model's logits for that crop."""
+    logits = oracle_logits(labels)
+    model = threshold_model()
+    full = np.asarray(PreparedPair(TrainingPair(image, labels), model).image)
+
+    def predict(net, array, **kwargs):
+        array = np.asarray(array)
+        h, w = array.shape[-2:]
+        for y, x in np.argwhere(full[0] == array[0, 0, 0]):
+            if y + h <= full.shape[1] and x + w <= full.shape[2] and np.array_equal(full[:, y:y + h, x:x + w], array):
+                return logits[:, y:y + h, x:x + w]
+        raise AssertionError("not a crop of the image")
+
+    monkeypatch.setattr(prediction, "predict_tiled", predict)
+
+
+@pytest.fixture
+def touching(monkeypatch):
+    """Touching nuclei and a network that answers with a perfect model's logits for them."""
+    image, labels = synthetic_nuclei((160, 160), n=14, radius=(7, 10), seed=3, touching=True)
+    perfect_network(monkeypatch, image, labels)
+    return image, labels
+
+
+def test_seeds_that_merge_touching_nuclei_are_refitted(touching):
+    image, labels = touching
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.9, "min_size": 8}
+    tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, labels), model)], device="cpu")
+    assert tuning.changed and tuning.after == 1.0 and tuning.before < 0.9
+    assert tuning.settings["seed_prominence"] < 0.9 and tuning.settings["min_size"] == 8  # other settings kept
+
+
+def test_settings_that_already_work_are_kept(touching):
+    image, labels = touching
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.55, "seed_prominence": 0.12}
+    tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, labels), model)], device="cpu")
+    assert not tuning.changed and tuning.settings == model.postprocess
+
+
+def test_class_models_and_no_held_out_data_are_left_alone(tiny_model):
+    assert tune_postprocess(tiny_model, []) is None
+    tiny_model.metadata["task"] = "semantic"
+    image, labels = synthetic_nuclei((32, 32))
+    assert tune_postprocess(tiny_model, [PreparedPair(TrainingPair(image, labels), tiny_model)]) is None
+
+
+def test_finetune_stores_the_fitted_settings_and_says_so(monkeypatch):
+    big = synthetic_nuclei((300, 300), n=60, radius=(7, 10), seed=4, touching=True)  # enough to hold a strip out
+    perfect_network(monkeypatch, *big)
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.9}
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
+                         learning_rate=0.0)
+    result = finetune(model, [TrainingPair(*big, name="tiled")], config=config, base="parent")
+    assert result.held_out and result.tuning is not None and result.tuning.changed
+    assert model.postprocess["seed_prominence"] < 0.9
+    assert model.metadata["lineage"][-1]["postprocess_fitted"]["changed"] is True
+    assert "post-processing fitted" in result.verdict("parent")
