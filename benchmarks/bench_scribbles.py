@@ -78,6 +78,7 @@ def make_task(seed: int, size: int = 512) -> tuple[np.ndarray, np.ndarray, np.nd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=110.0)
+    parser.add_argument("--encoder", default="nuclei", help="whose encoder a new model starts from ('none': random)")
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -89,7 +90,8 @@ def main() -> None:
     test_image, test_classes, _ = make_task(args.seed + 100)
     annotated = (scribbles > 0).mean()
     print(f"training image 512x512, {annotated:.1%} of pixels scribbled; test image: another 512x512 (dense truth)")
-    model = starting_model("none", task="semantic", classes=3, depth=args.depth, width=args.width)
+    model = starting_model("none", task="semantic", classes=3, depth=args.depth, width=args.width,
+                           encoder=args.encoder)
     config = default_config(scratch=True, task="semantic", scribbles=True, max_seconds=args.seconds)
     overrides = {"batch_size": args.batch, "crop_size": args.crop, "learning_rate": args.lr}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})

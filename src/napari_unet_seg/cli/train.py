@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S",
                         help="stop training after S seconds (default 110, so that all is done within 2 minutes; "
                              "none when only --max-steps is given)")
+    parser.add_argument("--encoder", default="nuclei", metavar="NAME|PATH|none",
+                        help="a new model (--init none) starts with this model's trained encoder when their "
+                             "architectures match (default: the built-in 'nuclei'); 'none' starts from random weights")
     parser.add_argument("--diameter", type=float, default=None, metavar="PX",
                         help="typical object diameter in the training images, in pixels: they are resized to the "
                              "model's object size exactly as `unet-seg predict` resizes images (default: measured, "
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         classes = max(top if args.scribbles else top + 1, 2)
     channels = 1 if pairs[0].rgb else (1 if np.asarray(pairs[0].image).ndim == 2 else pairs[0].image.shape[0])
     model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
-                           depth=args.depth or 4, width=args.width or 16, in_channels=channels)
+                           depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)
     if not scratch and classes is not None and classes != len(model.class_names):
         raise UserError(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
@@ -137,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"step {r.step}: loss {r.loss:.4f}{score}{left}", flush=True)
 
     kind = f"semantic, {len(model.class_names)} classes" if model.task == "semantic" else "instances"
+    if scratch:
+        borrowed = model.metadata.get("training", {}).get("encoder_from")
+        kind += f", encoder from '{borrowed}'" if borrowed else ", random start"
     print(f"training {base} ({kind}) on {len(pairs)} image(s)", flush=True)
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,

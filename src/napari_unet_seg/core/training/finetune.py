@@ -37,17 +37,49 @@ def is_scratch(init: str | Path | None) -> bool:
     return init is None or str(init).strip().lower() in SCRATCH_NAMES
 
 
-def starting_model(
-    init: str | Path | None, *, task: str = "instances", classes: int | None = None,
-    depth: int = 4, width: int = 16, in_channels: int = 1,
-) -> Model:
-    """A private copy of a named/file model, or a new one when ``init`` is none."""
-    if is_scratch(init):
-        return new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width)
-    base = load_model(init)  # cached and shared: never train it in place
+ENCODER_PREFIXES = ("down.", "bottleneck.")
+
+
+def private_copy(name_or_path: str | Path) -> Model:
+    """A copy of a named or file model that training may change (loaded models are cached and shared)."""
+    base = load_model(name_or_path)
     with exclusive(base.net):  # not mid-way through another thread's inference (eval mode, channels_last)
         net = copy.deepcopy(base.net)
     return Model(net=net, metadata=copy.deepcopy(base.metadata), name=base.name, path=base.path)
+
+
+def copy_encoder(model: Model, source: Model) -> int:
+    """Copy the encoder (contracting path and bottleneck) of ``source`` where names and shapes match.
+
+    A new class model then starts from features learned on real microscopy
+    instead of random ones; its decoder and output layer start fresh.
+    Returns the number of tensors copied (0 when the architectures differ).
+    """
+    own = model.net.state_dict()
+    borrowed = {k: v for k, v in source.net.state_dict().items()
+                if k.startswith(ENCODER_PREFIXES) and k in own and own[k].shape == v.shape}
+    if len(borrowed) < sum(k.startswith(ENCODER_PREFIXES) for k in own):
+        return 0  # a partial encoder would mix learned and random layers: all or nothing
+    model.net.load_state_dict(borrowed, strict=False)
+    model.metadata.setdefault("training", {})["encoder_from"] = source.name
+    return len(borrowed)
+
+
+def starting_model(
+    init: str | Path | None, *, task: str = "instances", classes: int | None = None,
+    depth: int = 4, width: int = 16, in_channels: int = 1, encoder: str | Path | None = None,
+) -> Model:
+    """A private copy of a named/file model, or a new one when ``init`` is none.
+
+    A new model takes the encoder of ``encoder`` (e.g. the built-in
+    ``nuclei``) when its architecture matches; None starts all from random.
+    """
+    if not is_scratch(init):
+        return private_copy(init)
+    model = new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width)
+    if encoder is not None and not is_scratch(encoder):
+        copy_encoder(model, load_model(encoder))
+    return model
 
 
 def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_steps: int | None = None,

@@ -1,0 +1,32 @@
+"""New class models start from the built-in model's trained encoder; scratch stays an option."""
+
+from __future__ import annotations
+
+import torch
+
+from napari_unet_seg.core.model.registry import load_model
+from napari_unet_seg.core.training.finetune import ENCODER_PREFIXES, starting_model
+
+
+def test_a_new_class_model_borrows_the_nuclei_encoder_and_nothing_else():
+    nuclei = load_model("nuclei")
+    model = starting_model("none", task="semantic", classes=3, encoder="nuclei",
+                           depth=nuclei.net.depth, width=nuclei.net.base_channels)
+    ours, theirs = model.net.state_dict(), nuclei.net.state_dict()
+    encoder = [k for k in ours if k.startswith(ENCODER_PREFIXES)]
+    assert encoder and all(torch.equal(ours[k], theirs[k]) for k in encoder)
+    decoder = [k for k in ours if k.startswith("up_conv.") and k.endswith("weight") and ours[k].ndim == 4]
+    assert decoder and not any(torch.equal(ours[k], theirs[k]) for k in decoder)
+    assert model.metadata["training"]["encoder_from"] == "nuclei"
+    assert model.net.num_classes == 3 and nuclei.net.num_classes == 2  # the shared model is untouched
+
+
+def test_other_architectures_and_scratch_start_from_random_weights():
+    nuclei = load_model("nuclei")
+    narrow = starting_model("none", task="semantic", classes=3, encoder="nuclei", depth=nuclei.net.depth, width=8)
+    assert "encoder_from" not in narrow.metadata.get("training", {})
+    random = starting_model("none", task="semantic", classes=3, encoder=None, depth=nuclei.net.depth,
+                            width=nuclei.net.base_channels)
+    first = next(k for k in random.net.state_dict() if k.startswith("down.") and k.endswith("weight"))
+    assert not torch.equal(random.net.state_dict()[first], nuclei.net.state_dict()[first])
+    assert starting_model("none", encoder="none", depth=2, width=4).metadata.get("training", {}) == {}
