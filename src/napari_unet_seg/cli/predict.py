@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{result.file}: skipped, {result.output} exists")
         else:
             print(f"{result.file}: {result.objects} objects in {result.seconds:.1f} s -> {result.output}")
+            if result.message:
+                print(f"unet-seg predict: note: {result.file}: {result.message}", file=sys.stderr)
 
     try:
         results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report)

@@ -86,8 +86,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
         return failed_result(job, exc, seconds + time.perf_counter() - start)
     seconds += time.perf_counter() - start
-    return FileResult(str(job.source), "ok", result.objects or 0, round(result.mean_area, 2), round(seconds, 3), "",
-                      str(job.target))
+    return FileResult(str(job.source), "ok", result.objects or 0, round(result.mean_area, 2), round(seconds, 3),
+                      "; ".join(result.notes), str(job.target))
 
 
 def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:

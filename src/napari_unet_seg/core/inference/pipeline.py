@@ -85,6 +85,8 @@ def segment_image(
     lead, channels, _, _ = plane_layout(tuple(image.shape), rgb, channel_axis)
     image = channels_first(image, channel_axis)
     check_channels(model.in_channels, channels, model.name)
+    if 0 in tuple(image.shape):
+        raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
     if options.store is not None:
         result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes, pixel_size=pixel_size,
@@ -117,9 +119,11 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
     instances = options.output == "instances" and model.task == "instances"
     labels = probabilities = None
     objects, area = 0, 0.0
+    notes: dict[str, None] = {}
     for k, idx in enumerate(planes):
         prediction = predict_plane(model, image[idx] if idx else image, options, rgb=rgb,
                                    progress=part_progress(progress, k, len(planes)), cancel=cancel)
+        notes.update(dict.fromkeys(prediction.notes))
         plane_labels = output_labels(prediction, model, options.output)
         if instances:
             counts = np.bincount(plane_labels.ravel().astype(np.int64))[1:]
@@ -137,7 +141,8 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
             if lead:
                 probabilities[idx] = maps
     return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
-                         0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names)
+                         0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names,
+                         list(notes))
 
 
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
@@ -168,8 +173,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
         })
     labels = zarr.open_array(str(path), mode="r+")  # writable: users paint corrections on it
     return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
-                         objects if instances else None, area / objects if objects else 0.0, model.class_names,
-                         [f"The labels are stored on disk in {path}"])
+                         objects if instances else None, area / objects if objects else 0.0, model.class_names)
 
 
 def segment(

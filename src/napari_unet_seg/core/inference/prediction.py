@@ -6,7 +6,7 @@ blockwise storage for planes that fit in one block), so they all agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,10 @@ from .preprocess import PreparedImage
 from .tiling import predict_tiled
 
 
+NONFINITE_NOTE = ("the image has NaN or infinite pixels: NaN and -inf were read as its darkest value, +inf as its "
+                  "brightest")
+
+
 @dataclass(frozen=True)
 class NetworkPrediction:
     """Logits at the size the network saw, and how that size relates to the image's own.
@@ -39,6 +43,7 @@ class NetworkPrediction:
     logits: np.ndarray  # (classes, h, w)
     scale: float  # how much the image was resized for the network
     image_shape: tuple[int, int]  # (H, W)
+    notes: tuple[str, ...] = ()  # what the user should know about the input (e.g. non-finite pixels)
 
     @cached_property
     def image_logits(self) -> np.ndarray:
@@ -150,18 +155,20 @@ def predict_plane(model: Model, plane: Any, options: RunOptions, *, rgb: bool = 
                   progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
     """The network's logits for one 2D plane, resized first if its objects are far from the model's size."""
     prepared = prepare(model, plane, rgb=rgb)
+    notes = (NONFINITE_NOTE,) if prepared.normalization.nonfinite else ()
     diameter = options.diameter
     if diameter is None and auto_diameter_applies(model):
         if fits_measuring_crop(prepared):  # the measuring pass is the whole image: reuse it
             logits = run_network(model.net, prepared, options, progress=progress, cancel=cancel)
             measured = median_diameter(logits)
             if not needs_rescale(model, measured):
-                return NetworkPrediction(logits, 1.0, tuple(prepared.shape[1:]))
+                return NetworkPrediction(logits, 1.0, tuple(prepared.shape[1:]), notes)
             diameter = measured
         else:
             diameter = estimate_diameter(model, prepared, options, cancel=cancel)
-    return predict_at_scale(model.net, prepared, rescale_factor(model, diameter), options, progress=progress,
-                            cancel=cancel)
+    prediction = predict_at_scale(model.net, prepared, rescale_factor(model, diameter), options, progress=progress,
+                                  cancel=cancel)
+    return replace(prediction, notes=notes) if notes else prediction
 
 
 def predict_network(

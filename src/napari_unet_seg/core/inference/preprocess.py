@@ -105,6 +105,7 @@ class Normalization:
     invert: bool = False
     despike: float = 0.0
     smooth: float = 0.0
+    nonfinite: bool = False  # the fitting sample held NaN or infinite pixels (see :meth:`finite`)
 
     @property
     def context(self) -> int:
@@ -117,6 +118,7 @@ class Normalization:
         Exact for pixels at least :attr:`context` px from a cut edge; at the
         image's own edges every window treats pixels as the whole image does.
         """
+        raw = self.finite(raw)
         if self.despike:
             raw = lower_spikes(raw, self.spike_threshold(), dark=self.invert)
         out = self.apply(raw)
@@ -129,11 +131,26 @@ class Normalization:
         span = np.maximum(np.asarray(self.high, np.float32) - np.asarray(self.low, np.float32), 1e-6)
         return self.despike * span
 
+    def finite(self, raw: np.ndarray) -> np.ndarray:
+        """NaN and -inf pixels become the window's low end, +inf its high end (pixel by pixel: tiles stay exact).
+
+        A camera or a conversion can leave non-finite pixels; passed on, one
+        of them made the network's output all NaN (no objects) or hung the
+        seed search.
+        """
+        raw = raw.astype(np.float32, copy=False)
+        bad = ~np.isfinite(raw)
+        if not bad.any():
+            return raw
+        low = np.broadcast_to(np.asarray(self.low, np.float32)[:, None, None], raw.shape)
+        high = np.broadcast_to(np.asarray(self.high, np.float32)[:, None, None], raw.shape)
+        return np.where(bad, np.where(raw == np.inf, high, low), raw)
+
     def apply(self, window: np.ndarray) -> np.ndarray:
         """Map a (C, h, w) window to float32 where the chosen percentiles become 0 and 1."""
         low = np.asarray(self.low, dtype=np.float32)[:, None, None]
         high = np.asarray(self.high, dtype=np.float32)[:, None, None]
-        out = (window.astype(np.float32, copy=False) - low) / np.maximum(high - low, 1e-6)
+        out = (self.finite(window) - low) / np.maximum(high - low, 1e-6)
         if self.invert:
             out = 1.0 - out
         return out
@@ -154,24 +171,30 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
     despike = despike_setting(settings)
     denoise = denoise_setting(settings)
     image = sample_pixels(channels_first).astype(np.float32, copy=False)
+    nonfinite = not np.isfinite(image).all()
+    if nonfinite:
+        image = np.where(np.isfinite(image), image, np.nan)  # fitted on the finite pixels alone
     sample = image.reshape(image.shape[0], -1)
     low, high = _percentile_window(sample, low_q, high_q)
     invert_setting = settings.get("invert", "auto")
     if invert_setting == "auto":
-        invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0], low[0], high[0]))
+        invert = bool(sample.shape[0] == 1 and looks_bright_background(sample[0][~np.isnan(sample[0])], low[0], high[0]))
     else:
         invert = bool(invert_setting) and invert_setting != "no"
     if despike == 0 and denoise is None:
-        return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert)
+        return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, nonfinite=nonfinite)
     # both need true neighbours: the whole image, or full-resolution patches of a large one
     full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
     patches = [image] if full_resolution else [np.asarray(p, np.float32) for p in sample_patches(channels_first)]
+    if nonfinite:  # patches see the window's ends where pixels are not finite, as the network's input will
+        rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert)
+        patches = [rough.finite(p) for p in patches]
     if despike > 0:
         rough = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
         patches = [lower_spikes(p, rough.spike_threshold(), dark=invert) for p in patches]
         low, high = _percentile_window(np.concatenate([p.reshape(len(low), -1) for p in patches], axis=1),
                                        low_q, high_q)
-    fitted = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike)
+    fitted = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike, nonfinite=nonfinite)
     if denoise is not None and noise_level([fitted.apply(p) for p in patches]) > denoise[0]:
         fitted = replace(fitted, smooth=denoise[1])
     return fitted
@@ -200,13 +223,15 @@ def denoise_setting(settings: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (low, high) percentiles of a (C, N) sample; a constant channel keeps its full range."""
-    low = np.percentile(sample, low_q, axis=1)
-    high = np.percentile(sample, high_q, axis=1)
+    """Per-channel (low, high) percentiles of a (C, N) sample, NaN ignored; a constant channel keeps its full range."""
+    if np.isnan(sample).all(axis=1).any():  # a channel without one finite pixel: any window will do
+        sample = np.where(np.isnan(sample).all(axis=1, keepdims=True), 0.0, sample)
+    low = np.nanpercentile(sample, low_q, axis=1)
+    high = np.nanpercentile(sample, high_q, axis=1)
     flat = high <= low  # constant channel: fall back to its full range
     if np.any(flat):
-        low = np.where(flat, sample.min(axis=1), low)
-        high = np.where(flat, np.maximum(sample.max(axis=1), low + 1), high)
+        low = np.where(flat, np.nanmin(sample, axis=1), low)
+        high = np.where(flat, np.maximum(np.nanmax(sample, axis=1), low + 1), high)
     return low, high
 
 
@@ -219,6 +244,8 @@ def looks_bright_background(values: np.ndarray, low: float, high: float) -> bool
     misjudges some fluorescence -- the median a confluent field, the tails a
     saturated one on an uneven background -- and fluorescence comes first.
     """
+    if values.size == 0:
+        return False
     scaled = (values - low) / max(high - low, 1e-6)
     return bool(np.median(scaled) > 0.5 and np.mean(scaled > 0.8) > np.mean(scaled < 0.2))
 

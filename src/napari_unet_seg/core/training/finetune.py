@@ -189,6 +189,8 @@ def finetune(
             model.metadata["postprocess"] = tuning.settings
             scores = evaluate_pairs(model, val_pairs, device=config.device, precision=config.precision)
     warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
+    if result.stopped_because:
+        warnings.insert(0, result.stopped_because)
     parent = next((h for h in result.history if h.get("step") == 0 and "loss" not in h), None)
     parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,

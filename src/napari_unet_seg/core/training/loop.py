@@ -79,6 +79,7 @@ class TrainResult:
     best_score: float | None
     cancelled: bool
     best_scores: dict[str, float] | None = None
+    stopped_because: str = ""  # why training stopped before its budget, other than a cancel
 
 
 def _sample(
@@ -256,7 +257,11 @@ class Trainer:
         return scores
 
     def step(self, step: int, elapsed: float) -> float:
-        """One optimiser step on a fresh batch of augmented crops; returns the loss."""
+        """One optimiser step on a fresh batch of augmented crops; returns the loss.
+
+        A non-finite loss changes nothing (the weights stay the last good
+        ones) and is returned as is, so the caller can stop.
+        """
         config, net = self.config, self.net
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step, elapsed)
@@ -269,6 +274,8 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits = net(x)
         loss = self.loss_fn(logits, y)
+        if not torch.isfinite(loss.detach()):
+            return float(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -302,6 +309,7 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
     if held_out and config.eval_initial:
         history.append({"step": 0, "seconds": time.monotonic() - start, **trainer.evaluate(0)})
     cancelled = False
+    stopped_because = ""
     step = 0
     running = None
     while step < config.max_steps:
@@ -312,6 +320,10 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
         if config.max_seconds is not None and elapsed >= config.max_seconds:
             break
         value = trainer.step(step, elapsed)
+        if not math.isfinite(value):
+            stopped_because = (f"the loss became {value} at step {step + 1} (training diverged); the last good "
+                               "weights were kept")
+            break
         step += 1
         running = value if running is None else 0.9 * running + 0.1 * value
         record: dict[str, float] = {"step": step, "loss": value, "seconds": time.monotonic() - start}
@@ -331,7 +343,8 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
             progress(_report(step, config, running, start, history[-1], trainer.best.score))
     trainer.finish(step)
     best = trainer.best
-    return TrainResult(model, step, time.monotonic() - start, history, best.score, cancelled, best.scores)
+    return TrainResult(model, step, time.monotonic() - start, history, best.score, cancelled, best.scores,
+                       stopped_because)
 
 
 def _annotated_area(item: PreparedPair) -> int:
