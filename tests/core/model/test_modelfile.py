@@ -1,3 +1,5 @@
+"""Model files: safetensors plus metadata, round trips, half precision, never overwritten, never pickle."""
+
 import json
 import pickle
 
@@ -5,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet_seg import ModelFileError, available_models, load_model, new_model, save_model
+from napari_unet_seg import ModelFileError, load_model, new_model, save_model
 from napari_unet_seg.core.model.modelfile import load_model_file, read_metadata
 
 
@@ -88,16 +90,8 @@ def test_wrong_architecture_in_metadata(tmp_path, tiny_model):
     meta = read_metadata(path)
     meta["architecture"]["base_channels"] = 8
     save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={"napari_unet_seg": json.dumps(meta)})
-    with pytest.raises(ModelFileError, match="damaged"):
+    with pytest.raises(ModelFileError, match="architecture in its metadata needs"):
         load_model(tmp_path / "bad.safetensors")
-
-
-def test_user_models_are_listed_and_loadable_by_name(private_model_dir, tiny_model):
-    save_model(tiny_model, private_model_dir / "mine")
-    assert "mine" in available_models()
-    assert load_model("mine").net.depth == 2
-    with pytest.raises(ModelFileError, match="no model named"):
-        load_model("nonexistent")
 
 
 def test_semantic_model_needs_classes():
@@ -105,3 +99,53 @@ def test_semantic_model_needs_classes():
         new_model("semantic", num_classes=1)
     m = new_model("semantic", num_classes=3, depth=1, base_channels=2)
     assert m.class_names == ["background", "class 1", "class 2"] and m.net.num_classes == 3
+
+
+def test_model_info_describes_a_file_without_loading_its_weights(tmp_path):
+    from napari_unet_seg.core.model.modelfile import ModelInfo
+
+    model = new_model("semantic", in_channels=2, num_classes=3, depth=1, base_channels=2,
+                      class_names=["background", "nucleus", "cytoplasm"])
+    model.metadata["object_diameter"] = 17.5
+    path = save_model(model, tmp_path / "cells")
+    info = ModelInfo.of(path)
+    assert info == ModelInfo(name="cells", task="semantic", in_channels=2,
+                             class_names=("background", "nucleus", "cytoplasm"), object_diameter=17.5)
+    header = path.read_bytes()[: 8 + int.from_bytes(path.read_bytes()[:8], "little")]
+    headless = tmp_path / "weights cut off.safetensors"
+    headless.write_bytes(header)  # the metadata alone, no weights: enough to describe the model
+    assert ModelInfo.of(headless) == info
+    with pytest.raises(ModelFileError):
+        load_model_file(headless)  # ...but not to use it
+    with pytest.raises(AttributeError):
+        info.name = "renamed"  # frozen
+
+
+def test_model_info_of_an_instance_model_uses_its_stored_name(tmp_path, tiny_model):
+    from napari_unet_seg.core.model.modelfile import ModelInfo
+
+    tiny_model.metadata["name"] = "nuclei v2"
+    info = ModelInfo.of(save_model(tiny_model, tmp_path / "file-name"))
+    assert (info.name, info.task, info.in_channels, info.object_diameter) == ("nuclei v2", "instances", 1, None)
+    assert info.class_names == ("background", "object")
+
+
+def test_model_info_errors_are_one_line_model_file_errors(tmp_path, tiny_model):
+    from safetensors.torch import load_file, save_file
+
+    from napari_unet_seg.core.model.modelfile import ModelInfo
+
+    path = save_model(tiny_model, tmp_path / "m")
+    meta = read_metadata(path)
+    weights = load_file(str(path))
+    bad = {}
+    for name, change in [("arch", {"architecture": "UNet"}), ("channels", {"architecture": {"in_channels": "two"}}),
+                         ("classes", {"class_names": 3})]:
+        bad[name] = tmp_path / f"{name}.safetensors"
+        save_file(weights, str(bad[name]), metadata={"napari_unet_seg": json.dumps({**meta, **change})})
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 50)
+    for target in [*bad.values(), tmp_path / "garbage.safetensors", tmp_path / "missing.safetensors",
+                   tmp_path / "model.ckpt"]:
+        with pytest.raises(ModelFileError) as info:
+            ModelInfo.of(target)
+        assert "\n" not in str(info.value)

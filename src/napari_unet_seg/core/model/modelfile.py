@@ -21,17 +21,14 @@ from safetensors.torch import load_file, save_file
 
 from ..common.atomic import atomic_path
 from ..common.errors import first_line
+from .schema import TASKS, ModelFileError, architecture, check_metadata, check_tensors
 from .unet import UNet
 
 METADATA_KEY = "napari_unet_seg"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
-TASKS = ("semantic", "instances")
 
-
-class ModelFileError(ValueError):
-    """A model file or name that cannot be used; the message is one clear line."""
 
 
 def default_metadata(task: str = "instances") -> dict[str, Any]:
@@ -143,26 +140,35 @@ def save_model(
     return path
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of a model file, without loading the weights."""
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The safetensors header (tensor names, shapes, types) and our checked metadata, without the weights."""
     path = Path(path)
     refuse_pickle(path)
     try:
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
-            if not 2 <= header_len <= 100_000_000:
+            if not 2 <= header_len <= MAX_HEADER_BYTES:
                 raise ValueError
             header = json.loads(f.read(header_len))
         metadata = json.loads(header["__metadata__"][METADATA_KEY])
     except FileNotFoundError:
         raise ModelFileError(f"model file not found: {path}") from None
-    except (ValueError, KeyError, TypeError, OSError):
+    except IsADirectoryError:
+        raise ModelFileError(f"{path} is a folder, not a model file") from None
+    except (ValueError, KeyError, TypeError, OSError, RecursionError):
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != "napari-unet-seg":
-        raise ModelFileError(f"{path} is not a napari-unet-seg model file")
-    if metadata.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer napari-unet-seg; please upgrade the plugin")
-    return metadata
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)")
+    check_metadata(metadata, str(path), FORMAT_VERSION)
+    return header, metadata
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a model file (checked), without loading the weights."""
+    return read_header(path)[1]
 
 
 @dataclass(frozen=True)
@@ -201,21 +207,15 @@ def refuse_pickle(path: Path) -> None:
 def load_model_file(path: str | os.PathLike) -> Model:
     """Load a model file; every failure is a one-line :class:`ModelFileError`."""
     path = Path(path)
-    metadata = read_metadata(path)
-    arch = metadata.get("architecture", {})
+    header, metadata = read_header(path)
+    arch = architecture(metadata, path.name)
+    check_tensors(header, arch, path.name)  # before anything is allocated
     try:
-        net = UNet(
-            in_channels=int(arch["in_channels"]),
-            num_classes=int(arch["num_classes"]),
-            depth=int(arch["depth"]),
-            base_channels=int(arch["base_channels"]),
-        )
+        net = UNet(**arch)
         state = load_file(str(path), device="cpu")
         net.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise ModelFileError(f"{path.name} is damaged or incomplete: {first_line(exc, 200)}") from None
-    if metadata.get("task") not in TASKS:
-        raise ModelFileError(f"{path.name}: unknown task {metadata.get('task')!r}")
     net.eval()
     return Model(net=net, metadata=metadata, name=metadata.get("name") or path.stem, path=path)
 
