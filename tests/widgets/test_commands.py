@@ -13,7 +13,9 @@ from napari_unet_seg import new_model, save_model
 from napari_unet_seg._commands import open_batch_widget, segment_with_unet
 from napari_unet_seg._sample_data import nuclei_sample
 from napari_unet_seg._widgets import segment as segment_module
+from napari_unet_seg._widgets.batch import BatchWidget
 from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg._widgets.train import TrainWidget
 from napari_unet_seg.core.model.registry import user_model_dir
 
 pytestmark = pytest.mark.gui
@@ -82,5 +84,16 @@ def test_batch_command_opens_the_batch_dock(make_napari_viewer):
     viewer = make_napari_viewer()
     open_batch_widget(viewer)
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Batch segment")
-    assert type(widget).__name__ == "BatchWidget"
+    assert isinstance(widget, BatchWidget)
     open_batch_widget(viewer)  # a second call reuses the dock
+
+
+@pytest.mark.parametrize("name, kind", [("Segment", SegmentWidget), ("Train", TrainWidget),
+                                        ("Batch segment", BatchWidget)])
+def test_every_dock_widget_opens_through_napari(make_napari_viewer, name, kind):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((2, 16, 16), np.uint8), name="img")
+    viewer.add_labels(np.zeros((2, 16, 16), np.uint8), name="img labels")
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", name)
+    assert isinstance(widget, kind) and dock.widget() is not None
+    assert viewer.window.add_plugin_dock_widget("napari-unet-seg", name)[1] is widget  # reused, not doubled

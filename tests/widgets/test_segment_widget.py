@@ -12,6 +12,7 @@ from napari.layers import Image, Labels
 
 from napari_unet_seg import new_model, save_model
 from napari_unet_seg._sample_data import nuclei_sample
+from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import segment as segment_module
 from napari_unet_seg._widgets import segment_form, segment_pickers
 from napari_unet_seg._widgets.segment import SegmentWidget
@@ -42,7 +43,7 @@ def save_tiny(name: str = "tiny", *, in_channels: int = 1, everywhere: bool = Fa
 def messages(monkeypatch) -> dict[str, list[str]]:
     """Notifications the widget sent, by kind."""
     seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
-    for module in (segment_module, segment_form, segment_pickers):
+    for module in (segment_module, segment_form, segment_pickers, _common):
         for kind in seen:
             if hasattr(module, f"show_{kind}"):
                 monkeypatch.setattr(module, f"show_{kind}", seen[kind].append)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
+from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
 from napari_unet_seg._widgets.train import SCRATCH, TrainWidget
 from napari_unet_seg.core.model.modelfile import read_metadata
@@ -20,8 +21,9 @@ FAST = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
 @pytest.fixture
 def messages(monkeypatch) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
-    for kind in seen:
-        monkeypatch.setattr(train_module, f"show_{kind}", seen[kind].append)
+    for kind, shown in seen.items():
+        monkeypatch.setattr(train_module, f"show_{kind}", shown.append)
+    monkeypatch.setattr(_common, "show_error", seen["error"].append)  # failures in the worker
     return seen
 
 
@@ -123,6 +125,29 @@ def test_region_mode_from_shapes_and_cancel(make_napari_viewer, qtbot, tmp_path,
     assert lineage["mode"] == "region" and lineage["data"][0]["annotated_pixels"] == 61 * 61
 
 
+def test_trains_on_the_slice_on_screen_of_a_scaled_translated_stack(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    planes = [synthetic_nuclei((64, 64), seed=seed) for seed in range(3)]
+    geometry = {"scale": (2.0, 0.5, 0.5), "translate": (5.0, 1.0, -2.0)}
+    viewer.add_image(np.zeros((12, 32, 32), np.float32), name="overview")  # 1 world unit per slice
+    stack = viewer.add_image(np.stack([image for image, _ in planes]), name="stack", **geometry)
+    viewer.add_labels(np.stack([labels for _, labels in planes]), name="stack labels", **geometry)
+    viewer.dims.set_point(0, 5.0 + 2.0 * 1)  # the stack's slice 1 is on screen
+    assert stack.world_to_data(viewer.dims.point)[0] == pytest.approx(1.0)
+    assert viewer.dims.current_step[0] != 1  # world steps are not the stack's slices
+    widget = _widget(viewer, tmp_path, steps=2)
+    widget.image_box.setCurrentText("stack")
+    widget.labels_box.setCurrentText("stack labels")
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    (pair,) = widget.job.pairs
+    assert pair.name == "stack [1]"
+    np.testing.assert_array_equal(pair.image, planes[1][0])
+    np.testing.assert_array_equal(pair.labels, planes[1][1])
+    assert read_metadata(widget.outcome.path)["lineage"][-1]["data"][0]["name"] == "stack [1]"
+
+
 def test_clear_message_without_layers(make_napari_viewer, tmp_path, messages):
     viewer = make_napari_viewer()
     widget = _widget(viewer, tmp_path)
@@ -144,7 +169,7 @@ def test_stack_slices_and_mask_layers_become_pairs():
     pairs = pairs_from_layers(stack, painted, mode="region", region_layer=mask, slices="0, 2-3")
     assert [p.name for p in pairs] == ["stack [0]", "stack [2]", "stack [3]"]
     assert pairs[0].valid.sum() == 32 * 64 and pairs[0].image.shape == (64, 64)
-    assert [p.name for p in pairs_from_layers(stack, painted, current_step=(1,))] == ["stack [1]"]
+    assert [p.name for p in pairs_from_layers(stack, painted, on_screen=(1,))] == ["stack [1]"]
     assert parse_slices("all", 3, 0) == [0, 1, 2]
     with pytest.raises(ValueError, match="slice 7 does not exist"):
         parse_slices("7", 4, 0)

@@ -1,13 +1,28 @@
-"""Small generic Qt helpers shared by the plugin's dock widgets."""
+"""Small Qt helpers shared by the dock widgets: boxes, sections, and the one way to run work in the background."""
 
 from __future__ import annotations
 
+import inspect
+import logging
+import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
+from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
+from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
+
+from ..core.common.callbacks import Cancelled
+from ..core.common.errors import first_line
+from ..core.model.devices import DeviceError
+from ..core.model.modelfile import ModelFileError
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 
@@ -82,26 +97,170 @@ def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QF
     return group, form
 
 
-class ProgressRelay(QObject):
-    """Carry ``progress(done, total)`` calls from a worker thread to the main thread.
+class Relay(QObject):
+    """Carry calls of a core callback from a worker thread to ``slot`` on the main thread.
 
-    The core reports progress through a plain callback; this turns it into a
-    queued Qt signal, rate-limited so that many tiny batches cannot flood the
-    event loop (the last call of a run is always delivered).
+    The core reports through plain callbacks; calling a relay turns each call
+    into a queued Qt signal, so ``slot`` may touch layers and widgets. With a
+    ``min_interval`` the calls are rate-limited so that many tiny steps cannot
+    flood the event loop; calls for which ``always(*args)`` is true (the last
+    one of a run) are always delivered.
     """
 
-    progressed = Signal(int, int)
+    _called = Signal(object)
 
-    def __init__(self, min_interval: float = 0.1, parent: QObject | None = None) -> None:
+    def __init__(self, slot: Callable[..., Any], *, min_interval: float = 0.0,
+                 always: Callable[..., bool] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._slot = slot
         self._min_interval = min_interval
+        self._always = always
         self._last = 0.0
+        self._called.connect(self._deliver)
 
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done >= total or now - self._last >= self._min_interval:
+    def __call__(self, *args: Any) -> None:
+        if self._min_interval:
+            now = time.monotonic()
+            if now - self._last < self._min_interval and not (self._always is not None and self._always(*args)):
+                return
             self._last = now
-            self.progressed.emit(int(done), int(total))
+        try:
+            self._called.emit(args)
+        except RuntimeError:  # the widget was closed mid-run: nobody is listening any more
+            pass
+
+    def _deliver(self, args: tuple[Any, ...]) -> None:
+        self._slot(*args)
+
+
+def progress_relay(slot: Callable[[int, int], None], *, min_interval: float = 0.1,
+                   parent: QObject | None = None) -> Relay:
+    """A :class:`Relay` for the core's ``progress(done, total)``: rate-limited, the final call always delivered."""
+    return Relay(lambda done, total: slot(int(done), int(total)), min_interval=min_interval,
+                 always=lambda done, total: done >= total, parent=parent)
+
+
+# Mistakes a user can fix (a wrong file, too little memory, a busy GPU): a notification is enough.
+USER_ERRORS = (ModelFileError, DeviceError, ValueError, OSError, MemoryError, RuntimeError)
+
+
+def report_failure(failure: str, exc: BaseException) -> None:
+    """Tell the user ``"<failure>: <first line of exc>"``; unexpected errors are logged with their traceback too."""
+    if not isinstance(exc, USER_ERRORS):
+        log.error("%s", failure, exc_info=exc)
+    show_error(f"{failure}: {first_line(exc)}")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a guarded worker returns: napari would show a raised error as a traceback."""
+
+    value: Any = None
+    error: Exception | None = None
+
+
+def _guarded(work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work`` (a function or generator function) with every exception caught into an :class:`_Outcome`."""
+    if inspect.isgeneratorfunction(work):
+        def guarded_generator() -> Iterator[Any]:
+            try:
+                value = yield from work()
+            except Exception as exc:  # noqa: BLE001 - reported on the main thread
+                return _Outcome(error=exc)
+            return _Outcome(value)
+
+        return guarded_generator
+
+    def guarded() -> _Outcome:
+        try:
+            return _Outcome(work())
+        except Exception as exc:  # noqa: BLE001 - reported on the main thread
+            return _Outcome(error=exc)
+
+    return guarded
+
+
+class _WorkerEnds(QObject):
+    """The main-thread ends of one worker's signals.
+
+    A child of the widget, so nothing arrives once the widget is gone; it sets
+    the cancel event if the widget is destroyed (the viewer closed) mid-run.
+    """
+
+    def __init__(self, owner: QObject, failure: str, cancel_on_close: threading.Event | None,
+                 callbacks: dict[str, Callable[..., None] | None]) -> None:
+        super().__init__(owner)
+        self._owner = owner
+        self._failure = failure
+        self._callbacks = callbacks
+        self._stop = None
+        if cancel_on_close is not None:
+            event = cancel_on_close  # not self: the slot must outlive the C++ widget
+            self._stop = lambda *_: event.set()
+            owner.destroyed.connect(self._stop)
+
+    def _call(self, name: str, *args: Any) -> None:
+        callback = self._callbacks.get(name)
+        if callback is not None:
+            callback(*args)
+
+    def yielded(self, value: Any) -> None:
+        self._call("on_yielded", value)
+
+    def returned(self, outcome: _Outcome) -> None:
+        if outcome.error is None:
+            self._call("on_returned", outcome.value)
+        elif isinstance(outcome.error, Cancelled):
+            self._call("on_cancelled")
+        else:
+            report_failure(self._failure, outcome.error)
+            self._call("on_failed", outcome.error)
+
+    def finished(self) -> None:
+        if self._stop is not None:
+            self._owner.destroyed.disconnect(self._stop)
+            self._stop = None
+        try:
+            self._call("on_finished")
+        finally:
+            self.deleteLater()
+
+
+def start_worker(
+    owner: QObject,
+    work: Callable[[], Any],
+    *,
+    failure: str,
+    cancel_on_close: threading.Event | None = None,
+    on_returned: Callable[[Any], None] | None = None,
+    on_yielded: Callable[[Any], None] | None = None,
+    on_cancelled: Callable[[], None] | None = None,
+    on_failed: Callable[[Exception], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+) -> FunctionWorker | GeneratorWorker:
+    """Start ``work()`` in a napari thread worker: the one way the dock widgets run background work.
+
+    ``work`` is a function or a generator function taking no arguments (bind
+    them with :func:`functools.partial`); the started worker is returned.
+    Every callback runs on the main thread, where layers may be touched:
+    ``on_yielded(value)`` per value a generator yields, then one of
+    ``on_returned(value)``, ``on_cancelled()`` (``work`` raised
+    :class:`Cancelled`) or ``on_failed(exc)`` (after a notification
+    ``"<failure>: <reason>"``; never a traceback dialog), and last
+    ``on_finished()``. Progress from core callbacks travels through a
+    :class:`Relay`. ``cancel_on_close`` is set if ``owner`` is destroyed mid-run.
+    """
+    ends = _WorkerEnds(owner, failure, cancel_on_close, {
+        "on_returned": on_returned, "on_yielded": on_yielded, "on_cancelled": on_cancelled,
+        "on_failed": on_failed, "on_finished": on_finished,
+    })
+    worker = create_worker(_guarded(work), _start_thread=False)
+    if isinstance(worker, GeneratorWorker):
+        worker.yielded.connect(ends.yielded)
+    worker.returned.connect(ends.returned)
+    worker.finished.connect(ends.finished)
+    worker.start()
+    return worker
 
 
 def format_seconds(seconds: float) -> str:

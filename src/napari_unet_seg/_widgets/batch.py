@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from napari.qt.threading import GeneratorWorker, thread_worker
+from napari.qt.threading import GeneratorWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
@@ -26,20 +27,18 @@ from ..core.batch.files import FileResult
 from ..core.batch.jobs import Job, find_jobs
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME
-from ..core.common.errors import first_line
 from ..core.imageio import read_image, read_labels
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
-from ._common import auto_double_spinbox, auto_spinbox, form_group, value_or_none
+from ._common import auto_double_spinbox, auto_spinbox, form_group, start_worker, value_or_none
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
 
 
-@thread_worker
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
          overwrite: bool, scheduler: str | None, cancel: threading.Event) -> Iterator[Any]:
-    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file."""
+    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread."""
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
     yield ("plan", jobs)
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
@@ -148,16 +147,14 @@ class BatchWidget(QWidget):
         self.results = {}
         self.jobs = []
         self.table.setRowCount(0)
-        self.worker = _run([inputs], outdir, self.options(), self.pattern.text().strip() or None,
-                           self.recursive.isChecked(), self.overwrite.isChecked(),
-                           self.scheduler.text().strip() or None, self._cancel)
-        self.worker.yielded.connect(self._on_yielded)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
+        work = partial(_run, [inputs], outdir, self.options(), self.pattern.text().strip() or None,
+                       self.recursive.isChecked(), self.overwrite.isChecked(),
+                       self.scheduler.text().strip() or None, self._cancel)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Looking for images…")
-        self.worker.start()
+        self.worker = start_worker(self, work, failure="Batch segmentation stopped", cancel_on_close=self._cancel,
+                                   on_yielded=self._on_yielded, on_finished=self._on_finished)
         return self.worker
 
     def cancel(self) -> None:
@@ -192,9 +189,6 @@ class BatchWidget(QWidget):
             item = QTableWidgetItem(value)
             item.setToolTip(value)
             self.table.setItem(row, column, item)
-
-    def _on_error(self, exc: Exception) -> None:
-        show_error(f"Batch segmentation stopped: {first_line(exc)}")
 
     def _on_finished(self) -> None:
         if self._pbar is not None:

@@ -8,36 +8,22 @@ thread when the worker returns.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from typing import Any
+from functools import partial
 
 from napari.layers import Image, Layer
-from napari.qt.threading import FunctionWorker, create_worker
+from napari.qt.threading import FunctionWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..core.model.devices import DeviceError
+from ..core.inference.pipeline import SegmentResult
 from ..core.model.modelfile import ModelFileError
-from ..core.common.callbacks import Cancelled
-from ..core.common.errors import first_line
-from ._common import ProgressRelay, eta_text
+from ._common import eta_text, progress_relay, start_worker
 from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities
-
-log = logging.getLogger(__name__)
-USER_ERRORS = (ModelFileError, DeviceError, ValueError, RuntimeError, MemoryError, OSError)
-
-
-def _guarded(job: SegmentJob, progress: Any, cancel: Any) -> tuple[Any, Exception | None]:
-    """Run the job and return (result, error): napari would show a raised error as a traceback."""
-    try:
-        return job.run(progress=progress, cancel=cancel), None
-    except Exception as exc:  # noqa: BLE001 - reported on the main thread as a notification
-        return None, exc
 
 
 class SegmentWidget(QWidget):
@@ -51,9 +37,8 @@ class SegmentWidget(QWidget):
         self._pbar: napari_progress | None = None
         self._started = 0.0
         self._running: tuple[Image, SegmentJob] | None = None
+        self._progress = progress_relay(self._on_progress, parent=self)
         self._build()
-        cancel = self._cancel  # not self: the slot must outlive the C++ widget
-        self.destroyed.connect(lambda *_: cancel.set())  # closing the viewer mid-run stops the worker
 
     # ----------------------------------------------------------------- layout
     def _build(self) -> None:
@@ -119,19 +104,18 @@ class SegmentWidget(QWidget):
     # -------------------------------------------------------------- running
     def _start(self, layer: Image, job: SegmentJob) -> None:
         self._cancel.clear()
-        relay = ProgressRelay(parent=self)
-        relay.progressed.connect(self._on_progress)
         self._pbar = napari_progress(total=0, desc=f"Segmenting {layer.name}")
         self._started = time.monotonic()
-        worker = create_worker(_guarded, job, relay, self._cancel.is_set, _start_thread=False)
         self._running = (layer, job)
-        worker.returned.connect(self._on_returned)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
         self.segment_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Segmenting '{layer.name}'…")
-        worker.start()
+        self.worker = start_worker(
+            self, partial(job.run, progress=self._progress, cancel=self._cancel.is_set),
+            failure=f"Segmentation of '{layer.name}' failed", cancel_on_close=self._cancel,
+            on_returned=self._on_returned, on_cancelled=self._on_cancelled, on_failed=self._on_failed,
+            on_finished=self._on_finished,
+        )
 
     def _on_progress(self, done: int, total: int) -> None:
         if self._pbar is None or self._running is None or self._cancel.is_set():
@@ -145,23 +129,23 @@ class SegmentWidget(QWidget):
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        self._running = None
         self.worker = None
         self.segment_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _on_returned(self, returned: tuple[Any, Exception | None]) -> None:
-        (layer, job), (outcome, error) = self._running, returned
+    def _on_cancelled(self) -> None:
         self._running = None
-        if isinstance(error, Cancelled):
-            self.status.setText("Cancelled; nothing was added.")
-            show_info("Segmentation cancelled.")
-            return
-        if error is not None:
-            self.status.setText("Failed.")
-            if not isinstance(error, USER_ERRORS):
-                log.error("segmentation failed", exc_info=error)
-            show_error(f"Segmentation of '{layer.name}' failed: {first_line(error)}")
-            return
+        self.status.setText("Cancelled; nothing was added.")
+        show_info("Segmentation cancelled.")
+
+    def _on_failed(self, _error: Exception) -> None:
+        self._running = None
+        self.status.setText("Failed.")
+
+    def _on_returned(self, outcome: SegmentResult) -> None:
+        layer, job = self._running
+        self._running = None
         if layer not in self.viewer.layers:
             self.status.setText(f"'{layer.name}' was removed during the run; result discarded.")
             return
@@ -175,8 +159,10 @@ class SegmentWidget(QWidget):
                                   channel_axis=job.channel_axis, labels_ndim=outcome.labels.ndim)
         if how == "protected":
             show_info(f"The earlier result has your edits, so this one went to a new layer '{labels_layer.name}'.")
+        if job.options.store is not None:
+            show_info(f"The labels are stored on disk in {job.options.store}")
         for note in outcome.notes:
-            show_info(note)
+            show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
         self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
         if outcome.objects == 0:

@@ -23,7 +23,8 @@ from ..core.inference.pipeline import Planes, SegmentResult, segment_image
 from ..core.model.devices import PRECISIONS, available_devices
 from ..core.model.modelfile import ModelFileError
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
-from .segment_layers import current_plane, is_lazy, source_array
+from ._layers import current_plane, source_array
+from .segment_layers import is_lazy
 from .segment_pickers import ImagePicker, ModelPicker
 
 

@@ -18,11 +18,6 @@ METADATA_KEY = "napari_unet_seg"
 FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
 
 
-def source_array(layer: Image) -> Any:
-    """The full-resolution data of an image layer (level 0 of a multiscale pyramid), unread."""
-    return layer.data[0] if layer.multiscale else layer.data
-
-
 def is_lazy(array: Any) -> bool:
     return not isinstance(array, np.ndarray)
 
@@ -38,18 +33,6 @@ def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
     if "units" in values:
         values["units"] = [str(unit) for unit in values["units"]]
     return {key: tuple(value) for key, value in values.items()}
-
-
-def current_plane(viewer: Viewer, layer: Image, lead_ndim: int, channel_axis: int | None) -> tuple[int, ...]:
-    """The leading (Z/T) index of ``layer`` at the viewer's current position."""
-    point = viewer.dims.point[-layer.ndim:]
-    coords = [round(c) for c in layer.world_to_data(point)]
-    if channel_axis is not None:
-        del coords[channel_axis % layer.ndim]
-    shape = source_array(layer).shape
-    if channel_axis is not None:
-        shape = tuple(s for i, s in enumerate(shape) if i != channel_axis % len(shape))
-    return tuple(int(np.clip(c, 0, n - 1)) for c, n in zip(coords[:lead_ndim], shape[:lead_ndim]))
 
 
 def fingerprint(data: Any) -> str | None:

@@ -12,7 +12,6 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
-
 from ..core.model.registry import DEFAULT_MODEL, available_models
 
 LOAD_FROM_FILE = "Load from file…"

@@ -8,21 +8,23 @@ writes into a user's layer: the preview goes into a layer of its own.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import numpy as np
 from napari.layers import Image, Labels, Shapes
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from ..core.training.naming import fresh_model_name
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
+from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
-from ._common import form_group, format_seconds
-from .train_job import JobOutcome, TrainBridge, TrainJob, run_job
+from ._common import Relay, form_group, format_seconds, start_worker
+from ._layers import current_plane
+from .train_job import JobOutcome, TrainJob, run_training
 from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box
 from .train_plot import TrainingPlot
 
@@ -60,11 +62,13 @@ class TrainWidget(QWidget):
         self.preview_layer: Labels | None = None
         self.overrides: dict[str, Any] = {}  # TrainConfig fields to force (tests, experts)
         self._box = (0, 1, 0, 1)
-        self.bridge = TrainBridge(self)
-        self.bridge.stepped.connect(self._on_step)
-        self.bridge.previewed.connect(self._on_preview)
-        self.bridge.status.connect(lambda text: self.status.setText(text))
         self._build()
+        # run_training's reports (status text, each step, previews), delivered on the main thread
+        self._relays = {
+            "status": Relay(self.status.setText, parent=self),
+            "progress": Relay(self._on_step, parent=self),
+            "preview": Relay(self._on_preview, parent=self),
+        }
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
         self._refresh_layers()
@@ -196,11 +200,12 @@ class TrainWidget(QWidget):
         self.progress.setValue(0)
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.worker = create_worker(run_job, self.job, self.bridge)
-        self.worker.returned.connect(self._on_returned)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
+        self.worker = start_worker(
+            self, partial(run_training, self.job, **self._relays), failure="Training failed",
+            cancel_on_close=self.job.cancel, on_returned=self._on_returned,
+            on_cancelled=lambda: self.status.setText("cancelled"), on_failed=lambda _: self.status.setText("failed"),
+            on_finished=self._on_finished,
+        )
 
     def cancel(self) -> None:
         """Stop after the current step; the best model so far is still saved."""
@@ -216,9 +221,9 @@ class TrainWidget(QWidget):
         image = self.viewer.layers[self.image_box.currentText()]
         labels = self.viewer.layers[self.labels_box.currentText()]
         region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
-        step = tuple(self.viewer.dims.current_step[: len(leading_shape(image))])
+        on_screen = current_plane(self.viewer, image, len(leading_shape(image)))
         pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
-                                  slices=self.slices.text(), current_step=step)
+                                  slices=self.slices.text(), on_screen=on_screen)
         scratch = self.model_box.currentText() == SCRATCH
         preview_image = pairs[0].image if self.preview.isChecked() else None
         self._box = visible_box(image, pairs[0].labels.shape)
@@ -246,13 +251,11 @@ class TrainWidget(QWidget):
         if name in self.viewer.layers and self.job is not None:
             self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape)
 
-    def _on_preview(self, payload: Any) -> None:
-        (y0, y1, x0, x1), labels = payload
+    def _on_preview(self, box: tuple[int, int, int, int], labels: np.ndarray) -> None:
+        y0, y1, x0, x1 = box
         layer = self.preview_layer
         shape = self.job.pairs[0].labels.shape if self.job is not None else labels.shape
         if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
-            import numpy as np
-
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
             layer = self.preview_layer = self.viewer.add_labels(
                 np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True})
@@ -292,10 +295,6 @@ class TrainWidget(QWidget):
             refresh = getattr(widget, "refresh_models", None)
             if widget is not self and callable(refresh):
                 refresh()
-
-    def _on_error(self, exc: Exception) -> None:
-        self.status.setText("failed")
-        show_error(f"Training failed: {exc}")
 
     def _on_finished(self) -> None:
         self.worker = None

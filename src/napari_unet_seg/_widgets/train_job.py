@@ -1,9 +1,9 @@
 """The Train widget's background job: everything slow happens here, off the main thread.
 
 The job autosaves the pairs into the project, trains through the Qt-free
-core, and saves the model. It talks to the widget only through a
-:class:`TrainBridge`, whose signals Qt queues onto the main thread, where the
-widget touches layers.
+core, and saves the model. It talks to the widget only through plain
+callbacks; the widget passes :class:`~._common.Relay` objects, which queue
+each call onto the main thread, where layers may be touched.
 """
 
 from __future__ import annotations
@@ -15,22 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QObject, Signal
 
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair
 from ..core.training.finetune import FinetuneResult, default_config, finetune, is_scratch, starting_model
+from ..core.training.loop import StepReport
 from ..core.training.naming import path_in_folder, save_trained
 from ..core.training.project import Project
-
-
-class TrainBridge(QObject):
-    """Signals from the worker thread; connected slots run on the main thread."""
-
-    stepped = Signal(object)  # StepReport
-    previewed = Signal(object)  # (box, labels)
-    status = Signal(str)
 
 
 @dataclass
@@ -63,15 +55,27 @@ class JobOutcome:
     n_pairs: int
 
 
-def run_job(job: TrainJob, bridge: TrainBridge) -> JobOutcome:
-    """Autosave, train, save; runs in a napari thread worker."""
+def _ignore(*_: Any) -> None:
+    pass
+
+
+def run_training(
+    job: TrainJob, *, status: Callable[[str], None] = _ignore, progress: Callable[[StepReport], None] = _ignore,
+    preview: Callable[[tuple[int, int, int, int], np.ndarray], None] = _ignore,
+) -> JobOutcome:
+    """Autosave the pairs into the project, train, save the model; runs in a worker thread.
+
+    ``status(text)`` says what is happening, ``progress(report)`` follows each
+    training step, and ``preview(box, labels)`` receives the live prediction
+    of the visible part (when ``job`` asks for previews).
+    """
     pairs = list(job.pairs)
-    bridge.status.emit("preparing the model...")
+    status("preparing the model...")
     scratch = is_scratch(job.init)
     model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
                            in_channels=_channels(pairs[0]) if pairs else 1)
     if job.project_dir is not None:
-        bridge.status.emit("saving the annotations into the project...")
+        status("saving the annotations into the project...")
         project = Project(job.project_dir)
         for pair in pairs:
             project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name)
@@ -80,18 +84,18 @@ def run_job(job: TrainJob, bridge: TrainBridge) -> JobOutcome:
     config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
                             max_steps=job.max_steps, max_seconds=job.max_seconds)
     config = replace(config, **job.overrides)
-    preview = None
+    predict_preview = None
     if job.preview_image is not None and job.preview_box is not None:
         predictor = RegionPredictor(job.preview_image, model, rgb=job.preview_rgb)
         box_of = job.preview_box
 
-        def preview(current: Any) -> None:
+        def predict_preview(current: Any) -> None:
             box = box_of()
-            bridge.previewed.emit((box, predictor(current, box)))
+            preview(box, predictor(current, box))
 
-    bridge.status.emit(f"training on {len(pairs)} image(s)...")
+    status(f"training on {len(pairs)} image(s)...")
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
-                      progress=bridge.stepped.emit, cancel=job.cancel.is_set, preview=preview)
+                      progress=progress, cancel=job.cancel.is_set, preview=predict_preview)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, "model" if scratch else model.name))
     if job.project_dir is not None:
         Project(job.project_dir).record_model(path, {"steps": result.train.steps, **result.scores})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from napari.layers import Shapes
 
 from ..core.training.data import TrainingPair
 
@@ -53,7 +54,7 @@ def parse_slices(text: str, count: int, current: int) -> list[int]:
 
 def region_mask(layer: Any, plane_shape: tuple[int, int], index: tuple[int, ...]) -> np.ndarray:
     """The annotated region on one plane: inside any shape, or nonzero in a mask layer."""
-    if type(layer).__name__ == "Shapes":
+    if isinstance(layer, Shapes):
         if layer.nshapes == 0:
             return np.zeros(plane_shape, bool)
         if layer.ndim == 2:
@@ -69,9 +70,14 @@ def region_mask(layer: Any, plane_shape: tuple[int, int], index: tuple[int, ...]
 
 def pairs_from_layers(
     image_layer: Any, labels_layer: Any, *, mode: str = "dense", region_layer: Any = None,
-    slices: str = "", current_step: tuple[int, ...] = (),
+    slices: str = "", on_screen: tuple[int, ...] = (),
 ) -> list[TrainingPair]:
-    """Copy the chosen planes of an image/labels pair into training pairs."""
+    """Copy the chosen planes of an image/labels pair into training pairs.
+
+    ``on_screen`` is the leading (Z/T...) index of the plane the viewer shows
+    (:func:`._layers.current_plane`): the default for a stack, and the only
+    choice for deeper stacks.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown annotation mode {mode!r}")
     if mode == "region" and region_layer is None:
@@ -87,10 +93,10 @@ def pairs_from_layers(
     if not lead:
         indices: list[tuple[int, ...]] = [()]
     elif len(lead) == 1:
-        current = int(current_step[0]) if current_step else 0
+        current = int(on_screen[0]) if on_screen else 0
         indices = [(i,) for i in parse_slices(slices, lead[0], current)]
     else:  # deeper stacks (T, Z, ...): the plane on screen
-        indices = [tuple(int(s) for s in current_step[: len(lead)])]
+        indices = [tuple(int(s) for s in on_screen[: len(lead)])]
     pairs = []
     for index in indices:
         image = np.array(image_layer.data[index] if index else image_layer.data)
