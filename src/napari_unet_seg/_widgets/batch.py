@@ -30,7 +30,7 @@ from ..core.batch.summary import SUMMARY_NAME
 from ..core.imageio import read_image, read_labels
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
-from ._common import auto_double_spinbox, auto_spinbox, form_group, start_worker, value_or_none
+from ._common import auto_double_spinbox, auto_spinbox, form_group, scrolling, start_worker, value_or_none
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
@@ -117,9 +117,14 @@ class BatchWidget(QWidget):
         self.table.setToolTip("Double-click a finished file to open it with its labels.")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_result(row))
 
-        layout = QVBoxLayout(self)
+        self.table.setMinimumHeight(90)
+        choices = QWidget()
+        choices_layout = QVBoxLayout(choices)
+        choices_layout.setContentsMargins(0, 0, 0, 0)
         for widget in (files, settings):
-            layout.addWidget(widget)
+            choices_layout.addWidget(widget)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scrolling(choices, 140), 1)  # the choices scroll; the button and results stay in view
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ..core.inference.pipeline import SegmentResult
 from ..core.model.modelfile import ModelFileError
-from ._common import eta_text, progress_relay, start_worker
+from ._common import eta_text, progress_relay, scrolling, start_worker
 from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities
 
@@ -63,11 +63,10 @@ class SegmentWidget(QWidget):
         self.ran_on.setToolTip("The device and precision the last run actually used.")
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.settings)
+        layout.addWidget(scrolling(self.settings), 1)  # the settings scroll; the buttons stay in view
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.ran_on)
-        layout.addStretch(1)
 
 
     # ----------------------------------------------------------- public API

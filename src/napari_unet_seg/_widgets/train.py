@@ -22,7 +22,7 @@ from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
-from ._common import Relay, form_group, format_seconds, start_worker
+from ._common import Collapsible, Relay, compact, form_group, format_seconds, scrolling, start_worker
 from ._layers import current_plane
 from .train_job import JobOutcome, TrainJob, run_training
 from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box
@@ -77,38 +77,52 @@ class TrainWidget(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
+        """Settings scroll (what to learn from, the model; the rest folded away); actions and results stay in view.
+
+        Everything must fit a 768-px-high laptop screen with the Segment widget
+        docked too, so only the choices made every time are open at first.
+        """
         data, form = form_group("Annotations")
         self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
         self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
         self.slices = QLineEdit()
         self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
-        self.use_project = QCheckBox("also train on all corrections saved in the project")
-        self.use_project.setChecked(True)
-        self.project_dir = QLineEdit(str(default_project_dir()))
-        self.project_info = QLabel()
-        for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
-                              ("region", self.region_box), ("stack slices", self.slices),
-                              ("project folder", self.project_dir)):
-            form.addRow(label, widget)
-        form.addRow(self.use_project)
-        form.addRow(self.project_info)
-        model, mform = form_group("Model")
-        self.model_box, self.task_box = _combo(), _combo(["instances", "semantic"])
-        self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
+        self.model_box = _combo()
         self.name = QLineEdit()
         self.name.setPlaceholderText("automatic (never overwrites)")
-        for label, widget in (("start from", self.model_box), ("new: task", self.task_box),
-                              ("new: classes", self.classes), ("new: depth", self.depth),
-                              ("new: width", self.width), ("save as", self.name)):
-            mform.addRow(label, widget)
-        run, rform = form_group("Run")
+        for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
+                              ("region", self.region_box), ("stack slices", self.slices),
+                              ("start from", self.model_box), ("save as", self.name)):
+            form.addRow(label, widget)
+        more, mform = form_group("")
+        self.task_box = _combo(["instances", "semantic"])
+        self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
         self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
         self.preview = QCheckBox("live preview of the visible part")
         self.preview.setChecked(True)
-        for label, widget in (("time budget", self.max_seconds), ("max steps", self.max_steps)):
-            rform.addRow(label, widget)
-        rform.addRow(self.preview)
+        self.use_project = QCheckBox("also train on all corrections saved in the project")
+        self.use_project.setChecked(True)
+        self.project_dir = QLineEdit(str(default_project_dir()))
+        self.project_info = QLabel()
+        self.project_info.setWordWrap(True)
+        for label, widget in (("time budget", self.max_seconds), ("max steps", self.max_steps),
+                              ("new: task", self.task_box), ("new: classes", self.classes),
+                              ("new: depth", self.depth), ("new: width", self.width),
+                              ("project folder", self.project_dir)):
+            mform.addRow(label, widget)
+        for widget in (self.preview, self.use_project, self.project_info):
+            mform.addRow(widget)
+        self.more = Collapsible("Time budget, new models, project", more)
+        for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
+            compact(combo, 10)
+        settings = QWidget()
+        settings_layout = QVBoxLayout(settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        settings_layout.addWidget(data)
+        settings_layout.addWidget(self.more)
+        settings_layout.addStretch(1)
+        self.settings_area = scrolling(settings)
         self.train_button, self.cancel_button = QPushButton("Train"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.train_button.clicked.connect(self.start)
@@ -122,12 +136,10 @@ class TrainWidget(QWidget):
         self.status.setWordWrap(True)
         self.plot = TrainingPlot()
         layout = QVBoxLayout(self)
-        for widget in (data, model, run):
-            layout.addWidget(widget)
+        layout.addWidget(self.settings_area, 1)
         layout.addLayout(buttons)
         for widget in (self.progress, self.status, self.plot, self.result):
             layout.addWidget(widget)
-        layout.addStretch(1)
         self.model_box.currentTextChanged.connect(self._on_model_changed)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.task_box.currentTextChanged.connect(self._on_model_changed)

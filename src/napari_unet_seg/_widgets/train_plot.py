@@ -16,22 +16,25 @@ class TrainingPlot(FigureCanvasQTAgg):
     """
 
     def __init__(self, min_interval: float = 0.3) -> None:
-        figure = Figure(figsize=(3.2, 2.0), layout="constrained")
+        figure = Figure(figsize=(3.2, 1.3), layout="constrained")
         super().__init__(figure)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(180)
+        self.setFixedHeight(125)
         self._min_interval = min_interval
         self._last_draw = 0.0
         self.loss_axes = figure.add_subplot()
         self.score_axes = self.loss_axes.twinx()
         self.loss_axes.set_xlabel("step", fontsize=8)
-        self.loss_axes.set_ylabel("loss", fontsize=8, color="tab:blue")
-        self.score_axes.set_ylabel("held-out score", fontsize=8, color="tab:orange")
-        self.score_axes.set_ylim(0, 1)
+        self.loss_axes.set_ylabel("loss (line)", fontsize=7, color="tab:blue")
+        self.score_axes.set_ylabel("held-out (dots)", fontsize=7, color="tab:orange")
+        self.loss_axes.set_xlim(0, 1)
+        self.loss_axes.set_ylim(0, 1)
+        self.score_axes.set_ylim(-0.05, 1.05)  # a score of 0 or 1 stays inside the frame
         for axes in (self.loss_axes, self.score_axes):
             axes.tick_params(labelsize=7)
         (self.loss_line,) = self.loss_axes.plot([], [], color="tab:blue", lw=1)
-        (self.score_line,) = self.score_axes.plot([], [], "o-", color="tab:orange", ms=3, lw=1)
+        (self.score_line,) = self.score_axes.plot([], [], "o-", color="tab:orange", ms=4, lw=1, clip_on=False,
+                                                  zorder=3)
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.score_steps: list[int] = []
@@ -57,8 +60,10 @@ class TrainingPlot(FigureCanvasQTAgg):
         self._last_draw = now
         self.loss_line.set_data(self.steps, self.losses)
         self.score_line.set_data(self.score_steps, self.scores)
-        self.loss_axes.relim()
-        self.loss_axes.autoscale_view()
+        if self.steps:
+            self.loss_axes.relim()
+            self.loss_axes.autoscale_view()
         if self.steps or self.score_steps:
-            self.loss_axes.set_xlim(0, max(self.steps[-1:] + self.score_steps[-1:] + [1]))
+            last = max(self.steps[-1:] + self.score_steps[-1:] + [1])
+            self.loss_axes.set_xlim(-0.03 * last, 1.03 * last)  # dots at the first and last step stay visible
         self.draw_idle()
