@@ -1,10 +1,10 @@
+"""segment() and segment_image(): every shape, stacks plane by plane, progress, the default model, every path agrees."""
+
 import numpy as np
 import pytest
 from helpers import synthetic_nuclei, threshold_model
 
 from napari_unet_seg import ModelFileError, save_model, segment
-from napari_unet_seg.core.inference.prediction import NetworkPrediction, to_image_coordinates
-from napari_unet_seg.core.inference.postprocess import logits_to_labels, seed_points, seed_points_tiled
 
 
 def test_2d_stack_rgb_shapes(tiny_model):
@@ -23,20 +23,6 @@ def test_stack_slices_equal_single_plane_results(tiny_model):
         np.testing.assert_array_equal(together[z], segment(stack[z], tiny_model))
 
 
-def test_diameter_rescales_and_returns_input_size(tiny_model):
-    tiny_model.metadata["object_diameter"] = 20.0
-    out = segment(np.random.rand(50, 70), tiny_model, diameter=40)
-    assert out.shape == (50, 70)
-    with pytest.raises(ValueError, match="positive"):
-        segment(np.random.rand(50, 70), tiny_model, diameter=-3)
-    for absurd in (float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="positive"):
-            segment(np.random.rand(50, 70), tiny_model, diameter=absurd)
-    with pytest.raises(ValueError, match="enlarge the image 10x"):  # 20 px objects said to be 2 px: 10x larger image
-        segment(np.random.rand(50, 70), tiny_model, diameter=2)
-    assert segment(np.random.rand(50, 70), tiny_model, diameter=2.5).shape == (50, 70)  # 8x is still allowed
-
-
 def test_progress_spans_all_slices(tiny_model):
     calls = []
     segment(np.random.rand(2, 40, 40), tiny_model, progress=lambda d, t: calls.append((d, t)))
@@ -51,97 +37,6 @@ def test_default_model_missing_or_present():
     else:
         with pytest.raises(ModelFileError, match="nuclei"):
             segment(np.zeros((20, 20), np.uint8))
-
-
-def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_model):
-    from helpers import oracle_logits, synthetic_nuclei
-
-    from napari_unet_seg.core.inference import prediction as pipeline
-    from napari_unet_seg.core.inference.preprocess import PreparedImage
-
-    big, big_labels = synthetic_nuclei((400, 400), n=12, radius=(28, 34), seed=4)  # ~60 px objects
-    shapes = []
-
-    def oracle(net, image, **kwargs):
-        shapes.append(tuple(image.shape))
-        return oracle_logits(big_labels) if image.shape[-2:] == big_labels.shape else np.zeros((2,) + image.shape[-2:], np.float32)
-
-    monkeypatch.setattr(pipeline, "predict_tiled", oracle)
-    prepared = PreparedImage(big, in_channels=1, normalization_settings=tiny_model.normalization)
-    tiny_model.metadata["object_diameter"] = 20.0
-    measured = pipeline.estimate_diameter(tiny_model, prepared)
-    assert measured is not None and 50 < measured < 70
-    shapes.clear()
-    pipeline.predict_network(tiny_model, big)
-    assert shapes[0] == (1, 400, 400) and abs(shapes[1][-1] - 400 * 20 / measured) <= 1  # measured, then rescaled
-    tiny_model.metadata["object_diameter"] = 55.0  # within the band: the measuring pass is the result
-    assert pipeline.estimate_diameter(tiny_model, prepared) is None
-    shapes.clear()
-    pipeline.predict_network(tiny_model, big)
-    assert shapes == [(1, 400, 400)]
-    assert tiny_model.auto_band == (0.75, 1.7)  # the default band
-    tiny_model.metadata.update(object_diameter=20.0, auto_band=[0.5, 3.5])  # the band comes from the model file
-    assert pipeline.estimate_diameter(tiny_model, prepared) is None
-    assert pipeline.measure_diameter(tiny_model, prepared) == pytest.approx(measured)  # measured all the same
-    tiny_model.metadata["postprocess"] = {"min_size": 5000}  # the model's own settings would drop every object...
-    assert pipeline.measure_diameter(tiny_model, prepared) == pytest.approx(measured)  # ...measuring ignores them
-    tiny_model.metadata["auto_band"] = [0.5, 2.5]
-    assert pipeline.estimate_diameter(tiny_model, prepared) == pytest.approx(measured)
-    tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled
-    assert pipeline.estimate_diameter(tiny_model, prepared) is None
-
-
-def _touching_pair_logits(shape=(60, 80), half_gap=7, reach=20.0):
-    """Two touching nuclei as a network sees them: centre maps falling 1/reach per px, a shallow valley between."""
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
-    distance = np.minimum(np.hypot(yy - 30, xx - (40 - half_gap)), np.hypot(yy - 30, xx - (40 + half_gap)))
-    centre = np.clip(1 - distance / reach, 1e-3, 1 - 1e-3)
-    return np.stack([np.where(distance <= half_gap + 2, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
-
-
-def test_enlarged_images_keep_touching_small_nuclei_apart(tiny_model):
-    """Seeds come from the network's size: shrinking the logits first would merge the pair."""
-    tiny_model.metadata["postprocess"] = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0,
-                                          "min_size": 16, "min_peak": 0.3}
-    prediction = NetworkPrediction(_touching_pair_logits(), 2.5, (24, 32))  # nuclei ~7 px across in the image
-    shrunk_first = logits_to_labels(prediction.image_logits, "instances", tiny_model.postprocess, 2.5)
-    labels = prediction.labels(tiny_model)
-    assert shrunk_first.max() == 1 and labels.max() == 2
-    assert labels.shape == (24, 32)
-    np.testing.assert_array_equal(labels > 0, shrunk_first > 0)  # outlines are still drawn at the image's size
-
-
-def _blob_logits(shape, centres, radius):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
-    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
-    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
-    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
-
-
-def test_seeds_map_pixel_centre_to_pixel_centre():
-    """An uneven, rounded size ratio (a 25x33 image seen as 63x83): pixel centres land on pixel centres."""
-    image_pixels = np.array([[0, 0], [24, 32], [10, 7]], np.float64)
-    network_points = (image_pixels + 0.5) * (np.array([63, 83]) / np.array([25, 33])) - 0.5
-    np.testing.assert_allclose(to_image_coordinates(network_points, (63, 83), (25, 33)), image_pixels, atol=1e-9)
-
-
-def test_seeds_found_at_the_networks_size_land_on_their_nuclei(tiny_model):
-    centres = [(12.0, 12.0), (40.0, 60.0), (50.0, 15.0)]  # network pixels, each nucleus ~6 image px across
-    labels = NetworkPrediction(_blob_logits((63, 83), centres, 8.0), 2.5, (25, 33)).labels(tiny_model)
-    assert labels.max() == 3
-    for cy, cx in to_image_coordinates(np.array(centres), (63, 83), (25, 33)):
-        assert labels[round(cy), round(cx)] > 0
-
-
-def test_seed_search_in_windows_finds_the_same_seeds():
-    rng = np.random.default_rng(0)
-    centres = [tuple(c) for c in rng.uniform(5, 295, (60, 2))]
-    logits = _blob_logits((300, 300), centres, 7.0)
-    settings = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0}
-    whole = seed_points(logits, **settings)
-    windows = seed_points_tiled(logits, settings, tile=64, margin=32)  # 25 windows
-    assert len(whole) > 40
-    assert sorted(map(tuple, np.round(windows, 6))) == sorted(map(tuple, np.round(whole, 6)))
 
 
 def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):

@@ -7,6 +7,7 @@ from napari_unet_seg.core.inference.postprocess import (
     logits_to_labels,
     relabel_by_size,
     seed_points,
+    seed_points_tiled,
     semantic_labels,
 )
 
@@ -64,17 +65,6 @@ def test_semantic_argmax_and_threshold():
     assert semantic_labels(single).tolist() == [[1, 0], [0, 0]]
 
 
-def test_metrics():
-    a = np.zeros((10, 10), int)
-    a[:5, :5] = 1
-    a[6:, 6:] = 2
-    assert matching_accuracy(a, a) == 1.0 and dice(a, a) == 1.0
-    b = np.zeros_like(a)
-    b[:5, :5] = 7
-    assert matching_accuracy(a, b) == 0.5
-    assert matching_accuracy(np.zeros_like(a), np.zeros_like(a)) == 1.0
-
-
 def test_seeds_found_elsewhere_replace_the_seed_search():
     _, labels = synthetic_nuclei((128, 128), n=20, radius=(6, 10), touching=True, seed=2)
     logits = oracle_logits(labels)
@@ -87,3 +77,21 @@ def test_seeds_found_elsewhere_replace_the_seed_search():
     # still come out (as unseeded foreground), just no longer split where they touch
     assert 0 < merged.max() < labels.max() and merged[tuple(np.rint(points[0]).astype(int))] > 0
     assert dice(labels, merged) > 0.99
+
+
+def _blob_logits(shape, centres, radius):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
+    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
+    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
+
+
+def test_seed_search_in_windows_finds_the_same_seeds():
+    rng = np.random.default_rng(0)
+    centres = [tuple(c) for c in rng.uniform(5, 295, (60, 2))]
+    logits = _blob_logits((300, 300), centres, 7.0)
+    settings = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0}
+    whole = seed_points(logits, **settings)
+    windows = seed_points_tiled(logits, settings, tile=64, margin=32)  # 25 windows
+    assert len(whole) > 40
+    assert sorted(map(tuple, np.round(windows, 6))) == sorted(map(tuple, np.round(whole, 6)))

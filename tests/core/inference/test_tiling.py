@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from napari_unet_seg import Cancelled, UNet, predict_tiled
 from napari_unet_seg.core.inference import tiling
 from napari_unet_seg.core.inference.tiling import minimum_tile_size, plan_windows
-from napari_unet_seg.core.model.lock import exclusive
 
 from helpers import randomize_batchnorm
 
@@ -197,36 +196,3 @@ def test_one_network_is_run_by_one_thread_at_a_time():
     assert Watched.most == 1 and len(results) == 3
     assert sum(np.array_equal(r, expected) for r in results) >= 1  # the fp32 run; bf16 ones differ slightly
     assert all(np.abs(r - expected).max() < 0.05 * np.abs(expected).max() for r in results)
-
-
-def test_waiting_for_a_busy_network_can_be_cancelled():
-    import threading
-
-    net = UNet(1, 2, depth=1, base_channels=2)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold():
-        with exclusive(net):
-            holding.set()
-            release.wait(10)
-
-    other = threading.Thread(target=hold)
-    other.start()
-    holding.wait(10)
-    outcome = []
-
-    def wait_then_cancel():
-        try:
-            predict_tiled(net, np.zeros((8, 8), np.float32), device="cpu", cancel=lambda: True)
-        except Cancelled:
-            outcome.append("cancelled")
-
-    waiter = threading.Thread(target=wait_then_cancel)
-    waiter.start()
-    waiter.join(5)  # the network is still held: only cancelling the wait lets it finish
-    still_waiting = waiter.is_alive()
-    release.set()
-    other.join()
-    waiter.join()
-    assert not still_waiting and outcome == ["cancelled"]
-    assert predict_tiled(net, np.zeros((8, 8), np.float32), device="cpu").shape == (2, 8, 8)  # free again

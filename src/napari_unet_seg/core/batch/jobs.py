@@ -100,15 +100,17 @@ def find_jobs(
                 jobs.append(Job(path, output_path(path, outdir, item)))
         else:
             jobs.append(Job(item, output_path(item, outdir)))
-    seen: dict[Path, int] = {}
+    seen: set[Path] = set()
     unique = []
     for job in jobs:
         if outdir in job.source.resolve().parents and is_labels_file(job.source):
             continue  # our own output, found because OUTDIR is inside an input folder
-        target = job.target
-        if target in seen:
+        target, n = job.target, 1
+        while target in seen:  # told apart by their suffix, then by a number: never two jobs, one output
             suffix = job.source.suffix.lstrip(".").lower() or "file"
-            target = target.with_name(target.name.replace("_labels", f"_{suffix}_labels", 1))
-        seen[target] = 1
+            tag = suffix if n == 1 else f"{suffix}{n}"
+            target = job.target.with_name(job.target.name.replace("_labels", f"_{tag}_labels", 1))
+            n += 1
+        seen.add(target)
         unique.append(replace(job, target=target))
     return unique

@@ -1,0 +1,87 @@
+"""Batches on a dask cluster: an unreachable scheduler fails fast in one line; results equal a local run."""
+
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet_seg.core.batch.distributed import SchedulerError, connect
+from napari_unet_seg.core.batch.runner import run_batch
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning:distributed"),
+    pytest.mark.filterwarnings("ignore:.*[Pp]ort.*:UserWarning"),
+]
+
+
+def test_unreachable_scheduler_fails_fast():
+    start = time.perf_counter()
+    with pytest.raises(SchedulerError, match="cannot reach"):
+        connect("127.0.0.1:9", timeout=1)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(SchedulerError):
+        connect("nonsense://x")
+
+
+def test_dask_cluster_gives_identical_results(tmp_path, folder, options):
+    from distributed import LocalCluster
+
+    root, _ = folder
+    inputs = [root / "a.tif", root / "b c.png", root / "stack.tif", root / "empty.png"]
+    local = run_batch(inputs, tmp_path / "local", options)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        remote = run_batch(inputs, tmp_path / "remote", options, scheduler=cluster.scheduler_address)
+    assert [r.status for r in remote] == [r.status for r in local] == ["ok", "ok", "ok", "failed"]
+    for a, b in zip(local[:3], remote[:3]):
+        np.testing.assert_array_equal(tifffile.imread(a.output), tifffile.imread(b.output))
+        assert a.objects == b.objects
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # free now, and nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize("form", ["{}", "tcp://{}", "  tcp://{}  "])
+def test_a_closed_port_fails_at_once_in_one_line(form):
+    address = form.format(f"127.0.0.1:{_closed_port()}")
+    start = time.perf_counter()
+    with pytest.raises(SchedulerError) as info:
+        connect(address, timeout=3)
+    assert time.perf_counter() - start < 2  # refused at once, not after the client's retries
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("cannot reach the dask scheduler at tcp://127.0.0.1:")
+    assert "refused" in message.lower()
+
+
+@pytest.mark.parametrize("address, match", [
+    ("nonsense://x", "invalid scheduler address.*unknown scheme 'nonsense'"),
+    ("http://127.0.0.1:8787", "invalid scheduler address.*unknown scheme 'http'"),
+    ("tcp://localhost:notaport", "invalid scheduler address"),
+])
+def test_invalid_addresses_are_refused(address, match):
+    start = time.perf_counter()
+    with pytest.raises(SchedulerError, match=match) as info:
+        connect(address, timeout=3)
+    assert "\n" not in str(info.value) and time.perf_counter() - start < 2
+
+
+def test_an_in_process_cluster_gives_the_local_results(tmp_path, folder, options):
+    from distributed import LocalCluster
+
+    root, _ = folder
+    inputs = [root / "a.tif", root / "b c.png"]
+    local = run_batch(inputs, tmp_path / "local", options)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = run_batch(inputs, tmp_path / "remote", options, scheduler=cluster.scheduler_address)
+    assert [r.status for r in remote] == [r.status for r in local] == ["ok", "ok"]
+    for a, b in zip(local, remote):
+        assert (a.objects, a.mean_area) == (b.objects, b.mean_area) and a.objects > 0
+        assert b.output.startswith(str((tmp_path / "remote").resolve()))
+        np.testing.assert_array_equal(tifffile.imread(a.output), tifffile.imread(b.output))

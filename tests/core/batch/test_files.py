@@ -1,0 +1,60 @@
+"""One file of a batch: read, segment, write, one row; failures and cancels never stop the batch."""
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.batch.files import FileResult, failed_result, read_timed, segment_file, skipped_result
+from napari_unet_seg.core.batch.jobs import Job
+from napari_unet_seg.core.model.registry import load_model
+
+
+def test_failed_rows_name_the_file_once_in_one_line():
+    job = Job(Path("/data/a b.tif"), Path("/out/a b_labels.tif"))
+    row = failed_result(job, ValueError("not a TIFF file\nTraceback ..."), 0.12345)
+    assert (row.file, row.status, row.seconds, row.output) == ("/data/a b.tif", "failed", 0.123, "")
+    assert row.message == "a b.tif: not a TIFF file"
+    named = failed_result(job, OSError("a b.tif is truncated"), 0.0)
+    assert named.message == "a b.tif is truncated"  # already names the file: not twice
+    assert failed_result(job, MemoryError(), 0.0).message == "a b.tif: MemoryError"
+
+
+def test_skipped_rows_keep_the_counts_of_the_run_that_wrote_the_output():
+    job = Job(Path("/data/a.tif"), Path("/out/a_labels.tif"))
+    earlier = {"/out/a_labels.tif": FileResult("/data/a.tif", "ok", 12, 80.5, 3.0, "", "/out/a_labels.tif")}
+    row = skipped_result(job, earlier)
+    assert (row.status, row.objects, row.mean_area, row.seconds, row.output) == ("skipped", 12, 80.5, 0.0,
+                                                                                 "/out/a_labels.tif")
+    unknown = skipped_result(job, {})
+    assert (unknown.objects, unknown.mean_area) == (0, 0.0) and "overwrite" in unknown.message
+
+
+def test_read_timed_returns_the_error_instead_of_raising(tmp_path):
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    error, seconds = read_timed(tmp_path / "bad.tif")
+    assert isinstance(error, Exception) and seconds >= 0
+    image, _ = synthetic_nuclei((32, 40))
+    tifffile.imwrite(tmp_path / "good.tif", image)
+    read, _ = read_timed(tmp_path / "good.tif")
+    np.testing.assert_array_equal(np.asarray(read.data), image)
+
+
+def test_one_file_segmented_written_and_counted(tmp_path, options):
+    image, _ = synthetic_nuclei((48, 64), n=6)
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    job = Job(tmp_path / "cells.tif", tmp_path / "out" / "cells_labels.tif")
+    job.target.parent.mkdir()
+    row = segment_file(job, load_model(options.model), options)
+    labels = tifffile.imread(job.target)
+    assert row.status == "ok" and row.output == str(job.target) and row.objects == labels.max() > 0
+    assert row.mean_area == round(float((labels > 0).sum()) / labels.max(), 2)
+
+
+def test_a_cancelled_file_writes_nothing_and_reports_nothing(tmp_path, options):
+    image, _ = synthetic_nuclei((48, 64), n=6)
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    job = Job(tmp_path / "cells.tif", tmp_path / "cells_labels.tif")
+    assert segment_file(job, load_model(options.model), options, cancel=lambda: True) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif", "models"]

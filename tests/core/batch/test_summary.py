@@ -1,0 +1,58 @@
+"""summary.csv: what a rerun resumes from; written whole, and an unreadable one is as good as none."""
+
+from napari_unet_seg.core.batch.files import FileResult
+from napari_unet_seg.core.batch.summary import SUMMARY_NAME, read_summary, write_summary
+
+
+def _rows():
+    return [
+        FileResult("/data/a.tif", "ok", 12, 87.25, 1.5, "", "/out/a_labels.tif"),
+        FileResult("/data/sub dir ü/b, c.png", "failed", 0, 0.0, 0.012,
+                   'b, c.png: cannot read "this" file; not an image', ""),
+        FileResult("/data/d.tif", "skipped", 3, 10.0, 0.0, "output exists (use overwrite to redo it)",
+                   "/out/d_labels.tif"),
+    ]
+
+
+def test_round_trip(tmp_path):
+    rows = _rows()
+    path = write_summary(rows, tmp_path)
+    assert path == tmp_path / SUMMARY_NAME
+    assert read_summary(tmp_path) == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SUMMARY_NAME]  # no temporary file left
+
+
+def test_rewriting_replaces_the_whole_file(tmp_path):
+    write_summary(_rows(), tmp_path)
+    write_summary(_rows()[:1], tmp_path)
+    assert read_summary(tmp_path) == _rows()[:1]
+    write_summary([], tmp_path)
+    assert read_summary(tmp_path) == []
+    assert (tmp_path / SUMMARY_NAME).read_text().startswith("file,status,objects")  # the header stays
+
+
+def test_missing_or_unreadable_summaries_read_as_empty(tmp_path):
+    assert read_summary(tmp_path / "no such folder") == []
+    cases = {
+        "not a table": "hello\nworld\n",
+        "a damaged number": "file,status,objects,mean_area,seconds,message,output\na.tif,ok,many,1,1,,x\n",
+        "columns missing": "file,status\na.tif,ok\n",
+    }
+    for name, text in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / SUMMARY_NAME).write_text(text)
+        assert read_summary(folder) == [], name
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    (binary / SUMMARY_NAME).write_bytes(b"\xff\xfe\x00garbage\x80")
+    assert read_summary(binary) == []
+    folder_named_like_it = tmp_path / "dir"
+    (folder_named_like_it / SUMMARY_NAME).mkdir(parents=True)
+    assert read_summary(folder_named_like_it) == []
+
+
+def test_empty_counts_read_as_zero(tmp_path):
+    (tmp_path / SUMMARY_NAME).write_text("file,status,objects,mean_area,seconds,message,output\n"
+                                         "a.tif,failed,,,,broken,\n")
+    assert read_summary(tmp_path) == [FileResult("a.tif", "failed", 0, 0.0, 0.0, "broken", "")]

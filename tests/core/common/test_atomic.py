@@ -1,0 +1,96 @@
+"""Atomic writes: the new file appears whole or not at all, the old one survives a failure, no temporary is left."""
+
+import os
+
+import pytest
+
+from napari_unet_seg.core.common.atomic import atomic_path, remove, replace_atomically, temporary_sibling
+
+
+def test_temporary_sibling_is_a_hidden_neighbour_on_the_same_filesystem(tmp_path):
+    target = tmp_path / "sub" / "labels.tif"
+    tmp = temporary_sibling(target)
+    assert tmp.parent == target.parent
+    assert tmp.name.startswith(".") and tmp.name.endswith(".partial") and str(os.getpid()) in tmp.name
+    assert temporary_sibling(target, ".tmp").name.endswith(".tmp")
+    assert tmp != target and temporary_sibling(tmp_path / "other.tif") != tmp
+
+
+def test_a_file_appears_only_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "out.txt"
+    with atomic_path(path) as tmp:
+        assert tmp != path and tmp.parent == path.parent
+        tmp.write_text("new")
+        assert not path.exists()  # nothing at the final name while writing
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half of the new cont")
+            raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_failure_without_an_old_file_leaves_nothing(tmp_path):
+    path = tmp_path / "new.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(path) as tmp:
+            tmp.mkdir()
+            (tmp / "chunk").write_bytes(b"\0" * 10)
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_replaces_an_existing_file_whole(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_text("old contents, longer than the new ones")
+    with atomic_path(path) as tmp:
+        tmp.write_text("new")
+        assert path.read_text().startswith("old")  # readers see the old file until the very end
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.csv"]
+
+
+def test_replaces_an_existing_folder_whole(tmp_path):
+    path = tmp_path / "labels.zarr"
+    path.mkdir()
+    (path / "stale-chunk").write_text("old")
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        (tmp / "fresh-chunk").write_text("new")
+        assert (path / "stale-chunk").exists()
+    assert sorted(p.name for p in path.iterdir()) == ["fresh-chunk"]  # nothing of the old folder is mixed in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.zarr"]  # no ".old" or ".partial" left
+
+
+def test_a_stale_temporary_from_a_crashed_run_is_cleared_first(tmp_path):
+    path = tmp_path / "out.zarr"
+    stale = temporary_sibling(path)
+    stale.mkdir()
+    (stale / "leftover").write_text("from a crash")
+    with atomic_path(path) as tmp:
+        assert not tmp.exists()
+        tmp.mkdir()
+        (tmp / "a").write_text("a")
+    assert sorted(p.name for p in path.iterdir()) == ["a"]
+    assert not stale.exists()
+
+
+def test_replace_atomically_and_remove(tmp_path):
+    src, dst = tmp_path / "src.txt", tmp_path / "dst.txt"
+    src.write_text("1")
+    dst.write_text("0")
+    replace_atomically(src, dst)
+    assert dst.read_text() == "1" and not src.exists()
+    folder = tmp_path / "folder"
+    (folder / "deep").mkdir(parents=True)
+    remove(folder)
+    remove(dst)
+    remove(tmp_path / "never-existed")  # no error
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,36 @@
+"""Annotations a model cannot learn from are refused in one line; a model that learned nothing is noticed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.training.checks import check_pairs
+from napari_unet_seg.core.training.data import TrainingPair
+from napari_unet_seg.core.training.finetune import starting_model
+
+TINY = dict(depth=2, width=4)
+
+
+def test_clear_errors_for_unusable_annotations():
+    image, labels = synthetic_nuclei((64, 64))
+    instances = starting_model("none", **TINY)
+    with pytest.raises(ValueError, match="scribbles train semantic"):
+        check_pairs(instances, [TrainingPair(image, labels)], scribbles=True)
+    with pytest.raises(ValueError, match="nothing is annotated"):
+        check_pairs(instances, [TrainingPair(image, labels, valid=np.zeros(labels.shape, bool))], scribbles=False)
+    semantic = starting_model("none", task="semantic", classes=3, **TINY)
+    with pytest.raises(ValueError, match="too large for a 3-class model"):
+        check_pairs(semantic, [TrainingPair(image, np.full(labels.shape, 3))], scribbles=False)
+
+
+def test_sanity_check_warns_when_nothing_is_found():
+    from napari_unet_seg.core.training.checks import sanity_check
+
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    model.net.head.weight.data.zero_()  # logits of -50 everywhere: nothing is foreground
+    model.net.head.bias.data.fill_(-50)
+    warnings = sanity_check(model, [TrainingPair(image, labels, name="cells")])
+    assert warnings and "finds no objects on cells" in warnings[0]

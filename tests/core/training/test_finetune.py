@@ -1,0 +1,168 @@
+"""Fine-tuning end to end with tiny networks: each annotation mode, continuing a saved model, private copies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.model.registry import available_models, load_model, user_model_dir
+from napari_unet_seg.core.training.data import TrainingPair
+from napari_unet_seg.core.training.finetune import finetune, starting_model
+from napari_unet_seg.core.training.loop import TrainConfig
+from napari_unet_seg.core.training.naming import save_trained
+
+TINY = dict(depth=2, width=4)
+
+
+def _fast(**kw) -> TrainConfig:
+    return TrainConfig(**{"max_steps": 6, "crop_size": 48, "batch_size": 2, "eval_every": 3, **kw})
+
+
+def _semantic_image(seed=0, shape=(96, 96)):
+    """Three classes: background, bright disks (1), dim squares (2)."""
+    image, labels = synthetic_nuclei(shape, n=8, seed=seed)
+    classes = np.where(labels > 0, 1, 0).astype(np.uint8)
+    classes[10:30, 60:90] = 2
+    image = image.copy()
+    image[10:30, 60:90] = 60
+    return image, classes
+
+
+def test_dense_instances_end_to_end(private_model_dir):
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    seen = []
+    result = finetune(model, [TrainingPair(image, labels, name="a")], config=_fast(), progress=seen.append)
+    assert result.train.steps == 6 and len(seen) >= 6
+    assert {"ap50", "dice"} <= result.scores.keys()
+    assert not result.held_out  # a 96x96 image is too little to hold any out
+    path = save_trained(model, user_model_dir() / "mine")
+    assert path.stem in available_models()
+    loaded = load_model(path.stem)
+    assert loaded.name == "mine" and loaded.metadata["lineage"][-1]["mode"] == "dense"
+    assert loaded.metadata["lineage"][-1]["data"][0]["annotated_pixels"] == 96 * 96
+
+
+def test_region_limited_end_to_end_holds_out_validation():
+    image, labels = synthetic_nuclei((300, 300), n=40)
+    valid = np.zeros(labels.shape, bool)
+    valid[:, :280] = True
+    labels = labels.copy()
+    labels[:, 280:] = 0  # nuclei not painted there: the region says so
+    model = starting_model("none", **TINY)
+    result = finetune(model, [TrainingPair(image, labels, valid=valid)], config=_fast())
+    assert result.held_out
+    lineage = model.metadata["lineage"][-1]
+    assert lineage["mode"] == "region" and lineage["scores_on"] == "held-out annotation"
+
+
+def test_scribbles_semantic_end_to_end():
+    image, classes = _semantic_image()
+    scribbles = np.zeros_like(classes)
+    scribbles[::6] = classes[::6] + 1  # thin lines: 1 = background, 2 = disks, 3 = squares
+    model = starting_model("none", task="semantic", classes=3, **TINY)
+    result = finetune(model, [TrainingPair(image, scribbles)], scribbles=True, config=_fast())
+    assert "mean_iou" in result.scores
+    assert model.metadata["lineage"][-1]["mode"] == "scribbles"
+
+
+def test_continue_training_a_finetuned_model(private_model_dir):
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    finetune(model, [TrainingPair(image, labels)], config=_fast())
+    save_trained(model, private_model_dir / "round1")
+    again = starting_model("round1")
+    assert again.net is not load_model("round1").net  # the cached model is never trained in place
+    finetune(again, [TrainingPair(image, labels)], config=_fast(), base="round1")
+    assert [run["base"] for run in again.metadata["lineage"]] == ["scratch", "round1"]
+
+
+def _weights(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_starting_model_is_a_private_copy_of_the_cached_model(private_model_dir, tiny_model):
+    import torch
+
+    save_trained(tiny_model, private_model_dir / "base")
+    cached = load_model("base")
+    before = _weights(cached.net)
+    mine = starting_model("base")
+    assert mine.net is not cached.net and mine.metadata is not cached.metadata
+    assert mine.name == "base" and all(torch.equal(before[k], v) for k, v in _weights(mine.net).items())
+    image, labels = synthetic_nuclei((96, 96))
+    from napari_unet_seg.core.training.loop import train
+
+    train(mine, [TrainingPair(image, labels)], _fast(max_steps=3, learning_rate=0.05))
+    mine.metadata["lineage"].append({"base": "base"})
+    mine.metadata["normalization"]["invert"] = True
+    assert load_model("base") is cached  # the cache still holds the untouched network
+    after = _weights(cached.net)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    trained = _weights(mine.net)
+    assert any(not torch.equal(before[k], trained[k]) for k in before)  # the copy did learn
+    assert cached.metadata["lineage"] == [] and cached.metadata["normalization"]["invert"] == "auto"
+    assert not cached.net.training  # still in eval mode for the next Segment press
+
+
+@pytest.mark.parametrize("init", [None, "none", "None", "scratch", "", "  none "])
+def test_scratch_names_start_a_new_model(init):
+    from napari_unet_seg.core.training.finetune import is_scratch
+
+    assert is_scratch(init)
+    model = starting_model(init, task="semantic", classes=3, depth=2, width=4, in_channels=2)
+    assert model.task == "semantic" and model.net.num_classes == 3 and model.net.depth == 2
+    assert model.net.base_channels == 4 and model.in_channels == 2 and model.path is None
+
+
+def test_named_models_are_not_scratch(private_model_dir):
+    from napari_unet_seg.core.model.modelfile import ModelFileError
+    from napari_unet_seg.core.training.finetune import is_scratch
+
+    assert not is_scratch("nuclei") and not is_scratch("none-finetuned")
+    with pytest.raises(ModelFileError, match="no model named"):
+        starting_model("not-a-model")
+
+
+def test_default_config_is_gentle_for_fine_tuning_and_brisk_from_scratch():
+    from napari_unet_seg.core.training.finetune import default_config
+
+    scratch = default_config(scratch=True, task="instances")
+    tuning = default_config(scratch=False, task="instances")
+    assert scratch.learning_rate > tuning.learning_rate
+    assert (scratch.learning_rate, tuning.learning_rate) == (3e-3, 5e-4)
+    assert scratch.augment.scale_range == (0.5, 2.0) and tuning.augment.scale_range == (0.7, 1.4)
+    assert not scratch.eval_initial and tuning.eval_initial  # the starting weights are scored only when they are real
+    assert scratch.crop_size == tuning.crop_size == 256 and scratch.max_steps == 5000
+    assert scratch.max_seconds == 110.0 and not scratch.scribbles
+    semantic = default_config(scratch=True, task="semantic", scribbles=True, max_steps=30, max_seconds=None)
+    assert semantic.crop_size == 192 and semantic.scribbles and semantic.max_steps == 30
+    assert semantic.max_seconds is None
+    assert not semantic.augment.dim_objects and not semantic.augment.texture
+    assert semantic.augment.scale_range == (0.8, 1.25)
+
+
+def test_finetune_picks_the_default_config_by_its_base(monkeypatch):
+    from napari_unet_seg.core.training import finetune as finetune_module
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(model, pairs, config, **kwargs):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(finetune_module, "train", capture)
+    image, labels = synthetic_nuclei((64, 64))
+    for base in ("scratch", "nuclei"):
+        with pytest.raises(Stop):
+            finetune(starting_model("none", **TINY), [TrainingPair(image, labels)], base=base)
+    assert [c.learning_rate for c in seen] == [3e-3, 5e-4]
+    classes = np.where(labels > 0, 2, 1)
+    with pytest.raises(Stop):  # a given config is kept, but always told whether the labels are scribbles
+        finetune(starting_model("none", task="semantic", classes=3, **TINY), [TrainingPair(image, classes)],
+                 scribbles=True, config=_fast(learning_rate=0.123))
+    assert seen[-1].scribbles and seen[-1].learning_rate == 0.123 and seen[-1].max_steps == 6

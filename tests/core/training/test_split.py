@@ -1,0 +1,25 @@
+"""Holding out part of the annotation for validation: every image keeps training, the held-out area is capped."""
+
+from __future__ import annotations
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.training.data import TrainingPair
+from napari_unet_seg.core.training.split import split_validation
+
+
+def test_validation_split_keeps_every_image_training():
+    image, labels = synthetic_nuclei((512, 512), n=10)
+    small_image, small_labels = synthetic_nuclei((96, 96))
+    train_pairs, val_pairs = split_validation(
+        [TrainingPair(image, labels), TrainingPair(small_image, small_labels)], scribbles=False)
+    assert len(train_pairs) == 2 and len(val_pairs) == 1
+    held, kept = val_pairs[0].valid, train_pairs[0].valid
+    assert not (held & kept).any() and (held | kept).all()
+    assert 0.15 < held.mean() < 0.25
+
+
+def test_held_out_area_is_capped_so_scoring_stays_cheap():
+    image, labels = synthetic_nuclei((256, 256), n=8)
+    pairs = [TrainingPair(image, labels, name=str(i)) for i in range(10)]
+    train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=int(3.5 * 256 * 256 * 0.2))
+    assert len(train_pairs) == 10 and len(val_pairs) == 3

@@ -1,0 +1,52 @@
+"""The correction loop in the Train widget: pickers follow the corrected layer, and the history goes back in one click."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg.core.model.modelfile import save_model
+from napari_unet_seg.core.model.registry import user_model_dir
+from napari_unet_seg.core.training.project import Project
+
+pytestmark = pytest.mark.gui
+PLUGIN = "napari-unet-seg"
+
+
+def test_the_labels_picker_follows_the_layer_being_corrected(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="first labels")
+    corrected = viewer.add_labels(labels.copy(), name="corrected labels")
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    assert train.labels_box.currentText() == "corrected labels"  # the selected layer, not merely the first
+    viewer.layers.selection.active = viewer.layers["first labels"]
+    assert train.labels_box.currentText() == "first labels"
+    viewer.layers.selection.active = corrected
+    assert train.labels_box.currentText() == "corrected labels" and train.image_box.currentText() == "cells"
+
+
+def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer, tmp_path, tiny_model):
+    folder = user_model_dir()
+    first = save_model(tiny_model, folder / "cells-finetuned.safetensors")
+    second = save_model(tiny_model, folder / "cells-finetuned-2.safetensors")
+    project = Project(tmp_path / "project")
+    project.record_model(first, {"steps": 40, "parent": "nuclei", "improved": True, "ap50": 0.81, "dice": 0.9})
+    project.record_model(second, {"steps": 40, "parent": "cells-finetuned", "improved": False, "ap50": 0.79})
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    train.project_dir.setText(str(tmp_path / "project"))
+    train.project_dir.editingFinished.emit()
+    texts = [train.history.item(i).text() for i in range(train.history.count())]
+    assert len(texts) == 2
+    assert texts[0].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
+    assert texts[1].startswith("cells-finetuned: AP50 0.810, better than nuclei")
+    train.history.setCurrentRow(1)  # back to the earlier, better model
+    train.use_model.click()
+    assert segment.model_picker.path() == first
+    assert train.model_box.currentText() == "cells-finetuned"
+    assert first.exists() and second.exists()  # going back deletes nothing
