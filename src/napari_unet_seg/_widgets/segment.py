@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from functools import partial
 
 from napari.layers import Image, Layer
@@ -70,9 +71,12 @@ class SegmentWidget(QWidget):
 
 
     # ----------------------------------------------------------- public API
-    def refresh_models(self) -> None:
-        """Re-read the model folders (call after training saved a new model)."""
-        self.model_picker.refresh()
+    def refresh_models(self, choose: str | Path | None = None) -> None:
+        """Re-read the model folders (call after training saved a new model), and select ``choose`` if given."""
+        if choose is None:
+            self.model_picker.refresh()
+        else:
+            self.model_picker.choose(choose)
 
     def run(self, image_layer: Layer | None = None) -> None:
         """Segment ``image_layer`` (default: the chosen image) with the current settings, in the background."""

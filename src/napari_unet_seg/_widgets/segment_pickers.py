@@ -111,6 +111,16 @@ class ModelPicker(QWidget):
         except ModelFileError:
             return None
 
+    def choose(self, path: str | Path) -> bool:
+        """Select the model file at ``path`` (after a refresh, if it is new); False if it is not offered."""
+        self.refresh()
+        index = self.combo.findData(str(path))
+        if index < 0:
+            return False
+        self.combo.setCurrentIndex(index)
+        self._previous = index
+        return True
+
     def refresh(self) -> None:
         """Re-read the model folders, keeping the current choice when it still exists."""
         current = self.combo.currentData()

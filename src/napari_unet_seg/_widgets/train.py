@@ -9,13 +9,16 @@ writes into a user's layer: the preview goes into a layer of its own.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
+    QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ..core.model.modelfile import ModelFileError
@@ -71,6 +74,7 @@ class TrainWidget(QWidget):
         }
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self._refresh_layers)
+        napari_viewer.layers.selection.events.active.connect(self._follow_selection)
         self._refresh_layers()
         self.refresh_models()
         self._on_mode_changed()
@@ -101,6 +105,9 @@ class TrainWidget(QWidget):
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
         self.preview = QCheckBox("live preview of the visible part")
         self.preview.setChecked(True)
+        self.borrow_encoder = QCheckBox("a new model starts from the nuclei model's encoder")
+        self.borrow_encoder.setChecked(True)
+        self.borrow_encoder.setToolTip("Features learned on real microscopy; untick to start from random weights.")
         self.use_project = QCheckBox("also train on all corrections saved in the project")
         self.use_project.setChecked(True)
         self.project_dir = QLineEdit(str(default_project_dir()))
@@ -111,9 +118,20 @@ class TrainWidget(QWidget):
                               ("new: depth", self.depth), ("new: width", self.width),
                               ("project folder", self.project_dir)):
             mform.addRow(label, widget)
-        for widget in (self.preview, self.use_project, self.project_info):
+        for widget in (self.preview, self.borrow_encoder, self.use_project, self.project_info):
             mform.addRow(widget)
         self.more = Collapsible("Time budget, new models, project", more)
+        history, hform = form_group("")
+        self.history = QListWidget()
+        self.history.setToolTip("Every model trained in this project, newest first; nothing is ever deleted.")
+        self.history.setMinimumHeight(80)
+        self.use_model = QPushButton("Use this model")
+        self.use_model.setToolTip("Segment with the chosen model, and start the next training from it.")
+        self.use_model.clicked.connect(self.use_history_model)
+        self.history.itemDoubleClicked.connect(lambda _item: self.use_history_model())
+        hform.addRow(self.history)
+        hform.addRow(self.use_model)
+        self.history_section = Collapsible("History: every model trained here", history)
         for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
             compact(combo, 10)
         settings = QWidget()
@@ -121,6 +139,7 @@ class TrainWidget(QWidget):
         settings_layout.setContentsMargins(0, 0, 0, 0)
         settings_layout.addWidget(data)
         settings_layout.addWidget(self.more)
+        settings_layout.addWidget(self.history_section)
         settings_layout.addStretch(1)
         self.settings_area = scrolling(settings)
         self.train_button, self.cancel_button = QPushButton("Train"), QPushButton("Cancel")
@@ -158,6 +177,17 @@ class TrainWidget(QWidget):
             if current:
                 box.setCurrentText(current)
             box.blockSignals(False)
+        self._follow_selection()
+
+    def _follow_selection(self, *_: Any) -> None:
+        """The pickers follow the layer selected in the viewer: usually the labels just corrected, or its image."""
+        active = self.viewer.layers.selection.active
+        if self.worker is not None or active is None or active.metadata.get(PREVIEW_KEY):
+            return
+        if isinstance(active, Labels):
+            self.labels_box.setCurrentText(active.name)
+        elif isinstance(active, Image):
+            self.image_box.setCurrentText(active.name)
 
     def refresh_models(self) -> None:
         """Re-read the model folders (the built-in model, user models, new)."""
@@ -186,12 +216,37 @@ class TrainWidget(QWidget):
         self._on_model_changed()
 
     def _show_project(self) -> None:
+        self.history.clear()
         try:
-            count = len(Project(self.project_dir.text()))
+            project = Project(self.project_dir.text())
         except ValueError as exc:
             self.project_info.setText(str(exc))
             return
-        self.project_info.setText(f"{count} annotated image(s) saved in this project")
+        self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
+        for record in reversed(project.models):
+            path = Path(record.get("path", ""))
+            score = next((f"{label} {record[key]:.3f}" for key, label in (("ap50", "AP50"), ("mean_iou", "IoU"))
+                          if isinstance(record.get(key), (int, float))), "no score")
+            verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
+            text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
+            item = QListWidgetItem(text if path.exists() else text + " [file missing]")
+            item.setData(Qt.ItemDataRole.UserRole, str(path))
+            self.history.addItem(item)
+
+    def use_history_model(self) -> None:
+        """Go back (or forward) to the model chosen in the history: Segment uses it, and training starts from it."""
+        item = self.history.currentItem()
+        if item is None:
+            show_info("Choose a model in the history first.")
+            return
+        path = Path(item.data(Qt.ItemDataRole.UserRole))
+        if not path.exists():
+            show_error(f"{path} no longer exists.")
+            return
+        self.refresh_models()
+        self.model_box.setCurrentText(path.stem)
+        self._refresh_segment_widgets(choose=path)
+        self.status.setText(f"using '{path.stem}'")
 
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]
@@ -247,7 +302,7 @@ class TrainWidget(QWidget):
             max_seconds=float(self.max_seconds.value()) or None, name=self.name.text().strip(),
             project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
             preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=lambda: self._box,
-            overrides=dict(self.overrides),
+            overrides=dict(self.overrides), encoder="nuclei" if self.borrow_encoder.isChecked() else None,
         )
 
     def _on_step(self, report: Any) -> None:
@@ -284,6 +339,10 @@ class TrainWidget(QWidget):
         text = (f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
                 f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).\n"
                 f"{scores} on {where}.")
+        parent = self.job.init if self.job is not None else "the starting model"
+        verdict = result.verdict(parent)
+        if verdict:
+            text += "\n" + verdict[0].upper() + verdict[1:] + "."
         if result.warnings:
             text += "\nWarning: " + "\nWarning: ".join(result.warnings)
             for warning in result.warnings:
@@ -292,13 +351,18 @@ class TrainWidget(QWidget):
         self.status.setText("done")
         self.progress.setValue(100)
         self.refresh_models()
-        self._refresh_segment_widgets()
+        if result.improved is False:  # the parent stays selected: nothing gets worse
+            self._refresh_segment_widgets()
+            show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "
+                      f"Segment keeps using '{parent}'.")
+        else:
+            self._refresh_segment_widgets(choose=outcome.path)
         self._show_project()
         self.name.setText("")
         self.name.setPlaceholderText(f"automatic, e.g. {fresh_model_name(outcome.path.stem, user_model_dir())}")
 
-    def _refresh_segment_widgets(self) -> None:
-        """Make the new model appear at once in any open Segment widget."""
+    def _refresh_segment_widgets(self, choose: Path | None = None) -> None:
+        """Make a new model appear at once in any open Segment widget (and select ``choose`` there)."""
         try:
             docked = list(self.viewer.window.dock_widgets.values())
         except (AttributeError, RuntimeError):
@@ -306,7 +370,7 @@ class TrainWidget(QWidget):
         for widget in docked:
             refresh = getattr(widget, "refresh_models", None)
             if widget is not self and callable(refresh):
-                refresh()
+                refresh() if choose is None else refresh(choose=choose)
 
     def _on_finished(self) -> None:
         self.worker = None

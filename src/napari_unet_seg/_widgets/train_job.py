@@ -36,6 +36,7 @@ class TrainJob:
     depth: int = 4
     width: int = 16
     scribbles: bool = False
+    encoder: str | None = "nuclei"  # a new model starts from this model's encoder (None: random)
     max_steps: int | None = None
     max_seconds: float | None = 120.0
     name: str = ""
@@ -73,7 +74,7 @@ def run_training(
     status("preparing the model...")
     scratch = is_scratch(job.init)
     model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
-                           in_channels=_channels(pairs[0]) if pairs else 1)
+                           in_channels=_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
     if job.project_dir is not None:
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
@@ -98,7 +99,9 @@ def run_training(
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, "model" if scratch else model.name))
     if job.project_dir is not None:
-        Project(job.project_dir).record_model(path, {"steps": result.train.steps, **result.scores})
+        Project(job.project_dir).record_model(path, {
+            "steps": result.train.steps, "parent": "scratch" if scratch else job.init, "improved": result.improved,
+            "held_out": result.held_out, **result.scores})
     return JobOutcome(result, path, len(pairs))
 
 
