@@ -94,3 +94,15 @@ def test_replace_atomically_and_remove(tmp_path):
     remove(dst)
     remove(tmp_path / "never-existed")  # no error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_follow_the_umask_whoever_wrote_them(tmp_path):
+    """safetensors creates its files 0600; a saved model must be readable as the user's umask says."""
+    import os
+    import stat
+
+    from napari_unet_seg.core.common.atomic import UMASK
+    from napari_unet_seg.core.model.modelfile import new_model, save_model
+
+    path = save_model(new_model(depth=1, base_channels=2), tmp_path / "shared.safetensors")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~UMASK

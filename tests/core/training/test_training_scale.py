@@ -84,3 +84,16 @@ def test_shrinking_labels_never_loses_a_thin_object():
     assert (grown == 3).sum() == 4 * (labels == 3).sum()
     mask = resize_labels(labels > 0, (32, 32))
     assert mask.dtype == bool and mask.shape == (32, 32)
+
+
+def test_huge_instance_ids_train_like_small_ones():
+    """Ids of 2**40, or uint64 ids past int64, are renumbered: no terabyte allocation, no negative wrap."""
+    from napari_unet_seg.core.training.targets import instance_targets
+
+    image, labels = synthetic_nuclei((64, 64), seed=3)
+    model = threshold_model()
+    small = PreparedPair(TrainingPair(image, labels), model)
+    for big in (labels.astype(np.int64) * 2**40, np.where(labels > 0, labels.astype(np.uint64) + 2**63, 0)):
+        prepared = PreparedPair(TrainingPair(image, big), model)
+        np.testing.assert_array_equal(prepared.labels, small.labels)
+        np.testing.assert_array_equal(instance_targets(prepared.labels, None), instance_targets(small.labels, None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -30,19 +31,26 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
     A reader thread loads the next file while ``workers`` threads segment and
     write: one file's post-processing and writing overlap the next file's
     network, which runs one file at a time (:func:`~..model.lock.exclusive`).
-    At most ``workers + 1`` images are in memory at once.
+    At most ``workers + 1`` images are in memory at once. When the caller
+    stops early (Ctrl-C, a closed generator), files being segmented stop at
+    their next window batch and write nothing, so the program exits at once.
     """
     workers = workers or local_workers()
     queue = deque(jobs)
     running: dict[Future, Job] = {}
+    stopping = threading.Event()
+
+    def stop() -> bool:
+        return stopping.is_set() or (cancel is not None and cancel())
+
     with ThreadPoolExecutor(1, "unet-seg-read") as reader, ThreadPoolExecutor(workers, "unet-seg") as pool:
         try:
             while queue or running:
-                stop = cancel is not None and cancel()
-                while queue and not stop and len(running) <= workers:
+                stopped = stop()
+                while queue and not stopped and len(running) <= workers:
                     job = queue.popleft()
                     read = reader.submit(read_timed, job.source)
-                    running[pool.submit(_after_read, job, read, model, options, cancel)] = job
+                    running[pool.submit(_after_read, job, read, model, options, stop)] = job
                 if not running:
                     break
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
@@ -52,5 +60,6 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
                     if result is not None:
                         yield job, result
         finally:
+            stopping.set()  # a no-op after a complete run; otherwise running files stop at their next check
             for future in running:
                 future.cancel()

@@ -14,6 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it
+
+
 def temporary_sibling(path: Path, suffix: str = ".partial") -> Path:
     """``.<name>.<pid><suffix>`` beside ``path``: same filesystem, so the final rename is atomic."""
     return path.with_name(f".{path.name}.{os.getpid()}{suffix}")
@@ -50,6 +59,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[P
     remove(tmp)
     try:
         yield tmp
+        if tmp.is_file():  # some writers (safetensors) create files 0600: outputs follow the user's umask
+            os.chmod(tmp, 0o666 & ~UMASK)
         replace_atomically(tmp, path)
     finally:
         remove(tmp)

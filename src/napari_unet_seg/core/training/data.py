@@ -33,6 +33,16 @@ class TrainingPair:
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
 
 
+def compact_ids(labels: np.ndarray) -> np.ndarray:
+    """Instance ids renumbered 1..N in their order (0 stays background), as int64.
+
+    Targets are built by counting pixels per id; ids such as 2**40 (or uint64
+    ids that do not fit int64) would ask for terabytes, or wrap negative.
+    """
+    values, inverse = np.unique(labels, return_inverse=True)
+    return (inverse.reshape(labels.shape) + (1 if values[0] != 0 else 0)).astype(np.int64)
+
+
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Labels at another size by nearest neighbour, pixel centre to pixel centre; no object is lost.
 
@@ -80,7 +90,8 @@ class PreparedPair:
             raise ValueError(
                 f"labels {pair.name or ''} have shape {labels.shape} but the image is {self.image.shape[1:]}"
             )
-        self.labels = labels.astype(np.int64)
+        sparse = labels.size and labels.dtype != bool and (int(labels.max()) >= labels.size or labels.max() >= 2**31)
+        self.labels = compact_ids(labels) if model.task == "instances" and sparse else labels.astype(np.int64)
         self.valid = None if pair.valid is None else (np.asarray(pair.valid) > 0)
         if self.valid is not None and self.valid.shape != labels.shape:
             raise ValueError("the annotated-region mask must have the same height and width as the labels")

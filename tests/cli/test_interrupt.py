@@ -1,0 +1,40 @@
+"""Ctrl-C stops a batch within one window batch: exit 130, nothing half-written, the summary of what finished."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import numpy as np
+import tifffile
+
+from helpers import threshold_model
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.common.callbacks import raise_if_cancelled
+from napari_unet_seg.core.inference import prediction
+from napari_unet_seg.core.model.modelfile import save_model
+
+
+def test_ctrl_c_stops_the_running_file_at_its_next_window_batch(tmp_path, monkeypatch, capsys):
+    model = save_model(threshold_model(), tmp_path / "m.safetensors")
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((64, 64), np.uint8))
+
+    def slow_network(net, image, *, cancel=None, **kwargs):  # 20 s of windows unless cancelled
+        for _ in range(400):
+            raise_if_cancelled(cancel)
+            time.sleep(0.05)
+        return np.zeros((2,) + tuple(image.shape[-2:]), np.float32)
+
+    monkeypatch.setattr(prediction, "predict_tiled", slow_network)
+    threading.Timer(1.0, _thread.interrupt_main).start()  # what Ctrl-C does
+    start = time.perf_counter()
+    code = main(["predict", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"),
+                 "--model", str(model)])
+    seconds = time.perf_counter() - start
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    assert seconds < 5, f"took {seconds:.1f} s to stop"
+    out = tmp_path / "out"
+    assert (out / "summary.csv").exists()
+    assert not list(out.glob("*.tif")) and not list(out.glob(".*"))  # no output, no partial file
