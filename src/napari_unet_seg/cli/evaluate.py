@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.common.atomic import atomic_path
+from ..core.common.atomic import atomic_path, check_writable_folder
 from ..core.imageio import ImageReadError, read_image
 from ..core.inference.baseline import classical_nuclei
 from ..core.inference.pipeline import segment
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.images) != len(args.labels):
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
     model = load_model(args.model)
+    if args.csv:
+        check_writable_folder(args.csv.resolve().parent)  # before the work, not after
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):
         try:

@@ -7,10 +7,12 @@ User mistakes print one line on stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ..__about__ import __version__
+from ..core.common.errors import first_line
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
 from . import evaluate, models, predict, train
@@ -38,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except (UserError, ModelFileError, DeviceError) as exc:
         print(f"unet-seg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`unet-seg ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix, in one line
+        print(f"unet-seg {args.command}: error: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"unet-seg {args.command}: interrupted", file=sys.stderr)

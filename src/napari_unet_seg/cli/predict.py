@@ -10,6 +10,7 @@ from ..core.batch.errors import SchedulerError
 from ..core.batch.files import FileResult
 from ..core.batch.jobs import find_jobs
 from ..core.batch.runner import run_jobs
+from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.model.registry import load_model
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     # on a cluster the workers choose their own device; locally, fail early on a missing one
     device = args.device if args.scheduler else str(resolve_device(args.device))
     model = load_model(args.model)  # fail early and clearly on a bad model
+    try:
+        rescale_factor(model, args.diameter)  # and on a diameter no image could use
+    except ValueError as exc:
+        raise UserError(f"--diameter: {exc}") from None
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"output {outdir} exists and is not a folder")

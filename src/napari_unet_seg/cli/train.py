@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.common.atomic import check_writable_folder
+from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
+from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
-from ..core.training.naming import model_file_path, save_trained
+from ..core.training.naming import model_file_path, path_in_folder, save_trained
 from .errors import UserError, require_positive
 
 
@@ -104,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     output = model_file_path(args.output)
     if output.exists():
         raise UserError(f"{output} already exists; choose another name (model files are never overwritten)")
+    if output.name != Path(args.output).name:
+        print(f"unet-seg train: note: model files are safetensors (never pickles): writing {output.name}",
+              file=sys.stderr)
+    check_writable_folder(output.parent)  # before training, not after
     for name in ("classes", "depth", "width", "max_steps"):
         value = getattr(args, name)
         if value is not None and value < (2 if name == "classes" else 1):
@@ -149,7 +156,12 @@ def run(args: argparse.Namespace) -> int:
                           diameter=args.diameter)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    path = save_trained(model, output)
+    try:
+        path = save_trained(model, output)
+    except OSError as exc:  # the folder changed under us (disk full, unmounted): keep the model all the same
+        path = save_trained(model, path_in_folder(user_model_dir(), output.stem, base))
+        print(f"unet-seg train: warning: could not write {output} ({first_line(exc)}); the model was saved as "
+              f"{path} instead", file=sys.stderr)
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from ..common.atomic import check_writable_folder
 from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .files import FileResult, skipped_result
@@ -60,8 +61,7 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
     """Yield each job's result as it finishes; ``summary.csv`` is written at the end, even if stopped early."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = check_writable_folder(outdir)
     previous = {r.output: r for r in read_summary(outdir)}
     results: dict[Job, FileResult] = {}
     todo = [job for job in jobs if overwrite or not job.target.exists()]

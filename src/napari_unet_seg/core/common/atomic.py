@@ -48,6 +48,26 @@ def replace_atomically(tmp: Path, path: Path) -> None:
     remove(old)
 
 
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before any long work starts.
+
+    Raises ``OSError`` whose message names the folder and the reason in one
+    line (read-only, full, not a folder), so nothing is computed only to be lost.
+    """
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temporary_sibling(folder / "write-test", ".tmp")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise OSError(exc.errno, f"cannot write to {folder}: {reason}") from None
+    return folder
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[Path]:
     """Yield a temporary path to write a file or folder into; it becomes ``path`` when the block succeeds.

@@ -17,6 +17,7 @@ from .layout import central_window
 from .postprocess import MEASURING_SETTINGS, instance_labels
 
 MAX_ENLARGEMENT = 8  # a tiny diameter by mistake must not ask for a 40x larger image (and hang or run out of memory)
+MAX_SHRINKING = 16  # nor a huge one for an image shrunk to a few pixels
 AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
 
 
@@ -31,6 +32,10 @@ def rescale_factor(model: Model, diameter: float | None) -> float:
         smallest = float(model.object_diameter) / MAX_ENLARGEMENT
         raise ValueError(f"an object diameter of {diameter:g} px would enlarge the image {factor:.0f}x; give at least "
                          f"{smallest:.1f} px (this model's objects are {float(model.object_diameter):g} px across)")
+    if factor < 1 / MAX_SHRINKING:
+        largest = float(model.object_diameter) * MAX_SHRINKING
+        raise ValueError(f"an object diameter of {diameter:g} px would shrink the image {1 / factor:.3g}x; give at "
+                         f"most {largest:.0f} px (this model's objects are {float(model.object_diameter):g} px across)")
     return factor
 
 
