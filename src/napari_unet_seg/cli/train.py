@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     output = model_file_path(args.output)
     if output.exists():
         raise UserError(f"{output} already exists; choose another name (model files are never overwritten)")
-    if output.name != Path(args.output).name:
+    if Path(args.output).suffix and output.name != Path(args.output).name:  # model.pt: say so, not silently
         print(f"unet-seg train: note: model files are safetensors (never pickles): writing {output.name}",
               file=sys.stderr)
     check_writable_folder(output.parent)  # before training, not after
