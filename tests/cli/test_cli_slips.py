@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import tifffile
 
@@ -60,3 +61,23 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     _, err = reader.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert (tmp_path / "out" / "summary.csv").exists()
+
+
+def test_a_model_that_cannot_be_written_where_asked_goes_to_the_model_folder(tmp_path, monkeypatch, capsys):
+    from napari_unet_seg.cli import train as train_command
+    from napari_unet_seg.core.model.registry import user_model_dir
+
+    image, labels = _pair(tmp_path)
+    real = train_command.save_trained
+
+    def disk_full_there(model, path):
+        if Path(path).parent == tmp_path:
+            raise OSError(28, "No space left on device")
+        return real(model, path)
+
+    monkeypatch.setattr(train_command, "save_trained", disk_full_there)
+    code = main(["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",
+                 "--max-steps", "1", "-o", str(tmp_path / "mine.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 0 and "No space left on device" in err and "saved as" in err
+    assert [p.name for p in user_model_dir().glob("*.safetensors")] == ["mine.safetensors"]
