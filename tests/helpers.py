@@ -68,3 +68,11 @@ def oracle_logits(labels):
     c = np.clip(centre_map(labels), 1e-4, 1 - 1e-4)
     fg = np.where(labels > 0, 8.0, -8.0)
     return np.stack([fg, np.log(c) - np.log1p(-c)]).astype(np.float32)
+
+
+def blob_logits(shape, centres, radius):
+    """Logits of round nuclei at ``centres``: foreground inside ``radius``, a centre map falling linearly to the rim."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
+    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
+    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
+    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from helpers import oracle_logits, synthetic_nuclei
+from helpers import blob_logits, oracle_logits, synthetic_nuclei
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.postprocess import (
     instance_labels,
@@ -79,17 +79,10 @@ def test_seeds_found_elsewhere_replace_the_seed_search():
     assert dice(labels, merged) > 0.99
 
 
-def _blob_logits(shape, centres, radius):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
-    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
-    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
-    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
-
-
 def test_seed_search_in_windows_finds_the_same_seeds():
     rng = np.random.default_rng(0)
     centres = [tuple(c) for c in rng.uniform(5, 295, (60, 2))]
-    logits = _blob_logits((300, 300), centres, 7.0)
+    logits = blob_logits((300, 300), centres, 7.0)
     settings = {"foreground_threshold": 0.7, "seed_prominence": 0.2, "smoothing": 1.0}
     whole = seed_points(logits, **settings)
     windows = seed_points_tiled(logits, settings, tile=64, margin=32)  # 25 windows

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from helpers import blob_logits
 from napari_unet_seg.core.inference.postprocess import logits_to_labels
 from napari_unet_seg.core.inference.prediction import NetworkPrediction, to_image_coordinates
 
@@ -65,13 +66,6 @@ def test_enlarged_images_keep_touching_small_nuclei_apart(tiny_model):
     np.testing.assert_array_equal(labels > 0, shrunk_first > 0)  # outlines are still drawn at the image's size
 
 
-def _blob_logits(shape, centres, radius):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(float)
-    distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
-    centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
-    return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
-
-
 def test_seeds_map_pixel_centre_to_pixel_centre():
     """An uneven, rounded size ratio (a 25x33 image seen as 63x83): pixel centres land on pixel centres."""
     image_pixels = np.array([[0, 0], [24, 32], [10, 7]], np.float64)
@@ -81,7 +75,7 @@ def test_seeds_map_pixel_centre_to_pixel_centre():
 
 def test_seeds_found_at_the_networks_size_land_on_their_nuclei(tiny_model):
     centres = [(12.0, 12.0), (40.0, 60.0), (50.0, 15.0)]  # network pixels, each nucleus ~6 image px across
-    labels = NetworkPrediction(_blob_logits((63, 83), centres, 8.0), 2.5, (25, 33)).labels(tiny_model)
+    labels = NetworkPrediction(blob_logits((63, 83), centres, 8.0), 2.5, (25, 33)).labels(tiny_model)
     assert labels.max() == 3
     for cy, cx in to_image_coordinates(np.array(centres), (63, 83), (25, 33)):
         assert labels[round(cy), round(cx)] > 0
