@@ -24,6 +24,7 @@ from ..core.inference.pipeline import SegmentResult
 from ..core.model.modelfile import ModelFileError
 from ._common import eta_text, progress_relay, scrolling, start_worker
 from .segment_form import SegmentJob, SegmentSettings
+from ._layers import source_array
 from .segment_layers import publish_labels, publish_probabilities
 
 
@@ -113,6 +114,7 @@ class SegmentWidget(QWidget):
         self.segment_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Segmenting '{layer.name}'…")
+        self.ran_on.setText("")  # the last run's line must not pass for this one's
         self.worker = start_worker(
             self, partial(job.run, progress=self._progress, cancel=self._cancel.is_set),
             failure=f"Segmentation of '{layer.name}' failed", cancel_on_close=self._cancel,
@@ -152,6 +154,10 @@ class SegmentWidget(QWidget):
         if layer not in self.viewer.layers:
             self.status.setText(f"'{layer.name}' was removed during the run; result discarded.")
             return
+        if source_array(layer) is not job.image:
+            self.status.setText(f"'{layer.name}' got new pixels during the run; result discarded: press Segment again.")
+            show_info(f"'{layer.name}' changed while it was being segmented, so the result was discarded.")
+            return
         provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision}
         labels_layer, how = publish_labels(
             self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
@@ -160,6 +166,7 @@ class SegmentWidget(QWidget):
         if outcome.probabilities is not None:
             publish_probabilities(self.viewer, layer, outcome.probabilities, outcome.class_names,
                                   channel_axis=job.channel_axis, labels_ndim=outcome.labels.ndim)
+        self.image_picker.select(layer)  # new layers take napari's selection; the picker stays on the image
         if how == "protected":
             show_info(f"The earlier result has your edits, so this one went to a new layer '{labels_layer.name}'.")
         if job.options.store is not None:

@@ -57,12 +57,19 @@ def is_pristine(layer: Labels) -> bool:
     return stored is None or stored == fingerprint(layer.data)
 
 
-def result_layers(viewer: Viewer, image_name: str) -> list[Labels]:
-    """Labels layers the plugin made from the image called ``image_name``, newest last."""
+def result_layers(viewer: Viewer, image_name: str, image_id: str | None = None) -> list[Labels]:
+    """Labels layers the plugin made from the image called ``image_name`` (or with id ``image_id``), newest last.
+
+    The id follows the image through a rename, so renaming an image does not
+    make the next result a new layer.
+    """
+    def made_from(info: dict[str, Any]) -> bool:
+        return (image_id is not None and info.get("source_id") == image_id) or info.get("source") == image_name
+
     return [
         layer for layer in viewer.layers
         if isinstance(layer, Labels) and isinstance(layer.metadata.get(METADATA_KEY), dict)
-        and layer.metadata[METADATA_KEY].get("source") == image_name
+        and made_from(layer.metadata[METADATA_KEY])
     ]
 
 
@@ -92,7 +99,7 @@ def publish_labels(
     "protected" means a result layer existed but held user edits, so a new
     layer was made next to it.
     """
-    previous = result_layers(viewer, image.name)
+    previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None)
     target = next(
         (layer for layer in reversed(previous) if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer)),
         None,
@@ -102,14 +109,14 @@ def publish_labels(
             target.data = labels
         else:
             _write_planes(target, labels, planes)
-        _record(target, image.name, provenance)
+        _record(target, image, provenance)
         return target, "updated"
     status = "protected" if previous else "created"
     layer = viewer.add_labels(
         labels, name=unique_name(viewer, f"{image.name} labels"), **spatial_kwargs(image, channel_axis)
     )
     layer.events.paint.connect(_mark_edited)
-    _record(layer, image.name, provenance)
+    _record(layer, image, provenance)
     return layer, status
 
 
@@ -126,9 +133,10 @@ def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ..
         layer.data = data
 
 
-def _record(layer: Labels, image_name: str, provenance: dict[str, Any]) -> None:
+def _record(layer: Labels, image: Image, provenance: dict[str, Any]) -> None:
     layer.metadata[METADATA_KEY] = {
-        "source": image_name, **provenance, "edited": False, "fingerprint": fingerprint(layer.data),
+        "source": image.name, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
+        "edited": False, "fingerprint": fingerprint(layer.data),
     }
 
 

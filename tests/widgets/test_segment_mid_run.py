@@ -1,0 +1,77 @@
+"""What users do while Segment runs, or between runs: rename, replace pixels, ask for probabilities."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+
+from napari_unet_seg._widgets import segment_form
+from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg.core.model.modelfile import new_model, save_model
+from napari_unet_seg.core.model.registry import user_model_dir
+
+pytestmark = pytest.mark.gui
+TIMEOUT = 60_000
+
+
+@pytest.fixture
+def widget_and_viewer(make_napari_viewer, qtbot):
+    save_model(new_model("instances", depth=2, base_channels=4), user_model_dir() / "tiny")
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.refresh_models()
+    widget.model_picker.combo.setCurrentText("tiny")
+    return viewer, widget
+
+
+def run(qtbot, widget):
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+
+
+def labels_layers(viewer):
+    return [layer for layer in viewer.layers if isinstance(layer, Labels)]
+
+
+def test_renaming_the_image_between_runs_updates_the_same_result(widget_and_viewer, qtbot):
+    viewer, widget = widget_and_viewer
+    image = viewer.add_image(np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")
+    run(qtbot, widget)
+    image.name = "cells day 2"
+    run(qtbot, widget)
+    assert len(labels_layers(viewer)) == 1
+
+
+def test_pixels_replaced_mid_run_discard_the_stale_result(widget_and_viewer, qtbot, monkeypatch):
+    viewer, widget = widget_and_viewer
+    image = viewer.add_image(np.zeros((40, 48), np.uint8), name="cells")
+    real = segment_form.segment_image
+
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segment_form, "segment_image", slow)
+    widget.run()
+    image.data = np.zeros((80, 96), np.uint8)  # the user loads another image into the layer meanwhile
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert labels_layers(viewer) == [] and "discarded" in widget.status.text()
+
+
+def test_the_image_picker_stays_on_the_image_and_the_old_run_line_is_cleared(widget_and_viewer, qtbot, monkeypatch):
+    viewer, widget = widget_and_viewer
+    viewer.add_image(np.random.default_rng(1).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")
+    widget.settings.probabilities.setChecked(True)
+    run(qtbot, widget)
+    assert "cells probability" in viewer.layers and widget.image_picker.currentText() == "cells"
+    assert widget.ran_on.text().startswith("Ran on")
+    real = segment_form.segment_image
+    monkeypatch.setattr(segment_form, "segment_image", lambda *a, **k: (time.sleep(0.5), real(*a, **k))[1])
+    widget.run()
+    assert widget.ran_on.text() == ""  # no stale "Ran on ... s" while the new run works
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.ran_on.text().startswith("Ran on")
