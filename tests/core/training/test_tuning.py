@@ -33,7 +33,8 @@ def perfect_network(monkeypatch, image, labels):
 @pytest.fixture
 def touching(monkeypatch):
     """Touching nuclei and a network that answers with a perfect model's logits for them."""
-    image, labels = synthetic_nuclei((160, 160), n=14, radius=(7, 10), seed=3, touching=True)
+    image, labels = synthetic_nuclei((256, 256), n=60, radius=(7, 10), seed=3, touching=True)
+    assert labels.max() >= 45
     perfect_network(monkeypatch, image, labels)
     return image, labels
 
@@ -50,9 +51,18 @@ def test_seeds_that_merge_touching_nuclei_are_refitted(touching):
 def test_settings_that_already_work_are_kept(touching):
     image, labels = touching
     model = threshold_model()
-    model.metadata["postprocess"] = {"foreground_threshold": 0.55, "seed_prominence": 0.12}
+    model.metadata["postprocess"] = {"foreground_threshold": 0.45, "seed_prominence": 0.15}
     tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, labels), model)], device="cpu")
     assert not tuning.changed and tuning.settings == model.postprocess
+
+
+def test_a_strip_of_a_few_nuclei_is_too_small_to_fit_anything(touching):
+    image, labels = touching
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.9}
+    few = np.zeros(labels.shape, bool)
+    few[:60, :60] = True  # a corner with a handful of nuclei
+    assert tune_postprocess(model, [PreparedPair(TrainingPair(image, labels, few), model)], device="cpu") is None
 
 
 def test_class_models_and_no_held_out_data_are_left_alone(tiny_model):
@@ -63,7 +73,7 @@ def test_class_models_and_no_held_out_data_are_left_alone(tiny_model):
 
 
 def test_finetune_stores_the_fitted_settings_and_says_so(monkeypatch):
-    big = synthetic_nuclei((300, 300), n=60, radius=(7, 10), seed=4, touching=True)  # enough to hold a strip out
+    big = synthetic_nuclei((480, 480), n=320, radius=(6, 9), seed=4, touching=True)  # a strip of 40+ held out
     perfect_network(monkeypatch, *big)
     model = threshold_model()
     model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.9}

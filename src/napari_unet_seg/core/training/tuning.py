@@ -5,7 +5,9 @@ separate better with other thresholds. After fine-tuning, the network runs
 once per held-out pair (at Segment's scale) and a small grid of foreground
 thresholds and seed prominences is scored on the same logits, in seconds.
 A setting is adopted only when it beats the current one by a clear margin,
-so a lucky draw on a small strip rarely changes what works.
+and only when the held-out annotation holds enough objects: a search on a
+strip of ten nuclei fitted them and made other images worse (dsb2018 stained,
+AP50 0.444 -> 0.401 on the domain's other images).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .metrics import matching_accuracy
 FOREGROUND_THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
 SEED_PROMINENCES = (0.05, 0.1, 0.15, 0.2, 0.3)
 MARGIN = 0.01  # AP50 a candidate must gain over the current settings to be adopted
+MIN_OBJECTS = 40  # held-out objects needed for the search to say more than chance (a strip of ~10 nuclei does not)
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,19 @@ def _score(model: Model, settings: dict[str, float], predictions: Sequence[tuple
     return float(np.mean(scores))
 
 
+def held_out_objects(items: Sequence[PreparedPair]) -> int:
+    """Annotated objects in the items (inside their regions)."""
+    total = 0
+    for item in items:
+        labels = item.labels if item.valid is None else np.where(item.valid, item.labels, 0)
+        total += len(np.unique(labels)) - (1 if (labels == 0).any() else 0)
+    return total
+
+
 def tune_postprocess(model: Model, items: Sequence[PreparedPair], *, device: str = "auto",
                      precision: str = "auto") -> Tuning | None:
-    """Search foreground threshold x seed prominence on ``items``; None for class models or without items."""
-    if model.task != "instances" or not items:
+    """Search foreground threshold x seed prominence on ``items``; None for class models or too few objects."""
+    if model.task != "instances" or not items or held_out_objects(items) < MIN_OBJECTS:
         return None
     options = RunOptions(device=device, precision=precision)
     boxes = [item.box() for item in items]
