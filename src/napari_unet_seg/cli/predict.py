@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"unet-seg predict: {result.message}", file=sys.stderr)
         elif result.status == "skipped":
             print(f"{result.file}: skipped, {result.output} exists")
+            if "settings" in result.message:  # made otherwise: say so rather than pass it off as this run's
+                print(f"unet-seg predict: note: {result.file}: {result.message}", file=sys.stderr)
         else:
             print(f"{result.file}: {result.objects} objects in {result.seconds:.1f} s -> {result.output}")
             if result.message:

@@ -8,6 +8,7 @@ it never stops the batch.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from ..imageio import ImageFile, read_image, write_labels_tiff
 from ..inference.options import RunOptions
 from ..inference.pipeline import segment_image
 from ..model.modelfile import Model
+from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .jobs import Job
 
 
@@ -34,6 +36,7 @@ class FileResult:
     seconds: float = 0.0
     message: str = ""
     output: str = ""
+    settings: str = ""  # what made the output: model file digest, diameter, output kind (see settings_key)
 
 
 def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:
@@ -43,11 +46,34 @@ def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:
     return FileResult(str(job.source), "failed", seconds=round(seconds, 3), message=message)
 
 
-def skipped_result(job: Job, previous: dict[str, FileResult]) -> FileResult:
-    """The row of a file whose output exists; keeps the counts of the run that made it."""
+def skipped_result(job: Job, previous: dict[str, FileResult], settings: str = "") -> FileResult:
+    """The row of a file whose output exists; keeps the counts of the run that made it.
+
+    When that run used other settings (another model, diameter or output
+    kind), or they are unknown, the row says so: a rerun never passes off an
+    output made otherwise as this run's.
+    """
     old = previous.get(str(job.target))
+    if old is not None and old.settings == settings:
+        message = "output exists (use overwrite to redo it)"
+    elif old is not None and old.settings:
+        message = "output exists but was made with other settings (another model, diameter or output); " \
+                  "use overwrite to redo it"
+    else:
+        message = "output exists, made by an earlier run of unknown settings; use overwrite to redo it"
     return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
-                      "output exists (use overwrite to redo it)", str(job.target))
+                      message, str(job.target), old.settings if old else "")
+
+
+def settings_key(options: RunOptions) -> str:
+    """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind.
+
+    Window, batch, device and precision are left out: results do not depend
+    on them (tiling is exact; reduced precision is the same model).
+    """
+    digest = hashlib.sha1(resolve_model_path(options.model or DEFAULT_MODEL).read_bytes())
+    digest.update(repr((options.diameter, options.output)).encode())
+    return digest.hexdigest()[:12]
 
 
 def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ..common.atomic import check_writable_folder
 from ..inference.options import RunOptions
 from ..model.registry import load_model
-from .files import FileResult, skipped_result
+from .files import FileResult, settings_key, skipped_result
 from .jobs import Job, find_jobs
 from .local import iter_local
-from .summary import read_summary, write_summary
+from .summary import append_row, clean_partials, merged_rows, read_summary, write_summary
 
 
 def run_batch(
@@ -60,16 +61,27 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = R
 def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
-    """Yield each job's result as it finishes; ``summary.csv`` is written at the end, even if stopped early."""
+    """Yield each job's result as it finishes; ``summary.csv`` is rewritten (atomically) after every file.
+
+    A killed run therefore leaves the summary of what finished; its temporary
+    files are cleaned up by the next run. Rows of outputs this run does not
+    touch are kept, so rerunning part of a folder keeps the rest.
+    """
     outdir = check_writable_folder(outdir)
-    previous = {r.output: r for r in read_summary(outdir)}
+    clean_partials(outdir)
+    earlier = read_summary(outdir)
+    previous = {r.output: r for r in earlier}
+    key = settings_key(options)
     results: dict[Job, FileResult] = {}
     todo = [job for job in jobs if overwrite or not job.target.exists()]
+    waiting = set(todo)
+    for job in jobs:
+        if job not in waiting:
+            results[job] = skipped_result(job, previous, key)
+    write_summary(merged_rows(earlier, list(results.values())), outdir)
     try:
-        waiting = set(todo)
         for job in jobs:
-            if job not in waiting:
-                results[job] = skipped_result(job, previous)
+            if job in results:
                 yield job, results[job]
         if todo and scheduler:
             from .distributed import iter_distributed  # dask.distributed is slow to import: only for cluster runs
@@ -80,10 +92,11 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
         else:
             stream = iter(())
         for job, result in stream:
-            results[job] = result
-            yield job, result
+            results[job] = replace(result, settings=key) if result.status == "ok" else result
+            append_row(results[job], outdir)  # a killed run keeps the rows of what finished
+            yield job, results[job]
     finally:
-        write_summary([results[j] for j in jobs if j in results], outdir)
+        write_summary(merged_rows(earlier, [results[j] for j in jobs if j in results]), outdir)
 
 
 __all__ = ["iter_jobs", "run_batch", "run_jobs"]

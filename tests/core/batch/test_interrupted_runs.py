@@ -1,0 +1,71 @@
+"""Killed, partial and changed reruns: summary.csv keeps every finished row, resumes never mislead."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import numpy as np
+import tifffile
+
+from napari_unet_seg.core.batch.runner import run_batch
+from napari_unet_seg.core.batch.summary import SUMMARY_NAME, read_summary
+
+
+def test_summary_rows_are_written_as_files_finish(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    in_summary = []
+
+    def after_each(result):  # a kill right now would keep this file's row
+        in_summary.append(result.file in [r.file for r in read_summary(out)])
+
+    run_batch([root / "a.tif", root / "b c.png"], out, options, on_result=after_each)
+    assert in_summary == [True, True]
+    assert len(read_summary(out)) == 2
+
+
+def test_a_rerun_on_part_of_a_folder_keeps_the_other_rows(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    run_batch([root / "a.tif", root / "b c.png"], out, options)
+    run_batch([root / "a.tif"], out, options, overwrite=True)
+    rows = read_summary(out)
+    assert sorted(os.path.basename(r.file) for r in rows) == ["a.tif", "b c.png"]
+    assert all(r.status == "ok" and r.objects > 0 for r in rows)
+
+
+def test_a_row_cut_short_by_a_kill_costs_only_that_row(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    run_batch([root / "a.tif", root / "b c.png"], out, options)
+    with open(out / SUMMARY_NAME, "a", encoding="utf-8") as f:
+        f.write(f"{root / 'stack.tif'},ok,1")  # the process died mid-line
+    assert sorted(os.path.basename(r.file) for r in read_summary(out)) == ["a.tif", "b c.png"]
+
+
+def test_partial_files_of_a_killed_run_are_cleaned_up_and_a_live_runs_kept(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = out / ".a_labels.tif.999999999.partial"
+    dead.write_bytes(b"half")
+    (out / ".big_labels.zarr.999999998.partial").mkdir()
+    alive = out / f".b_labels.tif.{os.getpid()}.partial"
+    alive.write_bytes(b"being written")
+    run_batch([root / "a.tif"], out, options)
+    assert not dead.exists() and not (out / ".big_labels.zarr.999999998.partial").exists()
+    assert alive.exists()
+
+
+def test_outputs_made_with_other_settings_are_not_passed_off_as_this_runs(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    [first] = run_batch([root / "a.tif"], out, options)
+    [same] = run_batch([root / "a.tif"], out, options)
+    assert same.status == "skipped" and "other settings" not in same.message and same.objects == first.objects
+    [other] = run_batch([root / "a.tif"], out, replace(options, diameter=30.0))
+    assert other.status == "skipped" and "other settings" in other.message
+    tifffile.imwrite(out / "b c_labels.tif", np.zeros((4, 4), np.uint16))  # made by hand, or by an old release
+    [unknown] = run_batch([root / "b c.png"], out, options)
+    assert unknown.status == "skipped" and "unknown settings" in unknown.message
