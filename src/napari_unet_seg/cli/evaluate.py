@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..core.imageio import ImageReadError, read_image
 from ..core.inference.baseline import classical_nuclei
 from ..core.inference.pipeline import segment
 from ..core.model.registry import load_model
+from ..core.training.checks import looks_like_an_intensity_image
 from ..core.training.metrics import dice, matching_accuracy
 from .errors import UserError, require_positive
 
@@ -56,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
         truth_data = np.asarray(truth.data)
         if image.stack or truth_data.shape != image.plane_shape:
             raise UserError(f"{Path(labels_path).name}: shape {truth_data.shape} does not match image {image.plane_shape}")
+        if not (np.issubdtype(truth_data.dtype, np.integer) or truth_data.dtype == bool):
+            raise UserError(f"{Path(labels_path).name} holds {truth_data.dtype} values; ground-truth labels are whole "
+                            "numbers (0 = background, one id per object)")
+        if truth_data.size and truth_data.min() < 0:
+            raise UserError(f"{Path(labels_path).name} holds negative values; labels are 0 (background) or an id")
+        if looks_like_an_intensity_image(truth_data):
+            print(f"unet-seg evaluate: warning: {Path(labels_path).name} changes value from pixel to pixel, like an "
+                  "image rather than labels: are the arguments in the right order?", file=sys.stderr)
         try:
             pred = segment(image.data, model, rgb=image.rgb, diameter=args.diameter, device=args.device)
         except ValueError as exc:  # e.g. a diameter that would enlarge the image beyond reason

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..inference.prediction import prepare
 from ..model.modelfile import Model
 from .data import PreparedPair, TrainingPair
 from .evaluation import labels_around_annotation
@@ -63,3 +64,30 @@ def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool
                 warnings.append(f"the model predicts only '{model.class_names[int(found[0])]}' on {name}; "
                                 "train longer or annotate more")
     return warnings
+
+
+def looks_like_an_intensity_image(labels: np.ndarray) -> bool:
+    """Label images are piecewise constant; a microscope image's values change from pixel to pixel."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or min(labels.shape) < 2:
+        return False
+    same = np.count_nonzero(labels[:, 1:] == labels[:, :-1]) + np.count_nonzero(labels[1:] == labels[:-1])
+    return same / (labels[:, 1:].size + labels[1:].size) < 0.8
+
+
+def annotation_warnings(model: Model, pair: TrainingPair) -> list[str]:
+    """Signs that labels do not belong to their image: one line each, for the user to judge (not refused)."""
+    labels = np.asarray(pair.labels)
+    name = pair.name or "the image"
+    if looks_like_an_intensity_image(labels):
+        return [f"the labels of {name} change value from pixel to pixel, like an image rather than labels: "
+                "did you pick the image as labels?"]
+    region = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
+    inside, outside = (labels > 0) & region, (labels == 0) & region
+    if model.task != "instances" or not inside.any() or not outside.any():
+        return []
+    gray = np.asarray(prepare(model, pair.image, rgb=pair.rgb)).mean(axis=0)  # nuclei bright, as the model sees
+    if gray[inside].mean() <= gray[outside].mean() + 0.02:
+        return [f"the labelled objects in {name} are no brighter than their background: are these the labels "
+                "of another image?"]
+    return []

@@ -21,7 +21,7 @@ from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
-from .checks import check_pairs, sanity_check
+from .checks import annotation_warnings, check_pairs, sanity_check
 from .data import PreparedPair, TrainingPair
 from .evaluation import evaluate_pairs, main_score
 from .lineage import record_lineage
@@ -188,7 +188,8 @@ def finetune(
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
             scores = evaluate_pairs(model, val_pairs, device=config.device, precision=config.precision)
-    warnings = sanity_check(model, train_pairs[:4], scribbles=scribbles)
+    warnings = [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
+    warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
     parent = next((h for h in result.history if h.get("step") == 0 and "loss" not in h), None)
