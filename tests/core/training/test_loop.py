@@ -32,7 +32,10 @@ def test_cancel_keeps_the_best_weights_seen():
     assert result.cancelled and result.steps == 7
     assert result.best_scores is not None
     scored = [h for h in result.history if "ap50" in h]
-    best = max(scored, key=lambda h: (h["ap50"], h["dice"], h["step"]))
+    start, trained = scored[0], [h for h in scored if h["step"] > 0]
+    best = max(trained, key=lambda h: (h["ap50"], h["dice"], h["step"]))
+    if start["step"] == 0 and not best["ap50"] > start["ap50"]:
+        best = start  # the starting weights stay unless beaten outright
     assert result.best_scores["step"] == best["step"]
     # the returned model really is that checkpoint
     again = evaluate_pairs(model, val_pairs)
@@ -77,3 +80,21 @@ def test_averaged_weights_are_what_training_returns():
     differs = [not np.allclose(a.detach(), b.detach())
                for a, b in zip(plain.net.parameters(), averaged.net.parameters())]
     assert any(differs)
+
+
+def test_trained_weights_replace_the_starting_ones_only_when_strictly_better():
+    import torch
+
+    from napari_unet_seg.core.training.loop import BestWeights
+
+    net = torch.nn.Linear(1, 1)
+    best = BestWeights()
+    best.offer(net, {"ap50": 0.8, "dice": 0.9}, step=0)
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    best.offer(net, {"ap50": 0.8, "dice": 0.95}, step=40)  # a tie on the main score: the parent stays
+    assert best.scores["step"] == 0 and best.state["weight"].item() != 7.0
+    best.offer(net, {"ap50": 0.85, "dice": 0.9}, step=80)
+    assert best.scores["step"] == 80
+    best.offer(net, {"ap50": 0.85, "dice": 0.92}, step=120)  # among trained weights, ties go to the later
+    assert best.scores["step"] == 120

