@@ -26,6 +26,8 @@ def test_train_records_its_scale_and_compares_with_the_parent(tmp_path, capsys):
     run = read_metadata(out)["lineage"][-1]
     assert run["data"][0]["scale"] == 0.5 and run["data"][0]["object_diameter"] == 40.0
     assert set(run["parent_scores"]) == {"ap50", "dice"}
+    assert "child-checkpoint.safetensors" in printed.out  # said where the checkpoints go...
+    assert not (tmp_path / "child-checkpoint.safetensors").exists()  # ...and replaced by the final model
 
 
 def test_a_diameter_slip_is_one_line(tmp_path, capsys):

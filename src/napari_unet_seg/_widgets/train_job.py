@@ -21,7 +21,7 @@ from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair
 from ..core.training.finetune import FinetuneResult, default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
-from ..core.training.naming import path_in_folder, save_trained
+from ..core.training.naming import checkpoint_path, path_in_folder, save_trained
 from ..core.training.project import Project
 
 
@@ -95,9 +95,12 @@ def run_training(
             preview(box, predictor(current, box))
 
     status(f"training on {len(pairs)} image(s)...")
+    base = "model" if scratch else model.name
+    checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
-                      progress=progress, cancel=job.cancel.is_set, preview=predict_preview)
-    path = save_trained(model, path_in_folder(user_model_dir(), job.name, "model" if scratch else model.name))
+                      progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint)
+    path = save_trained(model, path_in_folder(user_model_dir(), job.name, base))
+    checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:
         Project(job.project_dir).record_model(path, {
             "steps": result.train.steps, "parent": "scratch" if scratch else job.init, "improved": result.improved,

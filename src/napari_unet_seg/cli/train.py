@@ -15,7 +15,7 @@ from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
-from ..core.training.naming import model_file_path, path_in_folder, save_trained
+from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained
 from .errors import UserError, require_positive
 
 
@@ -150,10 +150,11 @@ def run(args: argparse.Namespace) -> int:
     if scratch:
         borrowed = model.metadata.get("training", {}).get("encoder_from")
         kind += f", encoder from '{borrowed}'" if borrowed else ", random start"
-    print(f"training {base} ({kind}) on {len(pairs)} image(s)", flush=True)
+    print(f"training {base} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
+          f"every {config.checkpoint_every:.0f} s in {checkpoint_path(output).name}", flush=True)
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
-                          diameter=args.diameter)
+                          diameter=args.diameter, checkpoint_to=checkpoint_path(output))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
+    checkpoint_path(output).unlink(missing_ok=True)  # the final model replaces it
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])

@@ -166,3 +166,25 @@ def test_finetune_picks_the_default_config_by_its_base(monkeypatch):
         finetune(starting_model("none", task="semantic", classes=3, **TINY), [TrainingPair(image, classes)],
                  scribbles=True, config=_fast(learning_rate=0.123))
     assert seen[-1].scribbles and seen[-1].learning_rate == 0.123 and seen[-1].max_steps == 6
+
+
+def test_checkpoints_hold_a_loadable_model_while_training(tmp_path):
+    """A crash or a kill loses at most one checkpoint interval: the file is a whole model at every moment."""
+    from napari_unet_seg.core.model.modelfile import load_model_file
+    from napari_unet_seg.core.training.loop import TrainConfig
+    from napari_unet_seg.core.training.naming import checkpoint_path
+
+    image, labels = synthetic_nuclei((64, 64), seed=3)
+    model = starting_model("none", **TINY)
+    where = checkpoint_path(tmp_path / "cells.safetensors")
+    assert where.name == "cells-checkpoint.safetensors"
+    seen = []
+
+    def look(report):
+        if where.exists():
+            seen.append(load_model_file(where).metadata["checkpoint"])
+
+    config = TrainConfig(max_steps=4, batch_size=1, crop_size=32, device="cpu", precision="fp32",
+                         checkpoint_every=0.0)
+    finetune(model, [TrainingPair(image, labels)], config=config, progress=look, checkpoint_to=where)
+    assert len(seen) == 4 and "final model replaces it" in seen[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from ..inference.options import RunOptions
@@ -25,6 +26,7 @@ from .checks import annotation_warnings, check_pairs, sanity_check
 from .data import PreparedPair, TrainingPair
 from .evaluation import evaluate_pairs, main_score
 from .lineage import record_lineage
+from .naming import save_checkpoint
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .split import split_validation
 from .tuning import Tuning, tune_postprocess
@@ -162,13 +164,16 @@ def finetune(
     model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False, config: TrainConfig | None = None,
     base: str = "scratch", progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None, preview: Callable[[Model], None] | None = None,
-    diameter: float | None = None, fit_postprocess: bool = True,
+    diameter: float | None = None, fit_postprocess: bool = True, checkpoint_to: str | Path | None = None,
 ) -> FinetuneResult:
     """Check, bring to the pipeline's scale, split, train, fit post-processing, score, sanity-check, record.
 
     ``model`` is trained in place. ``diameter`` is the objects' size in the
     training images (None: measured, as Segment does). ``fit_postprocess``
     searches the instance thresholds on the held-out annotation (:mod:`.tuning`).
+    ``checkpoint_to`` is a file that receives the best weights so far every
+    ``config.checkpoint_every`` seconds (a crash loses at most that much); the
+    caller removes it once the final model is saved.
     """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
@@ -176,7 +181,9 @@ def finetune(
     config = replace(config, scribbles=scribbles)
     pairs = at_pipeline_scale(model, pairs, diameter, cancel)
     train_pairs, val_pairs = split_validation(pairs, scribbles=scribbles)
-    result = train(model, train_pairs, config, val_pairs=val_pairs, progress=progress, cancel=cancel, preview=preview)
+    checkpoint = None if checkpoint_to is None else partial(save_checkpoint, model, path=checkpoint_to)
+    result = train(model, train_pairs, config, val_pairs=val_pairs, progress=progress, cancel=cancel, preview=preview,
+                   checkpoint=checkpoint)
     if val_pairs and result.best_scores is not None:
         scores, held_out = {k: v for k, v in result.best_scores.items() if k != "step"}, True
     else:

@@ -46,6 +46,7 @@ class TrainConfig:
     eval_every: int = 50
     eval_initial: bool = True  # score the starting weights, so training can never make things worse
     preview_every: int = 20
+    checkpoint_every: float = 30.0  # seconds between checkpoints (when the caller asks for them)
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -157,8 +158,13 @@ def train(
     progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     preview: Callable[[Model], None] | None = None,
+    checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``pairs``; keep the best weights (by ``val_pairs`` when given).
+
+    ``checkpoint(state)`` receives the best weights so far (the current ones
+    before any score) every ``config.checkpoint_every`` seconds, so a crash
+    or a killed process loses at most that much training.
 
     ``preview(model)`` is called every ``config.preview_every`` steps with the
     network in eval mode (from this thread), so a GUI can show the model as it
@@ -170,7 +176,7 @@ def train(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(choose_threads(config.num_threads))
     try:
-        return _train(model, pairs, config, val_pairs, progress, cancel, preview)
+        return _train(model, pairs, config, val_pairs, progress, cancel, preview, checkpoint)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -309,7 +315,8 @@ class Trainer:
 
 def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val_pairs: Sequence[TrainingPair],
            progress: Callable[[StepReport], None] | None, cancel: Callable[[], bool] | None,
-           preview: Callable[[Model], None] | None) -> TrainResult:
+           preview: Callable[[Model], None] | None,
+           checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None) -> TrainResult:
     trainer = Trainer(model, pairs, config, val_pairs)
     held_out = bool(trainer.val_prepared)
     history: list[dict[str, float]] = []
@@ -318,6 +325,7 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
         history.append({"step": 0, "seconds": time.monotonic() - start, **trainer.evaluate(0)})
     cancelled = False
     stopped_because = ""
+    last_checkpoint = time.monotonic()
     step = 0
     running = None
     while step < config.max_steps:
@@ -342,6 +350,9 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
         history.append(record)
         if preview is not None and config.preview_every and step % config.preview_every == 0:
             trainer.show(preview)
+        if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
+            checkpoint(trainer.best.state if trainer.best.state is not None else trainer.net.state_dict())
+            last_checkpoint = time.monotonic()
         if progress is not None:
             progress(_report(step, config, running, start, scores, trainer.best.score))
     if held_out and step and not ({"ap50", "mean_iou"} & history[-1].keys()):

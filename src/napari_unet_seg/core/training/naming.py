@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -38,6 +39,21 @@ def path_in_folder(folder: Path, name: str, base: str) -> Path:
     """
     taken = not name or name in available_models() or model_file_path(folder / name).exists()
     return model_file_path(folder / (fresh_model_name(name or base, folder) if taken else name))
+
+
+def checkpoint_path(final: Path) -> Path:
+    """Where the checkpoints of a model being trained into ``final`` go: beside it, a name of its own."""
+    final = model_file_path(final)
+    return final.with_name(f"{final.stem}-checkpoint{SUFFIX}")
+
+
+def save_checkpoint(model: Model, state: dict, *, path: str | Path) -> Path:
+    """Write ``model`` with the weights ``state`` to ``path``, replacing the previous checkpoint (atomically)."""
+    net = copy.deepcopy(model.net).to("cpu")
+    net.load_state_dict(state)
+    metadata = {**copy.deepcopy(model.metadata), "name": Path(path).stem,
+                "checkpoint": "written during training; the final model replaces it when training ends"}
+    return save_model(Model(net=net, metadata=metadata), path, overwrite=True)
 
 
 def save_trained(model: Model, path: str | Path) -> Path:
