@@ -1,0 +1,32 @@
+"""Closing napari while Train runs: no crash, the training stops, and the model is still saved."""
+
+from __future__ import annotations
+
+import napari
+import pytest
+
+from helpers import synthetic_nuclei
+from napari_unet_seg._widgets.train import SCRATCH
+from napari_unet_seg.core.model.registry import user_model_dir
+
+pytestmark = pytest.mark.gui
+
+
+def test_closing_the_viewer_mid_training_keeps_the_model(qtbot, tmp_path):
+    viewer = napari.Viewer(show=False)
+    image, labels = synthetic_nuclei((128, 128), n=12)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    widget.model_box.setCurrentText(SCRATCH)
+    widget.depth.setValue(2)
+    widget.width.setValue(4)
+    widget.max_steps.setValue(100_000)
+    widget.max_seconds.setValue(120)
+    widget.project_dir.setText(str(tmp_path / "project"))
+    widget.overrides = {"crop_size": 48, "batch_size": 2}
+    widget.start()
+    qtbot.waitUntil(lambda: widget.progress.value() > 0 or "step" in widget.status.text(), timeout=60_000)
+    viewer.close()  # mid-run: the widget goes with it
+    qtbot.waitUntil(lambda: any(user_model_dir().glob("model-finetuned*.safetensors")), timeout=60_000)
+    qtbot.waitUntil(lambda: not list(user_model_dir().glob("*-checkpoint.safetensors")), timeout=10_000)
