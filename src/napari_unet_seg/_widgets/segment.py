@@ -127,8 +127,9 @@ class SegmentWidget(QWidget):
             return  # a late report must not overwrite the final status
         if self._pbar.total != total:
             self._pbar.total = total
-        self._pbar.update(done - self._pbar.n)
-        self.status.setText(eta_text(done, total, time.monotonic() - self._started))
+        self._pbar.update(done - self._pbar.n)  # may process events: the run can end inside this call
+        if self._running is not None:
+            self.status.setText(eta_text(done, total, time.monotonic() - self._started))
 
     def _on_finished(self) -> None:
         if self._pbar is not None:

@@ -127,7 +127,7 @@ class SegmentSettings(QWidget):
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
-        check_channels(info.in_channels, channels, info.name)
+        check_channels(info.in_channels, min(channels, 3) if layer.rgb else channels, info.name)  # RGBA: alpha unused
         planes = None
         if lead and self.slices.currentIndex() == 1:
             planes = (current_plane(self.viewer, layer, len(lead), channel_axis),)

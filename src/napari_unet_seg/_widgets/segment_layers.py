@@ -64,7 +64,9 @@ def result_layers(viewer: Viewer, image_name: str, image_id: str | None = None) 
     make the next result a new layer.
     """
     def made_from(info: dict[str, Any]) -> bool:
-        return (image_id is not None and info.get("source_id") == image_id) or info.get("source") == image_name
+        if image_id is not None and info.get("source_id"):
+            return info["source_id"] == image_id  # both known: the id decides, whatever the names
+        return info.get("source") == image_name
 
     return [
         layer for layer in viewer.layers

@@ -150,11 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if scratch:
         borrowed = model.metadata.get("training", {}).get("encoder_from")
         kind += f", encoder from '{borrowed}'" if borrowed else ", random start"
+    checkpoint = checkpoint_path(output)
     print(f"training {base} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
-          f"every {config.checkpoint_every:.0f} s in {checkpoint_path(output).name}", flush=True)
+          f"every {config.checkpoint_every:.0f} s in {checkpoint.name}", flush=True)
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
-                          diameter=args.diameter, checkpoint_to=checkpoint_path(output))
+                          diameter=args.diameter, checkpoint_to=checkpoint)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
-    checkpoint_path(output).unlink(missing_ok=True)  # the final model replaces it
+    checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])

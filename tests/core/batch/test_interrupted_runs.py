@@ -53,9 +53,26 @@ def test_partial_files_of_a_killed_run_are_cleaned_up_and_a_live_runs_kept(tmp_p
     (out / ".big_labels.zarr.999999998.partial").mkdir()
     alive = out / f".b_labels.tif.{os.getpid()}.partial"
     alive.write_bytes(b"being written")
+    users_own = [out / ".notes.partial", out / "sub" / ".download.123.partial"]  # not ours, or not where we write
+    users_own[1].parent.mkdir()
+    for path in users_own:
+        path.write_bytes(b"keep me")
     run_batch([root / "a.tif"], out, options)
     assert not dead.exists() and not (out / ".big_labels.zarr.999999998.partial").exists()
-    assert alive.exists()
+    assert alive.exists() and all(path.exists() for path in users_own)
+
+
+def test_an_output_holding_another_files_labels_is_not_passed_off(tmp_path, options):
+    from napari_unet_seg.core.batch.jobs import find_jobs
+    from napari_unet_seg.core.batch.runner import run_jobs
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        tifffile.imwrite(tmp_path / name / "image.tif", np.zeros((32, 32), np.uint8))
+    out = tmp_path / "out"
+    run_jobs(find_jobs([tmp_path / "a" / "image.tif", tmp_path / "b" / "image.tif"], out), out, options)
+    [row] = run_jobs(find_jobs([tmp_path / "b" / "image.tif"], out), out, options)  # b alone now maps to a's name
+    assert row.status == "skipped" and "holds the labels of" in row.message
 
 
 def test_outputs_made_with_other_settings_are_not_passed_off_as_this_runs(tmp_path, folder, options):

@@ -53,3 +53,26 @@ def test_every_path_gives_segments_result_on_an_enlarged_image(tmp_path):
     save_model(model, tmp_path / "threshold.safetensors")
     result = segment_image(image, RunOptions(model=str(tmp_path / "threshold.safetensors"), diameter=8.0))
     np.testing.assert_array_equal(result.labels, reference)
+
+
+def test_rgba_images_feed_a_three_channel_model(tmp_path):
+    """The alpha channel is not a colour: an RGBA image segments with an RGB model, as before the one pipeline."""
+    from napari_unet_seg.core.model.modelfile import new_model
+
+    model = new_model("instances", in_channels=3, depth=2, base_channels=4)
+    rgba = np.random.default_rng(0).integers(0, 255, (48, 40, 4), dtype=np.uint8)
+    assert segment(rgba, model, device="cpu").shape == (48, 40)
+
+
+def test_unsupported_store_combinations_are_refused_in_one_line(tmp_path):
+    import pytest
+
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    image, _ = synthetic_nuclei((32, 32))
+    for options in (RunOptions(store=str(tmp_path / "p.zarr"), probabilities=True),
+                    RunOptions(store=str(tmp_path / "s.zarr"), output="semantic")):
+        with pytest.raises(ValueError, match="written to disk"):
+            segment_image(image, options, model=threshold_model())
+    assert not list(tmp_path.iterdir())

@@ -30,3 +30,23 @@ def test_other_architectures_and_scratch_start_from_random_weights():
     first = next(k for k in random.net.state_dict() if k.startswith("down.") and k.endswith("weight"))
     assert not torch.equal(random.net.state_dict()[first], nuclei.net.state_dict()[first])
     assert starting_model("none", encoder="none", depth=2, width=4).metadata.get("training", {}) == {}
+
+
+def test_the_borrowed_encoder_is_recorded_in_the_saved_model(tmp_path):
+    import numpy as np
+
+    from helpers import synthetic_nuclei
+    from napari_unet_seg.core.model.modelfile import read_metadata
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.finetune import finetune
+    from napari_unet_seg.core.training.loop import TrainConfig
+    from napari_unet_seg.core.training.naming import save_trained
+
+    nuclei = load_model("nuclei")
+    model = starting_model("none", task="semantic", classes=2, encoder="nuclei", depth=nuclei.net.depth,
+                           width=nuclei.net.base_channels)
+    image, labels = synthetic_nuclei((48, 48))
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, device="cpu", precision="fp32")
+    finetune(model, [TrainingPair(image, (labels > 0).astype(np.int64))], config=config)
+    path = save_trained(model, tmp_path / "classes")
+    assert read_metadata(path)["training"]["encoder_from"] == "nuclei"

@@ -54,6 +54,10 @@ def skipped_result(job: Job, previous: dict[str, FileResult], settings: str = ""
     output made otherwise as this run's.
     """
     old = previous.get(str(job.target))
+    if old is not None and old.file != str(job.source):
+        return FileResult(str(job.source), "skipped", 0, 0.0, 0.0,
+                          f"output exists but holds the labels of {old.file}; use overwrite to redo it",
+                          str(job.target))
     if old is not None and old.settings == settings:
         message = "output exists (use overwrite to redo it)"
     elif old is not None and old.settings:

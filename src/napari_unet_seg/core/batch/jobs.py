@@ -101,16 +101,17 @@ def find_jobs(
         else:
             jobs.append(Job(item, output_path(item, outdir)))
     seen: set[Path] = set()
+    tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
     for job in jobs:
         if outdir in job.source.resolve().parents and is_labels_file(job.source):
             continue  # our own output, found because OUTDIR is inside an input folder
-        target, n = job.target, 1
+        target = job.target
+        suffix = job.source.suffix.lstrip(".").lower() or "file"
         while target in seen:  # told apart by their suffix, then by a number: never two jobs, one output
-            suffix = job.source.suffix.lstrip(".").lower() or "file"
+            n = tried[job.target, suffix] = tried.get((job.target, suffix), 0) + 1
             tag = suffix if n == 1 else f"{suffix}{n}"
             target = job.target.with_name(job.target.name.replace("_labels", f"_{tag}_labels", 1))
-            n += 1
         seen.add(target)
         unique.append(replace(job, target=target))
     return unique

@@ -61,14 +61,15 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = R
 def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
-    """Yield each job's result as it finishes; ``summary.csv`` is rewritten (atomically) after every file.
+    """Yield each job's result as it finishes; its row is appended to ``summary.csv`` at once.
 
-    A killed run therefore leaves the summary of what finished; its temporary
+    A killed run therefore leaves the summary of what finished (the end of a
+    run rewrites the file whole, atomically); its temporary
     files are cleaned up by the next run. Rows of outputs this run does not
     touch are kept, so rerunning part of a folder keeps the rest.
     """
     outdir = check_writable_folder(outdir)
-    clean_partials(outdir)
+    clean_partials([outdir, *(job.target.parent for job in jobs)])
     earlier = read_summary(outdir)
     previous = {r.output: r for r in earlier}
     key = settings_key(options)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -36,15 +38,24 @@ def merged_rows(previous: list[FileResult], current: list[FileResult]) -> list[F
     return [r for r in previous if (r.output or r.file) not in mine and r.file not in mine] + current
 
 
-def clean_partials(outdir: str | os.PathLike) -> list[Path]:
-    """Remove temporary files and folders a killed run left (``.<name>.<pid>.partial`` of a process now gone)."""
+PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")  # our temporary names: .<name>.<pid>.partial
+
+
+def clean_partials(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Remove what a killed run left in ``folders`` (``.<name>.<pid>.partial`` of a process now gone).
+
+    Only the folders the batch writes to are looked at (not inside zarr
+    stores), and only names of exactly that form: nothing else is touched.
+    """
     removed = []
-    for path in Path(outdir).rglob(".*.partial"):
-        pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and _alive(int(pid)):
-            continue  # another run, still writing
-        remove(path)
-        removed.append(path)
+    for folder in {Path(f) for f in folders}:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = PARTIAL.match(path.name)
+            if match and not _alive(int(match.group(1))):
+                remove(path)
+                removed.append(path)
     return removed
 
 

@@ -84,7 +84,11 @@ def segment_image(
         rgb = is_rgb(image)
     lead, channels, _, _ = plane_layout(tuple(image.shape), rgb, channel_axis)
     image = channels_first(image, channel_axis)
-    check_channels(model.in_channels, channels, model.name)
+    check_channels(model.in_channels, min(channels, 3) if rgb else channels, model.name)  # RGBA: alpha unused
+    if options.store is not None and (options.probabilities or (options.output == "semantic"
+                                                                 and model.task == "instances")):
+        raise ValueError("labels written to disk hold the model's own output: no probability map, and no foreground "
+                         "mask of an instance model (keep them in memory for those)")
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
@@ -125,9 +129,8 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                                    progress=part_progress(progress, k, len(planes)), cancel=cancel)
         notes.update(dict.fromkeys(prediction.notes))
         plane_labels = output_labels(prediction, model, options.output)
-        if instances:
-            counts = np.bincount(plane_labels.ravel().astype(np.int64))[1:]
-            objects, area = objects + int((counts > 0).sum()), area + float(counts.sum())
+        if instances:  # ids run 1..N in each plane: no copy of the plane needed to count them
+            objects, area = objects + int(plane_labels.max(initial=0)), area + float(np.count_nonzero(plane_labels))
         if not lead:
             labels = plane_labels
         else:

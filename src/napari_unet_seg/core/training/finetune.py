@@ -13,9 +13,9 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
+from ..common.errors import first_line
 from ..inference.options import RunOptions
 from ..inference.prediction import pipeline_diameter, prepare
 from ..model.lock import exclusive
@@ -115,6 +115,21 @@ def at_pipeline_scale(model: Model, pairs: Sequence[TrainingPair], diameter: flo
     return out
 
 
+class CheckpointWriter:
+    """Saves checkpoints best-effort: a full disk must not throw the training itself away."""
+
+    def __init__(self, model: Model, path: Path) -> None:
+        self.model, self.path, self.failure = model, path, ""
+
+    def __call__(self, state: dict) -> None:
+        if self.failure:
+            return
+        try:
+            save_checkpoint(self.model, state, path=self.path)
+        except OSError as exc:
+            self.failure = f"checkpoints could not be written to {self.path} ({first_line(exc)}); training went on"
+
+
 @dataclass
 class FinetuneResult:
     """A trained model (best weights, lineage recorded) plus what the user should know about it.
@@ -181,7 +196,7 @@ def finetune(
     config = replace(config, scribbles=scribbles)
     pairs = at_pipeline_scale(model, pairs, diameter, cancel)
     train_pairs, val_pairs = split_validation(pairs, scribbles=scribbles)
-    checkpoint = None if checkpoint_to is None else partial(save_checkpoint, model, path=checkpoint_to)
+    checkpoint = None if checkpoint_to is None else CheckpointWriter(model, Path(checkpoint_to))
     result = train(model, train_pairs, config, val_pairs=val_pairs, progress=progress, cancel=cancel, preview=preview,
                    checkpoint=checkpoint)
     if val_pairs and result.best_scores is not None:
@@ -199,6 +214,8 @@ def finetune(
     warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
+    if checkpoint is not None and checkpoint.failure:
+        warnings.append(checkpoint.failure)
     parent = next((h for h in result.history if h.get("step") == 0 and "loss" not in h), None)
     parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,

@@ -46,4 +46,6 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
                    "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
     }
     model.metadata["lineage"] = list(model.metadata.get("lineage", [])) + [run]
-    model.metadata["training"] = {**run, "history": [h for h in result.history if len(h) > 3]}
+    earlier = model.metadata.get("training", {})
+    kept = {k: earlier[k] for k in ("encoder_from",) if isinstance(earlier, dict) and k in earlier}
+    model.metadata["training"] = {**kept, **run, "history": [h for h in result.history if len(h) > 3]}

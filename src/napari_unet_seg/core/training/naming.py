@@ -42,9 +42,15 @@ def path_in_folder(folder: Path, name: str, base: str) -> Path:
 
 
 def checkpoint_path(final: Path) -> Path:
-    """Where the checkpoints of a model being trained into ``final`` go: beside it, a name of its own."""
+    """Where the checkpoints of a model being trained into ``final`` go: beside it, a name no file has yet.
+
+    An earlier run's checkpoint (left by a crash) is never overwritten: it may be all that is left of it.
+    """
     final = model_file_path(final)
-    return final.with_name(f"{final.stem}-checkpoint{SUFFIX}")
+    path, n = final.with_name(f"{final.stem}-checkpoint{SUFFIX}"), 2
+    while path.exists():
+        path, n = final.with_name(f"{final.stem}-checkpoint-{n}{SUFFIX}"), n + 1
+    return path
 
 
 def save_checkpoint(model: Model, state: dict, *, path: str | Path) -> Path:
