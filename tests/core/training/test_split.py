@@ -21,5 +21,22 @@ def test_validation_split_keeps_every_image_training():
 def test_held_out_area_is_capped_so_scoring_stays_cheap():
     image, labels = synthetic_nuclei((256, 256), n=8)
     pairs = [TrainingPair(image, labels, name=str(i)) for i in range(10)]
-    train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=int(3.5 * 256 * 256 * 0.2))
-    assert len(train_pairs) == 10 and len(val_pairs) == 3
+    budget = int(3.5 * 256 * 256 * 0.2)
+    train_pairs, val_pairs = split_validation(pairs, scribbles=False, max_held_out=budget)
+    assert len(train_pairs) == 10 and len(val_pairs) == 3  # 64-px strips (the minimum) until the budget is spent
+    held = sum(int(p.valid.sum()) for p in val_pairs)
+    assert held <= budget + 64 * 256  # the last strip may pass the budget by its minimum width
+
+
+def test_a_big_image_still_holds_out_a_strip_within_the_budget():
+    """Without one, nothing could tell that training made the user's big image worse."""
+    import numpy as np
+
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.split import split_validation
+
+    labels = np.ones((1800, 3800), np.int64)
+    train, val = split_validation([TrainingPair(np.zeros(labels.shape), labels, name="big")], scribbles=False)
+    assert len(val) == 1 and len(train) == 1
+    held = int(val[0].valid.sum())
+    assert 64 * 1800 <= held <= 600 * 600 and not (val[0].valid & train[0].valid).any()

@@ -14,39 +14,34 @@ def split_validation(
     pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 256 * 256,
     max_held_out: int = 600 * 600,
 ) -> tuple[list[TrainingPair], list[TrainingPair]]:
-    """Hold out the far end (``fraction``) of each large enough annotated region.
+    """Hold out the far end (``fraction``, less on big images) of each large enough annotated region.
 
     Every image keeps teaching (the user's latest correction is never left
     out); small annotations are used whole for training, and at most
     ``max_held_out`` pixels are held out in all (scoring them costs time at
-    every evaluation). Returns (train, val);
-    ``val`` is empty when there is not enough annotation.
+    every evaluation): a big image gives a narrower strip, never none (a
+    2-Mpx image once had nothing held out, so nothing could say that training
+    made it worse). Returns (train, val); ``val`` is empty when there is not
+    enough annotation.
     """
     train_pairs: list[TrainingPair] = []
     val_pairs: list[TrainingPair] = []
     regions = [np.ones(np.shape(p.labels), bool) if p.valid is None else np.asarray(p.valid) > 0 for p in pairs]
     # scoring costs time at every evaluation: hold out from the largest annotations, up to a budget
-    budget = max_held_out
-    chosen = set()
+    budget = float(max_held_out)
+    strips: dict[int, np.ndarray] = {}  # pair index -> the held-out far end of its region
     for i in sorted(range(len(pairs)), key=lambda i: -int(regions[i].sum())):
         area = int(regions[i].sum())
-        if area >= min_area and area * fraction <= budget:
-            chosen.add(i)
-            budget -= area * fraction
+        share = min(fraction, budget / max(area, 1))
+        if area >= min_area and area * share >= 64 * 64:
+            strips[i] = far_end(regions[i], share)
+            budget -= int((regions[i] & strips[i]).sum())
     for i, (pair, region) in enumerate(zip(pairs, regions)):
         labels = np.asarray(pair.labels)
-        if i not in chosen:
+        if i not in strips:
             train_pairs.append(pair)
             continue
-        ys, xs = np.nonzero(region)
-        axis = 0 if (ys.max() - ys.min()) > (xs.max() - xs.min()) else 1
-        lo, hi = (ys.min(), ys.max() + 1) if axis == 0 else (xs.min(), xs.max() + 1)
-        cut = int(hi - max(round((hi - lo) * fraction), 64))
-        strip = np.zeros(labels.shape, bool)
-        if axis == 0:
-            strip[cut:] = True
-        else:
-            strip[:, cut:] = True
+        strip = strips[i]
         held = region & strip
         if scribbles:
             values, counts = np.unique(labels[held & (labels > 0)], return_counts=True)
@@ -56,3 +51,17 @@ def split_validation(
         train_pairs.append(replace(pair, valid=region & ~strip))
         val_pairs.append(replace(pair, valid=held, name=f"{pair.name} (held out)"))
     return train_pairs, val_pairs
+
+
+def far_end(region: np.ndarray, share: float) -> np.ndarray:
+    """The last ``share`` (at least 64 px) of the region's bounding box along its longer side."""
+    ys, xs = np.nonzero(region)
+    axis = 0 if (ys.max() - ys.min()) > (xs.max() - xs.min()) else 1
+    lo, hi = (ys.min(), ys.max() + 1) if axis == 0 else (xs.min(), xs.max() + 1)
+    cut = int(hi - max(round((hi - lo) * share), 64))
+    strip = np.zeros(region.shape, bool)
+    if axis == 0:
+        strip[cut:] = True
+    else:
+        strip[:, cut:] = True
+    return strip
