@@ -195,3 +195,25 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     meta = read_metadata(widget.outcome.path)
     assert meta["task"] == "semantic" and meta["lineage"][-1]["mode"] == "scribbles"
     assert "mean IoU" in widget.result.text()
+
+
+def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tmp_path, messages):
+    from napari_unet_seg.core.model.modelfile import new_model, save_model
+    from napari_unet_seg.core.model.registry import user_model_dir
+
+    parent = new_model("instances", depth=2, base_channels=4)
+    parent.metadata["object_diameter"] = 20.0
+    save_model(parent, user_model_dir() / "small-nuclei")
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128), radius=(17, 21), n=4)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    widget = _widget(viewer, tmp_path, steps=2)
+    widget.refresh_models()
+    widget.model_box.setCurrentText("small-nuclei")
+    widget.diameter.setValue(40.0)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    run = read_metadata(widget.outcome.path)["lineage"][-1]
+    assert run["data"][0]["object_diameter"] == 40.0 and run["data"][0]["scale"] == 0.5

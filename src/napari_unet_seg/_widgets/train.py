@@ -25,7 +25,10 @@ from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
-from ._common import Collapsible, Relay, compact, form_group, format_seconds, scrolling, start_worker
+from ._common import (
+    Collapsible, Relay, auto_double_spinbox, compact, form_group, format_seconds, scrolling, start_worker,
+    value_or_none,
+)
 from ._layers import current_plane
 from .train_job import JobOutcome, TrainJob, run_training
 from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box
@@ -113,7 +116,11 @@ class TrainWidget(QWidget):
         self.project_dir = QLineEdit(str(default_project_dir()))
         self.project_info = QLabel()
         self.project_info.setWordWrap(True)
-        for label, widget in (("time budget", self.max_seconds), ("max steps", self.max_steps),
+        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
+            "Typical object diameter in these images, as in Segment (auto: measured). Training shows the network "
+            "the images at the size Segment will."))
+        for label, widget in (("object diameter", self.diameter), ("time budget", self.max_seconds),
+                              ("max steps", self.max_steps),
                               ("new: task", self.task_box), ("new: classes", self.classes),
                               ("new: depth", self.depth), ("new: width", self.width),
                               ("project folder", self.project_dir)):
@@ -303,6 +310,7 @@ class TrainWidget(QWidget):
             project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
             preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=lambda: self._box,
             overrides=dict(self.overrides), encoder="nuclei" if self.borrow_encoder.isChecked() else None,
+            diameter=value_or_none(self.diameter),
         )
 
     def _on_step(self, report: Any) -> None:

@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.inference.object_size import rescale_factor
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair
-from ..core.training.finetune import FinetuneResult, default_config, finetune, is_scratch, starting_model
+from ..core.training.finetune import (
+    FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
+)
 from ..core.training.loop import StepReport
 from ..core.training.naming import checkpoint_path, path_in_folder, save_trained
 from ..core.training.project import Project
@@ -37,6 +40,7 @@ class TrainJob:
     width: int = 16
     scribbles: bool = False
     encoder: str | None = "nuclei"  # a new model starts from this model's encoder (None: random)
+    diameter: float | None = None  # objects' size in the images (None: measured, as Segment does)
     max_steps: int | None = None
     max_seconds: float | None = 120.0
     name: str = ""
@@ -87,7 +91,9 @@ def run_training(
     config = replace(config, **job.overrides)
     predict_preview = None
     if job.preview_image is not None and job.preview_box is not None:
-        predictor = RegionPredictor(job.preview_image, model, rgb=job.preview_rgb)
+        shown = at_pipeline_scale(model, job.pairs[:1], job.diameter)[0]  # at the scale Segment will use
+        scale = 1.0 if shown.diameter is None else rescale_factor(model, shown.diameter)
+        predictor = RegionPredictor(job.preview_image, model, rgb=job.preview_rgb, scale=scale)
         box_of = job.preview_box
 
         def predict_preview(current: Any) -> None:
@@ -98,7 +104,8 @@ def run_training(
     base = "model" if scratch else model.name
     checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
-                      progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint)
+                      progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
+                      diameter=job.diameter)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, base))
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:
