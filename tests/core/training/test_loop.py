@@ -98,3 +98,23 @@ def test_trained_weights_replace_the_starting_ones_only_when_strictly_better():
     assert best.scores["step"] == 80
     best.offer(net, {"ap50": 0.85, "dice": 0.92}, step=120)  # among trained weights, ties go to the later
     assert best.scores["step"] == 120
+
+
+def test_threads_count_other_processes_not_this_ones_past_work(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    from napari_unet_seg.core.training import loop
+
+    fake = tmp_path / "loadavg"
+    fake.write_text("1.90 1.50 1.00 1/300 12345\n")  # busy a minute ago (us, segmenting); now only us
+    assert loop.others_running(samples=2, pause=0, source=str(fake)) == 0
+    fake.write_text("0.10 0.10 0.10 3/300 12345\n")  # two threads of other programs ready to run
+    assert loop.others_running(samples=2, pause=0, source=str(fake)) == 2
+    assert loop.others_running(source=str(tmp_path / "missing")) is None
+    monkeypatch.setattr(loop, "others_running", lambda: 0)
+    assert loop.choose_threads() == min(torch.get_num_threads(), os.cpu_count() or 1)
+    monkeypatch.setattr(loop, "others_running", lambda: 99)
+    assert loop.choose_threads() == 1
+    assert loop.choose_threads(3) == 3

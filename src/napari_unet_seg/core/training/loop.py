@@ -186,15 +186,36 @@ def choose_threads(requested: int | None = None) -> int:
 
     Oversubscribed OpenMP threads are disastrous: on a 2-core CPU with another
     job running, 2 threads trained ~10x slower than 1 (measured).
+
+    The load average is not the measure: it includes this process's own
+    recent work (segmenting just before training counted as "another job"
+    and halved the threads on an idle machine). Other processes' runnable
+    threads are counted instead, from ``/proc/loadavg``, sampled a few times.
     """
     if requested:
         return requested
     cores = os.cpu_count() or 1
-    try:
-        busy = int(round(os.getloadavg()[0]))
-    except (AttributeError, OSError):
-        return torch.get_num_threads()
+    busy = others_running()
+    if busy is None:
+        try:
+            busy = int(round(os.getloadavg()[0]))
+        except (AttributeError, OSError):
+            return torch.get_num_threads()
     return max(1, min(torch.get_num_threads(), cores - busy))
+
+
+def others_running(samples: int = 5, pause: float = 0.01, source: str = "/proc/loadavg") -> int | None:
+    """Threads of other processes ready to run now (the most seen in a few samples); None where unknown."""
+    seen = []
+    for _ in range(samples):
+        try:
+            with open(source) as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        seen.append(max(0, running - 1))  # this thread, reading the file, is one of them
+        time.sleep(pause)
+    return max(seen)
 
 
 class BestWeights:
