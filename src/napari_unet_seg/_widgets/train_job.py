@@ -19,7 +19,7 @@ import numpy as np
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
-from ..core.training.data import TrainingPair
+from ..core.training.data import TrainingPair, input_channels
 from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
 )
@@ -78,7 +78,7 @@ def run_training(
     status("preparing the model...")
     scratch = is_scratch(job.init)
     model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
-                           in_channels=_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
+                           in_channels=input_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
     if job.project_dir is not None:
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
@@ -113,8 +113,3 @@ def run_training(
             "steps": result.train.steps, "parent": "scratch" if scratch else job.init, "improved": result.improved,
             "held_out": result.held_out, **result.scores})
     return JobOutcome(result, path, len(pairs))
-
-
-def _channels(pair: TrainingPair) -> int:
-    image = np.asarray(pair.image)
-    return 1 if pair.rgb or image.ndim == 2 else int(image.shape[0])

@@ -12,7 +12,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
 from ..core.model.registry import user_model_dir
-from ..core.training.data import TrainingPair
+from ..core.training.data import TrainingPair, input_channels
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
 from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if scratch and semantic and classes is None:
         top = max(int(np.asarray(p.labels).max()) for p in pairs)
         classes = max(top if args.scribbles else top + 1, 2)
-    channels = 1 if pairs[0].rgb else (1 if np.asarray(pairs[0].image).ndim == 2 else pairs[0].image.shape[0])
+    channels = input_channels(pairs[0])
     model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)
     if not scratch and classes is not None and classes != len(model.class_names):

@@ -40,3 +40,19 @@ def test_a_big_image_still_holds_out_a_strip_within_the_budget():
     assert len(val) == 1 and len(train) == 1
     held = int(val[0].valid.sum())
     assert 64 * 1800 <= held <= 600 * 600 and not (val[0].valid & train[0].valid).any()
+
+
+def test_a_third_of_a_small_image_still_has_a_judge_and_a_tiny_region_does_not():
+    import numpy as np
+
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.split import split_validation
+
+    labels = np.ones((256, 320), np.int64)
+    third = np.zeros(labels.shape, bool)
+    third[:, :107] = True
+    train, val = split_validation([TrainingPair(np.zeros(labels.shape), labels, third)], scribbles=False)
+    assert len(val) == 1 and 0 < val[0].valid.sum() <= 0.4 * third.sum()
+    tiny = np.zeros(labels.shape, bool)
+    tiny[:100, :100] = True
+    assert split_validation([TrainingPair(np.zeros(labels.shape), labels, tiny)], scribbles=False)[1] == []

@@ -33,6 +33,12 @@ class TrainingPair:
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
 
 
+def input_channels(pair: TrainingPair) -> int:
+    """How many channels a new model for this pair takes: 1 for gray and colour (read as gray), else C of (C, H, W)."""
+    image = np.asarray(pair.image)
+    return 1 if pair.rgb or image.ndim == 2 else int(image.shape[0])
+
+
 def compact_ids(labels: np.ndarray) -> np.ndarray:
     """Instance ids renumbered 1..N in their order (0 stays background), as int64.
 

@@ -11,7 +11,7 @@ from .data import TrainingPair
 
 
 def split_validation(
-    pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 256 * 256,
+    pairs: Sequence[TrainingPair], *, scribbles: bool, fraction: float = 0.2, min_area: int = 128 * 128,
     max_held_out: int = 600 * 600,
 ) -> tuple[list[TrainingPair], list[TrainingPair]]:
     """Hold out the far end (``fraction``, less on big images) of each large enough annotated region.
@@ -21,8 +21,10 @@ def split_validation(
     ``max_held_out`` pixels are held out in all (scoring them costs time at
     every evaluation): a big image gives a narrower strip, never none (a
     2-Mpx image once had nothing held out, so nothing could say that training
-    made it worse). Returns (train, val); ``val`` is empty when there is not
-    enough annotation.
+    made it worse), and a region-limited correction of a third of a small
+    image still holds out a 64-px strip (with none, a fine-tune that made the
+    domain worse -- AP50 0.444 -> 0.379 on dsb2018 stained -- was kept).
+    Returns (train, val); ``val`` is empty when there is not enough annotation.
     """
     train_pairs: list[TrainingPair] = []
     val_pairs: list[TrainingPair] = []
@@ -34,8 +36,12 @@ def split_validation(
         area = int(regions[i].sum())
         share = min(fraction, budget / max(area, 1))
         if area >= min_area and area * share >= 64 * 64:
-            strips[i] = far_end(regions[i], share)
-            budget -= int((regions[i] & strips[i]).sum())
+            strip = far_end(regions[i], share)
+            held = int((regions[i] & strip).sum())
+            if held > 0.4 * area:  # a small region would lose most of its teaching to the judge
+                continue
+            strips[i] = strip
+            budget -= held
     for i, (pair, region) in enumerate(zip(pairs, regions)):
         labels = np.asarray(pair.labels)
         if i not in strips:
