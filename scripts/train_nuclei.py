@@ -41,6 +41,38 @@ def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:
     return out
 
 
+# s-bsst265: a fixed validation split of whole images, every preparation represented (never trained on, never
+# used to choose anything; reported separately), and three train images held out to choose checkpoints
+BSST_VAL = ("Ganglioneuroblastoma_3", "Neuroblastoma_6", "Neuroblastoma_2", "Neuroblastoma_5", "Neuroblastoma_9",
+            "normal_2", "normal_13", "normal_20", "normal_9", "normal_16")
+BSST_HOLDOUT = ("Neuroblastoma_7", "normal_5", "normal_3")
+
+
+def median_label_diameter(labels: np.ndarray) -> float:
+    return float(np.median([r.equivalent_diameter_area for r in regionprops(np.asarray(labels))]))
+
+
+def load_bsst(data: Path, split: str, weight: float) -> list[TrainingPair]:
+    """s-bsst265 images of one split ("train", "holdout" or "val"), each at the network's scale (its nuclei's size).
+
+    Its 63x nuclei are 90-240 px across; the pipeline shrinks such images to
+    the model's object size, so training sees them as Segment will.
+    """
+    with open(data / "index.csv") as f:
+        rows = list(csv.DictReader(f))
+    chosen = {"val": lambda n: n in BSST_VAL, "holdout": lambda n: n in BSST_HOLDOUT,
+              "train": lambda n: n not in BSST_VAL and n not in BSST_HOLDOUT}[split]
+    out = []
+    for row in rows:
+        if not chosen(row["name"]):
+            continue
+        image = tifffile.imread(data / "images" / f"{row['name']}.tif")
+        labels = tifffile.imread(data / "labels" / f"{row['name']}.tif")
+        out.append(TrainingPair(image, labels, name=row["name"], weight=weight,
+                                diameter=median_label_diameter(labels)))
+    return out
+
+
 def holdout_split(
     pairs: list[tuple[dict, TrainingPair]], holdout: int, seed: int
 ) -> tuple[list[TrainingPair], list[TrainingPair]]:
@@ -94,6 +126,12 @@ def main() -> None:
     parser.add_argument("--denoise", type=float, nargs=2, default=[0.035, 0.55], metavar=("ABOVE", "SIGMA"),
                         help="smooth images whose pixel noise is above ABOVE (a fraction of the intensity window) "
                              "with a gaussian of SIGMA px, in training and in every use of the model; ABOVE 0 = off")
+    parser.add_argument("--extra-data", type=Path, default=None,
+                        help="also train on s-bsst265 (its fixed train part; BSST_VAL is never used)")
+    parser.add_argument("--extra-weight", type=float, default=2.0,
+                        help="sampling weight of each s-bsst265 image (a dsb2018 fluorescence image weighs 1)")
+    parser.add_argument("--robust", action="store_true",
+                        help="augment with empty/saturated bands and patches, nucleoli, anisotropy and defocus")
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -106,6 +144,9 @@ def main() -> None:
         parser.error("--denoise takes a noise level between 0 and 1 and a sigma up to 5 px, e.g. 0.035 0.55")
     pairs = load_split(args.data, "train")
     train_pairs, val_pairs = holdout_split(pairs, args.holdout, args.holdout_seed)
+    if args.extra_data is not None:
+        train_pairs += load_bsst(args.extra_data, "train", args.extra_weight)
+        val_pairs += load_bsst(args.extra_data, "holdout", args.extra_weight)
     print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
 
     torch.manual_seed(args.seed)
@@ -129,7 +170,9 @@ def main() -> None:
     model.metadata["normalization"].pop("denoise", None)
     if denoise:
         model.metadata["normalization"]["denoise"] = denoise
-    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise)
+    robust = dict(empty_regions=0.25, nucleoli=0.3, anisotropy=1.25, defocus=0.1) if args.robust else {}
+    augment = AugmentConfig(scale_range=(0.45, 2.4), dim_range=(0.1, 0.6), max_noise=0.05, shot_noise=shot_noise,
+                            **robust)
     config = TrainConfig(
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
@@ -140,7 +183,9 @@ def main() -> None:
     recipe = {
         "script": "scripts/train_nuclei.py",
         "arguments": {k: str(v) for k, v in vars(args).items()},
-        "data": "dsb2018 train split (2018 Data Science Bowl stage 1, corrected masks, CC0)",
+        "data": "dsb2018 train split (2018 Data Science Bowl stage 1, corrected masks, CC0)"
+                + (f"; s-bsst265 (Kromp et al. 2020, CC0) except {', '.join(BSST_VAL)} (validation)"
+                   if args.extra_data else ""),
         "torch": torch.__version__,
         "wall_clock_start": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(start)),
     }
@@ -150,8 +195,10 @@ def main() -> None:
     model.metadata.update(
         name="nuclei",
         description="Built-in 2D nuclei instance model (fluorescence first), trained on dsb2018 train.",
-        object_diameter=typical_diameter(train_pairs),
-        postprocess={"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8},
+        object_diameter=(model.metadata["object_diameter"] if args.init is not None
+                         else typical_diameter(train_pairs)),
+        postprocess=(model.postprocess if args.init is not None  # keep the tuned settings: scores stay comparable
+                     else {"foreground_threshold": 0.5, "seed_prominence": 0.2, "smoothing": 1.0, "min_size": 8}),
         training={**recipe, "checkpoint": True},
         lineage=lineage,
     )

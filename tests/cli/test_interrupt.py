@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 
@@ -16,7 +17,7 @@ from napari_unet_seg.core.inference import prediction
 from napari_unet_seg.core.model.modelfile import save_model
 
 
-def test_ctrl_c_stops_the_running_file_at_its_next_window_batch(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_stops_the_running_file_at_its_next_window_batch(tmp_path, monkeypatch, capsys, request):
     model = save_model(threshold_model(), tmp_path / "m.safetensors")
     for name in ("a", "b"):
         tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((64, 64), np.uint8))
@@ -28,6 +29,10 @@ def test_ctrl_c_stops_the_running_file_at_its_next_window_batch(tmp_path, monkey
         return np.zeros((2,) + tuple(image.shape[-2:]), np.float32)
 
     monkeypatch.setattr(prediction, "predict_tiled", slow_network)
+    # a shell starting the tests in the background ignores SIGINT, and Python then keeps it ignored: put back
+    # the handler a terminal's Ctrl-C reaches
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     threading.Timer(1.0, _thread.interrupt_main).start()  # what Ctrl-C does
     start = time.perf_counter()
     code = main(["predict", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"),

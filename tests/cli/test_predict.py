@@ -68,3 +68,12 @@ def test_help_mentions_batch_options(capsys):
     text = capsys.readouterr().out
     for option in ("--pattern", "--recursive", "--overwrite", "--scheduler", "zarr"):
         assert option in text
+
+
+def test_a_costly_window_is_said_on_stderr(tmp_path, setup, capsys):
+    _, model = setup
+    tifffile.imwrite(tmp_path / "big.tif", synthetic_nuclei((300, 260), n=20, seed=3)[0])  # 64 px keeps 8 of each
+    code = main(["predict", str(tmp_path / "big.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu", "--tile-size", "64"])
+    err = capsys.readouterr().err
+    assert code == 0 and "big.tif: a 64-px window would have cost" in err and "note:" in err

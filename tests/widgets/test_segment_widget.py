@@ -367,3 +367,13 @@ def test_device_and_memory_settings_start_folded_away(make_widget):
     assert widget.settings.device.isVisible() and widget.settings.tile_size.isVisible()
     advanced.toggle.click()
     assert not widget.settings.storage.isVisible()
+
+
+def test_a_costly_window_is_raised_and_said(make_widget, qtbot, messages):
+    """A 64-px window keeps 8 px of each for this net: larger windows run instead, and a notification says so."""
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(2).random((300, 260)).astype(np.float32), name="cells")
+    widget.settings.tile_size.setValue(64)
+    segment_and_wait(qtbot, widget)
+    assert result_layers(viewer) and not messages["error"]
+    assert any(text.startswith("A 64-px window would have cost") for text in messages["info"])

@@ -164,6 +164,7 @@ class SegmentWidget(QWidget):
             self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
             channel_axis=job.channel_axis, provenance=provenance,
         )
+        labels_layer.metadata["provenance"] = outcome.provenance  # model, settings, the command that remakes it
         if outcome.probabilities is not None:
             publish_probabilities(self.viewer, layer, outcome.probabilities, outcome.class_names,
                                   channel_axis=job.channel_axis, labels_ndim=outcome.labels.ndim)

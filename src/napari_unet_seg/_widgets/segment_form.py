@@ -37,11 +37,12 @@ class SegmentJob:
     rgb: bool = False
     channel_axis: int | None = None
     planes: Planes | None = None  # None: every plane
+    image_path: str | None = None  # the layer's file, if it was opened from one (for the provenance)
 
     def run(self, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> SegmentResult:
         """The core pipeline on this job (called in a worker thread; touches no layer)."""
         return segment_image(self.image, self.options, rgb=self.rgb, channel_axis=self.channel_axis,
-                             planes=self.planes, progress=progress, cancel=cancel)
+                             planes=self.planes, image_path=self.image_path, progress=progress, cancel=cancel)
 
 
 class SegmentSettings(QWidget):
@@ -81,7 +82,8 @@ class SegmentSettings(QWidget):
         self.precision.addItems(list(PRECISIONS))
         self.precision.setToolTip("auto: reduced precision only where the hardware runs it natively.")
         self.tile_size = auto_spinbox(8192, step=64, tooltip=(
-            "Side of the window the network sees (px). Results do not depend on it; auto fits the device memory."))
+            "Side of the window the network sees (px). Results do not depend on it; auto fits the free memory. "
+            "A window so small that it would cost over twice one pass over the image is raised (you are told)."))
         self.batch_size = auto_spinbox(64, tooltip="Windows processed together; auto: 4 on a GPU, 1 on the CPU.")
         self.storage = QComboBox()
         self.storage.addItems(["auto", "in memory", "zarr on disk"])
@@ -147,7 +149,8 @@ class SegmentSettings(QWidget):
             output=output, probabilities=self.probabilities.isChecked() and not to_disk,
             store=str(self._zarr_path(layer.name)) if to_disk else None,
         )
-        return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes)
+        return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
+                          image_path=getattr(layer.source, "path", None))
 
     def _zarr_path(self, name: str) -> Path:
         folder = Path(self.folder.text()) if self.folder.text().strip() else Path(

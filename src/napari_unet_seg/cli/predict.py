@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.batch.errors import SchedulerError
@@ -11,7 +12,7 @@ from ..core.batch.files import FileResult
 from ..core.batch.jobs import find_jobs
 from ..core.batch.runner import run_jobs
 from ..core.inference.object_size import rescale_factor
-from ..core.inference.options import RunOptions
+from ..core.inference.options import OUTPUTS, RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.model.registry import load_model
 from .errors import UserError, require_positive
@@ -25,9 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Segment image files and folders. Writes OUTDIR/<stem>_labels.tif (same height and width as the "
             "input; multi-page TIFF stacks are segmented slice by slice and keep their slices), or "
             "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (written block by block, never whole in "
-            "memory), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message). "
-            "Pixel sizes are carried over. A file that fails is reported and skipped; the exit code is 1 if any "
-            "file failed. A rerun skips files whose output exists, so an interrupted batch resumes."
+            "memory), OUTDIR/<stem>_objects.csv (one row per object: position, size, shape, intensity; see "
+            "`unet-seg measure`), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message). "
+            "Pixel sizes are carried over. Every output records where it came from (model and its SHA-256, settings, "
+            "versions, the command that remakes it; see `unet-seg provenance`). A file that fails is reported and "
+            "skipped; the exit code is 1 if any file failed. A rerun skips files whose output exists, so an interrupted batch resumes."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -40,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="also look in subfolders; their structure is mirrored in OUTDIR")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo files whose output already exists (default: skip them, so reruns resume)")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="do not write <stem>_objects.csv (per-object measurements) beside each output")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (inputs and "
                              "OUTDIR must be on a filesystem the workers share)")
@@ -50,12 +55,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="arithmetic precision; auto uses bf16/fp16 only where the hardware is fast at it")
     parser.add_argument("--tile-size", type=int, default=None, metavar="N",
-                        help="side of the window the network sees, in pixels (default: chosen for the device)")
+                        help="side of the window the network sees, in pixels (default: chosen for the image and "
+                             "the free memory); one that would cost over twice a whole-image pass is raised, "
+                             "with a note")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="windows per network call (default: 1 on CPU, 4 on GPU)")
     parser.add_argument("--diameter", type=float, default=None, metavar="PX",
                         help="typical object diameter in pixels; the image is rescaled to what the model knows "
                              "(default: measured on each image; nuclei ~8-120 px across need no setting)")
+    parser.add_argument("--output-kind", default="instances", choices=OUTPUTS,
+                        help="instances: one id per object; semantic: one id per class (an instance model's "
+                             "foreground mask as 1) (default: instances)")
     parser.set_defaults(run=run)
 
 
@@ -76,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.inputs if not Path(p).exists()]
     options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
-                             diameter=args.diameter)
+                             diameter=args.diameter, output=args.output_kind)
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)
+    if args.no_measure:
+        jobs = [replace(job, measure=False) for job in jobs]
     if not jobs:
         raise UserError("no input files found" + (f" matching {args.pattern!r}" if args.pattern else ""))
     if missing and len(missing) == len(args.inputs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="typical object diameter in the training images, in pixels: they are resized to the "
                              "model's object size exactly as `unet-seg predict` resizes images (default: measured, "
                              "as predict does)")
+    parser.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
+                        help="save the best weights so far every S seconds while training, so that a crash loses "
+                             "at most that much (default 30)")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
                         help="the .safetensors model file to write (never overwritten)")
     parser.set_defaults(run=run)
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise UserError(f"--max-seconds must be positive, not {args.max_seconds}")
     require_positive(args.diameter, "--diameter")
+    require_positive(args.checkpoint_every, "--checkpoint-every")
     init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
@@ -138,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
                             max_steps=args.max_steps, max_seconds=max_seconds)
+    if args.checkpoint_every is not None:
+        config = replace(config, checkpoint_every=args.checkpoint_every)
     base = "scratch" if scratch else model.name
 
     def report(r: StepReport) -> None:
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         kind += f", encoder from '{borrowed}'" if borrowed else ", random start"
     checkpoint = checkpoint_path(output)
     print(f"training {base} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
-          f"every {config.checkpoint_every:.0f} s in {checkpoint.name}", flush=True)
+          f"every {config.checkpoint_every:g} s in {checkpoint.name}", flush=True)
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
                           diameter=args.diameter, checkpoint_to=checkpoint)

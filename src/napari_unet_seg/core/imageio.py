@@ -7,7 +7,9 @@ Everything a user can get wrong raises :class:`ImageReadError` with one line.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from .common.errors import first_line
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
 ZARR_SUFFIXES = {".zarr", ".ome.zarr"}
+PROVENANCE_TAG = "napari_unet_seg_provenance"  # the key in tifffile's JSON description
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PLAIN_SUFFIXES | {".zarr"}
 
 
@@ -206,22 +209,51 @@ def _check_shape(image: ImageFile) -> None:
         raise ImageReadError(f"{image.path.name}: unsupported pixel type {data.dtype}")
 
 
-def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None) -> Path:
-    """Write labels atomically (temporary file + rename): never a truncated output."""
+def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
+                      provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write labels atomically (temporary file + rename): never a truncated output.
+
+    ``provenance`` (a JSON-ready dict) goes where readers keep it: in an
+    ImageJ file, the "Info" property (Fiji: Image > Show Info, kept when Fiji
+    saves the file again); otherwise tifffile's JSON ImageDescription.
+    :func:`read_tiff_provenance` reads it from either.
+    """
     import tifffile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"compression": "zlib"}
+    if provenance is not None:
+        kwargs["metadata"] = {PROVENANCE_TAG: dict(provenance)}
     if pixel_size:
-        kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]), imagej=True,
-                      metadata={"unit": "um", "axes": "ZYX" if labels.ndim == 3 else "YX"})
+        kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]))
         kwargs.pop("compression")
-        if labels.dtype == np.uint32:  # ImageJ files cannot hold uint32
-            kwargs.pop("imagej"), kwargs.pop("metadata")
+        if labels.dtype != np.uint32:  # ImageJ files cannot hold uint32
+            kwargs.update(imagej=True, metadata={"unit": "um", "axes": "ZYX" if labels.ndim == 3 else "YX"})
+            if provenance is not None:
+                kwargs["metadata"]["Info"] = json.dumps(dict(provenance), indent=1, ensure_ascii=True, default=str)
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels, **kwargs)
     return path
+
+
+def read_tiff_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance :func:`write_labels_tiff` recorded in a TIFF, or None."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        info = (tif.imagej_metadata or {}).get("Info") if tif.is_imagej else None
+        if info:
+            try:
+                record = json.loads(info)
+            except ValueError:  # an Info text that someone else wrote
+                record = None
+            if isinstance(record, dict):
+                return record
+        for shaped in tif.shaped_metadata or ():
+            if isinstance(shaped, dict) and isinstance(shaped.get(PROVENANCE_TAG), dict):
+                return shaped[PROVENANCE_TAG]
+    return None
 
 
 def read_labels(path: str | os.PathLike) -> Any:

@@ -68,3 +68,13 @@ def test_cancel_stops_between_files(tmp_path, folder, options):
     root, _ = folder
     results = run_batch([root], tmp_path / "out", options, pattern="*.tif", on_result=None, cancel=lambda: True)
     assert results == [] and (tmp_path / "out" / "summary.csv").exists()
+
+
+def test_a_zarr_input_with_nan_pixels_says_so_in_its_row(tmp_path, options):
+    image, _ = synthetic_nuclei((100, 90), n=10, seed=5)
+    source = zarr.open_array(str(tmp_path / "nan.zarr"), mode="w", shape=image.shape, chunks=(32, 32), dtype="f4")
+    source[:] = image
+    source[10, 10] = np.nan
+    small = RunOptions(**{**options.__dict__, "block_size": 48})
+    [row] = run_batch([tmp_path / "nan.zarr"], tmp_path / "out", small)
+    assert row.status == "ok" and "NaN or infinite" in row.message

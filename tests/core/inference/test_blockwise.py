@@ -109,3 +109,24 @@ def test_rescaled_blocks_match_whole_image(tmp_path, disks):
     reference = segment(image, model, diameter=16.0, device="cpu")
     out = segment_to_zarr(image, model, tmp_path / "r.zarr", diameter=16.0, block_size=100, device="cpu")
     assert matching_accuracy(reference, out[:]) >= 0.95
+
+
+@pytest.mark.parametrize("block_size", [512, 64])  # one block (predict_plane) and many blocks
+def test_non_finite_pixels_are_said_on_disk_too(tmp_path, disks, block_size):
+    """The note about NaN/inf pixels reaches the result (and the store's attrs) as it does in memory."""
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.prediction import NONFINITE_NOTE
+
+    image = disks[0].astype(np.float32)
+    image[3:5, 7:9] = np.nan
+    stack = np.stack([disks[0].astype(np.float32), image])  # only the second plane has them
+    model = threshold_model()
+    in_memory = segment_image(stack, RunOptions(device="cpu"), model=model)
+    on_disk = segment_image(stack, RunOptions(device="cpu", store=str(tmp_path / "n.zarr"), block_size=block_size),
+                            model=model)
+    assert on_disk.notes == in_memory.notes == [NONFINITE_NOTE]
+    assert zarr.open_array(str(tmp_path / "n.zarr"), mode="r").attrs["notes"] == [NONFINITE_NOTE]
+    clean = segment_image(stack[:1], RunOptions(device="cpu", store=str(tmp_path / "c.zarr"), block_size=block_size),
+                          model=model)
+    assert clean.notes == []

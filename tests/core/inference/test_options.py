@@ -53,3 +53,23 @@ def test_needs_disk_asks_for_free_memory_when_not_told(monkeypatch):
     assert needs_disk((1000, 1000), False, 10**6)
     monkeypatch.setattr(options_module, "available_memory", lambda: 10**12)
     assert not needs_disk((1000, 1000), False, 10**6)
+
+
+def test_free_memory_without_psutil_is_read_from_proc_meminfo(monkeypatch):
+    """MemAvailable counts the page cache the kernel gives back on demand; sysconf's free pages do not."""
+    import builtins
+    import os
+
+    if not os.path.exists("/proc/meminfo"):
+        pytest.skip("no /proc/meminfo here")
+    real_import = builtins.__import__
+
+    def no_psutil(name, *args, **kwargs):
+        if name == "psutil":
+            raise ImportError("no psutil")
+        return real_import(name, *args, **kwargs)
+
+    with open("/proc/meminfo") as f:
+        expected = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    monkeypatch.setattr(builtins, "__import__", no_psutil)
+    assert available_memory() == pytest.approx(expected, rel=0.2)

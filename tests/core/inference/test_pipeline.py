@@ -76,3 +76,20 @@ def test_unsupported_store_combinations_are_refused_in_one_line(tmp_path):
         with pytest.raises(ValueError, match="written to disk"):
             segment_image(image, options, model=threshold_model())
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_a_costly_window_is_raised_said_and_changes_nothing(tmp_path, tiny_model, store):
+    """A 64-px window of a depth-2 net keeps 8 px of each: raised, with a note; the labels are the same."""
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    image = np.random.default_rng(2).random((2, 300, 260)).astype(np.float32)
+    where = {"store": str(tmp_path / "w.zarr")} if store else {}
+    small = segment_image(image, RunOptions(device="cpu", tile_size=64, **where), model=tiny_model)
+    assert len(small.notes) == 1 and "a 64-px window would have cost" in small.notes[0]
+    default = segment_image(image, RunOptions(device="cpu"), model=tiny_model)
+    assert default.notes == []
+    np.testing.assert_array_equal(np.asarray(small.labels), default.labels)
+    if store:
+        assert small.labels.attrs["notes"] == small.notes

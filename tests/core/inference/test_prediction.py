@@ -13,13 +13,14 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
 
     from napari_unet_seg.core.inference import prediction as pipeline
     from napari_unet_seg.core.inference.preprocess import PreparedImage
+    from napari_unet_seg.core.training.data import resize_labels
 
     big, big_labels = synthetic_nuclei((400, 400), n=12, radius=(28, 34), seed=4)  # ~60 px objects
     shapes = []
 
-    def oracle(net, image, **kwargs):
+    def oracle(net, image, **kwargs):  # a perfect network, at whatever size it is shown the image
         shapes.append(tuple(image.shape))
-        return oracle_logits(big_labels) if image.shape[-2:] == big_labels.shape else np.zeros((2,) + image.shape[-2:], np.float32)
+        return oracle_logits(resize_labels(big_labels, tuple(image.shape[-2:])))
 
     monkeypatch.setattr(pipeline, "predict_tiled", oracle)
     prepared = PreparedImage(big, in_channels=1, normalization_settings=tiny_model.normalization)
@@ -28,12 +29,12 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     assert measured is not None and 50 < measured < 70
     shapes.clear()
     pipeline.predict_network(tiny_model, big)
-    assert shapes[0] == (1, 400, 400) and abs(shapes[1][-1] - 400 * 20 / measured) <= 1  # measured, then rescaled
+    assert shapes[0] == (1, 400, 400) and abs(shapes[-1][-1] - 400 * 20 / measured) <= 1  # measured, then rescaled
     tiny_model.metadata["object_diameter"] = 55.0  # within the band: the measuring pass is the result
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
     shapes.clear()
     pipeline.predict_network(tiny_model, big)
-    assert shapes == [(1, 400, 400)]
+    assert shapes == [(1, 400, 400), (1, 200, 200)]  # the measuring pass is the result; a half-size look confirms it
     assert tiny_model.auto_band == (0.75, 1.7)  # the default band
     tiny_model.metadata.update(object_diameter=20.0, auto_band=[0.5, 3.5])  # the band comes from the model file
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
@@ -44,6 +45,44 @@ def test_automatic_object_size_rescales_only_far_off_sizes(monkeypatch, tiny_mod
     assert pipeline.estimate_diameter(tiny_model, prepared) == pytest.approx(measured)
     tiny_model.metadata["object_diameter"] = None  # models without a known size are never rescaled
     assert pipeline.estimate_diameter(tiny_model, prepared) is None
+
+
+def test_consistent_diameter_takes_the_finest_scale_that_agrees_with_the_next():
+    from napari_unet_seg.core.inference.object_size import consistent_diameter
+
+    def levels(*values):
+        return lambda level: values[level] if level < len(values) else None
+
+    assert consistent_diameter(levels(20.0, 21.0, 30.0), 20.0) == 20.0  # typical nuclei: their own size
+    # big textured nuclei: split into ~35 px fragments at their own size, seen whole (~150 px) once shrunk 4x
+    assert consistent_diameter(levels(35.0, 90.0, 150.0, 148.0), 20.0) == 150.0
+    assert consistent_diameter(levels(8.0, 30.0), 20.0) == 8.0  # tiny nuclei: nothing agrees, their own size decides
+    assert consistent_diameter(levels(None), 20.0) is None
+
+
+def test_big_nuclei_split_into_fragments_at_their_own_size_are_measured_whole(monkeypatch, tiny_model):
+    """The measuring pass must not believe a network that splits big nuclei: it looks again, shrunk."""
+    from helpers import oracle_logits, synthetic_nuclei
+
+    from napari_unet_seg.core.inference import prediction as pipeline
+    from napari_unet_seg.core.inference.preprocess import PreparedImage
+    from napari_unet_seg.core.training.data import resize_labels
+
+    image, labels = synthetic_nuclei((512, 512), n=6, radius=(60, 70), seed=1)  # ~130 px nuclei
+    quarters = labels * 4 + (np.arange(512)[:, None] % 64 >= 32) * 2 + (np.arange(512)[None, :] % 64 >= 32)
+    fragments = np.where(labels > 0, quarters, 0)  # every nucleus cut into ~32 px pieces
+
+    def network(net, window, **kwargs):  # splits objects it sees larger than ~2.5x the model's size
+        shape = tuple(window.shape[-2:])
+        seen = resize_labels(labels, shape)
+        return oracle_logits(resize_labels(fragments, shape) if shape[0] > 256 else seen)
+
+    monkeypatch.setattr(pipeline, "predict_tiled", network)
+    tiny_model.metadata["object_diameter"] = 25.0
+    prepared = PreparedImage(image, in_channels=1, normalization_settings=tiny_model.normalization)
+    truth = 2 * np.sqrt(np.median(np.bincount(labels.ravel())[1:]) / np.pi)
+    measured = pipeline.measure_diameter(tiny_model, prepared)
+    assert measured == pytest.approx(truth, rel=0.15)
 
 
 def _touching_pair_logits(shape=(60, 80), half_gap=7, reach=20.0):

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from napari_unet_seg import Cancelled, UNet, predict_tiled
 from napari_unet_seg.core.inference import tiling
-from napari_unet_seg.core.inference.tiling import minimum_tile_size, plan_windows
+from napari_unet_seg.core.common.notes import collecting_notes
+from napari_unet_seg.core.inference.tiling import (
+    auto_window, choose_window, largest_window, minimum_tile_size, on_grid, plan_cost, plan_windows, window_margin,
+)
 
 from helpers import randomize_batchnorm
 
@@ -35,7 +38,7 @@ def whole(net, image):
 )
 def test_tiled_equals_single_window(net, h, w, tile, seed):
     image = np.random.default_rng(seed).random((h, w), dtype=np.float32)
-    tiled = predict_tiled(net, image, tile_size=tile, precision="fp32", device="cpu")
+    tiled = predict_tiled(net, image, tile_size=tile, precision="fp32", device="cpu", max_overhead=None)
     assert tiled.shape == (2, h, w) and tiled.dtype == np.float32
     np.testing.assert_allclose(tiled, whole(net, image), atol=1e-3)
 
@@ -47,7 +50,7 @@ def test_margin_matters(net, monkeypatch):
     monkeypatch.setattr(tiling, "minimum_tile_size", lambda n: 8)
     original = tiling.plan_windows
     monkeypatch.setattr(tiling, "plan_windows", lambda h, w, win, margin, grid: original(h, w, win, 0, grid))
-    tiled = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu")
+    tiled = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu", max_overhead=None)
     assert np.abs(tiled - reference).max() > 1e-3
 
 
@@ -68,7 +71,7 @@ def test_windows_cover_image_exactly_once():
 def test_every_dtype(net, dtype):
     rng = np.random.default_rng(0)
     image = (rng.random((40, 50)) * (1 if dtype in (bool, np.float16, np.float32, np.float64) else 200)).astype(dtype)
-    out = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu")
+    out = predict_tiled(net, image, tile_size=32, precision="fp32", device="cpu", max_overhead=None)
     np.testing.assert_allclose(out, whole(net, image.astype(np.float32)), atol=1e-3)
 
 
@@ -76,16 +79,16 @@ def test_lazy_and_non_contiguous_inputs(net):
     base = np.random.default_rng(3).random((90, 140), dtype=np.float32)
     reference = whole(net, base[:, ::2])
     for image in (base[:, ::2], da.from_array(base, chunks=32)[:, ::2]):
-        np.testing.assert_allclose(predict_tiled(net, image, tile_size=40, precision="fp32"), reference, atol=1e-3)
+        np.testing.assert_allclose(predict_tiled(net, image, tile_size=40, precision="fp32", max_overhead=None), reference, atol=1e-3)
     z = zarr.create_array(store={}, shape=(90, 70), chunks=(32, 32), dtype="f4")
     z[:] = base[:, ::2]
-    np.testing.assert_allclose(predict_tiled(net, z, tile_size=40, precision="fp32"), reference, atol=1e-3)
+    np.testing.assert_allclose(predict_tiled(net, z, tile_size=40, precision="fp32", max_overhead=None), reference, atol=1e-3)
 
 
 def test_output_into_preallocated_store(net):
     image = np.random.default_rng(4).random((70, 90), dtype=np.float32)
     out = zarr.create_array(store={}, shape=(2, 70, 90), chunks=(2, 32, 32), dtype="f4")
-    predict_tiled(net, image, tile_size=40, out=out, precision="fp32")
+    predict_tiled(net, image, tile_size=40, out=out, precision="fp32", max_overhead=None)
     np.testing.assert_allclose(out[:], whole(net, image), atol=1e-3)
 
 
@@ -99,7 +102,7 @@ def test_multichannel_and_channel_mismatch():
 def test_progress_and_cancel(net):
     image = np.zeros((200, 200), np.float32)
     calls = []
-    predict_tiled(net, image, tile_size=48, progress=lambda d, t: calls.append((d, t)))
+    predict_tiled(net, image, tile_size=48, progress=lambda d, t: calls.append((d, t)), max_overhead=None)
     assert calls and calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
     seen = []
 
@@ -108,7 +111,7 @@ def test_progress_and_cancel(net):
         return len(seen) > 2
 
     with pytest.raises(Cancelled):
-        predict_tiled(net, image, tile_size=48, progress=lambda d, t: None, cancel=cancel)
+        predict_tiled(net, image, tile_size=48, progress=lambda d, t: None, cancel=cancel, max_overhead=None)
     assert len(seen) == 3
 
 
@@ -150,7 +153,7 @@ def test_out_of_memory_retries_with_smaller_windows_then_says_so(net, monkeypatc
         return forward(self, x)
 
     monkeypatch.setattr(type(net), "forward", limited)
-    out = predict_tiled(net, image, tile_size=96, batch_size=4, precision="fp32", device="cpu")
+    out = predict_tiled(net, image, tile_size=96, batch_size=4, precision="fp32", device="cpu", max_overhead=None)
     np.testing.assert_allclose(out, reference, atol=1e-3)
     assert seen[0][0] == 4 and seen[-1][0] == 1 and seen[-1][2] < 96  # shrank the batch, then the windows
     monkeypatch.setattr(type(net), "forward", lambda self, x: (_ for _ in ()).throw(torch.OutOfMemoryError("out of memory")))
@@ -196,3 +199,102 @@ def test_one_network_is_run_by_one_thread_at_a_time():
     assert Watched.most == 1 and len(results) == 3
     assert sum(np.array_equal(r, expected) for r in results) >= 1  # the fp32 run; bf16 ones differ slightly
     assert all(np.abs(r - expected).max() < 0.05 * np.abs(expected).max() for r in results)
+
+
+# --- the window: chosen for the image and the free memory, never a cliff (issue 21, item 1) ---------------------
+
+
+CPU = torch.device("cpu")
+
+
+def geometry(net):
+    return window_margin(net), net.size_multiple
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 3000), w=st.integers(1, 3000), wy=st.integers(1, 2000), wx=st.integers(1, 2000),
+       depth=st.integers(1, 4))
+def test_plan_cost_counts_the_planned_windows(h, w, wy, wx, depth):
+    net = UNet(1, 2, depth=depth, base_channels=1)
+    margin, grid = geometry(net)
+    window = (on_grid(net, wy), on_grid(net, wx))
+    ph, pw, windows = plan_windows(h, w, window, margin, grid)
+    computed = sum((win.y1 - win.y0) * (win.x1 - win.x0) for win in windows)
+    assert plan_cost(h, w, window, margin, grid) == pytest.approx(computed / (ph * pw))
+
+
+@pytest.mark.parametrize("requested", [64, 128, 256])
+def test_a_small_window_asked_for_is_raised_below_twice_one_pass_and_said(requested):
+    """A 1000 x 1500 image in 64-256 px windows computed 179 passes (3,666 windows, 16 px kept of each)."""
+    net = UNet(1, 2, depth=4, base_channels=32)  # only its geometry counts here: nothing is run
+    margin, grid = geometry(net)
+    assert plan_cost(1000, 1500, on_grid(net, requested), margin, grid) > 100  # the cliff, as it was
+    with collecting_notes() as notes:
+        window = choose_window(net, 1000, 1500, requested=requested, device=CPU, batch_size=1, precision="fp32")
+    assert plan_cost(1000, 1500, window, margin, grid) <= 1.5  # below twice, with room for slower small windows
+    [note] = notes.values()
+    assert f"a {requested}-px window" in note and f"{window}-px windows were used" in note
+    assert window == choose_window(net, 1000, 1500, requested=window, device=CPU, batch_size=1, precision="fp32")
+
+
+def test_a_window_that_costs_little_is_kept_as_asked(monkeypatch):
+    net = UNet(1, 2, depth=4, base_channels=32)
+    with collecting_notes() as notes:
+        assert choose_window(net, 1000, 1500, requested=1024, device=CPU, batch_size=1, precision="fp32") == 1024
+        assert choose_window(net, 1000, 1500, requested=64, device=CPU, batch_size=1, precision="fp32",
+                             max_overhead=None) == 272  # as asked, for tests of tiling itself
+    assert not notes
+
+
+@pytest.mark.parametrize("shape", [(2048, 2048), (2500, 3000), (4096, 4096), (8192, 8192)])
+def test_automatic_windows_cost_at_most_1_3_passes_on_large_images(monkeypatch, shape):
+    """With the memory of this 2-core machine (19 GB free); fixed 1024 px windows computed 1.6-2.25 passes."""
+    net = UNet(1, 2, depth=4, base_channels=32)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 19 * 10**9)
+    window = choose_window(net, *shape, requested=None, device=CPU, batch_size=1, precision="fp32")
+    assert plan_cost(*shape, window, *geometry(net)) <= 1.3
+    assert plan_cost(*shape, 1024, *geometry(net)) > 1.5  # the old default
+
+
+def test_automatic_windows_fit_the_free_memory(monkeypatch):
+    net = UNet(1, 2, depth=4, base_channels=32)
+    per_pixel = tiling.bytes_per_window_pixel(net, "fp32")
+    for free in (2 * 10**9, 8 * 10**9, 100 * 10**9):
+        monkeypatch.setattr(tiling, "available_memory", lambda free=free: free)
+        wy, wx = choose_window(net, 4096, 4096, requested=None, device=CPU, batch_size=1, precision="fp32")
+        assert wy * wx * per_pixel <= 0.25 * free
+    assert (wy, wx) == (4096, 4096)  # plenty of memory: one pass
+    monkeypatch.setattr(tiling, "available_memory", lambda: 10**6)  # hardly any: the smallest window, still exact
+    assert choose_window(net, 4096, 4096, requested=None, device=CPU, batch_size=1, precision="fp32") == (272, 272)
+
+
+def test_gpu_windows_follow_free_device_memory_and_the_batch(monkeypatch):
+    net = UNet(1, 2, depth=4, base_channels=32)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 16 * 2**30))
+    cuda = torch.device("cuda")
+    one, four = largest_window(net, cuda, 1, "bf16"), largest_window(net, cuda, 4, "bf16")
+    assert one * tiling.bytes_per_window_pixel(net, "bf16") <= 0.5 * 8 * 2**30
+    assert four == pytest.approx(one / 4, rel=0.01)
+
+
+def test_automatic_windows_need_not_be_square_and_stay_exact(net, monkeypatch):
+    """Little memory: rectangular windows, many of them; the result is still the whole-image pass."""
+    image = np.random.default_rng(7).random((150, 230), dtype=np.float32)
+    budget = 100 * 130  # pixels
+    monkeypatch.setattr(tiling, "available_memory",
+                        lambda: int(budget * tiling.bytes_per_window_pixel(net, "fp32") / 0.25))
+    window = choose_window(net, 150, 230, requested=None, device=CPU, batch_size=1, precision="fp32")
+    assert window[0] != window[1] and window[0] * window[1] <= budget
+    assert len(plan_windows(150, 230, window, *geometry(net))[2]) > 2
+    tiled = predict_tiled(net, image, precision="fp32", device="cpu")
+    np.testing.assert_allclose(tiled, whole(net, image), atol=1e-3)
+
+
+def test_auto_window_is_the_least_work_within_the_budget():
+    net = UNet(1, 2, depth=4, base_channels=32)
+    margin, grid = geometry(net)
+    for shape, budget in [((1000, 1500), 1024**2), ((2048, 2048), 1536**2), ((777, 5000), 900**2)]:
+        chosen = auto_window(net, *shape, budget)
+        cost = plan_cost(*shape, chosen, margin, grid)
+        squares = [s for s in range(272, 4097, 16) if s * s <= budget]
+        assert cost <= min(plan_cost(*shape, s, margin, grid) for s in squares) * 1.02  # no square does better

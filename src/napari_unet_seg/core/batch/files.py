@@ -20,9 +20,11 @@ from ..common.errors import first_line
 from ..imageio import ImageFile, read_image, write_labels_tiff
 from ..inference.options import RunOptions
 from ..inference.pipeline import segment_image
+from ..inference.provenance import csv_comments, with_paths
 from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .jobs import Job
+from .objects import ObjectsOutcome, measure_output
 
 
 @dataclass
@@ -95,7 +97,10 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     """Segment a read file and write its labels atomically; None when cancelled (nothing written).
 
     In-memory images become ``<stem>_labels.tif``; zarr inputs are written
-    block by block into ``<stem>_labels.zarr`` (the run's ``store``). ``lock``
+    block by block into ``<stem>_labels.zarr`` (the run's ``store``); both
+    record their provenance, with the command that remakes them. Instance
+    labels are then measured into ``<stem>_objects.csv`` (unless the job says
+    not to), whose totals the row reports. ``lock``
     (if given) is held while the file is segmented, so tasks sharing a model
     overlap only their reading and writing. (The network itself is always
     run by one thread at a time: :func:`~..model.lock.exclusive`.)
@@ -108,16 +113,21 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         run = replace(options, store=str(job.target)) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
-                                   pixel_size=image.pixel_size, progress=progress, cancel=cancel)
+                                   pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel)
+        provenance = with_paths(result.provenance, output_dir=job.target.parent)
         if not image.lazy:
-            write_labels_tiff(job.target, result.labels, image.pixel_size)
+            write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance)
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
         return failed_result(job, exc, seconds + time.perf_counter() - start)
+    counted = ObjectsOutcome(result.objects, result.mean_area)
+    if job.measure and result.objects is not None:  # instances only: classes are not objects
+        counted = measure_output(result.labels, image, job.target, csv_comments(provenance))
     seconds += time.perf_counter() - start
-    return FileResult(str(job.source), "ok", result.objects or 0, round(result.mean_area, 2), round(seconds, 3),
-                      "; ".join(result.notes), str(job.target))
+    notes = [*result.notes, *([counted.note] if counted.note else [])]
+    return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
+                      "; ".join(notes), str(job.target))
 
 
 def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:

@@ -8,14 +8,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..imageio import IMAGE_SUFFIXES, is_zarr
+from ..measure.table_csv import objects_csv_path
 
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its labels go (always inside the output folder)."""
+    """One input file and where its labels go (always inside the output folder).
+
+    ``measure``: also write its objects table, ``<stem>_objects.csv``, beside the labels.
+    """
 
     source: Path
     target: Path
+    measure: bool = True
 
 
 LABELS_SUFFIXES = (*IMAGE_SUFFIXES, ".ome.tif", ".ome.tiff", ".ome.zarr")
@@ -100,7 +105,7 @@ def find_jobs(
                 jobs.append(Job(path, output_path(path, outdir, item)))
         else:
             jobs.append(Job(item, output_path(item, outdir)))
-    seen: set[Path] = set()
+    seen: set[Path] = set()  # outputs, and the objects tables beside them (a.tif and a.zarr: one a_objects.csv)
     tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
     for job in jobs:
@@ -108,10 +113,10 @@ def find_jobs(
             continue  # our own output, found because OUTDIR is inside an input folder
         target = job.target
         suffix = job.source.suffix.lstrip(".").lower() or "file"
-        while target in seen:  # told apart by their suffix, then by a number: never two jobs, one output
+        while target in seen or objects_csv_path(target) in seen:  # told apart by their suffix, then by a number
             n = tried[job.target, suffix] = tried.get((job.target, suffix), 0) + 1
             tag = suffix if n == 1 else f"{suffix}{n}"
             target = job.target.with_name(job.target.name.replace("_labels", f"_{tag}_labels", 1))
-        seen.add(target)
+        seen.update((target, objects_csv_path(target)))
         unique.append(replace(job, target=target))
     return unique

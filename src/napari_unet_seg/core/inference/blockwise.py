@@ -12,6 +12,7 @@ bounded by one window (image, logits, labels), never by the image.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,19 @@ from ..model.modelfile import Model
 from .layout import WindowView
 from .object_size import rescale_factor
 from .options import RunOptions
-from .prediction import estimate_diameter, predict_at_scale, predict_plane, prepare
+from .prediction import NONFINITE_NOTE, empty_side, estimate_diameter, predict_at_scale, predict_plane, prepare
 
 DEFAULT_OBJECT_DIAMETER = 64  # px; what the halo must hold when neither user nor model says
 CHUNK = 512  # px: the side of the zarr chunks blockwise outputs are written in
+
+
+@dataclass(frozen=True)
+class PlaneOutcome:
+    """What one plane written block by block holds: its objects, their total area, and notes for the user."""
+
+    objects: int
+    area: float
+    notes: tuple[str, ...] = ()
 
 
 def halo_for(model: Model, diameter: float | None) -> int:
@@ -54,17 +64,19 @@ def keep_centred(labels: np.ndarray, core: tuple[int, int, int, int]) -> tuple[n
 def segment_plane_blockwise(
     plane: Any, model: Model, out: Any, lead: tuple[int, ...], options: RunOptions, *, rgb: bool,
     progress: ProgressCallback | None = None, cancel: CancelCallback | None = None,
-) -> tuple[int, float]:
-    """Segment one 2D plane into ``out[lead]``, block by block; returns (objects, total object area)."""
+) -> PlaneOutcome:
+    """Segment one 2D plane into ``out[lead]``, block by block: its objects, their area, notes (e.g. NaN pixels)."""
     instances = model.task == "instances"
     block_size = options.block_size
     height, width = (plane.shape[0], plane.shape[1]) if rgb else plane.shape[-2:]
     if height <= block_size and width <= block_size:  # one block: exactly the in-memory result
-        labels = predict_plane(model, plane, options, rgb=rgb, progress=progress, cancel=cancel).labels(model)
+        prediction = predict_plane(model, plane, options, rgb=rgb, progress=progress, cancel=cancel)
+        labels = prediction.labels(model)
         out[lead + (slice(None), slice(None))] = labels
         counts = np.bincount(labels.ravel().astype(np.int64))[1:] if instances else np.zeros(0)
-        return int((counts > 0).sum()), float(counts.sum())
+        return PlaneOutcome(int((counts > 0).sum()), float(counts.sum()), prediction.notes)
     prepared = prepare(model, plane, rgb=rgb)
+    notes = (NONFINITE_NOTE,) if prepared.normalization.nonfinite else ()  # fitted once for the plane
     grid = model.net.size_multiple
     diameter = options.diameter
     if diameter is None:  # the same automatic object-size check as in memory, on a central crop
@@ -84,8 +96,8 @@ def segment_plane_blockwise(
                 progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
         window = WindowView(prepared, wy0, wy1, wx0, wx1)
-        labels = predict_at_scale(model.net, window, scale, options, progress=block_progress,
-                                  cancel=cancel).labels(model)
+        labels = predict_at_scale(model.net, window, scale, options, progress=block_progress, cancel=cancel,
+                                  empty_side=empty_side(model, scale)).labels(model)
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
         if not instances:
             out[lead + (slice(by0, by1), slice(bx0, bx1))] = labels[core[0]:core[1], core[2]:core[3]]
@@ -101,4 +113,4 @@ def segment_plane_blockwise(
         free = (new > 0) & (region == 0)  # an object already written by a neighbour block wins
         region[free] = new[free]
         out[region_index] = region
-    return objects, area
+    return PlaneOutcome(objects, area, notes)

@@ -11,6 +11,27 @@ from typing import Any
 
 import numpy as np
 
+NUMBER_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floating point
+
+
+def numeric_image(image: Any) -> Any:
+    """``image`` with number pixels: a nested list becomes an array; complex, text, dates, objects are refused.
+
+    Casting such pixels to float silently dropped an imaginary part or parsed
+    text; one clear line is better than a result made of something else.
+    """
+    if not hasattr(image, "shape") or not hasattr(image, "ndim"):
+        image = np.asarray(image)
+    try:
+        kind = np.dtype(image.dtype).kind
+    except (AttributeError, TypeError):
+        return image  # an array-like without a numpy dtype: its windows are read as float32
+    if kind == "c":
+        raise ValueError("the image has complex pixels: pass its magnitude (np.abs) or its real part")
+    if kind not in NUMBER_KINDS:
+        raise ValueError(f"the image's pixels must be numbers (bool, integer or floating point), not {image.dtype}")
+    return image
+
 
 def is_rgb(image: Any) -> bool:
     """Guess whether the last axis holds colour: (..., H, W, 3|4) of 8-bit data."""

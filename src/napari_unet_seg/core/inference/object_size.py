@@ -8,7 +8,7 @@ only images whose objects are far from the training size are resized.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from .postprocess import MEASURING_SETTINGS, instance_labels
 MAX_ENLARGEMENT = 8  # a tiny diameter by mistake must not ask for a 40x larger image (and hang or run out of memory)
 MAX_SHRINKING = 16  # nor a huge one for an image shrunk to a few pixels
 AUTO_CROP = 1024  # side of the central crop that estimates object size on large images
+MIN_MEASURING_SIDE = 64  # px: the measuring pass never shrinks the crop below this
+SIZES_IT_SEES_WHOLE = (0.6, 2.0)  # objects this many times the model's diameter are measured whole, not in pieces
+AGREEMENT = 1.4  # two scales agree when their estimates are within this factor
+MAX_LEVEL = 4  # shrink by up to 2**4 = 16 to measure
 
 
 def rescale_factor(model: Model, diameter: float | None) -> float:
@@ -56,6 +60,32 @@ def median_diameter(logits: np.ndarray) -> float | None:
     cumulative = np.cumsum(areas)
     median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2)]
     return float(2 * np.sqrt(median_area / np.pi))
+
+
+def consistent_diameter(at_level: Callable[[int], float | None], model_diameter: float) -> float | None:
+    """The object diameter (image px) at the finest scale that agrees with itself.
+
+    ``at_level(k)`` is the diameter measured with the image shrunk by
+    ``2**k``, in the image's own pixels. Level ``k`` is trusted when the
+    objects looked a size the network knows there (``SIZES_IT_SEES_WHOLE``)
+    and the next coarser level, which sees them smaller still, measures the
+    same (within ``AGREEMENT``). Big textured nuclei fail at their own size:
+    split into fragments, they measure small, and the coarser level sees them
+    whole and larger. When no level agrees, the image's own size decides, as
+    a single pass did before.
+    """
+    low, high = SIZES_IT_SEES_WHOLE
+    for level in range(MAX_LEVEL):
+        diameter = at_level(level)
+        if diameter is None:
+            break
+        looks = diameter * 0.5 ** level / model_diameter
+        if not low <= looks <= high:
+            continue
+        coarser = at_level(level + 1)
+        if coarser is not None and 1 / AGREEMENT <= coarser / diameter <= AGREEMENT:
+            return diameter
+    return at_level(0)
 
 
 def needs_rescale(model: Model, diameter: float | None) -> bool:

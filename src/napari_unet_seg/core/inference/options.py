@@ -23,8 +23,10 @@ class RunOptions:
     ``nuclei``). ``diameter`` is the objects' size in pixels (None: measured).
     ``output`` is ``"instances"`` or ``"semantic"`` (an instance model's
     foreground mask). ``tile_size`` and ``batch_size`` are the network's
-    window side and windows per call (None: chosen for the device); results
-    do not depend on them. ``store`` is a zarr path to write the labels to,
+    window side and windows per call (None: chosen for the image, the device
+    and its free memory); results do not depend on them. A window so small
+    that its discarded margins would make the run cost more than twice one
+    whole-image pass is raised, and ``SegmentResult.notes`` says so. ``store`` is a zarr path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
     """
@@ -47,13 +49,25 @@ class RunOptions:
 
 
 def available_memory() -> int:
-    """Bytes of RAM free for new data (psutil comes with napari; sysconf is the fallback)."""
+    """Bytes of RAM free for new data: psutil (it comes with napari), else /proc/meminfo, else sysconf.
+
+    "Available" counts the page cache the kernel gives back on demand, which
+    plain "free" memory does not.
+    """
     try:
         import psutil
 
         return int(psutil.virtual_memory().available)
     except ImportError:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def needs_disk(shape: tuple[int, ...], lazy: bool, plane_pixels: int, available_bytes: int | None = None) -> bool:

@@ -19,14 +19,17 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.callbacks import CancelCallback, ProgressCallback, part_progress
+from ..common.notes import collecting_notes
 from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
-from .layout import PlaneView, channels_first, check_channels, is_rgb, plane_layout
+from .layout import PlaneView, channels_first, check_channels, is_rgb, numeric_image, plane_layout
 from .options import RunOptions
 from .postprocess import probability_maps, semantic_labels
 from .prediction import NetworkPrediction, predict_network, predict_plane
+from .provenance import KEY as PROVENANCE
+from .provenance import describe_run
 
 Planes = tuple[tuple[int, ...], ...]
 
@@ -38,6 +41,7 @@ class SegmentResult:
     ``labels`` is a numpy array (leading axes, H, W), or the open zarr array
     when the run had a ``store``. ``objects`` counts instances over all planes
     (None for class outputs); ``mean_area`` is their mean area in pixels.
+    ``provenance`` says where they came from (:mod:`.provenance`).
     """
 
     labels: Any
@@ -51,6 +55,7 @@ class SegmentResult:
     mean_area: float = 0.0
     class_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def segment_image(
@@ -62,6 +67,7 @@ def segment_image(
     channel_axis: int | None = None,
     planes: Planes | None = None,
     pixel_size: tuple[float, float] | None = None,
+    image_path: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> SegmentResult:
@@ -71,12 +77,15 @@ def segment_image(
     8-bit trailing axis of 3 or 4), or multichannel with ``channel_axis``,
     each optionally with leading Z/T axes, segmented plane by plane
     (``planes``: the leading indices to do; None: all). ``model`` overrides
-    ``options.model`` with an already loaded model. Raises ``Cancelled``,
+    ``options.model`` with an already loaded model. ``image_path`` (the
+    image's file, if any) goes into the result's provenance. Raises ``Cancelled``,
     ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
     """
     start = time.perf_counter()
+    image = numeric_image(image)
     model = model if model is not None else load_model(options.model)
     device = resolve_device(options.device)
+    requested = options
     options = replace(options, device=str(device), precision=resolve_precision(options.precision, device))
     if channel_axis is not None:
         rgb = False
@@ -92,13 +101,21 @@ def segment_image(
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
-    if options.store is not None:
-        result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes, pixel_size=pixel_size,
-                                   progress=progress, cancel=cancel)
-    else:
-        result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
-                                    cancel=cancel)
+    provenance = describe_run(model, requested, device=options.device, precision=options.precision,
+                              image_path=image_path,
+                              planes=None if planes == tuple(np.ndindex(*lead)) else planes, rgb=rgb,
+                              channel_axis=channel_axis)
+    with collecting_notes() as deeper:  # e.g. a window raised in tiling
+        if options.store is not None:
+            result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes,
+                                       pixel_size=pixel_size, progress=progress, cancel=cancel,
+                                       provenance=provenance)
+        else:
+            result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
+                                        cancel=cancel)
+    result.notes = list(dict.fromkeys([*result.notes, *deeper.values()]))
     result.seconds = time.perf_counter() - start
+    result.provenance = provenance
     return result
 
 
@@ -150,7 +167,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
 
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
                       planes: Planes, pixel_size: tuple[float, float] | None, progress: ProgressCallback | None,
-                      cancel: CancelCallback | None) -> SegmentResult:
+                      cancel: CancelCallback | None, provenance: dict[str, Any] | None = None) -> SegmentResult:
     """Labels written block by block into a zarr store, complete or not at all (an atomic rename)."""
     import zarr
 
@@ -161,22 +178,28 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     path = Path(options.store)
     path.parent.mkdir(parents=True, exist_ok=True)
     objects, area = 0, 0.0
+    notes: dict[str, None] = {}
     with atomic_path(path) as tmp:
         out = zarr.open_array(str(tmp), mode="w", shape=lead + plane_shape, chunks=chunks, dtype=dtype, fill_value=0)
-        for k, idx in enumerate(planes):
-            plane = PlaneView(image, idx) if idx else image
-            n, a = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
-                                           progress=part_progress(progress, k, len(planes)), cancel=cancel)
-            objects, area = objects + n, area + a
+        with collecting_notes() as deeper:  # kept in the store too
+            for k, idx in enumerate(planes):
+                plane = PlaneView(image, idx) if idx else image
+                outcome = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
+                                                  progress=part_progress(progress, k, len(planes)), cancel=cancel)
+                objects, area = objects + outcome.objects, area + outcome.area
+                notes.update(dict.fromkeys(outcome.notes))
+        notes.update(dict.fromkeys(deeper.values()))
         out.attrs.update({
-            "napari_unet_seg": {"model": model.name, "task": model.task},
+            "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},
             "objects": objects,
             "mean_area": area / objects if objects else 0.0,
             "pixel_size": list(pixel_size) if pixel_size else None,
+            "notes": list(notes),
         })
     labels = zarr.open_array(str(path), mode="r+")  # writable: users paint corrections on it
     return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
-                         objects if instances else None, area / objects if objects else 0.0, model.class_names)
+                         objects if instances else None, area / objects if objects else 0.0, model.class_names,
+                         list(notes))
 
 
 def segment(

@@ -16,14 +16,21 @@ import torch.nn.functional as F
 
 from ..common.callbacks import CancelCallback, ProgressCallback
 from ..model.modelfile import Model
+from .empty import empty_regions, flat_side, suppress
 from .object_size import (
-    auto_diameter_applies, fits_measuring_crop, measuring_crop, median_diameter, needs_rescale, rescale_factor,
+    MIN_MEASURING_SIDE,
+    auto_diameter_applies,
+    consistent_diameter,
+    fits_measuring_crop,
+    measuring_crop,
+    median_diameter,
+    needs_rescale,
+    rescale_factor,
 )
 from .options import RunOptions
 from .postprocess import SEED_SETTINGS, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
 from .tiling import predict_tiled
-
 
 NONFINITE_NOTE = ("the image has NaN or infinite pixels: NaN and -inf were read as its darkest value, +inf as its "
                   "brightest")
@@ -44,15 +51,27 @@ class NetworkPrediction:
     scale: float  # how much the image was resized for the network
     image_shape: tuple[int, int]  # (H, W)
     notes: tuple[str, ...] = ()  # what the user should know about the input (e.g. non-finite pixels)
+    empty: np.ndarray | None = None  # (H, W) pixels where no object can be (see .empty); None: not checked
 
     @cached_property
     def image_logits(self) -> np.ndarray:
-        """Logits at the image's own size (for probabilities and outlines)."""
+        """Logits at the image's own size (for probabilities and outlines), with no foreground on empty pixels."""
         if tuple(self.logits.shape[-2:]) == self.image_shape:
-            return self.logits
+            return suppress(self.logits, self.empty)
         resized = F.interpolate(torch.from_numpy(self.logits)[None], size=self.image_shape, mode="bilinear",
                                 align_corners=False)
-        return resized[0].numpy()
+        return suppress(resized[0].numpy(), self.empty)
+
+    @property
+    def network_logits(self) -> np.ndarray:
+        """Logits at the network's size, with no foreground where the image is empty (the mask resized to them)."""
+        if self.empty is None or tuple(self.logits.shape[-2:]) == self.image_shape:
+            return self.image_logits if self.empty is not None else self.logits
+        rows = np.minimum((np.arange(self.logits.shape[-2]) + 0.5) * self.image_shape[0] / self.logits.shape[-2],
+                          self.image_shape[0] - 1).astype(np.int64)
+        cols = np.minimum((np.arange(self.logits.shape[-1]) + 0.5) * self.image_shape[1] / self.logits.shape[-1],
+                          self.image_shape[1] - 1).astype(np.int64)
+        return suppress(self.logits, self.empty[np.ix_(rows, cols)])
 
     def labels(self, model: Model) -> np.ndarray:
         """The model's labels at the image's own size (what :func:`~.pipeline.segment` returns)."""
@@ -82,15 +101,37 @@ def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progre
 
 
 def measure_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
-                     cancel: CancelCallback | None = None) -> float | None:
+                     cancel: CancelCallback | None = None, first: NetworkPrediction | None = None) -> float | None:
     """The measuring pass: median object diameter (px) in a central crop (the whole image when small).
 
-    None when the model cannot measure (not an instance model with a known
-    object size) or finds fewer than 3 objects.
+    Measured at the image's own size and shrunk by 2, 4, 8..., and taken at
+    the finest scale that agrees with itself (:func:`~.object_size.consistent_diameter`):
+    a network that splits big textured nuclei into fragments measures the
+    fragments at their own size, but sees the nuclei whole once they are
+    shrunk. ``first`` is a pass at the image's own size already made over
+    the crop (reused). None when the model cannot measure (not an instance
+    model with a known object size) or finds too few objects.
     """
     if not auto_diameter_applies(model):
         return None
-    return median_diameter(run_network(model.net, measuring_crop(prepared), options, cancel=cancel))
+    crop = measuring_crop(prepared)
+    cache: dict[int, float | None] = {}
+
+    def at_level(level: int) -> float | None:
+        if level not in cache:
+            scale = 0.5 ** level
+            if level == 0 and first is not None:
+                cache[level] = median_diameter(first.image_logits)
+            elif min(crop.shape[-2:]) * scale < MIN_MEASURING_SIDE:
+                cache[level] = None
+            else:
+                pass_ = predict_at_scale(model.net, crop, scale, options, cancel=cancel,
+                                         empty_side=empty_side(model, scale))
+                measured = median_diameter(pass_.network_logits)
+                cache[level] = None if measured is None else measured / pass_.scale
+        return cache[level]
+
+    return consistent_diameter(at_level, float(model.object_diameter))
 
 
 def estimate_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
@@ -122,14 +163,31 @@ def resize_for_network(prepared: Any, scale: float) -> np.ndarray:
                          align_corners=False, antialias=scale < 1)[0].numpy()
 
 
+def empty_side(model: Model, scale: float) -> int | None:
+    """The flat-square side that marks empty areas for this model at this scale; None: not checked.
+
+    Only instance models are checked: a class model may have learnt a class
+    for exactly such areas.
+    """
+    return flat_side(model.object_diameter, scale) if model.task == "instances" else None
+
+
 def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
-                     progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
-    """Run the network on a prepared (C, H, W) image resized by ``scale``."""
+                     progress: ProgressCallback | None = None, cancel: CancelCallback | None = None,
+                     empty_side: int | None = None) -> NetworkPrediction:
+    """Run the network on a prepared (C, H, W) image resized by ``scale``.
+
+    ``empty_side`` (see :func:`empty_side`) also marks the image's empty
+    areas, where the prediction then has no foreground.
+    """
     _, h, w = prepared.shape
     if is_unscaled(scale):
-        return NetworkPrediction(run_network(net, prepared, options, progress=progress, cancel=cancel), 1.0, (h, w))
-    resized = resize_for_network(prepared, scale)
-    return NetworkPrediction(run_network(net, resized, options, progress=progress, cancel=cancel), scale, (h, w))
+        logits = run_network(net, prepared, options, progress=progress, cancel=cancel)
+        scale = 1.0
+    else:
+        logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel)
+    empty = None if empty_side is None else empty_regions(prepared, empty_side)
+    return NetworkPrediction(logits, scale, (h, w), empty=empty)
 
 
 def pipeline_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
@@ -159,15 +217,17 @@ def predict_plane(model: Model, plane: Any, options: RunOptions, *, rgb: bool = 
     diameter = options.diameter
     if diameter is None and auto_diameter_applies(model):
         if fits_measuring_crop(prepared):  # the measuring pass is the whole image: reuse it
-            logits = run_network(model.net, prepared, options, progress=progress, cancel=cancel)
-            measured = median_diameter(logits)
+            whole = predict_at_scale(model.net, prepared, 1.0, options, progress=progress, cancel=cancel,
+                                     empty_side=empty_side(model, 1.0))
+            measured = measure_diameter(model, prepared, options, cancel=cancel, first=whole)
             if not needs_rescale(model, measured):
-                return NetworkPrediction(logits, 1.0, tuple(prepared.shape[1:]), notes)
+                return replace(whole, notes=notes)
             diameter = measured
         else:
             diameter = estimate_diameter(model, prepared, options, cancel=cancel)
-    prediction = predict_at_scale(model.net, prepared, rescale_factor(model, diameter), options, progress=progress,
-                                  cancel=cancel)
+    scale = rescale_factor(model, diameter)
+    prediction = predict_at_scale(model.net, prepared, scale, options, progress=progress, cancel=cancel,
+                                  empty_side=empty_side(model, scale))
     return replace(prediction, notes=notes) if notes else prediction
 
 

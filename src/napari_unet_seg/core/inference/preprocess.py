@@ -15,7 +15,21 @@ import numpy as np
 from scipy import ndimage as ndi
 
 MAX_SAMPLE_PIXELS = 4_000_000
+FLOAT_LIMIT = 1e37  # finite pixels beyond +-1e37 are read as +-1e37: float32 arithmetic on them overflowed
 RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def as_float32(data: Any) -> np.ndarray:
+    """Pixels as float32, finite ones clipped to +-``FLOAT_LIMIT`` (NaN and +-inf stay what they are).
+
+    float64 pixels beyond float32's range became inf when cast (and the user
+    was told of infinite pixels the image does not have); pixels near
+    3.4e38 overflowed the normalisation, so the network saw NaN.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind == "f" and data.dtype.itemsize >= 4:
+        data = np.where(np.isfinite(data), np.clip(data, -FLOAT_LIMIT, FLOAT_LIMIT), data)
+    return data.astype(np.float32, copy=False)
 
 
 def sample_pixels(image: Any, max_pixels: int = MAX_SAMPLE_PIXELS) -> np.ndarray:
@@ -297,12 +311,12 @@ class PreparedImage:
     def read_raw(self, ys: slice, xs: slice) -> np.ndarray:
         """(C, h, w) float32 before normalisation."""
         if self.rgb:
-            window = np.asarray(self.source[ys, xs, :3], dtype=np.float32)
+            window = as_float32(self.source[ys, xs, :3])
             window = np.moveaxis(window, -1, 0)
         elif self.source.ndim == 2:
-            window = np.asarray(self.source[ys, xs], dtype=np.float32)[None]
+            window = as_float32(self.source[ys, xs])[None]
         else:
-            window = np.asarray(self.source[:, ys, xs], dtype=np.float32)
+            window = as_float32(self.source[:, ys, xs])
         if self._gray:
             window = np.tensordot(RGB_WEIGHTS, window[:3], axes=1)[None]
         return window

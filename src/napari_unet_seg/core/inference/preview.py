@@ -8,7 +8,7 @@ import numpy as np
 
 from ..model.modelfile import Model
 from .options import RunOptions
-from .prediction import predict_at_scale
+from .prediction import empty_side, predict_at_scale
 from .preprocess import PreparedImage
 
 
@@ -30,5 +30,6 @@ class RegionPredictor:
         y0, y1, x0, x1 = box
         cy0, cy1, cx0, cx1 = max(y0 - margin, 0), min(y1 + margin, h), max(x0 - margin, 0), min(x1 + margin, w)
         window = self.prepared[:, cy0:cy1, cx0:cx1]
-        labels = predict_at_scale(model.net, window, self.scale, RunOptions()).labels(model)
+        labels = predict_at_scale(model.net, window, self.scale, RunOptions(),
+                                  empty_side=empty_side(model, self.scale)).labels(model)
         return labels[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]

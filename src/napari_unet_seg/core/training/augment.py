@@ -29,6 +29,11 @@ class AugmentConfig:
     texture: bool = True
     max_noise: float = 0.05  # gaussian noise sigma, in units of the normalised range
     shot_noise: tuple[float, float] | None = None  # photons at the top of the range: low-light (Poisson) noise
+    # the rest are off by default (fine-tuning keeps its recipe); scripts/train_nuclei.py turns them on
+    empty_regions: float = 0.0  # chance of a band or patch where nothing is (black gap, padding, saturation...)
+    nucleoli: float = 0.0  # chance of darker or brighter spots inside objects (nucleoli, chromocentres)
+    anisotropy: float = 1.0  # up to this ratio between the crop's vertical and horizontal scale
+    defocus: float = 0.0  # chance of a strong blur (sigma 1.5-3.5 px), as an out-of-focus plane
 
 
 def add_shot_noise(img: np.ndarray, photons_range: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -52,30 +57,36 @@ def random_crop(
     crop: int,
     scale: float,
     rng: np.random.Generator,
+    aspect: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a window of ``crop / scale`` px and resize it to ``crop`` (image bilinear, labels nearest).
 
-    Returns (C, crop, crop) image, (crop, crop) labels and a (crop, crop)
-    validity mask that is 0 where the window ran past the image.
+    ``aspect`` stretches rows against columns (``scale * aspect`` vertically,
+    ``scale / aspect`` horizontally): pixels are not always square. Returns
+    (C, crop, crop) image, (crop, crop) labels and a (crop, crop) validity
+    mask that is 0 where the window ran past the image.
     """
     _, h, w = image.shape
-    side = max(int(round(crop / scale)), 1)
-    y0 = int(rng.integers(0, max(h - side, 0) + 1))
-    x0 = int(rng.integers(0, max(w - side, 0) + 1))
-    img = image[:, y0:y0 + side, x0:x0 + side]
-    lab = labels[y0:y0 + side, x0:x0 + side]
-    val = np.ones(lab.shape, np.float32) if valid is None else valid[y0:y0 + side, x0:x0 + side].astype(np.float32)
-    pad_y, pad_x = side - img.shape[1], side - img.shape[2]
+    side_y = max(int(round(crop / (scale * aspect))), 1)
+    side_x = max(int(round(crop * aspect / scale)), 1)
+    y0 = int(rng.integers(0, max(h - side_y, 0) + 1))
+    x0 = int(rng.integers(0, max(w - side_x, 0) + 1))
+    img = image[:, y0:y0 + side_y, x0:x0 + side_x]
+    lab = labels[y0:y0 + side_y, x0:x0 + side_x]
+    val = np.ones(lab.shape, np.float32) if valid is None else valid[y0:y0 + side_y, x0:x0 + side_x].astype(np.float32)
+    pad_y, pad_x = side_y - img.shape[1], side_x - img.shape[2]
     if pad_y or pad_x:
         img = np.pad(img, ((0, 0), (0, pad_y), (0, pad_x)), mode="reflect" if min(img.shape[1:]) > 1 else "edge")
         lab = np.pad(lab, ((0, pad_y), (0, pad_x)))
         val = np.pad(val, ((0, pad_y), (0, pad_x)))
-    if side != crop:
+    if side_y != crop or side_x != crop:
         t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None]
-        img = F.interpolate(t, size=(crop, crop), mode="bilinear", align_corners=False, antialias=side > crop)[0].numpy()
-        idx = (np.arange(crop) * side / crop).astype(np.int64)
-        lab = lab[idx][:, idx]
-        val = val[idx][:, idx]
+        img = F.interpolate(t, size=(crop, crop), mode="bilinear", align_corners=False,
+                            antialias=max(side_y, side_x) > crop)[0].numpy()
+        rows = (np.arange(crop) * side_y / crop).astype(np.int64)
+        cols = (np.arange(crop) * side_x / crop).astype(np.int64)
+        lab = lab[rows][:, cols]
+        val = val[rows][:, cols]
     return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab), np.ascontiguousarray(val)
 
 
@@ -124,6 +135,8 @@ def augment_intensity(
             inside = (labels > 0)[None]
             speckle = 1 + rng.uniform(0.2, 0.6) * _smooth_noise((h, w), rng.uniform(0.7, 2.0), rng)
             img = np.where(inside, background + (img - background) * np.clip(speckle, 0.05, None)[None], img)
+        if config.nucleoli and rng.random() < config.nucleoli:
+            img = add_nucleoli(img, labels, background, rng)
     if rng.random() < 0.5:
         gamma = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
         low = img.min()
@@ -134,7 +147,10 @@ def augment_intensity(
         sigma = rng.uniform(0.5, 1.5) * max(h, w)
         blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
         img = img + rng.uniform(0.05, 0.4) * blob[None]
-    if rng.random() < 0.25:
+    if config.defocus and rng.random() < config.defocus:
+        sigma = rng.uniform(1.5, 3.5)
+        img = ndi.gaussian_filter(img, (0, sigma, sigma))
+    elif rng.random() < 0.25:
         img = ndi.gaussian_filter(img, (0, rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.2)))
     if rng.random() < 0.5:
         img = img + rng.standard_normal(img.shape).astype(np.float32) * rng.uniform(0.0, noise_cap)
@@ -145,3 +161,68 @@ def augment_intensity(
     img = (img - low) / max(high - low, 1e-3)
     img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.08, 0.08)
     return img.astype(np.float32)
+
+
+def add_nucleoli(img: np.ndarray, labels: np.ndarray, background: float, rng: np.random.Generator) -> np.ndarray:
+    """Darker (or brighter) round spots inside objects, as nucleoli and chromocentres look in large nuclei.
+
+    Large nuclei with visible nucleoli were split into fragments; one to four
+    spots per object, each a fifth to a third of the object's radius, dim
+    its signal by up to 70 % (or brighten it by up to 50 %).
+    """
+    ids, areas = np.unique(labels[labels > 0], return_counts=True)
+    if not len(ids):
+        return img
+    impulses = np.zeros(labels.shape, np.float32)
+    radius = float(np.sqrt(np.median(areas) / np.pi))
+    for obj in ids[rng.random(len(ids)) < 0.7]:
+        ys, xs = np.nonzero(labels == obj)
+        picks = rng.integers(0, len(ys), size=int(rng.integers(1, 5)))
+        impulses[ys[picks], xs[picks]] = 1.0
+    sigma = max(radius * rng.uniform(0.2, 0.33), 0.7)
+    spots = ndi.gaussian_filter(impulses, sigma)
+    spots = np.clip(spots / max(float(spots.max()), 1e-6), 0, 1) * (labels > 0)
+    strength = rng.uniform(0.3, 0.7) if rng.random() < 0.75 else -rng.uniform(0.2, 0.5)
+    return background + (img - background) * (1 - strength * spots)[None]
+
+
+def add_empty_regions(img: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One or two bands or patches where nothing is; no object inside them.
+
+    Everyday images have them: black gaps between the tiles of a stitched
+    scan, zero padding, saturated or constant areas, a neighbouring tile with
+    another background level. A model that never saw them grew long stripe
+    "nuclei" in zero bands and along their edges. ``img`` is a normalised
+    (C, H, W) crop (background near 0, nuclei near 1).
+    """
+    img, labels = img.copy(), labels.copy()
+    _, h, w = img.shape
+    background = float(np.percentile(img, 10))
+    top = float(np.percentile(img, 99.9))
+    for _ in range(int(rng.integers(1, 3))):
+        mask = np.zeros((h, w), bool)
+        if rng.random() < 0.6:  # a band across the crop, or along one of its edges (padding)
+            thickness = int(rng.integers(4, max(h // 2, 5)))
+            start = 0 if rng.random() < 0.25 else int(rng.integers(0, max(h - thickness, 1)))
+            if rng.random() < 0.5:
+                mask[start:start + thickness] = True
+            else:
+                mask[:, start:start + thickness] = True
+        else:  # a rectangle
+            ph, pw = (int(rng.integers(h // 8, int(h / 1.5))) for _ in range(2))
+            y0, x0 = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+            mask[y0:y0 + ph, x0:x0 + pw] = True
+        kind = rng.random()
+        if kind < 0.4:  # black: at or below the background (zeros of a gap or of padding)
+            fill = background - float(np.exp(rng.uniform(np.log(0.01), np.log(1.0))))
+            values = np.full((h, w), fill, np.float32)
+        elif kind < 0.6:  # saturated: clipped flat at the top of the range
+            values = np.full((h, w), max(top, 1.0) * rng.uniform(1.0, 1.3), np.float32)
+        elif kind < 0.75:  # a constant grey
+            values = np.full((h, w), rng.uniform(0.05, 0.9), np.float32)
+        else:  # another tile's background: a different level, its own noise
+            level = background + rng.uniform(-0.15, 0.25)
+            values = level + rng.standard_normal((h, w)).astype(np.float32) * rng.uniform(0.0, 0.04)
+        img[:, mask] = values[mask]
+        labels[mask] = 0
+    return img, labels

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..inference.options import RunOptions
-from ..inference.prediction import predict_at_scale
+from ..inference.prediction import empty_side, predict_at_scale
 from ..model.modelfile import Model
 from .data import PreparedPair, TrainingPair
 from .metrics import dice, matching_accuracy, mean_iou
@@ -33,7 +33,8 @@ def labels_around_annotation(
     """
     ys, xs = item.box()
     options = RunOptions(device=device, precision=precision)
-    pred = predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options).labels(model)
+    pred = predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options,
+                            empty_side=empty_side(model, item.scale)).labels(model)
     return pred, item.labels[ys, xs], None if item.valid is None else item.valid[ys, xs]
 
 

@@ -18,12 +18,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+
 import numpy as np
 import torch
 
 from ..model.devices import autocast, resolve_device, resolve_precision
 from ..model.modelfile import Model
-from .augment import AugmentConfig, augment_intensity, flip_rotate, random_crop
+from .augment import AugmentConfig, add_empty_regions, augment_intensity, flip_rotate, random_crop
 from .data import PreparedPair, TrainingPair
 from .evaluation import main_score, score_prepared
 from .losses import instance_loss, semantic_loss
@@ -88,10 +89,12 @@ def _sample(
 ) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = config.augment.scale_range
     scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
+    stretch = config.augment.anisotropy
+    aspect = float(np.exp(rng.uniform(-math.log(stretch), math.log(stretch)))) if stretch > 1 else 1.0
     # prefer crops that contain annotation when the annotated region is small
     for _ in range(5):
         img, lab, val = random_crop(prepared.train_image, prepared.train_labels, prepared.train_valid, config.crop_size,
-                                    scale, rng)
+                                    scale, rng, aspect)
         if config.scribbles:
             annotated = (lab > 0) & (val > 0)
         else:
@@ -104,6 +107,8 @@ def _sample(
         if config.augment.intensity:
             # per-object augmentation sees annotated objects only: unannotated labels teach nothing
             img = augment_intensity(img, np.where(val > 0, lab, 0), config.augment, rng)
+        if config.augment.empty_regions and rng.random() < config.augment.empty_regions:
+            img, lab = add_empty_regions(img, lab, rng)
         return img, instance_targets(lab, val, config.contact_weight)
     if config.augment.intensity:
         img = augment_intensity(img, None, replace(config.augment, dim_objects=False, texture=False), rng)
@@ -271,8 +276,9 @@ class Trainer:
         self.weights = weights / weights.sum()
         self.device = resolve_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
-        self.memory_format = (torch.channels_last if self.precision != "fp32" or self.device.type == "cuda"
-                              else torch.contiguous_format)
+        # channels_last suits oneDNN's and cuDNN's convolutions: on a 2-core CPU without bf16, a training step of
+        # the built-in model took 7.5 s contiguous and 2.9-4.9 s channels_last (fp32, batch 8 of 256 x 256)
+        self.memory_format = torch.channels_last if self.device.type in ("cpu", "cuda") else torch.contiguous_format
         self.net = model.net.to(self.device).to(memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)

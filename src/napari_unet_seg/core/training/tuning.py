@@ -19,7 +19,7 @@ from itertools import product
 import numpy as np
 
 from ..inference.options import RunOptions
-from ..inference.prediction import NetworkPrediction, predict_at_scale
+from ..inference.prediction import NetworkPrediction, empty_side, predict_at_scale
 from ..model.modelfile import Model
 from .data import PreparedPair
 from .metrics import matching_accuracy
@@ -72,7 +72,8 @@ def tune_postprocess(model: Model, items: Sequence[PreparedPair], *, device: str
         return None
     options = RunOptions(device=device, precision=precision)
     boxes = [item.box() for item in items]
-    predictions = [(predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options), item)
+    predictions = [(predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options,
+                                     empty_side=empty_side(model, item.scale)), item)
                    for item, (ys, xs) in zip(items, boxes)]
     current = dict(model.postprocess)
     before = _score(model, current, predictions, boxes)

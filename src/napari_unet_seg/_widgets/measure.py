@@ -1,0 +1,293 @@
+"""The "Measurements" dock: one row per object of a Labels layer, as its features, a table and a CSV.
+
+A thin shell over :func:`napari_unet_seg.core.measure.measurements.measure_objects`:
+it reads the chosen layers, measures in a worker thread, and on the main thread
+sets the layer's ``features``, fills a sortable table (click a row to go to
+its object), colours labels by a column, and saves the table as CSV.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from napari.viewer import Viewer
+from qtpy.QtCore import QModelIndex, Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.common.errors import first_line
+from ..core.inference.provenance import csv_comments
+from ..core.measure.measurements import ObjectTable, measure_objects
+from ..core.measure.table_csv import write_objects_csv
+from ._common import compact, progress_relay, start_worker
+from ._layers import current_plane, source_array
+from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
+from .segment_layers import is_pristine
+
+LABEL_COLOURS = "(label colours)"
+
+
+def physical_size(layer: Labels) -> tuple[tuple[float, float] | None, str]:
+    """The layer's pixel size (y, x) and unit, or None when it has none (a scale of 1)."""
+    scale = tuple(float(s) for s in layer.scale[-2:])
+    if scale == (1.0, 1.0):
+        return None, "um"
+    unit = format(layer.units[-1], "~") if getattr(layer, "units", None) else "pixel"
+    unit = "um" if unit in ("pixel", "px") else unit.replace("µ", "u").replace(" ", "")  # our readers scale in µm
+    return scale, unit
+
+
+class MeasureWidget(QWidget):
+    """Measure the objects of a Labels layer, with the intensities of chosen image layers."""
+
+    def __init__(self, napari_viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.table: ObjectTable = {}
+        self.measured: Labels | None = None
+        self._measured_images: list[str] = []
+        self.worker: Any = None
+        self._cancel = threading.Event()
+        self._colour_column = LABEL_COLOURS
+        self._original_colormap: Any = None
+        self._build()
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self.viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_layers)
+        self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
+        self._refresh_layers()
+
+    def _build(self) -> None:
+        self.labels_picker = compact(QComboBox())
+        self.labels_picker.setPlaceholderText("no labels layer")
+        self.labels_picker.currentTextChanged.connect(self._refresh_images)
+        self.images = QListWidget()
+        self.images.setMaximumHeight(64)
+        self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each.")
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Labels", self.labels_picker)
+        form.addRow("Intensities", self.images)
+        self.measure_button, self.cancel_button = QPushButton("Measure"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.measure_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self._cancel.set)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.measure_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumHeight(12)
+        self.progress_bar.setTextVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.model = ObjectTableModel(parent=self)
+        self.view = QTableView()
+        self.view.setModel(sortable(self.model))
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(20)
+        self.view.setMinimumHeight(120)
+        self.view.setToolTip("Click a header to sort; click a row to go to its object.")
+        self.view.clicked.connect(self.go_to_row)
+        self.colour_by = compact(QComboBox())
+        self.colour_by.addItem(LABEL_COLOURS)
+        self.colour_by.currentTextChanged.connect(self.colour_labels)
+        self.save_button = QPushButton("Save as CSV…")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(lambda: self.save_csv())
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Colour by"))
+        bottom.addWidget(self.colour_by, 1)
+        bottom.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(bottom)
+
+    # layers -------------------------------------------------------------------------------------------------
+    def labels_layer(self) -> Labels | None:
+        name = self.labels_picker.currentText()
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None  # a LayerList has no get()
+        return layer if isinstance(layer, Labels) else None
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        current = self.labels_picker.currentText()
+        names = [layer.name for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)]
+        self.labels_picker.blockSignals(True)
+        self.labels_picker.clear()
+        self.labels_picker.addItems(names)
+        self.labels_picker.setCurrentIndex(names.index(current) if current in names else (0 if names else -1))
+        self.labels_picker.blockSignals(False)
+        self._refresh_images()
+
+    def _refresh_images(self, *_: Any) -> None:
+        """Image layers whose pixels match the labels (RGB too), all ticked unless unticked before."""
+        unticked = {self.images.item(i).text() for i in range(self.images.count())
+                    if self.images.item(i).checkState() != Qt.CheckState.Checked}
+        self.images.clear()
+        labels = self.labels_layer()
+        if labels is None:
+            return
+        shape = tuple(source_array(labels).shape)
+        for layer in self.viewer.layers:
+            data_shape = tuple(source_array(layer).shape) if isinstance(layer, Image) else None
+            if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)):
+                item = QListWidgetItem(layer.name)
+                item.setCheckState(Qt.CheckState.Unchecked if layer.name in unticked else Qt.CheckState.Checked)
+                self.images.addItem(item)
+
+    def chosen_images(self) -> dict[str, Any]:
+        return {self.images.item(i).text(): source_array(self.viewer.layers[self.images.item(i).text()])
+                for i in range(self.images.count())
+                if self.images.item(i).checkState() == Qt.CheckState.Checked
+                and self.images.item(i).text() in self.viewer.layers}
+
+    # measuring ----------------------------------------------------------------------------------------------
+    def run(self) -> Any:
+        """Measure the chosen layers in a worker thread; returns the worker (None if nothing to measure)."""
+        layer = self.labels_layer()
+        if layer is None or self.worker is not None:
+            if layer is None:
+                show_error("Measure: choose a Labels layer first")
+            return None
+        pixel_size, unit = physical_size(layer)
+        images = self.chosen_images()
+        self._cancel.clear()
+        work = partial(measure_objects, source_array(layer), images, pixel_size=pixel_size, unit=unit,
+                       progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
+        self.measure_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Measuring {layer.name}…")
+        self.worker = start_worker(self, work, failure="Measuring failed", cancel_on_close=self._cancel,
+                                   on_returned=partial(self._show, layer, list(images)),
+                                   on_cancelled=lambda: self.status.setText("Cancelled: nothing measured."),
+                                   on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
+                                   on_finished=self._finished)
+        return self.worker
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress_bar.setMaximum(max(total, 1))
+        self.progress_bar.setValue(done)
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.measure_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _show(self, layer: Labels, images: list[str], table: ObjectTable) -> None:
+        """On the main thread: the table becomes the layer's features, the view's rows and the colour choices."""
+        if layer not in self.viewer.layers:
+            self.status.setText("The labels layer was removed meanwhile: nothing shown.")
+            return
+        self._restore_colours()
+        self.table, self.measured, self._measured_images = table, layer, images
+        layer.features = {"index": table["label"], **table}
+        self.model.set_table(table)
+        self.view.resizeColumnsToContents()
+        self.colour_by.blockSignals(True)
+        self.colour_by.clear()
+        self.colour_by.addItems([LABEL_COLOURS, *numeric_columns(table)])
+        self.colour_by.blockSignals(False)
+        self.save_button.setEnabled(True)
+        count = len(table["label"])
+        slices = f" in {len(np.unique(table['slice']))} slices" if "slice" in table and count else ""
+        self.status.setText(f"{count} objects{slices} in {layer.name}." if count else
+                            f"{layer.name} holds no objects (every pixel is 0).")
+
+    # the table and the viewer -------------------------------------------------------------------------------
+    def go_to_row(self, index: QModelIndex) -> None:
+        """Centre the viewer on the object of the clicked row (its slice too) and select its label."""
+        layer = self.measured
+        if layer is None or layer not in self.viewer.layers or not index.isValid():
+            return
+        row = self.view.model().mapToSource(index).row()
+        lead = [int(self.table[c][row]) for c in self.table if c == "slice" or c.startswith("axis")]
+        point = [*lead, float(self.table["centroid_y"][row]), float(self.table["centroid_x"][row])]
+        world = list(layer.data_to_world(point))
+        if lead:
+            ndim = self.viewer.dims.ndim
+            self.viewer.dims.set_point(range(ndim - len(world), ndim - 2), world[:-2])
+        self.viewer.camera.center = world[-2:]
+        layer.selected_label = int(self.table["label"][row])
+
+    def colour_labels(self, column: str) -> None:
+        """Colour each object by ``column`` (the slice on screen, for stacks); LABEL_COLOURS restores them."""
+        layer = self.measured
+        self._colour_column = column
+        if layer is None or layer not in self.viewer.layers:
+            return
+        if column == LABEL_COLOURS or column not in self.table:
+            self._restore_colours()
+            return
+        if self._original_colormap is None:
+            self._original_colormap = layer.colormap
+        rows = np.ones(len(self.table["label"]), bool)
+        if "slice" in self.table:
+            (plane,) = current_plane(self.viewer, layer, 1)
+            rows = self.table["slice"] == plane
+        layer.colormap = colours_by(self.table["label"][rows], self.table[column][rows])
+
+    def _recolour_for_slice(self, event: Any = None) -> None:
+        if self._colour_column != LABEL_COLOURS and "slice" in self.table:
+            self.colour_labels(self._colour_column)
+
+    def _restore_colours(self) -> None:
+        if self._original_colormap is not None and self.measured in self.viewer.layers:
+            self.measured.colormap = self._original_colormap
+        self._original_colormap = None
+
+    def _provenance_comments(self) -> dict[str, str]:
+        """What made the measured labels, if Segment did; and whether they were painted on since."""
+        record = self.measured.metadata.get("provenance")
+        if not record:
+            return {}
+        edited = {} if is_pristine(self.measured) else {
+            "edited": "the labels were changed after they were segmented; the provenance is of the segmentation"}
+        return {**csv_comments(record), **edited}
+
+    def save_csv(self, path: str | None = None) -> Path | None:
+        """Write the table (with a header naming the layers and pixel size); asks where when no ``path``."""
+        if not self.table or self.measured is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save measurements", f"{self.measured.name}_objects.csv",
+                                                  "CSV (*.csv)")
+            if not path:
+                return None
+        pixel_size, unit = physical_size(self.measured)
+        comments = {"labels": self.measured.name, "images": ", ".join(self._measured_images) or "none",
+                    "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} {unit}" if pixel_size else "unknown"}
+        try:
+            written = write_objects_csv(path, self.table, {**comments, **self._provenance_comments()})
+        except OSError as exc:
+            show_error(f"Could not save the measurements: {first_line(exc)}")
+            return None
+        show_info(f"Saved {len(self.table['label'])} objects to {written}")
+        return written

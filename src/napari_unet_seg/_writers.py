@@ -1,0 +1,66 @@
+"""napari writers (File > Save Selected Layers...): a Labels layer as ImageJ ROIs, QuPath GeoJSON or OME-Zarr.
+
+npe2 hands each writer the layers as (data, attributes[, type]); these only
+translate them into core.export calls. The layer's ``features`` (the
+Measurements table) travel as measurements; a layer ``scale`` other than 1
+is its pixel size. The save dialog has already asked before replacing a
+file; an existing OME-Zarr folder is never replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def write_labels_rois(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """One Labels layer -> an ImageJ/Fiji ROI set (.zip)."""
+    return [str(write_imagej_rois(path, _level0(data, attributes), overwrite=True))]
+
+
+def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    """One Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
+    labels = _level0(data, attributes)
+    return [str(write_geojson(path, labels, measurements=_measurements(attributes, labels.ndim), overwrite=True))]
+
+
+def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
+    """A Labels layer, and the Image layer it belongs to if one is selected too -> one OME-Zarr folder."""
+    labels = next(layer for layer in layers if layer[2] == "labels")
+    image = next((layer for layer in layers if layer[2] == "image"), None)
+    data, attributes = _level0(*labels[:2]), labels[1]
+    image_data = _level0(*image[:2]) if image else None
+    rgb = bool(image and image[1].get("rgb"))
+    written = write_ome_zarr(path, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
+                             name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim))
+    return [str(written)]
+
+
+def _level0(data: Any, attributes: dict[str, Any]) -> Any:
+    """Full resolution of a multiscale layer; the data itself otherwise."""
+    return data[0] if attributes.get("multiscale") else data
+
+
+def _pixel_size(attributes: dict[str, Any]) -> tuple[float, float] | None:
+    scale = attributes.get("scale")
+    if scale is None or len(scale) < 2:
+        return None
+    y, x = (float(v) for v in scale[-2:])
+    return None if (y, x) == (1.0, 1.0) else (y, x)
+
+
+def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | None:
+    """The layer's features as columns, when they say which object (label, and slice in a stack) each row is."""
+    features = attributes.get("features")
+    keys = ["label", "slice"] if ndim == 3 else ["label"]
+    if features is None or len(features) == 0 or any(key not in features for key in keys):
+        return None
+    return {str(column): features[column].to_numpy() for column in features.columns}
+
+
+def _group_name(name: str | None) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in (name or "")).strip().lstrip(".")
+    return cleaned or "labels"

@@ -1,0 +1,106 @@
+"""``unet-seg export``: a labels file -> ImageJ/Fiji ROIs, QuPath GeoJSON or OME-Zarr, through core.export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.common.errors import first_line
+from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
+from ..core.imageio import ImageFile, read_image
+from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
+from .errors import UserError, require_positive
+
+SUFFIXES = {"imagej": "_rois.zip", "geojson": ".geojson", "ome-zarr": ".ome.zarr"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="export a labels image as ImageJ/Fiji ROIs, QuPath GeoJSON or OME-Zarr",
+        description=(
+            "Export a labels image (TIFF, PNG or zarr, e.g. the <stem>_labels.tif of `unet-seg predict`). "
+            "imagej: a ROI set (.zip) for Fiji's ROI Manager, one ROI per object, named by label id (stacks: "
+            "the ROI's slice is set). geojson: a FeatureCollection for QuPath (File > Import objects), one "
+            "detection per object, in pixel coordinates. ome-zarr: an OME-Zarr (NGFF 0.4) folder with the image "
+            "(--image) and the labels as a `labels` group, with pyramids and the physical pixel size, for "
+            "napari-ome-zarr, Fiji/MoBIE and QuPath. Nothing existing is overwritten without --overwrite."
+        ),
+    )
+    parser.add_argument("labels", metavar="LABELS", help="labels image: TIFF, PNG or zarr")
+    parser.add_argument("--format", required=True, choices=sorted(SUFFIXES), dest="format",
+                        help="what to write")
+    parser.add_argument("-o", "--output", default=None, metavar="OUT",
+                        help="file or folder to write (default: beside LABELS, <stem>_rois.zip, <stem>.geojson or "
+                             "<stem>.ome.zarr)")
+    parser.add_argument("--image", default=None, metavar="IMAGE",
+                        help="ome-zarr: the image the labels belong to (same height, width and slices)")
+    parser.add_argument("--pixel-size", type=float, nargs=2, default=None, metavar=("Y", "X"),
+                        help="ome-zarr: pixel size in micrometres (default: read from LABELS or IMAGE if they say)")
+    parser.add_argument("--measurements", default=None, metavar="CSV",
+                        help="geojson, ome-zarr: an objects table to attach to each object (default: the "
+                             "<stem>_objects.csv beside LABELS, when `unet-seg predict` or `measure` wrote one)")
+    parser.add_argument("--stack-axis", default="z", choices=("z", "t"),
+                        help="a stack's slices are z planes or time points (default: z)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.pixel_size is not None:
+        for value in args.pixel_size:
+            require_positive(value, "--pixel-size")
+    if args.image is not None and args.format != "ome-zarr":
+        raise UserError("--image is used by --format ome-zarr only")
+    if args.measurements is not None and args.format == "imagej":
+        raise UserError("--measurements is used by --format geojson and ome-zarr only")
+    labels = _read(args.labels, "labels")
+    if labels.rgb or labels.channel_axis is not None:
+        raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
+    output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
+    try:
+        if args.format == "imagej":
+            write_imagej_rois(output, labels.data, overwrite=args.overwrite)
+        elif args.format == "geojson":
+            write_geojson(output, labels.data, measurements=_measurements(args), stack_axis=args.stack_axis,
+                          overwrite=args.overwrite)
+        else:
+            image = _read(args.image, "image") if args.image else None
+            pixel_size = args.pixel_size or labels.pixel_size or (image.pixel_size if image else None)
+            write_ome_zarr(output, labels.data, image.data if image else None, rgb=bool(image and image.rgb),
+                           channel_axis=image.channel_axis if image else None, pixel_size=pixel_size,
+                           stack_axis=args.stack_axis, measurements=_measurements(args), overwrite=args.overwrite)
+    except ValueError as exc:
+        raise UserError(first_line(exc)) from None
+    print(f"wrote {output}")
+    return 0
+
+
+def default_output(labels: Path, fmt: str) -> Path:
+    """Beside the labels file: ``cells_labels.tif`` -> ``cells_labels_rois.zip``, ``.geojson``, ``.ome.zarr``."""
+    stem = labels.name
+    for suffix in (".tiff", ".tif", ".png", ".zarr", ".ome"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return labels.with_name(stem + SUFFIXES[fmt])
+
+
+def _measurements(args: argparse.Namespace) -> dict | None:
+    """The objects table given, else ours beside the labels if there is one, else None."""
+    if args.measurements is None:
+        path = objects_csv_path(args.labels)
+        if not is_objects_csv(path):
+            return None
+    else:
+        path = Path(args.measurements)
+        if not path.is_file():
+            raise UserError(f"--measurements: {path}: no such file")
+    table, _ = read_objects_csv(path)
+    return table or None
+
+
+def _read(path: str, what: str) -> ImageFile:
+    try:
+        return read_image(path)
+    except ValueError as exc:
+        raise UserError(f"{what}: {first_line(exc)}") from None

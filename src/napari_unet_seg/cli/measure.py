@@ -1,0 +1,90 @@
+"""``unet-seg measure``: one row per object of a labels file (and the intensities of its image) into a CSV."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.batch.objects import INTENSITY, intensity_of
+from ..core.common.atomic import check_writable_folder
+from ..core.imageio import ImageFile, ImageReadError, read_image
+from ..core.inference.provenance import csv_comments, read_provenance
+from ..core.measure.measurements import intensity_channels, measure_objects
+from ..core.measure.table_csv import objects_csv_path, write_objects_csv
+from .errors import UserError, require_positive
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "measure",
+        help="measure every object of a labels image into a CSV table",
+        description=(
+            "Measure every object of a labels image (TIFF, PNG or zarr; stacks slice by slice) into a CSV: "
+            "label, slice, centroid, area, perimeter, equivalent diameter, eccentricity, solidity, bounding box, "
+            "and with --image the mean, median and integrated intensity of each of its channels. With a pixel "
+            "size (from the files, or --pixel-size) centroid and area are given in micrometres too. Large images "
+            "are read block by block. Writes LABELS' <stem>_objects.csv unless -o says where."
+        ),
+    )
+    parser.add_argument("labels", metavar="LABELS", help="labels image: one integer id per object, 0 = background")
+    parser.add_argument("--image", default=None, metavar="IMAGE",
+                        help="the image the labels were made from (same height and width): intensity columns")
+    parser.add_argument("-o", "--output", default=None, metavar="CSV",
+                        help="where to write the table (default: <stem>_objects.csv beside LABELS)")
+    parser.add_argument("--pixel-size", type=float, nargs=2, default=None, metavar=("Y", "X"),
+                        help="pixel height and width in micrometres (default: read from LABELS or IMAGE)")
+    parser.add_argument("--overwrite", action="store_true", help="replace CSV if it exists")
+    parser.set_defaults(run=run)
+
+
+def _read(path: str, what: str) -> ImageFile:
+    try:
+        return read_image(path)
+    except ImageReadError as exc:
+        raise UserError(f"{what}: {exc}") from None
+
+
+def _provenance(labels: str) -> dict | None:
+    """What made LABELS, when unet-seg did (the table's header says so too)."""
+    try:
+        return read_provenance(labels)
+    except Exception:  # noqa: BLE001 - any labels file can be measured; only ours have a provenance
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    for value in args.pixel_size or ():
+        require_positive(value, "--pixel-size")
+    labels = _read(args.labels, "LABELS")
+    if labels.rgb or labels.channel_axis is not None:
+        raise UserError(f"{args.labels} is a colour or multichannel image, not labels (one integer id per pixel)")
+    images = {}
+    image = None
+    if args.image is not None:
+        image = _read(args.image, "IMAGE")
+        intensity = intensity_of(image)
+        try:
+            intensity_channels({INTENSITY: intensity}, tuple(labels.data.shape))
+        except ValueError:
+            raise UserError(f"{args.image} has shape {tuple(image.data.shape)} but {args.labels} has shape "
+                            f"{tuple(labels.data.shape)}: they must match pixel for pixel") from None
+        images[INTENSITY] = intensity
+    output = Path(args.output) if args.output else objects_csv_path(args.labels)
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists (use --overwrite to replace it)")
+    if output.is_dir():
+        raise UserError(f"{output} is a folder; give a file name ending in .csv")
+    check_writable_folder(output.parent)  # before the work, not after
+    pixel_size = tuple(args.pixel_size) if args.pixel_size else labels.pixel_size or (image and image.pixel_size)
+    try:
+        table = measure_objects(labels.data, images, pixel_size=pixel_size)
+    except ValueError as exc:
+        raise UserError(f"{args.labels}: {exc}") from None
+    if not len(table["label"]):
+        raise UserError(f"{args.labels} holds no objects (every pixel is 0): nothing to measure, nothing written")
+    comments = {"labels": Path(args.labels).name, "image": Path(args.image).name if args.image else "none",
+                "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown"}
+    write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})
+    slices = f" in {len(set(table['slice'].tolist()))} slices" if "slice" in table else ""
+    print(f"{len(table['label'])} objects{slices} -> {output}")
+    return 0

@@ -1,0 +1,74 @@
+"""``unet-seg provenance OUTPUT``: where a result came from, and the command that makes it again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core.inference.provenance import file_sha256, read_provenance
+from .errors import UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "provenance", help="say which model, settings and command made a labels file, zarr store or objects CSV",
+        description=("Print the provenance that `unet-seg predict` (and the Segment widget) record in every output: "
+                     "the model, its file's SHA-256 and lineage, the settings, the device and precision used, the "
+                     "versions, the date (UTC), and the `unet-seg predict` command that makes the same labels. "
+                     "Says whether the model file is still the one that was used."))
+    parser.add_argument("output", metavar="OUTPUT", help="a *_labels.tif, *_labels.zarr or *_objects.csv")
+    parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.output)
+    if not path.exists():
+        raise UserError(f"no such file or folder: {path}")
+    try:
+        record = read_provenance(path)
+    except (OSError, ValueError, KeyError) as exc:  # not a TIFF, a broken store, a damaged line
+        raise UserError(f"{path} cannot be read: {exc}") from None
+    if record is None:
+        raise UserError(f"{path} holds no provenance (not written by napari-unet-seg, or by an older version)")
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    for name, value in summary(record):
+        print(f"{name + ':':<10} {value}")
+    return 0
+
+
+def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """The record as a few lines for people (``--json`` gives all of it)."""
+    model, settings, ran_on = record.get("model", {}), record.get("settings", {}), record.get("ran_on", {})
+    versions = record.get("versions", {})
+    lineage = model.get("lineage") or []
+    trained = "built-in, as shipped" if model.get("builtin") and not lineage else (
+        f"{len(lineage)} fine-tuning run(s), the last from '{lineage[-1].get('base')}' on "
+        f"{lineage[-1].get('date')}" if lineage else "no training recorded")
+    planes = settings.get("planes", "all")
+    return [
+        ("date", str(record.get("date"))),
+        ("input", str(record.get("input") or "an image in memory (no file)")),
+        ("model", f"{model.get('name')} ({model.get('file') or 'never saved to a file'})"),
+        ("sha256", f"{model.get('sha256')}  [{_model_file_now(model)}]"),
+        ("lineage", trained),
+        ("settings", (f"diameter {settings.get('diameter') or 'auto'}, output {settings.get('output')}, "
+                      f"planes {planes if planes == 'all' else len(planes)}")),
+        ("ran on", (f"{ran_on.get('device')}, {ran_on.get('precision')} (asked: {settings.get('device')}, "
+                    f"{settings.get('precision')})")),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+        ("command", str(record.get("command"))),
+    ]
+
+
+def _model_file_now(model: dict[str, Any]) -> str:
+    file = model.get("file")
+    if not file or not model.get("sha256"):
+        return "cannot be checked"
+    if not Path(file).is_file():
+        return "that file is gone"
+    return "the file is unchanged" if file_sha256(file) == model["sha256"] else "the file has CHANGED since"

@@ -1,0 +1,69 @@
+"""The objects table of one batch output: ``<stem>_objects.csv`` beside its labels, and the file's totals.
+
+The table is measured from the labels as written (a zarr output block by
+block), with the input image's channels as intensities. A CSV of that name
+that this package did not write is the user's: it is kept, and the row says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..common.errors import first_line
+from ..imageio import ImageFile
+from ..measure.measurements import ObjectTable, measure_objects
+from ..measure.table_csv import is_objects_csv, objects_csv_path, write_objects_csv
+
+INTENSITY = "intensity"  # the same column names for every file, so tables of a folder concatenate
+
+
+@dataclass(frozen=True)
+class ObjectsOutcome:
+    """What measuring one output gave: its totals (None if not measured) and a note for the summary row."""
+
+    objects: int | None = None
+    mean_area: float = 0.0
+    note: str = ""
+
+
+def intensity_of(image: ImageFile) -> Any:
+    """The image as intensities for the labels: channels last (RGB, or an OME-Zarr ``c`` axis moved there)."""
+    if image.channel_axis is None:
+        return image.data
+    import dask.array as da
+
+    return da.moveaxis(da.asarray(image.data), image.channel_axis, -1)
+
+
+def measure_output(labels: Any, image: ImageFile, target: Path, header: dict[str, Any] | None = None) -> ObjectsOutcome:
+    """Measure ``labels`` (written to ``target``) and write its objects CSV; never raises.
+
+    The totals count objects over all planes of a stack and average their area.
+    """
+    path = objects_csv_path(target)
+    try:
+        table = measure_objects(labels, {INTENSITY: intensity_of(image)}, pixel_size=image.pixel_size)
+    except Exception as exc:  # noqa: BLE001 - the labels are written; a table that cannot be made is a note
+        return ObjectsOutcome(note=f"no objects table: {first_line(exc)}")
+    outcome = totals(table)
+    if path.exists() and not is_objects_csv(path):
+        return ObjectsOutcome(outcome.objects, outcome.mean_area,
+                              f"{path.name} exists and was not written by unet-seg: kept, objects table not written")
+    comments = {"labels": target.name, "image": image.path.name,
+                "pixel_size": f"{image.pixel_size[0]:g} x {image.pixel_size[1]:g} um" if image.pixel_size else "unknown",
+                **(header or {})}
+    try:
+        write_objects_csv(path, table, comments)
+    except OSError as exc:
+        return ObjectsOutcome(outcome.objects, outcome.mean_area, f"objects table not written: {first_line(exc)}")
+    return outcome
+
+
+def totals(table: ObjectTable) -> ObjectsOutcome:
+    """Objects over every plane, and their mean area in pixels."""
+    areas = np.asarray(table["area"], np.float64)
+    return ObjectsOutcome(len(areas), float(areas.mean()) if len(areas) else 0.0)

@@ -1,0 +1,174 @@
+"""Image + labels -> OME-Zarr (NGFF 0.4) through ome-zarr-py, for napari-ome-zarr, Fiji/MoBIE and QuPath.
+
+Layout: the image as a multiscale pyramid at the root, the labels under
+``labels/<name>`` with ``image-label`` metadata (a colour per object, and the
+measurements as ``properties`` when given). NGFF 0.4 (zarr format 2) rather
+than 0.5 because Fiji's readers (MoBIE, n5-zarr) and older napari-ome-zarr
+read it. Axes follow NGFF order (t, c, z, y, x): colour and multichannel
+images get a ``c`` axis (after ``t``, before ``z``), which labels leave out; pixel sizes become the scale
+of y and x in micrometres. Without an image, an all-zero placeholder stands
+in (NGFF labels belong to an image); its chunks are never stored.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..common.atomic import atomic_path
+from .outlines import check_labels, check_same_plane
+from .target import prepare_target
+
+CHUNK = 1024  # plane chunks: what viewers read per tile
+MIN_LEVEL_SIDE = 256  # stop the pyramid once its smaller plane side would fall below this
+UNIT = "micrometer"
+
+
+def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, rgb: bool = False,
+                   channel_axis: int | None = None, pixel_size: tuple[float, float] | None = None,
+                   name: str = "labels", stack_axis: str = "z", colors: Mapping[int, Sequence[int]] | None = None,
+                   measurements: Mapping[str, Sequence[Any]] | None = None, overwrite: bool = False) -> Path:
+    """Write ``image`` (optional) and ``labels`` as one OME-Zarr folder ``path``.
+
+    ``labels`` is (H, W) or a stack (N, H, W); ``image`` covers the same
+    pixels: (H, W), (N, H, W), colour (..., H, W, 3|4) with ``rgb``, or planes
+    with channels at ``channel_axis``. Arrays may be numpy, dask or zarr (written
+    chunk by chunk). ``stack_axis`` names the stack axis (``"z"`` or ``"t"``).
+    ``colors`` maps label ids to RGBA (0-255); by default every object gets a
+    distinct colour. ``measurements`` (columns with a ``label`` column) become
+    the labels' ``properties``. The folder is complete or absent.
+    """
+    import dask
+    import dask.array as da
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image, write_labels
+
+    check_labels(labels)
+    if stack_axis not in ("z", "t"):
+        raise ValueError(f"stack_axis must be 'z' or 't', not {stack_axis!r}")
+    if pixel_size is not None and not all(math.isfinite(v) and v > 0 for v in pixel_size):
+        raise ValueError(f"the pixel size must be two positive numbers (y, x), not {tuple(pixel_size)}")
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"{name!r} cannot name a labels group (no slashes, no leading dot)")
+    lab = da.asarray(labels) if not isinstance(labels, da.Array) else labels
+    if lab.dtype == bool:
+        lab = lab.astype(np.uint8)
+    stack = lab.ndim == 3
+    spatial = ([stack_axis] if stack else []) + ["y", "x"]
+    img, image_axes = _image_in_ngff_order(image, lab.shape, rgb=rgb, channel_axis=channel_axis, spatial=spatial)
+    path = prepare_target(path, overwrite=overwrite)
+
+    scale = {axis: 1.0 for axis in spatial}
+    units = None
+    if pixel_size is not None:
+        scale.update(y=float(pixel_size[0]), x=float(pixel_size[1]))
+        units = {"y": UNIT, "x": UNIT}
+    factors = pyramid_factors(lab.shape[-2:])
+    fmt = FormatV04()
+    # threads in this process, even when a dask.distributed client is active (the batch's cluster)
+    with atomic_path(path) as tmp, dask.config.set(scheduler="threads"):
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=fmt.zarr_format)
+        write_image(img, root, scale_factors=factors, fmt=fmt, axes=image_axes, axes_units=units,
+                    scale={axis: scale.get(axis, 1.0) for axis in image_axes},
+                    storage_options={"chunks": _chunks(img.shape, image_axes)},
+                    name=image_name(path) if image is not None else "placeholder (labels only)")
+        label_metadata: dict[str, Any] = {"colors": _colors(lab, colors)}
+        properties = _properties(measurements)
+        if properties:
+            label_metadata["properties"] = properties
+        label_metadata["source"] = {"image": "../../"}
+        write_labels(lab, root, name=name, scaler=None, scale_factors=factors, fmt=fmt, axes=spatial, scale=scale,
+                     axes_units=units, storage_options={"chunks": _chunks(lab.shape, spatial)},
+                     label_metadata=label_metadata)
+    return path
+
+
+def image_name(path: Path) -> str:
+    """``cells`` for ``cells.ome.zarr``."""
+    name = path.name
+    for suffix in (".zarr", ".ome"):
+        name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    return name or path.name
+
+
+def pyramid_factors(plane_shape: Sequence[int]) -> tuple[int, ...]:
+    """Downsampling factors 2, 4, 8...: halve while the smaller side stays at least MIN_LEVEL_SIDE."""
+    factors: list[int] = []
+    factor = 2
+    while min(plane_shape) // factor >= MIN_LEVEL_SIDE:
+        factors.append(factor)
+        factor *= 2
+    return tuple(factors)
+
+
+def _image_in_ngff_order(image: Any, labels_shape: tuple[int, ...], *, rgb: bool, channel_axis: int | None,
+                         spatial: list[str]) -> tuple[Any, list[str]]:
+    """The image as a dask array in NGFF axis order (channels first), checked against the labels' shape."""
+    import dask.array as da
+
+    if image is None:
+        return da.zeros(labels_shape, dtype=np.uint8, chunks=_chunks(labels_shape, spatial)), list(spatial)
+    img = image if isinstance(image, da.Array) else da.asarray(image)
+    if rgb and channel_axis is not None:
+        raise ValueError("give either rgb or channel_axis, not both")
+    if rgb:
+        channel_axis = -1
+    if channel_axis is not None:
+        if not -img.ndim <= channel_axis < img.ndim:
+            raise ValueError(f"channel_axis {channel_axis} does not exist in an image of shape {tuple(img.shape)}")
+        first = 1 if spatial[0] == "t" else 0  # NGFF order: t, c, z, y, x
+        img = da.moveaxis(img, channel_axis, first)
+        check_same_plane(labels_shape, img.shape[:first] + img.shape[first + 1:])
+        axes = list(spatial)
+        axes.insert(first, "c")
+        return img, axes
+    check_same_plane(labels_shape, img.shape)
+    return img, list(spatial)
+
+
+def _chunks(shape: Sequence[int], axes: Sequence[str]) -> tuple[int, ...]:
+    """One chunk per channel and slice, CHUNK pixels square in the plane."""
+    return tuple(min(CHUNK, int(s)) if axis in ("y", "x") else 1 for s, axis in zip(shape, axes, strict=True))
+
+
+def _colors(labels: Any, colors: Mapping[int, Sequence[int]] | None) -> list[dict[str, Any]]:
+    """``image-label`` colours: the ones given, else a distinct hue per label id (golden-ratio steps)."""
+    import dask.array as da
+
+    if colors is None:
+        ids = np.asarray(da.unique(labels).compute())  # chunk by chunk: lazy labels stay out of memory
+        colors = {int(i): distinct_color(int(i)) for i in ids if i != 0}
+    return [{"label-value": int(value), "rgba": [int(c) for c in rgba]} for value, rgba in sorted(colors.items())]
+
+
+def distinct_color(label: int) -> tuple[int, int, int, int]:
+    """A bright colour for a label id; neighbouring ids get far-apart hues."""
+    hue = (label * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 1.0)
+    return (round(r * 255), round(g * 255), round(b * 255), 255)
+
+
+def _properties(measurements: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """NGFF ``properties``: one dict per row, keyed ``label-value``; plain numbers and text only."""
+    if not measurements:
+        return []
+    if "label" not in measurements:
+        raise ValueError("the measurements have no 'label' column to match them with the objects")
+    columns = {key: np.asarray(values) for key, values in measurements.items()}
+    rows = []
+    for i, label in enumerate(columns.pop("label")):
+        row: dict[str, Any] = {"label-value": int(label)}
+        for key, values in columns.items():
+            value = values[i].item() if hasattr(values[i], "item") else values[i]
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            row[key] = value
+        rows.append(row)
+    return rows

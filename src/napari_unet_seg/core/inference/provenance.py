@@ -1,0 +1,200 @@
+"""Where a result came from: the model and its file's SHA-256, its lineage, every setting, the versions,
+the device, the date, and the ``unet-seg predict`` command that makes the same labels again.
+
+:func:`.pipeline.segment_image` builds it once per run (``SegmentResult.provenance``,
+a plain JSON-ready dict), and every output carries it: TIFF metadata
+(:func:`~..imageio.write_labels_tiff`), zarr attributes, the objects CSV's
+header, the napari layer's ``metadata["provenance"]``. :func:`read_provenance`
+reads it back from any of those files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shlex
+import threading
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..imageio import is_zarr, read_tiff_provenance
+from ..model.modelfile import Model, ModelFileError
+from ..model.registry import builtin_model_paths, resolve_model_path
+from .options import RunOptions
+
+FORMAT = "napari-unet-seg provenance 1"
+KEY = "provenance"  # in zarr attrs["napari_unet_seg"], a CSV "# provenance:" line, a layer's metadata
+IMAGE_PLACEHOLDER = "<image>"  # the image came from memory (a layer, an array)
+OUTDIR_PLACEHOLDER = "<output folder>"
+MODEL_PLACEHOLDER = "<model file>"  # a model that was never saved
+NOT_AFFECTING_RESULT = ("tile_size", "batch_size")  # tiling is exact: any window gives the same labels
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, remembered while its size and modification time stay the same (one hash per batch)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        if key in _DIGESTS:
+            return _DIGESTS[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def describe_run(model: Model, options: RunOptions, *, device: str, precision: str,
+                 image_path: str | os.PathLike | None = None, planes: Any = None, rgb: bool | None = None,
+                 channel_axis: int | None = None) -> dict[str, Any]:
+    """The provenance of one run: ``options`` as asked, ``device``/``precision`` as used.
+
+    ``image_path`` is the image's file, if it came from one; ``planes`` the
+    leading indices segmented when not all of them (None: all). A model
+    without a file of its own (a dask worker's copy) is taken to be
+    ``options.model``'s file.
+    """
+    file = model.path if model.path is not None else _model_file(options.model)
+    builtin = file is not None and any(_same_file(file, p) for p in builtin_model_paths().values())
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "input": str(Path(image_path).absolute()) if image_path is not None else None,
+        "model": {
+            "name": model.name,
+            "file": str(Path(file).absolute()) if file is not None else None,
+            "builtin": builtin,
+            "sha256": _sha256_or_none(file),
+            "task": model.task,
+            "lineage": json.loads(to_json(model.metadata.get("lineage", []))),  # plain JSON, even fresh from training
+        },
+        "settings": {  # every RunOptions field as asked (new fields are recorded without a change here)
+            **json.loads(to_json(asdict(options))),
+            "planes": "all" if planes is None else [list(p) for p in planes],
+            "rgb": rgb,
+            "channel_axis": channel_axis,
+        },
+        "settings_not_affecting_result": list(NOT_AFFECTING_RESULT),
+        "ran_on": {"device": str(device), "precision": str(precision)},
+        "versions": _versions(),
+        "output_folder": str(Path(options.store).parent.absolute()) if options.store else None,
+    }
+    record["command"] = predict_command(record)
+    return record
+
+
+def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | None = None,
+                    output_dir: str | os.PathLike | None = None) -> str:
+    """The ``unet-seg predict`` command (shell-quoted) that remakes these labels, from a provenance record.
+
+    It names the device and precision actually used, so reduced-precision
+    rounding is the same. Unknown paths (an image from memory, an unsaved
+    model) are placeholders. ``image_path``/``output_dir`` override the record's.
+    """
+    model, settings = record["model"], record["settings"]
+    image = image_path if image_path is not None else record.get("input")
+    folder = output_dir if output_dir is not None else record.get("output_folder")
+    args = ["unet-seg", "predict", str(image) if image else IMAGE_PLACEHOLDER,
+            "-o", str(folder) if folder else OUTDIR_PLACEHOLDER,
+            "--model", model["name"] if model["builtin"] else (model["file"] or MODEL_PLACEHOLDER)]
+    if settings["diameter"] is not None:
+        args += ["--diameter", repr(float(settings["diameter"]))]  # repr: the float exactly
+    if settings["output"] != "instances":
+        args += ["--output-kind", settings["output"]]
+    args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
+    return shlex.join(args)
+
+
+def with_paths(record: dict[str, Any], *, image_path: str | os.PathLike | None = None,
+               output_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """A copy of ``record`` naming the image file and the output folder, its command rebuilt to match."""
+    record = dict(record)
+    if image_path is not None:
+        record["input"] = str(Path(image_path).absolute())
+    if output_dir is not None:
+        record["output_folder"] = str(Path(output_dir).absolute())
+    record["command"] = predict_command(record)
+    return record
+
+
+def to_json(record: dict[str, Any], indent: int | None = None) -> str:
+    """ASCII JSON (TIFF descriptions must be 7-bit), on one line unless ``indent``."""
+    return json.dumps(record, indent=indent, ensure_ascii=True, default=str)
+
+
+def csv_comments(record: dict[str, Any] | None) -> dict[str, str]:
+    """The header comments of an objects CSV made from labels with this provenance (none when unknown)."""
+    return {"command": record.get("command", ""), KEY: to_json(record)} if record else {}
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance recorded in an output: labels TIFF, zarr store, or objects CSV; None if it has none."""
+    path = Path(path)
+    if is_zarr(path):
+        import zarr
+
+        attrs = dict(zarr.open(str(path), mode="r").attrs)
+        record = (attrs.get("napari_unet_seg") or {}).get(KEY)
+        return record if isinstance(record, dict) else None
+    if path.suffix.lower() == ".csv":
+        return _csv_provenance(path)
+    return read_tiff_provenance(path)
+
+
+def _csv_provenance(path: Path) -> dict[str, Any] | None:
+    """The ``# provenance: {...}`` line among the leading comments (the table itself is not read)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].partition(":")
+            if key.strip() == KEY:
+                return json.loads(value)
+    return None
+
+
+def _model_file(name_or_path: str | None) -> Path | None:
+    if name_or_path is None:
+        return None
+    try:
+        return resolve_model_path(name_or_path)
+    except (ModelFileError, OSError):
+        return None
+
+
+def _sha256_or_none(path: Path | None) -> str | None:
+    try:
+        return file_sha256(path) if path is not None else None
+    except OSError:  # gone or unreadable: the labels are made; the record says the digest is unknown
+        return None
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        package = version("napari-unet-seg")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        package = "unknown"
+    return {"napari-unet-seg": package, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}

@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import roifile
+import tifffile
+import zarr
+from export_shapes import awkward_labels, stack_labels
+
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.imageio import write_labels_tiff
+
+
+def one_error_line(capsys, code, text):
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and text in err, err
+
+
+def test_imagej_rois_land_beside_the_labels(tmp_path, capsys):
+    labels_path = write_labels_tiff(tmp_path / "cells_labels.tif", stack_labels())
+    assert main(["export", str(labels_path), "--format", "imagej"]) == 0
+    out = tmp_path / "cells_labels_rois.zip"
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert [(r.name, r.position) for r in roifile.roiread(out)][-1] == ("slice-003-label-0001", 3)
+
+
+def test_geojson_of_a_batch_zarr_output(tmp_path):
+    store = zarr.open_array(str(tmp_path / "big_labels.zarr"), mode="w", shape=(60, 70), chunks=(32, 32),
+                            dtype=np.uint32)
+    store[:] = awkward_labels()
+    out = tmp_path / "qupath" / "objects.geojson"
+    assert main(["export", str(tmp_path / "big_labels.zarr"), "--format", "geojson", "-o", str(out)]) == 0
+    assert len(json.loads(out.read_text())["features"]) == 9
+
+
+def test_ome_zarr_takes_the_image_and_its_pixel_size(tmp_path):
+    labels = stack_labels()
+    tifffile.imwrite(tmp_path / "img.tif", np.ones(labels.shape, np.uint16), imagej=True,
+                     resolution=(1 / 0.2, 1 / 0.2), metadata={"unit": "um", "axes": "ZYX"})
+    labels_path = write_labels_tiff(tmp_path / "img_labels.tif", labels)
+    assert main(["export", str(labels_path), "--format", "ome-zarr", "--image", str(tmp_path / "img.tif")]) == 0
+    meta = json.loads((tmp_path / "img_labels.ome.zarr" / ".zattrs").read_text())["multiscales"][0]
+    assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.2, 0.2]
+    assert main(["export", str(labels_path), "--format", "ome-zarr", "-o", str(tmp_path / "p.ome.zarr"),
+                 "--pixel-size", "0.5", "0.6"]) == 0
+    meta = json.loads((tmp_path / "p.ome.zarr" / ".zattrs").read_text())["multiscales"][0]
+    assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.6]
+
+
+def test_nothing_existing_is_overwritten_without_asking(tmp_path, capsys):
+    labels_path = write_labels_tiff(tmp_path / "a_labels.tif", awkward_labels())
+    out = tmp_path / "out.geojson"
+    out.write_text("keep me")
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "geojson", "-o", str(out)]),
+                   "already exists")
+    assert out.read_text() == "keep me"
+    assert main(["export", str(labels_path), "--format", "geojson", "-o", str(out), "--overwrite"]) == 0
+    assert json.loads(out.read_text())["type"] == "FeatureCollection"
+
+
+def test_mistakes_are_one_line_on_stderr(tmp_path, capsys):
+    labels_path = write_labels_tiff(tmp_path / "a_labels.tif", awkward_labels())
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((10, 10), np.uint8))
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "ome-zarr", "--image",
+                                 str(tmp_path / "small.tif")]), "do not match the image")
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "--image",
+                                 str(tmp_path / "small.tif")]), "--image is used by --format ome-zarr only")
+    empty = write_labels_tiff(tmp_path / "empty_labels.tif", np.zeros((8, 8), np.uint16))
+    one_error_line(capsys, main(["export", str(empty), "--format", "imagej"]), "no objects")
+    one_error_line(capsys, main(["export", str(tmp_path / "missing.tif"), "--format", "geojson"]),
+                   "missing.tif: no such file")
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "ome-zarr", "--pixel-size", "0", "1"]),
+                   "--pixel-size must be a positive number")
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.ome.zarr"))
+
+
+def test_the_objects_table_beside_the_labels_becomes_geojson_measurements(tmp_path):
+    from napari_unet_seg.core.measure.table_csv import write_objects_csv
+
+    labels_path = write_labels_tiff(tmp_path / "img_labels.tif", stack_labels())
+    write_objects_csv(tmp_path / "img_objects.csv", {"label": np.array([1, 1, 2, 1]),
+                                                    "slice": np.array([0, 1, 1, 2]),
+                                                    "area": np.array([150.0, 150.0, 180.0, 64.0])})
+    assert main(["export", str(labels_path), "--format", "geojson"]) == 0
+    features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]
+    assert [f["properties"]["measurements"]["area"] for f in features] == [150.0, 150.0, 180.0, 64.0]

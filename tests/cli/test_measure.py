@@ -1,0 +1,98 @@
+"""`unet-seg measure` and the objects tables `unet-seg predict` writes; mistakes are one stderr line."""
+
+import os
+
+import numpy as np
+import pytest
+import tifffile
+from helpers import synthetic_nuclei, threshold_model
+
+from napari_unet_seg import save_model
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.measure.table_csv import read_objects_csv
+
+
+@pytest.fixture
+def files(tmp_path):
+    image, labels = synthetic_nuclei((40, 56), n=5, seed=1)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "img_labels.tif", labels, resolution=(4.0, 4.0), imagej=True,
+                     metadata={"unit": "um"})
+    return tmp_path, image, labels
+
+
+def test_measure_writes_the_table_beside_the_labels(files, capsys):
+    folder, image, labels = files
+    assert main(["measure", str(folder / "img_labels.tif"), "--image", str(folder / "img.tif")]) == 0
+    assert capsys.readouterr().out.strip() == f"5 objects -> {folder / 'img_objects.csv'}"
+    table, comments = read_objects_csv(folder / "img_objects.csv")
+    assert table["label"].tolist() == [1, 2, 3, 4, 5] and comments["pixel_size"] == "0.25 x 0.25 um"
+    assert table["intensity_integrated"].sum() == pytest.approx(image[labels > 0].astype(float).sum())
+    np.testing.assert_allclose(table["centroid_x_um"], table["centroid_x"] * 0.25)
+
+
+def test_pixel_size_option_and_output_path_and_stacks(files, capsys):
+    folder, _, labels = files
+    tifffile.imwrite(folder / "stack.tif", np.stack([labels, labels[:, ::-1], np.zeros_like(labels)]))
+    out = folder / "tables" / "stack.csv"
+    assert main(["measure", str(folder / "stack.tif"), "-o", str(out), "--pixel-size", "2", "1"]) == 0
+    assert "10 objects in 2 slices" in capsys.readouterr().out
+    table, _ = read_objects_csv(out)
+    np.testing.assert_allclose(table["area_um2"], table["area"] * 2.0)
+    assert "perimeter_um" not in table  # pixels that are not square
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shapes", "has shape (40, 55) but"),
+    ("empty", "holds no objects"),
+    ("exists", "exists (use --overwrite"),
+    ("missing", "no such file"),
+    ("floats", "integer ids"),
+    ("pixel", "--pixel-size must be a positive number"),
+])
+def test_mistakes_are_one_line_and_exit_2_and_write_nothing(files, capsys, case, message):
+    folder, image, labels = files
+    args = ["measure", str(folder / "img_labels.tif")]
+    if case == "shapes":
+        tifffile.imwrite(folder / "other.tif", image[:, 1:])
+        args += ["--image", str(folder / "other.tif")]
+    elif case == "empty":
+        tifffile.imwrite(folder / "img_labels.tif", np.zeros_like(labels))
+    elif case == "exists":
+        (folder / "img_objects.csv").write_text("mine\n")
+    elif case == "missing":
+        args = ["measure", str(folder / "nothing.tif")]
+    elif case == "floats":
+        tifffile.imwrite(folder / "img_labels.tif", labels.astype(np.float32) / 2)
+    else:
+        args += ["--pixel-size", "0", "1"]
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir()) == before
+    if case == "exists":
+        assert (folder / "img_objects.csv").read_text() == "mine\n"
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(files, capsys):
+    folder, _, _ = files
+    assert main(["measure", str(folder / "img_labels.tif"), "-o", str(folder / "img.tif" / "t.csv")]) == 2
+    assert "cannot write to" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root can write anywhere
+        locked = folder / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["measure", str(folder / "img_labels.tif"), "-o", str(locked / "t.csv")]) == 2
+        assert "cannot write to" in capsys.readouterr().err
+
+
+def test_predict_writes_objects_tables_unless_told_not_to(tmp_path, capsys):
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5, seed=0)[0])
+    common = ["predict", str(tmp_path / "a.tif"), "--model", str(model), "--device", "cpu"]
+    assert main([*common, "-o", str(tmp_path / "out")]) == 0
+    table, _ = read_objects_csv(tmp_path / "out" / "a_objects.csv")
+    labels = tifffile.imread(tmp_path / "out" / "a_labels.tif")
+    assert table["label"].tolist() == np.unique(labels)[1:].tolist() and "intensity_mean" in table
+    assert main([*common, "-o", str(tmp_path / "bare"), "--no-measure"]) == 0
+    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["a_labels.tif", "summary.csv"]

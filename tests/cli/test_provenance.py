@@ -1,0 +1,114 @@
+"""Every output says where it came from, and the command it records makes the same labels again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from helpers import synthetic_nuclei, threshold_model
+from napari_unet_seg import save_model
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.inference.provenance import read_provenance
+from napari_unet_seg.core.measure.table_csv import MARKER, read_objects_csv
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(threshold_model(), tmp_path / "my disks.safetensors")  # a space: the command must quote it
+
+
+def rerun(command: str, outdir) -> int:
+    """Run a recorded ``unet-seg predict ...`` into another folder, through the same entry point."""
+    args = shlex.split(command)
+    assert args[:2] == ["unet-seg", "predict"]
+    args[args.index("-o") + 1] = str(outdir)
+    return main(args[1:])
+
+
+def test_recorded_command_remakes_identical_labels(tmp_path, model_file, capsys):
+    image = synthetic_nuclei((48, 64), n=6, seed=3)[0]
+    tifffile.imwrite(tmp_path / "cells 1.tif", image, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "cells 1.tif"), "-o", str(out), "--model", str(model_file),
+                 "--device", "cpu", "--diameter", "11.3"]) == 0
+    labels_path = out / "cells 1_labels.tif"
+    record = read_provenance(labels_path)
+    assert record["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert record["model"]["name"] == "my disks" and record["model"]["lineage"] == []
+    assert record["settings"]["diameter"] == 11.3 and record["ran_on"] == {"device": "cpu", "precision": "fp32"}
+    assert record["versions"]["torch"] and record["versions"]["napari-unet-seg"]
+    assert record["date"].endswith("Z") and "--diameter 11.3" in record["command"]
+
+    assert rerun(record["command"], tmp_path / "again") == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "cells 1_labels.tif"),
+                                  tifffile.imread(labels_path))
+    with tifffile.TiffFile(labels_path) as tif:  # still a valid ImageJ file, which Fiji opens with its scale
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "um"
+        assert json.loads(tif.imagej_metadata["Info"]) == record  # Fiji: Image > Show Info
+
+    capsys.readouterr()
+    assert main(["provenance", str(labels_path)]) == 0
+    shown = capsys.readouterr().out
+    assert record["model"]["sha256"] in shown and "the file is unchanged" in shown and record["command"] in shown
+
+
+def test_objects_csv_header_carries_the_provenance(tmp_path, model_file):
+    tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5)[0])  # no pixel size: not an ImageJ file
+    assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file)]) == 0
+    csv = tmp_path / "out" / "a_objects.csv"
+    assert csv.read_text().splitlines()[0] == MARKER
+    _, comments = read_objects_csv(csv)
+    record = read_provenance(tmp_path / "out" / "a_labels.tif")
+    assert json.loads(comments["provenance"]) == record == read_provenance(csv)
+    assert comments["command"] == record["command"]
+
+
+def test_zarr_output_attrs_carry_the_provenance(tmp_path, model_file):
+    image = synthetic_nuclei((40, 56), n=5, seed=1)[0]
+    source = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=image.shape, chunks=(20, 28),
+                             dtype=image.dtype)
+    source[:] = image
+    assert main(["predict", str(tmp_path / "big.zarr"), "-o", str(tmp_path / "out"), "--model", str(model_file),
+                 "--device", "cpu"]) == 0
+    store = tmp_path / "out" / "big_labels.zarr"
+    record = zarr.open_array(str(store), mode="r").attrs["napari_unet_seg"]["provenance"]
+    assert record == read_provenance(store)
+    assert record["input"] == str(tmp_path / "big.zarr") and record["settings"]["store"] == str(store)
+    assert rerun(record["command"], tmp_path / "again") == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "again" / "big_labels.zarr"), mode="r")[:],
+                                  zarr.open_array(str(store), mode="r")[:])
+
+
+def test_semantic_output_is_reproduced_with_output_kind(tmp_path, model_file):
+    tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5)[0])
+    assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file),
+                 "--output-kind", "semantic"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "a_labels.tif")
+    assert set(np.unique(labels)) == {0, 1}
+    record = read_provenance(tmp_path / "out" / "a_labels.tif")
+    assert "--output-kind semantic" in record["command"]
+    assert rerun(record["command"], tmp_path / "again") == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "a_labels.tif"), labels)
+
+
+def test_provenance_of_a_foreign_file_is_one_clear_error(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "theirs.tif", np.zeros((8, 8), np.uint16))
+    assert main(["provenance", str(tmp_path / "theirs.tif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no provenance" in err[0]
+    assert main(["provenance", str(tmp_path / "missing.tif")]) == 2
+
+
+def test_measure_carries_the_labels_provenance_into_its_table(tmp_path, model_file):
+    tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5)[0])
+    assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file),
+                 "--no-measure"]) == 0
+    labels = tmp_path / "out" / "a_labels.tif"
+    assert main(["measure", str(labels), "-o", str(tmp_path / "table.csv")]) == 0
+    assert read_provenance(tmp_path / "table.csv") == read_provenance(labels)

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+from export_shapes import awkward_labels, fill_rings, stack_labels
+
+from napari_unet_seg.core.export import write_geojson
+
+
+def feature_mask(feature, shape):
+    geometry = feature["geometry"]
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    return fill_rings([ring for polygon in polygons for ring in polygon], shape)
+
+
+def test_one_qupath_detection_per_object_that_fills_back_exactly(tmp_path):
+    labels = awkward_labels()
+    data = json.loads(write_geojson(tmp_path / "o.geojson", labels).read_text())
+    assert data["type"] == "FeatureCollection"
+    features = data["features"]
+    assert [f["properties"]["label"] for f in features] == [1, 2, 3, 4, 5, 6, 7, 8, 70000]
+    for feature in features:
+        props = feature["properties"]
+        assert props["objectType"] == "detection" and props["name"] == f"label {props['label']}"
+        assert np.array_equal(feature_mask(feature, labels.shape), labels == props["label"])
+        for polygon in ([feature["geometry"]["coordinates"]] if feature["geometry"]["type"] == "Polygon"
+                        else feature["geometry"]["coordinates"]):
+            for ring in polygon:
+                assert ring[0] == ring[-1] and len(ring) >= 4  # closed linear rings
+
+
+def test_a_hole_is_an_interior_ring_and_pieces_a_multipolygon(tmp_path):
+    features = {f["properties"]["label"]: f for f in
+                json.loads(write_geojson(tmp_path / "o.geojson", awkward_labels()).read_text())["features"]}
+    ring_object = features[2]["geometry"]
+    assert ring_object["type"] == "Polygon" and len(ring_object["coordinates"]) == 2
+    assert features[4]["geometry"]["type"] == "MultiPolygon" and len(features[4]["geometry"]["coordinates"]) == 3
+    assert features[1]["geometry"]["type"] == "Polygon" and len(features[1]["geometry"]["coordinates"]) == 1
+
+
+def test_measurements_and_classification_travel_with_each_object(tmp_path):
+    labels = awkward_labels()
+    ids = [1, 2, 3, 4, 5, 6, 7, 8, 70000]
+    table = {"label": np.array(ids), "area": np.array([float((labels == i).sum()) for i in ids]),
+             "mean_intensity": np.array([np.nan] + [1.5] * 8), "note": np.array(["x"] * 9)}
+    path = write_geojson(tmp_path / "o.geojson", labels, measurements=table, classification="Nucleus")
+    features = json.loads(path.read_text())["features"]
+    first, second = features[0]["properties"], features[1]["properties"]
+    assert first["classification"] == {"name": "Nucleus"}
+    assert first["measurements"] == {"label": 1, "area": float((labels == 1).sum())}  # NaN and text left out
+    assert second["measurements"]["mean_intensity"] == 1.5
+
+
+def test_stack_objects_carry_their_plane(tmp_path):
+    stack = stack_labels()
+    table = {"label": [1, 1, 2, 1], "slice": [0, 1, 1, 2], "area": [1.0, 2.0, 3.0, 4.0]}
+    features = json.loads(write_geojson(tmp_path / "s.geojson", stack, measurements=table,
+                                        stack_axis="t").read_text())["features"]
+    assert [(f["geometry"]["plane"], f["properties"]["measurements"]["area"]) for f in features] == [
+        ({"c": -1, "z": 0, "t": 0}, 1.0), ({"c": -1, "z": 0, "t": 1}, 2.0), ({"c": -1, "z": 0, "t": 1}, 3.0),
+        ({"c": -1, "z": 0, "t": 2}, 4.0)]
+    hole_object = features[2]
+    assert len(hole_object["geometry"]["coordinates"]) == 2
+    assert np.array_equal(feature_mask(hole_object, stack.shape[1:]), stack[1] == 2)
+
+
+def test_empty_labels_give_an_empty_collection(tmp_path):
+    path = write_geojson(tmp_path / "e.geojson", np.zeros((4, 4), np.uint16))
+    assert json.loads(path.read_text()) == {"type": "FeatureCollection", "features": []}
+
+
+def test_bad_inputs_are_one_clear_line(tmp_path):
+    with pytest.raises(ValueError, match="'slice'"):
+        write_geojson(tmp_path / "x.geojson", stack_labels(), measurements={"label": [1]})
+    with pytest.raises(ValueError, match="stack_axis"):
+        write_geojson(tmp_path / "x.geojson", stack_labels(), stack_axis="c")
+    target = tmp_path / "x.geojson"
+    target.write_text("mine")
+    with pytest.raises(FileExistsError):
+        write_geojson(target, awkward_labels())
+    assert target.read_text() == "mine"

@@ -1,0 +1,125 @@
+import json
+import os
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from export_shapes import awkward_labels, stack_labels
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Label, Multiscales, Reader
+
+from napari_unet_seg.core.export import write_ome_zarr
+from napari_unet_seg.core.export.ome_zarr import distinct_color, pyramid_factors
+
+
+def read_back(path):
+    """(image node, labels node) as napari-ome-zarr sees them."""
+    nodes = list(Reader(parse_url(str(path)))())
+    image = next(n for n in nodes if n.load(Multiscales) and not n.load(Label))
+    labels = next(n for n in nodes if n.load(Label))
+    return image, labels
+
+
+def attrs(path):
+    return json.loads(path.joinpath(".zattrs").read_text())
+
+
+def big_labels():
+    labels = np.zeros((520, 540), np.uint32)
+    labels[:60, :70] = awkward_labels()
+    labels[300:400, 300:420] = 9
+    return labels
+
+
+def test_image_and_labels_read_back_with_pyramid_colours_and_pixel_size(tmp_path):
+    labels = big_labels()
+    image = np.random.default_rng(0).integers(0, 4000, labels.shape, dtype=np.uint16)
+    path = write_ome_zarr(tmp_path / "cells.ome.zarr", labels, image, pixel_size=(0.5, 0.25))
+    image_node, labels_node = read_back(path)
+    assert [tuple(level.shape) for level in image_node.data] == [(520, 540), (260, 270)]
+    assert np.array_equal(np.asarray(image_node.data[0]), image)
+    assert np.array_equal(np.asarray(labels_node.data[0]), labels)
+    low = np.asarray(labels_node.data[1])
+    assert low.shape == (260, 270) and set(np.unique(low)) <= set(np.unique(labels))  # nearest, no new ids
+    meta = attrs(path)["multiscales"][0]
+    assert meta["version"] == "0.4"
+    assert [a["name"] for a in meta["axes"]] == ["y", "x"] and meta["axes"][0]["unit"] == "micrometer"
+    assert meta["datasets"][0]["coordinateTransformations"][0] == {"type": "scale", "scale": [0.5, 0.25]}
+    assert meta["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 0.5]
+    assert attrs(path / "labels") == {"labels": ["labels"]}
+    image_label = attrs(path / "labels" / "labels")["image-label"]
+    assert image_label["version"] == "0.4" and image_label["source"] == {"image": "../../"}
+    ids = [c["label-value"] for c in image_label["colors"]]
+    assert ids == [1, 2, 3, 4, 5, 6, 7, 8, 9, 70000]
+    assert image_label["colors"][0]["rgba"] == list(distinct_color(1))
+    assert labels_node.metadata["color"][1]  # napari-ome-zarr turns them into the layer's colours
+
+
+def test_z_stacks_put_channels_before_z(tmp_path):
+    labels = stack_labels()
+    image = np.zeros((2,) + labels.shape, np.uint16)
+    _, _ = read_back(write_ome_zarr(tmp_path / "c.ome.zarr", labels, image, channel_axis=0))
+    assert [a["name"] for a in attrs(tmp_path / "c.ome.zarr")["multiscales"][0]["axes"]] == ["c", "z", "y", "x"]
+
+
+def test_colour_stacks_put_channels_first_and_labels_leave_them_out(tmp_path):
+    labels = stack_labels()
+    image = np.random.default_rng(1).integers(0, 255, labels.shape + (3,), dtype=np.uint8)
+    path = write_ome_zarr(tmp_path / "rgb.ome.zarr", labels, image, rgb=True, stack_axis="t")
+    image_node, labels_node = read_back(path)
+    assert [a["name"] for a in image_node.metadata["axes"]] == ["t", "c", "y", "x"]  # NGFF: t first
+    assert np.array_equal(np.asarray(image_node.data[0]), np.moveaxis(image, -1, 1))
+    assert [a["name"] for a in labels_node.metadata["axes"]] == ["t", "y", "x"]
+    assert np.array_equal(np.asarray(labels_node.data[0]), labels)
+
+
+def test_labels_without_an_image_get_an_unstored_placeholder(tmp_path):
+    labels = zarr.create_array(str(tmp_path / "in.zarr"), shape=(40, 50), chunks=(16, 16), dtype=np.uint16)
+    labels[:] = stack_labels()[1]  # a lazy zarr input is read chunk by chunk
+    path = write_ome_zarr(tmp_path / "only.ome.zarr", labels)
+    image_node, labels_node = read_back(path)
+    assert np.asarray(image_node.data[0]).max() == 0
+    level = attrs(path)["multiscales"][0]["datasets"][0]["path"]
+    assert not [f for f in os.listdir(path / level) if not f.startswith(".")]  # no chunk of zeros stored
+    assert np.array_equal(np.asarray(labels_node.data[0]), stack_labels()[1])
+
+
+def test_measurements_become_label_properties(tmp_path):
+    labels = stack_labels()[1]
+    path = write_ome_zarr(tmp_path / "m.ome.zarr", labels, measurements={"label": [1, 2], "area": [150.0, np.nan]})
+    properties = attrs(path / "labels" / "labels")["image-label"]["properties"]
+    assert properties == [{"label-value": 1, "area": 150.0}, {"label-value": 2}]
+
+
+def test_empty_labels_are_a_valid_export(tmp_path):
+    path = write_ome_zarr(tmp_path / "e.ome.zarr", np.zeros((30, 30), np.uint8), da.ones((30, 30), dtype=np.uint8))
+    _, labels_node = read_back(path)
+    assert np.asarray(labels_node.data[0]).max() == 0
+    assert attrs(path / "labels" / "labels")["image-label"]["colors"] == []
+
+
+def test_bad_inputs_are_one_line_and_leave_nothing(tmp_path):
+    labels = stack_labels()
+    with pytest.raises(ValueError, match=r"labels of shape \(3, 40, 50\) do not match the image of shape \(3, 40, 51\)"):
+        write_ome_zarr(tmp_path / "x.ome.zarr", labels, np.zeros((3, 40, 51), np.uint8))
+    with pytest.raises(ValueError, match="pixel size"):
+        write_ome_zarr(tmp_path / "x.ome.zarr", labels, pixel_size=(0.0, 1.0))
+    with pytest.raises(ValueError, match="integer"):
+        write_ome_zarr(tmp_path / "x.ome.zarr", labels.astype(np.float32))
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_existing_store_is_kept_unless_overwrite(tmp_path):
+    path = write_ome_zarr(tmp_path / "k.ome.zarr", stack_labels())
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_ome_zarr(path, stack_labels()[:1])
+    assert read_back(path)[1].data[0].shape == (3, 40, 50)
+    write_ome_zarr(path, stack_labels()[:1], overwrite=True)
+    assert read_back(path)[1].data[0].shape == (1, 40, 50)
+    assert sorted(os.listdir(tmp_path)) == ["k.ome.zarr"]
+
+
+def test_pyramids_stop_before_planes_get_small():
+    assert pyramid_factors((255, 4000)) == ()
+    assert pyramid_factors((1024, 2048)) == (2, 4)

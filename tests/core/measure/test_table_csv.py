@@ -1,0 +1,58 @@
+"""Objects CSV: comment header, exact round trip, atomic, recognisable as ours."""
+
+import numpy as np
+import pytest
+
+from napari_unet_seg.core.measure.measurements import measure_objects
+from napari_unet_seg.core.measure.table_csv import (
+    MARKER,
+    is_objects_csv,
+    objects_csv_path,
+    read_objects_csv,
+    write_objects_csv,
+)
+
+
+def test_round_trip_keeps_every_value_and_the_header_comments(tmp_path):
+    labels = np.zeros((2, 30, 30), np.uint16)
+    labels[0, 3:9, 4:17] = 1
+    labels[1, 10:29, 2:5] = 2
+    table = measure_objects(labels, {"img": np.random.default_rng(0).random(labels.shape)}, pixel_size=(0.3, 0.3))
+    path = write_objects_csv(tmp_path / "a_objects.csv", table, {"labels": "a_labels.tif", "model": "nuclei\nv2"})
+    lines = path.read_text().splitlines()
+    assert lines[0] == MARKER and lines[1] == "# labels: a_labels.tif" and lines[2] == "# model: nuclei v2"
+    assert lines[3].startswith("label,slice,centroid_y")
+    back, comments = read_objects_csv(path)
+    assert comments == {"labels": "a_labels.tif", "model": "nuclei v2"}
+    assert list(back) == list(table)
+    for column in table:
+        np.testing.assert_array_equal(back[column], table[column], err_msg=column)
+    assert is_objects_csv(path) and [p.name for p in tmp_path.iterdir()] == ["a_objects.csv"]  # no leftovers
+
+
+def test_pandas_reads_it_with_comment_lines(tmp_path):
+    pd = pytest.importorskip("pandas")
+    table = measure_objects(np.eye(6, dtype=np.uint8))
+    frame = pd.read_csv(write_objects_csv(tmp_path / "t.csv", table, {"k": "v"}), comment="#")
+    assert frame["area"].tolist() == [6] and list(frame.columns) == list(table)
+
+
+def test_empty_table_round_trips_to_its_columns(tmp_path):
+    table = measure_objects(np.zeros((8, 8), np.uint8))
+    back, _ = read_objects_csv(write_objects_csv(tmp_path / "e.csv", table))
+    assert list(back) == list(table) and all(len(v) == 0 for v in back.values())
+
+
+def test_a_users_file_is_not_ours(tmp_path):
+    (tmp_path / "mine.csv").write_text("label,area\n1,2\n")
+    assert not is_objects_csv(tmp_path / "mine.csv") and not is_objects_csv(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ("out/img_labels.tif", "out/img_objects.csv"),
+    ("out/img_labels.zarr", "out/img_objects.csv"),
+    ("out/a.b_tif_labels.tif", "out/a.b_tif_objects.csv"),
+    ("out/scan.ome.zarr", "out/scan_objects.csv"),
+])
+def test_objects_csv_sits_beside_the_labels(labels, expected):
+    assert str(objects_csv_path(labels)) == expected

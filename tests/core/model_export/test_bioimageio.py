@@ -1,0 +1,129 @@
+"""A model exported as a bioimage.io package passes bioimageio.core's own test, offline, and says what it leaves out."""
+
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import yaml
+from helpers import randomize_batchnorm
+
+from napari_unet_seg.core.inference.preprocess import fit_normalization
+from napari_unet_seg.core.model.modelfile import load_model_file, new_model
+from napari_unet_seg.core.model_export import ExportError, export_bioimageio
+from napari_unet_seg.core.model_export.bioimageio import input_tensor, min_side
+from napari_unet_seg.core.model_export.mapping import exported_normalization, not_mapped
+
+pytest.importorskip("bioimageio.core")
+
+
+def bioimageio_test(folder):
+    """bioimageio.core's full model test (format, reproduction of the test output, other sizes and batches)."""
+    from bioimageio.core import test_model
+
+    summary = test_model(folder / "rdf.yaml")
+    failures = [f"{d.name}: {[e.msg for e in d.errors]}" for d in summary.details if d.status == "failed"]
+    return summary.status, failures
+
+
+@pytest.mark.slow
+def test_an_instance_model_package_passes_bioimageio_test(tiny_model, tmp_path):
+    tiny_model.metadata["name"] = "tiny nuclei"
+    folder = export_bioimageio(tiny_model, tmp_path / "package", authors=("A. Person",))
+    status, failures = bioimageio_test(folder)
+    assert status == "passed", failures
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    assert rdf["format_version"].startswith("0.5")
+    assert list(rdf["weights"]) == ["pytorch_state_dict"]
+    assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"] == tiny_model.net.config()
+    assert [op["id"] for op in rdf["inputs"][0]["preprocessing"]][:2] == ["ensure_dtype", "scale_range"]
+    assert rdf["outputs"][0]["axes"][1]["channel_names"] == ["foreground", "centre"]
+    assert (folder / "cover.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the attached model file is our own, unchanged: napari-unet-seg can load it back
+    attached = load_model_file(folder / rdf["attachments"][0]["source"])
+    for key, value in tiny_model.net.state_dict().items():
+        assert torch.equal(attached.net.state_dict()[key], value)
+
+
+@pytest.mark.slow
+def test_a_semantic_model_on_bright_background_passes_with_softmax_and_inversion(tmp_path):
+    torch.manual_seed(1)
+    model = new_model("semantic", num_classes=3, depth=2, base_channels=4, class_names=["background", "a", "b"])
+    randomize_batchnorm(model.net)
+    model.metadata["normalization"]["invert"] = True
+    folder = export_bioimageio(model, tmp_path / "package")
+    status, failures = bioimageio_test(folder)
+    assert status == "passed", failures
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    assert [op["id"] for op in rdf["inputs"][0]["preprocessing"]][:3] == ["ensure_dtype", "scale_range", "scale_linear"]
+    assert rdf["outputs"][0]["postprocessing"][0] == {"id": "softmax", "kwargs": {"axis": "channel"}}
+    output = np.load(folder / "test_output.npy")
+    assert output.shape[1] == 3 and np.allclose(output.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_test_input_is_raw_pixels_and_the_normalisation_matches_ours(tiny_model):
+    raw = input_tensor(tiny_model, None)
+    side = raw.shape[-1]
+    assert raw.shape == (1, 1, side, side) and side % tiny_model.net.size_multiple == 0
+    assert side >= min_side(tiny_model.net) and raw.max() > 1  # not normalised yet: the package does that
+    norm = exported_normalization({"low": 1.0, "high": 99.8, "invert": "auto", "despike": 0.25}, invert=False)
+    ours = fit_normalization(raw[0], norm.settings()).apply(raw[0])
+    low, high = np.percentile(raw[0], [1.0, 99.8], axis=(1, 2))  # what scale_range computes
+    assert np.allclose(ours, (raw[0] - low[:, None, None]) / (high - low)[:, None, None], atol=1e-5)
+
+
+def test_what_does_not_map_is_stated():
+    settings = {"method": "percentile", "low": 1.0, "high": 99.8, "invert": "auto", "despike": 0.25,
+                "denoise": {"above": 0.035, "sigma": 0.55}}
+    notes = " ".join(not_mapped({"task": "instances", "normalization": settings, "object_diameter": 21.2}, False))
+    for words in ("Automatic inversion", "never inverts", "Despiking", "Denoising", "21.2 px", "watershed"):
+        assert words in notes
+    with pytest.raises(ValueError, match="no bioimage.io equivalent"):
+        exported_normalization({"method": "zscore"}, False)
+
+
+def test_the_readme_says_what_the_package_holds_and_leaves_out(tiny_model, tmp_path):
+    tiny_model.metadata["normalization"]["despike"] = 0.25
+    folder = export_bioimageio(tiny_model, tmp_path / "package")
+    readme = (folder / "README.md").read_text()
+    for words in ("torch.load(weights_only=True)", "unet.py", "What the package cannot express", "Despiking",
+                  "From maps to labels", "## Validation", "scale_range"):
+        assert words in readme
+
+
+def test_an_existing_folder_is_never_overwritten_without_overwrite(tiny_model, tmp_path):
+    folder = tmp_path / "package"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep")
+    with pytest.raises(ExportError, match="already exists"):
+        export_bioimageio(tiny_model, folder)
+    assert (folder / "mine.txt").read_text() == "keep"
+    export_bioimageio(tiny_model, folder, overwrite=True)
+    assert (folder / "rdf.yaml").exists() and not (folder / "mine.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]  # no temporary folder left behind
+
+
+def test_a_multichannel_model_needs_a_sample_with_its_channels(tmp_path):
+    model = new_model("instances", in_channels=2, depth=2, base_channels=4)
+    with pytest.raises(ExportError, match="expects 2 channel"):
+        export_bioimageio(model, tmp_path / "package")
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(tmp_path / "two.tif", rng.integers(0, 4000, (2, 80, 96), dtype=np.uint16))
+    folder = export_bioimageio(model, tmp_path / "package", sample=tmp_path / "two.tif")
+    assert np.load(folder / "test_input.npy").shape == (1, 2, 80, 80)
+
+
+def test_a_too_small_sample_or_an_unknown_licence_is_one_clear_message(tiny_model, tmp_path):
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((40, 40), np.uint8))
+    with pytest.raises(ExportError, match="at least 56 x 56 px"):
+        export_bioimageio(tiny_model, tmp_path / "a", sample=tmp_path / "small.tif")
+    with pytest.raises(ExportError, match="not an SPDX licence"):
+        export_bioimageio(tiny_model, tmp_path / "b", license="my own licence")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_without_bioimageio_installed_the_message_says_what_to_install(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bioimageio.spec.model.v0_5", None)
+    with pytest.raises(ExportError, match=r"napari-unet-seg\[bioimageio\]"):
+        export_bioimageio(tiny_model, tmp_path / "package")

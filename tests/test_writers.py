@@ -1,0 +1,57 @@
+"""napari's own File > Save Selected Layers path: our npe2 writers, chosen by file extension."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import roifile
+from export_shapes import awkward_labels, stack_labels
+from napari import save_layers
+from napari.layers import Image, Labels
+from ome_zarr.io import parse_url
+from ome_zarr.reader import Label, Reader
+
+
+@pytest.fixture(autouse=True)
+def only_this_plugin(npe2pm):
+    """napari's plugin manager with this plugin registered from its installed manifest, nothing else."""
+    from npe2 import PluginManifest
+
+    npe2pm.register(PluginManifest.from_distribution("napari-unet-seg"))
+    return npe2pm
+
+
+def test_labels_layer_saves_as_imagej_rois_by_extension(tmp_path):
+    written = save_layers(str(tmp_path / "objects.zip"), [Labels(stack_labels())])
+    assert written == [str(tmp_path / "objects.zip")]
+    assert len(roifile.roiread(written[0])) == 4
+
+
+def test_labels_layer_features_become_geojson_measurements(tmp_path):
+    labels = awkward_labels()
+    ids = np.unique(labels)[1:]
+    features = pd.DataFrame({"label": ids, "area": [float((labels == i).sum()) for i in ids]})
+    (path,) = save_layers(str(tmp_path / "objects.geojson"), [Labels(labels, features=features)])
+    first = json.loads(Path(path).read_text())["features"][0]["properties"]
+    assert first["measurements"] == {"label": 1, "area": float((labels == 1).sum())}
+
+
+def test_image_and_labels_save_together_as_ome_zarr(tmp_path):
+    labels = stack_labels()
+    image = Image(np.ones(labels.shape, np.uint16), name="nuclei")
+    layer = Labels(labels, name="nuclei labels", scale=(1, 0.5, 0.5))
+    (path,) = save_layers(str(tmp_path / "both.ome.zarr"), [image, layer])
+    nodes = list(Reader(parse_url(path))())
+    labels_node = next(n for n in nodes if n.load(Label))
+    assert labels_node.metadata["name"] == "nuclei labels"
+    assert np.array_equal(np.asarray(labels_node.data[0]), labels)
+    scale = json.loads((tmp_path / "both.ome.zarr" / ".zattrs").read_text())["multiscales"][0]["datasets"][0]
+    assert scale["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.5]
+
+
+def test_an_existing_ome_zarr_is_never_replaced(tmp_path):
+    (tmp_path / "x.ome.zarr").mkdir()
+    with pytest.raises(FileExistsError):
+        save_layers(str(tmp_path / "x.ome.zarr"), [Labels(stack_labels())])

@@ -1,0 +1,104 @@
+"""The Measurements dock: features on the layer, a sortable table, go to an object, colour by, save as CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import synthetic_nuclei
+from napari.utils.colormaps import DirectLabelColormap
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication
+
+from napari_unet_seg._widgets.measure import LABEL_COLOURS
+from napari_unet_seg.core.measure.measurements import measure_objects
+from napari_unet_seg.core.measure.table_csv import read_objects_csv
+
+pytestmark = pytest.mark.gui
+PLUGIN = "napari-unet-seg"
+
+
+def measure_and_wait(widget, qtbot):
+    worker = widget.run()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        pass
+    qtbot.waitUntil(lambda: widget.measure_button.isEnabled(), timeout=5_000)
+
+
+@pytest.fixture
+def docked(make_napari_viewer, qtbot):
+    image, labels = synthetic_nuclei((80, 100), n=8, seed=2)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="nuclei", scale=(0.5, 0.5))
+    viewer.add_image(np.stack([image] * 3, axis=-1), name="colour", rgb=True, scale=(0.5, 0.5))
+    viewer.add_image(image[:40], name="other size")
+    layer = viewer.add_labels(labels, name="nuclei labels", scale=(0.5, 0.5))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
+    return viewer, widget, layer, image, labels
+
+
+def test_measure_sets_features_fills_a_sortable_table_and_goes_to_objects(docked, qtbot):
+    viewer, widget, layer, image, labels = docked
+    assert widget.labels_picker.currentText() == "nuclei labels"
+    assert sorted(widget.images.item(i).text() for i in range(widget.images.count())) == ["colour", "nuclei"]
+    widget.images.findItems("colour", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Unchecked)
+    measure_and_wait(widget, qtbot)
+    expected = measure_objects(labels, {"nuclei": image}, pixel_size=(0.5, 0.5))
+    features = layer.features
+    assert features["label"].tolist() == features["index"].tolist() == expected["label"].tolist()
+    np.testing.assert_allclose(features["nuclei_mean"], expected["nuclei_mean"])
+    assert "colour_ch0_mean" not in features and "area_um2" in features
+    assert widget.model.rowCount() == 8 and "8 objects" in widget.status.text()
+
+    area = widget.model.columns.index("area")
+    widget.view.sortByColumn(area, Qt.SortOrder.DescendingOrder)
+    proxy = widget.view.model()
+    shown = [float(proxy.index(r, area).data(Qt.ItemDataRole.UserRole)) for r in range(proxy.rowCount())]
+    assert shown == sorted(expected["area"].astype(float), reverse=True)  # numerically, not as text
+    widget.go_to_row(proxy.index(0, 0))
+    biggest = int(np.argmax(expected["area"]))
+    assert layer.selected_label == expected["label"][biggest]
+    centre = np.array([expected["centroid_y"][biggest], expected["centroid_x"][biggest]]) * 0.5
+    np.testing.assert_allclose(viewer.camera.center[-2:], centre)
+
+
+def test_colour_by_a_feature_then_back(docked, qtbot):
+    _, widget, layer, _, _ = docked
+    original = layer.colormap
+    measure_and_wait(widget, qtbot)
+    widget.colour_by.setCurrentText("area")
+    assert isinstance(layer.colormap, DirectLabelColormap)
+    smallest = int(layer.features["label"][np.argmin(layer.features["area"])])
+    largest = int(layer.features["label"][np.argmax(layer.features["area"])])
+    assert not np.allclose(layer.colormap.map(smallest), layer.colormap.map(largest))
+    widget.colour_by.setCurrentText(LABEL_COLOURS)
+    assert layer.colormap is original
+
+
+def test_stacks_and_save_as_csv(make_napari_viewer, qtbot, tmp_path):
+    _, a = synthetic_nuclei((40, 50), n=4, seed=0)
+    _, b = synthetic_nuclei((40, 50), n=2, seed=1)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(np.stack([a, b]), name="stack")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
+    measure_and_wait(widget, qtbot)
+    assert "6 objects in 2 slices" in widget.status.text()
+    proxy = widget.view.model()
+    row = next(r for r in range(proxy.rowCount()) if proxy.index(r, widget.model.columns.index("slice")).data() == "1")
+    widget.go_to_row(proxy.index(row, 0))
+    assert viewer.dims.current_step[0] == 1
+    widget.colour_by.setCurrentText("area")  # the slice on screen
+    assert set(layer.colormap.color_dict) - {None, 0} == set(np.unique(b)[1:].tolist())
+    path = widget.save_csv(str(tmp_path / "stack_objects.csv"))
+    table, comments = read_objects_csv(path)
+    assert table["slice"].tolist() == [0, 0, 0, 0, 1, 1] and comments["labels"] == "stack"
+
+
+def test_without_labels_nothing_runs_and_the_dock_fits_a_laptop(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
+    assert widget.run() is None
+    viewer.window.resize(1366, 740)
+    QApplication.processEvents()
+    assert widget.minimumSizeHint().height() <= 400
+    assert widget.measure_button.isVisible() and not widget.save_button.visibleRegion().isEmpty()
