@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 from skimage.draw import disk, polygon
 
 from napari_unet_seg.core.export.outlines import signed_area
+from napari_unet_seg.core.export.stamp import read_zip_comment
 
 
 def awkward_labels() -> np.ndarray:
@@ -59,3 +62,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def polygon_area(rings) -> float:
     return sum(signed_area(np.asarray(ring, dtype=float)) for ring in rings)
+
+
+def provenance_record() -> dict:
+    """A provenance record as a Segment run leaves it: nested, with a non-ASCII path."""
+    return {"format": "napari-unet-seg provenance 1", "date": "2025-01-02T03:04:05Z",
+            "input": "/data/cellules é/img.tif",
+            "model": {"name": "nuclei", "builtin": True, "sha256": "ab" * 32, "lineage": [{"base": "nuclei"}]},
+            "settings": {"diameter": 17.5, "planes": "all", "rgb": None},
+            "command": "unet-seg predict '/data/cellules é/img.tif' -o out --model nuclei"}
+
+
+def zip_provenance(path) -> dict | None:
+    """The provenance record in an ImageJ ROI zip's comment, or None."""
+    with zipfile.ZipFile(path) as archive:
+        return read_zip_comment(archive.comment)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import roifile
-from export_shapes import awkward_labels, stack_labels
+from export_shapes import awkward_labels, provenance_record, stack_labels, zip_provenance
 from napari import save_layers
 from napari.layers import Image, Labels
 from ome_zarr.io import parse_url
@@ -55,3 +55,17 @@ def test_an_existing_ome_zarr_is_never_replaced(tmp_path):
     (tmp_path / "x.ome.zarr").mkdir()
     with pytest.raises(FileExistsError):
         save_layers(str(tmp_path / "x.ome.zarr"), [Labels(stack_labels())])
+
+
+def test_a_segment_results_provenance_travels_into_every_format(tmp_path):
+    record = provenance_record()
+    layer = Labels(stack_labels(), name="cells", metadata={"provenance": record})
+    (rois,) = save_layers(str(tmp_path / "o.zip"), [layer])
+    (geojson,) = save_layers(str(tmp_path / "o.geojson"), [layer])
+    (ome,) = save_layers(str(tmp_path / "o.ome.zarr"), [layer])
+    assert zip_provenance(rois) == record
+    assert json.loads(Path(geojson).read_text())["napari_unet_seg"] == {"provenance": record}
+    assert json.loads((Path(ome) / "labels" / "cells" / ".zattrs").read_text())["napari_unet_seg"] == {
+        "provenance": record}
+    (plain,) = save_layers(str(tmp_path / "plain.geojson"), [Labels(stack_labels())])
+    assert "napari_unet_seg" not in json.loads(Path(plain).read_text())

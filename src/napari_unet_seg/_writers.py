@@ -2,8 +2,9 @@
 
 npe2 hands each writer the layers as (data, attributes[, type]); these only
 translate them into core.export calls. The layer's ``features`` (the
-Measurements table) travel as measurements; a layer ``scale`` other than 1
-is its pixel size. The save dialog has already asked before replacing a
+Measurements table) travel as measurements, its ``metadata["provenance"]``
+(a Segment result's) as the export's provenance; a layer ``scale`` other
+than 1 is its pixel size. The save dialog has already asked before replacing a
 file; an existing OME-Zarr folder is never replaced.
 """
 
@@ -18,13 +19,15 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 def write_labels_rois(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """One Labels layer -> an ImageJ/Fiji ROI set (.zip)."""
-    return [str(write_imagej_rois(path, _level0(data, attributes), overwrite=True))]
+    return [str(write_imagej_rois(path, _level0(data, attributes), provenance=_provenance(attributes),
+                                  overwrite=True))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """One Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
     labels = _level0(data, attributes)
-    return [str(write_geojson(path, labels, measurements=_measurements(attributes, labels.ndim), overwrite=True))]
+    return [str(write_geojson(path, labels, measurements=_measurements(attributes, labels.ndim),
+                              provenance=_provenance(attributes), overwrite=True))]
 
 
 def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
@@ -35,7 +38,8 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     image_data = _level0(*image[:2]) if image else None
     rgb = bool(image and image[1].get("rgb"))
     written = write_ome_zarr(path, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
-                             name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim))
+                             name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim),
+                             provenance=_provenance(attributes))
     return [str(written)]
 
 
@@ -59,6 +63,12 @@ def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | Non
     if features is None or len(features) == 0 or any(key not in features for key in keys):
         return None
     return {str(column): features[column].to_numpy() for column in features.columns}
+
+
+def _provenance(attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the layer's labels came from, if a Segment run recorded it."""
+    record = (attributes.get("metadata") or {}).get("provenance")
+    return record if isinstance(record, dict) else None
 
 
 def _group_name(name: str | None) -> str:

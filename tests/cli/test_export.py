@@ -1,10 +1,11 @@
 import json
 
 import numpy as np
+import pytest
 import roifile
 import tifffile
 import zarr
-from export_shapes import awkward_labels, stack_labels
+from export_shapes import awkward_labels, provenance_record, stack_labels, zip_provenance
 
 from napari_unet_seg.cli.main import main
 from napari_unet_seg.core.imageio import write_labels_tiff
@@ -83,3 +84,35 @@ def test_the_objects_table_beside_the_labels_becomes_geojson_measurements(tmp_pa
     assert main(["export", str(labels_path), "--format", "geojson"]) == 0
     features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]
     assert [f["properties"]["measurements"]["area"] for f in features] == [150.0, 150.0, 180.0, 64.0]
+
+
+def exported_provenance(out):
+    """The record an export carries, read back from its own format."""
+    if out.suffix == ".zip":
+        return zip_provenance(out)
+    holder = out / "labels" / "labels" / ".zattrs" if out.is_dir() else out  # OME-Zarr labels group, or GeoJSON
+    return json.loads(holder.read_text()).get("napari_unet_seg", {}).get("provenance")
+
+
+@pytest.mark.parametrize("fmt, pixel_size", [("imagej", None), ("geojson", None), ("ome-zarr", (0.5, 0.5))])
+def test_our_labels_provenance_travels_into_every_format(tmp_path, fmt, pixel_size):
+    record = provenance_record()
+    labels_path = write_labels_tiff(tmp_path / "img_labels.tif", stack_labels(), pixel_size=pixel_size,
+                                    provenance=record)  # with a pixel size: the ImageJ "Info" flavour
+    out = tmp_path / f"out-{fmt}"
+    out = out.with_suffix(".zip" if fmt == "imagej" else ".ome.zarr" if fmt == "ome-zarr" else ".geojson")
+    assert main(["export", str(labels_path), "--format", fmt, "-o", str(out)]) == 0
+    assert exported_provenance(out) == record
+
+
+def test_a_batch_zarrs_provenance_travels_and_foreign_labels_export_without_one(tmp_path):
+    record = provenance_record()
+    store = zarr.open_array(str(tmp_path / "big_labels.zarr"), mode="w", shape=(60, 70), chunks=(32, 32),
+                            dtype=np.uint32)
+    store[:] = awkward_labels()
+    store.attrs["napari_unet_seg"] = {"provenance": record}
+    assert main(["export", str(tmp_path / "big_labels.zarr"), "--format", "geojson"]) == 0
+    assert exported_provenance(tmp_path / "big_labels.geojson") == record
+    tifffile.imwrite(tmp_path / "theirs.tif", awkward_labels().astype(np.uint16))
+    assert main(["export", str(tmp_path / "theirs.tif"), "--format", "imagej"]) == 0
+    assert zip_provenance(tmp_path / "theirs_rois.zip") is None

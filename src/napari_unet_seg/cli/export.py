@@ -1,4 +1,8 @@
-"""``unet-seg export``: a labels file -> ImageJ/Fiji ROIs, QuPath GeoJSON or OME-Zarr, through core.export."""
+"""``unet-seg export``: a labels file -> ImageJ/Fiji ROIs, QuPath GeoJSON or OME-Zarr, through core.export.
+
+Labels that ``unet-seg predict`` (or the batch) wrote carry their provenance;
+the export carries it on.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from ..core.common.errors import first_line
 from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from ..core.imageio import ImageFile, read_image
+from ..core.inference.provenance import read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
 from .errors import UserError, require_positive
 
@@ -58,18 +63,20 @@ def run(args: argparse.Namespace) -> int:
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
     output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
+    provenance = _provenance(args.labels)
     try:
         if args.format == "imagej":
-            write_imagej_rois(output, labels.data, overwrite=args.overwrite)
+            write_imagej_rois(output, labels.data, provenance=provenance, overwrite=args.overwrite)
         elif args.format == "geojson":
             write_geojson(output, labels.data, measurements=_measurements(args), stack_axis=args.stack_axis,
-                          overwrite=args.overwrite)
+                          provenance=provenance, overwrite=args.overwrite)
         else:
             image = _read(args.image, "image") if args.image else None
             pixel_size = args.pixel_size or labels.pixel_size or (image.pixel_size if image else None)
             write_ome_zarr(output, labels.data, image.data if image else None, rgb=bool(image and image.rgb),
                            channel_axis=image.channel_axis if image else None, pixel_size=pixel_size,
-                           stack_axis=args.stack_axis, measurements=_measurements(args), overwrite=args.overwrite)
+                           stack_axis=args.stack_axis, measurements=_measurements(args), provenance=provenance,
+                           overwrite=args.overwrite)
     except ValueError as exc:
         raise UserError(first_line(exc)) from None
     print(f"wrote {output}")
@@ -97,6 +104,14 @@ def _measurements(args: argparse.Namespace) -> dict | None:
             raise UserError(f"--measurements: {path}: no such file")
     table, _ = read_objects_csv(path)
     return table or None
+
+
+def _provenance(path: str) -> dict | None:
+    """The provenance recorded in our labels file; None for labels from elsewhere (a PNG, someone else's TIFF)."""
+    try:
+        return read_provenance(path)
+    except (ValueError, OSError):  # not a TIFF (tifffile's error is a ValueError), or unreadable metadata
+        return None
 
 
 def _read(path: str, what: str) -> ImageFile:

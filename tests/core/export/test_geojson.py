@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from export_shapes import awkward_labels, fill_rings, stack_labels
+from export_shapes import awkward_labels, fill_rings, provenance_record, stack_labels
 
 from napari_unet_seg.core.export import write_geojson
 
@@ -79,3 +79,15 @@ def test_bad_inputs_are_one_clear_line(tmp_path):
     with pytest.raises(FileExistsError):
         write_geojson(target, awkward_labels())
     assert target.read_text() == "mine"
+
+
+def test_provenance_is_a_foreign_member_of_a_still_valid_collection(tmp_path):
+    record = provenance_record()
+    data = json.loads(write_geojson(tmp_path / "p.geojson", stack_labels(), provenance=record).read_text())
+    assert data["napari_unet_seg"] == {"provenance": record}
+    # RFC 7946: the collection keeps its type and features; the extra member uses no name GeoJSON reserves
+    assert data["type"] == "FeatureCollection" and len(data["features"]) == 4
+    reserved = {"type", "features", "bbox", "geometry", "properties", "coordinates", "geometries", "id", "crs"}
+    assert set(data) - {"type", "features"} == {"napari_unet_seg"} and "napari_unet_seg" not in reserved
+    assert all(f["type"] == "Feature" and set(f) == {"type", "geometry", "properties"} for f in data["features"])
+    assert "napari_unet_seg" not in json.loads(write_geojson(tmp_path / "n.geojson", stack_labels()).read_text())

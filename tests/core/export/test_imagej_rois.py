@@ -4,9 +4,10 @@ import zipfile
 import numpy as np
 import pytest
 import roifile
-from export_shapes import awkward_labels, fill_rings, iou, stack_labels
+from export_shapes import awkward_labels, fill_rings, iou, provenance_record, stack_labels, zip_provenance
 
 from napari_unet_seg.core.export import write_imagej_rois
+from napari_unet_seg.core.export.stamp import ZIP_COMMENT_LIMIT, read_zip_comment
 
 
 def roi_mask(roi, shape):
@@ -70,3 +71,24 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(OSError, match="cannot write to .*file.*not a folder"):
         write_imagej_rois(tmp_path / "file" / "r.zip", awkward_labels())
+
+
+def test_provenance_rides_in_the_zip_comment_and_every_entry_stays_a_roi(tmp_path):
+    record = provenance_record()
+    path = write_imagej_rois(tmp_path / "p.zip", stack_labels(), provenance=record)
+    with zipfile.ZipFile(path) as archive:
+        assert read_zip_comment(archive.comment) == record
+        assert all(name.endswith(".roi") for name in archive.namelist())  # Fiji opens by the first entry
+    assert len(roifile.roiread(path)) == 4  # roifile reads every entry: a non-ROI one would break it
+    assert zip_provenance(write_imagej_rois(tmp_path / "n.zip", stack_labels())) is None
+
+
+def test_a_lineage_too_long_for_a_zip_comment_is_left_out_not_the_record(tmp_path):
+    record = provenance_record()
+    record["model"]["lineage"] = [{"data": "x" * 1000}] * 70
+    path = write_imagej_rois(tmp_path / "long.zip", stack_labels(), provenance=record)
+    with zipfile.ZipFile(path) as archive:
+        assert len(archive.comment) <= ZIP_COMMENT_LIMIT
+        kept = read_zip_comment(archive.comment)
+    assert kept["command"] == record["command"] and kept["model"]["sha256"] == record["model"]["sha256"]
+    assert kept["model"]["lineage"].startswith("left out")

@@ -5,7 +5,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from export_shapes import awkward_labels, stack_labels
+from export_shapes import awkward_labels, provenance_record, stack_labels
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Label, Multiscales, Reader
 
@@ -123,3 +123,15 @@ def test_an_existing_store_is_kept_unless_overwrite(tmp_path):
 def test_pyramids_stop_before_planes_get_small():
     assert pyramid_factors((255, 4000)) == ()
     assert pyramid_factors((1024, 2048)) == (2, 4)
+
+
+def test_provenance_sits_in_the_labels_group_beside_valid_ngff_metadata(tmp_path):
+    from ome_zarr_models.v04.image_label import ImageLabelAttrs  # ome-zarr-py's own NGFF models
+
+    record = provenance_record()
+    path = write_ome_zarr(tmp_path / "p.ome.zarr", stack_labels(), name="nuclei", provenance=record)
+    labels_attrs = attrs(path / "labels" / "nuclei")
+    assert labels_attrs["napari_unet_seg"] == {"provenance": record}
+    assert ImageLabelAttrs.model_validate(labels_attrs).model_extra == {"napari_unet_seg": {"provenance": record}}
+    assert "napari_unet_seg" not in attrs(path)  # the image's metadata is untouched
+    assert np.array_equal(np.asarray(read_back(path)[1].data[0]), stack_labels())

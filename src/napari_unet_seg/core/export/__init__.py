@@ -2,6 +2,7 @@
 
 One module per format; each writer checks its inputs, never replaces an
 existing file unless asked, and writes atomically (complete, or nothing).
+Each carries an optional provenance record, in its format's own place (:mod:`.stamp`).
 """
 
 from .geojson import write_geojson

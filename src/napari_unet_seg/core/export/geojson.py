@@ -20,13 +20,15 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from .outlines import ObjectOutline, check_labels, closed, object_outlines
+from .stamp import provenance_member
 from .target import prepare_target
 
 Columns = Mapping[str, Sequence[Any]]
 
 
 def write_geojson(path: str | os.PathLike, labels: Any, *, measurements: Columns | None = None,
-                  classification: str | None = None, stack_axis: str = "z", overwrite: bool = False,
+                  classification: str | None = None, stack_axis: str = "z",
+                  provenance: Mapping[str, Any] | None = None, overwrite: bool = False,
                   progress: Callable[[int, int], None] | None = None) -> Path:
     """Write every object of ``labels`` (2D or a stack) as a GeoJSON FeatureCollection into ``path``.
 
@@ -34,8 +36,10 @@ def write_geojson(path: str | os.PathLike, labels: Any, *, measurements: Columns
     ``label`` column, and a ``slice`` column for stacks; each object gets its
     row's numeric values. ``classification`` names the class of every object
     (none by default). ``stack_axis`` says whether a stack's slices are QuPath
-    z-slices (``"z"``) or time points (``"t"``). Labels without objects give
-    a valid, empty collection.
+    z-slices (``"z"``) or time points (``"t"``). ``provenance`` (where the
+    labels came from) becomes a ``napari_unet_seg`` foreign member of the
+    collection (RFC 7946 6.1), which QuPath ignores. Labels without objects
+    give a valid, empty collection.
     """
     check_labels(labels)
     if stack_axis not in ("z", "t"):
@@ -47,7 +51,9 @@ def write_geojson(path: str | os.PathLike, labels: Any, *, measurements: Columns
         features.append(object_feature(outline, rows.get((outline.plane, outline.label)), classification, stack_axis))
         if progress is not None and outline.plane:
             progress(outline.plane[0] + 1, labels.shape[0])
-    collection = {"type": "FeatureCollection", "features": features}
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if provenance is not None:
+        collection.update(provenance_member(provenance))
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         json.dump(collection, handle, separators=(",", ":"), allow_nan=False)
     return path

@@ -12,7 +12,8 @@ ROIs also carry their 1-based slice as ImageJ's stack position).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,23 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from .outlines import ObjectOutline, check_labels, object_outlines
+from .stamp import zip_comment
 from .target import prepare_target
 
 PathOps = list[float]
 MOVETO, LINETO, CLOSE = 0.0, 1.0, 4.0
 
 
-def write_imagej_rois(path: str | os.PathLike, labels: Any, *, overwrite: bool = False,
-                      progress: Callable[[int, int], None] | None = None) -> Path:
+def write_imagej_rois(path: str | os.PathLike, labels: Any, *, provenance: Mapping[str, Any] | None = None,
+                      overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write every object of ``labels`` (2D or a stack) as ImageJ ROIs into the zip file ``path``.
 
     Raises ``ValueError`` for labels without any object (ImageJ cannot open an
     empty ROI set) and ``FileExistsError`` for an existing ``path`` unless
     ``overwrite``. The zip is complete or absent (written under a temporary name).
+    ``provenance`` (where the labels came from) goes in the zip's comment, as
+    JSON: an extra entry would not do, as ImageJ's ROI Manager skips non-.roi
+    entries but roifile's reader fails on them.
     """
     import roifile
 
@@ -52,6 +57,9 @@ def write_imagej_rois(path: str | os.PathLike, labels: Any, *, overwrite: bool =
         roi.name = roi_name(outline.label, outline.plane[0] if stack else None, width, slice_width)
     with atomic_path(path) as tmp:
         roifile.roiwrite(tmp, [roi for _, roi in found], mode="w")
+        if provenance is not None:
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.comment = zip_comment(provenance)
     return path
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from .outlines import check_labels, check_same_plane
+from .stamp import provenance_member
 from .target import prepare_target
 
 CHUNK = 1024  # plane chunks: what viewers read per tile
@@ -33,7 +34,8 @@ UNIT = "micrometer"
 def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, rgb: bool = False,
                    channel_axis: int | None = None, pixel_size: tuple[float, float] | None = None,
                    name: str = "labels", stack_axis: str = "z", colors: Mapping[int, Sequence[int]] | None = None,
-                   measurements: Mapping[str, Sequence[Any]] | None = None, overwrite: bool = False) -> Path:
+                   measurements: Mapping[str, Sequence[Any]] | None = None,
+                   provenance: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write ``image`` (optional) and ``labels`` as one OME-Zarr folder ``path``.
 
     ``labels`` is (H, W) or a stack (N, H, W); ``image`` covers the same
@@ -42,7 +44,9 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
     chunk by chunk). ``stack_axis`` names the stack axis (``"z"`` or ``"t"``).
     ``colors`` maps label ids to RGBA (0-255); by default every object gets a
     distinct colour. ``measurements`` (columns with a ``label`` column) become
-    the labels' ``properties``. The folder is complete or absent.
+    the labels' ``properties``. ``provenance`` (where the labels came from)
+    goes in the labels group's attributes as ``napari_unet_seg.provenance``,
+    beside its NGFF metadata. The folder is complete or absent.
     """
     import dask
     import dask.array as da
@@ -87,6 +91,8 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
         write_labels(lab, root, name=name, scaler=None, scale_factors=factors, fmt=fmt, axes=spatial, scale=scale,
                      axes_units=units, storage_options={"chunks": _chunks(lab.shape, spatial)},
                      label_metadata=label_metadata)
+        if provenance is not None:
+            root["labels"][name].attrs.update(provenance_member(provenance))
     return path
 
 
