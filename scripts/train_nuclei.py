@@ -1,11 +1,16 @@
-"""Train the built-in ``nuclei`` model on the dsb2018 train split.
+"""Train the built-in ``nuclei`` model on the dsb2018 train split (and, with ``--extra-data``, s-bsst265).
 
     python scripts/train_nuclei.py --data ../shared/data/dsb2018 \
         --out src/napari_unet_seg/models/nuclei.safetensors --max-seconds 4200
+    python scripts/train_nuclei.py --init <model> --extra-data ../shared/data/s-bsst265 --robust ...
 
 The recipe (every argument and the seed) is written into the model file's
 metadata. The ``val`` split is never used here; checkpoints are chosen on a
-held-out part of ``train``.
+held-out part of ``train``. s-bsst265 keeps a fixed validation split
+(``BSST_VAL``, whole images, every preparation) that is never trained on
+(``scripts/evaluate_builtin.py`` reports it) and three images held out to
+choose checkpoints (``BSST_HOLDOUT``). ``--robust`` adds the augmentations of
+issue 19 (empty and saturated bands, nucleoli, anisotropy, defocus).
 """
 
 from __future__ import annotations

@@ -24,3 +24,52 @@ def test_photon_noise_only_when_asked():
     spread_noisy = max(augment_intensity(img, None, noisy, np.random.default_rng(s))[:, 25:35, 25:35].std()
                        for s in range(20))
     assert spread_quiet < 0.02 < spread_noisy
+
+
+def _disks(shape=(128, 128), radius=9, spacing=32):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    labels = np.zeros(shape, np.int64)
+    k = 0
+    for cy in range(spacing // 2, shape[0], spacing):
+        for cx in range(spacing // 2, shape[1], spacing):
+            k += 1
+            labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = k
+    image = np.where(labels > 0, 0.9, 0.05).astype(np.float32)[None]
+    return image, labels
+
+
+def test_empty_regions_hold_no_object_and_are_flat_or_background():
+    from napari_unet_seg.core.training.augment import add_empty_regions
+
+    image, labels = _disks()
+    changed = 0
+    for seed in range(20):
+        img, lab = add_empty_regions(image, labels, np.random.default_rng(seed))
+        region = (img[0] != image[0])
+        assert img.shape == image.shape and lab.shape == labels.shape
+        assert not lab[region].any()  # nothing where the band or patch is
+        assert ((lab == labels) | (lab == 0)).all()  # objects are only cut, never moved or renamed
+        changed += int(region.any())
+    assert changed >= 15  # nearly every call adds something
+    assert (image == _disks()[0]).all()  # the caller's arrays are left alone
+
+
+def test_nucleoli_change_only_the_inside_of_objects():
+    from napari_unet_seg.core.training.augment import add_nucleoli
+
+    image, labels = _disks()
+    out = add_nucleoli(image, labels, 0.05, np.random.default_rng(1))
+    changed = np.abs(out[0] - image[0]) > 1e-6
+    assert changed.any() and not changed[labels == 0].any()
+
+
+def test_anisotropic_crops_stretch_image_and_labels_together():
+    from napari_unet_seg.core.training.augment import random_crop
+
+    image, labels = _disks((256, 256))
+    img, lab, val = random_crop(image, labels, None, 64, 0.5, np.random.default_rng(0), aspect=1.25)
+    assert img.shape == (1, 64, 64) and lab.shape == (64, 64) and val.shape == (64, 64)
+    inside = lab > 0
+    assert img[0][inside].mean() > 0.6 and img[0][~inside].mean() < 0.3  # labels still lie on the disks
+    ys, xs = np.nonzero(lab == np.bincount(lab[lab > 0]).argmax())
+    assert np.ptp(ys) > np.ptp(xs)  # rows scaled 0.5 * 1.25, columns 0.5 / 1.25: a disk becomes taller than wide

@@ -118,3 +118,21 @@ def test_threads_count_other_processes_not_this_ones_past_work(tmp_path, monkeyp
     monkeypatch.setattr(loop, "others_running", lambda: 99)
     assert loop.choose_threads() == 1
     assert loop.choose_threads(3) == 3
+
+
+def test_the_built_in_models_robust_augmentations_train(monkeypatch):
+    """Empty bands, nucleoli, anisotropy and defocus (scripts/train_nuclei.py --robust) reach the crops trained on."""
+    from dataclasses import replace
+
+    from napari_unet_seg.core.training import loop
+    from napari_unet_seg.core.training.augment import AugmentConfig
+
+    seen = []
+    original = loop.add_empty_regions
+    monkeypatch.setattr(loop, "add_empty_regions", lambda *a: seen.append(1) or original(*a))
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    robust = AugmentConfig(empty_regions=1.0, nucleoli=1.0, anisotropy=1.25, defocus=1.0)
+    result = train(model, [TrainingPair(image, labels)], replace(_fast(), augment=robust))
+    assert result.steps == 6 and np.isfinite([h["loss"] for h in result.history if "loss" in h]).all()
+    assert len(seen) == 6 * 2  # every crop of every step
