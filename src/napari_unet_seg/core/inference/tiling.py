@@ -281,7 +281,10 @@ def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height:
                  cancel: CancelCallback | None) -> Any:
     was_training = net.training
     net.eval()
-    memory_format = torch.channels_last if torch_device.type == "cpu" and precision == "bf16" else torch.contiguous_format
+    # oneDNN's convolutions prefer channels_last on the CPU in every precision: the built-in model took
+    # 1.37 s/Mpx contiguous and 0.73 s/Mpx channels_last in fp32 on a 2-core CPU without bf16
+    memory_format = (torch.channels_last if torch_device.type == "cpu" or precision != "fp32"
+                     else torch.contiguous_format)
     runner = inference_net(net, torch_device, memory_format)  # BatchNorm folded: a cached copy, net untouched
     if runner is net:  # nothing to fold: run the network itself
         net.to(torch_device)
