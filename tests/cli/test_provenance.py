@@ -112,3 +112,14 @@ def test_measure_carries_the_labels_provenance_into_its_table(tmp_path, model_fi
     labels = tmp_path / "out" / "a_labels.tif"
     assert main(["measure", str(labels), "-o", str(tmp_path / "table.csv")]) == 0
     assert read_provenance(tmp_path / "table.csv") == read_provenance(labels)
+
+
+def test_the_lineage_line_reads_fine_tuning_runs_and_a_built_in_models_stages():
+    from napari_unet_seg.cli.provenance import _training
+
+    assert _training({"builtin": True}) == "built-in, as shipped"
+    assert _training({}) == "no training recorded"
+    runs = [{"base": "nuclei", "date": "2026-11-29T10:00:00Z"}, {"base": "mine", "date": "2026-11-29T11:00:00Z"}]
+    assert _training({"lineage": runs}) == "2 fine-tuning run(s), the last from 'mine' on 2026-11-29T11:00:00Z"
+    stages = [{"model": "nuclei", "steps": 4890}, {"model": "nuclei", "steps": 6438}]
+    assert _training({"builtin": True, "lineage": stages}) == "built-in, as shipped; trained in 3 stages (see --json)"

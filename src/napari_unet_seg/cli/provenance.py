@@ -41,14 +41,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training(model: dict[str, Any]) -> str:
+    """The model's lineage in one line: fine-tuning runs (base, date), or the stages a built-in model was trained in."""
+    lineage = model.get("lineage") or []
+    if not lineage:
+        return "built-in, as shipped" if model.get("builtin") else "no training recorded"
+    last = lineage[-1]
+    if "base" in last:  # a fine-tuning run (core.training.lineage)
+        return f"{len(lineage)} fine-tuning run(s), the last from '{last.get('base')}' on {last.get('date')}"
+    # the earlier stages of a model trained by a script (scripts/train_nuclei.py), then this file's own run
+    built_in = "built-in, as shipped; " if model.get("builtin") else ""
+    return f"{built_in}trained in {len(lineage) + 1} stages (see --json)"
+
+
 def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The record as a few lines for people (``--json`` gives all of it)."""
     model, settings, ran_on = record.get("model", {}), record.get("settings", {}), record.get("ran_on", {})
     versions = record.get("versions", {})
-    lineage = model.get("lineage") or []
-    trained = "built-in, as shipped" if model.get("builtin") and not lineage else (
-        f"{len(lineage)} fine-tuning run(s), the last from '{lineage[-1].get('base')}' on "
-        f"{lineage[-1].get('date')}" if lineage else "no training recorded")
+    trained = _training(model)
     planes = settings.get("planes", "all")
     return [
         ("date", str(record.get("date"))),
