@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet_seg.core.inference.empty import DARK_SIDE, empty_regions, flat_side, flat_squares
+from napari_unet_seg.core.inference.empty import DARK_SIDE, empty_regions, flat_rectangles, flat_side, flat_squares
 from napari_unet_seg.core.inference.pipeline import segment
 from napari_unet_seg.core.model.modelfile import new_model
 
@@ -19,6 +19,32 @@ def test_flat_squares_cover_exactly_the_pixels_of_flat_squares():
     assert not flat_squares(image, 9).any()  # no 9 x 9 square fits in it
     image[0, :3] = 0.0  # a flat strip along the edge, thinner than the square: judged by the pixels it has
     assert not flat_squares(image, 5)[:3].any()
+
+
+@pytest.mark.parametrize("height, width", [(2, 2), (3, 7), (5, 5), (7, 3), (4, 9)])
+def test_flat_rectangles_agree_with_a_brute_force_search(height, width):
+    rng = np.random.default_rng(height * 10 + width)
+    for _ in range(10):
+        image = rng.integers(0, 2, (1, 40, 43)).astype(np.float32)
+        for _ in range(3):
+            y, x, h, w = rng.integers(0, 35), rng.integers(0, 38), rng.integers(1, 20), rng.integers(1, 20)
+            image[0, y:y + h, x:x + w] = rng.integers(0, 2)
+        expected = np.zeros((40, 43), bool)
+        for y in range(40 - height + 1):
+            for x in range(43 - width + 1):
+                if (image[0, y:y + height, x:x + width] == image[0, y, x]).all():
+                    expected[y:y + height, x:x + width] = True
+        assert (flat_rectangles(image, height, width) == expected).all()
+
+
+def test_a_thin_flat_stripe_is_empty_a_short_one_is_not():
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0.05, 0.2, (1, 200, 300)).astype(np.float32)
+    image[0, 50:60, :] = 1.5  # a saturated line across the image, 10 px thick: narrower than a nucleus
+    image[0, 120:135, 40:70] = 1.5  # a saturated elongated nucleus, 15 x 30 px
+    empty = empty_regions(image, flat_side(20.0, 1.0))  # stripes must be 5 x 100 px
+    assert empty[50:60].all()
+    assert not empty[120:135, 40:70].any() and not empty[60:].any()
 
 
 def test_every_channel_must_be_flat():

@@ -10,7 +10,10 @@ than the background, so:
   empty;
 - a pixel in a flat square of any value at least twice as wide as the
   objects expected at this scale is empty (a saturated nucleus, clipped
-  flat, is smaller than that and stays).
+  flat, is smaller than that and stays);
+- so is a pixel in a flat stripe ``DARK_SIDE`` px wide and five object
+  diameters long, across or down (a saturated line or seam: no nucleus is
+  that long and flat).
 
 The pipeline forces the network's foreground to 0 there, so the model's
 output cannot grow objects in such areas whatever it learnt. The mask is
@@ -27,6 +30,7 @@ from scipy import ndimage as ndi
 
 DARK_SIDE = 5  # px: the smallest flat dark square counted as empty
 FLAT_OBJECTS = 2.0  # a flat square of any value this many object diameters wide is empty
+STRIPE_LENGTH = 2.5  # a flat stripe DARK_SIDE px wide and this many times longer than that square is empty
 DEFAULT_FLAT_SIDE = 64  # px, when the model does not know its objects' size
 EMPTY_LOGIT = -60.0  # what the network's foreground and centre logits become on empty pixels
 
@@ -37,7 +41,12 @@ def flat_squares(image: np.ndarray, side: int) -> np.ndarray:
     Squares must lie inside the image: an area at the edge is judged by the
     pixels it has, never by invented ones.
     """
-    return _covered_by_squares(*_equal_neighbours(np.asarray(image)), side)
+    return flat_rectangles(image, side, side)
+
+
+def flat_rectangles(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) pixels covered by a ``height`` x ``width`` rectangle of one value in every channel."""
+    return _covered(*_equal_neighbours(np.asarray(image)), height, width)
 
 
 def _equal_neighbours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,61 +54,62 @@ def _equal_neighbours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (image[:, :, 1:] == image[:, :, :-1]).all(axis=0), (image[:, 1:, :] == image[:, :-1, :]).all(axis=0)
 
 
-def _covered_by_squares(same_across: np.ndarray, same_down: np.ndarray, side: int) -> np.ndarray:
-    """Pixels covered by a flat ``side`` x ``side`` square, from the equal-neighbour maps.
+def _covered(same_across: np.ndarray, same_down: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixels covered by a flat ``height`` x ``width`` rectangle, from the equal-neighbour maps.
 
-    Exact, and fast where flat areas are rare: every flat square contains a
-    flat cell of a coarse grid (cells of about half its side), so only the
+    Exact, and fast where flat areas are rare: every flat rectangle contains a
+    flat cell of a coarse grid (cells of about half its sides), so only the
     neighbourhoods of flat cells are searched, with running sums.
     """
-    side = max(int(side), 2)
+    height, width = max(int(height), 2), max(int(width), 2)
     h, w = same_down.shape[0] + 1, same_across.shape[1] + 1
     out = np.zeros((h, w), bool)
-    if h < side or w < side or not same_across.any():
+    if h < height or w < width or not same_across.any():
         return out
-    cell = max((side + 1) // 2, 1)  # a side x side square always holds one whole aligned cell x cell cell
-    flat_cells = _flat_cells(same_across, same_down, cell)
+    # a rectangle always holds one whole aligned cell of half its sides (rounded up)
+    cell_h, cell_w = (height + 1) // 2, (width + 1) // 2
+    flat_cells = _flat_cells(same_across, same_down, cell_h, cell_w)
     if not flat_cells.any():
         return out
-    regions, _ = ndi.label(ndi.binary_dilation(flat_cells, iterations=int(np.ceil(side / cell))))
-    boxes = [(max(b[0].start * cell - side, 0), min(b[0].stop * cell + side, h),
-              max(b[1].start * cell - side, 0), min(b[1].stop * cell + side, w)) for b in ndi.find_objects(regions)]
+    reach = np.ones((2 * int(np.ceil(height / cell_h)) + 1, 2 * int(np.ceil(width / cell_w)) + 1), bool)
+    regions, _ = ndi.label(ndi.binary_dilation(flat_cells, reach))
+    boxes = [(max(b[0].start * cell_h - height, 0), min(b[0].stop * cell_h + height, h),
+              max(b[1].start * cell_w - width, 0), min(b[1].stop * cell_w + width, w))
+             for b in ndi.find_objects(regions)]
     if sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > h * w // 2 or len(boxes) > 256:
-        return _squares_in(same_across, same_down, side)  # flat areas everywhere: one search of the whole image
+        return _rectangles_in(same_across, same_down, height, width)  # flat areas everywhere: one search
     for y0, y1, x0, x1 in boxes:
-        out[y0:y1, x0:x1] |= _squares_in(same_across[y0:y1, x0:x1 - 1], same_down[y0:y1 - 1, x0:x1], side)
+        out[y0:y1, x0:x1] |= _rectangles_in(same_across[y0:y1, x0:x1 - 1], same_down[y0:y1 - 1, x0:x1], height, width)
     return out
 
 
-def _flat_cells(same_across: np.ndarray, same_down: np.ndarray, cell: int) -> np.ndarray:
-    """(H // cell, W // cell): aligned cells whose pixels are all one value."""
+def _flat_cells(same_across: np.ndarray, same_down: np.ndarray, cell_h: int, cell_w: int) -> np.ndarray:
+    """(H // cell_h, W // cell_w): aligned cells whose pixels are all one value."""
     h, w = same_down.shape[0] + 1, same_across.shape[1] + 1
-    ch, cw = h // cell, w // cell
-    if cell == 1:
-        return np.ones((h, w), bool)
+    ch, cw = h // cell_h, w // cell_w
     across = np.ones((h, w), bool)
     across[:, :-1] = same_across
-    across[:, cell - 1::cell] = True  # a cell's last column need not equal the next cell's first
+    across[:, cell_w - 1::cell_w] = True  # a cell's last column need not equal the next cell's first
     down = np.ones((h, w), bool)
     down[:-1] = same_down
-    down[cell - 1::cell] = True
-    both = (across & down)[:ch * cell, :cw * cell].reshape(ch, cell, cw, cell)
+    down[cell_h - 1::cell_h] = True
+    both = (across & down)[:ch * cell_h, :cw * cell_w].reshape(ch, cell_h, cw, cell_w)
     return both.all(axis=(1, 3))
 
 
-def _squares_in(same_across: np.ndarray, same_down: np.ndarray, side: int) -> np.ndarray:
-    """Pixels covered by a flat ``side`` x ``side`` square (the whole search, with running sums)."""
+def _rectangles_in(same_across: np.ndarray, same_down: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixels covered by a flat ``height`` x ``width`` rectangle (the whole search, with running sums)."""
     h, w = same_down.shape[0] + 1, same_across.shape[1] + 1
-    if h < side or w < side:
+    if h < height or w < width:
         return np.zeros((h, w), bool)
-    rows = _window_sums(same_across, side - 1, axis=1) == side - 1  # (H, W - side + 1): [x, x + side) is flat
-    column = _window_sums(same_down[:, :w - side + 1], side - 1, axis=0) == side - 1  # a square's first column
-    corners = (_window_sums(rows, side, axis=0) == side) & column  # (H - side + 1, W - side + 1): top-left corners
+    rows = _window_sums(same_across, width - 1, axis=1) == width - 1  # (H, W - width + 1): [x, x + width) is flat
+    column = _window_sums(same_down[:, :w - width + 1], height - 1, axis=0) == height - 1  # the first column
+    corners = (_window_sums(rows, height, axis=0) == height) & column  # top-left corners of flat rectangles
     if not corners.any():
         return np.zeros((h, w), bool)
-    padded = np.zeros((h + side - 1, w + side - 1), bool)
-    padded[side - 1:side - 1 + corners.shape[0], side - 1:side - 1 + corners.shape[1]] = corners
-    return _window_sums(_window_sums(padded, side, axis=0) > 0, side, axis=1) > 0
+    padded = np.zeros((h + height - 1, w + width - 1), bool)
+    padded[height - 1:height - 1 + corners.shape[0], width - 1:width - 1 + corners.shape[1]] = corners
+    return _window_sums(_window_sums(padded, height, axis=0) > 0, width, axis=1) > 0
 
 
 def _window_sums(values: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -127,8 +137,10 @@ def empty_regions(normalised: Any, side: int) -> np.ndarray:
     if not same_across.any():
         return np.zeros(image.shape[1:], bool)
     dark = (image <= 0).all(axis=0)
-    empty = _covered_by_squares(same_across & dark[:, 1:], same_down & dark[1:], DARK_SIDE)
-    return empty | _covered_by_squares(same_across, same_down, side)
+    empty = _covered(same_across & dark[:, 1:], same_down & dark[1:], DARK_SIDE, DARK_SIDE)
+    empty |= _covered(same_across, same_down, side, side)
+    stripe = int(round(STRIPE_LENGTH * side))
+    return empty | _covered(same_across, same_down, DARK_SIDE, stripe) | _covered(same_across, same_down, stripe, DARK_SIDE)
 
 
 def suppress(logits: np.ndarray, empty: np.ndarray | None) -> np.ndarray:
