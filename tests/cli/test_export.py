@@ -8,6 +8,7 @@ import zarr
 from export_shapes import awkward_labels, provenance_record, stack_labels, zip_provenance
 
 from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.inference.provenance import read_provenance
 from napari_unet_seg.core.imageio import write_labels_tiff
 
 
@@ -103,6 +104,7 @@ def test_our_labels_provenance_travels_into_every_format(tmp_path, fmt, pixel_si
     out = out.with_suffix(".zip" if fmt == "imagej" else ".ome.zarr" if fmt == "ome-zarr" else ".geojson")
     assert main(["export", str(labels_path), "--format", fmt, "-o", str(out)]) == 0
     assert exported_provenance(out) == record
+    assert read_provenance(out) == record  # what `unet-seg provenance` reads, from the export itself
 
 
 def test_a_batch_zarrs_provenance_travels_and_foreign_labels_export_without_one(tmp_path):

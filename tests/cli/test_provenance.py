@@ -123,3 +123,14 @@ def test_the_lineage_line_reads_fine_tuning_runs_and_a_built_in_models_stages():
     assert _training({"lineage": runs}) == "2 fine-tuning run(s), the last from 'mine' on 2026-11-29T11:00:00Z"
     stages = [{"model": "nuclei", "steps": 4890}, {"model": "nuclei", "steps": 6438}]
     assert _training({"builtin": True, "lineage": stages}) == "built-in, as shipped; trained in 3 stages (see --json)"
+
+
+def test_a_broken_export_is_one_line(tmp_path, capsys):
+    from napari_unet_seg.cli.main import main
+
+    (tmp_path / "x_rois.zip").write_bytes(b"not a zip at all")
+    (tmp_path / "x.geojson").write_text("{ broken")
+    for name in ("x_rois.zip", "x.geojson"):
+        assert main(["provenance", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot be read" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "the model, its file's SHA-256 and lineage, the settings, the device and precision used, the "
                      "versions, the date (UTC), and the `unet-seg predict` command that makes the same labels. "
                      "Says whether the model file is still the one that was used."))
-    parser.add_argument("output", metavar="OUTPUT", help="a *_labels.tif, *_labels.zarr or *_objects.csv")
+    parser.add_argument("output", metavar="OUTPUT",
+                        help="a *_labels.tif, *_labels.zarr, *_objects.csv, or an export (.zip, .geojson, .ome.zarr)")
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
     parser.set_defaults(run=run)
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no such file or folder: {path}")
     try:
         record = read_provenance(path)
-    except (OSError, ValueError, KeyError) as exc:  # not a TIFF, a broken store, a damaged line
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not a TIFF, a broken store or zip
         raise UserError(f"{path} cannot be read: {exc}") from None
     if record is None:
         raise UserError(f"{path} holds no provenance (not written by napari-unet-seg, or by an older version)")

@@ -46,9 +46,14 @@ def read_zip_comment(comment: bytes) -> dict[str, Any] | None:
         member = json.loads(comment.decode("ascii"))
     except ValueError:  # UnicodeDecodeError is a ValueError too
         return None
-    ours = member.get(NAMESPACE) if isinstance(member, dict) else None
-    record = ours.get(PROVENANCE) if isinstance(ours, dict) else None
-    return record if isinstance(record, dict) else None
+    return record_in(member)
+
+
+def record_in(holder: Any) -> dict[str, Any] | None:
+    """The record in a mapping that holds :func:`provenance_member` (GeoJSON, zarr attributes), else None."""
+    ours = holder.get(NAMESPACE) if isinstance(holder, Mapping) else None
+    record = ours.get(PROVENANCE) if isinstance(ours, Mapping) else None
+    return dict(record) if isinstance(record, Mapping) else None
 
 
 def _compact(value: Any) -> str:

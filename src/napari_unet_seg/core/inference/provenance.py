@@ -16,11 +16,13 @@ import os
 import platform
 import shlex
 import threading
+import zipfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..export.stamp import read_zip_comment, record_in
 from ..imageio import is_zarr, read_tiff_provenance
 from ..model.modelfile import Model, ModelFileError
 from ..model.registry import builtin_model_paths, resolve_model_path
@@ -138,16 +140,30 @@ def csv_comments(record: dict[str, Any] | None) -> dict[str, str]:
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The provenance recorded in an output: labels TIFF, zarr store, or objects CSV; None if it has none."""
+    """The provenance recorded in an output, None if it has none.
+
+    Our outputs (labels TIFF, zarr store, objects CSV) and our exports
+    (ImageJ ROI zip, GeoJSON, OME-Zarr) all carry it.
+    """
     path = Path(path)
+    suffix = path.suffix.lower()
     if is_zarr(path):
         import zarr
 
-        attrs = dict(zarr.open(str(path), mode="r").attrs)
-        record = (attrs.get("napari_unet_seg") or {}).get(KEY)
-        return record if isinstance(record, dict) else None
-    if path.suffix.lower() == ".csv":
+        store = zarr.open(str(path), mode="r")
+        record = record_in(dict(store.attrs))
+        if record is None and isinstance(store, zarr.Group) and "labels" in store:  # an OME-Zarr export
+            for name in store["labels"].attrs.get("labels", []):
+                record = record or record_in(dict(store["labels"][name].attrs))
+        return record
+    if suffix == ".csv":
         return _csv_provenance(path)
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            return read_zip_comment(archive.comment)
+    if suffix in (".geojson", ".json"):
+        with open(path, encoding="utf-8") as f:
+            return record_in(json.load(f))
     return read_tiff_provenance(path)
 
 
