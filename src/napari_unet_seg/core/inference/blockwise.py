@@ -7,6 +7,14 @@ the block that contains its centroid, so objects crossing block borders appear
 exactly once, with ids unique over the plane. A plane that fits in one block is
 segmented exactly as in memory (:func:`~.prediction.predict_plane`). Memory is
 bounded by one window (image, logits, labels), never by the image.
+
+At the model's own scale the blocks give exactly the in-memory objects (on the
+4096 x 4096 sample mosaic: 8,090 objects each, every pixel the same). When the
+image is resized for the model, they do not yet: each window is resampled on
+its own grid, not on the whole image's (the mosaic at scale 0.82: 7,778 objects
+against 7,779, foreground equal on 99.5 % of pixels). The fix is to resample
+with the exact scale factor, from windows whose origins map to whole output
+pixels.
 """
 
 from __future__ import annotations
