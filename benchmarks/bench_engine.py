@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,9 @@ from napari_unet_seg import UNet, predict_tiled
 from napari_unet_seg.core.inference import tiling
 from napari_unet_seg.core.model.devices import autocast, cpu_has_native_bf16, resolve_device
 from napari_unet_seg.core.model.fold import fold_batchnorm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import randomize_batchnorm  # noqa: E402 - the tests' own way, shared as bench_batch does
 
 
 def describe(device: torch.device) -> str:
@@ -44,14 +49,7 @@ def describe(device: torch.device) -> str:
 def random_net(seed: int = 0) -> UNet:
     torch.manual_seed(seed)
     net = UNet(1, 2, depth=4, base_channels=32)
-    g = torch.Generator().manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+    randomize_batchnorm(net, seed)  # non-trivial statistics, so folding them has something to fold
     return net.eval()
 
 

@@ -185,6 +185,7 @@ def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options:
         logits = run_network(net, prepared, options, progress=progress, cancel=cancel)
         scale = 1.0
     else:
+        prepared = np.asarray(prepared, np.float32)  # normalised once, for the resizing and the empty areas
         logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel)
     empty = None if empty_side is None else empty_regions(prepared, empty_side)
     return NetworkPrediction(logits, scale, (h, w), empty=empty)
