@@ -33,6 +33,7 @@ from napari_unet_seg.core.inference.pipeline import segment
 from napari_unet_seg.core.model.devices import resolve_device
 from napari_unet_seg.core.training.data import TrainingPair, resize_labels
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
+from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.metrics import dice, matching_accuracy
 
 DATA = Path("/work/shared/data")
@@ -87,6 +88,21 @@ def scores(model, images) -> list[tuple[float, float]]:  # noqa: ANN001
     return out
 
 
+def with_overrides(config: TrainConfig, settings: list[str]) -> TrainConfig:
+    """``config`` with FIELD=VALUE changes, each value read as the field's current type."""
+    changes = {}
+    for setting in settings:
+        key, _, text = setting.partition("=")
+        current = getattr(config, key)
+        if isinstance(current, bool):
+            changes[key] = text.lower() in ("1", "true", "yes")
+        elif current is None:
+            changes[key] = int(text) if text.isdigit() else float(text)
+        else:
+            changes[key] = type(current)(text)
+    return replace(config, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", default="all")
@@ -96,10 +112,12 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=6, help="score on at most this many other images")
     parser.add_argument("--native-scale", action="store_true", help="train at the images' own scale (the old path)")
     parser.add_argument("--csv", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a TrainConfig field of the defaults (e.g. learning_rate=1e-3), for A/B runs")
     args = parser.parse_args()
     domains = list(DOMAINS) if args.domains == "all" else args.domains.split(",")
     print(f"device {resolve_device('auto')}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{'native scale (old path)' if args.native_scale else 'pipeline scale'}", flush=True)
+          f"{'native scale (old path)' if args.native_scale else 'pipeline scale'}; changes {args.set}", flush=True)
     rows = []
     base = starting_model("nuclei")
     for domain in domains:
@@ -116,8 +134,8 @@ def main() -> None:
             model = starting_model("nuclei")
             pair = TrainingPair(image, labels, valid, rgb=image.ndim == 3, name=name,
                                 diameter=float(model.object_diameter) if args.native_scale else None)
-            config = default_config(scratch=False, task="instances", max_steps=args.steps,
-                                    max_seconds=None if args.steps else args.seconds)
+            config = with_overrides(default_config(scratch=False, task="instances", max_steps=args.steps,
+                                                   max_seconds=None if args.steps else args.seconds), args.set)
             start = time.perf_counter()
             result = finetune(model, [pair], config=config, base="nuclei")
             seconds = time.perf_counter() - start

@@ -39,3 +39,42 @@ def test_a_diameter_slip_is_one_line(tmp_path, capsys):
                      "--diameter", bad, "-o", str(tmp_path / "m.safetensors")])
         err = capsys.readouterr().err
         assert code == 2 and "--diameter must be a positive number" in err and "Traceback" not in err
+
+
+def test_train_with_a_project_remembers_pairs_and_replays_earlier_rounds(tmp_path, capsys):
+    import json
+
+    from napari_unet_seg.core.training.project import Project
+
+    parent = threshold_model()
+    parent.metadata["object_diameter"] = 14.0
+    parent_path = save_model(parent, tmp_path / "parent.safetensors")
+    project = tmp_path / "project"
+    for round_, seed in enumerate((2, 5)):
+        image, labels = synthetic_nuclei((200, 200), n=20, seed=seed)
+        tifffile.imwrite(tmp_path / f"img{round_}.tif", image)
+        tifffile.imwrite(tmp_path / f"lbl{round_}.tif", labels)
+        code = main(["train", "--image", str(tmp_path / f"img{round_}.tif"), "--labels",
+                     str(tmp_path / f"lbl{round_}.tif"), "--init", str(parent_path), "--max-steps", "2",
+                     "--diameter", "14", "--project", str(project), "-o", str(tmp_path / f"m{round_}.safetensors")])
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+    assert "training on 2 pair(s), 1 of them from earlier rounds" in printed.out
+    saved = Project(project)
+    assert len(saved) == 2 and [m["path"] for m in saved.models] == [str(tmp_path / f"m{i}.safetensors")
+                                                                    for i in range(2)]
+    run = read_metadata(tmp_path / "m1.safetensors")["lineage"][-1]
+    assert {"ap50_earlier", "dice_earlier"} <= set(run["parent_scores"])  # the earlier round judged too
+    assert json.loads((project / "project.json").read_text())["models"][1]["parent"] == str(parent_path)
+
+
+def test_a_damaged_project_is_one_line(tmp_path, capsys):
+    image, labels = synthetic_nuclei((64, 64), seed=1)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "project.json").write_text("{not json")
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
+                 "--project", str(tmp_path / "project"), "-o", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is damaged" in err and "Traceback" not in err

@@ -82,10 +82,9 @@ def run_training(
     if job.project_dir is not None:
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
-        for pair in pairs:
-            project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name)
+        latest = {project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs}
         if job.use_project:
-            pairs = project.pairs(scribbles=job.scribbles, task=model.task)
+            pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
     config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
                             max_steps=job.max_steps, max_seconds=job.max_seconds)
     config = replace(config, **job.overrides)

@@ -14,6 +14,7 @@ from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
 from ..core.model.registry import user_model_dir
 from ..core.training.data import TrainingPair, input_channels
+from ..core.training.project import Project
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
 from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained
@@ -63,6 +64,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
                         help="save the best weights so far every S seconds while training, so that a crash loses "
                              "at most that much (default 30)")
+    parser.add_argument("--project", default=None, metavar="DIR",
+                        help="a project folder (as the Train widget's): these pairs are saved into it, training "
+                             "learns from all its pairs of this kind, and the earlier rounds' corrections also judge "
+                             "that the new model forgets nothing")
     parser.add_argument("-o", "--output", required=True, metavar="MODEL_FILE",
                         help="the .safetensors model file to write (never overwritten)")
     parser.set_defaults(run=run)
@@ -140,6 +145,18 @@ def run(args: argparse.Namespace) -> int:
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)
     if not scratch and classes is not None and classes != len(model.class_names):
         raise UserError(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
+    project = None
+    if args.project is not None:
+        check_writable_folder(Path(args.project))
+        try:
+            project = Project(args.project)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        latest = {project.add(p, scribbles=args.scribbles, task=model.task, source=p.name) for p in pairs}
+        pairs = project.pairs(scribbles=args.scribbles, task=model.task, latest=latest)
+        if len(pairs) > len(latest):
+            print(f"project {args.project}: training on {len(pairs)} pair(s), {len(pairs) - len(latest)} of them "
+                  "from earlier rounds", flush=True)
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
                             max_steps=args.max_steps, max_seconds=max_seconds)
@@ -175,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
+    if project is not None:
+        project.record_model(path, {"steps": result.train.steps, "parent": init, "improved": result.improved,
+                                    "held_out": result.held_out, **result.scores})
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])

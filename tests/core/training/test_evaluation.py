@@ -88,3 +88,20 @@ def test_main_score_is_ap50_for_instances_and_mean_iou_for_classes():
     assert main_score({"ap50": 0.0, "mean_iou": 0.9}) == 0.0
     assert math.isnan(main_score({"dice": 1.0}))
     assert math.isnan(main_score({}))
+
+
+def test_earlier_rounds_corrections_are_scored_apart(nuclei):
+    from napari_unet_seg.core.training.data import PreparedPair
+    from napari_unet_seg.core.training.evaluation import replay_scores, score_groups
+
+    image, truth, valid = nuclei
+    model = threshold_model()
+    good = TrainingPair(image, truth, valid)
+    blank = TrainingPair(np.zeros_like(image), truth, valid, replay=True)  # an earlier round's, found nothing
+    items = [PreparedPair(good, model), PreparedPair(blank, model)]
+    scores = score_groups(model, items, device="cpu", precision="fp32", scribbles=False)
+    one = evaluate_pairs(model, [good], device="cpu", precision="fp32")
+    assert scores["ap50"] == pytest.approx(one["ap50"]) and scores["ap50_earlier"] == 0.0
+    assert replay_scores(scores) == {"ap50": 0.0, "dice": 0.0}
+    only_earlier = score_groups(model, items[1:], device="cpu", precision="fp32", scribbles=False)
+    assert only_earlier == {"ap50": 0.0, "dice": 0.0}  # with nothing newer held out, they are the judge

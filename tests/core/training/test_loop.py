@@ -100,6 +100,22 @@ def test_trained_weights_replace_the_starting_ones_only_when_strictly_better():
     assert best.scores["step"] == 120
 
 
+def test_trained_weights_that_forget_earlier_corrections_are_turned_down():
+    import torch
+
+    from napari_unet_seg.core.training.loop import BestWeights
+
+    net = torch.nn.Linear(1, 1)
+    best = BestWeights()
+    best.offer(net, {"ap50": 0.6, "dice": 0.8, "ap50_earlier": 0.9, "dice_earlier": 0.9}, step=0)
+    best.offer(net, {"ap50": 0.8, "dice": 0.9, "ap50_earlier": 0.85, "dice_earlier": 0.95}, step=40)
+    assert best.scores["step"] == 0 and best.forgot == 1  # better on the new ones, worse on the earlier ones
+    best.offer(net, {"ap50": 0.7, "dice": 0.9, "ap50_earlier": 0.9, "dice_earlier": 0.9}, step=80)
+    assert best.scores["step"] == 80 and best.forgot == 1  # as good on the earlier ones is enough
+    best.offer(net, {"ap50": 0.9, "dice": 0.9, "ap50_earlier": 0.89, "dice_earlier": 0.9}, step=120)
+    assert best.scores["step"] == 80 and best.forgot == 2  # a later, better-looking step must pass the check too
+
+
 def test_threads_count_other_processes_not_this_ones_past_work(tmp_path, monkeypatch):
     import os
 

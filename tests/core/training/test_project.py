@@ -63,3 +63,14 @@ def test_damaged_index_is_a_clear_error(tmp_path):
 def test_default_project_sits_next_to_the_user_models(private_model_dir):
     assert default_project_dir().parent.parent == private_model_dir.parent
     json.dumps(str(default_project_dir()))
+
+
+def test_pairs_other_than_the_latest_corrections_are_marked_for_replay(tmp_path):
+    image, labels = synthetic_nuclei((64, 64))
+    project = Project(tmp_path)
+    old = project.add(TrainingPair(image, labels, name="first round"))
+    new = project.add(TrainingPair(image[::-1].copy(), labels[::-1].copy(), name="second round"))
+    assert [p.replay for p in project.pairs()] == [False, False]
+    marked = {p.name: p.replay for p in project.pairs(latest={new})}
+    assert marked == {"first round": True, "second round": False}
+    assert old != new

@@ -56,3 +56,21 @@ def test_a_third_of_a_small_image_still_has_a_judge_and_a_tiny_region_does_not()
     tiny = np.zeros(labels.shape, bool)
     tiny[:100, :100] = True
     assert split_validation([TrainingPair(np.zeros(labels.shape), labels, tiny)], scribbles=False)[1] == []
+
+
+def test_the_latest_corrections_are_held_out_before_earlier_rounds():
+    """Earlier rounds' (replay) pairs get what the budget leaves, and always the same strip."""
+    import numpy as np
+
+    image, labels = synthetic_nuclei((256, 256), n=8)
+    big_image, big_labels = synthetic_nuclei((512, 512), n=20)
+    earlier = TrainingPair(big_image, big_labels, name="earlier", replay=True)
+    latest = TrainingPair(image, labels, name="latest")
+    budget = int(256 * 256 * 0.2) + 10
+    _, val = split_validation([earlier, latest], scribbles=False, max_held_out=budget)
+    assert [p.name for p in val] == ["latest (held out)"]  # the bigger earlier pair would have come first
+
+    _, first = split_validation([TrainingPair(big_image, big_labels, name="x")], scribbles=False)
+    _, again = split_validation([latest, earlier], scribbles=False)
+    strip = next(p for p in again if p.replay).valid
+    np.testing.assert_array_equal(strip, first[0].valid)  # the strip it had when it was the latest correction

@@ -58,8 +58,12 @@ def random_crop(
     scale: float,
     rng: np.random.Generator,
     aspect: float = 1.0,
+    centre: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a window of ``crop / scale`` px and resize it to ``crop`` (image bilinear, labels nearest).
+
+    ``centre`` (y, x) puts that pixel somewhere in the window's middle half
+    (kept inside the image); None places the window uniformly at random.
 
     ``aspect`` stretches rows against columns (``scale * aspect`` vertically,
     ``scale / aspect`` horizontally): pixels are not always square. Returns
@@ -69,8 +73,12 @@ def random_crop(
     _, h, w = image.shape
     side_y = max(int(round(crop / (scale * aspect))), 1)
     side_x = max(int(round(crop * aspect / scale)), 1)
-    y0 = int(rng.integers(0, max(h - side_y, 0) + 1))
-    x0 = int(rng.integers(0, max(w - side_x, 0) + 1))
+    if centre is None:
+        y0 = int(rng.integers(0, max(h - side_y, 0) + 1))
+        x0 = int(rng.integers(0, max(w - side_x, 0) + 1))
+    else:
+        y0 = int(np.clip(centre[0] - side_y // 2 + rng.integers(-(side_y // 4), side_y // 4 + 1), 0, max(h - side_y, 0)))
+        x0 = int(np.clip(centre[1] - side_x // 2 + rng.integers(-(side_x // 4), side_x // 4 + 1), 0, max(w - side_x, 0)))
     img = image[:, y0:y0 + side_y, x0:x0 + side_x]
     lab = labels[y0:y0 + side_y, x0:x0 + side_x]
     val = np.ones(lab.shape, np.float32) if valid is None else valid[y0:y0 + side_y, x0:x0 + side_x].astype(np.float32)

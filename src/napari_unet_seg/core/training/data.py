@@ -31,6 +31,7 @@ class TrainingPair:
     name: str = ""
     weight: float | None = None  # sampling weight; None = proportional to area
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
+    replay: bool = False  # an earlier round's correction: it also judges that training did not forget it
 
 
 def input_channels(pair: TrainingPair) -> int:

@@ -38,6 +38,32 @@ def labels_around_annotation(
     return pred, item.labels[ys, xs], None if item.valid is None else item.valid[ys, xs]
 
 
+REPLAY_SUFFIX = "_earlier"
+
+
+def score_groups(
+    model: Model, items: Sequence[PreparedPair], *, device: str, precision: str, scribbles: bool,
+) -> dict[str, float]:
+    """Scores on the latest corrections (``ap50``...) and, apart, on earlier rounds' (``ap50_earlier``...).
+
+    Earlier rounds' corrections (``pair.replay``) check that a new round does
+    not forget what the last ones taught; with no latest correction held
+    out, they are the only judge and score under the plain names.
+    """
+    latest = [item for item in items if not item.pair.replay]
+    earlier = [item for item in items if item.pair.replay]
+    if not latest or not earlier:
+        return score_prepared(model, items, device=device, precision=precision, scribbles=scribbles)
+    scores = score_prepared(model, latest, device=device, precision=precision, scribbles=scribbles)
+    replayed = score_prepared(model, earlier, device=device, precision=precision, scribbles=scribbles)
+    return {**scores, **{k + REPLAY_SUFFIX: v for k, v in replayed.items()}}
+
+
+def replay_scores(scores: dict[str, float]) -> dict[str, float]:
+    """The earlier rounds' part of :func:`score_groups`' scores, under the plain names."""
+    return {k[: -len(REPLAY_SUFFIX)]: v for k, v in scores.items() if k.endswith(REPLAY_SUFFIX)}
+
+
 def score_prepared(
     model: Model, items: Sequence[PreparedPair], *, device: str, precision: str, scribbles: bool,
 ) -> dict[str, float]:

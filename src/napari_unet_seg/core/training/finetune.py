@@ -24,7 +24,7 @@ from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import annotation_warnings, check_pairs, sanity_check
 from .data import PreparedPair, TrainingPair
-from .evaluation import evaluate_pairs, main_score
+from .evaluation import evaluate_pairs, main_score, replay_scores
 from .lineage import record_lineage
 from .naming import save_checkpoint
 from .loop import StepReport, TrainConfig, TrainResult, train
@@ -163,9 +163,17 @@ class FinetuneResult:
             return None
         metric = "AP50" if "ap50" in self.scores else "mean IoU"
         new, old = main_score(self.train.best_scores), main_score(self.parent_scores)
+        earlier_old = replay_scores(self.parent_scores)
         if self.improved:
             text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
                     f"({new - old:+.3f})")
+            if earlier_old:
+                earlier_new = main_score(replay_scores(self.train.best_scores))
+                text += (f", and no worse on earlier corrections ({metric} {earlier_new:.3f} vs "
+                         f"{main_score(earlier_old):.3f})")
+        elif self.train.forgot:
+            text = (f"better than '{parent}' on the new annotation but worse on earlier corrections (forgetting): "
+                    f"its weights were kept; train longer so it learns both")
         else:
             text = (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}): its weights were "
                     f"kept; annotate more, or train longer")

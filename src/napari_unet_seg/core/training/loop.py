@@ -26,7 +26,8 @@ from ..model.devices import autocast, resolve_device, resolve_precision
 from ..model.modelfile import Model
 from .augment import AugmentConfig, add_empty_regions, augment_intensity, flip_rotate, random_crop
 from .data import PreparedPair, TrainingPair
-from .evaluation import main_score, score_prepared
+from .evaluation import main_score, replay_scores, score_groups
+from .focus import ErrorFocus, error_focus
 from .losses import instance_loss, semantic_loss
 from .targets import instance_targets, semantic_targets
 
@@ -54,6 +55,8 @@ class TrainConfig:
     num_threads: int | None = None
     contact_weight: float = 0.0  # extra centre-map weight where objects touch (instances)
     ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
+    focus_errors: float = 0.0  # share of crops centred on objects the starting model got wrong (instances)
+    error_weight: float = 1.0  # loss weight of those objects' pixels (1 = like any other)
 
 
 @dataclass
@@ -82,19 +85,25 @@ class TrainResult:
     cancelled: bool
     best_scores: dict[str, float] | None = None
     stopped_because: str = ""  # why training stopped before its budget, other than a cancel
+    forgot: int = 0  # trained weights turned down because they scored worse on earlier rounds' corrections
 
 
 def _sample(
     prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator,
+    focus: ErrorFocus | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = config.augment.scale_range
     scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
     stretch = config.augment.anisotropy
     aspect = float(np.exp(rng.uniform(-math.log(stretch), math.log(stretch)))) if stretch > 1 else 1.0
+    valid = prepared.train_valid if focus is None else focus.weights
+    centre = None
+    if focus is not None and len(focus.centres) and rng.random() < config.focus_errors:
+        centre = tuple(focus.centres[rng.integers(len(focus.centres))])
     # prefer crops that contain annotation when the annotated region is small
     for _ in range(5):
-        img, lab, val = random_crop(prepared.train_image, prepared.train_labels, prepared.train_valid, config.crop_size,
-                                    scale, rng, aspect)
+        img, lab, val = random_crop(prepared.train_image, prepared.train_labels, valid, config.crop_size,
+                                    scale, rng, aspect, centre)
         if config.scribbles:
             annotated = (lab > 0) & (val > 0)
         else:
@@ -229,7 +238,11 @@ class BestWeights:
     Except against the starting weights (step 0): trained weights replace
     them only with a strictly higher main score, so a tie on a small
     held-out strip never swaps a working model for an untested one (on
-    dsb2018 stained images such ties made the other images worse).
+    dsb2018 stained images such ties made the other images worse). And
+    never with a lower score than the starting weights' on earlier rounds'
+    corrections (replay, :func:`.evaluation.score_groups`): a new round must
+    not forget what the last ones taught. ``forgot`` counts the trained
+    weights turned down for that alone.
     """
 
     def __init__(self) -> None:
@@ -237,13 +250,22 @@ class BestWeights:
         self.key: tuple[float, float] | None = None
         self.state: dict[str, torch.Tensor] | None = None
         self.scores: dict[str, float] | None = None
+        self.parent: dict[str, float] | None = None
+        self.forgot = 0
 
     def offer(self, net: torch.nn.Module, scores: dict[str, float], step: int) -> None:
         """Keep a copy of ``net``'s weights if ``scores`` beat (or tie) the best so far."""
         value = main_score(scores)
         key = (value, scores.get("dice", 0.0))
-        if self.scores is not None and self.scores.get("step") == 0 and step > 0 and not value > self.score:
-            return  # the starting weights stay unless beaten outright
+        if step == 0:
+            self.parent = dict(scores)
+        elif self.parent is not None:
+            if not value > main_score(self.parent):
+                return  # the starting weights stay unless beaten outright
+            earlier, before = replay_scores(scores), replay_scores(self.parent)
+            if earlier and not main_score(earlier) >= main_score(before):
+                self.forgot += 1
+                return  # better on the new corrections but worse on earlier ones: forgetting
         if self.score is None or (not math.isnan(value) and key >= self.key):
             self.score, self.key = value, key
             self.state = copy.deepcopy(net.state_dict())
@@ -285,14 +307,36 @@ class Trainer:
         self.loss_fn = loss_for(model)
         self.best = BestWeights()
         self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
+        self.focus = self.find_errors()
+
+    def find_errors(self, budget: int = 8_000_000) -> list[ErrorFocus | None]:
+        """Each pair's errors by the starting weights (:mod:`.focus`), for instance models when asked for.
+
+        Finding them means segmenting the annotation once: pairs beyond
+        ``budget`` annotated pixels (largest first) are sampled uniformly.
+        """
+        config = self.config
+        wanted = config.focus_errors > 0 or config.error_weight != 1.0
+        if not wanted or self.model.task != "instances" or config.scribbles:
+            return [None] * len(self.prepared)
+        self.net.eval()
+        out: list[ErrorFocus | None] = [None] * len(self.prepared)
+        for i in sorted(range(len(self.prepared)), key=lambda i: -_annotated_area(self.prepared[i])):
+            budget -= _annotated_area(self.prepared[i])
+            if budget < 0:
+                break
+            out[i] = error_focus(self.model, self.prepared[i], error_weight=config.error_weight,
+                                 device=str(self.device), precision=self.precision)
+        self.net.to(memory_format=self.memory_format)
+        return out
 
     def evaluate(self, step: int) -> dict[str, float]:
         """Score the current (or averaged) weights on held-out data; remember them if they are the best."""
         averaged = self.average is not None and step > 0
         with self.average.swapped_in(self.net) if averaged else contextlib.nullcontext():
             self.net.eval()
-            scores = score_prepared(self.model, self.val_prepared, device=str(self.device), precision=self.precision,
-                                    scribbles=self.config.scribbles)
+            scores = score_groups(self.model, self.val_prepared, device=str(self.device), precision=self.precision,
+                                  scribbles=self.config.scribbles)
             self.net.to(memory_format=self.memory_format)
             self.best.offer(self.net, scores, step)
         return scores
@@ -308,7 +352,7 @@ class Trainer:
             group["lr"] = learning_rate(config, step, elapsed)
         net.train()
         picks = self.rng.choice(len(self.prepared), size=config.batch_size, p=self.weights)
-        samples = [_sample(self.prepared[i], self.model, config, self.rng) for i in picks]
+        samples = [_sample(self.prepared[i], self.model, config, self.rng, self.focus[i]) for i in picks]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(self.device)
         x = x.contiguous(memory_format=self.memory_format)
         y = torch.from_numpy(np.stack([s[1] for s in samples])).to(self.device)
@@ -390,7 +434,7 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
     trainer.finish(step)
     best = trainer.best
     return TrainResult(model, step, time.monotonic() - start, history, best.score, cancelled, best.scores,
-                       stopped_because)
+                       stopped_because, best.forgot)
 
 
 def _annotated_area(item: PreparedPair) -> int:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,13 @@ class Project:
         self._save_index()
         return key
 
-    def pairs(self, *, scribbles: bool | None = None, task: str | None = None) -> list[TrainingPair]:
-        """Saved pairs, read from disk; optionally only those of one kind (scribbles or not, task)."""
+    def pairs(self, *, scribbles: bool | None = None, task: str | None = None,
+              latest: Collection[str] | None = None) -> list[TrainingPair]:
+        """Saved pairs, read from disk; optionally only those of one kind (scribbles or not, task).
+
+        With ``latest`` (the keys of this round's corrections), every other
+        pair is marked ``replay``: it judges that the new round forgets nothing.
+        """
         out = []
         for entry in self.entries:
             if scribbles is not None and entry["scribbles"] != scribbles:
@@ -91,7 +97,7 @@ class Project:
                 if "valid" in data:
                     valid = np.unpackbits(data["valid"], axis=-1, count=entry["shape"][-1]).astype(bool)
                 out.append(TrainingPair(data["image"], data["labels"], valid=valid, rgb=entry["rgb"],
-                                        name=entry["name"]))
+                                        name=entry["name"], replay=latest is not None and entry["key"] not in latest))
         return out
 
     def record_model(self, path: str | os.PathLike, summary: dict[str, Any]) -> None:

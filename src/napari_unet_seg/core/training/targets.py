@@ -61,7 +61,9 @@ def instance_targets(
     Targets in annotated pixels depend on annotated labels only, so what lies
     outside the annotated region cannot teach anything. An object cut by the
     region's edge has an unknown extent, hence an unknown centre: it still
-    teaches foreground but its centre-map weight is 0. ``contact_weight``
+    teaches foreground but its centre-map weight is 0. A float ``valid``
+    weighs pixels (e.g. more where the starting model was wrong, see
+    :mod:`.focus`); the centre map gets the same weights. ``contact_weight``
     adds weight to the centre map where objects touch (:func:`contact_zone`).
     """
     labels = np.asarray(labels)
@@ -73,7 +75,7 @@ def instance_targets(
         return np.stack([(labels > 0).astype(np.float32), centre_map(labels), weight, centre_weight])
     annotated = np.asarray(valid) > 0
     known = np.where(annotated, labels, 0)
-    weight = annotated.astype(np.float32)
+    weight = np.where(annotated, np.asarray(valid, np.float32), 0).astype(np.float32)
     centre_weight = weight.copy()
     edge = annotated & ndi.binary_dilation(~annotated)
     cut = np.unique(known[edge])
