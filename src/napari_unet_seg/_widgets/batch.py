@@ -89,6 +89,8 @@ class BatchWidget(QWidget):
         self.device.addItems(["auto", *available_devices()])
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: measured).")
         self.tile_size = auto_spinbox(16384, step=64, tooltip="Side of the window the network sees (auto: by device).")
+        self.flip_average = QCheckBox("average over mirror images (4x slower)")
+        self.flip_average.setToolTip("Run the network on each window and its three mirror images and average.")
         self.scheduler = QLineEdit()
         self.scheduler.setPlaceholderText("empty = this computer, or tcp://host:8786")
         self.scheduler.setToolTip("Address of a running dask.distributed scheduler; files must be on a shared disk.")
@@ -97,6 +99,7 @@ class BatchWidget(QWidget):
         sform.addRow("Device", self.device)
         sform.addRow("Object diameter", self.diameter)
         sform.addRow("Tile size", self.tile_size)
+        sform.addRow("", self.flip_average)
         sform.addRow("Dask scheduler", self.scheduler)
 
         self.run_button, self.cancel_button = QPushButton("Run batch"), QPushButton("Cancel")
@@ -135,7 +138,8 @@ class BatchWidget(QWidget):
     def options(self) -> RunOptions:
         model = self.model_picker.path()
         return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
-                              tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter))
+                          tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
+                          flip_average=self.flip_average.isChecked())
 
     def run(self) -> GeneratorWorker | None:
         """Start the batch in the background; returns the worker (None if the settings are unusable)."""

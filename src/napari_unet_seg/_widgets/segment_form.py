@@ -67,12 +67,16 @@ class SegmentSettings(QWidget):
         self.output.setToolTip("Instances: one id per object. Semantic: one id per class (0 = background).")
         self.probabilities = QCheckBox("add probability map too")
         self.probabilities.setToolTip("Also add the network's per-pixel probabilities as an image layer.")
+        self.flip_average = QCheckBox("average over mirror images (4x slower)")
+        self.flip_average.setToolTip("Run the network on each window and its three mirror images and average: a "
+                                     "little more accurate, four times the network's time.")
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
             "Typical object diameter in this image; auto measures it, rescales only if far off."))
         model, mform = form_group("Model")
         mform.addRow("Model", self.model_picker)
         mform.addRow("Output", self.output)
         mform.addRow("", self.probabilities)
+        mform.addRow("", self.flip_average)
         mform.addRow("Object diameter", self.diameter)
 
         self.device = QComboBox()
@@ -147,7 +151,7 @@ class SegmentSettings(QWidget):
             tile_size=value_or_none(self.tile_size), batch_size=value_or_none(self.batch_size),
             diameter=value_or_none(self.diameter) if self.diameter.isEnabled() else None,
             output=output, probabilities=self.probabilities.isChecked() and not to_disk,
-            store=str(self._zarr_path(layer.name)) if to_disk else None,
+            store=str(self._zarr_path(layer.name)) if to_disk else None, flip_average=self.flip_average.isChecked(),
         )
         return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
                           image_path=getattr(layer.source, "path", None))

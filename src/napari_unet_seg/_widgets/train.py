@@ -92,6 +92,9 @@ class TrainWidget(QWidget):
         data, form = form_group("Annotations")
         self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
         self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
+        self.mode_box.setToolTip("Scribbles train a new class model (1 = background, k+1 = class k). To correct the "
+                                 "nuclei model with strokes instead, choose it as the starting model afterwards: "
+                                 "1 = background, 2 = nucleus.")
         self.slices = QLineEdit()
         self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
         self.model_box = _combo()
@@ -214,7 +217,11 @@ class TrainWidget(QWidget):
         self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
 
     def _on_mode_changed(self, *_: Any) -> None:
-        """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
+        """Scribbles mostly teach classes: switch to a new semantic model; the region picker is for region mode.
+
+        Choosing an instance model (``nuclei``) afterwards corrects it with
+        strokes instead: 1 = background, 2 = nucleus.
+        """
         self.region_box.setEnabled(self.mode() == "region")
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")
@@ -340,8 +347,7 @@ class TrainWidget(QWidget):
     def _on_returned(self, outcome: JobOutcome) -> None:
         self.outcome = outcome
         result = outcome.result
-        scores = ", ".join(f"{k.replace('ap50', 'AP50').replace('mean_iou', 'mean IoU')} {v:.3f}"
-                           for k, v in result.scores.items())
+        scores = result.score_text()
         where = "held-out annotation" if result.held_out else "the training images (too little annotation to hold out)"
         stopped = " (cancelled)" if result.train.cancelled else ""
         text = (f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
@@ -351,6 +357,9 @@ class TrainWidget(QWidget):
         verdict = result.verdict(parent)
         if verdict:
             text += "\n" + verdict[0].upper() + verdict[1:] + "."
+        focus = result.focus_text()
+        if focus:
+            text += "\n" + focus[0].upper() + focus[1:] + "."
         if result.warnings:
             text += "\nWarning: " + "\nWarning: ".join(result.warnings)
             for warning in result.warnings:

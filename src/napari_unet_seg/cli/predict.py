@@ -66,6 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-kind", default="instances", choices=OUTPUTS,
                         help="instances: one id per object; semantic: one id per class (an instance model's "
                              "foreground mask as 1) (default: instances)")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="average the network over the four mirror images of each window: 4x the network's "
+                             "time for a slightly better result (see the model card)")
     parser.set_defaults(run=run)
 
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.inputs if not Path(p).exists()]
     options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
-                             diameter=args.diameter, output=args.output_kind)
+                             diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average)
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)
     if args.no_measure:
         jobs = [replace(job, measure=False) for job in jobs]

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unet-seg train: warning: could not write {output} ({first_line(exc)}); the model was saved as "
               f"{path} instead", file=sys.stderr)
     where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in result.scores.items())
+    scores = result.score_text()
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
@@ -198,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])
+    focus = result.focus_text()
+    if focus:
+        print(focus[0].upper() + focus[1:])
     for warning in result.warnings:
         print(f"unet-seg train: warning: {warning}", file=sys.stderr)
     return 0

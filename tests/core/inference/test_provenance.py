@@ -81,3 +81,14 @@ def test_tiff_keeps_provenance_in_imagej_and_plain_files(tmp_path):
         assert tif.is_imagej and tif.pages[0].description.startswith("ImageJ=")
     tifffile.imwrite(tmp_path / "fiji.tif", labels, imagej=True, metadata={"Info": "made by hand"})
     assert read_tiff_provenance(tmp_path / "fiji.tif") is None
+
+
+def test_flip_averaging_is_recorded_remade_and_counts_as_another_setting(tmp_path):
+    from napari_unet_seg.core.batch.files import settings_key
+
+    path = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    plain, flipped = RunOptions(model=str(path)), RunOptions(model=str(path), flip_average=True)
+    record = describe_run(load_model(path), flipped, device="cpu", precision="fp32")
+    assert record["settings"]["flip_average"] is True and "--flip-average" in shlex.split(record["command"])
+    assert "--flip-average" not in describe_run(load_model(path), plain, device="cpu", precision="fp32")["command"]
+    assert settings_key(plain) != settings_key(flipped)

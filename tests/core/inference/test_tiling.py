@@ -298,3 +298,23 @@ def test_auto_window_is_the_least_work_within_the_budget():
         cost = plan_cost(*shape, chosen, margin, grid)
         squares = [s for s in range(272, 4097, 16) if s * s <= budget]
         assert cost <= min(plan_cost(*shape, s, margin, grid) for s in squares) * 1.02  # no square does better
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 120), w=st.integers(1, 120), tile=st.integers(1, 100), seed=st.integers(0, 10))
+def test_flip_averaged_tiles_equal_one_flip_averaged_window(net, h, w, tile, seed):
+    image = np.random.default_rng(seed).random((h, w), dtype=np.float32)
+    tiled = predict_tiled(net, image, tile_size=tile, precision="fp32", device="cpu", max_overhead=None,
+                          flip_average=True)
+    one = predict_tiled(net, image, tile_size=10**6, precision="fp32", device="cpu", flip_average=True)
+    np.testing.assert_allclose(tiled, one, rtol=1e-4, atol=1e-4)
+
+
+def test_flip_averaging_is_the_mean_over_the_four_mirror_images(net):
+    image = np.random.default_rng(3).random((64, 64), dtype=np.float32)  # one window, on the grid
+    averaged = predict_tiled(net, image, tile_size=64, precision="fp32", device="cpu", flip_average=True)
+    plain = whole(net, image)
+    by_hand = np.mean([whole(net, image[::-1]).copy()[:, ::-1], whole(net, image[:, ::-1])[:, :, ::-1],
+                       whole(net, image[::-1, ::-1])[:, ::-1, ::-1], plain], axis=0)
+    np.testing.assert_allclose(averaged, by_hand, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(averaged, plain, atol=1e-3)  # the option does change the result

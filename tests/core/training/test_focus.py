@@ -122,3 +122,23 @@ def test_training_runs_with_and_without_focus(focus_errors):
                          eval_initial=False)
     result = train(model, [TrainingPair(image, labels)], config)
     assert result.steps == 3 and all(np.isfinite(h["loss"]) for h in result.history)
+
+
+def test_the_errors_found_are_reported_in_words():
+    from napari_unet_seg.core.training.finetune import FinetuneResult
+    from napari_unet_seg.core.training.loop import TrainResult
+
+    image, labels = _pair_with_errors()
+    model = threshold_model()
+    model.metadata["object_diameter"] = 14.0
+    config = TrainConfig(max_steps=1, crop_size=48, batch_size=1, focus_errors=0.5, error_weight=3.0,
+                         eval_initial=False)
+    result = train(model, [TrainingPair(image, labels)], config)
+    assert result.errors_found == 2
+    done = FinetuneResult(model, result, {"ap50": 0.5, "dice": 0.7, "wrong_objects": 3.0, "ap50_earlier": 0.9,
+                                          "dice_earlier": 0.95, "wrong_objects_earlier": 1.0}, held_out=True)
+    assert "got 2 object(s) wrong" in done.focus_text()
+    assert done.score_text() == ("AP50 0.500, Dice 0.700, 3 object(s) wrong (earlier corrections: AP50 0.900, "
+                                 "Dice 0.950, 1 object(s) wrong)")
+    none = TrainResult(model, 1, 1.0, [], None, False)
+    assert FinetuneResult(model, none, {"ap50": 0.5}, held_out=False).focus_text() is None

@@ -72,13 +72,14 @@ def skipped_result(job: Job, previous: dict[str, FileResult], settings: str = ""
 
 
 def settings_key(options: RunOptions) -> str:
-    """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind.
+    """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind, flips.
 
     Window, batch, device and precision are left out: results do not depend
     on them (tiling is exact; reduced precision is the same model).
     """
     digest = hashlib.sha1(resolve_model_path(options.model or DEFAULT_MODEL).read_bytes())
-    digest.update(repr((options.diameter, options.output)).encode())
+    key = (options.diameter, options.output) + (("flip_average",) if options.flip_average else ())
+    digest.update(repr(key).encode())  # (unchanged for runs without flip averaging, so older outputs still count)
     return digest.hexdigest()[:12]
 
 

@@ -26,7 +26,9 @@ class RunOptions:
     window side and windows per call (None: chosen for the image, the device
     and its free memory); results do not depend on them. A window so small
     that its discarded margins would make the run cost more than twice one
-    whole-image pass is raised, and ``SegmentResult.notes`` says so. ``store`` is a zarr path to write the labels to,
+    whole-image pass is raised, and ``SegmentResult.notes`` says so. ``flip_average`` averages the
+    network's logits over the four mirror images of each window (4x the network's time; a little
+    more accurate, see the model card). ``store`` is a zarr path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
     """
@@ -42,6 +44,7 @@ class RunOptions:
     store: str | None = None
     block_size: int = 2048
     halo: int | None = None
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:

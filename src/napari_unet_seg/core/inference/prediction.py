@@ -97,7 +97,8 @@ def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progre
                 cancel: CancelCallback | None = None) -> np.ndarray:
     """:func:`~.tiling.predict_tiled` with the run's window, batch, device and precision."""
     return predict_tiled(net, image, tile_size=options.tile_size, batch_size=options.batch_size,
-                         device=options.device, precision=options.precision, progress=progress, cancel=cancel)
+                         device=options.device, precision=options.precision, progress=progress, cancel=cancel,
+                         flip_average=options.flip_average)
 
 
 def measure_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,

@@ -113,6 +113,8 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
         args += ["--diameter", repr(float(settings["diameter"]))]  # repr: the float exactly
     if settings["output"] != "instances":
         args += ["--output-kind", settings["output"]]
+    if settings.get("flip_average"):
+        args += ["--flip-average"]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
     return shlex.join(args)
 

@@ -245,6 +245,7 @@ def _predict_once(
     progress: ProgressCallback | None,
     cancel: CancelCallback | None,
     out: Any | None,
+    flip_average: bool = False,
 ) -> np.ndarray:
     """One attempt of :func:`predict_tiled` with fixed window and batch sizes."""
     shape = tuple(image.shape)
@@ -273,12 +274,12 @@ def _predict_once(
 
     with exclusive(net, cancel):
         return _run_windows(net, image, windows, out, height, width, batch_size, torch_device, precision,
-                            progress, cancel)
+                            progress, cancel, flip_average)
 
 
 def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height: int, width: int, batch_size: int,
                  torch_device: torch.device, precision: str, progress: ProgressCallback | None,
-                 cancel: CancelCallback | None) -> Any:
+                 cancel: CancelCallback | None, flip_average: bool = False) -> Any:
     was_training = net.training
     net.eval()
     # oneDNN's convolutions prefer channels_last on the CPU in every precision: the built-in model took
@@ -301,7 +302,7 @@ def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height:
                     tensor = torch.from_numpy(batch).to(torch_device, non_blocking=True)
                     tensor = tensor.contiguous(memory_format=memory_format)
                     with autocast(torch_device, precision):
-                        logits = runner(tensor)
+                        logits = flip_averaged(runner, tensor) if flip_average else runner(tensor)
                     logits = logits.float().cpu().numpy()
                     for w, result in zip(group, logits):
                         ky1, kx1 = min(w.keep_y1, height), min(w.keep_x1, width)
@@ -317,6 +318,24 @@ def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height:
             net.to(memory_format=torch.contiguous_format)
         net.train(was_training)
     return out
+
+
+FLIPS = ((), (-1,), (-2,), (-2, -1))
+
+
+def flip_averaged(runner: torch.nn.Module, tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of the network's logits over the window and its three mirror images, mirrored back.
+
+    Windows start on the network's pooling grid and have sides on it, so a
+    mirrored window is pooled on the same grid wherever the window lies:
+    tiling stays exact.
+    """
+    total = None
+    for dims in FLIPS:
+        logits = runner(tensor.flip(dims) if dims else tensor).float()
+        logits = logits.flip(dims) if dims else logits
+        total = logits if total is None else total + logits
+    return total / len(FLIPS)
 
 
 def _group_by_shape(windows: list[Window]) -> list[list[Window]]:
@@ -347,6 +366,7 @@ def predict_tiled(
     cancel: CancelCallback | None = None,
     out: Any | None = None,
     max_overhead: float | None = MAX_OVERHEAD,
+    flip_average: bool = False,
 ) -> np.ndarray:
     """Run ``net`` over ``image`` in windows and return float32 logits (classes, H, W).
 
@@ -361,6 +381,8 @@ def predict_tiled(
     (e.g. zarr) so that memory does not grow with the image.
     ``progress(done, total)`` is called after each batch and ``cancel()``
     checked before each; a true answer raises :class:`Cancelled`.
+    ``flip_average`` averages each window's logits over its four mirror
+    images (:func:`flip_averaged`); tiles stay exact, as windows lie on the grid.
 
     When the device runs out of memory, the cache is freed and the run is
     retried with half the batch, then smaller windows; only when the
@@ -376,7 +398,7 @@ def predict_tiled(
         try:
             return _predict_once(
                 net, image, tile_size=tile, batch_size=batch, device=torch_device, precision=precision,
-                progress=progress, cancel=cancel, out=out,
+                progress=progress, cancel=cancel, out=out, flip_average=flip_average,
             )
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not _is_oom(exc):

@@ -19,9 +19,6 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
     """Refuse annotations the model cannot learn from, with a one-line reason."""
     if not pairs:
         raise ValueError("nothing to train on: give at least one annotated image")
-    if scribbles and model.task == "instances":
-        raise ValueError("scribbles train semantic (class) models; start from scratch with a number of classes "
-                         "or from a semantic model")
     n_classes = len(model.class_names)
     for pair in pairs:
         labels = np.asarray(pair.labels)
@@ -33,6 +30,9 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
             annotated &= labels > 0
         if not annotated.any():
             raise ValueError(f"nothing is annotated{name}: paint some labels (or draw the region) first")
+        if scribbles and model.task == "instances" and int(labels[annotated].max()) > 2:
+            raise ValueError(f"label value {int(labels[annotated].max())}{name} is not a scribble an instance model "
+                             "learns from: 1 = background, 2 = object")
         if model.task == "semantic":
             top = int(labels[annotated].max())
             allowed = n_classes if scribbles else n_classes - 1
@@ -52,7 +52,8 @@ def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool
             annotated = annotated & (truth > 0)
         name = pair.name or "a training image"
         if model.task == "instances":
-            predicted, true = (pred > 0)[annotated].mean(), (truth > 0)[annotated].mean()
+            objects = truth == 2 if scribbles else truth > 0  # instance scribbles: 1 = background, 2 = object
+            predicted, true = (pred > 0)[annotated].mean(), objects[annotated].mean()
             if predicted < 0.001 and true > 0.01:
                 warnings.append(f"the model finds no objects on {name}; train longer or check the labels")
             elif predicted > 0.97 and true < 0.9:

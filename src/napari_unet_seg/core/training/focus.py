@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 from ..model.modelfile import Model
 from .data import PreparedPair, resize_labels
 from .evaluation import labels_around_annotation
-from .metrics import iou_matrix
+from .metrics import wrong_objects
 
 
 @dataclass
@@ -29,22 +29,6 @@ class ErrorFocus:
     weights: np.ndarray  # (H, W) float32 at train scale: 0 not annotated, 1 annotated, ``error_weight`` on errors
     centres: np.ndarray  # (N, 2) int: one point per wrong object, at train scale
     objects: int  # how many objects were wrong
-
-
-def wrong_objects(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, int]:
-    """Pixels of the objects either side failed to match at IoU > ``threshold`` (missed, merged, split, invented).
-
-    Returns the mask and how many objects (true and predicted) it holds.
-    """
-    truth, prediction = np.asarray(truth), np.asarray(prediction)
-    iou = iou_matrix(truth, prediction)
-    t_ids = np.unique(truth)
-    p_ids = np.unique(prediction)
-    t_ids, p_ids = t_ids[t_ids > 0], p_ids[p_ids > 0]
-    missed = t_ids[~(iou > threshold).any(axis=1)] if iou.size else t_ids
-    invented = p_ids[~(iou > threshold).any(axis=0)] if iou.size else p_ids
-    mask = np.isin(truth, missed) & (truth > 0) | np.isin(prediction, invented) & (prediction > 0)
-    return mask, len(missed) + len(invented)
 
 
 def error_focus(model: Model, item: PreparedPair, *, error_weight: float, device: str = "auto",

@@ -36,6 +36,8 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "cancelled": result.cancelled,
+        "starting_model_errors": result.errors_found,
+        "turned_down_for_forgetting": result.forgot,
         "scores": {k: round(float(v), 4) for k, v in scores.items()},
         "scores_on": "held-out annotation" if held_out else "training data",
         "parent_scores": None if parent_scores is None else {k: round(float(v), 4) for k, v in parent_scores.items()},
@@ -43,7 +45,8 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
             "on": "held-out annotation", "ap50_before": round(tuning.before, 4), "ap50_after": round(tuning.after, 4),
             "changed": tuning.changed, "settings": tuning.settings},
         "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
-                   "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds},
+                   "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds,
+                   "focus_errors": config.focus_errors, "error_weight": config.error_weight},
     }
     model.metadata["lineage"] = list(model.metadata.get("lineage", [])) + [run]
     earlier = model.metadata.get("training", {})

@@ -56,6 +56,22 @@ def matching_accuracy(truth: np.ndarray, prediction: np.ndarray, threshold: floa
     return tp / (n_true + n_pred - tp)
 
 
+def wrong_objects(truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> tuple[np.ndarray, int]:
+    """Pixels of the objects either side failed to match at IoU > ``threshold`` (missed, merged, split, invented).
+
+    Returns the mask and how many objects (true and predicted) it holds.
+    """
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    iou = iou_matrix(truth, prediction)
+    t_ids = np.unique(truth)
+    p_ids = np.unique(prediction)
+    t_ids, p_ids = t_ids[t_ids > 0], p_ids[p_ids > 0]
+    missed = t_ids[~(iou > threshold).any(axis=1)] if iou.size else t_ids
+    invented = p_ids[~(iou > threshold).any(axis=0)] if iou.size else p_ids
+    mask = np.isin(truth, missed) & (truth > 0) | np.isin(prediction, invented) & (prediction > 0)
+    return mask, len(missed) + len(invented)
+
+
 def dice(truth: np.ndarray, prediction: np.ndarray) -> float:
     """Foreground Dice (objects vs background)."""
     t, p = np.asarray(truth) > 0, np.asarray(prediction) > 0
