@@ -1,14 +1,13 @@
 """Fine-tuning the built-in model on ONE image of a domain it does poorly on; scored on that domain's OTHER images.
 
     nice -n 5 python benchmarks/bench_finetune_matrix.py [--domains all] [--modes dense,mask] [--seconds 120]
-        [--steps N] [--eval 6] [--native-scale] [--csv results.csv]
+        [--steps N] [--eval 6] [--native-scale] [--set FIELD=VALUE ...] [--csv results.csv]
 
 Domains (the built-in model never trained on any of these images):
   brightfield   dsb2018 val, brightfield           stained   dsb2018 val, stained (RGB)
   tissue        s-bsst265 tissue sections, 20x     cytospin  s-bsst265 bone-marrow cytospins, 63x
   enlarged      dsb2018 val fluorescence enlarged 3x, with texture added inside the nuclei
-Modes: ``dense`` (the whole image annotated), ``mask`` (only its left third annotated: ``--mask``),
-``scribbles`` (a blob in each nucleus and a background grid: ``--scribbles``, 1 = background, 2 = nucleus).
+Modes: ``dense`` (the whole image annotated), ``mask`` (only its left third annotated: ``--mask``).
 
 Each cell runs exactly what ``unet-seg train --init nuclei`` and the Train widget run (``finetune`` with
 ``default_config``), on the largest image of the domain, for ``--seconds`` (or a fixed ``--steps``, for
@@ -89,24 +88,6 @@ def scores(model, images) -> list[tuple[float, float]]:  # noqa: ANN001
     return out
 
 
-def scribbles_of(labels: np.ndarray, spacing: int = 24) -> np.ndarray:
-    """What a user scribbles: a blob in the middle of each object (2) and a background grid (1), 0 elsewhere.
-
-    The blob is the object's inner half (normalised distance to its edge >= 0.5); the grid lines are
-    2 px wide, every ``spacing`` px, and keep 3 px away from any object.
-    """
-    from napari_unet_seg.core.training.targets import centre_map
-    from scipy import ndimage as ndi
-
-    out = np.zeros(labels.shape, np.uint8)
-    grid = np.zeros(labels.shape, bool)
-    grid[::spacing] = grid[1::spacing] = True
-    grid[:, ::spacing] = grid[:, 1::spacing] = True
-    out[grid & ~ndi.binary_dilation(labels > 0, iterations=3)] = 1
-    out[centre_map(labels) >= 0.5] = 2
-    return out
-
-
 def with_overrides(config: TrainConfig, settings: list[str]) -> TrainConfig:
     """``config`` with FIELD=VALUE changes, each value read as the field's current type."""
     changes = {}
@@ -151,13 +132,12 @@ def main() -> None:
                 valid = np.zeros(labels.shape, bool)
                 valid[:, : labels.shape[1] // 3] = True
             model = starting_model("nuclei")
-            strokes = mode == "scribbles"
-            pair = TrainingPair(image, scribbles_of(labels) if strokes else labels, valid, rgb=image.ndim == 3, name=name,
+            pair = TrainingPair(image, labels, valid, rgb=image.ndim == 3, name=name,
                                 diameter=float(model.object_diameter) if args.native_scale else None)
             config = with_overrides(default_config(scratch=False, task="instances", max_steps=args.steps,
                                                    max_seconds=None if args.steps else args.seconds), args.set)
             start = time.perf_counter()
-            result = finetune(model, [pair], config=config, base="nuclei", scribbles=strokes)
+            result = finetune(model, [pair], config=config, base="nuclei")
             seconds = time.perf_counter() - start
             after = np.mean(scores(model, others), axis=0)
             scale = model.metadata["lineage"][-1]["data"][0]["scale"]

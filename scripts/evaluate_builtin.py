@@ -1,6 +1,6 @@
 """Score the built-in model on what issue 19 asks of it, with default settings.
 
-    python scripts/evaluate_builtin.py [--model nuclei] [--sets dsb,enlarged,bsst,mosaic,bands]
+    python scripts/evaluate_builtin.py [--model nuclei] [--sets dsb,enlarged,bsst,mosaic,bands] [--flip-average]
 
 - ``dsb``: dsb2018 ``val`` fluorescence images (never trained on);
 - ``enlarged``: the same enlarged 2x, 3x and 4x (nuclei ~30-120 px across);
@@ -34,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from train_nuclei import BSST_VAL  # noqa: E402 - the one definition of the split
 
 
+FLIPS = False  # --flip-average
+
+
 def enlarged(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     img = rescale(image.astype(np.float32), factor, order=1, preserve_range=True, anti_aliasing=False)
     lab = rescale(labels, factor, order=0, preserve_range=True, anti_aliasing=False).astype(labels.dtype)
@@ -52,7 +55,7 @@ def score(model, items) -> tuple[float, float, int]:
     aps, seconds, pixels = [], 0.0, 0
     for _, image, labels in items:
         start = time.perf_counter()
-        predicted = segment(image, model)
+        predicted = segment(image, model, flip_average=FLIPS)
         seconds += time.perf_counter() - start
         pixels += image.shape[0] * image.shape[1]
         aps.append(matching_accuracy(labels, predicted))
@@ -73,7 +76,7 @@ def bands(model) -> list[tuple[str, int, int]]:
                        ("other background level + noise, 176 px", rng.normal(10, 2, (176, w)))]:
         band = np.clip(fill, 0, 255).astype(np.uint8)
         image = np.concatenate([a[:, :w], band, b[:, :w]], 0)
-        labels = segment(image, model)
+        labels = segment(image, model, flip_average=FLIPS)
         inside = np.zeros(labels.shape, bool)
         inside[a.shape[0]:a.shape[0] + len(band)] = True
         ids, area = np.unique(labels, return_counts=True)
@@ -90,10 +93,13 @@ def main() -> None:
     parser.add_argument("--bsst", type=Path, default=Path("../shared/data/s-bsst265"))
     parser.add_argument("--sets", default="dsb,enlarged,bsst,mosaic,bands")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N dsb images (quick looks)")
+    parser.add_argument("--flip-average", action="store_true", help="Segment's flip averaging (4x the network)")
     args = parser.parse_args()
+    global FLIPS
+    FLIPS = args.flip_average
     sets = set(args.sets.split(","))
     model = load_model(args.model)
-    print(f"model: {args.model or 'nuclei (built-in)'}\n")
+    print(f"model: {args.model or 'nuclei (built-in)'}{', flip averaging' if FLIPS else ''}\n")
     print("| images | n | AP50 | s / Mpx |\n|---|---|---|---|")
     dsb = dsb_val(args.dsb)[:args.limit or None] if sets & {"dsb", "enlarged"} else []
     if "dsb" in sets:
@@ -120,7 +126,7 @@ def main() -> None:
     if "mosaic" in sets:
         image, truth = make_mosaic()
         start = time.perf_counter()
-        labels = segment(image, model)
+        labels = segment(image, model, flip_average=FLIPS)
         speed = (time.perf_counter() - start) / (image.size / 1e6)
         ids, area = np.unique(labels, return_counts=True)
         on_zero = np.bincount(labels[image == 0].ravel().astype(np.int64), minlength=len(area))

@@ -71,3 +71,32 @@ def test_a_diameter_that_would_enlarge_the_image_absurdly_is_refused(capsys, tmp
                  "--diameter", "0.5"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "would enlarge the image 40x; give at least 2.5 px" in err
+
+
+@pytest.fixture
+def broken_models(private_model_dir, tiny_model):
+    """A model folder with a good model, a file that is no model at all, and a copy cut short."""
+    good = save_model(tiny_model, private_model_dir / "good")
+    (private_model_dir / "garbage.safetensors").write_bytes(b"not a model at all")
+    (private_model_dir / "cut.safetensors").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    return private_model_dir
+
+
+def test_models_names_why_a_file_is_unreadable(capsys, broken_models):
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "unreadable" not in lines["good"] and "unreadable" not in lines["nuclei"]
+    assert "unreadable: " in lines["garbage"] and "is not a napari-unet-seg model file" in lines["garbage"]
+    assert "unreadable: cut.safetensors is incomplete" in lines["cut"] and "cut short" in lines["cut"]
+
+
+@pytest.mark.parametrize("name, reason", [("garbage", "is not a napari-unet-seg model file"),
+                                          ("cut", "cut.safetensors is incomplete")])
+def test_predicting_with_a_broken_model_file_is_one_line_and_exit_2(capsys, tmp_path, broken_models, name, reason):
+    tifffile.imwrite(tmp_path / "img.tif", synthetic_nuclei((40, 40), n=3)[0])
+    code = main(["predict", str(tmp_path / "img.tif"), "-o", str(tmp_path / "out"),
+                 "--model", str(broken_models / f"{name}.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("unet-seg predict: error: ") and reason in err
+    assert not (tmp_path / "out").exists()  # refused before any work

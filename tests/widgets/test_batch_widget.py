@@ -6,7 +6,7 @@ import tifffile
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model
-from napari_unet_seg._widgets.batch import BatchWidget
+from napari_unet_seg._widgets.batch import COLUMNS, BatchWidget
 
 pytestmark = pytest.mark.gui
 
@@ -67,3 +67,20 @@ def test_cancel_and_bad_settings(widget, qtbot):
     widget.input_dir.setText(str(tmp_path / "missing"))
     assert widget.run() is None
 
+
+
+def test_a_long_message_is_readable_whole(widget, qtbot):
+    """The message column takes the width the others leave, and its tooltip holds the whole message."""
+    widget, _, _ = widget
+    widget.resize(320, 500)  # a narrow dock: the message cannot fit on the row
+    widget.show()
+    run_and_wait(widget, qtbot)
+    table, last = widget.table, len(COLUMNS) - 1
+    assert table.horizontalHeaderItem(last).text() == "message"
+    row = [table.item(r, 1).text() for r in range(table.rowCount())].index("failed")
+    message = widget.results[widget.jobs[row]].message
+    assert message.startswith("broken.png: ") and len(message) > 40
+    assert table.item(row, last).text() == message and table.item(row, last).toolTip() == message
+    header = table.horizontalHeader()
+    assert header.stretchLastSection()
+    assert header.sectionViewportPosition(last) + header.sectionSize(last) >= table.viewport().width()  # no gap

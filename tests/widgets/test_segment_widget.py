@@ -377,3 +377,25 @@ def test_a_costly_window_is_raised_and_said(make_widget, qtbot, messages):
     segment_and_wait(qtbot, widget)
     assert result_layers(viewer) and not messages["error"]
     assert any(text.startswith("A 64-px window would have cost") for text in messages["info"])
+
+
+def test_broken_files_in_the_model_folder_leave_the_good_models_usable(make_napari_viewer, qtbot, messages):
+    save_tiny("good")
+    folder = user_model_dir()
+    (folder / "garbage.safetensors").write_bytes(b"not a model at all")
+    good = folder / "good.safetensors"
+    (folder / "cut.safetensors").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8), name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    picker = widget.model_picker
+    names = [picker.combo.itemText(i) for i in range(picker.combo.count())]
+    assert {"nuclei", "good"} <= set(names)
+    for broken in ("garbage", "cut"):  # chosen by mistake: said, and nothing runs
+        picker.combo.setCurrentIndex(picker.combo.findData(str(folder / f"{broken}.safetensors")))
+        widget.run()
+        assert widget.worker is None and f"{broken}.safetensors cannot be read" in messages["error"][-1]
+    assert len(messages["error"]) == 2
+    picker.combo.setCurrentText("good")
+    segment_and_wait(qtbot, widget)
+    assert not messages["error"][2:] and [layer.name for layer in result_layers(viewer)] == ["cells labels"]

@@ -197,25 +197,6 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     assert "mean IoU" in widget.result.text()
 
 
-def test_scribbles_correct_the_nuclei_model_when_it_is_chosen(make_napari_viewer, qtbot, tmp_path, messages):
-    viewer = make_napari_viewer()
-    image, labels = synthetic_nuclei((96, 96))
-    scribbles = np.zeros(labels.shape, np.uint8)
-    scribbles[::6] = np.where(labels[::6] > 0, 2, 1)  # 1 = background, 2 = nucleus
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(scribbles, name="scribbles")
-    widget = _widget(viewer, tmp_path, steps=2)
-    widget.mode_box.setCurrentIndex(2)
-    assert widget.model_box.currentText() == SCRATCH  # scribbles first suggest a new class model...
-    widget.model_box.setCurrentText("nuclei")  # ...the user chooses the nuclei model to correct it instead
-    widget.start()
-    _wait(qtbot, widget)
-    assert not messages["error"], messages["error"]
-    meta = read_metadata(widget.outcome.path)
-    assert meta["task"] == "instances" and meta["lineage"][-1]["mode"] == "scribbles"
-    assert meta["lineage"][-1]["base"] == "nuclei"
-
-
 def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tmp_path, messages):
     from napari_unet_seg.core.model.modelfile import new_model, save_model
     from napari_unet_seg.core.model.registry import user_model_dir

@@ -92,9 +92,6 @@ class TrainWidget(QWidget):
         data, form = form_group("Annotations")
         self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
         self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
-        self.mode_box.setToolTip("Scribbles train a new class model (1 = background, k+1 = class k). To correct the "
-                                 "nuclei model with strokes instead, choose it as the starting model afterwards: "
-                                 "1 = background, 2 = nucleus.")
         self.slices = QLineEdit()
         self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
         self.model_box = _combo()
@@ -217,11 +214,7 @@ class TrainWidget(QWidget):
         self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
 
     def _on_mode_changed(self, *_: Any) -> None:
-        """Scribbles mostly teach classes: switch to a new semantic model; the region picker is for region mode.
-
-        Choosing an instance model (``nuclei``) afterwards corrects it with
-        strokes instead: 1 = background, 2 = nucleus.
-        """
+        """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
         self.region_box.setEnabled(self.mode() == "region")
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")

@@ -13,7 +13,8 @@ import numpy as np
 from ..core.common.atomic import atomic_path, check_writable_folder
 from ..core.imageio import ImageReadError, read_image
 from ..core.inference.baseline import classical_nuclei
-from ..core.inference.pipeline import segment
+from ..core.inference.options import RunOptions
+from ..core.inference.pipeline import segment_image
 from ..core.model.registry import load_model
 from ..core.training.checks import looks_like_an_intensity_image
 from ..core.training.metrics import dice, matching_accuracy
@@ -67,9 +68,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"unet-seg evaluate: warning: {Path(labels_path).name} changes value from pixel to pixel, like an "
                   "image rather than labels: are the arguments in the right order?", file=sys.stderr)
         try:
-            pred = segment(image.data, model, rgb=image.rgb, diameter=args.diameter, device=args.device)
+            result = segment_image(image.data, RunOptions(diameter=args.diameter, device=args.device), model=model,
+                                   rgb=image.rgb, image_path=image_path)
         except ValueError as exc:  # e.g. a diameter that would enlarge the image beyond reason
             raise UserError(f"{Path(image_path).name}: {exc}") from None
+        for note in result.notes:  # e.g. NaN pixels: the scores are of an image read otherwise than it is stored
+            print(f"unet-seg evaluate: note: {Path(image_path).name}: {note}", file=sys.stderr)
+        pred = np.asarray(result.labels)
         row = {"image": str(image_path), "ap50": matching_accuracy(truth_data, pred), "dice": dice(truth_data, pred)}
         if args.baseline:
             base = classical_nuclei(image.data, rgb=image.rgb)

@@ -1,10 +1,16 @@
 """Atomic writes: the new file appears whole or not at all, the old one survives a failure, no temporary is left."""
 
 import os
+import stat
 
+import numpy as np
 import pytest
+import tifffile
 
+from napari_unet_seg.core.batch.runner import run_batch
 from napari_unet_seg.core.common.atomic import atomic_path, remove, replace_atomically, temporary_sibling
+from napari_unet_seg.core.inference.options import RunOptions
+from napari_unet_seg.core.model.modelfile import save_model
 
 
 def test_temporary_sibling_is_a_hidden_neighbour_on_the_same_filesystem(tmp_path):
@@ -96,13 +102,17 @@ def test_replace_atomically_and_remove(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_files_follow_the_umask_whoever_wrote_them(tmp_path):
-    """safetensors creates its files 0600; a saved model must be readable as the user's umask says."""
-    import os
-    import stat
-
-    from napari_unet_seg.core.common.atomic import UMASK
-    from napari_unet_seg.core.model.modelfile import new_model, save_model
-
-    path = save_model(new_model(depth=1, base_channels=2), tmp_path / "shared.safetensors")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~UMASK
+@pytest.mark.parametrize("mask", [0o077, 0o022])
+def test_files_follow_the_umask_whoever_wrote_them(tmp_path, tiny_model, mask, request):
+    """safetensors creates its files 0600; models and batch outputs must be as open as the umask says, no more."""
+    image = tmp_path / "cells.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8))
+    previous = os.umask(mask)  # set after the process started: read at write time, not at import
+    request.addfinalizer(lambda: os.umask(previous))
+    model = save_model(tiny_model, tmp_path / "models" / "shared.safetensors")
+    run_batch([image], tmp_path / "out", RunOptions(model=str(model), device="cpu"))
+    written = [model, *(tmp_path / "out").iterdir()]
+    assert sorted(p.name for p in written) == ["cells_labels.tif", "cells_objects.csv", "shared.safetensors",
+                                               "summary.csv"]
+    for path in written:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask, path.name

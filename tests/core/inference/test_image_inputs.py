@@ -24,8 +24,9 @@ from napari_unet_seg.core.model.modelfile import new_model
 DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64,
           np.float16, np.float32, np.float64]
 FILLS = ["random", "constant", "extremes", "huge", "negative", "nan", "inf", "-inf", "mixed non-finite", "some nan"]
-# float32/float64 pixels beyond ~1e38 overflow float32 arithmetic in preprocess.py (NaN network input, 0 objects,
-# or "infinite pixels" said of finite ones); until that is fixed there, the strict xfail tests below hold them
+# float32/float64 pixels beyond ~1e38 once overflowed float32 arithmetic in preprocess.py (NaN network input, 0
+# objects, or "infinite pixels" said of finite ones); preprocess.FLOAT_LIMIT now clips them, and
+# test_every_dtype_at_its_extremes_gives_labels_without_overflow below holds that
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -111,12 +111,17 @@ def test_model_info_describes_a_file_without_loading_its_weights(tmp_path):
     info = ModelInfo.of(path)
     assert info == ModelInfo(name="cells", task="semantic", in_channels=2,
                              class_names=("background", "nucleus", "cytoplasm"), object_diameter=17.5)
-    header = path.read_bytes()[: 8 + int.from_bytes(path.read_bytes()[:8], "little")]
+    data = path.read_bytes()
+    end_of_header = 8 + int.from_bytes(data[:8], "little")
+    scrambled = tmp_path / "scrambled weights.safetensors"
+    scrambled.write_bytes(data[:end_of_header] + b"\xff" * (len(data) - end_of_header))
+    assert ModelInfo.of(scrambled) == info  # the weights are never read to describe the model
     headless = tmp_path / "weights cut off.safetensors"
-    headless.write_bytes(header)  # the metadata alone, no weights: enough to describe the model
-    assert ModelInfo.of(headless) == info
+    headless.write_bytes(data[:end_of_header])
+    with pytest.raises(ModelFileError, match="incomplete"):
+        ModelInfo.of(headless)  # a file cut short is said to be, before anyone tries to use it
     with pytest.raises(ModelFileError):
-        load_model_file(headless)  # ...but not to use it
+        load_model_file(headless)
     with pytest.raises(AttributeError):
         info.name = "renamed"  # frozen
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import synthetic_nuclei, threshold_model
+
 from napari_unet_seg.core.training.augment import random_crop
 from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 from napari_unet_seg.core.training.finetune import starting_model

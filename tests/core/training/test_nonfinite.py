@@ -58,3 +58,17 @@ def test_a_diverging_loss_stops_training_and_keeps_the_last_good_weights(monkeyp
     assert all(torch.isfinite(p).all() for p in model.net.state_dict().values() if p.is_floating_point())
     assert "diverged" in result.warnings[0]
     assert segment(image, model, device="cpu").max() > 0  # still a working model
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_training_on_an_image_with_non_finite_pixels_gives_finite_weights_and_says_so(bad):
+    image, labels = synthetic_nuclei((96, 96), seed=4)
+    broken = image.astype(np.float32)
+    broken[3:6, 3:6] = bad
+    model = threshold_model()
+    config = TrainConfig(max_steps=3, batch_size=2, crop_size=48, device="cpu", precision="fp32")
+    result = finetune(model, [TrainingPair(broken, labels, name="cells")], config=config, base="parent")
+    assert all(torch.isfinite(p).all() for p in model.net.state_dict().values() if p.is_floating_point())
+    assert any(w.startswith("cells: the image has NaN or infinite pixels") for w in result.warnings)
+    clean = finetune(threshold_model(), [TrainingPair(image, labels, name="cells")], config=config, base="parent")
+    assert not any("NaN" in w for w in clean.warnings)

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_UMASK_LOCK = threading.Lock()
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+
+def current_umask() -> int:
+    """The process's umask now (it can change while we run, e.g. a notebook's ``os.umask``).
+
+    Linux says it in /proc without changing it; elsewhere it is read by
+    setting and restoring it, which briefly leaves 0 for other threads, so
+    only under a lock of our own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)  # the strictest mask while it is read: nothing made meanwhile is too open
+        os.umask(mask)
     return mask
-
-
-UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it
 
 
 def temporary_sibling(path: Path, suffix: str = ".partial") -> Path:
@@ -80,7 +94,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[P
     try:
         yield tmp
         if tmp.is_file():  # some writers (safetensors) create files 0600: outputs follow the user's umask
-            os.chmod(tmp, 0o666 & ~UMASK)
+            os.chmod(tmp, 0o666 & ~current_umask())
         replace_atomically(tmp, path)
     finally:
         remove(tmp)

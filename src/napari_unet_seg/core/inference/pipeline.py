@@ -215,6 +215,7 @@ def segment(
     precision: str = "auto",
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    flip_average: bool = False,
 ) -> np.ndarray:
     """Segment an image with a model (default: the built-in ``nuclei`` model); returns the labels.
 
@@ -226,7 +227,7 @@ def segment(
     """
     model = model if isinstance(model, Model) else load_model(model)
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
-                         precision=precision)
+                         precision=precision, flip_average=flip_average)
     return segment_image(image, options, model=model, rgb=rgb, channel_axis=channel_axis, progress=progress,
                          cancel=cancel).labels
 

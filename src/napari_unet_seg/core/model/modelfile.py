@@ -163,7 +163,23 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)")
     check_metadata(metadata, str(path), FORMAT_VERSION)
+    _check_complete(path, 8 + header_len, header)
     return header, metadata
+
+
+def _check_complete(path: Path, weights_start: int, header: dict[str, Any]) -> None:
+    """A file cut short (a copy or download that stopped) has its metadata but not all its weights: say so early.
+
+    Model lists read only the header; without this they would offer the file
+    as fine, and only loading it would fail.
+    """
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"
+            and isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list)
+            and len(entry["data_offsets"]) == 2 and isinstance(entry["data_offsets"][1], int)]
+    needed = weights_start + max(ends, default=0)
+    size = path.stat().st_size
+    if size < needed:
+        raise ModelFileError(f"{path.name} is incomplete: {size} of its {needed} bytes (a copy or download cut short?)")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -72,10 +72,7 @@ def score_prepared(
     wrong = 0
     for item in items:
         pred, truth, valid = labels_around_annotation(model, item, device=device, precision=precision)
-        if model.task == "instances" and scribbles:  # strokes: 1 = background, 2 = object; scored as two classes
-            target = semantic_targets(np.minimum(truth, 2), valid, scribbles=True)
-            ious.append(mean_iou(target, (pred > 0).astype(np.int64), 2))
-        elif model.task == "instances":
+        if model.task == "instances":
             if valid is not None:
                 pred, truth = np.where(valid, pred, 0), np.where(valid, truth, 0)
             aps.append(matching_accuracy(truth, pred))
@@ -84,7 +81,7 @@ def score_prepared(
         else:
             target = semantic_targets(truth, valid, scribbles=scribbles)
             ious.append(mean_iou(target, pred, len(model.class_names)))
-    if model.task == "instances" and not scribbles:
+    if model.task == "instances":
         return {"ap50": float(np.mean(aps)), "dice": float(np.mean(dices)), "wrong_objects": float(wrong)}
     ious = [v for v in ious if not math.isnan(v)]
     return {"mean_iou": float(np.mean(ious)) if ious else float("nan")}

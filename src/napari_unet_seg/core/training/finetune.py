@@ -23,12 +23,12 @@ from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
-from .checks import annotation_warnings, check_pairs, sanity_check
+from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check
 from .data import PreparedPair, TrainingPair
-from .evaluation import REPLAY_SUFFIX, evaluate_pairs, main_score, replay_scores
+from .evaluation import evaluate_pairs, main_score, replay_scores
 from .lineage import record_lineage
-from .naming import save_checkpoint
 from .loop import StepReport, TrainConfig, TrainResult, train
+from .naming import save_checkpoint
 from .split import split_validation
 from .tuning import Tuning, tune_postprocess
 
@@ -239,13 +239,14 @@ def finetune(
     else:
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
-    if held_out and fit_postprocess and model.task == "instances" and not scribbles:
+    if held_out and fit_postprocess and model.task == "instances":
         tuning = tune_postprocess(model, [PreparedPair(p, model) for p in val_pairs], device=config.device,
                                   precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
             scores = evaluate_pairs(model, val_pairs, device=config.device, precision=config.precision)
-    warnings = [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
+    warnings = [w for pair in pairs for w in image_warnings(model, pair)]
+    warnings += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
     warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
