@@ -89,7 +89,7 @@ class BatchWidget(QWidget):
         self.device.addItems(["auto", *available_devices()])
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: measured).")
         self.tile_size = auto_spinbox(16384, step=64, tooltip="Side of the window the network sees (auto: by device).")
-        self.flip_average = QCheckBox("average over mirror images (4x slower)")
+        self.flip_average = QCheckBox("mirror averaging (slower)")
         self.flip_average.setToolTip("Run the network on each window and its three mirror images and average.")
         self.scheduler = QLineEdit()
         self.scheduler.setPlaceholderText("empty = this computer, or tcp://host:8786")

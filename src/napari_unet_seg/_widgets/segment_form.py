@@ -67,7 +67,7 @@ class SegmentSettings(QWidget):
         self.output.setToolTip("Instances: one id per object. Semantic: one id per class (0 = background).")
         self.probabilities = QCheckBox("add probability map too")
         self.probabilities.setToolTip("Also add the network's per-pixel probabilities as an image layer.")
-        self.flip_average = QCheckBox("average over mirror images (4x slower)")
+        self.flip_average = QCheckBox("mirror averaging (slower)")
         self.flip_average.setToolTip("Run the network on each window and its three mirror images and average: a "
                                      "little more accurate, four times the network's time.")
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
