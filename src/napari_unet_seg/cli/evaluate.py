@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="also score the classical Gaussian + Otsu + distance-watershed pipeline")
     parser.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write per-image scores to a CSV file")
+    parser.add_argument("--flip-average", action="store_true", help="mirror averaging, as in predict")
     parser.set_defaults(run=run)
 
 
@@ -68,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"unet-seg evaluate: warning: {Path(labels_path).name} changes value from pixel to pixel, like an "
                   "image rather than labels: are the arguments in the right order?", file=sys.stderr)
         try:
-            result = segment_image(image.data, RunOptions(diameter=args.diameter, device=args.device), model=model,
-                                   rgb=image.rgb, image_path=image_path)
+            options = RunOptions(diameter=args.diameter, device=args.device, flip_average=args.flip_average)
+            result = segment_image(image.data, options, model=model, rgb=image.rgb, image_path=image_path)
         except ValueError as exc:  # e.g. a diameter that would enlarge the image beyond reason
             raise UserError(f"{Path(image_path).name}: {exc}") from None
         for note in result.notes:  # e.g. NaN pixels: the scores are of an image read otherwise than it is stored

@@ -142,3 +142,15 @@ def test_the_errors_found_are_reported_in_words():
                                  "Dice 0.950, 1 object(s) wrong)")
     none = TrainResult(model, 1, 1.0, [], None, False)
     assert FinetuneResult(model, none, {"ap50": 0.5}, held_out=False).focus_text() is None
+
+
+def test_a_pair_too_big_to_segment_first_leaves_the_others_their_focus():
+    image, labels = _pair_with_errors()
+    big_image, big_labels = synthetic_nuclei((256, 256), n=20, seed=5)
+    model = threshold_model()
+    model.metadata["object_diameter"] = 14.0
+    config = TrainConfig(max_steps=1, crop_size=48, batch_size=1, focus_errors=0.5, error_weight=3.0)
+    trainer = Trainer(model, [TrainingPair(big_image, big_labels), TrainingPair(image, labels)], config, ())
+    assert all(f is not None for f in trainer.focus)
+    limited = trainer.find_errors(budget=image.size + 1)  # room for the small pair only
+    assert limited[0] is None and limited[1] is not None and limited[1].objects == 2

@@ -21,8 +21,8 @@ def current_umask() -> int:
     """The process's umask now (it can change while we run, e.g. a notebook's ``os.umask``).
 
     Linux says it in /proc without changing it; elsewhere it is read by
-    setting and restoring it, which briefly leaves 0 for other threads, so
-    only under a lock of our own.
+    setting and restoring it, which briefly leaves 0o077 (the strictest)
+    for other threads, under a lock of our own.
     """
     try:
         with open("/proc/self/status", encoding="ascii") as f:

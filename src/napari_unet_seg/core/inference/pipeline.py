@@ -249,6 +249,7 @@ def segment_to_zarr(
     pixel_size: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    flip_average: bool = False,
 ) -> Any:
     """Segment ``source`` (numpy, dask, zarr; read lazily) into a zarr labels array at ``path``.
 
@@ -262,7 +263,8 @@ def segment_to_zarr(
 
     model = model if isinstance(model, Model) else load_model(model)
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
-                         precision=precision, store=str(path), block_size=block_size, halo=halo)
+                         precision=precision, store=str(path), block_size=block_size, halo=halo,
+                         flip_average=flip_average)
     segment_image(source, options, model=model, rgb=rgb, channel_axis=channel_axis, pixel_size=pixel_size,
                   progress=progress, cancel=cancel)
     return zarr.open_array(str(path), mode="r")

@@ -25,7 +25,7 @@ from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check
 from .data import PreparedPair, TrainingPair
-from .evaluation import evaluate_pairs, main_score, replay_scores
+from .evaluation import evaluate_pairs, main_score, replay_scores, score_groups
 from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
@@ -244,7 +244,8 @@ def finetune(
                                   precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
-            scores = evaluate_pairs(model, val_pairs, device=config.device, precision=config.precision)
+            scores = score_groups(model, [PreparedPair(p, model) for p in val_pairs], device=config.device,
+                                  precision=config.precision, scribbles=scribbles)  # latest and earlier apart
     warnings = [w for pair in pairs for w in image_warnings(model, pair)]
     warnings += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
     warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)

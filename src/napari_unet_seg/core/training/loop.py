@@ -313,8 +313,9 @@ class Trainer:
     def find_errors(self, budget: int = 8_000_000) -> list[ErrorFocus | None]:
         """Each pair's errors by the starting weights (:mod:`.focus`), for instance models when asked for.
 
-        Finding them means segmenting the annotation once: pairs beyond
-        ``budget`` annotated pixels (largest first) are sampled uniformly.
+        Finding them means segmenting the annotation once: pairs that do not
+        fit in what is left of ``budget`` annotated pixels (largest first)
+        are sampled uniformly.
         """
         config = self.config
         wanted = config.focus_errors > 0 or config.error_weight != 1.0
@@ -323,9 +324,9 @@ class Trainer:
         self.net.eval()
         out: list[ErrorFocus | None] = [None] * len(self.prepared)
         for i in sorted(range(len(self.prepared)), key=lambda i: -_annotated_area(self.prepared[i])):
+            if _annotated_area(self.prepared[i]) > budget:
+                continue  # too big to segment first: sampled uniformly (smaller pairs still get their focus)
             budget -= _annotated_area(self.prepared[i])
-            if budget < 0:
-                break
             out[i] = error_focus(self.model, self.prepared[i], error_weight=config.error_weight,
                                  device=str(self.device), precision=self.precision)
         self.net.to(memory_format=self.memory_format)

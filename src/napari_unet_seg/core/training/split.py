@@ -35,8 +35,10 @@ def split_validation(
     (AP50 0.813 -> 0.847, 0.693 -> 0.763), could not show it and were thrown away.
 
     The latest corrections are held out from first; earlier rounds'
-    (``replay``) get what the budget leaves, and their strips lie where
-    they lay before, so they stay unseen round after round.
+    (``replay``) get what the budget leaves. A pair's strip depends on
+    that pair alone, so an earlier round's strip lies where it lay when it
+    was the latest correction and stays unseen round after round (unless it
+    had none then, when the budget was spent on other pairs).
     Returns (train, val); ``val`` is empty when there is not enough annotation.
     """
     train_pairs: list[TrainingPair] = []
@@ -49,7 +51,9 @@ def split_validation(
     strips: dict[int, np.ndarray] = {}  # pair index -> the held-out end of its region
     for i in sorted(range(len(pairs)), key=lambda i: (pairs[i].replay, -int(regions[i].sum()))):
         area = int(regions[i].sum())
-        affordable = budget / max(area * costs[i], 1.0)
+        # each pair's strip depends on that pair alone (not on what else is held out), so an earlier round's
+        # strip is the one it had as the latest correction; the budget only decides whether it is scored
+        affordable = max_held_out / max(area * costs[i], 1.0)
         share = min(fraction, affordable)
         if area >= min_area and area * share >= 64 * 64:
             labels = np.asarray(pairs[i].labels)
@@ -59,6 +63,8 @@ def split_validation(
             held = int((regions[i] & strip).sum())
             if held > 0.4 * area:  # a small region would lose most of its teaching to the judge
                 continue
+            if strips and held * costs[i] > budget:
+                continue  # scoring it would pass the budget: it teaches instead
             strips[i] = strip
             budget -= held * costs[i]
     for i, (pair, region) in enumerate(zip(pairs, regions)):
@@ -102,9 +108,9 @@ def judge_strip(region: np.ndarray, labels: np.ndarray | None, share: float, *, 
     while True:
         counts = [_whole_objects(extents, box, axis, high, share) for axis, high in ends]
         best = int(np.argmax(counts))  # the first of equals: the far end of the longer side
-        if counts[best] >= want or share * 1.5 > most:
+        if counts[best] >= want or share >= most:
             return _strip(region.shape, box, *ends[best], share)
-        share *= 1.5
+        share = min(share * 1.5, most)
 
 
 def _cut(box: tuple[tuple[int, int], ...], axis: int, high: bool, share: float) -> int:
