@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import tifffile
 
 from helpers import synthetic_nuclei
@@ -81,3 +83,75 @@ def test_a_model_that_cannot_be_written_where_asked_goes_to_the_model_folder(tmp
     err = capsys.readouterr().err
     assert code == 0 and "No space left on device" in err and "saved as" in err
     assert [p.name for p in user_model_dir().glob("*.safetensors")] == ["mine.safetensors"]
+
+
+def test_an_absurd_diameter_in_evaluate_is_one_line(tmp_path, capsys):
+    image, labels = _pair(tmp_path)
+    assert main(["evaluate", image, "--labels", labels, "--diameter", "1e300"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "would shrink the image" in err
+
+
+def test_training_on_another_images_labels_warns(tmp_path, capsys):
+    image, _ = _pair(tmp_path)
+    _, truth = synthetic_nuclei((64, 64), seed=1)
+    from scipy import ndimage as ndi
+
+    background = ndi.binary_erosion(truth == 0, iterations=4)
+    other = ndi.label(background & (np.add.outer(np.arange(64), np.arange(64)) % 16 < 4))[0]  # "nuclei" on background
+    tifffile.imwrite(tmp_path / "other.tif", other.astype(np.uint16))
+    code = main(["train", "--image", image, "--labels", str(tmp_path / "other.tif"), "--init", "none",
+                 "--depth", "2", "--width", "4", "--max-steps", "1", "-o", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 0 and "no brighter than their background" in err and "labels of another image" in err
+
+
+def test_a_disk_that_fills_up_mid_batch_costs_only_that_file(tmp_path, capsys, monkeypatch):
+    """The next files still run, the summary says which failed and why, in one line each; exit 1."""
+    import errno
+    import os
+
+    from napari_unet_seg.core.batch import files
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        image, _ = synthetic_nuclei((48, 48), seed=ord(name))
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    real = files.write_labels_tiff
+
+    def full_for_b(path, *args, **kwargs):
+        if Path(path).name.startswith("b"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "write_labels_tiff", full_for_b)
+    out = tmp_path / "out"
+    code = main(["predict", str(folder), "-o", str(out)])
+    printed = capsys.readouterr()
+    assert code == 1
+    failures = [line for line in printed.err.splitlines() if "b.tif" in line]
+    assert len(failures) == 1 and "No space left on device" in failures[0] and "Traceback" not in printed.err
+    assert (out / "a_labels.tif").exists() and (out / "c_labels.tif").exists() and not (out / "b_labels.tif").exists()
+    rows = {Path(r["file"]).name: r["status"] for r in csv.DictReader(open(out / "summary.csv"))}
+    assert rows == {"a.tif": "ok", "b.tif": "failed", "c.tif": "ok"}
+
+
+def test_a_csv_that_cannot_be_written_after_evaluating_keeps_the_printed_scores(tmp_path, capsys, monkeypatch):
+    import contextlib
+    import errno
+    import os
+
+    from napari_unet_seg.cli import evaluate
+
+    @contextlib.contextmanager
+    def disk_full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(evaluate, "atomic_path", disk_full)
+    image, labels = _pair(tmp_path)
+    code = main(["evaluate", image, "--labels", labels, "--csv", str(tmp_path / "scores.csv")])
+    printed = capsys.readouterr()
+    assert code == 2 and printed.err.count("\n") == 1 and "No space left on device" in printed.err
+    assert "img.tif: AP50" in printed.out and "mean: AP50" in printed.out  # the work is on screen, not lost

@@ -75,3 +75,17 @@ def test_the_image_picker_stays_on_the_image_and_the_old_run_line_is_cleared(wid
     assert widget.ran_on.text() == ""  # no stale "Ran on ... s" while the new run works
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert widget.ran_on.text().startswith("Ran on")
+
+
+def test_renaming_the_image_during_a_run_updates_its_result_layer(widget_and_viewer, qtbot, monkeypatch):
+    viewer, widget = widget_and_viewer
+    image = viewer.add_image(np.random.default_rng(2).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")
+    run(qtbot, widget)
+    [result] = labels_layers(viewer)
+    real = segment_form.segment_image
+    monkeypatch.setattr(segment_form, "segment_image", lambda *a, **k: (time.sleep(1.0), real(*a, **k))[1])
+    widget.run()
+    image.name = "cells day 2"  # while the second run works
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert labels_layers(viewer) == [result]  # no new layer: the run found its result by the image's id
+    assert widget.status.text().startswith("Updated 'cells labels'")
