@@ -240,12 +240,12 @@ def finetune(
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
     if held_out and fit_postprocess and model.task == "instances":
-        tuning = tune_postprocess(model, [PreparedPair(p, model) for p in val_pairs], device=config.device,
-                                  precision=config.precision)
+        held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
+        tuning = tune_postprocess(model, held, device=config.device, precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
-            scores = score_groups(model, [PreparedPair(p, model) for p in val_pairs], device=config.device,
-                                  precision=config.precision, scribbles=scribbles)  # latest and earlier apart
+            scores = score_groups(model, held, device=config.device, precision=config.precision,
+                                  scribbles=scribbles)  # latest and earlier apart
     warnings = [w for pair in pairs for w in image_warnings(model, pair)]
     warnings += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
     warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
