@@ -3,10 +3,12 @@
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import Cancelled, segment
+from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference import preprocess
 from napari_unet_seg.core.inference.blockwise import halo_for
 from napari_unet_seg.core.inference.pipeline import segment_to_zarr
@@ -87,11 +89,11 @@ def test_cancel_leaves_nothing_and_overwrite_is_atomic(tmp_path, disks):
         segment_to_zarr(image, model, path, block_size=64, device="cpu", cancel=lambda: True)
     assert list(tmp_path.iterdir()) == []
     segment_to_zarr(image, model, path, block_size=64, device="cpu")
-    first = zarr.open_array(str(path), mode="r")[:]
+    first = open_labels_zarr(path)[:]
     calls = iter(range(1000))
     with pytest.raises(Cancelled):  # cancelled half-way: the previous result stays whole
         segment_to_zarr(np.zeros_like(image), model, path, block_size=64, device="cpu", cancel=lambda: next(calls) > 3)
-    np.testing.assert_array_equal(zarr.open_array(str(path), mode="r")[:], first)
+    np.testing.assert_array_equal(open_labels_zarr(path)[:], first)
     assert [p.name for p in tmp_path.iterdir()] == ["c.zarr"]
 
 
@@ -101,14 +103,25 @@ def test_halo_covers_network_and_objects():
     assert halo_for(model, 10) % model.net.size_multiple == 0
 
 
-def test_rescaled_blocks_match_whole_image(tmp_path, disks):
-    """With a diameter, each window is resized like the whole image is: same objects."""
+@pytest.mark.parametrize("diameter", [16.0, 9.0, 5.0])  # shrunk 0.75x; enlarged 1.33x and 2.4x (seeds found enlarged)
+def test_resized_blocks_give_exactly_the_in_memory_objects(tmp_path, disks, diameter):
+    """Each window is resized on the whole image's grid and mapped back the same way: the same objects, every
+    pixel, objects crossing block borders included; also with every weight perturbed, so each output pixel
+    depends on the network's whole receptive field."""
     image, _ = disks
-    model = threshold_model()
-    model.metadata["object_diameter"] = 12.0
-    reference = segment(image, model, diameter=16.0, device="cpu")
-    out = segment_to_zarr(image, model, tmp_path / "r.zarr", diameter=16.0, block_size=100, device="cpu")
-    assert matching_accuracy(reference, out[:]) >= 0.95
+    perturbed = threshold_model()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in perturbed.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    for model in (threshold_model(), perturbed):
+        model.metadata["object_diameter"] = 12.0
+        reference = segment(image, model, diameter=diameter, device="cpu", precision="fp32")
+        assert reference.max() > 5
+        for block_size in (64, 100):
+            out = segment_to_zarr(image, model, tmp_path / f"r{block_size}.zarr", diameter=diameter,
+                                  block_size=block_size, device="cpu", precision="fp32")
+            assert _same_objects(reference, out[:]), (model.name, block_size)
 
 
 @pytest.mark.parametrize("block_size", [512, 64])  # one block (predict_plane) and many blocks
@@ -126,7 +139,7 @@ def test_non_finite_pixels_are_said_on_disk_too(tmp_path, disks, block_size):
     on_disk = segment_image(stack, RunOptions(device="cpu", store=str(tmp_path / "n.zarr"), block_size=block_size),
                             model=model)
     assert on_disk.notes == in_memory.notes == [NONFINITE_NOTE]
-    assert zarr.open_array(str(tmp_path / "n.zarr"), mode="r").attrs["notes"] == [NONFINITE_NOTE]
+    assert open_labels_zarr(tmp_path / "n.zarr").attrs["notes"] == [NONFINITE_NOTE]
     clean = segment_image(stack[:1], RunOptions(device="cpu", store=str(tmp_path / "c.zarr"), block_size=block_size),
                           model=model)
     assert clean.notes == []
@@ -141,8 +154,7 @@ def _same_objects(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def test_at_the_models_own_scale_blocks_give_exactly_the_in_memory_objects(tmp_path, disks):
-    """Objects crossing block borders included. (Resized images are not exact yet: each window is resampled on
-    its own grid; see the blockwise module's docstring.)"""
+    """Objects crossing block borders included."""
     image, _ = disks
     model = threshold_model()
     reference = segment(image, model, device="cpu", precision="fp32")
@@ -150,3 +162,21 @@ def test_at_the_models_own_scale_blocks_give_exactly_the_in_memory_objects(tmp_p
         out = segment_to_zarr(image, model, tmp_path / f"b{block_size}.zarr", block_size=block_size, device="cpu",
                               precision="fp32")
         assert _same_objects(reference, out[:])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("diameter", [None, 30.0])  # its own measured size; shrunk to the model's (~0.6x)
+def test_the_built_in_model_on_real_nuclei_gives_the_same_labels_in_blocks(tmp_path, diameter):
+    """The shipped model on a mosaic of the sample images, resized or not: zarr blocks == in memory."""
+    from napari_unet_seg._sample_data import make_mosaic
+    from napari_unet_seg.core.model.registry import builtin_model_paths, load_model
+
+    if "nuclei" not in builtin_model_paths():
+        pytest.skip("the built-in model is not installed")
+    model = load_model("nuclei")
+    image, _ = make_mosaic(640)
+    reference = segment(image, model, diameter=diameter, device="cpu", precision="fp32")
+    assert reference.max() > 50
+    out = segment_to_zarr(image, model, tmp_path / "m.zarr", diameter=diameter, block_size=256, device="cpu",
+                          precision="fp32")
+    assert _same_objects(reference, out[:])

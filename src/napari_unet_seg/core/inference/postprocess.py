@@ -60,23 +60,29 @@ def seed_points(
 
 
 def seed_points_tiled(logits: np.ndarray, settings: dict[str, Any], tile: int = SEED_TILE,
-                      margin: int = SEED_MARGIN) -> np.ndarray:
+                      margin: int = SEED_MARGIN, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """:func:`seed_points` window by window, each keeping the seeds in its own part.
 
     The search needs several times the window's size in memory, and an image
     enlarged for the network can be large; a margin of several nuclei gives
-    each window the context its seeds depend on.
+    each window the context its seeds depend on. Windows sit on the whole
+    image's grid (``origin``: where these logits start in it), so a block of
+    a large image searches the same windows the whole image would.
     """
     h, w = logits.shape[-2:]
-    if h <= tile and w <= tile:
+    oy, ox = origin
+    starts_y = range(oy // tile * tile, oy + h, tile)
+    starts_x = range(ox // tile * tile, ox + w, tile)
+    if len(starts_y) == 1 and len(starts_x) == 1:
         return seed_points(logits, **settings)
     found = []
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
-            points = seed_points(logits[:, ya:y0 + tile + margin, xa:x0 + tile + margin], **settings) + (ya, xa)
-            rows, cols = np.rint(points[:, 0]), np.rint(points[:, 1])
-            found.append(points[(rows >= y0) & (rows < y0 + tile) & (cols >= x0) & (cols < x0 + tile)])
+    for ty in starts_y:
+        for tx in starts_x:
+            ya, xa = max(ty - margin - oy, 0), max(tx - margin - ox, 0)
+            points = seed_points(logits[:, ya:ty + tile + margin - oy, xa:tx + tile + margin - ox], **settings)
+            points = points + (ya, xa)
+            rows, cols = np.rint(points[:, 0]) + oy, np.rint(points[:, 1]) + ox
+            found.append(points[(rows >= ty) & (rows < ty + tile) & (cols >= tx) & (cols < tx + tile)])
     return np.concatenate(found)
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..common.callbacks import CancelCallback, ProgressCallback
 from ..model.modelfile import Model
 from .empty import empty_regions, flat_side, suppress
+from .layout import WindowView
 from .object_size import (
     MIN_MEASURING_SIDE,
     auto_diameter_applies,
@@ -30,6 +30,7 @@ from .object_size import (
 from .options import RunOptions
 from .postprocess import SEED_SETTINGS, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
+from .resample import resample, source_span
 from .tiling import predict_tiled
 
 NONFINITE_NOTE = ("the image has NaN or infinite pixels: NaN and -inf were read as its darkest value, +inf as its "
@@ -45,6 +46,12 @@ class NetworkPrediction:
     touching nuclei, so two nuclei would come out as one. Their seeds are
     therefore found at the network's size, where the model's settings are
     meant, and grown into outlines at the image's own size.
+
+    A prediction may cover a window of a larger image (blockwise storage):
+    ``image_origin`` and ``network_origin`` place it in the whole image and
+    in the whole image's resized grid, and every mapping between the two
+    uses global coordinates (:mod:`.resample`), so a window gives exactly
+    what the whole image gives there.
     """
 
     logits: np.ndarray  # (classes, h, w)
@@ -52,45 +59,52 @@ class NetworkPrediction:
     image_shape: tuple[int, int]  # (H, W)
     notes: tuple[str, ...] = ()  # what the user should know about the input (e.g. non-finite pixels)
     empty: np.ndarray | None = None  # (H, W) pixels where no object can be (see .empty); None: not checked
+    image_origin: tuple[int, int] = (0, 0)  # of this window in the whole image
+    network_origin: tuple[int, int] = (0, 0)  # of the logits in the whole image's resized grid
+    network_full: tuple[int, int] | None = None  # the whole resized grid's (h, w); None: the logits are all of it
+
+    @property
+    def resized(self) -> bool:
+        return not (self.scale == 1.0 and tuple(self.logits.shape[-2:]) == self.image_shape)
 
     @cached_property
     def image_logits(self) -> np.ndarray:
         """Logits at the image's own size (for probabilities and outlines), with no foreground on empty pixels."""
-        if tuple(self.logits.shape[-2:]) == self.image_shape:
+        if not self.resized:
             return suppress(self.logits, self.empty)
-        resized = F.interpolate(torch.from_numpy(self.logits)[None], size=self.image_shape, mode="bilinear",
-                                align_corners=False)
-        return suppress(resized[0].numpy(), self.empty)
+        (y0, x0), (h, w) = self.image_origin, self.image_shape
+        resized = resample(self.logits, 1.0 / self.scale, rows=(y0, y0 + h), cols=(x0, x0 + w),
+                           origin=self.network_origin, full_shape=self.network_full or self.logits.shape[-2:])
+        return suppress(resized, self.empty)
 
     @property
     def network_logits(self) -> np.ndarray:
         """Logits at the network's size, with no foreground where the image is empty (the mask resized to them)."""
-        if self.empty is None or tuple(self.logits.shape[-2:]) == self.image_shape:
+        if self.empty is None or not self.resized:
             return self.image_logits if self.empty is not None else self.logits
-        rows = np.minimum((np.arange(self.logits.shape[-2]) + 0.5) * self.image_shape[0] / self.logits.shape[-2],
-                          self.image_shape[0] - 1).astype(np.int64)
-        cols = np.minimum((np.arange(self.logits.shape[-1]) + 0.5) * self.image_shape[1] / self.logits.shape[-1],
-                          self.image_shape[1] - 1).astype(np.int64)
+        h, w = self.logits.shape[-2:]
+        rows, cols = (np.clip(np.floor((np.arange(n) + origin + 0.5) / self.scale).astype(np.int64) - start, 0, size - 1)
+                      for n, origin, start, size in zip((h, w), self.network_origin, self.image_origin,
+                                                        self.image_shape))
         return suppress(self.logits, self.empty[np.ix_(rows, cols)])
 
     def labels(self, model: Model) -> np.ndarray:
         """The model's labels at the image's own size (what :func:`~.pipeline.segment` returns)."""
         seeds_at = None
-        if model.task == "instances" and self.scale > 1 and tuple(self.logits.shape[-2:]) != self.image_shape:
+        if model.task == "instances" and self.scale > 1 and self.resized:
             settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
-            seeds_at = to_image_coordinates(seed_points_tiled(self.logits, settings), self.logits.shape[-2:],
-                                            self.image_shape)
+            points = seed_points_tiled(self.logits, settings, origin=self.network_origin)
+            seeds_at = to_image_coordinates(points + self.network_origin, self.scale) - self.image_origin
         return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
 
 
-def to_image_coordinates(points: np.ndarray, network_shape: tuple[int, ...], image_shape: tuple[int, int]) -> np.ndarray:
+def to_image_coordinates(points: np.ndarray, scale: float) -> np.ndarray:
     """(row, col) points on the network's grid -> the image's grid, pixel centre to pixel centre.
 
-    The same geometry as the bilinear resizing (``align_corners=False``): the
-    ratio is per axis, from the actual sizes (which were rounded).
+    The same geometry as the resizing (:mod:`.resample`): network pixel
+    ``j`` samples image position ``(j + 0.5) / scale - 0.5``.
     """
-    factor = np.asarray(image_shape, np.float64) / np.asarray(network_shape, np.float64)
-    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
+    return (np.asarray(points, np.float64) + 0.5) / scale - 0.5
 
 
 def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progress: ProgressCallback | None = None,
@@ -159,9 +173,8 @@ def resize_for_network(prepared: Any, scale: float) -> np.ndarray:
     Training resizes its pairs with this same function, so the network learns
     objects at the size it is shown them at prediction.
     """
-    size = scaled_size(prepared.shape, scale)
-    return F.interpolate(torch.from_numpy(np.asarray(prepared, np.float32))[None], size=size, mode="bilinear",
-                         align_corners=False, antialias=scale < 1)[0].numpy()
+    h, w = scaled_size(prepared.shape, scale)
+    return resample(prepared, scale, rows=(0, h), cols=(0, w), antialias=scale < 1)
 
 
 def empty_side(model: Model, scale: float) -> int | None:
@@ -190,6 +203,43 @@ def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options:
         logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel)
     empty = None if empty_side is None else empty_regions(prepared, empty_side)
     return NetworkPrediction(logits, scale, (h, w), empty=empty)
+
+
+def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
+                   rows: tuple[int, int], cols: tuple[int, int], progress: ProgressCallback | None = None,
+                   cancel: CancelCallback | None = None, empty_side: int | None = None) -> NetworkPrediction:
+    """:func:`predict_at_scale` of the whole prepared (C, H, W) image, over the window ``rows`` x ``cols`` only.
+
+    Only the window and the context its resizing needs are read and run. The
+    window is resized on the whole image's grid, and its network window starts
+    on the whole grid's ``size_multiple``, so pixels far enough from the
+    window's edges (the network's receptive radius, at its scale) get exactly
+    the whole image's values. ``rows[0]`` and ``cols[0]`` must lie on that
+    multiple when the image is not resized.
+    """
+    (y0, y1), (x0, x1) = rows, cols
+    if is_unscaled(scale):
+        return replace(predict_at_scale(net, WindowView(prepared, y0, y1, x0, x1), 1.0, options, progress=progress,
+                                        cancel=cancel, empty_side=empty_side), image_origin=(y0, x0))
+    height, width = prepared.shape[-2:]
+    full = scaled_size(prepared.shape, scale)
+    grid = net.size_multiple
+    network = []  # the network pixels the window's pixels are mapped back from, from a multiple of the grid
+    for (start, stop), n in zip((rows, cols), full):
+        a, b = source_span(start, stop, 1.0 / scale, n, antialias=False)
+        network.append((a // grid * grid, b))
+    source = [source_span(a, b, scale, length, antialias=scale < 1)
+              for (a, b), length in zip(network, (height, width))]
+    (sy0, sy1), (sx0, sx1) = [(min(a, start), max(b, stop)) for (a, b), (start, stop) in zip(source, (rows, cols))]
+    slab = np.asarray(WindowView(prepared, sy0, sy1, sx0, sx1), np.float32)
+    resized = resample(slab, scale, rows=network[0], cols=network[1], origin=(sy0, sx0), full_shape=(height, width),
+                       antialias=scale < 1)
+    logits = run_network(net, resized, options, progress=progress, cancel=cancel)
+    empty = None
+    if empty_side is not None:
+        empty = empty_regions(slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)
+    return NetworkPrediction(logits, scale, (y1 - y0, x1 - x0), empty=empty, image_origin=(y0, x0),
+                             network_origin=(network[0][0], network[1][0]), network_full=full)
 
 
 def pipeline_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
