@@ -14,6 +14,7 @@ import zarr
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference.provenance import read_provenance
 from napari_unet_seg.core.measure.table_csv import MARKER, read_objects_csv
 
@@ -77,12 +78,12 @@ def test_zarr_output_attrs_carry_the_provenance(tmp_path, model_file):
     assert main(["predict", str(tmp_path / "big.zarr"), "-o", str(tmp_path / "out"), "--model", str(model_file),
                  "--device", "cpu"]) == 0
     store = tmp_path / "out" / "big_labels.zarr"
-    record = zarr.open_array(str(store), mode="r").attrs["napari_unet_seg"]["provenance"]
+    record = zarr.open_group(str(store), mode="r").attrs["napari_unet_seg"]["provenance"]  # the NGFF group's
     assert record == read_provenance(store)
     assert record["input"] == str(tmp_path / "big.zarr") and record["settings"]["store"] == str(store)
     assert rerun(record["command"], tmp_path / "again") == 0
-    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "again" / "big_labels.zarr"), mode="r")[:],
-                                  zarr.open_array(str(store), mode="r")[:])
+    np.testing.assert_array_equal(open_labels_zarr(tmp_path / "again" / "big_labels.zarr")[:],
+                                  open_labels_zarr(store)[:])
 
 
 def test_semantic_output_is_reproduced_with_output_kind(tmp_path, model_file):

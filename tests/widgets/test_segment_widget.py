@@ -16,6 +16,7 @@ from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import segment as segment_module
 from napari_unet_seg._widgets import segment_form, segment_pickers
 from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.model.registry import user_model_dir
 
 pytestmark = pytest.mark.gui
@@ -276,6 +277,8 @@ def test_large_results_go_to_zarr(make_widget, qtbot, tmp_path, messages):
     labels = viewer.layers["img labels"]
     assert labels.data.shape == (96, 128) and not isinstance(labels.data, np.ndarray)
     assert (tmp_path / "img_labels.zarr").exists()
+    labels.data[5, 6] = 77  # a correction painted on the layer lands in the store's labels (NGFF level 0)
+    assert open_labels_zarr(tmp_path / "img_labels.zarr")[5, 6] == 77
     assert not messages["error"]
 
 

@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Segment image files and folders. Writes OUTDIR/<stem>_labels.tif (same height and width as the "
             "input; multi-page TIFF stacks are segmented slice by slice and keep their slices), or "
-            "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (written block by block, never whole in "
-            "memory), OUTDIR/<stem>_objects.csv (one row per object: position, size, shape, intensity; see "
+            "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (an OME-Zarr labels image, written block by "
+            "block, never whole in memory), OUTDIR/<stem>_objects.csv (one row per object: position, size, shape, intensity; see "
             "`unet-seg measure`), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message). "
             "Pixel sizes are carried over. Every output records where it came from (model and its SHA-256, settings, "
             "versions, the command that remakes it; see `unet-seg provenance`). A file that fails is reported and "

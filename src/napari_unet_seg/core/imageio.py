@@ -18,6 +18,7 @@ import numpy as np
 
 from .common.atomic import atomic_path
 from .common.errors import first_line
+from .common.labels_zarr import open_labels_zarr
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PLAIN_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -178,6 +179,8 @@ def _read_zarr(path: Path) -> ImageFile:
         for transform in dataset.get("coordinateTransformations", []):
             if transform.get("type") == "scale" and len(transform.get("scale", [])) >= 2:
                 pixel_size = tuple(float(v) for v in transform["scale"][-2:])
+        if "pixel_size" in attrs:  # our labels store: None when unknown, where NGFF still needs a scale (of 1)
+            pixel_size = tuple(float(v) for v in attrs["pixel_size"][-2:]) if attrs["pixel_size"] else None
     else:
         arrays = [a for _, a in node.arrays()] if hasattr(node, "arrays") else []
         if not arrays:
@@ -257,12 +260,13 @@ def read_tiff_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def read_labels(path: str | os.PathLike) -> Any:
-    """A labels output as written by :func:`write_labels_tiff` (numpy) or a zarr store (opened, not read)."""
+    """A labels output as written by :func:`write_labels_tiff` (numpy) or a zarr store (opened, not read).
+
+    A store is an NGFF labels group (its level 0) or, from older versions, a plain zarr array.
+    """
     path = Path(path)
     if is_zarr(path):
-        import zarr
-
-        return zarr.open_array(str(path), mode="r")
+        return open_labels_zarr(path, mode="r")
     import tifffile
 
     return tifffile.imread(path)

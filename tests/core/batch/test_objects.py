@@ -9,6 +9,7 @@ from helpers import synthetic_nuclei
 from napari_unet_seg.core.batch.jobs import Job, find_jobs
 from napari_unet_seg.core.batch.runner import run_batch, run_jobs
 from napari_unet_seg.core.batch.summary import read_summary
+from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.measure.table_csv import read_objects_csv
 
 
@@ -52,7 +53,7 @@ def test_a_zarr_output_is_measured_from_the_store(tmp_path, options):
     source[:] = image
     [row] = run_batch([tmp_path / "big.zarr"], tmp_path / "out", options)
     table, _ = read_objects_csv(tmp_path / "out" / "big_objects.csv")
-    labels = np.asarray(zarr.open_array(row.output, mode="r"))
+    labels = np.asarray(open_labels_zarr(row.output))
     assert row.objects == len(table["label"]) == len(np.unique(labels)) - 1
     assert table["area"].sum() == np.count_nonzero(labels)
 

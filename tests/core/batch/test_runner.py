@@ -10,6 +10,7 @@ from helpers import synthetic_nuclei
 from napari_unet_seg import segment
 from napari_unet_seg.core.batch.runner import run_batch
 from napari_unet_seg.core.batch.summary import read_summary
+from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference.options import RunOptions
 from napari_unet_seg.core.model.registry import load_model
 
@@ -58,7 +59,7 @@ def test_zarr_input_gives_zarr_output(tmp_path, options):
     small = RunOptions(**{**options.__dict__, "block_size": 48})
     [row] = run_batch([tmp_path / "big.zarr"], tmp_path / "out", small)
     assert row.status == "ok" and row.output.endswith("big_labels.zarr")
-    labels = zarr.open_array(row.output, mode="r")
+    labels = open_labels_zarr(row.output)
     assert labels.attrs["pixel_size"] == [0.5, 0.5] and row.objects == labels.attrs["objects"] > 5
     reference = segment(image, load_model(options.model), device="cpu")
     assert row.objects == reference.max()

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..common.callbacks import Cancelled
 from ..common.errors import first_line
+from ..common.labels_zarr import set_stack_axes
 from ..imageio import ImageFile, read_image, write_labels_tiff
 from ..inference.options import RunOptions
 from ..inference.pipeline import segment_image
@@ -98,7 +99,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     """Segment a read file and write its labels atomically; None when cancelled (nothing written).
 
     In-memory images become ``<stem>_labels.tif``; zarr inputs are written
-    block by block into ``<stem>_labels.zarr`` (the run's ``store``); both
+    block by block into ``<stem>_labels.zarr`` (the run's ``store``, an NGFF
+    labels group whose stack axis is named as the input's: z or t); both
     record their provenance, with the command that remakes them. Instance
     labels are then measured into ``<stem>_objects.csv`` (unless the job says
     not to), whose totals the row reports. ``lock``
@@ -116,7 +118,9 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
                                    pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel)
         provenance = with_paths(result.provenance, output_dir=job.target.parent)
-        if not image.lazy:
+        if image.lazy:
+            set_stack_axes(job.target, stack_axes(image))
+        else:
             write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance)
     except Cancelled:
         return None
@@ -129,6 +133,12 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     notes = [*result.notes, *([counted.note] if counted.note else [])]
     return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
                       "; ".join(notes), str(job.target))
+
+
+def stack_axes(image: ImageFile) -> list[str]:
+    """The names of the image's leading axes (``["t"]``...) when its file says them (OME-Zarr), else none."""
+    axes = image.metadata.get("axes") or ""
+    return [a for a in axes if a not in "cyx"] if image.stack else []
 
 
 def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:

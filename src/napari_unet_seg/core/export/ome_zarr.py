@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
+from ..common.labels_zarr import UNIT, pyramid_factors  # one pyramid rule for exports and labels stores
 from .outlines import check_labels, check_same_plane
 from .stamp import provenance_member
 from .target import prepare_target
 
 CHUNK = 1024  # plane chunks: what viewers read per tile
-MIN_LEVEL_SIDE = 256  # stop the pyramid once its smaller plane side would fall below this
-UNIT = "micrometer"
 
 
 def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, rgb: bool = False,
@@ -102,16 +101,6 @@ def image_name(path: Path) -> str:
     for suffix in (".zarr", ".ome"):
         name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
     return name or path.name
-
-
-def pyramid_factors(plane_shape: Sequence[int]) -> tuple[int, ...]:
-    """Downsampling factors 2, 4, 8...: halve while the smaller side stays at least MIN_LEVEL_SIDE."""
-    factors: list[int] = []
-    factor = 2
-    while min(plane_shape) // factor >= MIN_LEVEL_SIDE:
-        factors.append(factor)
-        factor *= 2
-    return tuple(factors)
 
 
 def _image_in_ngff_order(image: Any, labels_shape: tuple[int, ...], *, rgb: bool, channel_axis: int | None,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.callbacks import CancelCallback, ProgressCallback, part_progress
+from ..common.labels_zarr import create_labels_store, finish_labels_store, open_labels_zarr
 from ..common.notes import collecting_notes
 from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
@@ -168,9 +169,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
                       planes: Planes, pixel_size: tuple[float, float] | None, progress: ProgressCallback | None,
                       cancel: CancelCallback | None, provenance: dict[str, Any] | None = None) -> SegmentResult:
-    """Labels written block by block into a zarr store, complete or not at all (an atomic rename)."""
-    import zarr
-
+    """Labels written block by block into an NGFF labels store, complete or not at all (an atomic rename)."""
     instances = model.task == "instances"
     plane_shape = tuple(int(s) for s in (image.shape[-3:-1] if rgb else image.shape[-2:]))
     dtype = np.uint32 if instances else (np.uint8 if model.net.num_classes <= 256 else np.uint16)
@@ -180,7 +179,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     objects, area = 0, 0.0
     notes: dict[str, None] = {}
     with atomic_path(path) as tmp:
-        out = zarr.open_array(str(tmp), mode="w", shape=lead + plane_shape, chunks=chunks, dtype=dtype, fill_value=0)
+        out = create_labels_store(tmp, lead + plane_shape, chunks, dtype)
         with collecting_notes() as deeper:  # kept in the store too
             for k, idx in enumerate(planes):
                 plane = PlaneView(image, idx) if idx else image
@@ -189,14 +188,14 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                 objects, area = objects + outcome.objects, area + outcome.area
                 notes.update(dict.fromkeys(outcome.notes))
         notes.update(dict.fromkeys(deeper.values()))
-        out.attrs.update({
+        finish_labels_store(tmp, {
             "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},
             "objects": objects,
             "mean_area": area / objects if objects else 0.0,
             "pixel_size": list(pixel_size) if pixel_size else None,
             "notes": list(notes),
-        })
-    labels = zarr.open_array(str(path), mode="r+")  # writable: users paint corrections on it
+        }, name=path.name.removesuffix(".zarr"), pixel_size=pixel_size, cancel=cancel)
+    labels = open_labels_zarr(path, mode="r+")  # writable: users paint corrections on it
     return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
                          objects if instances else None, area / objects if objects else 0.0, model.class_names,
                          list(notes))
@@ -256,18 +255,17 @@ def segment_to_zarr(
     :func:`segment_image` with ``RunOptions(store=path)``. ``halo`` (default
     :func:`~.blockwise.halo_for`) is the context around each block; it must
     hold the largest object. ``path`` never holds a partial result. Instance
-    ids are unique within each plane. Returns the opened array (``attrs``:
-    objects, mean_area, pixel_size).
+    ids are unique within each plane. ``path`` becomes an NGFF labels store
+    (:mod:`~..common.labels_zarr`); returns its labels as an opened zarr
+    array (``attrs``: objects, mean_area, pixel_size, notes).
     """
-    import zarr
-
     model = model if isinstance(model, Model) else load_model(model)
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
                          precision=precision, store=str(path), block_size=block_size, halo=halo,
                          flip_average=flip_average)
     segment_image(source, options, model=model, rgb=rgb, channel_axis=channel_axis, pixel_size=pixel_size,
                   progress=progress, cancel=cancel)
-    return zarr.open_array(str(path), mode="r")
+    return open_labels_zarr(path, mode="r")
 
 
 def predict_logits(model: Model, image: Any, **options: Any) -> np.ndarray:
