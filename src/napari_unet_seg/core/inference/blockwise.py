@@ -11,11 +11,16 @@ bounded by one window (image, logits, labels), never by the image.
 The blocks give exactly the in-memory objects, also when the image is resized
 for the model: each window is resized on the whole image's grid and mapped
 back the same way (:func:`~.prediction.predict_region`, :mod:`.resample`).
+
+A block's post-processing (seeds, watershed) and writing run in a second
+thread while the network predicts the next block, in block order, one at a
+time, so ids and overlaps come out exactly as without the thread.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +30,15 @@ from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancel
 from ..model.modelfile import Model
 from .object_size import rescale_factor
 from .options import RunOptions
-from .prediction import NONFINITE_NOTE, empty_side, estimate_diameter, predict_plane, predict_region, prepare
+from .prediction import (
+    NONFINITE_NOTE,
+    NetworkPrediction,
+    empty_side,
+    estimate_diameter,
+    predict_plane,
+    predict_region,
+    prepare,
+)
 
 DEFAULT_OBJECT_DIAMETER = 64  # px; what the halo must hold when neither user nor model says
 CHUNK = 512  # px: the side of the zarr chunks blockwise outputs are written in
@@ -87,33 +100,53 @@ def segment_plane_blockwise(
     halo = halo_for(model, diameter) if options.halo is None else int(options.halo)
     scale = rescale_factor(model, diameter)
     blocks = [(y, x) for y in range(0, height, block_size) for x in range(0, width, block_size)]
-    next_id, objects, area = 1, 0, 0.0
-    for i, (by0, bx0) in enumerate(blocks):
-        raise_if_cancelled(cancel)
-        by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
-        wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
-        wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
+    writer = _BlockWriter(model, out, lead)
+    with ThreadPoolExecutor(1, "unet-seg-blocks") as finishing:  # block k's labels while block k+1 is predicted
+        pending: Future | None = None
+        for i, (by0, bx0) in enumerate(blocks):
+            raise_if_cancelled(cancel)
+            by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
+            wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
+            wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
 
-        def block_progress(done: int, total: int, _i: int = i) -> None:
-            if progress is not None:
-                progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
+            def block_progress(done: int, total: int, _i: int = i) -> None:
+                if progress is not None:
+                    progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
-        labels = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
-                                progress=block_progress, cancel=cancel,
-                                empty_side=empty_side(model, scale)).labels(model)
+            prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
+                                        progress=block_progress, cancel=cancel, empty_side=empty_side(model, scale))
+            if pending is not None:
+                pending.result()  # in order, one at a time: ids and overlaps are written as without the thread
+            pending = finishing.submit(writer.write, prediction, (wy0, wy1, wx0, wx1), (by0, by1, bx0, bx1))
+        if pending is not None:
+            pending.result()
+    return PlaneOutcome(writer.objects, writer.area, notes)
+
+
+class _BlockWriter:
+    """Turns each block's prediction into labels and writes the objects it owns, numbering them over the plane."""
+
+    def __init__(self, model: Model, out: Any, lead: tuple[int, ...]) -> None:
+        self.model, self.out, self.lead = model, out, lead
+        self.next_id, self.objects, self.area = 1, 0, 0.0
+
+    def write(self, prediction: NetworkPrediction, window: tuple[int, int, int, int],
+              block: tuple[int, int, int, int]) -> None:
+        labels = prediction.labels(self.model)
+        wy0, wy1, wx0, wx1 = window
+        by0, by1, bx0, bx1 = block
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
-        if not instances:
-            out[lead + (slice(by0, by1), slice(bx0, bx1))] = labels[core[0]:core[1], core[2]:core[3]]
-            continue
+        if self.model.task != "instances":
+            self.out[self.lead + (slice(by0, by1), slice(bx0, bx1))] = labels[core[0]:core[1], core[2]:core[3]]
+            return
         ids, areas = keep_centred(labels, core)
         mapping = np.zeros(int(labels.max()) + 1, np.uint32)
-        mapping[ids] = np.arange(next_id, next_id + len(ids), dtype=np.uint32)
-        next_id += len(ids)
-        objects, area = objects + len(ids), area + float(areas.sum())
+        mapping[ids] = np.arange(self.next_id, self.next_id + len(ids), dtype=np.uint32)
+        self.next_id += len(ids)
+        self.objects, self.area = self.objects + len(ids), self.area + float(areas.sum())
         new = mapping[labels]
-        region_index = lead + (slice(wy0, wy1), slice(wx0, wx1))
-        region = np.asarray(out[region_index])
+        region_index = self.lead + (slice(wy0, wy1), slice(wx0, wx1))
+        region = np.asarray(self.out[region_index])
         free = (new > 0) & (region == 0)  # an object already written by a neighbour block wins
         region[free] = new[free]
-        out[region_index] = region
-    return PlaneOutcome(objects, area, notes)
+        self.out[region_index] = region
