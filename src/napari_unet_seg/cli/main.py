@@ -15,10 +15,10 @@ from ..__about__ import __version__
 from ..core.common.errors import first_line
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
-from . import evaluate, export, export_model, measure, models, predict, provenance, train
+from . import evaluate, export, export_model, import_model, measure, models, predict, provenance, train
 from .errors import UserError
 
-SUBCOMMANDS = [predict, measure, models, evaluate, train, export, export_model, provenance]
+SUBCOMMANDS = [predict, measure, models, evaluate, train, export, export_model, import_model, provenance]
 
 
 def build_parser() -> argparse.ArgumentParser:

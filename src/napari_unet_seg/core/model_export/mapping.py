@@ -6,17 +6,20 @@ channel, a fixed inversion to ``scale_linear``; everything decided per image
 or per pixel neighbourhood (automatic inversion, despiking, denoising,
 rescaling to the model's object size) and the watershed that turns maps into
 labels do not map, and :func:`not_mapped` says so in sentences for the package's
-documentation.
+documentation. :func:`imported_normalization` and :func:`imported_activation`
+read a package's operations back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..inference.preprocess import denoise_setting, despike_setting
 
 EPS = 1e-6  # our window's floor (``Normalization.apply``) and scale_range's eps
+FLOAT_TYPES = ("float32", "float64")  # ensure_dtype steps that change nothing for our float32 pipeline
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,88 @@ def exported_normalization(settings: dict[str, Any], invert: bool) -> ExportedNo
     if not (0 <= low < high <= 100 and high > 1):
         raise ValueError(f"the model's percentile window {low:g}-{high:g} has no bioimage.io equivalent")
     return ExportedNormalization(low, high, invert)
+
+
+def imported_normalization(operations: Sequence[tuple[str, dict[str, Any]]]) -> ExportedNormalization:
+    """The reverse of :meth:`ExportedNormalization.operations`: a package's preprocessing as our percentile window.
+
+    ValueError, in a sentence, for any step napari-unet-seg cannot do the same way.
+    """
+    window: tuple[float, float] | None = None
+    invert = False
+    for op, kwargs in operations:
+        if op == "ensure_dtype" and kwargs.get("dtype") in FLOAT_TYPES:
+            continue
+        if op == "scale_range" and window is None:
+            window = _percentiles(kwargs)
+        elif op == "scale_linear" and window is not None and not invert and _is_inversion(kwargs):
+            invert = True
+        else:
+            raise ValueError(f"its preprocessing step {_step(op, kwargs)} has no napari-unet-seg equivalent "
+                             "(napari-unet-seg scales each image's percentiles to 0-1, then may invert: 1 - x)")
+    if window is None:
+        raise ValueError("its preprocessing does not scale each image's percentiles to 0-1 (scale_range), as "
+                         "napari-unet-seg's normalisation does")
+    return ExportedNormalization(*window, invert)
+
+
+def _percentiles(kwargs: dict[str, Any]) -> tuple[float, float]:
+    """scale_range's window, when it is ours: per image and channel (0.4: ``mode: per_sample``), no reference."""
+    axes = kwargs.get("axes", [])
+    spatial = set(axes if isinstance(axes, list) else str(axes))  # spec 0.5: ["y", "x"]; 0.4: "xy"
+    if spatial != {"x", "y"} or kwargs.get("mode", "per_sample") != "per_sample" or kwargs.get("reference_tensor"):
+        raise ValueError(f"its preprocessing step {_step('scale_range', kwargs)} is not per image and channel "
+                         "over y and x, as napari-unet-seg's normalisation is")
+    low, high = float(kwargs.get("min_percentile", 0.0)), float(kwargs.get("max_percentile", 100.0))
+    if not (0 <= low < high <= 100 and high > 1):
+        raise ValueError(f"its percentile window {low:g}-{high:g} has no napari-unet-seg equivalent")
+    return low, high
+
+
+def _is_inversion(kwargs: dict[str, Any]) -> bool:
+    return kwargs.get("gain") == -1 and kwargs.get("offset") == 1
+
+
+def _step(op: str, kwargs: dict[str, Any]) -> str:
+    """An operation for a message: with its arguments when they, not the operation, are what does not map."""
+    if op not in ("ensure_dtype", "scale_range", "scale_linear", "softmax"):
+        return op
+    return f"{op} {str({k: v for k, v in kwargs.items() if v is not None})[:120]}"
+
+
+def imported_activation(operations: Sequence[tuple[str, dict[str, Any]]]) -> str | None:
+    """The package's output activation ("sigmoid", "softmax" over channels) or None: it outputs logits."""
+    activation = None
+    for op, kwargs in operations:
+        if op == "ensure_dtype" and kwargs.get("dtype") in FLOAT_TYPES:
+            continue
+        if activation is None and (op == "sigmoid" or (op == "softmax" and kwargs.get("axis", "channel") == "channel")):
+            activation = op
+            continue
+        raise ValueError(f"its postprocessing step {_step(op, kwargs)} has no napari-unet-seg equivalent "
+                         "(napari-unet-seg reads the network's logits through a sigmoid or a softmax)")
+    return activation
+
+
+def restored_normalization(imported: ExportedNormalization, attached: dict[str, Any] | None) -> dict[str, Any]:
+    """Our settings for an imported package: the attached model file's own, when the package's agree with them.
+
+    An exported package fixes what ours decides per image (inversion) and
+    drops what it cannot express (despiking, denoising); the model file it
+    attaches still holds them. They come back only when the package's window
+    and inversion are what that file would give, so an edited package is
+    imported as it now reads.
+    """
+    if not isinstance(attached, dict) or attached.get("method", "percentile") != "percentile":
+        return imported.settings()
+    try:
+        window = float(attached.get("low", 1.0)), float(attached.get("high", 99.8))
+    except (TypeError, ValueError):
+        return imported.settings()
+    mode = attached.get("invert", "auto")
+    if window == (imported.low, imported.high) and (mode == "auto" or (bool(mode) and mode != "no") == imported.invert):
+        return dict(attached)
+    return imported.settings()
 
 
 def not_mapped(metadata: dict[str, Any], invert: bool) -> list[str]:
