@@ -152,3 +152,20 @@ def test_the_built_in_models_robust_augmentations_train(monkeypatch):
     result = train(model, [TrainingPair(image, labels)], replace(_fast(), augment=robust))
     assert result.steps == 6 and np.isfinite([h["loss"] for h in result.history if "loss" in h]).all()
     assert len(seen) == 6 * 2  # every crop of every step
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_frozen_batchnorm_keeps_its_statistics_while_the_weights_learn(frozen):
+    import torch
+
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    norms = [m for m in model.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+    conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)).weight.detach().clone()
+    train(model, [TrainingPair(image, labels)], _fast(max_steps=3, eval_initial=False, freeze_batchnorm=frozen))
+    kept = all(torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+               for m, (mean, var) in zip(norms, before))
+    assert kept == frozen
+    first_conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)).weight
+    assert not torch.equal(first_conv, conv)  # the network itself still learns

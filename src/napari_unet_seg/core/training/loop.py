@@ -57,6 +57,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0: score and keep an exponential moving average of the weights
     focus_errors: float = 0.0  # share of crops centred on objects the starting model got wrong (instances)
     error_weight: float = 1.0  # loss weight of those objects' pixels (1 = like any other)
+    freeze_batchnorm: bool = False  # BatchNorm normalises with its stored statistics and never updates them
 
 
 @dataclass
@@ -233,6 +234,13 @@ def others_running(samples: int = 5, pause: float = 0.01, source: str = "/proc/l
     return max(seen)
 
 
+def freeze_batchnorm(net: torch.nn.Module) -> None:
+    """BatchNorms in eval mode: a few crops of one image then cannot pull statistics learnt from many away."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 class BestWeights:
     """The best-scoring weights seen so far; ties go to the later (longer trained) weights.
 
@@ -353,6 +361,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step, elapsed)
         net.train()
+        if config.freeze_batchnorm:
+            freeze_batchnorm(net)
         picks = self.rng.choice(len(self.prepared), size=config.batch_size, p=self.weights)
         samples = [_sample(self.prepared[i], self.model, config, self.rng, self.focus[i]) for i in picks]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(self.device)
