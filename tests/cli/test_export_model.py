@@ -22,7 +22,17 @@ def test_a_model_file_becomes_a_package(tiny_model, tmp_path, capsys):
     assert f"wrote {out}" in printed and "bioimageio test" in printed and "--author" not in printed
     rdf = yaml.safe_load((out / "rdf.yaml").read_text())
     assert rdf["authors"] == [{"name": "A. Person"}] and rdf["license"] == "MIT" and rdf["name"] == "cells"
-    assert {"weights.pt", "unet.py", "cells.safetensors", "README.md", "cover.png"} <= {p.name for p in out.iterdir()}
+    assert {"weights.pt", "weights_torchscript.pt", "unet.py", "cells.safetensors", "README.md",
+            "cover.png"} <= {p.name for p in out.iterdir()}
+    assert sorted(rdf["weights"]) == ["pytorch_state_dict", "torchscript"]  # TorchScript by default, for deepImageJ
+
+
+def test_no_torchscript_leaves_the_torchscript_weights_out(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "cells.safetensors")
+    out = tmp_path / "cells-bioimageio"
+    assert main(["export-model", str(path), "-o", str(out), "--no-torchscript"]) == 0
+    assert list(yaml.safe_load((out / "rdf.yaml").read_text())["weights"]) == ["pytorch_state_dict"]
+    assert not (out / "weights_torchscript.pt").exists()
 
 
 def test_an_existing_folder_is_one_line_and_untouched(tiny_model, tmp_path, capsys):

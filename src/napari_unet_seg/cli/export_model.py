@@ -17,10 +17,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a model as a bioimage.io model package (for ilastik, deepImageJ, QuPath, BiaPy...)",
         description=(
             "Write MODEL as a bioimage.io model package (spec 0.5) in the folder OUT: PyTorch state-dict weights "
-            "with the network's source (unet.py), a test input and the output expected from it, a cover, a README "
-            "saying what the package cannot express (automatic inversion, despiking, denoising, rescaling to the "
-            "object size, and the watershed that makes labels: the package outputs probability maps), and the "
-            "napari-unet-seg model file itself. Check it with `bioimageio test OUT/rdf.yaml`. Needs the "
+            "with the network's source (unet.py), the same network as TorchScript weights (for deepImageJ and "
+            "other runners without Python; --no-torchscript leaves them out), a test input and the output "
+            "expected from it, a cover, a README saying what the package cannot express (automatic inversion, "
+            "despiking, denoising, rescaling to the object size, and the watershed that makes labels: the package "
+            "outputs probability maps), and the napari-unet-seg model file itself. Check it with `bioimageio test OUT/rdf.yaml`. Needs the "
             "optional dependency: pip install 'napari-unet-seg[bioimageio]'. OUT is never overwritten without "
             "--overwrite."
         ),
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--invert", default=None, choices=("yes", "no"),
                         help="for a model that inverts bright-background images automatically: whether the "
                              "package always inverts (default: what the automatic rule decides on the sample)")
+    parser.add_argument("--no-torchscript", dest="torchscript", action="store_false",
+                        help="leave out the TorchScript weights (deepImageJ needs them; other runners use the "
+                             "state dict)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(run=run)
 
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     invert = None if args.invert is None else args.invert == "yes"
     try:
         export_bioimageio(model, output, sample=args.sample, authors=tuple(args.author or ()), license=args.license,
-                          invert=invert, overwrite=args.overwrite)
+                          invert=invert, torchscript=args.torchscript, overwrite=args.overwrite)
     except ValueError as exc:  # ExportError, ImageReadError: the user's to fix, in one line
         raise UserError(first_line(exc)) from None
     print(f"wrote {output} (bioimage.io model package; check it with: bioimageio test {output / 'rdf.yaml'})")

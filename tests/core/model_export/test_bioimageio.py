@@ -11,19 +11,24 @@ from helpers import randomize_batchnorm
 
 from napari_unet_seg.core.inference.preprocess import fit_normalization
 from napari_unet_seg.core.model.modelfile import load_model_file, new_model
-from napari_unet_seg.core.model_export import ExportError, export_bioimageio
+from napari_unet_seg.core.model_export import ExportError, export_bioimageio, torchscript
 from napari_unet_seg.core.model_export.bioimageio import input_tensor, min_side
 from napari_unet_seg.core.model_export.mapping import exported_normalization, not_mapped
 
 pytest.importorskip("bioimageio.core")
 
 
-def bioimageio_test(folder):
-    """bioimageio.core's full model test (format, reproduction of the test output, other sizes and batches)."""
+def bioimageio_test(folder, formats=("pytorch_state_dict", "torchscript")):
+    """bioimageio.core's full model test (format, reproduction of the test output, other sizes and batches), which
+    must have run for each of ``formats``."""
     from bioimageio.core import test_model
 
     summary = test_model(folder / "rdf.yaml")
     failures = [f"{d.name}: {[e.msg for e in d.errors]}" for d in summary.details if d.status == "failed"]
+    for weights in formats:
+        ran = [d.name for d in summary.details if tuple(d.loc) == ("weights", weights) and d.status == "passed"]
+        assert any("test output" in name for name in ran), (weights, [d.name for d in summary.details])
+        assert any("batch_size: 2" in name for name in ran), (weights, ran)  # and at other sizes and batches
     return summary.status, failures
 
 
@@ -35,7 +40,10 @@ def test_an_instance_model_package_passes_bioimageio_test(tiny_model, tmp_path):
     assert status == "passed", failures
     rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
     assert rdf["format_version"].startswith("0.5")
-    assert list(rdf["weights"]) == ["pytorch_state_dict"]
+    assert sorted(rdf["weights"]) == ["pytorch_state_dict", "torchscript"]
+    script = rdf["weights"]["torchscript"]
+    assert script["parent"] == "pytorch_state_dict" and script["source"] == "weights_torchscript.pt"
+    assert script["pytorch_version"] == rdf["weights"]["pytorch_state_dict"]["pytorch_version"]
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"] == tiny_model.net.config()
     assert [op["id"] for op in rdf["inputs"][0]["preprocessing"]][:2] == ["ensure_dtype", "scale_range"]
     assert rdf["outputs"][0]["axes"][1]["channel_names"] == ["foreground", "centre"]
@@ -60,6 +68,34 @@ def test_a_semantic_model_on_bright_background_passes_with_softmax_and_inversion
     assert rdf["outputs"][0]["postprocessing"][0] == {"id": "softmax", "kwargs": {"axis": "channel"}}
     output = np.load(folder / "test_output.npy")
     assert output.shape[1] == 3 and np.allclose(output.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_torchscript_weights_compute_the_network_at_other_sizes_and_batches(tiny_model, tmp_path):
+    folder = export_bioimageio(tiny_model, tmp_path / "package")
+    test_input = np.load(folder / "test_input.npy")
+    traced = torch.jit.load(folder / "weights_torchscript.pt")  # our own file: loading it runs what we traced
+    step, side = tiny_model.net.size_multiple, test_input.shape[-1]
+    rng = np.random.default_rng(0)
+    for shape in (test_input.shape, (2, 1, side + step, side + 3 * step), (3, 1, min_side(tiny_model.net), step)):
+        x = torch.from_numpy(rng.normal(size=shape).astype(np.float32))
+        with torch.no_grad():
+            assert torch.allclose(traced(x), tiny_model.net.eval()(x), rtol=1e-4, atol=1e-4), shape
+    assert "BatchNorm2d" not in {m.original_name for m in traced.modules()}  # folded into the convolutions
+
+
+def test_without_torchscript_the_package_holds_the_state_dict_only(tiny_model, tmp_path):
+    folder = export_bioimageio(tiny_model, tmp_path / "package", torchscript=False)
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    assert list(rdf["weights"]) == ["pytorch_state_dict"] and not (folder / "weights_torchscript.pt").exists()
+    assert "TorchScript" not in (folder / "README.md").read_text()
+
+
+def test_a_trace_that_does_not_reproduce_the_network_is_one_line_and_nothing_is_written(tiny_model, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(torchscript, "trace_mismatch", lambda *args: "largest difference 0.5")
+    with pytest.raises(ExportError, match=r"does not reproduce it on 2 images of 8 x 12 px .*--no-torchscript"):
+        export_bioimageio(tiny_model, tmp_path / "package")
+    assert not (tmp_path / "package").exists()
 
 
 def test_the_test_input_is_raw_pixels_and_the_normalisation_matches_ours(tiny_model):
@@ -88,7 +124,8 @@ def test_the_readme_says_what_the_package_holds_and_leaves_out(tiny_model, tmp_p
     folder = export_bioimageio(tiny_model, tmp_path / "package")
     readme = (folder / "README.md").read_text()
     for words in ("torch.load(weights_only=True)", "unet.py", "What the package cannot express", "Despiking",
-                  "From maps to labels", "## Validation", "scale_range"):
+                  "From maps to labels", "## Validation", "scale_range", "`weights_torchscript.pt`", "deepImageJ",
+                  "each weights format"):
         assert words in readme
 
 

@@ -23,6 +23,7 @@ from napari_unet_seg.core.model_export.mapping import (
     imported_normalization,
     restored_normalization,
 )
+from napari_unet_seg.core.model_export.package import PackageFiles
 
 pytest.importorskip("bioimageio.spec")
 
@@ -89,6 +90,28 @@ def test_an_exported_instance_model_comes_back_with_the_same_outputs_and_setting
     assert back.metadata["imported_from"]["name"] == "disks"
     image, _ = synthetic_nuclei((96, 128))
     assert same_outputs(model, back, image).max() > 0
+
+
+def test_a_package_with_torchscript_weights_imports_the_state_dict_and_never_loads_the_torchscript(
+        exported, package, tmp_path, monkeypatch):
+    model = exported[0]
+    rdf = yaml.safe_load((package / "rdf.yaml").read_text())
+    assert sorted(rdf["weights"]) == ["pytorch_state_dict", "torchscript"]  # what export writes by default
+    script = rdf["weights"]["torchscript"]["source"]
+    (package / script).write_bytes(b"not even TorchScript")  # were it loaded or hashed, the import would fail
+    read, original = [], PackageFiles.read
+
+    def recording_read(self, name, what, limit):
+        read.append(name)
+        return original(self, name, what, limit)
+
+    monkeypatch.setattr(PackageFiles, "read", recording_read)
+    monkeypatch.setattr(torch.jit, "load", lambda *args, **kwargs: pytest.fail("TorchScript was loaded"))
+    back = import_bioimageio(package, tmp_path / "back.safetensors").model
+    assert "weights.pt" in read and script not in read
+    assert back.metadata["imported_from"]["weights"] == "weights.pt"
+    for key, value in model.net.state_dict().items():
+        assert torch.equal(back.net.state_dict()[key], value)
 
 
 def test_a_zip_or_a_zipped_folder_imports_like_the_folder(exported, tmp_path):

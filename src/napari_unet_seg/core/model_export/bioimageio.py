@@ -1,12 +1,14 @@
 """A napari-unet-seg model as a bioimage.io model package (spec 0.5), for ilastik, deepImageJ, QuPath, BiaPy...
 
 The package holds the weights as a PyTorch state dict with the network's source
-(``unet.py``), a test input with the output expected from it, a cover, a README
-that states what the package cannot express (:mod:`.mapping`), and our own
-model file as an attachment. The test output is computed here, with our own
-normalisation code and network, so ``bioimageio test`` checks that a bioimage.io
-runner reproduces napari-unet-seg's maps. bioimageio.spec is an optional
-dependency (``pip install 'napari-unet-seg[bioimageio]'``), imported only here.
+(``unet.py``), by default the same network as TorchScript (:mod:`.torchscript`,
+for deepImageJ and other runners without Python), a test input with the output
+expected from it, a cover, a README that states what the package cannot
+express (:mod:`.mapping`), and our own model file as an attachment. The test
+output is computed here, with our own normalisation code and network, so
+``bioimageio test`` checks, for each weights format, that a bioimage.io runner
+reproduces napari-unet-seg's maps. bioimageio.spec is an optional dependency
+(``pip install 'napari-unet-seg[bioimageio]'``), imported only here.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from ..model.lock import exclusive
 from ..model.modelfile import Model, save_model
 from .documentation import documentation
 from .mapping import ExportedNormalization, exported_normalization
+from .torchscript import save_torchscript
 
 WEIGHTS_FILE = "weights.pt"
+TORCHSCRIPT_FILE = "weights_torchscript.pt"
 ARCHITECTURE_FILE = "unet.py"
 TEST_SIDE = 256  # px: side of the test input, raised to the smallest size the network accepts
 UNET_CITATION = (("Ronneberger, Fischer and Brox (2015): U-Net: Convolutional Networks for Biomedical Image "
@@ -126,6 +130,7 @@ def export_bioimageio(
     authors: tuple[str, ...] = (),
     license: str = "CC-BY-4.0",
     invert: bool | None = None,
+    torchscript: bool = True,
     overwrite: bool = False,
 ) -> Path:
     """Write ``model`` as a bioimage.io package folder (``rdf.yaml`` and its files), atomically.
@@ -133,7 +138,9 @@ def export_bioimageio(
     ``sample`` is the image the test input and cover are cut from (default: a
     shipped nuclei image, for one-channel models). ``invert`` fixes the
     inversion a model set to "auto" decides per image (default: what "auto"
-    decides on the sample). An existing ``folder`` is kept unless ``overwrite``.
+    decides on the sample). ``torchscript`` adds the network traced as
+    TorchScript beside the state dict, for runners without Python (deepImageJ).
+    An existing ``folder`` is kept unless ``overwrite``.
     """
     folder = Path(folder)
     if folder.exists() and not overwrite:
@@ -152,7 +159,7 @@ def export_bioimageio(
         raise ExportError(f"{model.name}: {exc}") from None
     output = expected_output(model, raw, norm)
     with tempfile.TemporaryDirectory(prefix="unet-seg-bioimageio-") as scratch:
-        files = _write_files(model, Path(scratch), raw, output, norm)
+        files = _write_files(model, Path(scratch), raw, output, norm, torchscript)
         descr = _describe(model, files, raw, norm, authors=authors or ("unknown",), license=license)
         with atomic_path(folder) as tmp:
             _save_package(descr, tmp)
@@ -172,7 +179,7 @@ def _check_license(license: str) -> None:
 
 
 def _write_files(model: Model, scratch: Path, raw: np.ndarray, output: np.ndarray,
-                 norm: ExportedNormalization) -> dict[str, Path]:
+                 norm: ExportedNormalization, torchscript: bool) -> dict[str, Path]:
     """Every file the package refers to, written into ``scratch``."""
     name = model.metadata.get("name") or model.name
     files = {
@@ -189,6 +196,12 @@ def _write_files(model: Model, scratch: Path, raw: np.ndarray, output: np.ndarra
         state = {k: v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous()
                  for k, v in model.net.state_dict().items()}
     torch.save(state, files["weights"])
+    if torchscript:
+        files["torchscript"] = scratch / TORCHSCRIPT_FILE
+        try:
+            save_torchscript(model.net, raw.shape, files["torchscript"])
+        except ValueError as exc:
+            raise ExportError(f"{model.name}: {exc}; export without TorchScript (--no-torchscript)") from None
     shutil.copyfile(unet.__file__, files["architecture"])
     np.save(files["input"], raw)
     np.save(files["output"], output)
@@ -199,7 +212,8 @@ def _write_files(model: Model, scratch: Path, raw: np.ndarray, output: np.ndarra
     metadata = {**model.metadata, "name": name}
     files["documentation"].write_text(documentation(
         metadata, norm, model_file=files["model"].name, weights_file=WEIGHTS_FILE,
-        architecture_file=ARCHITECTURE_FILE), encoding="utf-8")
+        architecture_file=ARCHITECTURE_FILE, torchscript_file=TORCHSCRIPT_FILE if torchscript else None),
+        encoding="utf-8")
     return files
 
 
@@ -244,12 +258,18 @@ def _describe(model: Model, files: dict[str, Path], raw: np.ndarray, norm: Expor
         postprocessing=[spec.SoftmaxDescr(kwargs=spec.SoftmaxKwargs(axis=spec.AxisId("channel")))
                         if _uses_softmax(model) else spec.SigmoidDescr()],
     )
-    weights = spec.WeightsDescr(pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+    pytorch_version = spec.Version(torch.__version__.split("+")[0])
+    entries = {"pytorch_state_dict": spec.PytorchStateDictWeightsDescr(
         source=files["weights"],
         architecture=spec.ArchitectureFromFileDescr(source=files["architecture"], callable=spec.Identifier("UNet"),
                                                     kwargs=net.config()),
-        pytorch_version=spec.Version(torch.__version__.split("+")[0]),
-    ))
+        pytorch_version=pytorch_version,
+    )}
+    if "torchscript" in files:  # an entry given as None would still be written, as `torchscript: null`
+        entries["torchscript"] = spec.TorchscriptWeightsDescr(
+            source=files["torchscript"], parent="pytorch_state_dict", pytorch_version=pytorch_version,
+            comment="torch.jit.trace of the network in eval mode, BatchNorm folded into the convolutions")
+    weights = spec.WeightsDescr(**entries)
     task = "instance-segmentation" if model.task == "instances" else "semantic-segmentation"
     metadata = model.metadata
     return spec.ModelDescr(

@@ -22,7 +22,11 @@ AXIS_LETTERS = {"b": "batch", "c": "channel", "x": "space", "y": "space", "z": "
 
 @dataclass(frozen=True)
 class PackageDescription:
-    """What an import needs from a model description; ``weights`` is None without a pytorch_state_dict entry."""
+    """What an import needs from a model description.
+
+    ``weights`` is the pytorch_state_dict entry's file, None without one: the
+    only format read, since TorchScript and the like run code on loading.
+    """
 
     name: str
     description: str

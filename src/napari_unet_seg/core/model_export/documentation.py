@@ -48,9 +48,20 @@ def _scores(metadata: dict[str, Any]) -> str:
             "annotated images (with the full pipeline, including what the package cannot express).")
 
 
+def _torchscript_line(torchscript_file: str | None) -> list[str]:
+    if torchscript_file is None:
+        return []
+    return [(f"- `{torchscript_file}`: the same network as TorchScript (traced in eval mode, BatchNorm folded "
+             "into the convolutions), for runners without Python such as deepImageJ. Like the source, it is code "
+             "that runs on loading; napari-unet-seg itself imports only the state dict.")]
+
+
 def documentation(metadata: dict[str, Any], norm: ExportedNormalization, *, model_file: str,
-                  weights_file: str, architecture_file: str) -> str:
-    """Markdown for the package: model, inputs, outputs, the normalisation that maps and every part that does not."""
+                  weights_file: str, architecture_file: str, torchscript_file: str | None = None) -> str:
+    """Markdown for the package: model, inputs, outputs, the normalisation that maps and every part that does not.
+
+    ``torchscript_file`` names the TorchScript weights when the package carries them.
+    """
     name = metadata.get("name", "model")
     lines = [
         f"# {name}",
@@ -64,6 +75,7 @@ def documentation(metadata: dict[str, Any], norm: ExportedNormalization, *, mode
         "runners read it with `torch.load(weights_only=True)`)."),
         (f"- `{architecture_file}`: the network's Python source (a classic U-Net, Ronneberger et al. 2015, "
         "with BatchNorm), which a runner imports to rebuild the network. This is code that runs on loading."),
+        *_torchscript_line(torchscript_file),
         (f"- `{model_file}`: the same model as a napari-unet-seg model file (safetensors weights plus JSON "
         "metadata, no code), with every setting below and the model's training history."),
         "- a test input and the output expected from it, and a cover image.",
@@ -92,7 +104,8 @@ def documentation(metadata: dict[str, Any], norm: ExportedNormalization, *, mode
         "## Validation",
         "",
         "The test output was computed by napari-unet-seg itself (its normalisation code and network, on the CPU); "
-        "`bioimageio test rdf.yaml` checks that a bioimage.io runner reproduces it from the test input. "
+        "`bioimageio test rdf.yaml` checks that a bioimage.io runner reproduces it from the test input, with "
+        "each weights format the package holds. "
         + _scores(metadata),
         "",
         "## Provenance",
