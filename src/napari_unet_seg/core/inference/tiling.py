@@ -14,24 +14,34 @@ from the image and the free memory (:func:`auto_window`), and a window asked
 for explicitly that would cost more than ``MAX_OVERHEAD`` whole-image passes
 is raised (:func:`affordable_window`) with a note for the user. Costs are
 counted by :func:`plan_cost` from the plan alone, never by timing.
+
+Where the windows go is :mod:`.window_plan`; running them (batches,
+asynchronous copies, out-of-memory back-off) is :mod:`.window_run`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
+from ..common.callbacks import CancelCallback, ProgressCallback
 from ..common.notes import add_note
-from ..model.devices import autocast, resolve_device, resolve_precision
+from ..model.devices import resolve_device, resolve_precision
 from ..model.fold import inference_net
 from ..model.lock import exclusive
 from ..model.unet import UNet
 from .options import available_memory
+from .window_plan import Side, Window, axis_windows, padded, plan_windows, sides
+from .window_run import FLIPS, Geometry, OutOfMemory, flip_averaged, run_windows
+
+__all__ = [  # the window plan and run live in their own modules; their public names stay importable from here
+    "FLIPS", "MAX_OVERHEAD", "OutOfMemory", "Side", "Window", "affordable_window", "auto_window",
+    "bytes_per_window_pixel", "choose_window", "flip_averaged", "largest_window", "minimum_tile_size", "on_grid",
+    "plan_cost", "plan_windows", "predict_tiled", "window_margin", "window_memory",
+]
 
 MAX_OVERHEAD = 2.0  # an explicit window computing more than this many whole-image passes is raised...
 RAISED_OVERHEAD = 1.5  # ...to one computing at most this many: small windows also run slower per pixel
@@ -39,66 +49,10 @@ MAX_AUTO_WINDOW = 4096  # px: automatic windows have at most this squared pixels
 MEMORY_FRACTION = {"cuda": 0.5, "other": 0.25}  # of free device (or host) memory one window batch may take
 NEAR_BEST = 1.02  # automatic windows: the smallest one within 2 % of the least work
 
-@dataclass(frozen=True)
-class Window:
-    """One network input (``y0:y1, x0:x1`` in padded coordinates) and the part of its output kept."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-    keep_y0: int
-    keep_y1: int
-    keep_x0: int
-    keep_x1: int
-
-
-def _axis_windows(length: int, window: int, margin: int, grid: int) -> list[tuple[int, int, int, int]]:
-    """Start/end of windows along one padded axis and the output range each keeps.
-
-    Kept ranges tile ``[0, length)`` exactly; every kept pixel is at least
-    ``margin`` from its window's edge unless that edge is the image border.
-    """
-    if window >= length:
-        return [(0, length, 0, length)]
-    step = window - 2 * margin
-    out = []
-    keep_start = 0
-    while keep_start < length:
-        start = min(max(keep_start - margin, 0), length - window)
-        start -= start % grid
-        end = start + window
-        keep_end = length if end >= length else end - margin
-        out.append((start, end, keep_start, keep_end))
-        keep_start = keep_end
-        assert step > 0
-    return out
-
-
-Side = int | tuple[int, int]  # a window's side, or its (height, width)
-
-
-def _sides(window: Side) -> tuple[int, int]:
-    return (window, window) if isinstance(window, int) else (int(window[0]), int(window[1]))
-
-
-def _padded(length: int, grid: int) -> int:
-    return math.ceil(max(length, 1) / grid) * grid
-
-
-def plan_windows(height: int, width: int, window: Side, margin: int, grid: int) -> tuple[int, int, list[Window]]:
-    """Padded size and the windows (``window`` px a side, or (height, width)) covering a height x width image."""
-    window_h, window_w = _sides(window)
-    padded_h, padded_w = _padded(height, grid), _padded(width, grid)
-    rows = _axis_windows(padded_h, window_h, margin, grid)
-    cols = _axis_windows(padded_w, window_w, margin, grid)
-    windows = [Window(y0, y1, x0, x1, ky0, ky1, kx0, kx1) for y0, y1, ky0, ky1 in rows for x0, x1, kx0, kx1 in cols]
-    return padded_h, padded_w, windows
-
 
 def _axis_cost(length: int, window: int, margin: int, grid: int) -> float:
     """Input pixels the windows along one padded axis compute, per pixel of that axis."""
-    return sum(end - start for start, end, _, _ in _axis_windows(length, window, margin, grid)) / length
+    return sum(end - start for start, end, _, _ in axis_windows(length, window, margin, grid)) / length
 
 
 def plan_cost(height: int, width: int, window: Side, margin: int, grid: int) -> float:
@@ -106,9 +60,9 @@ def plan_cost(height: int, width: int, window: Side, margin: int, grid: int) -> 
 
     Windows form a grid of rows and columns, so the count factors per axis.
     """
-    window_h, window_w = _sides(window)
-    return (_axis_cost(_padded(height, grid), window_h, margin, grid)
-            * _axis_cost(_padded(width, grid), window_w, margin, grid))
+    window_h, window_w = sides(window)
+    return (_axis_cost(padded(height, grid), window_h, margin, grid)
+            * _axis_cost(padded(width, grid), window_w, margin, grid))
 
 
 def window_margin(net: UNet) -> int:
@@ -173,7 +127,7 @@ def auto_window(net: UNet, height: int, width: int, largest_pixels: int) -> tupl
     image is one pass, where fixed 1024 px windows computed 2.25.
     """
     grid, margin, smallest = net.size_multiple, window_margin(net), minimum_tile_size(net)
-    padded_h, padded_w = _padded(height, grid), _padded(width, grid)
+    padded_h, padded_w = padded(height, grid), padded(width, grid)
     longest = max(largest_pixels // smallest, smallest)
     rows = _useful_sides(padded_h, smallest, longest, margin, grid)
     cols = _useful_sides(padded_w, smallest, longest, margin, grid)
@@ -190,7 +144,7 @@ def affordable_window(net: UNet, height: int, width: int, requested: int,
     """``requested`` on the grid, raised to the smallest square window computing at most ``max_overhead`` passes."""
     grid, margin = net.size_multiple, window_margin(net)
     side = on_grid(net, requested)
-    whole = max(_padded(height, grid), _padded(width, grid))
+    whole = max(padded(height, grid), padded(width, grid))
     while side < whole and plan_cost(height, width, side, margin, grid) > max_overhead:
         side += grid
     return side
@@ -219,139 +173,6 @@ def choose_window(net: UNet, height: int, width: int, *, requested: int | None, 
                  f"margins are discarded), so {raised}-px windows were used; the result is the same",
                  key=("window raised", requested))
     return raised
-
-
-def _read_window(image: Any, win: Window, height: int, width: int) -> np.ndarray:
-    """Read one window as (C, h, w) float32, repeating edge pixels past the image."""
-    y1, x1 = min(win.y1, height), min(win.x1, width)
-    data = np.asarray(image[..., win.y0:y1, win.x0:x1])
-    if data.ndim == 2:
-        data = data[None]
-    data = data.astype(np.float32, copy=False)
-    pad_y, pad_x = (win.y1 - win.y0) - data.shape[-2], (win.x1 - win.x0) - data.shape[-1]
-    if pad_y or pad_x:
-        data = np.pad(data, ((0, 0), (0, pad_y), (0, pad_x)), mode="edge")
-    return data
-
-
-def _predict_once(
-    net: UNet,
-    image: Any,
-    *,
-    tile_size: Side,
-    batch_size: int,
-    device: torch.device,
-    precision: str,
-    progress: ProgressCallback | None,
-    cancel: CancelCallback | None,
-    out: Any | None,
-    flip_average: bool = False,
-) -> np.ndarray:
-    """One attempt of :func:`predict_tiled` with fixed window and batch sizes."""
-    shape = tuple(image.shape)
-    if len(shape) == 2:
-        channels, height, width = 1, shape[0], shape[1]
-    elif len(shape) == 3:
-        channels, height, width = shape
-    else:
-        raise ValueError(f"image must be (H, W) or (C, H, W), got shape {shape}")
-    if channels != net.in_channels:
-        raise ValueError(f"the network expects {net.in_channels} channel(s), the image has {channels}")
-    if height < 1 or width < 1:
-        raise ValueError(f"image is empty (shape {shape})")
-
-    torch_device = device
-    precision = resolve_precision(precision, torch_device)
-    grid = net.size_multiple
-    margin = window_margin(net)
-    tile_size = tuple(on_grid(net, side) for side in _sides(tile_size))
-
-    padded_h, padded_w, windows = plan_windows(height, width, tile_size, margin, grid)
-    if out is None:
-        out = np.empty((net.num_classes, height, width), dtype=np.float32)
-    elif tuple(out.shape) != (net.num_classes, height, width):
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(net.num_classes, height, width)}")
-
-    with exclusive(net, cancel):
-        return _run_windows(net, image, windows, out, height, width, batch_size, torch_device, precision,
-                            progress, cancel, flip_average)
-
-
-def _run_windows(net: UNet, image: Any, windows: list[Window], out: Any, height: int, width: int, batch_size: int,
-                 torch_device: torch.device, precision: str, progress: ProgressCallback | None,
-                 cancel: CancelCallback | None, flip_average: bool = False) -> Any:
-    was_training = net.training
-    net.eval()
-    # oneDNN's convolutions prefer channels_last on the CPU in every precision: the built-in model took
-    # 1.37 s/Mpx contiguous and 0.73 s/Mpx channels_last in fp32 on a 2-core CPU without bf16
-    memory_format = (torch.channels_last if torch_device.type == "cpu" or precision != "fp32"
-                     else torch.contiguous_format)
-    runner = inference_net(net, torch_device, memory_format)  # BatchNorm folded: a cached copy, net untouched
-    if runner is net:  # nothing to fold: run the network itself
-        net.to(torch_device)
-        net.to(memory_format=memory_format)
-    total = len(windows)
-    try:
-        with torch.inference_mode():
-            for start in range(0, total, batch_size):
-                raise_if_cancelled(cancel)
-                batch_windows = windows[start:start + batch_size]
-                # windows of one batch have equal size except at clamped borders; group by shape
-                for group in _group_by_shape(batch_windows):
-                    batch = np.stack([_read_window(image, w, height, width) for w in group])
-                    tensor = torch.from_numpy(batch).to(torch_device, non_blocking=True)
-                    tensor = tensor.contiguous(memory_format=memory_format)
-                    with autocast(torch_device, precision):
-                        logits = flip_averaged(runner, tensor) if flip_average else runner(tensor)
-                    logits = logits.float().cpu().numpy()
-                    for w, result in zip(group, logits):
-                        ky1, kx1 = min(w.keep_y1, height), min(w.keep_x1, width)
-                        if ky1 <= w.keep_y0 or kx1 <= w.keep_x0:
-                            continue
-                        out[:, w.keep_y0:ky1, w.keep_x0:kx1] = result[
-                            :, w.keep_y0 - w.y0:ky1 - w.y0, w.keep_x0 - w.x0:kx1 - w.x0
-                        ]
-                if progress is not None:
-                    progress(min(start + batch_size, total), total)
-    finally:
-        if runner is net:
-            net.to(memory_format=torch.contiguous_format)
-        net.train(was_training)
-    return out
-
-
-FLIPS = ((), (-1,), (-2,), (-2, -1))
-
-
-def flip_averaged(runner: torch.nn.Module, tensor: torch.Tensor) -> torch.Tensor:
-    """The mean of the network's logits over the window and its three mirror images, mirrored back.
-
-    Windows start on the network's pooling grid and have sides on it, so a
-    mirrored window is pooled on the same grid wherever the window lies:
-    tiling stays exact.
-    """
-    total = None
-    for dims in FLIPS:
-        logits = runner(tensor.flip(dims) if dims else tensor).float()
-        logits = logits.flip(dims) if dims else logits
-        total = logits if total is None else total + logits
-    return total / len(FLIPS)
-
-
-def _group_by_shape(windows: list[Window]) -> list[list[Window]]:
-    groups: dict[tuple[int, int], list[Window]] = {}
-    for w in windows:
-        groups.setdefault((w.y1 - w.y0, w.x1 - w.x0), []).append(w)
-    return list(groups.values())
-
-
-class OutOfMemory(MemoryError):
-    """The device ran out of memory even with the smallest windows."""
-
-
-def _is_oom(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 def predict_tiled(
@@ -384,35 +205,50 @@ def predict_tiled(
     ``flip_average`` averages each window's logits over its four mirror
     images (:func:`flip_averaged`); tiles stay exact, as windows lie on the grid.
 
-    When the device runs out of memory, the cache is freed and the run is
-    retried with half the batch, then smaller windows; only when the
-    smallest window does not fit is :class:`OutOfMemory` raised.
+    When the device runs out of memory, its cache is freed and the same
+    windows are retried in half the batch, then in smaller windows (same
+    result, with a note); only when one smallest window does not fit is
+    :class:`OutOfMemory` raised.
     """
     torch_device = resolve_device(device)
     batch = batch_size or (4 if torch_device.type == "cuda" else 1)
     shape = tuple(image.shape)
-    tile = minimum_tile_size(net) if len(shape) < 2 else choose_window(  # (too few axes: refused below)
-        net, shape[-2], shape[-1], requested=tile_size, device=torch_device, batch_size=batch,
-        precision=resolve_precision(precision, torch_device), max_overhead=max_overhead)
-    while True:
+    if len(shape) == 2:
+        channels, height, width = 1, shape[0], shape[1]
+    elif len(shape) == 3:
+        channels, height, width = shape
+    else:
+        raise ValueError(f"image must be (H, W) or (C, H, W), got shape {shape}")
+    if channels != net.in_channels:
+        raise ValueError(f"the network expects {net.in_channels} channel(s), the image has {channels}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image is empty (shape {shape})")
+    precision = resolve_precision(precision, torch_device)
+    tile = choose_window(net, height, width, requested=tile_size, device=torch_device, batch_size=batch,
+                         precision=precision, max_overhead=max_overhead)
+    geometry = Geometry(height, width, window_margin(net), net.size_multiple, minimum_tile_size(net))
+    _, _, windows = plan_windows(height, width, tuple(on_grid(net, side) for side in sides(tile)),
+                                 geometry.margin, geometry.grid)
+    if out is None:
+        out = np.empty((net.num_classes, height, width), dtype=np.float32)
+    elif tuple(out.shape) != (net.num_classes, height, width):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(net.num_classes, height, width)}")
+    # oneDNN's convolutions prefer channels_last on the CPU in every precision: the built-in model took
+    # 1.37 s/Mpx contiguous and 0.73 s/Mpx channels_last in fp32 on a 2-core CPU without bf16
+    memory_format = (torch.channels_last if torch_device.type == "cpu" or precision != "fp32"
+                     else torch.contiguous_format)
+    with exclusive(net, cancel):
+        was_training = net.training
+        net.eval()
+        runner = inference_net(net, torch_device, memory_format, precision)  # folded copy per device: net untouched
+        if runner is net:  # nothing to fold, already on the device: run the network itself
+            net.to(memory_format=memory_format)
         try:
-            return _predict_once(
-                net, image, tile_size=tile, batch_size=batch, device=torch_device, precision=precision,
-                progress=progress, cancel=cancel, out=out, flip_average=flip_average,
-            )
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not _is_oom(exc):
-                raise
-            if torch_device.type == "cuda":
-                torch.cuda.empty_cache()
-            smallest = minimum_tile_size(net)
-            tile_h, tile_w = _sides(tile)
-            if batch > 1:
-                batch //= 2
-            elif max(tile_h, tile_w) > smallest:
-                tile = (max(smallest, tile_h // 2), max(smallest, tile_w // 2))
-            else:
-                raise OutOfMemory(
-                    f"{torch_device.type} ran out of memory even with {smallest}px windows one at a time; "
-                    "close other programs using the GPU or choose the CPU"
-                ) from None
+            with torch.inference_mode():
+                return run_windows(runner, image, windows, out, geometry, batch_size=batch, device=torch_device,
+                                   precision=precision, memory_format=memory_format, progress=progress,
+                                   cancel=cancel, flip_average=flip_average)
+        finally:
+            if runner is net:
+                net.to(memory_format=torch.contiguous_format)
+            net.train(was_training)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 from functools import lru_cache
 
 import torch
@@ -40,6 +41,42 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if base not in available_devices():
         raise DeviceError(f"device {base!r} is not available on this machine (available: {', '.join(available_devices())})")
     return torch.device(name)
+
+
+def canonical_device(device: torch.device) -> torch.device:
+    """``cuda`` as ``cuda:N`` (the current GPU), so that one GPU is never two cache keys."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in one line, for benchmark output: which GPU or CPU ran the network."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return (f"{canonical_device(device)} {torch.cuda.get_device_name(device)}, {total / 2**30:.0f} GiB "
+                f"({free / 2**30:.0f} free), torch {torch.__version__}")
+    if device.type == "cpu":
+        name = platform.processor() or "CPU"
+        with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+        return f"cpu {name}, {torch.get_num_threads()} threads, {bf16}, torch {torch.__version__}"
+    return f"{device}, torch {torch.__version__}"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's ``OutOfMemoryError``, or the RuntimeError other backends (MPS, the CPU allocator) raise instead."""
+    text = str(exc).lower()
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def free_cached_memory(device: torch.device) -> None:
+    """Give the allocator's cached blocks back, so that a retry with less finds them free."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
 
 
 @lru_cache(maxsize=1)

@@ -4,8 +4,9 @@ In eval mode a BatchNorm is a fixed per-channel affine map, so it can be
 merged into the preceding convolution's weights and bias. The folded copy
 runs fewer kernels and keeps no BatchNorm output alive, which lowers the peak
 memory of a window. The network itself is never changed: :func:`inference_net`
-returns a cached folded copy, made again only when the weights change
-(training, loading weights) or for another device or memory format.
+returns a cached folded copy per device, precision and memory format, made
+again only when the weights change (training, loading weights). Two devices
+therefore never share one module, and none is moved back and forth between runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from itertools import pairwise
 
 import torch
 from torch import nn
+
+from .devices import canonical_device
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
 _CACHE_GUARD = threading.Lock()
@@ -65,20 +68,45 @@ def _weights_version(net: nn.Module) -> tuple:
     return tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
 
 
-def inference_net(net: nn.Module, device: torch.device, memory_format: torch.memory_format) -> nn.Module:
-    """The folded copy of ``net`` on ``device`` in ``memory_format``, made once per weights, device and format.
+def _device_of(net: nn.Module) -> torch.device | None:
+    """Where ``net``'s first parameter or buffer lives (None: it has none)."""
+    for tensor in (*net.parameters(), *net.buffers()):
+        return tensor.device
+    return None
 
-    Falls back to ``net`` itself when it has nothing to fold. Callers hold
-    :func:`~.lock.exclusive` for ``net``, as for running it.
+
+CopyKey = tuple[str, str, torch.memory_format]
+
+
+def copy_key(device: torch.device, precision: str, memory_format: torch.memory_format) -> CopyKey:
+    """What one cached copy serves: a device (``cuda`` counted as the current ``cuda:N``), precision and format."""
+    return str(canonical_device(device)), precision, memory_format
+
+
+def inference_net(net: nn.Module, device: torch.device, memory_format: torch.memory_format,
+                  precision: str = "fp32") -> nn.Module:
+    """The eval-mode copy of ``net`` (BatchNorm folded) for ``device``, ``precision`` and ``memory_format``.
+
+    One copy per :func:`copy_key`, kept until the weights change, so that runs
+    on two devices never move one module between them. Falls back to ``net``
+    itself when it has nothing to fold and already lives on ``device``. Callers
+    hold :func:`~.lock.exclusive` for ``net``, as for running it.
     """
-    if not _foldable_pairs(net):
+    foldable = bool(_foldable_pairs(net))
+    if not foldable and _device_of(net) in (None, canonical_device(device), device):
         return net
-    key = (_weights_version(net), str(device), memory_format)
+    version, key = _weights_version(net), copy_key(device, precision, memory_format)
     with _CACHE_GUARD:
         entry = _CACHE.get(net)
-        if entry is not None and entry["key"] == key:
-            return entry["net"]
-    folded = fold_batchnorm(net).to(device).to(memory_format=memory_format)
+        if entry is None or entry["version"] != version:  # new weights: every copy is stale, on every device
+            entry = _CACHE[net] = {"version": version, "copies": {}}
+        made = entry["copies"].get(key)
+    if made is not None:
+        return made
+    made = fold_batchnorm(net) if foldable else copy.deepcopy(net).eval().requires_grad_(False)
+    made = made.to(device).to(memory_format=memory_format)
     with _CACHE_GUARD:
-        _CACHE[net] = {"key": key, "net": folded}
-    return folded
+        entry = _CACHE.get(net)
+        if entry is not None and entry["version"] == version:
+            entry["copies"][key] = made
+    return made
