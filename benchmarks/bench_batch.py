@@ -1,6 +1,6 @@
 """Batch throughput: a plain loop vs the pipelined local batch vs a 2-worker dask LocalCluster.
 
-    python benchmarks/bench_batch.py [--files 12] [--size 512]
+    python benchmarks/bench_batch.py [--files 12] [--size 512] [--device auto]
 
 Prints files/s for each. The local batch overlaps reading, inference,
 post-processing and writing of consecutive files; the cluster run spreads files over worker processes (one torch
@@ -26,6 +26,7 @@ from napari_unet_seg import new_model, save_model, segment  # noqa: E402
 from napari_unet_seg.core.batch.runner import run_batch  # noqa: E402
 from napari_unet_seg.core.inference.options import RunOptions  # noqa: E402
 from napari_unet_seg.core.imageio import read_image, write_labels_tiff  # noqa: E402
+from napari_unet_seg.core.model.devices import describe_device, resolve_device
 
 
 def make_inputs(folder: Path, files: int, size: int) -> list[Path]:
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads in this process (0: torch's default)")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,7 +65,8 @@ def main() -> None:
         paths = make_inputs(tmp / "in", args.files, args.size)
         torch.manual_seed(0)
         model_path = save_model(new_model("instances", depth=3, base_channels=8), tmp / "bench.safetensors")
-        options = RunOptions(model=str(model_path), device="cpu", precision="fp32")
+        options = RunOptions(model=str(model_path), device=args.device, precision="fp32")
+        print(f"device: {describe_device(resolve_device(args.device))}; precision fp32")
         print(f"{args.files} files of {args.size}x{args.size}, UNet depth 3 / 8 channels, "
               f"torch threads {torch.get_num_threads()}")
 

@@ -1,6 +1,6 @@
 """Fine-tuning the built-in model on ONE annotated image: how much better, in how many seconds.
 
-    nice -n 5 python benchmarks/bench_finetune.py [--model nuclei] [--seconds 110] [--kind auto]
+    nice -n 5 python benchmarks/bench_finetune.py [--model nuclei] [--seconds 110] [--kind auto] [--device auto]
 
 1. Scores the base model (AP at IoU 0.5, foreground Dice) on every dsb2018
    ``val`` image and picks the kind (fluorescence / stained / brightfield) it
@@ -26,6 +26,7 @@ import tifffile
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.pipeline import segment
+from napari_unet_seg.core.model.devices import describe_device, resolve_device, resolve_precision
 from napari_unet_seg.core.training.data import TrainingPair
 
 
@@ -33,11 +34,11 @@ def load(data: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return tifffile.imread(data / "images" / f"{name}.tif"), tifffile.imread(data / "labels" / f"{name}.tif")
 
 
-def scores(model, data: Path, rows: list[dict]) -> list[tuple[float, float]]:
+def scores(model, data: Path, rows: list[dict], device: str = "auto") -> list[tuple[float, float]]:
     out = []
     for row in rows:
         image, truth = load(data, row["name"])
-        pred = segment(image, model)
+        pred = segment(image, model, device=device)
         out.append((matching_accuracy(truth, pred), dice(truth, pred)))
     return out
 
@@ -51,7 +52,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="override the default learning rate")
     parser.add_argument("--contact-weight", type=float, default=None, help="override the default contact weight")
     parser.add_argument("--ema", type=float, default=None, help="override the default weight averaging")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device: {describe_device(device)}; precision {resolve_precision('auto', device)}", flush=True)
     rows = [r for r in csv.DictReader(open(args.data / "index.csv")) if r["split"] == "val"]
     base = starting_model(args.model)
     by_kind: dict[str, list[dict]] = {}
@@ -62,7 +66,7 @@ def main() -> None:
         for kind, kind_rows in by_kind.items():
             if len(kind_rows) < 2:
                 continue
-            s = scores(base, args.data, kind_rows)
+            s = scores(base, args.data, kind_rows, args.device)
             means[kind] = float(np.mean([a for a, _ in s]))
             print(f"base model on val {kind}: AP50 {means[kind]:.3f} over {len(kind_rows)} images", flush=True)
         kind = min(means, key=means.get)
@@ -73,11 +77,11 @@ def main() -> None:
     eval_rows = [r for r in kind_rows if r is not train_row]
     print(f"worst kind: {kind}; fine-tune on {train_row['name']} ({train_row['height']}x{train_row['width']}, "
           f"{train_row['n_objects']} nuclei); evaluate on the other {len(eval_rows)} {kind} val image(s)", flush=True)
-    before = scores(base, args.data, eval_rows)
+    before = scores(base, args.data, eval_rows, args.device)
 
     model = starting_model(args.model)
     image, labels = load(args.data, train_row["name"])
-    config = default_config(scratch=False, task="instances", max_seconds=args.seconds)
+    config = replace(default_config(scratch=False, task="instances", max_seconds=args.seconds), device=args.device)
     if args.lr:
         config = replace(config, learning_rate=args.lr)
     if args.contact_weight is not None:
@@ -94,7 +98,7 @@ def main() -> None:
     result = finetune(model, [TrainingPair(image, labels, rgb=image.ndim == 3, name=train_row["name"])],
                       config=config, base=args.model, progress=report)
     seconds = time.perf_counter() - start
-    after = scores(model, args.data, eval_rows)
+    after = scores(model, args.data, eval_rows, args.device)
     best = result.train.best_scores.get("step") if result.train.best_scores else "last"
     print(f"\nfine-tuning: {result.train.steps} steps, {result.train.seconds:.0f} s training, {seconds:.0f} s in all "
           f"(incl. held-out scoring, sanity check); best checkpoint: step {best}")

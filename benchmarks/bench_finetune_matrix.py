@@ -1,6 +1,6 @@
 """Fine-tuning the built-in model on ONE image of a domain it does poorly on; scored on that domain's OTHER images.
 
-    nice -n 5 python benchmarks/bench_finetune_matrix.py [--domains all] [--modes dense,mask] [--seconds 120]
+    nice -n 5 python benchmarks/bench_finetune_matrix.py [--domains all] [--modes dense,mask] [--seconds 120] [--device auto]
         [--steps N] [--eval 6] [--native-scale] [--set FIELD=VALUE ...] [--csv results.csv]
 
 Domains (the built-in model never trained on any of these images):
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_unet_seg.core.inference.pipeline import segment
-from napari_unet_seg.core.model.devices import resolve_device
+from napari_unet_seg.core.model.devices import describe_device, resolve_device, resolve_precision
 from napari_unet_seg.core.training.data import TrainingPair, resize_labels
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
 from napari_unet_seg.core.training.loop import TrainConfig
@@ -80,10 +80,10 @@ DOMAINS = {
 }
 
 
-def scores(model, images) -> list[tuple[float, float]]:  # noqa: ANN001
+def scores(model, images, device: str = "auto") -> list[tuple[float, float]]:  # noqa: ANN001
     out = []
     for _, image, truth in images:
-        pred = segment(image, model, rgb=image.ndim == 3)
+        pred = segment(image, model, rgb=image.ndim == 3, device=device)
         out.append((matching_accuracy(truth, pred), dice(truth, pred)))
     return out
 
@@ -114,9 +114,11 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="change a TrainConfig field of the defaults (e.g. learning_rate=1e-3), for A/B runs")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     domains = list(DOMAINS) if args.domains == "all" else args.domains.split(",")
-    print(f"device {resolve_device('auto')}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"device: {describe_device(device)}; precision {resolve_precision('auto', device)}; "
           f"{'native scale (old path)' if args.native_scale else 'pipeline scale'}; changes {args.set}", flush=True)
     rows = []
     base = starting_model("nuclei")
@@ -125,7 +127,7 @@ def main() -> None:
         train_index = max(range(len(images)), key=lambda i: images[i][2].size)
         name, image, labels = images[train_index]
         others = [im for i, im in enumerate(images) if i != train_index][: args.eval]
-        before = np.mean(scores(base, others), axis=0)
+        before = np.mean(scores(base, others, args.device), axis=0)
         for mode in args.modes.split(","):
             valid = None
             if mode == "mask":
@@ -136,10 +138,11 @@ def main() -> None:
                                 diameter=float(model.object_diameter) if args.native_scale else None)
             config = with_overrides(default_config(scratch=False, task="instances", max_steps=args.steps,
                                                    max_seconds=None if args.steps else args.seconds), args.set)
+            config = replace(config, device=args.device)
             start = time.perf_counter()
             result = finetune(model, [pair], config=config, base="nuclei")
             seconds = time.perf_counter() - start
-            after = np.mean(scores(model, others), axis=0)
+            after = np.mean(scores(model, others, args.device), axis=0)
             scale = model.metadata["lineage"][-1]["data"][0]["scale"]
             row = dict(domain=domain, mode=mode, train_image=name, scale=scale, eval_images=len(others),
                        steps=result.train.steps, seconds=round(seconds), ap50_before=round(before[0], 3),

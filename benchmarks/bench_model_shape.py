@@ -1,6 +1,6 @@
 """Accuracy vs speed of U-Net shapes under the same training budget on this CPU.
 
-    python benchmarks/bench_model_shape.py --seconds 450
+    python benchmarks/bench_model_shape.py --seconds 450 [--device auto]
 
 Each shape (depth, width) is trained from scratch with the built-in model's
 recipe (scripts/train_nuclei.py: dsb2018 train split, same augmentation,
@@ -30,16 +30,17 @@ from napari_unet_seg.core.training.augment import AugmentConfig
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.model.modelfile import new_model
 from napari_unet_seg.core.inference.tiling import predict_tiled
+from napari_unet_seg.core.model.devices import describe_device, resolve_device, resolve_precision
 from napari_unet_seg.core.training.loop import TrainConfig, train
 
 SHAPES = [(4, 8), (4, 16), (3, 32), (4, 24)]
 
 
-def seconds_per_megapixel(model) -> float:
+def seconds_per_megapixel(model, device: str = "auto") -> float:
     image = np.random.default_rng(0).random((1, 1024, 1024), dtype=np.float32)
-    predict_tiled(model.net, image[:, :256, :256])  # warm-up
+    predict_tiled(model.net, image[:, :256, :256], device=device)  # warm-up
     start = time.perf_counter()
-    predict_tiled(model.net, image)
+    predict_tiled(model.net, image, device=device)  # logits back on the host: the GPU has finished
     return (time.perf_counter() - start) / 1.048576
 
 
@@ -49,7 +50,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=450, help="training budget per shape")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shapes", default=",".join(f"{d}x{w}" for d, w in SHAPES), help="e.g. 4x16,3x32")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device: {describe_device(device)}; precision {resolve_precision('auto', device)}", flush=True)
     torch.set_num_threads(args.threads)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     train_pairs, held = holdout_split(load_split(args.data, "train"), 24, 0)
@@ -64,13 +68,14 @@ def main() -> None:
         config = TrainConfig(
             max_steps=100000, max_seconds=args.seconds, crop_size=256, batch_size=8, learning_rate=1e-3,
             augment=augment, eval_every=100000, eval_initial=False, seed=0, num_threads=args.threads,
+            device=args.device,
         )
         result = train(model, train_pairs, config)
-        preds = [segment(p.image, model) for p in held]
+        preds = [segment(p.image, model, device=args.device) for p in held]
         ap = np.mean([matching_accuracy(p.labels, q) for p, q in zip(held, preds)])
         dc = np.mean([dice(p.labels, q) for p, q in zip(held, preds)])
         params = sum(p.numel() for p in model.net.parameters())
-        speed = seconds_per_megapixel(model)
+        speed = seconds_per_megapixel(model, args.device)
         print(f"| {depth}, {width} | {params / 1e6:.2f} M | {params * 4 / 1e6:.1f} MB | {result.steps} "
               f"| {ap:.3f} | {dc:.3f} | {speed:.2f} |", flush=True)
 

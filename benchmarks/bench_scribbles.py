@@ -1,6 +1,6 @@
 """Scribbles from scratch: a new 3-class task learned from a few painted lines in 2 minutes.
 
-    nice -n 5 python benchmarks/bench_scribbles.py [--seconds 110] [--depth 4 --width 16]
+    nice -n 5 python benchmarks/bench_scribbles.py [--seconds 110] [--depth 4 --width 16] [--device auto]
 
 A synthetic task: background (dark, noisy), class 1 = bright round blobs,
 class 2 = dimmer striped patches. The training image carries scribbles only
@@ -23,6 +23,7 @@ from skimage.draw import line
 
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
 from napari_unet_seg.core.inference.pipeline import segment
+from napari_unet_seg.core.model.devices import describe_device, resolve_device, resolve_precision
 from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.metrics import mean_iou
 
@@ -85,7 +86,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="override the default batch size")
     parser.add_argument("--crop", type=int, default=None, help="override the default crop size")
     parser.add_argument("--lr", type=float, default=None, help="override the default learning rate")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device: {describe_device(device)}; precision {resolve_precision('auto', device)}", flush=True)
     image, _, scribbles = make_task(args.seed)
     test_image, test_classes, _ = make_task(args.seed + 100)
     annotated = (scribbles > 0).mean()
@@ -93,7 +97,7 @@ def main() -> None:
     model = starting_model("none", task="semantic", classes=3, depth=args.depth, width=args.width,
                            encoder=args.encoder)
     config = default_config(scratch=True, task="semantic", scribbles=True, max_seconds=args.seconds)
-    overrides = {"batch_size": args.batch, "crop_size": args.crop, "learning_rate": args.lr}
+    overrides = {"batch_size": args.batch, "crop_size": args.crop, "learning_rate": args.lr, "device": args.device}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     print(f"batch {config.batch_size}, crop {config.crop_size}, lr {config.learning_rate}, "
           f"depth {args.depth}, width {args.width}")
@@ -102,7 +106,7 @@ def main() -> None:
                       progress=lambda r: print(f"  step {r.step} loss {r.loss:.3f} {r.seconds:.0f}s", flush=True)
                       if r.step % 50 == 0 else None)
     seconds = time.perf_counter() - start
-    prediction = segment(test_image, model)
+    prediction = segment(test_image, model, device=args.device)
     miou = mean_iou(test_classes.astype(np.int64), prediction, 3)
     per_class = [((test_classes == c) & (prediction == c)).sum() / ((test_classes == c) | (prediction == c)).sum()
                  for c in range(3)]
