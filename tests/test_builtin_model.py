@@ -83,15 +83,22 @@ def test_hot_pixels_do_not_become_nuclei(sample):
     assert matching_accuracy(truth, segment(camera)) > clean_ap - 0.06  # without despiking: ~0.55 lower
 
 
-def test_low_light_images_are_smoothed_before_the_network(sample):
-    """Few photons per pixel (Poisson noise): the model's noise check smooths such images, and that helps."""
-    image, truth = sample
+def test_low_light_images_are_smoothed_before_the_network():
+    """Few photons per pixel (Poisson noise): the model's noise check smooths such images, and that helps.
+
+    Scored over the four sample images: one noisy image alone moves by a few hundredths when its
+    resampling shifts by a fraction of a pixel."""
     model = load_model_file(builtin_model_paths()["nuclei"])
     plain = load_model_file(builtin_model_paths()["nuclei"])
     del plain.metadata["normalization"]["denoise"]
-    rng = np.random.default_rng(0)
-    photons = 20 / np.percentile(image[truth > 0], 99)  # ~20 photons in a bright nucleus, 1 in the background
-    dark = rng.poisson(image.astype(np.float32) * photons + 1).astype(np.uint16)
-    assert PreparedImage(dark, in_channels=1, normalization_settings=model.normalization).normalization.smooth > 0
-    assert PreparedImage(image, in_channels=1, normalization_settings=model.normalization).normalization.smooth == 0
-    assert matching_accuracy(truth, segment(dark, model)) > matching_accuracy(truth, segment(dark, plain)) + 0.03
+    smoothed, unsmoothed = [], []
+    for stem in sample_stems():
+        image, truth = _pair(stem)
+        rng = np.random.default_rng(0)
+        photons = 20 / np.percentile(image[truth > 0], 99)  # ~20 photons in a bright nucleus, 1 in the background
+        dark = rng.poisson(image.astype(np.float32) * photons + 1).astype(np.uint16)
+        assert PreparedImage(dark, in_channels=1, normalization_settings=model.normalization).normalization.smooth > 0
+        assert PreparedImage(image, in_channels=1, normalization_settings=model.normalization).normalization.smooth == 0
+        smoothed.append(matching_accuracy(truth, segment(dark, model)))
+        unsmoothed.append(matching_accuracy(truth, segment(dark, plain)))
+    assert np.mean(smoothed) > np.mean(unsmoothed) + 0.03  # measured: 0.541 vs 0.486
