@@ -106,15 +106,16 @@ def test_enlarged_images_keep_touching_small_nuclei_apart(tiny_model):
 
 
 def test_seeds_map_pixel_centre_to_pixel_centre():
-    """A 25x33 image seen at 2.5x: pixel centres land on pixel centres, by the scale (not the rounded sizes)."""
+    """An uneven, rounded size ratio (a 25x33 image seen as 63x83): pixel centres land on pixel centres."""
     image_pixels = np.array([[0, 0], [24, 32], [10, 7]], np.float64)
-    network_points = (image_pixels + 0.5) * 2.5 - 0.5
-    np.testing.assert_allclose(to_image_coordinates(network_points, 2.5), image_pixels, atol=1e-9)
+    factors = (63 / 25, 83 / 33)
+    network_points = (image_pixels + 0.5) * np.array(factors) - 0.5
+    np.testing.assert_allclose(to_image_coordinates(network_points, factors), image_pixels, atol=1e-9)
 
 
 def test_seeds_found_at_the_networks_size_land_on_their_nuclei(tiny_model):
     centres = [(12.0, 12.0), (40.0, 60.0), (50.0, 15.0)]  # network pixels, each nucleus ~6 image px across
     labels = NetworkPrediction(blob_logits((63, 83), centres, 8.0), 2.5, (25, 33)).labels(tiny_model)
     assert labels.max() == 3
-    for cy, cx in to_image_coordinates(np.array(centres), 2.5):
+    for cy, cx in to_image_coordinates(np.array(centres), (63 / 25, 83 / 33)):
         assert labels[round(cy), round(cx)] > 0

@@ -45,3 +45,16 @@ def test_a_window_missing_taps_is_refused_not_guessed():
     with pytest.raises(ValueError, match="lacks taps"):
         resample(x[:, 10:20, :], 0.5, rows=(0, 10), cols=(0, 20), origin=(10, 0), full_shape=(40, 40),
                  antialias=True)
+
+
+def test_per_axis_size_factors_give_torchs_resize_to_a_size():
+    """The pipeline resizes to rounded sizes, as F.interpolate(size=...) does: same geometry, per axis."""
+    from napari_unet_seg.core.inference.resample import size_factors
+
+    x = np.random.default_rng(2).random((1, 61, 47)).astype(np.float32)
+    for size in ((47, 36), (150, 118)):
+        shrink = size[0] < 61
+        reference = F.interpolate(torch.from_numpy(x)[None], size=size, mode="bilinear", align_corners=False,
+                                  antialias=shrink)[0].numpy()
+        ours = resample(x, size_factors((61, 47), size), rows=(0, size[0]), cols=(0, size[1]), antialias=shrink)
+        np.testing.assert_allclose(ours, reference, atol=1e-4)

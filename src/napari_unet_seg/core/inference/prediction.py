@@ -30,7 +30,7 @@ from .object_size import (
 from .options import RunOptions
 from .postprocess import SEED_SETTINGS, logits_to_labels, seed_points_tiled
 from .preprocess import PreparedImage
-from .resample import resample, source_span
+from .resample import resample, size_factors, source_span
 from .tiling import predict_tiled
 
 NONFINITE_NOTE = ("the image has NaN or infinite pixels: NaN and -inf were read as its darkest value, +inf as its "
@@ -62,6 +62,12 @@ class NetworkPrediction:
     image_origin: tuple[int, int] = (0, 0)  # of this window in the whole image
     network_origin: tuple[int, int] = (0, 0)  # of the logits in the whole image's resized grid
     network_full: tuple[int, int] | None = None  # the whole resized grid's (h, w); None: the logits are all of it
+    image_full: tuple[int, int] | None = None  # the whole image's (H, W); None: this prediction is all of it
+
+    @property
+    def factors(self) -> tuple[float, float]:
+        """Per axis, the whole network grid's size over the whole image's (``scale``, after rounding the sizes)."""
+        return size_factors(self.image_full or self.image_shape, self.network_full or self.logits.shape[-2:])
 
     @property
     def resized(self) -> bool:
@@ -73,8 +79,9 @@ class NetworkPrediction:
         if not self.resized:
             return suppress(self.logits, self.empty)
         (y0, x0), (h, w) = self.image_origin, self.image_shape
-        resized = resample(self.logits, 1.0 / self.scale, rows=(y0, y0 + h), cols=(x0, x0 + w),
-                           origin=self.network_origin, full_shape=self.network_full or self.logits.shape[-2:])
+        (fy, fx), network_full = self.factors, self.network_full or self.logits.shape[-2:]
+        resized = resample(self.logits, (1 / fy, 1 / fx), rows=(y0, y0 + h), cols=(x0, x0 + w),
+                           origin=self.network_origin, full_shape=network_full)
         return suppress(resized, self.empty)
 
     @property
@@ -83,9 +90,9 @@ class NetworkPrediction:
         if self.empty is None or not self.resized:
             return self.image_logits if self.empty is not None else self.logits
         h, w = self.logits.shape[-2:]
-        rows, cols = (np.clip(np.floor((np.arange(n) + origin + 0.5) / self.scale).astype(np.int64) - start, 0, size - 1)
-                      for n, origin, start, size in zip((h, w), self.network_origin, self.image_origin,
-                                                        self.image_shape))
+        rows, cols = (np.clip(np.floor((np.arange(n) + origin + 0.5) / f).astype(np.int64) - start, 0, size - 1)
+                      for n, origin, start, size, f in zip((h, w), self.network_origin, self.image_origin,
+                                                           self.image_shape, self.factors))
         return suppress(self.logits, self.empty[np.ix_(rows, cols)])
 
     def labels(self, model: Model) -> np.ndarray:
@@ -94,17 +101,17 @@ class NetworkPrediction:
         if model.task == "instances" and self.scale > 1 and self.resized:
             settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
             points = seed_points_tiled(self.logits, settings, origin=self.network_origin)
-            seeds_at = to_image_coordinates(points + self.network_origin, self.scale) - self.image_origin
+            seeds_at = to_image_coordinates(points + self.network_origin, self.factors) - self.image_origin
         return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
 
 
-def to_image_coordinates(points: np.ndarray, scale: float) -> np.ndarray:
+def to_image_coordinates(points: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
     """(row, col) points on the network's grid -> the image's grid, pixel centre to pixel centre.
 
     The same geometry as the resizing (:mod:`.resample`): network pixel
-    ``j`` samples image position ``(j + 0.5) / scale - 0.5``.
+    ``j`` samples image position ``(j + 0.5) / factor - 0.5`` on each axis.
     """
-    return (np.asarray(points, np.float64) + 0.5) / scale - 0.5
+    return (np.asarray(points, np.float64) + 0.5) / np.asarray(factors, np.float64) - 0.5
 
 
 def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progress: ProgressCallback | None = None,
@@ -174,7 +181,8 @@ def resize_for_network(prepared: Any, scale: float) -> np.ndarray:
     objects at the size it is shown them at prediction.
     """
     h, w = scaled_size(prepared.shape, scale)
-    return resample(prepared, scale, rows=(0, h), cols=(0, w), antialias=scale < 1)
+    return resample(prepared, size_factors(prepared.shape[-2:], (h, w)), rows=(0, h), cols=(0, w),
+                    antialias=scale < 1)
 
 
 def empty_side(model: Model, scale: float) -> int | None:
@@ -224,22 +232,24 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
     height, width = prepared.shape[-2:]
     full = scaled_size(prepared.shape, scale)
     grid = net.size_multiple
+    factors = size_factors((height, width), full)
     network = []  # the network pixels the window's pixels are mapped back from, from a multiple of the grid
-    for (start, stop), n in zip((rows, cols), full):
-        a, b = source_span(start, stop, 1.0 / scale, n, antialias=False)
+    for (start, stop), n, f in zip((rows, cols), full, factors):
+        a, b = source_span(start, stop, 1 / f, n, antialias=False)
         network.append((a // grid * grid, b))
-    source = [source_span(a, b, scale, length, antialias=scale < 1)
-              for (a, b), length in zip(network, (height, width))]
+    source = [source_span(a, b, f, length, antialias=scale < 1)
+              for (a, b), length, f in zip(network, (height, width), factors)]
     (sy0, sy1), (sx0, sx1) = [(min(a, start), max(b, stop)) for (a, b), (start, stop) in zip(source, (rows, cols))]
     slab = np.asarray(WindowView(prepared, sy0, sy1, sx0, sx1), np.float32)
-    resized = resample(slab, scale, rows=network[0], cols=network[1], origin=(sy0, sx0), full_shape=(height, width),
-                       antialias=scale < 1)
+    resized = resample(slab, factors, rows=network[0], cols=network[1], origin=(sy0, sx0),
+                       full_shape=(height, width), antialias=scale < 1)
     logits = run_network(net, resized, options, progress=progress, cancel=cancel)
     empty = None
     if empty_side is not None:
         empty = empty_regions(slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)
     return NetworkPrediction(logits, scale, (y1 - y0, x1 - x0), empty=empty, image_origin=(y0, x0),
-                             network_origin=(network[0][0], network[1][0]), network_full=full)
+                             network_origin=(network[0][0], network[1][0]), network_full=full,
+                             image_full=(height, width))
 
 
 def pipeline_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,

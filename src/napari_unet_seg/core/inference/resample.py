@@ -10,7 +10,8 @@ the whole image gives at the same pixels, as long as it holds every tap
 (:func:`source_span` says which input pixels that takes).
 
 The filter is the one ``F.interpolate(mode="bilinear", align_corners=False)``
-uses (pixel centre to pixel centre), widened by the shrink factor when
+uses (pixel centre to pixel centre; per-axis factors from the whole image's
+sizes, :func:`size_factors`, reproduce its ``size=`` form), widened by the shrink factor when
 ``antialias`` (as ``antialias=True`` does), with weights normalised over the
 taps inside the image (which is how both clamp at the borders).
 """
@@ -70,16 +71,22 @@ def _resample_axis(x: np.ndarray, axis: int, start: int, stop: int, factor: floa
     return out
 
 
-def resample(x: np.ndarray, factor: float, *, rows: tuple[int, int], cols: tuple[int, int],
+def resample(x: np.ndarray, factor: float | tuple[float, float], *, rows: tuple[int, int], cols: tuple[int, int],
              origin: tuple[int, int] = (0, 0), full_shape: tuple[int, int] | None = None,
              antialias: bool = False) -> np.ndarray:
-    """Output pixels ``rows`` x ``cols`` (global) of the (..., H, W) image resized by ``factor``.
+    """Output pixels ``rows`` x ``cols`` (global) of the (..., H, W) image resized by ``factor`` (or per axis).
 
     ``x`` is the part of that image starting at global ``origin``;
     ``full_shape`` is the whole image's (H, W) (default: ``x`` is the whole
     image). Output pixel ``j`` samples input ``(j + 0.5) / factor - 0.5``.
     """
     x = np.asarray(x, np.float32)
+    fy, fx = factor if isinstance(factor, tuple) else (factor, factor)
     full_h, full_w = full_shape if full_shape is not None else x.shape[-2:]
-    out = _resample_axis(x, x.ndim - 2, *rows, factor, origin=origin[0], length=full_h, antialias=antialias)
-    return _resample_axis(out, x.ndim - 1, *cols, factor, origin=origin[1], length=full_w, antialias=antialias)
+    out = _resample_axis(x, x.ndim - 2, *rows, fy, origin=origin[0], length=full_h, antialias=antialias)
+    return _resample_axis(out, x.ndim - 1, *cols, fx, origin=origin[1], length=full_w, antialias=antialias)
+
+
+def size_factors(source: tuple[int, int], target: tuple[int, int]) -> tuple[float, float]:
+    """Per-axis factors that take a ``source``-sized image to exactly ``target`` (as ``F.interpolate(size=)`` does)."""
+    return target[0] / source[0], target[1] / source[1]
