@@ -101,4 +101,4 @@ def test_low_light_images_are_smoothed_before_the_network():
         assert PreparedImage(image, in_channels=1, normalization_settings=model.normalization).normalization.smooth == 0
         smoothed.append(matching_accuracy(truth, segment(dark, model)))
         unsmoothed.append(matching_accuracy(truth, segment(dark, plain)))
-    assert np.mean(smoothed) > np.mean(unsmoothed) + 0.03  # measured: 0.541 vs 0.486
+    assert np.mean(smoothed) > np.mean(unsmoothed) + 0.03  # measured: 0.554 vs 0.470
