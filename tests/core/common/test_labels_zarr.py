@@ -135,3 +135,14 @@ def test_cancel_while_the_pyramid_is_made_stops_it(tmp_path):
     level0[:] = 1
     with pytest.raises(Cancelled):
         finish_labels_store(tmp_path / "l.zarr", ATTRS, cancel=lambda: True)
+
+
+def test_an_ome_zarr_image_without_labels_is_refused_not_read_as_labels(tmp_path):
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "image.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=(8, 8), dtype="u2")
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "y"}, {"name": "x"}],
+                                   "datasets": [{"path": "0"}]}]
+    with pytest.raises(ValueError, match="without NGFF labels"):
+        open_labels_zarr(tmp_path / "image.zarr")

@@ -180,3 +180,25 @@ def test_the_built_in_model_on_real_nuclei_gives_the_same_labels_in_blocks(tmp_p
     out = segment_to_zarr(image, model, tmp_path / "m.zarr", diameter=diameter, block_size=256, device="cpu",
                           precision="fp32")
     assert _same_objects(reference, out[:])
+
+
+@pytest.mark.parametrize("shape", [(46, 58), (50, 61)])  # enlarged 3.5x: 161 and 175 rows, one past the grid or not
+def test_a_window_at_the_image_border_ends_where_the_whole_grid_ends(shape):
+    """At the bottom/right border the window's network grid must end where the whole image's does, or its
+    padding differs from the whole pass's (seen with enlargements above 3x)."""
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.prediction import predict_at_scale, predict_region, prepare
+
+    model = threshold_model()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
+    prepared = prepare(model, image, rgb=False)
+    options = RunOptions(device="cpu", precision="fp32")
+    whole = predict_at_scale(model.net, np.asarray(prepared), 3.5, options).image_logits
+    h, w = shape
+    part = predict_region(model.net, prepared, 3.5, options, rows=(8, h), cols=(8, w)).image_logits
+    margin = model.net.receptive_radius // 3 + 2  # image px the window's own top/left edges can reach
+    np.testing.assert_array_equal(part[:, margin:, margin:], whole[:, 8 + margin:, 8 + margin:])

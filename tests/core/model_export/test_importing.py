@@ -324,3 +324,23 @@ def test_preprocessing_maps_back_from_either_spec_and_settings_return_only_when_
     edited = ExportedNormalization(1.0, 99.0, False)  # the package was edited after export: it wins
     assert restored_normalization(edited, attached) == edited.settings()
     assert restored_normalization(ExportedNormalization(2.0, 99.0, True), {**attached, "invert": False})["invert"]
+
+
+def test_a_zip_whose_member_is_corrupt_is_one_line_not_a_traceback(tmp_path):
+    """zipfile raises zlib.error, EOFError, NotImplementedError... for damaged or unusual members."""
+    import zipfile
+
+    from napari_unet_seg.core.model_export.package import ImportRefused
+
+    path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("rdf.yaml", "type: model\n" * 50)
+        z.writestr("weights.pt", np.random.default_rng(0).bytes(4000) + b"\0" * 40_000)
+    data = bytearray(path.read_bytes())
+    info = zipfile.ZipFile(path).getinfo("weights.pt")
+    start = info.header_offset + 30 + len(info.filename)
+    data[start + 10:start + 400] = b"\xff" * 390  # the deflate stream, overwritten
+    path.write_bytes(bytes(data))
+    files = PackageFiles(path)
+    with pytest.raises(ImportRefused, match="weights file weights.pt cannot be read"):
+        files.read("weights.pt", "weights file", 10_000_000)

@@ -117,6 +117,8 @@ def open_labels_zarr(path: str | os.PathLike, mode: str = "r") -> Any:
     try:
         if "image-label" not in node.attrs and "labels" in node:  # labels inside an image
             node = node["labels"][node["labels"].attrs["labels"][0]]
+        if "image-label" not in node.attrs:  # an image, not labels: measuring it as labels would be wrong
+            raise KeyError("image-label")
         return node[node.attrs["multiscales"][0]["datasets"][0]["path"]]
     except (TypeError, LookupError):
         raise ValueError(f"{Path(path).name}: a zarr group without NGFF labels (no multiscales level 0)") from None

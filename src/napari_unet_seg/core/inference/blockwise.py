@@ -6,7 +6,8 @@ network's receptive field plus the largest objects; an instance is kept only by
 the block that contains its centroid, so objects crossing block borders appear
 exactly once, with ids unique over the plane. A plane that fits in one block is
 segmented exactly as in memory (:func:`~.prediction.predict_plane`). Memory is
-bounded by one window (image, logits, labels), never by the image.
+bounded by two windows (one predicted while the previous one is post-processed),
+never by the image; Cancel waits for the block being post-processed.
 
 The blocks give exactly the in-memory objects, also when the image is resized
 for the model: each window is resized on the whole image's grid and mapped

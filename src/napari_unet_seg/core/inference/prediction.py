@@ -234,9 +234,9 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
     grid = net.size_multiple
     factors = size_factors((height, width), full)
     network = []  # the network pixels the window's pixels are mapped back from, from a multiple of the grid
-    for (start, stop), n, f in zip((rows, cols), full, factors):
+    for (start, stop), n, f, length in zip((rows, cols), full, factors, (height, width)):
         a, b = source_span(start, stop, 1 / f, n, antialias=False)
-        network.append((a // grid * grid, b))
+        network.append((a // grid * grid, n if stop == length else b))  # the border: as the whole grid ends
     source = [source_span(a, b, f, length, antialias=scale < 1)
               for (a, b), length, f in zip(network, (height, width), factors)]
     (sy0, sy1), (sx0, sx1) = [(min(a, start), max(b, stop)) for (a, b), (start, stop) in zip(source, (rows, cols))]

@@ -16,6 +16,7 @@ import inspect
 import io
 import math
 import pickle  # only for its exception: weights are read by torch's safe loader
+import re
 
 import numpy as np
 import torch
@@ -72,6 +73,9 @@ def load_network(files: PackageFiles, descr: PackageDescription, arch: dict[str,
     if descr.weights_sha256 and descr.weights_sha256.lower() != digest:
         raise ImportRefused(f"its weights file {descr.weights} does not match the SHA-256 its description gives "
                             "(changed or damaged since it was packaged)")
+    if tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+        raise ImportRefused(f"importing needs PyTorch 2.6 or newer (this is {torch.__version__}): older versions' "
+                            "safe loader can be made to run code")
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # not a pickle, or one of more than tensors (torch's own text is a page long)
@@ -119,6 +123,8 @@ def reproduce_test_output(files: PackageFiles, descr: PackageDescription, net: U
     if raw.ndim != 4 or raw.shape[1] != net.in_channels:
         raise ImportRefused(f"its test input has shape {list(raw.shape)}; its U-Net takes (batch, "
                             f"{net.in_channels}, y, x)")
+    if raw.shape[0] < 1 or min(raw.shape[-2:]) < net.size_multiple:
+        raise ImportRefused(f"its test input has shape {list(raw.shape)}: nothing to check its weights on")
     if raw.shape[-2] % net.size_multiple or raw.shape[-1] % net.size_multiple:
         raise ImportRefused(f"its test input is {raw.shape[-2]} x {raw.shape[-1]} px, not a multiple of "
                             f"{net.size_multiple} as its U-Net needs")

@@ -122,7 +122,8 @@ class PackageFiles:
                     data = f.read(limit + 1)
             else:
                 data = (self.path / member).read_bytes()
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:  # a damaged zip, a failing disk
+        except Exception as exc:  # noqa: BLE001 - a damaged zip (zlib, EOF, BadZipFile), an unsupported or
+            # encrypted member (NotImplementedError, RuntimeError), a failing disk: one line whatever zipfile raises
             raise ImportRefused(f"its {what} {name} cannot be read ({exc})") from None
         if len(data) > limit:
             raise ImportRefused(f"its {what} {name} is larger than the package says")
