@@ -29,6 +29,7 @@ import numpy as np
 
 from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
 from ..model.modelfile import Model
+from .layout import plane_size
 from .object_size import rescale_factor
 from .options import RunOptions
 from .prediction import (
@@ -85,7 +86,7 @@ def segment_plane_blockwise(
     """Segment one 2D plane into ``out[lead]``, block by block: its objects, their area, notes (e.g. NaN pixels)."""
     instances = model.task == "instances"
     block_size = options.block_size
-    height, width = (plane.shape[0], plane.shape[1]) if rgb else plane.shape[-2:]
+    height, width = plane_size(plane, rgb)
     if height <= block_size and width <= block_size:  # one block: exactly the in-memory result
         prediction = predict_plane(model, plane, options, rgb=rgb, progress=progress, cancel=cancel)
         labels = prediction.labels(model)

@@ -105,6 +105,11 @@ class PlaneView:
         return np.asarray(self.source[self.lead + index])
 
 
+def plane_size(plane: Any, rgb: bool) -> tuple[int, int]:
+    """(H, W) of a 2D plane: channels last when RGB, first (or none) otherwise."""
+    return (int(plane.shape[0]), int(plane.shape[1])) if rgb else (int(plane.shape[-2]), int(plane.shape[-1]))
+
+
 class WindowView:
     """A (C, h, w) window of a (C, H, W) sliceable image, itself sliceable like one (for predict_tiled)."""
 

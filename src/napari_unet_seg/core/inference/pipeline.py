@@ -25,7 +25,7 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
-from .layout import PlaneView, channels_first, check_channels, is_rgb, numeric_image, plane_layout
+from .layout import PlaneView, channels_first, check_channels, is_rgb, numeric_image, plane_layout, plane_size
 from .options import RunOptions
 from .postprocess import probability_maps, semantic_labels
 from .prediction import NetworkPrediction, predict_network, predict_plane
@@ -135,18 +135,13 @@ def smallest_dtype(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def plane_shape(plane: Any, rgb: bool) -> tuple[int, int]:
-    """(H, W) of a 2D plane, channels last when RGB, first otherwise."""
-    return (plane.shape[0], plane.shape[1]) if rgb else tuple(plane.shape[-2:])
-
-
 def _in_blocks(plane: Any, model: Model, options: RunOptions, *, rgb: bool) -> bool:
     """Planes larger than a block are segmented block by block in memory too: the same labels (see
     :mod:`.blockwise`), with each block's seeds and watershed running while the network predicts the next
     block (the 4096² sample mosaic: 35 s whole, 27 s in blocks). Not when the maps themselves are wanted."""
     if options.probabilities or options.output != "instances" or model.task != "instances":
         return False
-    return max(plane_shape(plane, rgb)) > options.block_size
+    return max(plane_size(plane, rgb)) > options.block_size
 
 
 def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
@@ -160,7 +155,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
         plane = image[idx] if idx else image
         plane_progress = part_progress(progress, k, len(planes))
         if _in_blocks(plane, model, options, rgb=rgb):  # the same labels, post-processing beside the network
-            plane_labels = np.zeros(plane_shape(plane, rgb), np.uint32)
+            plane_labels = np.zeros(plane_size(plane, rgb), np.uint32)
             outcome = segment_plane_blockwise(plane, model, plane_labels, (), options, rgb=rgb,
                                               progress=plane_progress, cancel=cancel)
             notes.update(dict.fromkeys(outcome.notes))

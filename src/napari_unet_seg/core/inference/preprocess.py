@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from .layout import plane_size
+
 MAX_SAMPLE_PIXELS = 4_000_000
 FLOAT_LIMIT = 1e37  # finite pixels beyond +-1e37 are read as +-1e37: float32 arithmetic on them overflowed
 RGB_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -302,8 +304,7 @@ class PreparedImage:
                 raise ValueError(
                     f"the model expects {in_channels} channel(s) but the image has {channels}"
                 )
-        h, w = (source.shape[0], source.shape[1]) if rgb else source.shape[-2:]
-        self.shape = (in_channels, int(h), int(w))
+        self.shape = (in_channels, *plane_size(source, rgb))
         self.ndim = 3
         self.dtype = np.dtype(np.float32)
         self.normalization = normalization or fit_normalization(_RawView(self), normalization_settings)
