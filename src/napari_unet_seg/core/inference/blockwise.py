@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
+from ..common.memory import return_freed_memory
 from ..model.modelfile import Model
 from .layout import plane_size
 from .object_size import rescale_factor
@@ -134,6 +135,11 @@ class _BlockWriter:
 
     def write(self, prediction: NetworkPrediction, window: tuple[int, int, int, int],
               block: tuple[int, int, int, int]) -> None:
+        self._write(prediction, window, block)
+        return_freed_memory()  # else the block's freed arrays stay with the process, and memory creeps up
+
+    def _write(self, prediction: NetworkPrediction, window: tuple[int, int, int, int],
+               block: tuple[int, int, int, int]) -> None:
         labels = prediction.labels(self.model)
         wy0, wy1, wx0, wx1 = window
         by0, by1, bx0, bx1 = block
