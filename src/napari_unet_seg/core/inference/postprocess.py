@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import gaussian
-from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
+
+from .hmaxima import h_maxima_within
 
 DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
 SEED_SETTINGS = ("foreground_threshold", "seed_prominence", "smoothing")  # the ones seed_points takes
@@ -43,7 +44,8 @@ def _maps(logits: np.ndarray, foreground_threshold: float, smoothing: float) -> 
 
 
 def _seed_mask(foreground: np.ndarray, centre: np.ndarray, seed_prominence: float) -> np.ndarray:
-    return h_maxima(centre, seed_prominence).astype(bool) & foreground if foreground.any() else foreground
+    """The centre map's h-maxima inside the foreground (scikit-image's ``h_maxima``, computed only there)."""
+    return h_maxima_within(centre, seed_prominence, foreground) if foreground.any() else foreground
 
 
 def seed_points(
