@@ -17,6 +17,7 @@ def reference(image, h, where):
 def fast_path_only(monkeypatch):
     """Every local maximum decided by the window test; a fallback to scikit-image fails the test."""
     monkeypatch.setattr(hmaxima, "MAX_SHARE", 1.0)
+    monkeypatch.setattr(hmaxima, "MAX_WORK", 10**9)
 
     def no_fallback(*args):
         raise AssertionError("fell back to the whole-image reconstruction")
@@ -116,3 +117,52 @@ def test_values_one_step_either_side_of_the_threshold(v, h, fast_path_only):
         image = np.array([[0, *row]], np.float32)  # the 0 gives the image a range above h
         where = np.ones(image.shape, bool)
         np.testing.assert_array_equal(h_maxima_within(image, h, where), reference(image, h, where), str(row))
+
+
+def test_h_of_another_numeric_type_gives_scikit_images_mask():
+    """An np.float64 or integer h makes scikit-image's seed float64, which it then stores as float32."""
+    image = np.full((10, 10), -2, np.float32)
+    image[5, 5] = 1e-8
+    where = np.zeros(image.shape, bool)
+    where[5, 5] = True
+    for h in (np.float64(1.0), np.int64(1), 1.0, np.float32(1.0)):
+        np.testing.assert_array_equal(h_maxima_within(image, h, where), reference(image, h, where), repr(h))
+
+
+def test_an_h_that_is_zero_in_float32_lets_every_pixel_pass_as_in_scikit_image():
+    image = np.arange(100, dtype=np.float32).reshape(10, 10)
+    where = np.ones(image.shape, bool)
+    np.testing.assert_array_equal(h_maxima_within(image, 1e-50, where), reference(image, 1e-50, where))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f4", ">f8", np.longdouble])
+def test_other_float_types_are_scikit_images_own_answer(dtype):
+    image = np.zeros((10, 10), dtype)
+    image[5, 5], image[2, 2] = 1.0, 2.0
+    for where in (np.ones(image.shape, bool), np.arange(100).reshape(10, 10) == 55):
+        np.testing.assert_array_equal(h_maxima_within(image, 0.99, where), reference(image, 0.99, where))
+
+
+def test_a_non_finite_h_is_refused_not_passed_on_to_crash():
+    with pytest.raises(ValueError, match="finite"):
+        h_maxima_within(np.zeros((4, 4), np.float32), float("nan"), np.ones((4, 4), bool))
+
+
+def test_maxima_whose_windows_grow_over_the_image_hand_over_to_scikit_image(monkeypatch):
+    """Equal peaks on a gentle ramp, h above their height: each maximum's component is the whole image."""
+    n, spacing = 200, 8
+    yy, xx = np.mgrid[0:n, 0:n]
+    image = (1.2e-5 * (yy + xx)).astype(np.float32)
+    image[0, 0] = -0.01
+    image[spacing // 2:n - 1:spacing, spacing // 2:n - 1:spacing] = 0.1
+    where = np.ones(image.shape, bool)
+    labelled = []
+    label = hmaxima.ndi.label
+
+    def counting(mask, structure=None):
+        labelled.append(mask.size)
+        return label(mask, structure=structure)
+
+    monkeypatch.setattr(hmaxima.ndi, "label", counting)
+    np.testing.assert_array_equal(h_maxima_within(image, 0.1, where), reference(image, 0.1, where))
+    assert sum(labelled) <= (hmaxima.MAX_WORK + 1) * image.size  # without the budget: ~600 images' worth

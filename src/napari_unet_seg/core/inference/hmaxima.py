@@ -12,12 +12,14 @@ The rule, for a pixel p (``s = image - h - resolution``, as scikit-image
 shifts it): p is an h-maximum when ``image[p] - rec[p] >= h``, and the
 reconstruction ``rec[p]`` exceeds a value T exactly when the 8-connected
 component of ``image > T`` that holds p also holds a pixel with ``s > T``.
-With T the largest value that still passes the test (found in the image's
-own float arithmetic), that is a labelling of one small window, grown until
-the component is closed. A pixel with a neighbour clearly higher is never
+With T the largest value that still passes the test (subtracted in the
+image's dtype and compared as scikit-image compares), that is a labelling of
+one small window, grown until the component is closed. A pixel with a neighbour clearly higher is never
 an h-maximum. The result is the very same mask (tests compare it with
 scikit-image on random, tied, real and degenerate images); when there are too
-many local maxima to be worth it (e.g. wide flat plateaus), scikit-image runs.
+many local maxima to be worth it (e.g. wide flat plateaus), when their windows
+grow too large, or for dtypes other than native float32 and float64,
+scikit-image runs.
 """
 
 from __future__ import annotations
@@ -29,20 +31,30 @@ from skimage.morphology import h_maxima
 EIGHT = np.ones((3, 3), bool)  # scikit-image's default footprint: 8-connected
 FIRST_RADIUS = 16  # px: the first window around a maximum (a nucleus's top fits at the network's scale)
 MAX_SHARE = 0.01  # more local maxima than this share of the pixels: the whole-image reconstruction is cheaper
+MAX_WORK = 2  # pixels labelled in grown windows, in images' worth, before handing over (wide high plateaus)
+FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # native order; others go to scikit-image itself
 
 
 def h_maxima_within(image: np.ndarray, h: float, where: np.ndarray) -> np.ndarray:
-    """``skimage.morphology.h_maxima(image, h).astype(bool) & where``, computed only where it can be true."""
+    """``skimage.morphology.h_maxima(image, h).astype(bool) & where``, computed only where it can be true.
+
+    Raises ValueError for NaN or infinite values (image or ``h``), on which
+    scikit-image crashes the process.
+    """
     image = np.asarray(image)
     where = np.asarray(where, bool)
+    if not np.isfinite(h):
+        raise ValueError(f"the seed prominence must be a finite number, not {h}")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ValueError("the centre map holds NaN or infinite values")  # scikit-image would crash on them
-    if image.ndim != 2 or not np.issubdtype(image.dtype, np.floating) or image.size == 0 or not h > 0:
+        raise ValueError("the centre map holds NaN or infinite values")
+    # other dtypes, and an h that is 0 in the image's dtype (every pixel passes), are scikit-image's alone
+    if image.ndim != 2 or image.dtype not in FAST_DTYPES or image.size == 0 or not (np.zeros(1, image.dtype) < h)[0]:
         return _reference(image, h, where)
     if h > np.ptp(image):  # as scikit-image: no h-maxima at all
         return np.zeros(image.shape, bool)
     resolution = 2 * np.finfo(image.dtype).resolution * np.abs(image)
-    shifted = image - h - resolution  # scikit-image's seed, to the last bit
+    # scikit-image's seed, to the last bit: it reconstructs in the image's float type, whatever type h has
+    shifted = (image - h - resolution).astype(image.dtype, copy=False)
     # a neighbour higher by more than float noise and the shift's tolerance gives a higher reconstruction
     tolerance = 1e-4 * float(np.max(np.abs(image)))
     candidates = where & (image >= ndi.maximum_filter(image, footprint=EIGHT, mode="nearest") - tolerance)
@@ -50,8 +62,9 @@ def h_maxima_within(image: np.ndarray, h: float, where: np.ndarray) -> np.ndarra
     if len(rows) > MAX_SHARE * image.size:
         return _reference(image, h, where)
     out = np.zeros(image.shape, bool)
+    budget = [MAX_WORK * image.size]
     for y, x in zip(rows.tolist(), cols.tolist()):
-        verdict = _is_h_maximum(image, shifted, h, y, x)
+        verdict = _is_h_maximum(image, shifted, h, y, x, budget)
         if verdict is None:
             return _reference(image, h, where)
         out[y, x] = verdict
@@ -111,8 +124,14 @@ def _bisect(passes, value: np.ndarray, h: float) -> np.ndarray | None:
     return unkey(lo)
 
 
-def _is_h_maximum(image: np.ndarray, shifted: np.ndarray, h: float, y: int, x: int) -> bool | None:
-    """Whether (y, x) is an h-maximum; None when its threshold could not be pinned down."""
+def _is_h_maximum(image: np.ndarray, shifted: np.ndarray, h: float, y: int, x: int,
+                  budget: list[int]) -> bool | None:
+    """Whether (y, x) is an h-maximum; None when its threshold could not be pinned down or ``budget`` ran out.
+
+    ``budget`` holds the pixels all calls may still label: maxima whose
+    component spans the image (equal peaks on a ramp, h above their height)
+    would each label the whole image, where one reconstruction does it once.
+    """
     t = _threshold(image[y:y + 1, x], h)
     if t is None:
         return None
@@ -122,6 +141,10 @@ def _is_h_maximum(image: np.ndarray, shifted: np.ndarray, h: float, y: int, x: i
     while True:
         y0, y1 = max(y - radius, 0), min(y + radius + 1, height)
         x0, x1 = max(x - radius, 0), min(x + radius + 1, width)
+        if radius > FIRST_RADIUS:  # the first windows are bounded by MAX_SHARE; the grown ones by the budget
+            budget[0] -= (y1 - y0) * (x1 - x0)
+            if budget[0] < 0:
+                return None
         above = image[y0:y1, x0:x1] > threshold
         labels, _ = ndi.label(above, structure=EIGHT)
         component = labels == labels[y - y0, x - x0]
