@@ -14,12 +14,12 @@ reconstruction ``rec[p]`` exceeds a value T exactly when the 8-connected
 component of ``image > T`` that holds p also holds a pixel with ``s > T``.
 With T the largest value that still passes the test (subtracted in the
 image's dtype and compared as scikit-image compares), that is a labelling of
-one small window, grown until the component is closed. A pixel with a neighbour clearly higher is never
-an h-maximum. The result is the very same mask (tests compare it with
-scikit-image on random, tied, real and degenerate images); when there are too
-many local maxima to be worth it (e.g. wide flat plateaus), when their windows
-grow too large, or for dtypes other than native float32 and float64,
-scikit-image runs.
+one small window, grown until the component is closed. A pixel with a
+neighbour clearly higher is never an h-maximum. The result is the very same
+mask (tests compare it with scikit-image on random, tied, real, degenerate
+and boundary-value images). scikit-image itself runs when there are too many
+local maxima to be worth it (wide flat plateaus), when their windows grow
+too large, and for dtypes other than native float32 and float64.
 """
 
 from __future__ import annotations

@@ -86,8 +86,8 @@ class UNet(nn.Module):
         layer by layer so its concatenation (twice the level's width) is freed
         after the first convolution: at inference, the peak at full resolution
         is the concatenation plus one convolution's output, not also the skip,
-        the lower levels' skips and the second output (~0.85 -> ~0.5 kB per
-        window pixel, width 32 in fp32). Training keeps what autograd needs.
+        the lower levels' skips and the second output (0.88 -> 0.62 kB per
+        window pixel, width 32 in fp32, 1024-px window). Training keeps what autograd needs.
         """
         skips = []
         for block in self.down:
