@@ -202,3 +202,55 @@ def test_a_window_at_the_image_border_ends_where_the_whole_grid_ends(shape):
     part = predict_region(model.net, prepared, 3.5, options, rows=(8, h), cols=(8, w)).image_logits
     margin = model.net.receptive_radius // 3 + 2  # image px the window's own top/left edges can reach
     np.testing.assert_array_equal(part[:, margin:, margin:], whole[:, 8 + margin:, 8 + margin:])
+
+
+def test_blocks_finished_several_at_a_time_give_the_same_labels(tmp_path, disks, monkeypatch):
+    """Beside a GPU several blocks are post-processed at once; ids and overlaps must not change."""
+    from napari_unet_seg.core.inference import blockwise
+
+    image, _ = disks
+    model = threshold_model()
+    one = segment_to_zarr(image, model, tmp_path / "one.zarr", block_size=64, device="cpu", precision="fp32")[:]
+    monkeypatch.setattr(blockwise, "finishing_workers", lambda device: 3)
+    several = segment_to_zarr(image, model, tmp_path / "three.zarr", block_size=64, device="cpu", precision="fp32")
+    np.testing.assert_array_equal(several[:], one)
+    assert several.attrs["objects"] == one.max()
+
+
+def test_a_block_that_fails_ends_the_run_without_leaving_the_others_waiting(tmp_path, disks, monkeypatch):
+    from napari_unet_seg.core.inference import blockwise, prediction
+
+    image, _ = disks
+    monkeypatch.setattr(blockwise, "finishing_workers", lambda device: 3)
+    calls = iter(range(1000))
+    real = prediction.NetworkPrediction.labels
+
+    def failing_third(self, model):
+        if next(calls) == 2:
+            raise RuntimeError("post-processing broke")
+        return real(self, model)
+
+    monkeypatch.setattr(prediction.NetworkPrediction, "labels", failing_third)
+    raised = []
+
+    def run():
+        try:
+            segment_to_zarr(image, threshold_model(), tmp_path / "f.zarr", block_size=64, device="cpu")
+        except RuntimeError as exc:
+            raised.append(str(exc))
+
+    import threading
+
+    thread = threading.Thread(target=run, daemon=True)  # a daemon: if the later blocks hang, the suite still ends
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), "the blocks after the failed one were left waiting"
+    assert raised == ["post-processing broke"]
+    assert not (tmp_path / "f.zarr").exists()
+
+
+def test_one_block_is_finished_at_a_time_beside_a_cpu_network():
+    from napari_unet_seg.core.inference.blockwise import MAX_FINISHING, finishing_workers
+
+    assert finishing_workers("cpu") == 1  # the network has the cores
+    assert 1 <= finishing_workers("cuda:0") <= MAX_FINISHING

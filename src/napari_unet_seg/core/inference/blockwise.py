@@ -6,21 +6,26 @@ network's receptive field plus the largest objects; an instance is kept only by
 the block that contains its centroid, so objects crossing block borders appear
 exactly once, with ids unique over the plane. A plane that fits in one block is
 segmented exactly as in memory (:func:`~.prediction.predict_plane`). Memory is
-bounded by two windows (one predicted while the previous one is post-processed),
-never by the image; Cancel waits for the block being post-processed.
+bounded by a few windows (one predicted while earlier ones are post-processed),
+never by the image; Cancel waits for the blocks being post-processed.
 
 The blocks give exactly the in-memory objects, also when the image is resized
 for the model: each window is resized on the whole image's grid and mapped
 back the same way (:func:`~.prediction.predict_region`, :mod:`.resample`).
 
-A block's post-processing (seeds, watershed) and writing run in a second
-thread while the network predicts the next block, in block order, one at a
-time, so ids and overlaps come out exactly as without the thread.
+A block's post-processing (seeds, watershed) and writing run in another
+thread while the network predicts the next block: one block at a time beside
+a CPU network, a few at once beside a GPU (:func:`finishing_workers`). Labels
+are written strictly in block order, so ids and overlaps come out exactly as
+without the threads.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +49,7 @@ from .prediction import (
 )
 
 DEFAULT_OBJECT_DIAMETER = 64  # px; what the halo must hold when neither user nor model says
+MAX_FINISHING = 4  # blocks post-processed at once beside a GPU (each holds its logits and a few label arrays)
 CHUNK = 512  # px: the side of the zarr chunks blockwise outputs are written in
 
 
@@ -104,8 +110,9 @@ def segment_plane_blockwise(
     scale = rescale_factor(model, diameter)
     blocks = [(y, x) for y in range(0, height, block_size) for x in range(0, width, block_size)]
     writer = _BlockWriter(model, out, lead)
-    with ThreadPoolExecutor(1, "unet-seg-blocks") as finishing:  # block k's labels while block k+1 is predicted
-        pending: Future | None = None
+    workers = finishing_workers(options.device)
+    with ThreadPoolExecutor(workers, "unet-seg-blocks") as finishing:  # earlier blocks while the next is predicted
+        pending: deque[Future] = deque()
         for i, (by0, bx0) in enumerate(blocks):
             raise_if_cancelled(cancel)
             by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
@@ -118,29 +125,65 @@ def segment_plane_blockwise(
 
             prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
                                         progress=block_progress, cancel=cancel, empty_side=empty_side(model, scale))
-            if pending is not None:
-                pending.result()  # in order, one at a time: ids and overlaps are written as without the thread
-            pending = finishing.submit(writer.write, prediction, (wy0, wy1, wx0, wx1), (by0, by1, bx0, bx1))
-        if pending is not None:
-            pending.result()
+            while len(pending) >= workers:  # memory stays bounded: at most `workers` blocks in the making
+                pending.popleft().result()
+            pending.append(finishing.submit(writer.write, i, prediction, (wy0, wy1, wx0, wx1),
+                                            (by0, by1, bx0, bx1)))
+        while pending:
+            pending.popleft().result()
     return PlaneOutcome(writer.objects, writer.area, notes)
 
 
+def finishing_workers(device: str) -> int:
+    """Blocks post-processed at once: one beside a CPU network, which needs the cores; more beside a GPU.
+
+    Seeds and watershed release the GIL only in part (two blocks in two
+    threads: 1.4x one thread), so beside a GPU, which leaves the CPU idle,
+    a few blocks at a time keep up with it.
+    """
+    if device.split(":")[0] == "cpu":
+        return 1
+    return max(1, min(MAX_FINISHING, (os.cpu_count() or 2) // 2))
+
+
 class _BlockWriter:
-    """Turns each block's prediction into labels and writes the objects it owns, numbering them over the plane."""
+    """Turns each block's prediction into labels and writes the objects it owns, numbering them over the plane.
+
+    Labels of several blocks may be made at once (:func:`finishing_workers`);
+    they are written strictly in block order, so ids and overlaps come out as
+    with one thread.
+    """
 
     def __init__(self, model: Model, out: Any, lead: tuple[int, ...]) -> None:
         self.model, self.out, self.lead = model, out, lead
         self.next_id, self.objects, self.area = 1, 0, 0.0
+        self._turn = 0  # the block whose labels are written next
+        self._failed = False  # a block failed: the run stops, and later blocks must not wait for its turn
+        self._turn_changed = threading.Condition()
 
-    def write(self, prediction: NetworkPrediction, window: tuple[int, int, int, int],
+    def write(self, index: int, prediction: NetworkPrediction, window: tuple[int, int, int, int],
               block: tuple[int, int, int, int]) -> None:
-        self._write(prediction, window, block)
-        return_freed_memory()  # else the block's freed arrays stay with the process, and memory creeps up
+        """Block ``index``'s labels, written once every earlier block's are (blocks are submitted in order)."""
+        try:
+            labels = prediction.labels(self.model)
+            with self._turn_changed:
+                self._turn_changed.wait_for(lambda: self._turn == index or self._failed)
+                if self._failed:
+                    return
+            self._write(labels, window, block)
+        except BaseException:
+            with self._turn_changed:
+                self._failed = True
+                self._turn_changed.notify_all()
+            raise
+        else:
+            with self._turn_changed:
+                self._turn = index + 1
+                self._turn_changed.notify_all()
+        finally:
+            return_freed_memory()  # else the block's freed arrays stay with the process, and memory creeps up
 
-    def _write(self, prediction: NetworkPrediction, window: tuple[int, int, int, int],
-               block: tuple[int, int, int, int]) -> None:
-        labels = prediction.labels(self.model)
+    def _write(self, labels: np.ndarray, window: tuple[int, int, int, int], block: tuple[int, int, int, int]) -> None:
         wy0, wy1, wx0, wx1 = window
         by0, by1, bx0, bx1 = block
         core = (by0 - wy0, by1 - wy0, bx0 - wx0, bx1 - wx0)
