@@ -67,7 +67,7 @@ def test_a_forward_pass_stays_within_the_memory_the_window_planner_counts():
 
     Run in a fresh process so its peak is the forward's own. Before skips and
     concatenations were released early, this network peaked at ~475 B per
-    pixel, above today's estimate of 400.
+    pixel, above the estimate (440).
     """
     import subprocess
     import sys

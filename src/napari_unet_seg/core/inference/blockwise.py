@@ -113,24 +113,30 @@ def segment_plane_blockwise(
     workers = finishing_workers(options.device)
     with ThreadPoolExecutor(workers, "unet-seg-blocks") as finishing:  # earlier blocks while the next is predicted
         pending: deque[Future] = deque()
-        for i, (by0, bx0) in enumerate(blocks):
-            raise_if_cancelled(cancel)
-            by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
-            wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
-            wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
+        try:
+            for i, (by0, bx0) in enumerate(blocks):
+                raise_if_cancelled(cancel)
+                by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
+                wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
+                wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
 
-            def block_progress(done: int, total: int, _i: int = i) -> None:
-                if progress is not None:
-                    progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
+                def block_progress(done: int, total: int, _i: int = i) -> None:
+                    if progress is not None:
+                        progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
-            prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
-                                        progress=block_progress, cancel=cancel, empty_side=empty_side(model, scale))
-            while len(pending) >= workers:  # memory stays bounded: at most `workers` blocks in the making
+                prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
+                                            progress=block_progress, cancel=cancel,
+                                            empty_side=empty_side(model, scale))
+                while len(pending) >= workers:  # memory stays bounded: this block and `workers` in the making
+                    pending.popleft().result()
+                pending.append(finishing.submit(writer.write, i, [prediction], (wy0, wy1, wx0, wx1),
+                                                (by0, by1, bx0, bx1)))
+                del prediction  # the writer holds it alone now, and lets it go once its labels are made
+            while pending:
                 pending.popleft().result()
-            pending.append(finishing.submit(writer.write, i, prediction, (wy0, wy1, wx0, wx1),
-                                            (by0, by1, bx0, bx1)))
-        while pending:
-            pending.popleft().result()
+        except BaseException:
+            writer.stop()  # cancelled or failed: blocks still in the making are not finished for nothing
+            raise
     return PlaneOutcome(writer.objects, writer.area, notes)
 
 
@@ -143,7 +149,8 @@ def finishing_workers(device: str) -> int:
     """
     if device.split(":")[0] == "cpu":
         return 1
-    return max(1, min(MAX_FINISHING, (os.cpu_count() or 2) // 2))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, min(MAX_FINISHING, cores // 2))  # the cores this process may use (SLURM, containers)
 
 
 class _BlockWriter:
@@ -161,27 +168,39 @@ class _BlockWriter:
         self._failed = False  # a block failed: the run stops, and later blocks must not wait for its turn
         self._turn_changed = threading.Condition()
 
-    def write(self, index: int, prediction: NetworkPrediction, window: tuple[int, int, int, int],
+    def write(self, index: int, holder: list[NetworkPrediction], window: tuple[int, int, int, int],
               block: tuple[int, int, int, int]) -> None:
-        """Block ``index``'s labels, written once every earlier block's are (blocks are submitted in order)."""
+        """Block ``index``'s labels, written once every earlier block's are (blocks are submitted in order).
+
+        ``holder`` holds the block's prediction alone, so it is freed as soon
+        as its labels are made, before this block waits for its turn.
+        """
         try:
-            labels = prediction.labels(self.model)
+            if self._failed:
+                return
+            labels = holder.pop().labels(self.model)
             with self._turn_changed:
                 self._turn_changed.wait_for(lambda: self._turn == index or self._failed)
                 if self._failed:
                     return
             self._write(labels, window, block)
+            del labels
         except BaseException:
-            with self._turn_changed:
-                self._failed = True
-                self._turn_changed.notify_all()
+            self.stop()
             raise
         else:
             with self._turn_changed:
                 self._turn = index + 1
                 self._turn_changed.notify_all()
         finally:
+            holder.clear()
             return_freed_memory()  # else the block's freed arrays stay with the process, and memory creeps up
+
+    def stop(self) -> None:
+        """The run failed or was cancelled: blocks not yet written are dropped, and none waits for its turn."""
+        with self._turn_changed:
+            self._failed = True
+            self._turn_changed.notify_all()
 
     def _write(self, labels: np.ndarray, window: tuple[int, int, int, int], block: tuple[int, int, int, int]) -> None:
         wy0, wy1, wx0, wx1 = window

@@ -86,13 +86,16 @@ def bytes_per_window_pixel(net: UNet, precision: str) -> int:
     """Peak memory of a forward pass per input pixel, ~15 % above what was measured.
 
     Width 16 / 32 / 64, depth 4 on the CPU, 1024-px windows, fp32: 0.30 /
-    0.62 / 1.20 kB (0.58 kB for width 32 at 1536 px); bf16 halves it. The
-    peak is the decoder's concatenation at full resolution and the first
-    convolution's output (:meth:`UNet.forward` frees the rest early); it grows
-    with the width.
+    0.62 / 1.20 kB (0.58 kB for width 32 at 1536 px); bf16 halves the
+    network's part. The peak is at the decoder's full-resolution
+    concatenation (skip, upsampled tensor, concatenation and the level below:
+    ~4.5x the width; :meth:`UNet.forward` frees the rest early). The logits
+    add their own, in fp32 whatever the precision: the head's output and its
+    copy for the host, and flip averaging's running sum (a many-class model
+    with flips went 1.4-2.3x over a width-only estimate).
     """
     element = 4 if precision == "fp32" else 2
-    return element * (5 * net.base_channels + 4 * net.in_channels + 16)
+    return element * (5 * net.base_channels + 4 * net.in_channels) + 4 * (16 + 5 * net.num_classes)
 
 
 def window_memory(device: torch.device) -> int:

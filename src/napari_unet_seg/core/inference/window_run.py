@@ -65,7 +65,11 @@ def flip_averaged(runner: Network, tensor: torch.Tensor) -> torch.Tensor:
     for dims in FLIPS:
         logits = runner(tensor.flip(dims) if dims else tensor).float()
         logits = logits.flip(dims) if dims else logits
-        total = logits if total is None else total + logits
+        if total is None:
+            total = logits
+        else:
+            total += logits  # in place: one running sum alive during the next pass, not two maps
+        del logits
     return total / len(FLIPS)
 
 

@@ -84,10 +84,13 @@ class UNet(nn.Module):
 
         Each skip is dropped once concatenated, and a decoder block runs
         layer by layer so its concatenation (twice the level's width) is freed
-        after the first convolution: at inference, the peak at full resolution
-        is the concatenation plus one convolution's output, not also the skip,
-        the lower levels' skips and the second output (0.88 -> 0.62 kB per
-        window pixel, width 32 in fp32, 1024-px window). Training keeps what autograd needs.
+        after the first convolution. At inference the peak is the full-resolution
+        concatenation itself (skip, upsampled tensor, concatenation and the
+        level below, ~4.5x the width), no longer also the lower levels' skips
+        and the convolutions' outputs (0.88 -> 0.62 kB per window pixel, width
+        32 in fp32, 1024-px window). Training keeps what autograd needs. Hooks
+        on a decoder block (``up_conv[i]``) do not fire: its layers are called
+        one by one.
         """
         skips = []
         for block in self.down:
