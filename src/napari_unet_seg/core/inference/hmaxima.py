@@ -24,6 +24,8 @@ too large, and for dtypes other than native float32 and float64.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import h_maxima
@@ -98,7 +100,7 @@ def _threshold(value: np.ndarray, h: float) -> np.ndarray | None:
     return _bisect(passes, value, h)
 
 
-def _bisect(passes, value: np.ndarray, h: float) -> np.ndarray | None:
+def _bisect(passes: Callable[[np.ndarray], bool], value: np.ndarray, h: float) -> np.ndarray | None:
     """The last passing value between one that passes and ``value`` (which cannot: h > 0), by ordered bits."""
     dtype = value.dtype
     low = value - np.asarray(2 * abs(h) + 1, dtype)  # passes: the difference is more than h
