@@ -16,6 +16,7 @@ issue 19 (empty and saturated bands, nucleoli, anisotropy, defocus).
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import sys
@@ -137,6 +138,16 @@ def main() -> None:
                         help="sampling weight of each s-bsst265 image (a dsb2018 fluorescence image weighs 1)")
     parser.add_argument("--robust", action="store_true",
                         help="augment with empty/saturated bands and patches, nucleoli, anisotropy and defocus")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes that make batches ahead; beside a GPU, the cores less one or two")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="score nothing while training (choose among --snapshots afterwards); the held-out "
+                             "images are still never trained on")
+    parser.add_argument("--snapshots", type=Path, default=None,
+                        help="every --snapshot-every seconds, save the weights training would end with in this "
+                             "folder (float16, named by step)")
+    parser.add_argument("--snapshot-every", type=float, default=600.0)
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
@@ -182,7 +193,8 @@ def main() -> None:
         max_steps=args.max_steps, max_seconds=args.max_seconds, crop_size=args.crop_size,
         batch_size=args.batch_size, learning_rate=args.lr, augment=augment,
         eval_every=args.eval_every, seed=args.seed, num_threads=args.threads,
-        contact_weight=args.contact_weight, ema_decay=args.ema,
+        contact_weight=args.contact_weight, ema_decay=args.ema, device=args.device, workers=args.workers,
+        checkpoint_every=args.snapshot_every,
     )
     start = time.time()
     recipe = {
@@ -216,7 +228,26 @@ def main() -> None:
             extra = f" held-out AP50 {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
             print(f"step {r.step} loss {r.loss:.4f} {r.seconds:.0f}s{extra}", flush=True)
 
-    result = train(model, [p for p in train_pairs], config, val_pairs=val_pairs, progress=report)
+    steps_done = [0]
+
+    def snapshot(state: dict[str, torch.Tensor]) -> None:
+        saved = copy.deepcopy(model)
+        saved.net.load_state_dict(state)
+        saved.metadata["training"].update(steps=steps_done[0], snapshot=True)
+        args.snapshots.mkdir(parents=True, exist_ok=True)
+        path = save_model(saved, args.snapshots / f"step{steps_done[0]:06d}", overwrite=True, half_precision=True)
+        print(f"snapshot {path}", flush=True)
+
+    def progress(r: StepReport) -> None:
+        steps_done[0] = r.step
+        report(r)
+
+    if args.no_eval:
+        val_pairs = []
+    result = train(model, [p for p in train_pairs], config, val_pairs=val_pairs, progress=progress,
+                   checkpoint=snapshot if args.snapshots else None)
+    if args.snapshots:
+        snapshot(model.net.state_dict())
     model.metadata["training"] = {
         **recipe,
         "steps": result.steps,

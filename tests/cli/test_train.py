@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 from helpers import synthetic_nuclei
 from napari_unet_seg.cli.main import main
-from napari_unet_seg.core.model.modelfile import read_metadata, save_model
+from napari_unet_seg.core.model.modelfile import load_model_file, read_metadata, save_model
 
 TINY = ["--init", "none", "--depth", "2", "--width", "4", "--max-steps", "3"]
 
@@ -40,6 +41,19 @@ def test_train_then_predict_with_the_file(files, tmp_path, capsys):
     code = main(["predict", str(files["img0"]), "-o", str(tmp_path / "pred"), "--model", str(out)])
     assert code == 0
     assert tifffile.imread(tmp_path / "pred" / "img0_labels.tif").shape == (96, 96)
+
+
+def test_workers_give_the_same_model_as_none(files, tmp_path):
+    """Crops made ahead by worker processes are the crops the loop would make: the same weights."""
+    weights = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"w{workers}.safetensors"
+        assert main(["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]), "--init",
+                     str(files["inst"]), "--max-steps", "3", "--workers", workers, "-o", str(out)]) == 0
+        weights.append(load_model_file(out).net.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    start = load_model_file(files["inst"]).net.state_dict()
+    assert not all(torch.equal(weights[0][k], start[k]) for k in start)  # it trained: the test can tell
 
 
 def test_scribbles_with_masks_train_a_semantic_model(files, tmp_path):
@@ -74,6 +88,7 @@ def test_a_stack_trains_on_its_annotated_slices(tmp_path):
     (["--init", "nuclei", "--depth", "3"], "--depth and --width describe a new model"),
     (["--scribbles", "--classes", "3"], "label value 12 in img0 is too large for a 3-class model"),
     (["--scribbles", "--init", "{inst}"], "scribbles train class models"),
+    (["--workers", "-1"], "--workers must be 0 or more, not -1"),
 ])
 def test_user_mistakes_are_one_line_errors(files, tmp_path, capsys, extra, message):
     args = ["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]),

@@ -64,6 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=float, default=None, metavar="S",
                         help="save the best weights so far every S seconds while training, so that a crash loses "
                              "at most that much (default 30)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="processes that make training crops ahead: on a GPU, making them (not the network) "
+                             "limits the speed; the same seed gives the same model with any N (default 0)")
     parser.add_argument("--project", default=None, metavar="DIR",
                         help="a project folder (as the Train widget's): these pairs are saved into it, training "
                              "learns from all its pairs of this kind, and the earlier rounds' corrections also judge "
@@ -128,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--max-seconds must be positive, not {args.max_seconds}")
     require_positive(args.diameter, "--diameter")
     require_positive(args.checkpoint_every, "--checkpoint-every")
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, not {args.workers}")
     init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
@@ -162,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                             max_steps=args.max_steps, max_seconds=max_seconds)
     if args.checkpoint_every is not None:
         config = replace(config, checkpoint_every=args.checkpoint_every)
+    config = replace(config, workers=args.workers)
     base = "scratch" if scratch else model.name
 
     def report(r: StepReport) -> None:

@@ -97,11 +97,11 @@ def test_training_with_focus_draws_crops_around_the_errors():
     trainer = Trainer(model, [TrainingPair(image, labels)], config, ())
     focus = trainer.focus[0]
     assert focus is not None and focus.objects > 0
-    from napari_unet_seg.core.training.loop import _sample
+    from napari_unet_seg.core.training.batches import sample_crop
 
     rng = np.random.default_rng(1)
     for _ in range(10):
-        _, target = _sample(trainer.prepared[0], model, config, rng, focus)
+        _, target = sample_crop(trainer.prepared[0], model.task, config, rng, focus)
         assert target[2].max() == 3.0  # every crop holds part of an error
 
 

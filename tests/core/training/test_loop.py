@@ -140,12 +140,12 @@ def test_the_built_in_models_robust_augmentations_train(monkeypatch):
     """Empty bands, nucleoli, anisotropy and defocus (scripts/train_nuclei.py --robust) reach the crops trained on."""
     from dataclasses import replace
 
-    from napari_unet_seg.core.training import loop
+    from napari_unet_seg.core.training import batches
     from napari_unet_seg.core.training.augment import AugmentConfig
 
     seen = []
-    original = loop.add_empty_regions
-    monkeypatch.setattr(loop, "add_empty_regions", lambda *a: seen.append(1) or original(*a))
+    original = batches.add_empty_regions
+    monkeypatch.setattr(batches, "add_empty_regions", lambda *a: seen.append(1) or original(*a))
     image, labels = synthetic_nuclei((96, 96))
     model = starting_model("none", **TINY)
     robust = AugmentConfig(empty_regions=1.0, nucleoli=1.0, anisotropy=1.25, defocus=1.0)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.training.losses import instance_loss, semantic_loss
+
 from napari_unet_seg.core.model.modelfile import new_model
-from napari_unet_seg.core.training.targets import instance_targets, semantic_targets
-from napari_unet_seg.core.training.loop import TrainConfig, _sample
+from napari_unet_seg.core.training.batches import sample_crop
 from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
+from napari_unet_seg.core.training.loop import TrainConfig
+from napari_unet_seg.core.training.losses import instance_loss, semantic_loss
+from napari_unet_seg.core.training.targets import instance_targets, semantic_targets
 
 
 def _region(shape, seed=1):
@@ -85,7 +86,7 @@ def test_sampled_training_batches_ignore_labels_outside_the_region(task):
     a = PreparedPair(TrainingPair(image, labels, valid), model)
     b = PreparedPair(TrainingPair(image, other, valid), model)
     for seed in range(8):
-        xa, ya = _sample(a, model, config, np.random.default_rng(seed))
-        xb, yb = _sample(b, model, config, np.random.default_rng(seed))
+        xa, ya = sample_crop(a, model.task, config, np.random.default_rng(seed))
+        xb, yb = sample_crop(b, model.task, config, np.random.default_rng(seed))
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)

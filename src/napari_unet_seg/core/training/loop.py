@@ -6,7 +6,9 @@ autocast with channels_last where the hardware supports it, reports through
 callbacks, stops on a step count, a time budget or ``cancel()``, and always
 returns the best weights seen (by held-out score when there is held-out data).
 With ``ema_decay`` it scores and keeps a moving average of the weights instead
-of the last step's.
+of the last step's. Batches come from :mod:`.batches`, made ahead by worker
+processes when ``workers`` is set (beside a GPU the crops, not the network,
+limit the steps per second).
 """
 
 from __future__ import annotations
@@ -17,19 +19,19 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..model.devices import autocast, resolve_device, resolve_precision
 from ..model.modelfile import Model
-from .augment import AugmentConfig, add_empty_regions, augment_intensity, flip_rotate, random_crop
+from .augment import AugmentConfig
+from .batches import BatchMaker, batches
 from .data import PreparedPair, TrainingPair
 from .evaluation import main_score, replay_scores, score_groups
 from .focus import ErrorFocus, error_focus
 from .losses import instance_loss, semantic_loss
-from .targets import instance_targets, semantic_targets
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class TrainConfig:
     focus_errors: float = 0.0  # share of crops centred on objects the starting model got wrong (instances)
     error_weight: float = 1.0  # loss weight of those objects' pixels (1 = like any other)
     freeze_batchnorm: bool = False  # BatchNorm normalises with its stored statistics and never updates them
+    workers: int = 0  # processes that make batches ahead (beside a GPU); 0 = in the loop's thread
 
 
 @dataclass
@@ -88,42 +91,6 @@ class TrainResult:
     stopped_because: str = ""  # why training stopped before its budget, other than a cancel
     forgot: int = 0  # trained weights turned down because they scored worse on earlier rounds' corrections
     errors_found: int | None = None  # objects the starting model got wrong in the training data (error focus)
-
-
-def _sample(
-    prepared: PreparedPair, model: Model, config: TrainConfig, rng: np.random.Generator,
-    focus: ErrorFocus | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = config.augment.scale_range
-    scale = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
-    stretch = config.augment.anisotropy
-    aspect = float(np.exp(rng.uniform(-math.log(stretch), math.log(stretch)))) if stretch > 1 else 1.0
-    valid = prepared.train_valid if focus is None else focus.weights
-    centre = None
-    if focus is not None and len(focus.centres) and rng.random() < config.focus_errors:
-        centre = tuple(focus.centres[rng.integers(len(focus.centres))])
-    # prefer crops that contain annotation when the annotated region is small
-    for _ in range(5):
-        img, lab, val = random_crop(prepared.train_image, prepared.train_labels, valid, config.crop_size,
-                                    scale, rng, aspect, centre)
-        if config.scribbles:
-            annotated = (lab > 0) & (val > 0)
-        else:
-            annotated = val > 0
-        if annotated.any():
-            break
-    if config.augment.flips:
-        img, lab, val = flip_rotate([img, lab, val], rng)
-    if model.task == "instances":
-        if config.augment.intensity:
-            # per-object augmentation sees annotated objects only: unannotated labels teach nothing
-            img = augment_intensity(img, np.where(val > 0, lab, 0), config.augment, rng)
-        if config.augment.empty_regions and rng.random() < config.augment.empty_regions:
-            img, lab = add_empty_regions(img, lab, rng)
-        return img, instance_targets(lab, val, config.contact_weight)
-    if config.augment.intensity:
-        img = augment_intensity(img, None, replace(config.augment, dim_objects=False, texture=False), rng)
-    return img, semantic_targets(lab, val, scribbles=config.scribbles)
 
 
 class WeightAverage:
@@ -178,9 +145,10 @@ def train(
 ) -> TrainResult:
     """Train ``model`` in place on ``pairs``; keep the best weights (by ``val_pairs`` when given).
 
-    ``checkpoint(state)`` receives the best weights so far (the current ones
-    before any score) every ``config.checkpoint_every`` seconds, so a crash
-    or a killed process loses at most that much training.
+    ``checkpoint(state)`` receives the weights training would end with if it
+    stopped now (the best scored, else the moving average, else the current
+    ones) every ``config.checkpoint_every`` seconds, so a crash or a killed
+    process loses at most that much training.
 
     ``preview(model)`` is called every ``config.preview_every`` steps with the
     network in eval mode (from this thread), so a GUI can show the model as it
@@ -297,7 +265,6 @@ class Trainer:
     def __init__(self, model: Model, pairs: Sequence[TrainingPair], config: TrainConfig,
                  val_pairs: Sequence[TrainingPair]) -> None:
         self.model, self.config = model, config
-        self.rng = np.random.default_rng(config.seed)
         torch.manual_seed(config.seed)
         self.prepared = [PreparedPair(p, model) for p in pairs]
         self.val_prepared = [PreparedPair(p, model) for p in val_pairs]
@@ -314,9 +281,13 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.loss_fn = loss_for(model)
+        # fp16 (GPUs without bf16) needs its loss scaled, or small gradients round to zero; bf16 and fp32 do not
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self.precision == "fp16")
         self.best = BestWeights()
         self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.focus = self.find_errors()
+        maker = BatchMaker(self.prepared, self.focus, self.weights, model.task, config, config.max_steps)
+        self.batches = batches(maker, config.workers, pin_memory=self.device.type == "cuda")
 
     def find_errors(self, budget: int = 8_000_000) -> list[ErrorFocus | None]:
         """Each pair's errors by the starting weights (:mod:`.focus`), for instance models when asked for.
@@ -363,19 +334,18 @@ class Trainer:
         net.train()
         if config.freeze_batchnorm:
             freeze_batchnorm(net)
-        picks = self.rng.choice(len(self.prepared), size=config.batch_size, p=self.weights)
-        samples = [_sample(self.prepared[i], self.model, config, self.rng, self.focus[i]) for i in picks]
-        x = torch.from_numpy(np.stack([s[0] for s in samples])).to(self.device)
-        x = x.contiguous(memory_format=self.memory_format)
-        y = torch.from_numpy(np.stack([s[1] for s in samples])).to(self.device)
+        x, y = next(self.batches)  # batch number ``step``
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):
             logits = net(x)
         loss = self.loss_fn(logits, y)
         if not torch.isfinite(loss.detach()):
             return float(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)  # skipped, and the scale lowered, when scaled gradients overflowed
+        self.scaler.update()
         if self.average is not None:
             self.average.update(net)
         return float(loss.detach())
@@ -387,12 +357,18 @@ class Trainer:
             preview(self.model)
         self.net.to(memory_format=self.memory_format)
 
-    def finish(self, step: int) -> None:
-        """Leave the best weights (else the average) in the model, on the CPU, in eval mode."""
+    def kept_weights(self, step: int) -> dict[str, torch.Tensor]:
+        """The weights training would end with now: the best scored, else the average, else the current ones."""
         if self.best.state is not None:
-            self.net.load_state_dict(self.best.state)
-        elif self.average is not None and step:
-            self.net.load_state_dict(self.average.state)  # nothing held out: the average is the better guess
+            return self.best.state
+        if self.average is not None and step:
+            return self.average.state
+        return self.net.state_dict()
+
+    def finish(self, step: int) -> None:
+        """Leave the best weights (else the average) in the model, on the CPU, in eval mode; stop the workers."""
+        self.batches.close()
+        self.net.load_state_dict(self.kept_weights(step))
         self.net.to(memory_format=torch.contiguous_format).to("cpu").eval()
 
 
@@ -401,6 +377,15 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
            preview: Callable[[Model], None] | None,
            checkpoint: Callable[[dict[str, torch.Tensor]], None] | None = None) -> TrainResult:
     trainer = Trainer(model, pairs, config, val_pairs)
+    try:
+        return _run(trainer, config, progress, cancel, preview, checkpoint)
+    finally:
+        trainer.batches.close()  # the workers stop here too when training fails
+
+
+def _run(trainer: Trainer, config: TrainConfig, progress: Callable[[StepReport], None] | None,
+         cancel: Callable[[], bool] | None, preview: Callable[[Model], None] | None,
+         checkpoint: Callable[[dict[str, torch.Tensor]], None] | None) -> TrainResult:
     held_out = bool(trainer.val_prepared)
     history: list[dict[str, float]] = []
     start = time.monotonic()
@@ -433,11 +418,11 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
         history.append(record)
         if preview is not None and config.preview_every and step % config.preview_every == 0:
             trainer.show(preview)
-        if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
-            checkpoint(trainer.best.state if trainer.best.state is not None else trainer.net.state_dict())
-            last_checkpoint = time.monotonic()
         if progress is not None:
             progress(_report(step, config, running, start, scores, trainer.best.score))
+        if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
+            checkpoint(trainer.kept_weights(step))  # after the report, so a caller knows the step it holds
+            last_checkpoint = time.monotonic()
     if held_out and step and not ({"ap50", "mean_iou"} & history[-1].keys()):
         # stopped by time or cancel between evaluations: the last weights get a chance too
         history[-1].update(trainer.evaluate(step))
@@ -447,7 +432,7 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
     best = trainer.best
     found = [f.objects for f in trainer.focus if f is not None]
     errors_found = sum(found) if found else None
-    return TrainResult(model, step, time.monotonic() - start, history, best.score, cancelled, best.scores,
+    return TrainResult(trainer.model, step, time.monotonic() - start, history, best.score, cancelled, best.scores,
                        stopped_because, best.forgot, errors_found)
 
 
