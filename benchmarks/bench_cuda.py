@@ -76,6 +76,8 @@ def main() -> int:
     mpx = image.size / 1e6
     report: dict[str, object] = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
                                  "cpu_threads": torch.get_num_threads(), "mosaic_mpx": mpx}
+    print(f"device: CUDA {report['gpu']} (torch {report['torch']}), {report['cpu_threads']} CPU threads; "
+          f"the 4096² mosaic ({mpx:.1f} Mpx)", flush=True)
     segment(image[:1024, :1024], model, device="cuda")  # warm-up: CUDA context, cuDNN's choice of kernels
     runs = {"cpu_fp32": dict(device="cpu", precision="fp32"), "cuda_fp32": dict(device="cuda", precision="fp32"),
             "cuda_auto": dict(device="cuda")}

@@ -53,6 +53,7 @@ class Benchmark:
     quick: tuple[str, ...] = ()
     minutes: float = 5
     markdown: bool = False  # prints markdown: copied as is (other output: tables as tables, the rest verbatim)
+    needs_cuda: bool = False  # run only where a CUDA device is; elsewhere its earlier block stays as it is
 
     @property
     def long(self) -> bool:
@@ -83,6 +84,7 @@ BENCHMARKS = (
               ("--domains", "all", "--modes", "dense,mask", "--seconds", "120", "--eval", "5"),
               ("--domains", "brightfield", "--modes", "dense", "--steps", "2", "--eval", "1"), 40),
     Benchmark("bench_scribbles", "bench_scribbles.py", (), ("--seconds", "5"), 3),
+    Benchmark("bench_cuda", "bench_cuda.py", ("--big", "8192"), ("--big", "0"), 2, needs_cuda=True),
     Benchmark("bench_monai", "bench_monai.py", ("--size", "2048", "--repeats", "3"),
               ("--size", "256", "--repeats", "1"), 6, markdown=True),
 )
@@ -223,6 +225,17 @@ def splice(document: str, name: str, body: str, after_title: bool = False) -> st
     return document.rstrip("\n") + "\n\n" + block + "\n"
 
 
+def runnable_here(bench: Benchmark, cuda: bool | None = None) -> bool:
+    """False for a GPU benchmark on a machine without CUDA (its figures from a GPU machine are kept)."""
+    if not bench.needs_cuda:
+        return True
+    if cuda is None:
+        import torch  # here, so that --help and --list do not wait for torch
+
+        cuda = torch.cuda.is_available()
+    return cuda
+
+
 def select(only: str | None, skip: str | None, everything: bool) -> list[Benchmark]:
     known = {b.name for b in BENCHMARKS}
     wanted = set(only.split(",")) if only else None
@@ -265,6 +278,9 @@ def main() -> int:
     for i, bench in enumerate(chosen, 1):
         timeout = args.timeout or (QUICK_TIMEOUT_S if args.quick else max(3 * bench.minutes, 20) * 60)
         print(f"[{i}/{len(chosen)}] python {' '.join(bench.command(args.quick))}", file=sys.stderr, flush=True)
+        if not runnable_here(bench):
+            print("      skipped: no CUDA device here (its earlier figures stay)", file=sys.stderr, flush=True)
+            continue
         outcome = run(bench, args.quick, timeout)
         verdict = ("ok" if outcome.ok else "TIMED OUT" if outcome.returncode is None
                    else f"FAILED (exit {outcome.returncode})")

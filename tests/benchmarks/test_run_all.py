@@ -30,6 +30,13 @@ def test_every_benchmark_script_is_run(run_all):
     assert scripts == {bench.script for bench in run_all.BENCHMARKS}
 
 
+def test_the_gpu_benchmark_runs_only_beside_a_gpu(run_all):
+    cuda = next(b for b in run_all.BENCHMARKS if b.name == "bench_cuda")
+    engine = next(b for b in run_all.BENCHMARKS if b.name == "bench_engine")
+    assert not run_all.runnable_here(cuda, cuda=False) and run_all.runnable_here(cuda, cuda=True)
+    assert run_all.runnable_here(engine, cuda=False)
+
+
 def test_a_block_is_replaced_where_it_stands_and_a_new_one_appended(run_all):
     document = ("# Results\n\nprose before\n\n<!-- run_all:a -->\nold figures\n<!-- /run_all:a -->\n\n"
                 "prose after, naming <!-- run_all:b --> nowhere closed\n")
