@@ -151,6 +151,8 @@ def main() -> None:
     parser.add_argument("--init", type=Path, default=None, help="continue training from this model file (depth/width come from it)")
     args = parser.parse_args()
 
+    if args.workers < 0:
+        parser.error("--workers takes 0 (crops made in the training loop) or more processes")
     if args.shot_noise is not None and min(args.shot_noise) <= 0:
         parser.error("--shot-noise takes two positive photon counts, e.g. 20 500")
     denoise = {"above": args.denoise[0], "sigma": args.denoise[1]} if args.denoise[0] else None
@@ -163,7 +165,8 @@ def main() -> None:
     if args.extra_data is not None:
         train_pairs += load_bsst(args.extra_data, "train", args.extra_weight)
         val_pairs += load_bsst(args.extra_data, "holdout", args.extra_weight)
-    print(f"{len(train_pairs)} training images, {len(val_pairs)} held out for checkpoint choice", flush=True)
+    print(f"{len(train_pairs)} training images, {len(val_pairs)} held out "
+          f"{'(not scored: --no-eval)' if args.no_eval else 'for checkpoint choice'}", flush=True)
 
     torch.manual_seed(args.seed)
     if args.init is not None:
@@ -228,18 +231,19 @@ def main() -> None:
             extra = f" held-out AP50 {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
             print(f"step {r.step} loss {r.loss:.4f} {r.seconds:.0f}s{extra}", flush=True)
 
-    steps_done = [0]
+    reported = [0]  # the last step reported; a checkpoint comes after its step, before that step's report
 
-    def snapshot(state: dict[str, torch.Tensor]) -> None:
+    def snapshot(state: dict[str, torch.Tensor], step: int | None = None) -> None:
+        step = reported[0] + 1 if step is None else step
         saved = copy.deepcopy(model)
         saved.net.load_state_dict(state)
-        saved.metadata["training"].update(steps=steps_done[0], snapshot=True)
+        saved.metadata["training"].update(steps=step, snapshot=True)
         args.snapshots.mkdir(parents=True, exist_ok=True)
-        path = save_model(saved, args.snapshots / f"step{steps_done[0]:06d}", overwrite=True, half_precision=True)
+        path = save_model(saved, args.snapshots / f"step{step:06d}", overwrite=True, half_precision=True)
         print(f"snapshot {path}", flush=True)
 
     def progress(r: StepReport) -> None:
-        steps_done[0] = r.step
+        reported[0] = r.step
         report(r)
 
     if args.no_eval:
@@ -247,7 +251,7 @@ def main() -> None:
     result = train(model, [p for p in train_pairs], config, val_pairs=val_pairs, progress=progress,
                    checkpoint=snapshot if args.snapshots else None)
     if args.snapshots:
-        snapshot(model.net.state_dict())
+        snapshot(model.net.state_dict(), result.steps)
     model.metadata["training"] = {
         **recipe,
         "steps": result.steps,

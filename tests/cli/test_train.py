@@ -43,6 +43,7 @@ def test_train_then_predict_with_the_file(files, tmp_path, capsys):
     assert tifffile.imread(tmp_path / "pred" / "img0_labels.tif").shape == (96, 96)
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # a 1-CPU machine: more workers than cores
 def test_workers_give_the_same_model_as_none(files, tmp_path):
     """Crops made ahead by worker processes are the crops the loop would make: the same weights."""
     weights = []

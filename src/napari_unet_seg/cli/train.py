@@ -65,8 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="save the best weights so far every S seconds while training, so that a crash loses "
                              "at most that much (default 30)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
-                        help="processes that make training crops ahead: on a GPU, making them (not the network) "
-                             "limits the speed; the same seed gives the same model with any N (default 0)")
+                        help="processes that make training crops ahead, for training on a GPU, where making them "
+                             "(not the network) limits the speed; the crops are the same with any N (default 0)")
     parser.add_argument("--project", default=None, metavar="DIR",
                         help="a project folder (as the Train widget's): these pairs are saved into it, training "
                              "learns from all its pairs of this kind, and the earlier rounds' corrections also judge "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from helpers import synthetic_nuclei
@@ -38,16 +39,74 @@ def test_a_batch_depends_on_the_seed_and_its_number_only():
     assert not torch.equal(other_seed[2][0], x2)
 
 
+class _WhoMadeIt(BatchMaker):
+    """Also says which worker made each batch (-1: the loop's own process)."""
+
+    def __getitem__(self, k):
+        x, y = super().__getitem__(k)
+        info = torch.utils.data.get_worker_info()
+        return x, y, torch.tensor(-1 if info is None else info.id)
+
+
+class _Failing(BatchMaker):
+    def __getitem__(self, k):
+        if k == 1:
+            raise ValueError("a crop went wrong")
+        return super().__getitem__(k)
+
+
+def _like(cls, maker: BatchMaker) -> BatchMaker:
+    other = cls.__new__(cls)
+    other.__dict__.update(maker.__dict__)
+    return other
+
+
+# a 1-CPU machine warns that 2 workers are more than it has; the batches are the same
+ONE_CPU = pytest.mark.filterwarnings("ignore:This DataLoader will create")
+
+
+@ONE_CPU
 def test_worker_processes_make_the_same_batches_in_order():
     config = TrainConfig(crop_size=40, batch_size=2, seed=1)
-    maker = _maker(config, length=6)
+    maker = _like(_WhoMadeIt, _maker(config, length=6))
     here = list(batches(maker, workers=0))
     ahead = list(batches(maker, workers=2))
     assert len(here) == len(ahead) == 6
-    for (xa, ya), (xb, yb) in zip(here, ahead, strict=True):
+    assert {int(b[2]) for b in here} == {-1} and {int(b[2]) for b in ahead} == {0, 1}  # workers made them
+    for (xa, ya, _), (xb, yb, _) in zip(here, ahead, strict=True):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+@ONE_CPU
+def test_workers_stop_when_a_batch_fails_even_while_the_error_is_kept():
+    import multiprocessing
+
+    maker = _like(_Failing, _maker(TrainConfig(crop_size=40, batch_size=2), length=6))
+    with pytest.raises(ValueError, match="a crop went wrong") as caught:
+        list(batches(maker, workers=2))
+    assert caught.value.__traceback__ is not None  # the traceback, and the frames it holds, are still alive
+    assert not multiprocessing.active_children()
+
+
+def test_the_global_torch_generator_is_left_alone():
+    maker = _maker(TrainConfig(crop_size=40, batch_size=2), length=2)
+    draws = []
+    for workers in (0, 2):
+        torch.manual_seed(3)
+        list(batches(maker, workers=workers))
+        draws.append(torch.rand(1))
+    assert torch.equal(draws[0], draws[1])
+
+
+def test_a_step_count_bounded_only_by_time_trains():
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    result = train(model, [TrainingPair(image, labels)],
+                   TrainConfig(max_steps=10**20, max_seconds=0.5, crop_size=48, batch_size=2, num_threads=1))
+    assert 0 < result.steps < 10**20
+
+
+@ONE_CPU
 def test_training_with_workers_gives_the_same_weights():
     image, labels = synthetic_nuclei((96, 96))
     results = []

@@ -11,9 +11,9 @@ batches with any number of workers, or none.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from itertools import count
+import sys
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def sample_crop(
-    prepared: PreparedPair, task: str, config: TrainConfig, rng: np.random.Generator,
+    prepared: PreparedPair | CropSource, task: str, config: TrainConfig, rng: np.random.Generator,
     focus: ErrorFocus | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented crop of ``prepared`` and its training targets, drawn with ``rng``."""
@@ -65,17 +65,33 @@ def sample_crop(
     return img, semantic_targets(lab, val, scribbles=config.scribbles)
 
 
+@dataclass(frozen=True)
+class CropSource:
+    """What crops are drawn from: a pair's arrays at the network's scale, nothing else (workers get only these)."""
+
+    train_image: np.ndarray
+    train_labels: np.ndarray
+    train_valid: np.ndarray | None
+
+    @classmethod
+    def of(cls, prepared: PreparedPair) -> CropSource:
+        return cls(prepared.train_image, prepared.train_labels, prepared.train_valid)
+
+
 class BatchMaker(torch.utils.data.Dataset):
     """Batch ``k`` of a run: which pairs (by their sampling weights) and their crops, from ``rng(seed, k)``.
 
-    It holds the prepared pairs but not the network, so worker processes
-    never see the model's weights or its device.
+    It holds the arrays crops are drawn from, not the network or the user's
+    images, so worker processes never see the model's weights, its device or
+    more data than they need (where workers are spawned, it is pickled).
     """
 
     def __init__(self, prepared: Sequence[PreparedPair], focus: Sequence[ErrorFocus | None], weights: np.ndarray,
                  task: str, config: TrainConfig, length: int) -> None:
-        self.prepared, self.focus, self.weights = list(prepared), list(focus), weights
-        self.task, self.config, self.length = task, config, length
+        self.sources = [CropSource.of(p) for p in prepared]
+        self.focus, self.weights = list(focus), weights
+        self.task, self.config = task, config
+        self.length = min(length, sys.maxsize)  # a step count only bounded by time is still a valid length
 
     def __len__(self) -> int:
         return self.length
@@ -83,20 +99,34 @@ class BatchMaker(torch.utils.data.Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.config
         rng = np.random.default_rng([config.seed, k])
-        picks = rng.choice(len(self.prepared), size=config.batch_size, p=self.weights)
-        samples = [sample_crop(self.prepared[i], self.task, config, rng, self.focus[i]) for i in picks]
+        picks = rng.choice(len(self.sources), size=config.batch_size, p=self.weights)
+        samples = [sample_crop(self.sources[i], self.task, config, rng, self.focus[i]) for i in picks]
         x = torch.from_numpy(np.stack([s[0] for s in samples]))
         y = torch.from_numpy(np.stack([s[1] for s in samples]))
         return x, y
 
 
-def batches(maker: BatchMaker, workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches 0, 1, 2, … in order: made here (``workers=0``) or ahead by that many worker processes."""
+Batches = Generator[tuple[torch.Tensor, torch.Tensor], None, None]
+
+
+def batches(maker: BatchMaker, workers: int = 0, pin_memory: bool = False) -> Batches:
+    """Batches 0, 1, 2, … in order: made here (``workers=0``) or ahead by that many worker processes.
+
+    Closing the generator (or its failing) stops the workers at once: a
+    traceback kept by the caller must not keep them running.
+    """
     if workers <= 0:
-        for k in count():
-            if k >= len(maker):
-                return
+        for k in range(len(maker)):
             yield maker[k]
+        return
+    # its own generator for the workers' base seed, so the global torch generator is left as it was
     loader = torch.utils.data.DataLoader(maker, batch_size=None, shuffle=False, num_workers=workers,
-                                         prefetch_factor=4, pin_memory=pin_memory)
-    yield from loader
+                                         prefetch_factor=4, pin_memory=pin_memory,
+                                         generator=torch.Generator().manual_seed(maker.config.seed))
+    stream = iter(loader)
+    try:
+        yield from stream
+    finally:
+        shutdown = getattr(stream, "_shutdown_workers", None)  # torch's own clean-up, also run when it is freed
+        if shutdown is not None:
+            shutdown()

@@ -287,7 +287,7 @@ class Trainer:
         self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.focus = self.find_errors()
         maker = BatchMaker(self.prepared, self.focus, self.weights, model.task, config, config.max_steps)
-        self.batches = batches(maker, config.workers, pin_memory=self.device.type == "cuda")
+        self.stream = batches(maker, config.workers, pin_memory=self.device.type == "cuda")
 
     def find_errors(self, budget: int = 8_000_000) -> list[ErrorFocus | None]:
         """Each pair's errors by the starting weights (:mod:`.focus`), for instance models when asked for.
@@ -334,7 +334,7 @@ class Trainer:
         net.train()
         if config.freeze_batchnorm:
             freeze_batchnorm(net)
-        x, y = next(self.batches)  # batch number ``step``
+        x, y = next(self.stream)  # batch number ``step``
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         y = y.to(self.device, non_blocking=True)
         with autocast(self.device, self.precision):
@@ -367,7 +367,7 @@ class Trainer:
 
     def finish(self, step: int) -> None:
         """Leave the best weights (else the average) in the model, on the CPU, in eval mode; stop the workers."""
-        self.batches.close()
+        self.stream.close()
         self.net.load_state_dict(self.kept_weights(step))
         self.net.to(memory_format=torch.contiguous_format).to("cpu").eval()
 
@@ -380,7 +380,7 @@ def _train(model: Model, pairs: Sequence[TrainingPair], config: TrainConfig, val
     try:
         return _run(trainer, config, progress, cancel, preview, checkpoint)
     finally:
-        trainer.batches.close()  # the workers stop here too when training fails
+        trainer.stream.close()  # the workers stop here too when training fails
 
 
 def _run(trainer: Trainer, config: TrainConfig, progress: Callable[[StepReport], None] | None,
@@ -418,11 +418,11 @@ def _run(trainer: Trainer, config: TrainConfig, progress: Callable[[StepReport],
         history.append(record)
         if preview is not None and config.preview_every and step % config.preview_every == 0:
             trainer.show(preview)
+        if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
+            checkpoint(trainer.kept_weights(step))  # before the report: the report can say it is saved
+            last_checkpoint = time.monotonic()
         if progress is not None:
             progress(_report(step, config, running, start, scores, trainer.best.score))
-        if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
-            checkpoint(trainer.kept_weights(step))  # after the report, so a caller knows the step it holds
-            last_checkpoint = time.monotonic()
     if held_out and step and not ({"ap50", "mean_iou"} & history[-1].keys()):
         # stopped by time or cancel between evaluations: the last weights get a chance too
         history[-1].update(trainer.evaluate(step))
