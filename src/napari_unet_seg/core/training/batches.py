@@ -14,18 +14,15 @@ import math
 import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .augment import add_empty_regions, augment_intensity, flip_rotate, random_crop
+from .config import TrainConfig
 from .data import PreparedPair
 from .focus import ErrorFocus
 from .targets import instance_targets, semantic_targets
-
-if TYPE_CHECKING:
-    from .loop import TrainConfig
 
 
 def sample_crop(
