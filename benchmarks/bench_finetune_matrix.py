@@ -36,7 +36,7 @@ from napari_unet_seg.core.training.finetune import default_config, finetune, sta
 from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.metrics import dice, matching_accuracy
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository; --data
 
 
 def read(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +104,7 @@ def with_overrides(config: TrainConfig, settings: list[str]) -> TrainConfig:
 
 
 def main() -> None:
+    global DATA
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", default="all")
     parser.add_argument("--modes", default="dense,mask")
@@ -114,8 +115,10 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="change a TrainConfig field of the defaults (e.g. learning_rate=1e-3), for A/B runs")
+    parser.add_argument("--data", type=Path, default=DATA, help="the folder holding dsb2018/ and s-bsst265/")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     args = parser.parse_args()
+    DATA = args.data
     device = resolve_device(args.device)
     domains = list(DOMAINS) if args.domains == "all" else args.domains.split(",")
     print(f"device: {describe_device(device)}; precision {resolve_precision('auto', device)}; "
