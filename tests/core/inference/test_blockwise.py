@@ -254,3 +254,30 @@ def test_one_block_is_finished_at_a_time_beside_a_cpu_network():
 
     assert finishing_workers("cpu") == 1  # the network has the cores
     assert 1 <= finishing_workers("cuda:0") <= MAX_FINISHING
+
+
+def test_a_cpu_networks_windows_hold_no_more_than_one_block(tmp_path, disks, monkeypatch):
+    """A block's window carries halos; the network runs it in windows of at most a block's pixels (flat memory),
+    giving the same objects as in memory."""
+    from napari_unet_seg.core.inference import tiling
+    from napari_unet_seg.core.inference.blockwise import network_window_cap
+
+    image, _ = disks
+    model = threshold_model()
+    block_size = 128
+    cap = network_window_cap(model, block_size, 1.0, "cpu")
+    grid = model.net.size_multiple
+    assert cap == block_size**2 and network_window_cap(model, 100, 0.5, "cpu") == (-(-50 // grid) * grid) ** 2
+    windows = []
+    original = tiling.plan_windows
+
+    def recording(height, width, window, margin, grid):
+        windows.append((height * width, tiling.sides(window)))
+        return original(height, width, window, margin, grid)
+
+    monkeypatch.setattr(tiling, "plan_windows", recording)
+    out = segment_to_zarr(image, model, tmp_path / "w.zarr", block_size=block_size, halo=64, device="cpu",
+                          precision="fp32")
+    assert max(area for area, _ in windows) > cap  # block windows with their halos are larger than a block...
+    assert all(h * w <= cap for _, (h, w) in windows)  # ...and run in windows that are not
+    assert _same_objects(segment(image, model, device="cpu", precision="fp32"), out[:])

@@ -268,6 +268,21 @@ def test_automatic_windows_fit_the_free_memory(monkeypatch):
     assert choose_window(net, 4096, 4096, requested=None, device=CPU, batch_size=1, precision="fp32") == (272, 272)
 
 
+def test_a_pixel_cap_shrinks_automatic_windows_but_not_requested_ones(monkeypatch):
+    """Blockwise storage caps its windows so memory stays flat; an explicit window is the user's choice."""
+    net = UNet(1, 2, depth=4, base_channels=32)
+    monkeypatch.setattr(tiling, "available_memory", lambda: 40 * 10**9)
+    free = choose_window(net, 2560, 2560, requested=None, device=CPU, batch_size=1, precision="fp32")
+    capped = choose_window(net, 2560, 2560, requested=None, device=CPU, batch_size=1, precision="fp32",
+                           max_pixels=2048**2)
+    assert free == (2560, 2560) and capped[0] * capped[1] <= 2048**2
+    assert plan_cost(2560, 2560, capped, *geometry(net)) <= 1.2  # two windows: little more work
+    assert choose_window(net, 2560, 2560, requested=1024, device=CPU, batch_size=1, precision="fp32",
+                         max_pixels=512**2) == 1024
+    assert choose_window(net, 2560, 2560, requested=None, device=CPU, batch_size=1, precision="fp32",
+                         max_pixels=1) == (minimum_tile_size(net),) * 2  # never below the smallest exact window
+
+
 def test_gpu_windows_follow_free_device_memory_and_the_batch(monkeypatch):
     net = UNet(1, 2, depth=4, base_channels=32)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 16 * 2**30))

@@ -115,11 +115,11 @@ def to_image_coordinates(points: np.ndarray, factors: tuple[float, float]) -> np
 
 
 def run_network(net: torch.nn.Module, image: Any, options: RunOptions, *, progress: ProgressCallback | None = None,
-                cancel: CancelCallback | None = None) -> np.ndarray:
+                cancel: CancelCallback | None = None, max_window_pixels: int | None = None) -> np.ndarray:
     """:func:`~.tiling.predict_tiled` with the run's window, batch, device and precision."""
     return predict_tiled(net, image, tile_size=options.tile_size, batch_size=options.batch_size,
                          device=options.device, precision=options.precision, progress=progress, cancel=cancel,
-                         flip_average=options.flip_average)
+                         flip_average=options.flip_average, max_window_pixels=max_window_pixels)
 
 
 def measure_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,
@@ -196,26 +196,30 @@ def empty_side(model: Model, scale: float) -> int | None:
 
 def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
                      progress: ProgressCallback | None = None, cancel: CancelCallback | None = None,
-                     empty_side: int | None = None) -> NetworkPrediction:
+                     empty_side: int | None = None, max_window_pixels: int | None = None) -> NetworkPrediction:
     """Run the network on a prepared (C, H, W) image resized by ``scale``.
 
     ``empty_side`` (see :func:`empty_side`) also marks the image's empty
-    areas, where the prediction then has no foreground.
+    areas, where the prediction then has no foreground. ``max_window_pixels``
+    caps the network's automatic windows (see :func:`~.tiling.predict_tiled`).
     """
     _, h, w = prepared.shape
     if is_unscaled(scale):
-        logits = run_network(net, prepared, options, progress=progress, cancel=cancel)
+        logits = run_network(net, prepared, options, progress=progress, cancel=cancel,
+                             max_window_pixels=max_window_pixels)
         scale = 1.0
     else:
         prepared = np.asarray(prepared, np.float32)  # normalised once, for the resizing and the empty areas
-        logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel)
+        logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel,
+                             max_window_pixels=max_window_pixels)
     empty = None if empty_side is None else empty_regions(prepared, empty_side)
     return NetworkPrediction(logits, scale, (h, w), empty=empty)
 
 
 def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
                    rows: tuple[int, int], cols: tuple[int, int], progress: ProgressCallback | None = None,
-                   cancel: CancelCallback | None = None, empty_side: int | None = None) -> NetworkPrediction:
+                   cancel: CancelCallback | None = None, empty_side: int | None = None,
+                   max_window_pixels: int | None = None) -> NetworkPrediction:
     """:func:`predict_at_scale` of the whole prepared (C, H, W) image, over the window ``rows`` x ``cols`` only.
 
     Only the window and the context its resizing needs are read and run. The
@@ -228,7 +232,8 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
     (y0, y1), (x0, x1) = rows, cols
     if is_unscaled(scale):
         return replace(predict_at_scale(net, WindowView(prepared, y0, y1, x0, x1), 1.0, options, progress=progress,
-                                        cancel=cancel, empty_side=empty_side), image_origin=(y0, x0))
+                                        cancel=cancel, empty_side=empty_side, max_window_pixels=max_window_pixels),
+                       image_origin=(y0, x0))
     height, width = prepared.shape[-2:]
     full = scaled_size(prepared.shape, scale)
     grid = net.size_multiple
@@ -243,7 +248,7 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
     slab = np.asarray(WindowView(prepared, sy0, sy1, sx0, sx1), np.float32)
     resized = resample(slab, factors, rows=network[0], cols=network[1], origin=(sy0, sx0),
                        full_shape=(height, width), antialias=scale < 1)
-    logits = run_network(net, resized, options, progress=progress, cancel=cancel)
+    logits = run_network(net, resized, options, progress=progress, cancel=cancel, max_window_pixels=max_window_pixels)
     empty = None
     if empty_side is not None:
         empty = empty_regions(slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)

@@ -156,14 +156,19 @@ def affordable_window(net: UNet, height: int, width: int, requested: int,
 
 
 def choose_window(net: UNet, height: int, width: int, *, requested: int | None, device: torch.device,
-                  batch_size: int, precision: str, max_overhead: float | None = MAX_OVERHEAD) -> Side:
+                  batch_size: int, precision: str, max_overhead: float | None = MAX_OVERHEAD,
+                  max_pixels: int | None = None) -> Side:
     """The window to run: automatic when not ``requested``, else the request (raised if it costs too much).
 
-    A raised request adds a note for the user (see :mod:`..common.notes`);
-    results never depend on the window.
+    Automatic windows hold at most ``max_pixels`` (None: as many as the free
+    memory allows). A raised request adds a note for the user (see
+    :mod:`..common.notes`); results never depend on the window.
     """
     if requested is None:
-        return auto_window(net, height, width, largest_window(net, device, batch_size, precision))
+        largest = largest_window(net, device, batch_size, precision)
+        if max_pixels is not None:
+            largest = max(min(largest, int(max_pixels)), minimum_tile_size(net) ** 2)
+        return auto_window(net, height, width, largest)
     side = on_grid(net, requested)
     if max_overhead is None:
         return side
@@ -193,6 +198,7 @@ def predict_tiled(
     out: Any | None = None,
     max_overhead: float | None = MAX_OVERHEAD,
     flip_average: bool = False,
+    max_window_pixels: int | None = None,
 ) -> np.ndarray:
     """Run ``net`` over ``image`` in windows and return float32 logits (classes, H, W).
 
@@ -209,6 +215,8 @@ def predict_tiled(
     checked before each; a true answer raises :class:`Cancelled`.
     ``flip_average`` averages each window's logits over its four mirror
     images (:func:`flip_averaged`); tiles stay exact, as windows lie on the grid.
+    ``max_window_pixels`` caps automatic windows below what the free memory
+    allows (blockwise storage keeps its memory flat with it).
 
     When the device runs out of memory, its cache is freed and the same
     windows are retried in half the batch, then in smaller windows (same
@@ -230,7 +238,7 @@ def predict_tiled(
         raise ValueError(f"image is empty (shape {shape})")
     precision = resolve_precision(precision, torch_device)
     tile = choose_window(net, height, width, requested=tile_size, device=torch_device, batch_size=batch,
-                         precision=precision, max_overhead=max_overhead)
+                         precision=precision, max_overhead=max_overhead, max_pixels=max_window_pixels)
     geometry = Geometry(height, width, window_margin(net), net.size_multiple, minimum_tile_size(net))
     _, _, windows = plan_windows(height, width, tuple(on_grid(net, side) for side in sides(tile)),
                                  geometry.margin, geometry.grid)
