@@ -5,6 +5,7 @@ from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.postprocess import (
     instance_labels,
     logits_to_labels,
+    object_peaks,
     relabel_by_size,
     seed_points,
     seed_points_tiled,
@@ -52,6 +53,17 @@ def test_objects_without_a_middle_can_be_dropped():
     kept = instance_labels(logits, min_peak=0.3)
     assert kept.max() == 1 and kept[10, 10] == 1 and kept[30, 30] == 0
     assert logits_to_labels(logits, "instances", {"min_peak": 0.3}).max() == 1  # a stored setting
+
+
+def test_object_peaks_are_each_objects_highest_value():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 30, (50, 60))
+    labels[labels == 7] = 0  # an id with no pixels
+    values = rng.random((50, 60), dtype=np.float32)
+    peaks = object_peaks(values, labels)
+    for i in (1, 12, 29):
+        assert peaks[i] == values[labels == i].max()
+    assert peaks[7] == -np.inf and peaks.dtype == np.float32 and len(peaks) == 30
 
 
 def test_semantic_argmax_and_threshold():
