@@ -149,7 +149,7 @@ def network_window_cap(model: Model, block_size: int, scale: float, device: str)
 
     A block window carries a halo on each side, up to 1.6x a block's pixels;
     run in one network pass, with the previous block post-processed beside
-    it, a 8192² image took 1.69x the peak memory of a 2048² one (one block,
+    it, an 8192² image took 1.69x the peak memory of a 2048² one (one block,
     no halo). Windows no larger than one block keep the network's share
     flat, for ~10 % more network work (the 4096² sample mosaic in memory:
     1.32-1.38 s/Mpx without, 1.44-1.49 with, so labels kept in memory go
