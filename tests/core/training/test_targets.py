@@ -41,3 +41,21 @@ def test_contact_weight_raises_the_centre_weight_between_touching_objects():
     weighted = instance_targets(labels, contact_weight=4.0)
     np.testing.assert_array_equal(plain[:3], weighted[:3])
     assert weighted[3, 4, 6] == 5.0 and weighted[3, 4, 3] == 1.0
+
+
+def test_centre_map_does_not_depend_on_how_objects_are_numbered():
+    """1 in each object's middle, 0 at its edge; the same for compact, huge, negative-background or bool ids."""
+    from helpers import synthetic_nuclei
+    from napari_unet_seg.core.training.targets import centre_map
+
+    _, labels = synthetic_nuclei((96, 96), n=12, radius=(4, 9), touching=True, seed=4)
+    compact = centre_map(labels)
+    for i in np.unique(labels)[1:]:
+        inside = compact[labels == i]
+        assert inside.max() == 1.0 and inside.min() < 0.5
+    assert (compact[labels == 0] == 0).all()
+    huge = np.where(labels > 0, labels.astype(np.int64) * 1_000_003 + 7, 0)
+    np.testing.assert_array_equal(centre_map(huge), compact)
+    np.testing.assert_array_equal(centre_map(np.where(labels > 0, labels.astype(np.int32), -5)), compact)
+    one = labels == labels.max()
+    np.testing.assert_array_equal(centre_map(one), centre_map(one.astype(np.uint8)))
