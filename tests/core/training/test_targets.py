@@ -59,3 +59,4 @@ def test_centre_map_does_not_depend_on_how_objects_are_numbered():
     np.testing.assert_array_equal(centre_map(np.where(labels > 0, labels.astype(np.int32), -5)), compact)
     one = labels == labels.max()
     np.testing.assert_array_equal(centre_map(one), centre_map(one.astype(np.uint8)))
+    np.testing.assert_array_equal(centre_map(labels.astype(np.float32)), compact)

@@ -26,7 +26,7 @@ def centre_map(labels: np.ndarray) -> np.ndarray:
         return np.zeros(labels.shape, np.float32)
     interior = inside & ~find_boundaries(labels, mode="inner")
     dist = ndi.distance_transform_edt(interior).astype(np.float32)
-    if labels.dtype.kind == "b" or labels.min() < 0 or labels.max() > labels.size:  # ids of any kind: 0..N first
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > labels.size:  # any ids: 0..N first
         labels = np.unique(np.where(inside, labels, 0), return_inverse=True)[1].reshape(labels.shape)
     # peaks without sorting (unique + ndimage.maximum sorted): a 256² crop's map 12.7 -> 7.8 ms
     peak = np.maximum(object_peaks(dist, labels), 1.0)
