@@ -106,10 +106,13 @@ def window_memory(device: torch.device) -> int:
     return int(available_memory() * MEMORY_FRACTION["other"])
 
 
-def largest_window(net: UNet, device: torch.device, batch_size: int, precision: str) -> int:
-    """Pixels one window may have so that its batch fits :func:`window_memory` (at most ``MAX_AUTO_WINDOW``²)."""
+def largest_window(net: UNet, device: torch.device, batch_size: int, precision: str,
+                   max_pixels: int | None = None) -> int:
+    """Pixels one window may have so that its batch fits :func:`window_memory` (at most ``MAX_AUTO_WINDOW``² and
+    ``max_pixels``, never below the smallest exact window)."""
     pixels = window_memory(device) / max(batch_size, 1) / bytes_per_window_pixel(net, precision)
-    return max(min(int(pixels), MAX_AUTO_WINDOW**2), minimum_tile_size(net) ** 2)
+    cap = MAX_AUTO_WINDOW**2 if max_pixels is None else min(MAX_AUTO_WINDOW**2, int(max_pixels))
+    return max(min(int(pixels), cap), minimum_tile_size(net) ** 2)
 
 
 def _useful_sides(length: int, smallest: int, largest: int, margin: int, grid: int) -> list[tuple[int, float]]:
@@ -165,10 +168,7 @@ def choose_window(net: UNet, height: int, width: int, *, requested: int | None, 
     :mod:`..common.notes`); results never depend on the window.
     """
     if requested is None:
-        largest = largest_window(net, device, batch_size, precision)
-        if max_pixels is not None:
-            largest = max(min(largest, int(max_pixels)), minimum_tile_size(net) ** 2)
-        return auto_window(net, height, width, largest)
+        return auto_window(net, height, width, largest_window(net, device, batch_size, precision, max_pixels))
     side = on_grid(net, requested)
     if max_overhead is None:
         return side
