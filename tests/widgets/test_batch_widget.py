@@ -31,11 +31,10 @@ def widget(make_napari_viewer, qtbot, tmp_path, private_model_dir):
 
 
 def run_and_wait(widget, qtbot):
-    worker = widget.run()
-    assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
-    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=5_000)
+    assert widget.run() is not None
+    # not waitSignal(worker.finished): a quick run can finish before the wait connects, and the signal is lost
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.run_button.isEnabled()
 
 
 def test_batch_fills_table_and_opens_results(widget, qtbot):
@@ -58,11 +57,10 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
 def test_cancel_and_bad_settings(widget, qtbot):
     widget, viewer, tmp_path = widget
     widget.cancel()  # nothing running: harmless
-    worker = widget.run()
+    assert widget.run() is not None
     widget.cancel()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
-    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=5_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.run_button.isEnabled()
     assert "cancel" in widget.status.text().lower()
     widget.input_dir.setText(str(tmp_path / "missing"))
     assert widget.run() is None

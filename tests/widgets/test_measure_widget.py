@@ -18,11 +18,10 @@ PLUGIN = "napari-unet-seg"
 
 
 def measure_and_wait(widget, qtbot):
-    worker = widget.run()
-    assert worker is not None
-    with qtbot.waitSignal(worker.finished, timeout=30_000):
-        pass
-    qtbot.waitUntil(lambda: widget.measure_button.isEnabled(), timeout=5_000)
+    assert widget.run() is not None
+    # not waitSignal(worker.finished): a quick run can finish before the wait connects, and the signal is lost
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.measure_button.isEnabled()
 
 
 @pytest.fixture
