@@ -25,7 +25,7 @@ def test_train_records_its_scale_and_compares_with_the_parent(tmp_path, capsys):
     assert "better than 'parent'" in printed.out.lower()  # "better than" or "not better than": said either way
     run = read_metadata(out)["lineage"][-1]
     assert run["data"][0]["scale"] == 0.5 and run["data"][0]["object_diameter"] == 40.0
-    assert set(run["parent_scores"]) == {"ap50", "dice", "wrong_objects"}
+    assert set(run["parent_scores"]) == {"ap50_90", "ap50", "dice", "wrong_objects"}
     assert "child-checkpoint.safetensors" in printed.out  # said where the checkpoints go...
     assert not (tmp_path / "child-checkpoint.safetensors").exists()  # ...and replaced by the final model
 

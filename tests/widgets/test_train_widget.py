@@ -217,3 +217,18 @@ def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tm
     assert not messages["error"], messages["error"]
     run = read_metadata(widget.outcome.path)["lineage"][-1]
     assert run["data"][0]["object_diameter"] == 40.0 and run["data"][0]["scale"] == 0.5
+
+
+def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((160, 160), n=20)  # big enough to hold out a strip
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    widget = _widget(viewer, tmp_path, steps=4)
+    widget.preview.setChecked(False)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    assert widget.plot.scores, "a held-out score was plotted"
+    assert widget.plot.score_axes.get_ylabel() == "held-out AP50-90 (dots)"
+    assert "AP50-90" in widget.result.text()

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
+from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
 from ._common import (
@@ -160,6 +161,7 @@ class TrainWidget(QWidget):
         self.status, self.result = QLabel("ready"), QLabel()
         self.result.setWordWrap(True)
         self.status.setWordWrap(True)
+        self._score_name = "score"  # what the held-out dots are, once the first score says
         self.plot = TrainingPlot()
         layout = QVBoxLayout(self)
         layout.addWidget(self.settings_area, 1)
@@ -232,8 +234,9 @@ class TrainWidget(QWidget):
         self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
         for record in reversed(project.models):
             path = Path(record.get("path", ""))
-            score = next((f"{label} {record[key]:.3f}" for key, label in (("ap50", "AP50"), ("mean_iou", "IoU"))
-                          if isinstance(record.get(key), (int, float))), "no score")
+            score = ", ".join(f"{label} {record[key]:.3f}" for key, label in
+                              (("ap50_90", "AP50-90"), ("ap50", "AP50"), ("mean_iou", "IoU"))
+                              if isinstance(record.get(key), (int, float))) or "no score"
             verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
             text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
             item = QListWidgetItem(text if path.exists() else text + " [file missing]")
@@ -270,6 +273,7 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             return
         self.plot.clear()
+        self._score_name = "score"
         self.result.setText("")
         self.progress.setValue(0)
         self.train_button.setEnabled(False)
@@ -314,12 +318,15 @@ class TrainWidget(QWidget):
         )
 
     def _on_step(self, report: Any) -> None:
+        if report.scores:
+            self._score_name = main_score_name(report.scores)
+            self.plot.set_score_name(self._score_name)
         self.plot.add(report.step, report.loss, report.val_score)
         budget = [report.step / max(report.max_steps, 1)]
         if self.job is not None and self.job.max_seconds:
             budget.append(report.seconds / self.job.max_seconds)
         self.progress.setValue(int(100 * min(max(budget), 1.0)))
-        best = f", best held-out score {report.best_score:.3f}" if report.best_score is not None else ""
+        best = f", best held-out {self._score_name} {report.best_score:.3f}" if report.best_score is not None else ""
         left = f", ~{format_seconds(report.seconds_left)} left" if report.seconds_left is not None else ""
         self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
         name = self.image_box.currentText()

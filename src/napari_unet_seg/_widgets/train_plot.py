@@ -40,6 +40,10 @@ class TrainingPlot(FigureCanvasQTAgg):
         self.score_steps: list[int] = []
         self.scores: list[float] = []
 
+    def set_score_name(self, name: str) -> None:
+        """Say on the axis what the dots are ("AP50-90", "mean IoU")."""
+        self.score_axes.set_ylabel(f"held-out {name} (dots)", fontsize=7, color="tab:orange")
+
     def clear(self) -> None:
         self.steps, self.losses, self.score_steps, self.scores = [], [], [], []
         self._update(force=True)

@@ -13,6 +13,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
 from ..core.model.registry import user_model_dir
+from ..core.training.evaluation import main_score_name
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.project import Project
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
     def report(r: StepReport) -> None:
         if r.step % 25 == 0 or r.val_score is not None:
-            score = f", held-out score {r.val_score:.3f} (best {r.best_score:.3f})" if r.val_score is not None else ""
+            score = (f", held-out {main_score_name(r.scores or {})} {r.val_score:.3f} (best {r.best_score:.3f})"
+                     if r.val_score is not None else "")
             left = f", ~{r.seconds_left:.0f} s left" if r.seconds_left is not None else ""
             print(f"step {r.step}: loss {r.loss:.4f}{score}{left}", flush=True)
 

@@ -188,3 +188,24 @@ def test_checkpoints_hold_a_loadable_model_while_training(tmp_path):
                          checkpoint_every=0.0)
     finetune(model, [TrainingPair(image, labels)], config=config, progress=look, checkpoint_to=where)
     assert len(seen) == 4 and "final model replaces it" in seen[0]
+
+
+def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
+    from napari_unet_seg.core.training.finetune import FinetuneResult
+    from napari_unet_seg.core.training.loop import TrainResult
+
+    parent = {"ap50_90": 0.683, "ap50": 0.939, "dice": 0.928, "wrong_objects": 3.0}
+    trained = {"ap50_90": 0.725, "ap50": 0.920, "dice": 0.935, "wrong_objects": 4.0, "step": 80}
+
+    def result(best):
+        train = TrainResult(None, 160, 120.0, [], best["ap50_90"], False, best)
+        return FinetuneResult(None, train, dict(best), held_out=True, parent_scores=dict(parent))
+
+    better = result(trained)
+    assert better.improved
+    text = better.verdict("nuclei")
+    assert "better than 'nuclei'" in text and "AP50-90 0.725 vs 0.683 (+0.042)" in text
+    assert "AP50 0.920 vs 0.939" in text  # said plainly even when AP50 went the other way
+    assert "AP50-90 0.725" in better.score_text() and "AP50 0.920" in better.score_text()
+    kept = result(dict(parent, step=0)).verdict("nuclei")
+    assert kept.startswith("not better than 'nuclei'") and "AP50-90 0.683" in kept

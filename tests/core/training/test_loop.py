@@ -100,6 +100,22 @@ def test_trained_weights_replace_the_starting_ones_only_when_strictly_better():
     assert best.scores["step"] == 120
 
 
+def test_instance_models_are_judged_by_ap50_90_so_an_ap50_tie_can_be_broken():
+    import torch
+
+    from napari_unet_seg.core.training.loop import BestWeights
+
+    net = torch.nn.Linear(1, 1)
+    best = BestWeights()
+    best.offer(net, {"ap50_90": 0.68, "ap50": 0.94, "dice": 0.93}, step=0)
+    best.offer(net, {"ap50_90": 0.68, "ap50": 0.96, "dice": 0.93}, step=40)  # AP50-90 ties: the parent stays
+    assert best.scores["step"] == 0
+    best.offer(net, {"ap50_90": 0.72, "ap50": 0.92, "dice": 0.94}, step=80)  # outlines fit better on the whole
+    assert best.scores["step"] == 80 and best.score == 0.72
+    best.offer(net, {"ap50_90": 0.72, "ap50": 0.90, "dice": 0.99}, step=120)  # a tie goes to AP50 before Dice
+    assert best.scores["step"] == 80
+
+
 def test_trained_weights_that_forget_earlier_corrections_are_turned_down():
     import torch
 

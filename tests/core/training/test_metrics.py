@@ -62,6 +62,23 @@ def test_matching_accuracy_ignores_ids_and_handles_empty_images():
     assert matching_accuracy(truth, missing_one) == pytest.approx(3 / 4)  # TP 3, FN 1
 
 
+def test_ap50_90_rewards_outlines_that_fit_where_ap50_ties():
+    from napari_unet_seg.core.training.metrics import mean_matching_accuracy
+
+    truth, pred = _four_nuclei(), _split_and_merge()
+    by_hand = np.mean([matching_accuracy(truth, pred, t) for t in (0.5, 0.6, 0.7, 0.8, 0.9)])
+    assert mean_matching_accuracy(truth, pred) == pytest.approx(by_hand)
+    assert mean_matching_accuracy(truth, truth) == 1.0
+    assert mean_matching_accuracy(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+    # two predictions that both match every nucleus at IoU 0.5 (AP50 1.0 each): the one whose outlines fit wins
+    tight = np.where(np.isin(truth, [1]), 0, truth)
+    tight[np.roll(truth == 1, 1, axis=1)] = 1  # A shifted by one pixel
+    loose = np.where(np.isin(truth, [1]), 0, truth)
+    loose[np.roll(truth == 1, 3, axis=1)] = 1  # A shifted by three
+    assert matching_accuracy(truth, tight) == matching_accuracy(truth, loose) == 1.0
+    assert mean_matching_accuracy(truth, tight) > mean_matching_accuracy(truth, loose)
+
+
 def test_iou_matrix_excludes_background():
     from napari_unet_seg.core.training.metrics import iou_matrix
 

@@ -25,7 +25,7 @@ from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check
 from .data import PreparedPair, TrainingPair
-from .evaluation import evaluate_pairs, main_score, replay_scores, score_groups
+from .evaluation import SCORE_NAMES, evaluate_pairs, main_score, main_score_name, replay_scores, score_groups
 from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
@@ -165,10 +165,9 @@ class FinetuneResult:
         return self.train.best_scores.get("step", 0) > 0  # trained weights only replace the parent's if better
 
     def score_text(self) -> str:
-        """The scores for people: "AP50 0.812, Dice 0.901 (earlier corrections: AP50 0.900, Dice 0.950)"."""
+        """The scores for people: "AP50-90 0.702, AP50 0.812, Dice 0.901 (earlier corrections: ...)"."""
         def named(scores: dict[str, float]) -> str:
-            names = {"ap50": "AP50", "dice": "Dice", "mean_iou": "mean IoU"}
-            shown = [f"{names.get(k, k)} {v:.3f}" for k, v in scores.items() if k in names]
+            shown = [f"{SCORE_NAMES[k]} {v:.3f}" for k, v in scores.items() if k in SCORE_NAMES]
             if "wrong_objects" in scores:
                 shown.append(f"{scores['wrong_objects']:.0f} object(s) wrong")
             return ", ".join(shown)
@@ -189,12 +188,14 @@ class FinetuneResult:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""
         if self.improved is None:
             return None
-        metric = "AP50" if "ap50" in self.scores else "mean IoU"
+        metric = main_score_name(self.parent_scores)
         new, old = main_score(self.train.best_scores), main_score(self.parent_scores)
         earlier_old = replay_scores(self.parent_scores)
         if self.improved:
             text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
                     f"({new - old:+.3f})")
+            if metric != "AP50" and "ap50" in self.parent_scores:  # AP50 may tie or drop while outlines fit better
+                text += f" (AP50 {self.train.best_scores['ap50']:.3f} vs {self.parent_scores['ap50']:.3f})"
             if earlier_old:
                 earlier_new = main_score(replay_scores(self.train.best_scores))
                 text += (f", and no worse on earlier corrections ({metric} {earlier_new:.3f} vs "

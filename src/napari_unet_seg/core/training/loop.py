@@ -183,6 +183,9 @@ def freeze_batchnorm(net: torch.nn.Module) -> None:
 class BestWeights:
     """The best-scoring weights seen so far; ties go to the later (longer trained) weights.
 
+    "Scoring" is :func:`.evaluation.main_score` (AP50-90 for instance
+    models), then AP50, then Dice.
+
     Except against the starting weights (step 0): trained weights replace
     them only with a strictly higher main score, so a tie on a small
     held-out strip never swaps a working model for an untested one (on
@@ -195,7 +198,7 @@ class BestWeights:
 
     def __init__(self) -> None:
         self.score: float | None = None
-        self.key: tuple[float, float] | None = None
+        self.key: tuple[float, float, float] | None = None
         self.state: dict[str, torch.Tensor] | None = None
         self.scores: dict[str, float] | None = None
         self.parent: dict[str, float] | None = None
@@ -204,7 +207,7 @@ class BestWeights:
     def offer(self, net: torch.nn.Module, scores: dict[str, float], step: int) -> None:
         """Keep a copy of ``net``'s weights if ``scores`` beat (or tie) the best so far."""
         value = main_score(scores)
-        key = (value, scores.get("dice", 0.0))
+        key = (value, scores.get("ap50", 0.0), scores.get("dice", 0.0))
         if step == 0:
             self.parent = dict(scores)
         elif self.parent is not None:
