@@ -83,6 +83,8 @@ BENCHMARKS = (
     Benchmark("bench_finetune_matrix", "bench_finetune_matrix.py",
               ("--domains", "all", "--modes", "dense,mask", "--seconds", "120", "--eval", "5"),
               ("--domains", "brightfield", "--modes", "dense", "--steps", "2", "--eval", "1"), 40),
+    Benchmark("bench_finetune_judges", "bench_finetune_judges.py", ("--cells", "all", "--seeds", "0,1"),
+              ("--cells", "brightfield:dense", "--seconds", "3"), 60, markdown=True),
     Benchmark("bench_scribbles", "bench_scribbles.py", (), ("--seconds", "5"), 3),
     Benchmark("bench_cuda", "bench_cuda.py", ("--big", "8192"), ("--big", "0"), 2, needs_cuda=True),
     Benchmark("bench_monai", "bench_monai.py", ("--size", "2048", "--repeats", "3"),
