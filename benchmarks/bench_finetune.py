@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from napari_unet_seg.core.training.evaluation import main_score_name
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.pipeline import segment
@@ -92,7 +93,7 @@ def main() -> None:
 
     def report(r) -> None:  # noqa: ANN001
         if r.step % 20 == 0 or r.val_score is not None:
-            held = f" held-out AP50 {r.val_score:.3f}" if r.val_score is not None else ""
+            held = f" held-out {main_score_name(r.scores or {})} {r.val_score:.3f}" if r.val_score is not None else ""
             print(f"  step {r.step} loss {r.loss:.3f} {r.seconds:.0f}s{held}", flush=True)
 
     result = finetune(model, [TrainingPair(image, labels, rgb=image.ndim == 3, name=train_row["name"])],

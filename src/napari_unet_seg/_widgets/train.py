@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
-from ..core.training.evaluation import main_score_name
+from ..core.training.evaluation import SCORE_NAMES, main_score_name
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
 from ._common import (
@@ -234,8 +234,7 @@ class TrainWidget(QWidget):
         self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
         for record in reversed(project.models):
             path = Path(record.get("path", ""))
-            score = ", ".join(f"{label} {record[key]:.3f}" for key, label in
-                              (("ap50_90", "AP50-90"), ("ap50", "AP50"), ("mean_iou", "IoU"))
+            score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
                               if isinstance(record.get(key), (int, float))) or "no score"
             verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
             text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"

@@ -26,7 +26,7 @@ class TrainingPlot(FigureCanvasQTAgg):
         self.score_axes = self.loss_axes.twinx()
         self.loss_axes.set_xlabel("step", fontsize=8)
         self.loss_axes.set_ylabel("loss (line)", fontsize=7, color="tab:blue")
-        self.score_axes.set_ylabel("held-out (dots)", fontsize=7, color="tab:orange")
+        self.set_score_name("")
         self.loss_axes.set_xlim(0, 1)
         self.loss_axes.set_ylim(0, 1)
         self.score_axes.set_ylim(-0.05, 1.05)  # a score of 0 or 1 stays inside the frame
@@ -41,11 +41,13 @@ class TrainingPlot(FigureCanvasQTAgg):
         self.scores: list[float] = []
 
     def set_score_name(self, name: str) -> None:
-        """Say on the axis what the dots are ("AP50-90", "mean IoU")."""
-        self.score_axes.set_ylabel(f"held-out {name} (dots)", fontsize=7, color="tab:orange")
+        """Say on the axis what the dots are ("AP50-90", "mean IoU"; "": not known yet)."""
+        self.score_axes.set_ylabel(f"held-out {name} (dots)" if name else "held-out (dots)", fontsize=7,
+                                   color="tab:orange")
 
     def clear(self) -> None:
         self.steps, self.losses, self.score_steps, self.scores = [], [], [], []
+        self.set_score_name("")  # the last run's score name is not this run's
         self._update(force=True)
 
     def add(self, step: int, loss: float | None = None, score: float | None = None) -> None:

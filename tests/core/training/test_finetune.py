@@ -197,15 +197,20 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     parent = {"ap50_90": 0.683, "ap50": 0.939, "dice": 0.928, "wrong_objects": 3.0}
     trained = {"ap50_90": 0.725, "ap50": 0.920, "dice": 0.935, "wrong_objects": 4.0, "step": 80}
 
-    def result(best):
-        train = TrainResult(None, 160, 120.0, [], best["ap50_90"], False, best)
-        return FinetuneResult(None, train, dict(best), held_out=True, parent_scores=dict(parent))
+    def result(best, first=parent, judge="ap50_90"):
+        train = TrainResult(None, 160, 120.0, [], best.get(judge), False, best)
+        return FinetuneResult(None, train, dict(best), held_out=True, parent_scores=dict(first), judge=judge)
 
     better = result(trained)
     assert better.improved
     text = better.verdict("nuclei")
-    assert "better than 'nuclei'" in text and "AP50-90 0.725 vs 0.683 (+0.042)" in text
-    assert "AP50 0.920 vs 0.939" in text  # said plainly even when AP50 went the other way
+    assert text.startswith("better than 'nuclei' on the held-out annotation: AP50-90 0.725 vs 0.683 (+0.042), "
+                           "AP50 0.920 vs 0.939")  # said plainly even when AP50 went the other way
     assert "AP50-90 0.725" in better.score_text() and "AP50 0.920" in better.score_text()
     kept = result(dict(parent, step=0)).verdict("nuclei")
-    assert kept.startswith("not better than 'nuclei'") and "AP50-90 0.683" in kept
+    assert kept.startswith("not better than 'nuclei' on the held-out annotation (AP50-90 0.683, AP50 0.939)")
+    earlier = {"ap50_90_earlier": 0.7, "ap50_earlier": 0.9, "dice_earlier": 0.9}
+    with_replay = result({**trained, **earlier}, first={**parent, **earlier}).verdict("nuclei")
+    assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay
+    by_ap50 = result(dict(trained, ap50=0.95), judge="ap50").verdict("nuclei")
+    assert "AP50 0.950 vs 0.939 (+0.011)" in by_ap50 and "AP50-90" not in by_ap50

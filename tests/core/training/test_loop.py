@@ -33,13 +33,14 @@ def test_cancel_keeps_the_best_weights_seen():
     assert result.best_scores is not None
     scored = [h for h in result.history if "ap50" in h]
     start, trained = scored[0], [h for h in scored if h["step"] > 0]
-    best = max(trained, key=lambda h: (h["ap50"], h["dice"], h["step"]))
-    if start["step"] == 0 and not best["ap50"] > start["ap50"]:
+    best = max(trained, key=lambda h: (h["ap50_90"], h["ap50"], h["dice"], h["step"]))
+    if start["step"] == 0 and not best["ap50_90"] > start["ap50_90"]:
         best = start  # the starting weights stay unless beaten outright
     assert result.best_scores["step"] == best["step"]
     # the returned model really is that checkpoint
     again = evaluate_pairs(model, val_pairs)
     assert again["ap50"] == pytest.approx(best["ap50"]) and again["dice"] == pytest.approx(best["dice"], abs=1e-6)
+    assert again["ap50_90"] == pytest.approx(best["ap50_90"])
 
 
 def test_time_budget_stops_training():
@@ -114,6 +115,28 @@ def test_instance_models_are_judged_by_ap50_90_so_an_ap50_tie_can_be_broken():
     assert best.scores["step"] == 80 and best.score == 0.72
     best.offer(net, {"ap50_90": 0.72, "ap50": 0.90, "dice": 0.99}, step=120)  # a tie goes to AP50 before Dice
     assert best.scores["step"] == 80
+
+    by_ap50 = BestWeights(judge="ap50")  # the built-in model's recipe (scripts/train_nuclei.py)
+    by_ap50.offer(net, {"ap50_90": 0.68, "ap50": 0.94, "dice": 0.93}, step=0)
+    by_ap50.offer(net, {"ap50_90": 0.72, "ap50": 0.92, "dice": 0.94}, step=80)
+    assert by_ap50.scores["step"] == 0 and by_ap50.score == 0.94
+
+
+def test_earlier_rounds_are_checked_by_ap50_so_refined_old_outlines_are_not_forgetting():
+    import torch
+
+    from napari_unet_seg.core.training.loop import BestWeights
+
+    net = torch.nn.Linear(1, 1)
+    best = BestWeights()
+    old = {"ap50_90_earlier": 0.70, "ap50_earlier": 0.90, "dice_earlier": 0.9}
+    best.offer(net, {"ap50_90": 0.60, "ap50": 0.80, "dice": 0.9, **old}, step=0)
+    outlines_moved = {"ap50_90_earlier": 0.66, "ap50_earlier": 0.90, "dice_earlier": 0.9}  # every old object found
+    best.offer(net, {"ap50_90": 0.65, "ap50": 0.80, "dice": 0.9, **outlines_moved}, step=40)
+    assert best.scores["step"] == 40 and best.forgot == 0
+    lost_one = {"ap50_90_earlier": 0.75, "ap50_earlier": 0.85, "dice_earlier": 0.9}  # an old object lost
+    best.offer(net, {"ap50_90": 0.70, "ap50": 0.85, "dice": 0.9, **lost_one}, step=80)
+    assert best.scores["step"] == 40 and best.forgot == 1
 
 
 def test_trained_weights_that_forget_earlier_corrections_are_turned_down():

@@ -25,7 +25,9 @@ from ..model.registry import load_model
 from .augment import AugmentConfig
 from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check
 from .data import PreparedPair, TrainingPair
-from .evaluation import SCORE_NAMES, evaluate_pairs, main_score, main_score_name, replay_scores, score_groups
+from .evaluation import (
+    SCORE_NAMES, evaluate_pairs, main_score, main_score_name, replay_check_score, replay_scores, score_groups,
+)
 from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
@@ -146,7 +148,8 @@ class FinetuneResult:
     annotation (None when trained from scratch or nothing was held out);
     ``improved`` says whether the kept weights beat them (compared before any
     post-processing was fitted to that annotation, so the comparison is fair);
-    ``tuning`` is the post-processing search, when one ran.
+    ``tuning`` is the post-processing search, when one ran; ``judge`` the
+    held-out score that decided (``TrainConfig.judge``).
     """
 
     model: Model
@@ -156,6 +159,7 @@ class FinetuneResult:
     warnings: list[str] = field(default_factory=list)
     parent_scores: dict[str, float] | None = None
     tuning: Tuning | None = None
+    judge: str = "ap50_90"
 
     @property
     def improved(self) -> bool | None:
@@ -188,24 +192,25 @@ class FinetuneResult:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""
         if self.improved is None:
             return None
-        metric = main_score_name(self.parent_scores)
-        new, old = main_score(self.train.best_scores), main_score(self.parent_scores)
-        earlier_old = replay_scores(self.parent_scores)
+        best, first = self.train.best_scores, self.parent_scores
+        metric = main_score_name(first, self.judge)
+        new, old = main_score(best, self.judge), main_score(first, self.judge)
+        ap50 = metric != "AP50" and "ap50" in first  # said beside: AP50 may tie or drop while outlines fit better
+        earlier_old = replay_scores(first)
         if self.improved:
             text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
-                    f"({new - old:+.3f})")
-            if metric != "AP50" and "ap50" in self.parent_scores:  # AP50 may tie or drop while outlines fit better
-                text += f" (AP50 {self.train.best_scores['ap50']:.3f} vs {self.parent_scores['ap50']:.3f})"
+                    f"({new - old:+.3f})" + (f", AP50 {best['ap50']:.3f} vs {first['ap50']:.3f}" if ap50 else ""))
             if earlier_old:
-                earlier_new = main_score(replay_scores(self.train.best_scores))
-                text += (f", and no worse on earlier corrections ({metric} {earlier_new:.3f} vs "
-                         f"{main_score(earlier_old):.3f})")
+                earlier_new = replay_check_score(replay_scores(best))
+                text += (f"; and no worse on earlier corrections ({main_score_name(earlier_old, 'ap50')} "
+                         f"{earlier_new:.3f} vs {replay_check_score(earlier_old):.3f})")
         elif self.train.forgot:
             text = (f"better than '{parent}' on the new annotation but worse on earlier corrections (forgetting): "
                     f"its weights were kept; train longer so it learns both")
         else:
-            text = (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}): its weights were "
-                    f"kept; annotate more, or train longer")
+            text = (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}"
+                    + (f", AP50 {first['ap50']:.3f}" if ap50 else "")
+                    + "): its weights were kept; annotate more, or train longer")
         if self.tuning is not None and self.tuning.changed:
             text += (f"; post-processing fitted to your annotation: AP50 {self.tuning.before:.3f} -> "
                      f"{self.tuning.after:.3f}")
@@ -260,4 +265,4 @@ def finetune(
     parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
                    config=config, scribbles=scribbles, parent_scores=parent_scores, tuning=tuning)
-    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning)
+    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning, config.judge)

@@ -29,7 +29,7 @@ from ..model.modelfile import Model
 from .batches import BatchMaker, batches
 from .config import TrainConfig
 from .data import PreparedPair, TrainingPair
-from .evaluation import main_score, replay_scores, score_groups
+from .evaluation import main_score, replay_check_score, replay_scores, score_groups
 from .focus import ErrorFocus, error_focus
 from .losses import instance_loss, semantic_loss
 
@@ -183,8 +183,9 @@ def freeze_batchnorm(net: torch.nn.Module) -> None:
 class BestWeights:
     """The best-scoring weights seen so far; ties go to the later (longer trained) weights.
 
-    "Scoring" is :func:`.evaluation.main_score` (AP50-90 for instance
-    models), then AP50, then Dice.
+    "Scoring" is :func:`.evaluation.main_score` with ``judge`` (AP50-90 for
+    instance models by default), then AP50, then Dice. Earlier rounds are
+    checked by AP50 (:func:`.evaluation.replay_check_score`).
 
     Except against the starting weights (step 0): trained weights replace
     them only with a strictly higher main score, so a tie on a small
@@ -196,7 +197,8 @@ class BestWeights:
     weights turned down for that alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, judge: str = "ap50_90") -> None:
+        self.judge = judge
         self.score: float | None = None
         self.key: tuple[float, float, float] | None = None
         self.state: dict[str, torch.Tensor] | None = None
@@ -206,15 +208,15 @@ class BestWeights:
 
     def offer(self, net: torch.nn.Module, scores: dict[str, float], step: int) -> None:
         """Keep a copy of ``net``'s weights if ``scores`` beat (or tie) the best so far."""
-        value = main_score(scores)
+        value = main_score(scores, self.judge)
         key = (value, scores.get("ap50", 0.0), scores.get("dice", 0.0))
         if step == 0:
             self.parent = dict(scores)
         elif self.parent is not None:
-            if not value > main_score(self.parent):
+            if not value > main_score(self.parent, self.judge):
                 return  # the starting weights stay unless beaten outright
             earlier, before = replay_scores(scores), replay_scores(self.parent)
-            if earlier and not main_score(earlier) >= main_score(before):
+            if earlier and not replay_check_score(earlier) >= replay_check_score(before):
                 self.forgot += 1
                 return  # better on the new corrections but worse on earlier ones: forgetting
         if self.score is None or (not math.isnan(value) and key >= self.key):
@@ -257,7 +259,7 @@ class Trainer:
         self.loss_fn = loss_for(model)
         # fp16 (GPUs without bf16) needs its loss scaled, or small gradients round to zero; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self.precision == "fp16")
-        self.best = BestWeights()
+        self.best = BestWeights(config.judge)
         self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.focus = self.find_errors()
         maker = BatchMaker(self.prepared, self.focus, self.weights, model.task, config, config.max_steps)
@@ -423,5 +425,5 @@ def _report(step: int, config: TrainConfig, running: float | None, start: float,
     left = (config.max_steps - step) * seconds / max(step, 1)
     if config.max_seconds is not None:
         left = min(left, max(config.max_seconds - seconds, 0.0))
-    value = None if scores is None else main_score(scores)
+    value = None if scores is None else main_score(scores, config.judge)
     return StepReport(step, config.max_steps, float(running or 0.0), seconds, left, value, best, scores)

@@ -43,15 +43,23 @@ def matching_accuracy(truth: np.ndarray, prediction: np.ndarray, threshold: floa
 STRICT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def matching_accuracies(truth: np.ndarray, prediction: np.ndarray,
+                        thresholds: tuple[float, ...] = STRICT_THRESHOLDS) -> list[float]:
+    """:func:`matching_accuracy` at each threshold, from one IoU matrix."""
+    iou = iou_matrix(np.asarray(truth), np.asarray(prediction))
+    return [_accuracy(iou, t) for t in thresholds]
+
+
 def mean_matching_accuracy(truth: np.ndarray, prediction: np.ndarray,
                            thresholds: tuple[float, ...] = STRICT_THRESHOLDS) -> float:
-    """:func:`matching_accuracy` averaged over IoU thresholds (0.5 to 0.9): "AP50-90".
+    """:func:`matching_accuracy` averaged over IoU 0.5, 0.6, ... 0.9: "AP50-90".
 
     It also rewards outlines that fit, so it tells models apart where AP50
-    over a few dozen objects ties (the DSB ranked by the same kind of mean).
+    over a few dozen objects ties. (The DSB ranked by a finer mean, over 0.5
+    to 0.95 in steps of 0.05; on small held-out strips the thresholds above
+    0.9 mostly measure pixel noise of the annotation.)
     """
-    iou = iou_matrix(np.asarray(truth), np.asarray(prediction))
-    return float(np.mean([_accuracy(iou, t) for t in thresholds]))
+    return float(np.mean(matching_accuracies(truth, prediction, thresholds)))
 
 
 def _accuracy(iou: np.ndarray, threshold: float) -> float:
