@@ -230,5 +230,5 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
     assert widget.plot.scores, "a held-out score was plotted"
-    assert widget.plot.score_axes.get_ylabel() == "held-out AP50-90 (dots)"
+    assert widget.plot.score_axes.get_ylabel() == "held-out\nAP50-90 (dots)"
     assert "AP50-90" in widget.result.text()

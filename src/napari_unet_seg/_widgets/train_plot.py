@@ -42,7 +42,8 @@ class TrainingPlot(FigureCanvasQTAgg):
 
     def set_score_name(self, name: str) -> None:
         """Say on the axis what the dots are ("AP50-90", "mean IoU"; "": not known yet)."""
-        self.score_axes.set_ylabel(f"held-out {name} (dots)" if name else "held-out (dots)", fontsize=7,
+        # two lines: one would run past the 125-px plot's edge ("held-out AP50-90 (do")
+        self.score_axes.set_ylabel(f"held-out\n{name} (dots)" if name else "held-out (dots)", fontsize=7,
                                    color="tab:orange")
 
     def clear(self) -> None:
