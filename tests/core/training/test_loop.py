@@ -120,6 +120,8 @@ def test_instance_models_are_judged_by_ap50_90_so_an_ap50_tie_can_be_broken():
     by_ap50.offer(net, {"ap50_90": 0.68, "ap50": 0.94, "dice": 0.93}, step=0)
     by_ap50.offer(net, {"ap50_90": 0.72, "ap50": 0.92, "dice": 0.94}, step=80)
     assert by_ap50.scores["step"] == 0 and by_ap50.score == 0.94
+    with pytest.raises(ValueError, match="unknown judge 'ap5090'"):
+        BestWeights(judge="ap5090")
 
 
 def test_earlier_rounds_are_checked_by_ap50_so_refined_old_outlines_are_not_forgetting():

@@ -29,7 +29,7 @@ from ..model.modelfile import Model
 from .batches import BatchMaker, batches
 from .config import TrainConfig
 from .data import PreparedPair, TrainingPair
-from .evaluation import main_score, replay_check_score, replay_scores, score_groups
+from .evaluation import JUDGES, main_score, replay_check_score, replay_scores, score_groups
 from .focus import ErrorFocus, error_focus
 from .losses import instance_loss, semantic_loss
 
@@ -198,6 +198,8 @@ class BestWeights:
     """
 
     def __init__(self, judge: str = "ap50_90") -> None:
+        if judge not in JUDGES:  # a misspelt judge would silently fall back to AP50
+            raise ValueError(f"unknown judge {judge!r}: use one of {', '.join(JUDGES)}")
         self.judge = judge
         self.score: float | None = None
         self.key: tuple[float, float, float] | None = None
