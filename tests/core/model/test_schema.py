@@ -121,3 +121,11 @@ def test_one_bad_file_in_the_model_folder_breaks_nothing_else(good, tmp_path, ca
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "broken" in out and "unreadable" in out and "fine" in out and "Traceback" not in out
+
+
+def test_a_key_with_a_line_break_still_fails_on_one_line(good, tmp_path):
+    # found by the fuzz test above: a post-processing setting named "\n" broke the message in two
+    bad = rewrite(good, tmp_path / "newline.safetensors", lambda meta: meta.__setitem__("postprocess", {"\n": None}))
+    with pytest.raises(ModelFileError) as caught:
+        load_model_file(bad)
+    assert "\n" not in str(caught.value) and "setting '\\n' must be a number" in str(caught.value)

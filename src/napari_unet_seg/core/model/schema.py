@@ -79,7 +79,7 @@ def check_metadata(metadata: Any, name: str, newest_version: int) -> None:
         raise ModelFileError(f"{name}: lineage must be a list")
     for key, value in metadata.get("postprocess", {}).items():
         if not _is_number(value):
-            raise ModelFileError(f"{name}: post-processing setting {key} must be a number, not {value!r}")
+            raise ModelFileError(f"{name}: post-processing setting {key!r} must be a number, not {value!r}")
 
 
 def expected_shapes(arch: dict[str, int]) -> dict[str, tuple[int, ...]]:
@@ -95,11 +95,12 @@ def check_tensors(header: dict[str, Any], arch: dict[str, int], name: str) -> No
     stored = {k: v for k, v in header.items() if k != "__metadata__"}
     missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or extra:
-        which = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
+        which = f"missing {missing[0]}" if missing else f"unexpected {extra[0]!r}"  # a file's name: escaped
         raise ModelFileError(f"{name}: the weights do not match the architecture in its metadata ({which})")
     for key, shape in expected.items():
         entry = stored[key]
         if not isinstance(entry, dict) or entry.get("dtype") not in SAFETENSORS_DTYPES \
                 or tuple(entry.get("shape", ())) != shape:
-            raise ModelFileError(f"{name}: tensor {key} has shape {entry.get('shape') if isinstance(entry, dict) else '?'}"
-                                 f", the architecture in its metadata needs {list(shape)}")
+            found = entry.get("shape") if isinstance(entry, dict) else "?"
+            raise ModelFileError(f"{name}: tensor {key} has shape {found!r}, the architecture in its metadata needs "
+                                 f"{list(shape)}")  # !r: the file's text, escaped to one line
