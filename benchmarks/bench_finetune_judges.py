@@ -36,10 +36,10 @@ import numpy as np
 
 import bench_finetune_matrix as matrix
 from napari_unet_seg.core.model.modelfile import Model
-from napari_unet_seg.core.training import evaluation, loop
+from napari_unet_seg.core.training import loop
 from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
-from napari_unet_seg.core.training.metrics import STRICT_THRESHOLDS, matching_accuracy
+from napari_unet_seg.core.training.metrics import matching_accuracies
 
 CELLS = [f"{d}:{m}" for d in matrix.DOMAINS for m in ("dense", "mask")]
 
@@ -72,11 +72,9 @@ class CandidateRecorder:
 
 
 def others_scores(model: Model, others: list) -> list[float]:
-    """Mean AP at each IoU in STRICT_THRESHOLDS over the other images (Segment's result)."""
-    rows = []
-    for _, image, truth in others:
-        pred = matrix.segment(image, model, rgb=image.ndim == 3, device="cpu")
-        rows.append([matching_accuracy(truth, pred, t) for t in STRICT_THRESHOLDS])
+    """Mean AP at IoU 0.5, 0.6, ... 0.9 over the other images (Segment's result)."""
+    rows = [matching_accuracies(truth, matrix.segment(image, model, rgb=image.ndim == 3, device="cpu"))
+            for _, image, truth in others]
     return np.mean(rows, axis=0).tolist()
 
 
