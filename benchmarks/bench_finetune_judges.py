@@ -11,8 +11,9 @@ its held-out scores, and scored afterwards on the domain's other images (Segment
 parent's post-processing, AP at IoU 0.5 to 0.9). Each judge then picks from the same candidates:
 
   AP50            strictly higher held-out AP50 than the parent's, best by (AP50, Dice) (the rule before)
-  AP50-90         strictly higher held-out AP50-90 than the parent's, best by (AP50-90, AP50, Dice) (now)
+  AP50-90         strictly higher held-out AP50-90 than the parent's, best by (AP50-90, AP50, Dice)
   AP50 & AP50-90  AP50 no lower and AP50-90 strictly higher
+  AP50-90, perfect ties  as AP50-90, and trained weights that tie a perfect parent (1.0) replace it (now)
   last average    the weights training ended with, whatever the held-out part says (no judge)
   oracle          the best on the other images (what no judge can know)
 
@@ -39,6 +40,7 @@ from napari_unet_seg.core.model.modelfile import Model
 from napari_unet_seg.core.training import loop
 from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.finetune import default_config, finetune, starting_model
+from napari_unet_seg.core.training.loop import perfect_tie
 from napari_unet_seg.core.training.metrics import matching_accuracies
 
 CELLS = [f"{d}:{m}" for d in matrix.DOMAINS for m in ("dense", "mask")]
@@ -78,7 +80,8 @@ def others_scores(model: Model, others: list) -> list[float]:
     return np.mean(rows, axis=0).tolist()
 
 
-def run_cell(domain: str, mode: str, seed: int, seconds: float, recorder: CandidateRecorder) -> dict:
+def run_cell(domain: str, mode: str, seed: int, seconds: float, recorder: CandidateRecorder,
+             settings: list[str] = ()) -> dict:
     images = matrix.DOMAINS[domain]()
     index = max(range(len(images)), key=lambda i: images[i][2].size)
     name, image, labels = images[index]
@@ -90,6 +93,7 @@ def run_cell(domain: str, mode: str, seed: int, seconds: float, recorder: Candid
     base = starting_model("nuclei")
     model = starting_model("nuclei")
     config = replace(default_config(scratch=False, task="instances", max_seconds=seconds), device="cpu", seed=seed)
+    config = matrix.with_overrides(config, list(settings))
     recorder.candidates.clear()
     result = finetune(model, [TrainingPair(image, labels, valid, rgb=image.ndim == 3, name=name)],
                       config=config, base="nuclei")
@@ -98,7 +102,8 @@ def run_cell(domain: str, mode: str, seed: int, seconds: float, recorder: Candid
         weights = Model(copy.deepcopy(model.net), copy.deepcopy(base.metadata), "candidate", None)
         weights.net.load_state_dict(candidate["state"])
         rows.append({"step": candidate["step"], "held": candidate["held"], "others": others_scores(weights, others)})
-    return {"domain": domain, "mode": mode, "seed": seed, "steps": result.train.steps, "rows": rows}
+    return {"domain": domain, "mode": mode, "seed": seed, "steps": result.train.steps, "rows": rows,
+            **({"settings": list(settings)} if settings else {})}
 
 
 def _strictly_better(rows: list[dict], passes: Callable[[dict, dict], bool], key: Callable[[dict], tuple]) -> dict:
@@ -110,6 +115,11 @@ def _strictly_better(rows: list[dict], passes: Callable[[dict, dict], bool], key
     return best
 
 
+def _better_or_perfect(h: dict, p: dict) -> bool:
+    """The loop's rule (``loop.BestWeights``): AP50-90 strictly higher, or both perfect (``loop.perfect_tie``)."""
+    return h["ap50_90"] > p["ap50_90"] or perfect_tie(h["ap50_90"], p["ap50_90"])
+
+
 JUDGES: dict[str, Callable[[list[dict]], dict]] = {
     "AP50": lambda rows: _strictly_better(rows, lambda h, p: h["ap50"] > p["ap50"], lambda h: (h["ap50"], h["dice"])),
     "AP50-90": lambda rows: _strictly_better(rows, lambda h, p: h["ap50_90"] > p["ap50_90"],
@@ -117,6 +127,8 @@ JUDGES: dict[str, Callable[[list[dict]], dict]] = {
     "AP50 & AP50-90": lambda rows: _strictly_better(
         rows, lambda h, p: h["ap50"] >= p["ap50"] and h["ap50_90"] > p["ap50_90"],
         lambda h: (h["ap50_90"], h["ap50"], h["dice"])),
+    "AP50-90, perfect ties": lambda rows: _strictly_better(rows, _better_or_perfect,
+                                                           lambda h: (h["ap50_90"], h["ap50"], h["dice"])),
     "last average": lambda rows: rows[-1],
     "oracle": lambda rows: max(rows, key=lambda r: r["others"][0]),
 }
@@ -150,6 +162,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="append each cell's record here (JSON lines)")
     parser.add_argument("--table", type=Path, nargs="+", help="only print the comparison from saved records")
     parser.add_argument("--data", type=Path, default=matrix.DATA, help="the folder holding dsb2018/ and s-bsst265/")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a TrainConfig field to change (repeatable), as bench_finetune_matrix.py's --set")
     args = parser.parse_args()
     if args.table:
         print(table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line]))
@@ -162,7 +176,7 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for cell in cells:
             domain, mode = cell.split(":")
-            record = run_cell(domain, mode, seed, args.seconds, recorder)
+            record = run_cell(domain, mode, seed, args.seconds, recorder, args.set)
             records.append(record)
             if args.out is not None:
                 with args.out.open("a") as out:

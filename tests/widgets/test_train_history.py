@@ -35,6 +35,9 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     project = Project(tmp_path / "project")
     project.record_model(first, {"steps": 40, "parent": "nuclei", "improved": True, "ap50": 0.81, "dice": 0.9})
     project.record_model(second, {"steps": 40, "parent": "cells-finetuned", "improved": False, "ap50": 0.79})
+    third = save_model(tiny_model, folder / "cells-finetuned-3.safetensors")
+    project.record_model(third, {"steps": 40, "parent": "cells-finetuned", "improved": True, "tied": True,
+                                 "ap50": 1.0})
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
     _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
@@ -42,11 +45,12 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     train.project_dir.setText(str(tmp_path / "project"))
     train.project_dir.editingFinished.emit()
     texts = [train.history.item(i).text() for i in range(train.history.count())]
-    assert len(texts) == 2
-    assert texts[0].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
-    assert texts[1].startswith("cells-finetuned: AP50 0.810, better than nuclei")
-    train.history.setCurrentRow(1)  # back to the earlier, better model
+    assert len(texts) == 3
+    assert texts[0].startswith("cells-finetuned-3: AP50 1.000, as good as (held-out part all right) cells-finetuned")
+    assert texts[1].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
+    assert texts[2].startswith("cells-finetuned: AP50 0.810, better than nuclei")
+    train.history.setCurrentRow(2)  # back to the earlier, better model
     train.use_model.click()
     assert segment.model_picker.path() == first
     assert train.model_box.currentText() == "cells-finetuned"
-    assert first.exists() and second.exists()  # going back deletes nothing
+    assert first.exists() and second.exists() and third.exists()  # going back deletes nothing

@@ -62,6 +62,7 @@ def test_train_a_few_steps_plot_preview_and_model_list(make_napari_viewer, qtbot
     assert not messages["error"], messages["error"]
     assert widget.outcome is not None and widget.outcome.result.train.steps == 4
     assert widget.plot.steps == [1, 2, 3, 4] and widget.plot.scores == []  # too small to hold out
+    assert not widget.plot.parent_line.get_visible()  # no parent score to draw
     # the live preview went into a layer of its own; the user's labels are untouched
     assert widget.preview_layer is not None and widget.preview_layer in viewer.layers
     assert widget.preview_layer.name == "training preview"
@@ -225,6 +226,7 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     viewer.add_image(image, name="cells")
     viewer.add_labels(labels, name="cells labels")
     widget = _widget(viewer, tmp_path, steps=4)
+    widget.overrides["eval_initial"] = True  # the random start is scored first, as a fine-tune's parent is
     widget.preview.setChecked(False)
     widget.start()
     _wait(qtbot, widget)
@@ -232,3 +234,9 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     assert widget.plot.scores, "a held-out score was plotted"
     assert widget.plot.score_axes.get_ylabel() == "held-out\nAP50-90 (dots)"
     assert "AP50-90" in widget.result.text()
+    # the parent's held-out score is drawn as a line the dots must rise above
+    assert widget.plot.parent_line.get_visible() and widget.plot.parent is not None
+    assert widget.plot.parent_line.get_ydata()[0] == widget.plot.parent
+    assert widget.plot.parent_text.get_text() == f"parent {widget.plot.parent:.2f}"
+    widget.plot.clear()  # the next run starts without the last run's parent
+    assert not widget.plot.parent_line.get_visible() and widget.plot.parent is None

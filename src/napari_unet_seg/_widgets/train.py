@@ -237,6 +237,8 @@ class TrainWidget(QWidget):
             score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
                               if isinstance(record.get(key), (int, float))) or "no score"
             verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
+            if record.get("tied"):
+                verdict = "as good as (held-out part all right)"
             text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
             item = QListWidgetItem(text if path.exists() else text + " [file missing]")
             item.setData(Qt.ItemDataRole.UserRole, str(path))
@@ -320,6 +322,8 @@ class TrainWidget(QWidget):
         if report.scores:
             self._score_name = main_score_name(report.scores)
             self.plot.set_score_name(self._score_name)
+        if report.parent_score is not None:
+            self.plot.set_parent(report.parent_score)
         self.plot.add(report.step, report.loss, report.val_score)
         budget = [report.step / max(report.max_steps, 1)]
         if self.job is not None and self.job.max_seconds:

@@ -110,5 +110,5 @@ def run_training(
     if job.project_dir is not None:
         Project(job.project_dir).record_model(path, {
             "steps": result.train.steps, "parent": "scratch" if scratch else job.init, "improved": result.improved,
-            "held_out": result.held_out, **result.scores})
+            **({"tied": True} if result.tied else {}), "held_out": result.held_out, **result.scores})
     return JobOutcome(result, path, len(pairs))

@@ -12,6 +12,9 @@ from qtpy.QtWidgets import QSizePolicy
 class TrainingPlot(FigureCanvasQTAgg):
     """Loss (left axis) and validation score (right axis, 0-1) against the step.
 
+    A dashed line marks the parent's held-out score, so the user sees at a
+    glance whether training has beaten the model it started from.
+
     Redraws are rate-limited so hundreds of steps cannot flood the event loop.
     """
 
@@ -35,6 +38,11 @@ class TrainingPlot(FigureCanvasQTAgg):
         (self.loss_line,) = self.loss_axes.plot([], [], color="tab:blue", lw=1)
         (self.score_line,) = self.score_axes.plot([], [], "o-", color="tab:orange", ms=4, lw=1, clip_on=False,
                                                   zorder=3)
+        # the parent's held-out score: dots above this line are what can replace it
+        self.parent_line = self.score_axes.axhline(0, color="tab:orange", ls="--", lw=0.8, visible=False)
+        self.parent_text = self.score_axes.text(0.01, 0, "parent", transform=self.score_axes.get_yaxis_transform(),
+                                                fontsize=6, color="tab:orange", va="bottom", visible=False)
+        self.parent: float | None = None
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.score_steps: list[int] = []
@@ -46,9 +54,23 @@ class TrainingPlot(FigureCanvasQTAgg):
         self.score_axes.set_ylabel(f"held-out\n{name} (dots)" if name else "held-out (dots)", fontsize=7,
                                    color="tab:orange")
 
+    def set_parent(self, score: float | None) -> None:
+        """Draw the starting model's held-out score as a dashed line (None: no line)."""
+        if score == self.parent:
+            return
+        self.parent = score
+        for artist in (self.parent_line, self.parent_text):
+            artist.set_visible(score is not None)
+        if score is not None:
+            self.parent_line.set_ydata([score, score])
+            self.parent_text.set_y(score)
+            self.parent_text.set_text(f"parent {score:.2f}")
+        self._update(force=True)
+
     def clear(self) -> None:
         self.steps, self.losses, self.score_steps, self.scores = [], [], [], []
         self.set_score_name("")  # the last run's score name is not this run's
+        self.set_parent(None)
         self._update(force=True)
 
     def add(self, step: int, loss: float | None = None, score: float | None = None) -> None:

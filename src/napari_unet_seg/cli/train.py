@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
     def report(r: StepReport) -> None:
         if r.step % 25 == 0 or r.val_score is not None:
-            score = (f", held-out {main_score_name(r.scores or {})} {r.val_score:.3f} (best {r.best_score:.3f})"
+            parent = f", parent {r.parent_score:.3f}" if r.parent_score is not None else ""
+            score = (f", held-out {main_score_name(r.scores or {})} {r.val_score:.3f} (best {r.best_score:.3f}{parent})"
                      if r.val_score is not None else "")
             left = f", ~{r.seconds_left:.0f} s left" if r.seconds_left is not None else ""
             print(f"step {r.step}: loss {r.loss:.4f}{score}{left}", flush=True)
@@ -202,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
         project.record_model(path, {"steps": result.train.steps, "parent": "scratch" if scratch else init,
-                                    "improved": result.improved,
+                                    "improved": result.improved, **({"tied": True} if result.tied else {}),
                                     "held_out": result.held_out, **result.scores})
     verdict = result.verdict(base)
     if verdict:

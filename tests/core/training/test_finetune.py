@@ -214,3 +214,8 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay
     by_ap50 = result(dict(trained, ap50=0.95), judge="ap50").verdict("nuclei")
     assert "AP50 0.950 vs 0.939 (+0.011)" in by_ap50 and "AP50-90" not in by_ap50
+    perfect = {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.98, "wrong_objects": 0.0}
+    tie = result(dict(perfect, dice=0.97, step=120), first=perfect)
+    assert tie.improved and tie.tied and not better.tied
+    assert tie.verdict("nuclei").startswith(
+        "as good as 'nuclei' on the held-out annotation, which both get entirely right (AP50-90 1.000)")

@@ -124,6 +124,35 @@ def test_instance_models_are_judged_by_ap50_90_so_an_ap50_tie_can_be_broken():
         BestWeights(judge="ap5090")
 
 
+def test_a_perfect_tie_lets_the_trained_weights_replace_the_parent():
+    import torch
+
+    from napari_unet_seg.core.training.loop import BestWeights
+
+    net = torch.nn.Linear(1, 1)
+    best = BestWeights()
+    best.offer(net, {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.98}, step=0)  # a strip the parent gets entirely right
+    best.offer(net, {"ap50_90": 0.93, "ap50": 1.0, "dice": 0.99}, step=40)  # an outline worse: the parent stays
+    assert best.scores["step"] == 0
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    best.offer(net, {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.97}, step=80)  # also perfect: replaces it, lower Dice
+    assert best.scores["step"] == 80 and best.state["weight"].item() == 7.0  # and all
+    best.offer(net, {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.96}, step=120)  # among trained weights, the usual key
+    assert best.scores["step"] == 80
+    best.offer(net, {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.975}, step=160)
+    assert best.scores["step"] == 160
+
+    lost = BestWeights()  # weights that lose a held-out object never replace a perfect parent
+    lost.offer(net, {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.98}, step=0)
+    lost.offer(net, {"ap50_90": 0.0, "ap50": 0.0, "dice": 0.2}, step=40)
+    assert lost.scores["step"] == 0
+    imperfect = BestWeights()  # below a perfect score a tie still keeps the parent
+    imperfect.offer(net, {"ap50_90": 0.9, "ap50": 0.95, "dice": 0.9}, step=0)
+    imperfect.offer(net, {"ap50_90": 0.9, "ap50": 0.95, "dice": 0.99}, step=40)
+    assert imperfect.scores["step"] == 0
+
+
 def test_earlier_rounds_are_checked_by_ap50_so_refined_old_outlines_are_not_forgetting():
     import torch
 
@@ -210,3 +239,48 @@ def test_frozen_batchnorm_keeps_its_statistics_while_the_weights_learn(frozen):
     assert kept == frozen
     first_conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)).weight
     assert not torch.equal(first_conv, conv)  # the network itself still learns
+
+
+def _distance_from(model, start: list) -> float:
+    return sum(float((p.detach() - s).pow(2).sum()) for p, s in zip(model.net.parameters(), start)) ** 0.5
+
+
+def test_an_anchor_keeps_the_weights_closer_to_where_they_started():
+    import torch
+
+    image, labels = synthetic_nuclei((96, 96))
+    drift = {}
+    for anchor in (0.0, 30.0):  # a pull of up to 30 % of the gap a step
+        torch.manual_seed(0)
+        model = starting_model("none", **TINY)
+        start = [p.detach().clone() for p in model.net.parameters()]
+        train(model, [TrainingPair(image, labels)],
+              _fast(max_steps=8, eval_initial=False, warmup_steps=1, learning_rate=1e-2, anchor=anchor))
+        drift[anchor] = _distance_from(model, start)
+    assert drift[0.0] > 0
+    assert 0 < drift[30.0] < 0.5 * drift[0.0], drift
+
+
+def test_a_pull_of_the_whole_gap_puts_every_weight_back_where_it_started():
+    import torch
+
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    start = [p.detach().clone() for p in model.net.parameters()]
+    # lr x anchor >= 1 on every step: each step's change is undone entirely
+    train(model, [TrainingPair(image, labels)],
+          _fast(max_steps=3, eval_initial=False, warmup_steps=1, learning_rate=1e-2, anchor=1e4))
+    assert all(torch.equal(p.detach(), s) for p, s in zip(model.net.parameters(), start))
+
+
+def test_every_report_carries_the_parents_held_out_score():
+    image, labels = synthetic_nuclei((300, 300), n=40)
+    model = starting_model("none", **TINY)
+    train_pairs, val_pairs = split_validation([TrainingPair(image, labels)], scribbles=False)
+    reports = []
+    result = train(model, train_pairs, _fast(max_steps=6), val_pairs=val_pairs, progress=reports.append)
+    parent = result.history[0]
+    assert parent["step"] == 0
+    assert [r.parent_score for r in reports] == [parent["ap50_90"]] * len(reports)
+    scored = [r for r in reports if r.val_score is not None]
+    assert scored and all(r.best_score >= r.parent_score for r in scored)  # the parent is the floor

@@ -168,6 +168,13 @@ class FinetuneResult:
             return None
         return self.train.best_scores.get("step", 0) > 0  # trained weights only replace the parent's if better
 
+    @property
+    def tied(self) -> bool:
+        """True when the trained weights replaced the parent's on a perfect tie (:func:`.loop.perfect_tie`)."""
+        if not self.improved:
+            return False
+        return not main_score(self.train.best_scores, self.judge) > main_score(self.parent_scores, self.judge)
+
     def score_text(self) -> str:
         """The scores for people: "AP50-90 0.702, AP50 0.812, Dice 0.901 (earlier corrections: ...)"."""
         def named(scores: dict[str, float]) -> str:
@@ -197,20 +204,24 @@ class FinetuneResult:
         new, old = main_score(best, self.judge), main_score(first, self.judge)
         ap50 = metric != "AP50" and "ap50" in first  # said beside: AP50 may tie or drop while outlines fit better
         earlier_old = replay_scores(first)
-        if self.improved:
-            text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
-                    f"({new - old:+.3f})" + (f", AP50 {best['ap50']:.3f} vs {first['ap50']:.3f}" if ap50 else ""))
-            if earlier_old:
-                earlier_new = replay_check_score(replay_scores(best))
-                text += (f"; and no worse on earlier corrections ({main_score_name(earlier_old, 'ap50')} "
-                         f"{earlier_new:.3f} vs {replay_check_score(earlier_old):.3f})")
-        elif self.train.forgot:
+        if not self.improved and self.train.forgot:
             text = (f"better than '{parent}' on the new annotation but worse on earlier corrections (forgetting): "
                     f"its weights were kept; train longer so it learns both")
-        else:
+        elif not self.improved:
             text = (f"not better than '{parent}' on the held-out annotation ({metric} {old:.3f}"
                     + (f", AP50 {first['ap50']:.3f}" if ap50 else "")
                     + "): its weights were kept; annotate more, or train longer")
+        elif self.tied:
+            text = (f"as good as '{parent}' on the held-out annotation, which both get entirely right ({metric} "
+                    f"{new:.3f}): too easy a part to tell them apart, so the weights that learnt your corrections "
+                    "were kept; annotate a harder part to check them")
+        else:
+            text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
+                    f"({new - old:+.3f})" + (f", AP50 {best['ap50']:.3f} vs {first['ap50']:.3f}" if ap50 else ""))
+        if self.improved and earlier_old:
+            earlier_new = replay_check_score(replay_scores(best))
+            text += (f"; and no worse on earlier corrections ({main_score_name(earlier_old, 'ap50')} "
+                     f"{earlier_new:.3f} vs {replay_check_score(earlier_old):.3f})")
         if self.tuning is not None and self.tuning.changed:
             text += (f"; post-processing fitted to your annotation: AP50 {self.tuning.before:.3f} -> "
                      f"{self.tuning.after:.3f}")
