@@ -33,6 +33,5 @@ class TrainConfig:
     focus_errors: float = 0.0  # share of crops centred on objects the starting model got wrong (instances)
     error_weight: float = 1.0  # loss weight of those objects' pixels (1 = like any other)
     freeze_batchnorm: bool = False  # BatchNorm normalises with its stored statistics and never updates them
-    anchor: float = 0.0  # > 0: each step pulls the weights back toward the starting ones (L2-SP, decoupled)
     judge: str = "ap50_90"  # held-out score that picks the kept weights (instances): "ap50_90" or "ap50"
     workers: int = 0  # processes that make batches ahead (beside a GPU); 0 = in the loop's thread

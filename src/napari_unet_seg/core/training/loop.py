@@ -284,7 +284,6 @@ class Trainer:
         # fp16 (GPUs without bf16) needs its loss scaled, or small gradients round to zero; bf16 and fp32 do not
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and self.precision == "fp16")
         self.best = BestWeights(config.judge)
-        self.start = [p.detach().clone() for p in self.net.parameters()] if config.anchor > 0 else None
         self.average = WeightAverage(self.net, config.ema_decay) if config.ema_decay > 0 else None
         self.focus = self.find_errors()
         maker = BatchMaker(self.prepared, self.focus, self.weights, model.task, config, config.max_steps)
@@ -347,22 +346,9 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)  # skipped, and the scale lowered, when scaled gradients overflowed
         self.scaler.update()
-        if self.start is not None:
-            self.pull_to_start(self.optimizer.param_groups[0]["lr"] * config.anchor)
         if self.average is not None:
             self.average.update(net)
         return float(loss.detach())
-
-    @torch.no_grad()
-    def pull_to_start(self, share: float) -> None:
-        """Move every weight ``share`` of the way back to its starting value (L2-SP, decoupled from Adam).
-
-        Weight decay pulls toward zero, which a fine-tune has no reason to
-        prefer; this pulls toward what the parent learnt from many images, so
-        one image's crops cannot carry the network far from it.
-        """
-        for param, start in zip(self.net.parameters(), self.start, strict=True):
-            param.lerp_(start, min(share, 1.0))
 
     def show(self, preview: Callable[[Model], None]) -> None:
         """Hand the model, in eval mode, to a preview callback (from this thread)."""
