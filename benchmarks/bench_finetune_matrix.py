@@ -150,7 +150,8 @@ def main() -> None:
             row = dict(domain=domain, mode=mode, train_image=name, scale=scale, eval_images=len(others),
                        steps=result.train.steps, seconds=round(seconds), ap50_before=round(before[0], 3),
                        ap50_after=round(after[0], 3), dice_before=round(before[1], 3), dice_after=round(after[1], 3),
-                       improved_held_out=result.improved)
+                       improved_held_out=result.improved, tied=result.tied,
+                       kept_step=(result.train.best_scores or {}).get("step"))
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     print(f"\n| domain | mode | scale | steps | s | AP50 before -> after | Dice before -> after |")

@@ -131,7 +131,7 @@ def test_default_config_is_gentle_for_fine_tuning_and_brisk_from_scratch():
     scratch = default_config(scratch=True, task="instances")
     tuning = default_config(scratch=False, task="instances")
     assert scratch.learning_rate > tuning.learning_rate
-    assert (scratch.learning_rate, tuning.learning_rate) == (3e-3, 5e-4)
+    assert (scratch.learning_rate, tuning.learning_rate) == (3e-3, 2e-4)
     assert scratch.augment.scale_range == (0.5, 2.0) and tuning.augment.scale_range == (0.7, 1.4)
     assert not scratch.eval_initial and tuning.eval_initial  # the starting weights are scored only when they are real
     assert scratch.crop_size == tuning.crop_size == 256 and scratch.max_steps == 5000
@@ -160,7 +160,7 @@ def test_finetune_picks_the_default_config_by_its_base(monkeypatch):
     for base in ("scratch", "nuclei"):
         with pytest.raises(Stop):
             finetune(starting_model("none", **TINY), [TrainingPair(image, labels)], base=base)
-    assert [c.learning_rate for c in seen] == [3e-3, 5e-4]
+    assert [c.learning_rate for c in seen] == [3e-3, 2e-4]
     classes = np.where(labels > 0, 2, 1)
     with pytest.raises(Stop):  # a given config is kept, but always told whether the labels are scribbles
         finetune(starting_model("none", task="semantic", classes=3, **TINY), [TrainingPair(image, classes)],
