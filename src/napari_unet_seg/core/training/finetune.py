@@ -99,9 +99,9 @@ def default_config(*, scratch: bool, task: str, scribbles: bool = False, max_ste
     focus = not scratch and task == "instances"
     # BatchNorm keeps the statistics learnt from many images: adapting them to a few crops of one image made
     # other images of a mixed domain worse (stained, a third annotated: 0.465 -> 0.393 AP50; frozen: 0.486).
-    # Small steps: at 5e-4 the first 40 steps pulled tissue sections' other images down (0.690 -> 0.55-0.64)
-    # and the strip could not always see it; at 2e-4 no cell of the judge study got worse and the mean AP50
-    # gain went +0.050 -> +0.057 (20 cells; 1e-3 and 2e-3 were no better than 5e-4; benchmarks/RESULTS.md)
+    # Small steps: at 5e-4 no tissue-section checkpoint beat the parent on the other tissue images and one
+    # that was worse got through; at 2e-4 no cell of the judge study got worse and the mean AP50 gain went
+    # +0.050 -> +0.057 (20 cells; 1e-3 and 2e-3 were no better than 5e-4; benchmarks/RESULTS.md)
     return TrainConfig(
         max_steps=max_steps or 5000, max_seconds=max_seconds, crop_size=256 if task == "instances" else 192,
         batch_size=4, learning_rate=3e-3 if scratch else 2e-4, scribbles=scribbles, augment=augment,
