@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import tifffile
 
 from helpers import synthetic_nuclei, threshold_model
@@ -26,6 +28,9 @@ def test_train_records_its_scale_and_compares_with_the_parent(tmp_path, capsys):
     run = read_metadata(out)["lineage"][-1]
     assert run["data"][0]["scale"] == 0.5 and run["data"][0]["object_diameter"] == 40.0
     assert set(run["parent_scores"]) == {"ap50_90", "ap50", "dice", "wrong_objects"}
+    shown = re.search(r"held-out AP50-90 \d\.\d{3} \(best \d\.\d{3}, parent (\d\.\d{3})\)", printed.out)
+    assert shown, printed.out  # the parent's score beside each held-out score (the lineage keeps it rounded)
+    assert abs(float(shown.group(1)) - run["parent_scores"]["ap50_90"]) <= 0.0015
     assert "child-checkpoint.safetensors" in printed.out  # said where the checkpoints go...
     assert not (tmp_path / "child-checkpoint.safetensors").exists()  # ...and replaced by the final model
 
