@@ -108,7 +108,5 @@ def run_training(
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, base))
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:
-        Project(job.project_dir).record_model(path, {
-            "steps": result.train.steps, "parent": "scratch" if scratch else job.init, "improved": result.improved,
-            **({"tied": True} if result.tied else {}), "held_out": result.held_out, **result.scores})
+        Project(job.project_dir).record_model(path, result.history_record("scratch" if scratch else job.init))
     return JobOutcome(result, path, len(pairs))

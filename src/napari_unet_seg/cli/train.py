@@ -202,9 +202,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
-        project.record_model(path, {"steps": result.train.steps, "parent": "scratch" if scratch else init,
-                                    "improved": result.improved, **({"tied": True} if result.tied else {}),
-                                    "held_out": result.held_out, **result.scores})
+        project.record_model(path, result.history_record("scratch" if scratch else init))
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])

@@ -178,6 +178,11 @@ class FinetuneResult:
             return False
         return not main_score(self.train.best_scores, self.judge) > main_score(self.parent_scores, self.judge)
 
+    def history_record(self, parent: str) -> dict:
+        """What a project's model history keeps of this run (the Train widget and ``unet-seg train`` alike)."""
+        return {"steps": self.train.steps, "parent": parent, "improved": self.improved,
+                **({"tied": True} if self.tied else {}), "held_out": self.held_out, **self.scores}
+
     def score_text(self) -> str:
         """The scores for people: "AP50-90 0.702, AP50 0.812, Dice 0.901 (earlier corrections: ...)"."""
         def named(scores: dict[str, float]) -> str:
