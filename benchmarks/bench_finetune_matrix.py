@@ -88,6 +88,15 @@ def scores(model, images, device: str = "auto") -> list[tuple[float, float]]:  #
     return out
 
 
+def fitted_settings(result) -> str:  # noqa: ANN001
+    """The post-processing the fine-tune fitted to the held-out annotation, or "-" when it kept the model's."""
+    tuning = result.tuning
+    if tuning is None or not tuning.changed:
+        return "-"
+    keys = ("foreground_threshold", "seed_prominence", "min_brightness")
+    return ",".join(f"{k}={tuning.settings[k]:g}" for k in keys if k in tuning.settings)
+
+
 def with_overrides(config: TrainConfig, settings: list[str]) -> TrainConfig:
     """``config`` with FIELD=VALUE changes, each value read as the field's current type."""
     changes = {}
@@ -151,10 +160,11 @@ def main() -> None:
                        steps=result.train.steps, seconds=round(seconds), ap50_before=round(before[0], 3),
                        ap50_after=round(after[0], 3), dice_before=round(before[1], 3), dice_after=round(after[1], 3),
                        improved_held_out=result.improved, tied=result.tied,
-                       kept_step=(result.train.best_scores or {}).get("step"))
+                       kept_step=(result.train.best_scores or {}).get("step"),
+                       fitted=fitted_settings(result))
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    print(f"\n| domain | mode | scale | steps | s | AP50 before -> after | Dice before -> after |")
+    print("\n| domain | mode | scale | steps | s | AP50 before -> after | Dice before -> after |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['domain']} | {r['mode']} | {r['scale']} | {r['steps']} | {r['seconds']} | "

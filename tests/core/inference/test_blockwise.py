@@ -6,7 +6,7 @@ import pytest
 import torch
 import zarr
 
-from helpers import synthetic_nuclei, threshold_model
+from helpers import bright_and_dim_nuclei, synthetic_nuclei, threshold_model
 from napari_unet_seg import Cancelled, segment
 from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference import preprocess
@@ -281,3 +281,19 @@ def test_a_cpu_networks_windows_hold_no_more_than_one_block(tmp_path, disks, mon
     assert max(area for area, _ in windows) > cap  # block windows with their halos are larger than a block...
     assert all(h * w <= cap for _, (h, w) in windows)  # ...and run in windows that are not
     assert _same_objects(segment(image, model, device="cpu", precision="fp32"), out[:])
+
+
+@pytest.mark.parametrize("diameter", [None, 16.0, 9.0])  # its own scale; shrunk 0.75x; enlarged 1.33x
+def test_dim_objects_are_left_out_alike_in_memory_and_in_blocks(tmp_path, diameter):
+    """A model that drops dim objects measures each object's brightness on the same pixels in every path."""
+    image, everything, bright = bright_and_dim_nuclei()
+    model = threshold_model()
+    model.metadata["object_diameter"] = 12.0
+    assert matching_accuracy(everything, segment(image, model, diameter=diameter)) > 0.85  # dim ones found
+    model.metadata["postprocess"] = {**model.postprocess, "min_brightness": 0.6}
+    reference = segment(image, model, diameter=diameter, device="cpu", precision="fp32")
+    assert matching_accuracy(bright, reference) > 0.85  # ... and left out
+    for block_size in (64, 100):
+        out = segment_to_zarr(image, model, tmp_path / f"d{block_size}.zarr", diameter=diameter,
+                              block_size=block_size, device="cpu", precision="fp32")
+        assert _same_objects(reference, out[:]), block_size

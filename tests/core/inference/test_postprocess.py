@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 
 from helpers import blob_logits, oracle_logits, synthetic_nuclei
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
 from napari_unet_seg.core.inference.postprocess import (
+    drop_dim_objects,
     instance_labels,
     logits_to_labels,
     object_peaks,
@@ -53,6 +55,30 @@ def test_objects_without_a_middle_can_be_dropped():
     kept = instance_labels(logits, min_peak=0.3)
     assert kept.max() == 1 and kept[10, 10] == 1 and kept[30, 30] == 0
     assert logits_to_labels(logits, "instances", {"min_peak": 0.3}).max() == 1  # a stored setting
+
+
+def test_dim_objects_can_be_dropped():
+    labels = np.zeros((40, 40), np.int64)
+    labels[5:17, 5:17] = 1
+    labels[25:35, 25:35] = 2
+    logits = oracle_logits(labels)
+    brightness = np.where(labels == 1, 0.8, np.where(labels == 2, 0.2, 0.0)).astype(np.float32)
+    assert instance_labels(logits, brightness=brightness).max() == 2  # by default every object is kept
+    kept = instance_labels(logits, min_brightness=0.3, brightness=brightness)
+    assert kept.max() == 1 and kept[10, 10] == 1 and kept[30, 30] == 0
+    assert logits_to_labels(logits, "instances", {"min_brightness": 0.3}, brightness=brightness).max() == 1
+    assert logits_to_labels(logits, "instances", {"min_brightness": 0.1}, brightness=brightness).max() == 2
+    with pytest.raises(ValueError, match="brightness"):
+        instance_labels(logits, min_brightness=0.3)  # a setting that cannot be applied is not silently skipped
+
+
+def test_an_object_is_as_bright_as_its_mean_not_its_brightest_pixel():
+    labels = np.zeros((10, 10), np.int64)
+    labels[:, :5] = 3
+    brightness = np.zeros((10, 10), np.float32)
+    brightness[0, :5] = 1.0  # one bright row in a dim object: mean 0.1
+    assert drop_dim_objects(labels, brightness, 0.2).max() == 0
+    assert drop_dim_objects(labels, brightness, 0.1).max() == 3  # ids kept, for relabelling later
 
 
 def test_object_peaks_are_each_objects_highest_value():

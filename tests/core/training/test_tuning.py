@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import oracle_logits, synthetic_nuclei, threshold_model
+from helpers import bright_and_dim_nuclei, oracle_logits, synthetic_nuclei, threshold_model
 from napari_unet_seg.core.inference import prediction
 from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 from napari_unet_seg.core.training.finetune import finetune
 from napari_unet_seg.core.training.loop import TrainConfig
-from napari_unet_seg.core.training.tuning import tune_postprocess
+from napari_unet_seg.core.training.metrics import matching_accuracy
+from napari_unet_seg.core.training.tuning import annotation_to_fit, tune_postprocess
 
 
 def perfect_network(monkeypatch, image, labels):
@@ -84,3 +85,74 @@ def test_finetune_stores_the_fitted_settings_and_says_so(monkeypatch):
     assert model.postprocess["seed_prominence"] < 0.9
     assert model.metadata["lineage"][-1]["postprocess_fitted"]["changed"] is True
     assert "post-processing fitted" in result.verdict("parent")
+
+
+def test_dim_nuclei_left_out_of_the_annotation_are_left_out(monkeypatch):
+    image, everything, bright = bright_and_dim_nuclei()
+    perfect_network(monkeypatch, image, everything)  # the network finds every nucleus, dim ones too
+    model = threshold_model()
+    tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, bright), model)], device="cpu")
+    assert tuning.changed and tuning.before < 0.6 and tuning.after == 1.0
+    assert 0.35 < tuning.settings["min_brightness"] <= 1.0  # between the dim nuclei (~0.35) and the bright (~1)
+
+
+def test_dim_nuclei_that_were_annotated_are_kept(monkeypatch):
+    image, everything, _ = bright_and_dim_nuclei()
+    perfect_network(monkeypatch, image, everything)
+    model = threshold_model()
+    tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, everything), model)], device="cpu")
+    assert not tuning.changed and "min_brightness" not in tuning.settings
+
+
+def test_finetune_says_dim_objects_are_left_out_and_segment_leaves_them_out(monkeypatch, tmp_path):
+    from napari_unet_seg.core.inference.pipeline import segment
+    from napari_unet_seg.core.model.modelfile import load_model_file, save_model
+
+    image, everything, bright = bright_and_dim_nuclei((480, 480), n=320, radius=(6, 9), seed=4)
+    perfect_network(monkeypatch, image, everything)
+    model = threshold_model()
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
+                         learning_rate=0.0)
+    result = finetune(model, [TrainingPair(image, bright, name="dim left out")], config=config, base="parent")
+    assert result.tuning is not None and model.postprocess["min_brightness"] > 0.35
+    assert "objects dimmer than" in result.verdict("parent") and "left out" in result.verdict("parent")
+    save_model(model, tmp_path / "m.safetensors")
+    again = load_model_file(tmp_path / "m.safetensors")
+    assert again.postprocess["min_brightness"] == model.postprocess["min_brightness"]
+    labels = segment(image, again, device="cpu")
+    assert matching_accuracy(bright, labels) > 0.95
+
+
+def test_a_corrected_region_is_fitted_whole_not_only_its_held_out_strip(monkeypatch):
+    """A third of an image annotated: its held-out strip holds too few nuclei to fit anything; the region does."""
+    image, everything, bright = bright_and_dim_nuclei((480, 480), n=320, radius=(6, 9), seed=4)
+    perfect_network(monkeypatch, image, everything)
+    region = np.zeros(bright.shape, bool)
+    region[:, :160] = True
+    model = threshold_model()
+    strip_only = []
+    real_tune = tune_postprocess
+
+    def recording(model, items, **kwargs):
+        strip_only.append(sum(int(item.valid.sum()) if item.valid is not None else item.labels.size for item in items))
+        return real_tune(model, items, **kwargs)
+
+    monkeypatch.setattr("napari_unet_seg.core.training.finetune.tune_postprocess", recording)
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
+                         learning_rate=0.0)
+    result = finetune(model, [TrainingPair(image, bright, region, name="a third")], config=config, base="parent")
+    assert strip_only == [int(region.sum())]  # the whole region, trained-on part and strip
+    assert result.tuning is not None and result.tuning.changed and model.postprocess["min_brightness"] > 0.35
+
+
+def test_the_latest_and_largest_corrections_are_fitted_on_first_within_the_budget():
+    def pair(side, replay=False):
+        return TrainingPair(np.zeros((side, side), np.uint8), np.zeros((side, side), np.uint16), replay=replay,
+                            name=f"{side}{'r' if replay else ''}")
+
+    pairs = [pair(100, replay=True), pair(50), pair(300, replay=True), pair(200)]
+    chosen = annotation_to_fit(pairs, [1.0] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
+    assert [p.name for p in chosen] == ["200", "50", "100r"]  # latest, largest first; 300r does not fit
+    halved = annotation_to_fit(pairs, [0.5] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
+    assert [p.name for p in halved] == ["200", "50", "300r", "100r"]  # counted at the network's scale
+    assert [p.name for p in annotation_to_fit(pairs, [1.0] * 4, budget=1)] == ["200"]  # never nothing

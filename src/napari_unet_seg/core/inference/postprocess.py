@@ -12,7 +12,8 @@ from skimage.segmentation import watershed
 
 from .hmaxima import h_maxima_within
 
-DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0}
+DEFAULTS = {"foreground_threshold": 0.5, "seed_prominence": 0.1, "smoothing": 1.0, "min_size": 8, "min_peak": 0.0,
+            "min_brightness": 0.0}
 SEED_SETTINGS = ("foreground_threshold", "seed_prominence", "smoothing")  # the ones seed_points takes
 SEED_TILE = 2048  # px: seed_points_tiled searches windows this big, so memory stays bounded on large images
 SEED_MARGIN = 128  # px of context around each window (several nuclei at the network's size)
@@ -96,7 +97,9 @@ def instance_labels(
     smoothing: float = DEFAULTS["smoothing"],
     min_size: int = DEFAULTS["min_size"],
     min_peak: float = DEFAULTS["min_peak"],
+    min_brightness: float = DEFAULTS["min_brightness"],
     seeds_at: np.ndarray | None = None,
+    brightness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Foreground + centre-map logits -> instance labels.
 
@@ -109,6 +112,12 @@ def instance_labels(
     objects of their own, so small faint objects are not dropped -- unless
     their (smoothed) centre map never rises to ``min_peak``: a real nucleus
     has a middle, a smear of debris or a rim fragment often has none.
+
+    ``min_brightness`` drops objects whose mean ``brightness`` (the image as
+    the network saw it, normalised, at the logits' size) is lower: people
+    often leave dim, out-of-focus nuclei out of their annotation, and the
+    network, trained on images where every nucleus counts, finds them.
+    Fine-tuning fits it to the user's annotation (:mod:`..training.tuning`).
 
     ``seeds_at`` ((N, 2) row, col) replaces the seed search with seeds found
     elsewhere, e.g. by :func:`seed_points` on sharper logits of an enlarged copy.
@@ -124,7 +133,25 @@ def instance_labels(
         labels = np.where(orphans > 0, orphans + labels.max(), labels)
     if min_peak > 0 and labels.any():
         labels = np.where(object_peaks(centre, labels)[labels] >= min_peak, labels, 0)
+    if min_brightness > 0:
+        if brightness is None:
+            raise ValueError("min_brightness needs the image's brightness at the logits' size")
+        labels = drop_dim_objects(labels, brightness, min_brightness)
     return relabel_by_size(labels, min_size)
+
+
+def object_means(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean value over each labelled object, indexed by id (0 for ids with no pixels)."""
+    flat = labels.ravel()
+    counts = np.bincount(flat)
+    return np.bincount(flat, weights=values.ravel().astype(np.float64), minlength=len(counts)) / np.maximum(counts, 1)
+
+
+def drop_dim_objects(labels: np.ndarray, brightness: np.ndarray, min_brightness: float) -> np.ndarray:
+    """``labels`` without the objects whose mean ``brightness`` is below ``min_brightness`` (ids kept)."""
+    if not labels.any():
+        return labels
+    return np.where(object_means(brightness, labels)[labels] >= min_brightness, labels, 0)
 
 
 def object_peaks(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -158,7 +185,7 @@ def relabel_by_size(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 def logits_to_labels(
     logits: np.ndarray, task: str, settings: dict[str, Any] | None = None, scale: float = 1.0,
-    seeds_at: np.ndarray | None = None,
+    seeds_at: np.ndarray | None = None, brightness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dispatch on the model's task with its stored post-processing settings.
 
@@ -166,14 +193,16 @@ def logits_to_labels(
     ``pipeline.predict_network``, whose ``prediction.labels(model)`` calls this). The minimum object size is meant at the
     network's scale, so images of small nuclei, magnified to look typical,
     keep their small nuclei, and images of large ones drop larger specks.
-    ``seeds_at``: instance seeds found elsewhere (see :func:`instance_labels`).
+    ``seeds_at``: instance seeds found elsewhere; ``brightness``: the normalised
+    image at the logits' size, needed when the settings drop dim objects (see
+    :func:`instance_labels`).
     """
     settings = dict(settings or {})
     if task == "instances":
         allowed = {k: settings[k] for k in DEFAULTS if k in settings}
         min_size = allowed.get("min_size", DEFAULTS["min_size"])
         allowed["min_size"] = max(1, round(min_size / scale**2))
-        return instance_labels(logits, **allowed, seeds_at=seeds_at)
+        return instance_labels(logits, **allowed, seeds_at=seeds_at, brightness=brightness)
     return semantic_labels(logits, float(settings.get("threshold", 0.5)))
 
 

@@ -6,7 +6,7 @@ blockwise storage for planes that fit in one block), so they all agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -63,6 +63,9 @@ class NetworkPrediction:
     network_origin: tuple[int, int] = (0, 0)  # of the logits in the whole image's resized grid
     network_full: tuple[int, int] | None = None  # the whole resized grid's (h, w); None: the logits are all of it
     image_full: tuple[int, int] | None = None  # the whole image's (H, W); None: this prediction is all of it
+    # the prepared (C, H, W) image over this window at its own size (often a lazy view): read only by models that
+    # drop dim objects (post-processing's ``min_brightness``), so every path measures brightness on the same pixels
+    source: Any = field(default=None, repr=False, compare=False)
 
     @property
     def factors(self) -> tuple[float, float]:
@@ -95,6 +98,12 @@ class NetworkPrediction:
                                                            self.image_shape, self.factors))
         return suppress(self.logits, self.empty[np.ix_(rows, cols)])
 
+    def brightness(self) -> np.ndarray:
+        """The normalised image's mean over channels, (H, W) float32: what ``min_brightness`` compares with."""
+        if self.source is None:
+            raise ValueError("this prediction does not hold its image, so dim objects cannot be told apart")
+        return np.asarray(self.source, np.float32).mean(axis=0)
+
     def labels(self, model: Model) -> np.ndarray:
         """The model's labels at the image's own size (what :func:`~.pipeline.segment` returns)."""
         seeds_at = None
@@ -102,7 +111,8 @@ class NetworkPrediction:
             settings = {k: v for k, v in model.postprocess.items() if k in SEED_SETTINGS}
             points = seed_points_tiled(self.logits, settings, origin=self.network_origin)
             seeds_at = to_image_coordinates(points + self.network_origin, self.factors) - self.image_origin
-        return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at)
+        brightness = self.brightness() if model.postprocess.get("min_brightness", 0) > 0 else None
+        return logits_to_labels(self.image_logits, model.task, model.postprocess, self.scale, seeds_at, brightness)
 
 
 def to_image_coordinates(points: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
@@ -204,6 +214,7 @@ def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options:
     caps the network's automatic windows (see :func:`~.tiling.predict_tiled`).
     """
     _, h, w = prepared.shape
+    source = prepared  # kept as given (a lazy view stays lazy): only models that drop dim objects read it
     if is_unscaled(scale):
         logits = run_network(net, prepared, options, progress=progress, cancel=cancel,
                              max_window_pixels=max_window_pixels)
@@ -213,7 +224,7 @@ def predict_at_scale(net: torch.nn.Module, prepared: Any, scale: float, options:
         logits = run_network(net, resize_for_network(prepared, scale), options, progress=progress, cancel=cancel,
                              max_window_pixels=max_window_pixels)
     empty = None if empty_side is None else empty_regions(prepared, empty_side)
-    return NetworkPrediction(logits, scale, (h, w), empty=empty)
+    return NetworkPrediction(logits, scale, (h, w), empty=empty, source=source)
 
 
 def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: RunOptions, *,
@@ -254,7 +265,7 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
         empty = empty_regions(slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)
     return NetworkPrediction(logits, scale, (y1 - y0, x1 - x0), empty=empty, image_origin=(y0, x0),
                              network_origin=(network[0][0], network[1][0]), network_full=full,
-                             image_full=(height, width))
+                             image_full=(height, width), source=WindowView(prepared, y0, y1, x0, x1))
 
 
 def pipeline_diameter(model: Model, prepared: Any, options: RunOptions = RunOptions(), *,

@@ -31,8 +31,10 @@ def _labels_recipe(metadata: dict[str, Any]) -> str:
         "foreground, one per connected group;\n"
         "4. watershed of the negated centre map from the seeds, inside the foreground; foreground pieces without "
         "a seed become objects of their own;\n"
-        f"5. drop objects whose smoothed centre map never reaches {settings['min_peak']:g}, and objects smaller "
-        f"than {settings['min_size']:g} px.\n\n"
+        f"5. drop objects whose smoothed centre map never reaches {settings['min_peak']:g}, "
+        + (f"objects whose mean normalised intensity (over channels) is below {settings['min_brightness']:g}, "
+           if settings["min_brightness"] > 0 else "")
+        + f"and objects smaller than {settings['min_size']:g} px.\n\n"
         "To get exactly napari-unet-seg's labels (with its normalisation, rescaling and tiling), load the "
         "attached `.safetensors` model file in napari-unet-seg (`pip install napari-unet-seg`; "
         "`unet-seg predict --model MODEL.safetensors IMAGES -o OUT`, or the plugin's Segment dock).\n"

@@ -32,7 +32,7 @@ from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
 from .split import split_validation
-from .tuning import Tuning, tune_postprocess
+from .tuning import Tuning, annotation_to_fit, tune_postprocess
 
 SCRATCH_NAMES = ("none", "scratch", "")
 
@@ -233,6 +233,9 @@ class FinetuneResult:
         if self.tuning is not None and self.tuning.changed:
             text += (f"; post-processing fitted to your annotation: AP50 {self.tuning.before:.3f} -> "
                      f"{self.tuning.after:.3f}")
+            cut = self.tuning.settings.get("min_brightness", 0)
+            if cut > 0:
+                text += f" (objects dimmer than {cut:g} on the 0-1 normalised scale are left out, as you left them out)"
         return text
 
 
@@ -267,10 +270,11 @@ def finetune(
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
     if held_out and fit_postprocess and model.task == "instances":
-        held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
-        tuning = tune_postprocess(model, held, device=config.device, precision=config.precision)
+        annotation = [PreparedPair(p, model) for p in annotation_to_fit(pairs, scales)]  # whole, not only the strip
+        tuning = tune_postprocess(model, annotation, device=config.device, precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
+            held = [PreparedPair(p, model) for p in val_pairs]
             scores = score_groups(model, held, device=config.device, precision=config.precision,
                                   scribbles=scribbles)  # latest and earlier apart
     warnings = [w for pair in pairs for w in image_warnings(model, pair)]
