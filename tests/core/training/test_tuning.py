@@ -11,7 +11,7 @@ from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 from napari_unet_seg.core.training.finetune import finetune
 from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.metrics import matching_accuracy
-from napari_unet_seg.core.training.tuning import annotation_to_fit, tune_postprocess
+from napari_unet_seg.core.training.tuning import tune_postprocess
 
 
 def perfect_network(monkeypatch, image, labels):
@@ -122,37 +122,3 @@ def test_finetune_says_dim_objects_are_left_out_and_segment_leaves_them_out(monk
     labels = segment(image, again, device="cpu")
     assert matching_accuracy(bright, labels) > 0.95
 
-
-def test_a_corrected_region_is_fitted_whole_not_only_its_held_out_strip(monkeypatch):
-    """A third of an image annotated: its held-out strip holds too few nuclei to fit anything; the region does."""
-    image, everything, bright = bright_and_dim_nuclei((480, 480), n=320, radius=(6, 9), seed=4)
-    perfect_network(monkeypatch, image, everything)
-    region = np.zeros(bright.shape, bool)
-    region[:, :160] = True
-    model = threshold_model()
-    strip_only = []
-    real_tune = tune_postprocess
-
-    def recording(model, items, **kwargs):
-        strip_only.append(sum(int(item.valid.sum()) if item.valid is not None else item.labels.size for item in items))
-        return real_tune(model, items, **kwargs)
-
-    monkeypatch.setattr("napari_unet_seg.core.training.finetune.tune_postprocess", recording)
-    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
-                         learning_rate=0.0)
-    result = finetune(model, [TrainingPair(image, bright, region, name="a third")], config=config, base="parent")
-    assert strip_only == [int(region.sum())]  # the whole region, trained-on part and strip
-    assert result.tuning is not None and result.tuning.changed and model.postprocess["min_brightness"] > 0.35
-
-
-def test_the_latest_and_largest_corrections_are_fitted_on_first_within_the_budget():
-    def pair(side, replay=False):
-        return TrainingPair(np.zeros((side, side), np.uint8), np.zeros((side, side), np.uint16), replay=replay,
-                            name=f"{side}{'r' if replay else ''}")
-
-    pairs = [pair(100, replay=True), pair(50), pair(300, replay=True), pair(200)]
-    chosen = annotation_to_fit(pairs, [1.0] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
-    assert [p.name for p in chosen] == ["200", "50", "100r"]  # latest, largest first; 300r does not fit
-    halved = annotation_to_fit(pairs, [0.5] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
-    assert [p.name for p in halved] == ["200", "50", "300r", "100r"]  # counted at the network's scale
-    assert [p.name for p in annotation_to_fit(pairs, [1.0] * 4, budget=1)] == ["200"]  # never nothing

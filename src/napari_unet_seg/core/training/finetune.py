@@ -32,7 +32,7 @@ from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
 from .split import split_validation
-from .tuning import Tuning, annotation_to_fit, tune_postprocess
+from .tuning import Tuning, tune_postprocess
 
 SCRATCH_NAMES = ("none", "scratch", "")
 
@@ -270,11 +270,10 @@ def finetune(
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
     if held_out and fit_postprocess and model.task == "instances":
-        annotation = [PreparedPair(p, model) for p in annotation_to_fit(pairs, scales)]  # whole, not only the strip
-        tuning = tune_postprocess(model, annotation, device=config.device, precision=config.precision)
+        held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
+        tuning = tune_postprocess(model, held, device=config.device, precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
-            held = [PreparedPair(p, model) for p in val_pairs]
             scores = score_groups(model, held, device=config.device, precision=config.precision,
                                   scribbles=scribbles)  # latest and earlier apart
     warnings = [w for pair in pairs for w in image_warnings(model, pair)]
