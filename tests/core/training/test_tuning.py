@@ -11,7 +11,7 @@ from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 from napari_unet_seg.core.training.finetune import finetune
 from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.metrics import matching_accuracy
-from napari_unet_seg.core.training.tuning import tune_postprocess
+from napari_unet_seg.core.training.tuning import annotation_to_fit, held_out_objects, tune_postprocess
 
 
 def perfect_network(monkeypatch, image, labels):
@@ -122,3 +122,55 @@ def test_finetune_says_dim_objects_are_left_out_and_segment_leaves_them_out(monk
     labels = segment(image, again, device="cpu")
     assert matching_accuracy(bright, labels) > 0.95
 
+
+
+def test_a_corrected_region_is_fitted_whole_for_brightness_not_only_its_held_out_strip(monkeypatch):
+    """A third of an image annotated: its held-out strip holds too few nuclei to fit anything; the region does."""
+    image, everything, bright = bright_and_dim_nuclei((480, 480), n=320, radius=(6, 9), seed=4)
+    perfect_network(monkeypatch, image, everything)
+    region = np.zeros(bright.shape, bool)
+    region[:, :160] = True
+    model = threshold_model()
+    original = dict(model.postprocess)
+    searched = []
+    real_tune = tune_postprocess
+
+    def recording(model, held, *, annotation, **kwargs):
+        searched.append((held_out_objects(held), held_out_objects(annotation)))
+        return real_tune(model, held, annotation=annotation, **kwargs)
+
+    monkeypatch.setattr("napari_unet_seg.core.training.finetune.tune_postprocess", recording)
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
+                         learning_rate=0.0)
+    result = finetune(model, [TrainingPair(image, bright, region, name="a third")], config=config, base="parent")
+    (strip, whole), = searched
+    assert strip < 40 <= whole  # the strip alone could fit nothing
+    assert result.tuning.changed and model.postprocess["min_brightness"] > 0.35
+    assert model.postprocess == {**original, "min_brightness": model.postprocess["min_brightness"]}  # seeds kept
+
+
+def test_seed_settings_are_fitted_on_the_held_out_part_only(monkeypatch, touching):
+    """Seeds that merge touching nuclei: the whole annotation would refit them, a strip of a few nuclei cannot."""
+    image, labels = touching
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.9}
+    few = np.zeros(labels.shape, bool)
+    few[:60, :60] = True
+    whole = PreparedPair(TrainingPair(image, labels), model)
+    assert tune_postprocess(model, [whole], device="cpu").changed  # seeds fitted where they may be
+    tuning = tune_postprocess(model, [PreparedPair(TrainingPair(image, labels, few), model)], annotation=[whole],
+                              device="cpu")
+    assert not tuning.changed and tuning.settings["seed_prominence"] == 0.9
+
+
+def test_the_latest_and_largest_corrections_are_fitted_on_first_within_the_budget():
+    def pair(side, replay=False):
+        return TrainingPair(np.zeros((side, side), np.uint8), np.zeros((side, side), np.uint16), replay=replay,
+                            name=f"{side}{'r' if replay else ''}")
+
+    pairs = [pair(100, replay=True), pair(50), pair(300, replay=True), pair(200)]
+    chosen = annotation_to_fit(pairs, [1.0] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
+    assert [p.name for p in chosen] == ["200", "50", "100r"]  # latest, largest first; 300r does not fit
+    halved = annotation_to_fit(pairs, [0.5] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
+    assert [p.name for p in halved] == ["200", "50", "300r", "100r"]  # counted at the network's scale
+    assert [p.name for p in annotation_to_fit(pairs, [1.0] * 4, budget=1)] == ["200"]  # never nothing

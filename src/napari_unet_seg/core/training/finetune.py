@@ -32,7 +32,7 @@ from .lineage import record_lineage
 from .loop import StepReport, TrainConfig, TrainResult, train
 from .naming import save_checkpoint
 from .split import split_validation
-from .tuning import Tuning, tune_postprocess
+from .tuning import Tuning, annotation_to_fit, tune_postprocess
 
 SCRATCH_NAMES = ("none", "scratch", "")
 
@@ -271,7 +271,9 @@ def finetune(
     tuning = None
     if held_out and fit_postprocess and model.task == "instances":
         held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
-        tuning = tune_postprocess(model, held, device=config.device, precision=config.precision)
+        annotation = [PreparedPair(p, model) for p in annotation_to_fit(pairs, scales)]  # whole: strip and the rest
+        tuning = tune_postprocess(model, held, annotation=annotation, device=config.device,
+                                  precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
             scores = score_groups(model, held, device=config.device, precision=config.precision,

@@ -1,19 +1,20 @@
 """Fitting post-processing to the user's own annotation: a small search over the instance settings.
 
 The built-in settings were tuned on dsb2018; big, clumped or dim nuclei may
-separate better with other thresholds. After fine-tuning, the network runs
-once per held-out pair (at Segment's scale) and a small grid of foreground
-thresholds and seed prominences is scored on the same logits, in seconds;
-then, on the winner, a minimum object brightness: people often leave dim,
-out-of-focus nuclei out of an annotation (s-bsst265's tissue sections: the
-built-in model's unannotated objects have a median normalised brightness of
-0.19, the annotated nuclei's faintest 5 % 0.25), and the network finds them.
-Each step adopts a setting only when it beats the one before by a clear
-margin, and only when the held-out annotation holds enough objects: a search
-on a strip of ten nuclei fitted them and made other images worse (dsb2018
-stained, AP50 0.444 -> 0.401 on the domain's other images). The search runs
-on the held-out strip only: on the whole of one stained image it chose seeds
-that split the domain's other images (AP50 0.465 -> 0.387 there).
+separate better with other settings. After fine-tuning, the network runs
+once over the annotation (at Segment's scale) and settings are scored on the
+same logits, in seconds. First a minimum object brightness, on all of the
+annotation: people often leave dim, out-of-focus nuclei out (s-bsst265's
+tissue sections: the built-in model's unannotated objects have a median
+normalised brightness of 0.19, the annotated nuclei's faintest 5 % 0.25), and
+what they left out does not depend on whether the network learnt those
+pixels. Then foreground threshold x seed prominence, on the held-out strip
+only: the network's logits are surest where it trained, and seeds fitted on
+the whole of one stained image split the domain's other images (AP50 0.465
+-> 0.387 there). Each step adopts a setting only when it beats the one before
+by a clear margin, and only on enough objects: a search on a strip of ten
+nuclei fitted them and made other images worse (dsb2018 stained, AP50 0.444
+-> 0.401 on the domain's other images).
 """
 
 from __future__ import annotations
@@ -26,42 +27,50 @@ import numpy as np
 
 from ..inference.options import RunOptions
 from ..inference.postprocess import DEFAULTS
-from ..inference.prediction import NetworkPrediction, empty_side, predict_at_scale
+from ..inference.prediction import empty_side, predict_at_scale
 from ..model.modelfile import Model
-from .data import PreparedPair
+from .data import PreparedPair, TrainingPair
 from .metrics import matching_accuracy
 
 FOREGROUND_THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
 SEED_PROMINENCES = (0.05, 0.1, 0.15, 0.2, 0.3)
 MIN_BRIGHTNESS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)  # normalised image (0: the 1st percentile, 1: the 99.8th)
 MARGIN = 0.01  # AP50 a candidate must gain over the current settings to be adopted
-MIN_OBJECTS = 40  # held-out objects needed for the search to say more than chance (a strip of ~10 nuclei does not)
+MIN_OBJECTS = 40  # annotated objects a search needs to say more than chance (a strip of ~10 nuclei does not)
+FIT_PIXELS = 2048 * 1024  # annotated pixels (at the network's scale) the brightness search reads at most: seconds
 
 
 @dataclass(frozen=True)
 class Tuning:
-    """The outcome of the search: the settings to keep and the held-out AP50 before and after."""
+    """The outcome of the search: the settings to keep, and the annotation's AP50 before and after."""
 
     settings: dict[str, float]
     before: float
     after: float
-
-    @property
-    def changed(self) -> bool:
-        return self.after > self.before
+    changed: bool = False
 
 
-def _score(model: Model, settings: dict[str, float], predictions: Sequence[tuple[NetworkPrediction, PreparedPair]],
-           boxes: Sequence[tuple[slice, slice]]) -> float:
-    candidate = replace(model, metadata={**model.metadata, "postprocess": settings})
-    scores = []
-    for (prediction, item), (ys, xs) in zip(predictions, boxes):
-        predicted, truth = prediction.labels(candidate), item.labels[ys, xs]
-        if item.valid is not None:
-            valid = item.valid[ys, xs]
-            predicted, truth = np.where(valid, predicted, 0), np.where(valid, truth, 0)
-        scores.append(matching_accuracy(truth, predicted))
-    return float(np.mean(scores))
+class _Scoring:
+    """The network's predictions over annotated items, made once, scored under any settings."""
+
+    def __init__(self, model: Model, items: Sequence[PreparedPair], options: RunOptions) -> None:
+        self.model, self.items = model, list(items)
+        self.boxes = [item.box() for item in self.items]
+        self.predictions = [predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options,
+                                             empty_side=empty_side(model, item.scale))
+                            for item, (ys, xs) in zip(self.items, self.boxes)]
+
+    def __call__(self, settings: dict[str, float]) -> float:
+        """Mean AP50 of the labels these settings give, inside each item's annotated region."""
+        candidate = replace(self.model, metadata={**self.model.metadata, "postprocess": settings})
+        scores = []
+        for prediction, item, (ys, xs) in zip(self.predictions, self.items, self.boxes):
+            predicted, truth = prediction.labels(candidate), item.labels[ys, xs]
+            if item.valid is not None:
+                valid = item.valid[ys, xs]
+                predicted, truth = np.where(valid, predicted, 0), np.where(valid, truth, 0)
+            scores.append(matching_accuracy(truth, predicted))
+        return float(np.mean(scores))
 
 
 def held_out_objects(items: Sequence[PreparedPair]) -> int:
@@ -73,37 +82,63 @@ def held_out_objects(items: Sequence[PreparedPair]) -> int:
     return total
 
 
-def tune_postprocess(model: Model, items: Sequence[PreparedPair], *, device: str = "auto",
-                     precision: str = "auto") -> Tuning | None:
-    """Search foreground threshold x seed prominence, then the minimum brightness, on ``items``.
+def annotation_to_fit(pairs: Sequence[TrainingPair], scales: Sequence[float],
+                      budget: int = FIT_PIXELS) -> list[TrainingPair]:
+    """The annotated pairs to fit on, whole: the latest corrections first, the largest first, up to ``budget``.
 
-    None for class models or too few held-out objects.
+    ``scales`` are the pairs' resize factors for the network; each pair
+    counts its annotated pixels at that scale. The first pair is always taken.
     """
-    if model.task != "instances" or not items or held_out_objects(items) < MIN_OBJECTS:
+    def area(i: int) -> float:
+        valid = pairs[i].valid
+        annotated = np.asarray(pairs[i].labels).size if valid is None else int(np.count_nonzero(valid))
+        return annotated * scales[i] ** 2
+
+    chosen, used = [], 0.0
+    for i in sorted(range(len(pairs)), key=lambda i: (pairs[i].replay, -area(i))):
+        if chosen and used + area(i) > budget:
+            continue
+        chosen.append(pairs[i])
+        used += area(i)
+    return chosen
+
+
+def tune_postprocess(model: Model, held: Sequence[PreparedPair], *, annotation: Sequence[PreparedPair] | None = None,
+                     device: str = "auto", precision: str = "auto") -> Tuning | None:
+    """The minimum brightness on ``annotation`` (default: ``held``), then the seed settings on ``held``.
+
+    ``held`` is the held-out annotation; ``annotation`` all of it. Before and
+    after are the AP50 on ``annotation``. None for class models, or when
+    neither holds enough objects to search on.
+    """
+    same = annotation is None
+    annotation = list(held) if same else list(annotation)
+    fit_dim = bool(annotation) and held_out_objects(annotation) >= MIN_OBJECTS
+    fit_seeds = bool(held) and held_out_objects(held) >= MIN_OBJECTS
+    if model.task != "instances" or not (fit_dim or fit_seeds):
         return None
     options = RunOptions(device=device, precision=precision)
-    boxes = [item.box() for item in items]
-    predictions = [(predict_at_scale(model.net, item.image[:, ys, xs], item.scale, options,
-                                     empty_side=empty_side(model, item.scale)), item)
-                   for item, (ys, xs) in zip(items, boxes)]
+    on_annotation = _Scoring(model, annotation, options)
     current = dict(model.postprocess)
-    before = _score(model, current, predictions, boxes)
-    seeds = [{**current, "foreground_threshold": threshold, "seed_prominence": prominence}
-             for threshold, prominence in product(FOREGROUND_THRESHOLDS, SEED_PROMINENCES)]
-    best, best_score = _clearly_better(model, seeds, current, before, predictions, boxes)
-    dim = [{**best, "min_brightness": cut} for cut in MIN_BRIGHTNESS
-           if cut != best.get("min_brightness", DEFAULTS["min_brightness"])]
-    best, best_score = _clearly_better(model, dim, best, best_score, predictions, boxes)
-    return Tuning(best, before, best_score if best != current else before)
+    before = on_annotation(current)
+    best = current
+    if fit_dim:
+        dim = [{**best, "min_brightness": cut} for cut in MIN_BRIGHTNESS
+               if cut != best.get("min_brightness", DEFAULTS["min_brightness"])]
+        best = _clearly_better(on_annotation, dim, best)
+    if fit_seeds:
+        seeds = [{**best, "foreground_threshold": threshold, "seed_prominence": prominence}
+                 for threshold, prominence in product(FOREGROUND_THRESHOLDS, SEED_PROMINENCES)]
+        best = _clearly_better(on_annotation if same else _Scoring(model, held, options), seeds, best)
+    return Tuning(best, before, on_annotation(best) if best != current else before, changed=best != current)
 
 
-def _clearly_better(model: Model, candidates: Sequence[dict[str, float]], keep: dict[str, float], keep_score: float,
-                    predictions: Sequence[tuple[NetworkPrediction, PreparedPair]],
-                    boxes: Sequence[tuple[slice, slice]]) -> tuple[dict[str, float], float]:
-    """The best-scoring candidate if it beats ``keep`` by :data:`MARGIN`, else ``keep``; with its score."""
-    best, best_score = keep, keep_score
+def _clearly_better(score: _Scoring, candidates: Sequence[dict[str, float]],
+                    keep: dict[str, float]) -> dict[str, float]:
+    """The best-scoring candidate if it beats ``keep`` by :data:`MARGIN`, else ``keep``."""
+    best, best_score = keep, score(keep)
     for settings in candidates:
-        score = _score(model, settings, predictions, boxes)
-        if score > best_score + (MARGIN if best is keep else 0.0):
-            best, best_score = settings, score
-    return best, best_score
+        value = score(settings)
+        if value > best_score + (MARGIN if best is keep else 0.0):
+            best, best_score = settings, value
+    return best
