@@ -88,13 +88,12 @@ def scores(model, images, device: str = "auto") -> list[tuple[float, float]]:  #
     return out
 
 
-def fitted_settings(result) -> str:  # noqa: ANN001
-    """The post-processing the fine-tune fitted to the held-out annotation, or "-" when it kept the model's."""
+def fitted_settings(result, start: dict) -> str:  # noqa: ANN001
+    """The post-processing settings the fine-tune fitted that differ from ``start``'s, or "-" when none do."""
     tuning = result.tuning
     if tuning is None or not tuning.changed:
         return "-"
-    keys = ("foreground_threshold", "seed_prominence", "min_brightness")
-    return ",".join(f"{k}={tuning.settings[k]:g}" for k in keys if k in tuning.settings)
+    return ",".join(f"{k}={v:g}" for k, v in tuning.settings.items() if start.get(k) != v) or "-"
 
 
 def with_overrides(config: TrainConfig, settings: list[str]) -> TrainConfig:
@@ -161,7 +160,7 @@ def main() -> None:
                        ap50_after=round(after[0], 3), dice_before=round(before[1], 3), dice_after=round(after[1], 3),
                        improved_held_out=result.improved, tied=result.tied,
                        kept_step=(result.train.best_scores or {}).get("step"),
-                       fitted=fitted_settings(result))
+                       fitted=fitted_settings(result, base.postprocess))
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     print("\n| domain | mode | scale | steps | s | AP50 before -> after | Dice before -> after |")
