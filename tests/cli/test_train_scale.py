@@ -24,6 +24,7 @@ def test_train_records_its_scale_and_compares_with_the_parent(tmp_path, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "held-out annotation" in printed.out
+    assert "fitting post-processing to your annotation..." in printed.out  # said before the seconds it takes
     assert "better than 'parent'" in printed.out.lower()  # "better than" or "not better than": said either way
     run = read_metadata(out)["lineage"][-1]
     assert run["data"][0]["scale"] == 0.5 and run["data"][0]["object_diameter"] == 40.0

@@ -104,7 +104,7 @@ def run_training(
     checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
-                      diameter=job.diameter)
+                      diameter=job.diameter, status=status)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, base))
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:

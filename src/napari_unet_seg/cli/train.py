@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
           f"every {config.checkpoint_every:g} s in {checkpoint.name}", flush=True)
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
-                          diameter=args.diameter, checkpoint_to=checkpoint)
+                          diameter=args.diameter, checkpoint_to=checkpoint, status=lambda text: print(text, flush=True))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:

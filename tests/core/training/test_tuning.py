@@ -11,7 +11,7 @@ from napari_unet_seg.core.training.data import PreparedPair, TrainingPair
 from napari_unet_seg.core.training.finetune import finetune
 from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.metrics import matching_accuracy
-from napari_unet_seg.core.training.tuning import annotation_to_fit, held_out_objects, tune_postprocess
+from napari_unet_seg.core.training.tuning import annotation_to_fit, annotated_objects, tune_postprocess
 
 
 def perfect_network(monkeypatch, image, labels):
@@ -113,7 +113,10 @@ def test_finetune_says_dim_objects_are_left_out_and_segment_leaves_them_out(monk
     model = threshold_model()
     config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
                          learning_rate=0.0)
-    result = finetune(model, [TrainingPair(image, bright, name="dim left out")], config=config, base="parent")
+    said = []
+    result = finetune(model, [TrainingPair(image, bright, name="dim left out")], config=config, base="parent",
+                      status=said.append)
+    assert said == ["fitting post-processing to your annotation..."]
     assert result.tuning is not None and model.postprocess["min_brightness"] > 0.35
     assert "objects dimmer than" in result.verdict("parent") and "left out" in result.verdict("parent")
     save_model(model, tmp_path / "m.safetensors")
@@ -136,7 +139,7 @@ def test_a_corrected_region_is_fitted_whole_for_brightness_not_only_its_held_out
     real_tune = tune_postprocess
 
     def recording(model, held, *, annotation, **kwargs):
-        searched.append((held_out_objects(held), held_out_objects(annotation)))
+        searched.append((annotated_objects(held), annotated_objects(annotation)))
         return real_tune(model, held, annotation=annotation, **kwargs)
 
     monkeypatch.setattr("napari_unet_seg.core.training.finetune.tune_postprocess", recording)

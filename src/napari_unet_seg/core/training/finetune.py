@@ -244,6 +244,7 @@ def finetune(
     base: str = "scratch", progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None, preview: Callable[[Model], None] | None = None,
     diameter: float | None = None, fit_postprocess: bool = True, checkpoint_to: str | Path | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> FinetuneResult:
     """Check, bring to the pipeline's scale, split, train, fit post-processing, score, sanity-check, record.
 
@@ -252,7 +253,9 @@ def finetune(
     searches the instance thresholds on the held-out annotation (:mod:`.tuning`).
     ``checkpoint_to`` is a file that receives the best weights so far every
     ``config.checkpoint_every`` seconds (a crash loses at most that much); the
-    caller removes it once the final model is saved.
+    caller removes it once the final model is saved. ``status(text)`` says
+    what happens after the last step (fitting post-processing and checking
+    the model take seconds, on a big annotation half a minute).
     """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
@@ -270,6 +273,8 @@ def finetune(
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
     if held_out and fit_postprocess and model.task == "instances":
+        if status is not None:
+            status("fitting post-processing to your annotation...")
         held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
         annotation = [PreparedPair(p, model) for p in annotation_to_fit(pairs, scales)]  # whole: strip and the rest
         tuning = tune_postprocess(model, held, annotation=annotation, device=config.device,

@@ -73,7 +73,7 @@ class _Scoring:
         return float(np.mean(scores))
 
 
-def held_out_objects(items: Sequence[PreparedPair]) -> int:
+def annotated_objects(items: Sequence[PreparedPair]) -> int:
     """Annotated objects in the items (inside their regions)."""
     total = 0
     for item in items:
@@ -113,8 +113,8 @@ def tune_postprocess(model: Model, held: Sequence[PreparedPair], *, annotation: 
     """
     same = annotation is None
     annotation = list(held) if same else list(annotation)
-    fit_dim = bool(annotation) and held_out_objects(annotation) >= MIN_OBJECTS
-    fit_seeds = bool(held) and held_out_objects(held) >= MIN_OBJECTS
+    fit_dim = bool(annotation) and annotated_objects(annotation) >= MIN_OBJECTS
+    fit_seeds = bool(held) and annotated_objects(held) >= MIN_OBJECTS
     if model.task != "instances" or not (fit_dim or fit_seeds):
         return None
     options = RunOptions(device=device, precision=precision)
