@@ -164,3 +164,11 @@ def test_without_bioimageio_installed_the_message_says_what_to_install(tiny_mode
     monkeypatch.setitem(sys.modules, "bioimageio.spec.model.v0_5", None)
     with pytest.raises(ExportError, match=r"napari-unet-seg\[bioimageio\]"):
         export_bioimageio(tiny_model, tmp_path / "package")
+
+
+def test_the_readme_states_a_fitted_minimum_brightness_only_when_the_model_has_one(tiny_model, tmp_path):
+    plain = (export_bioimageio(tiny_model, tmp_path / "plain") / "README.md").read_text()
+    assert "mean normalised intensity" not in plain
+    tiny_model.metadata["postprocess"] = {**tiny_model.postprocess, "min_brightness": 0.25}
+    fitted = (export_bioimageio(tiny_model, tmp_path / "fitted") / "README.md").read_text()
+    assert "objects whose mean normalised intensity (over channels) is below 0.25" in fitted
