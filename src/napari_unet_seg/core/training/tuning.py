@@ -125,7 +125,7 @@ def tune_postprocess(model: Model, held: Sequence[PreparedPair], *, annotation: 
     if fit_dim:
         dim = [{**best, "min_brightness": cut} for cut in MIN_BRIGHTNESS
                if cut != best.get("min_brightness", DEFAULTS["min_brightness"])]
-        best = _clearly_better(on_annotation, dim, best)
+        best = _clearly_better(on_annotation, dim, best, before)
     if fit_seeds:
         seeds = [{**best, "foreground_threshold": threshold, "seed_prominence": prominence}
                  for threshold, prominence in product(FOREGROUND_THRESHOLDS, SEED_PROMINENCES)]
@@ -133,10 +133,10 @@ def tune_postprocess(model: Model, held: Sequence[PreparedPair], *, annotation: 
     return Tuning(best, before, on_annotation(best) if best != current else before, changed=best != current)
 
 
-def _clearly_better(score: _Scoring, candidates: Sequence[dict[str, float]],
-                    keep: dict[str, float]) -> dict[str, float]:
-    """The best-scoring candidate if it beats ``keep`` by :data:`MARGIN`, else ``keep``."""
-    best, best_score = keep, score(keep)
+def _clearly_better(score: _Scoring, candidates: Sequence[dict[str, float]], keep: dict[str, float],
+                    keep_score: float | None = None) -> dict[str, float]:
+    """The best-scoring candidate if it beats ``keep`` (scoring ``keep_score``, when known) by :data:`MARGIN`."""
+    best, best_score = keep, score(keep) if keep_score is None else keep_score
     for settings in candidates:
         value = score(settings)
         if value > best_score + (MARGIN if best is keep else 0.0):
