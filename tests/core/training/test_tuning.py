@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import grey_dilation
 
 from helpers import bright_and_dim_nuclei, oracle_logits, synthetic_nuclei, threshold_model
 from napari_unet_seg.core.inference import prediction
@@ -14,9 +15,9 @@ from napari_unet_seg.core.training.metrics import matching_accuracy
 from napari_unet_seg.core.training.tuning import annotation_to_fit, annotated_objects, tune_postprocess
 
 
-def perfect_network(monkeypatch, image, labels):
-    """The network answers any crop of ``image`` with a perfect model's logits for that crop."""
-    logits = oracle_logits(labels)
+def perfect_network(monkeypatch, image, labels, logits=None):
+    """The network answers any crop of ``image`` with ``logits`` (default: a perfect model's) for that crop."""
+    logits = oracle_logits(labels) if logits is None else logits
     model = threshold_model()
     full = np.asarray(PreparedPair(TrainingPair(image, labels), model).image)
 
@@ -177,3 +178,42 @@ def test_the_latest_and_largest_corrections_are_fitted_on_first_within_the_budge
     halved = annotation_to_fit(pairs, [0.5] * 4, budget=200 * 200 + 50 * 50 + 100 * 100)
     assert [p.name for p in halved] == ["200", "50", "300r", "100r"]  # counted at the network's scale
     assert [p.name for p in annotation_to_fit(pairs, [1.0] * 4, budget=1)] == ["200"]  # never nothing
+
+
+@pytest.fixture
+def loose_outlines(monkeypatch):
+    """Nuclei the network outlines 3 px wider than the annotation, its foreground only 0.75 sure out there."""
+    image, labels = synthetic_nuclei((480, 480), n=120, radius=(6, 8), seed=5)
+    wide = grey_dilation(labels, size=7)  # separated nuclei: each grows by 3 px into its own ring
+    logits = oracle_logits(wide)
+    logits[0] = np.where(labels > 0, 8.0, np.where(wide > 0, np.log(0.75 / 0.25), -8.0))
+    perfect_network(monkeypatch, image, labels, logits)
+    return image, labels
+
+
+def test_outlines_drawn_tighter_are_fitted_on_the_whole_annotation_when_the_parent_is_kept(loose_outlines):
+    image, labels = loose_outlines
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.15}
+    few = np.zeros(labels.shape, bool)
+    few[:80, :80] = True  # the held-out strip: too few nuclei for the seed search
+    strip, whole = PreparedPair(TrainingPair(image, labels, few), model), PreparedPair(TrainingPair(image, labels), model)
+    assert annotated_objects([strip]) < 40 <= annotated_objects([whole])
+    tuning = tune_postprocess(model, [strip], annotation=[whole], parent_weights=True, device="cpu")
+    assert tuning.changed and tuning.before < 0.5 and tuning.after > 0.95
+    assert tuning.settings == {**model.postprocess, "foreground_threshold": 0.8}  # outlines only, seeds kept
+    # trained weights have learnt the annotation's outlines where they trained: only a held-out part may say
+    assert tune_postprocess(model, [strip], annotation=[whole], device="cpu").settings == model.postprocess
+
+
+def test_finetune_that_keeps_the_parent_fits_its_outlines_to_the_annotation(loose_outlines):
+    image, labels = loose_outlines
+    model = threshold_model()
+    model.metadata["postprocess"] = {"foreground_threshold": 0.5, "seed_prominence": 0.15}
+    config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, eval_every=1, device="cpu", precision="fp32",
+                         learning_rate=0.0)  # weights that cannot beat the parent: it is kept
+    result = finetune(model, [TrainingPair(image, labels, name="tight outlines")], config=config, base="parent")
+    assert result.improved is False
+    assert model.postprocess["foreground_threshold"] == 0.8
+    assert "post-processing fitted to your annotation" in result.verdict("parent")
+    assert result.scores["ap50"] > 0.95  # the held-out score is the fitted model's

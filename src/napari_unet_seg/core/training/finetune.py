@@ -277,8 +277,9 @@ def finetune(
             status("fitting post-processing to your annotation...")
         held = [PreparedPair(p, model) for p in val_pairs]  # normalised and resized once, for both
         annotation = [PreparedPair(p, model) for p in annotation_to_fit(pairs, scales)]  # whole: strip and the rest
-        tuning = tune_postprocess(model, held, annotation=annotation, device=config.device,
-                                  precision=config.precision)
+        kept_parent = not (result.best_scores or {}).get("step", 0)  # the annotation taught these weights nothing
+        tuning = tune_postprocess(model, held, annotation=annotation, parent_weights=kept_parent,
+                                  device=config.device, precision=config.precision)
         if tuning is not None and tuning.changed:
             model.metadata["postprocess"] = tuning.settings
             scores = score_groups(model, held, device=config.device, precision=config.precision,
