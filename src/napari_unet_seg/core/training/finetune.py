@@ -250,7 +250,8 @@ def finetune(
 
     ``model`` is trained in place. ``diameter`` is the objects' size in the
     training images (None: measured, as Segment does). ``fit_postprocess``
-    searches the instance thresholds on the held-out annotation (:mod:`.tuning`).
+    fits the instance settings to the annotation (:mod:`.tuning`: brightness, and
+    outlines when the parent's weights are kept, on all of it; seeds on the held-out part).
     ``checkpoint_to`` is a file that receives the best weights so far every
     ``config.checkpoint_every`` seconds (a crash loses at most that much); the
     caller removes it once the final model is saved. ``status(text)`` says

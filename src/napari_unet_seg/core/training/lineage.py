@@ -42,7 +42,8 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
         "scores_on": "held-out annotation" if held_out else "training data",
         "parent_scores": None if parent_scores is None else {k: round(float(v), 4) for k, v in parent_scores.items()},
         "postprocess_fitted": None if tuning is None else {
-            "on": "the annotation (brightness: all of it; seeds: held-out part)",
+            "on": "the annotation (brightness, and outlines when the parent's weights were kept: all of it; "
+                  "seeds: held-out part)",
             "ap50_before": round(tuning.before, 4), "ap50_after": round(tuning.after, 4),
             "changed": tuning.changed, "settings": tuning.settings},
         "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
