@@ -96,3 +96,25 @@ def test_predict_writes_objects_tables_unless_told_not_to(tmp_path, capsys):
     assert table["label"].tolist() == np.unique(labels)[1:].tolist() and "intensity_mean" in table
     assert main([*common, "-o", str(tmp_path / "bare"), "--no-measure"]) == 0
     assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["a_labels.tif", "summary.csv"]
+
+
+def test_an_image_given_as_labels_is_warned_about_in_one_line(files, capsys):
+    folder, _, _ = files
+    assert main(["measure", str(folder / "img.tif"), "-o", str(folder / "m.csv")]) == 0  # measured all the same
+    printed = capsys.readouterr()
+    assert printed.err == (f"unet-seg measure: warning: {folder / 'img.tif'} changes value from pixel to pixel, like "
+                           "an image rather than labels: did you pick the image as labels?\n")
+    assert (folder / "m.csv").exists()
+    assert main(["measure", str(folder / "img_labels.tif"), "--image", str(folder / "img.tif")]) == 0
+    assert capsys.readouterr().err == ""  # real labels: nothing said
+
+
+def test_an_output_folder_that_is_a_file_or_cannot_be_made_is_one_clean_line(files, capsys):
+    folder, _, _ = files
+    (folder / "notes.txt").write_text("mine")
+    assert main(["measure", str(folder / "img_labels.tif"), "-o", str(folder / "notes.txt" / "m.csv")]) == 2
+    assert capsys.readouterr().err == (f"unet-seg measure: error: cannot write to {folder / 'notes.txt'}: it exists "
+                                       "and is not a folder\n")  # the path once, no "[Errno None]"
+    assert main(["measure", str(folder / "img_labels.tif"), "-o", "/proc/napari-unet-seg-nope/m.csv"]) == 2
+    assert capsys.readouterr().err == ("unet-seg measure: error: cannot write to /proc/napari-unet-seg-nope: "
+                                       "No such file or directory\n")  # no "[Errno 2]"

@@ -77,3 +77,51 @@ def test_a_costly_window_is_said_on_stderr(tmp_path, setup, capsys):
                  "--device", "cpu", "--tile-size", "64"])
     err = capsys.readouterr().err
     assert code == 0 and "big.tif: a 64-px window would have cost" in err and "note:" in err
+
+
+def test_a_rerun_with_another_model_says_which_setting_differs_in_the_last_line(tmp_path, setup, capsys):
+    root, model = setup
+    other = save_model(threshold_model(), tmp_path / "other.safetensors")
+    out = tmp_path / "out"
+    assert main(["predict", str(root), "-o", str(out), "--model", str(model), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(root), "-o", str(out), "--model", str(other), "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    last = printed.out.strip().splitlines()[-1]
+    assert last == (f"0 segmented, 1 skipped, 0 failed of 1 files; summary in {out / 'summary.csv'}; skipped: "
+                    "output exists, made with other settings (model: disks -> other); use --overwrite to redo it")
+    assert "(model: disks -> other); use --overwrite to redo it" in printed.err and " overwrite" not in printed.err
+
+
+def test_the_users_summary_csv_is_kept_and_said_in_one_line(tmp_path, setup, capsys):
+    root, model = setup
+    (root / "summary.csv").write_text("my notes\n")
+    assert main(["predict", str(root), "-o", str(root), "--model", str(model), "--device", "cpu"]) == 0
+    printed = capsys.readouterr()
+    assert (root / "summary.csv").read_text() == "my notes\n"
+    note = (f"unet-seg predict: note: {root / 'summary.csv'} was not written by unet-seg: kept; "
+            f"this batch's summary is {root / 'summary-2.csv'}")
+    assert printed.err.strip().splitlines() == [note]
+    assert printed.out.strip().endswith(f"summary in {root / 'summary-2.csv'}")
+
+
+def test_hand_made_labels_are_kept_with_overwrite_and_the_line_says_how_to_proceed(tmp_path, setup, capsys):
+    root, model = setup
+    annotation = root / "a_labels.tif"
+    tifffile.imwrite(annotation, synthetic_nuclei((40, 56), n=5, seed=0)[1])
+    before = annotation.read_bytes()
+    code = main(["predict", str(root), "-o", str(root), "--model", str(model), "--device", "cpu", "--overwrite"])
+    printed = capsys.readouterr()
+    assert code == 0 and annotation.read_bytes() == before
+    [note] = printed.err.strip().splitlines()
+    assert note.startswith(f"unet-seg predict: note: {root / 'a.tif'}: output exists and was not written by unet-seg")
+    assert "even with --overwrite; move it away or choose another output folder" in note
+    assert "0 segmented, 1 skipped" in printed.out
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, setup, capsys):
+    root, model = setup
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["predict", str(root), "-o", str(tmp_path / "notes.txt"), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"unet-seg predict: error: output {tmp_path / 'notes.txt'} exists and is not a folder\n"

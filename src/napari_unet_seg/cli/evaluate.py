@@ -16,7 +16,7 @@ from ..core.inference.baseline import classical_nuclei
 from ..core.inference.options import RunOptions
 from ..core.inference.pipeline import segment_image
 from ..core.model.registry import load_model
-from ..core.training.checks import looks_like_an_intensity_image
+from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.training.metrics import dice, matching_accuracy
 from .errors import UserError, require_positive
 

@@ -12,11 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from ..__about__ import __version__
-from ..core.common.errors import first_line
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
 from . import evaluate, export, export_model, import_model, measure, models, predict, provenance, train
-from .errors import UserError
+from .errors import UserError, cli_wording, os_error_line
 
 SUBCOMMANDS = [predict, measure, models, evaluate, train, export, export_model, import_model, provenance]
 
@@ -39,17 +38,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (UserError, ModelFileError, DeviceError) as exc:
-        print(f"unet-seg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"unet-seg {args.command}: error: {_worded(args, str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`unet-seg ... | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix, in one line
-        print(f"unet-seg {args.command}: error: {first_line(exc)}", file=sys.stderr)
+        print(f"unet-seg {args.command}: error: {_worded(args, os_error_line(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"unet-seg {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _worded(args: argparse.Namespace, message: str) -> str:
+    """A core error in this command's words: "overwrite" becomes the ``--overwrite`` flag where it has one."""
+    return cli_wording(message) if hasattr(args, "overwrite") else message
 
 
 if __name__ == "__main__":

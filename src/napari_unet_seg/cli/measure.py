@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
+from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image
 from ..core.inference.provenance import csv_comments, read_provenance
 from ..core.measure.measurements import intensity_channels, measure_objects
@@ -74,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{output} exists (use --overwrite to replace it)")
     if output.is_dir():
         raise UserError(f"{output} is a folder; give a file name ending in .csv")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise UserError(f"cannot write to {output.parent}: it exists and is not a folder")
     check_writable_folder(output.parent)  # before the work, not after
+    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
+        print(f"unet-seg measure: warning: {args.labels} changes value from pixel to pixel, like an image rather "
+              "than labels: did you pick the image as labels?", file=sys.stderr)
     pixel_size = tuple(args.pixel_size) if args.pixel_size else labels.pixel_size or (image and image.pixel_size)
     try:
         table = measure_objects(labels.data, images, pixel_size=pixel_size)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from ..core.batch.errors import SchedulerError
-from ..core.batch.files import FileResult
+from ..core.batch.files import EXISTS, FileResult
 from ..core.batch.jobs import find_jobs
+from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
+from ..core.batch.summary import summary_note, summary_path
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import OUTPUTS, RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
 from ..core.model.registry import load_model
-from .errors import UserError, require_positive
+from .errors import UserError, cli_wording, require_positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,10 +30,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "input; multi-page TIFF stacks are segmented slice by slice and keep their slices), or "
             "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (an OME-Zarr labels image, written block by "
             "block, never whole in memory), OUTDIR/<stem>_objects.csv (one row per object: position, size, shape, intensity; see "
-            "`unet-seg measure`), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message). "
+            "`unet-seg measure`), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message; "
+            "summary-2.csv if a summary.csv that unet-seg did not write is there). "
             "Pixel sizes are carried over. Every output records where it came from (model and its SHA-256, settings, "
             "versions, the command that remakes it; see `unet-seg provenance`). A file that fails is reported and "
-            "skipped; the exit code is 1 if any file failed. A rerun skips files whose output exists, so an interrupted batch resumes."
+            "skipped; the exit code is 1 if any file failed. A rerun skips files whose output exists, so an "
+            "interrupted batch resumes, and keeps their rows in summary.csv. A file named like an output that "
+            "unet-seg did not write (a hand-made <stem>_labels.tif) is never replaced, even with --overwrite."
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -42,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--recursive", action="store_true",
                         help="also look in subfolders; their structure is mirrored in OUTDIR")
     parser.add_argument("--overwrite", action="store_true",
-                        help="redo files whose output already exists (default: skip them, so reruns resume)")
+                        help="redo files whose output already exists (default: skip them, so reruns resume); "
+                             "files unet-seg did not write are kept even so")
     parser.add_argument("--no-measure", action="store_true",
                         help="do not write <stem>_objects.csv (per-object measurements) beside each output")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -62,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="windows per network call (default: 1 on CPU, 4 on GPU)")
     parser.add_argument("--diameter", type=float, default=None, metavar="PX",
                         help="typical object diameter in pixels; the image is rescaled to what the model knows "
-                             "(default: measured on each image; nuclei ~8-120 px across need no setting)")
+                             "(default: measured on each image; nuclei ~8-250 px across need no setting)")
     parser.add_argument("--output-kind", default="instances", choices=OUTPUTS,
                         help="instances: one id per object; semantic: one id per class (an instance model's "
                              "foreground mask as 1) (default: instances)")
@@ -83,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
         rescale_factor(model, args.diameter)  # and on a diameter no image could use
     except ValueError as exc:
         raise UserError(f"--diameter: {exc}") from None
-    outdir = Path(args.output)
-    if outdir.exists() and not outdir.is_dir():
-        raise UserError(f"output {outdir} exists and is not a folder")
+    outdir = refuse_a_file(args.output)
     missing = [p for p in args.inputs if not Path(p).exists()]
     options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
@@ -100,21 +105,40 @@ def run(args: argparse.Namespace) -> int:
 
     def report(result: FileResult) -> None:
         if result.status == "failed":
-            print(f"unet-seg predict: {result.message}", file=sys.stderr)
+            print(f"unet-seg predict: {cli_wording(result.message)}", file=sys.stderr)
         elif result.status == "skipped":
             print(f"{result.file}: skipped, {result.output} exists")
-            if "settings" in result.message:  # made otherwise: say so rather than pass it off as this run's
-                print(f"unet-seg predict: note: {result.file}: {result.message}", file=sys.stderr)
+            if result.message != EXISTS:  # made otherwise, or not ours: say so rather than pass it off as this run's
+                print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
         else:
             print(f"{result.file}: {result.objects} objects in {result.seconds:.1f} s -> {result.output}")
             if result.message:
-                print(f"unet-seg predict: note: {result.file}: {result.message}", file=sys.stderr)
+                print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
 
+    if note := summary_note(outdir):
+        print(f"unet-seg predict: note: {note}", file=sys.stderr)
     try:
         results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report)
     except SchedulerError as exc:
         raise UserError(str(exc)) from None
+    print(outcome_line(results, summary_path(outdir)))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def outcome_line(results: list[FileResult], summary: Path) -> str:
+    """The last line of a run: counts, where the summary is and, when files were skipped, why.
+
+    "0 segmented, 3 skipped, 0 failed of 3 files; summary in res/summary.csv;
+    skipped: output exists, made with other settings (model: nuclei ->
+    nuclei-robust); use --overwrite to redo it". Several reasons are each
+    given with their count, separated by " | ".
+    """
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
-    print(f"{counts['ok']} segmented, {counts['skipped']} skipped (output exists), {counts['failed']} failed "
-          f"of {len(results)} files; summary in {outdir / 'summary.csv'}")
-    return 1 if counts["failed"] else 0
+    line = (f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed "
+            f"of {len(results)} files; summary in {summary}")
+    reasons = Counter(cli_wording(r.message) for r in results if r.status == "skipped")
+    if len(reasons) == 1:
+        line += f"; skipped: {next(iter(reasons))}"
+    elif reasons:
+        line += "; skipped: " + " | ".join(f"{n} x {reason}" for reason, n in reasons.items())
+    return line

@@ -116,3 +116,20 @@ def test_files_follow_the_umask_whoever_wrote_them(tmp_path, tiny_model, mask, r
                                                "summary.csv"]
     for path in written:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask, path.name
+
+
+def test_a_link_is_written_through_and_a_fifo_is_refused(tmp_path):
+    import os
+
+    target = tmp_path / "target.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with atomic_path(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and target.read_text() == "new"  # the link stays, its target is replaced
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="is not a regular file") as info, atomic_path(fifo) as tmp:
+        tmp.write_text("never")
+    assert "[Errno" not in str(info.value) and fifo.exists() and not fifo.is_file()

@@ -7,7 +7,8 @@ import tifffile
 
 from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg.cli.main import main
-from napari_unet_seg.core.training.checks import annotation_warnings, looks_like_an_intensity_image
+from napari_unet_seg.core.common.labels_checks import looks_like_an_intensity_image
+from napari_unet_seg.core.training.checks import annotation_warnings
 from napari_unet_seg.core.training.data import TrainingPair
 
 

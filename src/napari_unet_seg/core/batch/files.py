@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,27 +49,36 @@ def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:
     return FileResult(str(job.source), "failed", seconds=round(seconds, 3), message=message)
 
 
-def skipped_result(job: Job, previous: dict[str, FileResult], settings: str = "") -> FileResult:
-    """The row of a file whose output exists; keeps the counts of the run that made it.
+EXISTS = "output exists (use overwrite to redo it)"  # the plain skip of a rerun that resumes
+NOT_OURS = ("output exists and was not written by unet-seg (it records no provenance): kept, even with overwrite; "
+            "move it away or choose another output folder to segment this image")
 
-    When that run used other settings (another model, diameter or output
-    kind), or they are unknown, the row says so: a rerun never passes off an
-    output made otherwise as this run's.
+
+def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[str] | None = None) -> FileResult:
+    """The row of a file whose output (written by unet-seg) exists; keeps the counts of the run that made it.
+
+    ``changes`` are the settings that run had otherwise ("model: nuclei ->
+    nuclei-robust", from the output's provenance; None: unknown). The row
+    says them: a rerun never passes off an output made otherwise as this run's.
     """
     old = previous.get(str(job.target))
     if old is not None and old.file != str(job.source):
         return FileResult(str(job.source), "skipped", 0, 0.0, 0.0,
                           f"output exists but holds the labels of {old.file}; use overwrite to redo it",
                           str(job.target))
-    if old is not None and old.settings == settings:
-        message = "output exists (use overwrite to redo it)"
-    elif old is not None and old.settings:
-        message = "output exists but was made with other settings (another model, diameter or output); " \
-                  "use overwrite to redo it"
-    else:
+    if changes is None:
         message = "output exists, made by an earlier run of unknown settings; use overwrite to redo it"
+    elif changes:
+        message = f"output exists, made with other settings ({', '.join(changes)}); use overwrite to redo it"
+    else:
+        message = EXISTS
     return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
                       message, str(job.target), old.settings if old else "")
+
+
+def kept_result(job: Job) -> FileResult:
+    """The row of a file whose output name is taken by a file unet-seg did not write: kept, even with overwrite."""
+    return FileResult(str(job.source), "skipped", 0, 0.0, 0.0, NOT_OURS, str(job.target))
 
 
 def settings_key(options: RunOptions) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..imageio import IMAGE_SUFFIXES, is_zarr
 from ..measure.table_csv import objects_csv_path
+from .output_folder import refuse_a_file
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,12 @@ def find_jobs(
     In a folder, ``pattern`` (a glob such as ``*.tif``) selects files; without
     one, every TIFF, PNG, JPEG and zarr is taken. Label images
     (``*_labels.tif``, ``*_labels.zarr``...) are skipped unless the pattern
-    names them (``*_labels.tif``). Files named explicitly are
+    names them (``*_labels.tif``). An output folder that is a file is
+    refused before anything is looked at. Files named explicitly are
     always attempted, so a bad one is reported rather than ignored. Two inputs
     that would write the same output are told apart by their suffix.
     """
-    outdir = Path(outdir).resolve()
+    outdir = refuse_a_file(outdir).resolve()
     jobs: list[Job] = []
     for item in inputs:
         item = Path(item)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from ..common.atomic import check_writable_folder
 from ..inference.options import RunOptions
 from ..model.registry import load_model
-from .files import FileResult, settings_key, skipped_result
+from .existing import RunSettings, output_provenance
+from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs
 from .local import iter_local
-from .summary import append_row, clean_partials, merged_rows, read_summary, write_summary
+from .output_folder import prepare_output_folder
+from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, write_summary
 
 
 def run_batch(
@@ -36,7 +37,8 @@ def run_batch(
 ) -> list[FileResult]:
     """Segment files and folders into ``outdir`` and write ``summary.csv``; never stops on a bad file.
 
-    Existing outputs are skipped (a rerun resumes) unless ``overwrite``.
+    Existing outputs are skipped (a rerun resumes) unless ``overwrite``;
+    files of an output's name that unet-seg did not write are never replaced.
     ``scheduler`` is the address of a dask.distributed scheduler to run on.
     """
     outdir = Path(outdir)
@@ -61,25 +63,30 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = R
 def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
-    """Yield each job's result as it finishes; its row is appended to ``summary.csv`` at once.
+    """Yield each job's result as it finishes; its row is appended to the summary at once.
 
-    A killed run therefore leaves the summary of what finished (the end of a
-    run rewrites the file whole, atomically); its temporary
-    files are cleaned up by the next run. Rows of outputs this run does not
-    touch are kept, so rerunning part of a folder keeps the rest.
+    The output folder is checked first (:class:`~.errors.OutputFolderError`,
+    one line). The summary is ``summary.csv`` unless the user has a file of
+    that name (see :func:`~.summary.summary_path`). A killed run therefore
+    leaves the summary of what finished (the end of a run rewrites the file
+    whole, atomically); its temporary files are cleaned up by the next run.
+    Rows of outputs this run does not touch are kept, so rerunning part of a
+    folder keeps the rest, and so are the rows of the outputs it skips.
     """
-    outdir = check_writable_folder(outdir)
+    outdir = prepare_output_folder(outdir)
     clean_partials([outdir, *(job.target.parent for job in jobs)])
     earlier = read_summary(outdir)
     previous = {r.output: r for r in earlier}
     key = settings_key(options)
-    results: dict[Job, FileResult] = {}
-    todo = [job for job in jobs if overwrite or not job.target.exists()]
-    waiting = set(todo)
-    for job in jobs:
-        if job not in waiting:
-            results[job] = skipped_result(job, previous, key)
-    write_summary(merged_rows(earlier, list(results.values())), outdir)
+    results = plan_skips(jobs, previous, options, overwrite=overwrite)
+    todo = [job for job in jobs if job not in results]
+    resumed = {job for job, result in results.items() if result.message != NOT_OURS}
+
+    def rows() -> list[FileResult]:  # a skipped output of ours keeps the row of the run that made it
+        done = [kept_row(results[j], previous) if j in resumed else results[j] for j in jobs if j in results]
+        return merged_rows(earlier, done)
+
+    write_summary(rows(), outdir)
     try:
         for job in jobs:
             if job in results:
@@ -97,7 +104,29 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             append_row(results[job], outdir)  # a killed run keeps the rows of what finished
             yield job, results[job]
     finally:
-        write_summary(merged_rows(earlier, [results[j] for j in jobs if j in results]), outdir)
+        write_summary(rows(), outdir)
+
+
+def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOptions, *,
+               overwrite: bool) -> dict[Job, FileResult]:
+    """The rows of jobs not to run: outputs that exist (unless ``overwrite``) and files unet-seg did not write.
+
+    Whether an output is ours, and with which settings it was made, is read
+    from its provenance (:mod:`.existing`). A file without one is kept even
+    with ``overwrite``: it is the user's (a hand-made ``<stem>_labels.tif``).
+    """
+    skips: dict[Job, FileResult] = {}
+    current = None
+    for job in jobs:
+        if not job.target.exists():
+            continue
+        record = output_provenance(job.target)
+        if record is None:
+            skips[job] = kept_result(job)
+        elif not overwrite:
+            current = current or RunSettings.of(options)
+            skips[job] = skipped_result(job, previous, current.changes_since(record))
+    return skips
 
 
 __all__ = ["iter_jobs", "run_batch", "run_jobs"]

@@ -1,4 +1,12 @@
-"""``summary.csv``: one row per file of a batch, the record a rerun resumes from."""
+"""``summary.csv``: one row per file of a batch, the record a rerun resumes from.
+
+Ours is recognised by its header row (every version's begins with the same
+columns), as :mod:`..measure.table_csv` recognises our objects tables by
+their first line. A ``summary.csv`` with another first line is the user's:
+it is kept, and the batch writes ``summary-2.csv`` (the first free or ours)
+instead. A rerun keeps the rows of the files it skips: they still describe
+the outputs in the folder, marked as from an earlier run.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,55 @@ import csv
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from ..common.atomic import atomic_path, remove
 from .files import FileResult
 
 SUMMARY_NAME = "summary.csv"
+COLUMNS = [fld.name for fld in fields(FileResult)]
+SIGNATURE = ("file", "status", "objects", "mean_area", "seconds", "message", "output")  # how every version's begins
+EARLIER_RUN = "from an earlier run"  # the mark on the kept row of a file a rerun skipped
+
+
+def is_summary_csv(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a summary this package wrote: its first line is our header row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader([f.readline()]), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return tuple(header[:len(SIGNATURE)]) == SIGNATURE
+
+
+def summary_path(outdir: str | os.PathLike) -> Path:
+    """Where a batch into ``outdir`` keeps its summary: ``summary.csv``, unless one there is not ours.
+
+    Then the first ``summary-N.csv`` (N = 2, 3...) that is free or ours, so
+    reruns find the same file and the user's ``summary.csv`` is never replaced.
+    """
+    outdir = Path(outdir)
+    path, n = outdir / SUMMARY_NAME, 1
+    while path.exists() and not is_summary_csv(path):
+        n += 1
+        path = outdir / f"summary-{n}.csv"
+    return path
+
+
+def summary_note(outdir: str | os.PathLike) -> str:
+    """One line for the user when the summary cannot be ``summary.csv`` (it is theirs), else ``""``."""
+    path = summary_path(outdir)
+    if path.name == SUMMARY_NAME:
+        return ""
+    return f"{Path(outdir) / SUMMARY_NAME} was not written by unet-seg: kept; this batch's summary is {path}"
 
 
 def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
-    """Write ``summary.csv`` atomically."""
-    path = Path(outdir) / SUMMARY_NAME
+    """Write the summary (see :func:`summary_path`) atomically."""
+    path = summary_path(outdir)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[fld.name for fld in fields(FileResult)])
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for result in results:
             writer.writerow(asdict(result))
@@ -28,8 +71,23 @@ def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
 
 def append_row(result: FileResult, outdir: str | os.PathLike) -> None:
     """Add one row as a file finishes (the run's end rewrites the whole summary, atomically)."""
-    with open(Path(outdir) / SUMMARY_NAME, "a", newline="", encoding="utf-8") as f:
-        csv.DictWriter(f, fieldnames=[fld.name for fld in fields(FileResult)]).writerow(asdict(result))
+    with open(summary_path(outdir), "a", newline="", encoding="utf-8") as f:
+        csv.DictWriter(f, fieldnames=COLUMNS).writerow(asdict(result))
+
+
+def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:
+    """The summary row of ``result``: for a file skipped because its output exists, the row of the run that made it.
+
+    That row (status, counts, seconds) still describes the output in the
+    folder, so a rerun keeps it, marked as from an earlier run, instead of a
+    row of zeros. Other results are their own rows.
+    """
+    old = earlier.get(result.output)
+    if result.status != "skipped" or old is None or old.file != result.file or old.status != "ok":
+        return result
+    if old.message.startswith(EARLIER_RUN):
+        return old
+    return replace(old, message=f"{EARLIER_RUN}; {old.message}" if old.message else EARLIER_RUN)
 
 
 def merged_rows(previous: list[FileResult], current: list[FileResult]) -> list[FileResult]:
@@ -70,25 +128,43 @@ def _alive(pid: int) -> bool:
 
 
 def read_summary(outdir: str | os.PathLike) -> list[FileResult]:
-    """Rows of an earlier run's ``summary.csv``, the last row of each output winning (empty if unreadable).
+    """Rows of earlier runs' summaries, the last row of each output winning (empty if none or unreadable).
 
-    A row cut short by a killed run is skipped, not the whole file.
+    Every summary of ours in ``outdir`` is read, oldest first: one written
+    as ``summary-2.csv`` beside a user's ``summary.csv`` still counts once
+    theirs is gone. A row cut short by a killed run is skipped, not the whole file.
     """
-    path = Path(outdir) / SUMMARY_NAME
     rows: dict[str, FileResult] = {}
+    for path in _our_summaries(Path(outdir)):
+        for result in _rows(path):
+            rows.pop(result.output or result.file, None)
+            rows[result.output or result.file] = result
+    return list(rows.values())
+
+
+def _our_summaries(outdir: Path) -> list[Path]:
+    """``summary.csv`` and ``summary-N.csv`` files of ours in ``outdir``, oldest first (the current one last)."""
+    current = summary_path(outdir)
+    found = [p for p in outdir.glob("summary*.csv") if re.fullmatch(r"summary(-\d+)?\.csv", p.name)
+             and p != current and is_summary_csv(p)]
+    found.sort(key=lambda p: p.stat().st_mtime)
+    return [*found, current] if current.exists() else found
+
+
+def _rows(path: Path) -> list[FileResult]:
+    """The whole rows of one summary file ([] if it cannot be read)."""
+    out = []
     try:
         with open(path, newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 if None in row.values() or None in row:  # cut short, or spilling over: not a whole row
                     continue
                 try:
-                    result = FileResult(row["file"], row["status"], int(row["objects"] or 0),
-                                        float(row["mean_area"] or 0), float(row["seconds"] or 0), row["message"],
-                                        row["output"], row.get("settings") or "")
+                    out.append(FileResult(row["file"], row["status"], int(row["objects"] or 0),
+                                          float(row["mean_area"] or 0), float(row["seconds"] or 0), row["message"],
+                                          row["output"], row.get("settings") or ""))
                 except (KeyError, TypeError, ValueError):
                     continue
-                rows.pop(result.output or result.file, None)
-                rows[result.output or result.file] = result
     except (OSError, UnicodeDecodeError, csv.Error):
         return []
-    return list(rows.values())
+    return out

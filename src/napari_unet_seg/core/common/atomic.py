@@ -7,6 +7,7 @@ file, never a truncated one. Temporary names start with a dot and end in
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -71,24 +72,38 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     try:
         if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"{folder} exists and is not a folder")
+            raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         probe = temporary_sibling(folder / "write-test", ".tmp")
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise OSError(exc.errno, f"cannot write to {folder}: {reason}") from None
+        raise OneLineOSError(exc.errno, f"cannot write to {folder}: {reason}") from None
     return folder
+
+
+class OneLineOSError(OSError):
+    """An ``OSError`` whose text is its one-line message alone: no "[Errno n]" for people to puzzle over."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[Path]:
     """Yield a temporary path to write a file or folder into; it becomes ``path`` when the block succeeds.
 
-    Whatever happens, no temporary file or folder is left behind.
+    Whatever happens, no temporary file or folder is left behind. A symbolic
+    link is written through (its target is replaced, the link stays); a
+    device, pipe or socket is refused, never replaced by a file.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        raise OneLineOSError(errno.EINVAL, f"{path} is not a regular file (a device, pipe or socket): "
+                                              "give a file name to write")
     tmp = temporary_sibling(path, suffix)
     remove(tmp)
     try:

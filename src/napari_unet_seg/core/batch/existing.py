@@ -1,0 +1,81 @@
+"""Outputs already in the output folder: whether unet-seg wrote them, and what the run that did used.
+
+unet-seg records its provenance in every labels output it writes (the TIFF's
+metadata, the zarr store's attributes; see :mod:`..inference.provenance`). A
+file of an output's name without one is the user's, most often a hand-made
+``<stem>_labels.tif`` annotation: the name the plugin's own ``sample_data``
+gives ground truth. A batch never replaces such a file, even with overwrite.
+For outputs that are ours, the recorded settings say what a rerun would
+change, so a skip can name it ("model: nuclei -> nuclei-robust").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..inference.options import RunOptions
+from ..inference.provenance import FORMAT, file_sha256, read_provenance
+from ..model.modelfile import ModelFileError, ModelInfo
+from ..model.registry import DEFAULT_MODEL, resolve_model_path
+
+
+def output_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance unet-seg recorded in an existing output; None for a file it did not write.
+
+    A file that cannot be read is not shown to be ours, so it counts as the
+    user's: keeping a file by mistake costs a rerun, replacing one costs work.
+    """
+    try:
+        record = read_provenance(path)
+    except Exception:  # noqa: BLE001 - any reader's error (not a TIFF, a broken store) means "not shown to be ours"
+        return None
+    return record if isinstance(record, dict) and record.get("format") == FORMAT else None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What decides a run's labels, as a provenance record names it (the fields of ``files.settings_key``)."""
+
+    model: str
+    sha256: str | None
+    diameter: float | None
+    output: str
+    flip_average: bool
+
+    @classmethod
+    def of(cls, options: RunOptions) -> RunSettings:
+        """The settings of a run with ``options`` (its model file is read once, here)."""
+        path = resolve_model_path(options.model or DEFAULT_MODEL)
+        try:
+            name = ModelInfo.of(path).name
+        except ModelFileError:
+            name = path.stem
+        return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average))
+
+    def changes_since(self, record: dict[str, Any]) -> list[str]:
+        """``"model: nuclei -> nuclei-robust"``... for each setting the recorded run had otherwise; [] if none."""
+        model = record.get("model") or {}
+        settings = record.get("settings") or {}
+        changes = []
+        if model.get("sha256") is None or model.get("sha256") != self.sha256:
+            old = str(model.get("name") or "unknown")
+            changes.append(f"model: {old} -> {self.model}" if old != self.model else f"model: {old} (another file)")
+        old_diameter = settings.get("diameter")
+        if (None if old_diameter is None else float(old_diameter)) != self.diameter:
+            changes.append(f"diameter: {_diameter(old_diameter)} -> {_diameter(self.diameter)}")
+        if settings.get("output", "instances") != self.output:
+            changes.append(f"output: {settings.get('output')} -> {self.output}")
+        if bool(settings.get("flip_average")) != self.flip_average:
+            changes.append(f"flip averaging: {_on(settings.get('flip_average'))} -> {_on(self.flip_average)}")
+        return changes
+
+
+def _diameter(value: Any) -> str:
+    return "auto" if value is None else f"{float(value):g} px"
+
+
+def _on(value: Any) -> str:
+    return "on" if value else "off"
+

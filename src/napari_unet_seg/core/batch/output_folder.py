@@ -1,0 +1,34 @@
+"""The output folder of a batch, checked before any work: one clean line when it cannot be used.
+
+The line is what the CLI prints and the Batch widget shows ("Batch
+segmentation stopped: <line>"), so it names the folder once and carries no
+errno.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..common.atomic import check_writable_folder
+from .errors import OutputFolderError
+
+
+def refuse_a_file(outdir: str | os.PathLike) -> Path:
+    """``outdir`` as a path; :class:`OutputFolderError` when it exists and is not a folder.
+
+    Cheap and writes nothing: run before looking for input files.
+    """
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputFolderError(f"output {outdir} exists and is not a folder")
+    return outdir
+
+
+def prepare_output_folder(outdir: str | os.PathLike) -> Path:
+    """Create ``outdir`` if needed and prove a file can be written there, before any segmentation starts."""
+    outdir = refuse_a_file(outdir)
+    try:
+        return check_writable_folder(outdir)
+    except OSError as exc:  # its text is "cannot write to <folder>: <reason>", in strerror (its str adds "[Errno n]")
+        raise OutputFolderError(exc.strerror or str(exc)) from None
