@@ -24,6 +24,21 @@ def test_models_lists_user_models(capsys, private_model_dir, tiny_model):
     assert "mine" in capsys.readouterr().out
 
 
+def test_models_says_which_fine_tunes_only_kept_their_parents_weights(capsys, private_model_dir, tiny_model):
+    def run(kept, fitted=False):
+        return {"base": "nuclei", "kept_weights": kept, "postprocess_fitted": {"changed": fitted}}
+
+    for name, lineage in [("better", [run("trained")]), ("kept", [run("trained"), run("parent", fitted=True)]),
+                          ("plain", [])]:
+        tiny_model.metadata["lineage"] = lineage
+        save_model(tiny_model, private_model_dir / name)
+    assert main(["models"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "; fine-tuned from nuclei: better on its held-out annotation" in lines["better"]
+    assert "; training did not beat nuclei: nuclei's weights, post-processing fitted" in lines["kept"]  # the last run
+    assert "better" not in lines["plain"] and "better" not in lines["nuclei"]
+
+
 def test_unknown_model_is_one_line_on_stderr(capsys, tmp_path):
     code = main(["predict", str(tmp_path / "x.tif"), "-o", str(tmp_path / "out"), "--model", "nope"])
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""NaN or infinite pixels on the command line: the run finishes, and one stderr line says how they were read."""
+"""NaN or infinite pixels, or none that differ, on the command line: the run finishes, one stderr line says so."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from helpers import synthetic_nuclei, threshold_model
 
 from napari_unet_seg.cli.main import main
 from napari_unet_seg.core.batch.summary import read_summary
-from napari_unet_seg.core.inference.prediction import NONFINITE_NOTE
+from napari_unet_seg.core.inference.prediction import BLANK_NOTE, NONFINITE_NOTE
 from napari_unet_seg.core.model.modelfile import save_model
 
 
@@ -57,3 +57,13 @@ def test_predict_on_a_tiff_with_an_infinite_pixel_writes_labels_and_says_so(tmp_
     assert printed.err.splitlines() == [f"unet-seg predict: note: {tmp_path / 'img.tif'}: {NONFINITE_NOTE}"]
     [row] = read_summary(out)
     assert row.status == "ok" and row.message == NONFINITE_NOTE
+
+
+def test_predict_on_a_blank_image_says_it_is_blank(tmp_path, model, capsys):
+    tifffile.imwrite(tmp_path / "blank.tif", np.zeros((64, 80), np.uint16))
+    code = main(["predict", str(tmp_path / "blank.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu"])
+    printed = capsys.readouterr()
+    assert code == 0 and "1 segmented" in printed.out
+    assert printed.err.splitlines() == [f"unet-seg predict: note: {tmp_path / 'blank.tif'}: {BLANK_NOTE}"]
+    assert not tifffile.imread(tmp_path / "out" / "blank_labels.tif").any()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ..core.model.modelfile import ModelFileError, read_metadata
-
 from ..core.model.registry import available_models, builtin_model_paths, user_model_dir
 
 
@@ -27,7 +26,29 @@ def run(args: argparse.Namespace) -> int:
             meta = read_metadata(path)
             arch = meta.get("architecture", {})
             detail = f"{meta.get('task')}, classes {', '.join(meta.get('class_names', []))}, depth {arch.get('depth')}, width {arch.get('base_channels')}"
+            verdict = last_run_verdict(meta)
+            if verdict:
+                detail += f"; {verdict}"
         except ModelFileError as exc:
             detail = f"unreadable: {exc}"
         print(f"{name:<24} {origin:<9} {detail}  ({path})")
     return 0
+
+
+def last_run_verdict(meta: dict) -> str:
+    """What the model's last fine-tuning run achieved, in a few words; "" when unknown.
+
+    A fine-tune whose trained weights did not beat its parent is still saved
+    (its post-processing may be fitted, and nothing is deleted), so the list
+    says which ones are only their parent's weights.
+    """
+    lineage = meta.get("lineage") or []
+    last = lineage[-1] if lineage and isinstance(lineage[-1], dict) else {}
+    base, kept = last.get("base"), last.get("kept_weights")
+    if kept == "trained":
+        return f"fine-tuned from {base}: better on its held-out annotation"
+    if kept == "parent":
+        fitted = (last.get("postprocess_fitted") or {}).get("changed")
+        return (f"training did not beat {base}: {base}'s weights"
+                + (", post-processing fitted to the annotation" if fitted else " unchanged"))
+    return ""

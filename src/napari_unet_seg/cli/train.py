@@ -197,9 +197,8 @@ def run(args: argparse.Namespace) -> int:
         path = save_trained(model, path_in_folder(user_model_dir(), output.stem, base))
         print(f"unet-seg train: warning: could not write {output} ({first_line(exc)}); the model was saved as "
               f"{path} instead", file=sys.stderr)
-    where = "held-out annotation" if result.held_out else "the training images (too little to hold any out)"
-    scores = result.score_text()
-    print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {scores} on {where}")
+    print(f"saved {path} after {result.train.steps} steps in {result.train.seconds:.0f} s; {result.score_text()} "
+          f"on {result.scores_where()}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
         project.record_model(path, result.history_record("scratch" if scratch else init))

@@ -297,3 +297,34 @@ def test_dim_objects_are_left_out_alike_in_memory_and_in_blocks(tmp_path, diamet
         out = segment_to_zarr(image, model, tmp_path / f"d{block_size}.zarr", diameter=diameter,
                               block_size=block_size, device="cpu", precision="fp32")
         assert _same_objects(reference, out[:]), block_size
+
+
+@pytest.mark.parametrize("block_size", [512, 64])
+@pytest.mark.parametrize("value", [0, 255])
+def test_a_blank_image_is_said_to_be_blank_on_every_path(tmp_path, disks, block_size, value):
+    """An all-zero or constant image gets a note that says so, not a hint that the model is wrong."""
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.prediction import BLANK_NOTE
+
+    blank = np.full((2, *disks[0].shape), value, np.uint8)
+    model = threshold_model()
+    in_memory = segment_image(blank, RunOptions(device="cpu"), model=model)
+    on_disk = segment_image(blank, RunOptions(device="cpu", store=str(tmp_path / "b.zarr"), block_size=block_size),
+                            model=model)
+    assert in_memory.notes == on_disk.notes == [BLANK_NOTE] and in_memory.objects == 0
+    almost = blank.copy()
+    almost[1, 40:60, 40:60] = 128  # one plane with something on it: the other is still blank
+    assert segment_image(almost, RunOptions(device="cpu"), model=model).notes == [BLANK_NOTE]
+    assert segment_image(almost[1:], RunOptions(device="cpu"), model=model).notes == []
+
+
+def test_a_large_image_with_a_few_nuclei_between_the_sampled_pixels_is_not_called_blank():
+    """The normalisation samples every n-th pixel of a large image; blank is checked on every pixel before it is said."""
+    from napari_unet_seg.core.inference.preprocess import MAX_SAMPLE_PIXELS, fit_normalization
+
+    side = int((4 * MAX_SAMPLE_PIXELS) ** 0.5)  # sampled with a stride of 2
+    image = np.zeros((1, side, side), np.uint8)
+    image[0, 1, 1] = 200  # one bright pixel the strided sample steps over
+    assert not fit_normalization(image, {}).blank
+    assert fit_normalization(np.zeros((1, side, side), np.uint8), {}).blank

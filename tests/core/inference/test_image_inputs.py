@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from napari_unet_seg.core.inference.options import RunOptions
 from napari_unet_seg.core.inference.pipeline import segment, segment_image
+from napari_unet_seg.core.inference.prediction import BLANK_NOTE
+from napari_unet_seg.core.inference.preprocess import as_float32
 from napari_unet_seg.core.model.modelfile import new_model
 
 DTYPES = [np.bool_, np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64,
@@ -132,7 +134,10 @@ def test_every_dtype_at_its_extremes_gives_labels_without_overflow(dtype, how):
     image = fill((20, 23), dtype, how, 0)
     result = segment_image(image, RunOptions(device="cpu"), model=MODELS[(1, None)])
     assert result.labels.shape == (20, 23)
-    assert not result.notes  # every pixel is finite: nothing to say about NaN or infinities
+    # every pixel is finite: nothing to say about NaN or infinities; an image read as one value is said to be
+    # blank (bool "extremes" are all True; float64 "huge" pixels are all beyond float32's range, read as 1e37)
+    read = as_float32(image)
+    assert result.notes == ([BLANK_NOTE] if read.min() == read.max() else [])
 
 
 @pytest.mark.parametrize("image, words", [

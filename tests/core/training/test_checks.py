@@ -20,7 +20,16 @@ def test_clear_errors_for_unusable_annotations():
         check_pairs(instances, [TrainingPair(image, np.where(labels > 0, 2, 1))], scribbles=True)
     with pytest.raises(ValueError, match="nothing is annotated"):
         check_pairs(instances, [TrainingPair(image, labels, valid=np.zeros(labels.shape, bool))], scribbles=False)
+    empty = np.zeros_like(labels)  # a new Labels layer, never painted
+    with pytest.raises(ValueError, match="no objects are annotated in new layer: paint each object"):
+        check_pairs(instances, [TrainingPair(image, empty, name="new layer")], scribbles=False)
+    left = labels == 0  # a region drawn around background only
+    with pytest.raises(ValueError, match="no objects are annotated"):  # a region with none, and nothing else
+        check_pairs(instances, [TrainingPair(image, labels, valid=left)], scribbles=False)
+    # a region with no objects beside an annotated image is a lesson, not a mistake
+    check_pairs(instances, [TrainingPair(image, labels, valid=left), TrainingPair(image, labels)], scribbles=False)
     semantic = starting_model("none", task="semantic", classes=3, **TINY)
+    check_pairs(semantic, [TrainingPair(image, empty)], scribbles=False)  # all background is a class map too
     with pytest.raises(ValueError, match="too large for a 3-class model"):
         check_pairs(semantic, [TrainingPair(image, np.full(labels.shape, 3))], scribbles=False)
 

@@ -11,6 +11,7 @@ from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.finetune import finetune, starting_model
 from napari_unet_seg.core.training.loop import TrainConfig
 from napari_unet_seg.core.training.naming import save_trained
+from napari_unet_seg.core.training.tuning import Tuning
 
 TINY = dict(depth=2, width=4)
 
@@ -207,8 +208,18 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     assert text.startswith("better than 'nuclei' on the held-out annotation: AP50-90 0.725 vs 0.683 (+0.042), "
                            "AP50 0.920 vs 0.939")  # said plainly even when AP50 went the other way
     assert "AP50-90 0.725" in better.score_text() and "AP50 0.920" in better.score_text()
-    kept = result(dict(parent, step=0)).verdict("nuclei")
-    assert kept.startswith("not better than 'nuclei' on the held-out annotation (AP50-90 0.683, AP50 0.939)")
+    unscored = result(dict(parent, step=0)).verdict("nuclei")
+    assert unscored.startswith("no trained weights were scored before training stopped, so the weights of 'nuclei' "
+                               "were kept (AP50-90 0.683 on the held-out annotation)")
+    kept = result(dict(parent, step=0))
+    kept.train.history = [dict(parent, step=0), {"step": 40, "loss": 0.5, "ap50_90": 0.61, "ap50": 0.97},
+                          {"step": 80, "loss": 0.4, "ap50_90": 0.66, "ap50": 0.95}]
+    assert kept.verdict("nuclei").startswith(  # the trained weights' best, so a higher AP50 is not a riddle
+        "the trained weights were not better than 'nuclei' on the held-out annotation (the best, step 80: AP50-90 "
+        "0.660 vs 0.683, AP50 0.950 vs 0.939), so the new model keeps the weights of 'nuclei'")
+    assert better.worth_using and not kept.worth_using  # the parent unchanged gives the user nothing
+    kept.tuning = Tuning({"seed_prominence": 0.1}, 0.8, 0.9, changed=True)
+    assert kept.worth_using  # the parent's weights with settings fitted to the annotation do
     earlier = {"ap50_90_earlier": 0.7, "ap50_earlier": 0.9, "dice_earlier": 0.9}
     with_replay = result({**trained, **earlier}, first={**parent, **earlier}).verdict("nuclei")
     assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay

@@ -85,7 +85,12 @@ def test_finetune_stores_the_fitted_settings_and_says_so(monkeypatch):
     assert result.held_out and result.tuning is not None and result.tuning.changed
     assert model.postprocess["seed_prominence"] < 0.9
     assert model.metadata["lineage"][-1]["postprocess_fitted"]["changed"] is True
-    assert "post-processing fitted" in result.verdict("parent")
+    seeds = [step for step in result.tuning.steps if "seed_prominence" in step.changed]
+    assert len(seeds) == 1 and seeds[0].on == "held-out" and seeds[0].after > seeds[0].before
+    verdict = result.verdict("parent")
+    assert "post-processing was fitted to your annotation: " in verdict
+    assert f"(AP50 on the held-out part {seeds[0].before:.3f} -> {seeds[0].after:.3f})" in verdict
+    assert "post-processing fitted to it" in result.scores_where()  # the headline score is not an unbiased one
 
 
 def test_dim_nuclei_left_out_of_the_annotation_are_left_out(monkeypatch):
@@ -202,6 +207,9 @@ def test_outlines_drawn_tighter_are_fitted_on_the_whole_annotation_when_the_pare
     tuning = tune_postprocess(model, [strip], annotation=[whole], parent_weights=True, device="cpu")
     assert tuning.changed and tuning.before < 0.5 and tuning.after > 0.95
     assert tuning.settings == {**model.postprocess, "foreground_threshold": 0.8}  # outlines only, seeds kept
+    (step,) = tuning.steps  # each step says what it changed and its AP50 where it was fitted
+    assert step.changed == {"foreground_threshold": 0.8} and step.on == "all"
+    assert (step.before, step.after) == (tuning.before, tuning.after)
     # trained weights have learnt the annotation's outlines where they trained: only a held-out part may say
     assert tune_postprocess(model, [strip], annotation=[whole], device="cpu").settings == model.postprocess
 
@@ -215,5 +223,12 @@ def test_finetune_that_keeps_the_parent_fits_its_outlines_to_the_annotation(loos
     result = finetune(model, [TrainingPair(image, labels, name="tight outlines")], config=config, base="parent")
     assert result.improved is False
     assert model.postprocess["foreground_threshold"] == 0.8
-    assert "post-processing fitted to your annotation" in result.verdict("parent")
+    assert ("then post-processing was fitted to your annotation: foreground threshold 0.8 (AP50 on all of your "
+            "annotation 0.") in result.verdict("parent")
     assert result.scores["ap50"] > 0.95  # the held-out score is the fitted model's
+    assert result.scores_where() == "the held-out annotation"  # fitted on all of it, not on the held-out part
+    run = model.metadata["lineage"][-1]  # the record says which weights were kept and each fitted step
+    assert run["kept_weights"] == "parent"
+    assert run["postprocess_fitted"]["steps"] == [{"changed": {"foreground_threshold": 0.8}, "on": "all",
+                                                   "ap50_before": round(result.tuning.before, 4),
+                                                   "ap50_after": round(result.tuning.after, 4)}]

@@ -40,10 +40,10 @@ from .layout import plane_size
 from .object_size import rescale_factor
 from .options import RunOptions
 from .prediction import (
-    NONFINITE_NOTE,
     NetworkPrediction,
     empty_side,
     estimate_diameter,
+    image_notes,
     predict_plane,
     predict_region,
     prepare,
@@ -102,7 +102,7 @@ def segment_plane_blockwise(
         counts = np.bincount(labels.ravel().astype(np.int64))[1:] if instances else np.zeros(0)
         return PlaneOutcome(int((counts > 0).sum()), float(counts.sum()), prediction.notes)
     prepared = prepare(model, plane, rgb=rgb)
-    notes = (NONFINITE_NOTE,) if prepared.normalization.nonfinite else ()  # fitted once for the plane
+    notes = image_notes(prepared)  # the normalisation is fitted once for the plane
     grid = model.net.size_multiple
     diameter = options.diameter
     if diameter is None:  # the same automatic object-size check as in memory, on a central crop

@@ -35,6 +35,13 @@ from .tiling import predict_tiled
 
 NONFINITE_NOTE = ("the image has NaN or infinite pixels: NaN and -inf were read as its darkest value, +inf as its "
                   "brightest")
+BLANK_NOTE = "the image is blank (all its pixels read as one value): there is nothing to segment"
+
+
+def image_notes(prepared: PreparedImage) -> tuple[str, ...]:
+    """What the user should know about an image from its normalisation: blank, or NaN/infinite pixels."""
+    normalization = prepared.normalization
+    return ((BLANK_NOTE,) if normalization.blank else ()) + ((NONFINITE_NOTE,) if normalization.nonfinite else ())
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,7 @@ def predict_plane(model: Model, plane: Any, options: RunOptions, *, rgb: bool = 
                   progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> NetworkPrediction:
     """The network's logits for one 2D plane, resized first if its objects are far from the model's size."""
     prepared = prepare(model, plane, rgb=rgb)
-    notes = (NONFINITE_NOTE,) if prepared.normalization.nonfinite else ()
+    notes = image_notes(prepared)
     diameter = options.diameter
     if diameter is None and auto_diameter_applies(model):
         if fits_measuring_crop(prepared):  # the measuring pass is the whole image: reuse it

@@ -122,6 +122,7 @@ class Normalization:
     despike: float = 0.0
     smooth: float = 0.0
     nonfinite: bool = False  # the fitting sample held NaN or infinite pixels (see :meth:`finite`)
+    blank: bool = False  # every sampled pixel of every channel had one value: nothing can be told apart
 
     @property
     def context(self) -> int:
@@ -191,6 +192,8 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
     if nonfinite:
         image = np.where(np.isfinite(image), image, np.nan)  # fitted on the finite pixels alone
     sample = image.reshape(image.shape[0], -1)
+    whole = image.shape[-2:] == tuple(channels_first.shape[-2:])
+    blank = _is_blank(sample) and (whole or _is_blank_whole(channels_first))
     low, high = _percentile_window(sample, low_q, high_q)
     invert_setting = settings.get("invert", "auto")
     if invert_setting == "auto":
@@ -198,7 +201,8 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
     else:
         invert = bool(invert_setting) and invert_setting != "no"
     if despike == 0 and denoise is None:
-        return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, nonfinite=nonfinite)
+        return Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, nonfinite=nonfinite,
+                             blank=blank)
     # both need true neighbours: the whole image, or full-resolution patches of a large one
     full_resolution = image.shape[-2:] == tuple(channels_first.shape[-2:])
     patches = [image] if full_resolution else [np.asarray(p, np.float32) for p in sample_patches(channels_first)]
@@ -210,7 +214,8 @@ def fit_normalization(channels_first: Any, settings: dict[str, Any]) -> Normaliz
         patches = [lower_spikes(p, rough.spike_threshold(), dark=invert) for p in patches]
         low, high = _percentile_window(np.concatenate([p.reshape(len(low), -1) for p in patches], axis=1),
                                        low_q, high_q)
-    fitted = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike, nonfinite=nonfinite)
+    fitted = Normalization(tuple(map(float, low)), tuple(map(float, high)), invert, despike, nonfinite=nonfinite,
+                           blank=blank)
     if denoise is not None and noise_level([fitted.apply(p) for p in patches]) > denoise[0]:
         fitted = replace(fitted, smooth=denoise[1])
     return fitted
@@ -236,6 +241,30 @@ def denoise_setting(settings: dict[str, Any]) -> tuple[float, float] | None:
     if not (0 < above < 1 and 0 < sigma <= 5):
         raise ValueError(f'normalization "denoise" needs 0 < above < 1 and 0 < sigma <= 5 (px), not {value!r}')
     return above, sigma
+
+
+def _is_blank(sample: np.ndarray) -> bool:
+    """Whether every channel of a (C, N) sample holds one value (NaN ignored; no finite pixel counts as blank)."""
+    finite = sample[:, ~np.isnan(sample).any(axis=0)] if np.isnan(sample).any() else sample
+    return finite.size == 0 or bool((finite.max(axis=1) == finite.min(axis=1)).all())
+
+
+def _is_blank_whole(channels_first: Any, rows: int = 1024) -> bool:
+    """:func:`_is_blank` on every pixel, read in bands of ``rows``: a strided sample can step over a few nuclei.
+
+    Only run when the sample was blank (rare), so reading a lazy image whole costs nothing in the usual case.
+    """
+    height, first = channels_first.shape[-2], None
+    for top in range(0, height, rows):
+        band = np.asarray(channels_first[..., top:top + rows, :], np.float32).reshape(channels_first.shape[0], -1)
+        band = band[:, np.isfinite(band).all(axis=0)]  # as the sample: NaN and infinities left out
+        if band.size == 0:
+            continue
+        if first is None:
+            first = band[:, :1]
+        if not (band == first).all():
+            return False
+    return True
 
 
 def _percentile_window(sample: np.ndarray, low_q: float, high_q: float) -> tuple[np.ndarray, np.ndarray]:

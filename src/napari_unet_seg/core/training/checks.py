@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..inference.prediction import NONFINITE_NOTE, prepare
+from ..common.labels_checks import looks_like_an_intensity_image
+from ..inference.prediction import image_notes, prepare
 from ..model.modelfile import Model
 from .data import PreparedPair, TrainingPair
 from .evaluation import labels_around_annotation
@@ -43,6 +44,17 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
                 hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
                     f"class ids go up to {n_classes - 1} (0 = background)"
                 raise ValueError(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
+    if model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
+        # e.g. a new, never-painted Labels layer: training on it would only teach the model to find nothing
+        names = ", ".join(p.name for p in pairs if p.name)
+        raise ValueError(f"no objects are annotated{f' in {names}' if names else ''}: paint each object with its "
+                         "own label first (a region with no objects can be trained on beside annotated ones)")
+
+
+def _has_objects(pair: TrainingPair) -> bool:
+    """Whether any annotated pixel belongs to an object."""
+    labels = np.asarray(pair.labels)
+    return bool((labels > 0).any() if pair.valid is None else (labels[np.asarray(pair.valid) > 0] > 0).any())
 
 
 def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool = False) -> list[str]:
@@ -70,19 +82,9 @@ def sanity_check(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool
 
 
 def image_warnings(model: Model, pair: TrainingPair) -> list[str]:
-    """What training did to the image that the user should know: NaN or infinite pixels, as Segment says."""
-    if prepare(model, pair.image, rgb=pair.rgb).normalization.nonfinite:
-        return [f"{pair.name or 'a training image'}: {NONFINITE_NOTE}"]
-    return []
-
-
-def looks_like_an_intensity_image(labels: np.ndarray) -> bool:
-    """Label images are piecewise constant; a microscope image's values change from pixel to pixel."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or min(labels.shape) < 2:
-        return False
-    same = np.count_nonzero(labels[:, 1:] == labels[:, :-1]) + np.count_nonzero(labels[1:] == labels[:-1])
-    return same / (labels[:, 1:].size + labels[1:].size) < 0.8
+    """What the user should know about a training image, as Segment says it: blank, NaN or infinite pixels."""
+    return [f"{pair.name or 'a training image'}: {note}" for note in image_notes(prepare(model, pair.image,
+                                                                                        rgb=pair.rgb))]
 
 
 def annotation_warnings(model: Model, pair: TrainingPair) -> list[str]:

@@ -41,11 +41,16 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
         "scores": {k: round(float(v), 4) for k, v in scores.items()},
         "scores_on": "held-out annotation" if held_out else "training data",
         "parent_scores": None if parent_scores is None else {k: round(float(v), 4) for k, v in parent_scores.items()},
+        # "parent": no trained weights beat the starting ones on the held-out annotation, so those were kept
+        "kept_weights": None if parent_scores is None or not held_out else (
+            "trained" if (result.best_scores or {}).get("step", 0) else "parent"),
         "postprocess_fitted": None if tuning is None else {
             "on": "the annotation (brightness, and outlines when the parent's weights were kept: all of it; "
                   "seeds: held-out part)",
             "ap50_before": round(tuning.before, 4), "ap50_after": round(tuning.after, 4),
-            "changed": tuning.changed, "settings": tuning.settings},
+            "changed": tuning.changed, "settings": tuning.settings,
+            "steps": [{"changed": step.changed, "on": step.on, "ap50_before": round(step.before, 4),
+                       "ap50_after": round(step.after, 4)} for step in tuning.steps]},
         "config": {"learning_rate": config.learning_rate, "crop_size": config.crop_size,
                    "batch_size": config.batch_size, "max_steps": config.max_steps, "max_seconds": config.max_seconds,
                    "focus_errors": config.focus_errors, "error_weight": config.error_weight},

@@ -45,13 +45,29 @@ FIT_PIXELS = 2048 * 1024  # annotated pixels (at the network's scale) the bright
 
 
 @dataclass(frozen=True)
+class FitStep:
+    """One adopted change: the settings it changed and its AP50 before and after, on the part it was fitted on.
+
+    ``on`` is "all" (the whole annotation) or "held-out" (the part training
+    did not see). Each step is scored where it was chosen, so its AP50 only
+    rises; the whole annotation's score after a held-out step may not.
+    """
+
+    changed: dict[str, float]
+    on: str
+    before: float
+    after: float
+
+
+@dataclass(frozen=True)
 class Tuning:
-    """The outcome of the search: the settings to keep, and the annotation's AP50 before and after."""
+    """The outcome of the search: the settings to keep, the annotation's AP50 before and after, and each step."""
 
     settings: dict[str, float]
     before: float
     after: float
     changed: bool = False
+    steps: tuple[FitStep, ...] = ()
 
 
 class _Scoring:
@@ -127,28 +143,36 @@ def tune_postprocess(model: Model, held: Sequence[PreparedPair], *, annotation: 
     on_annotation = _Scoring(model, annotation, options)
     current = dict(model.postprocess)
     before = on_annotation(current)
-    best = current
+    best, steps = current, []
+
+    def fit(score: _Scoring, candidates: list[dict[str, float]], on: str, known: float | None = None) -> None:
+        nonlocal best
+        start = score(best) if known is None else known
+        chosen, value = _clearly_better(score, candidates, best, start)
+        if chosen is not best:
+            steps.append(FitStep({k: v for k, v in chosen.items() if best.get(k) != v}, on, start, value))
+            best = chosen
+
     if fit_dim:
-        dim = [{**best, "min_brightness": cut} for cut in MIN_BRIGHTNESS
-               if cut != best.get("min_brightness", DEFAULTS["min_brightness"])]
-        best = _clearly_better(on_annotation, dim, best, before)
+        fit(on_annotation, [{**best, "min_brightness": cut} for cut in MIN_BRIGHTNESS
+                            if cut != best.get("min_brightness", DEFAULTS["min_brightness"])], "all", before)
     if fit_dim and parent_weights:
-        outlines = [{**best, "foreground_threshold": threshold} for threshold in FOREGROUND_THRESHOLDS
-                    if threshold != best.get("foreground_threshold", DEFAULTS["foreground_threshold"])]
-        best = _clearly_better(on_annotation, outlines, best)
+        fit(on_annotation, [{**best, "foreground_threshold": threshold} for threshold in FOREGROUND_THRESHOLDS
+                            if threshold != best.get("foreground_threshold", DEFAULTS["foreground_threshold"])], "all")
     if fit_seeds:
         seeds = [{**best, "foreground_threshold": threshold, "seed_prominence": prominence}
                  for threshold, prominence in product(FOREGROUND_THRESHOLDS, SEED_PROMINENCES)]
-        best = _clearly_better(on_annotation if same else _Scoring(model, held, options), seeds, best)
-    return Tuning(best, before, on_annotation(best) if best != current else before, changed=best != current)
+        fit(on_annotation if same else _Scoring(model, held, options), seeds, "all" if same else "held-out")
+    changed = best != current
+    return Tuning(best, before, on_annotation(best) if changed else before, changed=changed, steps=tuple(steps))
 
 
 def _clearly_better(score: _Scoring, candidates: Sequence[dict[str, float]], keep: dict[str, float],
-                    keep_score: float | None = None) -> dict[str, float]:
-    """The best-scoring candidate if it beats ``keep`` (scoring ``keep_score``, when known) by :data:`MARGIN`."""
-    best, best_score = keep, score(keep) if keep_score is None else keep_score
+                    keep_score: float) -> tuple[dict[str, float], float]:
+    """The best-scoring candidate and its score, if it beats ``keep`` (scoring ``keep_score``) by :data:`MARGIN`."""
+    best, best_score = keep, keep_score
     for settings in candidates:
         value = score(settings)
         if value > best_score + (MARGIN if best is keep else 0.0):
             best, best_score = settings, value
-    return best
+    return best, best_score
