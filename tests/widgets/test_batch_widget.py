@@ -52,6 +52,22 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
     run_and_wait(widget, qtbot)  # rerun: resumes
     statuses = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
     assert sorted(statuses) == ["failed", "skipped", "skipped", "skipped"]
+    skipped = widget.table.item(statuses.index("skipped"), 5).text()  # the option as the dock names it
+    assert skipped == "output exists (use 'redo finished files' to redo it)"
+
+
+def test_the_users_summary_csv_is_kept_and_the_status_names_ours(widget, qtbot, monkeypatch):
+    from napari_unet_seg._widgets import batch as batch_module
+
+    widget, _, tmp_path = widget
+    infos: list[str] = []
+    monkeypatch.setattr(batch_module, "show_info", infos.append)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.csv").write_text("my notes\n")
+    run_and_wait(widget, qtbot)
+    assert (tmp_path / "out" / "summary.csv").read_text() == "my notes\n"
+    assert widget.status.text().endswith(f"summary in {tmp_path / 'out' / 'summary-2.csv'}")
+    assert any("summary.csv was not written by unet-seg: kept" in text for text in infos)
 
 
 def test_cancel_and_bad_settings(widget, qtbot):
@@ -82,3 +98,49 @@ def test_a_long_message_is_readable_whole(widget, qtbot):
     header = table.horizontalHeader()
     assert header.stretchLastSection()
     assert header.sectionViewportPosition(last) + header.sectionSize(last) >= table.viewport().width()  # no gap
+
+
+@pytest.fixture
+def docked(widget, make_napari_viewer):
+    """The Batch segment dock as napari opens it from the menu, set like the ``widget`` fixture's."""
+    fixture_widget, _, tmp_path = widget
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Batch segment")
+    dock.model_picker.refresh()
+    dock.input_dir.setText(fixture_widget.input_dir.text())
+    dock.output_dir.setText(fixture_widget.output_dir.text())
+    dock.device.setCurrentText("cpu")
+    return dock, tmp_path
+
+
+def test_a_run_that_stops_on_an_error_says_so_in_the_table_and_status(docked, qtbot, monkeypatch):
+    from napari_unet_seg._widgets import _common
+    from napari_unet_seg._widgets import batch as batch_module
+
+    errors: list[str] = []
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    real = batch_module.iter_jobs
+
+    def one_then_full_disk(jobs, *args, **kwargs):
+        yield from real(jobs[:1], *args, **kwargs)
+        raise OSError("no space left on the output disk")
+
+    monkeypatch.setattr(batch_module, "iter_jobs", one_then_full_disk)
+    widget, _ = docked
+    run_and_wait(widget, qtbot)
+    rows = [[widget.table.item(r, c).text() for c in range(len(COLUMNS))] for r in range(widget.table.rowCount())]
+    assert len(rows) == 4 and [row[1] for row in rows].count("not run") == 3  # none left "queued"
+    assert {row[5] for row in rows if row[1] == "not run"} == {"stopped: no space left on the output disk"}
+    status = widget.status.text()
+    assert status.startswith("Stopped: no space left on the output disk. Before that: ")
+    assert errors and "no space left" in errors[0]
+
+
+def test_an_output_folder_that_is_a_file_stops_with_no_impossible_summary_path(docked, qtbot):
+    widget, tmp_path = docked
+    (tmp_path / "notes.txt").write_text("not a folder")
+    widget.output_dir.setText(str(tmp_path / "notes.txt"))
+    run_and_wait(widget, qtbot)
+    status = widget.status.text()
+    assert status.startswith("Stopped:") and "summary in" not in status and "notes.txt/" not in status
+    assert all(widget.table.item(r, 1).text() != "queued" for r in range(widget.table.rowCount()))

@@ -80,6 +80,26 @@ def test_command_on_points_layer_is_a_clear_error(make_napari_viewer, monkeypatc
     assert not any(isinstance(layer, Labels) for layer in viewer.layers)
 
 
+def test_menu_with_a_labels_layer_selected_names_the_layers_kind(make_napari_viewer, monkeypatch,
+                                                                 tiny_in_user_folder):
+    """napari hands plugins their layers in a PublicOnlyProxy: the message names the layer's kind, not the proxy."""
+    from napari.utils._proxies import PublicOnlyProxy
+
+    errors: list[str] = []
+    monkeypatch.setattr(segment_module, "show_error", errors.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
+    labels = viewer.add_labels(np.zeros((16, 16), np.uint8), name="my labels")
+    viewer.layers.selection.active = labels
+    app = Application.get_app("test_app") or Application.get_app("napari")
+    app.commands.execute_command(COMMAND).result()  # Layers > Segment > Segment with U-Net
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    widget.run(PublicOnlyProxy(labels))  # as a plugin is handed it, whatever napari's version
+    expected = "'my labels' is a Labels layer; select an image layer to segment."
+    assert errors == [expected, expected]
+    assert widget.worker is None
+
+
 def test_batch_command_opens_the_batch_dock(make_napari_viewer):
     viewer = make_napari_viewer()
     open_batch_widget(viewer)

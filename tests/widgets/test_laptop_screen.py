@@ -1,26 +1,144 @@
-"""Every dock fits a 768-px-high laptop screen, docked together, with its Run button in view."""
+"""All four docks fit a 1366x768 laptop screen in any combination, each showing its button, nothing cut off at the side."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
-from qtpy.QtWidgets import QApplication
+from helpers import synthetic_nuclei
+from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QScrollArea
+
+from napari_unet_seg._widgets import _common
+from napari_unet_seg._widgets import train as train_module
+from napari_unet_seg._widgets.train import SCRATCH
 
 PLUGIN = "napari-unet-seg"
+DOCKS = ("Segment", "Train", "Batch segment", "Measurements")
+SCREEN = (1366, 768)
+pytestmark = pytest.mark.gui
 
 
-@pytest.mark.gui
-def test_segment_train_and_batch_docked_together_fit_a_1366x768_screen(make_napari_viewer):
-    viewer = make_napari_viewer(show=True)
-    _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
-    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
-    viewer.window.resize(1366, 740)  # 768 less a task bar
+def settle() -> None:
     for _ in range(10):
         QApplication.processEvents()
-    height = viewer.screenshot(canvas_only=False).shape[0]
+
+
+def open_dock(viewer, name):
+    """The dock as a user opens it from the Plugins menu: the window lays it out before the next click."""
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    settle()
+    return widget
+
+
+def window_height(viewer) -> int:
+    return viewer.screenshot(canvas_only=False).shape[0]  # the whole window, as drawn
+
+
+def action_button(widget) -> QAbstractButton:
+    return next(getattr(widget, name) for name in ("segment_button", "train_button", "run_button", "measure_button")
+                if hasattr(widget, name))
+
+
+def shown_whole(widget) -> bool:
+    """Visible and not cut by a scroll area or the dock's edge."""
+    region = widget.visibleRegion().boundingRect()
+    return widget.isVisible() and region.width() == widget.width() and region.height() == widget.height()
+
+
+def test_segment_train_and_batch_docked_together_fit_a_1366x768_screen(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 740)  # 768 less a task bar; then the docks, as a user opens them
+    segment = open_dock(viewer, "Segment")
+    train = open_dock(viewer, "Train")
+    height = window_height(viewer)
     assert height <= 768, f"the window cannot shrink below {height} px"
     assert segment.minimumSizeHint().height() + train.minimumSizeHint().height() <= 600
     for button in (segment.segment_button, train.train_button, train.cancel_button):
-        assert button.isVisible() and not button.visibleRegion().isEmpty()
-    assert not train.plot.visibleRegion().isEmpty()
-    _, batch = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch segment")
+        assert shown_whole(button)
+    assert shown_whole(train.plot), "the plot is in view while training runs"
+    batch = open_dock(viewer, "Batch segment")
     assert batch.minimumSizeHint().height() <= 400
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_any_docks_together_keep_the_window_within_768_px_and_show_their_buttons(make_napari_viewer, count):
+    """napari stacks the docks and sums their minimum heights; the window must never grow past the screen.
+
+    napari gives every dock above the last one added its minimum height: even
+    there, the dock's own button is in view.
+    """
+    for names in itertools.combinations(DOCKS, count):
+        viewer = make_napari_viewer(show=True)
+        viewer.window.resize(*SCREEN)
+        widgets = [open_dock(viewer, name) for name in names]
+        assert sum(widget.minimumSizeHint().height() for widget in widgets) < 768 - 48 - 30 * count
+        assert window_height(viewer) <= 768, names
+        for name, widget in zip(names, widgets):
+            assert shown_whole(action_button(widget)), f"{name}'s button is out of view with {names} docked"
+        viewer.close()
+
+
+@pytest.mark.parametrize("name", DOCKS)
+def test_a_dock_at_its_smallest_still_shows_its_button(make_napari_viewer, name):
+    """napari gives a dock its minimum height when another opens below it."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(*SCREEN)
+    widget = open_dock(viewer, name)
+    below = open_dock(viewer, "Train" if name != "Train" else "Segment")
+    assert widget.height() <= widget.minimumSizeHint().height() + 5, "napari gave it more than its minimum"
+    assert shown_whole(action_button(widget)) and shown_whole(action_button(below))
+    assert window_height(viewer) <= 768
+
+
+@pytest.mark.parametrize("name", DOCKS)
+def test_at_its_default_width_a_dock_cuts_nothing_off_at_the_side(make_napari_viewer, name):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(*SCREEN)
+    widget = open_dock(viewer, name)
+    for area in widget.findChildren(QScrollArea):
+        if area.widget() is not None and area.isVisible() and area.horizontalScrollBar().isHidden():
+            assert area.widget().width() <= area.viewport().width(), f"{name}: a scroll area cuts its content"
+    for control in widget.findChildren((QAbstractButton, QLineEdit)):
+        if control.isVisibleTo(widget):
+            region = control.visibleRegion().boundingRect()
+            if not region.isEmpty():  # scrolled out of view vertically is fine; cut at the side is not
+                assert region.width() == control.width(), f"{name}: {control.text()!r} is cut off at the side"
+            if isinstance(control, QAbstractButton):
+                assert control.width() >= control.sizeHint().width(), f"{name}: {control.text()!r} is cut short"
+
+
+def test_the_verdict_wraps_inside_a_scroll_area_and_the_window_never_grows(make_napari_viewer, qtbot, tmp_path,
+                                                                           monkeypatch):
+    errors: list[str] = []
+    monkeypatch.setattr(train_module, "show_error", errors.append)
+    monkeypatch.setattr(_common, "show_error", errors.append)
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1089, 630)  # a window smaller than the screen: it grew when the verdict came
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    open_dock(viewer, "Segment")
+    train = open_dock(viewer, "Train")
+    train.model_box.setCurrentText(SCRATCH)
+    train.depth.setValue(2)
+    train.width.setValue(4)
+    train.max_steps.setValue(2)
+    train.project_dir.setText(str(tmp_path / "project"))
+    train.overrides = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
+    settle()
+    before = window_height(viewer)
+    train.start()
+    qtbot.waitUntil(lambda: train.worker is None, timeout=60_000)
+    settle()
+    assert not errors, errors
+    assert train.result.text().startswith("Saved model") and train.result.wordWrap()
+    holder = train.result.parent()
+    while holder is not None and not isinstance(holder, QScrollArea):
+        holder = holder.parent()
+    assert holder is not None and holder is not train.settings_area, "the verdict scrolls on its own"
+    assert window_height(viewer) == before, "the verdict made the window taller"
+    first_line = train.result.visibleRegion().boundingRect()
+    assert first_line.top() == 0 and first_line.height() >= train.result.fontMetrics().height()  # in view, on top
+    plot = train.plot.geometry()
+    assert plot.top() >= train.result.geometry().bottom(), "the plot covers the verdict"
+    assert isinstance(train.status, QLabel) and train.status.wordWrap()

@@ -171,7 +171,7 @@ def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")
     widget.settings.tile_size.setValue(64)
     widget.run()
-    qtbot.waitUntil(lambda: "windows" in widget.status.text(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Network:"), timeout=TIMEOUT)
     widget.cancel_button.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert result_layers(viewer) == []
@@ -382,6 +382,16 @@ def test_a_costly_window_is_raised_and_said(make_widget, qtbot, messages):
     assert any(text.startswith("A 64-px window would have cost") for text in messages["info"])
 
 
+def test_a_blank_image_is_said_to_be_blank_not_blamed_on_the_model(make_widget, qtbot, messages):
+    from napari_unet_seg.core.inference.prediction import BLANK_NOTE
+
+    viewer, widget = make_widget()
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="blank")
+    segment_and_wait(qtbot, widget)
+    assert BLANK_NOTE[0].upper() + BLANK_NOTE[1:] in messages["info"]
+    assert not any(text.startswith("No objects were found") for text in messages["info"])
+
+
 def test_broken_files_in_the_model_folder_leave_the_good_models_usable(make_napari_viewer, qtbot, messages):
     save_tiny("good")
     folder = user_model_dir()
@@ -402,3 +412,43 @@ def test_broken_files_in_the_model_folder_leave_the_good_models_usable(make_napa
     picker.combo.setCurrentText("good")
     segment_and_wait(qtbot, widget)
     assert not messages["error"][2:] and [layer.name for layer in result_layers(viewer)] == ["cells labels"]
+
+
+def test_the_dock_shows_every_stage_with_its_own_progress_bar(make_napari_viewer, qtbot, monkeypatch):
+    """Reading, the network's windows, post-processing: the dock names each, with a bar of its own (busy
+    where the core gives no count), never a frozen line."""
+    import threading
+
+    save_tiny()
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    widget.model_picker.combo.setCurrentText("tiny")
+    go = [threading.Event() for _ in range(3)]
+    real = segment_form.segment_image
+
+    def staged(image, options, *, progress, cancel, **kwargs):
+        go[0].wait(10)
+        progress(1, 4)  # a quarter of the network's windows
+        go[1].wait(10)
+        progress(4, 4)  # the network is done: the labels are being made
+        go[2].wait(10)
+        return real(image, options, progress=None, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(segment_form, "segment_image", staged)
+    bar = widget.progress_bar
+    assert widget.isAncestorOf(bar)  # in the dock itself: napari's activity panel starts folded away
+    widget.run()
+    assert widget.status.text().startswith("Preparing 'cells' (reading the image, measuring its objects)…")
+    assert bar.maximum() == 0  # busy: reading and sizing report no count
+    go[0].set()
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Network: 25 % of 'cells'"), timeout=TIMEOUT)
+    assert (bar.maximum(), bar.value()) == (100, 25)
+    go[1].set()
+    qtbot.waitUntil(lambda: widget.status.text().startswith("Post-processing 'cells'"), timeout=TIMEOUT)
+    assert bar.maximum() == 0
+    qtbot.wait(1100)  # the line keeps counting the seconds while the core says nothing
+    assert "so far" in widget.status.text() and widget.worker is not None
+    go[2].set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.status.text().startswith("Added 'cells labels'") and (bar.maximum(), bar.value()) == (100, 100)

@@ -232,7 +232,7 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
     assert widget.plot.scores, "a held-out score was plotted"
-    assert widget.plot.score_axes.get_ylabel() == "held-out\nAP50-90 (dots)"
+    assert widget.plot.score_axes.get_ylabel() == "held-out\nAP50-90"
     assert "AP50-90" in widget.result.text()
     # the parent's held-out score is drawn as a line the dots must rise above
     assert widget.plot.parent_line.get_visible() and widget.plot.parent is not None
@@ -240,3 +240,101 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     assert widget.plot.parent_text.get_text() == f"parent {widget.plot.parent:.2f}"
     widget.plot.clear()  # the next run starts without the last run's parent
     assert not widget.plot.parent_line.get_visible() and widget.plot.parent is None
+
+
+def _docked(viewer, tmp_path, steps: int = 2) -> TrainWidget:
+    """The Train dock as napari opens it from the Plugins menu, set for a tiny, quick run."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    widget.model_box.setCurrentText(SCRATCH)
+    widget.depth.setValue(2)
+    widget.width.setValue(4)
+    widget.max_steps.setValue(steps)
+    widget.project_dir.setText(str(tmp_path / "project"))
+    widget.overrides = dict(FAST)
+    return widget
+
+
+def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_napari_viewer, qtbot, tmp_path,
+                                                                         messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    widget = _docked(viewer, tmp_path)
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.status.text() == "done" and widget.result.text().startswith("Saved model")
+    assert widget.plot.steps
+    other = viewer.add_labels(np.zeros((40, 50), np.uint16), name="other labels")  # of no image here
+    viewer.layers.selection.active = other
+    assert widget.labels_box.currentText() == "other labels" and widget.image_box.currentText() == "cells"
+    assert "do not overlay 'cells'" in widget.status.text()  # never a mismatched pair in silence
+    widget.start()
+    assert widget.worker is None and "must overlay exactly" in messages["error"][-1]
+    assert widget.status.text().startswith("Not started:") and "must overlay exactly" in widget.status.text()
+    assert widget.result.text() == "" and widget.result.isHidden()  # no "Saved model..." from the last run
+    assert widget.outcome is None and widget.plot.steps == [] and widget.progress.value() == 0
+    viewer.layers.selection.active = viewer.layers["cells labels"]
+    assert widget.status.text() == "ready"  # the pair is fine again
+
+
+def test_labels_bring_their_image_along_when_selected(make_napari_viewer, tmp_path, messages):
+    from napari_unet_seg._widgets.segment_layers import METADATA_KEY
+
+    viewer = make_napari_viewer()
+    nuclei = viewer.add_image(np.zeros((96, 128), np.uint8), name="nuclei")
+    viewer.add_image(np.zeros((60, 70), np.uint8), name="cells 0")
+    cells1 = viewer.add_image(np.zeros((60, 70), np.uint8), name="cells 1")
+    rgb = viewer.add_image(np.zeros((30, 40, 3), np.uint8), name="colour", rgb=True)
+    widget = _docked(viewer, tmp_path)
+    viewer.layers.selection.active = nuclei
+    assert widget.image_box.currentText() == "nuclei"
+    # labels Segment made from "cells 1" (recorded in their metadata, by id): that image, although two fit
+    made = viewer.add_labels(np.zeros((60, 70), np.uint16), name="cells 1 labels",
+                             metadata={METADATA_KEY: {"source": "cells 1", "source_id": str(cells1.unique_id)}})
+    viewer.layers.selection.active = made
+    assert (widget.image_box.currentText(), widget.labels_box.currentText()) == ("cells 1", "cells 1 labels")
+    # labels of one image's size only: that image (an RGB image's plane counts)
+    colour_labels = viewer.add_labels(np.zeros((30, 40), np.uint16), name="painted")
+    viewer.layers.selection.active = colour_labels
+    assert widget.image_box.currentText() == rgb.name and "overlay" not in widget.status.text()
+    # two images fit and nothing says which: the chosen one stays if it fits...
+    viewer.layers.selection.active = viewer.layers["cells 0"]
+    plain = viewer.add_labels(np.zeros((60, 70), np.uint16), name="plain")
+    viewer.layers.selection.active = plain
+    assert widget.image_box.currentText() == "cells 0"
+    # ...and when it does not, the dock says so rather than guess
+    viewer.layers.selection.active = nuclei
+    viewer.layers.selection.active = plain
+    assert widget.image_box.currentText() == "nuclei" and "do not overlay 'nuclei'" in widget.status.text()
+
+
+def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):
+    from matplotlib.text import Text
+
+    from napari_unet_seg._widgets.train_plot import LABEL_SIZE, TrainingPlot
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    plot.resize(320, plot.height())
+    plot.show()
+    plot.set_score_name("AP50-90")
+    plot.set_parent(0.95)
+    positions = []
+    for step in range(1, 6):  # every redraw, as training adds a step: the axes keep their size
+        plot.add(step, 1.0 / step, 0.9 + step / 100)
+        plot.draw()
+        positions.append(tuple(round(v, 3) for v in plot.loss_axes.get_position().bounds))
+    assert len(set(positions)) == 1, positions
+    assert positions[0][3] > 0.4, "the axes keep most of the plot's height"
+    renderer = plot.get_renderer()
+    frame = plot.figure.bbox
+    texts = [plot.parent_text, plot.loss_axes.xaxis.label, plot.loss_axes.yaxis.label, plot.score_axes.yaxis.label]
+    assert [t.get_text() for t in texts] == ["parent 0.95", "step", "loss", "held-out\nAP50-90"]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    boxes += [(f"axes {i}", axes.get_tightbbox(renderer)) for i, axes in enumerate(plot.figure.axes)]  # ticks too
+    for name, box in boxes:
+        assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, f"{name!r} runs past the side"
+        assert frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1, f"{name!r} runs past the edge"
+    sizes = [t.get_fontsize() for t in plot.figure.findobj(Text) if t.get_text()]
+    assert min(sizes) >= LABEL_SIZE >= 8

@@ -14,8 +14,7 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QScrollArea, QSpinBox, QToolButton, QVBoxLayout,
-    QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.common.callbacks import Cancelled
@@ -87,22 +86,6 @@ class Collapsible(QWidget):
     def _show(self, shown: bool) -> None:
         self.section.setVisible(shown)
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-
-
-def scrolling(content: QWidget, minimum_height: int = 100) -> QScrollArea:
-    """``content`` in a frameless vertical scroll area that may shrink to ``minimum_height``.
-
-    Dock widgets put their settings in one, and keep their buttons, progress
-    and results outside it: everything then fits a 768-px-high laptop screen,
-    with several docks open, and the Run button never scrolls out of reach.
-    """
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(content)
-    area.setMinimumHeight(minimum_height)
-    return area
 
 
 def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QFormLayout]:
@@ -290,12 +273,3 @@ def format_seconds(seconds: float) -> str:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
-
-
-def eta_text(done: int, total: int, elapsed: float) -> str:
-    """"12/40 windows, ~30 s left" from a running count and the time spent so far."""
-    text = f"{done}/{total} windows"
-    if 0 < done < total and elapsed > 0:
-        text += f", ~{format_seconds(elapsed / done * (total - done))} left"
-    return text
-

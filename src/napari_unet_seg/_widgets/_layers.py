@@ -12,6 +12,15 @@ from napari.layers import Image
 from napari.viewer import Viewer
 
 
+def layer_kind(layer: Any) -> str:
+    """"Labels", "Image", "Shapes"...: the layer's class as a user knows it.
+
+    napari hands plugins their layers wrapped in a ``PublicOnlyProxy``, whose
+    ``type()`` is the proxy's; ``__class__`` is the wrapped layer's.
+    """
+    return layer.__class__.__name__
+
+
 def source_array(layer: Image) -> Any:
     """The full-resolution data of an image layer (level 0 of a multiscale pyramid), unread."""
     return layer.data[0] if layer.multiscale else layer.data

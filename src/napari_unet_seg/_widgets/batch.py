@@ -20,20 +20,23 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.batch.files import FileResult
 from ..core.batch.jobs import Job, find_jobs
 from ..core.batch.runner import iter_jobs
-from ..core.batch.summary import SUMMARY_NAME
+from ..core.batch.summary import SUMMARY_NAME, summary_note, summary_path
+from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
-from ._common import auto_double_spinbox, auto_spinbox, form_group, scrolling, start_worker, value_or_none
+from ._common import auto_double_spinbox, auto_spinbox, compact, form_group, start_worker, value_or_none
+from ._scroll import fill_dock, scrolling
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
+REDO = "redo finished files"  # the tick box the core's messages call "overwrite"
 
 
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
@@ -47,10 +50,14 @@ def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | Non
 
 
 def _folder_row(line: QLineEdit, title: str, parent: QWidget) -> QWidget:
+    """A folder's path and a small "…" button that picks it: the button stays in view at any dock width."""
     row = QWidget()
     layout = QHBoxLayout(row)
     layout.setContentsMargins(0, 0, 0, 0)
-    button = QPushButton("Browse…")
+    line.setMinimumWidth(60)
+    button = QToolButton()
+    button.setText("…")
+    button.setToolTip(f"Choose the {title.lower()}")
     button.clicked.connect(lambda: line.setText(QFileDialog.getExistingDirectory(parent, title) or line.text()))
     layout.addWidget(line, 1)
     layout.addWidget(button)
@@ -67,16 +74,23 @@ class BatchWidget(QWidget):
         self.jobs: list[Job] = []
         self.results: dict[Job, FileResult] = {}
         self._cancel = threading.Event()
+        self._error: str | None = None  # why the last run stopped, if it failed
         self._pbar: napari_progress | None = None
         self._build()
 
     def _build(self) -> None:
         self.input_dir, self.output_dir = QLineEdit(), QLineEdit()
+        self.input_dir.setToolTip("The folder of images to segment.")
+        self.output_dir.setToolTip("Where the labels and summary.csv go.")
         self.pattern = QLineEdit()
-        self.pattern.setPlaceholderText("all TIFF, PNG, JPEG, zarr (or e.g. *.tif)")
-        self.pattern.setToolTip("Label images (*_labels.tif...) are skipped unless the pattern names them.")
-        self.recursive = QCheckBox("include subfolders (mirrored in the output)")
-        self.overwrite = QCheckBox("redo files that already have a result")
+        self.pattern.setPlaceholderText("all images, or e.g. *.tif")
+        self.pattern.setToolTip("Which files to segment; empty: every TIFF, PNG, JPEG and zarr image. Label images "
+                                "(*_labels.tif...) are skipped unless the pattern names them.")
+        self.recursive = QCheckBox("include subfolders")
+        self.recursive.setToolTip("Also segment the images in subfolders; the output folder mirrors their tree.")
+        self.overwrite = QCheckBox(REDO)
+        self.overwrite.setToolTip("Segment again the files that already have a result in the output folder "
+                                  "(otherwise they are skipped, so a stopped batch resumes).")
         files, form = form_group("Files")
         form.addRow("Input folder", _folder_row(self.input_dir, "Input folder", self))
         form.addRow("Pattern", self.pattern)
@@ -89,11 +103,15 @@ class BatchWidget(QWidget):
         self.device.addItems(["auto", *available_devices()])
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip="Typical object diameter (auto: measured).")
         self.tile_size = auto_spinbox(16384, step=64, tooltip="Side of the window the network sees (auto: by device).")
-        self.flip_average = QCheckBox("mirror averaging (slower)")
-        self.flip_average.setToolTip("Run the network on each window and its three mirror images and average.")
+        self.flip_average = QCheckBox("mirror averaging")
+        self.flip_average.setToolTip("Run the network on each window and its three mirror images and average: a "
+                                     "little more accurate, four times the network's time (slower).")
         self.scheduler = QLineEdit()
-        self.scheduler.setPlaceholderText("empty = this computer, or tcp://host:8786")
-        self.scheduler.setToolTip("Address of a running dask.distributed scheduler; files must be on a shared disk.")
+        self.scheduler.setPlaceholderText("this computer")
+        self.scheduler.setToolTip("Empty: this computer. Or the address of a running dask.distributed scheduler "
+                                  "(tcp://host:8786); the files must then be on a disk the workers share.")
+        compact(self.model_picker.combo, 6)  # beside its refresh button
+        compact(self.device, 8)
         settings, sform = form_group("Model and options")
         sform.addRow("Model", self.model_picker)
         sform.addRow("Device", self.device)
@@ -121,18 +139,21 @@ class BatchWidget(QWidget):
         self.table.setToolTip("Double-click a finished file to open it with its labels.")
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_result(row))
 
-        self.table.setMinimumHeight(90)
+        self.table.setMinimumHeight(60)
         choices = QWidget()
         choices_layout = QVBoxLayout(choices)
         choices_layout.setContentsMargins(0, 0, 0, 0)
         for widget in (files, settings):
             choices_layout.addWidget(widget)
-        layout = QVBoxLayout(self)
-        layout.addWidget(scrolling(choices, 140), 1)  # the choices scroll; the button and results stay in view
+        choices_layout.addStretch(1)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(scrolling(choices, 50), 1)  # the choices scroll; the button and results stay in view
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
+        fill_dock(self, body)  # beside many docks, the whole dock scrolls
 
     # ------------------------------------------------------------------ running
     def options(self) -> RunOptions:
@@ -154,6 +175,7 @@ class BatchWidget(QWidget):
             show_error("Choose a model (train one, or load a .safetensors file).")
             return None
         self._cancel.clear()
+        self._error = None
         self.results = {}
         self.jobs = []
         self.table.setRowCount(0)
@@ -164,7 +186,8 @@ class BatchWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("Looking for images…")
         self.worker = start_worker(self, work, failure="Batch segmentation stopped", cancel_on_close=self._cancel,
-                                   on_yielded=self._on_yielded, on_finished=self._on_finished)
+                                   on_yielded=self._on_yielded, on_failed=self._on_failed,
+                                   on_finished=self._on_finished)
         return self.worker
 
     def cancel(self) -> None:
@@ -188,7 +211,7 @@ class BatchWidget(QWidget):
         self.results[job] = result
         row = self.jobs.index(job)
         self._set_row(row, [job.source.name, result.status, str(result.objects), f"{result.mean_area:.1f}",
-                            f"{result.seconds:.1f}", result.message])
+                            f"{result.seconds:.1f}", name_overwrite(result.message, f"'{REDO}'")])
         self.progress_bar.setValue(len(self.results))
         self.status.setText(f"{len(self.results)} / {len(self.jobs)} files")
         if self._pbar is not None:
@@ -200,6 +223,9 @@ class BatchWidget(QWidget):
             item.setToolTip(value)
             self.table.setItem(row, column, item)
 
+    def _on_failed(self, exc: Exception) -> None:
+        self._error = first_line(exc)  # the notification has told the user; the table and status keep saying it
+
     def _on_finished(self) -> None:
         if self._pbar is not None:
             self._pbar.close()
@@ -208,13 +234,22 @@ class BatchWidget(QWidget):
         self.cancel_button.setEnabled(False)
         results = list(self.results.values())
         counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
-        cancelled = " (cancelled)" if self._cancel.is_set() else ""
-        summary = Path(self.output_dir.text().strip()) / SUMMARY_NAME
-        text = (f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed{cancelled}; "
-                f"summary in {summary}")
+        done = f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed"
+        if self._error is not None or self._cancel.is_set():
+            why = f"stopped: {self._error}" if self._error is not None else "cancelled"
+            for row, job in enumerate(self.jobs):  # files the run never reached say so, not "queued"
+                if job not in self.results:
+                    self._set_row(row, [job.source.name, "not run", "", "", "", why])
+            done = f"{why[0].upper()}{why[1:]}. Before that: {done}" if results else why[0].upper() + why[1:]
+        outdir = Path(self.output_dir.text().strip())
+        summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
+        written = summary.is_file() and (results or self._error is None)  # never a path that cannot exist
+        text = done + (f"; summary in {summary}" if written else "")
         self.status.setText(text)
-        if results:
+        if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)
+            if written and summary_note(outdir):
+                show_info(summary_note(outdir))
         self.worker = None
 
     # ------------------------------------------------------------------ results

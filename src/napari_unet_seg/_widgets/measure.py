@@ -40,6 +40,7 @@ from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import compact, progress_relay, start_worker
 from ._layers import current_plane, source_array
+from ._scroll import fill_dock
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
 
@@ -79,7 +80,7 @@ class MeasureWidget(QWidget):
         self._refresh_layers()
 
     def _build(self) -> None:
-        self.labels_picker = compact(QComboBox())
+        self.labels_picker = compact(QComboBox(), 8)
         self.labels_picker.setPlaceholderText("no labels layer")
         self.labels_picker.currentTextChanged.connect(self._refresh_images)
         self.images = QListWidget()
@@ -110,10 +111,10 @@ class MeasureWidget(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(20)
-        self.view.setMinimumHeight(120)
+        self.view.setMinimumHeight(60)
         self.view.setToolTip("Click a header to sort; click a row to go to its object.")
         self.view.clicked.connect(self.go_to_row)
-        self.colour_by = compact(QComboBox())
+        self.colour_by = compact(QComboBox(), 8)
         self.colour_by.addItem(LABEL_COLOURS)
         self.colour_by.currentTextChanged.connect(self.colour_labels)
         self.save_button = QPushButton("Save as CSV…")
@@ -123,13 +124,15 @@ class MeasureWidget(QWidget):
         bottom.addWidget(QLabel("Colour by"))
         bottom.addWidget(self.colour_by, 1)
         bottom.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.view, 1)
         layout.addLayout(bottom)
+        fill_dock(self, body)  # beside many docks, the whole dock scrolls
 
     # layers -------------------------------------------------------------------------------------------------
     def labels_layer(self) -> Labels | None:

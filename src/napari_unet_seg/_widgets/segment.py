@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 
 from napari.layers import Image, Layer
 from napari.qt.threading import FunctionWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..core.inference.pipeline import SegmentResult
+from ..core.inference.prediction import BLANK_NOTE
 from ..core.model.modelfile import ModelFileError
-from ._common import eta_text, progress_relay, scrolling, start_worker
+from ._common import progress_relay, start_worker
+from ._layers import layer_kind, source_array
+from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
-from ._layers import source_array
 from .segment_layers import publish_labels, publish_probabilities
+from .segment_progress import SegmentProgress
 
 
 class SegmentWidget(QWidget):
@@ -37,9 +41,12 @@ class SegmentWidget(QWidget):
         self.worker: FunctionWorker | None = None
         self._cancel = threading.Event()
         self._pbar: napari_progress | None = None
-        self._started = 0.0
+        self._stages: SegmentProgress | None = None  # what the running job has reported
         self._running: tuple[Image, SegmentJob] | None = None
         self._progress = progress_relay(self._on_progress, parent=self)
+        self._clock = QTimer(self)  # the status line counts the seconds of stages the core does not report on
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._show_progress)
         self._build()
 
     # ----------------------------------------------------------------- layout
@@ -58,18 +65,22 @@ class SegmentWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.segment_button, 2)
         buttons.addWidget(self.cancel_button, 1)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setToolTip("The network's share of the run; moving stripes: a stage without a count.")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.ran_on = QLabel("")
         self.ran_on.setWordWrap(True)
         self.ran_on.setToolTip("The device and precision the last run actually used.")
+        self.ran_on.setVisible(False)  # until a run has used them
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(scrolling(self.settings), 1)  # the settings scroll; the buttons stay in view
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(scrolling(self.settings, 50), 1)  # the settings scroll; the buttons stay in view
         layout.addLayout(buttons)
-        layout.addWidget(self.status)
-        layout.addWidget(self.ran_on)
-
+        for widget in (self.progress_bar, self.status, self.ran_on):
+            layout.addWidget(widget)
+        fill_dock(self, body)  # beside many docks, the whole dock scrolls
 
     # ----------------------------------------------------------- public API
     def refresh_models(self, choose: str | Path | None = None) -> None:
@@ -85,7 +96,7 @@ class SegmentWidget(QWidget):
             show_info("A segmentation is already running; cancel it or wait for it to finish.")
             return
         if image_layer is not None and not isinstance(image_layer, Image):
-            show_error(f"'{image_layer.name}' is a {type(image_layer).__name__} layer; select an image layer to segment.")
+            show_error(f"'{image_layer.name}' is a {layer_kind(image_layer)} layer; select an image layer to segment.")
             return
         layer = image_layer or self.image_picker.layer()
         if layer is None:
@@ -109,12 +120,15 @@ class SegmentWidget(QWidget):
     def _start(self, layer: Image, job: SegmentJob) -> None:
         self._cancel.clear()
         self._pbar = napari_progress(total=0, desc=f"Segmenting {layer.name}")
-        self._started = time.monotonic()
+        self._stages = SegmentProgress(layer.name, time.monotonic(), measuring=job.options.diameter is None,
+                                       to_disk=job.options.store is not None)
         self._running = (layer, job)
         self.segment_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Segmenting '{layer.name}'…")
         self.ran_on.setText("")  # the last run's line must not pass for this one's
+        self.ran_on.setVisible(False)
+        self._show_progress()
+        self._clock.start()
         self.worker = start_worker(
             self, partial(job.run, progress=self._progress, cancel=self._cancel.is_set),
             failure=f"Segmentation of '{layer.name}' failed", cancel_on_close=self._cancel,
@@ -125,33 +139,59 @@ class SegmentWidget(QWidget):
     def _on_progress(self, done: int, total: int) -> None:
         if self._pbar is None or self._running is None or self._cancel.is_set():
             return  # a late report must not overwrite the final status
+        if self._stages is not None:
+            self._stages.report(done, total, time.monotonic())
+            self._show_progress()
         if self._pbar.total != total:
             self._pbar.total = total
         self._pbar.update(done - self._pbar.n)  # may process events: the run can end inside this call
-        if self._running is not None:
-            self.status.setText(eta_text(done, total, time.monotonic() - self._started))
+
+    def _show_progress(self) -> None:
+        """The stage, the network's share and the time spent, in the status line and the bar."""
+        stages = self._stages
+        if stages is None or self._running is None or self._cancel.is_set():
+            return
+        percent = stages.percent()
+        if percent is None:
+            self.progress_bar.setRange(0, 0)  # busy: a stage the core reports no count for
+        else:
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(percent)
+        self.status.setText(stages.text(time.monotonic()))
 
     def _on_finished(self) -> None:
+        self._clock.stop()
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if self.progress_bar.maximum() == 0:  # still busy: the run ended without a result
+            self._show_done(False)
+        self._stages = None
         self._running = None
         self.worker = None
         self.segment_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
+    def _show_done(self, done: bool) -> None:
+        """The bar full (a result was added) or empty (cancelled, failed, discarded)."""
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(100 if done else 0)
+
     def _on_cancelled(self) -> None:
+        self._show_done(False)
         self._running = None
         self.status.setText("Cancelled; nothing was added.")
         show_info("Segmentation cancelled.")
 
     def _on_failed(self, _error: Exception) -> None:
+        self._show_done(False)
         self._running = None
         self.status.setText("Failed.")
 
     def _on_returned(self, outcome: SegmentResult) -> None:
         layer, job = self._running
         self._running = None
+        self._show_done(False)  # until the result is in a layer
         if layer not in self.viewer.layers:
             self.status.setText(f"'{layer.name}' was removed during the run; result discarded.")
             return
@@ -177,8 +217,10 @@ class SegmentWidget(QWidget):
             show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
         self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
-        if outcome.objects == 0:
+        self._show_done(True)
+        if outcome.objects == 0 and BLANK_NOTE not in outcome.notes:  # a blank image was said to be blank above
             show_info("No objects were found: is this the right model for the image, and the object size right?")
+        self.ran_on.setVisible(True)
         self.ran_on.setText(
             f"Ran on {outcome.device.upper()} in {outcome.precision} · {outcome.seconds:.1f} s · "
             f"model '{outcome.model_name}'")

@@ -65,11 +65,11 @@ class SegmentSettings(QWidget):
         self.model_picker = ModelPicker()
         self.output = QComboBox()
         self.output.setToolTip("Instances: one id per object. Semantic: one id per class (0 = background).")
-        self.probabilities = QCheckBox("add probability map too")
+        self.probabilities = QCheckBox("add probability map")
         self.probabilities.setToolTip("Also add the network's per-pixel probabilities as an image layer.")
-        self.flip_average = QCheckBox("mirror averaging (slower)")
+        self.flip_average = QCheckBox("mirror averaging")
         self.flip_average.setToolTip("Run the network on each window and its three mirror images and average: a "
-                                     "little more accurate, four times the network's time.")
+                                     "little more accurate, four times the network's time (slower).")
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
             "Typical object diameter in this image; auto measures it, rescales only if far off."))
         model, mform = form_group("Model")
@@ -109,14 +109,18 @@ class SegmentSettings(QWidget):
         rform.addRow("Store labels", self.storage)
         rform.addRow("Zarr folder", folder_row)
 
-        for combo in (self.image_picker, self.model_picker.combo, self.channel_axis, self.slices, self.output,
-                      self.device, self.precision, self.storage):
+        for combo in (self.image_picker, self.channel_axis, self.slices, self.output, self.device, self.precision,
+                      self.storage):
             compact(combo, 8)
+        compact(self.model_picker.combo, 6)  # beside its refresh button
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.advanced = Collapsible("Device and memory (defaults suit most images)", run)
+        self.advanced = Collapsible("Device and memory", run)
+        self.advanced.toggle.setToolTip("Device, precision, window size, where large results go: the defaults suit "
+                                        "most images.")
         for section in (inputs, model, self.advanced):
             layout.addWidget(section)
+        layout.addStretch(1)  # spare height below the sections, not inside them
         self.image_picker.currentTextChanged.connect(self._on_image_changed)
         self.model_picker.changed.connect(self._on_model_changed)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)

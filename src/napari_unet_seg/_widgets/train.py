@@ -18,21 +18,24 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
-    QSpinBox, QVBoxLayout, QWidget,
+    QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
 from ..core.training.evaluation import SCORE_NAMES, main_score_name
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
 from ._common import (
-    Collapsible, Relay, auto_double_spinbox, compact, form_group, format_seconds, scrolling, start_worker,
-    value_or_none,
+    Collapsible, Relay, auto_double_spinbox, compact, form_group, format_seconds, start_worker, value_or_none,
 )
 from ._layers import current_plane
+from ._scroll import fill_dock, scrolling
 from .train_job import JobOutcome, TrainJob, run_training
-from .train_layers import MODES, fresh_layer_name, leading_shape, pairs_from_layers, visible_box
+from .train_layers import (
+    MODES, fresh_layer_name, image_for, leading_shape, overlays, pairs_from_layers, plane_text, visible_box,
+)
 from .train_plot import TrainingPlot
 
 SCRATCH = "new model (from scratch)"
@@ -107,12 +110,16 @@ class TrainWidget(QWidget):
         self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
         self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
-        self.preview = QCheckBox("live preview of the visible part")
+        self.preview = QCheckBox("live preview")
+        self.preview.setToolTip("Show the model's prediction of the visible part in a layer of its own as it learns.")
         self.preview.setChecked(True)
-        self.borrow_encoder = QCheckBox("a new model starts from the nuclei model's encoder")
+        self.borrow_encoder = QCheckBox("new: start from nuclei's encoder")
         self.borrow_encoder.setChecked(True)
-        self.borrow_encoder.setToolTip("Features learned on real microscopy; untick to start from random weights.")
-        self.use_project = QCheckBox("also train on all corrections saved in the project")
+        self.borrow_encoder.setToolTip("A new model starts from the nuclei model's encoder: features learned on real "
+                                       "microscopy. Untick to start from random weights.")
+        self.use_project = QCheckBox("also the project's saved corrections")
+        self.use_project.setToolTip("Also train on every correction saved in the project folder, not only on the "
+                                    "layers chosen above.")
         self.use_project.setChecked(True)
         self.project_dir = QLineEdit(str(default_project_dir()))
         self.project_info = QLabel()
@@ -149,7 +156,10 @@ class TrainWidget(QWidget):
         settings_layout.addWidget(self.more)
         settings_layout.addWidget(self.history_section)
         settings_layout.addStretch(1)
-        self.settings_area = scrolling(settings)
+        self.settings_area = scrolling(settings, 50, at_most_content=True)
+        # the settings take the height left once the results have theirs (they scroll; a plot cut in two does not),
+        # and no more than they need: what is left goes to the verdict and the plot
+        self.settings_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self.train_button, self.cancel_button = QPushButton("Train"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.train_button.clicked.connect(self.start)
@@ -160,18 +170,34 @@ class TrainWidget(QWidget):
         self.progress = QProgressBar()
         self.status, self.result = QLabel("ready"), QLabel()
         self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.setVisible(False)
         self.status.setWordWrap(True)
         self._score_name = "score"  # what the held-out dots are, once the first score says
+        self._before_warning: str | None = None  # the status before it said that the image and labels do not overlay
         self.plot = TrainingPlot()
-        layout = QVBoxLayout(self)
+        # the verdict first, then the curves: it may run to many lines, so it scrolls with the plot, never
+        # pushing the window taller; the plot stays in view while there is no verdict yet (training)
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.addWidget(self.result)
+        results_layout.addWidget(self.plot)
+        results_layout.addStretch(1)
+        self.results_area = scrolling(results, 40)
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.addWidget(self.settings_area, 1)
         layout.addLayout(buttons)
-        for widget in (self.progress, self.status, self.plot, self.result):
+        for widget in (self.progress, self.status, self.results_area):
             layout.addWidget(widget)
+        fill_dock(self, body)  # beside many docks, the whole dock scrolls
         self.model_box.currentTextChanged.connect(self._on_model_changed)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.task_box.currentTextChanged.connect(self._on_model_changed)
         self.project_dir.editingFinished.connect(self._show_project)
+        for box in (self.image_box, self.labels_box):
+            box.currentTextChanged.connect(self._check_pair)
         self._show_project()
 
     def _refresh_layers(self, *_: Any) -> None:
@@ -189,14 +215,45 @@ class TrainWidget(QWidget):
         self._follow_selection()
 
     def _follow_selection(self, *_: Any) -> None:
-        """The pickers follow the layer selected in the viewer: usually the labels just corrected, or its image."""
+        """The pickers follow the layer selected in the viewer: usually the labels just corrected, or its image.
+
+        Labels bring their image along: the one they were segmented from, else the
+        chosen image if it fits them, else the only image of their size.
+        """
         active = self.viewer.layers.selection.active
         if self.worker is not None or active is None or active.metadata.get(PREVIEW_KEY):
             return
+        for box in (self.image_box, self.labels_box):
+            box.blockSignals(True)  # one check of the pair once both have followed, not one per picker
         if isinstance(active, Labels):
             self.labels_box.setCurrentText(active.name)
+            images = [layer for layer in self.viewer.layers if isinstance(layer, Image)
+                      and not layer.metadata.get(PREVIEW_KEY)]
+            image = image_for(active, images, current=self._chosen(self.image_box))
+            if image is not None:
+                self.image_box.setCurrentText(image.name)
         elif isinstance(active, Image):
             self.image_box.setCurrentText(active.name)
+        for box in (self.image_box, self.labels_box):
+            box.blockSignals(False)
+        self._check_pair()
+
+    def _chosen(self, box: QComboBox) -> Any:
+        return next((layer for layer in self.viewer.layers if layer.name == box.currentText()), None)
+
+    def _check_pair(self, *_: Any) -> None:
+        """Say in the status when the chosen labels do not overlay the chosen image (Train would refuse them)."""
+        if self.worker is not None:
+            return
+        image, labels = self._chosen(self.image_box), self._chosen(self.labels_box)
+        if isinstance(image, Image) and isinstance(labels, Labels) and not overlays(image, labels):
+            if self._before_warning is None:
+                self._before_warning = self.status.text()
+            self.status.setText(f"'{labels.name}' ({plane_text(labels)}) do not overlay '{image.name}' "
+                                f"({plane_text(image)}): choose the image they were painted on.")
+        elif self._before_warning is not None:
+            self.status.setText(self._before_warning)  # "ready", "done"...: what it said before the warning
+            self._before_warning = None
 
     def refresh_models(self) -> None:
         """Re-read the model folders (the built-in model, user models, new)."""
@@ -268,23 +325,34 @@ class TrainWidget(QWidget):
         if self.worker is not None:
             show_info("Training is already running; cancel it or wait for it to finish.")
             return
+        self._clear_results()  # a new press: the last run's verdict must not pass for this one's
         try:
             self.job = self._job()
         except (ValueError, KeyError, ModelFileError) as exc:
+            self.status.setText(f"Not started: {first_line(exc)}")
+            self._before_warning = "ready"  # what the status says once the pair is fixed
             show_error(str(exc))
             return
-        self.plot.clear()
-        self._score_name = "score"
-        self.result.setText("")
-        self.progress.setValue(0)
+        self.status.setText("starting...")
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker = start_worker(
             self, partial(run_training, self.job, **self._relays), failure="Training failed",
             cancel_on_close=self.job.cancel, on_returned=self._on_returned,
-            on_cancelled=lambda: self.status.setText("cancelled"), on_failed=lambda _: self.status.setText("failed"),
+            on_cancelled=lambda: self.status.setText("cancelled"),
+            on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
             on_finished=self._on_finished,
         )
+
+    def _clear_results(self) -> None:
+        self.outcome = None
+        self.plot.clear()
+        self._score_name = "score"
+        self._before_warning = None
+        self.result.setText("")
+        self.result.setVisible(False)
+        self.progress.setValue(0)
+        self.status.setText("")
 
     def cancel(self) -> None:
         """Stop after the current step; the best model so far is still saved."""
@@ -351,7 +419,7 @@ class TrainWidget(QWidget):
         self.outcome = outcome
         result = outcome.result
         scores = result.score_text()
-        where = "held-out annotation" if result.held_out else "the training images (too little annotation to hold out)"
+        where = result.scores_where()
         stopped = " (cancelled)" if result.train.cancelled else ""
         text = (f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
                 f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).\n"
@@ -368,13 +436,19 @@ class TrainWidget(QWidget):
             for warning in result.warnings:
                 show_warning(warning)
         self.result.setText(text)
+        self.result.setVisible(True)
+        self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
         self.status.setText("done")
         self.progress.setValue(100)
         self.refresh_models()
-        if result.improved is False:  # the parent stays selected: nothing gets worse
+        if not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "
                       f"Segment keeps using '{parent}'.")
+        elif result.improved is False:  # the parent's weights, with post-processing fitted to the annotation
+            self._refresh_segment_widgets(choose=outcome.path)
+            show_info(f"'{outcome.path.stem}' keeps the weights of '{parent}' (training did not beat them) with "
+                      f"post-processing fitted to your annotation; Segment now uses it.")
         else:
             self._refresh_segment_widgets(choose=outcome.path)
         self._show_project()

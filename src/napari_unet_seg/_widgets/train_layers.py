@@ -13,6 +13,8 @@ import numpy as np
 from napari.layers import Shapes
 
 from ..core.training.data import TrainingPair
+from ._layers import source_array
+from .segment_layers import METADATA_KEY
 
 MODES = ("dense", "region", "scribbles")
 
@@ -22,9 +24,47 @@ def plane_axes(layer: Any) -> int:
     return 3 if getattr(layer, "rgb", False) else 2
 
 
+def _shape(layer: Any) -> tuple[int, ...]:
+    """The full-resolution shape, without reading pixels."""
+    return tuple(np.shape(source_array(layer) if getattr(layer, "multiscale", False) else layer.data))
+
+
 def leading_shape(image_layer: Any) -> tuple[int, ...]:
-    shape = tuple(np.shape(image_layer.data))
+    shape = _shape(image_layer)
     return shape[: len(shape) - plane_axes(image_layer)]
+
+
+def overlays(image_layer: Any, labels_layer: Any) -> bool:
+    """Whether the labels cover the image's planes pixel for pixel, as :func:`pairs_from_layers` needs."""
+    lead = leading_shape(image_layer)
+    plane = _shape(image_layer)[len(lead):len(lead) + 2]
+    labels_shape = _shape(labels_layer)
+    return labels_shape[-2:] == plane and (len(labels_shape) <= 2 or labels_shape[:-2] == lead)
+
+
+def plane_text(layer: Any) -> str:
+    """"520 × 696" (a plane's height × width), or "3 × 520 × 696" for a stack: sizes a user compares."""
+    shape = _shape(layer)
+    return " × ".join(str(n) for n in (shape[:-1] if plane_axes(layer) == 3 else shape))
+
+
+def image_for(labels_layer: Any, images: list[Any], current: Any = None) -> Any:
+    """The image layer that goes with ``labels_layer``, or None when no single one does.
+
+    The image Segment made the labels from (recorded in their metadata), else
+    ``current`` when the labels overlay it, else the only image they overlay.
+    """
+    matching = [image for image in images if overlays(image, labels_layer)]
+    made_from = labels_layer.metadata.get(METADATA_KEY)
+    if isinstance(made_from, dict):  # the id follows the image through renames; else its name at the time
+        source_id = made_from.get("source_id")
+        by_id = [image for image in matching if source_id and str(getattr(image, "unique_id", "")) == source_id]
+        by_name = [image for image in matching if image.name == made_from.get("source")]
+        if by_id or by_name:
+            return (by_id or by_name)[0]
+    if current is not None and current in matching:  # == and in: napari may hand out proxies of one layer
+        return current
+    return matching[0] if len(matching) == 1 else None
 
 
 def parse_slices(text: str, count: int, current: int) -> list[int]:
@@ -87,7 +127,7 @@ def pairs_from_layers(
     image_shape = tuple(np.shape(image_layer.data))
     plane_shape = image_shape[len(lead):len(lead) + 2]
     labels_shape = tuple(np.shape(labels_layer.data))
-    if labels_shape[-2:] != plane_shape or (len(labels_shape) > 2 and labels_shape[:-2] != lead):
+    if not overlays(image_layer, labels_layer):
         raise ValueError(f"labels '{labels_layer.name}' have shape {labels_shape} but image "
                          f"'{image_layer.name}' is {image_shape}: they must overlay exactly")
     if not lead:

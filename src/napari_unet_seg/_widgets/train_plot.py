@@ -8,6 +8,8 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QSizePolicy
 
+LABEL_SIZE = 8  # points: the smallest text on the plot, readable at the dock's size
+
 
 class TrainingPlot(FigureCanvasQTAgg):
     """Loss (left axis) and validation score (right axis, 0-1) against the step.
@@ -27,21 +29,24 @@ class TrainingPlot(FigureCanvasQTAgg):
         self._last_draw = 0.0
         self.loss_axes = figure.add_subplot()
         self.score_axes = self.loss_axes.twinx()
-        self.loss_axes.set_xlabel("step", fontsize=8)
-        self.loss_axes.set_ylabel("loss (line)", fontsize=7, color="tab:blue")
+        self.loss_axes.set_xlabel("step", fontsize=LABEL_SIZE)
+        self.loss_axes.set_ylabel("loss", fontsize=LABEL_SIZE, color="tab:blue")  # the colour says which is the line
         self.set_score_name("")
         self.loss_axes.set_xlim(0, 1)
         self.loss_axes.set_ylim(0, 1)
         self.score_axes.set_ylim(-0.05, 1.05)  # a score of 0 or 1 stays inside the frame
         for axes in (self.loss_axes, self.score_axes):
-            axes.tick_params(labelsize=7)
+            axes.tick_params(labelsize=LABEL_SIZE)
         (self.loss_line,) = self.loss_axes.plot([], [], color="tab:blue", lw=1)
         (self.score_line,) = self.score_axes.plot([], [], "o-", color="tab:orange", ms=4, lw=1, clip_on=False,
                                                   zorder=3)
+        # unclipped, the dots' line would count in the constrained layout, which then shrank the axes at every
+        # redraw until the plot was a sliver (with no dots yet); the dots lie inside the axes anyway
+        self.score_line.set_in_layout(False)
         # the parent's held-out score: dots above this line are what can replace it
-        self.parent_line = self.score_axes.axhline(0, color="tab:orange", ls="--", lw=0.8, visible=False)
+        self.parent_line = self.score_axes.axhline(0, color="tab:orange", ls="--", lw=1, visible=False)
         self.parent_text = self.score_axes.text(0.01, 0, "parent", transform=self.score_axes.get_yaxis_transform(),
-                                                fontsize=6, color="tab:orange", va="bottom", visible=False)
+                                                fontsize=LABEL_SIZE, color="tab:orange", va="bottom", visible=False)
         self.parent: float | None = None
         self.steps: list[int] = []
         self.losses: list[float] = []
@@ -50,9 +55,8 @@ class TrainingPlot(FigureCanvasQTAgg):
 
     def set_score_name(self, name: str) -> None:
         """Say on the axis what the dots are ("AP50-90", "mean IoU"; "": not known yet)."""
-        # two lines: one would run past the 125-px plot's edge ("held-out AP50-90 (do")
-        self.score_axes.set_ylabel(f"held-out\n{name} (dots)" if name else "held-out (dots)", fontsize=7,
-                                   color="tab:orange")
+        # two short lines, in the dots' colour: a longer label runs past the plot's edge ("held-out (dot")
+        self.score_axes.set_ylabel(f"held-out\n{name or 'score'}", fontsize=LABEL_SIZE, color="tab:orange")
 
     def set_parent(self, score: float | None) -> None:
         """Draw the starting model's held-out score as a dashed line (None: no line)."""
@@ -64,6 +68,7 @@ class TrainingPlot(FigureCanvasQTAgg):
         if score is not None:
             self.parent_line.set_ydata([score, score])
             self.parent_text.set_y(score)
+            self.parent_text.set_va("bottom" if score < 0.6 else "top")  # inside the frame, whatever the score
             self.parent_text.set_text(f"parent {score:.2f}")
         self._update(force=True)
 

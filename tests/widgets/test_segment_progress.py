@@ -1,0 +1,34 @@
+"""The Segment dock's status line: the stage a run is at, the network's share and its time left."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_unet_seg._widgets.segment_progress import FINISHING, NETWORK, PREPARING, SegmentProgress
+
+
+def test_each_stage_is_named_with_the_time_spent():
+    run = SegmentProgress("cells", started=100.0)
+    assert run.stage == PREPARING and run.percent() is None
+    assert run.text(133.0) == "Preparing 'cells' (reading the image, measuring its objects)… · 33 s so far"
+    run.report(1000, 4000, now=140.0)
+    assert run.stage == NETWORK and run.percent() == 25
+    assert run.text(140.0).startswith("Network: 25 % of 'cells', ~2 min 0 s left for it · 40 s so far")
+    run.report(4000, 4000, now=170.0)
+    assert run.stage == FINISHING and run.percent() is None
+    assert run.text(180.0) == "Post-processing 'cells' (making the labels)… · 1 min 20 s so far"
+    to_disk = SegmentProgress("big", started=0.0, measuring=False, to_disk=True)
+    assert "(reading the image)" in to_disk.text(1.0)
+    to_disk.report(5, 5, now=2.0)
+    assert "writing the store" in to_disk.text(3.0)
+
+
+def test_time_left_leaves_the_preparation_out_and_counts_down_between_reports():
+    run = SegmentProgress("cells", started=0.0)
+    run.report(1000, 4000, now=30.0)  # 30 s: preparation and the first quarter
+    assert run.seconds_left(30.0) == pytest.approx(90.0)  # one report: an upper bound
+    run.report(2000, 4000, now=40.0)  # the network's own pace: 10 s a quarter
+    assert run.seconds_left(40.0) == pytest.approx(20.0)
+    assert run.seconds_left(45.0) == pytest.approx(15.0)  # counted down, not stuck until the next report
+    assert run.seconds_left(60.5) is None  # late: no made-up figure
+    assert "left" not in run.text(60.5)
