@@ -46,6 +46,7 @@ def test_pixel_size_option_and_output_path_and_stacks(files, capsys):
     ("shapes", "has shape (40, 55) but"),
     ("empty", "holds no objects"),
     ("exists", "exists (use --overwrite"),
+    ("folder", "is a folder; give a file name ending in .csv"),  # not "use --overwrite", which would not help
     ("missing", "no such file"),
     ("floats", "integer ids"),
     ("pixel", "--pixel-size must be a positive number"),
@@ -60,6 +61,8 @@ def test_mistakes_are_one_line_and_exit_2_and_write_nothing(files, capsys, case,
         tifffile.imwrite(folder / "img_labels.tif", np.zeros_like(labels))
     elif case == "exists":
         (folder / "img_objects.csv").write_text("mine\n")
+    elif case == "folder":
+        (folder / "img_objects.csv").mkdir()
     elif case == "missing":
         args = ["measure", str(folder / "nothing.tif")]
     elif case == "floats":

@@ -72,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
                             f"{tuple(labels.data.shape)}: they must match pixel for pixel") from None
         images[INTENSITY] = intensity
     output = Path(args.output) if args.output else objects_csv_path(args.labels)
+    if output.is_dir():  # before "exists": --overwrite would not help
+        raise UserError(f"{output} is a folder; give a file name ending in .csv")
     if output.exists() and not args.overwrite:
         raise UserError(f"{output} exists (use --overwrite to replace it)")
-    if output.is_dir():
-        raise UserError(f"{output} is a folder; give a file name ending in .csv")
     if output.parent.exists() and not output.parent.is_dir():
         raise UserError(f"cannot write to {output.parent}: it exists and is not a folder")
     check_writable_folder(output.parent)  # before the work, not after
