@@ -30,6 +30,11 @@ def messages(monkeypatch) -> dict[str, list[str]]:
 def _widget(viewer, tmp_path, steps: int = 4) -> TrainWidget:
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Train")
+    return _quick(widget, tmp_path, steps)
+
+
+def _quick(widget: TrainWidget, tmp_path, steps: int) -> TrainWidget:
+    """Set for a tiny model from scratch and a quick run, its project in ``tmp_path``."""
     widget.model_box.setCurrentText(SCRATCH)
     widget.depth.setValue(2)
     widget.width.setValue(4)
@@ -245,13 +250,7 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
 def _docked(viewer, tmp_path, steps: int = 2) -> TrainWidget:
     """The Train dock as napari opens it from the Plugins menu, set for a tiny, quick run."""
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
-    widget.model_box.setCurrentText(SCRATCH)
-    widget.depth.setValue(2)
-    widget.width.setValue(4)
-    widget.max_steps.setValue(steps)
-    widget.project_dir.setText(str(tmp_path / "project"))
-    widget.overrides = dict(FAST)
-    return widget
+    return _quick(widget, tmp_path, steps)
 
 
 def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_napari_viewer, qtbot, tmp_path,
