@@ -275,6 +275,17 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     assert widget.outcome is None and widget.plot.steps == [] and widget.progress.value() == 0
     viewer.layers.selection.active = viewer.layers["cells labels"]
     assert widget.status.text() == "ready"  # the pair is fine again
+    # a never-painted layer is refused in the background before a step: nothing trained, so not "Failed"
+    viewer.add_labels(np.zeros_like(labels), name="new labels")
+    widget.image_box.setCurrentText("cells")
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.status.text().startswith("Not started: no objects are annotated in cells")
+    assert widget.outcome is None and "no objects are annotated" in messages["error"][-1]
+    widget.labels_box.setCurrentText("cells labels")
+    widget.start()  # a failing input is not a failing core: the next press trains
+    _wait(qtbot, widget)
+    assert widget.status.text() == "done"
 
 
 def test_labels_bring_their_image_along_when_selected(make_napari_viewer, tmp_path, messages):

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
+from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import SCORE_NAMES, main_score_name
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
@@ -340,9 +341,14 @@ class TrainWidget(QWidget):
             self, partial(run_training, self.job, **self._relays), failure="Training failed",
             cancel_on_close=self.job.cancel, on_returned=self._on_returned,
             on_cancelled=lambda: self.status.setText("cancelled"),
-            on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
+            on_failed=self._on_failed,
             on_finished=self._on_finished,
         )
+
+    def _on_failed(self, exc: BaseException) -> None:
+        # an annotation refused before the first step trained nothing: the user fixes it and presses Train again
+        said = "Not started" if isinstance(exc, UnusableAnnotation) else "Failed"
+        self.status.setText(f"{said}: {first_line(exc)}")
 
     def _clear_results(self) -> None:
         self.outcome = None

@@ -16,39 +16,44 @@ from .data import PreparedPair, TrainingPair
 from .evaluation import labels_around_annotation
 
 
+class UnusableAnnotation(ValueError):
+    """An annotation training cannot start from: the user fixes it, nothing was trained."""
+
+
 def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> None:
     """Refuse annotations the model cannot learn from, with a one-line reason."""
     if not pairs:
-        raise ValueError("nothing to train on: give at least one annotated image")
+        raise UnusableAnnotation("nothing to train on: give at least one annotated image")
     if scribbles and model.task == "instances":
         # measured (benchmarks/RESULTS.md): scribbles on the nuclei model made other images worse in 2 of 5
         # domains and better in none, because strokes cannot show where one nucleus ends
-        raise ValueError("scribbles train class models: strokes cannot show where one nucleus ends, so an instance "
-                         "model is corrected with painted labels (dense or region-limited); start from a new model "
-                         "for classes")
+        raise UnusableAnnotation("scribbles train class models: strokes cannot show where one nucleus ends, so an "
+                                 "instance model is corrected with painted labels (dense or region-limited); start "
+                                 "from a new model for classes")
     n_classes = len(model.class_names)
     for pair in pairs:
         labels = np.asarray(pair.labels)
         name = f" in {pair.name}" if pair.name else ""
         if labels.size and labels.min() < 0:
-            raise ValueError(f"labels{name} contain negative values")
+            raise UnusableAnnotation(f"labels{name} contain negative values")
         annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
         if scribbles:
             annotated &= labels > 0
         if not annotated.any():
-            raise ValueError(f"nothing is annotated{name}: paint some labels (or draw the region) first")
+            raise UnusableAnnotation(f"nothing is annotated{name}: paint some labels (or draw the region) first")
         if model.task == "semantic":
             top = int(labels[annotated].max())
             allowed = n_classes if scribbles else n_classes - 1
             if top > allowed:
                 hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
                     f"class ids go up to {n_classes - 1} (0 = background)"
-                raise ValueError(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
+                raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
     if model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
         # e.g. a new, never-painted Labels layer: training on it would only teach the model to find nothing
         names = ", ".join(p.name for p in pairs if p.name)
-        raise ValueError(f"no objects are annotated{f' in {names}' if names else ''}: paint each object with its "
-                         "own label first (a region with no objects can be trained on beside annotated ones)")
+        raise UnusableAnnotation(f"no objects are annotated{f' in {names}' if names else ''}: paint each object "
+                                 "with its own label first (a region with no objects can be trained on beside "
+                                 "annotated ones)")
 
 
 def _has_objects(pair: TrainingPair) -> bool:
