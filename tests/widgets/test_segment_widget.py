@@ -255,6 +255,22 @@ def test_multichannel_uses_channel_axis(make_widget, qtbot, messages):
     assert not messages["error"]
 
 
+def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(make_widget, qtbot, messages):
+    viewer, widget = make_widget()
+    hint = widget.settings.planes_hint
+    viewer.add_image(np.random.default_rng(4).random((9, 48, 64), dtype=np.float32), name="stack")
+    assert hint.isHidden()  # nine planes: a stack
+    viewer.add_image(np.random.default_rng(4).random((2, 48, 64), dtype=np.float32), name="DAPI and GFP")
+    assert widget.settings.image_picker.layer().name == "DAPI and GFP"
+    assert not hint.isHidden() and hint.text().startswith("2 planes, each segmented on its own")
+    assert "Split Stack" in hint.text()
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["DAPI and GFP labels"].data.shape == (2, 48, 64)
+    assert any("2 planes along its first axis were segmented one by one" in text for text in messages["info"])
+    viewer.add_image(np.random.default_rng(4).random((48, 64), dtype=np.float32), name="one plane")
+    assert hint.isHidden()
+
+
 def test_dask_and_multiscale_inputs(make_widget, qtbot):
     viewer, widget = make_widget()
     rng = np.random.default_rng(5)

@@ -14,10 +14,20 @@ from typing import Any
 from napari.layers import Image
 from napari.utils.notifications import show_warning
 from napari.viewer import Viewer
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.common.callbacks import CancelCallback, ProgressCallback
-from ..core.inference.layout import check_channels, plane_layout
+from ..core.inference.layout import channels_as_planes_note, check_channels, plane_layout
 from ..core.inference.options import RunOptions, needs_disk
 from ..core.inference.pipeline import Planes, SegmentResult, segment_image
 from ..core.model.devices import PRECISIONS, available_devices
@@ -61,6 +71,10 @@ class SegmentSettings(QWidget):
         form.addRow("Image", self.image_picker)
         form.addRow("Channel axis", self.channel_axis)
         form.addRow("Slices", self.slices)
+        self.planes_hint = QLabel()  # a (2-4, H, W) layer is more often channels than a stack: said before the run
+        self.planes_hint.setWordWrap(True)
+        self.planes_hint.setVisible(False)
+        form.addRow(self.planes_hint)
 
         self.model_picker = ModelPicker()
         self.output = QComboBox()
@@ -209,11 +223,19 @@ class SegmentSettings(QWidget):
 
     def _update_slices(self, *_: Any) -> None:
         layer = self.image_picker.layer()
+        info = self.model_picker.info()
         try:
-            lead = plane_layout(tuple(source_array(layer).shape), layer.rgb, self.channel_axis.currentData())[0]
+            shape = tuple(source_array(layer).shape)
+            lead = plane_layout(shape, layer.rgb, self.channel_axis.currentData())[0]
         except (AttributeError, ValueError, IndexError):
-            lead = ()
+            shape, lead = (), ()
         self.slices.setEnabled(bool(lead))
+        channels_maybe = bool(lead) and info is not None and bool(channels_as_planes_note(
+            shape, bool(layer.rgb), self.channel_axis.currentData(), info.in_channels))
+        if channels_maybe:
+            self.planes_hint.setText(f"{shape[0]} planes, each segmented on its own. If they are channels, split "
+                                     "the layer (right-click it > Split Stack) and segment the nuclear one.")
+        self.planes_hint.setVisible(channels_maybe)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")

@@ -29,6 +29,21 @@ def test_progress_spans_all_slices(tiny_model):
     assert calls[-1][0] == calls[-1][1] and calls[0][1] == calls[-1][1]
 
 
+def test_a_few_planes_segmented_one_by_one_are_said_to_be_maybe_channels(tiny_model):
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    def notes(image, **kwargs):
+        return [n for n in segment_image(image, RunOptions(), model=tiny_model, **kwargs).notes if "channels" in n]
+
+    two = np.random.rand(2, 40, 50)
+    said = notes(two)
+    assert len(said) == 1 and said[0].startswith("the image's 2 planes along its first axis were segmented one by one")
+    assert notes(np.random.rand(7, 40, 50)) == []  # a real stack
+    assert notes(two, planes=((1,),)) == []  # one plane chosen: the user knows what the axis holds
+    assert notes(np.random.rand(40, 50)) == []
+
+
 def test_default_model_missing_or_present():
     from napari_unet_seg.core.model.registry import builtin_model_paths
 

@@ -134,3 +134,19 @@ def central_window(image: Any, side: int) -> WindowView:
     _, h, w = image.shape
     y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
     return WindowView(image, y0, min(y0 + side, h), x0, min(x0 + side, w))
+
+
+def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int | None,
+                            in_channels: int) -> str | None:
+    """A note when a single-channel model segments a (2-4, H, W) image plane by plane: likely channels, not Z/T.
+
+    Two to four planes are far more often a nuclear stain beside other stains
+    than a short stack, and segmenting each channel as its own image finds
+    nuclei in the wrong stain too, in silence. The shape cannot tell, so the
+    user is told rather than refused.
+    """
+    if rgb or channel_axis is not None or in_channels != 1 or len(shape) != 3 or not 2 <= shape[0] <= 4:
+        return None
+    return (f"the image's {shape[0]} planes along its first axis were segmented one by one: if they are channels "
+            "(a nuclear stain and others), segment the nuclear channel alone")
+

@@ -25,7 +25,16 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
-from .layout import PlaneView, channels_first, check_channels, is_rgb, numeric_image, plane_layout, plane_size
+from .layout import (
+    PlaneView,
+    channels_as_planes_note,
+    channels_first,
+    check_channels,
+    is_rgb,
+    numeric_image,
+    plane_layout,
+    plane_size,
+)
 from .options import RunOptions
 from .postprocess import probability_maps, semantic_labels
 from .prediction import NetworkPrediction, predict_network, predict_plane
@@ -102,10 +111,11 @@ def segment_image(
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
+    every_plane = planes == tuple(np.ndindex(*lead))
+    stack_note = every_plane and channels_as_planes_note(tuple(image.shape), rgb, channel_axis, model.in_channels)
     provenance = describe_run(model, requested, device=options.device, precision=options.precision,
                               image_path=image_path,
-                              planes=None if planes == tuple(np.ndindex(*lead)) else planes, rgb=rgb,
-                              channel_axis=channel_axis)
+                              planes=None if every_plane else planes, rgb=rgb, channel_axis=channel_axis)
     with collecting_notes() as deeper:  # e.g. a window raised in tiling
         if options.store is not None:
             result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes,
@@ -114,7 +124,7 @@ def segment_image(
         else:
             result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
                                         cancel=cancel)
-    result.notes = list(dict.fromkeys([*result.notes, *deeper.values()]))
+    result.notes = list(dict.fromkeys([*result.notes, *deeper.values(), *([stack_note] if stack_note else [])]))
     result.seconds = time.perf_counter() - start
     result.provenance = provenance
     return result
