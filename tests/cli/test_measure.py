@@ -48,6 +48,7 @@ def test_pixel_size_option_and_output_path_and_stacks(files, capsys):
     ("exists", "exists (use --overwrite"),
     ("folder", "is a folder; give a file name ending in .csv"),  # not "use --overwrite", which would not help
     ("missing", "no such file"),
+    ("not csv", "table.txt does not end in .csv: the table is written as CSV, so give a name like table.csv"),
     ("floats", "integer ids"),
     ("pixel", "--pixel-size must be a positive number"),
 ])
@@ -65,6 +66,8 @@ def test_mistakes_are_one_line_and_exit_2_and_write_nothing(files, capsys, case,
         (folder / "img_objects.csv").mkdir()
     elif case == "missing":
         args = ["measure", str(folder / "nothing.tif")]
+    elif case == "not csv":
+        args += ["-o", str(folder / "table.txt")]
     elif case == "floats":
         tifffile.imwrite(folder / "img_labels.tif", labels.astype(np.float32) / 2)
     else:

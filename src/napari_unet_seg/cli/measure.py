@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else objects_csv_path(args.labels)
     if output.is_dir():  # before "exists": --overwrite would not help
         raise UserError(f"{output} is a folder; give a file name ending in .csv")
+    if output.suffix.lower() != ".csv":  # e.g. "-o labels.tif --overwrite" would replace an image with a table
+        raise UserError(f"{output} does not end in .csv: the table is written as CSV, so give a name like "
+                        f"{output.with_suffix('.csv').name}")
     if output.exists() and not args.overwrite:
         raise UserError(f"{output} exists (use --overwrite to replace it)")
     if output.parent.exists() and not output.parent.is_dir():
