@@ -44,13 +44,13 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
     train.project_dir.setText(str(tmp_path / "project"))
     train.project_dir.editingFinished.emit()
-    texts = [train.history.item(i).text() for i in range(train.history.count())]
+    texts = [train.history.models.item(i).text() for i in range(train.history.models.count())]
     assert len(texts) == 3
     assert texts[0].startswith("cells-finetuned-3: AP50 1.000, as good as (held-out part all right) cells-finetuned")
     assert texts[1].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
     assert texts[2].startswith("cells-finetuned: AP50 0.810, better than nuclei")
-    train.history.setCurrentRow(2)  # back to the earlier, better model
-    train.use_model.click()
+    train.history.models.setCurrentRow(2)  # back to the earlier, better model
+    train.history.use_button.click()
     assert segment.model_picker.path() == first
     assert train.model_box.currentText() == "cells-finetuned"
     assert first.exists() and second.exists() and third.exists()  # going back deletes nothing

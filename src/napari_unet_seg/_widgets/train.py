@@ -17,7 +17,7 @@ from napari.layers import Image, Labels, Shapes
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton,
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
     QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -25,7 +25,7 @@ from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import available_models, user_model_dir
 from ..core.training.checks import UnusableAnnotation
-from ..core.training.evaluation import SCORE_NAMES, main_score_name
+from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
 from ..core.training.project import Project, default_project_dir
 from ._common import (
@@ -33,7 +33,8 @@ from ._common import (
 )
 from ._layers import current_plane
 from ._scroll import fill_dock, scrolling
-from .train_job import JobOutcome, TrainJob, run_training
+from .train_history import ModelHistory
+from .train_job import JobOutcome, TrainJob, outcome_text, run_training
 from .train_layers import (
     MODES, fresh_layer_name, image_for, leading_shape, overlays, pairs_from_layers, plane_text, visible_box,
 )
@@ -137,17 +138,8 @@ class TrainWidget(QWidget):
         for widget in (self.preview, self.borrow_encoder, self.use_project, self.project_info):
             mform.addRow(widget)
         self.more = Collapsible("Time budget, new models, project", more)
-        history, hform = form_group("")
-        self.history = QListWidget()
-        self.history.setToolTip("Every model trained in this project, newest first; nothing is ever deleted.")
-        self.history.setMinimumHeight(80)
-        self.use_model = QPushButton("Use this model")
-        self.use_model.setToolTip("Segment with the chosen model, and start the next training from it.")
-        self.use_model.clicked.connect(self.use_history_model)
-        self.history.itemDoubleClicked.connect(lambda _item: self.use_history_model())
-        hform.addRow(self.history)
-        hform.addRow(self.use_model)
-        self.history_section = Collapsible("History: every model trained here", history)
+        self.history = ModelHistory(on_use=self.use_model)
+        self.history_section = Collapsible("History: every model trained here", self.history)
         for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
             compact(combo, 10)
         settings = QWidget()
@@ -283,35 +275,17 @@ class TrainWidget(QWidget):
         self._on_model_changed()
 
     def _show_project(self) -> None:
-        self.history.clear()
         try:
             project = Project(self.project_dir.text())
         except ValueError as exc:
             self.project_info.setText(str(exc))
+            self.history.show_project(None)
             return
         self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
-        for record in reversed(project.models):
-            path = Path(record.get("path", ""))
-            score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
-                              if isinstance(record.get(key), (int, float))) or "no score"
-            verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
-            if record.get("tied"):
-                verdict = "as good as (held-out part all right)"
-            text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
-            item = QListWidgetItem(text if path.exists() else text + " [file missing]")
-            item.setData(Qt.ItemDataRole.UserRole, str(path))
-            self.history.addItem(item)
+        self.history.show_project(project)
 
-    def use_history_model(self) -> None:
-        """Go back (or forward) to the model chosen in the history: Segment uses it, and training starts from it."""
-        item = self.history.currentItem()
-        if item is None:
-            show_info("Choose a model in the history first.")
-            return
-        path = Path(item.data(Qt.ItemDataRole.UserRole))
-        if not path.exists():
-            show_error(f"{path} no longer exists.")
-            return
+    def use_model(self, path: Path) -> None:
+        """Go back (or forward) to the model in ``path``: Segment uses it, and training starts from it."""
         self.refresh_models()
         self.model_box.setCurrentText(path.stem)
         self._refresh_segment_widgets(choose=path)
@@ -424,24 +398,10 @@ class TrainWidget(QWidget):
     def _on_returned(self, outcome: JobOutcome) -> None:
         self.outcome = outcome
         result = outcome.result
-        scores = result.score_text()
-        where = result.scores_where()
-        stopped = " (cancelled)" if result.train.cancelled else ""
-        text = (f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
-                f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).\n"
-                f"{scores} on {where}.")
         parent = self.job.init if self.job is not None else "the starting model"
-        verdict = result.verdict(parent)
-        if verdict:
-            text += "\n" + verdict[0].upper() + verdict[1:] + "."
-        focus = result.focus_text()
-        if focus:
-            text += "\n" + focus[0].upper() + focus[1:] + "."
-        if result.warnings:
-            text += "\nWarning: " + "\nWarning: ".join(result.warnings)
-            for warning in result.warnings:
-                show_warning(warning)
-        self.result.setText(text)
+        for warning in result.warnings:
+            show_warning(warning)
+        self.result.setText(outcome_text(outcome, parent))
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
         self.status.setText("done")

@@ -26,6 +26,7 @@ from ..core.training.finetune import (
 from ..core.training.loop import StepReport
 from ..core.training.naming import checkpoint_path, path_in_folder, save_trained
 from ..core.training.project import Project
+from ._common import format_seconds
 
 
 @dataclass
@@ -58,6 +59,19 @@ class JobOutcome:
     result: FinetuneResult
     path: Path
     n_pairs: int
+
+
+def outcome_text(outcome: JobOutcome, parent: str) -> str:
+    """The verdict under the plot: what was saved, its scores and where they were measured, whether it beat
+    ``parent``, where training looked, and any warning."""
+    result = outcome.result
+    stopped = " (cancelled)" if result.train.cancelled else ""
+    lines = [f"Saved model '{outcome.path.stem}' after {result.train.steps} steps in "
+             f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).",
+             f"{result.score_text()} on {result.scores_where()}."]
+    lines += [text[0].upper() + text[1:] + "." for text in (result.verdict(parent), result.focus_text()) if text]
+    lines += [f"Warning: {warning}" for warning in result.warnings]
+    return "\n".join(lines)
 
 
 def _ignore(*_: Any) -> None:

@@ -1,0 +1,69 @@
+"""The Train widget's history: every model trained in a project, newest first, and one click back to any of them.
+
+Going back only selects a model; nothing is ever deleted, so going forward
+again is the same click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+from ..core.training.evaluation import SCORE_NAMES
+from ..core.training.project import Project
+
+
+def history_line(record: Mapping[str, Any]) -> str:
+    """One model of the project's lineage: its scores, how it compared with its parent, and when it was saved."""
+    path = Path(record.get("path", ""))
+    score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
+                      if isinstance(record.get(key), (int, float))) or "no score"
+    verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
+    if record.get("tied"):
+        verdict = "as good as (held-out part all right)"
+    text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
+    return text if path.is_file() else text + " [file missing]"
+
+
+class ModelHistory(QWidget):
+    """The list of a project's models and a button that makes the chosen one the model in use."""
+
+    def __init__(self, on_use: Callable[[Path], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._on_use = on_use
+        self.models = QListWidget()
+        self.models.setToolTip("Every model trained in this project, newest first; nothing is ever deleted.")
+        self.models.setMinimumHeight(80)
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setToolTip("Segment with the chosen model, and start the next training from it.")
+        self.use_button.clicked.connect(self.use_chosen)
+        self.models.itemDoubleClicked.connect(lambda _item: self.use_chosen())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.models)
+        layout.addWidget(self.use_button)
+
+    def show_project(self, project: Project | None) -> None:
+        """List ``project``'s models, newest first (nothing when there is no readable project)."""
+        self.models.clear()
+        for record in reversed(project.models if project is not None else []):
+            item = QListWidgetItem(history_line(record))
+            item.setData(Qt.ItemDataRole.UserRole, str(record.get("path", "")))
+            self.models.addItem(item)
+
+    def use_chosen(self) -> None:
+        """Hand the chosen model's file to ``on_use``, or say why not."""
+        item = self.models.currentItem()
+        if item is None:
+            show_info("Choose a model in the history first.")
+            return
+        path = Path(item.data(Qt.ItemDataRole.UserRole))
+        if not path.is_file():
+            show_error(f"{path} no longer exists.")
+            return
+        self._on_use(path)
