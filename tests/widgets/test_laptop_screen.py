@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QSc
 
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
-from napari_unet_seg._widgets.train import SCRATCH
+from napari_unet_seg._widgets.train_form import SCRATCH
 
 PLUGIN = "napari-unet-seg"
 DOCKS = ("Segment", "Train", "Batch segment", "Measurements")
@@ -119,11 +119,11 @@ def test_the_verdict_wraps_inside_a_scroll_area_and_the_window_never_grows(make_
     viewer.add_labels(labels, name="cells labels")
     open_dock(viewer, "Segment")
     train = open_dock(viewer, "Train")
-    train.model_box.setCurrentText(SCRATCH)
-    train.depth.setValue(2)
-    train.width.setValue(4)
-    train.max_steps.setValue(2)
-    train.project_dir.setText(str(tmp_path / "project"))
+    train.settings.model_box.setCurrentText(SCRATCH)
+    train.settings.depth.setValue(2)
+    train.settings.width.setValue(4)
+    train.settings.max_steps.setValue(2)
+    train.settings.project_dir.setText(str(tmp_path / "project"))
     train.overrides = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
     settle()
     before = window_height(viewer)

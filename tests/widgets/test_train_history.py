@@ -21,11 +21,12 @@ def test_the_labels_picker_follows_the_layer_being_corrected(make_napari_viewer)
     viewer.add_labels(labels, name="first labels")
     corrected = viewer.add_labels(labels.copy(), name="corrected labels")
     _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
-    assert train.labels_box.currentText() == "corrected labels"  # the selected layer, not merely the first
+    assert train.settings.labels_box.currentText() == "corrected labels"  # the selected layer, not merely the first
     viewer.layers.selection.active = viewer.layers["first labels"]
-    assert train.labels_box.currentText() == "first labels"
+    assert train.settings.labels_box.currentText() == "first labels"
     viewer.layers.selection.active = corrected
-    assert train.labels_box.currentText() == "corrected labels" and train.image_box.currentText() == "cells"
+    assert train.settings.labels_box.currentText() == "corrected labels"
+    assert train.settings.image_box.currentText() == "cells"
 
 
 def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer, tmp_path, tiny_model):
@@ -42,15 +43,15 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
     _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
     _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
-    train.project_dir.setText(str(tmp_path / "project"))
-    train.project_dir.editingFinished.emit()
-    texts = [train.history.models.item(i).text() for i in range(train.history.models.count())]
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.settings.project_dir.editingFinished.emit()
+    texts = [train.settings.history.models.item(i).text() for i in range(train.settings.history.models.count())]
     assert len(texts) == 3
     assert texts[0].startswith("cells-finetuned-3: AP50 1.000, as good as (held-out part all right) cells-finetuned")
     assert texts[1].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
     assert texts[2].startswith("cells-finetuned: AP50 0.810, better than nuclei")
-    train.history.models.setCurrentRow(2)  # back to the earlier, better model
-    train.history.use_button.click()
+    train.settings.history.models.setCurrentRow(2)  # back to the earlier, better model
+    train.settings.history.use_button.click()
     assert segment.model_picker.path() == first
-    assert train.model_box.currentText() == "cells-finetuned"
+    assert train.settings.model_box.currentText() == "cells-finetuned"
     assert first.exists() and second.exists() and third.exists()  # going back deletes nothing

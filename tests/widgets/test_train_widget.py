@@ -8,7 +8,8 @@ import pytest
 from helpers import synthetic_nuclei
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
-from napari_unet_seg._widgets.train import SCRATCH, TrainWidget
+from napari_unet_seg._widgets.train import TrainWidget
+from napari_unet_seg._widgets.train_form import SCRATCH
 from napari_unet_seg.core.model.modelfile import read_metadata
 from napari_unet_seg.core.model.registry import available_models
 from napari_unet_seg.core.training.project import Project
@@ -35,11 +36,11 @@ def _widget(viewer, tmp_path, steps: int = 4) -> TrainWidget:
 
 def _quick(widget: TrainWidget, tmp_path, steps: int) -> TrainWidget:
     """Set for a tiny model from scratch and a quick run, its project in ``tmp_path``."""
-    widget.model_box.setCurrentText(SCRATCH)
-    widget.depth.setValue(2)
-    widget.width.setValue(4)
-    widget.max_steps.setValue(steps)
-    widget.project_dir.setText(str(tmp_path / "project"))
+    widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.settings.depth.setValue(2)
+    widget.settings.width.setValue(4)
+    widget.settings.max_steps.setValue(steps)
+    widget.settings.project_dir.setText(str(tmp_path / "project"))
     widget.overrides = dict(FAST)
     return widget
 
@@ -79,7 +80,7 @@ def test_train_a_few_steps_plot_preview_and_model_list(make_napari_viewer, qtbot
     if segment is not None:
         names = [segment.model_picker.combo.itemText(i) for i in range(segment.model_picker.combo.count())]
         assert name in names
-    assert name in [widget.model_box.itemText(i) for i in range(widget.model_box.count())]
+    assert name in [widget.settings.model_box.itemText(i) for i in range(widget.settings.model_box.count())]
     # the project remembers the pair for the next round
     assert len(Project(tmp_path / "project")) == 1
 
@@ -91,16 +92,16 @@ def test_continue_training_uses_saved_corrections_and_never_overwrites(make_napa
         viewer.add_image(image, name=f"img{seed}")
         viewer.add_labels(labels, name=f"lab{seed}")
     widget = _widget(viewer, tmp_path, steps=2)
-    widget.preview.setChecked(False)
-    widget.image_box.setCurrentText("img0")
-    widget.labels_box.setCurrentText("lab0")
+    widget.settings.preview.setChecked(False)
+    widget.settings.image_box.setCurrentText("img0")
+    widget.settings.labels_box.setCurrentText("lab0")
     widget.start()
     _wait(qtbot, widget)
     first = widget.outcome.path
     widget.refresh_models()
-    widget.model_box.setCurrentText(first.stem)  # continue from the fine-tuned model
-    widget.image_box.setCurrentText("img1")
-    widget.labels_box.setCurrentText("lab1")
+    widget.settings.model_box.setCurrentText(first.stem)  # continue from the fine-tuned model
+    widget.settings.image_box.setCurrentText("img1")
+    widget.settings.labels_box.setCurrentText("lab1")
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -117,9 +118,9 @@ def test_region_mode_from_shapes_and_cancel(make_napari_viewer, qtbot, tmp_path,
     viewer.add_labels(labels, name="partly painted")
     viewer.add_shapes([np.array([[0, 0], [0, 60], [60, 60], [60, 0]])], shape_type="rectangle", name="done here")
     widget = _widget(viewer, tmp_path, steps=0)
-    widget.max_seconds.setValue(0)  # no limit: only Cancel stops it
-    widget.mode_box.setCurrentIndex(1)
-    widget.region_box.setCurrentText("done here")
+    widget.settings.max_seconds.setValue(0)  # no limit: only Cancel stops it
+    widget.settings.mode_box.setCurrentIndex(1)
+    widget.settings.region_box.setCurrentText("done here")
     widget.start()
     qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=TIMEOUT)
     widget.cancel()
@@ -142,8 +143,8 @@ def test_trains_on_the_slice_on_screen_of_a_scaled_translated_stack(make_napari_
     assert stack.world_to_data(viewer.dims.point)[0] == pytest.approx(1.0)
     assert viewer.dims.current_step[0] != 1  # world steps are not the stack's slices
     widget = _widget(viewer, tmp_path, steps=2)
-    widget.image_box.setCurrentText("stack")
-    widget.labels_box.setCurrentText("stack labels")
+    widget.settings.image_box.setCurrentText("stack")
+    widget.settings.labels_box.setCurrentText("stack labels")
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -191,10 +192,10 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     viewer.add_image(image, name="cells")
     viewer.add_labels(scribbles, name="scribbles")
     widget = _widget(viewer, tmp_path, steps=3)
-    widget.mode_box.setCurrentIndex(2)
-    assert widget.task_box.currentText() == "semantic" and widget.classes.isEnabled()
-    assert not widget.region_box.isEnabled()
-    widget.classes.setValue(2)
+    widget.settings.mode_box.setCurrentIndex(2)
+    assert widget.settings.task_box.currentText() == "semantic" and widget.settings.classes.isEnabled()
+    assert not widget.settings.region_box.isEnabled()
+    widget.settings.classes.setValue(2)
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -216,8 +217,8 @@ def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tm
     viewer.add_labels(labels, name="cells labels")
     widget = _widget(viewer, tmp_path, steps=2)
     widget.refresh_models()
-    widget.model_box.setCurrentText("small-nuclei")
-    widget.diameter.setValue(40.0)
+    widget.settings.model_box.setCurrentText("small-nuclei")
+    widget.settings.diameter.setValue(40.0)
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -232,7 +233,7 @@ def test_the_plot_and_status_name_the_held_out_score(make_napari_viewer, qtbot, 
     viewer.add_labels(labels, name="cells labels")
     widget = _widget(viewer, tmp_path, steps=4)
     widget.overrides["eval_initial"] = True  # the random start is scored first, as a fine-tune's parent is
-    widget.preview.setChecked(False)
+    widget.settings.preview.setChecked(False)
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -266,7 +267,8 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     assert widget.plot.steps
     other = viewer.add_labels(np.zeros((40, 50), np.uint16), name="other labels")  # of no image here
     viewer.layers.selection.active = other
-    assert widget.labels_box.currentText() == "other labels" and widget.image_box.currentText() == "cells"
+    assert widget.settings.labels_box.currentText() == "other labels"
+    assert widget.settings.image_box.currentText() == "cells"
     assert "do not overlay 'cells'" in widget.status.text()  # never a mismatched pair in silence
     widget.start()
     assert widget.worker is None and "must overlay exactly" in messages["error"][-1]
@@ -277,12 +279,12 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     assert widget.status.text() == "ready"  # the pair is fine again
     # a never-painted layer is refused in the background before a step: nothing trained, so not "Failed"
     viewer.add_labels(np.zeros_like(labels), name="new labels")
-    widget.image_box.setCurrentText("cells")
+    widget.settings.image_box.setCurrentText("cells")
     widget.start()
     _wait(qtbot, widget)
     assert widget.status.text().startswith("Not started: no objects are annotated in cells")
     assert widget.outcome is None and "no objects are annotated" in messages["error"][-1]
-    widget.labels_box.setCurrentText("cells labels")
+    widget.settings.labels_box.setCurrentText("cells labels")
     widget.start()  # a failing input is not a failing core: the next press trains
     _wait(qtbot, widget)
     assert widget.status.text() == "done"
@@ -298,25 +300,26 @@ def test_labels_bring_their_image_along_when_selected(make_napari_viewer, tmp_pa
     rgb = viewer.add_image(np.zeros((30, 40, 3), np.uint8), name="colour", rgb=True)
     widget = _docked(viewer, tmp_path)
     viewer.layers.selection.active = nuclei
-    assert widget.image_box.currentText() == "nuclei"
+    assert widget.settings.image_box.currentText() == "nuclei"
     # labels Segment made from "cells 1" (recorded in their metadata, by id): that image, although two fit
     made = viewer.add_labels(np.zeros((60, 70), np.uint16), name="cells 1 labels",
                              metadata={METADATA_KEY: {"source": "cells 1", "source_id": str(cells1.unique_id)}})
     viewer.layers.selection.active = made
-    assert (widget.image_box.currentText(), widget.labels_box.currentText()) == ("cells 1", "cells 1 labels")
+    chosen = (widget.settings.image_box.currentText(), widget.settings.labels_box.currentText())
+    assert chosen == ("cells 1", "cells 1 labels")
     # labels of one image's size only: that image (an RGB image's plane counts)
     colour_labels = viewer.add_labels(np.zeros((30, 40), np.uint16), name="painted")
     viewer.layers.selection.active = colour_labels
-    assert widget.image_box.currentText() == rgb.name and "overlay" not in widget.status.text()
+    assert widget.settings.image_box.currentText() == rgb.name and "overlay" not in widget.status.text()
     # two images fit and nothing says which: the chosen one stays if it fits...
     viewer.layers.selection.active = viewer.layers["cells 0"]
     plain = viewer.add_labels(np.zeros((60, 70), np.uint16), name="plain")
     viewer.layers.selection.active = plain
-    assert widget.image_box.currentText() == "cells 0"
+    assert widget.settings.image_box.currentText() == "cells 0"
     # ...and when it does not, the dock says so rather than guess
     viewer.layers.selection.active = nuclei
     viewer.layers.selection.active = plain
-    assert widget.image_box.currentText() == "nuclei" and "do not overlay 'nuclei'" in widget.status.text()
+    assert widget.settings.image_box.currentText() == "nuclei" and "do not overlay 'nuclei'" in widget.status.text()
 
 
 def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):

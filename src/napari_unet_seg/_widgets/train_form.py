@@ -1,0 +1,244 @@
+"""The settings part of the Train widget: which layers to learn from, the model to start from, budget and project.
+
+Kept apart from :mod:`.train` (which runs and reports) so each stays small; the
+controls are public attributes so tests can drive them. The pickers follow
+the layer selected in the viewer, so the labels just corrected are the ones trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari.layers import Image, Labels, Shapes
+from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
+
+from ..core.model.registry import available_models
+from ..core.training.project import Project, default_project_dir
+from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
+from ._layers import current_plane
+from .train_history import ModelHistory
+from .train_job import TrainJob
+from .train_layers import MODES, image_for, leading_shape, overlays, pairs_from_layers, plane_text
+
+SCRATCH = "new model (from scratch)"
+PREVIEW_KEY = "napari_unet_seg_training_preview"
+MODE_TEXT = {"dense": "dense (every pixel annotated)", "region": "region-limited (Shapes or mask layer)",
+             "scribbles": "scribbles (0 = unlabelled, 1 = background, k+1 = class k)"}
+
+
+def _combo(items: list[str] | None = None) -> QComboBox:
+    box = QComboBox()
+    box.addItems(items or [])
+    return box
+
+
+def _spin(low: int, high: int, value: int, suffix: str = "", special: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+class TrainSettings(QWidget):
+    """Every choice the user makes before pressing Train.
+
+    ``on_pair_problem(text)`` hears whether the chosen labels overlay the chosen
+    image (None: they do, or there is no pair yet); ``on_use(path)`` hears the
+    model chosen in the history. While ``busy`` (a run in progress) the pickers
+    stay on the layers being trained on.
+    """
+
+    def __init__(self, viewer: Any, on_pair_problem: Callable[[str | None], None],
+                 on_use: Callable[[Path], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.busy = False
+        self._on_pair_problem = on_pair_problem
+        data, form = form_group("Annotations")
+        self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
+        self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
+        self.slices = QLineEdit()
+        self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
+        self.model_box = _combo()
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("automatic (never overwrites)")
+        for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
+                              ("region", self.region_box), ("stack slices", self.slices),
+                              ("start from", self.model_box), ("save as", self.name)):
+            form.addRow(label, widget)
+        more, mform = form_group("")
+        self.task_box = _combo(["instances", "semantic"])
+        self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
+        self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
+        self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
+        self.preview = QCheckBox("live preview")
+        self.preview.setToolTip("Show the model's prediction of the visible part in a layer of its own as it learns.")
+        self.preview.setChecked(True)
+        self.borrow_encoder = QCheckBox("new: start from nuclei's encoder")
+        self.borrow_encoder.setChecked(True)
+        self.borrow_encoder.setToolTip("A new model starts from the nuclei model's encoder: features learned on real "
+                                       "microscopy. Untick to start from random weights.")
+        self.use_project = QCheckBox("also the project's saved corrections")
+        self.use_project.setToolTip("Also train on every correction saved in the project folder, not only on the "
+                                    "layers chosen above.")
+        self.use_project.setChecked(True)
+        self.project_dir = QLineEdit(str(default_project_dir()))
+        self.project_info = QLabel()
+        self.project_info.setWordWrap(True)
+        self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
+            "Typical object diameter in these images, as in Segment (auto: measured). Training shows the network "
+            "the images at the size Segment will."))
+        for label, widget in (("object diameter", self.diameter), ("time budget", self.max_seconds),
+                              ("max steps", self.max_steps),
+                              ("new: task", self.task_box), ("new: classes", self.classes),
+                              ("new: depth", self.depth), ("new: width", self.width),
+                              ("project folder", self.project_dir)):
+            mform.addRow(label, widget)
+        for widget in (self.preview, self.borrow_encoder, self.use_project, self.project_info):
+            mform.addRow(widget)
+        self.more = Collapsible("Time budget, new models, project", more)
+        self.history = ModelHistory(on_use=on_use)
+        self.history_section = Collapsible("History: every model trained here", self.history)
+        for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
+            compact(combo, 10)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for section in (data, self.more, self.history_section):
+            layout.addWidget(section)
+        layout.addStretch(1)
+        self.model_box.currentTextChanged.connect(self._on_model_changed)
+        self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
+        self.task_box.currentTextChanged.connect(self._on_model_changed)
+        self.project_dir.editingFinished.connect(self.show_project)
+        for box in (self.image_box, self.labels_box):
+            box.currentTextChanged.connect(self._check_pair)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        viewer.layers.selection.events.active.connect(self._follow_selection)
+        self.show_project()
+        self._refresh_layers()
+        self.refresh_models()
+        self._on_mode_changed()
+
+    def _refresh_layers(self, *_: Any) -> None:
+        layers = list(self.viewer.layers)
+        for box, kinds in ((self.image_box, (Image,)), (self.labels_box, (Labels,)),
+                           (self.region_box, (Shapes, Labels, Image))):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems([layer.name for layer in layers if isinstance(layer, kinds)
+                          and not layer.metadata.get(PREVIEW_KEY)])
+            if current:
+                box.setCurrentText(current)
+            box.blockSignals(False)
+        self._follow_selection()
+
+    def _follow_selection(self, *_: Any) -> None:
+        """The pickers follow the layer selected in the viewer: usually the labels just corrected, or its image.
+
+        Labels bring their image along: the one they were segmented from, else the
+        chosen image if it fits them, else the only image of their size.
+        """
+        active = self.viewer.layers.selection.active
+        if self.busy or active is None or active.metadata.get(PREVIEW_KEY):
+            return
+        for box in (self.image_box, self.labels_box):
+            box.blockSignals(True)  # one check of the pair once both have followed, not one per picker
+        if isinstance(active, Labels):
+            self.labels_box.setCurrentText(active.name)
+            images = [layer for layer in self.viewer.layers if isinstance(layer, Image)
+                      and not layer.metadata.get(PREVIEW_KEY)]
+            image = image_for(active, images, current=self._chosen(self.image_box))
+            if image is not None:
+                self.image_box.setCurrentText(image.name)
+        elif isinstance(active, Image):
+            self.image_box.setCurrentText(active.name)
+        for box in (self.image_box, self.labels_box):
+            box.blockSignals(False)
+        self._check_pair()
+
+    def _chosen(self, box: QComboBox) -> Any:
+        """The layer a picker names (None if it is gone)."""
+        return next((layer for layer in self.viewer.layers if layer.name == box.currentText()), None)
+
+    def _check_pair(self, *_: Any) -> None:
+        """Tell ``on_pair_problem`` when the chosen labels do not overlay the chosen image (Train would refuse them)."""
+        if self.busy:
+            return
+        image, labels = self._chosen(self.image_box), self._chosen(self.labels_box)
+        problem = None
+        if isinstance(image, Image) and isinstance(labels, Labels) and not overlays(image, labels):
+            problem = (f"'{labels.name}' ({plane_text(labels)}) do not overlay '{image.name}' ({plane_text(image)}): "
+                       "choose the image they were painted on.")
+        self._on_pair_problem(problem)
+
+    def refresh_models(self) -> None:
+        """Re-read the model folders (the built-in model, user models, new)."""
+        current = self.model_box.currentText()
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        self.model_box.addItems(sorted(available_models()) + [SCRATCH])
+        self.model_box.setCurrentText(current if current else ("nuclei" if "nuclei" in available_models() else SCRATCH))
+        self.model_box.blockSignals(False)
+        self._on_model_changed()
+
+    def _on_model_changed(self, *_: Any) -> None:
+        """Only a new model has a task, classes, depth and width to choose."""
+        scratch = self.model_box.currentText() == SCRATCH
+        for widget in (self.task_box, self.depth, self.width):
+            widget.setEnabled(scratch)
+        self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
+
+    def _on_mode_changed(self, *_: Any) -> None:
+        """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
+        self.region_box.setEnabled(self.mode() == "region")
+        if self.mode() == "scribbles":
+            self.task_box.setCurrentText("semantic")
+            if self.model_box.currentText() == "nuclei":
+                self.model_box.setCurrentText(SCRATCH)
+        self._on_model_changed()
+
+    def show_project(self) -> None:
+        try:
+            project = Project(self.project_dir.text())
+        except ValueError as exc:
+            self.project_info.setText(str(exc))
+            self.history.show_project(None)
+            return
+        self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
+        self.history.show_project(project)
+
+    def mode(self) -> str:
+        return MODES[self.mode_box.currentIndex()]
+
+    def job(self, overrides: dict[str, Any], preview_box: Callable[[], tuple[int, int, int, int]]) -> TrainJob:
+        """The run the controls describe, with the chosen layers read into pairs; ValueError says what is wrong."""
+        if not self.image_box.currentText() or not self.labels_box.currentText():
+            raise ValueError("Training needs an Image layer and a Labels layer painted over it.")
+        if self.mode() == "region" and not self.region_box.currentText():
+            raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
+        image = self.viewer.layers[self.image_box.currentText()]
+        labels = self.viewer.layers[self.labels_box.currentText()]
+        region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
+        on_screen = current_plane(self.viewer, image, len(leading_shape(image)))
+        pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
+                                  slices=self.slices.text(), on_screen=on_screen)
+        scratch = self.model_box.currentText() == SCRATCH
+        preview_image = pairs[0].image if self.preview.isChecked() else None
+        return TrainJob(
+            pairs=pairs, init="none" if scratch else self.model_box.currentText(),
+            task="semantic" if self.mode() == "scribbles" else self.task_box.currentText(),
+            classes=self.classes.value() if scratch else None, depth=self.depth.value(), width=self.width.value(),
+            scribbles=self.mode() == "scribbles", max_steps=self.max_steps.value() or None,
+            max_seconds=float(self.max_seconds.value()) or None, name=self.name.text().strip(),
+            project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
+            preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=preview_box,
+            overrides=dict(overrides), encoder="nuclei" if self.borrow_encoder.isChecked() else None,
+            diameter=value_or_none(self.diameter),
+        )
