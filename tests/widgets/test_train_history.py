@@ -55,3 +55,30 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     assert segment.model_picker.path() == first
     assert train.settings.model_box.currentText() == "cells-finetuned"
     assert first.exists() and second.exists() and third.exists()  # going back deletes nothing
+
+
+def test_a_segment_result_must_be_corrected_before_training_on_it(make_napari_viewer, qtbot, tmp_path, tiny_model):
+    save_model(tiny_model, user_model_dir() / "tiny.safetensors")
+    viewer = make_napari_viewer()
+    image, _ = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    segment.model_picker.combo.setCurrentText("tiny")
+    segment.run()
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=60_000)
+    labels = viewer.layers["cells labels"]
+    viewer.layers.selection.active = labels
+    assert train.settings.labels_box.currentText() == "cells labels"
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.start()  # the model's own output would teach it its own mistakes
+    assert train.worker is None
+    assert train.status.text() == ("Not started: 'cells labels' is Segment's result exactly as it came out: correct "
+                                   "it first (paint the missed objects, erase the wrong ones), then press Train")
+    assert len(Project(tmp_path / "project")) == 0  # nothing saved as a correction either
+    labels.paint((20, 20), int(labels.data.max()) + 1)  # one correction, as the brush makes it
+    train.settings.max_steps.setValue(1)
+    train.start()
+    assert train.worker is not None  # corrected: training starts
+    qtbot.waitUntil(lambda: train.worker is None, timeout=120_000)
+

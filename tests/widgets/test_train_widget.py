@@ -98,8 +98,9 @@ def test_continue_training_uses_saved_corrections_and_never_overwrites(make_napa
     widget.start()
     _wait(qtbot, widget)
     first = widget.outcome.path
-    widget.refresh_models()
-    widget.settings.model_box.setCurrentText(first.stem)  # continue from the fine-tuned model
+    assert widget.outcome.result.worth_using  # a new model has no parent to lose to
+    # the model Segment now uses is where the next round starts, so it is also the one the next is judged against
+    assert widget.settings.model_box.currentText() == first.stem
     widget.settings.image_box.setCurrentText("img1")
     widget.settings.labels_box.setCurrentText("lab1")
     widget.start()

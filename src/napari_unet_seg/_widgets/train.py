@@ -212,15 +212,16 @@ class TrainWidget(QWidget):
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "
                       f"Segment keeps using '{parent}'.")
-        elif result.improved is False:  # the parent's weights, with post-processing fitted to the annotation
+        else:  # Segment uses it, and the next round starts from it, so is judged against it
             self._refresh_segment_widgets(choose=outcome.path)
-            show_info(f"'{outcome.path.stem}' keeps the weights of '{parent}' (training did not beat them) with "
-                      f"post-processing fitted to your annotation; Segment now uses it.")
-        else:
-            self._refresh_segment_widgets(choose=outcome.path)
+            self.settings.model_box.setCurrentText(outcome.path.stem)
+            if result.improved is False:  # the parent's weights, with post-processing fitted to the annotation
+                show_info(f"'{outcome.path.stem}' keeps the weights of '{parent}' (training did not beat them) "
+                          "with post-processing fitted to your annotation; Segment now uses it.")
         self.settings.show_project()
+        example = fresh_model_name(outcome.path.stem, user_model_dir())
         self.settings.name.setText("")
-        self.settings.name.setPlaceholderText(f"automatic, e.g. {fresh_model_name(outcome.path.stem, user_model_dir())}")
+        self.settings.name.setPlaceholderText(f"automatic, e.g. {example}")
 
     def _refresh_segment_widgets(self, choose: Path | None = None) -> None:
         """Make a new model appear at once in any open Segment widget (and select ``choose`` there)."""

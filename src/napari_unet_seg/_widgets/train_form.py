@@ -18,6 +18,7 @@ from ..core.model.registry import available_models
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
+from .segment_layers import is_pristine
 from .train_history import ModelHistory
 from .train_job import TrainJob
 from .train_layers import MODES, image_for, leading_shape, overlays, pairs_from_layers, plane_text
@@ -225,6 +226,10 @@ class TrainSettings(QWidget):
             raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
         image = self.viewer.layers[self.image_box.currentText()]
         labels = self.viewer.layers[self.labels_box.currentText()]
+        if is_pristine(labels) and self.mode() != "scribbles":
+            # the model's own output teaches it its own mistakes, and its "left out" dim nuclei become the rule
+            raise ValueError(f"'{labels.name}' is Segment's result exactly as it came out: correct it first (paint "
+                             "the missed objects, erase the wrong ones), then press Train")
         region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
         on_screen = current_plane(self.viewer, image, len(leading_shape(image)))
         pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
