@@ -39,23 +39,35 @@ def test_history_lists_every_model_and_goes_back_in_one_click(make_napari_viewer
     third = save_model(tiny_model, folder / "cells-finetuned-3.safetensors")
     project.record_model(third, {"steps": 40, "parent": "cells-finetuned", "improved": True, "tied": True,
                                  "ap50": 1.0})
+    fourth = save_model(tiny_model, folder / "cells-finetuned-4.safetensors")
+    project.record_model(fourth, {"steps": 40, "parent": "cells-finetuned-3", "improved": False, "fitted": True,
+                                  "ap50": 0.95})
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
     _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
     _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    history = train.settings.history.models
     train.settings.project_dir.setText(str(tmp_path / "project"))
     train.settings.project_dir.editingFinished.emit()
-    texts = [train.settings.history.models.item(i).text() for i in range(train.settings.history.models.count())]
-    assert len(texts) == 3
-    assert texts[0].startswith("cells-finetuned-3: AP50 1.000, as good as (held-out part all right) cells-finetuned")
-    assert texts[1].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned")
-    assert texts[2].startswith("cells-finetuned: AP50 0.810, better than nuclei")
-    train.settings.history.models.setCurrentRow(2)  # back to the earlier, better model
+    texts = [history.item(i).text() for i in range(history.count())]
+    assert len(texts) == 5
+    # a fine-tune Segment switched to although training lost: its parent's weights with fitted settings
+    assert texts[0].startswith("cells-finetuned-4: AP50 0.950, cells-finetuned-3's weights (training did not beat "
+                               "them), post-processing fitted (")
+    assert texts[1].startswith("cells-finetuned-3: AP50 1.000, as good as cells-finetuned (held-out part all right)")
+    assert texts[2].startswith("cells-finetuned-2: AP50 0.790, not better than cells-finetuned (")
+    assert texts[3].startswith("cells-finetuned: AP50 0.810, better than nuclei (")
+    assert texts[4] == "nuclei: where this project started [start from]"  # the model Train starts from now
+    assert all(history.item(i).toolTip() == texts[i] for i in range(5))  # the whole line, however narrow the dock
+    history.setCurrentRow(3)  # back to the earlier, better model
     train.settings.history.use_button.click()
     assert segment.model_picker.path() == first
     assert train.settings.model_box.currentText() == "cells-finetuned"
-    assert first.exists() and second.exists() and third.exists()  # going back deletes nothing
-
+    assert history.item(3).text().endswith("[start from]") and not history.item(4).text().endswith("[start from]")
+    history.setCurrentRow(4)  # and back to where it all started
+    train.settings.history.use_button.click()
+    assert segment.model_picker.path().stem == "nuclei" and train.settings.model_box.currentText() == "nuclei"
+    assert all(path.exists() for path in (first, second, third, fourth))  # going back deletes nothing
 
 def test_a_segment_result_must_be_corrected_before_training_on_it(make_napari_viewer, qtbot, tmp_path, tiny_model):
     save_model(tiny_model, user_model_dir() / "tiny.safetensors")

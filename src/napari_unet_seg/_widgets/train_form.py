@@ -192,6 +192,7 @@ class TrainSettings(QWidget):
     def _on_model_changed(self, *_: Any) -> None:
         """Only a new model has a task, classes, depth and width to choose."""
         scratch = self.model_box.currentText() == SCRATCH
+        self.show_project()  # the history marks the starting point
         for widget in (self.task_box, self.depth, self.width):
             widget.setEnabled(scratch)
         self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
@@ -213,7 +214,7 @@ class TrainSettings(QWidget):
             self.history.show_project(None)
             return
         self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
-        self.history.show_project(project)
+        self.history.show_project(project, start_from=self.model_box.currentText())
 
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]

@@ -14,6 +14,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from ..core.model.registry import available_models
 from ..core.training.evaluation import SCORE_NAMES
 from ..core.training.project import Project
 
@@ -23,10 +24,14 @@ def history_line(record: Mapping[str, Any]) -> str:
     path = Path(record.get("path", ""))
     score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
                       if isinstance(record.get(key), (int, float))) or "no score"
-    verdict = {True: "better than", False: "not better than"}.get(record.get("improved"), "from")
+    parent = record.get("parent", "?")
+    verdict = {True: f"better than {parent}", False: f"not better than {parent}"}.get(record.get("improved"),
+                                                                                     f"from {parent}")
     if record.get("tied"):
-        verdict = "as good as (held-out part all right)"
-    text = f"{path.stem}: {score}, {verdict} {record.get('parent', '?')} ({record.get('saved', '')[:10]})"
+        verdict = f"as good as {parent} (held-out part all right)"
+    elif record.get("improved") is False and record.get("fitted"):  # still worth using: Segment switched to it
+        verdict = f"{parent}'s weights (training did not beat them), post-processing fitted"
+    text = f"{path.stem}: {score}, {verdict} ({record.get('saved', '')[:10]})"
     return text if path.is_file() else text + " [file missing]"
 
 
@@ -39,6 +44,7 @@ class ModelHistory(QWidget):
         self.models = QListWidget()
         self.models.setToolTip("Every model trained in this project, newest first; nothing is ever deleted.")
         self.models.setMinimumHeight(80)
+        self.models.setWordWrap(True)
         self.use_button = QPushButton("Use this model")
         self.use_button.setToolTip("Segment with the chosen model, and start the next training from it.")
         self.use_button.clicked.connect(self.use_chosen)
@@ -48,12 +54,25 @@ class ModelHistory(QWidget):
         layout.addWidget(self.models)
         layout.addWidget(self.use_button)
 
-    def show_project(self, project: Project | None) -> None:
-        """List ``project``'s models, newest first (nothing when there is no readable project)."""
+    def show_project(self, project: Project | None, start_from: str = "") -> None:
+        """List ``project``'s models, newest first, then the model it started from (to go back to it too).
+
+        The model named ``start_from`` (the next round's starting point, the one
+        Segment switched to after a round) is marked.
+        Nothing is listed when there is no readable project.
+        """
         self.models.clear()
-        for record in reversed(project.models if project is not None else []):
-            item = QListWidgetItem(history_line(record))
-            item.setData(Qt.ItemDataRole.UserRole, str(record.get("path", "")))
+        records = list(project.models) if project is not None else []
+        lines = [(history_line(record), str(record.get("path", ""))) for record in reversed(records)]
+        root = records[0].get("parent") if records else None
+        if root in available_models():
+            lines.append((f"{root}: where this project started", str(available_models()[root])))
+        for text, path in lines:
+            if start_from and Path(path).stem == start_from:
+                text = f"{text} [start from]"
+            item = QListWidgetItem(text)
+            item.setToolTip(text)  # a narrow dock wraps or cuts a line; the whole of it on hover
+            item.setData(Qt.ItemDataRole.UserRole, path)
             self.models.addItem(item)
 
     def use_chosen(self) -> None:

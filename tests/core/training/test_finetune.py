@@ -218,8 +218,11 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
         "the trained weights were not better than 'nuclei' on the held-out annotation (the best, step 80: AP50-90 "
         "0.660 vs 0.683, AP50 0.950 vs 0.939), so the new model keeps the weights of 'nuclei'")
     assert better.worth_using and not kept.worth_using  # the parent unchanged gives the user nothing
+    assert "fitted" not in kept.history_record("nuclei")
     kept.tuning = Tuning({"seed_prominence": 0.1}, 0.8, 0.9, changed=True)
     assert kept.worth_using  # the parent's weights with settings fitted to the annotation do
+    record = kept.history_record("nuclei")  # so the history says why Segment uses a model that "lost"
+    assert record["improved"] is False and record["fitted"] is True and record["parent"] == "nuclei"
     earlier = {"ap50_90_earlier": 0.7, "ap50_earlier": 0.9, "dice_earlier": 0.9}
     with_replay = result({**trained, **earlier}, first={**parent, **earlier}).verdict("nuclei")
     assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay

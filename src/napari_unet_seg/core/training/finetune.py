@@ -191,8 +191,10 @@ class FinetuneResult:
 
     def history_record(self, parent: str) -> dict:
         """What a project's model history keeps of this run (the Train widget and ``unet-seg train`` alike)."""
+        fitted = self.tuning is not None and self.tuning.changed
         return {"steps": self.train.steps, "parent": parent, "improved": self.improved,
-                **({"tied": True} if self.tied else {}), "held_out": self.held_out, **self.scores}
+                **({"tied": True} if self.tied else {}), **({"fitted": True} if fitted else {}),
+                "held_out": self.held_out, **self.scores}
 
     def score_text(self) -> str:
         """The scores for people: "AP50-90 0.702, AP50 0.812, Dice 0.901 (earlier corrections: ...)"."""
