@@ -41,6 +41,10 @@ def test_an_existing_folder_is_one_line_and_untouched(tiny_model, tmp_path, caps
     out.mkdir()
     one_error_line(capsys, main(["export-model", str(path), "-o", str(out)]), "--overwrite")
     assert list(out.iterdir()) == []
+    (out / "notes.txt").write_text("precious")
+    one_error_line(capsys, main(["export-model", str(path), "-o", str(out), "--overwrite"]),
+                   "holds files that are not a bioimage.io package (no rdf.yaml)")
+    assert (out / "notes.txt").read_text() == "precious"
 
 
 def test_a_multichannel_model_without_a_matching_sample_is_one_line(tmp_path, capsys):

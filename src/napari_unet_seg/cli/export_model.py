@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..core.common.errors import first_line
 from ..core.model.registry import load_model
-from ..core.model_export import export_bioimageio
+from ..core.model_export import ExportError, export_bioimageio
+from ..core.model_export.bioimageio import check_package_folder
 from .errors import UserError
 
 
@@ -47,8 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    if output.exists() and not args.overwrite:  # before the model is loaded
-        raise UserError(f"{output} already exists; choose another folder or pass --overwrite")
+    try:
+        check_package_folder(output, overwrite=args.overwrite)  # before the model is loaded
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
     model = load_model(args.model)
     invert = None if args.invert is None else args.invert == "yes"
     try:

@@ -136,8 +136,14 @@ def test_an_existing_folder_is_never_overwritten_without_overwrite(tiny_model, t
     with pytest.raises(ExportError, match="already exists"):
         export_bioimageio(tiny_model, folder)
     assert (folder / "mine.txt").read_text() == "keep"
-    export_bioimageio(tiny_model, folder, overwrite=True)
-    assert (folder / "rdf.yaml").exists() and not (folder / "mine.txt").exists()
+    with pytest.raises(ExportError, match="holds files that are not a bioimage.io package"):
+        export_bioimageio(tiny_model, folder, overwrite=True)  # it would replace the whole folder
+    assert (folder / "mine.txt").read_text() == "keep"
+    (folder / "mine.txt").unlink()
+    export_bioimageio(tiny_model, folder, overwrite=True)  # an empty folder
+    (folder / "cover.png").write_bytes(b"old")
+    export_bioimageio(tiny_model, folder, overwrite=True)  # an earlier package is replaced
+    assert (folder / "rdf.yaml").exists() and (folder / "cover.png").read_bytes() != b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]  # no temporary folder left behind
 
 

@@ -143,10 +143,7 @@ def export_bioimageio(
     An existing ``folder`` is kept unless ``overwrite``.
     """
     folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise ExportError(f"{folder} already exists; choose another folder or pass --overwrite")
-    if folder.exists() and not folder.is_dir():
-        raise ExportError(f"{folder} exists and is not a folder")
+    check_package_folder(folder, overwrite=overwrite)
     _check_license(license)  # and that bioimageio.spec is installed, before any long work
     raw = input_tensor(model, sample)
     settings = model.normalization
@@ -164,6 +161,24 @@ def export_bioimageio(
         with atomic_path(folder) as tmp:
             _save_package(descr, tmp)
     return folder
+
+
+def check_package_folder(folder: Path, *, overwrite: bool) -> None:
+    """Refuse a ``folder`` the export would replace unless it is an earlier package and ``overwrite`` says so.
+
+    The package replaces the whole folder, so "--overwrite" on a folder of the
+    user's own files would delete them; only an empty folder or one holding
+    an ``rdf.yaml`` (an earlier export) is replaced.
+    """
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not overwrite:
+        raise ExportError(f"{folder} already exists; choose another folder or pass --overwrite")
+    if not folder.is_dir():
+        raise ExportError(f"{folder} exists and is not a folder")
+    if any(folder.iterdir()) and not (folder / "rdf.yaml").is_file():
+        raise ExportError(f"{folder} holds files that are not a bioimage.io package (no rdf.yaml), and exporting "
+                          "replaces the whole folder: choose another folder")
 
 
 def _check_license(license: str) -> None:
