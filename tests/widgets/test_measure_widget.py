@@ -101,3 +101,21 @@ def test_without_labels_nothing_runs_and_the_dock_fits_a_laptop(make_napari_view
     QApplication.processEvents()
     assert widget.minimumSizeHint().height() <= 400
     assert widget.measure_button.isVisible() and not widget.save_button.visibleRegion().isEmpty()
+
+
+def test_painting_after_measuring_makes_the_table_out_of_date_and_no_old_number_travels_on(docked, qtbot, tmp_path):
+    viewer, widget, layer, _, labels = docked
+    other = viewer.add_labels(labels.copy(), name="other labels")
+    widget.labels_picker.setCurrentText("nuclei labels")
+    measure_and_wait(widget, qtbot)
+    assert widget.save_button.isEnabled() and len(layer.features) == 8
+    other.paint((5, 5), 99)  # another layer's edits change nothing here
+    assert widget.save_button.isEnabled() and "8 objects" in widget.status.text()
+    layer.paint((5, 5), 99)  # a new object, as the brush makes it
+    assert not widget.save_button.isEnabled()  # a CSV would list the objects as they were
+    assert widget.status.text().startswith("nuclei labels changed since it was measured: press Measure again")
+    assert len(layer.features) == 0  # a GeoJSON saved now carries no stale areas
+    measure_and_wait(widget, qtbot)
+    assert widget.save_button.isEnabled() and 99 in layer.features["label"].tolist()
+    layer.data = np.zeros_like(labels)  # replaced whole (e.g. a new Segment run into the layer)
+    assert not widget.save_button.isEnabled() and len(layer.features) == 0

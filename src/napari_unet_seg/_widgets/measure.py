@@ -210,6 +210,7 @@ class MeasureWidget(QWidget):
             self.status.setText("The labels layer was removed meanwhile: nothing shown.")
             return
         self._restore_colours()
+        self._watch(layer)
         self.table, self.measured, self._measured_images = table, layer, images
         layer.features = {"index": table["label"], **table}
         self.model.set_table(table)
@@ -223,6 +224,29 @@ class MeasureWidget(QWidget):
         slices = f" in {len(np.unique(table['slice']))} slices" if "slice" in table and count else ""
         self.status.setText(f"{count} objects{slices} in {layer.name}." if count else
                             f"{layer.name} holds no objects (every pixel is 0).")
+
+    def _watch(self, layer: Labels) -> None:
+        """Hear when ``layer``'s pixels change (painting, a new Segment run), and only this layer's."""
+        if self.measured is not None:
+            for event in (self.measured.events.paint, self.measured.events.data):
+                event.disconnect(self._labels_changed)
+        for event in (layer.events.paint, layer.events.data):
+            event.connect(self._labels_changed)
+
+    def _labels_changed(self, event: Any = None) -> None:
+        """Painted or replaced labels make the table out of date: say so, and let no old number travel on.
+
+        The layer's features would otherwise go on into saved files (GeoJSON
+        properties), and the CSV would list erased objects and miss new ones.
+        """
+        layer = self.measured
+        if layer is None or not self.save_button.isEnabled():
+            return
+        self.save_button.setEnabled(False)
+        if layer in self.viewer.layers:
+            layer.features = {}
+        self.status.setText(f"{layer.name} changed since it was measured: press Measure again (the table shows "
+                            "the objects as they were).")
 
     # the table and the viewer -------------------------------------------------------------------------------
     def go_to_row(self, index: QModelIndex) -> None:
