@@ -69,3 +69,25 @@ def test_a_segment_results_provenance_travels_into_every_format(tmp_path):
         "provenance": record}
     (plain,) = save_layers(str(tmp_path / "plain.geojson"), [Labels(stack_labels())])
     assert "napari_unet_seg" not in json.loads(Path(plain).read_text())
+
+
+def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_unasked(tmp_path):
+    """The save dialog with a writer's file type chosen hands the writer the bare name the user typed."""
+    from napari_unet_seg._writers import write_labels_geojson, write_labels_ome_zarr, write_labels_rois
+
+    labels = stack_labels()
+    layer = Labels(labels)
+    data, attributes, _ = layer.as_layer_data_tuple()
+    assert write_labels_rois(str(tmp_path / "ok"), data, attributes) == [str(tmp_path / "ok.zip")]
+    assert len(roifile.roiread(tmp_path / "ok.zip")) == 4  # Fiji can open it
+    assert write_labels_geojson(str(tmp_path / "ok"), data, attributes) == [str(tmp_path / "ok.geojson")]
+    assert json.loads((tmp_path / "ok.geojson").read_text())["type"] == "FeatureCollection"
+    ome = write_labels_ome_zarr(str(tmp_path / "ok"), [(data, attributes, "labels")])
+    assert ome == [str(tmp_path / "ok.ome.zarr")]
+    # the dialog asked about "ok", not about the "ok.zip" the suffix makes: that one is never replaced unasked
+    (tmp_path / "ok.zip").write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        write_labels_rois(str(tmp_path / "ok"), data, attributes)
+    assert (tmp_path / "ok.zip").read_bytes() == b"mine"
+    assert write_labels_rois(str(tmp_path / "ok.zip"), data, attributes) == [str(tmp_path / "ok.zip")]  # asked
+    assert write_labels_geojson(str(tmp_path / "QuPath.JSON"), data, attributes) == [str(tmp_path / "QuPath.JSON")]

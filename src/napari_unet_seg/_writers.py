@@ -4,30 +4,35 @@ npe2 hands each writer the layers as (data, attributes[, type]); these only
 translate them into core.export calls. The layer's ``features`` (the
 Measurements table) travel as measurements, its ``metadata["provenance"]``
 (a Segment result's) as the export's provenance; a layer ``scale`` other
-than 1 is its pixel size. The save dialog has already asked before replacing a
-file; an existing OME-Zarr folder is never replaced.
+than 1 is its pixel size. A name typed without the format's suffix gets it. The
+save dialog has already asked before replacing the file it named (not one whose
+name gained a suffix here); an existing OME-Zarr folder is never replaced.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
+from .core.export.target import with_format_suffix
 
 LayerData = tuple[Any, dict[str, Any], str]
 
 
 def write_labels_rois(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """One Labels layer -> an ImageJ/Fiji ROI set (.zip)."""
-    return [str(write_imagej_rois(path, _level0(data, attributes), provenance=_provenance(attributes),
-                                  overwrite=True))]
+    target = with_format_suffix(path, "imagej")
+    return [str(write_imagej_rois(target, _level0(data, attributes), provenance=_provenance(attributes),
+                                  overwrite=_confirmed(path, target)))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """One Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
     labels = _level0(data, attributes)
-    return [str(write_geojson(path, labels, measurements=_measurements(attributes, labels.ndim),
-                              provenance=_provenance(attributes), overwrite=True))]
+    target = with_format_suffix(path, "geojson")
+    return [str(write_geojson(target, labels, measurements=_measurements(attributes, labels.ndim),
+                              provenance=_provenance(attributes), overwrite=_confirmed(path, target)))]
 
 
 def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
@@ -37,10 +42,18 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     data, attributes = _level0(*labels[:2]), labels[1]
     image_data = _level0(*image[:2]) if image else None
     rgb = bool(image and image[1].get("rgb"))
-    written = write_ome_zarr(path, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
+    written = write_ome_zarr(with_format_suffix(path, "ome-zarr"), data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
                              name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim),
                              provenance=_provenance(attributes))
     return [str(written)]
+
+
+def _confirmed(path: str, target: Path) -> bool:
+    """Whether the save dialog asked before replacing ``target``: only when the user typed its whole name.
+
+    A suffix added here names another file, which nobody agreed to replace.
+    """
+    return Path(path) == target
 
 
 def _level0(data: Any, attributes: dict[str, Any]) -> Any:

@@ -72,7 +72,11 @@ def test_mistakes_are_one_line_on_stderr(tmp_path, capsys):
                    "missing.tif: no such file")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "ome-zarr", "--pixel-size", "0", "1"]),
                    "--pixel-size must be a positive number")
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "-o",
+                                 str(tmp_path / "wrong.geojson")]),
+                   "wrong.geojson does not end in .zip: --format imagej writes a ROI set (.zip)")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.ome.zarr"))
+    assert not (tmp_path / "wrong.geojson").exists()
 
 
 def test_the_objects_table_beside_the_labels_becomes_geojson_measurements(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.common.errors import first_line
 from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
+from ..core.export.target import FORMAT_NAMES, FORMAT_SUFFIXES, has_format_suffix
 from ..core.imageio import ImageFile, read_image
 from ..core.inference.provenance import read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
     output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
+    if not has_format_suffix(output, args.format):  # a ROI set named .geojson is opened by no tool
+        raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
+                        f"{args.format} writes {FORMAT_NAMES[args.format]}")
     provenance = _provenance(args.labels)
     try:
         if args.format == "imagej":

@@ -23,3 +23,25 @@ def prepare_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         raise FileExistsError(f"{path} is a {kind}; choose another name")
     check_writable_folder(path.parent if str(path.parent) else ".")
     return path
+
+
+# what each format's file is called: a ROI set is a zip, QuPath reads .geojson (and .json), OME-Zarr is a zarr folder
+FORMAT_SUFFIXES = {"imagej": (".zip",), "geojson": (".geojson", ".json"), "ome-zarr": (".ome.zarr", ".zarr")}
+FORMAT_NAMES = {"imagej": "a ROI set (.zip)", "geojson": "GeoJSON (.geojson)",
+                "ome-zarr": "an OME-Zarr folder (.ome.zarr)"}
+
+
+def has_format_suffix(path: str | os.PathLike, fmt: str) -> bool:
+    """Whether ``path``'s name ends as a ``fmt`` file's does (any case)."""
+    return Path(path).name.lower().endswith(FORMAT_SUFFIXES[fmt])
+
+
+def with_format_suffix(path: str | os.PathLike, fmt: str) -> Path:
+    """``path``, with the format's usual suffix added when its name lacks one (a save dialog's bare "cells").
+
+    A file named otherwise is opened by no tool as that format: Fiji reads a
+    ROI set named ``cells`` as nothing at all.
+    """
+    path = Path(path)
+    return path if has_format_suffix(path, fmt) else path.with_name(path.name + FORMAT_SUFFIXES[fmt][0])
+
