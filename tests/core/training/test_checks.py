@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.training.checks import check_pairs
+from napari_unet_seg.core.training.checks import UnusableAnnotation, check_pairs
 from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.finetune import starting_model
 
@@ -28,6 +28,9 @@ def test_clear_errors_for_unusable_annotations():
         check_pairs(instances, [TrainingPair(image, labels, valid=left)], scribbles=False)
     # a region with no objects beside an annotated image is a lesson, not a mistake
     check_pairs(instances, [TrainingPair(image, labels, valid=left), TrainingPair(image, labels)], scribbles=False)
+    counts = image.astype(np.int64) * 7  # the image picked twice, once as labels
+    with pytest.raises(UnusableAnnotation, match="the labels in cells are the image itself: pick the labels painted"):
+        check_pairs(instances, [TrainingPair(counts, counts.copy(), name="cells")], scribbles=False)
     semantic = starting_model("none", task="semantic", classes=3, **TINY)
     check_pairs(semantic, [TrainingPair(image, empty)], scribbles=False)  # all background is a class map too
     with pytest.raises(ValueError, match="too large for a 3-class model"):

@@ -36,6 +36,10 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
         name = f" in {pair.name}" if pair.name else ""
         if labels.size and labels.min() < 0:
             raise UnusableAnnotation(f"labels{name} contain negative values")
+        image = np.asarray(pair.image)
+        if image.shape == labels.shape and np.array_equal(image, labels):
+            # the commonest slip when picking files or layers; a model trained on it learns nothing useful
+            raise UnusableAnnotation(f"the labels{name} are the image itself: pick the labels painted over it")
         annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
         if scribbles:
             annotated &= labels > 0
