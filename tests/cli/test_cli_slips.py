@@ -36,6 +36,29 @@ def test_an_unwritable_output_folder_is_refused_before_the_work(tmp_path, capsys
     assert "cannot write to" in capsys.readouterr().err
 
 
+def test_folders_where_files_belong_are_refused_before_the_work(tmp_path, capsys):
+    image, labels = _pair(tmp_path)
+    (tmp_path / "scores").mkdir()
+    assert main(["evaluate", image, "--labels", labels, "--csv", str(tmp_path / "scores")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scores is a folder; give a file name ending in .csv" in err
+    (tmp_path / "models").mkdir()
+    assert main(["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",
+                 "--max-steps", "1", "-o", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "models is a folder; give the model file's name" in err
+    assert not list(tmp_path.glob("*.safetensors")) and list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_image_given_as_its_own_labels_is_refused(tmp_path, capsys):
+    image, _ = _pair(tmp_path)
+    code = main(["train", "--image", image, "--labels", image, "--init", "none", "--depth", "2", "--width", "4",
+                 "--max-steps", "1", "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "are the image itself: pick the labels painted over it" in err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_a_pickle_name_for_the_model_file_is_said_not_silently_changed(tmp_path, capsys):
     image, labels = _pair(tmp_path)
     code = main(["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",

@@ -122,3 +122,15 @@ def test_a_batch_zarrs_provenance_travels_and_foreign_labels_export_without_one(
     tifffile.imwrite(tmp_path / "theirs.tif", awkward_labels().astype(np.uint16))
     assert main(["export", str(tmp_path / "theirs.tif"), "--format", "imagej"]) == 0
     assert zip_provenance(tmp_path / "theirs_rois.zip") is None
+
+
+def test_an_image_given_as_labels_is_warned_about_in_one_line(tmp_path, capsys):
+    image = (np.random.default_rng(0).random((64, 64)) * 200).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    assert main(["export", str(tmp_path / "img.tif"), "--format", "geojson"]) == 0  # exported all the same
+    printed = capsys.readouterr()
+    assert printed.err == (f"unet-seg export: warning: {tmp_path / 'img.tif'} changes value from pixel to pixel, "
+                           "like an image rather than labels: did you pick the image as labels?\n")
+    labels_path = write_labels_tiff(tmp_path / "a_labels.tif", awkward_labels())
+    assert main(["export", str(labels_path), "--format", "geojson"]) == 0
+    assert capsys.readouterr().err == ""

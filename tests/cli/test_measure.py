@@ -50,6 +50,7 @@ def test_pixel_size_option_and_output_path_and_stacks(files, capsys):
     ("missing", "no such file"),
     ("not csv", "table.txt does not end in .csv: the table is written as CSV, so give a name like table.csv"),
     ("floats", "integer ids"),
+    ("noisy floats", "integer ids"),  # an image of floats: the refusal alone, not a warning before it
     ("pixel", "--pixel-size must be a positive number"),
 ])
 def test_mistakes_are_one_line_and_exit_2_and_write_nothing(files, capsys, case, message):
@@ -70,6 +71,8 @@ def test_mistakes_are_one_line_and_exit_2_and_write_nothing(files, capsys, case,
         args += ["-o", str(folder / "table.txt")]
     elif case == "floats":
         tifffile.imwrite(folder / "img_labels.tif", labels.astype(np.float32) / 2)
+    elif case == "noisy floats":
+        tifffile.imwrite(folder / "img_labels.tif", np.random.default_rng(0).random(labels.shape, np.float32))
     else:
         args += ["--pixel-size", "0", "1"]
     before = sorted(p.name for p in folder.iterdir())

@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
     model = load_model(args.model)
     if args.csv:
-        check_writable_folder(args.csv.resolve().parent)  # before the work, not after
+        if args.csv.is_dir():  # before the work, not after it fails at the end
+            raise UserError(f"{args.csv} is a folder; give a file name ending in .csv")
+        check_writable_folder(args.csv.resolve().parent)
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):
         try:

@@ -7,9 +7,11 @@ the export carries it on.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..core.common.errors import first_line
+from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from ..core.export.target import FORMAT_NAMES, FORMAT_SUFFIXES, has_format_suffix
 from ..core.imageio import ImageFile, read_image
@@ -67,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if not has_format_suffix(output, args.format):  # a ROI set named .geojson is opened by no tool
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")
+    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said, and the export still made
+        print(f"unet-seg export: warning: {args.labels} changes value from pixel to pixel, like an image rather "
+              "than labels: did you pick the image as labels?", file=sys.stderr)
     provenance = _provenance(args.labels)
     try:
         if args.format == "imagej":

@@ -82,9 +82,6 @@ def run(args: argparse.Namespace) -> int:
     if output.parent.exists() and not output.parent.is_dir():
         raise UserError(f"cannot write to {output.parent}: it exists and is not a folder")
     check_writable_folder(output.parent)  # before the work, not after
-    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
-        print(f"unet-seg measure: warning: {args.labels} changes value from pixel to pixel, like an image rather "
-              "than labels: did you pick the image as labels?", file=sys.stderr)
     pixel_size = tuple(args.pixel_size) if args.pixel_size else labels.pixel_size or (image and image.pixel_size)
     try:
         table = measure_objects(labels.data, images, pixel_size=pixel_size)
@@ -92,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.labels}: {exc}") from None
     if not len(table["label"]):
         raise UserError(f"{args.labels} holds no objects (every pixel is 0): nothing to measure, nothing written")
+    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
+        print(f"unet-seg measure: warning: {args.labels} changes value from pixel to pixel, like an image rather "
+              "than labels: did you pick the image as labels?", file=sys.stderr)
     comments = {"labels": Path(args.labels).name, "image": Path(args.image).name if args.image else "none",
                 "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown"}
     write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})

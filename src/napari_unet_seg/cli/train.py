@@ -117,6 +117,9 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
 
 
 def run(args: argparse.Namespace) -> int:
+    if Path(args.output).is_dir():  # "-o models/" meant a folder: a file beside it would surprise
+        raise UserError(f"{args.output} is a folder; give the model file's name, e.g. "
+                        f"{Path(args.output) / 'my-model.safetensors'}")
     output = model_file_path(args.output)
     if output.exists():
         raise UserError(f"{output} already exists; choose another name (model files are never overwritten)")
