@@ -352,3 +352,40 @@ def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):
         assert frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1, f"{name!r} runs past the edge"
     sizes = [t.get_fontsize() for t in plot.figure.findobj(Text) if t.get_text()]
     assert min(sizes) >= LABEL_SIZE >= 8
+
+
+def test_closing_the_dock_mid_run_stops_training_and_says_what_was_saved(make_napari_viewer, qtbot, tmp_path,
+                                                                          messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    widget = _docked(viewer, tmp_path, steps=100_000)
+    widget.settings.max_seconds.setValue(600)
+    widget.start()
+    qtbot.waitUntil(lambda: bool(widget.plot.steps), timeout=TIMEOUT)
+    viewer.window.remove_dock_widget(widget)  # what the dock's close button does: the widget is only unparented
+    _wait(qtbot, widget)
+    assert widget.outcome is not None and widget.outcome.result.train.cancelled  # stopped, not ten minutes on
+    assert widget.outcome.path.exists()  # the best weights so far are kept
+    assert any(text.startswith("Training stopped when the Train panel was closed: "
+                               f"'{widget.outcome.path.stem}' was saved") for text in messages["info"])
+
+
+def test_the_preview_leaves_the_selection_alone_and_stays_deleted(make_napari_viewer, qtbot, tmp_path, messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    painted = viewer.add_labels(labels, name="cells labels")
+    widget = _docked(viewer, tmp_path, steps=100_000)
+    widget.settings.max_seconds.setValue(600)
+    viewer.layers.selection.active = painted
+    widget.start()
+    qtbot.waitUntil(lambda: widget.preview_layer is not None, timeout=TIMEOUT)
+    assert viewer.layers.selection.active is painted  # the brush still paints the user's labels
+    viewer.layers.remove(widget.preview_layer)
+    steps = len(widget.plot.steps)
+    qtbot.waitUntil(lambda: len(widget.plot.steps) > steps + 2, timeout=TIMEOUT)
+    assert not any(layer.name.startswith("training preview") for layer in viewer.layers)  # not back
+    widget.cancel()
+    _wait(qtbot, widget)

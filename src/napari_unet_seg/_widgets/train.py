@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.common.errors import first_line
@@ -42,6 +42,8 @@ class TrainWidget(QWidget):
         self.job: TrainJob | None = None
         self.outcome: JobOutcome | None = None
         self.preview_layer: Labels | None = None
+        self._preview_shown = False  # this run has shown its preview (so a deleted preview layer stays deleted)
+        self._closed_mid_run = False  # the dock was closed while training: it stopped, and says so when done
         self.overrides: dict[str, Any] = {}  # TrainConfig fields to force (tests, experts)
         self._box = (0, 1, 0, 1)
         self._build()
@@ -97,6 +99,14 @@ class TrainWidget(QWidget):
             layout.addWidget(widget)
         fill_dock(self, body)  # beside many docks, the whole dock scrolls
 
+    def event(self, event: QEvent) -> bool:
+        """Closing the dock mid-run stops training as Cancel does (napari only unparents the widget, so
+        training would go on unseen and uncancellable); the end is said in a notification."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.worker is not None:
+            self._closed_mid_run = True
+            self.cancel()
+        return super().event(event)
+
     def _on_pair_problem(self, problem: str | None) -> None:
         """Say in the status when the chosen labels do not overlay the chosen image; restore it once they do."""
         if problem is not None:
@@ -125,6 +135,7 @@ class TrainWidget(QWidget):
             show_info("Training is already running; cancel it or wait for it to finish.")
             return
         self._clear_results()  # a new press: the last run's verdict must not pass for this one's
+        self._preview_shown = self._closed_mid_run = False
         try:
             self.job = self.settings.job(self.overrides, preview_box=lambda: self._box)
             self._box = visible_box(self.viewer.layers[self.settings.image_box.currentText()],
@@ -141,10 +152,15 @@ class TrainWidget(QWidget):
         self.worker = start_worker(
             self, partial(run_training, self.job, **self._relays), failure="Training failed",
             cancel_on_close=self.job.cancel, on_returned=self._on_returned,
-            on_cancelled=lambda: self.status.setText("cancelled"),
+            on_cancelled=self._on_cancelled,
             on_failed=self._on_failed,
             on_finished=self._on_finished,
         )
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("cancelled")
+        if self._closed_mid_run:
+            show_info("Training stopped when the Train panel was closed, before it had weights to save.")
 
     def _on_failed(self, exc: BaseException) -> None:
         # an annotation refused before the first step trained nothing: the user fixes it and presses Train again
@@ -189,10 +205,16 @@ class TrainWidget(QWidget):
         y0, y1, x0, x1 = box
         layer = self.preview_layer
         shape = self.job.pairs[0].labels.shape if self.job is not None else labels.shape
+        if self._preview_shown and layer not in self.viewer.layers:
+            return  # the user deleted this run's preview: it does not come back
         if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
+            active = self.viewer.layers.selection.active  # e.g. the labels being painted: they stay selected
             layer = self.preview_layer = self.viewer.add_labels(
                 np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True})
+            if active is not None and active in self.viewer.layers:
+                self.viewer.layers.selection.active = active
+        self._preview_shown = True
         layer.data[y0:y1, x0:x1] = labels
         layer.refresh()
 
@@ -219,6 +241,10 @@ class TrainWidget(QWidget):
                 show_info(f"'{outcome.path.stem}' keeps the weights of '{parent}' (training did not beat them) "
                           "with post-processing fitted to your annotation; Segment now uses it.")
         self.settings.show_project()
+        if self._closed_mid_run:  # nobody sees the dock's verdict: a notification says what happened
+            used = "Segment now uses it" if result.worth_using else f"Segment keeps using '{parent}'"
+            show_info(f"Training stopped when the Train panel was closed: '{outcome.path.stem}' was saved with the "
+                      f"best weights so far; {used}.")
         example = fresh_model_name(outcome.path.stem, user_model_dir())
         self.settings.name.setText("")
         self.settings.name.setPlaceholderText(f"automatic, e.g. {example}")
