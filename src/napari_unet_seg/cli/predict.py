@@ -74,8 +74,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="instances: one id per object; semantic: one id per class (an instance model's "
                              "foreground mask as 1) (default: instances)")
     parser.add_argument("--flip-average", action="store_true",
-                        help="average the network over the four mirror images of each window: 4x the network's "
-                             "time for a slightly better result (see the model card)")
+                        help="average the network over the four mirror images of each window: four network passes, "
+                             "about 2.7x the time in all, for a slightly better result (see the model card)")
     parser.set_defaults(run=run)
 
 
