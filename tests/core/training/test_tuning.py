@@ -223,8 +223,14 @@ def test_finetune_that_keeps_the_parent_fits_its_outlines_to_the_annotation(loos
     result = finetune(model, [TrainingPair(image, labels, name="tight outlines")], config=config, base="parent")
     assert result.improved is False
     assert model.postprocess["foreground_threshold"] == 0.8
-    assert ("then post-processing was fitted to your annotation: foreground threshold 0.8 (AP50 on all of your "
-            "annotation 0.") in result.verdict("parent")
+    assert ("then (the figures above are from before it) post-processing was fitted to your annotation: foreground "
+            "threshold 0.8 (AP50 on all of your annotation 0.") in result.verdict("parent")
+    from napari_unet_seg.core.training.finetune import _fit_step_text
+
+    # with earlier rounds' corrections in the fit, its figures are not the headline's (this round's part alone)
+    assert _fit_step_text(result.tuning.steps[0], earlier=True).endswith(
+        f"(AP50 on all of your annotations, this round's and earlier {result.tuning.steps[0].before:.3f} -> "
+        f"{result.tuning.steps[0].after:.3f})")
     assert result.scores["ap50"] > 0.95  # the held-out score is the fitted model's
     assert result.scores_where() == "the held-out annotation"  # fitted on all of it, not on the held-out part
     run = model.metadata["lineage"][-1]  # the record says which weights were kept and each fitted step

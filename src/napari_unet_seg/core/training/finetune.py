@@ -250,8 +250,10 @@ class FinetuneResult:
             text += (f"; and no worse on earlier corrections ({main_score_name(earlier_old, 'ap50')} "
                      f"{earlier_new:.3f} vs {replay_check_score(earlier_old):.3f})")
         if self.tuning is not None and self.tuning.steps:
-            text += "; then post-processing was fitted to your annotation: " + "; ".join(
-                _fit_step_text(step) for step in self.tuning.steps)
+            # the comparison is of the weights with the settings they had; the headline is after fitting
+            text += "; then (the figures above are from before it) post-processing was fitted to your annotation: "
+            text += "; ".join(
+                _fit_step_text(step, earlier=bool(earlier_old)) for step in self.tuning.steps)
         return text
 
     def best_trained_scores(self) -> dict[str, float] | None:
@@ -268,8 +270,12 @@ class FinetuneResult:
         return "the held-out annotation"
 
 
-def _fit_step_text(step: FitStep) -> str:
-    """One fitted post-processing step for people: what changed, and AP50 before -> after where it was fitted."""
+def _fit_step_text(step: FitStep, earlier: bool = False) -> str:
+    """One fitted post-processing step for people: what changed, and AP50 before -> after where it was fitted.
+
+    ``earlier``: earlier rounds' corrections were part of it, so the figures are not the headline's
+    (which is this round's held-out part alone).
+    """
     parts = []
     for name, value in step.changed.items():
         if name == "min_brightness":
@@ -277,6 +283,9 @@ def _fit_step_text(step: FitStep) -> str:
         else:
             parts.append(f"{name.replace('_', ' ')} {value:g}")
     where = "all of your annotation" if step.on == "all" else "the held-out part"
+    if earlier:
+        where = "all of your annotations, this round's and earlier" if step.on == "all" else \
+            "the held-out parts of this round's and earlier annotations"
     return f"{', '.join(parts)} (AP50 on {where} {step.before:.3f} -> {step.after:.3f})"
 
 
