@@ -89,3 +89,31 @@ def test_renaming_the_image_during_a_run_updates_its_result_layer(widget_and_vie
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert labels_layers(viewer) == [result]  # no new layer: the run found its result by the image's id
     assert widget.status.text().startswith("Updated 'cells labels'")
+
+
+def test_deleting_the_image_mid_run_stops_the_run_at_once(widget_and_viewer, qtbot, monkeypatch):
+    from napari_unet_seg.core.common.callbacks import raise_if_cancelled
+
+    viewer, widget = widget_and_viewer
+    image = viewer.add_image(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8), name="cells")
+    other = viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
+    windows = []
+
+    def long_run(*args, progress=None, cancel=None, **kwargs):  # a long run that checks cancel, as the core does
+        for window in range(600):
+            raise_if_cancelled(cancel)
+            windows.append(window)
+            progress(window, 600)
+            time.sleep(0.05)
+        raise AssertionError("the run was not stopped")
+
+    monkeypatch.setattr(segment_form, "segment_image", long_run)
+    widget.run(image)
+    qtbot.waitUntil(lambda: len(windows) > 2, timeout=TIMEOUT)
+    viewer.layers.remove(other)  # another layer: the run goes on
+    assert not widget._cancel.is_set()
+    viewer.layers.remove(image)
+    assert widget._cancel.is_set()  # its result has nowhere to go: no waiting for the rest of the run
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.status.text() == "'cells' was removed during the run; segmentation stopped."
+    assert labels_layers(viewer) == [] and len(windows) < 100

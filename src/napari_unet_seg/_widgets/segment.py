@@ -12,6 +12,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from napari.layers import Image, Layer
 from napari.qt.threading import FunctionWorker
@@ -47,7 +48,9 @@ class SegmentWidget(QWidget):
         self._clock = QTimer(self)  # the status line counts the seconds of stages the core does not report on
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_progress)
+        self._stopped_because: str | None = None  # why the run was stopped, when not by Cancel
         self._build()
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ----------------------------------------------------------------- layout
     def _build(self) -> None:
@@ -116,9 +119,16 @@ class SegmentWidget(QWidget):
             self._cancel.set()
             self.status.setText("Cancelling…")
 
+    def _on_layer_removed(self, event: Any) -> None:
+        """The image being segmented was deleted: its result has nowhere to go, so the run stops now."""
+        if self._running is not None and event.value is self._running[0] and not self._cancel.is_set():
+            self._stopped_because = f"'{event.value.name}' was removed during the run; segmentation stopped."
+            self._cancel.set()
+
     # -------------------------------------------------------------- running
     def _start(self, layer: Image, job: SegmentJob) -> None:
         self._cancel.clear()
+        self._stopped_because = None
         self._pbar = napari_progress(total=0, desc=f"Segmenting {layer.name}")
         self._stages = SegmentProgress(layer.name, time.monotonic(), measuring=job.options.diameter is None,
                                        to_disk=job.options.store is not None)
@@ -180,6 +190,9 @@ class SegmentWidget(QWidget):
     def _on_cancelled(self) -> None:
         self._show_done(False)
         self._running = None
+        if self._stopped_because is not None:
+            self.status.setText(self._stopped_because)
+            return
         self.status.setText("Cancelled; nothing was added.")
         show_info("Segmentation cancelled.")
 
