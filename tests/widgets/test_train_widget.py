@@ -264,7 +264,8 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     widget = _docked(viewer, tmp_path)
     widget.start()
     _wait(qtbot, widget)
-    assert widget.status.text() == "done" and widget.result.text().startswith("Saved model")
+    assert widget.status.text() == "done: saved 'model-finetuned'; Segment uses it"  # in view on a laptop
+    assert widget.result.text().startswith("Saved model")
     assert widget.plot.steps
     other = viewer.add_labels(np.zeros((40, 50), np.uint16), name="other labels")  # of no image here
     viewer.layers.selection.active = other
@@ -288,7 +289,7 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     widget.settings.labels_box.setCurrentText("cells labels")
     widget.start()  # a failing input is not a failing core: the next press trains
     _wait(qtbot, widget)
-    assert widget.status.text() == "done"
+    assert widget.status.text().startswith("done: saved")
 
 
 def test_labels_bring_their_image_along_when_selected(make_napari_viewer, tmp_path, messages):
@@ -389,3 +390,20 @@ def test_the_preview_leaves_the_selection_alone_and_stays_deleted(make_napari_vi
     assert not any(layer.name.startswith("training preview") for layer in viewer.layers)  # not back
     widget.cancel()
     _wait(qtbot, widget)
+
+
+@pytest.mark.parametrize("improved, fitted, expected", [
+    (True, False, "done: saved 'cells-finetuned', better than 'nuclei'; Segment uses it"),
+    (False, False, "done: saved 'cells-finetuned', not better than 'nuclei'; Segment keeps 'nuclei'"),
+    (False, True, "done: saved 'cells-finetuned' ('nuclei' with post-processing fitted); Segment uses it"),
+    (None, False, "done: saved 'cells-finetuned'; Segment uses it"),  # no judge: too little to hold out
+])
+def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fitted, expected):
+    from types import SimpleNamespace
+
+    from napari_unet_seg._widgets.train_job import JobOutcome, status_line
+    from napari_unet_seg.core.training.finetune import FinetuneResult
+
+    result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted))
+    result.worth_using = FinetuneResult.worth_using.fget(result)
+    assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected

@@ -27,7 +27,7 @@ from ..core.training.naming import fresh_model_name
 from ._common import Relay, format_seconds, start_worker
 from ._scroll import fill_dock, scrolling
 from .train_form import PREVIEW_KEY, TrainSettings
-from .train_job import JobOutcome, TrainJob, outcome_text, run_training
+from .train_job import JobOutcome, TrainJob, outcome_text, run_training, status_line
 from .train_layers import fresh_layer_name, visible_box
 from .train_plot import TrainingPlot
 
@@ -227,7 +227,7 @@ class TrainWidget(QWidget):
         self.result.setText(outcome_text(outcome, parent))
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
-        self.status.setText("done")
+        self.status.setText(status_line(outcome, parent))
         self.progress.setValue(100)
         self.refresh_models()
         if not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse

@@ -74,6 +74,18 @@ def outcome_text(outcome: JobOutcome, parent: str) -> str:
     return "\n".join(lines)
 
 
+def status_line(outcome: JobOutcome, parent: str) -> str:
+    """The verdict in a few words for the status line, which stays in view on a laptop when the full verdict
+    scrolls below the plot."""
+    result, name = outcome.result, outcome.path.stem
+    if not result.worth_using:
+        return f"done: saved '{name}', not better than '{parent}'; Segment keeps '{parent}'"
+    if result.improved is False:
+        return f"done: saved '{name}' ('{parent}' with post-processing fitted); Segment uses it"
+    better = {True: f", better than '{parent}'"}.get(result.improved, "")
+    return f"done: saved '{name}'{better}; Segment uses it"
+
+
 def _ignore(*_: Any) -> None:
     pass
 
