@@ -69,9 +69,6 @@ def run(args: argparse.Namespace) -> int:
     if not has_format_suffix(output, args.format):  # a ROI set named .geojson is opened by no tool
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")
-    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said, and the export still made
-        print(f"unet-seg export: warning: {args.labels} changes value from pixel to pixel, like an image rather "
-              "than labels: did you pick the image as labels?", file=sys.stderr)
     provenance = _provenance(args.labels)
     try:
         if args.format == "imagej":
@@ -88,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                            overwrite=args.overwrite)
     except ValueError as exc:
         raise UserError(first_line(exc)) from None
+    if looks_like_an_intensity_image(labels.data):  # likely, not certain: said after the refusals, export made
+        print(f"unet-seg export: warning: {args.labels} changes value from pixel to pixel, like an image rather "
+              "than labels: did you pick the image as labels?", file=sys.stderr)
     print(f"wrote {output}")
     return 0
 
