@@ -13,18 +13,39 @@ from napari.viewer import Viewer
 PLUGIN = "napari-unet-seg"
 
 
-def _dock(viewer: Viewer, widget_name: str) -> Any:
-    """The plugin's dock widget called ``widget_name``, opened if it is not docked yet."""
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, widget_name)
+def _dock(viewer: Viewer, widget_name: str, kind: type) -> Any:
+    """The plugin's open dock widget of ``kind``, else a new one called ``widget_name``.
+
+    Looked up by class, not by name: napari names the dock by the plugin's display name
+    when the Plugins menu opens it and by its package name in ``add_plugin_dock_widget``,
+    so a name lookup opened a second dock whose settings were not the ones the user had set.
+    """
+    try:
+        docked = list(viewer.window.dock_widgets.values())
+    except (AttributeError, RuntimeError):
+        docked = []
+    widget = next((item for item in docked if isinstance(item, kind)), None)
+    if widget is None:  # docked under the name the Plugins menu gives it, so that menu finds it too
+        from npe2 import PluginManager
+
+        display_name = PluginManager.instance().get_manifest(PLUGIN).display_name
+        widget = kind(viewer)
+        viewer.window.add_dock_widget(widget, name=f"{widget_name} ({display_name})")
+    else:
+        widget.parentWidget().raise_()  # a dock tabbed behind another comes to the front
     return widget
 
 
 def segment_with_unet(viewer: Viewer) -> None:
     """Layers > Segment > Segment with U-Net: segment the selected image layer with the current settings."""
-    widget = _dock(viewer, "Segment")
+    from ._widgets.segment import SegmentWidget
+
+    widget = _dock(viewer, "Segment", SegmentWidget)
     widget.run(viewer.layers.selection.active)
 
 
 def open_batch_widget(viewer: Viewer) -> None:
     """File > IO utilities > Batch segment with U-Net…: open the batch dock."""
-    _dock(viewer, "Batch segment")
+    from ._widgets.batch import BatchWidget
+
+    _dock(viewer, "Batch segment", BatchWidget)

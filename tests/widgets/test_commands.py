@@ -30,6 +30,12 @@ def tiny_in_user_folder() -> None:
 COMMAND = "napari-unet-seg.segment_with_unet"
 
 
+def docked(viewer, kind):
+    """The one dock widget of ``kind`` (the commands open theirs as the Plugins menu names it)."""
+    (widget,) = [w for w in viewer.window.dock_widgets.values() if isinstance(w, kind)]
+    return widget
+
+
 def test_menu_entry_is_declared():
     manifest = PluginManifest.from_distribution("napari-unet-seg")
     menu = manifest.contributions.menus["napari/layers/segment"]
@@ -46,7 +52,7 @@ def test_layers_segment_menu_runs_the_command(make_napari_viewer, qtbot, tiny_in
     assert COMMAND in [item.command.id for item in items if hasattr(item, "command")]
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8), name="cells")
     app.commands.execute_command(COMMAND).result()  # what clicking the menu item does
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    widget = docked(viewer, SegmentWidget)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert viewer.layers["cells labels"].data.shape == (64, 80)
 
@@ -57,7 +63,7 @@ def test_command_segments_selected_image(make_napari_viewer, qtbot, tiny_in_user
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     viewer.layers.selection.active = viewer.layers["nuclei"]
     segment_with_unet(viewer)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    widget = docked(viewer, SegmentWidget)
     assert isinstance(widget, SegmentWidget)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     labels = viewer.layers["nuclei labels"]
@@ -93,7 +99,7 @@ def test_menu_with_a_labels_layer_selected_names_the_layers_kind(make_napari_vie
     viewer.layers.selection.active = labels
     app = Application.get_app("test_app") or Application.get_app("napari")
     app.commands.execute_command(COMMAND).result()  # Layers > Segment > Segment with U-Net
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    widget = docked(viewer, SegmentWidget)
     widget.run(PublicOnlyProxy(labels))  # as a plugin is handed it, whatever napari's version
     expected = "'my labels' is a Labels layer; select an image layer to segment."
     assert errors == [expected, expected]
@@ -103,9 +109,10 @@ def test_menu_with_a_labels_layer_selected_names_the_layers_kind(make_napari_vie
 def test_batch_command_opens_the_batch_dock(make_napari_viewer):
     viewer = make_napari_viewer()
     open_batch_widget(viewer)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Batch segment")
+    widget = docked(viewer, BatchWidget)
     assert isinstance(widget, BatchWidget)
     open_batch_widget(viewer)  # a second call reuses the dock
+    assert docked(viewer, BatchWidget) is widget
 
 
 @pytest.mark.parametrize("name, kind", [("Segment", SegmentWidget), ("Train", TrainWidget),
@@ -117,3 +124,22 @@ def test_every_dock_widget_opens_through_napari(make_napari_viewer, name, kind):
     dock, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", name)
     assert isinstance(widget, kind) and dock.widget() is not None
     assert viewer.window.add_plugin_dock_widget("napari-unet-seg", name)[1] is widget  # reused, not doubled
+
+
+def test_the_menu_command_uses_the_dock_the_plugins_menu_opened(make_napari_viewer, qtbot, tiny_in_user_folder):
+    """The Plugins menu names its dock by the plugin's display name: the command must find it, not open another."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8), name="cells")
+    app = Application.get_app("test_app") or Application.get_app("napari")
+    app.commands.execute_command("napari-unet-seg.segment_widget").result()  # Plugins > U-Net Segmentation > Segment
+    opened = [w for w in viewer.window.dock_widgets.values() if isinstance(w, SegmentWidget)]
+    assert len(opened) == 1
+    (widget,) = opened
+    widget.settings.diameter.setValue(15.0)  # a setting the user made in that dock
+    segment_with_unet(viewer)
+    assert [w for w in viewer.window.dock_widgets.values() if isinstance(w, SegmentWidget)] == [widget]
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert viewer.layers["cells labels"].metadata["provenance"]["settings"]["diameter"] == 15.0
+    open_batch_widget(viewer)
+    app.commands.execute_command("napari-unet-seg.batch_widget").result()  # toggles the same dock, not a second
+    assert len([w for w in viewer.window.dock_widgets.values() if isinstance(w, BatchWidget)]) == 1

@@ -99,7 +99,7 @@ def test_a_costly_window_is_raised_said_and_changes_nothing(tmp_path, tiny_model
     from napari_unet_seg.core.inference.options import RunOptions
     from napari_unet_seg.core.inference.pipeline import segment_image
 
-    image = np.random.default_rng(2).random((2, 300, 260)).astype(np.float32)
+    image = np.random.default_rng(2).random((5, 160, 140)).astype(np.float32)  # a stack (2-4 planes: channels?)
     where = {"store": str(tmp_path / "w.zarr")} if store else {}
     small = segment_image(image, RunOptions(device="cpu", tile_size=64, **where), model=tiny_model)
     assert len(small.notes) == 1 and "a 64-px window would have cost" in small.notes[0]
