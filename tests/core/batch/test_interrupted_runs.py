@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -83,3 +84,25 @@ def test_outputs_made_with_other_settings_are_not_passed_off_as_this_runs(tmp_pa
     assert same.status == "skipped" and "other settings" not in same.message and same.objects == first.objects
     [other] = run_batch([root / "a.tif"], out, replace(options, diameter=30.0))
     assert other.status == "skipped" and "other settings (diameter: auto -> 30 px)" in other.message
+
+
+def test_a_rerun_tells_outputs_apart_by_the_image_they_were_made_from(tmp_path, options, monkeypatch):
+    """The summary names files as each run was given them (relative to where it ran); the provenance decides."""
+    from napari_unet_seg.core.batch.jobs import find_jobs
+    from napari_unet_seg.core.batch.runner import run_jobs
+
+    for name in ("e1", "e2"):
+        (tmp_path / name / "in").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "e1" / "in" / "x.tif", np.zeros((32, 32), np.uint8))
+    tifffile.imwrite(tmp_path / "e2" / "in" / "x.tif", np.full((32, 32), 9, np.uint8))  # another image, same name
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path / "e1")
+    run_jobs(find_jobs([Path("in")], out), out, options)
+    monkeypatch.chdir(tmp_path / "e2")  # "in/x.tif" again, as typed: but another file
+    [row] = run_jobs(find_jobs([Path("in")], out), out, options)
+    assert row.status == "skipped"
+    assert row.message == (f"output exists but holds the labels of {tmp_path / 'e1' / 'in' / 'x.tif'}; "
+                           "use overwrite to redo it")
+    monkeypatch.chdir(tmp_path)  # the first image again, typed from elsewhere: it is this file's output
+    [row] = run_jobs(find_jobs([tmp_path / "e1" / "in"], out), out, options)
+    assert row.status == "skipped" and row.message == "output exists (use overwrite to redo it)"

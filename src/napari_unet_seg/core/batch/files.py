@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -54,17 +55,27 @@ NOT_OURS = ("output exists and was not written by unet-seg (it records no proven
             "move it away or choose another output folder to segment this image")
 
 
-def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[str] | None = None) -> FileResult:
+def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[str] | None = None,
+                   made_from: str | None = None) -> FileResult:
     """The row of a file whose output (written by unet-seg) exists; keeps the counts of the run that made it.
 
     ``changes`` are the settings that run had otherwise ("model: nuclei ->
-    nuclei-robust", from the output's provenance; None: unknown). The row
-    says them: a rerun never passes off an output made otherwise as this run's.
+    nuclei-robust", from the output's provenance; None: unknown). ``made_from``
+    is the image file that run read, as its provenance records it (absolute;
+    None: not recorded), which decides whether the output is this file's: the
+    summary's row names the file as that run was given it, relative to where
+    it ran. The row says either: a rerun never passes off an output made
+    otherwise, or from another image of the same name, as this run's.
     """
     old = previous.get(str(job.target))
-    if old is not None and old.file != str(job.source):
+    source = Path(job.source).absolute()
+    if made_from is not None:
+        other = None if _same_file(made_from, source) else made_from
+    else:
+        other = old.file if old is not None and old.file != str(job.source) else None
+    if other is not None:
         return FileResult(str(job.source), "skipped", 0, 0.0, 0.0,
-                          f"output exists but holds the labels of {old.file}; use overwrite to redo it",
+                          f"output exists but holds the labels of {other}; use overwrite to redo it",
                           str(job.target))
     if changes is None:
         message = "output exists, made by an earlier run of unknown settings; use overwrite to redo it"
@@ -74,6 +85,16 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
         message = EXISTS
     return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
                       message, str(job.target), old.settings if old else "")
+
+
+def _same_file(recorded: str, source: Path) -> bool:
+    """Whether the recorded path names ``source`` (the same path, or the same file through another path)."""
+    if Path(recorded) == source:
+        return True
+    try:
+        return os.path.samefile(recorded, source)
+    except OSError:  # the recorded file is gone or unreadable: not shown to be this one
+        return False
 
 
 def kept_result(job: Job) -> FileResult:

@@ -125,7 +125,8 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
             skips[job] = kept_result(job)
         elif not overwrite:
             current = current or RunSettings.of(options)
-            skips[job] = skipped_result(job, previous, current.changes_since(record))
+            made_from = record.get("input") if isinstance(record.get("input"), str) else None
+            skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from)
     return skips
 
 
