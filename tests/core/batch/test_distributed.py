@@ -85,3 +85,23 @@ def test_an_in_process_cluster_gives_the_local_results(tmp_path, folder, options
         assert (a.objects, a.mean_area) == (b.objects, b.mean_area) and a.objects > 0
         assert b.output.startswith(str((tmp_path / "remote").resolve()))
         np.testing.assert_array_equal(tifffile.imread(a.output), tifffile.imread(b.output))
+
+
+def test_paths_typed_relative_to_here_reach_workers_that_run_elsewhere(tmp_path, folder, options, monkeypatch):
+    """Workers keep their own working folder; the summary still names the files as they were typed."""
+    from distributed import LocalCluster
+
+    root, _ = folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the workers start here
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        monkeypatch.chdir(root.parent)  # the user types paths relative to here
+        typed = [root.name + "/a.tif", root.name + "/b c.png"]
+        remote = run_batch(typed, tmp_path / "remote", options, scheduler=cluster.scheduler_address)
+    local = run_batch(typed, tmp_path / "local", options)
+    assert [r.status for r in remote] == [r.status for r in local] == ["ok", "ok"], [r.message for r in remote]
+    assert [r.file for r in remote] == [r.file for r in local] == typed
+    for a, b in zip(local, remote):
+        np.testing.assert_array_equal(tifffile.imread(a.output), tifffile.imread(b.output))

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,17 @@ def segment_on_worker(job: Job, options: RunOptions, plugin_name: str) -> FileRe
         return segment_file(job, plugin.model, options, lock=plugin.lock)
 
 
+def _absolute(job: Job) -> Job:
+    """``job`` with absolute paths (the cluster's workers share the files, not this process's working folder)."""
+    return replace(job, source=job.source.absolute(), target=job.target.absolute())
+
+
+def _as_given(result: FileResult, job: Job) -> FileResult:
+    """A worker's row naming the files as they were given, as a local run's row does (summaries compare)."""
+    output = str(job.target) if result.output == str(_absolute(job).target) else result.output
+    return replace(result, file=str(job.source), output=output)
+
+
 def iter_distributed(
     jobs: list[Job], options: RunOptions, address: str, *, cancel: Callable[[], bool] | None = None,
     timeout: float = CONNECT_TIMEOUT,
@@ -129,9 +141,10 @@ def iter_distributed(
         if not client.scheduler_info().get("workers"):
             client.wait_for_workers(1, timeout=max(timeout, 30))
         client.register_plugin(plugin, name=plugin.name)
+        # workers run in their own working folder: a path typed relative to this one would name nothing there
         futures = {
-            client.submit(segment_on_worker, job, options, plugin.name, key=f"unet-seg-{i}-{os.getpid()}-{id(job)}",
-                          pure=False, retries=1): job
+            client.submit(segment_on_worker, _absolute(job), options, plugin.name,
+                          key=f"unet-seg-{i}-{os.getpid()}-{id(job)}", pure=False, retries=1): job
             for i, job in enumerate(jobs)
         }
         pending = list(futures)  # polled, not waited on: this client is deliberately not the default one
@@ -148,7 +161,7 @@ def iter_distributed(
             for future in done:
                 job = futures[future]
                 try:
-                    yield job, future.result()
+                    yield job, _as_given(future.result(), job)
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
                     yield job, failed_result(job, exc, 0.0)
     except TimeoutError as exc:
