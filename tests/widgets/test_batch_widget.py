@@ -144,3 +144,33 @@ def test_an_output_folder_that_is_a_file_stops_with_no_impossible_summary_path(d
     status = widget.status.text()
     assert status.startswith("Stopped:") and "summary in" not in status and "notes.txt/" not in status
     assert all(widget.table.item(r, 1).text() != "queued" for r in range(widget.table.rowCount()))
+
+
+def test_the_status_counts_files_and_time_and_names_subfolders(widget, qtbot, monkeypatch):
+    from napari_unet_seg._widgets import batch as batch_module
+
+    widget, _, tmp_path = widget
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir()
+    tifffile.imwrite(folder / "sub" / "deep.tif", synthetic_nuclei((40, 48), n=5, seed=9)[0])
+    widget.recursive.setChecked(True)
+    seen: list[str] = []
+    show = batch_module.BatchWidget._show_status
+
+    def recorded(self):
+        show(self)
+        seen.append(self.status.text())
+
+    monkeypatch.setattr(batch_module.BatchWidget, "_show_status", recorded)
+    ticks = iter(range(0, 10_000, 7))  # a clock on which each file takes seconds, as real images do
+    monkeypatch.setattr(batch_module, "time", type("Clock", (), {"monotonic": staticmethod(lambda: next(ticks))}))
+    run_and_wait(widget, qtbot)
+    assert seen[0].startswith("Segmenting: 0 / 5 files done · ")  # said as soon as the files are found
+    assert any(text.startswith("Segmenting: ") and " left · " in text for text in seen)  # an estimate once paced
+    names = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]
+    assert "sub/deep.tif" in names  # where it is, not only its name
+    row = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())].index("failed")
+    assert widget.table.item(row, 1).toolTip().startswith("failed: broken.png: ")  # why, without scrolling right
+    widget.pattern.setText("*.jpg")  # matches nothing: no earlier run's summary passed off as this one's
+    run_and_wait(widget, qtbot)
+    assert widget.table.rowCount() == 0 and "summary in" not in widget.status.text()

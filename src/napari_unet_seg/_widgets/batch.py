@@ -9,6 +9,7 @@ image with its labels on top.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ from napari.qt.threading import GeneratorWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
@@ -31,7 +33,15 @@ from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
-from ._common import auto_double_spinbox, auto_spinbox, compact, form_group, start_worker, value_or_none
+from ._common import (
+    auto_double_spinbox,
+    auto_spinbox,
+    compact,
+    form_group,
+    format_seconds,
+    start_worker,
+    value_or_none,
+)
 from ._scroll import fill_dock, scrolling
 from .segment_pickers import ModelPicker
 
@@ -76,6 +86,10 @@ class BatchWidget(QWidget):
         self._cancel = threading.Event()
         self._error: str | None = None  # why the last run stopped, if it failed
         self._pbar: napari_progress | None = None
+        self._started = 0.0  # time.monotonic() when the files were found
+        self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._show_status)
         self._build()
 
     def _build(self) -> None:
@@ -191,7 +205,8 @@ class BatchWidget(QWidget):
         return self.worker
 
     def cancel(self) -> None:
-        """Stop after the file being segmented (which is abandoned, never half-written)."""
+        """Stop the files being segmented at their next window (nothing half-written); an image that fits
+        one window (most, on the CPU) finishes first."""
         self._cancel.set()
         self.status.setText("Cancelling…")
 
@@ -200,33 +215,63 @@ class BatchWidget(QWidget):
             self.jobs = message[1]
             self.table.setRowCount(len(self.jobs))
             for row, job in enumerate(self.jobs):
-                self._set_row(row, [job.source.name, "queued", "", "", "", ""])
+                self._set_row(row, [self._name(job), "queued", "", "", "", ""])
             self.progress_bar.setRange(0, max(len(self.jobs), 1))
             self.progress_bar.setValue(0)
-            self._pbar = napari_progress(total=len(self.jobs), desc="Batch segment")
             if not self.jobs:
                 show_warning("No images found in the input folder (check the pattern).")
+                return
+            self._started = time.monotonic()
+            self._clock.start()
+            self._show_status()
+            pbar = napari_progress(total=len(self.jobs), desc="Batch segment")  # may process events: the run
+            if self._clock.isActive():  # can end inside this call, and then nothing would close the bar
+                self._pbar = pbar
+            else:
+                pbar.close()
             return
         _, job, result = message
         self.results[job] = result
         row = self.jobs.index(job)
-        self._set_row(row, [job.source.name, result.status, str(result.objects), f"{result.mean_area:.1f}",
+        self._set_row(row, [self._name(job), result.status, str(result.objects), f"{result.mean_area:.1f}",
                             f"{result.seconds:.1f}", name_overwrite(result.message, f"'{REDO}'")])
         self.progress_bar.setValue(len(self.results))
-        self.status.setText(f"{len(self.results)} / {len(self.jobs)} files")
+        self._show_status()
         if self._pbar is not None:
             self._pbar.update(1)
+
+    def _name(self, job: Job) -> str:
+        """The file as the table shows it: its path under the input folder (subfolders matter), else its name."""
+        try:
+            return job.source.relative_to(self.input_dir.text().strip()).as_posix()
+        except ValueError:
+            return job.source.name
+
+    def _show_status(self) -> None:
+        """Files done, the time so far and, once a file has finished, an estimate of the time left."""
+        if not self.jobs or self._cancel.is_set() or not self._clock.isActive():
+            return  # a tick or a late report after the end must not overwrite the final status
+        done, total = len(self.results), len(self.jobs)
+        spent = time.monotonic() - self._started
+        segmented = sum(r.status != "skipped" for r in self.results.values())
+        left = ""
+        remaining = spent / segmented * (total - done) if segmented else 0.0  # skips take no time
+        if done < total and remaining >= 1:
+            left = f", ~{format_seconds(remaining)} left"
+        self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
 
     def _set_row(self, row: int, values: list[str]) -> None:
         for column, value in enumerate(values):
             item = QTableWidgetItem(value)
-            item.setToolTip(value)
+            # the message column is often off to the right: the status cell tells it too
+            item.setToolTip(f"{value}: {values[-1]}" if column == 1 and values[-1] else value)
             self.table.setItem(row, column, item)
 
     def _on_failed(self, exc: Exception) -> None:
         self._error = first_line(exc)  # the notification has told the user; the table and status keep saying it
 
     def _on_finished(self) -> None:
+        self._clock.stop()
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
@@ -239,11 +284,11 @@ class BatchWidget(QWidget):
             why = f"stopped: {self._error}" if self._error is not None else "cancelled"
             for row, job in enumerate(self.jobs):  # files the run never reached say so, not "queued"
                 if job not in self.results:
-                    self._set_row(row, [job.source.name, "not run", "", "", "", why])
+                    self._set_row(row, [self._name(job), "not run", "", "", "", why])
             done = f"{why[0].upper()}{why[1:]}. Before that: {done}" if results else why[0].upper() + why[1:]
         outdir = Path(self.output_dir.text().strip())
         summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
-        written = summary.is_file() and (results or self._error is None)  # never a path that cannot exist
+        written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
         text = done + (f"; summary in {summary}" if written else "")
         self.status.setText(text)
         if results and self._error is None:
