@@ -255,12 +255,17 @@ def _docked(viewer, tmp_path, steps: int = 2) -> TrainWidget:
     return _quick(widget, tmp_path, steps)
 
 
-def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_napari_viewer, qtbot, tmp_path,
-                                                                         messages):
+def _cells(make_napari_viewer):
+    """A viewer with an image "cells" and its painted "cells labels" (returned)."""
     viewer = make_napari_viewer()
     image, labels = synthetic_nuclei((96, 128))
     viewer.add_image(image, name="cells")
-    viewer.add_labels(labels, name="cells labels")
+    return viewer, viewer.add_labels(labels, name="cells labels")
+
+
+def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_napari_viewer, qtbot, tmp_path,
+                                                                         messages):
+    viewer, _ = _cells(make_napari_viewer)
     widget = _docked(viewer, tmp_path)
     widget.start()
     _wait(qtbot, widget)
@@ -280,12 +285,15 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     viewer.layers.selection.active = viewer.layers["cells labels"]
     assert widget.status.text() == "ready"  # the pair is fine again
     # a never-painted layer is refused in the background before a step: nothing trained, so not "Failed"
-    viewer.add_labels(np.zeros_like(labels), name="new labels")
+    viewer.add_labels(np.zeros_like(viewer.layers["cells labels"].data), name="new labels")
     widget.settings.image_box.setCurrentText("cells")
     widget.start()
     _wait(qtbot, widget)
-    assert widget.status.text().startswith("Not started: no objects are annotated in cells")
-    assert widget.outcome is None and "no objects are annotated" in messages["error"][-1]
+    # the correction of "cells" saved in the project by the first run stays: empty labels never replace it
+    assert widget.status.text().startswith("Not started: cells has a correction with objects saved in the project")
+    assert widget.outcome is None and messages["error"][-1].startswith("Training not started: cells has a correction")
+    (saved,) = Project(tmp_path / "project").pairs()
+    assert saved.labels.max() > 0
     widget.settings.labels_box.setCurrentText("cells labels")
     widget.start()  # a failing input is not a failing core: the next press trains
     _wait(qtbot, widget)
@@ -357,10 +365,7 @@ def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):
 
 def test_closing_the_dock_mid_run_stops_training_and_says_what_was_saved(make_napari_viewer, qtbot, tmp_path,
                                                                           messages):
-    viewer = make_napari_viewer()
-    image, labels = synthetic_nuclei((96, 128))
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(labels, name="cells labels")
+    viewer, _ = _cells(make_napari_viewer)
     widget = _docked(viewer, tmp_path, steps=100_000)
     widget.settings.max_seconds.setValue(600)
     widget.start()
@@ -374,10 +379,7 @@ def test_closing_the_dock_mid_run_stops_training_and_says_what_was_saved(make_na
 
 
 def test_the_preview_leaves_the_selection_alone_and_stays_deleted(make_napari_viewer, qtbot, tmp_path, messages):
-    viewer = make_napari_viewer()
-    image, labels = synthetic_nuclei((96, 128))
-    viewer.add_image(image, name="cells")
-    painted = viewer.add_labels(labels, name="cells labels")
+    viewer, painted = _cells(make_napari_viewer)
     widget = _docked(viewer, tmp_path, steps=100_000)
     widget.settings.max_seconds.setValue(600)
     viewer.layers.selection.active = painted
@@ -392,18 +394,20 @@ def test_the_preview_leaves_the_selection_alone_and_stays_deleted(make_napari_vi
     _wait(qtbot, widget)
 
 
-@pytest.mark.parametrize("improved, fitted, expected", [
-    (True, False, "done: saved 'cells-finetuned', better than 'nuclei'; Segment uses it"),
-    (False, False, "done: saved 'cells-finetuned', not better than 'nuclei'; Segment keeps 'nuclei'"),
-    (False, True, "done: saved 'cells-finetuned' ('nuclei' with post-processing fitted); Segment uses it"),
-    (None, False, "done: saved 'cells-finetuned'; Segment uses it"),  # no judge: too little to hold out
+@pytest.mark.parametrize("improved, fitted, tied, expected", [
+    (True, False, False, "done: saved 'cells-finetuned', better than 'nuclei'; Segment uses it"),
+    (True, False, True, "done: saved 'cells-finetuned', as good as 'nuclei' (both got the held-out part all "
+                        "right); Segment uses it"),
+    (False, False, False, "done: saved 'cells-finetuned', not better than 'nuclei'; Segment keeps 'nuclei'"),
+    (False, True, False, "done: saved 'cells-finetuned' ('nuclei' with post-processing fitted); Segment uses it"),
+    (None, False, False, "done: saved 'cells-finetuned'; Segment uses it"),  # no judge: too little to hold out
 ])
-def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fitted, expected):
+def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fitted, tied, expected):
     from types import SimpleNamespace
 
     from napari_unet_seg._widgets.train_job import JobOutcome, status_line
     from napari_unet_seg.core.training.finetune import FinetuneResult
 
-    result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted))
+    result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied)
     result.worth_using = FinetuneResult.worth_using.fget(result)
     assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected

@@ -187,7 +187,8 @@ class _WorkerEnds(QObject):
     the cancel event if the widget is destroyed (the viewer closed) mid-run.
     """
 
-    def __init__(self, owner: QObject, failure: str, cancel_on_close: threading.Event | None,
+    def __init__(self, owner: QObject, failure: str | Callable[[Exception], str],
+                 cancel_on_close: threading.Event | None,
                  callbacks: dict[str, Callable[..., None] | None]) -> None:
         super().__init__(owner)
         self._owner = owner
@@ -213,7 +214,8 @@ class _WorkerEnds(QObject):
         elif isinstance(outcome.error, Cancelled):
             self._call("on_cancelled")
         else:
-            report_failure(self._failure, outcome.error)
+            failure = self._failure(outcome.error) if callable(self._failure) else self._failure
+            report_failure(failure, outcome.error)
             self._call("on_failed", outcome.error)
 
     def finished(self) -> None:
@@ -230,7 +232,7 @@ def start_worker(
     owner: QObject,
     work: Callable[[], Any],
     *,
-    failure: str,
+    failure: str | Callable[[Exception], str],
     cancel_on_close: threading.Event | None = None,
     on_returned: Callable[[Any], None] | None = None,
     on_yielded: Callable[[Any], None] | None = None,
@@ -246,7 +248,8 @@ def start_worker(
     ``on_yielded(value)`` per value a generator yields, then one of
     ``on_returned(value)``, ``on_cancelled()`` (``work`` raised
     :class:`Cancelled`) or ``on_failed(exc)`` (after a notification
-    ``"<failure>: <reason>"``; never a traceback dialog), and last
+    ``"<failure>: <reason>"``, ``failure`` a text or a function of the
+    exception; never a traceback dialog), and last
     ``on_finished()``. Progress from core callbacks travels through a
     :class:`Relay`. ``cancel_on_close`` is set if ``owner`` is destroyed mid-run.
     """

@@ -32,6 +32,11 @@ from .train_layers import fresh_layer_name, visible_box
 from .train_plot import TrainingPlot
 
 
+def _failure_title(exc: Exception) -> str:
+    """An annotation refused before the first step trained nothing: not a failure of training."""
+    return "Training not started" if isinstance(exc, UnusableAnnotation) else "Training failed"
+
+
 class TrainWidget(QWidget):
     """Train or fine-tune a model on (image, labels) layers, in the background."""
 
@@ -150,7 +155,7 @@ class TrainWidget(QWidget):
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.worker = start_worker(
-            self, partial(run_training, self.job, **self._relays), failure="Training failed",
+            self, partial(run_training, self.job, **self._relays), failure=_failure_title,
             cancel_on_close=self.job.cancel, on_returned=self._on_returned,
             on_cancelled=self._on_cancelled,
             on_failed=self._on_failed,

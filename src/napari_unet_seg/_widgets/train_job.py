@@ -19,6 +19,7 @@ import numpy as np
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
+from ..core.training.checks import check_pairs
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
@@ -83,6 +84,8 @@ def status_line(outcome: JobOutcome, parent: str) -> str:
     if result.improved is False:
         return f"done: saved '{name}' ('{parent}' with post-processing fitted); Segment uses it"
     better = {True: f", better than '{parent}'"}.get(result.improved, "")
+    if result.tied:
+        better = f", as good as '{parent}' (both got the held-out part all right)"
     return f"done: saved '{name}'{better}; Segment uses it"
 
 
@@ -106,6 +109,7 @@ def run_training(
     model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
                            in_channels=input_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
     if job.project_dir is not None:
+        check_pairs(model, pairs, scribbles=job.scribbles, require_objects=False)  # nothing unusable is saved
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
         latest = {project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs}

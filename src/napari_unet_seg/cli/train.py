@@ -13,6 +13,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
 from ..core.model.registry import user_model_dir
+from ..core.training.checks import UnusableAnnotation, check_pairs
 from ..core.training.evaluation import main_score_name
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.project import Project
@@ -154,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)
     if not scratch and classes is not None and classes != len(model.class_names):
         raise UserError(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
+    try:  # before anything is printed or saved: an unusable annotation must not reach the project
+        check_pairs(model, pairs, scribbles=args.scribbles, require_objects=args.project is None)
+    except UnusableAnnotation as exc:
+        raise UserError(str(exc)) from None
     project = None
     if args.project is not None:
         check_writable_folder(Path(args.project))
@@ -161,7 +166,10 @@ def run(args: argparse.Namespace) -> int:
             project = Project(args.project)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        latest = {project.add(p, scribbles=args.scribbles, task=model.task, source=p.name) for p in pairs}
+        try:
+            latest = {project.add(p, scribbles=args.scribbles, task=model.task, source=p.name) for p in pairs}
+        except UnusableAnnotation as exc:
+            raise UserError(str(exc)) from None
         pairs = project.pairs(scribbles=args.scribbles, task=model.task, latest=latest)
         if len(pairs) > len(latest):
             print(f"project {args.project}: training on {len(pairs)} pair(s), {len(pairs) - len(latest)} of them "

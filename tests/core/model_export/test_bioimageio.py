@@ -144,6 +144,11 @@ def test_an_existing_folder_is_never_overwritten_without_overwrite(tiny_model, t
     (folder / "cover.png").write_bytes(b"old")
     export_bioimageio(tiny_model, folder, overwrite=True)  # an earlier package is replaced
     assert (folder / "rdf.yaml").exists() and (folder / "cover.png").read_bytes() != b"old"
+    (folder / "notes.txt").write_text("mine")  # the user's file beside an earlier package
+    with pytest.raises(ExportError, match="holds notes.txt, which the earlier package does not list"):
+        export_bioimageio(tiny_model, folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+    (folder / "notes.txt").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]  # no temporary folder left behind
 
 

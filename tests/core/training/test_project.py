@@ -43,6 +43,25 @@ def test_a_new_correction_of_the_same_image_replaces_the_old_one(tmp_path):
     assert len(list((tmp_path / "pairs").glob("*.npz"))) == 1
 
 
+def test_labels_without_objects_never_replace_a_saved_correction_of_the_same_image(tmp_path):
+    from napari_unet_seg.core.training.checks import UnusableAnnotation
+
+    image, labels = synthetic_nuclei((64, 64))
+    project = Project(tmp_path)
+    project.add(TrainingPair(image, labels, name="cells"))
+    empty = np.zeros_like(labels)  # a never-painted layer picked by mistake
+    with pytest.raises(UnusableAnnotation, match="cells has a correction with objects saved in the project"):
+        project.add(TrainingPair(image, empty, name="cells"))
+    region = np.zeros(labels.shape, bool)
+    region[:8] = True  # a region around background only: on this image it would also lose the correction
+    background = np.where(region, 0, labels)
+    with pytest.raises(UnusableAnnotation):
+        project.add(TrainingPair(image, background, valid=region, name="cells"))
+    np.testing.assert_array_equal(Project(tmp_path).pairs()[0].labels, labels)  # kept, on disk too
+    project.add(TrainingPair(image[::-1].copy(), empty, name="empty field"))  # a new image with none: a lesson
+    assert len(project) == 2
+
+
 def test_scribble_and_dense_pairs_are_kept_apart(tmp_path):
     image, labels = synthetic_nuclei((32, 32))
     project = Project(tmp_path)

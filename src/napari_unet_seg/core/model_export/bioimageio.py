@@ -179,6 +179,32 @@ def check_package_folder(folder: Path, *, overwrite: bool) -> None:
     if any(folder.iterdir()) and not (folder / "rdf.yaml").is_file():
         raise ExportError(f"{folder} holds files that are not a bioimage.io package (no rdf.yaml), and exporting "
                           "replaces the whole folder: choose another folder")
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in _package_files(folder))
+    if foreign:  # the user's notes beside an earlier package would go with it
+        raise ExportError(f"{folder} holds {foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}"
+                          ", which the earlier package does not list, and exporting replaces the whole folder: move "
+                          "it or choose another folder")
+
+
+def _package_files(folder: Path) -> set[str]:
+    """``rdf.yaml`` and every file of ``folder`` it names: the files an earlier export wrote."""
+    import yaml
+
+    try:
+        record = yaml.safe_load((folder / "rdf.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {"rdf.yaml"}
+    names: set[str] = {"rdf.yaml"}
+    stack = [record]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and "/" not in item and (folder / item).is_file():
+            names.add(item)
+    return names
 
 
 def _check_license(license: str) -> None:

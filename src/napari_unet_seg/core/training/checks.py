@@ -20,8 +20,12 @@ class UnusableAnnotation(ValueError):
     """An annotation training cannot start from: the user fixes it, nothing was trained."""
 
 
-def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> None:
-    """Refuse annotations the model cannot learn from, with a one-line reason."""
+def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool, require_objects: bool = True) -> None:
+    """Refuse annotations the model cannot learn from, with a one-line reason.
+
+    ``require_objects=False`` leaves out the one rule about all ``pairs`` together (an instance model needs
+    an object somewhere): a round's own pairs may have none beside a project's saved ones.
+    """
     if not pairs:
         raise UnusableAnnotation("nothing to train on: give at least one annotated image")
     if scribbles and model.task == "instances":
@@ -52,7 +56,7 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool)
                 hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
                     f"class ids go up to {n_classes - 1} (0 = background)"
                 raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
-    if model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
+    if require_objects and model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
         # e.g. a new, never-painted Labels layer: training on it would only teach the model to find nothing
         names = ", ".join(p.name for p in pairs if p.name)
         raise UnusableAnnotation(f"no objects are annotated{f' in {names}' if names else ''}: paint each object "

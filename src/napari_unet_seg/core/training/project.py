@@ -22,6 +22,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..model.registry import user_model_dir
+from .checks import UnusableAnnotation
 from .data import TrainingPair
 
 INDEX = "project.json"
@@ -37,6 +38,10 @@ def _key(image: np.ndarray, rgb: bool) -> str:
     digest = hashlib.sha1(np.ascontiguousarray(image).tobytes())
     digest.update(f"{image.shape}{image.dtype}{rgb}".encode())
     return digest.hexdigest()[:16]
+
+
+def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
+    return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
 
 
 class Project:
@@ -63,6 +68,12 @@ class Project:
         labels = np.asarray(pair.labels)
         valid = None if pair.valid is None else np.asarray(pair.valid) > 0
         key = _key(image, pair.rgb)
+        saved = next((e for e in self.entries if e["key"] == key), None)
+        if saved is not None and not scribbles and not _has_objects(labels, valid) and self._has_objects(saved):
+            # e.g. a new, never-painted Labels layer picked for an image corrected before: the correction stays
+            raise UnusableAnnotation(f"{pair.name or 'this image'} has a correction with objects saved in the "
+                                     "project, and these labels have none: pick the labels you painted (the "
+                                     "saved correction is kept)")
         (self.folder / "pairs").mkdir(parents=True, exist_ok=True)
         arrays = {"image": image, "labels": labels}
         if valid is not None:
@@ -78,6 +89,18 @@ class Project:
         self.entries = [e for e in self.entries if e["key"] != key] + [entry]
         self._save_index()
         return key
+
+    def _has_objects(self, entry: dict[str, Any]) -> bool:
+        """Whether a saved pair's labels hold an object where they are annotated (unreadable: assumed so)."""
+        try:
+            with np.load(self.folder / entry["file"]) as data:
+                labels = data["labels"]
+                valid = None
+                if "valid" in data:
+                    valid = np.unpackbits(data["valid"], axis=-1, count=labels.shape[-1]).astype(bool)
+        except (OSError, ValueError, KeyError):
+            return True
+        return _has_objects(labels, valid)
 
     def pairs(self, *, scribbles: bool | None = None, task: str | None = None,
               latest: Collection[str] | None = None) -> list[TrainingPair]:
