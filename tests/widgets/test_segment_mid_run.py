@@ -114,6 +114,7 @@ def test_deleting_the_image_mid_run_stops_the_run_at_once(widget_and_viewer, qtb
     assert not widget._cancel.is_set()
     viewer.layers.remove(image)
     assert widget._cancel.is_set()  # its result has nowhere to go: no waiting for the rest of the run
+    assert widget.status.text() == "'cells' was removed: stopping…"  # not the network's stale line meanwhile
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert widget.status.text() == "'cells' was removed during the run; segmentation stopped."
     assert labels_layers(viewer) == [] and len(windows) < 100

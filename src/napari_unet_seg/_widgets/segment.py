@@ -124,6 +124,7 @@ class SegmentWidget(QWidget):
         if self._running is not None and event.value is self._running[0] and not self._cancel.is_set():
             self._stopped_because = f"'{event.value.name}' was removed during the run; segmentation stopped."
             self._cancel.set()
+            self.status.setText(f"'{event.value.name}' was removed: stopping…")  # the network's line is stale now
 
     # -------------------------------------------------------------- running
     def _start(self, layer: Image, job: SegmentJob) -> None:
