@@ -42,7 +42,8 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     data, attributes = _level0(*labels[:2]), labels[1]
     image_data = _level0(*image[:2]) if image else None
     rgb = bool(image and image[1].get("rgb"))
-    written = write_ome_zarr(with_format_suffix(path, "ome-zarr"), data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
+    target = with_format_suffix(path, "ome-zarr")
+    written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
                              name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim),
                              provenance=_provenance(attributes))
     return [str(written)]

@@ -107,7 +107,8 @@ class TrainWidget(QWidget):
     def event(self, event: QEvent) -> bool:
         """Closing the dock mid-run stops training as Cancel does (napari only unparents the widget, so
         training would go on unseen and uncancellable); the end is said in a notification."""
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.worker is not None:
+        running = getattr(self, "worker", None) is not None  # events may come before __init__ has set it
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and running:
             self._closed_mid_run = True
             self.cancel()
         return super().event(event)

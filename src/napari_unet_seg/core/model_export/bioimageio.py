@@ -167,8 +167,8 @@ def check_package_folder(folder: Path, *, overwrite: bool) -> None:
     """Refuse a ``folder`` the export would replace unless it is an earlier package and ``overwrite`` says so.
 
     The package replaces the whole folder, so "--overwrite" on a folder of the
-    user's own files would delete them; only an empty folder or one holding
-    an ``rdf.yaml`` (an earlier export) is replaced.
+    user's own files would delete them; only an empty folder, or an earlier
+    export (an ``rdf.yaml`` and the files it lists, nothing else), is replaced.
     """
     if not folder.exists() and not folder.is_symlink():
         return
@@ -179,7 +179,8 @@ def check_package_folder(folder: Path, *, overwrite: bool) -> None:
     if any(folder.iterdir()) and not (folder / "rdf.yaml").is_file():
         raise ExportError(f"{folder} holds files that are not a bioimage.io package (no rdf.yaml), and exporting "
                           "replaces the whole folder: choose another folder")
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in _package_files(folder))
+    listed = _package_files(folder)
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in listed)
     if foreign:  # the user's notes beside an earlier package would go with it
         raise ExportError(f"{folder} holds {foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}"
                           ", which the earlier package does not list, and exporting replaces the whole folder: move "
