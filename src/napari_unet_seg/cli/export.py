@@ -48,8 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--measurements", default=None, metavar="CSV",
                         help="geojson, ome-zarr: an objects table to attach to each object (default: the "
                              "<stem>_objects.csv beside LABELS, when `unet-seg predict` or `measure` wrote one)")
-    parser.add_argument("--stack-axis", default="z", choices=("z", "t"),
-                        help="a stack's slices are z planes or time points (default: z)")
+    parser.add_argument("--stack-axis", default=None, choices=("z", "t"),
+                        help="a stack's slices are z planes or time points (default: as the labels file says, "
+                             "else z)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(run=run)
 
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")
     provenance = _provenance(args.labels)
+    if args.stack_axis is None:  # a time-lapse's labels (their file says T) stay frames
+        args.stack_axis = "t" if str(labels.metadata.get("axes") or "").lower()[:1] == "t" and labels.stack else "z"
     try:
         if args.format == "imagej":
             write_imagej_rois(output, labels.data, provenance=provenance, overwrite=args.overwrite)

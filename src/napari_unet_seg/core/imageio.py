@@ -213,26 +213,33 @@ def _check_shape(image: ImageFile) -> None:
 
 
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
-                      provenance: Mapping[str, Any] | None = None) -> Path:
+                      provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z") -> Path:
     """Write labels atomically (temporary file + rename): never a truncated output.
 
     ``provenance`` (a JSON-ready dict) goes where readers keep it: in an
     ImageJ file, the "Info" property (Fiji: Image > Show Info, kept when Fiji
     saves the file again); otherwise tifffile's JSON ImageDescription.
-    :func:`read_tiff_provenance` reads it from either.
+    :func:`read_tiff_provenance` reads it from either. ``stack_axis`` names
+    a stack's leading axis ("Z" or "T", as the image's file did), so a
+    time-lapse's labels stay frames, not slices.
     """
     import tifffile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"compression": "zlib"}
+    if stack_axis.upper() not in ("Z", "T"):
+        raise ValueError(f"stack_axis must be 'Z' or 'T', not {stack_axis!r}")
+    axes = f"{stack_axis.upper()}YX" if labels.ndim == 3 else "YX" if labels.ndim == 2 else None
+    kwargs: dict[str, Any] = {"compression": "zlib", "metadata": {}}
     if provenance is not None:
-        kwargs["metadata"] = {PROVENANCE_TAG: dict(provenance)}
+        kwargs["metadata"][PROVENANCE_TAG] = dict(provenance)
+    if axes is not None:
+        kwargs["metadata"]["axes"] = axes  # tifffile's own description keeps them too
     if pixel_size:
         kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]))
         kwargs.pop("compression")
         if labels.dtype != np.uint32:  # ImageJ files cannot hold uint32
-            kwargs.update(imagej=True, metadata={"unit": "um", "axes": "ZYX" if labels.ndim == 3 else "YX"})
+            kwargs.update(imagej=True, metadata={"unit": "um", "axes": axes or "YX"})
             if provenance is not None:
                 kwargs["metadata"]["Info"] = json.dumps(dict(provenance), indent=1, ensure_ascii=True, default=str)
     with atomic_path(path) as tmp:

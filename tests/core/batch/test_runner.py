@@ -79,3 +79,30 @@ def test_a_zarr_input_with_nan_pixels_says_so_in_its_row(tmp_path, options):
     small = RunOptions(**{**options.__dict__, "block_size": 48})
     [row] = run_batch([tmp_path / "nan.zarr"], tmp_path / "out", small)
     assert row.status == "ok" and "NaN or infinite" in row.message
+
+
+def test_a_time_lapse_stays_a_time_lapse_in_its_labels_and_their_export(tmp_path, options):
+    """Frames of a TYX file came out as Z slices, and so as z planes in QuPath."""
+    import json
+
+    from napari_unet_seg.cli.main import main
+
+    frames = np.stack([synthetic_nuclei((48, 64), n=6, seed=i)[0] for i in range(3)])
+    tifffile.imwrite(tmp_path / "movie.tif", frames, imagej=True, metadata={"axes": "TYX"}, resolution=(2.0, 2.0))
+    tifffile.imwrite(tmp_path / "movie_nopx.tif", frames, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "zstack.tif", frames, imagej=True, metadata={"axes": "ZYX"})
+    results = run_batch([tmp_path / name for name in ("movie.tif", "movie_nopx.tif", "zstack.tif")],
+                        tmp_path / "out", options)
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    axes = []
+    for result in results:
+        with tifffile.TiffFile(result.output) as tif:
+            axes.append(tif.series[0].axes)
+    assert axes == ["TYX", "TYX", "ZYX"]
+    assert main(["export", results[0].output, "--format", "geojson"]) == 0  # the file says T: frames
+    features = json.loads((tmp_path / "out" / "movie_labels.geojson").read_text())["features"]
+    planes = {(f["geometry"]["plane"]["z"], f["geometry"]["plane"]["t"]) for f in features}
+    assert planes == {(0, 0), (0, 1), (0, 2)}  # time points, not z planes
+    assert main(["export", results[2].output, "--format", "geojson"]) == 0
+    features = json.loads((tmp_path / "out" / "zstack_labels.geojson").read_text())["features"]
+    assert {(f["geometry"]["plane"]["z"], f["geometry"]["plane"]["t"]) for f in features} == {(0, 0), (1, 0), (2, 0)}

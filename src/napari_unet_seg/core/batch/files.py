@@ -151,7 +151,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         if image.lazy:
             set_stack_axes(job.target, stack_axes(image))
         else:
-            write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance)
+            write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance,
+                              stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
@@ -166,9 +167,9 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
 
 
 def stack_axes(image: ImageFile) -> list[str]:
-    """The names of the image's leading axes (``["t"]``...) when its file says them (OME-Zarr), else none."""
-    axes = image.metadata.get("axes") or ""
-    return [a for a in axes if a not in "cyx"] if image.stack else []
+    """The names of the image's leading axes (``["t"]``...) when its file says them (OME-Zarr, ImageJ), else none."""
+    axes = str(image.metadata.get("axes") or "").lower()
+    return [a for a in axes if a not in "cyxs"] if image.stack else []
 
 
 def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:
