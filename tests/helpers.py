@@ -89,3 +89,19 @@ def blob_logits(shape, centres, radius):
     distance = np.min([np.hypot(yy - cy, xx - cx) for cy, cx in centres], axis=0)
     centre = np.clip(1 - distance / radius, 1e-3, 1 - 1e-3)
     return np.stack([np.where(distance <= radius, 8.0, -8.0), np.log(centre / (1 - centre))]).astype(np.float32)
+
+
+QUICK_RUN = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}  # TrainConfig fields
+
+
+def quick_training(widget, project, steps: int, overrides: dict | None = None):
+    """Set a Train dock for a tiny model from scratch and a quick run (``overrides``: default QUICK_RUN)."""
+    from napari_unet_seg._widgets.train_form import SCRATCH
+
+    widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.settings.depth.setValue(2)
+    widget.settings.width.setValue(4)
+    widget.settings.max_steps.setValue(steps)
+    widget.settings.project_dir.setText(str(project))
+    widget.overrides = dict(QUICK_RUN if overrides is None else overrides)
+    return widget

@@ -5,8 +5,7 @@ from __future__ import annotations
 import napari
 import pytest
 
-from helpers import synthetic_nuclei
-from napari_unet_seg._widgets.train_form import SCRATCH
+from helpers import quick_training, synthetic_nuclei
 from napari_unet_seg.core.model.registry import user_model_dir
 
 pytestmark = pytest.mark.gui
@@ -18,13 +17,8 @@ def test_closing_the_viewer_mid_training_keeps_the_model(qtbot, tmp_path):
     viewer.add_image(image, name="cells")
     viewer.add_labels(labels, name="cells labels")
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
-    widget.settings.model_box.setCurrentText(SCRATCH)
-    widget.settings.depth.setValue(2)
-    widget.settings.width.setValue(4)
-    widget.settings.max_steps.setValue(100_000)
+    quick_training(widget, tmp_path / "project", 100_000, {"crop_size": 48, "batch_size": 2})
     widget.settings.max_seconds.setValue(120)
-    widget.settings.project_dir.setText(str(tmp_path / "project"))
-    widget.overrides = {"crop_size": 48, "batch_size": 2}
     widget.start()
     qtbot.waitUntil(lambda: widget.progress.value() > 0 or "step" in widget.status.text(), timeout=60_000)
     viewer.close()  # mid-run: the widget goes with it

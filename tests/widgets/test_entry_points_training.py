@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import synthetic_nuclei
+from helpers import quick_training, synthetic_nuclei
 
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
-from napari_unet_seg._widgets.train_form import MODE_TEXT, SCRATCH
+from napari_unet_seg._widgets.train_form import MODE_TEXT
 from napari_unet_seg.core.model.modelfile import load_model_file, read_metadata
 from napari_unet_seg.core.model.registry import available_models, user_model_dir
 
@@ -33,12 +33,7 @@ def test_region_limited_training_from_a_shapes_rectangle_saves_a_region_model(ma
     viewer.add_shapes([np.array([[0, 0], [0, 60], [60, 60], [60, 0]])], shape_type="rectangle", name="done here")
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
     assert isinstance(widget, train_module.TrainWidget)
-    widget.settings.model_box.setCurrentText(SCRATCH)
-    widget.settings.depth.setValue(2)
-    widget.settings.width.setValue(4)
-    widget.settings.max_steps.setValue(2)
-    widget.settings.project_dir.setText(str(tmp_path / "project"))
-    widget.overrides = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
+    quick_training(widget, tmp_path / "project", 2)
     widget.settings.mode_box.setCurrentText(MODE_TEXT["region"])
     assert widget.settings.mode() == "region" and widget.settings.region_box.isEnabled()
     widget.settings.region_box.setCurrentText("done here")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from helpers import synthetic_nuclei
+from helpers import quick_training, synthetic_nuclei
 from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QScrollArea
 
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
-from napari_unet_seg._widgets.train_form import SCRATCH
 
 PLUGIN = "napari-unet-seg"
 DOCKS = ("Segment", "Train", "Batch segment", "Measurements")
@@ -119,12 +118,7 @@ def test_the_verdict_wraps_inside_a_scroll_area_and_the_window_never_grows(make_
     viewer.add_labels(labels, name="cells labels")
     open_dock(viewer, "Segment")
     train = open_dock(viewer, "Train")
-    train.settings.model_box.setCurrentText(SCRATCH)
-    train.settings.depth.setValue(2)
-    train.settings.width.setValue(4)
-    train.settings.max_steps.setValue(2)
-    train.settings.project_dir.setText(str(tmp_path / "project"))
-    train.overrides = {"crop_size": 48, "batch_size": 2, "eval_every": 2, "preview_every": 2}
+    quick_training(train, tmp_path / "project", 2)
     settle()
     before = window_height(viewer)
     train.start()

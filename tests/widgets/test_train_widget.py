@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import synthetic_nuclei
+from helpers import quick_training, synthetic_nuclei
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
 from napari_unet_seg._widgets.train import TrainWidget
-from napari_unet_seg._widgets.train_form import SCRATCH
 from napari_unet_seg.core.model.modelfile import read_metadata
 from napari_unet_seg.core.model.registry import available_models
 from napari_unet_seg.core.training.project import Project
@@ -36,13 +35,7 @@ def _widget(viewer, tmp_path, steps: int = 4) -> TrainWidget:
 
 def _quick(widget: TrainWidget, tmp_path, steps: int) -> TrainWidget:
     """Set for a tiny model from scratch and a quick run, its project in ``tmp_path``."""
-    widget.settings.model_box.setCurrentText(SCRATCH)
-    widget.settings.depth.setValue(2)
-    widget.settings.width.setValue(4)
-    widget.settings.max_steps.setValue(steps)
-    widget.settings.project_dir.setText(str(tmp_path / "project"))
-    widget.overrides = dict(FAST)
-    return widget
+    return quick_training(widget, tmp_path / "project", steps, FAST)
 
 
 def _wait(qtbot, widget) -> None:
