@@ -174,3 +174,15 @@ def test_the_status_counts_files_and_time_and_names_subfolders(widget, qtbot, mo
     widget.pattern.setText("*.jpg")  # matches nothing: no earlier run's summary passed off as this one's
     run_and_wait(widget, qtbot)
     assert widget.table.rowCount() == 0 and "summary in" not in widget.status.text()
+
+
+def test_the_estimate_counts_down_through_a_slow_file_and_never_below_the_files_not_started():
+    from napari_unet_seg._widgets.batch import time_left
+
+    assert time_left(0.0, 5.0, 0, 4) is None  # nothing segmented yet: no pace to go by
+    assert time_left(30.0, 0.0, 3, 0) is None  # nothing left
+    at_start = time_left(30.0, 0.0, 3, 4)  # 10 s a file, 4 files left
+    assert at_start == 40.0
+    assert time_left(30.0, 6.0, 3, 4) == 34.0  # 6 s into the next file: the estimate falls, it does not grow
+    slow = [time_left(30.0, t, 3, 4) for t in (10.0, 60.0, 600.0)]
+    assert slow == [30.0, 30.0, 30.0]  # a file slower than the rest: the 3 not started still take their time

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
 
 from napari_unet_seg import new_model, save_model
 from napari_unet_seg._sample_data import nuclei_sample
@@ -359,6 +360,11 @@ def test_load_from_file_and_refresh(make_widget, tmp_path, messages):
     widget.refresh_models()
     names = [widget.model_picker.combo.itemText(i) for i in range(widget.model_picker.combo.count())]
     assert "trained later" in names and widget.model_picker.path() == path
+    combo = widget.model_picker.combo  # a narrow dock cuts long names: the tooltips say them whole, with the file
+    assert combo.toolTip().startswith(f"{combo.currentText()}\n{path}\n")
+    later = names.index("trained later")
+    assert combo.itemData(later, Qt.ItemDataRole.ToolTipRole).startswith("trained later\n")
+    assert combo.itemData(later, Qt.ItemDataRole.ToolTipRole).endswith("trained later.safetensors")
     bad = tmp_path / "weights.pth"
     bad.write_bytes(b"not a model")
     assert not widget.model_picker.add_file(bad)

@@ -74,6 +74,21 @@ def _folder_row(line: QLineEdit, title: str, parent: QWidget) -> QWidget:
     return row
 
 
+def time_left(paced: float, current: float, segmented: int, remaining_files: int) -> float | None:
+    """Seconds left, from the pace of the files segmented so far (``paced`` seconds for ``segmented`` files).
+
+    The file under way (``current`` seconds in) counts down from one file's
+    average, but never below the files not yet started: the estimate does not
+    grow while a slow file is segmented, nor claim that slow file is done.
+    None before any file has been segmented (skips take no time) or when
+    nothing is left.
+    """
+    if not segmented or remaining_files <= 0:
+        return None
+    per_file = paced / segmented
+    return max(per_file * remaining_files - current, per_file * (remaining_files - 1))
+
+
 class BatchWidget(QWidget):
     """Segment every image of a folder into an output folder, locally or on a dask cluster."""
 
@@ -87,6 +102,7 @@ class BatchWidget(QWidget):
         self._error: str | None = None  # why the last run stopped, if it failed
         self._pbar: napari_progress | None = None
         self._started = 0.0  # time.monotonic() when the files were found
+        self._last_done = 0.0  # time.monotonic() when the last file was segmented (the estimate's pace)
         self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_status)
@@ -221,7 +237,7 @@ class BatchWidget(QWidget):
             if not self.jobs:
                 show_warning("No images found in the input folder (check the pattern).")
                 return
-            self._started = time.monotonic()
+            self._started = self._last_done = time.monotonic()
             self._clock.start()
             self._show_status()
             pbar = napari_progress(total=len(self.jobs), desc="Batch segment")  # may process events: the run
@@ -232,6 +248,8 @@ class BatchWidget(QWidget):
             return
         _, job, result = message
         self.results[job] = result
+        if result.status != "skipped":
+            self._last_done = time.monotonic()
         row = self.jobs.index(job)
         self._set_row(row, [self._name(job), result.status, str(result.objects), f"{result.mean_area:.1f}",
                             f"{result.seconds:.1f}", name_overwrite(result.message, f"'{REDO}'")])
@@ -252,12 +270,11 @@ class BatchWidget(QWidget):
         if not self.jobs or self._cancel.is_set() or not self._clock.isActive():
             return  # a tick or a late report after the end must not overwrite the final status
         done, total = len(self.results), len(self.jobs)
-        spent = time.monotonic() - self._started
+        now = time.monotonic()
+        spent = now - self._started
         segmented = sum(r.status != "skipped" for r in self.results.values())
-        left = ""
-        remaining = spent / segmented * (total - done) if segmented else 0.0  # skips take no time
-        if done < total and remaining >= 1:
-            left = f", ~{format_seconds(remaining)} left"
+        remaining = time_left(self._last_done - self._started, now - self._last_done, segmented, total - done)
+        left = f", ~{format_seconds(remaining)} left" if remaining is not None and remaining >= 1 else ""
         self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
 
     def _set_row(self, row: int, values: list[str]) -> None:

@@ -8,13 +8,14 @@ from typing import Any
 from napari.layers import Image
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import DEFAULT_MODEL, available_models
 
 LOAD_FROM_FILE = "Load from file…"
+MODEL_TIP = "Built-in models, your trained models, or a .safetensors model file."
 
 
 class ImagePicker(QComboBox):
@@ -83,7 +84,7 @@ class ModelPicker(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.combo = QComboBox()
-        self.combo.setToolTip("Built-in models, your trained models, or a .safetensors model file.")
+        self.combo.setToolTip(MODEL_TIP)
         refresh = QPushButton("↻")
         refresh.setFixedWidth(32)
         refresh.setToolTip("Refresh the list (shows models trained since the widget opened)")
@@ -96,6 +97,7 @@ class ModelPicker(QWidget):
         self._previous = 0
         self.combo.activated.connect(self._on_activated)
         self.combo.currentIndexChanged.connect(lambda _: self.changed.emit())
+        self.changed.connect(self._say_whole_name)
         self.refresh()
 
     def path(self) -> Path | None:
@@ -132,6 +134,9 @@ class ModelPicker(QWidget):
             self.combo.addItem(name, str(models[name]))
         for label, path in self._files.items():
             self.combo.addItem(label, str(path))
+        for index in range(self.combo.count()):  # a narrow dock cuts long names short: the list says them whole
+            self.combo.setItemData(index, f"{self.combo.itemText(index)}\n{self.combo.itemData(index)}",
+                                   Qt.ItemDataRole.ToolTipRole)
         if not names and not self._files:
             self.combo.addItem("no model yet — train one or load a file", None)
         self.combo.insertSeparator(self.combo.count())
@@ -156,6 +161,11 @@ class ModelPicker(QWidget):
         self.combo.setCurrentIndex(self.combo.findData(str(path)))
         self._previous = self.combo.currentIndex()
         return True
+
+    def _say_whole_name(self) -> None:
+        """The chosen model's whole name and file in the tooltip: the box may show only its start."""
+        path = self.path()
+        self.combo.setToolTip(f"{self.combo.currentText()}\n{path}\n\n{MODEL_TIP}" if path else MODEL_TIP)
 
     def _on_activated(self, index: int) -> None:
         if self.combo.itemData(index) != LOAD_FROM_FILE:

@@ -44,6 +44,20 @@ def test_a_few_planes_segmented_one_by_one_are_said_to_be_maybe_channels(tiny_mo
     assert notes(np.random.rand(40, 50)) == []
 
 
+def test_a_store_keeps_the_notes_the_run_gave(tiny_model, tmp_path):
+    """A batch output read later says what the run said: the channels note too, in the same order."""
+    from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    two = np.random.default_rng(3).random((2, 40, 50)).astype(np.float32)
+    in_memory = segment_image(two, RunOptions(device="cpu"), model=tiny_model).notes
+    stored = segment_image(two, RunOptions(device="cpu", store=str(tmp_path / "two.zarr")), model=tiny_model)
+    assert any("planes along its first axis" in n for n in in_memory)
+    assert stored.notes == in_memory
+    assert open_labels_zarr(tmp_path / "two.zarr").attrs["notes"] == in_memory
+
+
 def test_default_model_missing_or_present():
     from napari_unet_seg.core.model.registry import builtin_model_paths
 

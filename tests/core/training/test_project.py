@@ -79,9 +79,14 @@ def test_damaged_index_is_a_clear_error(tmp_path):
         Project(tmp_path)
 
 
-def test_default_project_sits_next_to_the_user_models(private_model_dir):
-    assert default_project_dir().parent.parent == private_model_dir.parent
+def test_default_project_sits_next_to_the_user_models_or_inside_a_chosen_model_folder(private_model_dir,
+                                                                                       monkeypatch):
+    assert default_project_dir().parent.parent == private_model_dir  # NAPARI_UNET_SEG_MODEL_DIR: nothing outside it
     json.dumps(str(default_project_dir()))
+    monkeypatch.delenv("NAPARI_UNET_SEG_MODEL_DIR")
+    from napari_unet_seg.core.model.registry import user_model_dir
+
+    assert default_project_dir().parent.parent == user_model_dir().parent  # the per-user data folder
 
 
 def test_pairs_other_than_the_latest_corrections_are_marked_for_replay(tmp_path):

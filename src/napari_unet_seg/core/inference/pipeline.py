@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def segment_image(
         if options.store is not None:
             result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes,
                                        pixel_size=pixel_size, progress=progress, cancel=cancel,
-                                       provenance=provenance)
+                                       provenance=provenance, notes=[stack_note] if stack_note else [])
         else:
             result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
                                         cancel=cancel)
@@ -196,8 +197,13 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
 
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
                       planes: Planes, pixel_size: tuple[float, float] | None, progress: ProgressCallback | None,
-                      cancel: CancelCallback | None, provenance: dict[str, Any] | None = None) -> SegmentResult:
-    """Labels written block by block into an NGFF labels store, complete or not at all (an atomic rename)."""
+                      cancel: CancelCallback | None, provenance: dict[str, Any] | None = None,
+                      notes: Sequence[str] = ()) -> SegmentResult:
+    """Labels written block by block into an NGFF labels store, complete or not at all (an atomic rename).
+
+    The store keeps the run's notes (the blocks', then the caller's
+    ``notes``) in its attributes: a batch output read later says what the run said.
+    """
     instances = model.task == "instances"
     plane_shape = tuple(int(s) for s in (image.shape[-3:-1] if rgb else image.shape[-2:]))
     dtype = np.uint32 if instances else (np.uint8 if model.net.num_classes <= 256 else np.uint16)
@@ -205,7 +211,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     path = Path(options.store)
     path.parent.mkdir(parents=True, exist_ok=True)
     objects, area = 0, 0.0
-    notes: dict[str, None] = {}
+    said: dict[str, None] = {}
     with atomic_path(path) as tmp:
         out = create_labels_store(tmp, lead + plane_shape, chunks, dtype)
         with collecting_notes() as deeper:  # kept in the store too
@@ -214,19 +220,19 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                 outcome = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
                                                   progress=part_progress(progress, k, len(planes)), cancel=cancel)
                 objects, area = objects + outcome.objects, area + outcome.area
-                notes.update(dict.fromkeys(outcome.notes))
-        notes.update(dict.fromkeys(deeper.values()))
+                said.update(dict.fromkeys(outcome.notes))
+        said.update(dict.fromkeys([*deeper.values(), *notes]))  # in the order segment_image gives them
         finish_labels_store(tmp, {
             "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},
             "objects": objects,
             "mean_area": area / objects if objects else 0.0,
             "pixel_size": list(pixel_size) if pixel_size else None,
-            "notes": list(notes),
+            "notes": list(said),
         }, name=path.name.removesuffix(".zarr"), pixel_size=pixel_size, cancel=cancel)
     labels = open_labels_zarr(path, mode="r+")  # writable: users paint corrections on it
     return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
                          objects if instances else None, area / objects if objects else 0.0, model.class_names,
-                         list(notes))
+                         list(said))
 
 
 def segment(

@@ -13,11 +13,12 @@ from .modelfile import SUFFIX, Model, ModelFileError, load_model_file, refuse_pi
 
 BUILTIN_PACKAGE = "napari_unet_seg.models"
 DEFAULT_MODEL = "nuclei"
+MODEL_DIR_VARIABLE = "NAPARI_UNET_SEG_MODEL_DIR"  # a model folder of the user's choice
 
 
 def user_model_dir() -> Path:
     """Where fine-tuned models live (a per-user data folder); overridable for tests."""
-    override = os.environ.get("NAPARI_UNET_SEG_MODEL_DIR")
+    override = os.environ.get(MODEL_DIR_VARIABLE)
     if override:
         return Path(override)
     from platformdirs import user_data_dir

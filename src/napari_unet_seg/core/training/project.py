@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
-from ..model.registry import user_model_dir
+from ..model.registry import MODEL_DIR_VARIABLE, user_model_dir
 from .checks import UnusableAnnotation
 from .data import TrainingPair
 
@@ -30,7 +30,14 @@ FORMAT_VERSION = 1
 
 
 def default_project_dir() -> Path:
-    """The project used when the user has not chosen one (next to the user model folder)."""
+    """The project used when the user has not chosen one: next to the per-user model folder.
+
+    A model folder chosen with ``NAPARI_UNET_SEG_MODEL_DIR`` holds it
+    instead: nothing is written outside a folder the user chose (its parent
+    may be a shared drive's root, or another user's).
+    """
+    if os.environ.get(MODEL_DIR_VARIABLE):
+        return user_model_dir() / "projects" / "default"
     return user_model_dir().parent / "projects" / "default"
 
 
