@@ -125,3 +125,47 @@ def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, setup,
     assert main(["predict", str(root), "-o", str(tmp_path / "notes.txt"), "--model", str(model)]) == 2
     err = capsys.readouterr().err
     assert err == f"unet-seg predict: error: output {tmp_path / 'notes.txt'} exists and is not a folder\n"
+
+
+def test_object_filters_are_recorded_remade_and_a_rerun_without_them_says_so(tmp_path, capsys):
+    import shlex
+
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    image = synthetic_nuclei((120, 140), n=30, radius=(4, 9), seed=5)[0]
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    out = tmp_path / "out"
+    base = ["predict", str(tmp_path / "cells.tif"), "-o", str(out), "--model", str(model), "--device", "cpu"]
+    assert main(base + ["--min-area", "100", "--exclude-border"]) == 0
+    printed = capsys.readouterr()
+    assert "objects dropped (kept: objects of 100 px or more, not touching the border)" in printed.err
+    labels = tifffile.imread(out / "cells_labels.tif")
+    everything = segment(image, load_model(model), device="cpu")
+    areas = np.bincount(everything.ravel())
+    assert 0 < len(np.unique(labels)) - 1 < len(areas) - 1
+    assert np.bincount(labels.ravel())[1:].compress(np.bincount(labels.ravel())[1:] > 0).min() >= 100
+    assert not set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))) - {0}
+    record = read_provenance(out / "cells_labels.tif")
+    assert record["settings"]["min_area"] == 100 and "--min-area 100 --exclude-border" in record["command"]
+    again = shlex.split(record["command"])[1:]  # the recorded command, into another folder
+    again[again.index("-o") + 1] = str(tmp_path / "again")
+    assert main(again) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "cells_labels.tif"), labels)
+    capsys.readouterr()
+    assert main(base) == 0  # without the filters: the output is not passed off as this run's
+    assert ("(object filters: objects of 100 px or more, not touching the border -> none); use --overwrite"
+            in capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--min-area", "-5"], "--min-area must be 0 (no limit) or more, not -5"),
+    (["--min-area", "500", "--max-area", "100"], "the largest area (100 px) is below the smallest (500 px)"),
+    (["--exclude-border", "--output-kind", "semantic"], "object filters (smallest/largest area, border) apply to"),
+])
+def test_object_filters_that_cannot_work_are_one_line_and_exit_2(tmp_path, setup, capsys, flags, said):
+    root, model = setup
+    code = main(["predict", str(root), "-o", str(tmp_path / "out"), "--model", str(model)] + flags)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and said in err[0]
+    assert not (tmp_path / "out").exists()

@@ -22,5 +22,5 @@ def test_closing_the_viewer_mid_training_keeps_the_model(qtbot, tmp_path):
     widget.start()
     qtbot.waitUntil(lambda: widget.progress.value() > 0 or "step" in widget.status.text(), timeout=60_000)
     viewer.close()  # mid-run: the widget goes with it
-    qtbot.waitUntil(lambda: any(user_model_dir().glob("model-finetuned*.safetensors")), timeout=60_000)
+    qtbot.waitUntil(lambda: any(user_model_dir().glob("objects-model*.safetensors")), timeout=60_000)
     qtbot.waitUntil(lambda: not list(user_model_dir().glob("*-checkpoint.safetensors")), timeout=10_000)

@@ -119,3 +119,17 @@ def test_painting_after_measuring_makes_the_table_out_of_date_and_no_old_number_
     assert widget.save_button.isEnabled() and 99 in layer.features["label"].tolist()
     layer.data = np.zeros_like(labels)  # replaced whole (e.g. a new Segment run into the layer)
     assert not widget.save_button.isEnabled() and len(layer.features) == 0
+
+
+def test_a_failed_measure_shows_no_other_layers_table(docked, qtbot):
+    viewer, widget, layer, image, labels = docked
+    measure_and_wait(widget, qtbot)
+    assert widget.model.rowCount() == 8
+    broken = viewer.add_labels(np.zeros_like(labels), name="broken")
+    broken.data = np.where(labels > 0, -3, 0).astype(np.int32)  # negative ids: cannot be measured
+    widget.labels_picker.setCurrentText("broken")
+    measure_and_wait(widget, qtbot)
+    assert widget.status.text().startswith("Failed: ") and "non-negative" in widget.status.text()
+    assert widget.model.rowCount() == 0 and not widget.save_button.isEnabled()  # not the 8 rows of another layer
+    layer.paint((5, 5), 99)  # the earlier layer is no longer listened to: the status keeps saying why it failed
+    assert widget.status.text().startswith("Failed: ")

@@ -155,6 +155,12 @@ def test_semantic_model_gives_classes_and_one_map_per_class(make_widget, qtbot, 
     assert viewer.layers["tissue p(class 1)"].data.shape == (40, 48)
     assert viewer.layers["tissue p(class 2)"].data.shape == (40, 48)
     assert not messages["error"]
+    # the classes in the colours the scribbles that taught them have (class k: value k + 1), named on hover
+    labels, painted = viewer.layers["tissue labels"], viewer.add_labels(np.zeros((2, 2), np.uint8)).colormap
+    for k in (1, 2):
+        np.testing.assert_allclose(labels.colormap.map(np.array([k]))[0], painted.map(np.array([k + 1]))[0])
+    assert labels.colormap.map(np.array([0]))[0][3] == 0  # background clear
+    assert list(labels.features["class"]) == ["background", "class 1", "class 2"]
 
 
 def test_auto_storage_sends_huge_results_to_disk(make_widget, qtbot, monkeypatch, tmp_path):
@@ -256,6 +262,19 @@ def test_multichannel_uses_channel_axis(make_widget, qtbot, messages):
     assert not messages["error"]
 
 
+def test_channels_last_are_offered_as_the_channel_axis_and_never_read_as_width(make_widget, qtbot, messages):
+    viewer, widget = make_widget("two", in_channels=2)
+    viewer.add_image(np.random.default_rng(4).random((48, 64, 2), dtype=np.float32), name="last", rgb=False,
+                     scale=(0.5, 0.5, 1.0))
+    assert widget.settings.channel_axis.itemText(widget.settings.channel_axis.count() - 1) == "axis 2 (2)"
+    assert widget.settings.channel_axis.currentData() == 2  # guessed: the model takes two channels
+    segment_and_wait(qtbot, widget)
+    assert viewer.layers["last labels"].data.shape == (48, 64) and not messages["error"]
+    widget.settings.channel_axis.setCurrentIndex(0)  # "none": 48 planes of 64 x 2 px
+    widget.run()
+    assert widget.worker is None and "looks like channels, not width" in messages["error"][-1]
+
+
 def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(make_widget, qtbot, messages):
     viewer, widget = make_widget()
     hint = widget.settings.planes_hint
@@ -318,6 +337,16 @@ def test_rerun_updates_but_never_overwrites_user_edits(make_widget, qtbot, messa
     second.data[0, 0] = 42
     segment_and_wait(qtbot, widget)
     assert len(result_layers(viewer)) == 3 and second.data[0, 0] == 42
+
+    # a name the user gave a result says "keep this one": the next result goes to a new layer
+    third = result_layers(viewer)[-1]
+    third.name = "keep me"
+    kept = np.array(third.data, copy=True)
+    segment_and_wait(qtbot, widget)
+    assert [layer.name for layer in result_layers(viewer)][-1] == "cells labels (3)"  # the new result
+    assert viewer.layers["keep me"].data is third.data
+    np.testing.assert_array_equal(third.data, kept)
+    assert messages["info"][-1].startswith("The earlier result has your edits or a name you gave it")
 
 
 def test_wrong_layer_type_and_no_image(make_widget, messages):

@@ -8,6 +8,7 @@ import pytest
 from helpers import synthetic_nuclei
 from napari_unet_seg.core.model.modelfile import save_model
 from napari_unet_seg.core.model.registry import user_model_dir
+from napari_unet_seg._widgets.train_layers import MODES
 from napari_unet_seg.core.training.project import Project
 
 pytestmark = pytest.mark.gui
@@ -89,6 +90,12 @@ def test_a_segment_result_must_be_corrected_before_training_on_it(make_napari_vi
                                    "it first (paint the missed objects, erase the wrong ones), then press Train")
     assert len(Project(tmp_path / "project")) == 0  # nothing saved as a correction either
     labels.paint((20, 20), int(labels.data.max()) + 1)  # one correction, as the brush makes it
+    train.settings.mode_box.setCurrentIndex(list(MODES).index("scribbles"))
+    train.start()  # read as scribbles, its ids would teach every class one off: never, corrected or not
+    assert train.worker is None and train.status.text().startswith("Not started: 'cells labels' is a Segment "
+                                                                   "result, not scribbles: paint scribbles on a new")
+    assert len(Project(tmp_path / "project")) == 0
+    train.settings.mode_box.setCurrentIndex(list(MODES).index("dense"))
     train.settings.max_steps.setValue(1)
     train.start()
     assert train.worker is not None  # corrected: training starts

@@ -67,9 +67,9 @@ def test_train_a_few_steps_plot_preview_and_model_list(make_napari_viewer, qtbot
     assert widget.preview_layer.name == "training preview"
     np.testing.assert_array_equal(user_labels.data, labels)
     name = widget.outcome.path.stem
-    assert name == "model-finetuned" and name in available_models()
+    assert name == "objects-model" and name in available_models()  # new: it fine-tunes nothing
     assert read_metadata(widget.outcome.path)["lineage"][-1]["data"][0]["name"] == "cells"
-    assert "Saved model 'model-finetuned'" in widget.result.text()
+    assert "Saved model 'objects-model'" in widget.result.text()
     if segment is not None:
         names = [segment.model_picker.combo.itemText(i) for i in range(segment.model_picker.combo.count())]
         assert name in names
@@ -100,7 +100,7 @@ def test_continue_training_uses_saved_corrections_and_never_overwrites(make_napa
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
     second = widget.outcome
-    assert second.path != first and second.path.stem == "model-finetuned-2"
+    assert second.path != first and second.path.stem == "objects-model-finetuned"
     assert second.n_pairs == 2  # both corrections, not only the latest
     assert [run["base"] for run in read_metadata(second.path)["lineage"]] == ["scratch", first.stem]
 
@@ -178,6 +178,29 @@ def test_stack_slices_and_mask_layers_become_pairs():
         pairs_from_layers(stack, Labels(labels[:30]), slices="0")
 
 
+def test_pyramids_train_at_full_resolution_and_stacks_on_their_painted_slices():
+    from napari.layers import Image, Labels
+
+    from napari_unet_seg._widgets.train_layers import pairs_from_layers
+
+    image, labels = synthetic_nuclei((128, 128))
+    pyramid = Image([image, image[::2, ::2], image[::4, ::4]], multiscale=True, name="pyr")
+    painted = Labels([labels, labels[::2, ::2]], multiscale=True, name="pyr gt")
+    (pair,) = pairs_from_layers(pyramid, painted)  # a pyramid's data reads its smallest level as an array
+    np.testing.assert_array_equal(pair.image, image)
+    np.testing.assert_array_equal(pair.labels, labels)
+
+    stack = Image(np.stack([image] * 6), name="stack")
+    scribbles = np.zeros((6, 128, 128), np.uint8)
+    scribbles[3, ::8] = np.where(labels[::8] > 0, 2, 1)  # scribbles on slice 3 only
+    strokes = Labels(scribbles, name="strokes")
+    for slices in ("all", "2-4"):
+        assert [p.name for p in pairs_from_layers(stack, strokes, mode="scribbles", slices=slices)] == ["stack [3]"]
+    with pytest.raises(ValueError, match=r"nothing is annotated on slice 4; slice 3 is annotated: type them in"):
+        pairs_from_layers(stack, strokes, mode="scribbles", on_screen=(4,))  # the viewer on another slice
+    assert len(pairs_from_layers(stack, Labels(np.stack([labels] * 6)), slices="all")) == 6  # dense: every slice
+
+
 def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, tmp_path, messages):
     viewer = make_napari_viewer()
     image, labels = synthetic_nuclei((96, 96))
@@ -189,12 +212,14 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     widget.settings.mode_box.setCurrentIndex(2)
     assert widget.settings.task_box.currentText() == "semantic" and widget.settings.classes.isEnabled()
     assert not widget.settings.region_box.isEnabled()
-    widget.settings.classes.setValue(2)
+    assert widget.settings.classes.text() == "from the labels"  # the class count follows the scribbles
+    assert not widget.settings.mode_hint.isHidden() and "1 = background" in widget.settings.mode_hint.text()
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
     meta = read_metadata(widget.outcome.path)
     assert meta["task"] == "semantic" and meta["lineage"][-1]["mode"] == "scribbles"
+    assert meta["class_names"] == ["background", "class 1"]  # values 1 and 2 painted: background and one class
     assert "mean IoU" in widget.result.text()
 
 
@@ -262,7 +287,7 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     widget = _docked(viewer, tmp_path)
     widget.start()
     _wait(qtbot, widget)
-    assert widget.status.text() == "done: saved 'model-finetuned'; Segment uses it"  # in view on a laptop
+    assert widget.status.text() == "done: saved 'objects-model'; Segment uses it"  # in view on a laptop
     assert widget.result.text().startswith("Saved model")
     assert widget.plot.steps
     other = viewer.add_labels(np.zeros((40, 50), np.uint16), name="other labels")  # of no image here

@@ -31,6 +31,7 @@ from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels
+from ..core.inference.object_filter import check_object_filter
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
 from ._common import (
@@ -43,6 +44,7 @@ from ._common import (
     value_or_none,
 )
 from ._scroll import fill_dock, scrolling
+from .object_filters import ObjectFilterSection
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
@@ -173,7 +175,10 @@ class BatchWidget(QWidget):
         choices = QWidget()
         choices_layout = QVBoxLayout(choices)
         choices_layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (files, settings):
+        self.object_filters = ObjectFilterSection()
+        self.model_picker.changed.connect(self._allow_filters)
+        self._allow_filters()
+        for widget in (files, settings, self.object_filters):
             choices_layout.addWidget(widget)
         choices_layout.addStretch(1)
         body = QWidget()
@@ -190,7 +195,11 @@ class BatchWidget(QWidget):
         model = self.model_picker.path()
         return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
                           tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
-                          flip_average=self.flip_average.isChecked())
+                          flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs())
+
+    def _allow_filters(self) -> None:
+        info = self.model_picker.info()
+        self.object_filters.allow(info is None or info.task == "instances")
 
     def run(self) -> GeneratorWorker | None:
         """Start the batch in the background; returns the worker (None if the settings are unusable)."""
@@ -204,12 +213,18 @@ class BatchWidget(QWidget):
         if self.model_picker.path() is None:
             show_error("Choose a model (train one, or load a .safetensors file).")
             return None
+        options, info = self.options(), self.model_picker.info()
+        try:
+            check_object_filter(options, info.task if info is not None else "instances")
+        except ValueError as exc:  # e.g. the largest area below the smallest
+            show_error(f"Batch not started: {first_line(exc)}")
+            return None
         self._cancel.clear()
         self._error = None
         self.results = {}
         self.jobs = []
         self.table.setRowCount(0)
-        work = partial(_run, [inputs], outdir, self.options(), self.pattern.text().strip() or None,
+        work = partial(_run, [inputs], outdir, options, self.pattern.text().strip() or None,
                        self.recursive.isChecked(), self.overwrite.isChecked(),
                        self.scheduler.text().strip() or None, self._cancel)
         self.run_button.setEnabled(False)

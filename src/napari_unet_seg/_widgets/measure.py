@@ -191,7 +191,7 @@ class MeasureWidget(QWidget):
         self.worker = start_worker(self, work, failure="Measuring failed", cancel_on_close=self._cancel,
                                    on_returned=partial(self._show, layer, list(images)),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing measured."),
-                                   on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
+                                   on_failed=partial(self._failed, layer),
                                    on_finished=self._finished)
         return self.worker
 
@@ -203,6 +203,17 @@ class MeasureWidget(QWidget):
         self.worker = None
         self.measure_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+
+    def _failed(self, layer: Labels, exc: Exception) -> None:
+        """Say why, and show no other layer's table under it as if it were this one's."""
+        if self.measured is not layer:
+            self._restore_colours()
+            self._unwatch()
+            self.table, self.measured = {}, None
+            self.model.set_table({})
+            self.colour_by.clear()
+            self.save_button.setEnabled(False)
+        self.status.setText(f"Failed: {first_line(exc)}")
 
     def _show(self, layer: Labels, images: list[str], table: ObjectTable) -> None:
         """On the main thread: the table becomes the layer's features, the view's rows and the colour choices."""
@@ -227,11 +238,14 @@ class MeasureWidget(QWidget):
 
     def _watch(self, layer: Labels) -> None:
         """Hear when ``layer``'s pixels change (painting, a new Segment run), and only this layer's."""
+        self._unwatch()
+        for event in (layer.events.paint, layer.events.data):
+            event.connect(self._labels_changed)
+
+    def _unwatch(self) -> None:
         if self.measured is not None:
             for event in (self.measured.events.paint, self.measured.events.data):
                 event.disconnect(self._labels_changed)
-        for event in (layer.events.paint, layer.events.data):
-            event.connect(self._labels_changed)
 
     def _labels_changed(self, event: Any = None) -> None:
         """Painted or replaced labels make the table out of date: say so, and let no old number travel on.

@@ -22,6 +22,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.model.modelfile import ModelFileError
@@ -29,7 +30,7 @@ from ._common import progress_relay, start_worker
 from ._layers import layer_kind, source_array
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
-from .segment_layers import publish_labels, publish_probabilities
+from .segment_layers import publish_labels, publish_probabilities, show_classes
 from .segment_progress import SegmentProgress
 
 
@@ -219,12 +220,15 @@ class SegmentWidget(QWidget):
             channel_axis=job.channel_axis, provenance=provenance,
         )
         labels_layer.metadata["provenance"] = outcome.provenance  # model, settings, the command that remakes it
+        if outcome.provenance.get("model", {}).get("task") == "semantic":  # classes: as painted, named on hover
+            show_classes(labels_layer, outcome.class_names)
         if outcome.probabilities is not None:
             publish_probabilities(self.viewer, layer, outcome.probabilities, outcome.class_names,
                                   channel_axis=job.channel_axis, labels_ndim=outcome.labels.ndim)
         self.image_picker.select(layer)  # new layers take napari's selection; the picker stays on the image
         if how == "protected":
-            show_info(f"The earlier result has your edits, so this one went to a new layer '{labels_layer.name}'.")
+            show_info(f"The earlier result has your edits or a name you gave it, so this one went to a new layer "
+                      f"'{labels_layer.name}'.")
         if job.options.store is not None:
             show_info(f"The labels are stored on disk in {job.options.store}")
         for note in outcome.notes:
@@ -232,7 +236,8 @@ class SegmentWidget(QWidget):
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
         self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
         self._show_done(True)
-        if outcome.objects == 0 and BLANK_NOTE not in outcome.notes:  # a blank image was said to be blank above
+        filtered = ObjectFilter.of(job.options).active  # then a note said how many the filters dropped
+        if outcome.objects == 0 and BLANK_NOTE not in outcome.notes and not filtered:  # blank: said above
             show_info("No objects were found: is this the right model for the image, and the object size right?")
         self.ran_on.setVisible(True)
         self.ran_on.setText(

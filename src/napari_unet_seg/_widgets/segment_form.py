@@ -27,7 +27,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.common.callbacks import CancelCallback, ProgressCallback
-from ..core.inference.layout import channels_as_planes_note, check_channels, plane_layout
+from ..core.inference.layout import (
+    MAX_CHANNELS, channels_as_planes_note, check_channels, check_plane_size, plane_layout,
+)
+from ..core.inference.object_filter import check_object_filter
 from ..core.inference.options import RunOptions, needs_disk
 from ..core.inference.pipeline import Planes, SegmentResult, segment_image
 from ..core.model.devices import PRECISIONS, available_devices
@@ -35,6 +38,7 @@ from ..core.model.modelfile import ModelFileError
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
 from .segment_layers import is_lazy
+from .object_filters import ObjectFilterSection
 from .segment_pickers import ImagePicker, ModelPicker
 
 
@@ -132,12 +136,14 @@ class SegmentSettings(QWidget):
         self.advanced = Collapsible("Device and memory", run)
         self.advanced.toggle.setToolTip("Device, precision, window size, where large results go: the defaults suit "
                                         "most images.")
-        for section in (inputs, model, self.advanced):
+        self.object_filters = ObjectFilterSection()
+        for section in (inputs, model, self.object_filters, self.advanced):
             layout.addWidget(section)
         layout.addStretch(1)  # spare height below the sections, not inside them
         self.image_picker.currentTextChanged.connect(self._on_image_changed)
         self.model_picker.changed.connect(self._on_model_changed)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
+        self.output.currentIndexChanged.connect(self._allow_filters)
         self._on_model_changed()
 
     def job(self, layer: Image) -> SegmentJob:
@@ -151,6 +157,7 @@ class SegmentSettings(QWidget):
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
+        check_plane_size(lead, height, width)  # channels last read as width: said now, not after minutes
         check_channels(info.in_channels, min(channels, 3) if layer.rgb else channels, info.name)  # RGBA: alpha unused
         planes = None
         if lead and self.slices.currentIndex() == 1:
@@ -170,7 +177,9 @@ class SegmentSettings(QWidget):
             diameter=value_or_none(self.diameter) if self.diameter.isEnabled() else None,
             output=output, probabilities=self.probabilities.isChecked() and not to_disk,
             store=str(self._zarr_path(layer.name)) if to_disk else None, flip_average=self.flip_average.isChecked(),
+            **self.object_filters.kwargs(),
         )
+        check_object_filter(options, info.task)  # e.g. the largest area below the smallest: said before the run
         return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
                           image_path=getattr(layer.source, "path", None))
 
@@ -201,6 +210,10 @@ class SegmentSettings(QWidget):
             if has_diameter else "This model does not record an object size, so images are used at their own scale.")
         self._on_image_changed()
 
+    def _allow_filters(self, *_: Any) -> None:
+        info = self.model_picker.info()
+        self.object_filters.allow(self.output.currentData() != "semantic" and (info is None or info.task == "instances"))
+
     def _on_image_changed(self, *_: Any) -> None:
         layer = self.image_picker.layer()
         info = self.model_picker.info()
@@ -212,11 +225,14 @@ class SegmentSettings(QWidget):
             self.channel_axis.setEnabled(False)
             return
         shape = source_array(layer).shape
+        axes = list(range(len(shape) - 2))
+        if len(shape) >= 3 and shape[-1] <= MAX_CHANNELS:
+            axes.append(len(shape) - 1)  # channels last, as many multichannel TIFFs hold them
         if not layer.rgb:
-            for axis in range(len(shape) - 2):
+            for axis in axes:
                 self.channel_axis.addItem(f"axis {axis} ({shape[axis]})", axis)
         self.channel_axis.setEnabled(self.channel_axis.count() > 1)
-        guess = next((axis for axis in range(len(shape) - 2) if shape[axis] == in_channels), None)
+        guess = next((axis for axis in axes if shape[axis] == in_channels), None)
         if in_channels > 1 and guess is not None and not layer.rgb:
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
         self._update_slices()

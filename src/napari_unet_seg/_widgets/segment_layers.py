@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.viewer import Viewer
 
 METADATA_KEY = "napari_unet_seg"
@@ -57,6 +58,17 @@ def is_pristine(layer: Labels) -> bool:
     return stored is None or stored == fingerprint(layer.data)
 
 
+def is_segment_result(layer: Labels) -> bool:
+    """True for a layer Segment made (edited since or not)."""
+    return isinstance(layer.metadata.get(METADATA_KEY), dict)
+
+
+def renamed(layer: Labels) -> bool:
+    """True when the user renamed a result layer: a name of their own says "keep this one"."""
+    info = layer.metadata.get(METADATA_KEY)
+    return isinstance(info, dict) and info.get("name", layer.name) != layer.name
+
+
 def result_layers(viewer: Viewer, image_name: str, image_id: str | None = None) -> list[Labels]:
     """Labels layers the plugin made from the image called ``image_name`` (or with id ``image_id``), newest last.
 
@@ -98,12 +110,13 @@ def publish_labels(
 ) -> tuple[Labels, str]:
     """Put a result into the viewer; returns the layer and "created", "updated" or "protected".
 
-    "protected" means a result layer existed but held user edits, so a new
-    layer was made next to it.
+    "protected" means a result layer existed but held user edits or a name
+    the user gave it, so a new layer was made next to it.
     """
     previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None)
     target = next(
-        (layer for layer in reversed(previous) if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer)),
+        (layer for layer in reversed(previous)
+         if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer) and not renamed(layer)),
         None,
     )
     if target is not None:
@@ -138,8 +151,19 @@ def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ..
 def _record(layer: Labels, image: Image, provenance: dict[str, Any]) -> None:
     layer.metadata[METADATA_KEY] = {
         "source": image.name, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
-        "edited": False, "fingerprint": fingerprint(layer.data),
+        "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
     }
+
+
+def show_classes(layer: Labels, class_names: list[str]) -> None:
+    """A class output as the user painted it: class k in the colour a new Labels layer gives value k + 1 (the
+    scribble value that taught it; 0, background, clear), and each class's name where the cursor is."""
+    painted = label_colormap(49, seed=0.5)  # napari's colours of a new Labels layer
+    transparent = np.zeros(4, np.float32)
+    colours = {None: transparent, 0: transparent,
+               **{k: painted.map(np.array([k + 1]))[0] for k in range(1, len(class_names))}}
+    layer.colormap = DirectLabelColormap(color_dict=colours)
+    layer.features = {"index": np.arange(len(class_names)), "class": list(class_names)}
 
 
 def publish_probabilities(viewer: Viewer, image: Image, probabilities: np.ndarray, class_names: list[str],

@@ -26,10 +26,13 @@ from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
 from ._common import Relay, format_seconds, start_worker
 from ._scroll import fill_dock, scrolling
+from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
 from .train_job import JobOutcome, TrainJob, outcome_text, run_training, status_line
 from .train_layers import fresh_layer_name, visible_box
 from .train_plot import TrainingPlot
+
+PREVIEW_CLASSES = 32  # colours set for a continued class model's preview, whose class count the job does not hold
 
 
 def _failure_title(exc: Exception) -> str:
@@ -220,6 +223,9 @@ class TrainWidget(QWidget):
                 np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True})
             if active is not None and active in self.viewer.layers:
                 self.viewer.layers.selection.active = active
+            if self.job is not None and self.job.task == "semantic":  # classes in the colours they were painted
+                count = self.job.classes or PREVIEW_CLASSES
+                show_classes(layer, ["background", *(f"class {k}" for k in range(1, count))])
         self._preview_shown = True
         layer.data[y0:y1, x0:x1] = labels
         layer.refresh()

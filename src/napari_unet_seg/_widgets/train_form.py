@@ -12,21 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from napari.layers import Image, Labels, Shapes
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.model.registry import available_models
+from ..core.training.checks import classes_called_for
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
-from .segment_layers import is_pristine
+from .segment_layers import is_pristine, is_segment_result
 from .train_history import ModelHistory
 from .train_job import TrainJob
 from .train_layers import MODES, image_for, leading_shape, overlays, pairs_from_layers, plane_text
 
 SCRATCH = "new model (from scratch)"
+SCRIBBLES_HINT = "Paint 1 = background, 2 = first class, 3 = second...; 0 = not annotated (the brush starts at 1)."
+MODE_TIPS = {"dense": "Every pixel is annotated: 0 = background, each object its own id (or class id).",
+             "region": "Only the part inside a Shapes or mask layer is annotated; outside it is ignored.",
+             "scribbles": SCRIBBLES_HINT}
 PREVIEW_KEY = "napari_unet_seg_training_preview"
 MODE_TEXT = {"dense": "dense (every pixel annotated)", "region": "region-limited (Shapes or mask layer)",
-             "scribbles": "scribbles (0 = unlabelled, 1 = background, k+1 = class k)"}
+             "scribbles": "scribbles (class models)"}
 
 
 def _combo(items: list[str] | None = None) -> QComboBox:
@@ -68,13 +74,22 @@ class TrainSettings(QWidget):
         self.model_box = _combo()
         self.name = QLineEdit()
         self.name.setPlaceholderText("automatic (never overwrites)")
+        for index, mode in enumerate(MODES):  # a narrow dock cuts the text: the tooltips say what to paint
+            self.mode_box.setItemData(index, MODE_TIPS[mode], Qt.ItemDataRole.ToolTipRole)
+        self.mode_hint = QLabel(SCRIBBLES_HINT)  # what to paint: shown in scribbles mode, where it is not obvious
+        self.mode_hint.setWordWrap(True)
+        self.mode_hint.setVisible(False)
         for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
-                              ("region", self.region_box), ("stack slices", self.slices),
+                              ("", self.mode_hint), ("region", self.region_box), ("stack slices", self.slices),
                               ("start from", self.model_box), ("save as", self.name)):
             form.addRow(label, widget)
         more, mform = form_group("")
         self.task_box = _combo(["instances", "semantic"])
-        self.classes, self.depth, self.width = _spin(2, 255, 3), _spin(1, 6, 4), _spin(2, 128, 16)
+        # 1 reads "from the labels": a class model needs two classes or more, so 1 is never a count of its own
+        self.classes = _spin(1, 255, 1, special="from the labels")
+        self.classes.setToolTip("Classes of a new model, background included; from the labels: their highest value "
+                                "(scribbles: 1 = background, 2 = first class...).")
+        self.depth, self.width = _spin(1, 6, 4), _spin(2, 128, 16)
         self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
         self.preview = QCheckBox("live preview")
@@ -200,6 +215,8 @@ class TrainSettings(QWidget):
     def _on_mode_changed(self, *_: Any) -> None:
         """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
         self.region_box.setEnabled(self.mode() == "region")
+        self.mode_hint.setVisible(self.mode() == "scribbles")
+        self.mode_box.setToolTip(MODE_TIPS[self.mode()])
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")
             if self.model_box.currentText() == "nuclei":
@@ -227,7 +244,13 @@ class TrainSettings(QWidget):
             raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
         image = self.viewer.layers[self.image_box.currentText()]
         labels = self.viewer.layers[self.labels_box.currentText()]
-        if is_pristine(labels) and self.mode() != "scribbles":
+        if self.mode() == "scribbles" and is_segment_result(labels):
+            # its ids are objects or classes with 0 = background; read as scribbles (1 = background) every class
+            # would be taught one off, and its unpainted pixels as painted
+            raise ValueError(f"'{labels.name}' is a Segment result, not scribbles: paint scribbles on a new Labels "
+                             "layer (1 = background, 2 = first class...), or correct the result and train on it "
+                             "as dense")
+        if is_pristine(labels):
             # the model's own output teaches it its own mistakes, and its "left out" dim nuclei become the rule
             raise ValueError(f"'{labels.name}' is Segment's result exactly as it came out: correct it first (paint "
                              "the missed objects, erase the wrong ones), then press Train")
@@ -236,12 +259,14 @@ class TrainSettings(QWidget):
         pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
                                   slices=self.slices.text(), on_screen=on_screen)
         scratch = self.model_box.currentText() == SCRATCH
+        scribbles = self.mode() == "scribbles"
+        classes = self.classes.value() if self.classes.value() > 1 else classes_called_for(pairs, scribbles=scribbles)
         preview_image = pairs[0].image if self.preview.isChecked() else None
         return TrainJob(
             pairs=pairs, init="none" if scratch else self.model_box.currentText(),
             task="semantic" if self.mode() == "scribbles" else self.task_box.currentText(),
-            classes=self.classes.value() if scratch else None, depth=self.depth.value(), width=self.width.value(),
-            scribbles=self.mode() == "scribbles", max_steps=self.max_steps.value() or None,
+            classes=classes if scratch else None, depth=self.depth.value(), width=self.width.value(),
+            scribbles=scribbles, max_steps=self.max_steps.value() or None,
             max_seconds=float(self.max_seconds.value()) or None, name=self.name.text().strip(),
             project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
             preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=preview_box,

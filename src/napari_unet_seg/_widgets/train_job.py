@@ -25,7 +25,7 @@ from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
 )
 from ..core.training.loop import StepReport
-from ..core.training.naming import checkpoint_path, path_in_folder, save_trained
+from ..core.training.naming import checkpoint_path, new_model_base, path_in_folder, save_trained
 from ..core.training.project import Project
 from ._common import format_seconds
 
@@ -130,12 +130,12 @@ def run_training(
             preview(box, predictor(current, box))
 
     status(f"training on {len(pairs)} image(s)...")
-    base = "model" if scratch else model.name
-    checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base))
+    base = new_model_base(model.task) if scratch else model.name
+    checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base, new=scratch))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
                       diameter=job.diameter, status=status)
-    path = save_trained(model, path_in_folder(user_model_dir(), job.name, base))
+    path = save_trained(model, path_in_folder(user_model_dir(), job.name, base, new=scratch))
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:
         Project(job.project_dir).record_model(path, result.history_record("scratch" if scratch else job.init))

@@ -24,9 +24,15 @@ def plane_axes(layer: Any) -> int:
     return 3 if getattr(layer, "rgb", False) else 2
 
 
+def _full(layer: Any) -> Any:
+    """The full-resolution data (level 0 of a pyramid), unread: a multiscale layer's ``data`` reads its
+    smallest level when made into an array."""
+    return source_array(layer) if getattr(layer, "multiscale", False) else layer.data
+
+
 def _shape(layer: Any) -> tuple[int, ...]:
     """The full-resolution shape, without reading pixels."""
-    return tuple(np.shape(source_array(layer) if getattr(layer, "multiscale", False) else layer.data))
+    return tuple(np.shape(_full(layer)))
 
 
 def leading_shape(image_layer: Any) -> tuple[int, ...]:
@@ -102,7 +108,8 @@ def region_mask(layer: Any, plane_shape: tuple[int, int], index: tuple[int, ...]
         full = tuple(int(i) + 1 for i in index) + tuple(plane_shape)
         masks = np.asarray(layer.to_masks(mask_shape=full)).any(axis=0)
         return masks[index] if index else masks
-    data = np.asarray(layer.data[index] if index and np.ndim(layer.data) > 2 else layer.data)
+    full = _full(layer)
+    data = np.asarray(full[index] if index and np.ndim(full) > 2 else full)
     if data.shape != plane_shape:
         raise ValueError(f"the region layer '{layer.name}' has shape {data.shape}, the image plane {plane_shape}")
     return data > 0
@@ -124,9 +131,10 @@ def pairs_from_layers(
         raise ValueError("region-limited training needs a Shapes or mask layer that marks the annotated region")
     rgb = bool(getattr(image_layer, "rgb", False))
     lead = leading_shape(image_layer)
-    image_shape = tuple(np.shape(image_layer.data))
+    image_data, labels_data = _full(image_layer), _full(labels_layer)
+    image_shape = tuple(np.shape(image_data))
     plane_shape = image_shape[len(lead):len(lead) + 2]
-    labels_shape = tuple(np.shape(labels_layer.data))
+    labels_shape = tuple(np.shape(labels_data))
     if not overlays(image_layer, labels_layer):
         raise ValueError(f"labels '{labels_layer.name}' have shape {labels_shape} but image "
                          f"'{image_layer.name}' is {image_shape}: they must overlay exactly")
@@ -139,12 +147,39 @@ def pairs_from_layers(
         indices = [tuple(int(s) for s in on_screen[: len(lead)])]
     pairs = []
     for index in indices:
-        image = np.array(image_layer.data[index] if index else image_layer.data)
-        labels = np.array(labels_layer.data[index] if index and len(labels_shape) > 2 else labels_layer.data)
+        image = np.array(image_data[index] if index else image_data)
+        labels = np.array(labels_data[index] if index and len(labels_shape) > 2 else labels_data)
         valid = region_mask(region_layer, plane_shape, index) if mode == "region" else None
         name = image_layer.name + (f" [{', '.join(map(str, index))}]" if index else "")
         pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name))
-    return pairs
+    if mode == "dense" or len(lead) != 1:
+        return pairs
+    annotated = [pair for pair in pairs if _annotated(pair, mode)]
+    if annotated:
+        return annotated  # "all" or a range over a stack painted on some slices: those slices
+    elsewhere = [i for i in range(lead[0]) if (i,) not in indices and len(labels_shape) > 2
+                 and _annotated_slice(labels_data[i], mode, region_layer, plane_shape, (i,))]
+    if elsewhere:
+        where = ", ".join(map(str, elsewhere[:10])) + (", ..." if len(elsewhere) > 10 else "")
+        chosen = ", ".join(str(i[0]) for i in indices[:10])
+        raise ValueError(f"nothing is annotated on slice{'s' if len(indices) > 1 else ''} {chosen}; slice"
+                         f"{'s' if len(elsewhere) > 1 else ''} {where} {'are' if len(elsewhere) > 1 else 'is'} "
+                         "annotated: type them in 'Stack slices' (or 'all')")
+    return pairs  # nothing anywhere: the training checks say so
+
+
+def _annotated(pair: TrainingPair, mode: str) -> bool:
+    """Whether a scribbles or region pair holds any annotated pixel."""
+    if mode == "region":
+        return bool(pair.valid is not None and pair.valid.any())
+    return bool((np.asarray(pair.labels) > 0).any())
+
+
+def _annotated_slice(labels: Any, mode: str, region_layer: Any, plane_shape: tuple[int, int],
+                     index: tuple[int, ...]) -> bool:
+    if mode == "region":
+        return bool(region_mask(region_layer, plane_shape, index).any())
+    return bool((np.asarray(labels) > 0).any())
 
 
 def visible_box(image_layer: Any, plane_shape: tuple[int, int], limit: int = 768) -> tuple[int, int, int, int]:

@@ -14,6 +14,7 @@ from ..core.batch.jobs import find_jobs
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import summary_note, summary_path
+from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import OUTPUTS, RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
@@ -76,6 +77,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--flip-average", action="store_true",
                         help="average the network over the four mirror images of each window: four network passes, "
                              "about 2.7x the time in all, for a slightly better result (see the model card)")
+    parser.add_argument("--min-area", type=int, default=0, metavar="PX",
+                        help="drop objects smaller than PX pixels of the image (default: 0, keep all)")
+    parser.add_argument("--max-area", type=int, default=0, metavar="PX",
+                        help="drop objects larger than PX pixels, e.g. clumps (default: 0, no limit)")
+    parser.add_argument("--exclude-border", action="store_true",
+                        help="drop objects touching the image's edge (cut by the field of view, they measure small)")
     parser.set_defaults(run=run)
 
 
@@ -83,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args.tile_size, "--tile-size")
     require_positive(args.batch_size, "--batch-size")
     require_positive(args.diameter, "--diameter")
+    for flag, value in (("--min-area", args.min_area), ("--max-area", args.max_area)):
+        if value < 0:
+            raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
     # on a cluster the workers choose their own device; locally, fail early on a missing one
     device = args.device if args.scheduler else str(resolve_device(args.device))
     model = load_model(args.model)  # fail early and clearly on a bad model
@@ -94,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.inputs if not Path(p).exists()]
     options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
-                             diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average)
+                             diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average,
+                             min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border)
+    try:
+        check_object_filter(options, model.task)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)
     if args.no_measure:
         jobs = [replace(job, measure=False) for job in jobs]

@@ -13,7 +13,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image
 from ..core.model.registry import user_model_dir
-from ..core.training.checks import UnusableAnnotation, check_pairs
+from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
 from ..core.training.evaluation import main_score_name
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.project import Project
@@ -148,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
     semantic = args.scribbles or args.classes is not None
     classes = args.classes
     if scratch and semantic and classes is None:
-        top = max(int(np.asarray(p.labels).max()) for p in pairs)
-        classes = max(top if args.scribbles else top + 1, 2)
+        classes = classes_called_for(pairs, scribbles=args.scribbles)
     channels = input_channels(pairs[0])
     model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
                            depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)

@@ -122,3 +122,23 @@ def test_a_costly_window_is_raised_said_and_changes_nothing(tmp_path, tiny_model
     np.testing.assert_array_equal(np.asarray(small.labels), default.labels)
     if store:
         assert small.labels.attrs["notes"] == small.notes
+
+
+def test_channels_last_read_as_width_are_refused_and_mixed_channels_said(tiny_model):
+    """(H, W, 2) is two channels, not H planes of W x 2 px; 3 fluorescence channels fed to a gray model are mixed."""
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    two = np.random.default_rng(4).random((48, 40, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"planes would be 40 x 2 px: its last axis \(2 values\) looks like channels"):
+        segment_image(two, RunOptions(device="cpu"), model=tiny_model)
+    three = np.random.default_rng(4).random((3, 48, 40)).astype(np.float32)
+    notes = segment_image(three, RunOptions(device="cpu"), model=tiny_model, channel_axis=0).notes
+    assert [n for n in notes if "mixed into one gray image" in n] == [
+        "the image's 3 channels were mixed into one gray image as colour is (30 % of the first, 59 % of the second, "
+        "11 % of the third) for a one-channel model: to segment the nuclei of one stain, segment that channel alone"]
+    last = segment_image(np.moveaxis(three, 0, -1), RunOptions(device="cpu"), model=tiny_model, channel_axis=-1)
+    np.testing.assert_array_equal(last.labels, segment_image(three, RunOptions(device="cpu"), model=tiny_model,
+                                                             channel_axis=0).labels)
+    as_planes = segment_image(three, RunOptions(device="cpu"), model=tiny_model).notes  # no channel axis: planes
+    assert any("planes along" in n for n in as_planes) and not any("mixed" in n for n in as_planes)

@@ -32,7 +32,11 @@ def test_clear_errors_for_unusable_annotations():
     with pytest.raises(UnusableAnnotation, match="the labels in cells are the image itself: pick the labels painted"):
         check_pairs(instances, [TrainingPair(counts, counts.copy(), name="cells")], scribbles=False)
     semantic = starting_model("none", task="semantic", classes=3, **TINY)
-    check_pairs(semantic, [TrainingPair(image, empty)], scribbles=False)  # all background is a class map too
+    with pytest.raises(UnusableAnnotation, match="only class 0 is annotated: a class model needs at least two"):
+        check_pairs(semantic, [TrainingPair(image, empty)], scribbles=False)
+    two_classes = (labels > 0).astype(np.int64)
+    check_pairs(semantic, [TrainingPair(image, empty), TrainingPair(image, two_classes)], scribbles=False)
+    check_pairs(semantic, [TrainingPair(image, empty)], scribbles=False, require_objects=False)  # beside a project's
     with pytest.raises(ValueError, match="too large for a 3-class model"):
         check_pairs(semantic, [TrainingPair(image, np.full(labels.shape, 3))], scribbles=False)
 
@@ -46,3 +50,24 @@ def test_sanity_check_warns_when_nothing_is_found():
     model.net.head.bias.data.fill_(-50)
     warnings = sanity_check(model, [TrainingPair(image, labels, name="cells")])
     assert warnings and "finds no objects on cells" in warnings[0]
+
+
+def test_scribbles_of_one_value_are_refused_and_unpainted_classes_said():
+    """napari's brush starts at 1, which means background in scribbles: painting nuclei with it teaches nothing."""
+    from napari_unet_seg.core.training.checks import classes_called_for, unpainted_classes
+
+    image, labels = synthetic_nuclei((64, 64))
+    semantic = starting_model("none", task="semantic", classes=3, **TINY)
+    strokes = np.zeros(labels.shape, np.int64)
+    strokes[::6] = np.where(labels[::6] > 0, 1, 0)  # nuclei painted with 1
+    with pytest.raises(UnusableAnnotation, match=r"only background \(value 1\) is painted: paint each class"):
+        check_pairs(semantic, [TrainingPair(image, strokes)], scribbles=True)
+    with pytest.raises(UnusableAnnotation, match="only value 2 is painted: paint some background too, with value 1"):
+        check_pairs(semantic, [TrainingPair(image, strokes * 2)], scribbles=True)
+    both = np.where(labels > 0, 2, 1) * (np.arange(64) % 6 == 0)[:, None]
+    check_pairs(semantic, [TrainingPair(image, both)], scribbles=True)
+    assert unpainted_classes(semantic, [TrainingPair(image, both)], scribbles=True) == [
+        "'class 2' (value 3) is annotated nowhere: the model will not learn it"]
+    assert classes_called_for([TrainingPair(image, both)], scribbles=True) == 2  # background + one class
+    assert classes_called_for([TrainingPair(image, both * 0 + 5 * (both > 0))], scribbles=True) == 5
+    assert classes_called_for([TrainingPair(image, (labels > 0).astype(int))], scribbles=False) == 2

@@ -44,6 +44,8 @@ def test_fresh_names_skip_taken_ones_and_do_not_stack_suffixes(private_model_dir
     (other / "cells-finetuned-2.safetensors").write_bytes(b"")  # a file in the target folder counts too
     assert fresh_model_name("cells", other) == "cells-finetuned-3"
     assert fresh_model_name("", private_model_dir) == "model-finetuned"
+    (other / "classes-model.safetensors").write_bytes(b"")
+    assert fresh_model_name("classes-model", other, new=True) == "classes-model-2"  # from scratch: not "finetuned"
 
 
 def test_path_in_folder_keeps_a_free_name_and_replaces_a_taken_one(private_model_dir, tiny_model, tmp_path,

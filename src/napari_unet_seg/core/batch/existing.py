@@ -12,9 +12,10 @@ change, so a skip can name it ("model: nuclei -> nuclei-robust").
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
 from ..inference.provenance import FORMAT, file_sha256, read_provenance
 from ..model.modelfile import ModelFileError, ModelInfo
@@ -43,6 +44,7 @@ class RunSettings:
     diameter: float | None
     output: str
     flip_average: bool
+    objects: ObjectFilter = field(default_factory=ObjectFilter)
 
     @classmethod
     def of(cls, options: RunOptions) -> RunSettings:
@@ -52,7 +54,8 @@ class RunSettings:
             name = ModelInfo.of(path).name
         except ModelFileError:
             name = path.stem
-        return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average))
+        return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average),
+                   ObjectFilter.of(options))
 
     def changes_since(self, record: dict[str, Any]) -> list[str]:
         """``"model: nuclei -> nuclei-robust"``... for each setting the recorded run had otherwise; [] if none."""
@@ -69,6 +72,10 @@ class RunSettings:
             changes.append(f"output: {settings.get('output')} -> {self.output}")
         if bool(settings.get("flip_average")) != self.flip_average:
             changes.append(f"flip averaging: {_on(settings.get('flip_average'))} -> {_on(self.flip_average)}")
+        recorded = ObjectFilter(int(settings.get("min_area") or 0), int(settings.get("max_area") or 0),
+                                bool(settings.get("exclude_border")))
+        if recorded != self.objects:
+            changes.append(f"object filters: {recorded.describe() or 'none'} -> {self.objects.describe() or 'none'}")
         return changes
 
 

@@ -20,6 +20,7 @@ from ..common.callbacks import Cancelled
 from ..common.errors import first_line
 from ..common.labels_zarr import set_stack_axes
 from ..imageio import ImageFile, read_image, write_labels_tiff
+from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
 from ..inference.pipeline import segment_image
 from ..inference.provenance import csv_comments, with_paths
@@ -103,14 +104,18 @@ def kept_result(job: Job) -> FileResult:
 
 
 def settings_key(options: RunOptions) -> str:
-    """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind, flips.
+    """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind, flips,
+    object filters.
 
     Window, batch, device and precision are left out: results do not depend
     on them (tiling is exact; reduced precision is the same model).
     """
     digest = hashlib.sha1(resolve_model_path(options.model or DEFAULT_MODEL).read_bytes())
     key = (options.diameter, options.output) + (("flip_average",) if options.flip_average else ())
-    digest.update(repr(key).encode())  # (unchanged for runs without flip averaging, so older outputs still count)
+    found = ObjectFilter.of(options)
+    if found.active:
+        key += (("objects", found.min_area, found.max_area, found.exclude_border),)
+    digest.update(repr(key).encode())  # (unchanged for runs without flips or filters, so older outputs still count)
     return digest.hexdigest()[:12]
 
 

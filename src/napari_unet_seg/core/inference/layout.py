@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 NUMBER_KINDS = "biuf"  # numpy dtype kinds: bool, signed and unsigned integers, floating point
+MAX_CHANNELS = 4  # px: a "plane" this narrow in a stack is channels read as width
 
 
 def numeric_image(image: Any) -> Any:
@@ -134,6 +135,31 @@ def central_window(image: Any, side: int) -> WindowView:
     _, h, w = image.shape
     y0, x0 = max((h - side) // 2, 0), max((w - side) // 2, 0)
     return WindowView(image, y0, min(y0 + side, h), x0, min(x0 + side, w))
+
+
+def check_plane_size(lead: tuple[int, ...], height: int, width: int) -> None:
+    """Refuse a stack whose "planes" are a few pixels wide: its last axis is channels, read as width.
+
+    A (256, 256, 2) two-channel image read as 256 planes of 256 x 2 px would
+    run for minutes and find nothing, in silence.
+    """
+    if lead and min(height, width) <= MAX_CHANNELS:
+        raise ValueError(f"the image's planes would be {height} x {width} px: its last axis ({width} values) looks "
+                         "like channels, not width; segment the nuclear channel alone, or choose that axis as the "
+                         "channel axis for a model of as many channels")
+
+
+def channels_mixed_note(rgb: bool, channel_axis: int | None, channels: int, in_channels: int) -> str | None:
+    """A note when a one-channel model gets 3-4 fluorescence channels: they are mixed like colour into gray.
+
+    Mixed with colour weights, a nuclear stain in the third channel counts
+    for a tenth: the user should know, and can segment that channel alone.
+    """
+    if rgb or channel_axis is None or in_channels != 1 or channels not in (3, 4):
+        return None
+    return (f"the image's {channels} channels were mixed into one gray image as colour is (30 % of the first, 59 % "
+            f"of the second, 11 % of the third{', the fourth unused' if channels == 4 else ''}) for a one-channel "
+            "model: to segment the nuclei of one stain, segment that channel alone")
 
 
 def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int | None,

@@ -28,7 +28,9 @@ class RunOptions:
     that its discarded margins would make the run cost more than twice one
     whole-image pass is raised, and ``SegmentResult.notes`` says so. ``flip_average`` averages the
     network's logits over the four mirror images of each window (4x the network's time; a little
-    more accurate, see the model card). ``store`` is a zarr path to write the labels to,
+    more accurate, see the model card). ``min_area``, ``max_area`` (px of the image; 0: no limit)
+    and ``exclude_border`` keep only objects of that size, not touching the image's edge
+    (:mod:`.object_filter`). ``store`` is a zarr path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
     """
@@ -45,10 +47,15 @@ class RunOptions:
     block_size: int = 2048
     halo: int | None = None
     flip_average: bool = False
+    min_area: int = 0
+    max_area: int = 0
+    exclude_border: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
+        if self.min_area < 0 or self.max_area < 0:
+            raise ValueError(f"object areas must be 0 (no limit) or more, not {min(self.min_area, self.max_area)}")
 
 
 def available_memory() -> int:

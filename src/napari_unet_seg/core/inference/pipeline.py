@@ -30,12 +30,15 @@ from .layout import (
     PlaneView,
     channels_as_planes_note,
     channels_first,
+    channels_mixed_note,
     check_channels,
+    check_plane_size,
     is_rgb,
     numeric_image,
     plane_layout,
     plane_size,
 )
+from .object_filter import ObjectFilter, check_object_filter, dropped_note, filter_plane
 from .options import RunOptions
 from .postprocess import probability_maps, semantic_labels
 from .prediction import NetworkPrediction, predict_network, predict_plane
@@ -102,13 +105,16 @@ def segment_image(
         rgb = False
     elif rgb is None:
         rgb = is_rgb(image)
-    lead, channels, _, _ = plane_layout(tuple(image.shape), rgb, channel_axis)
+    lead, channels, height, width = plane_layout(tuple(image.shape), rgb, channel_axis)
+    check_plane_size(lead, height, width)
     image = channels_first(image, channel_axis)
     check_channels(model.in_channels, min(channels, 3) if rgb else channels, model.name)  # RGBA: alpha unused
+    mixed_note = channels_mixed_note(rgb, channel_axis, channels, model.in_channels)
     if options.store is not None and (options.probabilities or (options.output == "semantic"
                                                                  and model.task == "instances")):
         raise ValueError("labels written to disk hold the model's own output: no probability map, and no foreground "
                          "mask of an instance model (keep them in memory for those)")
+    check_object_filter(options, model.task)
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
@@ -121,11 +127,13 @@ def segment_image(
         if options.store is not None:
             result = _segment_to_store(image, model, options, rgb=rgb, lead=lead, planes=planes,
                                        pixel_size=pixel_size, progress=progress, cancel=cancel,
-                                       provenance=provenance, notes=[stack_note] if stack_note else [])
+                                       provenance=provenance,
+                                       notes=[note for note in (stack_note, mixed_note) if note])
         else:
             result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
                                         cancel=cancel)
-    result.notes = list(dict.fromkeys([*result.notes, *deeper.values(), *([stack_note] if stack_note else [])]))
+    said = [note for note in (stack_note, mixed_note) if note]
+    result.notes = list(dict.fromkeys([*result.notes, *deeper.values(), *said]))
     result.seconds = time.perf_counter() - start
     result.provenance = provenance
     return result
@@ -159,8 +167,9 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                        planes: Planes, progress: ProgressCallback | None,
                        cancel: CancelCallback | None) -> SegmentResult:
     instances = options.output == "instances" and model.task == "instances"
+    found = ObjectFilter.of(options)
     labels = probabilities = None
-    objects, area = 0, 0.0
+    objects, area, dropped = 0, 0.0, 0
     notes: dict[str, None] = {}
     for k, idx in enumerate(planes):
         plane = image[idx] if idx else image
@@ -176,7 +185,10 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
             notes.update(dict.fromkeys(prediction.notes))
             plane_labels = output_labels(prediction, model, options.output)
             plane_objects = int(plane_labels.max(initial=0))  # ids run 1..N: no copy of the plane to count them
-        if instances:
+        if instances and found.active:  # the plane's objects are whole here (blocks joined)
+            plane_objects, plane_area, plane_dropped = filter_plane(plane_labels, (), found, len(plane_labels))
+            objects, area, dropped = objects + plane_objects, area + plane_area, dropped + plane_dropped
+        elif instances:
             objects, area = objects + plane_objects, area + float(np.count_nonzero(plane_labels))
         if not lead:
             labels = plane_labels
@@ -190,6 +202,8 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                 probabilities = maps if not lead else np.zeros(lead + maps.shape, dtype=np.float32)
             if lead:
                 probabilities[idx] = maps
+    if found.active and instances:
+        notes[dropped_note(found, dropped)] = None
     return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
                          0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names,
                          list(notes))
@@ -210,7 +224,8 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     chunks = (1,) * len(lead) + tuple(min(CHUNK, s) for s in plane_shape)
     path = Path(options.store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    objects, area = 0, 0.0
+    objects, area, dropped = 0, 0.0, 0
+    found = ObjectFilter.of(options)
     said: dict[str, None] = {}
     with atomic_path(path) as tmp:
         out = create_labels_store(tmp, lead + plane_shape, chunks, dtype)
@@ -219,8 +234,14 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                 plane = PlaneView(image, idx) if idx else image
                 outcome = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
                                                   progress=part_progress(progress, k, len(planes)), cancel=cancel)
-                objects, area = objects + outcome.objects, area + outcome.area
                 said.update(dict.fromkeys(outcome.notes))
+                if instances and found.active:  # on the finished plane: objects joined across blocks
+                    plane_objects, plane_area, plane_dropped = filter_plane(out, idx, found, CHUNK)
+                    objects, area, dropped = objects + plane_objects, area + plane_area, dropped + plane_dropped
+                else:
+                    objects, area = objects + outcome.objects, area + outcome.area
+        if instances and found.active:
+            said[dropped_note(found, dropped)] = None
         said.update(dict.fromkeys([*deeper.values(), *notes]))  # in the order segment_image gives them
         finish_labels_store(tmp, {
             "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},

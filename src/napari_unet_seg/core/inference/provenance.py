@@ -115,6 +115,12 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
         args += ["--output-kind", settings["output"]]
     if settings.get("flip_average"):
         args += ["--flip-average"]
+    if settings.get("min_area"):
+        args += ["--min-area", str(int(settings["min_area"]))]
+    if settings.get("max_area"):
+        args += ["--max-area", str(int(settings["max_area"]))]
+    if settings.get("exclude_border"):
+        args += ["--exclude-border"]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
     return shlex.join(args)
 

@@ -55,13 +55,56 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
             if top > allowed:
                 hint = f"scribble values go up to {n_classes} (1 = background)" if scribbles else \
                     f"class ids go up to {n_classes - 1} (0 = background)"
-                raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}")
+                raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}; "
+                                         "for more classes, train a new model (its class count follows the labels)")
+    if require_objects and model.task == "semantic":
+        _refuse_one_class(painted_classes(pairs, scribbles=scribbles), scribbles)
     if require_objects and model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
         # e.g. a new, never-painted Labels layer: training on it would only teach the model to find nothing
         names = ", ".join(p.name for p in pairs if p.name)
         raise UnusableAnnotation(f"no objects are annotated{f' in {names}' if names else ''}: paint each object "
                                  "with its own label first (a region with no objects can be trained on beside "
                                  "annotated ones)")
+
+
+def painted_classes(pairs: Sequence[TrainingPair], *, scribbles: bool) -> set[int]:
+    """The class ids (0 = background) annotated anywhere in ``pairs``; scribble value v is class v - 1."""
+    found: set[int] = set()
+    for pair in pairs:
+        labels = np.asarray(pair.labels)
+        values = labels if pair.valid is None else labels[np.asarray(pair.valid) > 0]
+        ids = np.unique(values)
+        found.update(int(v) - 1 for v in ids if v > 0) if scribbles else found.update(int(v) for v in ids)
+    return found
+
+
+def classes_called_for(pairs: Sequence[TrainingPair], *, scribbles: bool) -> int:
+    """The class count (background included) a new class model needs for these labels: their highest class + 1."""
+    top = max((int(np.asarray(p.labels).max(initial=0)) for p in pairs), default=0)
+    return max(2, top if scribbles else top + 1)
+
+
+def _refuse_one_class(found: set[int], scribbles: bool) -> None:
+    """A class model learns to tell classes apart: from one class it learns that every pixel is that class."""
+    if len(found) != 1:
+        return
+    if not scribbles:
+        raise UnusableAnnotation(f"only class {found.pop()} is annotated: a class model needs at least two classes "
+                                 "(0 = background) to learn to tell them apart")
+    if found == {0}:
+        raise UnusableAnnotation("only background (value 1) is painted: paint each class with its own value, 2, "
+                                 "3, ... (napari's brush starts at 1, which means background here)")
+    raise UnusableAnnotation(f"only value {found.pop() + 1} is painted: paint some background too, with value 1, "
+                             "or the model learns that every pixel is that class")
+
+
+def unpainted_classes(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> list[str]:
+    """A warning per class of a class model that nothing annotates: it will never be predicted."""
+    if model.task != "semantic":
+        return []
+    found = painted_classes(pairs, scribbles=scribbles)
+    return [f"'{name}' ({'value ' + str(k + 1) if scribbles else 'id ' + str(k)}) is annotated nowhere: the model "
+            "will not learn it" for k, name in enumerate(model.class_names) if k not in found]
 
 
 def _has_objects(pair: TrainingPair) -> bool:

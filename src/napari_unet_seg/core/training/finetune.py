@@ -23,7 +23,7 @@ from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
-from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check
+from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check, unpainted_classes
 from .data import PreparedPair, TrainingPair
 from .evaluation import (
     SCORE_NAMES, evaluate_pairs, main_score, main_score_name, replay_check_score, replay_scores, score_groups,
@@ -338,6 +338,7 @@ def finetune(
     warnings = [w for pair in pairs for w in image_warnings(model, pair)]
     warnings += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
     warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
+    warnings += unpainted_classes(model, pairs, scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
     if checkpoint is not None and checkpoint.failure:

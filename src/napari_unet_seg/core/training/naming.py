@@ -20,9 +20,12 @@ def model_file_path(path: str | os.PathLike) -> Path:
 _SUFFIX = re.compile(r"-finetuned(-\d+)?$")
 
 
-def fresh_model_name(base: str, folder: Path) -> str:
-    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file."""
-    stem = _SUFFIX.sub("", base or "model") + "-finetuned"
+def fresh_model_name(base: str, folder: Path, *, new: bool = False) -> str:
+    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file.
+
+    ``new``: a model trained from scratch fine-tunes nothing: ``<base>``, ``<base>-2``...
+    """
+    stem = (base or "model") if new else _SUFFIX.sub("", base or "model") + "-finetuned"
     taken = set(available_models())
     name, n = stem, 1
     while name in taken or (folder / f"{name}.safetensors").exists():
@@ -31,14 +34,21 @@ def fresh_model_name(base: str, folder: Path) -> str:
     return name
 
 
-def path_in_folder(folder: Path, name: str, base: str) -> Path:
+def new_model_base(task: str) -> str:
+    """The name a model trained from scratch starts from: what it finds, not what it came from."""
+    return "classes-model" if task == "semantic" else "objects-model"
+
+
+def path_in_folder(folder: Path, name: str, base: str, *, new: bool = False) -> Path:
     """Where a model the user named ``name`` (empty: none) goes in ``folder``; a taken name gets a fresh one.
 
     Used where the user types a name (the Train widget); a path given
     explicitly (``unet-seg train -o``) is refused instead when it exists.
     """
     taken = not name or name in available_models() or model_file_path(folder / name).exists()
-    return model_file_path(folder / (fresh_model_name(name or base, folder) if taken else name))
+    if not taken:
+        return model_file_path(folder / name)
+    return model_file_path(folder / fresh_model_name(name or base, folder, new=new and not name))
 
 
 def checkpoint_path(final: Path) -> Path:
