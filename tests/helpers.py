@@ -105,3 +105,16 @@ def quick_training(widget, project, steps: int, overrides: dict | None = None):
     widget.settings.project_dir.setText(str(project))
     widget.overrides = dict(QUICK_RUN if overrides is None else overrides)
     return widget
+
+
+def drifting_disks(frames: int = 5, shape: tuple[int, int] = (120, 140), step: int = 2) -> np.ndarray:
+    """Bright disks that drift ``step`` px a frame; one appears halfway, one leaves after the first frame."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    centres = [(20, 20), (60, 40), (90, 100), (30, 110)]
+    movie = np.zeros((frames, *shape), np.float32)
+    for t in range(frames):
+        for i, (y, x) in enumerate(centres):
+            if (i == 3 and t < frames // 2) or (i == 2 and t > 0):
+                continue
+            movie[t][(yy - y - step * t) ** 2 + (xx - x - step * t) ** 2 <= 8**2] = 200.0
+    return movie + 10.0

@@ -169,3 +169,19 @@ def test_object_filters_that_cannot_work_are_one_line_and_exit_2(tmp_path, setup
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and said in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_link_frames_follows_objects_through_a_time_lapse_and_is_recorded(tmp_path, capsys):
+    from helpers import drifting_disks
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    movie = drifting_disks()
+    tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "movie.tif"), "-o", str(out), "--model", str(model), "--device", "cpu",
+                 "--link-frames"]) == 0
+    assert "objects linked across 5 frames: 4 ids" in capsys.readouterr().err
+    labels = tifffile.imread(out / "movie_labels.tif")
+    assert labels.shape == movie.shape and len({int(labels[t, 20 + 2 * t, 20 + 2 * t]) for t in range(5)}) == 1
+    assert "--link-frames" in read_provenance(out / "movie_labels.tif")["command"]

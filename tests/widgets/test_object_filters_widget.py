@@ -98,3 +98,36 @@ def test_batch_applies_the_filters_and_refuses_an_impossible_range(make_napari_v
     expected = segment_image(image, RunOptions(device="cpu", **FILTERS), model=load_model(disks)).labels
     np.testing.assert_array_equal(written, expected)
     assert "objects dropped (kept: objects of 100 px or more" in dock.table.item(0, 5).text()
+
+
+def test_a_time_lapse_keeps_its_ids_across_frames_in_segment_and_batch(make_napari_viewer, qtbot, tmp_path, disks):
+    from helpers import drifting_disks
+
+    movie = drifting_disks()
+    viewer = make_napari_viewer()
+    viewer.add_image(movie, name="movie")
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    dock.model_picker.combo.setCurrentText("disks")
+    link = dock.settings.link_frames
+    assert link.isEnabled() and not link.isChecked()  # a stack: offered, off by default
+    dock.settings.slices.setCurrentIndex(1)
+    assert not link.isEnabled()  # one slice has nothing to link to
+    dock.settings.slices.setCurrentIndex(0)
+    link.setChecked(True)
+    dock.run()
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=60_000)
+    expected = segment_image(movie, RunOptions(device="cpu", link_frames=True), model=load_model(disks)).labels
+    np.testing.assert_array_equal(viewer.layers["movie labels"].data, expected)
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
+    _, batch_dock = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch segment")
+    batch_dock.model_picker.refresh()
+    batch_dock.model_picker.combo.setCurrentText("disks")
+    batch_dock.input_dir.setText(str(folder))
+    batch_dock.output_dir.setText(str(tmp_path / "out"))
+    batch_dock.link_frames.setChecked(True)
+    assert batch_dock.run() is not None
+    qtbot.waitUntil(lambda: batch_dock.worker is None, timeout=60_000)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "movie_labels.tif"), expected)

@@ -150,6 +150,10 @@ class BatchWidget(QWidget):
         sform.addRow("Object diameter", self.diameter)
         sform.addRow("Tile size", self.tile_size)
         sform.addRow("", self.flip_average)
+        self.link_frames = QCheckBox("same id across frames of a stack")
+        self.link_frames.setToolTip("In (T, H, W) stacks, an object keeps the id it had in the frame before while it "
+                                    "overlaps itself by more than half: ids that follow nuclei over time.")
+        sform.addRow("", self.link_frames)
         sform.addRow("Dask scheduler", self.scheduler)
 
         self.run_button, self.cancel_button = QPushButton("Run batch"), QPushButton("Cancel")
@@ -195,7 +199,8 @@ class BatchWidget(QWidget):
         model = self.model_picker.path()
         return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
                           tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
-                          flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs())
+                          flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs(),
+                          link_frames=self.link_frames.isChecked() and self.object_filters.isEnabled())  # objects
 
     def _allow_filters(self) -> None:
         info = self.model_picker.info()

@@ -75,6 +75,10 @@ class SegmentSettings(QWidget):
         form.addRow("Image", self.image_picker)
         form.addRow("Channel axis", self.channel_axis)
         form.addRow("Slices", self.slices)
+        self.link_frames = QCheckBox("same id across slices (time-lapse)")
+        self.link_frames.setToolTip("An object keeps the id it had in the slice before while it overlaps itself by "
+                                    "more than half: ids that follow nuclei over time (for all slices of a stack).")
+        form.addRow("", self.link_frames)
         self.planes_hint = QLabel()  # a (2-4, H, W) layer is more often channels than a stack: said before the run
         self.planes_hint.setWordWrap(True)
         self.planes_hint.setVisible(False)
@@ -143,6 +147,7 @@ class SegmentSettings(QWidget):
         self.image_picker.currentTextChanged.connect(self._on_image_changed)
         self.model_picker.changed.connect(self._on_model_changed)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
+        self.slices.currentIndexChanged.connect(self._update_slices)
         self.output.currentIndexChanged.connect(self._allow_filters)
         self._on_model_changed()
 
@@ -178,6 +183,8 @@ class SegmentSettings(QWidget):
             output=output, probabilities=self.probabilities.isChecked() and not to_disk,
             store=str(self._zarr_path(layer.name)) if to_disk else None, flip_average=self.flip_average.isChecked(),
             **self.object_filters.kwargs(),
+            link_frames=(self.link_frames.isChecked() and self.link_frames.isEnabled() and planes is None
+                         and output == "instances" and info.task == "instances"),  # objects only
         )
         check_object_filter(options, info.task)  # e.g. the largest area below the smallest: said before the run
         return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
@@ -223,6 +230,7 @@ class SegmentSettings(QWidget):
         if layer is None:
             self.slices.setEnabled(False)
             self.channel_axis.setEnabled(False)
+            self.link_frames.setEnabled(False)
             return
         shape = source_array(layer).shape
         axes = list(range(len(shape) - 2))
@@ -246,6 +254,7 @@ class SegmentSettings(QWidget):
         except (AttributeError, ValueError, IndexError):
             shape, lead = (), ()
         self.slices.setEnabled(bool(lead))
+        self.link_frames.setEnabled(len(lead) == 1 and self.slices.currentIndex() == 0)
         channels_maybe = bool(lead) and info is not None and bool(channels_as_planes_note(
             shape, bool(layer.rgb), self.channel_axis.currentData(), info.in_channels))
         if channels_maybe:

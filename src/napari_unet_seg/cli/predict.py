@@ -14,6 +14,7 @@ from ..core.batch.jobs import find_jobs
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import summary_note, summary_path
+from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import OUTPUTS, RunOptions
@@ -83,6 +84,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="drop objects larger than PX pixels, e.g. clumps (default: 0, no limit)")
     parser.add_argument("--exclude-border", action="store_true",
                         help="drop objects touching the image's edge (cut by the field of view, they measure small)")
+    parser.add_argument("--link-frames", action="store_true",
+                        help="in a stack (T, H, W), an object keeps the id it had in the frame before while it "
+                             "overlaps itself by more than half: ids that follow nuclei over time")
     parser.set_defaults(run=run)
 
 
@@ -105,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(model=str(model.path) if model.path else args.model, device=device,
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
                              diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average,
-                             min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border)
+                             min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border,
+                             link_frames=args.link_frames)
     try:
         check_object_filter(options, model.task)
+        check_frame_links(options, (), model.task)  # a stack of several axes is refused file by file
     except ValueError as exc:
         raise UserError(str(exc)) from None
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)

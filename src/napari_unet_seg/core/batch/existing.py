@@ -45,6 +45,7 @@ class RunSettings:
     output: str
     flip_average: bool
     objects: ObjectFilter = field(default_factory=ObjectFilter)
+    link_frames: bool = False
 
     @classmethod
     def of(cls, options: RunOptions) -> RunSettings:
@@ -55,7 +56,7 @@ class RunSettings:
         except ModelFileError:
             name = path.stem
         return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average),
-                   ObjectFilter.of(options))
+                   ObjectFilter.of(options), bool(options.link_frames))
 
     def changes_since(self, record: dict[str, Any]) -> list[str]:
         """``"model: nuclei -> nuclei-robust"``... for each setting the recorded run had otherwise; [] if none."""
@@ -76,6 +77,8 @@ class RunSettings:
                                 bool(settings.get("exclude_border")))
         if recorded != self.objects:
             changes.append(f"object filters: {recorded.describe() or 'none'} -> {self.objects.describe() or 'none'}")
+        if bool(settings.get("link_frames")) != self.link_frames:
+            changes.append(f"frame links: {_on(settings.get('link_frames'))} -> {_on(self.link_frames)}")
         return changes
 
 

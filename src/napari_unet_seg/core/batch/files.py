@@ -105,7 +105,7 @@ def kept_result(job: Job) -> FileResult:
 
 def settings_key(options: RunOptions) -> str:
     """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind, flips,
-    object filters.
+    object filters, frame links.
 
     Window, batch, device and precision are left out: results do not depend
     on them (tiling is exact; reduced precision is the same model).
@@ -115,7 +115,9 @@ def settings_key(options: RunOptions) -> str:
     found = ObjectFilter.of(options)
     if found.active:
         key += (("objects", found.min_area, found.max_area, found.exclude_border),)
-    digest.update(repr(key).encode())  # (unchanged for runs without flips or filters, so older outputs still count)
+    if options.link_frames:
+        key += ("link_frames",)
+    digest.update(repr(key).encode())  # (unchanged for runs without flips, filters or links: older outputs count)
     return digest.hexdigest()[:12]
 
 

@@ -30,7 +30,9 @@ class RunOptions:
     network's logits over the four mirror images of each window (4x the network's time; a little
     more accurate, see the model card). ``min_area``, ``max_area`` (px of the image; 0: no limit)
     and ``exclude_border`` keep only objects of that size, not touching the image's edge
-    (:mod:`.object_filter`). ``store`` is a zarr path to write the labels to,
+    (:mod:`.object_filter`). ``link_frames`` gives an object of a (T, H, W) stack the id it had in the
+    frame before, while it overlaps itself by more than half (:mod:`.frame_links`). ``store`` is a zarr
+    path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
     """
@@ -50,6 +52,7 @@ class RunOptions:
     min_area: int = 0
     max_area: int = 0
     exclude_border: bool = False
+    link_frames: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:

@@ -26,6 +26,7 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
+from .frame_links import check_frame_links, link_frames, linked_note
 from .layout import (
     PlaneView,
     channels_as_planes_note,
@@ -115,6 +116,7 @@ def segment_image(
         raise ValueError("labels written to disk hold the model's own output: no probability map, and no foreground "
                          "mask of an instance model (keep them in memory for those)")
     check_object_filter(options, model.task)
+    check_frame_links(options, lead, model.task)
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
@@ -145,6 +147,11 @@ def output_labels(prediction: NetworkPrediction, model: Model, output: str) -> n
         threshold = float(model.postprocess.get("foreground_threshold", 0.5))
         return semantic_labels(prediction.image_logits[:1], threshold)
     return prediction.labels(model)
+
+
+def links_wanted(options: RunOptions, instances: bool, lead: tuple[int, ...], planes: Planes) -> bool:
+    """Frames are linked when asked, for objects of a (T, H, W) stack segmented whole (not one slice)."""
+    return options.link_frames and instances and len(lead) == 1 and len(planes) == lead[0] > 1
 
 
 def smallest_dtype(labels: np.ndarray) -> np.ndarray:
@@ -204,6 +211,8 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                 probabilities[idx] = maps
     if found.active and instances:
         notes[dropped_note(found, dropped)] = None
+    if links_wanted(options, instances, lead, planes):  # on finished, filtered frames
+        notes[linked_note(lead[0], link_frames(labels, labels.shape[1]))] = None
     return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
                          0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names,
                          list(notes))
@@ -242,6 +251,8 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                     objects, area = objects + outcome.objects, area + outcome.area
         if instances and found.active:
             said[dropped_note(found, dropped)] = None
+        if links_wanted(options, instances, lead, planes):
+            said[linked_note(lead[0], link_frames(out, CHUNK))] = None
         said.update(dict.fromkeys([*deeper.values(), *notes]))  # in the order segment_image gives them
         finish_labels_store(tmp, {
             "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},
