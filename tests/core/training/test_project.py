@@ -83,6 +83,12 @@ def test_default_project_sits_next_to_the_user_models_or_inside_a_chosen_model_f
                                                                                        monkeypatch):
     assert default_project_dir().parent.parent == private_model_dir  # NAPARI_UNET_SEG_MODEL_DIR: nothing outside it
     json.dumps(str(default_project_dir()))
+    earlier = private_model_dir.parent / "projects" / "default"  # where earlier releases put it: still found
+    image, labels = synthetic_nuclei((64, 64))
+    Project(earlier).add(TrainingPair(image, labels, name="first round"))
+    assert default_project_dir() == earlier
+    Project(private_model_dir / "projects" / "default").add(TrainingPair(image, labels, name="new"))
+    assert default_project_dir() == private_model_dir / "projects" / "default"
     monkeypatch.delenv("NAPARI_UNET_SEG_MODEL_DIR")
     from napari_unet_seg.core.model.registry import user_model_dir
 

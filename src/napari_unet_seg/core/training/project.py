@@ -34,11 +34,14 @@ def default_project_dir() -> Path:
 
     A model folder chosen with ``NAPARI_UNET_SEG_MODEL_DIR`` holds it
     instead: nothing is written outside a folder the user chose (its parent
-    may be a shared drive's root, or another user's).
+    may be a shared drive's root, or another user's). A project that earlier
+    releases kept beside such a folder is still used, while there is no new one.
     """
-    if os.environ.get(MODEL_DIR_VARIABLE):
-        return user_model_dir() / "projects" / "default"
-    return user_model_dir().parent / "projects" / "default"
+    beside = user_model_dir().parent / "projects" / "default"
+    if not os.environ.get(MODEL_DIR_VARIABLE):
+        return beside
+    inside = user_model_dir() / "projects" / "default"
+    return beside if (beside / INDEX).is_file() and not (inside / INDEX).is_file() else inside
 
 
 def _key(image: np.ndarray, rgb: bool) -> str:
