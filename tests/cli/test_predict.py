@@ -148,6 +148,9 @@ def test_object_filters_are_recorded_remade_and_a_rerun_without_them_says_so(tmp
     assert not set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))) - {0}
     record = read_provenance(out / "cells_labels.tif")
     assert record["settings"]["min_area"] == 100 and "--min-area 100 --exclude-border" in record["command"]
+    capsys.readouterr()
+    assert main(["provenance", str(out / "cells_labels.tif")]) == 0
+    assert ", kept only objects of 100 px or more, not touching the border" in capsys.readouterr().out
     again = shlex.split(record["command"])[1:]  # the recorded command, into another folder
     again[again.index("-o") + 1] = str(tmp_path / "again")
     assert main(again) == 0

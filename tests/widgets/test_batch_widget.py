@@ -54,6 +54,7 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
     assert sorted(statuses) == ["failed", "skipped", "skipped", "skipped"]
     skipped = widget.table.item(statuses.index("skipped"), 5).text()  # the option as the dock names it
     assert skipped == "output exists (use 'redo finished files' to redo it)"
+    assert widget.status.text().endswith("; skipped: output exists (use 'redo finished files' to redo it)")
 
 
 def test_the_users_summary_csv_is_kept_and_the_status_names_ours(widget, qtbot, monkeypatch):

@@ -69,11 +69,22 @@ def test_filters_are_off_for_class_outputs_and_an_impossible_range_is_refused(ma
     dock.run()
     assert dock.worker is None and errors == ["the largest area (100 px) is below the smallest (500 px): no object "
                                               "could be kept"]
+    assert dock.status.text().startswith("Not started: the largest area")  # not an earlier run's result
+    assert section.toggle.text() == "Object filters: largest below smallest"
     dock.settings.output.setCurrentIndex(dock.settings.output.findData("semantic"))
-    assert not section.isEnabled() and section.toggle.text() == "Object filters: not for class outputs"
+    assert not section.for_objects and not section.section.isEnabled()  # open to see, not to change
+    assert section.toggle.text() == "Object filters: only for objects (instances output)"
     dock.run()  # a foreground mask: the filters are left out, not refused
     qtbot.waitUntil(lambda: dock.worker is None, timeout=60_000)
     assert len(errors) == 1 and any(isinstance(layer, Labels) for layer in viewer.layers)
+    from napari_unet_seg import new_model
+
+    save_model(new_model("semantic", num_classes=3, depth=2, base_channels=4), disks.parent / "classes")
+    dock.refresh_models()
+    dock.model_picker.combo.setCurrentText("classes")
+    assert dock.settings.output.currentData() == "semantic" and not section.for_objects
+    dock.model_picker.combo.setCurrentText("disks")  # back on objects: instances again, the filters with them
+    assert dock.settings.output.currentData() == "instances" and section.for_objects
 
 
 def test_batch_applies_the_filters_and_refuses_an_impossible_range(make_napari_viewer, qtbot, tmp_path, disks,
@@ -91,6 +102,7 @@ def test_batch_applies_the_filters_and_refuses_an_impossible_range(make_napari_v
     dock.device.setCurrentText("cpu")
     set_filters(dock.object_filters, min_area=500, max_area=100)
     assert dock.run() is None and errors[0].startswith("Batch not started: the largest area (100 px)")
+    assert dock.status.text().startswith("Not started: the largest area")
     set_filters(dock.object_filters, **FILTERS)
     assert dock.run() is not None
     qtbot.waitUntil(lambda: dock.worker is None, timeout=60_000)
@@ -98,6 +110,12 @@ def test_batch_applies_the_filters_and_refuses_an_impossible_range(make_napari_v
     expected = segment_image(image, RunOptions(device="cpu", **FILTERS), model=load_model(disks)).labels
     np.testing.assert_array_equal(written, expected)
     assert "objects dropped (kept: objects of 100 px or more" in dock.table.item(0, 5).text()
+    set_filters(dock.object_filters, min_area=50)  # a rerun with other filters: the status says why it skipped
+    assert dock.run() is not None
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=60_000)
+    assert dock.status.text().endswith(
+        "; skipped: output exists, made with other settings (object filters: objects of 100 px or more, not "
+        "touching the border -> objects of 50 px or more); use 'redo finished files' to redo it")
 
 
 def test_a_time_lapse_keeps_its_ids_across_frames_in_segment_and_batch(make_napari_viewer, qtbot, tmp_path, disks):

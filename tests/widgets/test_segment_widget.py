@@ -266,7 +266,8 @@ def test_channels_last_are_offered_as_the_channel_axis_and_never_read_as_width(m
     viewer, widget = make_widget("two", in_channels=2)
     viewer.add_image(np.random.default_rng(4).random((48, 64, 2), dtype=np.float32), name="last", rgb=False,
                      scale=(0.5, 0.5, 1.0))
-    assert widget.settings.channel_axis.itemText(widget.settings.channel_axis.count() - 1) == "axis 2 (2)"
+    offered = [widget.settings.channel_axis.itemText(i) for i in range(widget.settings.channel_axis.count())]
+    assert offered == ["none", "axis 2 (2)"]  # not the 48 rows
     assert widget.settings.channel_axis.currentData() == 2  # guessed: the model takes two channels
     segment_and_wait(qtbot, widget)
     assert viewer.layers["last labels"].data.shape == (48, 64) and not messages["error"]

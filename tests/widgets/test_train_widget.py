@@ -11,6 +11,8 @@ from napari_unet_seg._widgets import train as train_module
 from napari_unet_seg._widgets.train import TrainWidget
 from napari_unet_seg.core.model.modelfile import read_metadata
 from napari_unet_seg.core.model.registry import available_models
+from napari_unet_seg._widgets.train_form import SCRATCH
+from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.project import Project
 
 pytestmark = pytest.mark.gui
@@ -196,7 +198,7 @@ def test_pyramids_train_at_full_resolution_and_stacks_on_their_painted_slices():
     strokes = Labels(scribbles, name="strokes")
     for slices in ("all", "2-4"):
         assert [p.name for p in pairs_from_layers(stack, strokes, mode="scribbles", slices=slices)] == ["stack [3]"]
-    with pytest.raises(ValueError, match=r"nothing is annotated on slice 4; slice 3 is annotated: type them in"):
+    with pytest.raises(ValueError, match=r"nothing is annotated on slice 4; slice 3 is annotated: type it in 'stack"):
         pairs_from_layers(stack, strokes, mode="scribbles", on_screen=(4,))  # the viewer on another slice
     assert len(pairs_from_layers(stack, Labels(np.stack([labels] * 6)), slices="all")) == 6  # dense: every slice
 
@@ -220,6 +222,16 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     meta = read_metadata(widget.outcome.path)
     assert meta["task"] == "semantic" and meta["lineage"][-1]["mode"] == "scribbles"
     assert meta["class_names"] == ["background", "class 1"]  # values 1 and 2 painted: background and one class
+    # a second new model on other scribbles counts the project's saved ones too: value 3 there is its class 2
+    more = np.zeros(labels.shape, np.uint8)
+    more[::5] = np.where(labels[::5] > 0, 3, 1)
+    Project(tmp_path / "project").add(TrainingPair(image[::-1].copy(), more.astype(np.int64)), scribbles=True,
+                                      task="semantic")
+    widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    assert read_metadata(widget.outcome.path)["class_names"] == ["background", "class 1", "class 2"]
     assert "mean IoU" in widget.result.text()
 
 

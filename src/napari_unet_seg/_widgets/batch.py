@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 from ..core.batch.files import FileResult
 from ..core.batch.jobs import Job, find_jobs
 from ..core.batch.runner import iter_jobs
-from ..core.batch.summary import SUMMARY_NAME, summary_note, summary_path
+from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels
 from ..core.inference.object_filter import check_object_filter
@@ -182,7 +182,7 @@ class BatchWidget(QWidget):
         self.object_filters = ObjectFilterSection()
         self.model_picker.changed.connect(self._allow_filters)
         self._allow_filters()
-        for widget in (files, settings, self.object_filters):
+        for widget in (files, self.object_filters, settings):  # the filters' title says what is on: in view
             choices_layout.addWidget(widget)
         choices_layout.addStretch(1)
         body = QWidget()
@@ -200,7 +200,7 @@ class BatchWidget(QWidget):
         return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
                           tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
                           flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs(),
-                          link_frames=self.link_frames.isChecked() and self.object_filters.isEnabled())  # objects
+                          link_frames=self.link_frames.isChecked() and self.object_filters.for_objects)
 
     def _allow_filters(self) -> None:
         info = self.model_picker.info()
@@ -223,6 +223,7 @@ class BatchWidget(QWidget):
             check_object_filter(options, info.task if info is not None else "instances")
         except ValueError as exc:  # e.g. the largest area below the smallest
             show_error(f"Batch not started: {first_line(exc)}")
+            self.status.setText(f"Not started: {first_line(exc)}")
             return None
         self._cancel.clear()
         self._error = None
@@ -326,7 +327,8 @@ class BatchWidget(QWidget):
         outdir = Path(self.output_dir.text().strip())
         summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
         written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
-        text = done + (f"; summary in {summary}" if written else "")
+        why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
+        text = done + (f"; summary in {summary}" if written else "") + (f"; skipped: {why}" if why else "")
         self.status.setText(text)
         if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)

@@ -43,6 +43,7 @@ class ObjectFilterSection(Collapsible):
         form.addRow("Largest", self.max_area)
         form.addRow("", self.exclude_border)
         super().__init__(TITLE, section, parent)
+        self._objects = True  # whether the output holds objects the filters can work on (see ``allow``)
         self.toggle.setToolTip("Keep only objects of a plausible size, not cut by the image's edge (applied to the "
                                "finished objects: the same in memory, on disk and in batches).")
         for box in (self.min_area, self.max_area):
@@ -54,19 +55,28 @@ class ObjectFilterSection(Collapsible):
 
     def kwargs(self) -> dict[str, Any]:
         """The filters as RunOptions fields (none when the section does not apply: see ``allow``)."""
-        if not self.isEnabled():
+        if not self._objects:
             return {}
         found = self.current()
         return {"min_area": found.min_area, "max_area": found.max_area, "exclude_border": found.exclude_border}
 
+    @property
+    def for_objects(self) -> bool:
+        """Whether the run's output holds objects (filters and frame links apply)."""
+        return self._objects
+
     def allow(self, objects: bool) -> None:
-        """Filters need objects: off (and said) for class outputs, where they would be refused."""
-        self.setEnabled(objects)
+        """Filters need objects: off (and said) for masks and class outputs, where they would be refused;
+        the section stays open to see, its settings kept for the next objects."""
+        self.section.setEnabled(objects)
+        self._objects = objects
         self._retitle()
 
     def _retitle(self) -> None:
         found = self.current()
-        if not self.isEnabled():
-            self.toggle.setText(f"{TITLE}: not for class outputs")
+        if not self._objects:
+            self.toggle.setText(f"{TITLE}: only for objects (instances output)")
+        elif found.max_area and found.max_area < found.min_area:
+            self.toggle.setText(f"{TITLE}: largest below smallest")
         else:
             self.toggle.setText(f"{TITLE}: {found.describe()}" if found.active else TITLE)

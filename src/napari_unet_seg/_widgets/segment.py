@@ -22,7 +22,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..core.inference.object_filter import ObjectFilter
+from ..core.common.errors import first_line
 from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.model.modelfile import ModelFileError
@@ -111,6 +111,8 @@ class SegmentWidget(QWidget):
             job = self.settings.job(layer)
         except (ModelFileError, ValueError) as exc:
             show_error(str(exc))
+            self.status.setText(f"Not started: {first_line(exc)}")  # not the last run's result, as if current
+            self._show_done(False)
             return
         self._start(layer, job)
 
@@ -236,8 +238,8 @@ class SegmentWidget(QWidget):
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
         self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
         self._show_done(True)
-        filtered = ObjectFilter.of(job.options).active  # then a note said how many the filters dropped
-        if outcome.objects == 0 and BLANK_NOTE not in outcome.notes and not filtered:  # blank: said above
+        # a blank image was said to be blank above; objects all dropped by the filters, in a note
+        if outcome.objects == 0 and not outcome.dropped and BLANK_NOTE not in outcome.notes:
             show_info("No objects were found: is this the right model for the image, and the object size right?")
         self.ran_on.setVisible(True)
         self.ran_on.setText(

@@ -141,6 +141,7 @@ class SegmentSettings(QWidget):
         self.advanced.toggle.setToolTip("Device, precision, window size, where large results go: the defaults suit "
                                         "most images.")
         self.object_filters = ObjectFilterSection()
+        self._task = "instances"  # the chosen model's, for the output choice to follow
         for section in (inputs, model, self.object_filters, self.advanced):
             layout.addWidget(section)
         layout.addStretch(1)  # spare height below the sections, not inside them
@@ -201,9 +202,13 @@ class SegmentSettings(QWidget):
 
     def _on_model_changed(self) -> None:
         info = self.model_picker.info()
-        previous = self.output.currentData()
+        task = info.task if info is not None else "instances"
+        # the choice carries over between models of one kind; a class model's "semantic" is not an instance
+        # model's foreground mask, so back on an instance model the output is its objects again
+        previous = self.output.currentData() if task == self._task else None
+        self._task = task
         self.output.clear()
-        if info is None or info.task == "instances":
+        if task == "instances":
             self.output.addItem("instances", "instances")
             self.output.addItem("semantic (foreground)", "semantic")
         else:
@@ -233,8 +238,9 @@ class SegmentSettings(QWidget):
             self.link_frames.setEnabled(False)
             return
         shape = source_array(layer).shape
-        axes = list(range(len(shape) - 2))
-        if len(shape) >= 3 and shape[-1] <= MAX_CHANNELS:
+        most = max(MAX_CHANNELS, in_channels)  # an axis of 1024 is rows or a long stack, not channels
+        axes = [axis for axis in range(len(shape) - 2) if shape[axis] <= most]
+        if len(shape) >= 3 and shape[-1] <= most:
             axes.append(len(shape) - 1)  # channels last, as many multichannel TIFFs hold them
         if not layer.rgb:
             for axis in axes:

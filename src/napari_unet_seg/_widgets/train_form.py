@@ -16,7 +16,6 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.model.registry import available_models
-from ..core.training.checks import classes_called_for
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
@@ -260,7 +259,7 @@ class TrainSettings(QWidget):
                                   slices=self.slices.text(), on_screen=on_screen)
         scratch = self.model_box.currentText() == SCRATCH
         scribbles = self.mode() == "scribbles"
-        classes = self.classes.value() if self.classes.value() > 1 else classes_called_for(pairs, scribbles=scribbles)
+        classes = self.classes.value() if self.classes.value() > 1 else None  # None: from the labels (the job's)
         preview_image = pairs[0].image if self.preview.isChecked() else None
         return TrainJob(
             pairs=pairs, init="none" if scratch else self.model_box.currentText(),

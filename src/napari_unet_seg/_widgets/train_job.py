@@ -19,7 +19,7 @@ import numpy as np
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
-from ..core.training.checks import check_pairs
+from ..core.training.checks import check_pairs, classes_called_for
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
@@ -37,7 +37,7 @@ class TrainJob:
     pairs: list[TrainingPair]
     init: str = "nuclei"
     task: str = "instances"
-    classes: int | None = None
+    classes: int | None = None  # a new class model's count; None: from the labels trained on (project included)
     depth: int = 4
     width: int = 16
     scribbles: bool = False
@@ -106,7 +106,12 @@ def run_training(
     pairs = list(job.pairs)
     status("preparing the model...")
     scratch = is_scratch(job.init)
-    model = starting_model(job.init, task=job.task, classes=job.classes, depth=job.depth, width=job.width,
+    classes = job.classes
+    if scratch and job.task == "semantic" and classes is None:  # "from the labels": all it will train on
+        saved = Project(job.project_dir).pairs(scribbles=job.scribbles, task=job.task) \
+            if job.project_dir is not None and job.use_project else []
+        classes = classes_called_for(pairs + saved, scribbles=job.scribbles)
+    model = starting_model(job.init, task=job.task, classes=classes, depth=job.depth, width=job.width,
                            in_channels=input_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
     if job.project_dir is not None:
         check_pairs(model, pairs, scribbles=job.scribbles, require_objects=False)  # nothing unusable is saved

@@ -162,9 +162,10 @@ def pairs_from_layers(
     if elsewhere:
         where = ", ".join(map(str, elsewhere[:10])) + (", ..." if len(elsewhere) > 10 else "")
         chosen = ", ".join(str(i[0]) for i in indices[:10])
+        several = len(elsewhere) > 1
         raise ValueError(f"nothing is annotated on slice{'s' if len(indices) > 1 else ''} {chosen}; slice"
-                         f"{'s' if len(elsewhere) > 1 else ''} {where} {'are' if len(elsewhere) > 1 else 'is'} "
-                         "annotated: type them in 'Stack slices' (or 'all')")
+                         f"{'s' if several else ''} {where} {'are' if several else 'is'} annotated: type "
+                         f"{'them' if several else 'it'} in 'stack slices' (or 'all')")
     return pairs  # nothing anywhere: the training checks say so
 
 

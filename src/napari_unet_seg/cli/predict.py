@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from ..core.batch.files import EXISTS, FileResult
 from ..core.batch.jobs import find_jobs
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
-from ..core.batch.summary import summary_note, summary_path
+from ..core.batch.summary import skip_reasons, summary_note, summary_path
 from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
@@ -157,9 +156,5 @@ def outcome_line(results: list[FileResult], summary: Path) -> str:
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
     line = (f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed "
             f"of {len(results)} files; summary in {summary}")
-    reasons = Counter(cli_wording(r.message) for r in results if r.status == "skipped")
-    if len(reasons) == 1:
-        line += f"; skipped: {next(iter(reasons))}"
-    elif reasons:
-        line += "; skipped: " + " | ".join(f"{n} x {reason}" for reason, n in reasons.items())
-    return line
+    why = skip_reasons(results, "--overwrite")
+    return line + (f"; skipped: {why}" if why else "")

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.provenance import file_sha256, read_provenance
 from .errors import UserError
 
@@ -69,12 +70,24 @@ def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("sha256", f"{model.get('sha256')}  [{_model_file_now(model)}]"),
         ("lineage", trained),
         ("settings", (f"diameter {settings.get('diameter') or 'auto'}, output {settings.get('output')}, "
-                      f"planes {planes if planes == 'all' else len(planes)}")),
+                      f"planes {planes if planes == 'all' else len(planes)}{_extras(settings)}")),
         ("ran on", (f"{ran_on.get('device')}, {ran_on.get('precision')} (asked: {settings.get('device')}, "
                     f"{settings.get('precision')})")),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
         ("command", str(record.get("command"))),
     ]
+
+
+def _extras(settings: dict[str, Any]) -> str:
+    """The settings that change the labels beyond the basics, when on: mirror averaging, filters, frame links."""
+    found = ObjectFilter(int(settings.get("min_area") or 0), int(settings.get("max_area") or 0),
+                         bool(settings.get("exclude_border")))
+    extras = [
+        *(["mirror averaging"] if settings.get("flip_average") else []),
+        *([f"kept only {found.describe()}"] if found.active else []),
+        *(["same id across frames"] if settings.get("link_frames") else []),
+    ]
+    return "".join(f", {extra}" for extra in extras)
 
 
 def _model_file_now(model: dict[str, Any]) -> str:

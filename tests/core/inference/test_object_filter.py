@@ -74,6 +74,7 @@ def test_in_memory_in_blocks_and_on_disk_give_the_same_filtered_objects(tmp_path
     expected = {i for i in range(1, len(areas)) if 120 <= areas[i] <= 400 and i not in edge}
     assert set(np.unique(whole.labels)) - {0} == expected and 10 < len(expected) < areas.size - 11
     assert whole.objects == len(expected) and whole.mean_area == pytest.approx(areas[list(expected)].mean())
+    assert whole.dropped == areas.size - 1 - len(expected)
     assert whole.notes == [f"{areas.size - 1 - len(expected)} objects dropped (kept: objects of 120-400 px, "
                            "not touching the border)"]
     for block_size in (64, 100):
@@ -83,6 +84,7 @@ def test_in_memory_in_blocks_and_on_disk_give_the_same_filtered_objects(tmp_path
             labels = np.asarray(other.labels[:])
             assert _same_objects(whole.labels, labels), (block_size, store)
             assert other.objects == whole.objects and other.mean_area == pytest.approx(whole.mean_area)
+            assert other.dropped == whole.dropped
             if store:
                 assert other.labels.attrs["objects"] == whole.objects and other.labels.attrs["notes"] == whole.notes
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from ..common.atomic import atomic_path, remove
+from ..common.errors import name_overwrite
 from .files import FileResult
 
 SUMMARY_NAME = "summary.csv"
@@ -168,3 +170,17 @@ def _rows(path: Path) -> list[FileResult]:
     except (OSError, UnicodeDecodeError, csv.Error):
         return []
     return out
+
+
+def skip_reasons(results: Iterable[FileResult], overwrite: str) -> str:
+    """Why files were skipped, in one phrase for a run's last line ("" when none were).
+
+    One reason is given as it is ("output exists, made with other settings
+    (model: nuclei -> nuclei-robust); use --overwrite to redo it"); several
+    each with their count, separated by " | ". ``overwrite`` is how the
+    caller spells the option (``--overwrite``, or the Batch dock's tick box).
+    """
+    reasons = Counter(name_overwrite(r.message, overwrite) for r in results if r.status == "skipped")
+    if len(reasons) == 1:
+        return next(iter(reasons))
+    return " | ".join(f"{n} x {reason}" for reason, n in reasons.items())

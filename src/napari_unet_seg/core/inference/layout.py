@@ -89,6 +89,9 @@ def check_channels(model_channels: int, image_channels: int, model_name: str) ->
             f"model '{model_name}' expects {model_channels} channels but the image has one; "
             "choose the image's channel axis"
         )
+    if model_channels == 1:
+        raise ValueError(f"model '{model_name}' takes one channel but the image has {image_channels}: segment the "
+                         "nuclear channel alone (saved on its own, or as a layer of its own)")
     raise ValueError(f"model '{model_name}' expects {model_channels} channel(s) but the image has {image_channels}")
 
 
@@ -145,8 +148,8 @@ def check_plane_size(lead: tuple[int, ...], height: int, width: int) -> None:
     """
     if lead and min(height, width) <= MAX_CHANNELS:
         raise ValueError(f"the image's planes would be {height} x {width} px: its last axis ({width} values) looks "
-                         "like channels, not width; segment the nuclear channel alone, or choose that axis as the "
-                         "channel axis for a model of as many channels")
+                         "like channels, not width; segment the nuclear channel alone (saved on its own, or as a "
+                         "layer of its own), or give that axis as the channel axis of a model with as many channels")
 
 
 def channels_mixed_note(rgb: bool, channel_axis: int | None, channels: int, in_channels: int) -> str | None:

@@ -52,7 +52,9 @@ class ObjectFilter:
     def describe(self) -> str:
         """``"objects of 50-5000 px, not touching the border"`` (empty when no filter is set)."""
         parts = []
-        if self.min_area and self.max_area:
+        if self.min_area and self.max_area == self.min_area:
+            parts.append(f"objects of {self.min_area} px exactly")
+        elif self.min_area and self.max_area:
             parts.append(f"objects of {self.min_area}-{self.max_area} px")
         elif self.min_area:
             parts.append(f"objects of {self.min_area} px or more")

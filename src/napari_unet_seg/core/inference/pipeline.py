@@ -71,6 +71,7 @@ class SegmentResult:
     class_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    dropped: int = 0  # objects the object filters dropped (they are not in ``objects``)
 
 
 def segment_image(
@@ -215,7 +216,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
         notes[linked_note(lead[0], link_frames(labels, labels.shape[1]))] = None
     return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
                          0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names,
-                         list(notes))
+                         list(notes), dropped=dropped)
 
 
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
@@ -264,7 +265,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     labels = open_labels_zarr(path, mode="r+")  # writable: users paint corrections on it
     return SegmentResult(labels, planes, None, model.name, options.device, options.precision, 0.0,
                          objects if instances else None, area / objects if objects else 0.0, model.class_names,
-                         list(said))
+                         list(said), dropped=dropped)
 
 
 def segment(
