@@ -67,20 +67,20 @@ def _largest_id(labels: Any, t: int, rows_per_pass: int) -> int:
 def _overlaps(labels: Any, t: int, rows_per_pass: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Areas of frame t-1's ids (already linked) and frame t's ids, and their overlaps as (previous, current, pixels)."""
     previous_area, current_area = np.zeros(1, np.int64), np.zeros(1, np.int64)
-    counts: dict[tuple[int, int], int] = {}
+    keys, counts = [], []
     for rows in row_bands(labels.shape[1], rows_per_pass):
         before = np.asarray(labels[t - 1, rows]).ravel().astype(np.int64)
         now = np.asarray(labels[t, rows]).ravel().astype(np.int64)
         previous_area = _add(previous_area, np.bincount(before))
         current_area = _add(current_area, np.bincount(now))
         both = (before > 0) & (now > 0)
-        found, shared = np.unique(np.stack([before[both], now[both]]), axis=1, return_counts=True)
-        for (p, c), n in zip(found.T.tolist(), shared.tolist()):
-            counts[(p, c)] = counts.get((p, c), 0) + n
-    if not counts:
-        return previous_area, current_area, np.zeros((3, 0), np.int64)
-    keys = np.array(list(counts), np.int64).T
-    return previous_area, current_area, np.vstack([keys, np.array(list(counts.values()), np.int64)])
+        pair = (before[both] << 32) | now[both]  # one number per (previous, current) pair: ids fit in 32 bits
+        found, shared = np.unique(pair, return_counts=True)
+        keys.append(found)
+        counts.append(shared)
+    found, where = np.unique(np.concatenate(keys), return_inverse=True)
+    shared = np.bincount(where, weights=np.concatenate(counts)).astype(np.int64) if found.size else found
+    return previous_area, current_area, np.vstack([found >> 32, found & 0xFFFFFFFF, shared])
 
 
 def _add(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
