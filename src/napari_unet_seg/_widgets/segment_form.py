@@ -224,7 +224,8 @@ class SegmentSettings(QWidget):
 
     def _allow_filters(self, *_: Any) -> None:
         info = self.model_picker.info()
-        self.object_filters.allow(self.output.currentData() != "semantic" and (info is None or info.task == "instances"))
+        objects = self.output.currentData() != "semantic" and (info is None or info.task == "instances")
+        self.object_filters.allow(objects)
 
     def _on_image_changed(self, *_: Any) -> None:
         layer = self.image_picker.layer()

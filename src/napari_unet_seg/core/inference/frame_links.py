@@ -20,10 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from .options import RunOptions
+
 MIN_IOU = 0.5  # above one half: a match is unique both ways
 
 
 def row_bands(height: int, rows: int) -> list[slice]:
+    """Slices of ``rows`` rows that cover ``height``: how a plane is read without holding it whole."""
     return [slice(y, y + rows) for y in range(0, height, max(rows, 1))]
 
 
@@ -65,7 +68,7 @@ def _largest_id(labels: Any, t: int, rows_per_pass: int) -> int:
 
 
 def _overlaps(labels: Any, t: int, rows_per_pass: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Areas of frame t-1's ids (already linked) and frame t's ids, and their overlaps as (previous, current, pixels)."""
+    """Areas of frame t-1's ids (already linked) and frame t's, and their overlaps: (previous, current, pixels)."""
     previous_area, current_area = np.zeros(1, np.int64), np.zeros(1, np.int64)
     keys, counts = [], []
     for rows in row_bands(labels.shape[1], rows_per_pass):
@@ -90,7 +93,7 @@ def _add(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return total
 
 
-def check_frame_links(options: Any, lead: tuple[int, ...], task: str) -> None:
+def check_frame_links(options: RunOptions, lead: tuple[int, ...], task: str) -> None:
     """Refuse links that cannot be made: they need objects, and frames along one leading axis."""
     if not options.link_frames:
         return
