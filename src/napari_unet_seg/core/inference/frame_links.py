@@ -20,14 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from .bands import add_counts, row_bands
 from .options import RunOptions
 
 MIN_IOU = 0.5  # above one half: a match is unique both ways
-
-
-def row_bands(height: int, rows: int) -> list[slice]:
-    """Slices of ``rows`` rows that cover ``height``: how a plane is read without holding it whole."""
-    return [slice(y, y + rows) for y in range(0, height, max(rows, 1))]
 
 
 def link_frames(labels: Any, rows_per_pass: int = 512) -> int:
@@ -74,8 +70,8 @@ def _overlaps(labels: Any, t: int, rows_per_pass: int) -> tuple[np.ndarray, np.n
     for rows in row_bands(labels.shape[1], rows_per_pass):
         before = np.asarray(labels[t - 1, rows]).ravel().astype(np.int64)
         now = np.asarray(labels[t, rows]).ravel().astype(np.int64)
-        previous_area = _add(previous_area, np.bincount(before))
-        current_area = _add(current_area, np.bincount(now))
+        previous_area = add_counts(previous_area, np.bincount(before))
+        current_area = add_counts(current_area, np.bincount(now))
         both = (before > 0) & (now > 0)
         pair = (before[both] << 32) | now[both]  # one number per (previous, current) pair: ids fit in 32 bits
         found, shared = np.unique(pair, return_counts=True)
@@ -84,13 +80,6 @@ def _overlaps(labels: Any, t: int, rows_per_pass: int) -> tuple[np.ndarray, np.n
     found, where = np.unique(np.concatenate(keys), return_inverse=True)
     shared = np.bincount(where, weights=np.concatenate(counts)).astype(np.int64) if found.size else found
     return previous_area, current_area, np.vstack([found >> 32, found & 0xFFFFFFFF, shared])
-
-
-def _add(total: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    if counts.size > total.size:
-        total = np.pad(total, (0, counts.size - total.size))
-    total[:counts.size] += counts
-    return total
 
 
 def check_frame_links(options: RunOptions, lead: tuple[int, ...], task: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .bands import add_counts, row_bands
 from .options import RunOptions
 
 ROWS_PER_PASS = 512  # rows of a plane read at once: a band of chunks of a store on disk (its CHUNK)
@@ -90,16 +91,13 @@ def filter_plane(out: Any, lead: tuple[int, ...], found: ObjectFilter,
     height, width = out.shape[-2:]
     areas = np.zeros(1, np.int64)
     edge_ids: list[np.ndarray] = []
-    for y0 in range(0, height, rows_per_pass):
-        band = np.asarray(out[lead + (slice(y0, y0 + rows_per_pass), slice(None))])
-        counts = np.bincount(band.ravel().astype(np.int64, copy=False))
-        if counts.size > areas.size:
-            areas = np.pad(areas, (0, counts.size - areas.size))
-        areas[:counts.size] += counts
+    for rows in row_bands(height, rows_per_pass):
+        band = np.asarray(out[lead + (rows, slice(None))])
+        areas = add_counts(areas, np.bincount(band.ravel().astype(np.int64, copy=False)))
         edge_ids += [band[:, 0], band[:, -1]]
-        if y0 == 0:
+        if rows.start == 0:
             edge_ids.append(band[0])
-        if y0 + rows_per_pass >= height:
+        if rows.stop >= height:
             edge_ids.append(band[-1])
     on_border = np.zeros(areas.size, bool)
     on_border[np.concatenate(edge_ids).astype(np.int64)] = True
@@ -107,8 +105,8 @@ def filter_plane(out: Any, lead: tuple[int, ...], found: ObjectFilter,
     kept, dropped = int(keep.sum()), int((areas[1:] > 0).sum()) - int(keep.sum())
     if dropped:
         table = np.where(keep, np.arange(areas.size), 0).astype(out.dtype)
-        for y0 in range(0, height, rows_per_pass):
-            where = lead + (slice(y0, y0 + rows_per_pass), slice(None))
+        for rows in row_bands(height, rows_per_pass):
+            where = lead + (rows, slice(None))
             out[where] = table[np.asarray(out[where])]
     return kept, float(areas[keep].sum()), dropped
 
