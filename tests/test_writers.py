@@ -77,17 +77,37 @@ def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_un
 
     labels = stack_labels()
     layer = Labels(labels)
-    data, attributes, _ = layer.as_layer_data_tuple()
-    assert write_labels_rois(str(tmp_path / "ok"), data, attributes) == [str(tmp_path / "ok.zip")]
+    data, attributes, _ = layers = layer.as_layer_data_tuple()
+    assert write_labels_rois(str(tmp_path / "ok"), [layers]) == [str(tmp_path / "ok.zip")]
     assert len(roifile.roiread(tmp_path / "ok.zip")) == 4  # Fiji can open it
-    assert write_labels_geojson(str(tmp_path / "ok"), data, attributes) == [str(tmp_path / "ok.geojson")]
+    assert write_labels_geojson(str(tmp_path / "ok"), [layers]) == [str(tmp_path / "ok.geojson")]
     assert json.loads((tmp_path / "ok.geojson").read_text())["type"] == "FeatureCollection"
-    ome = write_labels_ome_zarr(str(tmp_path / "ok"), [(data, attributes, "labels")])
+    ome = write_labels_ome_zarr(str(tmp_path / "ok"), [layers])
     assert ome == [str(tmp_path / "ok.ome.zarr")]
     # the dialog asked about "ok", not about the "ok.zip" the suffix makes: that one is never replaced unasked
     (tmp_path / "ok.zip").write_bytes(b"mine")
     with pytest.raises(FileExistsError):
-        write_labels_rois(str(tmp_path / "ok"), data, attributes)
+        write_labels_rois(str(tmp_path / "ok"), [layers])
     assert (tmp_path / "ok.zip").read_bytes() == b"mine"
-    assert write_labels_rois(str(tmp_path / "ok.zip"), data, attributes) == [str(tmp_path / "ok.zip")]  # asked
-    assert write_labels_geojson(str(tmp_path / "QuPath.JSON"), data, attributes) == [str(tmp_path / "QuPath.JSON")]
+    assert write_labels_rois(str(tmp_path / "ok.zip"), [layers]) == [str(tmp_path / "ok.zip")]  # asked
+    assert write_labels_geojson(str(tmp_path / "QuPath.JSON"), [layers]) == [str(tmp_path / "QuPath.JSON")]
+
+
+def test_a_name_without_a_suffix_still_saves_napari_s_own_label_image(only_this_plugin, tmp_path):
+    """With napari's builtins registered after this plugin (their order in a real napari), a plain save and
+    the save dialog's first file type stay napari's TIFF; ours are offered, and an Image beside the labels
+    does not stop the ROI writer."""
+    import tifffile
+    from npe2 import PluginManifest
+
+    only_this_plugin.register(PluginManifest.from_distribution("napari"))
+    layer = Labels(stack_labels(), name="cells")
+    (plain,) = save_layers(str(tmp_path / "cells"), [layer])
+    assert plain == str(tmp_path / "cells.tif")
+    assert np.array_equal(tifffile.imread(plain), layer.data)
+    offered = [w.command for w in only_this_plugin.iter_compatible_writers(["labels"])]  # the dialog's file types
+    assert offered[0] == "napari.write_labels"
+    assert {f"napari-unet-seg.write_labels_{kind}" for kind in ("rois", "geojson", "ome_zarr")} <= set(offered)
+    image = Image(np.ones(layer.data.shape, np.uint16))
+    (rois,) = save_layers(str(tmp_path / "both.zip"), [image, layer], plugin="napari-unet-seg")
+    assert len(roifile.roiread(rois)) == 4

@@ -7,6 +7,11 @@ Measurements table) travel as measurements, its ``metadata["provenance"]``
 than 1 is its pixel size. A name typed without the format's suffix gets it. The
 save dialog has already asked before replacing the file it named (not one whose
 name gained a suffix here); an existing OME-Zarr folder is never replaced.
+
+Each writer also accepts an Image layer selected with the labels (only
+OME-Zarr stores it): npe2 lists writers of fewer layer kinds first, so
+napari's own TIFF writer stays the save dialog's first choice, the one a
+name typed without a suffix gets.
 """
 
 from __future__ import annotations
@@ -20,16 +25,17 @@ from .core.export.target import with_format_suffix
 LayerData = tuple[Any, dict[str, Any], str]
 
 
-def write_labels_rois(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """One Labels layer -> an ImageJ/Fiji ROI set (.zip)."""
+def write_labels_rois(path: str, layers: list[LayerData]) -> list[str]:
+    """A Labels layer -> an ImageJ/Fiji ROI set (.zip); an Image layer selected with it is not part of it."""
+    data, attributes = _labels(layers)
     target = with_format_suffix(path, "imagej")
-    return [str(write_imagej_rois(target, _level0(data, attributes), provenance=_provenance(attributes),
+    return [str(write_imagej_rois(target, data, provenance=_provenance(attributes),
                                   overwrite=_confirmed(path, target)))]
 
 
-def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """One Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
-    labels = _level0(data, attributes)
+def write_labels_geojson(path: str, layers: list[LayerData]) -> list[str]:
+    """A Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
+    labels, attributes = _labels(layers)
     target = with_format_suffix(path, "geojson")
     return [str(write_geojson(target, labels, measurements=_measurements(attributes, labels.ndim),
                               provenance=_provenance(attributes), overwrite=_confirmed(path, target)))]
@@ -37,9 +43,8 @@ def write_labels_geojson(path: str, data: Any, attributes: dict[str, Any]) -> li
 
 def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer, and the Image layer it belongs to if one is selected too -> one OME-Zarr folder."""
-    labels = next(layer for layer in layers if layer[2] == "labels")
+    data, attributes = _labels(layers)
     image = next((layer for layer in layers if layer[2] == "image"), None)
-    data, attributes = _level0(*labels[:2]), labels[1]
     image_data = _level0(*image[:2]) if image else None
     rgb = bool(image and image[1].get("rgb"))
     target = with_format_suffix(path, "ome-zarr")
@@ -47,6 +52,12 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
                              name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim),
                              provenance=_provenance(attributes))
     return [str(written)]
+
+
+def _labels(layers: list[LayerData]) -> tuple[Any, dict[str, Any]]:
+    """The one Labels layer among the selected ones (npe2 hands exactly one), at full resolution."""
+    data, attributes, _ = next(layer for layer in layers if layer[2] == "labels")
+    return _level0(data, attributes), attributes
 
 
 def _confirmed(path: str, target: Path) -> bool:
