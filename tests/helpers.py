@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from napari_unet_seg.core.model.modelfile import new_model
 from napari_unet_seg.core.training.targets import centre_map
@@ -118,3 +119,29 @@ def drifting_disks(frames: int = 5, shape: tuple[int, int] = (120, 140), step: i
                 continue
             movie[t][(yy - y - step * t) ** 2 + (xx - x - step * t) ** 2 <= 8**2] = 200.0
     return movie + 10.0
+
+
+def tissue(seed: int = 0, size: int = 160, count: int = 9):
+    """Touching cells (Voronoi regions of jittered grid points, inside a disk of tissue) with a small nucleus
+    at each centre; a cytoplasm stain bright in the cells, dim on the seams between them and outside; a
+    membrane stain bright on the seams (and around the tissue). Returns (true cells, nuclei, cytoplasm, membrane)."""
+    rng = np.random.default_rng(seed)
+    side = int(np.sqrt(count))
+    step = size / (side + 1)
+    centres = np.array([((i + 1) * step, (j + 1) * step) for i in range(side) for j in range(side)])
+    centres += rng.uniform(-step / 6, step / 6, centres.shape)
+    markers = np.zeros((size, size), np.int32)
+    for k, (y, x) in enumerate(centres.astype(int), start=1):
+        markers[y, x] = k
+    _, (iy, ix) = ndi.distance_transform_edt(markers == 0, return_indices=True)
+    cells = markers[iy, ix]
+    yy, xx = np.mgrid[:size, :size]
+    cells[(yy - size / 2) ** 2 + (xx - size / 2) ** 2 > (0.45 * size) ** 2] = 0
+    seams = (ndi.maximum_filter(cells, 3) != ndi.minimum_filter(cells, 3)) & (cells > 0)
+    nuclei = np.zeros_like(cells)
+    for k, (y, x) in enumerate(centres, start=1):
+        nuclei[((yy - y) ** 2 + (xx - x) ** 2 <= 36) & (cells == k)] = k
+    noise = rng.normal(0, 0.03, cells.shape)
+    cytoplasm = (cells > 0) * 1.0 - seams * 0.7 + noise + 0.1
+    membrane = seams * 1.0 + (cells > 0) * 0.05 + noise  # a cell's inside barely brighter than outside
+    return cells, nuclei, (1000 * cytoplasm).astype(np.float32), (1000 * membrane).astype(np.float32)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from ..__about__ import __version__
 from ..core.model.devices import DeviceError
 from ..core.model.modelfile import ModelFileError
-from . import evaluate, export, export_model, import_model, measure, models, predict, provenance, train
+from . import cells, evaluate, export, export_model, import_model, measure, models, predict, provenance, train
 from .errors import UserError, cli_wording, os_error_line
 
-SUBCOMMANDS = [predict, measure, models, evaluate, train, export, export_model, import_model, provenance]
+SUBCOMMANDS = [predict, cells, measure, models, evaluate, train, export, export_model, import_model, provenance]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,137 @@
+"""``unet-seg cells``: whole cells grown from a nuclei labels file over a cell stain, each with its nucleus's id."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..core.common.atomic import check_writable_folder
+from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
+from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells
+from .errors import UserError, require_positive
+
+STEM_ENDINGS = ("_labels", "_nuclei")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "cells",
+        help="grow whole cells from segmented nuclei over a cell stain (same ids: linked)",
+        description=(
+            "Grow each nucleus of NUCLEI (a labels file, e.g. from unet-seg predict) into its whole cell over a "
+            "cytoplasm or membrane stain (--image; --channel picks one channel of a multichannel file). A cell "
+            "takes its nucleus's id, so the two tables (unet-seg measure) join on 'label'. Where cells are is "
+            "the stain above an automatic threshold (--threshold to set one), or --mask (e.g. a class model's "
+            "output; nonzero = cell). Without --image, each nucleus takes the pixels nearest to it up to "
+            "--max-distance. Writes <stem>_cells.tif beside NUCLEI unless -o says where."
+        ),
+    )
+    parser.add_argument("nuclei", metavar="NUCLEI", help="nuclei labels: one integer id per nucleus, 0 = background")
+    parser.add_argument("--image", default=None, metavar="IMAGE", help="the cell stain (same height and width)")
+    parser.add_argument("--channel", type=int, default=None, metavar="K",
+                        help="for a multichannel or colour IMAGE: the stain's channel, from 0 (default: their mean)")
+    parser.add_argument("--boundary", choices=BOUNDARIES, default=None,
+                        help="cytoplasm: cells are bright, dim seams between them (default with --image); "
+                             "membrane: bright outlines; distance: nearest nucleus (default without --image)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="F",
+                        help="stain level where cells start, as a fraction (0-1) of its range (default: Otsu)")
+    parser.add_argument("--mask", default=None, metavar="MASK", help="where cells are (nonzero), instead of a threshold")
+    parser.add_argument("--max-distance", type=float, default=None, metavar="PX",
+                        help="largest distance from a nucleus to its cell's edge, in pixels")
+    parser.add_argument("-o", "--output", default=None, metavar="TIF",
+                        help="where to write the cell labels (default: <stem>_cells.tif beside NUCLEI)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    parser.set_defaults(run=run)
+
+
+def cells_path(nuclei: str | Path) -> Path:
+    """``img_labels.tif`` -> ``img_cells.tif``, beside it."""
+    path = Path(nuclei)
+    stem = path.name.split(".")[0]
+    for ending in STEM_ENDINGS:
+        stem = stem.removesuffix(ending)
+    return path.with_name(f"{stem}_cells.tif")
+
+
+def _read(path: str, what: str) -> ImageFile:
+    try:
+        return read_image(path)
+    except ImageReadError as exc:
+        raise UserError(f"{what}: {exc}") from None
+
+
+def _stain(image: ImageFile, channel: int | None, name: str, plane_shape: tuple[int, ...]) -> np.ndarray:
+    """The image's planes as one stain: channel ``channel``, or all channels (averaged by the core).
+
+    A stack of planes beside a single nuclei plane is a multichannel image (a TIFF saved as C, Y, X).
+    """
+    data = np.asarray(image.data)
+    if image.channel_axis is not None:
+        data = np.moveaxis(data, image.channel_axis, -1)
+    elif image.stack and not image.rgb and len(plane_shape) == 2 and data.shape[1:] == plane_shape:
+        data = np.moveaxis(data, 0, -1)
+    elif not image.rgb:
+        if channel is not None:
+            raise UserError(f"{name} has one channel: --channel is for multichannel or colour images")
+        return data
+    if channel is None:
+        return data
+    if not 0 <= channel < data.shape[-1]:
+        raise UserError(f"--channel {channel} is out of range: {name} has channels 0 to {data.shape[-1] - 1}")
+    return data[..., channel]
+
+
+def run(args: argparse.Namespace) -> int:
+    require_positive(args.max_distance, "--max-distance")
+    nuclei = _read(args.nuclei, "NUCLEI")
+    if nuclei.rgb or nuclei.channel_axis is not None:
+        raise UserError(f"{args.nuclei} is a colour or multichannel image, not labels (one integer id per pixel)")
+    image = _read(args.image, "IMAGE") if args.image else None
+    if image is None and args.channel is not None:
+        raise UserError("--channel picks a channel of --image: give --image too")
+    mask = _read(args.mask, "MASK") if args.mask else None
+    boundary = args.boundary or ("cytoplasm" if image is not None else "distance")
+    options = CellOptions(boundary=boundary, threshold=args.threshold, max_distance=args.max_distance)
+    try:
+        check_cell_options(options, image is not None, mask is not None)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    output = Path(args.output) if args.output else cells_path(args.nuclei)
+    if output.is_dir():
+        raise UserError(f"{output} is a folder; give a file name ending in .tif")
+    if output.suffix.lower() not in (".tif", ".tiff"):
+        raise UserError(f"{output} does not end in .tif: the cells are written as a TIFF, so give a name like "
+                        f"{output.with_suffix('.tif').name}")
+    if output.resolve() in {Path(p).resolve() for p in (args.nuclei, args.image, args.mask) if p}:
+        raise UserError(f"{output} is one of the inputs: give another name with -o")
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists (use --overwrite to replace it)")
+    check_writable_folder(output.parent)
+    stain = None if image is None else _stain(image, args.channel, args.image, tuple(nuclei.data.shape))
+    try:
+        cells = grow_cells(np.asarray(nuclei.data), stain,
+                           mask=None if mask is None else np.asarray(mask.data), options=options)
+    except ValueError as exc:
+        raise UserError(f"{args.nuclei}: {exc}") from None
+    record = {"cells_from": Path(args.nuclei).name, "cell_image": Path(args.image).name if args.image else None,
+              "channel": args.channel, "boundary": boundary, "threshold": args.threshold,
+              "max_distance": args.max_distance, "mask": Path(args.mask).name if args.mask else None,
+              "nuclei_provenance": _provenance(args.nuclei)}
+    write_labels_tiff(output, cells, pixel_size=nuclei.pixel_size or (image.pixel_size if image else None),
+                      provenance=record, stack_axis=_stack_axis(nuclei))
+    print(f"{cells_note(nuclei.data, cells)} -> {output}")
+    return 0
+
+
+def _stack_axis(nuclei: ImageFile) -> str:
+    """A time-lapse's cells stay frames, as its nuclei file says."""
+    return "T" if nuclei.stack and str(nuclei.metadata.get("axes") or "").upper()[:1] == "T" else "Z"
+
+
+def _provenance(path: str) -> dict | None:
+    try:
+        return read_tiff_provenance(path)
+    except Exception:  # noqa: BLE001 - any labels file can be grown; only ours carry a provenance
+        return None

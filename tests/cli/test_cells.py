@@ -1,0 +1,79 @@
+"""`unet-seg cells`: cells grown from a nuclei file, linked by id; mistakes are one stderr line."""
+
+import numpy as np
+import pytest
+import tifffile
+from helpers import tissue
+
+from napari_unet_seg.cli.main import main
+from napari_unet_seg.core.imageio import read_tiff_provenance
+from napari_unet_seg.core.inference.cells import CellOptions, grow_cells
+
+
+@pytest.fixture
+def files(tmp_path):
+    truth, nuclei, cytoplasm, membrane = tissue()
+    tifffile.imwrite(tmp_path / "img_labels.tif", nuclei.astype(np.uint16), resolution=(2.0, 2.0), imagej=True,
+                     metadata={"unit": "um"})
+    tifffile.imwrite(tmp_path / "img.tif", np.stack([membrane, cytoplasm]), metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "cyto.tif", cytoplasm)
+    return tmp_path, nuclei, cytoplasm, membrane
+
+
+def test_cells_are_written_beside_the_nuclei_as_the_core_grows_them(files, capsys):
+    folder, nuclei, cytoplasm, _ = files
+    assert main(["cells", str(folder / "img_labels.tif"), "--image", str(folder / "cyto.tif")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("9 cells around 9 nuclei, same ids") and out.strip().endswith(str(folder / "img_cells.tif"))
+    with tifffile.TiffFile(folder / "img_cells.tif") as tif:
+        cells = tif.asarray()
+        assert tif.pages[0].tags["XResolution"].value == (2, 1)  # the nuclei's pixel size travels
+    np.testing.assert_array_equal(cells, grow_cells(nuclei.astype(np.uint16), cytoplasm))
+    record = read_tiff_provenance(folder / "img_cells.tif")
+    assert record["cells_from"] == "img_labels.tif" and record["boundary"] == "cytoplasm"
+
+
+def test_a_channel_of_a_multichannel_file_and_a_membrane_boundary(files, capsys):
+    folder, nuclei, _, membrane = files
+    out = folder / "membrane.tif"
+    args = ["cells", str(folder / "img_labels.tif"), "--image", str(folder / "img.tif"), "--channel", "0",
+            "--boundary", "membrane", "-o", str(out)]
+    assert main(args) == 0
+    expected = grow_cells(nuclei.astype(np.uint16), membrane, options=CellOptions(boundary="membrane"))
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
+
+
+def test_without_an_image_cells_reach_a_given_distance(files):
+    folder, nuclei, *_ = files
+    assert main(["cells", str(folder / "img_labels.tif"), "--max-distance", "4"]) == 0
+    cells = tifffile.imread(folder / "img_cells.tif")
+    assert (cells > 0).sum() > (nuclei > 0).sum() and set(np.unique(cells)) == set(np.unique(nuclei))
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--image", "{f}/cyto.tif", "--channel", "1"], "has one channel: --channel is for multichannel"),
+    (["--image", "{f}/img.tif", "--channel", "5"], "--channel 5 is out of range: {f}/img.tif has channels 0 to 1"),
+    (["--channel", "0"], "--channel picks a channel of --image"),
+    ([], "give the largest distance from a nucleus"),
+    (["--image", "{f}/cyto.tif", "--threshold", "2"], "between 0 and 1"),
+    (["--max-distance", "-1"], "--max-distance must be a positive number"),
+    (["--image", "{f}/cyto.tif", "-o", "{f}/out.png"], "does not end in .tif"),
+    (["--image", "{f}/cyto.tif", "-o", "{f}/img_labels.tif", "--overwrite"], "is one of the inputs"),
+    (["--image", "{f}/missing.tif"], "IMAGE:"),
+])
+def test_mistakes_are_one_line_and_write_nothing(files, capsys, extra, message):
+    folder = files[0]
+    before = sorted(p.name for p in folder.iterdir())
+    args = ["cells", str(folder / "img_labels.tif"), *(a.format(f=folder) for a in extra)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message.format(f=folder) in err and err.count("\n") == 1
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_an_existing_output_is_kept_without_overwrite(files, capsys):
+    folder = files[0]
+    (folder / "img_cells.tif").write_bytes(b"mine")
+    assert main(["cells", str(folder / "img_labels.tif"), "--max-distance", "3"]) == 2
+    assert "exists (use --overwrite" in capsys.readouterr().err
+    assert (folder / "img_cells.tif").read_bytes() == b"mine"
