@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "membrane: bright outlines; distance: nearest nucleus (default without --image)")
     parser.add_argument("--threshold", type=float, default=None, metavar="F",
                         help="stain level where cells start, as a fraction (0-1) of its range (default: Otsu)")
-    parser.add_argument("--mask", default=None, metavar="MASK", help="where cells are (nonzero), instead of a threshold")
+    parser.add_argument("--mask", default=None, metavar="MASK",
+                        help="where cells are (nonzero), instead of a threshold")
     parser.add_argument("--max-distance", type=float, default=None, metavar="PX",
                         help="largest distance from a nucleus to its cell's edge, in pixels")
     parser.add_argument("-o", "--output", default=None, metavar="TIF",
