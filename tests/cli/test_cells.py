@@ -30,7 +30,13 @@ def test_cells_are_written_beside_the_nuclei_as_the_core_grows_them(files, capsy
         assert tif.pages[0].tags["XResolution"].value == (2, 1)  # the nuclei's pixel size travels
     np.testing.assert_array_equal(cells, grow_cells(nuclei.astype(np.uint16), cytoplasm))
     record = read_tiff_provenance(folder / "img_cells.tif")
-    assert record["cells_from"] == "img_labels.tif" and record["boundary"] == "cytoplasm"
+    assert record["kind"] == "cells" and record["settings"]["boundary"] == "cytoplasm"
+    assert main(["provenance", str(folder / "img_cells.tif")]) == 0
+    said = capsys.readouterr().out
+    assert f"cells of:  {folder / 'img_labels.tif'}" in said and "boundary cytoplasm, threshold auto" in said
+    command = said.split("command:")[1].split()  # the command it prints makes the same cells
+    assert main([*command[1:], "-o", str(folder / "again.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(folder / "again.tif"), cells)
 
 
 def test_a_channel_of_a_multichannel_file_and_a_membrane_boundary(files, capsys):

@@ -10,6 +10,7 @@ import numpy as np
 from ..core.common.atomic import check_writable_folder
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
 from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells
+from ..core.inference.provenance import describe_cells
 from .errors import UserError, require_positive
 
 STEM_ENDINGS = ("_labels", "_nuclei")
@@ -116,10 +117,8 @@ def run(args: argparse.Namespace) -> int:
                            mask=None if mask is None else np.asarray(mask.data), options=options)
     except ValueError as exc:
         raise UserError(f"{args.nuclei}: {exc}") from None
-    record = {"cells_from": Path(args.nuclei).name, "cell_image": Path(args.image).name if args.image else None,
-              "channel": args.channel, "boundary": boundary, "threshold": args.threshold,
-              "max_distance": args.max_distance, "mask": Path(args.mask).name if args.mask else None,
-              "nuclei_provenance": _provenance(args.nuclei)}
+    record = describe_cells(options, nuclei_path=args.nuclei, image_path=args.image, channel=args.channel,
+                            mask_path=args.mask, nuclei_record=_provenance(args.nuclei))
     write_labels_tiff(output, cells, pixel_size=nuclei.pixel_size or (image.pixel_size if image else None),
                       provenance=record, stack_axis=_stack_axis(nuclei))
     print(f"{cells_note(nuclei.data, cells)} -> {output}")

@@ -59,6 +59,8 @@ def _training(model: dict[str, Any]) -> str:
 
 def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
     """The record as a few lines for people (``--json`` gives all of it)."""
+    if record.get("kind") == "cells":
+        return _cells_summary(record)
     model, settings, ran_on = record.get("model", {}), record.get("settings", {}), record.get("ran_on", {})
     versions = record.get("versions", {})
     trained = _training(model)
@@ -74,6 +76,26 @@ def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("ran on", (f"{ran_on.get('device')}, {ran_on.get('precision')} (asked: {settings.get('device')}, "
                     f"{settings.get('precision')})")),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+        ("command", str(record.get("command"))),
+    ]
+
+
+def _cells_summary(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """Cells grown from nuclei: from what, how, and what made the nuclei."""
+    settings, nuclei = record.get("settings", {}), record.get("nuclei_provenance") or {}
+    channel = "" if record.get("channel") is None else f", channel {record['channel']}"
+    limits = [f"threshold {settings.get('threshold') or 'auto'}" if not record.get("mask") else
+              f"cells where {record['mask']} is nonzero",
+              f"reach {settings.get('max_distance') or 'no limit'}"]
+    made_by = (f"model {nuclei.get('model', {}).get('name')} ({nuclei.get('command')})" if nuclei
+               else "unknown (no provenance in the nuclei file)")
+    return [
+        ("date", str(record.get("date"))),
+        ("cells of", str(record.get("nuclei"))),
+        ("stain", f"{record.get('image') or 'none'}{channel}"),
+        ("settings", f"boundary {settings.get('boundary')}, " + ", ".join(limits)),
+        ("nuclei by", made_by),
+        ("versions", ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())),
         ("command", str(record.get("command"))),
     ]
 

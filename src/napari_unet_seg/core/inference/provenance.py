@@ -26,6 +26,7 @@ from ..export.stamp import read_zip_comment, record_in
 from ..imageio import is_zarr, read_tiff_provenance
 from ..model.modelfile import Model, ModelFileError
 from ..model.registry import builtin_model_paths, resolve_model_path
+from .cells import CellOptions
 from .options import RunOptions
 
 FORMAT = "napari-unet-seg provenance 1"
@@ -92,6 +93,31 @@ def describe_run(model: Model, options: RunOptions, *, device: str, precision: s
         "output_folder": str(Path(options.store).parent.absolute()) if options.store else None,
     }
     record["command"] = predict_command(record)
+    return record
+
+
+def describe_cells(options: CellOptions, *, nuclei_path: str | os.PathLike, image_path: str | os.PathLike | None,
+                   channel: int | None, mask_path: str | os.PathLike | None,
+                   nuclei_record: dict[str, Any] | None) -> dict[str, Any]:
+    """The provenance of cells grown from a nuclei file (``unet-seg cells``), with the nuclei's own record."""
+    def absolute(path: str | os.PathLike | None) -> str | None:
+        return None if path is None else str(Path(path).absolute())
+
+    record: dict[str, Any] = {
+        "format": FORMAT, "kind": "cells",
+        "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "nuclei": absolute(nuclei_path), "image": absolute(image_path), "channel": channel,
+        "mask": absolute(mask_path), "settings": asdict(options), "versions": _versions(),
+        "nuclei_provenance": nuclei_record,
+    }
+    settings = record["settings"]
+    words = ["unet-seg", "cells", record["nuclei"]]
+    for flag, value in (("--image", record["image"]), ("--channel", channel), ("--boundary", settings["boundary"]),
+                        ("--threshold", settings["threshold"]), ("--mask", record["mask"]),
+                        ("--max-distance", settings["max_distance"])):
+        if value is not None:
+            words += [flag, str(value)]
+    record["command"] = shlex.join(words)
     return record
 
 

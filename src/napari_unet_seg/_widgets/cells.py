@@ -1,0 +1,270 @@
+"""The "Cells from nuclei" dock: each nucleus of a Labels layer grown into its whole cell, with the same id.
+
+A thin shell over :func:`napari_unet_seg.core.inference.cells.grow_cells`: it
+reads the chosen layers, grows the cells in a worker thread, and on the main
+thread puts them into a Labels layer beside the nuclei. A cells layer this
+dock made is replaced by the next run only while nobody has painted on it.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
+from napari.viewer import Viewer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.common.errors import first_line
+from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
+from ._common import compact, progress_relay, start_worker, value_or_none
+from ._layers import source_array
+from ._scroll import fill_dock, scrolling
+from .segment_layers import fingerprint, spatial_kwargs, unique_name
+
+CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
+NO_STAIN = "(none: nearest nucleus)"
+FROM_STAIN = "(the stain's bright area)"
+BOUNDARY_CHOICES = {
+    "cytoplasm: bright cells, dim seams": "cytoplasm",
+    "membrane: bright outlines": "membrane",
+    "nearest nucleus": "distance",
+}
+
+
+class CellsWidget(QWidget):
+    """Grow whole cells around the nuclei of a Labels layer over a cell stain (or by distance)."""
+
+    def __init__(self, napari_viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self._cancel = threading.Event()
+        self._build()
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self.viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    def _build(self) -> None:
+        self.nuclei_picker = compact(QComboBox(), 8)
+        self.nuclei_picker.setPlaceholderText("no labels layer")
+        self.nuclei_picker.setToolTip("The nuclei, e.g. Segment's result: each becomes a cell with its id.")
+        self.nuclei_picker.currentTextChanged.connect(self._refresh_choices)
+        self.stain_picker = compact(QComboBox(), 8)
+        self.stain_picker.setToolTip("The cytoplasm or membrane stain, of the nuclei's size (a colour image: "
+                                     "the mean of its channels). None: each nucleus takes what is nearest to it.")
+        self.stain_picker.currentTextChanged.connect(self._stain_changed)
+        self.boundary = compact(QComboBox(), 8)
+        self.boundary.addItems(list(BOUNDARY_CHOICES))
+        self.boundary.setToolTip("Where one cell ends and the next begins: a dim seam in a cytoplasm stain, a "
+                                 "bright outline in a membrane stain, or halfway between two nuclei.")
+        self.area_picker = compact(QComboBox(), 8)
+        self.area_picker.setToolTip("Where cells are: the stain above the threshold, or a Labels layer of the "
+                                    "same size (any nonzero value = cell; e.g. a class model's output).")
+        self.area_picker.currentTextChanged.connect(self._area_changed)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 0.99)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setSpecialValueText("auto (Otsu)")
+        self.threshold.setToolTip("Stain level where cells start, as a fraction of its range (1st to 99.8th "
+                                  "percentile). Lower it if cells come out too small.")
+        self.max_distance = QDoubleSpinBox()
+        self.max_distance.setRange(0.0, 10000.0)
+        self.max_distance.setDecimals(0)
+        self.max_distance.setSuffix(" px")
+        self.max_distance.setSpecialValueText("no limit")
+        self.max_distance.setToolTip("How far a cell reaches from its nucleus at most, in pixels.")
+        settings = QWidget()
+        form = QFormLayout(settings)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Nuclei", self.nuclei_picker)
+        form.addRow("Cell stain", self.stain_picker)
+        form.addRow("Boundary", self.boundary)
+        form.addRow("Cells where", self.area_picker)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("Reach", self.max_distance)
+        self.run_button, self.cancel_button = QPushButton("Grow cells"), QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(lambda: self.run())
+        self.cancel_button.clicked.connect(self._cancel.set)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumHeight(12)
+        self.progress_bar.setTextVisible(False)
+        self.status = QLabel("Each cell takes its nucleus's id: the Measurements tables of both join on 'label'.")
+        self.status.setWordWrap(True)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(scrolling(settings, 50, at_most_content=True), 1)  # the settings scroll; the button stays
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addStretch(0)
+        fill_dock(self, body)
+
+    # layers -------------------------------------------------------------------------------------------------
+    def nuclei_layer(self) -> Labels | None:
+        return self._layer(self.nuclei_picker.currentText(), Labels)
+
+    def stain_layer(self) -> Image | None:
+        return self._layer(self.stain_picker.currentText(), Image)
+
+    def area_layer(self) -> Labels | None:
+        return self._layer(self.area_picker.currentText(), Labels)
+
+    def _layer(self, name: str, kind: type) -> Any:
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None  # a LayerList has no get()
+        return layer if isinstance(layer, kind) else None
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        names = [layer.name for layer in reversed(self.viewer.layers)
+                 if isinstance(layer, Labels) and CELLS_KEY not in layer.metadata]
+        _refill(self.nuclei_picker, names, self.nuclei_picker.currentText())
+        self._refresh_choices()
+
+    def _refresh_choices(self, *_: Any) -> None:
+        """The stains and cell masks that match the nuclei pixel for pixel."""
+        nuclei = self.nuclei_layer()
+        shape = None if nuclei is None else tuple(source_array(nuclei).shape)
+        stains, masks = [], []
+        for layer in reversed(self.viewer.layers):
+            if not isinstance(layer, (Image, Labels)) or layer is nuclei:
+                continue
+            data_shape = tuple(source_array(layer).shape)
+            if isinstance(layer, Image) and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)):
+                stains.append(layer.name)
+            elif isinstance(layer, Labels) and data_shape == shape and CELLS_KEY not in layer.metadata:
+                masks.append(layer.name)
+        current = self.stain_picker.currentText()
+        _refill(self.stain_picker, [*stains, NO_STAIN], current if current in stains or current == NO_STAIN
+                else (stains[0] if stains else NO_STAIN))
+        _refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
+        self._stain_changed()
+
+    def _stain_changed(self, *_: Any) -> None:
+        has_stain = self.stain_layer() is not None
+        if not has_stain:
+            self.boundary.setCurrentText("nearest nucleus")
+        for widget in (self.boundary, self.threshold):
+            widget.setEnabled(has_stain)
+        self._area_changed()
+
+    def _area_changed(self, *_: Any) -> None:
+        self.threshold.setEnabled(self.stain_layer() is not None and self.area_layer() is None)
+
+    def options(self) -> CellOptions:
+        boundary = BOUNDARY_CHOICES[self.boundary.currentText()] if self.stain_layer() is not None else "distance"
+        return CellOptions(boundary=boundary, threshold=value_or_none(self.threshold),
+                           max_distance=value_or_none(self.max_distance))
+
+    # running ------------------------------------------------------------------------------------------------
+    def run(self) -> Any:
+        """Grow the cells in a worker thread; returns the worker (None when refused, with the reason said)."""
+        if self.worker is not None:
+            return None
+        nuclei, stain, area = self.nuclei_layer(), self.stain_layer(), self.area_layer()
+        if nuclei is None:
+            return self._refuse("choose the nuclei (a Labels layer) first")
+        options = self.options()
+        try:
+            check_cell_options(options, stain is not None, area is not None)
+        except ValueError as exc:
+            return self._refuse(str(exc))
+        self._cancel.clear()
+        work = partial(grow_cells, source_array(nuclei), None if stain is None else source_array(stain),
+                       mask=None if area is None else source_array(area), options=options,
+                       progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setRange(0, 0)
+        self.status.setText(f"Growing the cells of {nuclei.name}…")
+        self.worker = start_worker(self, work, failure="Growing cells failed", cancel_on_close=self._cancel,
+                                   on_returned=partial(self._show, nuclei),
+                                   on_cancelled=lambda: self.status.setText("Cancelled: nothing was added."),
+                                   on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
+                                   on_finished=self._finished)
+        return self.worker
+
+    def _refuse(self, reason: str) -> None:
+        show_error(f"Cells: {reason}")
+        self.status.setText(f"Not started: {reason}")
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _show(self, nuclei: Labels, cells: np.ndarray) -> None:
+        """On the main thread: the cells into the layer this dock made last for these nuclei, if untouched."""
+        if nuclei not in self.viewer.layers:
+            self.status.setText("The nuclei layer was removed meanwhile: nothing added.")
+            return
+        target = next((layer for layer in self.viewer.layers
+                       if isinstance(layer, Labels) and _made_from(layer, nuclei) and _pristine(layer)
+                       and layer.data.shape == cells.shape), None)
+        record = {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
+        if target is None:  # marked from the start: the pickers, refreshed as it is added, leave it out
+            target = self.viewer.add_labels(cells, name=unique_name(self.viewer, f"{nuclei.name} cells"),
+                                            metadata={CELLS_KEY: record}, **spatial_kwargs(nuclei, None))
+            target.events.paint.connect(_mark_painted)
+            target.opacity, target.contour = 0.7, 2  # outlines: the nuclei stay visible under them
+        else:
+            target.data = cells
+            target.metadata[CELLS_KEY] = record
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1)
+        self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.")
+
+
+def _refill(combo: QComboBox, names: list[str], current: str) -> None:
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    combo.setCurrentIndex(names.index(current) if current in names else (0 if names else -1))
+    combo.blockSignals(False)
+
+
+def _layer_id(layer: Any) -> str:
+    return str(getattr(layer, "unique_id", "")) or layer.name
+
+
+def _made_from(layer: Labels, nuclei: Labels) -> bool:
+    info = layer.metadata.get(CELLS_KEY)
+    return isinstance(info, dict) and info.get("nuclei_id") == _layer_id(nuclei)
+
+
+def _pristine(layer: Labels) -> bool:
+    """True while the layer holds exactly the cells this dock wrote: painted cells are the user's, kept."""
+    info = layer.metadata.get(CELLS_KEY) or {}
+    stored = info.get("fingerprint")
+    return not info.get("painted") and (stored is None or stored == fingerprint(layer.data))
+
+
+def _mark_painted(event: Any) -> None:
+    info = event.source.metadata.get(CELLS_KEY)
+    if isinstance(info, dict):
+        info["painted"] = True

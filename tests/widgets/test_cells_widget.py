@@ -1,0 +1,80 @@
+"""The "Cells from nuclei" dock, opened through napari's plugin menu: the core's cells, in a layer of their own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import tissue
+
+from napari_unet_seg._widgets.cells import CELLS_KEY, NO_STAIN
+from napari_unet_seg.core.inference.cells import CellOptions, grow_cells
+
+pytestmark = pytest.mark.gui
+PLUGIN = "napari-unet-seg"
+
+
+def grow_and_wait(widget, qtbot):
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.run_button.isEnabled()
+
+
+@pytest.fixture
+def docked(make_napari_viewer):
+    truth, nuclei, cytoplasm, membrane = tissue()
+    viewer = make_napari_viewer()
+    viewer.add_image(cytoplasm, name="cytoplasm", scale=(0.5, 0.5))
+    viewer.add_image(membrane[:50], name="other size")
+    nuclei_layer = viewer.add_labels(nuclei, name="nuclei", scale=(0.5, 0.5))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Cells from nuclei")
+    return viewer, widget, nuclei_layer, cytoplasm
+
+
+def test_cells_are_grown_into_a_new_layer_and_regrown_in_place_until_painted(docked, qtbot):
+    viewer, widget, nuclei_layer, cytoplasm = docked
+    assert widget.nuclei_picker.currentText() == "nuclei"
+    stains = [widget.stain_picker.itemText(i) for i in range(widget.stain_picker.count())]
+    assert stains == ["cytoplasm", NO_STAIN]  # not the image of another size
+    grow_and_wait(widget, qtbot)
+    cells = viewer.layers["nuclei cells"]
+    np.testing.assert_array_equal(cells.data, grow_cells(nuclei_layer.data, cytoplasm))
+    assert tuple(cells.scale) == (0.5, 0.5) and "9 cells around 9 nuclei" in widget.status.text()
+    assert widget.nuclei_picker.findText("nuclei cells") == -1  # cells are not offered as nuclei
+
+    widget.max_distance.setValue(3)
+    grow_and_wait(widget, qtbot)
+    assert len(viewer.layers) == 4  # the same layer, regrown
+    np.testing.assert_array_equal(cells.data, grow_cells(nuclei_layer.data, cytoplasm,
+                                                         options=CellOptions(max_distance=3)))
+    cells.paint((10, 10), 5)  # the user corrects a cell: theirs now
+    painted = cells.data.copy()
+    widget.max_distance.setValue(0)
+    grow_and_wait(widget, qtbot)
+    np.testing.assert_array_equal(cells.data, painted)
+    assert len(viewer.layers) == 5 and "nuclei cells (2)" in viewer.layers
+
+
+def test_without_a_stain_a_reach_is_needed_and_then_cells_are_nearest_pixels(docked, qtbot):
+    viewer, widget, nuclei_layer, _ = docked
+    widget.stain_picker.setCurrentText(NO_STAIN)
+    assert not widget.boundary.isEnabled() and not widget.threshold.isEnabled()
+    assert widget.run() is None
+    assert "give the largest distance from a nucleus" in widget.status.text()
+    assert "nuclei cells" not in viewer.layers
+    widget.max_distance.setValue(4)
+    grow_and_wait(widget, qtbot)
+    expected = grow_cells(nuclei_layer.data, options=CellOptions(boundary="distance", max_distance=4))
+    np.testing.assert_array_equal(viewer.layers["nuclei cells"].data, expected)
+
+
+def test_a_labels_layer_as_the_cell_area_turns_the_threshold_off(docked, qtbot):
+    viewer, widget, nuclei_layer, cytoplasm = docked
+    mask = np.zeros(nuclei_layer.data.shape, np.uint8)
+    mask[:, :80] = 2
+    viewer.add_labels(mask, name="cell class", scale=(0.5, 0.5))
+    widget.area_picker.setCurrentText("cell class")
+    assert not widget.threshold.isEnabled()
+    grow_and_wait(widget, qtbot)
+    cells = viewer.layers["nuclei cells"]
+    np.testing.assert_array_equal(cells.data, grow_cells(nuclei_layer.data, cytoplasm, mask=mask))
+    assert isinstance(cells.metadata[CELLS_KEY], dict) and "napari_unet_seg" not in cells.metadata
