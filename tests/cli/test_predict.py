@@ -188,3 +188,36 @@ def test_link_frames_follows_objects_through_a_time_lapse_and_is_recorded(tmp_pa
     labels = tifffile.imread(out / "movie_labels.tif")
     assert labels.shape == movie.shape and len({int(labels[t, 20 + 2 * t, 20 + 2 * t]) for t in range(5)}) == 1
     assert "--link-frames" in read_provenance(out / "movie_labels.tif")["command"]
+
+
+def test_channel_segments_the_nuclear_stain_of_multichannel_files_alone(tmp_path, capsys):
+    """A DAPI + GFP experiment: ImageJ (C, Y, X) and plain (2, H, W) TIFFs alike; (Z, C, Y, X) hyperstacks."""
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    image, _ = synthetic_nuclei((40, 56), n=5, seed=3)
+    other = np.full_like(image, image.max())  # a bright cytoplasm stain: everything "nuclei" if mixed in
+    root = tmp_path / "in"
+    root.mkdir()
+    tifffile.imwrite(root / "hyper.tif", np.stack([other, image]), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(root / "plain.tif", np.stack([other, image]))
+    out = tmp_path / "out"
+    args = ["predict", str(root), "-o", str(out), "--model", str(model), "--device", "cpu"]
+    assert main(args + ["--no-measure"]) == 0  # no channel asked: two planes, as before, and said
+    assert "2 planes along its first axis" in capsys.readouterr().err
+    assert main(args + ["--channel", "1", "--overwrite"]) == 0
+    alone = segment(image, load_model(model), device="cpu")
+    for stem in ("hyper", "plain"):
+        np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_labels.tif"), alone)
+    assert "--channel 1" in read_provenance(out / "hyper_labels.tif")["command"]
+    capsys.readouterr()
+    assert main(args + ["--channel", "0"]) == 0  # a rerun with another channel says so and keeps the outputs
+    assert "made with other settings (channel: 1 -> 0)" in capsys.readouterr().out
+    assert main(args + ["--channel", "-1"]) == 2
+    capsys.readouterr()
+    tifffile.imwrite(root / "z.tif", np.stack([np.stack([other, image])] * 2), imagej=True,
+                     metadata={"axes": "ZCYX"})
+    assert main(args + ["--pattern", "z.tif"]) == 1  # two channels per slice, none chosen: which one?
+    assert "choose the nuclear channel" in capsys.readouterr().err
+    assert main(args + ["--pattern", "z.tif", "--channel", "1", "--overwrite"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out / "z_labels.tif"), np.stack([alone, alone]))

@@ -65,3 +65,23 @@ def test_tiff_pixel_size_round_trip(tmp_path):
     assert image.pixel_size == pytest.approx((0.5, 0.25)) and not image.lazy
     out = write_labels_tiff(tmp_path / "o.tif", np.ones((8, 9), np.uint16), image.pixel_size)
     assert read_image(out).pixel_size == pytest.approx((0.5, 0.25))
+
+
+def test_imagej_hyperstacks_of_channels_keep_their_channels_and_a_lone_cyx_stays_a_stack(tmp_path):
+    """ZCYX: the channels before the plane (it was unreadable); (N, H, W) saying C stays a stack: tifffile writes
+    every ImageJ stack as channels, so only a channel asked for makes it channels (batch.files.with_channels)."""
+
+    from napari_unet_seg.core.batch.files import with_channels
+    from napari_unet_seg.core.inference.options import RunOptions
+
+    zcyx = np.arange(3 * 2 * 5 * 7, dtype=np.uint16).reshape(3, 2, 5, 7)
+    tifffile.imwrite(tmp_path / "z.tif", zcyx, imagej=True, metadata={"axes": "ZCYX"})
+    image = read_image(tmp_path / "z.tif")
+    assert image.channel_axis == -3 and image.stack and image.plane_shape == (5, 7)
+    np.testing.assert_array_equal(image.data, zcyx)
+    tifffile.imwrite(tmp_path / "c.tif", zcyx[0], imagej=True)
+    lone = read_image(tmp_path / "c.tif")
+    assert lone.channel_axis is None and lone.stack
+    assert with_channels(lone, RunOptions()) is lone
+    asked = with_channels(lone, RunOptions(channel=1))
+    assert asked.channel_axis == -3 and not asked.stack and asked.plane_shape == (5, 7)

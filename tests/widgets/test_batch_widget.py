@@ -187,3 +187,21 @@ def test_the_estimate_counts_down_through_a_slow_file_and_never_below_the_files_
     assert time_left(30.0, 6.0, 3, 4) == 34.0  # 6 s into the next file: the estimate falls, it does not grow
     slow = [time_left(30.0, t, 3, 4) for t in (10.0, 60.0, 600.0)]
     assert slow == [30.0, 30.0, 30.0]  # a file slower than the rest: the 3 not started still take their time
+
+
+def test_the_channel_choice_segments_the_nuclear_stain_of_each_file_alone(widget, qtbot):
+    from napari_unet_seg import segment
+    from napari_unet_seg.core.model.registry import load_model
+
+    widget, _, tmp_path = widget
+    folder = tmp_path / "two channels"
+    folder.mkdir()
+    dapi, _ = synthetic_nuclei((40, 48), n=5, seed=9)
+    tifffile.imwrite(folder / "dapi gfp.tif", np.stack([np.full_like(dapi, dapi.max()), dapi]), imagej=True,
+                     metadata={"axes": "CYX"})
+    widget.input_dir.setText(str(folder))
+    widget.channel.setCurrentIndex(widget.channel.findData(1))
+    run_and_wait(widget, qtbot)
+    assert widget.table.item(0, 1).text() == "ok"
+    expected = segment(dapi, load_model(widget.model_picker.path()), device="cpu")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "dapi gfp_labels.tif"), expected)

@@ -284,7 +284,7 @@ def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(mak
     viewer.add_image(np.random.default_rng(4).random((2, 48, 64), dtype=np.float32), name="DAPI and GFP")
     assert widget.settings.image_picker.layer().name == "DAPI and GFP"
     assert not hint.isHidden() and hint.text().startswith("2 planes, each segmented on its own")
-    assert "Split Stack" in hint.text()
+    assert "choose axis 0 as the channel axis and the nuclear channel" in hint.text()
     segment_and_wait(qtbot, widget)
     assert viewer.layers["DAPI and GFP labels"].data.shape == (2, 48, 64)
     assert any("2 planes along its first axis were segmented one by one" in text for text in messages["info"])
@@ -504,3 +504,30 @@ def test_the_dock_shows_every_stage_with_its_own_progress_bar(make_napari_viewer
     go[2].set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert widget.status.text().startswith("Added 'cells labels'") and (bar.maximum(), bar.value()) == (100, 100)
+
+
+def test_one_channel_of_a_multichannel_or_colour_layer_is_segmented_alone(make_widget, qtbot, messages):
+    """DAPI beside a bright GFP: the nuclear channel chosen, the result is DAPI's own, and the run records it."""
+    from dataclasses import replace
+
+    from helpers import synthetic_nuclei
+
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    viewer, widget = make_widget()
+    settings = widget.settings
+    dapi, _ = synthetic_nuclei((48, 64), n=5, seed=6)
+    gfp = np.full_like(dapi, dapi.max())
+    viewer.add_image(np.stack([gfp, dapi]), name="DAPI and GFP")
+    assert not settings.channel.isEnabled()  # no channel axis chosen yet: planes
+    settings.channel_axis.setCurrentIndex(settings.channel_axis.findData(0))
+    assert [settings.channel.itemText(i) for i in range(settings.channel.count())] == ["all, mixed", "0", "1"]
+    settings.channel.setCurrentIndex(settings.channel.findData(1))
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["DAPI and GFP labels"]
+    options = widget.settings.job(viewer.layers["DAPI and GFP"]).options
+    expected = segment_image(dapi, replace(options, channel=None, store=None))
+    np.testing.assert_array_equal(labels.data, expected.labels)
+    assert labels.metadata["provenance"]["settings"]["channel"] == 1 and not messages["error"]
+    viewer.add_image(np.stack([gfp, gfp, dapi], axis=-1).astype(np.uint8), name="colour", rgb=True)
+    assert settings.channel.itemText(3) == "2 (blue)" and settings.channel.currentIndex() == 0

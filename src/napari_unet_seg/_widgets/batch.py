@@ -147,6 +147,13 @@ class BatchWidget(QWidget):
         settings, sform = form_group("Model and options")
         sform.addRow("Model", self.model_picker)
         sform.addRow("Device", self.device)
+        self.channel = compact(QComboBox(), 8)
+        self.channel.addItem("all, mixed", None)
+        for k in range(4):
+            self.channel.addItem(str(k), k)
+        self.channel.setToolTip("Multichannel or colour files (C, Y, X; a plain TIFF's first axis): segment this "
+                                "channel alone, e.g. the nuclear stain. 'all, mixed': colour mixed into gray.")
+        sform.addRow("Channel", self.channel)
         sform.addRow("Object diameter", self.diameter)
         sform.addRow("Tile size", self.tile_size)
         sform.addRow("", self.flip_average)
@@ -200,7 +207,8 @@ class BatchWidget(QWidget):
         return RunOptions(model=str(model) if model else None, device=self.device.currentText(),
                           tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
                           flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs(),
-                          link_frames=self.link_frames.isChecked() and self.object_filters.for_objects)
+                          link_frames=self.link_frames.isChecked() and self.object_filters.for_objects,
+                          channel=self.channel.currentData())
 
     def _allow_filters(self) -> None:
         info = self.model_picker.info()

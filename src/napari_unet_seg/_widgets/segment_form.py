@@ -68,12 +68,16 @@ class SegmentSettings(QWidget):
         self.image_picker = ImagePicker(self.viewer)
         self.channel_axis = QComboBox()
         self.channel_axis.setToolTip("For multichannel images: the axis that holds the channels the model expects.")
+        self.channel = QComboBox()
+        self.channel.setToolTip("For a one-channel model on a multichannel or colour image: the nuclear stain, "
+                                "segmented alone. 'all, mixed': colour (or 3-4 channels) mixed into gray.")
         self.slices = QComboBox()
         self.slices.addItems(["all slices", "current slice only"])
         self.slices.setToolTip("Stacks and time series are segmented slice by slice (2D).")
         inputs, form = form_group("Input")
         form.addRow("Image", self.image_picker)
         form.addRow("Channel axis", self.channel_axis)
+        form.addRow("Channel", self.channel)
         form.addRow("Slices", self.slices)
         self.link_frames = QCheckBox("same id across slices (time-lapse)")
         self.link_frames.setToolTip("An object keeps the id it had in the slice before while it overlaps itself by "
@@ -131,8 +135,8 @@ class SegmentSettings(QWidget):
         rform.addRow("Store labels", self.storage)
         rform.addRow("Zarr folder", folder_row)
 
-        for combo in (self.image_picker, self.channel_axis, self.slices, self.output, self.device, self.precision,
-                      self.storage):
+        for combo in (self.image_picker, self.channel_axis, self.channel, self.slices, self.output, self.device,
+                      self.precision, self.storage):
             compact(combo, 8)
         compact(self.model_picker.combo, 6)  # beside its refresh button
         layout = QVBoxLayout(self)
@@ -147,6 +151,7 @@ class SegmentSettings(QWidget):
         layout.addStretch(1)  # spare height below the sections, not inside them
         self.image_picker.currentTextChanged.connect(self._on_image_changed)
         self.model_picker.changed.connect(self._on_model_changed)
+        self.channel_axis.currentIndexChanged.connect(self._update_channels)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
         self.slices.currentIndexChanged.connect(self._update_slices)
         self.output.currentIndexChanged.connect(self._allow_filters)
@@ -164,7 +169,11 @@ class SegmentSettings(QWidget):
         channel_axis = self.channel_axis.currentData()
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
         check_plane_size(lead, height, width)  # channels last read as width: said now, not after minutes
-        check_channels(info.in_channels, min(channels, 3) if layer.rgb else channels, info.name)  # RGBA: alpha unused
+        channel = self.channel.currentData() if self.channel.isEnabled() else None
+        if channel is None:
+            check_channels(info.in_channels, min(channels, 3) if layer.rgb else channels, info.name)  # RGBA: no alpha
+        else:
+            check_channels(info.in_channels, 1, info.name)
         planes = None
         if lead and self.slices.currentIndex() == 1:
             planes = (current_plane(self.viewer, layer, len(lead), channel_axis),)
@@ -186,6 +195,7 @@ class SegmentSettings(QWidget):
             **self.object_filters.kwargs(),
             link_frames=(self.link_frames.isChecked() and self.link_frames.isEnabled() and planes is None
                          and output == "instances" and info.task == "instances"),  # objects only
+            channel=channel,
         )
         check_object_filter(options, info.task)  # e.g. the largest area below the smallest: said before the run
         return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
@@ -237,6 +247,7 @@ class SegmentSettings(QWidget):
             self.slices.setEnabled(False)
             self.channel_axis.setEnabled(False)
             self.link_frames.setEnabled(False)
+            self._update_channels()
             return
         shape = source_array(layer).shape
         most = max(MAX_CHANNELS, in_channels)  # an axis of 1024 is rows or a long stack, not channels
@@ -250,7 +261,28 @@ class SegmentSettings(QWidget):
         guess = next((axis for axis in axes if shape[axis] == in_channels), None)
         if in_channels > 1 and guess is not None and not layer.rgb:
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
+        self._update_channels()
         self._update_slices()
+
+    def _update_channels(self, *_: Any) -> None:
+        """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone."""
+        layer = self.image_picker.layer()
+        info = self.model_picker.info()
+        previous = self.channel.currentData()
+        self.channel.clear()
+        self.channel.addItem("all, mixed", None)
+        axis = self.channel_axis.currentData()
+        if layer is not None and (info is None or info.in_channels == 1):
+            shape = source_array(layer).shape
+            if layer.rgb:
+                names = ["red", "green", "blue"][: min(shape[-1], 3)]
+                for k, name in enumerate(names):
+                    self.channel.addItem(f"{k} ({name})", k)
+            elif axis is not None:
+                for k in range(int(shape[axis])):
+                    self.channel.addItem(str(k), k)
+        self.channel.setEnabled(self.channel.count() > 1)
+        self.channel.setCurrentIndex(max(self.channel.findData(previous), 0) if previous is not None else 0)
 
     def _update_slices(self, *_: Any) -> None:
         layer = self.image_picker.layer()
@@ -265,8 +297,9 @@ class SegmentSettings(QWidget):
         channels_maybe = bool(lead) and info is not None and bool(channels_as_planes_note(
             shape, bool(layer.rgb), self.channel_axis.currentData(), info.in_channels))
         if channels_maybe:
-            self.planes_hint.setText(f"{shape[0]} planes, each segmented on its own. If they are channels, split "
-                                     "the layer (right-click it > Split Stack) and segment the nuclear one.")
+            self.planes_hint.setText(f"{shape[0]} planes, each segmented on its own. If they are channels, choose "
+                                     "axis 0 as the channel axis and the nuclear channel (or split the layer: "
+                                     "right-click it > Split Stack).")
         self.planes_hint.setVisible(channels_maybe)
 
     def _choose_folder(self) -> None:

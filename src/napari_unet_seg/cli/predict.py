@@ -86,6 +86,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--link-frames", action="store_true",
                         help="in a stack (T, H, W), an object keeps the id it had in the frame before while it "
                              "overlaps itself by more than half: ids that follow nuclei over time")
+    parser.add_argument("--channel", type=int, default=None, metavar="K",
+                        help="segment channel K alone (from 0) of multichannel or colour inputs: the nuclear stain "
+                             "(default: every channel the model takes; colour is mixed into gray)")
     parser.set_defaults(run=run)
 
 
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args.tile_size, "--tile-size")
     require_positive(args.batch_size, "--batch-size")
     require_positive(args.diameter, "--diameter")
+    if args.channel is not None and args.channel < 0:
+        raise UserError(f"--channel counts from 0, so {args.channel} is no channel")
     for flag, value in (("--min-area", args.min_area), ("--max-area", args.max_area)):
         if value < 0:
             raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
@@ -109,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
                              diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average,
                              min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border,
-                             link_frames=args.link_frames)
+                             link_frames=args.link_frames, channel=args.channel)
     try:
         check_object_filter(options, model.task)
         check_frame_links(options, (), model.task)  # a stack of several axes is refused file by file

@@ -113,6 +113,14 @@ def _read_tiff(path: Path) -> ImageFile:
         axes = series.axes
         pixel_size = _tiff_pixel_size(tif)
     data = np.squeeze(data) if data.ndim > 2 else data
+    # a Z or T stack of channels (ImageJ hyperstack ZCYX, TCYX): the channels just before the plane. A lone
+    # (N, H, W) stays a stack even if it says C (tifffile writes ImageJ files of any N so): a channel asked for
+    # makes its first axis the channels (batch.files.with_channels)
+    if data.ndim == 4 and len(axes) == 4 and "C" in axes[:-2] and "S" not in axes:
+        data = np.moveaxis(data, axes.index("C"), -3)
+        axes = axes.replace("C", "")[:-2] + "CYX"
+        return ImageFile(path, data, stack=data.ndim == 4, pixel_size=pixel_size,
+                         metadata={"axes": axes, "channel_axis": -3})
     rgb = data.ndim >= 3 and data.shape[-1] in (3, 4) and ("S" in axes or data.dtype == np.uint8)
     stack = data.ndim == (4 if rgb else 3)
     if not rgb and data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4:

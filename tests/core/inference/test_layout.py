@@ -93,8 +93,8 @@ def test_check_channels():
         check_channels(2, 1, "two-channel")
     with pytest.raises(ValueError, match="model 'm' expects 3 channel\\(s\\) but the image has 2"):
         check_channels(3, 2, "m")
-    with pytest.raises(ValueError, match="model 'm' takes one channel but the image has 2: segment the nuclear "
-                                         "channel alone"):
+    with pytest.raises(ValueError, match="model 'm' takes one channel but the image has 2: choose the nuclear "
+                                         "channel"):
         check_channels(1, 2, "m")  # two channels are not colour
 
 

@@ -136,9 +136,51 @@ def test_channels_last_read_as_width_are_refused_and_mixed_channels_said(tiny_mo
     notes = segment_image(three, RunOptions(device="cpu"), model=tiny_model, channel_axis=0).notes
     assert [n for n in notes if "mixed into one gray image" in n] == [
         "the image's 3 channels were mixed into one gray image as colour is (30 % of the first, 59 % of the second, "
-        "11 % of the third) for a one-channel model: to segment the nuclei of one stain, segment that channel alone"]
+        "11 % of the third) for a one-channel model: to segment the nuclei of one stain, choose that channel "
+        "(its number, from 0)"]
     last = segment_image(np.moveaxis(three, 0, -1), RunOptions(device="cpu"), model=tiny_model, channel_axis=-1)
     np.testing.assert_array_equal(last.labels, segment_image(three, RunOptions(device="cpu"), model=tiny_model,
                                                              channel_axis=0).labels)
     as_planes = segment_image(three, RunOptions(device="cpu"), model=tiny_model).notes  # no channel axis: planes
     assert any("planes along" in n for n in as_planes) and not any("mixed" in n for n in as_planes)
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_one_channel_of_a_multichannel_or_colour_image_is_segmented_alone(tiny_model, tmp_path, store):
+    """The nuclear stain alone equals that stain given as its own image, in memory and on disk, and is recorded."""
+    import zarr
+
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.provenance import predict_command
+
+    rng = np.random.default_rng(7)
+    nuclei, other = rng.random((2, 48, 40)).astype(np.float32)
+    two = np.stack([other, nuclei])  # (C, H, W)
+    options = RunOptions(device="cpu", precision="fp32", channel=1,
+                         store=str(tmp_path / "labels.zarr") if store else None)
+    alone = segment_image(nuclei, RunOptions(device="cpu", precision="fp32"), model=tiny_model)
+    if store:
+        source = zarr.open(str(tmp_path / "two.zarr"), mode="w", shape=two.shape, chunks=(1, 16, 16), dtype="f4")
+        source[:] = two
+        two = source  # read lazily, one channel only
+    result = segment_image(two, options, model=tiny_model, channel_axis=0)
+    np.testing.assert_array_equal(np.asarray(result.labels), alone.labels)
+    assert not any("mixed" in note for note in result.notes)
+    assert result.provenance["settings"]["channel"] == 1 and "--channel 1" in predict_command(result.provenance)
+    rgb = np.stack([other, other, nuclei], axis=-1)
+    blue = segment_image(rgb, RunOptions(device="cpu", precision="fp32", channel=2), model=tiny_model, rgb=True)
+    np.testing.assert_array_equal(blue.labels, alone.labels)
+
+
+def test_a_channel_that_is_not_there_is_refused_in_one_line(tiny_model):
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+
+    image = np.zeros((2, 24, 24), np.float32)
+    with pytest.raises(ValueError, match=r"channel 2 was asked, but the image has 2 channels \(0 to 1\)"):
+        segment_image(image, RunOptions(device="cpu", channel=2), model=tiny_model, channel_axis=0)
+    with pytest.raises(ValueError, match="the image has one channel"):
+        segment_image(image[0], RunOptions(device="cpu", channel=0), model=tiny_model)
+    with pytest.raises(ValueError, match="counted from 0"):
+        RunOptions(channel=-1)

@@ -46,6 +46,7 @@ class RunSettings:
     flip_average: bool
     objects: ObjectFilter = field(default_factory=ObjectFilter)
     link_frames: bool = False
+    channel: int | None = None
 
     @classmethod
     def of(cls, options: RunOptions) -> RunSettings:
@@ -56,7 +57,7 @@ class RunSettings:
         except ModelFileError:
             name = path.stem
         return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average),
-                   ObjectFilter.of(options), bool(options.link_frames))
+                   ObjectFilter.of(options), bool(options.link_frames), options.channel)
 
     def changes_since(self, record: dict[str, Any]) -> list[str]:
         """``"model: nuclei -> nuclei-robust"``... for each setting the recorded run had otherwise; [] if none."""
@@ -79,11 +80,17 @@ class RunSettings:
             changes.append(f"object filters: {recorded.describe() or 'none'} -> {self.objects.describe() or 'none'}")
         if bool(settings.get("link_frames")) != self.link_frames:
             changes.append(f"frame links: {_on(settings.get('link_frames'))} -> {_on(self.link_frames)}")
+        if settings.get("channel") != self.channel:
+            changes.append(f"channel: {_channel(settings.get('channel'))} -> {_channel(self.channel)}")
         return changes
 
 
 def _diameter(value: Any) -> str:
     return "auto" if value is None else f"{float(value):g} px"
+
+
+def _channel(value: Any) -> str:
+    return "all" if value is None else str(value)
 
 
 def _on(value: Any) -> str:

@@ -105,7 +105,7 @@ def kept_result(job: Job) -> FileResult:
 
 def settings_key(options: RunOptions) -> str:
     """A short digest of what decides a run's labels: the model file's bytes, the diameter, the output kind, flips,
-    object filters, frame links.
+    object filters, frame links, the channel.
 
     Window, batch, device and precision are left out: results do not depend
     on them (tiling is exact; reduced precision is the same model).
@@ -117,7 +117,9 @@ def settings_key(options: RunOptions) -> str:
         key += (("objects", found.min_area, found.max_area, found.exclude_border),)
     if options.link_frames:
         key += ("link_frames",)
-    digest.update(repr(key).encode())  # (unchanged for runs without flips, filters or links: older outputs count)
+    if options.channel is not None:
+        key += (("channel", options.channel),)
+    digest.update(repr(key).encode())  # unchanged without flips, filters, links or a channel: old outputs count
     return digest.hexdigest()[:12]
 
 
@@ -128,6 +130,14 @@ def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
         return read_image(path), time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - reported per file by the consumer
         return exc, time.perf_counter() - start
+
+
+def with_channels(image: ImageFile, options: RunOptions) -> ImageFile:
+    """A channel asked of a (N, H, W) file (a TIFF, ImageJ's CYX or plain): its first axis is the channels."""
+    if options.channel is None or image.channel_axis is not None or image.rgb or not image.stack \
+            or image.data.ndim != 3:
+        return image
+    return replace(image, stack=False, metadata={**image.metadata, "channel_axis": -3})
 
 
 def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], model: Model, options: RunOptions,
@@ -150,6 +160,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     try:
         if isinstance(image, BaseException):
             raise image
+        image = with_channels(image, options)
         run = replace(options, store=str(job.target)) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,

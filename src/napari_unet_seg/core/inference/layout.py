@@ -80,6 +80,23 @@ def plane_layout(shape: tuple[int, ...], rgb: bool, channel_axis: int | None) ->
     return tuple(shape[:-2]), 1, int(shape[-2]), int(shape[-1])
 
 
+def one_channel(image: Any, channel: int, *, rgb: bool, channel_axis: int | None) -> Any:
+    """Channel ``channel`` alone of a multichannel (``channel_axis``) or colour (``rgb``) image, lazily.
+
+    What is left is a one-channel image with the same leading axes. Raises
+    ``ValueError`` with one line for an image with one channel or a channel
+    out of range.
+    """
+    if channel_axis is None and not rgb:
+        raise ValueError(f"channel {channel} was asked, but the image has one channel (not colour, no channel "
+                         "axis): give its channel axis, or segment it without choosing a channel")
+    axis = image.ndim - 1 if channel_axis is None else channel_axis % image.ndim
+    count = int(image.shape[axis])
+    if channel >= count:
+        raise ValueError(f"channel {channel} was asked, but the image has {count} channels (0 to {count - 1})")
+    return as_lazy(image)[(slice(None),) * axis + (channel,)]
+
+
 def check_channels(model_channels: int, image_channels: int, model_name: str) -> None:
     """Raise a clear ValueError when the image cannot feed the model (colour feeds a gray model)."""
     if image_channels == model_channels or (model_channels == 1 and image_channels in (3, 4)):
@@ -90,8 +107,8 @@ def check_channels(model_channels: int, image_channels: int, model_name: str) ->
             "choose the image's channel axis"
         )
     if model_channels == 1:
-        raise ValueError(f"model '{model_name}' takes one channel but the image has {image_channels}: segment the "
-                         "nuclear channel alone (saved on its own, or as a layer of its own)")
+        raise ValueError(f"model '{model_name}' takes one channel but the image has {image_channels}: choose the "
+                         "nuclear channel (its number, from 0) to segment it alone")
     raise ValueError(f"model '{model_name}' expects {model_channels} channel(s) but the image has {image_channels}")
 
 
@@ -162,7 +179,7 @@ def channels_mixed_note(rgb: bool, channel_axis: int | None, channels: int, in_c
         return None
     return (f"the image's {channels} channels were mixed into one gray image as colour is (30 % of the first, 59 % "
             f"of the second, 11 % of the third{', the fourth unused' if channels == 4 else ''}) for a one-channel "
-            "model: to segment the nuclei of one stain, segment that channel alone")
+            "model: to segment the nuclei of one stain, choose that channel (its number, from 0)")
 
 
 def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int | None,
@@ -177,5 +194,5 @@ def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int
     if rgb or channel_axis is not None or in_channels != 1 or len(shape) != 3 or not 2 <= shape[0] <= 4:
         return None
     return (f"the image's {shape[0]} planes along its first axis were segmented one by one: if they are channels "
-            "(a nuclear stain and others), segment the nuclear channel alone")
+            "(a nuclear stain and others), choose the nuclear channel (its number, from 0) to segment it alone")
 

@@ -31,7 +31,9 @@ class RunOptions:
     more accurate, see the model card). ``min_area``, ``max_area`` (px of the image; 0: no limit)
     and ``exclude_border`` keep only objects of that size, not touching the image's edge
     (:mod:`.object_filter`). ``link_frames`` gives an object of a (T, H, W) stack the id it had in the
-    frame before, while it overlaps itself by more than half (:mod:`.frame_links`). ``store`` is a zarr
+    frame before, while it overlaps itself by more than half (:mod:`.frame_links`). ``channel`` segments
+    one channel of a multichannel or colour image alone (the nuclear stain; None: every channel the model
+    takes, a colour image mixed into gray for a one-channel model). ``store`` is a zarr
     path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
@@ -53,12 +55,15 @@ class RunOptions:
     max_area: int = 0
     exclude_border: bool = False
     link_frames: bool = False
+    channel: int | None = None
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, not {self.output!r}")
         if self.min_area < 0 or self.max_area < 0:
             raise ValueError(f"object areas must be 0 (no limit) or more, not {min(self.min_area, self.max_area)}")
+        if self.channel is not None and self.channel < 0:
+            raise ValueError(f"channels are counted from 0: there is no channel {self.channel}")
 
 
 def available_memory() -> int:

@@ -36,6 +36,7 @@ from .layout import (
     check_plane_size,
     is_rgb,
     numeric_image,
+    one_channel,
     plane_layout,
     plane_size,
 )
@@ -107,6 +108,8 @@ def segment_image(
         rgb = False
     elif rgb is None:
         rgb = is_rgb(image)
+    if options.channel is not None:  # the nuclear stain alone: a one-channel image from here on
+        image, rgb, channel_axis = one_channel(image, options.channel, rgb=rgb, channel_axis=channel_axis), False, None
     lead, channels, height, width = plane_layout(tuple(image.shape), rgb, channel_axis)
     check_plane_size(lead, height, width)
     image = channels_first(image, channel_axis)

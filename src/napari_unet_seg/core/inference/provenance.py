@@ -147,6 +147,8 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
         args += ["--max-area", str(int(settings["max_area"]))]
     if settings.get("exclude_border"):
         args += ["--exclude-border"]
+    if settings.get("channel") is not None:
+        args += ["--channel", str(int(settings["channel"]))]
     if settings.get("link_frames"):
         args += ["--link-frames"]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
