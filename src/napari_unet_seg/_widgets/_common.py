@@ -14,7 +14,8 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.common.callbacks import Cancelled
@@ -95,6 +96,34 @@ def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QF
     form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     form.setContentsMargins(6, 6, 6, 6)
     return group, form
+
+
+@dataclass
+class RunControls:
+    """A dock's action and Cancel buttons side by side (``buttons``), a thin bar and a wrapping status line."""
+
+    run_button: QPushButton
+    cancel_button: QPushButton
+    buttons: QHBoxLayout
+    progress_bar: QProgressBar
+    status: QLabel
+
+
+def run_controls(action: str, run: Callable[[], Any], cancel: Callable[[], Any], status: str = "") -> RunControls:
+    """The controls under a dock's settings: ``run()`` on the action, ``cancel()`` on Cancel (off until a run)."""
+    run_button, cancel_button = QPushButton(action), QPushButton("Cancel")
+    cancel_button.setEnabled(False)
+    run_button.clicked.connect(lambda: run())
+    cancel_button.clicked.connect(lambda: cancel())
+    buttons = QHBoxLayout()
+    buttons.addWidget(run_button)
+    buttons.addWidget(cancel_button)
+    progress_bar = QProgressBar()
+    progress_bar.setMaximumHeight(12)
+    progress_bar.setTextVisible(False)
+    label = QLabel(status)
+    label.setWordWrap(True)
+    return RunControls(run_button, cancel_button, buttons, progress_bar, label)
 
 
 class Relay(QObject):

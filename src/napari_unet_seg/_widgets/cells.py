@@ -20,17 +20,13 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.common.errors import first_line
 from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
-from ._common import compact, progress_relay, start_worker, value_or_none
+from ._common import compact, progress_relay, run_controls, start_worker, value_or_none
 from ._layers import source_array
 from ._scroll import fill_dock, scrolling
 from .segment_layers import fingerprint, spatial_kwargs, unique_name
@@ -99,22 +95,14 @@ class CellsWidget(QWidget):
         form.addRow("Cells where", self.area_picker)
         form.addRow("Threshold", self.threshold)
         form.addRow("Reach", self.max_distance)
-        self.run_button, self.cancel_button = QPushButton("Grow cells"), QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.run_button.clicked.connect(lambda: self.run())
-        self.cancel_button.clicked.connect(self._cancel.set)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumHeight(12)
-        self.progress_bar.setTextVisible(False)
-        self.status = QLabel("Each cell takes its nucleus's id: the Measurements tables of both join on 'label'.")
-        self.status.setWordWrap(True)
+        controls = run_controls("Grow cells", self.run, self._cancel.set, status=(
+            "Each cell takes its nucleus's id: the Measurements tables of both join on 'label'."))
+        self.run_button, self.cancel_button = controls.run_button, controls.cancel_button
+        self.progress_bar, self.status = controls.progress_bar, controls.status
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addWidget(scrolling(settings, 50, at_most_content=True), 1)  # the settings scroll; the button stays
-        layout.addLayout(buttons)
+        layout.addLayout(controls.buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(0)

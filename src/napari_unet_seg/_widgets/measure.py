@@ -27,7 +27,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -38,7 +37,7 @@ from ..core.common.errors import first_line
 from ..core.inference.provenance import csv_comments
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
-from ._common import compact, progress_relay, start_worker
+from ._common import compact, progress_relay, run_controls, start_worker
 from ._layers import current_plane, source_array
 from ._scroll import fill_dock
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
@@ -90,18 +89,9 @@ class MeasureWidget(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Labels", self.labels_picker)
         form.addRow("Intensities", self.images)
-        self.measure_button, self.cancel_button = QPushButton("Measure"), QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.measure_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self._cancel.set)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.measure_button)
-        buttons.addWidget(self.cancel_button)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumHeight(12)
-        self.progress_bar.setTextVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        controls = run_controls("Measure", self.run, self._cancel.set)
+        self.measure_button, self.cancel_button = controls.run_button, controls.cancel_button
+        self.progress_bar, self.status = controls.progress_bar, controls.status
         self.model = ObjectTableModel(parent=self)
         self.view = QTableView()
         self.view.setModel(sortable(self.model))
@@ -127,7 +117,7 @@ class MeasureWidget(QWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addLayout(form)
-        layout.addLayout(buttons)
+        layout.addLayout(controls.buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.view, 1)
