@@ -78,3 +78,13 @@ def test_a_labels_layer_as_the_cell_area_turns_the_threshold_off(docked, qtbot):
     cells = viewer.layers["nuclei cells"]
     np.testing.assert_array_equal(cells.data, grow_cells(nuclei_layer.data, cytoplasm, mask=mask))
     assert isinstance(cells.metadata[CELLS_KEY], dict) and "napari_unet_seg" not in cells.metadata
+
+
+def test_a_channel_of_a_multichannel_layer_is_offered_as_the_stain(docked, qtbot):
+    """A (C, H, W) layer segmented with its nuclear channel: its cytoplasm channel is a stain, no splitting needed."""
+    viewer, widget, nuclei_layer, cytoplasm = docked
+    viewer.add_image(np.stack([cytoplasm, np.zeros_like(cytoplasm)]), name="two channels")
+    assert widget.stain_picker.findText("two channels · channel 0") >= 0
+    widget.stain_picker.setCurrentText("two channels · channel 0")
+    grow_and_wait(widget, qtbot)
+    np.testing.assert_array_equal(viewer.layers["nuclei cells"].data, grow_cells(nuclei_layer.data, cytoplasm))

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from ..core.common.errors import first_line
 from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
+from ..core.inference.layout import MAX_CHANNELS
 from ._common import compact, progress_relay, run_controls, start_worker, value_or_none
 from ._layers import source_array
 from ._scroll import fill_dock, scrolling
@@ -49,6 +50,7 @@ class CellsWidget(QWidget):
         self.viewer = napari_viewer
         self.worker: Any = None
         self._cancel = threading.Event()
+        self._stains: dict[str, tuple[str, int | None]] = {}  # picker text -> (layer name, channel or None)
         self._build()
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_layers)
@@ -63,8 +65,9 @@ class CellsWidget(QWidget):
         self.nuclei_picker.setToolTip("The nuclei, e.g. Segment's result: each becomes a cell with its id.")
         self.nuclei_picker.currentTextChanged.connect(self._refresh_choices)
         self.stain_picker = compact(QComboBox(), 8)
-        self.stain_picker.setToolTip("The cytoplasm or membrane stain, of the nuclei's size (a colour image: "
-                                     "the mean of its channels). None: each nucleus takes what is nearest to it.")
+        self.stain_picker.setToolTip("The cytoplasm or membrane stain, of the nuclei's size: a layer, or one channel "
+                                     "of a multichannel layer (a colour image: the mean of its channels). None: each "
+                                     "nucleus takes what is nearest to it.")
         self.stain_picker.currentTextChanged.connect(self._stain_changed)
         self.boundary = compact(QComboBox(), 8)
         self.boundary.addItems(list(BOUNDARY_CHOICES))
@@ -113,7 +116,16 @@ class CellsWidget(QWidget):
         return self._layer(self.nuclei_picker.currentText(), Labels)
 
     def stain_layer(self) -> Image | None:
-        return self._layer(self.stain_picker.currentText(), Image)
+        name, _ = self._stains.get(self.stain_picker.currentText(), (None, None))
+        return self._layer(name, Image) if name is not None else None
+
+    def stain_data(self) -> Any:
+        """The chosen stain's pixels: the layer's, or one channel of a (C, H, W) layer."""
+        layer = self.stain_layer()
+        if layer is None:
+            return None
+        _, channel = self._stains[self.stain_picker.currentText()]
+        return source_array(layer) if channel is None else source_array(layer)[channel]
 
     def area_layer(self) -> Labels | None:
         return self._layer(self.area_picker.currentText(), Labels)
@@ -138,12 +150,17 @@ class CellsWidget(QWidget):
                 continue
             data_shape = tuple(source_array(layer).shape)
             if isinstance(layer, Image) and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)):
-                stains.append(layer.name)
+                stains.append((layer.name, layer.name, None))
+            elif isinstance(layer, Image) and shape and not layer.rgb and data_shape[1:] == shape \
+                    and 2 <= data_shape[0] <= MAX_CHANNELS:  # a multichannel layer, channels first: each channel
+                stains += [(f"{layer.name} · channel {k}", layer.name, k) for k in range(data_shape[0])]
             elif isinstance(layer, Labels) and data_shape == shape and CELLS_KEY not in layer.metadata:
                 masks.append(layer.name)
+        self._stains = {text: (name, channel) for text, name, channel in stains}
+        texts = [text for text, _, _ in stains]
         current = self.stain_picker.currentText()
-        _refill(self.stain_picker, [*stains, NO_STAIN], current if current in stains or current == NO_STAIN
-                else (stains[0] if stains else NO_STAIN))
+        _refill(self.stain_picker, [*texts, NO_STAIN], current if current in texts or current == NO_STAIN
+                else (texts[0] if texts else NO_STAIN))
         _refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
         self._stain_changed()
 
@@ -168,7 +185,7 @@ class CellsWidget(QWidget):
         """Grow the cells in a worker thread; returns the worker (None when refused, with the reason said)."""
         if self.worker is not None:
             return None
-        nuclei, stain, area = self.nuclei_layer(), self.stain_layer(), self.area_layer()
+        nuclei, stain, area = self.nuclei_layer(), self.stain_data(), self.area_layer()
         if nuclei is None:
             return self._refuse("choose the nuclei (a Labels layer) first")
         options = self.options()
@@ -177,7 +194,7 @@ class CellsWidget(QWidget):
         except ValueError as exc:
             return self._refuse(str(exc))
         self._cancel.clear()
-        work = partial(grow_cells, source_array(nuclei), None if stain is None else source_array(stain),
+        work = partial(grow_cells, source_array(nuclei), stain,
                        mask=None if area is None else source_array(area), options=options,
                        progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
         self.run_button.setEnabled(False)
