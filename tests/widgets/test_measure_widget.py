@@ -133,3 +133,14 @@ def test_a_failed_measure_shows_no_other_layers_table(docked, qtbot):
     assert widget.model.rowCount() == 0 and not widget.save_button.isEnabled()  # not the 8 rows of another layer
     layer.paint((5, 5), 99)  # the earlier layer is no longer listened to: the status keeps saying why it failed
     assert widget.status.text().startswith("Failed: ")
+
+
+def test_a_multichannel_layer_is_measured_channel_by_channel(docked, qtbot):
+    viewer, widget, layer, image, labels = docked
+    viewer.add_image(np.stack([image, image // 2]), name="two", scale=(1, 0.5, 0.5))
+    names = [widget.images.item(i).text() for i in range(widget.images.count())]
+    assert "two" in names
+    measure_and_wait(widget, qtbot)
+    expected = measure_objects(labels, {"two": np.stack([image, image // 2], axis=-1)})
+    np.testing.assert_allclose(layer.features["two_ch1_mean"], expected["two_ch1_mean"])
+    assert "two_ch0_integrated" in layer.features

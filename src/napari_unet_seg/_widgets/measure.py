@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.common.errors import first_line
+from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
@@ -54,6 +55,20 @@ def physical_size(layer: Labels) -> tuple[tuple[float, float] | None, str]:
     unit = format(layer.units[-1], "~") if getattr(layer, "units", None) else "pixel"
     unit = "um" if unit in ("pixel", "px") else unit.replace("µ", "u").replace(" ", "")  # our readers scale in µm
     return scale, unit
+
+
+def _channels_first(layer: Image, shape: tuple[int, ...]) -> bool:
+    """A multichannel layer (2-4 channels first) over labels of ``shape``: measured channel by channel."""
+    data_shape = tuple(source_array(layer).shape)
+    return bool(shape) and not layer.rgb and data_shape[1:] == shape and 2 <= data_shape[0] <= MAX_CHANNELS
+
+
+def _channels_last(data: Any) -> Any:
+    if isinstance(data, np.ndarray):
+        return np.moveaxis(data, 0, -1)
+    import dask.array as da
+
+    return da.moveaxis(da.asarray(data), 0, -1)
 
 
 class MeasureWidget(QWidget):
@@ -84,7 +99,8 @@ class MeasureWidget(QWidget):
         self.labels_picker.currentTextChanged.connect(self._refresh_images)
         self.images = QListWidget()
         self.images.setMaximumHeight(64)
-        self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each.")
+        self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each "
+                               "(of each channel of a colour or multichannel layer).")
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Labels", self.labels_picker)
@@ -151,16 +167,25 @@ class MeasureWidget(QWidget):
         shape = tuple(source_array(labels).shape)
         for layer in self.viewer.layers:
             data_shape = tuple(source_array(layer).shape) if isinstance(layer, Image) else None
-            if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)):
+            if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
+                                           or _channels_first(layer, shape)):
                 item = QListWidgetItem(layer.name)
                 item.setCheckState(Qt.CheckState.Unchecked if layer.name in unticked else Qt.CheckState.Checked)
                 self.images.addItem(item)
 
     def chosen_images(self) -> dict[str, Any]:
-        return {self.images.item(i).text(): source_array(self.viewer.layers[self.images.item(i).text()])
-                for i in range(self.images.count())
-                if self.images.item(i).checkState() == Qt.CheckState.Checked
-                and self.images.item(i).text() in self.viewer.layers}
+        """The ticked layers' pixels; a (C, H, W) layer with its channels last, as the core measures colour."""
+        chosen = {}
+        labels = self.labels_layer()
+        shape = tuple(source_array(labels).shape) if labels is not None else ()
+        for i in range(self.images.count()):
+            name = self.images.item(i).text()
+            if self.images.item(i).checkState() != Qt.CheckState.Checked or name not in self.viewer.layers:
+                continue
+            layer = self.viewer.layers[name]
+            data = source_array(layer)
+            chosen[name] = _channels_last(data) if _channels_first(layer, shape) else data
+        return chosen
 
     # measuring ----------------------------------------------------------------------------------------------
     def run(self) -> Any:
