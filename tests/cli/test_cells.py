@@ -66,6 +66,7 @@ def test_without_an_image_cells_reach_a_given_distance(files):
     (["--image", "{f}/cyto.tif", "-o", "{f}/out.png"], "does not end in .tif"),
     (["--image", "{f}/cyto.tif", "-o", "{f}/img_labels.tif", "--overwrite"], "is one of the inputs"),
     (["--image", "{f}/missing.tif"], "IMAGE:"),
+    (["--image", "{f}/img.tif"], "has 2 channels: choose the cytoplasm or membrane stain's with --channel K"),
 ])
 def test_mistakes_are_one_line_and_write_nothing(files, capsys, extra, message):
     folder = files[0]
@@ -83,3 +84,22 @@ def test_an_existing_output_is_kept_without_overwrite(files, capsys):
     assert main(["cells", str(folder / "img_labels.tif"), "--max-distance", "3"]) == 2
     assert "exists (use --overwrite" in capsys.readouterr().err
     assert (folder / "img_cells.tif").read_bytes() == b"mine"
+
+
+def test_growing_over_the_channel_the_nuclei_were_found_in_is_warned(tmp_path, capsys):
+    from helpers import threshold_model
+
+    from napari_unet_seg import save_model
+
+    _, nuclei, cytoplasm, _ = tissue()
+    dapi = (nuclei > 0).astype(np.float32) * 200 + 10
+    tifffile.imwrite(tmp_path / "img.tif", np.stack([cytoplasm, dapi]), imagej=True, metadata={"axes": "CYX"})
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    assert main(["predict", str(tmp_path / "img.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu", "--channel", "1", "--no-measure"]) == 0
+    labels = str(tmp_path / "out" / "img_labels.tif")
+    capsys.readouterr()
+    assert main(["cells", labels, "--image", str(tmp_path / "img.tif"), "--channel", "1"]) == 0
+    assert "is the image the nuclei were segmented from" in capsys.readouterr().err
+    assert main(["cells", labels, "--image", str(tmp_path / "img.tif"), "--channel", "0", "--overwrite"]) == 0
+    assert capsys.readouterr().err == ""

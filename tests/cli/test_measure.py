@@ -127,3 +127,16 @@ def test_an_output_folder_that_is_a_file_or_cannot_be_made_is_one_clean_line(fil
     assert main(["measure", str(folder / "img_labels.tif"), "-o", "/proc/napari-unet-seg-nope/m.csv"]) == 2
     assert capsys.readouterr().err == ("unet-seg measure: error: cannot write to /proc/napari-unet-seg-nope: "
                                        "No such file or directory\n")  # no "[Errno 2]"
+
+
+def test_a_two_channel_image_gives_columns_per_channel_and_several_images_are_named(files, capsys):
+    folder, image, labels = files
+    tifffile.imwrite(folder / "two.tif", np.stack([image, image // 2]), imagej=True, metadata={"axes": "CYX"})
+    assert main(["measure", str(folder / "img_labels.tif"), "--image", str(folder / "two.tif"), "-o",
+                 str(folder / "two.csv")]) == 0
+    table, _ = read_objects_csv(folder / "two.csv")
+    assert table["intensity_ch1_integrated"].sum() == pytest.approx((image // 2)[labels > 0].astype(float).sum())
+    assert main(["measure", str(folder / "img_labels.tif"), "--image", str(folder / "img.tif"), "--image",
+                 str(folder / "two.tif"), "-o", str(folder / "both.csv")]) == 0
+    table, comments = read_objects_csv(folder / "both.csv")
+    assert {"img_mean", "two_ch0_mean", "two_ch1_mean"} <= set(table) and comments["image"] == "img.tif, two.tif"

@@ -204,7 +204,8 @@ def test_channel_segments_the_nuclear_stain_of_multichannel_files_alone(tmp_path
     out = tmp_path / "out"
     args = ["predict", str(root), "-o", str(out), "--model", str(model), "--device", "cpu"]
     assert main(args + ["--no-measure"]) == 0  # no channel asked: two planes, as before, and said
-    assert "2 planes along its first axis" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "2 planes along its first axis" in said and "choose the nuclear channel with --channel K (from 0)" in said
     assert main(args + ["--channel", "1", "--overwrite"]) == 0
     alone = segment(image, load_model(model), device="cpu")
     for stem in ("hyper", "plain"):
@@ -221,3 +222,14 @@ def test_channel_segments_the_nuclear_stain_of_multichannel_files_alone(tmp_path
     assert "choose the nuclear channel" in capsys.readouterr().err
     assert main(args + ["--pattern", "z.tif", "--channel", "1", "--overwrite"]) == 0
     np.testing.assert_array_equal(tifffile.imread(out / "z_labels.tif"), np.stack([alone, alone]))
+
+
+def test_a_two_channel_model_takes_both_channels_of_a_cyx_file(tmp_path, capsys):
+    from napari_unet_seg import new_model
+
+    model = save_model(new_model(in_channels=2, depth=2, base_channels=4), tmp_path / "two.safetensors")
+    image, _ = synthetic_nuclei((40, 56), n=5, seed=3)
+    tifffile.imwrite(tmp_path / "x.tif", np.stack([image, image]), imagej=True, metadata={"axes": "CYX"})
+    assert main(["predict", str(tmp_path / "x.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu", "--no-measure"]) == 0
+    assert tifffile.imread(tmp_path / "out" / "x_labels.tif").shape == (40, 56)

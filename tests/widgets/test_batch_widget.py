@@ -200,7 +200,11 @@ def test_the_channel_choice_segments_the_nuclear_stain_of_each_file_alone(widget
     tifffile.imwrite(folder / "dapi gfp.tif", np.stack([np.full_like(dapi, dapi.max()), dapi]), imagej=True,
                      metadata={"axes": "CYX"})
     widget.input_dir.setText(str(folder))
+    run_and_wait(widget, qtbot)  # no channel chosen: two planes, said in the status (the table's column is far right)
+    assert "notes (1 file): " in widget.status.text()
+    assert "the image's 2 planes along its first axis were segmented one by one" in widget.status.text()
     widget.channel.setCurrentIndex(widget.channel.findData(1))
+    widget.overwrite.setChecked(True)
     run_and_wait(widget, qtbot)
     assert widget.table.item(0, 1).text() == "ok"
     expected = segment(dapi, load_model(widget.model_picker.path()), device="cpu")

@@ -88,3 +88,29 @@ def test_a_channel_of_a_multichannel_layer_is_offered_as_the_stain(docked, qtbot
     widget.stain_picker.setCurrentText("two channels · channel 0")
     grow_and_wait(widget, qtbot)
     np.testing.assert_array_equal(viewer.layers["nuclei cells"].data, grow_cells(nuclei_layer.data, cytoplasm))
+
+
+def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(make_napari_viewer, qtbot):
+    """The dock opened first (no image yet): the stain added later is chosen and the boundary comes back; the image
+    Segment found the nuclei in is offered last, and growing over it is said; the nuclei are never a cell mask."""
+    truth, nuclei, cytoplasm, _ = tissue()
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Cells from nuclei")
+    dapi = viewer.add_image((nuclei > 0).astype(np.float32), name="dapi")
+    layer = viewer.add_labels(nuclei, name="dapi labels",
+                              metadata={"napari_unet_seg": {"source": "dapi"}, "provenance": {"settings": {}}})
+    assert widget.nuclei_picker.currentText() == "dapi labels"
+    assert widget.area_picker.findText("dapi labels") == -1
+    assert widget.stain_picker.currentText() == "dapi"  # the only image: offered, but said after the run
+    assert widget.boundary.currentText() != "nearest nucleus"
+    grow_and_wait(widget, qtbot)
+    assert "the image the nuclei were segmented from" in widget.status.text()
+    viewer.add_image(cytoplasm, name="cytoplasm")
+    assert [widget.stain_picker.itemText(i) for i in range(3)] == ["cytoplasm", "dapi", NO_STAIN]
+    assert widget.stain_picker.currentText() == "cytoplasm" and dapi.name == "dapi"
+    widget.stain_picker.setCurrentText(NO_STAIN)
+    assert widget.boundary.currentText() == "nearest nucleus"
+    widget.stain_picker.setCurrentText("cytoplasm")
+    assert widget.boundary.currentText() == "cytoplasm: bright cells, dim seams"
+    grow_and_wait(widget, qtbot)
+    assert "segmented from" not in widget.status.text() and layer.name == "dapi labels"

@@ -529,5 +529,7 @@ def test_one_channel_of_a_multichannel_or_colour_layer_is_segmented_alone(make_w
     expected = segment_image(dapi, replace(options, channel=None, store=None))
     np.testing.assert_array_equal(labels.data, expected.labels)
     assert labels.metadata["provenance"]["settings"]["channel"] == 1 and not messages["error"]
+    viewer.add_image(np.stack([gfp, dapi]), name="next field")  # the next image of the experiment: choice kept
+    assert settings.channel_axis.currentData() == 0 and settings.channel.currentData() == 1
     viewer.add_image(np.stack([gfp, gfp, dapi], axis=-1).astype(np.uint8), name="colour", rgb=True)
     assert settings.channel.itemText(3) == "2 (blue)" and settings.channel.currentIndex() == 0

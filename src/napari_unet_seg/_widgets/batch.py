@@ -146,7 +146,6 @@ class BatchWidget(QWidget):
         compact(self.device, 8)
         settings, sform = form_group("Model and options")
         sform.addRow("Model", self.model_picker)
-        sform.addRow("Device", self.device)
         self.channel = compact(QComboBox(), 8)
         self.channel.addItem("all, mixed", None)
         for k in range(4):
@@ -154,6 +153,7 @@ class BatchWidget(QWidget):
         self.channel.setToolTip("Multichannel or colour files (C, Y, X; a plain TIFF's first axis): segment this "
                                 "channel alone, e.g. the nuclear stain. 'all, mixed': colour mixed into gray.")
         sform.addRow("Channel", self.channel)
+        sform.addRow("Device", self.device)
         sform.addRow("Object diameter", self.diameter)
         sform.addRow("Tile size", self.tile_size)
         sform.addRow("", self.flip_average)
@@ -337,6 +337,10 @@ class BatchWidget(QWidget):
         written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
         why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
         text = done + (f"; summary in {summary}" if written else "") + (f"; skipped: {why}" if why else "")
+        noted = [r for r in results if r.status == "ok" and r.message]  # e.g. "2 planes ... one by one": read them
+        if noted:
+            files = f"{len(noted)} files, the first" if len(noted) > 1 else "1 file"
+            text += f"; notes ({files}): {noted[0].message}"
         self.status.setText(text)
         if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)

@@ -30,6 +30,7 @@ from ..core.inference.layout import MAX_CHANNELS
 from ._common import compact, progress_relay, run_controls, start_worker, value_or_none
 from ._layers import source_array
 from ._scroll import fill_dock, scrolling
+from .segment_layers import METADATA_KEY as SEGMENT_KEY
 from .segment_layers import fingerprint, spatial_kwargs, unique_name
 
 CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
@@ -51,6 +52,8 @@ class CellsWidget(QWidget):
         self.worker: Any = None
         self._cancel = threading.Event()
         self._stains: dict[str, tuple[str, int | None]] = {}  # picker text -> (layer name, channel or None)
+        self._chosen_stain: str | None = None  # what the user picked; otherwise the first likely stain is offered
+        self._boundary_before: str | None = None  # the boundary "no stain" replaced, given back with a stain
         self._build()
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._refresh_layers)
@@ -69,6 +72,7 @@ class CellsWidget(QWidget):
                                      "of a multichannel layer (a colour image: the mean of its channels). None: each "
                                      "nucleus takes what is nearest to it.")
         self.stain_picker.currentTextChanged.connect(self._stain_changed)
+        self.stain_picker.activated.connect(lambda _: setattr(self, "_chosen_stain", self.stain_picker.currentText()))
         self.boundary = compact(QComboBox(), 8)
         self.boundary.addItems(list(BOUNDARY_CHOICES))
         self.boundary.setToolTip("Where one cell ends and the next begins: a dim seam in a cytoplasm stain, a "
@@ -141,13 +145,13 @@ class CellsWidget(QWidget):
         self._refresh_choices()
 
     def _refresh_choices(self, *_: Any) -> None:
-        """The stains and cell masks that match the nuclei pixel for pixel."""
+        """The stains and cell masks that match the nuclei pixel for pixel; the nuclei's own stain offered last."""
         nuclei = self.nuclei_layer()
         shape = None if nuclei is None else tuple(source_array(nuclei).shape)
         stains, masks = [], []
         for layer in reversed(self.viewer.layers):
-            if not isinstance(layer, (Image, Labels)) or layer is nuclei:
-                continue
+            if not isinstance(layer, (Image, Labels)) or (nuclei is not None and layer.name == nuclei.name):
+                continue  # by name: napari hands plugins wrapped layers, never the same object twice
             data_shape = tuple(source_array(layer).shape)
             if isinstance(layer, Image) and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)):
                 stains.append((layer.name, layer.name, None))
@@ -156,18 +160,28 @@ class CellsWidget(QWidget):
                 stains += [(f"{layer.name} · channel {k}", layer.name, k) for k in range(data_shape[0])]
             elif isinstance(layer, Labels) and data_shape == shape and CELLS_KEY not in layer.metadata:
                 masks.append(layer.name)
+        nuclear = _segmented_from(nuclei)
+        stains.sort(key=lambda stain: stain[1:] == nuclear)  # the image the nuclei were found in: a poor cell stain
         self._stains = {text: (name, channel) for text, name, channel in stains}
         texts = [text for text, _, _ in stains]
-        current = self.stain_picker.currentText()
-        _refill(self.stain_picker, [*texts, NO_STAIN], current if current in texts or current == NO_STAIN
-                else (texts[0] if texts else NO_STAIN))
+        chosen = self._chosen_stain if self._chosen_stain in (*texts, NO_STAIN) else None
+        _refill(self.stain_picker, [*texts, NO_STAIN], chosen or (texts[0] if texts else NO_STAIN))
         _refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
         self._stain_changed()
 
+    def nuclear_stain_chosen(self) -> bool:
+        """Whether the chosen stain is the image (and channel) Segment found the nuclei in."""
+        chosen = self._stains.get(self.stain_picker.currentText())
+        return chosen is not None and chosen == _segmented_from(self.nuclei_layer())
+
     def _stain_changed(self, *_: Any) -> None:
         has_stain = self.stain_layer() is not None
-        if not has_stain:
+        if not has_stain and self.boundary.currentText() != "nearest nucleus":
+            self._boundary_before = self.boundary.currentText()
             self.boundary.setCurrentText("nearest nucleus")
+        elif has_stain and self._boundary_before is not None:  # the boundary the user had, back with a stain
+            self.boundary.setCurrentText(self._boundary_before)
+            self._boundary_before = None
         for widget in (self.boundary, self.threshold):
             widget.setEnabled(has_stain)
         self._area_changed()
@@ -202,7 +216,7 @@ class CellsWidget(QWidget):
         self.progress_bar.setRange(0, 0)
         self.status.setText(f"Growing the cells of {nuclei.name}…")
         self.worker = start_worker(self, work, failure="Growing cells failed", cancel_on_close=self._cancel,
-                                   on_returned=partial(self._show, nuclei),
+                                   on_returned=partial(self._show, nuclei, self.nuclear_stain_chosen()),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing was added."),
                                    on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
                                    on_finished=self._finished)
@@ -223,7 +237,7 @@ class CellsWidget(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _show(self, nuclei: Labels, cells: np.ndarray) -> None:
+    def _show(self, nuclei: Labels, over_nuclear_stain: bool, cells: np.ndarray) -> None:
         """On the main thread: the cells into the layer this dock made last for these nuclei, if untouched."""
         if nuclei not in self.viewer.layers:
             self.status.setText("The nuclei layer was removed meanwhile: nothing added.")
@@ -242,7 +256,18 @@ class CellsWidget(QWidget):
             target.metadata[CELLS_KEY] = record
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
-        self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.")
+        own = (" The stain is the image the nuclei were segmented from: choose the cytoplasm or membrane stain."
+               if over_nuclear_stain else "")
+        self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.{own}")
+
+
+def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:
+    """(image layer name, channel or None) a Segment result was made from; None for other labels."""
+    info = nuclei.metadata.get(SEGMENT_KEY) if nuclei is not None else None
+    if not isinstance(info, dict) or not info.get("source"):
+        return None
+    settings = (nuclei.metadata.get("provenance") or {}).get("settings") or {}
+    return str(info["source"]), settings.get("channel")
 
 
 def _refill(combo: QComboBox, names: list[str], current: str) -> None:

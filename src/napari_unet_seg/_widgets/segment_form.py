@@ -146,6 +146,8 @@ class SegmentSettings(QWidget):
                                         "most images.")
         self.object_filters = ObjectFilterSection()
         self._task = "instances"  # the chosen model's, for the output choice to follow
+        self._rgb_before = False  # the image shown is colour
+        self._kept: tuple[str, int | None, bool] = ("none", None, False)  # the last axis and channel chosen, on colour
         for section in (inputs, model, self.object_filters, self.advanced):
             layout.addWidget(section)
         layout.addStretch(1)  # spare height below the sections, not inside them
@@ -241,9 +243,15 @@ class SegmentSettings(QWidget):
         layer = self.image_picker.layer()
         info = self.model_picker.info()
         in_channels = info.in_channels if info is not None else 1
+        # the next image of an experiment has the same channels: its axis and channel stay chosen where they fit
+        if self.channel_axis.currentData() is not None or self._rgb_before:  # a choice made on the last image
+            self._kept = (self.channel_axis.currentText(), self.channel.currentData(), self._rgb_before)
+        kept_size, kept_channel, kept_rgb = self._kept
+        self.channel_axis.blockSignals(True)
         self.channel_axis.clear()
         self.channel_axis.addItem("none", None)
         if layer is None:
+            self.channel_axis.blockSignals(False)
             self.slices.setEnabled(False)
             self.channel_axis.setEnabled(False)
             self.link_frames.setEnabled(False)
@@ -261,14 +269,19 @@ class SegmentSettings(QWidget):
         guess = next((axis for axis in axes if shape[axis] == in_channels), None)
         if in_channels > 1 and guess is not None and not layer.rgb:
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
-        self._update_channels()
+        elif not kept_rgb and self.channel_axis.findText(kept_size) > 0:  # the same axis, of the same size
+            self.channel_axis.setCurrentIndex(self.channel_axis.findText(kept_size))
+        self.channel_axis.blockSignals(False)
+        same_kind = self.channel_axis.currentData() is not None or (layer.rgb and kept_rgb)
+        self._rgb_before = bool(layer.rgb)
+        self._update_channels(keep=kept_channel if same_kind else -1)
         self._update_slices()
 
-    def _update_channels(self, *_: Any) -> None:
+    def _update_channels(self, *_: Any, keep: int | None = None) -> None:
         """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone."""
         layer = self.image_picker.layer()
         info = self.model_picker.info()
-        previous = self.channel.currentData()
+        previous = self.channel.currentData() if keep is None else (None if keep < 0 else keep)
         self.channel.clear()
         self.channel.addItem("all, mixed", None)
         axis = self.channel_axis.currentData()

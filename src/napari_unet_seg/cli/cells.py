@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +81,10 @@ def _stain(image: ImageFile, channel: int | None, name: str, plane_shape: tuple[
             raise UserError(f"{name} has one channel: --channel is for multichannel or colour images")
         return data
     if channel is None:
-        return data
+        if image.rgb:
+            return data  # colour: the mean of its channels
+        raise UserError(f"{name} has {data.shape[-1]} channels: choose the cytoplasm or membrane stain's with "
+                        "--channel K (from 0)")
     if not 0 <= channel < data.shape[-1]:
         raise UserError(f"--channel {channel} is out of range: {name} has channels 0 to {data.shape[-1] - 1}")
     return data[..., channel]
@@ -117,12 +122,28 @@ def run(args: argparse.Namespace) -> int:
                            mask=None if mask is None else np.asarray(mask.data), options=options)
     except ValueError as exc:
         raise UserError(f"{args.nuclei}: {exc}") from None
+    nuclei_record = _provenance(args.nuclei)
+    if image is not None and _segmented_from(nuclei_record, args.image, args.channel):
+        print(f"unet-seg cells: warning: {args.image}{'' if args.channel is None else f' channel {args.channel}'} "
+              "is the image the nuclei were segmented from: cells grow over the cytoplasm or membrane stain, so "
+              "give that one (--channel K for a channel of the same file)", file=sys.stderr)
     record = describe_cells(options, nuclei_path=args.nuclei, image_path=args.image, channel=args.channel,
-                            mask_path=args.mask, nuclei_record=_provenance(args.nuclei))
+                            mask_path=args.mask, nuclei_record=nuclei_record)
     write_labels_tiff(output, cells, pixel_size=nuclei.pixel_size or (image.pixel_size if image else None),
                       provenance=record, stack_axis=_stack_axis(nuclei))
     print(f"{cells_note(nuclei.data, cells)} -> {output}")
     return 0
+
+
+def _segmented_from(record: dict | None, image: str, channel: int | None) -> bool:
+    """Whether NUCLEI's provenance says it was segmented from IMAGE (that channel of it, or all of it)."""
+    source = (record or {}).get("input")
+    if not source or (record.get("settings") or {}).get("channel") != channel:
+        return False
+    try:
+        return os.path.samefile(source, image)
+    except OSError:
+        return False
 
 
 def _stack_axis(nuclei: ImageFile) -> str:

@@ -18,8 +18,9 @@ def require_positive(value: float | None, name: str) -> None:
 
 
 def cli_wording(message: str) -> str:
-    """A core message as the command line says it: the core names the option "overwrite", the flag is ``--overwrite``."""
-    return name_overwrite(message, "--overwrite")
+    """A core message as the command line says it: the core names the option "overwrite", the flag is ``--overwrite``;
+    "choose the nuclear channel (its number, from 0)" is ``--channel K`` here."""
+    return name_overwrite(message, "--overwrite").replace("(its number, from 0)", "with --channel K (from 0)")
 
 
 def os_error_line(exc: OSError) -> str:

@@ -29,8 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("labels", metavar="LABELS", help="labels image: one integer id per object, 0 = background")
-    parser.add_argument("--image", default=None, metavar="IMAGE",
-                        help="the image the labels were made from (same height and width): intensity columns")
+    parser.add_argument("--image", action="append", default=None, metavar="IMAGE",
+                        help="the image the labels were made from (same height and width): intensity columns, one "
+                             "set per channel; repeat for several images (columns named after each file)")
     parser.add_argument("-o", "--output", default=None, metavar="CSV",
                         help="where to write the table (default: <stem>_objects.csv beside LABELS)")
     parser.add_argument("--pixel-size", type=float, nargs=2, default=None, metavar=("Y", "X"),
@@ -54,6 +55,15 @@ def _provenance(labels: str) -> dict | None:
         return None
 
 
+def _column_name(path: str, taken: dict) -> str:
+    """A file's stem as a column prefix, numbered when two files share it."""
+    stem = Path(path).name.split(".")[0] or "image"
+    name, n = stem, 2
+    while name in taken:
+        name, n = f"{stem}-{n}", n + 1
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
     for value in args.pixel_size or ():
         require_positive(value, "--pixel-size")
@@ -62,15 +72,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.labels} is a colour or multichannel image, not labels (one integer id per pixel)")
     images = {}
     image = None
-    if args.image is not None:
-        image = _read(args.image, "IMAGE")
-        intensity = intensity_of(image)
+    paths = args.image or []
+    for path in paths:  # one image: "intensity_*" columns as in predict's tables; several: named after each file
+        image = _read(path, "IMAGE")
+        intensity = intensity_of(image, tuple(labels.data.shape))
         try:
             intensity_channels({INTENSITY: intensity}, tuple(labels.data.shape))
         except ValueError:
-            raise UserError(f"{args.image} has shape {tuple(image.data.shape)} but {args.labels} has shape "
+            raise UserError(f"{path} has shape {tuple(image.data.shape)} but {args.labels} has shape "
                             f"{tuple(labels.data.shape)}: they must match pixel for pixel") from None
-        images[INTENSITY] = intensity
+        images[INTENSITY if len(paths) == 1 else _column_name(path, images)] = intensity
     output = Path(args.output) if args.output else objects_csv_path(args.labels)
     if output.is_dir():  # before "exists": --overwrite would not help
         raise UserError(f"{output} is a folder; give a file name ending in .csv")
@@ -92,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
         print(f"unet-seg measure: warning: {args.labels} changes value from pixel to pixel, like an image rather "
               "than labels: did you pick the image as labels?", file=sys.stderr)
-    comments = {"labels": Path(args.labels).name, "image": Path(args.image).name if args.image else "none",
+    comments = {"labels": Path(args.labels).name, "image": ", ".join(Path(p).name for p in paths) or "none",
                 "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown"}
     write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})
     slices = f" in {len(set(table['slice'].tolist()))} slices" if "slice" in table else ""

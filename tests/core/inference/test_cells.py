@@ -35,6 +35,12 @@ def test_without_an_image_each_nucleus_takes_what_is_nearest_up_to_a_distance():
                         truth)) > 0.9  # nearest-nucleus cells inside the tissue are the Voronoi cells
 
 
+def test_nearest_nucleus_within_the_stain_needs_no_reach():
+    truth, nuclei, cytoplasm, _ = tissue()
+    cells = grow_cells(nuclei, cytoplasm, options=CellOptions(boundary="distance"))
+    assert (cells[truth == 0] == 0).mean() > 0.95 and np.mean(ious(cells, truth)) > 0.9
+
+
 def test_a_mask_decides_where_cells_are_and_stacks_go_plane_by_plane():
     truth, nuclei, cytoplasm, _ = tissue()
     mask = np.zeros_like(truth)

@@ -184,3 +184,8 @@ def test_a_channel_that_is_not_there_is_refused_in_one_line(tiny_model):
         segment_image(image[0], RunOptions(device="cpu", channel=0), model=tiny_model)
     with pytest.raises(ValueError, match="counted from 0"):
         RunOptions(channel=-1)
+    from napari_unet_seg import new_model
+
+    three = new_model(in_channels=3, depth=2, base_channels=4)
+    with pytest.raises(ValueError, match="model '.*' takes 3 channels: leave the channel unset"):
+        segment_image(np.zeros((24, 24, 3), np.uint8), RunOptions(device="cpu", channel=2), model=three, rgb=True)

@@ -132,10 +132,12 @@ def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
         return exc, time.perf_counter() - start
 
 
-def with_channels(image: ImageFile, options: RunOptions) -> ImageFile:
-    """A channel asked of a (N, H, W) file (a TIFF, ImageJ's CYX or plain): its first axis is the channels."""
-    if options.channel is None or image.channel_axis is not None or image.rgb or not image.stack \
-            or image.data.ndim != 3:
+def with_channels(image: ImageFile, options: RunOptions, in_channels: int = 1) -> ImageFile:
+    """A (N, H, W) file (a TIFF, ImageJ's CYX or plain) whose first axis is the channels: when one is asked, or when
+    the model takes N > 1 channels."""
+    if image.channel_axis is not None or image.rgb or not image.stack or image.data.ndim != 3:
+        return image
+    if options.channel is None and not 1 < in_channels == image.data.shape[0]:
         return image
     return replace(image, stack=False, metadata={**image.metadata, "channel_axis": -3})
 
@@ -160,7 +162,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     try:
         if isinstance(image, BaseException):
             raise image
-        image = with_channels(image, options)
+        image = with_channels(image, options, model.in_channels)
         run = replace(options, store=str(job.target)) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..common.errors import first_line
 from ..imageio import ImageFile
+from ..inference.layout import MAX_CHANNELS
 from ..measure.measurements import ObjectTable, measure_objects
 from ..measure.table_csv import is_objects_csv, objects_csv_path, write_objects_csv
 
@@ -30,13 +31,20 @@ class ObjectsOutcome:
     note: str = ""
 
 
-def intensity_of(image: ImageFile) -> Any:
-    """The image as intensities for the labels: channels last (RGB, or an OME-Zarr ``c`` axis moved there)."""
-    if image.channel_axis is None:
-        return image.data
+def intensity_of(image: ImageFile, labels_shape: tuple[int, ...] | None = None) -> Any:
+    """The image as intensities for the labels: channels last (RGB, or an OME-Zarr ``c`` axis moved there).
+
+    A (N, H, W) stack of 2-4 planes over (H, W) labels (``labels_shape``) is channels: a TIFF saved C, Y, X.
+    """
     import dask.array as da
 
-    return da.moveaxis(da.asarray(image.data), image.channel_axis, -1)
+    if image.channel_axis is not None:
+        return da.moveaxis(da.asarray(image.data), image.channel_axis, -1)
+    shape = tuple(image.data.shape)
+    if labels_shape is not None and image.stack and not image.rgb and len(labels_shape) == 2 \
+            and shape[1:] == tuple(labels_shape) and 2 <= shape[0] <= MAX_CHANNELS:
+        return da.moveaxis(da.asarray(image.data), 0, -1)
+    return image.data
 
 
 def measure_output(labels: Any, image: ImageFile, target: Path, header: dict[str, Any] | None = None) -> ObjectsOutcome:

@@ -55,7 +55,7 @@ def check_cell_options(options: CellOptions, has_image: bool, has_mask: bool) ->
     if options.boundary != "distance" and not has_image:
         raise ValueError(f"'{options.boundary}' boundaries are found in a cell image: give one, "
                          "or split by distance to the nuclei")
-    if options.boundary == "distance" and not has_mask and options.max_distance is None:
+    if not has_image and not has_mask and options.max_distance is None:
         raise ValueError("without a cell image or a cell mask, give the largest distance from a nucleus: "
                          "otherwise every pixel of the image would belong to some cell")
 

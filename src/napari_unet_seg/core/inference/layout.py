@@ -88,8 +88,8 @@ def one_channel(image: Any, channel: int, *, rgb: bool, channel_axis: int | None
     out of range.
     """
     if channel_axis is None and not rgb:
-        raise ValueError(f"channel {channel} was asked, but the image has one channel (not colour, no channel "
-                         "axis): give its channel axis, or segment it without choosing a channel")
+        raise ValueError(f"channel {channel} was asked, but the image has one channel (neither colour nor "
+                         "channels): segment it without choosing one")
     axis = image.ndim - 1 if channel_axis is None else channel_axis % image.ndim
     count = int(image.shape[axis])
     if channel >= count:

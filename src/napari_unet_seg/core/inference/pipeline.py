@@ -108,6 +108,9 @@ def segment_image(
         rgb = False
     elif rgb is None:
         rgb = is_rgb(image)
+    if options.channel is not None and model.in_channels != 1:
+        raise ValueError(f"one channel alone was asked (channel {options.channel}), but model '{model.name}' takes "
+                         f"{model.in_channels} channels: leave the channel unset for it")
     if options.channel is not None:  # the nuclear stain alone: a one-channel image from here on
         image, rgb, channel_axis = one_channel(image, options.channel, rgb=rgb, channel_axis=channel_axis), False, None
     lead, channels, height, width = plane_layout(tuple(image.shape), rgb, channel_axis)
