@@ -105,6 +105,7 @@ def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(mak
     assert widget.boundary.currentText() != "nearest nucleus"
     grow_and_wait(widget, qtbot)
     assert "the image the nuclei were segmented from" in widget.status.text()
+    assert "dapi cells" in viewer.layers  # Segment's "<image> labels" gives "<image> cells"
     viewer.add_image(cytoplasm, name="cytoplasm")
     assert [widget.stain_picker.itemText(i) for i in range(3)] == ["cytoplasm", "dapi", NO_STAIN]
     assert widget.stain_picker.currentText() == "cytoplasm" and dapi.name == "dapi"

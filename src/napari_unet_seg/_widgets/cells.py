@@ -247,7 +247,8 @@ class CellsWidget(QWidget):
                        and layer.data.shape == cells.shape), None)
         record = {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
         if target is None:  # marked from the start: the pickers, refreshed as it is added, leave it out
-            target = self.viewer.add_labels(cells, name=unique_name(self.viewer, f"{nuclei.name} cells"),
+            base = nuclei.name.removesuffix(" labels")  # Segment's "<image> labels" -> "<image> cells"
+            target = self.viewer.add_labels(cells, name=unique_name(self.viewer, f"{base} cells"),
                                             metadata={CELLS_KEY: record}, **spatial_kwargs(nuclei, None))
             target.events.paint.connect(_mark_painted)
             target.opacity, target.contour = 0.7, 2  # outlines: the nuclei stay visible under them

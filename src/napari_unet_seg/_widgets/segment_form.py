@@ -147,7 +147,7 @@ class SegmentSettings(QWidget):
         self.object_filters = ObjectFilterSection()
         self._task = "instances"  # the chosen model's, for the output choice to follow
         self._rgb_before = False  # the image shown is colour
-        self._kept: tuple[str, int | None, bool] = ("none", None, False)  # the last axis and channel chosen, on colour
+        self._kept: tuple[str, int | None, bool] = ("none", None, False)  # last axis, channel, whether colour
         for section in (inputs, model, self.object_filters, self.advanced):
             layout.addWidget(section)
         layout.addStretch(1)  # spare height below the sections, not inside them
@@ -278,7 +278,10 @@ class SegmentSettings(QWidget):
         self._update_slices()
 
     def _update_channels(self, *_: Any, keep: int | None = None) -> None:
-        """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone."""
+        """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone.
+
+        ``keep``: the channel to choose again where it exists (-1: none; None: the one chosen now).
+        """
         layer = self.image_picker.layer()
         info = self.model_picker.info()
         previous = self.channel.currentData() if keep is None else (None if keep < 0 else keep)

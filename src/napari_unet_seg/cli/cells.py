@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.batch.objects import intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
 from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells
@@ -34,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("nuclei", metavar="NUCLEI", help="nuclei labels: one integer id per nucleus, 0 = background")
     parser.add_argument("--image", default=None, metavar="IMAGE", help="the cell stain (same height and width)")
     parser.add_argument("--channel", type=int, default=None, metavar="K",
-                        help="for a multichannel or colour IMAGE: the stain's channel, from 0 (default: their mean)")
+                        help="the stain's channel (from 0) in a multichannel IMAGE (needed there) or a colour one "
+                             "(default for colour: the mean of its colours)")
     parser.add_argument("--boundary", choices=BOUNDARIES, default=None,
                         help="cytoplasm: cells are bright, dim seams between them (default with --image); "
                              "membrane: bright outlines; distance: nearest nucleus (default without --image)")
@@ -66,17 +68,13 @@ def _read(path: str, what: str) -> ImageFile:
         raise UserError(f"{what}: {exc}") from None
 
 
-def _stain(image: ImageFile, channel: int | None, name: str, plane_shape: tuple[int, ...]) -> np.ndarray:
-    """The image's planes as one stain: channel ``channel``, or all channels (averaged by the core).
+def _stain(image: ImageFile, channel: int | None, name: str, nuclei_shape: tuple[int, ...]) -> np.ndarray:
+    """The image as one stain: channel ``channel`` of a multichannel image (needed), or a colour image's mean.
 
-    A stack of planes beside a single nuclei plane is a multichannel image (a TIFF saved as C, Y, X).
+    Channels are read as the measurements read them (:func:`intensity_of`: a (C, Y, X) TIFF is channels).
     """
-    data = np.asarray(image.data)
-    if image.channel_axis is not None:
-        data = np.moveaxis(data, image.channel_axis, -1)
-    elif image.stack and not image.rgb and len(plane_shape) == 2 and data.shape[1:] == plane_shape:
-        data = np.moveaxis(data, 0, -1)
-    elif not image.rgb:
+    data = np.asarray(intensity_of(image, nuclei_shape))
+    if data.ndim == len(nuclei_shape):
         if channel is not None:
             raise UserError(f"{name} has one channel: --channel is for multichannel or colour images")
         return data
