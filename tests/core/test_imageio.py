@@ -85,3 +85,6 @@ def test_imagej_hyperstacks_of_channels_keep_their_channels_and_a_lone_cyx_stays
     assert with_channels(lone, RunOptions()) is lone
     asked = with_channels(lone, RunOptions(channel=1))
     assert asked.channel_axis == -3 and not asked.stack and asked.plane_shape == (5, 7)
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((9, 5, 7), np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    deep = read_image(tmp_path / "z.tif")
+    assert with_channels(deep, RunOptions(channel=1)) is deep  # nine slices are no channels: refused, not sliced
