@@ -94,3 +94,13 @@ def test_float_nuclei_are_refused_and_cancel_stops():
         grow_cells(nuclei.astype(np.float32), cytoplasm)
     with pytest.raises(Cancelled):
         grow_cells(nuclei, cytoplasm, cancel=lambda: True)
+
+
+def test_large_ids_keep_their_values_and_are_counted_without_a_table_of_every_id():
+    _, nuclei, cytoplasm, _ = tissue()
+    big = nuclei.astype(np.uint32)
+    big[big > 0] += 3_000_000_000
+    cells = grow_cells(big, cytoplasm)
+    np.testing.assert_array_equal(cells, np.where(grow_cells(nuclei, cytoplasm) > 0,
+                                                  grow_cells(nuclei, cytoplasm).astype(np.uint32) + 3_000_000_000, 0))
+    assert cells_note(big, cells) == cells_note(nuclei, grow_cells(nuclei, cytoplasm))

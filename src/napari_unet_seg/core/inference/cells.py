@@ -141,14 +141,16 @@ def grow_plane(nuclei: np.ndarray, image: np.ndarray | None, mask: np.ndarray | 
 
 def cells_note(nuclei: Any, cells: np.ndarray) -> str:
     """One line for people: how many cells, and how much bigger than their nuclei."""
-    nucleus_area = np.bincount(np.asarray(nuclei).ravel())
-    cell_area = np.bincount(cells.ravel(), minlength=nucleus_area.size)
-    ids = np.flatnonzero(nucleus_area)
-    ids = ids[ids > 0]
+    ids, nucleus_area = np.unique(np.asarray(nuclei), return_counts=True)  # ids may be large: no bincount
+    nucleus_area, ids = nucleus_area[ids > 0], ids[ids > 0]
     if not ids.size:
         return "no nuclei: no cells"
-    grown = cell_area[ids] > nucleus_area[ids]
-    ratio = float(np.median(cell_area[ids] / nucleus_area[ids]))
+    cell_ids, cell_counts = np.unique(cells, return_counts=True)
+    cell_area = np.zeros(ids.size, np.int64)
+    found = np.isin(cell_ids, ids)
+    cell_area[np.searchsorted(ids, cell_ids[found])] = cell_counts[found]
+    grown = cell_area > nucleus_area
+    ratio = float(np.median(cell_area / nucleus_area))
     alone = f"; {int((~grown).sum())} found no cell stain around them (cell = nucleus)" if (~grown).any() else ""
     return f"{ids.size} cells around {ids.size} nuclei, same ids; a cell is {ratio:.1f}x its nucleus (median){alone}"
 
