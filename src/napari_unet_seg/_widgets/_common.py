@@ -89,6 +89,15 @@ class Collapsible(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
 
+def refill(combo: QComboBox, names: list[str], current: str) -> None:
+    """Replace ``combo``'s items with ``names``, keeping ``current`` chosen if listed (else the first), silently."""
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    combo.setCurrentIndex(names.index(current) if current in names else (0 if names else -1))
+    combo.blockSignals(False)
+
+
 def form_group(title: str, parent: QWidget | None = None) -> tuple[QGroupBox, QFormLayout]:
     """A titled section with a label/field form inside, for grouping related settings."""
     group = QGroupBox(title, parent)

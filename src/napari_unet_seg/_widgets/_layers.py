@@ -5,6 +5,7 @@ No Qt here; call on the main thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,18 @@ def current_plane(viewer: Viewer, layer: Image, lead_ndim: int, channel_axis: in
     if channel_axis is not None:
         shape = tuple(s for i, s in enumerate(shape) if i != channel_axis % len(shape))
     return tuple(int(np.clip(c, 0, n - 1)) for c, n in zip(coords[:lead_ndim], shape[:lead_ndim]))
+
+
+def layer_named(viewer: Viewer, name: str | None, kind: type) -> Any:
+    """The layer called ``name`` if it is a ``kind`` (Image, Labels...), else None (a LayerList has no get())."""
+    layer = viewer.layers[name] if name and name in viewer.layers else None
+    return layer if isinstance(layer, kind) else None
+
+
+def on_layers_changed(viewer: Viewer, callback: Callable[..., None]) -> None:
+    """Call ``callback`` whenever a layer is added, removed or renamed: what a dock's layer pickers list."""
+    for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+        event.connect(callback)
+    viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(callback))
+    for layer in viewer.layers:
+        layer.events.name.connect(callback)

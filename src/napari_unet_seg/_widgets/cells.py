@@ -27,8 +27,8 @@ from qtpy.QtWidgets import (
 from ..core.common.errors import first_line
 from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
 from ..core.inference.layout import MAX_CHANNELS
-from ._common import compact, progress_relay, run_controls, start_worker, value_or_none
-from ._layers import source_array
+from ._common import compact, progress_relay, refill, run_controls, start_worker, value_or_none
+from ._layers import layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
 from .segment_layers import METADATA_KEY as SEGMENT_KEY
 from .segment_layers import fingerprint, spatial_kwargs, unique_name
@@ -55,11 +55,7 @@ class CellsWidget(QWidget):
         self._chosen_stain: str | None = None  # what the user picked; otherwise the first likely stain is offered
         self._boundary_before: str | None = None  # the boundary "no stain" replaced, given back with a stain
         self._build()
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
-        self.viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh_layers)
+        on_layers_changed(self.viewer, self._refresh_layers)
         self._refresh_layers()
 
     def _build(self) -> None:
@@ -117,11 +113,11 @@ class CellsWidget(QWidget):
 
     # layers -------------------------------------------------------------------------------------------------
     def nuclei_layer(self) -> Labels | None:
-        return self._layer(self.nuclei_picker.currentText(), Labels)
+        return layer_named(self.viewer, self.nuclei_picker.currentText(), Labels)
 
     def stain_layer(self) -> Image | None:
         name, _ = self._stains.get(self.stain_picker.currentText(), (None, None))
-        return self._layer(name, Image) if name is not None else None
+        return layer_named(self.viewer, name, Image) if name is not None else None
 
     def stain_data(self) -> Any:
         """The chosen stain's pixels: the layer's, or one channel of a (C, H, W) layer."""
@@ -132,16 +128,12 @@ class CellsWidget(QWidget):
         return source_array(layer) if channel is None else source_array(layer)[channel]
 
     def area_layer(self) -> Labels | None:
-        return self._layer(self.area_picker.currentText(), Labels)
-
-    def _layer(self, name: str, kind: type) -> Any:
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None  # a LayerList has no get()
-        return layer if isinstance(layer, kind) else None
+        return layer_named(self.viewer, self.area_picker.currentText(), Labels)
 
     def _refresh_layers(self, event: Any = None) -> None:
         names = [layer.name for layer in reversed(self.viewer.layers)
                  if isinstance(layer, Labels) and CELLS_KEY not in layer.metadata]
-        _refill(self.nuclei_picker, names, self.nuclei_picker.currentText())
+        refill(self.nuclei_picker, names, self.nuclei_picker.currentText())
         self._refresh_choices()
 
     def _refresh_choices(self, *_: Any) -> None:
@@ -165,8 +157,8 @@ class CellsWidget(QWidget):
         self._stains = {text: (name, channel) for text, name, channel in stains}
         texts = [text for text, _, _ in stains]
         chosen = self._chosen_stain if self._chosen_stain in (*texts, NO_STAIN) else None
-        _refill(self.stain_picker, [*texts, NO_STAIN], chosen or (texts[0] if texts else NO_STAIN))
-        _refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
+        refill(self.stain_picker, [*texts, NO_STAIN], chosen or (texts[0] if texts else NO_STAIN))
+        refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
         self._stain_changed()
 
     def nuclear_stain_chosen(self) -> bool:
@@ -269,14 +261,6 @@ def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:
         return None
     settings = (nuclei.metadata.get("provenance") or {}).get("settings") or {}
     return str(info["source"]), settings.get("channel")
-
-
-def _refill(combo: QComboBox, names: list[str], current: str) -> None:
-    combo.blockSignals(True)
-    combo.clear()
-    combo.addItems(names)
-    combo.setCurrentIndex(names.index(current) if current in names else (0 if names else -1))
-    combo.blockSignals(False)
 
 
 def _layer_id(layer: Any) -> str:

@@ -38,8 +38,8 @@ from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
-from ._common import compact, progress_relay, run_controls, start_worker
-from ._layers import current_plane, source_array
+from ._common import compact, progress_relay, refill, run_controls, start_worker
+from ._layers import current_plane, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
@@ -85,11 +85,7 @@ class MeasureWidget(QWidget):
         self._colour_column = LABEL_COLOURS
         self._original_colormap: Any = None
         self._build()
-        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
-            event.connect(self._refresh_layers)
-        self.viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh_layers)
+        on_layers_changed(self.viewer, self._refresh_layers)
         self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
         self._refresh_layers()
 
@@ -142,18 +138,11 @@ class MeasureWidget(QWidget):
 
     # layers -------------------------------------------------------------------------------------------------
     def labels_layer(self) -> Labels | None:
-        name = self.labels_picker.currentText()
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None  # a LayerList has no get()
-        return layer if isinstance(layer, Labels) else None
+        return layer_named(self.viewer, self.labels_picker.currentText(), Labels)
 
     def _refresh_layers(self, event: Any = None) -> None:
-        current = self.labels_picker.currentText()
         names = [layer.name for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)]
-        self.labels_picker.blockSignals(True)
-        self.labels_picker.clear()
-        self.labels_picker.addItems(names)
-        self.labels_picker.setCurrentIndex(names.index(current) if current in names else (0 if names else -1))
-        self.labels_picker.blockSignals(False)
+        refill(self.labels_picker, names, self.labels_picker.currentText())
         self._refresh_images()
 
     def _refresh_images(self, *_: Any) -> None:
