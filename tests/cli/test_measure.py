@@ -140,3 +140,49 @@ def test_a_two_channel_image_gives_columns_per_channel_and_several_images_are_na
                  str(folder / "two.tif"), "-o", str(folder / "both.csv")]) == 0
     table, comments = read_objects_csv(folder / "both.csv")
     assert {"img_mean", "two_ch0_mean", "two_ch1_mean"} <= set(table) and comments["image"] == "img.tif, two.tif"
+
+
+def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsys):
+    """A class model's output from `unet-seg predict` carries its class names; measure takes them from it."""
+    from napari_unet_seg.core.model.modelfile import new_model
+
+    folder, _, labels = files
+    model = new_model("semantic", num_classes=3, depth=1, base_channels=2, class_names=["background", "tumour",
+                                                                                         "stroma"])
+    save_model(model, folder / "classes.safetensors")
+    assert main(["predict", str(folder / "img.tif"), "--model", str(folder / "classes.safetensors"),
+                 "-o", str(folder / "out")]) == 0
+    assert "a class map in" in capsys.readouterr().out  # not "0 objects"
+    class_map = tifffile.imread(folder / "out" / "img_labels.tif")
+    assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "out" / "img_labels.tif")]) == 0
+    out = capsys.readouterr().out
+    table, comments = read_objects_csv(folder / "img_objects.csv")
+    names = {0: "unclassified", 1: "tumour", 2: "stroma"}
+    for label, found, name in zip(table["label"], table["class"], table["class_name"]):
+        votes = np.bincount(class_map[labels == label], minlength=3)[1:]
+        assert found == (1 + int(np.argmax(votes)) if votes.any() else 0) and name == names[found]
+    assert comments["classes"] == "img_labels.tif" and f"{len(table['label'])} objects (" in out
+
+
+def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):
+    folder, image, labels = files
+    classes = (labels % 2 + 1) * (labels > 0)  # odd objects class 2, even ones class 1
+    tifffile.imwrite(folder / "classes.tif", classes.astype(np.uint8))
+    assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "classes.tif"),
+                 "--class-names", "dim, bright"]) == 0
+    table, _ = read_objects_csv(folder / "img_objects.csv")
+    assert table["class_name"].tolist() == ["bright", "dim", "bright", "dim", "bright"]
+    assert "5 objects (bright 3, dim 2)" in capsys.readouterr().out
+    tifffile.imwrite(folder / "small.tif", classes[1:].astype(np.uint8))
+    tifffile.imwrite(folder / "rgb.tif", np.zeros((*labels.shape, 3), np.uint8))
+    for extra, message in [
+        (["--classes", str(folder / "small.tif")], "must match pixel for pixel"),
+        (["--classes", str(folder / "rgb.tif")], "not a class map"),
+        (["--class-names", "a,b"], "give the class map with --classes"),
+        (["--classes", str(folder / "classes.tif"), "--class-names", "a,,b"], "has an empty name"),
+    ]:
+        assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, extra
+    assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes", str(folder / "img.tif")]) == 0
+    assert "like an image rather than a class map" in capsys.readouterr().err

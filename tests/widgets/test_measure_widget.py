@@ -144,3 +144,45 @@ def test_a_multichannel_layer_is_measured_channel_by_channel(docked, qtbot):
     expected = measure_objects(labels, {"two": np.stack([image, image // 2], axis=-1)})
     np.testing.assert_allclose(layer.features["two_ch1_mean"], expected["two_ch1_mean"])
     assert "two_ch0_integrated" in layer.features
+
+
+def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(docked, qtbot, tmp_path):
+    """Through the real dock: the class output is chosen by default, named, counted, coloured and saved."""
+    from napari_unet_seg._widgets.measure_classes import NO_CLASSES
+    from napari_unet_seg._widgets.segment_layers import show_classes
+
+    viewer, widget, layer, _, labels = docked
+    classes = np.where(labels % 2 == 1, 1, 2) * (labels > 0)  # odd nuclei "tumour", even ones "stroma"
+    classes[:, :3] = 0
+    regions = viewer.add_labels(np.zeros_like(labels), name="painted regions", scale=(0.5, 0.5))
+    output = viewer.add_labels(classes.astype(np.uint8), name="nuclei classes", scale=(0.5, 0.5))
+    show_classes(output, ["background", "tumour", "stroma"])
+    output.metadata["provenance"] = {"model": {"task": "semantic", "class_names": ["background", "tumour",
+                                                                                   "stroma"]}}
+    viewer.layers.selection.active = layer
+    items = [widget.classes_picker.itemText(i) for i in range(widget.classes_picker.count())]
+    assert items == [NO_CLASSES, "nuclei classes", "painted regions"] and regions.name in items
+    # a class model's output, not painted regions, once Segment has named its task (just after adding its layer)
+    qtbot.waitUntil(lambda: widget.classes_picker.currentText() == "nuclei classes", timeout=5000)
+    measure_and_wait(widget, qtbot)
+    table = widget.table
+    want = ["tumour" if k % 2 else "stroma" for k in table["label"]]
+    assert table["class_name"].tolist() == want and layer.features["class_name"].tolist() == want
+    assert f"stroma {want.count('stroma')}, tumour {want.count('tumour')}." in widget.status.text()
+    assert widget.colour_by.currentText() == "class"
+    for label, cls in zip(table["label"], table["class"]):
+        np.testing.assert_allclose(layer.colormap.map(np.array([label]))[0], output.get_color(int(cls)), atol=1e-6)
+    name_column = widget.model.columns.index("class_name")
+    widget.view.sortByColumn(name_column, Qt.SortOrder.AscendingOrder)  # text sorts as text, no error
+    proxy = widget.view.model()
+    shown = [proxy.index(r, name_column).data() for r in range(proxy.rowCount())]
+    assert shown == sorted(want)
+    saved, comments = read_objects_csv(widget.save_csv(str(tmp_path / "t.csv")))
+    assert saved["class_name"].tolist() == want and comments["classes"] == "nuclei classes"
+
+    widget.classes_picker.setCurrentText(NO_CLASSES)  # a user's choice of none is kept as layers come and go
+    widget.classes_picker.activated.emit(0)
+    viewer.add_labels(classes.astype(np.uint8), name="more classes", scale=(0.5, 0.5)).metadata["provenance"] = {
+        "model": {"task": "semantic"}}
+    measure_and_wait(widget, qtbot)
+    assert widget.classes_picker.currentText() == NO_CLASSES and "class" not in widget.table

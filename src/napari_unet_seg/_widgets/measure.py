@@ -17,7 +17,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
-from qtpy.QtCore import QModelIndex, Qt
+from qtpy.QtCore import QModelIndex, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -41,6 +41,7 @@ from ..core.measure.table_csv import write_objects_csv
 from ._common import compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock
+from .measure_classes import NO_CLASSES, class_names_of, colours_by_class, colours_of_classes, is_class_output
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
 
@@ -80,12 +81,19 @@ class MeasureWidget(QWidget):
         self.table: ObjectTable = {}
         self.measured: Labels | None = None
         self._measured_images: list[str] = []
+        self._measured_classes: str | None = None
+        self._class_colours: dict[int, Any] = {}
+        self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
         self.worker: Any = None
         self._cancel = threading.Event()
         self._colour_column = LABEL_COLOURS
         self._original_colormap: Any = None
         self._build()
         on_layers_changed(self.viewer, self._refresh_layers)
+        # Segment names a class output's task right after adding its layer: look again once that is done
+        self._late_look = QTimer(self, singleShot=True, interval=0)
+        self._late_look.timeout.connect(self._refresh_classes)
+        self.viewer.layers.events.inserted.connect(self._look_later)
         self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
         self._refresh_layers()
 
@@ -101,6 +109,12 @@ class MeasureWidget(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Labels", self.labels_picker)
         form.addRow("Intensities", self.images)
+        self.classes_picker = compact(QComboBox(), 8)
+        self.classes_picker.setToolTip(
+            "A Labels layer of classes (a class model's output, or regions you painted: 0 = none). Each object "
+            "gets the class most of its classified pixels have, its name and the share of the object it covers.")
+        self.classes_picker.activated.connect(self._picked_classes)
+        form.addRow("Classes", self.classes_picker)
         controls = run_controls("Measure", self.run, self._cancel.set)
         self.measure_button, self.cancel_button = controls.run_button, controls.cancel_button
         self.progress_bar, self.status = controls.progress_bar, controls.status
@@ -161,6 +175,28 @@ class MeasureWidget(QWidget):
                 item = QListWidgetItem(layer.name)
                 item.setCheckState(Qt.CheckState.Unchecked if layer.name in unticked else Qt.CheckState.Checked)
                 self.images.addItem(item)
+        self._refresh_classes()
+
+    def _look_later(self, event: Any = None) -> None:
+        self._late_look.start()
+
+    def _picked_classes(self, *_: Any) -> None:
+        self._classes_picked = True
+
+    def _refresh_classes(self) -> None:
+        """Labels layers of the labels' size that can classify them; a class model's output chosen by default."""
+        labels = self.labels_layer()
+        shape = tuple(source_array(labels).shape) if labels is not None else None
+        layers = [layer for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)
+                  and labels is not None and layer.name != labels.name
+                  and tuple(source_array(layer).shape) == shape]
+        current = self.classes_picker.currentText()
+        if not self._classes_picked and current in ("", NO_CLASSES):
+            current = next((layer.name for layer in layers if is_class_output(layer)), NO_CLASSES)
+        refill(self.classes_picker, [NO_CLASSES, *(layer.name for layer in layers)], current)
+
+    def classes_layer(self) -> Labels | None:
+        return layer_named(self.viewer, self.classes_picker.currentText(), Labels)
 
     def chosen_images(self) -> dict[str, Any]:
         """The ticked layers' pixels; a (C, H, W) layer with its channels last, as the core measures colour."""
@@ -184,16 +220,20 @@ class MeasureWidget(QWidget):
             if layer is None:
                 show_error("Measure: choose a Labels layer first")
             return None
+        self._refresh_classes()  # a class output whose task was named after its layer came
         pixel_size, unit = physical_size(layer)
         images = self.chosen_images()
+        classes = self.classes_layer()
         self._cancel.clear()
         work = partial(measure_objects, source_array(layer), images, pixel_size=pixel_size, unit=unit,
+                       classes=source_array(classes) if classes is not None else None,
+                       class_names=class_names_of(classes) if classes is not None else None,
                        progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
         self.measure_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Measuring {layer.name}…")
         self.worker = start_worker(self, work, failure="Measuring failed", cancel_on_close=self._cancel,
-                                   on_returned=partial(self._show, layer, list(images)),
+                                   on_returned=partial(self._show, layer, list(images), classes),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing measured."),
                                    on_failed=partial(self._failed, layer),
                                    on_finished=self._finished)
@@ -219,7 +259,7 @@ class MeasureWidget(QWidget):
             self.save_button.setEnabled(False)
         self.status.setText(f"Failed: {first_line(exc)}")
 
-    def _show(self, layer: Labels, images: list[str], table: ObjectTable) -> None:
+    def _show(self, layer: Labels, images: list[str], classes: Labels | None, table: ObjectTable) -> None:
         """On the main thread: the table becomes the layer's features, the view's rows and the colour choices."""
         if layer not in self.viewer.layers:
             self.status.setText("The labels layer was removed meanwhile: nothing shown.")
@@ -227,6 +267,9 @@ class MeasureWidget(QWidget):
         self._restore_colours()
         self._watch(layer)
         self.table, self.measured, self._measured_images = table, layer, images
+        self._measured_classes = classes.name if classes is not None else None
+        self._class_colours = (colours_of_classes(classes, table["class"])
+                               if classes is not None and classes in self.viewer.layers else {})
         layer.features = {"index": table["label"], **table}
         self.model.set_table(table)
         self.view.resizeColumnsToContents()
@@ -234,10 +277,12 @@ class MeasureWidget(QWidget):
         self.colour_by.clear()
         self.colour_by.addItems([LABEL_COLOURS, *numeric_columns(table)])
         self.colour_by.blockSignals(False)
+        if "class" in table:  # classes are what the user asked to see
+            self.colour_by.setCurrentText("class")
         self.save_button.setEnabled(True)
         count = len(table["label"])
         slices = f" in {len(np.unique(table['slice']))} slices" if "slice" in table and count else ""
-        self.status.setText(f"{count} objects{slices} in {layer.name}." if count else
+        self.status.setText(f"{count} objects{slices} in {layer.name}{_class_counts(table)}." if count else
                             f"{layer.name} holds no objects (every pixel is 0).")
 
     def _watch(self, layer: Labels) -> None:
@@ -297,7 +342,10 @@ class MeasureWidget(QWidget):
         if "slice" in self.table:
             (plane,) = current_plane(self.viewer, layer, 1)
             rows = self.table["slice"] == plane
-        layer.colormap = colours_by(self.table["label"][rows], self.table[column][rows])
+        if column == "class" and self._class_colours:
+            layer.colormap = colours_by_class(self.table["label"][rows], self.table["class"][rows], self._class_colours)
+        else:
+            layer.colormap = colours_by(self.table["label"][rows], self.table[column][rows])
 
     def _recolour_for_slice(self, event: Any = None) -> None:
         if self._colour_column != LABEL_COLOURS and "slice" in self.table:
@@ -328,6 +376,7 @@ class MeasureWidget(QWidget):
                 return None
         pixel_size, unit = physical_size(self.measured)
         comments = {"labels": self.measured.name, "images": ", ".join(self._measured_images) or "none",
+                    **({"classes": self._measured_classes} if self._measured_classes else {}),
                     "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} {unit}" if pixel_size else "unknown"}
         try:
             written = write_objects_csv(path, self.table, {**comments, **self._provenance_comments()})
@@ -336,3 +385,11 @@ class MeasureWidget(QWidget):
             return None
         show_info(f"Saved {len(self.table['label'])} objects to {written}")
         return written
+
+
+def _class_counts(table: ObjectTable) -> str:
+    """": tumour 12, stroma 30, unclassified 2": how many objects each class got (nothing without classes)."""
+    if "class_name" not in table:
+        return ""
+    names, counts = np.unique(np.asarray(table["class_name"], str), return_counts=True)
+    return ": " + ", ".join(f"{name} {count}" for name, count in zip(names, counts))

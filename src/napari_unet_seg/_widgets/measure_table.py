@@ -38,12 +38,14 @@ class ObjectTableModel(QAbstractTableModel):
         if not index.isValid():
             return None
         value = self.table[self.columns[index.column()]][index.row()]
+        text = isinstance(value, str)
         if role == SORT_ROLE:
-            return float(value)
+            return value if text else float(value)  # class names sort as text
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{value:.4g}" if isinstance(value, np.floating) else str(value)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            side = Qt.AlignmentFlag.AlignLeft if text else Qt.AlignmentFlag.AlignRight
+            return int(side | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,

@@ -6,11 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image
 from ..core.inference.provenance import csv_comments, read_provenance
+from ..core.measure.classes import check_class_map
 from ..core.measure.measurements import intensity_channels, measure_objects
 from ..core.measure.table_csv import objects_csv_path, write_objects_csv
 from .errors import UserError, require_positive
@@ -23,8 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Measure every object of a labels image (TIFF, PNG or zarr; stacks slice by slice) into a CSV: "
             "label, slice, centroid, area, perimeter, equivalent diameter, eccentricity, solidity, bounding box, "
-            "and with --image the mean, median and integrated intensity of each of its channels. With a pixel "
-            "size (from the files, or --pixel-size) centroid and area are given in micrometres too. Large images "
+            "and with --image the mean, median and integrated intensity of each of its channels. With --classes "
+            "(a class model's output, or painted regions) each object gets the class most of its classified pixels "
+            "have, its name and the share of the object it covers. With a pixel size (from the files, or "
+            "--pixel-size) centroid and area are given in micrometres too. Large images "
             "are read block by block. Writes LABELS' <stem>_objects.csv unless -o says where."
         ),
     )
@@ -32,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--image", action="append", default=None, metavar="IMAGE",
                         help="the image the labels were made from (same height and width): intensity columns, one "
                              "set per channel; repeat for several images (columns named after each file)")
+    parser.add_argument("--classes", default=None, metavar="CLASSES",
+                        help="a class map of the same size (0 = none, k = class k): a class model's output from "
+                             "unet-seg predict, or regions painted in napari; adds class, class_name and "
+                             "class_fraction columns")
+    parser.add_argument("--class-names", default=None, metavar="NAME,NAME,...",
+                        help="names of classes 1, 2, ... (default: the class model's names, when CLASSES was made "
+                             "by unet-seg predict)")
     parser.add_argument("-o", "--output", default=None, metavar="CSV",
                         help="where to write the table (default: <stem>_objects.csv beside LABELS)")
     parser.add_argument("--pixel-size", type=float, nargs=2, default=None, metavar=("Y", "X"),
@@ -53,6 +65,30 @@ def _provenance(labels: str) -> dict | None:
         return read_provenance(labels)
     except Exception:  # noqa: BLE001 - any labels file can be measured; only ours have a provenance
         return None
+
+
+def _classes(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[object, list[str] | None]:
+    """The class map (checked against the labels) and the classes' names, from --class-names or the file."""
+    if args.classes is None:
+        if args.class_names is not None:
+            raise UserError("--class-names names the classes of --classes: give the class map with --classes")
+        return None, None
+    classes = _read(args.classes, "CLASSES")
+    if classes.rgb or classes.channel_axis is not None:
+        raise UserError(f"{args.classes} is a colour or multichannel image, not a class map (one class per pixel)")
+    try:
+        check_class_map(classes.data, shape)
+    except ValueError as exc:
+        raise UserError(f"{args.classes}: {exc}") from None
+    if args.class_names is not None:
+        names = [name.strip() for name in args.class_names.split(",")]
+        if not all(names):
+            raise UserError(f"--class-names {args.class_names!r} has an empty name: give NAME,NAME,... for classes "
+                            "1, 2, ...")
+        return classes.data, ["background", *names]
+    model = (_provenance(args.classes) or {}).get("model") or {}
+    names = model.get("class_names")
+    return classes.data, [str(n) for n in names] if isinstance(names, list) else None
 
 
 def _column_name(path: str, taken: dict) -> str:
@@ -82,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{path} has shape {tuple(image.data.shape)} but {args.labels} has shape "
                             f"{tuple(labels.data.shape)}: they must match pixel for pixel") from None
         images[INTENSITY if len(paths) == 1 else _column_name(path, images)] = intensity
+    classes, class_names = _classes(args, tuple(labels.data.shape))
     output = Path(args.output) if args.output else objects_csv_path(args.labels)
     if output.is_dir():  # before "exists": --overwrite would not help
         raise UserError(f"{output} is a folder; give a file name ending in .csv")
@@ -95,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable_folder(output.parent)  # before the work, not after
     pixel_size = tuple(args.pixel_size) if args.pixel_size else labels.pixel_size or (image and image.pixel_size)
     try:
-        table = measure_objects(labels.data, images, pixel_size=pixel_size)
+        table = measure_objects(labels.data, images, pixel_size=pixel_size, classes=classes, class_names=class_names)
     except ValueError as exc:
         raise UserError(f"{args.labels}: {exc}") from None
     if not len(table["label"]):
@@ -103,9 +140,21 @@ def run(args: argparse.Namespace) -> int:
     if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
         print(f"unet-seg measure: warning: {args.labels} changes value from pixel to pixel, like an image rather "
               "than labels: did you pick the image as labels?", file=sys.stderr)
+    if classes is not None and looks_like_an_intensity_image(classes):
+        print(f"unet-seg measure: warning: {args.classes} changes value from pixel to pixel, like an image rather "
+              "than a class map: did you pick the image as --classes?", file=sys.stderr)
     comments = {"labels": Path(args.labels).name, "image": ", ".join(Path(p).name for p in paths) or "none",
-                "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown"}
+                "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown",
+                **({"classes": Path(args.classes).name} if args.classes else {})}
     write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})
     slices = f" in {len(set(table['slice'].tolist()))} slices" if "slice" in table else ""
-    print(f"{len(table['label'])} objects{slices} -> {output}")
+    print(f"{len(table['label'])} objects{slices}{_class_counts(table)} -> {output}")
     return 0
+
+
+def _class_counts(table: dict) -> str:
+    """ " (tumour 12, stroma 30, unclassified 2)": how many objects each class got."""
+    if "class_name" not in table:
+        return ""
+    names, counts = np.unique(table["class_name"].astype(str), return_counts=True)
+    return " (" + ", ".join(f"{name} {count}" for name, count in zip(names, counts)) + ")"

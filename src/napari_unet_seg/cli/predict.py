@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     if missing and len(missing) == len(args.inputs):
         raise UserError(f"no such file or folder: {missing[0]}")
 
+    classes_out = model.task == "semantic" or args.output_kind == "semantic"
+
     def report(result: FileResult) -> None:
         if result.status == "failed":
             print(f"unet-seg predict: {cli_wording(result.message)}", file=sys.stderr)
@@ -136,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
             if result.message != EXISTS:  # made otherwise, or not ours: say so rather than pass it off as this run's
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
         else:
-            print(f"{result.file}: {result.objects} objects in {result.seconds:.1f} s -> {result.output}")
+            made = "a class map" if classes_out else f"{result.objects} objects"
+            print(f"{result.file}: {made} in {result.seconds:.1f} s -> {result.output}")
             if result.message:
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
 

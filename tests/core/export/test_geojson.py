@@ -51,6 +51,22 @@ def test_measurements_and_classification_travel_with_each_object(tmp_path):
     assert second["measurements"]["mean_intensity"] == 1.5
 
 
+def test_each_object_s_class_from_the_measurements_becomes_its_qupath_classification(tmp_path):
+    from napari_unet_seg.core.measure.measurements import measure_objects
+
+    stack = stack_labels()
+    classes = np.where(stack == 2, 3, np.where(stack > 0, 1, 0)).astype(np.uint8)
+    classes[0] = 0  # nothing classified in the first slice
+    table = measure_objects(stack, classes=classes, class_names=["background", "tumour", "stroma", "immune"])
+    features = json.loads(write_geojson(tmp_path / "c.geojson", stack, measurements=table,
+                                        classification="Nucleus").read_text())["features"]
+    found = [(f["properties"]["slice"], f["properties"]["label"], f["properties"]["classification"]["name"])
+             for f in features]
+    assert found == [(0, 1, "Nucleus"), (1, 1, "tumour"), (1, 2, "immune"), (2, 1, "tumour")]
+    assert all("class_name" not in f["properties"]["measurements"] for f in features)  # text is not a measurement
+    assert features[1]["properties"]["measurements"]["class"] == 1
+
+
 def test_stack_objects_carry_their_plane(tmp_path):
     stack = stack_labels()
     table = {"label": [1, 1, 2, 1], "slice": [0, 1, 1, 2], "area": [1.0, 2.0, 3.0, 4.0]}

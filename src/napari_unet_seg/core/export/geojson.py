@@ -34,8 +34,9 @@ def write_geojson(path: str | os.PathLike, labels: Any, *, measurements: Columns
 
     ``measurements`` is a table as columns (e.g. from ``core.measure``) with a
     ``label`` column, and a ``slice`` column for stacks; each object gets its
-    row's numeric values. ``classification`` names the class of every object
-    (none by default). ``stack_axis`` says whether a stack's slices are QuPath
+    row's numeric values, and its ``class_name`` (see ``core.measure.classes``)
+    as its QuPath classification. ``classification`` names the class of every
+    other object (none by default). ``stack_axis`` says whether a stack's slices are QuPath
     z-slices (``"z"``) or time points (``"t"``). ``provenance`` (where the
     labels came from) becomes a ``napari_unet_seg`` foreign member of the
     collection (RFC 7946 6.1), which QuPath ignores. Labels without objects
@@ -45,10 +46,12 @@ def write_geojson(path: str | os.PathLike, labels: Any, *, measurements: Columns
     if stack_axis not in ("z", "t"):
         raise ValueError(f"stack_axis must be 'z' or 't', not {stack_axis!r}")
     rows = _rows_by_object(measurements, stack=labels.ndim == 3)
+    classes = _classes_by_object(measurements, stack=labels.ndim == 3)
     path = prepare_target(path, overwrite=overwrite)
     features = []
     for outline in object_outlines(labels):
-        features.append(object_feature(outline, rows.get((outline.plane, outline.label)), classification, stack_axis))
+        key = (outline.plane, outline.label)
+        features.append(object_feature(outline, rows.get(key), classes.get(key, classification), stack_axis))
         if progress is not None and outline.plane:
             progress(outline.plane[0] + 1, labels.shape[0])
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
@@ -80,6 +83,18 @@ def object_feature(outline: ObjectOutline, row: Mapping[str, float] | None = Non
     if classification:
         properties["classification"] = {"name": classification}
     return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def _classes_by_object(measurements: Columns | None, *, stack: bool) -> dict[tuple[tuple[int, ...], int], str]:
+    """Each classified object's class name (class 0 is none), keyed as :func:`_rows_by_object` keys its row."""
+    if not measurements or "class_name" not in measurements:
+        return {}
+    labels = np.asarray(measurements["label"]).astype(np.int64)
+    planes = [(int(s),) for s in np.asarray(measurements["slice"])] if stack else [()] * len(labels)
+    classified = np.asarray(measurements["class"]) != 0 if "class" in measurements else np.ones(len(labels), bool)
+    names = measurements["class_name"]
+    return {(plane, int(label)): str(name) for plane, label, name, keep in zip(planes, labels, names, classified)
+            if keep and str(name)}
 
 
 def _rows_by_object(measurements: Columns | None, *, stack: bool) -> dict[tuple[tuple[int, ...], int], dict[str, float]]:

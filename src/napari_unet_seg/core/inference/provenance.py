@@ -80,6 +80,7 @@ def describe_run(model: Model, options: RunOptions, *, device: str, precision: s
             "sha256": _sha256_or_none(file),
             "task": model.task,
             "lineage": json.loads(to_json(model.metadata.get("lineage", []))),  # plain JSON, even fresh from training
+            **({"class_names": list(model.class_names)} if model.task == "semantic" else {}),  # names a class output
         },
         "settings": {  # every RunOptions field as asked (new fields are recorded without a change here)
             **json.loads(to_json(asdict(options))),

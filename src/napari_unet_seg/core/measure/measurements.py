@@ -21,6 +21,7 @@ from scipy import ndimage
 from skimage.measure import regionprops_table
 
 from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
+from .classes import CLASS_COLUMNS, check_class_map, class_names_of, majority_classes
 
 ObjectTable = dict[str, np.ndarray]  # column name -> one value per object (a plain dict: napari features, CSV)
 BLOCK = 2048  # side of the blocks a plane is read in
@@ -34,6 +35,8 @@ def measure_objects(
     pixel_size: tuple[float, float] | None = None,
     unit: str = "um",
     lead_names: Sequence[str] | None = None,
+    classes: Any | None = None,
+    class_names: Sequence[str] | None = None,
     block_size: int = BLOCK,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
@@ -46,8 +49,11 @@ def measure_objects(
     ``_integrated`` columns. ``pixel_size`` (y, x) in ``unit`` adds physical
     centroid and area columns (perimeter and diameter too when pixels are
     square). ``lead_names`` name the leading axes' index columns (default
-    ``slice`` for one axis, ``axis0``... for more). Raises ``ValueError``
-    with one line for labels that are not integers or images of another shape.
+    ``slice`` for one axis, ``axis0``... for more). ``classes``, a class map
+    of the labels' shape (a class model's output, painted regions), adds
+    ``class``, ``class_name`` (from ``class_names``, indexed by class) and
+    ``class_fraction`` (see :mod:`.classes`). Raises ``ValueError`` with one
+    line for labels that are not integers or images of another shape.
     """
     shape = tuple(int(s) for s in labels.shape)
     if len(shape) < 2:
@@ -56,6 +62,8 @@ def measure_objects(
     if not (np.issubdtype(dtype, np.integer) or dtype == bool):
         raise ValueError(f"labels must hold integer ids, not {dtype} values")
     channels = intensity_channels(images or {}, shape)
+    if classes is not None:
+        check_class_map(classes, shape)
     lead = shape[:-2]
     names = list(lead_names) if lead_names is not None else (["slice"] if len(lead) == 1 else
                                                                [f"axis{i}" for i in range(len(lead))])
@@ -74,15 +82,18 @@ def measure_objects(
         if progress is not None:
             progress(done, total)
 
-    columns = _columns(names, [c[0] for c in channels])
+    columns = _columns(names, [c[0] for c in channels], classes is not None)
     parts = []
     for idx in planes:
         boxes = _plane_boxes(labels, idx, block_size, step)
-        found = list(_measure_plane(labels, idx, channels, boxes, block_size, step))
+        found = list(_measure_plane(labels, idx, channels, boxes, block_size, step, classes))
         for part, (name, value) in itertools.product(found, zip(names, idx)):
             part[name] = np.full(len(part["label"]), value, dtype=np.int64)
         parts.append(_concatenate(found, columns))
     table = _concatenate(parts, columns, sort=False)
+    if classes is not None:
+        named = {"class_name": class_names_of(table["class"], class_names)}
+        table = {c: table[c] if c in table else named[c] for c in columns}
     return _with_physical_units(table, pixel_size, unit)
 
 
@@ -101,9 +112,10 @@ def intensity_channels(images: Mapping[str, Any], shape: tuple[int, ...]) -> lis
     return channels
 
 
-def _columns(lead_names: Sequence[str], channel_names: Sequence[str]) -> list[str]:
-    columns = ["label", *lead_names, "centroid_y", "centroid_x", "area", "perimeter", "equivalent_diameter",
-               "eccentricity", "solidity", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]
+def _columns(lead_names: Sequence[str], channel_names: Sequence[str], classes: bool = False) -> list[str]:
+    columns = ["label", *lead_names, *(CLASS_COLUMNS if classes else ()), "centroid_y", "centroid_x", "area",
+               "perimeter", "equivalent_diameter", "eccentricity", "solidity",
+               "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1"]
     for name in channel_names:
         columns += [f"{name}_mean", f"{name}_median", f"{name}_integrated"]
     return columns
@@ -158,7 +170,8 @@ def _compact(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _measure_plane(labels: Any, idx: tuple[int, ...], channels: list[tuple[str, Any, int | None]],
-                   boxes: np.ndarray, size: int, step: Callable[[], None]) -> Iterator[ObjectTable]:
+                   boxes: np.ndarray, size: int, step: Callable[[], None],
+                   classes: Any | None = None) -> Iterator[ObjectTable]:
     """Yield one table per block: the objects whose box starts in it, each measured whole."""
     owner_y, owner_x = boxes[:, 1] // size, boxes[:, 2] // size
     for ys, xs in _blocks(labels.shape[-2:], size):
@@ -176,8 +189,12 @@ def _measure_plane(labels: Any, idx: tuple[int, ...], channels: list[tuple[str, 
         inside[inside] = wanted[position[inside]] == region[inside]
         local = np.where(inside, position + 1, 0).astype(np.int32)
         del position, inside
-        yield _measure_region(local, wanted, (int(y0), int(x0)), channels, labels, idx,
-                              (slice(y0, y1), slice(x0, x1)))
+        window = (slice(y0, y1), slice(x0, x1))
+        table = _measure_region(local, wanted, (int(y0), int(x0)), channels, labels, idx, window)
+        if classes is not None:
+            table["class"], table["class_fraction"] = majority_classes(local, len(wanted),
+                                                                       _read(classes, idx, *window))
+        yield table
 
 
 def _measure_region(local: np.ndarray, ids: np.ndarray, offset: tuple[int, int],
@@ -216,6 +233,8 @@ def _concatenate(parts: list[ObjectTable], columns: list[str], sort: bool = True
     """One table of ``columns`` from parts (missing columns are filled in later); ``sort``: by label."""
     table: ObjectTable = {}
     for column in columns:
+        if column == "class_name":  # text: named once the whole table is there
+            continue
         values = [p[column] for p in parts if column in p]
         table[column] = np.concatenate(values) if values else np.zeros(0, _dtype(column))
     if sort:
@@ -227,7 +246,7 @@ def _concatenate(parts: list[ObjectTable], columns: list[str], sort: bool = True
 def _dtype(column: str) -> type:
     """Counts, ids, indices and boxes are integers; everything else is a float."""
     floats = ("centroid_", "perimeter", "equivalent_diameter", "eccentricity", "solidity", "_mean", "_median",
-              "_integrated")
+              "_integrated", "class_fraction")
     return np.float64 if column.startswith(floats) or column.endswith(floats) else np.int64
 
 

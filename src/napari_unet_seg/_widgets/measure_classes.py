@@ -1,0 +1,52 @@
+"""Which Labels layer holds classes, what they are called, and objects coloured as their class.
+
+A class layer is Segment's output of a class model (its provenance says so,
+and its features name the classes) or any Labels layer a user painted
+regions into; the Measurements dock gives each object the class most of its
+classified pixels have (:mod:`napari_unet_seg.core.measure.classes`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Labels
+from napari.utils.colormaps import DirectLabelColormap
+
+from .measure_table import UNMEASURED
+
+NO_CLASSES = "(none)"
+
+
+def is_class_output(layer: Labels) -> bool:
+    """Segment's output of a class model: the layer a user most likely wants objects classified by."""
+    model = ((layer.metadata.get("provenance") or {}).get("model") or {})
+    return model.get("task") == "semantic"
+
+
+def class_names_of(layer: Labels) -> list[str] | None:
+    """The classes' names, indexed by class: Segment's features (``index``, ``class``), else its provenance."""
+    features = layer.features
+    if "class" in features and "index" in features and "label" not in features:
+        names: dict[int, str] = {}
+        for index, name in zip(features["index"], features["class"]):
+            if isinstance(name, str) and int(index) >= 0:
+                names[int(index)] = name
+        if names:
+            return [names.get(k, "") for k in range(max(names) + 1)]
+    recorded = ((layer.metadata.get("provenance") or {}).get("model") or {}).get("class_names")
+    return [str(n) for n in recorded] if isinstance(recorded, list) else None
+
+
+def colours_of_classes(layer: Labels, classes: np.ndarray) -> dict[int, np.ndarray]:
+    """Each class's colour as ``layer`` shows it (read on the main thread, while the layer is there)."""
+    return {int(k): np.asarray(layer.get_color(int(k)), np.float32) for k in np.unique(classes) if k != 0}
+
+
+def colours_by_class(ids: np.ndarray, classes: np.ndarray, colours: dict[int, Any]) -> DirectLabelColormap:
+    """Each object in its class's colour; unclassified objects and labels painted after measuring grey."""
+    table: dict[int | None, Any] = {None: np.array(UNMEASURED), 0: np.zeros(4)}
+    grey = np.array((0.35, 0.35, 0.35, 1.0))
+    table.update({int(i): np.asarray(colours.get(int(c), grey)) for i, c in zip(ids, classes)})
+    return DirectLabelColormap(color_dict=table)
