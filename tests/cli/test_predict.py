@@ -233,3 +233,50 @@ def test_a_two_channel_model_takes_both_channels_of_a_cyx_file(tmp_path, capsys)
     assert main(["predict", str(tmp_path / "x.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
                  "--device", "cpu", "--no-measure"]) == 0
     assert tifffile.imread(tmp_path / "out" / "x_labels.tif").shape == (40, 56)
+
+
+def test_cells_grow_beside_the_nuclei_of_a_two_channel_experiment_as_unet_seg_cells_grows_them(tmp_path, capsys):
+    """`predict --channel 0 --cells-channel 1`: labels, cells and both tables, the cells those `unet-seg cells`
+    makes from the labels file; a rerun names a change of cell settings; mistakes are one line."""
+    from helpers import tissue
+
+    from napari_unet_seg.core.inference.provenance import read_provenance
+    from napari_unet_seg.core.measure.table_csv import read_objects_csv
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    _, nuclei, cytoplasm, _ = tissue()
+    nuclear = (nuclei > 0) * 1000.0 + np.random.default_rng(0).normal(0, 20, nuclei.shape)
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    tifffile.imwrite(root / "exp.tif", np.stack([nuclear, cytoplasm]).astype(np.float32), imagej=True,
+                     metadata={"axes": "CYX"})
+    tifffile.imwrite(root / "gray.tif", nuclear.astype(np.float32))
+    args = ["predict", str(root / "exp.tif"), "-o", str(out), "--model", str(model), "--device", "cpu",
+            "--channel", "0", "--cells-channel", "1", "--cell-reach", "40"]
+    assert main(args) == 0
+    assert "9 cells around 9 nuclei" in capsys.readouterr().err  # the row's note
+    labels, cells = tifffile.imread(out / "exp_labels.tif"), tifffile.imread(out / "exp_cells.tif")
+    assert set(np.unique(cells)) == set(np.unique(labels)) and len(np.unique(labels)) == 10
+    table, _ = read_objects_csv(out / "exp_cells_objects.csv")
+    assert table["label"].tolist() == list(range(1, 10)) and "intensity_ch1_mean" in table
+    record = read_provenance(out / "exp_cells.tif")
+    assert record["kind"] == "cells" and "--cells-channel 1" in read_provenance(out / "exp_labels.tif")["command"]
+    assert main(["cells", str(out / "exp_labels.tif"), "--image", str(root / "exp.tif"), "--channel", "1",
+                 "--max-distance", "40", "-o", str(tmp_path / "again.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again.tif"), cells)  # the same cells either way
+    capsys.readouterr()
+    assert main(["provenance", str(out / "exp_labels.tif")]) == 0
+    assert "channel 0, cells over channel 1, cytoplasm, reach 40 px" in capsys.readouterr().out
+    assert main(args[:-2] + ["--cell-boundary", "membrane"]) == 0
+    assert ("cells: channel 1, cytoplasm, reach 40 px -> channel 1, membrane" in capsys.readouterr().out)
+    for extra, message in [
+        (["--cell-reach", "5"], "give the cell stain's channel with --cells-channel K"),
+        (["--cells-channel", "-2"], "--cells-channel counts from 0"),
+        (["--cells-channel", "1", "--output-kind", "semantic"], "cells grow from nuclei"),
+    ]:
+        assert main(["predict", str(root / "exp.tif"), "-o", str(out), "--model", str(model), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, extra
+    assert main(["predict", str(root / "gray.tif"), "-o", str(out), "--model", str(model),
+                 "--cells-channel", "1"]) == 1
+    assert "this image has one channel: grow them over a stain in another file" in capsys.readouterr().err

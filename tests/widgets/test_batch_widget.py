@@ -209,3 +209,31 @@ def test_the_channel_choice_segments_the_nuclear_stain_of_each_file_alone(widget
     assert widget.table.item(0, 1).text() == "ok"
     expected = segment(dapi, load_model(widget.model_picker.path()), device="cpu")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "dapi gfp_labels.tif"), expected)
+
+
+def test_cells_over_a_channel_grow_beside_the_labels_and_open_with_them(widget, qtbot):
+    """Nuclear channel 0, cells over channel 1: the cells `unet-seg cells` grows, opened with the labels."""
+    from helpers import tissue
+
+    from napari_unet_seg.core.inference.cells import grow_cells
+
+    widget, viewer, tmp_path = widget
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    _, nuclei, cytoplasm, _ = tissue()
+    nuclear = (nuclei > 0) * 1000.0 + np.random.default_rng(0).normal(0, 20, nuclei.shape)
+    tifffile.imwrite(folder / "exp.tif", np.stack([nuclear, cytoplasm]).astype(np.float32), imagej=True,
+                     metadata={"axes": "CYX"})
+    widget.input_dir.setText(str(folder))
+    widget.channel.setCurrentIndex(widget.channel.findData(0))
+    assert not widget.cell_boundary.isEnabled()
+    widget.cells_channel.setCurrentIndex(widget.cells_channel.findData(1))
+    assert widget.cell_boundary.isEnabled() and widget.cell_boundary.currentText() == "cytoplasm"
+    run_and_wait(widget, qtbot)
+    assert widget.table.item(0, 1).text() == "ok" and "9 cells around 9 nuclei" in widget.status.text()
+    labels = tifffile.imread(tmp_path / "out" / "exp_labels.tif")
+    cells = tifffile.imread(tmp_path / "out" / "exp_cells.tif")
+    np.testing.assert_array_equal(cells, grow_cells(labels, cytoplasm))
+    assert (tmp_path / "out" / "exp_cells_objects.csv").exists()
+    widget.table.cellDoubleClicked.emit(0, 0)
+    assert [layer.name for layer in viewer.layers][-2:] == ["exp labels", "exp cells"]

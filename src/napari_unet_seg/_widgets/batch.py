@@ -25,12 +25,15 @@ from qtpy.QtWidgets import (
     QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
+from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult
 from ..core.batch.jobs import Job, find_jobs
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels
+from ..core.inference.cells import BOUNDARIES
+from ..core.inference.cells_step import check_cells
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
@@ -153,6 +156,25 @@ class BatchWidget(QWidget):
         self.channel.setToolTip("Multichannel or colour files (C, Y, X; a plain TIFF's first axis): segment this "
                                 "channel alone, e.g. the nuclear stain. 'all, mixed': colour mixed into gray.")
         sform.addRow("Channel", self.channel)
+        self.cells_channel = compact(QComboBox(), 6)
+        self.cells_channel.addItem("none", None)
+        for k in range(4):
+            self.cells_channel.addItem(f"channel {k}", k)
+        self.cells_channel.setToolTip("Also grow each nucleus into its whole cell over this channel of the same file "
+                                      "(a cytoplasm or membrane stain): <name>_cells.tif and its table beside the "
+                                      "labels; cell k holds nucleus k.")
+        self.cell_boundary = compact(QComboBox(), 6)
+        self.cell_boundary.addItems(list(BOUNDARIES))
+        self.cell_boundary.setToolTip("cytoplasm: cells meet at the dim seam between them; membrane: at a bright "
+                                      "outline; distance: halfway between nuclei, inside the stained area.")
+        self.cell_boundary.setEnabled(False)
+        self.cells_channel.currentIndexChanged.connect(
+            lambda _: self.cell_boundary.setEnabled(self.cells_channel.currentData() is not None))
+        cells_row = QHBoxLayout()
+        cells_row.setContentsMargins(0, 0, 0, 0)
+        cells_row.addWidget(self.cells_channel, 1)
+        cells_row.addWidget(self.cell_boundary, 1)
+        sform.addRow("Cells over", cells_row)
         sform.addRow("Device", self.device)
         sform.addRow("Object diameter", self.diameter)
         sform.addRow("Tile size", self.tile_size)
@@ -208,7 +230,8 @@ class BatchWidget(QWidget):
                           tile_size=value_or_none(self.tile_size), diameter=value_or_none(self.diameter),
                           flip_average=self.flip_average.isChecked(), **self.object_filters.kwargs(),
                           link_frames=self.link_frames.isChecked() and self.object_filters.for_objects,
-                          channel=self.channel.currentData())
+                          channel=self.channel.currentData(), cells_channel=self.cells_channel.currentData(),
+                          cell_boundary=self.cell_boundary.currentText())
 
     def _allow_filters(self) -> None:
         info = self.model_picker.info()
@@ -229,6 +252,7 @@ class BatchWidget(QWidget):
         options, info = self.options(), self.model_picker.info()
         try:
             check_object_filter(options, info.task if info is not None else "instances")
+            check_cells(options, info.task if info is not None else "instances")
         except ValueError as exc:  # e.g. the largest area below the smallest
             show_error(f"Batch not started: {first_line(exc)}")
             self.status.setText(f"Not started: {first_line(exc)}")
@@ -368,6 +392,12 @@ class BatchWidget(QWidget):
         kwargs = {"channel_axis": image.data.ndim - 3} if image.channel_axis is not None else {"rgb": image.rgb}
         self.viewer.add_image(image.data, name=job.source.stem, scale=scale, **kwargs)
         self.viewer.add_labels(labels, name=f"{job.source.stem} labels", scale=scale)
+        cells = cells_path(job.target)
+        if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
+            try:
+                self.viewer.add_labels(read_labels(cells), name=f"{job.source.stem} cells", scale=scale)
+            except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
+                show_warning(f"Cannot open {cells.name}: {exc}")
 
 
 def _load_pair(job: Job) -> tuple[Any, Any]:

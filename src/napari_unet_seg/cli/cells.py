@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.batch.cells_output import cells_path
 from ..core.batch.objects import intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
@@ -16,7 +17,6 @@ from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_ce
 from ..core.inference.provenance import describe_cells
 from .errors import UserError, require_positive
 
-STEM_ENDINGS = ("_labels", "_nuclei")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,15 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="where to write the cell labels (default: <stem>_cells.tif beside NUCLEI)")
     parser.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     parser.set_defaults(run=run)
-
-
-def cells_path(nuclei: str | Path) -> Path:
-    """``img_labels.tif`` -> ``img_cells.tif``, beside it."""
-    path = Path(nuclei)
-    stem = path.name.split(".")[0]
-    for ending in STEM_ENDINGS:
-        stem = stem.removesuffix(ending)
-    return path.with_name(f"{stem}_cells.tif")
 
 
 def _read(path: str, what: str) -> ImageFile:

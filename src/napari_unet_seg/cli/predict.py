@@ -13,6 +13,8 @@ from ..core.batch.jobs import find_jobs
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
+from ..core.inference.cells import BOUNDARIES
+from ..core.inference.cells_step import check_cells
 from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
@@ -89,6 +91,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--channel", type=int, default=None, metavar="K",
                         help="segment channel K alone (from 0) of multichannel or colour inputs: the nuclear stain "
                              "(default: every channel the model takes; colour is mixed into gray)")
+    cells = parser.add_argument_group("whole cells", "grow each nucleus into its cell over another channel of the "
+                                      "same image, as unet-seg cells does: <stem>_cells.tif (and its objects table) "
+                                      "beside <stem>_labels.tif; cell k holds nucleus k")
+    cells.add_argument("--cells-channel", type=int, default=None, metavar="K",
+                       help="the cytoplasm or membrane stain's channel (from 0); use --channel for the nuclear one")
+    cells.add_argument("--cell-boundary", choices=BOUNDARIES, default="cytoplasm",
+                       help="cytoplasm: cells meet at the dim seam between them; membrane: at a bright outline; "
+                            "distance: halfway between nuclei, inside the stained area (default: cytoplasm)")
+    cells.add_argument("--cell-threshold", type=float, default=None, metavar="F",
+                       help="the stain counts as cell above this fraction (0-1) of its range (default: Otsu)")
+    cells.add_argument("--cell-reach", type=float, default=None, metavar="PX",
+                       help="a cell reaches at most this far from its nucleus (default: no limit)")
     parser.set_defaults(run=run)
 
 
@@ -98,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args.diameter, "--diameter")
     if args.channel is not None and args.channel < 0:
         raise UserError(f"--channel counts from 0, so {args.channel} is no channel")
+    if args.cells_channel is not None and args.cells_channel < 0:
+        raise UserError(f"--cells-channel counts from 0, so {args.cells_channel} is no channel")
+    if args.cells_channel is None and (args.cell_threshold is not None or args.cell_reach is not None
+                                       or args.cell_boundary != "cytoplasm"):
+        raise UserError("--cell-boundary, --cell-threshold and --cell-reach say how cells grow: give the cell "
+                        "stain's channel with --cells-channel K")
+    require_positive(args.cell_reach, "--cell-reach")
     for flag, value in (("--min-area", args.min_area), ("--max-area", args.max_area)):
         if value < 0:
             raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
@@ -114,10 +135,13 @@ def run(args: argparse.Namespace) -> int:
                              precision=args.precision, tile_size=args.tile_size, batch_size=args.batch_size,
                              diameter=args.diameter, output=args.output_kind, flip_average=args.flip_average,
                              min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border,
-                             link_frames=args.link_frames, channel=args.channel)
+                             link_frames=args.link_frames, channel=args.channel,
+                             cells_channel=args.cells_channel, cell_boundary=args.cell_boundary,
+                             cell_threshold=args.cell_threshold, cell_reach=args.cell_reach)
     try:
         check_object_filter(options, model.task)
         check_frame_links(options, (), model.task)  # a stack of several axes is refused file by file
+        check_cells(options, model.task)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..core.inference.cells_step import describe_cells_request
 from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.provenance import file_sha256, read_provenance
 from .errors import UserError
@@ -101,13 +102,16 @@ def _cells_summary(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _extras(settings: dict[str, Any]) -> str:
-    """The settings that change the labels beyond the basics, when on: mirror averaging, filters, frame links."""
+    """The settings that change the labels beyond the basics, when on: mirror averaging, filters, frame links,
+    one channel, cells grown beside them."""
     found = ObjectFilter(int(settings.get("min_area") or 0), int(settings.get("max_area") or 0),
                          bool(settings.get("exclude_border")))
     extras = [
         *(["mirror averaging"] if settings.get("flip_average") else []),
         *([f"kept only {found.describe()}"] if found.active else []),
         *(["same id across frames"] if settings.get("link_frames") else []),
+        *([f"channel {settings['channel']}"] if settings.get("channel") is not None else []),
+        *([f"cells over {describe_cells_request(settings)}"] if settings.get("cells_channel") is not None else []),
     ]
     return "".join(f", {extra}" for extra in extras)
 

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..inference.cells_step import describe_cells_request
 from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
 from ..inference.provenance import FORMAT, file_sha256, read_provenance
@@ -47,6 +48,7 @@ class RunSettings:
     objects: ObjectFilter = field(default_factory=ObjectFilter)
     link_frames: bool = False
     channel: int | None = None
+    cells: str = "none"  # how cells are grown beside the labels (describe_cells_request)
 
     @classmethod
     def of(cls, options: RunOptions) -> RunSettings:
@@ -57,7 +59,8 @@ class RunSettings:
         except ModelFileError:
             name = path.stem
         return cls(name, file_sha256(path), options.diameter, options.output, bool(options.flip_average),
-                   ObjectFilter.of(options), bool(options.link_frames), options.channel)
+                   ObjectFilter.of(options), bool(options.link_frames), options.channel,
+                   describe_cells_request(vars(options)))
 
     def changes_since(self, record: dict[str, Any]) -> list[str]:
         """``"model: nuclei -> nuclei-robust"``... for each setting the recorded run had otherwise; [] if none."""
@@ -82,6 +85,8 @@ class RunSettings:
             changes.append(f"frame links: {_on(settings.get('link_frames'))} -> {_on(self.link_frames)}")
         if settings.get("channel") != self.channel:
             changes.append(f"channel: {_channel(settings.get('channel'))} -> {_channel(self.channel)}")
+        if describe_cells_request(settings) != self.cells:
+            changes.append(f"cells: {describe_cells_request(settings)} -> {self.cells}")
         return changes
 
 

@@ -20,6 +20,7 @@ from ..common.callbacks import Cancelled
 from ..common.errors import first_line
 from ..common.labels_zarr import set_stack_axes
 from ..imageio import ImageFile, read_image, write_labels_tiff
+from ..inference.cells_step import describe_cells_request
 from ..inference.layout import MAX_CHANNELS
 from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
@@ -27,6 +28,7 @@ from ..inference.pipeline import segment_image
 from ..inference.provenance import csv_comments, with_paths
 from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
+from .cells_output import write_cells_output
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
 
@@ -120,7 +122,9 @@ def settings_key(options: RunOptions) -> str:
         key += ("link_frames",)
     if options.channel is not None:
         key += (("channel", options.channel),)
-    digest.update(repr(key).encode())  # unchanged without flips, filters, links or a channel: old outputs count
+    if options.cells_channel is not None:
+        key += (("cells", describe_cells_request(vars(options))),)
+    digest.update(repr(key).encode())  # unchanged without flips, filters, links, a channel or cells: old outputs count
     return digest.hexdigest()[:12]
 
 
@@ -156,7 +160,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     labels group whose stack axis is named as the input's: z or t); both
     record their provenance, with the command that remakes them. Instance
     labels are then measured into ``<stem>_objects.csv`` (unless the job says
-    not to), whose totals the row reports. ``lock``
+    not to), whose totals the row reports; cells, when the run grows them,
+    go to ``<stem>_cells.tif`` (and ``<stem>_cells_objects.csv``). ``lock``
     (if given) is held while the file is segmented, so tasks sharing a model
     overlap only their reading and writing. (The network itself is always
     run by one thread at a time: :func:`~..model.lock.exclusive`.)
@@ -167,7 +172,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         if isinstance(image, BaseException):
             raise image
         image = with_channels(image, options, model.in_channels)
-        run = replace(options, store=str(job.target)) if image.lazy else options
+        run = replace(options, store=str(job.target), cells_channel=None) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
                                    pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel)
@@ -184,8 +189,15 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     counted = ObjectsOutcome(result.objects, result.mean_area)
     if job.measure and result.objects is not None:  # instances only: classes are not objects
         counted = measure_output(result.labels, image, job.target, csv_comments(provenance))
+    cells_note = None if result.cells is None else write_cells_output(
+        job.target, result.cells, image, options, provenance, measure=job.measure,
+        stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
     seconds += time.perf_counter() - start
-    notes = [*result.notes, *([counted.note] if counted.note else [])]
+    if image.lazy and options.cells_channel is not None:
+        cells_note = ("no cells: labels written block by block to disk are not grown into cells here; grow them "
+                      f"with unet-seg cells {job.target.name} --image {job.source.name} "
+                      f"--channel {options.cells_channel}")
+    notes = [*result.notes, *([counted.note] if counted.note else []), *([cells_note] if cells_note else [])]
     return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
                       "; ".join(notes), str(job.target))
 

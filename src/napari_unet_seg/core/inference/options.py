@@ -33,7 +33,11 @@ class RunOptions:
     (:mod:`.object_filter`). ``link_frames`` gives an object of a (T, H, W) stack the id it had in the
     frame before, while it overlaps itself by more than half (:mod:`.frame_links`). ``channel`` segments
     one channel of a multichannel or colour image alone (the nuclear stain; None: every channel the model
-    takes, a colour image mixed into gray for a one-channel model). ``store`` is a zarr
+    takes, a colour image mixed into gray for a one-channel model). ``cells_channel`` also grows each
+    nucleus into its whole cell over that channel of the same image (a cytoplasm or membrane stain;
+    None: no cells), as the *Cells from nuclei* dock does with ``cell_boundary`` (cytoplasm, membrane or
+    distance), ``cell_threshold`` (0-1 of the stain's range; None: Otsu) and ``cell_reach`` (px from the
+    nucleus; None: no limit): see :mod:`.cells`. ``store`` is a zarr
     path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
     enough for the model's objects); None keeps them in memory.
@@ -56,6 +60,10 @@ class RunOptions:
     exclude_border: bool = False
     link_frames: bool = False
     channel: int | None = None
+    cells_channel: int | None = None
+    cell_boundary: str = "cytoplasm"
+    cell_threshold: float | None = None
+    cell_reach: float | None = None
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -64,6 +72,8 @@ class RunOptions:
             raise ValueError(f"object areas must be 0 (no limit) or more, not {min(self.min_area, self.max_area)}")
         if self.channel is not None and self.channel < 0:
             raise ValueError(f"channels are counted from 0: there is no channel {self.channel}")
+        if self.cells_channel is not None and self.cells_channel < 0:
+            raise ValueError(f"channels are counted from 0: there is no channel {self.cells_channel}")
 
 
 def available_memory() -> int:

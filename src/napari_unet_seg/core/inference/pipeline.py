@@ -26,6 +26,8 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
+from .cells import cells_note
+from .cells_step import cell_stain, check_cells, grow_run_cells
 from .frame_links import check_frame_links, link_frames, linked_note
 from .layout import (
     PlaneView,
@@ -73,6 +75,7 @@ class SegmentResult:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     dropped: int = 0  # objects the object filters dropped (they are not in ``objects``)
+    cells: np.ndarray | None = None  # with ``RunOptions.cells_channel``: each nucleus's cell, with its id
 
 
 def segment_image(
@@ -111,6 +114,8 @@ def segment_image(
     if options.channel is not None and model.in_channels != 1:
         raise ValueError(f"one channel alone was asked (channel {options.channel}), but model '{model.name}' takes "
                          f"{model.in_channels} channels: leave the channel unset for it")
+    check_cells(options, model.task)
+    stain = None if options.cells_channel is None else cell_stain(image, options, rgb=rgb, channel_axis=channel_axis)
     if options.channel is not None:  # the nuclear stain alone: a one-channel image from here on
         image, rgb, channel_axis = one_channel(image, options.channel, rgb=rgb, channel_axis=channel_axis), False, None
     lead, channels, height, width = plane_layout(tuple(image.shape), rgb, channel_axis)
@@ -142,6 +147,11 @@ def segment_image(
             result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
                                         cancel=cancel)
     said = [note for note in (stack_note, mixed_note) if note]
+    if stain is not None:  # the labels are in memory (check_cells), whole
+        result.cells = grow_run_cells(result.labels, stain, options, planes, cancel=cancel)
+        same = options.cells_channel == options.channel
+        said += [cells_note(result.labels, result.cells)
+                 + ("; grown over the nuclear channel itself: give the cytoplasm or membrane stain's" if same else "")]
     result.notes = list(dict.fromkeys([*result.notes, *deeper.values(), *said]))
     result.seconds = time.perf_counter() - start
     result.provenance = provenance

@@ -152,6 +152,13 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
         args += ["--channel", str(int(settings["channel"]))]
     if settings.get("link_frames"):
         args += ["--link-frames"]
+    if settings.get("cells_channel") is not None:
+        args += ["--cells-channel", str(int(settings["cells_channel"]))]
+        if settings.get("cell_boundary", "cytoplasm") != "cytoplasm":
+            args += ["--cell-boundary", str(settings["cell_boundary"])]
+        for flag, name in (("--cell-threshold", "cell_threshold"), ("--cell-reach", "cell_reach")):
+            if settings.get(name) is not None:
+                args += [flag, repr(float(settings[name]))]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
     return shlex.join(args)
 

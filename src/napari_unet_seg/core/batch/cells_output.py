@@ -1,0 +1,55 @@
+"""The cells of one batch output: ``<stem>_cells.tif`` beside ``<stem>_labels.tif``, and their objects table.
+
+Written when the run grows cells (``RunOptions.cells_channel``), with the
+provenance ``unet-seg cells`` gives cells (its command remakes them from the
+labels file), so a cells file is the same whichever way it was made. A file
+of that name that unet-seg did not write is the user's: it is kept, and the
+row says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..common.errors import first_line
+from ..imageio import ImageFile, write_labels_tiff
+from ..inference.cells_step import cell_options
+from ..inference.options import RunOptions
+from ..inference.provenance import csv_comments, describe_cells
+from .existing import output_provenance
+from .objects import measure_output
+
+STEM_ENDINGS = ("_labels", "_nuclei")
+
+
+def cells_path(nuclei: str | Path) -> Path:
+    """``img_labels.tif`` -> ``img_cells.tif``, beside it."""
+    path = Path(nuclei)
+    stem = path.name.split(".")[0]
+    for ending in STEM_ENDINGS:
+        stem = stem.removesuffix(ending)
+    return path.with_name(f"{stem}_cells.tif")
+
+
+def write_cells_output(labels_path: Path, cells: np.ndarray, image: ImageFile, options: RunOptions,
+                       labels_provenance: dict[str, Any], *, measure: bool, stack_axis: str = "Z") -> str:
+    """Write the cells beside their labels (and their table when ``measure``); a note for the summary row."""
+    path = cells_path(labels_path)
+    if path.exists() and output_provenance(path) is None:
+        return f"{path.name} exists and was not written by unet-seg: kept, cells not written"
+    wanted = cell_options(options)
+    assert wanted is not None
+    record = describe_cells(wanted, nuclei_path=labels_path, image_path=image.path, channel=options.cells_channel,
+                            mask_path=None, nuclei_record=labels_provenance)
+    try:
+        write_labels_tiff(path, cells, image.pixel_size, provenance=record, stack_axis=stack_axis)
+    except OSError as exc:
+        return f"cells not written: {first_line(exc)}"
+    note = f"cells in {path.name}"
+    if measure:
+        outcome = measure_output(cells, image, path, csv_comments(record))
+        note += f" ({outcome.note})" if outcome.note else ""
+    return note
