@@ -106,3 +106,14 @@ def test_a_time_lapse_stays_a_time_lapse_in_its_labels_and_their_export(tmp_path
     assert main(["export", results[2].output, "--format", "geojson"]) == 0
     features = json.loads((tmp_path / "out" / "zstack_labels.geojson").read_text())["features"]
     assert {(f["geometry"]["plane"]["z"], f["geometry"]["plane"]["t"]) for f in features} == {(0, 0), (1, 0), (2, 0)}
+
+
+def test_cells_asked_of_a_zarr_input_leave_its_labels_and_say_how_to_grow_them(tmp_path, options):
+    """Cells need the whole plane in memory: a zarr input still gets its labels, and the command for cells."""
+    image, _ = synthetic_nuclei((100, 90), n=10, seed=5)
+    source = zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=image.shape, chunks=(32, 32), dtype="u1")
+    source[:] = image
+    cells = RunOptions(**{**options.__dict__, "block_size": 48, "cells_channel": 1})
+    [row] = run_batch([tmp_path / "big.zarr"], tmp_path / "out", cells)
+    assert row.status == "ok" and row.objects > 5 and not (tmp_path / "out" / "big_cells.tif").exists()
+    assert "no cells:" in row.message and "unet-seg cells big_labels.zarr --image big.zarr --channel 1" in row.message
