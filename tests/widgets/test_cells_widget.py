@@ -115,3 +115,31 @@ def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(mak
     assert widget.boundary.currentText() == "cytoplasm: bright cells, dim seams"
     grow_and_wait(widget, qtbot)
     assert "segmented from" not in widget.status.text() and layer.name == "dapi labels"
+
+
+def test_the_cells_layer_records_what_it_was_grown_from_and_its_table_says_so(docked, qtbot, tmp_path):
+    """Its provenance names the layers and the command; the Measurements CSV carries it until painted on."""
+    from napari_unet_seg.core.measure.table_csv import read_objects_csv
+
+    viewer, widget, _, _ = docked
+    grow_and_wait(widget, qtbot)
+    cells = viewer.layers["nuclei cells"]
+    record = cells.metadata["provenance"]
+    assert record["kind"] == "cells" and record["layers"] == {"nuclei": "nuclei", "stain": "cytoplasm",
+                                                               "mask": None}
+    assert record["command"] == "unet-seg cells '<nuclei labels>' --image '<image>' --boundary cytoplasm"
+    from napari_unet_seg.cli.provenance import summary
+
+    said = dict(summary(record))
+    assert said["cells of"] == "layer 'nuclei'" and said["stain"] == "layer 'cytoplasm'"
+    _, measure = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
+    measure.labels_picker.setCurrentText("nuclei cells")
+    assert measure.run() is not None
+    qtbot.waitUntil(lambda: measure.worker is None, timeout=30_000)
+    _, comments = read_objects_csv(measure.save_csv(str(tmp_path / "cells.csv")))
+    assert comments["command"] == record["command"] and "edited" not in comments
+    cells.paint((40, 40), 3)
+    assert measure.run() is not None
+    qtbot.waitUntil(lambda: measure.worker is None, timeout=30_000)
+    _, comments = read_objects_csv(measure.save_csv(str(tmp_path / "painted.csv")))
+    assert "changed after they were made" in comments["edited"]

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 from ..core.common.errors import first_line
 from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
 from ..core.inference.layout import MAX_CHANNELS
+from ..core.inference.provenance import describe_cells
 from ._common import compact, progress_relay, refill, run_controls, start_worker, value_or_none
 from ._layers import layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
@@ -208,7 +209,8 @@ class CellsWidget(QWidget):
         self.progress_bar.setRange(0, 0)
         self.status.setText(f"Growing the cells of {nuclei.name}…")
         self.worker = start_worker(self, work, failure="Growing cells failed", cancel_on_close=self._cancel,
-                                   on_returned=partial(self._show, nuclei, self.nuclear_stain_chosen()),
+                                   on_returned=partial(self._show, nuclei, self.nuclear_stain_chosen(),
+                                                       self._provenance(nuclei, options, area)),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing was added."),
                                    on_failed=lambda exc: self.status.setText(f"Failed: {first_line(exc)}"),
                                    on_finished=self._finished)
@@ -229,24 +231,34 @@ class CellsWidget(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _show(self, nuclei: Labels, over_nuclear_stain: bool, cells: np.ndarray) -> None:
+    def _provenance(self, nuclei: Labels, options: CellOptions, area: Labels | None) -> dict[str, Any]:
+        """What the cells are grown from and how, as ``unet-seg cells`` records it (layers for files)."""
+        chosen = self._stains.get(self.stain_picker.currentText())
+        stain, channel = chosen if chosen is not None else (None, None)
+        return describe_cells(options, nuclei_path=None, image_path=None, channel=channel, mask_path=None,
+                              nuclei_record=nuclei.metadata.get("provenance"),
+                              layers={"nuclei": nuclei.name, "stain": stain, "mask": area.name if area else None})
+
+    def _show(self, nuclei: Labels, over_nuclear_stain: bool, provenance: dict[str, Any], cells: np.ndarray) -> None:
         """On the main thread: the cells into the layer this dock made last for these nuclei, if untouched."""
         if nuclei not in self.viewer.layers:
             self.status.setText("The nuclei layer was removed meanwhile: nothing added.")
             return
         target = next((layer for layer in self.viewer.layers
-                       if isinstance(layer, Labels) and _made_from(layer, nuclei) and _pristine(layer)
+                       if isinstance(layer, Labels) and _made_from(layer, nuclei) and is_pristine_cells(layer)
                        and layer.data.shape == cells.shape), None)
         record = {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
         if target is None:  # marked from the start: the pickers, refreshed as it is added, leave it out
             base = nuclei.name.removesuffix(" labels")  # Segment's "<image> labels" -> "<image> cells"
             target = self.viewer.add_labels(cells, name=unique_name(self.viewer, f"{base} cells"),
-                                            metadata={CELLS_KEY: record}, **spatial_kwargs(nuclei, None))
+                                            metadata={CELLS_KEY: record, "provenance": provenance},
+                                            **spatial_kwargs(nuclei, None))
             target.events.paint.connect(_mark_painted)
             target.opacity, target.contour = 0.7, 2  # outlines: the nuclei stay visible under them
         else:
             target.data = cells
             target.metadata[CELLS_KEY] = record
+            target.metadata["provenance"] = provenance
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
         own = (" The stain is the image the nuclei were segmented from: choose the cytoplasm or membrane stain."
@@ -272,9 +284,11 @@ def _made_from(layer: Labels, nuclei: Labels) -> bool:
     return isinstance(info, dict) and info.get("nuclei_id") == _layer_id(nuclei)
 
 
-def _pristine(layer: Labels) -> bool:
+def is_pristine_cells(layer: Labels) -> bool:
     """True while the layer holds exactly the cells this dock wrote: painted cells are the user's, kept."""
-    info = layer.metadata.get(CELLS_KEY) or {}
+    info = layer.metadata.get(CELLS_KEY)
+    if not isinstance(info, dict):
+        return False  # not cells this dock grew
     stored = info.get("fingerprint")
     return not info.get("painted") and (stored is None or stored == fingerprint(layer.data))
 

@@ -41,6 +41,7 @@ from ..core.measure.table_csv import write_objects_csv
 from ._common import compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock
+from .cells import is_pristine_cells
 from .measure_classes import NO_CLASSES, class_names_of, colours_by_class, colours_of_classes, is_class_output
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
@@ -361,8 +362,8 @@ class MeasureWidget(QWidget):
         record = self.measured.metadata.get("provenance")
         if not record:
             return {}
-        edited = {} if is_pristine(self.measured) else {
-            "edited": "the labels were changed after they were segmented; the provenance is of the segmentation"}
+        edited = {} if is_pristine(self.measured) or is_pristine_cells(self.measured) else {
+            "edited": "the labels were changed after they were made; the provenance is of what made them"}
         return {**csv_comments(record), **edited}
 
     def save_csv(self, path: str | None = None) -> Path | None:

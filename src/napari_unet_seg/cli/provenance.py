@@ -85,15 +85,20 @@ def _cells_summary(record: dict[str, Any]) -> list[tuple[str, str]]:
     """Cells grown from nuclei: from what, how, and what made the nuclei."""
     settings, nuclei = record.get("settings", {}), record.get("nuclei_provenance") or {}
     channel = "" if record.get("channel") is None else f", channel {record['channel']}"
-    limits = [f"threshold {settings.get('threshold') or 'auto'}" if not record.get("mask") else
-              f"cells where {record['mask']} is nonzero",
+    layers = record.get("layers") or {}  # grown in napari: layers, not files
+
+    def source(key: str, layer_key: str) -> str | None:
+        return record.get(key) or (f"layer '{layers[layer_key]}'" if layers.get(layer_key) else None)
+
+    limits = [f"threshold {settings.get('threshold') or 'auto'}" if not source("mask", "mask") else
+              f"cells where {source('mask', 'mask')} is nonzero",
               f"reach {settings.get('max_distance') or 'no limit'}"]
     made_by = (f"model {nuclei.get('model', {}).get('name')} ({nuclei.get('command')})" if nuclei
                else "unknown (no provenance in the nuclei file)")
     return [
         ("date", str(record.get("date"))),
-        ("cells of", str(record.get("nuclei"))),
-        ("stain", f"{record.get('image') or 'none'}{channel}"),
+        ("cells of", str(source("nuclei", "nuclei"))),
+        ("stain", f"{source('image', 'stain') or 'none'}{channel}"),
         ("settings", f"boundary {settings.get('boundary')}, " + ", ".join(limits)),
         ("nuclei by", made_by),
         ("versions", ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())),

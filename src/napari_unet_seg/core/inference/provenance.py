@@ -17,6 +17,7 @@ import platform
 import shlex
 import threading
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ KEY = "provenance"  # in zarr attrs["napari_unet_seg"], a CSV "# provenance:" li
 IMAGE_PLACEHOLDER = "<image>"  # the image came from memory (a layer, an array)
 OUTDIR_PLACEHOLDER = "<output folder>"
 MODEL_PLACEHOLDER = "<model file>"  # a model that was never saved
+NUCLEI_PLACEHOLDER = "<nuclei labels>"  # cells grown from a layer
 NOT_AFFECTING_RESULT = ("tile_size", "batch_size")  # tiling is exact: any window gives the same labels
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -97,24 +99,34 @@ def describe_run(model: Model, options: RunOptions, *, device: str, precision: s
     return record
 
 
-def describe_cells(options: CellOptions, *, nuclei_path: str | os.PathLike, image_path: str | os.PathLike | None,
-                   channel: int | None, mask_path: str | os.PathLike | None,
-                   nuclei_record: dict[str, Any] | None) -> dict[str, Any]:
-    """The provenance of cells grown from a nuclei file (``unet-seg cells``), with the nuclei's own record."""
+def describe_cells(options: CellOptions, *, nuclei_path: str | os.PathLike | None,
+                   image_path: str | os.PathLike | None, channel: int | None, mask_path: str | os.PathLike | None,
+                   nuclei_record: dict[str, Any] | None,
+                   layers: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    """The provenance of cells grown from a nuclei file (``unet-seg cells``), with the nuclei's own record.
+
+    ``layers`` names the napari layers the *Cells from nuclei* dock grew them
+    from (``nuclei``, ``stain``, ``mask``): files it has none of, so its
+    command holds placeholders for them.
+    """
     def absolute(path: str | os.PathLike | None) -> str | None:
         return None if path is None else str(Path(path).absolute())
 
+    named = dict(layers or {})
     record: dict[str, Any] = {
         "format": FORMAT, "kind": "cells",
         "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "nuclei": absolute(nuclei_path), "image": absolute(image_path), "channel": channel,
         "mask": absolute(mask_path), "settings": asdict(options), "versions": _versions(),
         "nuclei_provenance": nuclei_record,
+        **({"layers": named} if layers is not None else {}),
     }
     settings = record["settings"]
-    words = ["unet-seg", "cells", record["nuclei"]]
-    for flag, value in (("--image", record["image"]), ("--channel", channel), ("--boundary", settings["boundary"]),
-                        ("--threshold", settings["threshold"]), ("--mask", record["mask"]),
+    image = record["image"] or (IMAGE_PLACEHOLDER if named.get("stain") else None)
+    mask = record["mask"] or ("<mask>" if named.get("mask") else None)
+    words = ["unet-seg", "cells", record["nuclei"] or NUCLEI_PLACEHOLDER]
+    for flag, value in (("--image", image), ("--channel", channel), ("--boundary", settings["boundary"]),
+                        ("--threshold", settings["threshold"]), ("--mask", mask),
                         ("--max-distance", settings["max_distance"])):
         if value is not None:
             words += [flag, str(value)]
