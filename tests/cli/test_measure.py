@@ -153,15 +153,15 @@ def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsy
     assert main(["predict", str(folder / "img.tif"), "--model", str(folder / "classes.safetensors"),
                  "-o", str(folder / "out")]) == 0
     assert "a class map in" in capsys.readouterr().out  # not "0 objects"
-    class_map = tifffile.imread(folder / "out" / "img_labels.tif")
-    assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "out" / "img_labels.tif")]) == 0
+    class_map = tifffile.imread(folder / "out" / "img_classes.tif")  # beside objects, never over them
+    assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "out" / "img_classes.tif")]) == 0
     out = capsys.readouterr().out
     table, comments = read_objects_csv(folder / "img_objects.csv")
     names = {0: "unclassified", 1: "tumour", 2: "stroma"}
     for label, found, name in zip(table["label"], table["class"], table["class_name"]):
         votes = np.bincount(class_map[labels == label], minlength=3)[1:]
         assert found == (1 + int(np.argmax(votes)) if votes.any() else 0) and name == names[found]
-    assert comments["classes"] == "img_labels.tif" and f"{len(table['label'])} objects (" in out
+    assert comments["classes"] == "img_classes.tif" and f"{len(table['label'])} objects (" in out
 
 
 def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):

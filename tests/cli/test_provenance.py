@@ -90,12 +90,12 @@ def test_semantic_output_is_reproduced_with_output_kind(tmp_path, model_file):
     tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5)[0])
     assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file),
                  "--output-kind", "semantic"]) == 0
-    labels = tifffile.imread(tmp_path / "out" / "a_labels.tif")
+    labels = tifffile.imread(tmp_path / "out" / "a_classes.tif")
     assert set(np.unique(labels)) == {0, 1}
-    record = read_provenance(tmp_path / "out" / "a_labels.tif")
+    record = read_provenance(tmp_path / "out" / "a_classes.tif")
     assert "--output-kind semantic" in record["command"]
     assert rerun(record["command"], tmp_path / "again") == 0
-    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "a_labels.tif"), labels)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "a_classes.tif"), labels)
 
 
 def test_provenance_of_a_foreign_file_is_one_clear_error(tmp_path, capsys):

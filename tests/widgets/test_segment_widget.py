@@ -139,7 +139,7 @@ def test_probabilities_and_semantic_output(make_widget, qtbot, messages):
     widget.settings.probabilities.setChecked(True)
     widget.settings.output.setCurrentIndex(widget.settings.output.findData("semantic"))
     segment_and_wait(qtbot, widget)
-    assert viewer.layers["nuclei labels"].data.max() <= 1
+    assert viewer.layers["nuclei classes"].data.max() <= 1  # a mask is a class output: not the objects' layer
     probability = viewer.layers["nuclei probability"]
     assert probability.data.dtype == np.float32 and probability.data.shape == (520, 696)
     assert not messages["error"]
@@ -151,16 +151,35 @@ def test_semantic_model_gives_classes_and_one_map_per_class(make_widget, qtbot, 
     viewer.add_image(np.random.default_rng(8).integers(0, 255, (40, 48), dtype=np.uint8), name="tissue")
     widget.settings.probabilities.setChecked(True)
     segment_and_wait(qtbot, widget)
-    assert viewer.layers["tissue labels"].data.max() <= 2
+    assert viewer.layers["tissue classes"].data.max() <= 2
     assert viewer.layers["tissue p(class 1)"].data.shape == (40, 48)
     assert viewer.layers["tissue p(class 2)"].data.shape == (40, 48)
     assert not messages["error"]
     # the classes in the colours the scribbles that taught them have (class k: value k + 1), named on hover
-    labels, painted = viewer.layers["tissue labels"], viewer.add_labels(np.zeros((2, 2), np.uint8)).colormap
+    labels, painted = viewer.layers["tissue classes"], viewer.add_labels(np.zeros((2, 2), np.uint8)).colormap
     for k in (1, 2):
         np.testing.assert_allclose(labels.colormap.map(np.array([k]))[0], painted.map(np.array([k + 1]))[0])
     assert labels.colormap.map(np.array([0]))[0][3] == 0  # background clear
     assert list(labels.features["class"]) == ["background", "class 1", "class 2"]
+
+
+def test_a_class_model_s_output_goes_beside_the_objects_never_over_them(make_widget, qtbot, messages):
+    """Objects, then classes of the same image, then objects again: two layers, each replaced only by its kind."""
+    save_tiny("tiny")
+    viewer, widget = make_widget("classes", classes=3)
+    image = viewer.add_image(np.random.default_rng(8).integers(0, 255, (40, 48), dtype=np.uint8), name="tissue")
+    widget.model_picker.combo.setCurrentText("tiny")
+    segment_and_wait(qtbot, widget, image)
+    objects = viewer.layers["tissue labels"]
+    before = np.array(objects.data)
+    widget.model_picker.combo.setCurrentText("classes")
+    segment_and_wait(qtbot, widget, image)
+    classes = viewer.layers["tissue classes"]
+    assert np.array_equal(objects.data, before) and classes.data.max() <= 2
+    widget.model_picker.combo.setCurrentText("tiny")
+    segment_and_wait(qtbot, widget, image)
+    assert [layer.name for layer in viewer.layers] == ["tissue", "tissue labels", "tissue classes"]
+    assert viewer.layers["tissue classes"] is classes and not messages["error"]
 
 
 def test_auto_storage_sends_huge_results_to_disk(make_widget, qtbot, monkeypatch, tmp_path):

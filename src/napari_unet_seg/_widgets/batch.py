@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult
-from ..core.batch.jobs import Job, find_jobs
+from ..core.batch.jobs import Job, find_jobs, output_kind
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -57,7 +57,7 @@ REDO = "redo finished files"  # the tick box the core's messages call "overwrite
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
          overwrite: bool, scheduler: str | None, cancel: threading.Event) -> Iterator[Any]:
     """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread."""
-    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
+    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options))
     yield ("plan", jobs)
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
                                  cancel=cancel.is_set):

@@ -217,9 +217,11 @@ class SegmentWidget(QWidget):
             show_info(f"'{layer.name}' changed while it was being segmented, so the result was discarded.")
             return
         provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision}
+        made = outcome.provenance.get("model", {}).get("task") == "semantic" or \
+            outcome.provenance.get("settings", {}).get("output") == "semantic"
         labels_layer, how = publish_labels(
             self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
-            channel_axis=job.channel_axis, provenance=provenance,
+            channel_axis=job.channel_axis, provenance=provenance, kind="classes" if made else "labels",
         )
         labels_layer.metadata["provenance"] = outcome.provenance  # model, settings, the command that remakes it
         if outcome.provenance.get("model", {}).get("task") == "semantic":  # classes: as painted, named on hover

@@ -69,13 +69,17 @@ def renamed(layer: Labels) -> bool:
     return isinstance(info, dict) and info.get("name", layer.name) != layer.name
 
 
-def result_layers(viewer: Viewer, image_name: str, image_id: str | None = None) -> list[Labels]:
+def result_layers(viewer: Viewer, image_name: str, image_id: str | None = None,
+                  kind: str = "labels") -> list[Labels]:
     """Labels layers the plugin made from the image called ``image_name`` (or with id ``image_id``), newest last.
 
     The id follows the image through a rename, so renaming an image does not
-    make the next result a new layer.
+    make the next result a new layer. ``kind`` keeps objects ("labels") and a
+    class model's output ("classes") apart: neither replaces the other.
     """
     def made_from(info: dict[str, Any]) -> bool:
+        if info.get("kind", "labels") != kind:
+            return False
         if image_id is not None and info.get("source_id"):
             return info["source_id"] == image_id  # both known: the id decides, whatever the names
         return info.get("source") == image_name
@@ -107,13 +111,17 @@ def publish_labels(
     all_planes: bool,
     channel_axis: int | None,
     provenance: dict[str, Any],
+    kind: str = "labels",
 ) -> tuple[Labels, str]:
     """Put a result into the viewer; returns the layer and "created", "updated" or "protected".
+
+    ``kind`` is "labels" (objects) or "classes" (a class output): the layer is
+    called "<image> labels" or "<image> classes", and replaces only its kind.
 
     "protected" means a result layer existed but held user edits or a name
     the user gave it, so a new layer was made next to it.
     """
-    previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None)
+    previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None, kind)
     target = next(
         (layer for layer in reversed(previous)
          if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer) and not renamed(layer)),
@@ -124,14 +132,14 @@ def publish_labels(
             target.data = labels
         else:
             _write_planes(target, labels, planes)
-        _record(target, image, provenance)
+        _record(target, image, provenance, kind)
         return target, "updated"
     status = "protected" if previous else "created"
     layer = viewer.add_labels(
-        labels, name=unique_name(viewer, f"{image.name} labels"), **spatial_kwargs(image, channel_axis)
+        labels, name=unique_name(viewer, f"{image.name} {kind}"), **spatial_kwargs(image, channel_axis)
     )
     layer.events.paint.connect(_mark_edited)
-    _record(layer, image, provenance)
+    _record(layer, image, provenance, kind)
     return layer, status
 
 
@@ -148,9 +156,9 @@ def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ..
         layer.data = data
 
 
-def _record(layer: Labels, image: Image, provenance: dict[str, Any]) -> None:
+def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str = "labels") -> None:
     layer.metadata[METADATA_KEY] = {
-        "source": image.name, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
+        "source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
         "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
     }
 

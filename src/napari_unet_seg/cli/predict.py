@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
-from ..core.batch.jobs import find_jobs
+from ..core.batch.jobs import find_jobs, output_kind
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         check_cells(options, model.task)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive)
+    jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive,
+                     kind=output_kind(options))
     if args.no_measure:
         jobs = [replace(job, measure=False) for job in jobs]
     if not jobs:

@@ -113,6 +113,19 @@ def test_our_own_outputs_are_never_taken_as_inputs(tmp_path):
     assert [j.source.name for j in find_jobs([root], out, recursive=True)] == ["a.tif"]
 
 
+def test_class_maps_and_cells_are_outputs_too_never_images_to_segment(tmp_path):
+    """A rerun over a folder holding a run's outputs segments the images only, not their classes or cells."""
+    root = tmp_path / "in"
+    _touch(root, "a.tif", "a_labels.tif", "a_cells.tif", "a_classes.tif", "b_cells.zarr", "cells.tif")
+    out = tmp_path / "out"
+    assert _relative(find_jobs([root], out), root) == ["a.tif", "cells.tif"]
+    assert _relative(find_jobs([root], out, pattern="*_cells.tif"), root) == ["a_cells.tif"]  # asked for by name
+    [job] = find_jobs([root / "a.tif"], out, kind="classes")
+    assert job.target.name == "a_classes.tif"
+    jobs = find_jobs([root / "a.tif", root / "a.png"], out, kind="classes")
+    assert [j.target.name for j in jobs] == ["a_classes.tif", "a_png_classes.tif"]
+
+
 def test_two_inputs_with_one_output_name_are_told_apart(tmp_path):
     _touch(tmp_path, "day1/img.tif", "day2/img.tif", "mixed/x.tif", "mixed/x.png", "mixed/x.jpeg")
     out = tmp_path / "out"

@@ -146,12 +146,13 @@ def test_a_skip_names_the_settings_that_differ(tmp_path, folder, options):
     other = save_model(threshold_model(), tmp_path / "models" / "other.safetensors")
     [row] = run_batch([root / "a.tif"], out, replace(options, model=str(other)))
     assert row.status == "skipped" and "made with other settings (model: disks -> other)" in row.message
-    changed = replace(options, diameter=12.5, output="semantic", flip_average=True)
+    changed = replace(options, diameter=12.5, flip_average=True)
     [row] = run_batch([root / "a.tif"], out, changed)
-    assert ("(diameter: auto -> 12.5 px, output: instances -> semantic, flip averaging: off -> on)"
-            in row.message)
+    assert "(diameter: auto -> 12.5 px, flip averaging: off -> on)" in row.message
     [row] = run_batch([root / "a.tif"], out, options)
     assert row.message == "output exists (use overwrite to redo it)"
+    [row] = run_batch([root / "a.tif"], out, replace(options, output="semantic"))  # a mask: beside the objects
+    assert row.status == "ok" and row.output.endswith("a_classes.tif") and (out / "a_labels.tif").exists()
 
 
 def test_an_output_folder_that_is_a_file_is_one_clean_line_before_any_work(tmp_path, folder, options):

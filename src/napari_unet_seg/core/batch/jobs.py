@@ -8,7 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..imageio import IMAGE_SUFFIXES, is_zarr
+from ..inference.options import RunOptions
 from ..measure.table_csv import objects_csv_path
+from ..model.modelfile import ModelFileError, ModelInfo
+from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .output_folder import refuse_a_file
 
 
@@ -25,17 +28,26 @@ class Job:
 
 
 LABELS_SUFFIXES = (*IMAGE_SUFFIXES, ".ome.tif", ".ome.tiff", ".ome.zarr")
+OUTPUT_ENDINGS = ("_labels", "_classes", "_cells")  # objects, a class model's output, cells grown from objects
+
+
+def output_ending(path: Path) -> str | None:
+    """``_labels`` for ``<stem>_labels.<ext>`` (and ``_classes``, ``_cells``): None for other files."""
+    name = path.name.lower()
+    return next((ending for ending in OUTPUT_ENDINGS for suffix in LABELS_SUFFIXES
+                 if name.endswith(f"{ending}{suffix}")), None)
 
 
 def is_labels_file(path: Path) -> bool:
-    """``<stem>_labels.<ext>``: our outputs and the usual name of annotations, never raw images to segment."""
-    name = path.name.lower()
-    return any(name.endswith(f"_labels{suffix}") for suffix in LABELS_SUFFIXES)
+    """``<stem>_labels.<ext>`` (or ``_classes``, ``_cells``): our outputs and the usual name of annotations,
+    never raw images to segment."""
+    return output_ending(path) is not None
 
 
 def _wanted(entry: Path, pattern: str | None) -> bool:
     """Images (or ``pattern`` matches), but label images only when the pattern asks for them by name."""
-    if is_labels_file(entry) and (pattern is None or "_labels" not in pattern.lower()):
+    ending = output_ending(entry)
+    if ending is not None and (pattern is None or ending not in pattern.lower()):
         return False
     if pattern is not None:
         return entry.match(pattern)
@@ -56,8 +68,19 @@ def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> l
     return found
 
 
-def output_name(source: Path) -> str:
-    """``<stem>_labels.tif``, or ``<stem>_labels.zarr`` for a zarr input."""
+def output_kind(options: RunOptions) -> str:
+    """``labels`` (objects), or ``classes`` for a class output (a class model's, or an instance model's mask)."""
+    if options.output == "semantic":
+        return "classes"
+    try:
+        return "classes" if ModelInfo.of(resolve_model_path(options.model or DEFAULT_MODEL)).task == "semantic" \
+            else "labels"
+    except (ModelFileError, OSError):  # an unreadable model is refused, clearly, when it is loaded
+        return "labels"
+
+
+def output_name(source: Path, kind: str = "labels") -> str:
+    """``<stem>_labels.tif``, or ``<stem>_labels.zarr`` for a zarr input (``_classes`` for class outputs)."""
     name = source.name
     for suffix in (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif"):
         if name.lower().endswith(suffix):
@@ -66,10 +89,10 @@ def output_name(source: Path) -> str:
     else:
         stem = source.stem
     stem = stem.replace(os.sep, "_") or "image"
-    return f"{stem}_labels.zarr" if is_zarr(source) else f"{stem}_labels.tif"
+    return f"{stem}_{kind}.zarr" if is_zarr(source) else f"{stem}_{kind}.tif"
 
 
-def output_path(source: Path, outdir: Path, root: Path | None = None) -> Path:
+def output_path(source: Path, outdir: Path, root: Path | None = None, kind: str = "labels") -> Path:
     """Where the labels of ``source`` go: ``OUTDIR/[subfolders of root/]<name>``, always inside OUTDIR."""
     outdir = Path(outdir).resolve()
     relative_parent = Path()
@@ -78,15 +101,15 @@ def output_path(source: Path, outdir: Path, root: Path | None = None) -> Path:
             relative_parent = source.parent.resolve().relative_to(Path(root).resolve())
         except ValueError:
             relative_parent = Path()
-    target = (outdir / relative_parent / output_name(source)).resolve()
+    target = (outdir / relative_parent / output_name(source, kind)).resolve()
     if outdir not in target.parents:
-        target = outdir / output_name(source)
+        target = outdir / output_name(source, kind)
     return target
 
 
 def find_jobs(
     inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, pattern: str | None = None,
-    recursive: bool = False,
+    recursive: bool = False, kind: str = "labels",
 ) -> list[Job]:
     """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
 
@@ -96,7 +119,9 @@ def find_jobs(
     names them (``*_labels.tif``). An output folder that is a file is
     refused before anything is looked at. Files named explicitly are
     always attempted, so a bad one is reported rather than ignored. Two inputs
-    that would write the same output are told apart by their suffix.
+    that would write the same output are told apart by their suffix. ``kind``
+    names the outputs: ``<stem>_labels`` (objects) or ``<stem>_classes``
+    (see :func:`output_kind`), so a class model's run never replaces objects.
     """
     outdir = refuse_a_file(outdir).resolve()
     jobs: list[Job] = []
@@ -104,9 +129,9 @@ def find_jobs(
         item = Path(item)
         if item.is_dir() and not is_zarr(item):
             for path in _walk(item, pattern, recursive, outdir):
-                jobs.append(Job(path, output_path(path, outdir, item)))
+                jobs.append(Job(path, output_path(path, outdir, item, kind)))
         else:
-            jobs.append(Job(item, output_path(item, outdir)))
+            jobs.append(Job(item, output_path(item, outdir, kind=kind)))
     seen: set[Path] = set()  # outputs, and the objects tables beside them (a.tif and a.zarr: one a_objects.csv)
     tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
@@ -118,7 +143,7 @@ def find_jobs(
         while target in seen or objects_csv_path(target) in seen:  # told apart by their suffix, then by a number
             n = tried[job.target, suffix] = tried.get((job.target, suffix), 0) + 1
             tag = suffix if n == 1 else f"{suffix}{n}"
-            target = job.target.with_name(job.target.name.replace("_labels", f"_{tag}_labels", 1))
+            target = job.target.with_name(job.target.name.replace(f"_{kind}", f"_{tag}_{kind}", 1))
         seen.update((target, objects_csv_path(target)))
         unique.append(replace(job, target=target))
     return unique

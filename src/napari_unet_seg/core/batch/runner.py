@@ -17,7 +17,7 @@ from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .existing import RunSettings, output_provenance
 from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
-from .jobs import Job, find_jobs
+from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
 from .output_folder import prepare_output_folder
 from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, write_summary
@@ -42,7 +42,7 @@ def run_batch(
     ``scheduler`` is the address of a dask.distributed scheduler to run on.
     """
     outdir = Path(outdir)
-    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive)
+    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options))
     return run_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, on_result=on_result,
                     cancel=cancel)
 
