@@ -162,6 +162,16 @@ def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsy
         votes = np.bincount(class_map[labels == label], minlength=3)[1:]
         assert found == (1 + int(np.argmax(votes)) if votes.any() else 0) and name == names[found]
     assert comments["classes"] == "img_classes.tif" and f"{len(table['label'])} objects (" in out
+    assert main(["measure", str(folder / "out" / "img_classes.tif"), "--overwrite", "-o",
+                 str(folder / "swapped.csv")]) == 0  # the class map as LABELS: measured, and said
+    assert "is a class model's output, so each class was measured as one object" in capsys.readouterr().err
+    save_model(threshold_model(), folder / "disks.safetensors")
+    assert main(["predict", str(folder / "img.tif"), "--model", str(folder / "disks.safetensors"), "-o",
+                 str(folder / "objects")]) == 0
+    capsys.readouterr()
+    assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes",
+                 str(folder / "objects" / "img_labels.tif")]) == 2  # unet-seg's objects are not classes
+    assert "holds objects (unet-seg made it as labels of objects), not classes" in capsys.readouterr().err
 
 
 def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):
@@ -172,17 +182,26 @@ def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):
                  "--class-names", "dim, bright"]) == 0
     table, _ = read_objects_csv(folder / "img_objects.csv")
     assert table["class_name"].tolist() == ["bright", "dim", "bright", "dim", "bright"]
-    assert "5 objects (bright 3, dim 2)" in capsys.readouterr().out
+    assert "5 objects (dim: 2, bright: 3)" in capsys.readouterr().out
     tifffile.imwrite(folder / "small.tif", classes[1:].astype(np.uint8))
     tifffile.imwrite(folder / "rgb.tif", np.zeros((*labels.shape, 3), np.uint8))
+    tifffile.imwrite(folder / "negative.tif", np.full(labels.shape, -1, np.int16))
     for extra, message in [
         (["--classes", str(folder / "small.tif")], "must match pixel for pixel"),
         (["--classes", str(folder / "rgb.tif")], "not a class map"),
         (["--class-names", "a,b"], "give the class map with --classes"),
         (["--classes", str(folder / "classes.tif"), "--class-names", "a,,b"], "has an empty name"),
+        (["--classes", str(folder / "img_labels.tif")], "is LABELS itself"),
+        (["--classes", str(folder / "negative.tif")], f"{folder / 'negative.tif'}: the class map must hold non-neg"),
     ]:
         assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, extra
     assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes", str(folder / "img.tif")]) == 0
     assert "like an image rather than a class map" in capsys.readouterr().err
+    tifffile.imwrite(folder / "copy.tif", labels)  # the objects again, as classes
+    assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes", str(folder / "copy.tif")]) == 0
+    assert "like labels of objects rather than classes" in capsys.readouterr().err
+    assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes", str(folder / "classes.tif"),
+                 "--class-names", "dim"]) == 0
+    assert "names 1 class(es), but" in capsys.readouterr().err

@@ -168,7 +168,7 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
     table = widget.table
     want = ["tumour" if k % 2 else "stroma" for k in table["label"]]
     assert table["class_name"].tolist() == want and layer.features["class_name"].tolist() == want
-    assert f"stroma {want.count('stroma')}, tumour {want.count('tumour')}." in widget.status.text()
+    assert f"(tumour: {want.count('tumour')}, stroma: {want.count('stroma')})." in widget.status.text()
     assert widget.colour_by.currentText() == "class"
     for label, cls in zip(table["label"], table["class"]):
         np.testing.assert_allclose(layer.colormap.map(np.array([label]))[0], output.get_color(int(cls)), atol=1e-6)
@@ -186,3 +186,39 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
         "model": {"task": "semantic"}}
     measure_and_wait(widget, qtbot)
     assert widget.classes_picker.currentText() == NO_CLASSES and "class" not in widget.table
+
+
+def test_objects_are_measured_by_default_and_class_maps_offered_only_as_classes(docked, qtbot):
+    """A class output or Train's preview on top is not what is measured; the selection is followed; objects the
+    plugin made are not offered as classes; a class map measured as objects, or objects as classes, is said."""
+    from napari_unet_seg._widgets.measure_classes import NO_CLASSES
+    from napari_unet_seg._widgets.train_form import PREVIEW_KEY
+
+    viewer, widget, layer, _, labels = docked
+    layer.metadata["provenance"] = {"model": {"task": "instances"}}  # Segment's objects
+    second = viewer.add_labels(labels.copy(), name="nuclei copy", scale=(0.5, 0.5))
+    second.metadata["provenance"] = {"model": {"task": "instances"}}
+    viewer.add_labels((labels > 0).astype(np.uint8), name="nuclei classes", scale=(0.5, 0.5)).metadata[
+        "provenance"] = {"model": {"task": "semantic"}}
+    viewer.add_labels(np.zeros_like(labels), name="training preview", scale=(0.5, 0.5),
+                      metadata={PREVIEW_KEY: True})
+    # the newest objects, not the maps on top (once Segment has named the class output's task, just after adding it)
+    qtbot.waitUntil(lambda: widget.labels_picker.currentText() == "nuclei copy", timeout=5000)
+    viewer.layers.selection.active = layer
+    assert widget.labels_picker.currentText() == "nuclei labels"
+    viewer.layers.selection.active = viewer.layers["nuclei classes"]  # a class map is not measured for that
+    assert widget.labels_picker.currentText() == "nuclei labels"
+    offered = [widget.classes_picker.itemText(i) for i in range(widget.classes_picker.count())]
+    assert offered == [NO_CLASSES, "nuclei classes"]  # no objects, no preview
+    widget.labels_picker.setCurrentText("nuclei classes")
+    measure_and_wait(widget, qtbot)
+    assert "is a class model's output, so each class was measured as one object" in widget.status.text()
+
+    regions = viewer.add_labels(labels.copy(), name="painted by hand", scale=(0.5, 0.5))  # objects, unmarked
+    widget.labels_picker.setCurrentText("nuclei labels")
+    widget.classes_picker.setCurrentText(regions.name)
+    measure_and_wait(widget, qtbot)
+    assert "is it a layer of objects rather than classes?" in widget.status.text()  # a class per object
+    regions.data = np.where(np.arange(labels.shape[1]) < labels.shape[1] // 2, 1, 2) * np.ones_like(labels)
+    measure_and_wait(widget, qtbot)
+    assert "is it a layer" not in widget.status.text() and "(class 1: " in widget.status.text()

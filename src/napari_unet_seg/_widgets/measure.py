@@ -36,13 +36,22 @@ from qtpy.QtWidgets import (
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
+from ..core.measure.classes import class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock
 from .cells import is_pristine_cells
-from .measure_classes import NO_CLASSES, class_names_of, colours_by_class, colours_of_classes, is_class_output
+from .measure_classes import (
+    NO_CLASSES,
+    class_names_of,
+    colours_by_class,
+    colours_of_classes,
+    holds_objects,
+    is_class_output,
+    may_hold_classes,
+)
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
 
@@ -85,6 +94,7 @@ class MeasureWidget(QWidget):
         self._measured_classes: str | None = None
         self._class_colours: dict[int, Any] = {}
         self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
+        self._labels_picked = False  # the user chose what to measure, even a class map: keep it
         self.worker: Any = None
         self._cancel = threading.Event()
         self._colour_column = LABEL_COLOURS
@@ -93,15 +103,17 @@ class MeasureWidget(QWidget):
         on_layers_changed(self.viewer, self._refresh_layers)
         # Segment names a class output's task right after adding its layer: look again once that is done
         self._late_look = QTimer(self, singleShot=True, interval=0)
-        self._late_look.timeout.connect(self._refresh_classes)
+        self._late_look.timeout.connect(self._refresh_layers)
         self.viewer.layers.events.inserted.connect(self._look_later)
         self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
+        self.viewer.layers.selection.events.active.connect(self._follow_selection)
         self._refresh_layers()
 
     def _build(self) -> None:
         self.labels_picker = compact(QComboBox(), 8)
         self.labels_picker.setPlaceholderText("no labels layer")
         self.labels_picker.currentTextChanged.connect(self._refresh_images)
+        self.labels_picker.activated.connect(self._picked_labels)
         self.images = QListWidget()
         self.images.setMaximumHeight(64)
         self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each "
@@ -156,9 +168,24 @@ class MeasureWidget(QWidget):
         return layer_named(self.viewer, self.labels_picker.currentText(), Labels)
 
     def _refresh_layers(self, event: Any = None) -> None:
-        names = [layer.name for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)]
-        refill(self.labels_picker, names, self.labels_picker.currentText())
+        """Objects first (newest on top), then class outputs and training previews: what is measured by default."""
+        layers = [layer for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)]
+        layers.sort(key=lambda layer: not holds_objects(layer))  # stable: the viewer's order within each group
+        current = layer_named(self.viewer, self.labels_picker.currentText(), Labels)
+        keep = current is not None and (holds_objects(current) or self._labels_picked)
+        refill(self.labels_picker, [layer.name for layer in layers], current.name if keep else "")
         self._refresh_images()
+
+    def _picked_labels(self, *_: Any) -> None:
+        self._labels_picked = True
+
+    def _follow_selection(self, event: Any = None) -> None:
+        """Measure the objects layer selected in the viewer (the one just corrected); class maps go under Classes."""
+        active = self.viewer.layers.selection.active
+        if self.worker is None and isinstance(active, Labels) and holds_objects(active) \
+                and active.name != self.labels_picker.currentText():
+            self.labels_picker.setCurrentText(active.name)
+            self._labels_picked = False  # followed, not chosen
 
     def _refresh_images(self, *_: Any) -> None:
         """Image layers whose pixels match the labels (RGB too), all ticked unless unticked before."""
@@ -189,7 +216,7 @@ class MeasureWidget(QWidget):
         labels = self.labels_layer()
         shape = tuple(source_array(labels).shape) if labels is not None else None
         layers = [layer for layer in reversed(self.viewer.layers) if isinstance(layer, Labels)
-                  and labels is not None and layer.name != labels.name
+                  and labels is not None and layer.name != labels.name and may_hold_classes(layer)
                   and tuple(source_array(layer).shape) == shape]
         current = self.classes_picker.currentText()
         if not self._classes_picked and current in ("", NO_CLASSES):
@@ -283,8 +310,16 @@ class MeasureWidget(QWidget):
         self.save_button.setEnabled(True)
         count = len(table["label"])
         slices = f" in {len(np.unique(table['slice']))} slices" if "slice" in table and count else ""
-        self.status.setText(f"{count} objects{slices} in {layer.name}{_class_counts(table)}." if count else
-                            f"{layer.name} holds no objects (every pixel is 0).")
+        counts = class_counts(table)
+        text = (f"{count} objects{slices} in {layer.name}{f' ({counts})' if counts else ''}." if count else
+                f"{layer.name} holds no objects (every pixel is 0).")
+        if "class" in table and looks_like_objects(table["class"]):
+            text += (f" Note: '{classes.name if classes else ''}' gave nearly every object a class of its own: is "
+                     "it a layer of objects rather than classes? Choose a class map under Classes.")
+        if is_class_output(layer):
+            text += (f" Note: '{layer.name}' is a class model's output, so each class was measured as one object; "
+                     "for a class per object, measure the objects' labels and choose this layer under Classes.")
+        self.status.setText(text)
 
     def _watch(self, layer: Labels) -> None:
         """Hear when ``layer``'s pixels change (painting, a new Segment run), and only this layer's."""
@@ -387,10 +422,3 @@ class MeasureWidget(QWidget):
         show_info(f"Saved {len(self.table['label'])} objects to {written}")
         return written
 
-
-def _class_counts(table: ObjectTable) -> str:
-    """": tumour 12, stroma 30, unclassified 2": how many objects each class got (nothing without classes)."""
-    if "class_name" not in table:
-        return ""
-    names, counts = np.unique(np.asarray(table["class_name"], str), return_counts=True)
-    return ": " + ", ".join(f"{name} {count}" for name, count in zip(names, counts))

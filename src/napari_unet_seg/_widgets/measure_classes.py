@@ -15,14 +15,32 @@ from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from .measure_table import UNMEASURED
+from .train_form import PREVIEW_KEY
 
 NO_CLASSES = "(none)"
 
 
 def is_class_output(layer: Labels) -> bool:
-    """Segment's output of a class model: the layer a user most likely wants objects classified by."""
-    model = ((layer.metadata.get("provenance") or {}).get("model") or {})
-    return model.get("task") == "semantic"
+    """Segment's output of a class model (or an instance model's mask): a layer to classify objects by."""
+    record = layer.metadata.get("provenance") or {}
+    return (record.get("model") or {}).get("task") == "semantic" or \
+        (record.get("settings") or {}).get("output") == "semantic"
+
+
+def made_objects(layer: Labels) -> bool:
+    """Objects the plugin made (Segment's objects, grown cells): never a class map."""
+    record = layer.metadata.get("provenance") or {}
+    return not is_class_output(layer) and ("model" in record or record.get("kind") == "cells")
+
+
+def may_hold_classes(layer: Labels) -> bool:
+    """What the Classes picker offers: class outputs and layers a user painted, not objects or previews."""
+    return not made_objects(layer) and not layer.metadata.get(PREVIEW_KEY)
+
+
+def holds_objects(layer: Labels) -> bool:
+    """Labels of objects, as far as the layer says: not a class model's output, not Train's live preview."""
+    return not is_class_output(layer) and not layer.metadata.get(PREVIEW_KEY)
 
 
 def class_names_of(layer: Labels) -> list[str] | None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image
 from ..core.inference.provenance import csv_comments, read_provenance
-from ..core.measure.classes import check_class_map
+from ..core.measure.classes import check_class_map, class_counts, looks_like_objects
 from ..core.measure.measurements import intensity_channels, measure_objects
 from ..core.measure.table_csv import objects_csv_path, write_objects_csv
 from .errors import UserError, require_positive
@@ -73,6 +73,14 @@ def _classes(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[object, 
         if args.class_names is not None:
             raise UserError("--class-names names the classes of --classes: give the class map with --classes")
         return None, None
+    if _same_path(args.classes, args.labels):
+        raise UserError(f"--classes {args.classes} is LABELS itself: give a class map (a class model's output, or "
+                        "regions painted in napari)")
+    made_by = _provenance(args.classes) or {}
+    if made_by.get("kind") == "cells" or (made_by.get("model") or {}).get("task") == "instances" and \
+            (made_by.get("settings") or {}).get("output", "instances") == "instances":
+        raise UserError(f"{args.classes} holds objects (unet-seg made it as labels of objects), not classes: give a "
+                        "class model's output (<stem>_classes.tif) or regions painted in napari")
     classes = _read(args.classes, "CLASSES")
     if classes.rgb or classes.channel_axis is not None:
         raise UserError(f"{args.classes} is a colour or multichannel image, not a class map (one class per pixel)")
@@ -86,7 +94,7 @@ def _classes(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[object, 
             raise UserError(f"--class-names {args.class_names!r} has an empty name: give NAME,NAME,... for classes "
                             "1, 2, ...")
         return classes.data, ["background", *names]
-    model = (_provenance(args.classes) or {}).get("model") or {}
+    model = made_by.get("model") or {}
     names = model.get("class_names")
     return classes.data, [str(n) for n in names] if isinstance(names, list) else None
 
@@ -134,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         table = measure_objects(labels.data, images, pixel_size=pixel_size, classes=classes, class_names=class_names)
     except ValueError as exc:
-        raise UserError(f"{args.labels}: {exc}") from None
+        culprit = args.classes if "class map" in str(exc) else args.labels
+        raise UserError(f"{culprit}: {exc}") from None
     if not len(table["label"]):
         raise UserError(f"{args.labels} holds no objects (every pixel is 0): nothing to measure, nothing written")
     if looks_like_an_intensity_image(labels.data):  # likely, not certain: said (after the refusals), table still made
@@ -143,18 +152,37 @@ def run(args: argparse.Namespace) -> int:
     if classes is not None and looks_like_an_intensity_image(classes):
         print(f"unet-seg measure: warning: {args.classes} changes value from pixel to pixel, like an image rather "
               "than a class map: did you pick the image as --classes?", file=sys.stderr)
+    elif classes is not None and looks_like_objects(table["class"]):
+        print(f"unet-seg measure: warning: {args.classes} gives nearly every object a class of its own, like labels "
+              "of objects rather than classes: did you give the labels as --classes?", file=sys.stderr)
+    if is_class_map(_provenance(args.labels)):
+        print(f"unet-seg measure: warning: {args.labels} is a class model's output, so each class was measured as "
+              "one object; for a class per object, give the objects' labels as LABELS and this file as --classes",
+              file=sys.stderr)
+    if args.class_names is not None and len(table["class"]) and int(table["class"].max()) >= len(class_names or []):
+        print(f"unet-seg measure: warning: --class-names names {len(class_names or []) - 1} class(es), but "
+              f"{args.classes} holds classes up to {int(table['class'].max())}: the others are called 'class K'",
+              file=sys.stderr)
     comments = {"labels": Path(args.labels).name, "image": ", ".join(Path(p).name for p in paths) or "none",
                 "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown",
                 **({"classes": Path(args.classes).name} if args.classes else {})}
     write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})
     slices = f" in {len(set(table['slice'].tolist()))} slices" if "slice" in table else ""
-    print(f"{len(table['label'])} objects{slices}{_class_counts(table)} -> {output}")
+    counts = class_counts(table)
+    print(f"{len(table['label'])} objects{slices}{f' ({counts})' if counts else ''} -> {output}")
     return 0
 
 
-def _class_counts(table: dict) -> str:
-    """ " (tumour 12, stroma 30, unclassified 2)": how many objects each class got."""
-    if "class_name" not in table:
-        return ""
-    names, counts = np.unique(table["class_name"].astype(str), return_counts=True)
-    return " (" + ", ".join(f"{name} {count}" for name, count in zip(names, counts)) + ")"
+
+def is_class_map(record: dict | None) -> bool:
+    """Whether unet-seg recorded this file as a class output (a class model's, or an instance model's mask)."""
+    record = record or {}
+    return (record.get("model") or {}).get("task") == "semantic" or \
+        (record.get("settings") or {}).get("output") == "semantic"
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -100,3 +100,12 @@ def test_bad_class_maps_raise_one_line(classes, message):
     with pytest.raises(ValueError, match=message) as info:
         measure_objects(labels, classes=classes)
     assert "\n" not in str(info.value)
+
+
+def test_a_class_per_object_looks_like_objects_a_few_classes_do_not():
+    from napari_unet_seg.core.measure.classes import looks_like_objects
+
+    assert looks_like_objects(np.arange(1, 9))  # eight objects, eight classes
+    assert looks_like_objects(np.arange(1, 60) % 40)  # more classes than any class model has
+    assert not looks_like_objects(np.array([1, 2, 1, 2, 2, 1, 1, 0]))
+    assert not looks_like_objects(np.array([1, 2, 3]))  # too few objects to tell

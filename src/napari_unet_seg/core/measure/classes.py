@@ -64,6 +64,13 @@ def majority_classes(local: np.ndarray, count: int, class_window: np.ndarray) ->
     return out_class, fraction
 
 
+def looks_like_objects(classes: np.ndarray) -> bool:
+    """Whether objects' classes look like ids of objects (a labels layer given as the class map by mistake):
+    more than a handful of classes, nearly one per object."""
+    found = len(np.unique(classes[classes != 0]))
+    return found > 32 or (found > 4 and found >= 0.8 * len(classes))
+
+
 def class_name(k: int, names: Sequence[str] | None) -> str:
     """The name of class ``k``: from ``names`` (indexed by class, 0 = background), else "class k"."""
     if k == 0:
@@ -77,3 +84,13 @@ def class_names_of(ids: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
     """Each id's class name (a text column)."""
     lookup = {int(k): class_name(int(k), names) for k in np.unique(ids)}
     return np.array([lookup[int(k)] for k in ids], dtype=object)
+
+
+def class_counts(table: dict[str, Any]) -> str:
+    """"tumour: 12, stroma: 30, unclassified: 2", by class (unclassified last); "" without classes."""
+    if "class" not in table or not len(table["class"]):
+        return ""
+    ids, first, counts = np.unique(np.asarray(table["class"]), return_index=True, return_counts=True)
+    order = np.r_[np.flatnonzero(ids != 0), np.flatnonzero(ids == 0)]
+    names = np.asarray(table["class_name"], dtype=object)
+    return ", ".join(f"{names[first[i]]}: {counts[i]}" for i in order)
