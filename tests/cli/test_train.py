@@ -66,10 +66,10 @@ def test_scribbles_with_masks_train_a_semantic_model(files, tmp_path):
     tifffile.imwrite(tmp_path / "scribbles.tif", scribbles)
     code = main(["train", "--image", str(files["img0"]), "--labels", str(tmp_path / "scribbles.tif"),
                  "--mask", str(files["mask"]),
-                 "--scribbles", "--classes", "3", *TINY, "-o", str(out)])
+                 "--scribbles", "--classes", "3", "--class-names", "nucleus", *TINY, "-o", str(out)])
     assert code == 0
     meta = read_metadata(tmp_path / "sem.safetensors")
-    assert meta["task"] == "semantic" and len(meta["class_names"]) == 3
+    assert meta["task"] == "semantic" and meta["class_names"] == ["background", "nucleus", "class 2"]
     assert meta["lineage"][-1]["mode"] == "scribbles"
 
 
@@ -117,3 +117,17 @@ def test_missing_file_and_shape_mismatch(files, tmp_path, capsys):
                  "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "must match" in err and err.count("\n") == 1
+
+
+def test_too_many_class_names_or_names_for_an_instance_model_are_one_line(files, tmp_path, capsys):
+    labels = tifffile.imread(files["lbl0"])
+    scribbles = np.where(labels > 0, 2, 1).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "scribbles.tif", scribbles)
+    base = ["train", "--image", str(files["img0"]), *TINY, "-o", str(tmp_path / "m")]
+    assert main([*base, "--labels", str(tmp_path / "scribbles.tif"), "--scribbles",
+                 "--class-names", "nucleus,cytoplasm"]) == 2
+    err = capsys.readouterr().err
+    assert "--class-names: 2 class names (nucleus, cytoplasm) for 1 class(es)" in err and err.count("\n") == 1
+    assert main([*base, "--labels", str(files["lbl0"]), "--class-names", "nucleus"]) == 2
+    assert "use it with --scribbles or --classes and --init none" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

@@ -216,6 +216,11 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     assert not widget.settings.region_box.isEnabled()
     assert widget.settings.classes.text() == "from the labels"  # the class count follows the scribbles
     assert not widget.settings.mode_hint.isHidden() and "1 = background" in widget.settings.mode_hint.text()
+    form = widget.settings._form
+    assert form.isRowVisible(widget.settings.class_names)  # a new class model's classes can be named
+    widget.settings.model_box.setCurrentText("nuclei")
+    assert not form.isRowVisible(widget.settings.class_names)  # an existing model's are its own
+    widget.settings.model_box.setCurrentText(SCRATCH)
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
@@ -228,10 +233,11 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     Project(tmp_path / "project").add(TrainingPair(image[::-1].copy(), more.astype(np.int64)), scribbles=True,
                                       task="semantic")
     widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.settings.class_names.setText("nucleus , mitosis")
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
-    assert read_metadata(widget.outcome.path)["class_names"] == ["background", "class 1", "class 2"]
+    assert read_metadata(widget.outcome.path)["class_names"] == ["background", "nucleus", "mitosis"]
     assert "mean IoU" in widget.result.text()
 
 

@@ -78,10 +78,17 @@ class TrainSettings(QWidget):
         self.mode_hint = QLabel(SCRIBBLES_HINT)  # what to paint: shown in scribbles mode, where it is not obvious
         self.mode_hint.setWordWrap(True)
         self.mode_hint.setVisible(False)
+        self.class_names = QLineEdit()
+        self.class_names.setPlaceholderText("e.g. tumour, stroma (classes 1, 2...)")
+        self.class_names.setToolTip("Names of a new class model's classes, in order: class 1 (scribble value 2), "
+                                    "class 2 (value 3)... Segment shows them under the cursor, Measurements in its "
+                                    "table, QuPath as each object's class. Empty: class 1, class 2...")
         for label, widget in (("image", self.image_box), ("labels", self.labels_box), ("mode", self.mode_box),
                               ("", self.mode_hint), ("region", self.region_box), ("stack slices", self.slices),
-                              ("start from", self.model_box), ("save as", self.name)):
+                              ("start from", self.model_box), ("class names", self.class_names),
+                              ("save as", self.name)):
             form.addRow(label, widget)
+        self._form = form
         more, mform = form_group("")
         self.task_box = _combo(["instances", "semantic"])
         # 1 reads "from the labels": a class model needs two classes or more, so 1 is never a count of its own
@@ -210,6 +217,8 @@ class TrainSettings(QWidget):
         for widget in (self.task_box, self.depth, self.width):
             widget.setEnabled(scratch)
         self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
+        # names belong to a new class model (a model's classes are named when it is made): shown only then
+        self._form.setRowVisible(self.class_names, scratch and self.task_box.currentText() == "semantic")
 
     def _on_mode_changed(self, *_: Any) -> None:
         """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
@@ -270,5 +279,6 @@ class TrainSettings(QWidget):
             project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
             preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=preview_box,
             overrides=dict(overrides), encoder="nuclei" if self.borrow_encoder.isChecked() else None,
+            class_names=tuple(n.strip() for n in self.class_names.text().split(",") if n.strip()) if scratch else (),
             diameter=value_or_none(self.diameter),
         )

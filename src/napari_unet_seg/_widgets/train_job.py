@@ -38,6 +38,7 @@ class TrainJob:
     init: str = "nuclei"
     task: str = "instances"
     classes: int | None = None  # a new class model's count; None: from the labels trained on (project included)
+    class_names: tuple[str, ...] = ()  # a new class model's names of classes 1, 2...
     depth: int = 4
     width: int = 16
     scribbles: bool = False
@@ -112,7 +113,8 @@ def run_training(
             if job.project_dir is not None and job.use_project else []
         classes = classes_called_for(pairs + saved, scribbles=job.scribbles)
     model = starting_model(job.init, task=job.task, classes=classes, depth=job.depth, width=job.width,
-                           in_channels=input_channels(pairs[0]) if pairs else 1, encoder=job.encoder)
+                           in_channels=input_channels(pairs[0]) if pairs else 1, encoder=job.encoder,
+                           class_names=job.class_names)
     if job.project_dir is not None:
         check_pairs(model, pairs, scribbles=job.scribbles, require_objects=False)  # nothing unusable is saved
         status("saving the annotations into the project...")

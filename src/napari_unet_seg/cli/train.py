@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--classes", type=int, default=None, metavar="N",
                         help="train a semantic model with N classes, background included (default with "
                              "--scribbles: the largest label value)")
+    parser.add_argument("--class-names", default=None, metavar="NAME,NAME,...",
+                        help="names of a new class model's classes 1, 2... (scribble values 2, 3...), shown by "
+                             "Segment, Measurements and QuPath (default: class 1, class 2...)")
     parser.add_argument("--depth", type=int, default=None, metavar="D", help="U-Net depth of a new model (default 4)")
     parser.add_argument("--width", type=int, default=None, metavar="W",
                         help="channels of a new model's first level (default 16)")
@@ -150,8 +153,18 @@ def run(args: argparse.Namespace) -> int:
     if scratch and semantic and classes is None:
         classes = classes_called_for(pairs, scribbles=args.scribbles)
     channels = input_channels(pairs[0])
-    model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
-                           depth=args.depth or 4, width=args.width or 16, in_channels=channels, encoder=args.encoder)
+    names = tuple(name.strip() for name in (args.class_names or "").split(",") if name.strip())
+    if args.class_names is not None and not (scratch and semantic):
+        raise UserError("--class-names names the classes of a new class model: use it with --scribbles or "
+                        "--classes and --init none")
+    try:
+        model = starting_model(init, task="semantic" if semantic else "instances", classes=classes,
+                               depth=args.depth or 4, width=args.width or 16, in_channels=channels,
+                               encoder=args.encoder, class_names=names)
+    except ValueError as exc:
+        if not names:
+            raise
+        raise UserError(f"--class-names: {exc}") from None
     if not scratch and classes is not None and classes != len(model.class_names):
         raise UserError(f"--classes {classes} does not match the {len(model.class_names)} classes of {init}")
     try:  # before anything is printed or saved: an unusable annotation must not reach the project

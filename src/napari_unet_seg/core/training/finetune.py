@@ -73,15 +73,26 @@ def copy_encoder(model: Model, source: Model) -> int:
 def starting_model(
     init: str | Path | None, *, task: str = "instances", classes: int | None = None,
     depth: int = 4, width: int = 16, in_channels: int = 1, encoder: str | Path | None = None,
+    class_names: Sequence[str] = (),
 ) -> Model:
     """A private copy of a named/file model, or a new one when ``init`` is none.
 
     A new model takes the encoder of ``encoder`` (e.g. the built-in
     ``nuclei``) when its architecture matches; None starts all from random.
+    ``class_names`` name a new class model's classes 1, 2... (the rest are
+    "class k"); more names than classes raise ``ValueError``.
     """
     if not is_scratch(init):
         return private_copy(init)
-    model = new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width)
+    names = None
+    if task == "semantic" and class_names:
+        count = (classes or 2) - 1
+        if len(class_names) > count:
+            raise ValueError(f"{len(class_names)} class names ({', '.join(class_names)}) for {count} class(es): "
+                             "paint the others, or name fewer")
+        names = ["background", *class_names, *(f"class {k}" for k in range(len(class_names) + 1, count + 1))]
+    model = new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width,
+                      class_names=names)
     if encoder is not None and not is_scratch(encoder):
         copy_encoder(model, load_model(encoder))
     return model
