@@ -32,7 +32,8 @@ def test_labels_layer_saves_as_imagej_rois_by_extension(tmp_path):
 def test_labels_layer_features_become_geojson_measurements(tmp_path):
     labels = awkward_labels()
     ids = np.unique(labels)[1:]
-    features = pd.DataFrame({"label": ids, "area": [float((labels == i).sum()) for i in ids]})
+    features = pd.DataFrame({"index": ids, "label": ids,  # as the Measurements dock sets them: napari's index too
+                             "area": [float((labels == i).sum()) for i in ids]})
     (path,) = save_layers(str(tmp_path / "objects.geojson"), [Labels(labels, features=features)])
     first = json.loads(Path(path).read_text())["features"][0]["properties"]
     assert first["measurements"] == {"label": 1, "area": float((labels == 1).sum())}

@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from .core.export.target import with_format_suffix
 
@@ -87,7 +89,10 @@ def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | Non
     keys = ["label", "slice"] if ndim == 3 else ["label"]
     if features is None or len(features) == 0 or any(key not in features for key in keys):
         return None
-    return {str(column): features[column].to_numpy() for column in features.columns}
+    columns = {str(column): features[column].to_numpy() for column in features.columns}
+    if "index" in columns and np.array_equal(columns["index"], columns["label"]):
+        del columns["index"]  # napari's own copy of the label (how it finds an object's row): no measurement
+    return columns
 
 
 def _provenance(attributes: dict[str, Any]) -> dict[str, Any] | None:

@@ -134,3 +134,22 @@ def test_an_image_given_as_labels_is_warned_about_in_one_line(tmp_path, capsys):
     labels_path = write_labels_tiff(tmp_path / "a_labels.tif", awkward_labels())
     assert main(["export", str(labels_path), "--format", "geojson"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_table_of_other_labels_or_a_file_that_is_no_table_is_refused(tmp_path, capsys):
+    """Ids would be matched with another image's objects: a table made from other labels is refused."""
+    from napari_unet_seg.core.measure.table_csv import write_objects_csv
+
+    labels_path = write_labels_tiff(tmp_path / "img_labels.tif", awkward_labels())
+    write_objects_csv(tmp_path / "other_objects.csv", {"label": np.array([1, 2]), "area": np.array([1.0, 2.0])},
+                      {"labels": "other_labels.tif"})
+    code = main(["export", str(labels_path), "--format", "geojson", "--measurements",
+                 str(tmp_path / "other_objects.csv")])
+    one_error_line(capsys, code, "other_objects.csv measures other_labels.tif, not img_labels.tif")
+    code = main(["export", str(labels_path), "--format", "geojson", "--measurements", str(labels_path)])
+    one_error_line(capsys, code, "is not a CSV table")
+    write_objects_csv(tmp_path / "layer.csv", {"label": np.array([1]), "area": np.array([1.0])},
+                      {"labels": "nuclei labels"})  # saved from the dock: a layer's name, not a file's
+    assert main(["export", str(labels_path), "--format", "geojson", "--measurements",
+                 str(tmp_path / "layer.csv")]) == 0
+    assert not (tmp_path / "other_labels.geojson").exists()

@@ -154,6 +154,8 @@ def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsy
                  "-o", str(folder / "out")]) == 0
     assert "a class map in" in capsys.readouterr().out  # not "0 objects"
     class_map = tifffile.imread(folder / "out" / "img_classes.tif")  # beside objects, never over them
+    assert main(["provenance", str(folder / "out" / "img_classes.tif")]) == 0
+    assert "output classes (tumour, stroma)" in capsys.readouterr().out
     assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "out" / "img_classes.tif")]) == 0
     out = capsys.readouterr().out
     table, comments = read_objects_csv(folder / "img_objects.csv")

@@ -179,6 +179,9 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
     assert shown == sorted(want)
     saved, comments = read_objects_csv(widget.save_csv(str(tmp_path / "t.csv")))
     assert saved["class_name"].tolist() == want and comments["classes"] == "nuclei classes"
+    output.paint((5, 5), 2, refresh=True)  # the classes changed: the table is out of date too
+    assert widget.status.text().startswith("nuclei classes changed since nuclei labels was measured")
+    assert not widget.save_button.isEnabled()
 
     widget.classes_picker.setCurrentText(NO_CLASSES)  # a user's choice of none is kept as layers come and go
     widget.classes_picker.activated.emit(0)

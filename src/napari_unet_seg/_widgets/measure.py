@@ -293,7 +293,7 @@ class MeasureWidget(QWidget):
             self.status.setText("The labels layer was removed meanwhile: nothing shown.")
             return
         self._restore_colours()
-        self._watch(layer)
+        self._watch(layer, classes)
         self.table, self.measured, self._measured_images = table, layer, images
         self._measured_classes = classes.name if classes is not None else None
         self._class_colours = (colours_of_classes(classes, table["class"])
@@ -321,16 +321,19 @@ class MeasureWidget(QWidget):
                      "for a class per object, measure the objects' labels and choose this layer under Classes.")
         self.status.setText(text)
 
-    def _watch(self, layer: Labels) -> None:
-        """Hear when ``layer``'s pixels change (painting, a new Segment run), and only this layer's."""
+    def _watch(self, layer: Labels, classes: Labels | None = None) -> None:
+        """Hear when the measured pixels change (painting, a new Segment run): the labels', and the classes'."""
         self._unwatch()
-        for event in (layer.events.paint, layer.events.data):
-            event.connect(self._labels_changed)
+        self._watched = [layer, *([classes] if classes is not None else [])]
+        for watched in self._watched:
+            for event in (watched.events.paint, watched.events.data):
+                event.connect(self._labels_changed)
 
     def _unwatch(self) -> None:
-        if self.measured is not None:
-            for event in (self.measured.events.paint, self.measured.events.data):
+        for watched in getattr(self, "_watched", []):
+            for event in (watched.events.paint, watched.events.data):
                 event.disconnect(self._labels_changed)
+        self._watched = []
 
     def _labels_changed(self, event: Any = None) -> None:
         """Painted or replaced labels make the table out of date: say so, and let no old number travel on.
@@ -344,8 +347,10 @@ class MeasureWidget(QWidget):
         self.save_button.setEnabled(False)
         if layer in self.viewer.layers:
             layer.features = {}
-        self.status.setText(f"{layer.name} changed since it was measured: press Measure again (the table shows "
-                            "the objects as they were).")
+        changed = event.source.name if event is not None and isinstance(event.source, Labels) else layer.name
+        since = "it was" if changed == layer.name else f"{layer.name} was"
+        self.status.setText(f"{changed} changed since {since} measured: press Measure again (the table shows the "
+                            "objects as they were).")
 
     # the table and the viewer -------------------------------------------------------------------------------
     def go_to_row(self, index: QModelIndex) -> None:

@@ -7,6 +7,7 @@ the export carries it on.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
@@ -114,7 +115,16 @@ def _measurements(args: argparse.Namespace) -> dict | None:
         path = Path(args.measurements)
         if not path.is_file():
             raise UserError(f"--measurements: {path}: no such file")
-    table, _ = read_objects_csv(path)
+    try:
+        table, comments = read_objects_csv(path)
+    except (UnicodeDecodeError, csv.Error):
+        raise UserError(f"--measurements: {path} is not a CSV table (give the <stem>_objects.csv of "
+                        "unet-seg measure, a batch or the Measurements dock)") from None
+    made_from = comments.get("labels", "")
+    if Path(made_from).suffix.lower() in (".tif", ".tiff", ".png", ".zarr") and \
+            made_from != Path(args.labels).name:
+        raise UserError(f"--measurements: {path.name} measures {made_from}, not {Path(args.labels).name}: give "
+                        "the table of these labels (ids would be matched with another image's objects)")
     return table or None
 
 

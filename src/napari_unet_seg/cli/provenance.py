@@ -72,7 +72,7 @@ def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("model", f"{model.get('name')} ({model.get('file') or 'never saved to a file'})"),
         ("sha256", f"{model.get('sha256')}  [{_model_file_now(model)}]"),
         ("lineage", trained),
-        ("settings", (f"diameter {settings.get('diameter') or 'auto'}, output {settings.get('output')}, "
+        ("settings", (f"diameter {settings.get('diameter') or 'auto'}, output {_output(model, settings)}, "
                       f"planes {planes if planes == 'all' else len(planes)}{_extras(settings)}")),
         ("ran on", (f"{ran_on.get('device')}, {ran_on.get('precision')} (asked: {settings.get('device')}, "
                     f"{settings.get('precision')})")),
@@ -104,6 +104,14 @@ def _cells_summary(record: dict[str, Any]) -> list[tuple[str, str]]:
         ("versions", ", ".join(f"{k} {v}" for k, v in record.get("versions", {}).items())),
         ("command", str(record.get("command"))),
     ]
+
+
+def _output(model: dict[str, Any], settings: dict[str, Any]) -> str:
+    """What the file holds: objects, or classes (a class model's output, or an instance model's mask)."""
+    if model.get("task") == "semantic":
+        names = model.get("class_names") or []
+        return f"classes ({', '.join(map(str, names[1:]))})" if len(names) > 1 else "classes"
+    return "foreground mask" if settings.get("output") == "semantic" else "objects"
 
 
 def _extras(settings: dict[str, Any]) -> str:
