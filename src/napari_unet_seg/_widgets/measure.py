@@ -95,6 +95,7 @@ class MeasureWidget(QWidget):
         self._class_colours: dict[int, Any] = {}
         self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
         self._labels_picked = False  # the user chose what to measure, even a class map: keep it
+        self._watched: list[Labels] = []  # the measured labels and classes, whose painting dates the table
         self.worker: Any = None
         self._cancel = threading.Event()
         self._colour_column = LABEL_COLOURS
@@ -330,7 +331,7 @@ class MeasureWidget(QWidget):
                 event.connect(self._labels_changed)
 
     def _unwatch(self) -> None:
-        for watched in getattr(self, "_watched", []):
+        for watched in self._watched:
             for event in (watched.events.paint, watched.events.data):
                 event.disconnect(self._labels_changed)
         self._watched = []
