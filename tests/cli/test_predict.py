@@ -252,7 +252,7 @@ def test_cells_grow_beside_the_nuclei_of_a_two_channel_experiment_as_unet_seg_ce
                      metadata={"axes": "CYX"})
     tifffile.imwrite(root / "gray.tif", nuclear.astype(np.float32))
     args = ["predict", str(root / "exp.tif"), "-o", str(out), "--model", str(model), "--device", "cpu",
-            "--channel", "0", "--cells-channel", "1", "--cell-reach", "40"]
+            "--channel", "0", "--cells-channel", "1", "--cell-max-distance", "40"]
     assert main(args) == 0
     assert "9 cells around 9 nuclei" in capsys.readouterr().err  # the row's note
     labels, cells = tifffile.imread(out / "exp_labels.tif"), tifffile.imread(out / "exp_cells.tif")
@@ -270,7 +270,7 @@ def test_cells_grow_beside_the_nuclei_of_a_two_channel_experiment_as_unet_seg_ce
     assert main(args[:-2] + ["--cell-boundary", "membrane"]) == 0
     assert ("cells: channel 1, cytoplasm, reach 40 px -> channel 1, membrane" in capsys.readouterr().out)
     for extra, message in [
-        (["--cell-reach", "5"], "give the cell stain's channel with --cells-channel K"),
+        (["--cell-max-distance", "5"], "give the cell stain's channel with --cells-channel K"),
         (["--cells-channel", "-2"], "--cells-channel counts from 0"),
         (["--cells-channel", "1", "--output-kind", "semantic"], "cells grow from nuclei"),
     ]:
@@ -280,3 +280,35 @@ def test_cells_grow_beside_the_nuclei_of_a_two_channel_experiment_as_unet_seg_ce
     assert main(["predict", str(root / "gray.tif"), "-o", str(out), "--model", str(model),
                  "--cells-channel", "1"]) == 1
     assert "this image has one channel: grow them over a stain in another file" in capsys.readouterr().err
+
+
+def test_cells_of_a_whole_folder_never_clash_resume_when_missing_and_raw_cells_images_are_segmented(tmp_path,
+                                                                                                   capsys):
+    """`ctrl.tif` and `ctrl_nuclei.tif` get their own cells; a run stopped before the cells grows them on the
+    rerun; a raw image called `HeLa_cells.tif` is segmented (only unet-seg's own `_cells` files are left out);
+    without --channel, the two-channel files ask for the nuclear one."""
+    from helpers import tissue
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    root, out = tmp_path / "in", tmp_path / "in" / "out"
+    root.mkdir()
+    for seed, stem in enumerate(("ctrl", "ctrl_nuclei", "HeLa_cells")):
+        _, nuclei, cytoplasm, _ = tissue(seed)
+        nuclear = (nuclei > 0) * 1000.0 + np.random.default_rng(seed).normal(0, 20, nuclei.shape)
+        tifffile.imwrite(root / f"{stem}.tif", np.stack([nuclear, cytoplasm]).astype(np.float32), imagej=True,
+                         metadata={"axes": "CYX"})
+    args = ["predict", str(root), "-o", str(out), "--model", str(model), "--cells-channel", "1"]
+    assert main(args) == 1  # no nuclear channel: which one?
+    assert capsys.readouterr().err.count("choose the nuclear channel with --channel K (from 0)") == 3
+    assert main([*args, "--channel", "0"]) == 0
+    made = sorted(p.name for p in out.glob("*_cells.tif"))
+    assert made == ["HeLa_cells_cells.tif", "ctrl_cells.tif", "ctrl_nuclei_cells.tif"]
+    for stem in ("ctrl", "ctrl_nuclei"):  # each file's cells hold its own nuclei
+        labels, cells = tifffile.imread(out / f"{stem}_labels.tif"), tifffile.imread(out / f"{stem}_cells.tif")
+        assert np.all(cells[labels > 0] == labels[labels > 0])
+    (out / "ctrl_cells.tif").unlink()  # as if the run had stopped between the labels and the cells
+    capsys.readouterr()
+    assert main([*args, "--channel", "0"]) == 0  # the outputs inside the input folder are not segmented
+    said = capsys.readouterr().out
+    assert "ctrl.tif: 9 objects" in said and (out / "ctrl_cells.tif").exists()
+    assert "1 segmented, 2 skipped, 0 failed of 3 files" in said

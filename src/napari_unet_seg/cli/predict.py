@@ -101,7 +101,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "distance: halfway between nuclei, inside the stained area (default: cytoplasm)")
     cells.add_argument("--cell-threshold", type=float, default=None, metavar="F",
                        help="the stain counts as cell above this fraction (0-1) of its range (default: Otsu)")
-    cells.add_argument("--cell-reach", type=float, default=None, metavar="PX",
+    cells.add_argument("--cell-max-distance", type=float, default=None, metavar="PX",
                        help="a cell reaches at most this far from its nucleus (default: no limit)")
     parser.set_defaults(run=run)
 
@@ -114,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--channel counts from 0, so {args.channel} is no channel")
     if args.cells_channel is not None and args.cells_channel < 0:
         raise UserError(f"--cells-channel counts from 0, so {args.cells_channel} is no channel")
-    if args.cells_channel is None and (args.cell_threshold is not None or args.cell_reach is not None
+    if args.cells_channel is None and (args.cell_threshold is not None or args.cell_max_distance is not None
                                        or args.cell_boundary != "cytoplasm"):
-        raise UserError("--cell-boundary, --cell-threshold and --cell-reach say how cells grow: give the cell "
+        raise UserError("--cell-boundary, --cell-threshold and --cell-max-distance say how cells grow: give the cell "
                         "stain's channel with --cells-channel K")
-    require_positive(args.cell_reach, "--cell-reach")
+    require_positive(args.cell_max_distance, "--cell-max-distance")
     for flag, value in (("--min-area", args.min_area), ("--max-area", args.max_area)):
         if value < 0:
             raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                              min_area=args.min_area, max_area=args.max_area, exclude_border=args.exclude_border,
                              link_frames=args.link_frames, channel=args.channel,
                              cells_channel=args.cells_channel, cell_boundary=args.cell_boundary,
-                             cell_threshold=args.cell_threshold, cell_reach=args.cell_reach)
+                             cell_threshold=args.cell_threshold, cell_max_distance=args.cell_max_distance)
     try:
         check_object_filter(options, model.task)
         check_frame_links(options, (), model.task)  # a stack of several axes is refused file by file

@@ -114,12 +114,20 @@ def test_our_own_outputs_are_never_taken_as_inputs(tmp_path):
 
 
 def test_class_maps_and_cells_are_outputs_too_never_images_to_segment(tmp_path):
-    """A rerun over a folder holding a run's outputs segments the images only, not their classes or cells."""
+    """A rerun over a folder holding a run's outputs segments the images only, not their classes or cells; a raw
+    image called ``HeLa_cells.tif`` (no unet-seg provenance) is an image like any other."""
+    import numpy as np
+    from export_shapes import provenance_record
+
+    from napari_unet_seg.core.imageio import write_labels_tiff
+
     root = tmp_path / "in"
-    _touch(root, "a.tif", "a_labels.tif", "a_cells.tif", "a_classes.tif", "b_cells.zarr", "cells.tif")
+    _touch(root, "a.tif", "a_labels.tif", "HeLa_cells.tif", "cells.tif")
+    for name in ("a_cells.tif", "a_classes.tif"):
+        write_labels_tiff(root / name, np.zeros((4, 4), np.uint8), provenance=provenance_record())
     out = tmp_path / "out"
-    assert _relative(find_jobs([root], out), root) == ["a.tif", "cells.tif"]
-    assert _relative(find_jobs([root], out, pattern="*_cells.tif"), root) == ["a_cells.tif"]  # asked for by name
+    assert _relative(find_jobs([root], out), root) == ["HeLa_cells.tif", "a.tif", "cells.tif"]
+    assert _relative(find_jobs([root], out, pattern="a_cells.tif"), root) == ["a_cells.tif"]  # asked for by name
     [job] = find_jobs([root / "a.tif"], out, kind="classes")
     assert job.target.name == "a_classes.tif"
     jobs = find_jobs([root / "a.tif", root / "a.png"], out, kind="classes")

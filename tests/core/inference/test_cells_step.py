@@ -21,7 +21,7 @@ def two_channels(seed=0):
 @pytest.mark.parametrize("boundary", ["cytoplasm", "distance"])
 def test_a_run_grows_each_nucleus_into_its_cell_as_the_cells_dock_would(boundary):
     image, truth = two_channels()
-    options = RunOptions(channel=0, cells_channel=1, cell_boundary=boundary, cell_reach=40.0)
+    options = RunOptions(channel=0, cells_channel=1, cell_boundary=boundary, cell_max_distance=40.0)
     result = segment_image(image, options, model=threshold_model(), channel_axis=0)
     alone = segment_image(image, RunOptions(channel=0), model=threshold_model(), channel_axis=0)
     assert np.array_equal(result.labels, alone.labels)  # the nuclei do not change

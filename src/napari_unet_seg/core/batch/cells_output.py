@@ -26,12 +26,15 @@ STEM_ENDINGS = ("_labels", "_nuclei")
 
 
 def cells_path(nuclei: str | Path) -> Path:
-    """``img_labels.tif`` -> ``img_cells.tif``, beside it."""
+    """``img_labels.tif`` (or ``img_nuclei.tif``) -> ``img_cells.tif``, beside it.
+
+    One ending only: ``ctrl_nuclei_labels.tif`` (the labels of ``ctrl_nuclei.tif``) gives
+    ``ctrl_nuclei_cells.tif``, not the ``ctrl_cells.tif`` of ``ctrl.tif``'s labels.
+    """
     path = Path(nuclei)
     stem = path.name.split(".")[0]
-    for ending in STEM_ENDINGS:
-        stem = stem.removesuffix(ending)
-    return path.with_name(f"{stem}_cells.tif")
+    ending = next((e for e in STEM_ENDINGS if stem.endswith(e)), "")
+    return path.with_name(f"{stem[:len(stem) - len(ending)]}_cells.tif")
 
 
 def write_cells_output(labels_path: Path, cells: np.ndarray, image: ImageFile, options: RunOptions,

@@ -138,13 +138,13 @@ def read_timed(path: Path) -> tuple[ImageFile | BaseException, float]:
 
 
 def with_channels(image: ImageFile, options: RunOptions, in_channels: int = 1) -> ImageFile:
-    """A (N, H, W) file (a TIFF, ImageJ's CYX or plain) whose first axis is the channels: when one is asked (of up
-    to four planes, or planes the file calls C), or when the model takes N > 1 channels."""
+    """A (N, H, W) file (a TIFF, ImageJ's CYX or plain) whose first axis is the channels: when one is asked, for the
+    nuclei or the cells (of up to four planes, or planes the file calls C), or when the model takes N > 1 channels."""
     if image.channel_axis is not None or image.rgb or not image.stack or image.data.ndim != 3:
         return image
     planes = int(image.data.shape[0])
     said_c = str(image.metadata.get("axes") or "").upper()[:1] == "C"
-    asked = options.channel is not None and (planes <= MAX_CHANNELS or said_c)
+    asked = (options.channel is not None or options.cells_channel is not None) and (planes <= MAX_CHANNELS or said_c)
     if not asked and not 1 < in_channels == planes:
         return image  # a Z or T stack: a channel asked of it is refused plane by plane, not read from slice K
     return replace(image, stack=False, metadata={**image.metadata, "channel_axis": -3})

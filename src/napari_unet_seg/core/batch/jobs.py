@@ -12,6 +12,8 @@ from ..inference.options import RunOptions
 from ..measure.table_csv import objects_csv_path
 from ..model.modelfile import ModelFileError, ModelInfo
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
+from .cells_output import cells_path
+from .existing import output_provenance
 from .output_folder import refuse_a_file
 
 
@@ -45,9 +47,14 @@ def is_labels_file(path: Path) -> bool:
 
 
 def _wanted(entry: Path, pattern: str | None) -> bool:
-    """Images (or ``pattern`` matches), but label images only when the pattern asks for them by name."""
+    """Images (or ``pattern`` matches), but label images only when the pattern asks for them by name.
+
+    ``*_labels.*`` are annotations or outputs, never raw images; ``*_cells.*`` and ``*_classes.*`` are
+    left out only when unet-seg wrote them (``HeLa_cells.tif`` is a fine name for a raw image).
+    """
     ending = output_ending(entry)
-    if ending is not None and (pattern is None or ending not in pattern.lower()):
+    if ending is not None and (pattern is None or ending not in pattern.lower()) and \
+            (ending == "_labels" or output_provenance(entry) is not None):
         return False
     if pattern is not None:
         return entry.match(pattern)
@@ -132,18 +139,25 @@ def find_jobs(
                 jobs.append(Job(path, output_path(path, outdir, item, kind)))
         else:
             jobs.append(Job(item, output_path(item, outdir, kind=kind)))
-    seen: set[Path] = set()  # outputs, and the objects tables beside them (a.tif and a.zarr: one a_objects.csv)
+    seen: set[Path] = set()  # outputs, and the files beside them (a.tif and a.zarr: one a_objects.csv, a_cells.tif)
     tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
     for job in jobs:
-        if outdir in job.source.resolve().parents and is_labels_file(job.source):
+        if outdir in job.source.resolve().parents and is_labels_file(job.source) and \
+                (output_ending(job.source) == "_labels" or output_provenance(job.source) is not None):
             continue  # our own output, found because OUTDIR is inside an input folder
         target = job.target
         suffix = job.source.suffix.lstrip(".").lower() or "file"
-        while target in seen or objects_csv_path(target) in seen:  # told apart by their suffix, then by a number
+        while {target, *_beside(target)} & seen:  # told apart by their suffix, then by a number
             n = tried[job.target, suffix] = tried.get((job.target, suffix), 0) + 1
             tag = suffix if n == 1 else f"{suffix}{n}"
             target = job.target.with_name(job.target.name.replace(f"_{kind}", f"_{tag}_{kind}", 1))
-        seen.update((target, objects_csv_path(target)))
+        seen.update((target, *_beside(target)))
         unique.append(replace(job, target=target))
     return unique
+
+
+def _beside(target: Path) -> tuple[Path, ...]:
+    """The files a run may write beside an output: its objects table, its cells and their table."""
+    cells = cells_path(target)
+    return objects_csv_path(target), cells, objects_csv_path(cells)

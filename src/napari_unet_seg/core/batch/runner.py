@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..inference.options import RunOptions
 from ..model.registry import load_model
+from .cells_output import cells_path
 from .existing import RunSettings, output_provenance
 from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
@@ -123,11 +124,20 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
         record = output_provenance(job.target)
         if record is None:
             skips[job] = kept_result(job)
+        elif not overwrite and _cells_missing(job, options, record):
+            continue  # a run stopped between the labels and their cells: made again, the same labels and the cells
         elif not overwrite:
             current = current or RunSettings.of(options)
             made_from = record.get("input") if isinstance(record.get("input"), str) else None
             skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from)
     return skips
+
+
+def _cells_missing(job: Job, options: RunOptions, record: dict) -> bool:
+    """Cells asked, the labels made with these very settings, but their cells file is not there."""
+    if options.cells_channel is None or cells_path(job.target).exists() or job.target.suffix.lower() == ".zarr":
+        return False
+    return not RunSettings.of(options).changes_since(record)
 
 
 __all__ = ["iter_jobs", "run_batch", "run_jobs"]

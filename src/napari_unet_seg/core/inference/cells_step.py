@@ -24,7 +24,7 @@ def cell_options(options: RunOptions) -> CellOptions | None:
     if options.cells_channel is None:
         return None
     return CellOptions(boundary=options.cell_boundary, threshold=options.cell_threshold,  # type: ignore[arg-type]
-                       max_distance=options.cell_reach)
+                       max_distance=options.cell_max_distance)
 
 
 def describe_cells_request(settings: Mapping[str, Any]) -> str:
@@ -35,8 +35,8 @@ def describe_cells_request(settings: Mapping[str, Any]) -> str:
     words = [f"channel {int(channel)}", str(settings.get("cell_boundary") or "cytoplasm")]
     if settings.get("cell_threshold") is not None:
         words.append(f"threshold {float(settings['cell_threshold']):g}")
-    if settings.get("cell_reach") is not None:
-        words.append(f"reach {float(settings['cell_reach']):g} px")
+    if settings.get("cell_max_distance") is not None:
+        words.append(f"reach {float(settings['cell_max_distance']):g} px")
     return ", ".join(words)
 
 

@@ -36,7 +36,7 @@ class RunOptions:
     takes, a colour image mixed into gray for a one-channel model). ``cells_channel`` also grows each
     nucleus into its whole cell over that channel of the same image (a cytoplasm or membrane stain;
     None: no cells), as the *Cells from nuclei* dock does with ``cell_boundary`` (cytoplasm, membrane or
-    distance), ``cell_threshold`` (0-1 of the stain's range; None: Otsu) and ``cell_reach`` (px from the
+    distance), ``cell_threshold`` (0-1 of the stain's range; None: Otsu) and ``cell_max_distance`` (px from the
     nucleus; None: no limit): see :mod:`.cells`. ``store`` is a zarr
     path to write the labels to,
     block by block (``block_size`` px a side, ``halo`` px of context, None:
@@ -63,7 +63,7 @@ class RunOptions:
     cells_channel: int | None = None
     cell_boundary: str = "cytoplasm"
     cell_threshold: float | None = None
-    cell_reach: float | None = None
+    cell_max_distance: float | None = None
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:

@@ -168,7 +168,7 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
         args += ["--cells-channel", str(int(settings["cells_channel"]))]
         if settings.get("cell_boundary", "cytoplasm") != "cytoplasm":
             args += ["--cell-boundary", str(settings["cell_boundary"])]
-        for flag, name in (("--cell-threshold", "cell_threshold"), ("--cell-reach", "cell_reach")):
+        for flag, name in (("--cell-threshold", "cell_threshold"), ("--cell-max-distance", "cell_max_distance")):
             if settings.get(name) is not None:
                 args += [flag, repr(float(settings[name]))]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
