@@ -237,3 +237,10 @@ def test_cells_over_a_channel_grow_beside_the_labels_and_open_with_them(widget, 
     assert (tmp_path / "out" / "exp_cells_objects.csv").exists()
     widget.table.cellDoubleClicked.emit(0, 0)
     assert [layer.name for layer in viewer.layers][-2:] == ["exp labels", "exp cells"]
+    assert sum(layer.name.startswith("exp") and layer.ndim == 2 and not hasattr(layer, "selected_label")
+               for layer in viewer.layers) == 2  # the file's two channels, not a two-plane stack
+    opened = viewer.layers["exp cells"]  # as the Cells dock shows cells: outlines over the nuclei, with provenance
+    assert opened.contour == 2 and opened.metadata["provenance"]["kind"] == "cells"
+    assert "--cells-channel 1" in viewer.layers["exp labels"].metadata["provenance"]["command"]
+    _, cells_dock = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Cells from nuclei")
+    assert cells_dock.nuclei_picker.findText("exp cells") == -1  # cells are never offered as nuclei

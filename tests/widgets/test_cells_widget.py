@@ -143,3 +143,28 @@ def test_the_cells_layer_records_what_it_was_grown_from_and_its_table_says_so(do
     qtbot.waitUntil(lambda: measure.worker is None, timeout=30_000)
     _, comments = read_objects_csv(measure.save_csv(str(tmp_path / "painted.csv")))
     assert "changed after they were made" in comments["edited"]
+
+
+def test_opened_before_segment_the_stain_is_the_other_channel_once_segment_names_its_own(make_napari_viewer, qtbot,
+                                                                                          private_model_dir):
+    """The natural order: Cells dock open, then Segment on channel 0 of a two-channel layer. Segment says which
+    channel it used right after adding its layer; the stain offered is then channel 1, not the nuclear one."""
+    from helpers import threshold_model
+
+    from napari_unet_seg import save_model
+
+    _, nuclei, cytoplasm, _ = tissue()
+    save_model(threshold_model(), private_model_dir / "disks.safetensors")
+    viewer = make_napari_viewer()
+    _, cells = viewer.window.add_plugin_dock_widget(PLUGIN, "Cells from nuclei")
+    image = viewer.add_image(np.stack([(nuclei > 0) * 1000.0, cytoplasm]).astype(np.float32), name="exp")
+    _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    segment.refresh_models()
+    segment.model_picker.combo.setCurrentText("disks")
+    segment.settings.channel_axis.setCurrentIndex(segment.settings.channel_axis.findData(0))
+    segment.settings.channel.setCurrentIndex(segment.settings.channel.findData(0))
+    segment.run(image)
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: cells.nuclei_picker.currentText() == "exp labels", timeout=5000)
+    qtbot.waitUntil(lambda: cells.stain_picker.currentText() == "exp · channel 1", timeout=5000)
+    assert cells.stain_picker.itemText(1) == "exp · channel 0"  # the nuclear channel: offered, after the other

@@ -12,7 +12,7 @@ from typing import Any
 
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
     QToolButton, QVBoxLayout, QWidget,
@@ -314,3 +314,23 @@ def format_seconds(seconds: float) -> str:
         return f"{minutes} min {rest} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+class LookAgainAfterAdding(QObject):
+    """Calls ``callback`` once the code that added a layer has finished.
+
+    Segment records what a result is (a class output, the image it came
+    from) right after adding its layer, so a picker that looked as the layer
+    came cannot tell yet: it looks again then.
+    """
+
+    def __init__(self, owner: QObject, viewer: Any, callback: Callable[[], None]) -> None:
+        super().__init__(owner)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(callback)
+        viewer.layers.events.inserted.connect(self.poke)
+
+    def poke(self, event: Any = None) -> None:
+        self._timer.start()

@@ -26,8 +26,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.batch.cells_output import cells_path
-from ..core.batch.files import FileResult
-from ..core.batch.jobs import Job, find_jobs, output_kind
+from ..core.batch.files import FileResult, with_channels
+from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -35,6 +35,7 @@ from ..core.imageio import read_image, read_labels
 from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.object_filter import check_object_filter
+from ..core.inference.provenance import read_provenance
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
 from ._common import (
@@ -47,6 +48,7 @@ from ._common import (
     value_or_none,
 )
 from ._scroll import fill_dock, scrolling
+from .cells import add_cells_layer
 from .object_filters import ObjectFilterSection
 from .segment_pickers import ModelPicker
 
@@ -389,15 +391,29 @@ class BatchWidget(QWidget):
         scale = None
         if image.pixel_size:
             scale = (1.0,) * (labels.ndim - 2) + tuple(image.pixel_size)
+        image = with_channels(image, self.options())  # a CYX file read as channels, as the batch read it
         kwargs = {"channel_axis": image.data.ndim - 3} if image.channel_axis is not None else {"rgb": image.rgb}
         self.viewer.add_image(image.data, name=job.source.stem, scale=scale, **kwargs)
-        self.viewer.add_labels(labels, name=f"{job.source.stem} labels", scale=scale)
+        kind = "classes" if output_ending(job.target) == "_classes" else "labels"
+        nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale,
+                                        metadata=_recorded(job.target))
         cells = cells_path(job.target)
         if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
             try:
-                self.viewer.add_labels(read_labels(cells), name=f"{job.source.stem} cells", scale=scale)
+                add_cells_layer(self.viewer, read_labels(cells), nuclei, _recorded(cells).get("provenance"),
+                                name=f"{job.source.stem} cells")
             except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
                 show_warning(f"Cannot open {cells.name}: {exc}")
+        self.viewer.reset_view()  # this file's extent, wherever the last one was
+
+
+def _recorded(path: Path) -> dict[str, Any]:
+    """The layer metadata of an output: its provenance, so Measurements and exports carry it (none if unreadable)."""
+    try:
+        record = read_provenance(path)
+    except Exception:  # noqa: BLE001 - a file changed or foreign: opened without a provenance
+        record = None
+    return {"provenance": record} if isinstance(record, dict) else {}
 
 
 def _load_pair(job: Job) -> tuple[Any, Any]:

@@ -28,7 +28,15 @@ from ..core.common.errors import first_line
 from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import describe_cells
-from ._common import compact, progress_relay, refill, run_controls, start_worker, value_or_none
+from ._common import (
+    LookAgainAfterAdding,
+    compact,
+    progress_relay,
+    refill,
+    run_controls,
+    start_worker,
+    value_or_none,
+)
 from ._layers import layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
 from .segment_layers import METADATA_KEY as SEGMENT_KEY
@@ -57,6 +65,7 @@ class CellsWidget(QWidget):
         self._boundary_before: str | None = None  # the boundary "no stain" replaced, given back with a stain
         self._build()
         on_layers_changed(self.viewer, self._refresh_layers)
+        self._look_again = LookAgainAfterAdding(self, self.viewer, self._refresh_layers)  # its source is named so
         self._refresh_layers()
 
     def _build(self) -> None:
@@ -247,23 +256,34 @@ class CellsWidget(QWidget):
         target = next((layer for layer in self.viewer.layers
                        if isinstance(layer, Labels) and _made_from(layer, nuclei) and is_pristine_cells(layer)
                        and layer.data.shape == cells.shape), None)
-        record = {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
         if target is None:  # marked from the start: the pickers, refreshed as it is added, leave it out
             base = nuclei.name.removesuffix(" labels")  # Segment's "<image> labels" -> "<image> cells"
-            target = self.viewer.add_labels(cells, name=unique_name(self.viewer, f"{base} cells"),
-                                            metadata={CELLS_KEY: record, "provenance": provenance},
-                                            **spatial_kwargs(nuclei, None))
-            target.events.paint.connect(_mark_painted)
-            target.opacity, target.contour = 0.7, 2  # outlines: the nuclei stay visible under them
+            target = add_cells_layer(self.viewer, cells, nuclei, provenance, name=unique_name(self.viewer,
+                                                                                              f"{base} cells"))
         else:
             target.data = cells
-            target.metadata[CELLS_KEY] = record
+            target.metadata[CELLS_KEY] = _cells_record(nuclei, cells)
             target.metadata["provenance"] = provenance
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
         own = (" The stain is the image the nuclei were segmented from: choose the cytoplasm or membrane stain."
                if over_nuclear_stain else "")
         self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.{own}")
+
+
+def add_cells_layer(viewer: Viewer, cells: Any, nuclei: Labels, provenance: dict[str, Any] | None, *,
+                    name: str) -> Labels:
+    """Cells beside their nuclei as this dock shows them: outlines (the nuclei stay visible under them), marked
+    as cells (never offered as nuclei), their painting noted (painted cells are the user's, kept)."""
+    metadata = {CELLS_KEY: _cells_record(nuclei, cells), **({"provenance": provenance} if provenance else {})}
+    layer = viewer.add_labels(cells, name=name, metadata=metadata, **spatial_kwargs(nuclei, None))
+    layer.events.paint.connect(_mark_painted)
+    layer.opacity, layer.contour = 0.7, 2
+    return layer
+
+
+def _cells_record(nuclei: Labels, cells: Any) -> dict[str, Any]:
+    return {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
 
 
 def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:

@@ -17,7 +17,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
-from qtpy.QtCore import QModelIndex, Qt, QTimer
+from qtpy.QtCore import QModelIndex, Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,7 +39,7 @@ from ..core.inference.provenance import csv_comments
 from ..core.measure.classes import class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
-from ._common import compact, progress_relay, refill, run_controls, start_worker
+from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock
 from .cells import is_pristine_cells
@@ -102,10 +102,7 @@ class MeasureWidget(QWidget):
         self._original_colormap: Any = None
         self._build()
         on_layers_changed(self.viewer, self._refresh_layers)
-        # Segment names a class output's task right after adding its layer: look again once that is done
-        self._late_look = QTimer(self, singleShot=True, interval=0)
-        self._late_look.timeout.connect(self._refresh_layers)
-        self.viewer.layers.events.inserted.connect(self._look_later)
+        self._look_again = LookAgainAfterAdding(self, self.viewer, self._refresh_layers)  # a class output is named so
         self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
         self.viewer.layers.selection.events.active.connect(self._follow_selection)
         self._refresh_layers()
@@ -205,9 +202,6 @@ class MeasureWidget(QWidget):
                 item.setCheckState(Qt.CheckState.Unchecked if layer.name in unticked else Qt.CheckState.Checked)
                 self.images.addItem(item)
         self._refresh_classes()
-
-    def _look_later(self, event: Any = None) -> None:
-        self._late_look.start()
 
     def _picked_classes(self, *_: Any) -> None:
         self._classes_picked = True
