@@ -168,7 +168,7 @@ class BatchWidget(QWidget):
         self.cell_boundary = compact(QComboBox(), 6)
         self.cell_boundary.addItems(list(BOUNDARIES))
         self.cell_boundary.setToolTip("cytoplasm: cells meet at the dim seam between them; membrane: at a bright "
-                                      "outline; distance: halfway between nuclei, inside the stained area.")
+                                      "outline; distance: each pixel to the nearest nucleus, inside the stained area.")
         self.cell_boundary.setEnabled(False)
         self.cells_channel.currentIndexChanged.connect(
             lambda _: self.cell_boundary.setEnabled(self.cells_channel.currentData() is not None))

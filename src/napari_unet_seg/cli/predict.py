@@ -98,7 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="the cytoplasm or membrane stain's channel (from 0); use --channel for the nuclear one")
     cells.add_argument("--cell-boundary", choices=BOUNDARIES, default="cytoplasm",
                        help="cytoplasm: cells meet at the dim seam between them; membrane: at a bright outline; "
-                            "distance: halfway between nuclei, inside the stained area (default: cytoplasm)")
+                            "distance: each pixel to the nearest nucleus, inside the stained area (default: cytoplasm)")
     cells.add_argument("--cell-threshold", type=float, default=None, metavar="F",
                        help="the stain counts as cell above this fraction (0-1) of its range (default: Otsu)")
     cells.add_argument("--cell-max-distance", type=float, default=None, metavar="PX",
