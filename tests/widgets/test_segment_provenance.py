@@ -48,4 +48,4 @@ def test_result_layer_provenance_reruns_and_follows_into_the_measurements_csv(ma
     assert read_provenance(measure.save_csv(str(tmp_path / "cells_objects.csv"))) == record
     layer.paint((5, 5), 99)  # the user corrects the labels: the table says its provenance is of the segmentation
     _, comments = read_objects_csv(measure.save_csv(str(tmp_path / "edited_objects.csv")))
-    assert "changed after they were segmented" in comments["edited"]
+    assert "changed after they were made" in comments["edited"]
