@@ -41,7 +41,7 @@ from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_named, on_layers_changed, source_array
-from ._scroll import fill_dock
+from ._scroll import fill_dock, scrolling
 from .cells import is_pristine_cells
 from .measure_classes import (
     NO_CLASSES,
@@ -116,7 +116,8 @@ class MeasureWidget(QWidget):
         self.images.setMaximumHeight(64)
         self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each "
                                "(of each channel of a colour or multichannel layer).")
-        form = QFormLayout()
+        settings = QWidget()
+        form = QFormLayout(settings)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Labels", self.labels_picker)
         form.addRow("Intensities", self.images)
@@ -153,7 +154,7 @@ class MeasureWidget(QWidget):
         bottom.addWidget(self.save_button)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.addLayout(form)
+        layout.addWidget(scrolling(settings, 50, at_most_content=True))  # squeezed, the settings scroll first
         layout.addLayout(controls.buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
