@@ -12,10 +12,10 @@ model; Cells from nuclei grows the cells over channel 0.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
+from _qt_wait import pump, wait  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dsb2018"
@@ -35,21 +35,6 @@ def two_channel_image(stem: str) -> np.ndarray:
     cytoplasm = (cells > 0) * 0.8 - find_boundaries(cells, mode="inner") * 0.5 + 0.05
     cytoplasm = ndi.gaussian_filter(cytoplasm, 1.0) + rng.normal(0, 0.04, cells.shape)
     return np.stack([255 * cytoplasm, nuclei]).astype(np.float32)
-
-
-def pump(seconds: float = 0.5) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.time() + seconds
-    while time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def wait(widget) -> None:
-    while widget.worker is not None:
-        pump(0.05)
-    pump()
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _qt_wait import pump, wait  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dsb2018"
@@ -42,21 +42,6 @@ def scribbles(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
         core = ndi.binary_erosion(truth == k, iterations=2)
         out[core] = 2 if mean >= split else 3
     return out
-
-
-def pump(seconds: float = 0.5) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.time() + seconds
-    while time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def wait(widget) -> None:
-    while widget.worker is not None:
-        pump(0.05)
-    pump()
 
 
 def main() -> None:
