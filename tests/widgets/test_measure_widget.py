@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_unet_seg._widgets.measure import LABEL_COLOURS
+from napari_unet_seg._widgets.measure_classes import NO_CLASSES
 from napari_unet_seg.core.measure.measurements import measure_objects
 from napari_unet_seg.core.measure.table_csv import read_objects_csv
 
@@ -225,3 +226,24 @@ def test_objects_are_measured_by_default_and_class_maps_offered_only_as_classes(
     regions.data = np.where(np.arange(labels.shape[1]) < labels.shape[1] // 2, 1, 2) * np.ones_like(labels)
     measure_and_wait(widget, qtbot)
     assert "is it a layer" not in widget.status.text() and "(class 1: " in widget.status.text()
+
+
+def test_painted_regions_are_named_in_the_dock_and_keep_their_names(docked, qtbot):
+    """Regions a user painted have no names: typed once, they name the table's classes and the layer keeps them."""
+    viewer, widget, layer, _, labels = docked
+    regions = viewer.add_labels(np.where(np.arange(labels.shape[1]) < 50, 1, 2) * np.ones_like(labels),
+                                name="regions", scale=(0.5, 0.5))
+    viewer.layers.selection.active = layer
+    widget.classes_picker.setCurrentText("regions")
+    assert widget.class_names.isEnabled() and widget.class_names.text() == ""
+    widget.class_names.setText("tumour, stroma")
+    measure_and_wait(widget, qtbot)
+    assert set(widget.table["class_name"]) <= {"tumour", "stroma"} and "tumour: " in widget.status.text()
+    assert list(regions.features["class"]) == ["background", "tumour", "stroma"]  # named on hover from now on
+    widget.classes_picker.setCurrentText(NO_CLASSES)
+    assert not widget.class_names.isEnabled()
+    widget.classes_picker.setCurrentText("regions")
+    assert widget.class_names.text() == "tumour, stroma"  # kept with the layer
+    widget.class_names.setText("")  # no names typed: the layer's own
+    measure_and_wait(widget, qtbot)
+    assert set(widget.table["class_name"]) <= {"tumour", "stroma"}

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QLineEdit,
     QListWidgetItem,
     QPushButton,
     QTableView,
@@ -51,6 +52,7 @@ from .measure_classes import (
     holds_objects,
     is_class_output,
     may_hold_classes,
+    name_classes,
 )
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
 from .segment_layers import is_pristine
@@ -96,6 +98,7 @@ class MeasureWidget(QWidget):
         self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
         self._labels_picked = False  # the user chose what to measure, even a class map: keep it
         self._watched: list[Labels] = []  # the measured labels and classes, whose painting dates the table
+        self._names_for: str | None = None  # the class layer whose names the Class names box shows
         self.worker: Any = None
         self._cancel = threading.Event()
         self._colour_column = LABEL_COLOURS
@@ -126,7 +129,14 @@ class MeasureWidget(QWidget):
             "A Labels layer of classes (a class model's output, or regions you painted: 0 = none). Each object "
             "gets the class most of its classified pixels have, its name and the share of the object it covers.")
         self.classes_picker.activated.connect(self._picked_classes)
+        self.classes_picker.currentTextChanged.connect(self._show_class_names)
         form.addRow("Classes", self.classes_picker)
+        self.class_names = QLineEdit()
+        self.class_names.setPlaceholderText("names of classes 1, 2...: tumour, stroma")
+        self.class_names.setToolTip("What the classes are called, in order (class 1, class 2...): the table, the CSV "
+                                    "and QuPath use them, and the class layer shows them under the cursor.")
+        form.addRow("Class names", self.class_names)
+        self._show_class_names()
         controls = run_controls("Measure", self.run, self._cancel.set)
         self.measure_button, self.cancel_button = controls.run_button, controls.cancel_button
         self.progress_bar, self.status = controls.progress_bar, controls.status
@@ -218,9 +228,24 @@ class MeasureWidget(QWidget):
         if not self._classes_picked and current in ("", NO_CLASSES):
             current = next((layer.name for layer in layers if is_class_output(layer)), NO_CLASSES)
         refill(self.classes_picker, [NO_CLASSES, *(layer.name for layer in layers)], current)
+        if self.classes_picker.currentText() != self._names_for:  # another class layer: its names, not the last's
+            self._show_class_names()
 
     def classes_layer(self) -> Labels | None:
         return layer_named(self.viewer, self.classes_picker.currentText(), Labels)
+
+    def _show_class_names(self, *_: Any) -> None:
+        """The chosen class layer's names (a class model's, or those typed for it before), ready to edit."""
+        layer = self.classes_layer()
+        names = class_names_of(layer) if layer is not None else None
+        self.class_names.setEnabled(layer is not None)
+        self.class_names.setText(", ".join(names[1:]) if names else "")
+        self._names_for = self.classes_picker.currentText()
+
+    def typed_class_names(self) -> list[str] | None:
+        """Names indexed by class (0 = background) from the box, or None when it is empty."""
+        typed = [name.strip() for name in self.class_names.text().split(",")]
+        return ["background", *typed] if any(typed) else None
 
     def chosen_images(self) -> dict[str, Any]:
         """The ticked layers' pixels; a (C, H, W) layer with its channels last, as the core measures colour."""
@@ -248,10 +273,15 @@ class MeasureWidget(QWidget):
         pixel_size, unit = physical_size(layer)
         images = self.chosen_images()
         classes = self.classes_layer()
+        names = self.typed_class_names() if classes is not None else None
+        if classes is not None and names is not None:
+            name_classes(classes, names)  # the layer says them under the cursor, and keeps them for next time
+        elif classes is not None:
+            names = class_names_of(classes)  # none typed: the layer's own (a class model's, or typed before)
         self._cancel.clear()
         work = partial(measure_objects, source_array(layer), images, pixel_size=pixel_size, unit=unit,
                        classes=source_array(classes) if classes is not None else None,
-                       class_names=class_names_of(classes) if classes is not None else None,
+                       class_names=names,
                        progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
         self.measure_button.setEnabled(False)
         self.cancel_button.setEnabled(True)

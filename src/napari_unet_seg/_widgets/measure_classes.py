@@ -57,6 +57,19 @@ def class_names_of(layer: Labels) -> list[str] | None:
     return [str(n) for n in recorded] if isinstance(recorded, list) else None
 
 
+def name_classes(layer: Labels, names: list[str]) -> None:
+    """Give ``layer``'s classes ``names`` (indexed by class) as napari shows names: its features, by index.
+
+    Only the features change (never a pixel); a class model's output gets
+    the same features from Segment.
+    """
+    top = max(len(names) - 1, int(np.max(layer.features["index"])) if "index" in layer.features and
+              len(layer.features["index"]) else 0)
+    full = [names[k] if k < len(names) and names[k] else ("background" if k == 0 else f"class {k}")
+            for k in range(top + 1)]
+    layer.features = {"index": np.arange(len(full)), "class": full}
+
+
 def colours_of_classes(layer: Labels, classes: np.ndarray) -> dict[int, np.ndarray]:
     """Each class's colour as ``layer`` shows it (read on the main thread, while the layer is there)."""
     return {int(k): np.asarray(layer.get_color(int(k)), np.float32) for k in np.unique(classes) if k != 0}
