@@ -247,3 +247,5 @@ def test_painted_regions_are_named_in_the_dock_and_keep_their_names(docked, qtbo
     widget.class_names.setText("")  # no names typed: the layer's own
     measure_and_wait(widget, qtbot)
     assert set(widget.table["class_name"]) <= {"tumour", "stroma"}
+    regions.name = "tissue regions"  # renamed: still the classes
+    assert widget.classes_picker.currentText() == "tissue regions"

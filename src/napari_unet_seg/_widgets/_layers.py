@@ -22,6 +22,11 @@ def layer_kind(layer: Any) -> str:
     return layer.__class__.__name__
 
 
+def layer_id(layer: Any) -> str:
+    """A layer's lasting id (napari's ``unique_id``): it survives a rename, which the name does not."""
+    return str(getattr(layer, "unique_id", "")) or layer.name
+
+
 def source_array(layer: Image) -> Any:
     """The full-resolution data of an image layer (level 0 of a multiscale pyramid), unread."""
     return layer.data[0] if layer.multiscale else layer.data

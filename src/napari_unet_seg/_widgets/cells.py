@@ -37,7 +37,7 @@ from ._common import (
     start_worker,
     value_or_none,
 )
-from ._layers import layer_named, on_layers_changed, source_array
+from ._layers import layer_id, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
 from .segment_layers import METADATA_KEY as SEGMENT_KEY
 from .segment_layers import fingerprint, spatial_kwargs, unique_name
@@ -283,7 +283,7 @@ def add_cells_layer(viewer: Viewer, cells: Any, nuclei: Labels, provenance: dict
 
 
 def _cells_record(nuclei: Labels, cells: Any) -> dict[str, Any]:
-    return {"nuclei_id": _layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
+    return {"nuclei_id": layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
 
 
 def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:
@@ -295,13 +295,9 @@ def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:
     return str(info["source"]), settings.get("channel")
 
 
-def _layer_id(layer: Any) -> str:
-    return str(getattr(layer, "unique_id", "")) or layer.name
-
-
 def _made_from(layer: Labels, nuclei: Labels) -> bool:
     info = layer.metadata.get(CELLS_KEY)
-    return isinstance(info, dict) and info.get("nuclei_id") == _layer_id(nuclei)
+    return isinstance(info, dict) and info.get("nuclei_id") == layer_id(nuclei)
 
 
 def is_pristine_cells(layer: Labels) -> bool:

@@ -41,7 +41,7 @@ from ..core.measure.classes import class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
-from ._layers import current_plane, layer_named, on_layers_changed, source_array
+from ._layers import current_plane, layer_id, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
 from .cells import is_pristine_cells
 from .measure_classes import (
@@ -99,6 +99,7 @@ class MeasureWidget(QWidget):
         self._labels_picked = False  # the user chose what to measure, even a class map: keep it
         self._watched: list[Labels] = []  # the measured labels and classes, whose painting dates the table
         self._names_for: str | None = None  # the class layer whose names the Class names box shows
+        self._classes_id: str | None = None  # the chosen class layer, followed through a rename
         self.worker: Any = None
         self._cancel = threading.Event()
         self._colour_column = LABEL_COLOURS
@@ -216,6 +217,8 @@ class MeasureWidget(QWidget):
 
     def _picked_classes(self, *_: Any) -> None:
         self._classes_picked = True
+        chosen = self.classes_layer()
+        self._classes_id = layer_id(chosen) if chosen is not None else None
 
     def _refresh_classes(self) -> None:
         """Labels layers of the labels' size that can classify them; a class model's output chosen by default."""
@@ -225,9 +228,14 @@ class MeasureWidget(QWidget):
                   and labels is not None and layer.name != labels.name and may_hold_classes(layer)
                   and tuple(source_array(layer).shape) == shape]
         current = self.classes_picker.currentText()
+        renamed = next((layer.name for layer in layers if layer_id(layer) == self._classes_id), None)
+        if current not in (NO_CLASSES, *(layer.name for layer in layers)) and renamed is not None:
+            current = renamed  # the chosen class layer was renamed: still chosen
         if not self._classes_picked and current in ("", NO_CLASSES):
             current = next((layer.name for layer in layers if is_class_output(layer)), NO_CLASSES)
         refill(self.classes_picker, [NO_CLASSES, *(layer.name for layer in layers)], current)
+        chosen = self.classes_layer()
+        self._classes_id = layer_id(chosen) if chosen is not None else None
         if self.classes_picker.currentText() != self._names_for:  # another class layer: its names, not the last's
             self._show_class_names()
 
