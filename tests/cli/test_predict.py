@@ -312,3 +312,36 @@ def test_cells_of_a_whole_folder_never_clash_resume_when_missing_and_raw_cells_i
     said = capsys.readouterr().out
     assert "ctrl.tif: 9 objects" in said and (out / "ctrl_cells.tif").exists()
     assert "1 segmented, 2 skipped, 0 failed of 3 files" in said
+
+
+def test_other_cell_settings_with_overwrite_grow_the_cells_again_from_the_labels_there(tmp_path, capsys):
+    """Tuning the cells of a whole experiment: the nuclei stay (not segmented again), the cells are regrown, and
+    the labels' provenance takes the new settings, so the next run finds nothing changed."""
+    from helpers import tissue
+
+    from napari_unet_seg.core.inference.cells import CellOptions, grow_cells
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    truth, nuclei, cytoplasm, membrane = tissue()
+    nuclear = (nuclei > 0) * 1000.0 + np.random.default_rng(0).normal(0, 20, nuclei.shape)
+    tifffile.imwrite(tmp_path / "exp.tif", np.stack([nuclear, membrane]).astype(np.float32), imagej=True,
+                     metadata={"axes": "CYX"})
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "exp.tif"), "-o", str(out), "--model", str(model), "--channel", "0",
+            "--cells-channel", "1"]
+    assert main(args) == 0
+    labels = tifffile.imread(out / "exp_labels.tif")
+    capsys.readouterr()
+    membrane_args = [*args, "--cell-boundary", "membrane"]
+    assert main([*membrane_args, "--overwrite"]) == 0
+    said = capsys.readouterr().err
+    assert "cells grown again from the labels already there" in said
+    np.testing.assert_array_equal(tifffile.imread(out / "exp_labels.tif"), labels)  # the nuclei stay
+    np.testing.assert_array_equal(tifffile.imread(out / "exp_cells.tif"),
+                                  grow_cells(labels, membrane, options=CellOptions("membrane")))
+    record = read_provenance(out / "exp_labels.tif")
+    assert record["settings"]["cell_boundary"] == "membrane" and "--cell-boundary membrane" in record["command"]
+    assert read_provenance(out / "exp_cells.tif")["settings"]["boundary"] == "membrane"
+    assert main(membrane_args) == 0
+    assert "skipped" in capsys.readouterr().out  # nothing changed now: resumed, not redone

@@ -15,14 +15,17 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import first_line
-from ..imageio import ImageFile, write_labels_tiff
-from ..inference.cells_step import cell_options
+from ..imageio import ImageFile, read_labels, write_labels_tiff
+from ..inference.cells import cells_note
+from ..inference.cells_step import cell_options, cell_stain, grow_run_cells
+from ..inference.layout import numeric_image
 from ..inference.options import RunOptions
-from ..inference.provenance import csv_comments, describe_cells
+from ..inference.provenance import csv_comments, describe_cells, predict_command
 from .existing import output_provenance
 from .objects import measure_output
 
 STEM_ENDINGS = ("_labels", "_nuclei")
+CELL_FIELDS = ("cells_channel", "cell_boundary", "cell_threshold", "cell_max_distance")  # RunOptions
 
 
 def cells_path(nuclei: str | Path) -> Path:
@@ -56,3 +59,23 @@ def write_cells_output(labels_path: Path, cells: np.ndarray, image: ImageFile, o
         outcome = measure_output(cells, image, path, csv_comments(record))
         note += f" ({outcome.note})" if outcome.note else ""
     return note
+
+
+def regrow_cells(labels_path: Path, image: ImageFile, options: RunOptions, *, measure: bool,
+                 stack_axis: str = "Z", cancel: Any = None) -> tuple[np.ndarray, str]:
+    """Grow the cells of existing labels again with this run's cell settings; (the labels, a note for the row).
+
+    The labels keep their pixels; their provenance takes the new cell
+    settings (and the command that remakes both), so the next run compares
+    against what the files now hold.
+    """
+    labels = np.asarray(read_labels(labels_path))
+    record = output_provenance(labels_path) or {}
+    stain = cell_stain(numeric_image(image.data), options, rgb=image.rgb, channel_axis=image.channel_axis)
+    cells = grow_run_cells(labels, stain, options, tuple(np.ndindex(*labels.shape[:-2])), cancel=cancel)
+    settings = {**(record.get("settings") or {}), **{name: getattr(options, name) for name in CELL_FIELDS}}
+    record = {**record, "settings": settings}
+    record["command"] = predict_command(record)
+    write_labels_tiff(labels_path, labels, image.pixel_size, provenance=record, stack_axis=stack_axis)
+    note = write_cells_output(labels_path, cells, image, options, record, measure=measure, stack_axis=stack_axis)
+    return labels, f"{cells_note(labels, cells)}; cells grown again from the labels already there; {note}"

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..common.callbacks import Cancelled
 from ..common.errors import first_line
 from ..common.labels_zarr import set_stack_axes
@@ -28,7 +30,7 @@ from ..inference.pipeline import segment_image
 from ..inference.provenance import csv_comments, with_paths
 from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
-from .cells_output import write_cells_output
+from .cells_output import regrow_cells, write_cells_output
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
 
@@ -172,6 +174,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         if isinstance(image, BaseException):
             raise image
         image = with_channels(image, options, model.in_channels)
+        if job.cells_only:
+            return _cells_again(job, image, options, seconds, start, cancel)
         run = replace(options, store=str(job.target), cells_channel=None) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
@@ -200,6 +204,21 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     notes = [*result.notes, *([counted.note] if counted.note else []), *([cells_note] if cells_note else [])]
     return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
                       "; ".join(notes), str(job.target))
+
+
+def _cells_again(job: Job, image: ImageFile, options: RunOptions, seconds: float, start: float,
+                 cancel: Callable[[], bool] | None) -> FileResult | None:
+    """The row of a file whose labels stay and whose cells are grown again (only the cell settings changed)."""
+    try:
+        labels, note = regrow_cells(job.target, image, options, measure=job.measure, cancel=cancel,
+                                    stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
+    except Cancelled:
+        return None
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        return failed_result(job, exc, seconds + time.perf_counter() - start)
+    ids, areas = np.unique(labels[labels > 0], return_counts=True)
+    return FileResult(str(job.source), "ok", len(ids), round(float(areas.mean()) if len(ids) else 0.0, 2),
+                      round(seconds + time.perf_counter() - start, 3), note, str(job.target))
 
 
 def stack_axes(image: ImageFile) -> list[str]:

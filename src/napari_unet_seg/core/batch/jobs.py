@@ -22,11 +22,13 @@ class Job:
     """One input file and where its labels go (always inside the output folder).
 
     ``measure``: also write its objects table, ``<stem>_objects.csv``, beside the labels.
+    ``cells_only``: its labels are this run's already (only the cell settings differ): grow the cells again.
     """
 
     source: Path
     target: Path
     measure: bool = True
+    cells_only: bool = False
 
 
 LABELS_SUFFIXES = (*IMAGE_SUFFIXES, ".ome.tif", ".ome.tiff", ".ome.zarr")

@@ -80,7 +80,8 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     previous = {r.output: r for r in earlier}
     key = settings_key(options)
     results = plan_skips(jobs, previous, options, overwrite=overwrite)
-    todo = [job for job in jobs if job not in results]
+    planned = {(_reuse_labels(job, options) if overwrite else job): job for job in jobs if job not in results}
+    todo = list(planned)  # the jobs as run; results are reported under the jobs as found (``planned``)
     resumed = {job for job, result in results.items() if result.message != NOT_OURS}
 
     def rows() -> list[FileResult]:  # a skipped output of ours keeps the row of the run that made it
@@ -100,7 +101,8 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             stream = iter_local(todo, load_model(options.model), options, cancel=cancel)
         else:
             stream = iter(())
-        for job, result in stream:
+        for ran, result in stream:
+            job = planned.get(ran, ran)
             results[job] = replace(result, settings=key) if result.status == "ok" else result
             append_row(results[job], outdir)  # a killed run keeps the rows of what finished
             yield job, results[job]
@@ -131,6 +133,17 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
             made_from = record.get("input") if isinstance(record.get("input"), str) else None
             skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from)
     return skips
+
+
+def _reuse_labels(job: Job, options: RunOptions) -> Job:
+    """A job whose labels were made with this run's settings but other cell settings: only its cells are redone."""
+    if options.cells_channel is None or job.target.suffix.lower() not in (".tif", ".tiff"):
+        return job
+    record = output_provenance(job.target)
+    changes = RunSettings.of(options).changes_since(record) if record is not None else None
+    if changes and all(change.startswith("cells: ") for change in changes):
+        return replace(job, cells_only=True)
+    return job
 
 
 def _cells_missing(job: Job, options: RunOptions, record: dict) -> bool:
