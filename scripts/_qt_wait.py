@@ -1,8 +1,9 @@
-"""Waiting on napari from a screenshot script: let Qt run, and let a dock's background work finish."""
+"""Screenshot scripts' napari chores: let Qt run, wait for a dock's work, share the docks' height, shoot."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -21,3 +22,18 @@ def wait(widget: Any) -> None:
     while widget.worker is not None:
         pump(0.05)
     pump()
+
+
+def share_dock_heights(viewer: Any, heights: list[int]) -> None:
+    """Give the docks (top to bottom) these heights in px, as a user would drag the splitter between them."""
+    from qtpy.QtCore import Qt
+
+    docks = [widget.parent() for widget in viewer.window.dock_widgets.values()]  # the dock frames, not the widgets
+    viewer.window._qt_window.resizeDocks(docks, heights, Qt.Orientation.Vertical)
+
+
+def shoot(viewer: Any, out: Path) -> None:
+    """The whole window as the user sees it, once the layout has settled."""
+    pump(1.0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False)

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _qt_wait import pump, wait  # scripts/ is on the path of a script run from it
+from _qt_wait import share_dock_heights, shoot, wait  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dsb2018"
@@ -59,15 +59,10 @@ def main() -> None:
     cells.stain_picker.setCurrentText("cells and nuclei · channel 0")
     cells.run()
     wait(cells)
-    from qtpy.QtCore import Qt
-
-    docks = list(viewer.window._dock_widgets.values())  # Segment's settings are set: give the room to the cells
-    viewer.window._qt_window.resizeDocks(docks, [380, 320], Qt.Orientation.Vertical)
+    share_dock_heights(viewer, [380, 320])  # Segment's settings are set: give the room to the cells
     viewer.dims.set_point(0, 1)  # the nuclear channel under the outlines
     image.colormap = "gray"
-    pump(1.0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(args.out), canvas_only=False)
+    shoot(viewer, args.out)
     print(f"{cells.status.text()}\n-> {args.out}")
     viewer.close()
 

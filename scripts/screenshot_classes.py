@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _qt_wait import pump, wait  # scripts/ is on the path of a script run from it
+from _qt_wait import pump, share_dock_heights, shoot, wait  # scripts/ is on the path of a script run from it
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "dsb2018"
@@ -82,13 +82,8 @@ def main() -> None:
     pump()
     measure.run()
     wait(measure)
-    from qtpy.QtCore import Qt
-
-    docks = list(viewer.window._dock_widgets.values())
-    viewer.window._qt_window.resizeDocks(docks, [150, 560], Qt.Orientation.Vertical)
-    pump(1.0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(args.out), canvas_only=False)
+    share_dock_heights(viewer, [150, 560])  # Segment is done: the room goes to the table
+    shoot(viewer, args.out)
     print(f"{measure.status.text()}\n-> {args.out}")
     viewer.close()
 

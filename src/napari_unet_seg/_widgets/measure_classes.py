@@ -14,6 +14,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
 
+from ..core.inference.provenance import records_classes
 from .measure_table import UNMEASURED
 from .train_form import PREVIEW_KEY
 
@@ -22,9 +23,7 @@ NO_CLASSES = "(none)"
 
 def is_class_output(layer: Labels) -> bool:
     """Segment's output of a class model (or an instance model's mask): a layer to classify objects by."""
-    record = layer.metadata.get("provenance") or {}
-    return (record.get("model") or {}).get("task") == "semantic" or \
-        (record.get("settings") or {}).get("output") == "semantic"
+    return records_classes(layer.metadata.get("provenance"))
 
 
 def made_objects(layer: Labels) -> bool:

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBox
 from ..core.common.errors import first_line
 from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
+from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
 from ._common import progress_relay, start_worker
 from ._layers import layer_kind, source_array
@@ -217,11 +218,10 @@ class SegmentWidget(QWidget):
             show_info(f"'{layer.name}' changed while it was being segmented, so the result was discarded.")
             return
         provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision}
-        made = outcome.provenance.get("model", {}).get("task") == "semantic" or \
-            outcome.provenance.get("settings", {}).get("output") == "semantic"
         labels_layer, how = publish_labels(
             self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
-            channel_axis=job.channel_axis, provenance=provenance, kind="classes" if made else "labels",
+            channel_axis=job.channel_axis, provenance=provenance,
+            kind="classes" if records_classes(outcome.provenance) else "labels",
         )
         labels_layer.metadata["provenance"] = outcome.provenance  # model, settings, the command that remakes it
         if outcome.provenance.get("model", {}).get("task") == "semantic":  # classes: as painted, named on hover

@@ -7,12 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-
 from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image
-from ..core.inference.provenance import csv_comments, read_provenance
+from ..core.inference.provenance import csv_comments, read_provenance, records_classes
 from ..core.measure.classes import check_class_map, class_counts, looks_like_objects
 from ..core.measure.measurements import intensity_channels, measure_objects
 from ..core.measure.table_csv import objects_csv_path, write_objects_csv
@@ -155,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     elif classes is not None and looks_like_objects(table["class"]):
         print(f"unet-seg measure: warning: {args.classes} gives nearly every object a class of its own, like labels "
               "of objects rather than classes: did you give the labels as --classes?", file=sys.stderr)
-    if is_class_map(_provenance(args.labels)):
+    if records_classes(_provenance(args.labels)):
         print(f"unet-seg measure: warning: {args.labels} is a class model's output, so each class was measured as "
               "one object; for a class per object, give the objects' labels as LABELS and this file as --classes",
               file=sys.stderr)
@@ -172,13 +171,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(table['label'])} objects{slices}{f' ({counts})' if counts else ''} -> {output}")
     return 0
 
-
-
-def is_class_map(record: dict | None) -> bool:
-    """Whether unet-seg recorded this file as a class output (a class model's, or an instance model's mask)."""
-    record = record or {}
-    return (record.get("model") or {}).get("task") == "semantic" or \
-        (record.get("settings") or {}).get("output") == "semantic"
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -192,6 +192,13 @@ def to_json(record: dict[str, Any], indent: int | None = None) -> str:
     return json.dumps(record, indent=indent, ensure_ascii=True, default=str)
 
 
+def records_classes(record: dict[str, Any] | None) -> bool:
+    """Whether a run's record is of a class map (a class model's output, or an instance model's mask), not objects."""
+    record = record or {}
+    return (record.get("model") or {}).get("task") == "semantic" or \
+        (record.get("settings") or {}).get("output") == "semantic"
+
+
 def csv_comments(record: dict[str, Any] | None) -> dict[str, str]:
     """The header comments of an objects CSV made from labels with this provenance (none when unknown)."""
     return {"command": record.get("command", ""), KEY: to_json(record)} if record else {}
