@@ -73,6 +73,19 @@ def test_scribbles_with_masks_train_a_semantic_model(files, tmp_path):
     assert meta["lineage"][-1]["mode"] == "scribbles"
 
 
+def test_a_class_painted_nowhere_is_said_once_before_the_first_step(files, tmp_path, capfd):
+    labels = tifffile.imread(files["lbl0"])
+    scribbles = np.zeros(labels.shape, np.uint8)
+    scribbles[::5] = np.where(labels[::5] > 0, 2, 1)  # background and nuclei; no value 3
+    tifffile.imwrite(tmp_path / "scribbles.tif", scribbles)
+    code = main(["train", "--image", str(files["img0"]), "--labels", str(tmp_path / "scribbles.tif"), "--scribbles",
+                 "--classes", "3", "--class-names", "nucleus,mitosis", *TINY, "-o", str(tmp_path / "sem")])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    said = "unet-seg train: warning: 'mitosis' (value 3) is annotated nowhere: the model will not learn it"
+    assert err.count(said) == 1  # said when known (before the first step, the core's test shows), not again
+
+
 def test_a_stack_trains_on_its_annotated_slices(tmp_path):
     image, labels = synthetic_nuclei((64, 64))
     tifffile.imwrite(tmp_path / "stack.tif", np.stack([image, image, image]))

@@ -241,6 +241,30 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     assert "mean IoU" in widget.result.text()
 
 
+def test_a_class_painted_nowhere_is_said_while_training_can_still_be_cancelled(make_napari_viewer, qtbot, tmp_path,
+                                                                                   messages):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 96))
+    scribbles = np.zeros(labels.shape, np.uint8)
+    scribbles[::6] = np.where(labels[::6] > 0, 2, 1)  # background and nuclei; nothing of the third class
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(scribbles, name="scribbles")
+    widget = _widget(viewer, tmp_path, steps=5000)
+    widget.settings.mode_box.setCurrentIndex(2)
+    widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.settings.classes.setValue(3)
+    widget.settings.class_names.setText("nucleus, mitosis")
+    widget.start()
+    qtbot.waitUntil(lambda: bool(messages["warning"]), timeout=TIMEOUT)
+    assert widget.worker is not None  # still training: Cancel saves the minutes the run would take
+    assert messages["warning"] == ["'mitosis' (value 3) is annotated nowhere: the model will not learn it"]
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    assert messages["warning"].count("'mitosis' (value 3) is annotated nowhere: the model will not learn it") == 1
+    assert "Warning: 'mitosis' (value 3) is annotated nowhere" in widget.result.text()  # the verdict keeps it
+
+
 def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tmp_path, messages):
     from napari_unet_seg.core.model.modelfile import new_model, save_model
     from napari_unet_seg.core.model.registry import user_model_dir

@@ -60,7 +60,9 @@ class TrainWidget(QWidget):
             "status": Relay(self.status.setText, parent=self),
             "progress": Relay(self._on_step, parent=self),
             "preview": Relay(self._on_preview, parent=self),
+            "warn": Relay(self._on_early_warning, parent=self),
         }
+        self._warned: set[str] = set()  # said while training, so the verdict does not say it again
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
@@ -145,6 +147,7 @@ class TrainWidget(QWidget):
             return
         self._clear_results()  # a new press: the last run's verdict must not pass for this one's
         self._preview_shown = self._closed_mid_run = False
+        self._warned = set()
         try:
             self.job = self.settings.job(self.overrides, preview_box=lambda: self._box)
             self._box = visible_box(self.viewer.layers[self.settings.image_box.currentText()],
@@ -210,6 +213,11 @@ class TrainWidget(QWidget):
         if name in self.viewer.layers and self.job is not None:
             self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape)
 
+    def _on_early_warning(self, text: str) -> None:
+        """A problem known before the first step (a class painted nowhere): said now, while Cancel still helps."""
+        self._warned.add(text)
+        show_warning(text)
+
     def _on_preview(self, box: tuple[int, int, int, int], labels: np.ndarray) -> None:
         y0, y1, x0, x1 = box
         layer = self.preview_layer
@@ -235,7 +243,8 @@ class TrainWidget(QWidget):
         result = outcome.result
         parent = self.job.init if self.job is not None else "the starting model"
         for warning in result.warnings:
-            show_warning(warning)
+            if warning not in self._warned:
+                show_warning(warning)
         self.result.setText(outcome_text(outcome, parent))
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot

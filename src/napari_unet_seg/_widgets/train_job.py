@@ -96,13 +96,14 @@ def _ignore(*_: Any) -> None:
 
 def run_training(
     job: TrainJob, *, status: Callable[[str], None] = _ignore, progress: Callable[[StepReport], None] = _ignore,
-    preview: Callable[[tuple[int, int, int, int], np.ndarray], None] = _ignore,
+    preview: Callable[[tuple[int, int, int, int], np.ndarray], None] = _ignore, warn: Callable[[str], None] = _ignore,
 ) -> JobOutcome:
     """Autosave the pairs into the project, train, save the model; runs in a worker thread.
 
     ``status(text)`` says what is happening, ``progress(report)`` follows each
     training step, and ``preview(box, labels)`` receives the live prediction
-    of the visible part (when ``job`` asks for previews).
+    of the visible part (when ``job`` asks for previews); ``warn(text)`` what is
+    wrong before the first step (a class painted nowhere), while it can still be stopped.
     """
     pairs = list(job.pairs)
     status("preparing the model...")
@@ -141,7 +142,7 @@ def run_training(
     checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base, new=scratch))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
-                      diameter=job.diameter, status=status)
+                      diameter=job.diameter, status=status, warn=warn)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, base, new=scratch))
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:

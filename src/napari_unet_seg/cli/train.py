@@ -209,9 +209,16 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = checkpoint_path(output)
     print(f"training {base} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
           f"every {config.checkpoint_every:g} s in {checkpoint.name}", flush=True)
+    warned: list[str] = []  # said before the first step, while Ctrl+C still saves minutes
+
+    def warn(text: str) -> None:
+        warned.append(text)
+        print(f"unet-seg train: warning: {text}", file=sys.stderr, flush=True)
+
     try:
         result = finetune(model, pairs, scribbles=args.scribbles, config=config, base=base, progress=report,
-                          diameter=args.diameter, checkpoint_to=checkpoint, status=lambda text: print(text, flush=True))
+                          diameter=args.diameter, checkpoint_to=checkpoint, status=lambda text: print(text, flush=True),
+                          warn=warn)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     try:
@@ -232,5 +239,6 @@ def run(args: argparse.Namespace) -> int:
     if focus:
         print(focus[0].upper() + focus[1:])
     for warning in result.warnings:
-        print(f"unet-seg train: warning: {warning}", file=sys.stderr)
+        if warning not in warned:
+            print(f"unet-seg train: warning: {warning}", file=sys.stderr)
     return 0

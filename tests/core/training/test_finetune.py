@@ -233,3 +233,17 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     assert tie.improved and tie.tied and not better.tied
     assert tie.verdict("nuclei").startswith(
         "as good as 'nuclei' on the held-out annotation, which both get entirely right (AP50-90 1.000)")
+
+
+def test_a_class_painted_nowhere_is_said_before_the_first_step_and_kept_in_the_result():
+    image, classes = _semantic_image()
+    classes[classes == 2] = 0  # the squares left unpainted: class 2 has nothing to learn from
+    model = starting_model("none", task="semantic", classes=3, class_names=["disk", "square"], **TINY)
+    events = []
+    result = finetune(model, [TrainingPair(image, classes)], config=_fast(),
+                      progress=lambda report: events.append(("step", report.step)),
+                      warn=lambda text: events.append(("warn", text)))
+    said = [text for kind, text in events if kind == "warn"]
+    assert said == ["'square' (id 2) is annotated nowhere: the model will not learn it"]
+    assert events.index(("warn", said[0])) < min(i for i, (kind, _) in enumerate(events) if kind == "step")
+    assert said[0] in result.warnings  # the verdict still lists it for whoever comes back later

@@ -305,7 +305,7 @@ def finetune(
     base: str = "scratch", progress: Callable[[StepReport], None] | None = None,
     cancel: Callable[[], bool] | None = None, preview: Callable[[Model], None] | None = None,
     diameter: float | None = None, fit_postprocess: bool = True, checkpoint_to: str | Path | None = None,
-    status: Callable[[str], None] | None = None,
+    status: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None,
 ) -> FinetuneResult:
     """Check, bring to the pipeline's scale, split, train, fit post-processing, score, sanity-check, record.
 
@@ -317,13 +317,22 @@ def finetune(
     ``config.checkpoint_every`` seconds (a crash loses at most that much); the
     caller removes it once the final model is saved. ``status(text)`` says
     what happens after the last step (fitting post-processing and checking
-    the model take seconds, on a big annotation half a minute).
+    the model take seconds, on a big annotation half a minute). ``warn(text)``
+    receives what is known to be wrong before the first step (a class painted
+    nowhere, a blank image, labels that seem to be another image's), so the
+    user can stop at once rather than learn it minutes later; the result's
+    ``warnings`` hold them too.
     """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
         config = default_config(scratch=base == "scratch", task=model.task, scribbles=scribbles)
     config = replace(config, scribbles=scribbles)
     pairs = at_pipeline_scale(model, pairs, diameter, cancel)
+    early = [w for pair in pairs for w in image_warnings(model, pair)]
+    early += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
+    early += unpainted_classes(model, pairs, scribbles=scribbles)
+    for warning in early if warn is not None else ():
+        warn(warning)
     scales = [rescale_factor(model, p.diameter) if p.diameter else 1.0 for p in pairs]
     train_pairs, val_pairs = split_validation(pairs, scribbles=scribbles, scales=scales)
     checkpoint = None if checkpoint_to is None else CheckpointWriter(model, Path(checkpoint_to))
@@ -346,10 +355,7 @@ def finetune(
             model.metadata["postprocess"] = tuning.settings
             scores = score_groups(model, held, device=config.device, precision=config.precision,
                                   scribbles=scribbles)  # latest and earlier apart
-    warnings = [w for pair in pairs for w in image_warnings(model, pair)]
-    warnings += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
-    warnings += sanity_check(model, train_pairs[:4], scribbles=scribbles)
-    warnings += unpainted_classes(model, pairs, scribbles=scribbles)
+    warnings = early + sanity_check(model, train_pairs[:4], scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
     if checkpoint is not None and checkpoint.failure:
