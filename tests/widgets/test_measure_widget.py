@@ -173,6 +173,12 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
     assert widget.colour_by.currentText() == "class"
     for label, cls in zip(table["label"], table["class"]):
         np.testing.assert_allclose(layer.colormap.map(np.array([label]))[0], output.get_color(int(cls)), atol=1e-6)
+    # drawn over the objects in the same colours, the class output would hide them: it is hidden, and that is said
+    assert not output.visible and "'nuclei classes' is hidden so that the objects show" in widget.status.text()
+    output.visible = True
+    viewer.layers.move(viewer.layers.index(output), 0)  # below the objects: nothing to uncover
+    measure_and_wait(widget, qtbot)
+    assert output.visible and "hidden" not in widget.status.text() and widget.colour_by.currentText() == "class"
     name_column = widget.model.columns.index("class_name")
     widget.view.sortByColumn(name_column, Qt.SortOrder.AscendingOrder)  # text sorts as text, no error
     proxy = widget.view.model()

@@ -339,8 +339,6 @@ class MeasureWidget(QWidget):
         self.colour_by.clear()
         self.colour_by.addItems([LABEL_COLOURS, *numeric_columns(table)])
         self.colour_by.blockSignals(False)
-        if "class" in table:  # classes are what the user asked to see
-            self.colour_by.setCurrentText("class")
         self.save_button.setEnabled(True)
         count = len(table["label"])
         slices = f" in {len(np.unique(table['slice']))} slices" if "slice" in table and count else ""
@@ -354,6 +352,8 @@ class MeasureWidget(QWidget):
             text += (f" Note: '{layer.name}' is a class model's output, so each class was measured as one object; "
                      "for a class per object, measure the objects' labels and choose this layer under Classes.")
         self.status.setText(text)
+        if "class" in table:  # classes are what the user asked to see (after the text: colouring may add a note)
+            self.colour_by.setCurrentText("class")
 
     def _watch(self, layer: Labels, classes: Labels | None = None) -> None:
         """Hear when the measured pixels change (painting, a new Segment run): the labels', and the classes'."""
@@ -419,8 +419,19 @@ class MeasureWidget(QWidget):
             rows = self.table["slice"] == plane
         if column == "class" and self._class_colours:
             layer.colormap = colours_by_class(self.table["label"][rows], self.table["class"][rows], self._class_colours)
+            self._uncover(layer)
         else:
             layer.colormap = colours_by(self.table["label"][rows], self.table[column][rows])
+
+    def _uncover(self, layer: Labels) -> None:
+        """Hide the class layer when it is drawn over the objects: in the same colours, they would vanish into it."""
+        classes = layer_named(self.viewer, self._measured_classes, Labels)
+        layers = self.viewer.layers
+        if classes is None or classes is layer or not classes.visible or layers.index(classes) < layers.index(layer):
+            return
+        classes.visible = False
+        self.status.setText(f"{self.status.text()} '{classes.name}' is hidden so that the objects show in their "
+                            "classes' colours (its eye in the layer list shows it again).".strip())
 
     def _recolour_for_slice(self, event: Any = None) -> None:
         if self._colour_column != LABEL_COLOURS and "slice" in self.table:
