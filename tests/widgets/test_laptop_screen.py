@@ -137,3 +137,36 @@ def test_the_verdict_wraps_inside_a_scroll_area_and_the_window_never_grows(make_
     plot = train.plot.geometry()
     assert plot.top() >= train.result.geometry().bottom(), "the plot covers the verdict"
     assert isinstance(train.status, QLabel) and train.status.wordWrap()
+
+
+def test_the_batch_dock_shows_every_setting_before_a_run_and_its_table_no_taller_than_its_rows(
+        make_napari_viewer, qtbot, tmp_path, private_model_dir):
+    """Alone on a laptop screen every setting is in view (an empty table took half the dock); after a run of two
+    files the table holds two rows, not a blank band, and the settings keep the height."""
+    import tifffile
+
+    from helpers import threshold_model
+    from napari_unet_seg import save_model
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 740)
+    batch = open_dock(viewer, "Batch segment")
+    assert not batch.table.isVisible()  # no rows yet
+    for control in (batch.cells_channel, batch.scheduler, batch.run_button):
+        assert shown_whole(control), control
+    save_model(threshold_model(), private_model_dir / "disks.safetensors")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        tifffile.imwrite(folder / f"img {i}.tif", synthetic_nuclei((40, 48), n=5, seed=i)[0])
+    batch.model_picker.refresh()
+    batch.model_picker.combo.setCurrentText("disks")
+    batch.input_dir.setText(str(folder))
+    batch.output_dir.setText(str(tmp_path / "out"))
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None, timeout=60_000)
+    settle()
+    assert batch.table.isVisible() and batch.table.rowCount() == 2
+    rows = batch.table.rowHeight(0) + batch.table.rowHeight(1)
+    assert batch.table.height() <= rows + 80  # header and scroll bar, no blank band
+    assert shown_whole(batch.cells_channel) and shown_whole(batch.run_button)

@@ -207,6 +207,9 @@ class BatchWidget(QWidget):
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_result(row))
 
         self.table.setMinimumHeight(60)
+        # no rows before the first run: the settings take the height (on a laptop screen, all of them in view), and a
+        # dock squeezed beside others keeps one scroll bar, not two
+        self.table.setVisible(False)
         choices = QWidget()
         choices_layout = QVBoxLayout(choices)
         choices_layout.setContentsMargins(0, 0, 0, 0)
@@ -218,11 +221,13 @@ class BatchWidget(QWidget):
         choices_layout.addStretch(1)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.addWidget(scrolling(choices, 50), 1)  # the choices scroll; the button and results stay in view
+        # the choices scroll, no taller than they are (the button right under them); the button and results stay in view
+        layout.addWidget(scrolling(choices, 50, at_most_content=True), 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
+        layout.addStretch(0)  # below the button while there is no table yet
         fill_dock(self, body)  # beside many docks, the whole dock scrolls
 
     # ------------------------------------------------------------------ running
@@ -285,6 +290,8 @@ class BatchWidget(QWidget):
         if message[0] == "plan":
             self.jobs = message[1]
             self.table.setRowCount(len(self.jobs))
+            self.table.setVisible(bool(self.jobs) or self.table.isVisible())
+            self._fit_table()
             for row, job in enumerate(self.jobs):
                 self._set_row(row, [self._name(job), "queued", "", "", "", ""])
             self.progress_bar.setRange(0, max(len(self.jobs), 1))
@@ -312,6 +319,13 @@ class BatchWidget(QWidget):
         self._show_status()
         if self._pbar is not None:
             self._pbar.update(1)
+
+    def _fit_table(self) -> None:
+        """No taller than its rows: the height left goes to the settings, not to a blank band under two rows."""
+        table = self.table
+        rows = sum(table.rowHeight(r) for r in range(table.rowCount()))
+        chrome = table.horizontalHeader().sizeHint().height() + table.horizontalScrollBar().sizeHint().height()
+        table.setMaximumHeight(max(table.minimumHeight(), rows + chrome + 2 * table.frameWidth() + 2))
 
     def _name(self, job: Job) -> str:
         """The file as the table shows it: its path under the input folder (subfolders matter), else its name."""
