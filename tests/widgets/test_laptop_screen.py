@@ -170,3 +170,14 @@ def test_the_batch_dock_shows_every_setting_before_a_run_and_its_table_no_taller
     rows = batch.table.rowHeight(0) + batch.table.rowHeight(1)
     assert batch.table.height() <= rows + 80  # header and scroll bar, no blank band
     assert shown_whole(batch.cells_channel) and shown_whole(batch.run_button)
+
+
+def test_the_measurements_dock_alone_shows_every_setting(make_napari_viewer):
+    """A scroll area asks for less height than its content: given no share of the dock, the Class names row was cut
+    while the empty table below took 450 px."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 740)
+    measure = open_dock(viewer, "Measurements")
+    for control in (measure.labels_picker, measure.images, measure.classes_picker, measure.class_names,
+                    measure.measure_button, measure.save_button):
+        assert shown_whole(control), control

@@ -165,7 +165,9 @@ class MeasureWidget(QWidget):
         bottom.addWidget(self.save_button)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.addWidget(scrolling(settings, 50, at_most_content=True))  # squeezed, the settings scroll first
+        # the settings as tall as they are (a scroll area alone asks for less: the Class names row was cut), the
+        # table the rest; squeezed, the settings scroll first
+        layout.addWidget(scrolling(settings, 50, at_most_content=True), 1)
         layout.addLayout(controls.buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
