@@ -104,7 +104,7 @@ def test_predict_writes_objects_tables_unless_told_not_to(tmp_path, capsys):
     labels = tifffile.imread(tmp_path / "out" / "a_labels.tif")
     assert table["label"].tolist() == np.unique(labels)[1:].tolist() and "intensity_mean" in table
     assert main([*common, "-o", str(tmp_path / "bare"), "--no-measure"]) == 0
-    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["a_labels.tif", "summary.csv"]
+    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == ["a_labels.tif", "qc", "summary.csv"]
 
 
 def test_an_image_given_as_labels_is_warned_about_in_one_line(files, capsys):

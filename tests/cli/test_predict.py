@@ -88,7 +88,8 @@ def test_a_rerun_with_another_model_says_which_setting_differs_in_the_last_line(
     assert main(["predict", str(root), "-o", str(out), "--model", str(other), "--device", "cpu"]) == 0
     printed = capsys.readouterr()
     last = printed.out.strip().splitlines()[-1]
-    assert last == (f"0 segmented, 1 skipped, 0 failed of 1 files; summary in {out / 'summary.csv'}; skipped: "
+    assert last == (f"0 segmented, 1 skipped, 0 failed of 1 files; summary in {out / 'summary.csv'}; pictures in "
+                    f"{out / 'qc' / 'index.html'}; skipped: "
                     "output exists, made with other settings (model: disks -> other); use --overwrite to redo it")
     assert "(model: disks -> other); use --overwrite to redo it" in printed.err and " overwrite" not in printed.err
 
@@ -102,7 +103,8 @@ def test_the_users_summary_csv_is_kept_and_said_in_one_line(tmp_path, setup, cap
     note = (f"unet-seg predict: note: {root / 'summary.csv'} was not written by unet-seg: kept; "
             f"this batch's summary is {root / 'summary-2.csv'}")
     assert printed.err.strip().splitlines() == [note]
-    assert printed.out.strip().endswith(f"summary in {root / 'summary-2.csv'}")
+    page = root / "qc" / "index.html"
+    assert printed.out.strip().endswith(f"summary in {root / 'summary-2.csv'}; pictures in {page}")
 
 
 def test_hand_made_labels_are_kept_with_overwrite_and_the_line_says_how_to_proceed(tmp_path, setup, capsys):

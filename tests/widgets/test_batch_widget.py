@@ -57,6 +57,28 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
     assert widget.status.text().endswith("; skipped: output exists (use 'redo finished files' to redo it)")
 
 
+def test_the_qc_page_opens_in_the_browser_and_is_not_drawn_when_unticked(widget, qtbot, monkeypatch):
+    from napari_unet_seg._widgets import batch as batch_module
+
+    widget, _, tmp_path = widget
+    opened, warned = [], []
+    monkeypatch.setattr(batch_module.QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(batch_module, "show_warning", warned.append)
+    assert widget.qc.isChecked() and not widget.qc_button.isEnabled()  # on by default; nothing to open yet
+    run_and_wait(widget, qtbot)
+    page = tmp_path / "out" / "qc" / "index.html"
+    assert widget.qc_button.isEnabled() and "press QC page" in widget.status.text()
+    assert len(list((tmp_path / "out" / "qc").glob("*.png"))) == 3  # one per segmented file, none for the broken
+    widget.qc_button.click()
+    assert opened == [str(page)]
+    widget.output_dir.setText(str(tmp_path / "bare"))
+    widget.qc.setChecked(False)
+    run_and_wait(widget, qtbot)
+    assert not (tmp_path / "bare" / "qc").exists() and not widget.qc_button.isEnabled()
+    assert "QC page" not in widget.status.text()
+    assert widget.open_qc_page() is False and warned and "No QC page" in warned[-1]
+
+
 def test_the_users_summary_csv_is_kept_and_the_status_names_ours(widget, qtbot, monkeypatch):
     from napari_unet_seg._widgets import batch as batch_module
 
@@ -67,7 +89,8 @@ def test_the_users_summary_csv_is_kept_and_the_status_names_ours(widget, qtbot, 
     (tmp_path / "out" / "summary.csv").write_text("my notes\n")
     run_and_wait(widget, qtbot)
     assert (tmp_path / "out" / "summary.csv").read_text() == "my notes\n"
-    assert widget.status.text().endswith(f"summary in {tmp_path / 'out' / 'summary-2.csv'}")
+    assert widget.status.text().endswith(f"summary in {tmp_path / 'out' / 'summary-2.csv'}; every file's outlines: "
+                                         "press QC page")
     assert any("summary.csv was not written by unet-seg: kept" in text for text in infos)
 
 

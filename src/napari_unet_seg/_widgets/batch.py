@@ -19,7 +19,8 @@ from napari.qt.threading import GeneratorWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QTimer, QUrl
+from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
@@ -28,6 +29,7 @@ from qtpy.QtWidgets import (
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
+from ..core.batch.qc import qc_page
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -57,9 +59,9 @@ REDO = "redo finished files"  # the tick box the core's messages call "overwrite
 
 
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
-         overwrite: bool, scheduler: str | None, cancel: threading.Event) -> Iterator[Any]:
+         overwrite: bool, scheduler: str | None, cancel: threading.Event, qc: bool = True) -> Iterator[Any]:
     """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread."""
-    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options))
+    jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options), qc=qc)
     yield ("plan", jobs)
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
                                  cancel=cancel.is_set):
@@ -128,12 +130,18 @@ class BatchWidget(QWidget):
         self.overwrite = QCheckBox(REDO)
         self.overwrite.setToolTip("Segment again the files that already have a result in the output folder "
                                   "(otherwise they are skipped, so a stopped batch resumes).")
+        self.qc = QCheckBox("QC pictures")
+        self.qc.setChecked(True)
+        self.qc.setToolTip("Also draw each file's outlines over its image into <output>/qc, and a page of them all "
+                           "with each file's counts (qc/index.html; the QC page button opens it): a whole "
+                           "experiment checked by eye in a minute.")
         files, form = form_group("Files")
         form.addRow("Input folder", _folder_row(self.input_dir, "Input folder", self))
         form.addRow("Pattern", self.pattern)
         form.addRow("", self.recursive)
         form.addRow("Output folder", _folder_row(self.output_dir, "Output folder", self))
         form.addRow("", self.overwrite)
+        form.addRow("", self.qc)
 
         self.model_picker = ModelPicker()
         self.device = QComboBox()
@@ -191,9 +199,15 @@ class BatchWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self.qc_button = QPushButton("QC page")
+        self.qc_button.setToolTip("Open the page of every file's outlines and counts (qc/index.html in the output "
+                                  "folder) in your web browser.")
+        self.qc_button.setEnabled(False)
+        self.qc_button.clicked.connect(self.open_qc_page)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.qc_button)
         self.progress_bar = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -271,7 +285,7 @@ class BatchWidget(QWidget):
         self.table.setRowCount(0)
         work = partial(_run, [inputs], outdir, options, self.pattern.text().strip() or None,
                        self.recursive.isChecked(), self.overwrite.isChecked(),
-                       self.scheduler.text().strip() or None, self._cancel)
+                       self.scheduler.text().strip() or None, self._cancel, self.qc.isChecked())
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Looking for images…")
@@ -376,7 +390,10 @@ class BatchWidget(QWidget):
         summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
         written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
         why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
-        text = done + (f"; summary in {summary}" if written else "") + (f"; skipped: {why}" if why else "")
+        page = qc_page(outdir) if self.qc.isChecked() and outdir.is_dir() else None
+        self.qc_button.setEnabled(page is not None)
+        pictures = "; every file's outlines: press QC page" if page is not None and results else ""
+        text = done + (f"; summary in {summary}" if written else "") + pictures + (f"; skipped: {why}" if why else "")
         noted = [r for r in results if r.status == "ok" and r.message]  # e.g. "2 planes ... one by one": read them
         if noted:
             files = f"{len(noted)} files, the first" if len(noted) > 1 else "1 file"
@@ -389,6 +406,18 @@ class BatchWidget(QWidget):
         self.worker = None
 
     # ------------------------------------------------------------------ results
+    def open_qc_page(self) -> bool:
+        """Open the output folder's QC page in the web browser; False (and a message) when there is none."""
+        page = qc_page(Path(self.output_dir.text().strip()))
+        if page is None:
+            show_warning("No QC page in the output folder yet: run the batch with QC pictures ticked.")
+            self.qc_button.setEnabled(False)
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(page))):
+            show_warning(f"Could not open a web browser: open {page} yourself.")
+            return False
+        return True
+
     def open_result(self, row: int) -> None:
         """Add the image of ``row`` and its labels as layers (labels on top, same pixel size)."""
         if not 0 <= row < len(self.jobs) or self.results.get(self.jobs[row]) is None:

@@ -11,6 +11,7 @@ from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
 from ..core.batch.jobs import find_jobs, output_kind
 from ..core.batch.output_folder import refuse_a_file
+from ..core.batch.qc import qc_page
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
 from ..core.inference.cells import BOUNDARIES
@@ -34,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "OUTDIR/<stem>_labels.zarr for a zarr / OME-Zarr input (an OME-Zarr labels image, written block by "
             "block, never whole in memory), OUTDIR/<stem>_objects.csv (one row per object: position, size, shape, intensity; see "
             "`unet-seg measure`), and OUTDIR/summary.csv (file, status, objects, mean object area, seconds, message; "
-            "summary-2.csv if a summary.csv that unet-seg did not write is there). "
+            "summary-2.csv if a summary.csv that unet-seg did not write is there), and OUTDIR/qc/index.html: a page "
+            "of every file's outlines over its image (OUTDIR/qc/<output>.png), its counts, and a chart of objects per "
+            "file, to check a whole experiment by eye (--no-qc: none). "
             "Pixel sizes are carried over. Every output records where it came from (model and its SHA-256, settings, "
             "versions, the command that remakes it; see `unet-seg provenance`). A file that fails is reported and "
             "skipped; the exit code is 1 if any file failed. A rerun skips files whose output exists, so an "
@@ -55,6 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "files unet-seg did not write are kept even so")
     parser.add_argument("--no-measure", action="store_true",
                         help="do not write <stem>_objects.csv (per-object measurements) beside each output")
+    parser.add_argument("--no-qc", action="store_true",
+                        help="do not draw the quality-control pictures (OUTDIR/qc/<output>.png and the page "
+                             "OUTDIR/qc/index.html that shows them all)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run on an existing dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (inputs and "
                              "OUTDIR must be on a filesystem the workers share)")
@@ -145,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     jobs = find_jobs(args.inputs, outdir, pattern=args.pattern, recursive=args.recursive,
-                     kind=output_kind(options))
+                     kind=output_kind(options), qc=not args.no_qc)
     if args.no_measure:
         jobs = [replace(job, measure=False) for job in jobs]
     if not jobs:
@@ -174,11 +180,12 @@ def run(args: argparse.Namespace) -> int:
         results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report)
     except SchedulerError as exc:
         raise UserError(str(exc)) from None
-    print(outcome_line(results, summary_path(outdir)))
+    page = qc_page(outdir) if not args.no_qc else None
+    print(outcome_line(results, summary_path(outdir), page))
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
-def outcome_line(results: list[FileResult], summary: Path) -> str:
+def outcome_line(results: list[FileResult], summary: Path, page: Path | None = None) -> str:
     """The last line of a run: counts, where the summary is and, when files were skipped, why.
 
     "0 segmented, 3 skipped, 0 failed of 3 files; summary in res/summary.csv;
@@ -188,6 +195,6 @@ def outcome_line(results: list[FileResult], summary: Path) -> str:
     """
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
     line = (f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed "
-            f"of {len(results)} files; summary in {summary}")
+            f"of {len(results)} files; summary in {summary}" + (f"; pictures in {page}" if page else ""))
     why = skip_reasons(results, "--overwrite")
     return line + (f"; skipped: {why}" if why else "")

@@ -62,8 +62,8 @@ def write_cells_output(labels_path: Path, cells: np.ndarray, image: ImageFile, o
 
 
 def regrow_cells(labels_path: Path, image: ImageFile, options: RunOptions, *, measure: bool,
-                 stack_axis: str = "Z", cancel: Any = None) -> tuple[np.ndarray, str]:
-    """Grow the cells of existing labels again with this run's cell settings; (the labels, a note for the row).
+                 stack_axis: str = "Z", cancel: Any = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Grow the cells of existing labels again with this run's cell settings; (labels, cells, a note for the row).
 
     The labels keep their pixels; their provenance takes the new cell
     settings (and the command that remakes both), so the next run compares
@@ -78,4 +78,4 @@ def regrow_cells(labels_path: Path, image: ImageFile, options: RunOptions, *, me
     record["command"] = predict_command(record)
     write_labels_tiff(labels_path, labels, image.pixel_size, provenance=record, stack_axis=stack_axis)
     note = write_cells_output(labels_path, cells, image, options, record, measure=measure, stack_axis=stack_axis)
-    return labels, f"{cells_note(labels, cells)}; cells grown again from the labels already there; {note}"
+    return labels, cells, f"{cells_note(labels, cells)}; cells grown again from the labels already there; {note}"

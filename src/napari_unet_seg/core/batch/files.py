@@ -31,6 +31,7 @@ from ..inference.provenance import csv_comments, with_paths
 from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import regrow_cells, write_cells_output
+from .qc import write_qc_picture
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
 
@@ -193,6 +194,9 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     counted = ObjectsOutcome(result.objects, result.mean_area)
     if job.measure and result.objects is not None:  # instances only: classes are not objects
         counted = measure_output(result.labels, image, job.target, csv_comments(provenance))
+    qc_note = "" if job.qc is None else write_qc_picture(
+        job.qc, image.data, result.labels, rgb=image.rgb, channel_axis=image.channel_axis, cells=result.cells,
+        classes=result.objects is None)
     cells_note = None if result.cells is None else write_cells_output(
         job.target, result.cells, image, options, provenance, measure=job.measure,
         stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
@@ -201,7 +205,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         cells_note = ("no cells: labels written block by block to disk are not grown into cells here; grow them "
                       f"with unet-seg cells {job.target.name} --image {job.source.name} "
                       f"--channel {options.cells_channel}")
-    notes = [*result.notes, *([counted.note] if counted.note else []), *([cells_note] if cells_note else [])]
+    notes = [*result.notes, *([counted.note] if counted.note else []), *([cells_note] if cells_note else []),
+             *([qc_note] if qc_note else [])]
     return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
                       "; ".join(notes), str(job.target))
 
@@ -210,12 +215,16 @@ def _cells_again(job: Job, image: ImageFile, options: RunOptions, seconds: float
                  cancel: Callable[[], bool] | None) -> FileResult | None:
     """The row of a file whose labels stay and whose cells are grown again (only the cell settings changed)."""
     try:
-        labels, note = regrow_cells(job.target, image, options, measure=job.measure, cancel=cancel,
-                                    stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
+        labels, cells, note = regrow_cells(job.target, image, options, measure=job.measure, cancel=cancel,
+                                           stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
         return failed_result(job, exc, seconds + time.perf_counter() - start)
+    if job.qc is not None:  # the picture shows the new cells
+        qc_note = write_qc_picture(job.qc, image.data, labels, rgb=image.rgb, channel_axis=image.channel_axis,
+                                   cells=cells)
+        note += f"; {qc_note}" if qc_note else ""
     ids, areas = np.unique(labels[labels > 0], return_counts=True)
     return FileResult(str(job.source), "ok", len(ids), round(float(areas.mean()) if len(ids) else 0.0, 2),
                       round(seconds + time.perf_counter() - start, 3), note, str(job.target))

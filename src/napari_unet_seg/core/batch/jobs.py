@@ -15,6 +15,7 @@ from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import cells_path
 from .existing import output_provenance
 from .output_folder import refuse_a_file
+from .qc import is_qc_folder, qc_picture_path
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,14 @@ class Job:
 
     ``measure``: also write its objects table, ``<stem>_objects.csv``, beside the labels.
     ``cells_only``: its labels are this run's already (only the cell settings differ): grow the cells again.
+    ``qc``: where its quality-control picture goes (:mod:`.qc`); None: no picture.
     """
 
     source: Path
     target: Path
     measure: bool = True
     cells_only: bool = False
+    qc: Path | None = None
 
 
 LABELS_SUFFIXES = (*IMAGE_SUFFIXES, ".ome.tif", ".ome.tiff", ".ome.zarr")
@@ -67,7 +70,7 @@ def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> l
     """Files of ``folder`` (see :func:`_wanted`), never entering the output folder or a zarr store."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.resolve() == outdir:
+        if entry.name.startswith(".") or entry.resolve() == outdir or is_qc_folder(entry, outdir):
             continue
         if entry.is_dir() and not is_zarr(entry):
             if recursive:
@@ -118,7 +121,7 @@ def output_path(source: Path, outdir: Path, root: Path | None = None, kind: str 
 
 def find_jobs(
     inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike, *, pattern: str | None = None,
-    recursive: bool = False, kind: str = "labels",
+    recursive: bool = False, kind: str = "labels", qc: bool = True,
 ) -> list[Job]:
     """Expand files and folders into jobs; folders mirror their subfolders into ``outdir``.
 
@@ -131,6 +134,7 @@ def find_jobs(
     that would write the same output are told apart by their suffix. ``kind``
     names the outputs: ``<stem>_labels`` (objects) or ``<stem>_classes``
     (see :func:`output_kind`), so a class model's run never replaces objects.
+    With ``qc``, each job also draws its picture into ``OUTDIR/qc`` (:mod:`.qc`).
     """
     outdir = refuse_a_file(outdir).resolve()
     jobs: list[Job] = []
@@ -155,7 +159,7 @@ def find_jobs(
             tag = suffix if n == 1 else f"{suffix}{n}"
             target = job.target.with_name(job.target.name.replace(f"_{kind}", f"_{tag}_{kind}", 1))
         seen.update((target, *_beside(target)))
-        unique.append(replace(job, target=target))
+        unique.append(replace(job, target=target, qc=qc_picture_path(target, outdir) if qc else None))
     return unique
 
 

@@ -20,6 +20,7 @@ from .existing import RunSettings, output_provenance
 from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
+from .qc import write_qc_index
 from .output_folder import prepare_output_folder
 from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, write_summary
 
@@ -108,6 +109,11 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             yield job, results[job]
     finally:
         write_summary(rows(), outdir)
+        if any(job.qc is not None for job in jobs):  # the page of every picture, this run's and kept ones
+            try:
+                write_qc_index(outdir, rows())
+            except OSError:
+                pass  # a page that cannot be written costs no result: the labels, tables and summary are there
 
 
 def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOptions, *,
