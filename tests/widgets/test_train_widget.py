@@ -105,6 +105,14 @@ def test_continue_training_uses_saved_corrections_and_never_overwrites(make_napa
     assert second.path != first and second.path.stem == "objects-model-finetuned"
     assert second.n_pairs == 2  # both corrections, not only the latest
     assert [run["base"] for run in read_metadata(second.path)["lineage"]] == ["scratch", first.stem]
+    # a new, never-painted Labels layer beside the saved corrections: refused, and not saved for every later round
+    saved = len(Project(tmp_path / "project").pairs(task="instances"))
+    viewer.add_labels(np.zeros((96, 96), np.uint8), name="new empty")
+    widget.settings.labels_box.setCurrentText("new empty")
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.status.text().startswith("Not started: no objects are annotated in")
+    assert len(Project(tmp_path / "project").pairs(task="instances")) == saved
 
 
 def test_region_mode_from_shapes_and_cancel(make_napari_viewer, qtbot, tmp_path, messages):

@@ -28,6 +28,11 @@ def test_clear_errors_for_unusable_annotations():
         check_pairs(instances, [TrainingPair(image, labels, valid=left)], scribbles=False)
     # a region with no objects beside an annotated image is a lesson, not a mistake
     check_pairs(instances, [TrainingPair(image, labels, valid=left), TrainingPair(image, labels)], scribbles=False)
+    # beside a project's saved corrections (a round's own pairs): a region with none still teaches, a whole
+    # never-painted layer is still a slip, refused before it is saved for every later round
+    check_pairs(instances, [TrainingPair(image, labels, valid=left)], scribbles=False, require_objects=False)
+    with pytest.raises(UnusableAnnotation, match="no objects are annotated in new layer: paint each object"):
+        check_pairs(instances, [TrainingPair(image, empty, name="new layer")], scribbles=False, require_objects=False)
     counts = image.astype(np.int64) * 7  # the image picked twice, once as labels
     with pytest.raises(UnusableAnnotation, match="the labels in cells are the image itself: pick the labels painted"):
         check_pairs(instances, [TrainingPair(counts, counts.copy(), name="cells")], scribbles=False)

@@ -24,7 +24,9 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
     """Refuse annotations the model cannot learn from, with a one-line reason.
 
     ``require_objects=False`` leaves out the one rule about all ``pairs`` together (an instance model needs
-    an object somewhere): a round's own pairs may have none beside a project's saved ones.
+    an object somewhere): a round's own pairs beside a project's saved ones. A region drawn over an area
+    with no objects teaches something there; a whole image with none is a Labels layer never painted (or
+    emptied), and is refused all the same, before it is saved into the project for every later round.
     """
     if not pairs:
         raise UnusableAnnotation("nothing to train on: give at least one annotated image")
@@ -57,6 +59,12 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
                     f"class ids go up to {n_classes - 1} (0 = background)"
                 raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}; "
                                          "for more classes, train a new model (its class count follows the labels)")
+    if not require_objects and model.task == "instances" and not scribbles:
+        for pair in pairs:
+            if pair.valid is None and not _has_objects(pair):
+                raise UnusableAnnotation(
+                    f"no objects are annotated in {pair.name or 'the labels'}: paint each object with its own label "
+                    "first (to teach that an area holds no objects, draw it as a region: region mode, or --mask)")
     if require_objects and model.task == "semantic":
         _refuse_one_class(painted_classes(pairs, scribbles=scribbles), scribbles)
     if require_objects and model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
