@@ -86,6 +86,25 @@ def test_a_class_painted_nowhere_is_said_once_before_the_first_step(files, tmp_p
     assert err.count(said) == 1  # said when known (before the first step, the core's test shows), not again
 
 
+def test_an_output_of_predict_is_refused_until_corrected_and_never_taken_as_scribbles(files, tmp_path, capsys):
+    from napari_unet_seg.core.imageio import PROVENANCE_TAG
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    assert main(["predict", str(files["img0"]), "-o", str(tmp_path / "out"), "--model", str(files["inst"]),
+                 "--device", "cpu"]) == 0
+    output = tmp_path / "out" / "img0_labels.tif"
+    capsys.readouterr()
+    base = ["train", "--image", str(files["img0"]), "--labels", str(output), *TINY]
+    assert main([*base, "-o", str(tmp_path / "m1")]) == 2
+    err = capsys.readouterr().err
+    assert f"{output} is unet-seg's output exactly as it came out: correct it first" in err and err.count("\n") == 1
+    assert main([*base, "--scribbles", "-o", str(tmp_path / "m2")]) == 2
+    assert "is unet-seg's output, not scribbles" in capsys.readouterr().err
+    corrected = tifffile.imread(files["lbl0"])  # the missed nuclei painted in Fiji, which keeps the record (its Info)
+    tifffile.imwrite(output, corrected, metadata={PROVENANCE_TAG: read_provenance(output)})
+    assert main([*base, "-o", str(tmp_path / "m3")]) == 0, capsys.readouterr().err
+
+
 def test_a_stack_trains_on_its_annotated_slices(tmp_path):
     image, labels = synthetic_nuclei((64, 64))
     tifffile.imwrite(tmp_path / "stack.tif", np.stack([image, image, image]))
@@ -103,6 +122,9 @@ def test_a_stack_trains_on_its_annotated_slices(tmp_path):
     (["--scribbles", "--classes", "3"], "label value 12 in img0 is too large for a 3-class model"),
     (["--scribbles", "--init", "{inst}"], "scribbles train class models"),
     (["--workers", "-1"], "--workers must be 0 or more, not -1"),
+    (["--init", "none", "--depth", "50"], "--depth must be from 1 to 6, not 50"),  # it filled the memory
+    (["--init", "none", "--width", "1"], "--width must be at least 2, not 1"),
+    (["--classes", "300"], "--classes must be from 2 to 255, not 300"),
 ])
 def test_user_mistakes_are_one_line_errors(files, tmp_path, capsys, extra, message):
     args = ["train", "--image", str(files["img0"]), "--labels", str(files["lbl0"]),

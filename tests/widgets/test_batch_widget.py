@@ -57,6 +57,34 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
     assert widget.status.text().endswith("; skipped: output exists (use 'redo finished files' to redo it)")
 
 
+def test_an_opened_result_is_refused_by_train_until_corrected_and_its_table_not_called_edited(widget, qtbot):
+    """A batch output opened from the table is the model's own output, as Segment's is: training on it as it came
+    out would teach the model its own mistakes."""
+    from napari_unet_seg._widgets.measure import MeasureWidget
+    from napari_unet_seg._widgets.train import TrainWidget
+
+    widget, viewer, tmp_path = widget
+    run_and_wait(widget, qtbot)
+    statuses = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
+    widget.open_result(statuses.index("ok"))
+    labels = viewer.layers[-1]
+    train = TrainWidget(viewer)
+    qtbot.addWidget(train)
+    train.settings.image_box.setCurrentText(viewer.layers[-2].name)
+    train.settings.labels_box.setCurrentText(labels.name)
+    train.start()
+    assert train.worker is None and "exactly as it came out: correct it first" in train.status.text()
+    measure = MeasureWidget(viewer)
+    qtbot.addWidget(measure)
+    measure.labels_picker.setCurrentText(labels.name)
+    measure.run()
+    qtbot.waitUntil(lambda: measure.worker is None, timeout=30_000)
+    assert "command" in measure._provenance_comments() and "edited" not in measure._provenance_comments()
+    labels.paint((5, 5), 99, refresh=True)  # corrected: now it is the user's work
+    assert "edited" in measure._provenance_comments()
+    assert train.settings.job({}, preview_box=lambda: (0, 1, 0, 1)).pairs  # accepted for training
+
+
 def test_the_qc_page_opens_in_the_browser_and_is_not_drawn_when_unticked(widget, qtbot, monkeypatch):
     from napari_unet_seg._widgets import batch as batch_module
 

@@ -52,6 +52,7 @@ from ._common import (
 from ._scroll import fill_dock, scrolling
 from .cells import add_cells_layer
 from .object_filters import ObjectFilterSection
+from .segment_layers import mark_result
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
@@ -436,10 +437,12 @@ class BatchWidget(QWidget):
             scale = (1.0,) * (labels.ndim - 2) + tuple(image.pixel_size)
         image = with_channels(image, self.options())  # a CYX file read as channels, as the batch read it
         kwargs = {"channel_axis": image.data.ndim - 3} if image.channel_axis is not None else {"rgb": image.rgb}
-        self.viewer.add_image(image.data, name=job.source.stem, scale=scale, **kwargs)
+        opened = self.viewer.add_image(image.data, name=job.source.stem, scale=scale, **kwargs)
         kind = "classes" if output_ending(job.target) == "_classes" else "labels"
-        nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale,
-                                        metadata=_recorded(job.target))
+        recorded = _recorded(job.target)
+        nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale, metadata=recorded)
+        # as Segment's result: Train wants it corrected first, a table does not call it edited until it is
+        mark_result(nuclei, opened[0] if isinstance(opened, list) else opened, recorded.get("provenance"), kind)
         cells = cells_path(job.target)
         if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
             try:

@@ -156,6 +156,19 @@ def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ..
         layer.data = data
 
 
+def mark_result(layer: Labels, image: Image, record: dict[str, Any] | None, kind: str = "labels") -> None:
+    """Make a layer of a result read from disk (a batch output) count as the plugin's, as Segment's do.
+
+    Until it is painted on, Train refuses it (it would teach the model its own
+    mistakes), a saved table does not call it edited, and Segment may update it.
+    """
+    model = (record or {}).get("model")
+    ran_on = (record or {}).get("ran_on")
+    layer.events.paint.connect(_mark_edited)
+    _record(layer, image, {"model": model.get("name") if isinstance(model, dict) else None,
+                           "device": ran_on.get("device") if isinstance(ran_on, dict) else None}, kind)
+
+
 def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str = "labels") -> None:
     layer.metadata[METADATA_KEY] = {
         "source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
-from ..core.imageio import ImageReadError, read_image
+from ..core.imageio import ImageReadError, labels_digest, read_image
+from ..core.inference.provenance import read_provenance
 from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
 from ..core.training.evaluation import main_score_name
@@ -89,6 +90,24 @@ def _read(path: str) -> tuple[np.ndarray, bool, bool]:
     return np.asarray(image.data), image.rgb, image.stack
 
 
+def _refuse_an_untouched_output(path: str, labels: np.ndarray, scribbles: bool) -> None:
+    """unet-seg's own output is no annotation until corrected (it would teach the model its own mistakes), and
+    never scribbles (its ids are objects or classes with 0 = background), as the Train dock says too."""
+    try:
+        record = read_provenance(path)
+    except Exception:  # noqa: BLE001 - a file without a readable record is the user's: nothing to refuse
+        return
+    if not isinstance(record, dict) or "model" not in record:
+        return
+    if scribbles:
+        raise UserError(f"{path} is unet-seg's output, not scribbles: paint scribbles in a file of their own "
+                        "(1 = background, 2 = first class...), or correct the output and train on it without "
+                        "--scribbles")
+    if record.get("labels_digest") == labels_digest(labels):
+        raise UserError(f"{path} is unet-seg's output exactly as it came out: correct it first (in napari: paint "
+                        "the missed objects, erase the wrong ones, save it), then train on it")
+
+
 def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *, scribbles: bool) -> list[TrainingPair]:
     """Files -> training pairs (stacks give one pair per annotated slice), with one-line errors."""
     if len(images) != len(labels):
@@ -99,6 +118,7 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
     for i, (image_path, label_path) in enumerate(zip(images, labels)):
         image, rgb, stack = _read(image_path)
         lab, _, _ = _read(label_path)
+        _refuse_an_untouched_output(label_path, lab, scribbles)
         valid = None if masks is None else _read(masks[i])[0] > 0
         plane = image.shape[:-1] if rgb else image.shape
         if lab.shape != plane:
@@ -131,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"unet-seg train: note: model files are safetensors (never pickles): writing {output.name}",
               file=sys.stderr)
     check_writable_folder(output.parent)  # before training, not after
-    for name in ("classes", "depth", "width", "max_steps"):
+    # the Train dock's ranges: a depth of 50 would halve the image 50 times and fill the memory before one step
+    for name, (low, high) in {"classes": (2, 255), "depth": (1, 6), "width": (2, 128), "max_steps": (1, None)}.items():
         value = getattr(args, name)
-        if value is not None and value < (2 if name == "classes" else 1):
-            raise UserError(f"--{name.replace('_', '-')} must be at least {2 if name == 'classes' else 1}, not {value}")
+        flag = f"--{name.replace('_', '-')}"
+        if value is not None and value < low:
+            raise UserError(f"{flag} must be at least {low}, not {value}")
+        if value is not None and high is not None and value > high:
+            raise UserError(f"{flag} must be from {low} to {high}, not {value}")
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise UserError(f"--max-seconds must be positive, not {args.max_seconds}")
     require_positive(args.diameter, "--diameter")

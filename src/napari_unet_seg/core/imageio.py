@@ -220,6 +220,16 @@ def _check_shape(image: ImageFile) -> None:
         raise ImageReadError(f"{image.path.name}: unsupported pixel type {data.dtype}")
 
 
+def labels_digest(labels: np.ndarray) -> str:
+    """A short hash of labels' pixels, recorded with an output: an untouched output is told from a corrected one."""
+    import hashlib
+
+    array = np.ascontiguousarray(labels)
+    digest = hashlib.blake2b(f"{array.shape}".encode(), digest_size=16)
+    digest.update(array.astype(np.int64, copy=False).view(np.uint8))  # the same ids in any integer type
+    return digest.hexdigest()
+
+
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
                       provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z") -> Path:
     """Write labels atomically (temporary file + rename): never a truncated output.
@@ -239,7 +249,8 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
         raise ValueError(f"stack_axis must be 'Z' or 'T', not {stack_axis!r}")
     axes = f"{stack_axis.upper()}YX" if labels.ndim == 3 else "YX" if labels.ndim == 2 else None
     kwargs: dict[str, Any] = {"compression": "zlib", "metadata": {}}
-    if provenance is not None:
+    if provenance is not None:  # with its pixels' hash: training refuses the output until it is corrected
+        provenance = {**provenance, "labels_digest": labels_digest(labels)}
         kwargs["metadata"][PROVENANCE_TAG] = dict(provenance)
     if axes is not None:
         kwargs["metadata"]["axes"] = axes  # tifffile's own description keeps them too
