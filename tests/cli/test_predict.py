@@ -226,6 +226,23 @@ def test_channel_segments_the_nuclear_stain_of_multichannel_files_alone(tmp_path
     np.testing.assert_array_equal(tifffile.imread(out / "z_labels.tif"), np.stack([alone, alone]))
 
 
+def test_a_channels_last_tiff_is_read_as_channels_not_as_planes_two_pixels_wide(tmp_path, capsys):
+    """numpy's (H, W, 2) saved as is (tifffile writes H pages of W x 2 px): --channel picks its stain."""
+    from napari_unet_seg.core.imageio import read_image
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    image, _ = synthetic_nuclei((40, 56), n=5, seed=3)
+    other = np.full_like(image, image.max())
+    tifffile.imwrite(tmp_path / "yxc.tif", np.stack([other, image], axis=-1))
+    read = read_image(tmp_path / "yxc.tif")
+    assert read.data.shape == (2, 40, 56) and read.channel_axis == -3 and not read.stack
+    args = ["predict", str(tmp_path / "yxc.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+            "--device", "cpu", "--channel", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "yxc_labels.tif"),
+                                  segment(image, load_model(model), device="cpu"))
+
+
 def test_a_two_channel_model_takes_both_channels_of_a_cyx_file(tmp_path, capsys):
     from napari_unet_seg import new_model
 

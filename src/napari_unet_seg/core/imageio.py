@@ -125,6 +125,11 @@ def _read_tiff(path: Path) -> ImageFile:
     stack = data.ndim == (4 if rgb else 3)
     if not rgb and data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] > 4:
         rgb, stack = True, False
+    if data.ndim == 3 and data.shape[-1] == 2 and min(data.shape[:2]) > 4 and "S" not in axes:
+        # two channels last (numpy's H, W, C saved as is: tifffile writes H pages of W x 2 px), never a stack of
+        # planes two pixels wide: the channels, as a CYX file's
+        return ImageFile(path, np.moveaxis(data, -1, 0), pixel_size=pixel_size,
+                         metadata={"axes": "CYX", "channel_axis": -3})
     return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata={"axes": axes})
 
 
