@@ -17,6 +17,7 @@ def files(tmp_path):
                      metadata={"unit": "um"})
     tifffile.imwrite(tmp_path / "img.tif", np.stack([membrane, cytoplasm]), metadata={"axes": "CYX"})
     tifffile.imwrite(tmp_path / "cyto.tif", cytoplasm)
+    tifffile.imwrite(tmp_path / "small.tif", cytoplasm[:20, :20])
     return tmp_path, nuclei, cytoplasm, membrane
 
 
@@ -67,6 +68,7 @@ def test_without_an_image_cells_reach_a_given_distance(files):
     (["--image", "{f}/cyto.tif", "-o", "{f}/img_labels.tif", "--overwrite"], "is one of the inputs"),
     (["--image", "{f}/missing.tif"], "IMAGE:"),
     (["--image", "{f}/img.tif"], "has 2 channels: choose the cytoplasm or membrane stain's with --channel K"),
+    (["--image", "{f}/small.tif"], "error: {f}/small.tif has shape (20, 20) but the nuclei have"),  # its own name
 ])
 def test_mistakes_are_one_line_and_write_nothing(files, capsys, extra, message):
     folder = files[0]

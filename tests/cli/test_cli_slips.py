@@ -178,3 +178,17 @@ def test_a_csv_that_cannot_be_written_after_evaluating_keeps_the_printed_scores(
     printed = capsys.readouterr()
     assert code == 2 and printed.err.count("\n") == 1 and "No space left on device" in printed.err
     assert "img.tif: AP50" in printed.out and "mean: AP50" in printed.out  # the work is on screen, not lost
+
+
+def test_a_mistyped_option_is_one_line_that_points_at_help(capsys):
+    import pytest
+
+    for argv, said in ((["predict", "x", "-o", "y", "--diameter", "abc"],
+                        "unet-seg predict: error: argument --diameter: invalid float value: 'abc' "
+                        "(see unet-seg predict --help)"),
+                       ([], "unet-seg: error: the following arguments are required: COMMAND (see unet-seg --help)"),
+                       (["train", "--depht", "3"], "unet-seg train: error: ")):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and err.count("\n") == 1 and err.startswith(said), err

@@ -80,5 +80,6 @@ def test_ctrl_c_keeps_the_row_of_a_file_that_finished_before_it(tmp_path, monkey
     assert [(Path(row.file).name, row.status) for row in rows] == [("a.tif", "ok")]  # b never finished: no row
     assert rows[0].output == str(out / "a_labels.tif")
     assert tifffile.imread(out / "a_labels.tif").shape == (64, 64)
-    assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "a_objects.csv", "qc", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "a_objects.csv", "a_objects.json", "qc",
+                                                     "summary.csv"]
     assert sorted(p.name for p in (out / "qc").iterdir()) == ["a_labels.png", "index.html"]  # nothing of b

@@ -59,13 +59,18 @@ def test_recorded_command_remakes_identical_labels(tmp_path, model_file, capsys)
     assert record["model"]["sha256"] in shown and "the file is unchanged" in shown and record["command"] in shown
 
 
-def test_objects_csv_header_carries_the_provenance(tmp_path, model_file):
+def test_the_objects_csv_stays_a_plain_table_and_the_json_beside_it_carries_the_provenance(tmp_path, model_file):
+    import pandas as pd
+
     tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 56), n=5)[0])  # no pixel size: not an ImageJ file
     assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file)]) == 0
     csv = tmp_path / "out" / "a_objects.csv"
-    assert csv.read_text().splitlines()[0] == MARKER
-    _, comments = read_objects_csv(csv)
+    assert csv.read_text().splitlines()[0].startswith("label,") and MARKER not in csv.read_text()
+    table, comments = read_objects_csv(csv)
+    assert pd.read_csv(csv)["label"].tolist() == table["label"].tolist()  # pandas' defaults read it as it is
+    assert read_provenance(tmp_path / "out" / "a_objects.json") == read_provenance(csv)  # the JSON itself too
     record = read_provenance(tmp_path / "out" / "a_labels.tif")
+    record.pop("labels_digest")  # the labels file's own pixels' hash; the table's record is of what made them
     assert json.loads(comments["provenance"]) == record == read_provenance(csv)
     assert comments["command"] == record["command"]
 

@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         cells = grow_cells(np.asarray(nuclei.data), stain,
                            mask=None if mask is None else np.asarray(mask.data), options=options)
-    except ValueError as exc:
-        raise UserError(f"{args.nuclei}: {exc}") from None
+    except ValueError as exc:  # the file at fault by its name, not the nuclei's
+        said = str(exc).replace("the cell image", str(args.image)).replace("the cell mask", str(args.mask))
+        raise UserError(said if said != str(exc) else f"{args.nuclei}: {exc}") from None
     nuclei_record = _provenance(args.nuclei)
     if image is not None and _segmented_from(nuclei_record, args.image, args.channel):
         print(f"unet-seg cells: warning: {args.image}{'' if args.channel is None else f' channel {args.channel}'} "

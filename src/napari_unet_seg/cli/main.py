@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..__about__ import __version__
 from ..core.model.devices import DeviceError
@@ -20,8 +21,16 @@ from .errors import UserError, cli_wording, os_error_line
 SUBCOMMANDS = [predict, cells, measure, models, evaluate, train, export, export_model, import_model, provenance]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A mistyped option says what is wrong in one line, as every other user mistake does, not after the whole
+    usage (5-12 lines for a subcommand): the line ends by pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="unet-seg",
         description="Segment microscopy images with a U-Net (the engine of the napari-unet-seg plugin).",
     )

@@ -112,10 +112,10 @@ def test_files_follow_the_umask_whoever_wrote_them(tmp_path, tiny_model, mask, r
     model = save_model(tiny_model, tmp_path / "models" / "shared.safetensors")
     run_batch([image], tmp_path / "out", RunOptions(model=str(model), device="cpu"))
     written = [model, *(tmp_path / "out").iterdir()]
-    assert sorted(p.name for p in written) == ["cells_labels.tif", "cells_objects.csv", "shared.safetensors",
-                                               "summary.csv"]
-    for path in written:
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask, path.name
+    assert sorted(p.name for p in written) == ["cells_labels.tif", "cells_objects.csv", "cells_objects.json", "qc",
+                                               "shared.safetensors", "summary.csv"]
+    for path in [*written, *(tmp_path / "out" / "qc").iterdir()]:  # the QC picture and page too
+        assert stat.S_IMODE(os.stat(path).st_mode) == (0o777 if path.is_dir() else 0o666) & ~mask, path.name
 
 
 def test_a_link_is_written_through_and_a_fifo_is_refused(tmp_path):

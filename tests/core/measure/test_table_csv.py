@@ -1,4 +1,4 @@
-"""Objects CSV: comment header, exact round trip, atomic, recognisable as ours."""
+"""Objects CSV: a plain table, what made it in the JSON beside it, exact round trip, recognisable as ours."""
 
 import numpy as np
 import pytest
@@ -13,28 +13,42 @@ from napari_unet_seg.core.measure.table_csv import (
 )
 
 
-def test_round_trip_keeps_every_value_and_the_header_comments(tmp_path):
+def test_round_trip_keeps_every_value_and_the_comments_beside_the_table(tmp_path):
     labels = np.zeros((2, 30, 30), np.uint16)
     labels[0, 3:9, 4:17] = 1
     labels[1, 10:29, 2:5] = 2
     table = measure_objects(labels, {"img": np.random.default_rng(0).random(labels.shape)}, pixel_size=(0.3, 0.3))
     path = write_objects_csv(tmp_path / "a_objects.csv", table, {"labels": "a_labels.tif", "model": "nuclei\nv2"})
     lines = path.read_text().splitlines()
-    assert lines[0] == MARKER and lines[1] == "# labels: a_labels.tif" and lines[2] == "# model: nuclei v2"
-    assert lines[3].startswith("label,slice,centroid_y")
+    assert lines[0].startswith("label,slice,centroid_y")  # a plain table: the header row first
     back, comments = read_objects_csv(path)
-    assert comments == {"labels": "a_labels.tif", "model": "nuclei v2"}
+    assert comments == {"labels": "a_labels.tif", "model": "nuclei\nv2"}
     assert list(back) == list(table)
     for column in table:
         np.testing.assert_array_equal(back[column], table[column], err_msg=column)
-    assert is_objects_csv(path) and [p.name for p in tmp_path.iterdir()] == ["a_objects.csv"]  # no leftovers
+    assert is_objects_csv(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_objects.csv", "a_objects.json"]  # no leftovers
 
 
-def test_pandas_reads_it_with_comment_lines(tmp_path):
+def test_pandas_reads_it_with_its_defaults(tmp_path):
     pd = pytest.importorskip("pandas")
     table = measure_objects(np.eye(6, dtype=np.uint8))
-    frame = pd.read_csv(write_objects_csv(tmp_path / "t.csv", table, {"k": "v"}), comment="#")
+    frame = pd.read_csv(write_objects_csv(tmp_path / "t.csv", table, {"k": "v"}))
     assert frame["area"].tolist() == [6] and list(frame.columns) == list(table)
+
+
+def test_a_table_of_an_earlier_version_with_comment_lines_is_still_read_and_ours(tmp_path):
+    (tmp_path / "old.csv").write_text(f"{MARKER}\n# labels: a_labels.tif\nlabel,area\n1,2\n")
+    table, comments = read_objects_csv(tmp_path / "old.csv")
+    assert is_objects_csv(tmp_path / "old.csv") and comments == {"labels": "a_labels.tif"}
+    assert table["area"].tolist() == [2]
+
+
+def test_a_users_json_beside_the_table_is_kept_and_the_table_then_not_taken_for_ours(tmp_path):
+    (tmp_path / "t.json").write_text('{"mine": 1}')
+    path = write_objects_csv(tmp_path / "t.csv", measure_objects(np.eye(4, dtype=np.uint8)), {"k": "v"})
+    assert (tmp_path / "t.json").read_text() == '{"mine": 1}' and path.exists()
+    assert not is_objects_csv(path)  # so a batch would never replace it
 
 
 def test_empty_table_round_trips_to_its_columns(tmp_path):

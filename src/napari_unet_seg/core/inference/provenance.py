@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..common.table_sidecar import table_comments
 from ..export.stamp import read_zip_comment, record_in
 from ..imageio import is_zarr, read_tiff_provenance
 from ..model.modelfile import Model, ModelFileError
@@ -233,7 +234,10 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _csv_provenance(path: Path) -> dict[str, Any] | None:
-    """The ``# provenance: {...}`` line among the leading comments (the table itself is not read)."""
+    """From the JSON beside an objects table, or an earlier version's ``# provenance: {...}`` line."""
+    beside = table_comments(path).get(KEY)
+    if beside:
+        return json.loads(beside)
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.startswith("#"):

@@ -1,13 +1,17 @@
-"""Objects tables as CSV: ``# key: value`` comment lines, a header row, one row per object.
+"""Objects tables as plain CSV (a header row, one row per object), what they were made from beside them.
 
-The first comment line marks the file as ours, so a batch replaces its own
-earlier tables but never a user's file of the same name. Spreadsheets and
-``pandas.read_csv(path, comment="#")`` read them as they are.
+``pandas.read_csv(path)``, R and spreadsheets read the table as it is. What
+made it (the labels, the image, the pixel size, the provenance) goes into a
+JSON file of the same name beside it (``img_objects.json``), which also marks
+the table as ours: a batch replaces its own earlier tables but never a
+user's file of the same name. Tables of earlier versions, whose ``# key:
+value`` lines came first, are still read and recognised.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
+from ..common.table_sidecar import KIND, NAMESPACE, read_sidecar, sidecar_path, table_comments
 from .measurements import ObjectTable
 
-MARKER = "# table: napari-unet-seg objects"
+MARKER = "# table: napari-unet-seg objects"  # the first line of an earlier version's table
 
 
 def objects_csv_path(labels_path: str | os.PathLike) -> Path:
@@ -37,16 +42,25 @@ def objects_csv_path(labels_path: str | os.PathLike) -> Path:
 
 def write_objects_csv(path: str | os.PathLike, table: ObjectTable,
                       header_comments: Mapping[str, Any] | None = None) -> Path:
-    """Write ``table`` atomically, preceded by the marker and one ``# key: value`` line per comment.
+    """Write ``table`` as a plain CSV, atomically, and ``header_comments`` (key: value) into the JSON beside it.
 
-    Floats are written in full (they read back exactly); a value's line
-    breaks become spaces, so each comment stays one line.
+    Floats are written in full (they read back exactly). A JSON of that name
+    that unet-seg did not write is the user's: it is kept, and the table is
+    written alone (it is then not recognised as ours).
     """
     path = Path(path)
+    side = sidecar_path(path)
+    if not side.exists() or read_sidecar(side) is not None:
+        comments = {str(key): str(value) for key, value in (header_comments or {}).items()}
+        record: dict[str, Any] = {"kind": KIND, "table": path.name, "comments": comments}
+        try:  # also as JSON, where `unet-seg provenance` and other tools look for a record
+            record["provenance"] = json.loads(comments["provenance"])
+        except (KeyError, ValueError):
+            pass
+        with atomic_path(side) as tmp:
+            Path(tmp).write_text(json.dumps({NAMESPACE: record}, indent=1, ensure_ascii=False), encoding="utf-8")
     columns = list(table)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        f.write(MARKER + "\n")
-        f.writelines(f"# {_one_line(key)}: {_one_line(value)}\n" for key, value in (header_comments or {}).items())
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(zip(*(np.asarray(table[c]).tolist() for c in columns)))
@@ -54,8 +68,9 @@ def write_objects_csv(path: str | os.PathLike, table: ObjectTable,
 
 
 def read_objects_csv(path: str | os.PathLike) -> tuple[ObjectTable, dict[str, str]]:
-    """A table written by :func:`write_objects_csv` and its header comments (the marker left out)."""
-    comments: dict[str, str] = {}
+    """A table written by :func:`write_objects_csv` and its comments (from the JSON beside it, or an earlier
+    version's ``#`` lines)."""
+    comments: dict[str, str] = dict(table_comments(path))
     with open(path, newline="", encoding="utf-8") as f:
         lines = f.read().splitlines()
     body = 0
@@ -73,16 +88,17 @@ def read_objects_csv(path: str | os.PathLike) -> tuple[ObjectTable, dict[str, st
 
 
 def is_objects_csv(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a table this package wrote (its first line is the marker)."""
+    """True when ``path`` is a table this package wrote: the JSON beside it says so (or, from an earlier
+    version, its first line is the marker)."""
+    path = Path(path)
+    record = read_sidecar(sidecar_path(path))
+    if record is not None and record.get("table") == path.name and path.is_file():
+        return True
     try:
         with open(path, encoding="utf-8") as f:
             return f.readline().rstrip("\r\n") == MARKER
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def _one_line(value: Any) -> str:
-    return " ".join(str(value).split())
 
 
 def _column(values: tuple[str, ...]) -> np.ndarray:

@@ -225,7 +225,9 @@ class FinetuneResult:
             return None
         if found == 0:
             return "the starting model got no annotated object wrong"
-        return f"the starting model got {found} object(s) wrong in your annotation; training looked there first"
+        # not the held-out figures above (the new model's, on part of it): said so, or they read as a contradiction
+        return (f"before training, the starting model got {found} object(s) wrong across all of your annotation; "
+                "training looked there first")
 
     def verdict(self, parent: str) -> str | None:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""
