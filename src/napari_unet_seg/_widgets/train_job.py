@@ -68,8 +68,9 @@ def outcome_text(outcome: JobOutcome, parent: str) -> str:
     ``parent``, where training looked, and any warning."""
     result = outcome.result
     stopped = " (cancelled)" if result.train.cancelled else ""
-    saved = (f"Saved model '{outcome.path.stem}' after {result.train.steps} step{'' if result.train.steps == 1 else 's'} in "
-             f"{format_seconds(result.train.seconds)}{stopped}, trained on {outcome.n_pairs} image(s).")
+    steps = f"{result.train.steps} step{'' if result.train.steps == 1 else 's'}"
+    saved = (f"Saved model '{outcome.path.stem}' after {steps} in {format_seconds(result.train.seconds)}{stopped}, "
+             f"trained on {outcome.n_pairs} image(s).")
     lines = [saved, f"{result.score_text()} on {result.scores_where()}."]
     lines += [text[0].upper() + text[1:] + "." for text in (result.verdict(parent), result.focus_text()) if text]
     lines += [f"Warning: {warning}" for warning in result.warnings]

@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
         path = save_trained(model, path_in_folder(user_model_dir(), output.stem, base))
         print(f"unet-seg train: warning: could not write {output} ({first_line(exc)}); the model was saved as "
               f"{path} instead", file=sys.stderr)
-    print(f"saved {path} after {result.train.steps} step{'' if result.train.steps == 1 else 's'} in {result.train.seconds:.0f} s; {result.score_text()} "
+    steps = f"{result.train.steps} step{'' if result.train.steps == 1 else 's'}"
+    print(f"saved {path} after {steps} in {result.train.seconds:.0f} s; {result.score_text()} "
           f"on {result.scores_where()}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
