@@ -71,6 +71,7 @@ def test_the_objects_csv_stays_a_plain_table_and_the_json_beside_it_carries_the_
     assert read_provenance(tmp_path / "out" / "a_objects.json") == read_provenance(csv)  # the JSON itself too
     record = read_provenance(tmp_path / "out" / "a_labels.tif")
     record.pop("labels_digest")  # the labels file's own pixels' hash; the table's record is of what made them
+    assert record["settings"]["device"] == "auto" and record["ran_on"]["device"] == "cpu"  # asked, and used
     assert json.loads(comments["provenance"]) == record == read_provenance(csv)
     assert comments["command"] == record["command"]
 

@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         if value < 0:
             raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
     # on a cluster the workers choose their own device; locally, fail early on a missing one
-    device = args.device if args.scheduler else str(resolve_device(args.device))
+    if not args.scheduler:
+        resolve_device(args.device)  # fails now, in one line, when the asked device is not here
+    device = args.device  # as asked ("auto" picks per process): the provenance says what was asked and what ran
     model = load_model(args.model)  # fail early and clearly on a bad model
     try:
         rescale_factor(model, args.diameter)  # and on a diameter no image could use
