@@ -166,7 +166,9 @@ def main() -> None:
           f"median of {repeats} interleaved runs, end to end (numpy in, logits on the CPU out)\n")
 
     per_pixel = flops_per_pixel(net)
-    peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
+    # a quick run's small image gets small matmuls too: bf16 emulated on a CPU without it took minutes at 2048²
+    side = min(2048, max(512, size))
+    peaks = {"fp32": matmul_peak(device, torch.float32, side), "bf16": matmul_peak(device, torch.bfloat16, side)}
     reference = whole_image(net, image, device)
 
     methods = {
