@@ -357,9 +357,9 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     widget.settings.image_box.setCurrentText("cells")
     widget.start()
     _wait(qtbot, widget)
-    # the correction of "cells" saved in the project by the first run stays: empty labels never replace it
-    assert widget.status.text().startswith("Not started: cells has a correction with objects saved in the project")
-    assert widget.outcome is None and messages["error"][-1].startswith("Training not started: cells has a correction")
+    # refused before it reaches the project: the correction of "cells" the first run saved there stays
+    assert widget.status.text().startswith("Not started: no objects are annotated in cells: paint each object")
+    assert widget.outcome is None and messages["error"][-1].startswith("Training not started: no objects are")
     (saved,) = Project(tmp_path / "project").pairs()
     assert saved.labels.max() > 0
     widget.settings.labels_box.setCurrentText("cells labels")
