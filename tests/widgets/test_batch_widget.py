@@ -83,6 +83,18 @@ def test_an_opened_result_is_refused_by_train_until_corrected_and_its_table_not_
     labels.paint((5, 5), 99, refresh=True)  # corrected: now it is the user's work
     assert "edited" in measure._provenance_comments()
     assert train.settings.job({}, preview_box=lambda: (0, 1, 0, 1)).pairs  # accepted for training
+    # a file corrected in Fiji (which keeps the record) opens as the user's work, never as an untouched result
+    from napari_unet_seg._widgets.segment_layers import is_segment_result
+    from napari_unet_seg.core.imageio import PROVENANCE_TAG
+    from napari_unet_seg.core.inference.provenance import read_provenance
+
+    row = statuses.index("ok")
+    output = widget.jobs[row].target
+    corrected = tifffile.imread(output)
+    corrected[:4, :4] = 77
+    tifffile.imwrite(output, corrected, metadata={PROVENANCE_TAG: read_provenance(output)})
+    widget.open_result(row)
+    assert not is_segment_result(viewer.layers[-1]) and viewer.layers[-1].metadata["provenance"]
 
 
 def test_the_qc_page_opens_in_the_browser_and_is_not_drawn_when_unticked(widget, qtbot, monkeypatch):

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from napari.qt.threading import GeneratorWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -33,7 +34,7 @@ from ..core.batch.qc import qc_page
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
-from ..core.imageio import read_image, read_labels
+from ..core.imageio import labels_digest, read_image, read_labels
 from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.object_filter import check_object_filter
@@ -108,6 +109,7 @@ class BatchWidget(QWidget):
         self.worker: GeneratorWorker | None = None
         self.jobs: list[Job] = []
         self.results: dict[Job, FileResult] = {}
+        self._outdir: Path | None = None  # the output folder of the last run started
         self._cancel = threading.Event()
         self._error: str | None = None  # why the last run stopped, if it failed
         self._pbar: napari_progress | None = None
@@ -282,6 +284,7 @@ class BatchWidget(QWidget):
         self._cancel.clear()
         self._error = None
         self.results = {}
+        self._outdir = Path(outdir)  # the run's: the folder box may be edited while it runs
         self.jobs = []
         self.table.setRowCount(0)
         work = partial(_run, [inputs], outdir, options, self.pattern.text().strip() or None,
@@ -387,7 +390,7 @@ class BatchWidget(QWidget):
                 if job not in self.results:
                     self._set_row(row, [self._name(job), "not run", "", "", "", why])
             done = f"{why[0].upper()}{why[1:]}. Before that: {done}" if results else why[0].upper() + why[1:]
-        outdir = Path(self.output_dir.text().strip())
+        outdir = self._outdir
         summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
         written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
         why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
@@ -409,7 +412,7 @@ class BatchWidget(QWidget):
     # ------------------------------------------------------------------ results
     def open_qc_page(self) -> bool:
         """Open the output folder's QC page in the web browser; False (and a message) when there is none."""
-        page = qc_page(Path(self.output_dir.text().strip()))
+        page = qc_page(self._outdir) if self._outdir is not None else None
         if page is None:
             show_warning("No QC page in the output folder yet: run the batch with QC pictures ticked.")
             self.qc_button.setEnabled(False)
@@ -441,8 +444,8 @@ class BatchWidget(QWidget):
         kind = "classes" if output_ending(job.target) == "_classes" else "labels"
         recorded = _recorded(job.target)
         nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale, metadata=recorded)
-        # as Segment's result: Train wants it corrected first, a table does not call it edited until it is
-        mark_result(nuclei, opened[0] if isinstance(opened, list) else opened, recorded.get("provenance"), kind)
+        if _untouched(labels, recorded.get("provenance")):  # as Segment's result: Train wants it corrected first,
+            mark_result(nuclei, opened[0] if isinstance(opened, list) else opened, recorded.get("provenance"), kind)
         cells = cells_path(job.target)
         if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
             try:
@@ -451,6 +454,14 @@ class BatchWidget(QWidget):
             except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
                 show_warning(f"Cannot open {cells.name}: {exc}")
         self.viewer.reset_view()  # this file's extent, wherever the last one was
+
+
+def _untouched(labels: Any, record: dict[str, Any] | None) -> bool:
+    """Pixels exactly as unet-seg wrote them (their recorded hash matches): not a file corrected since, in Fiji
+    (which keeps the record) or by hand. A zarr store records no hash: it is taken as the user's."""
+    if not isinstance(record, dict) or "model" not in record or not isinstance(labels, np.ndarray):
+        return False
+    return record.get("labels_digest") == labels_digest(labels)
 
 
 def _recorded(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Everything a user can get wrong raises :class:`ImageReadError` with one line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -227,8 +228,6 @@ def _check_shape(image: ImageFile) -> None:
 
 def labels_digest(labels: np.ndarray) -> str:
     """A short hash of labels' pixels, recorded with an output: an untouched output is told from a corrected one."""
-    import hashlib
-
     array = np.ascontiguousarray(labels)
     digest = hashlib.blake2b(f"{array.shape}".encode(), digest_size=16)
     digest.update(array.astype(np.int64, copy=False).view(np.uint8))  # the same ids in any integer type

@@ -1,10 +1,12 @@
 """Quality-control pictures of a batch: outlines where the objects end, a page that shows every file."""
 
 from pathlib import Path
+from urllib.parse import quote
 
 import dask.array as da
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
@@ -84,7 +86,7 @@ def test_a_batch_draws_a_picture_per_output_and_one_page_of_them_all(tmp_path, f
     text = page.read_text(encoding="utf-8")
     assert page == out / "qc" / "index.html"
     assert text.count('<div class="card') == len(results) and text.count("<img ") == len(ok)
-    assert 'src="sub dir ü/é 1_labels.png"' in text and text.count('class="card failed"') == 4
+    assert f'src="{quote("sub dir ü/é 1_labels.png")}"' in text and text.count('class="card failed"') == 4
     for row in results:
         assert Path(row.file).name in text
     # a rerun skips every file and keeps the pictures on the page; the qc folder is never taken for input
@@ -135,3 +137,22 @@ def test_the_page_marks_failed_and_empty_files_and_never_replaces_a_users_page(t
 def test_a_picture_is_named_after_its_output(tmp_path, name):
     target = tmp_path / "out" / "sub" / name.replace("x", "x_labels", 1)
     assert qc_picture_path(target, tmp_path / "out") == tmp_path / "out" / "qc" / "sub" / "x_labels.png"
+
+
+def test_names_with_dots_or_a_hash_get_pictures_of_their_own_and_links_that_work(tmp_path, options):
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("well.1.tif", "well.2.tif", "plate#3.tif"):
+        tifffile.imwrite(root / name, synthetic_nuclei((48, 64), n=5, seed=len(name))[0])
+    out = tmp_path / "out"
+    results = run_batch([root], out, options)  # it used to hang: both wells' cells named well_cells.tif
+    pictures = {qc_picture_path(r.output, out) for r in results}
+    assert len(pictures) == 3 and all(p.exists() for p in pictures)
+    text = qc_page(out).read_text(encoding="utf-8")
+    assert 'src="plate%233_labels.png"' in text and 'src="well.1_labels.png"' in text
+
+
+def test_a_class_output_is_not_marked_as_a_file_where_nothing_was_found(tmp_path):
+    rows = [FileResult(str(tmp_path / "a.tif"), "ok", 0, 0.0, 1.0, "", str(tmp_path / "a_classes.tif"))]
+    text = write_qc_index(tmp_path, rows).read_text(encoding="utf-8")
+    assert "a class map" in text and 'class="card empty"' not in text and "0 with no objects" in text

@@ -51,6 +51,13 @@ def test_a_users_json_beside_the_table_is_kept_and_the_table_then_not_taken_for_
     assert not is_objects_csv(path)  # so a batch would never replace it
 
 
+def test_a_table_edited_since_it_was_written_is_the_users(tmp_path):
+    path = write_objects_csv(tmp_path / "t.csv", measure_objects(np.eye(4, dtype=np.uint8)), {"k": "v"})
+    assert is_objects_csv(path)
+    path.write_text(path.read_text() + "2,99\n")  # a row typed in by hand, saved in place
+    assert not is_objects_csv(path)  # a batch's --overwrite keeps it
+
+
 def test_empty_table_round_trips_to_its_columns(tmp_path):
     table = measure_objects(np.zeros((8, 8), np.uint8))
     back, _ = read_objects_csv(write_objects_csv(tmp_path / "e.csv", table))

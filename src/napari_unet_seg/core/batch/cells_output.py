@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import first_line
+from ..common.file_names import file_stem
 from ..imageio import ImageFile, read_labels, write_labels_tiff
 from ..inference.cells import cells_note
 from ..inference.cells_step import cell_options, cell_stain, grow_run_cells
@@ -35,7 +36,7 @@ def cells_path(nuclei: str | Path) -> Path:
     ``ctrl_nuclei_cells.tif``, not the ``ctrl_cells.tif`` of ``ctrl.tif``'s labels.
     """
     path = Path(nuclei)
-    stem = path.name.split(".")[0]
+    stem = file_stem(path.name)
     ending = next((e for e in STEM_ENDINGS if stem.endswith(e)), "")
     return path.with_name(f"{stem[:len(stem) - len(ending)]}_cells.tif")
 

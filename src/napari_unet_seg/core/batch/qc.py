@@ -15,6 +15,7 @@ import datetime
 import html
 import math
 import os
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.errors import first_line
+from ..common.file_names import file_stem
 
 QC_FOLDER = "qc"
 INDEX_NAME = "index.html"
@@ -41,7 +43,7 @@ def qc_picture_path(target: Path, outdir: Path) -> Path:
         relative = target.relative_to(outdir)
     except ValueError:
         relative = Path(target.name)
-    name = relative.name.split(".")[0] + ".png"
+    name = file_stem(relative.name) + ".png"
     return outdir / QC_FOLDER / relative.parent / name
 
 
@@ -61,6 +63,7 @@ def write_qc_picture(path: Path, image: Any, labels: Any, *, rgb: bool = False, 
     classes when ``classes``), ``cells`` the cells grown from the objects.
     """
     try:
+        Path(path).unlink(missing_ok=True)  # an earlier run's picture never passes for this one's
         picture = qc_picture(image, labels, rgb=rgb, channel_axis=channel_axis, cells=cells, classes=classes)
         _write_png(path, picture)
     except Exception as exc:  # noqa: BLE001 - the labels are written; a picture that cannot be made is a note
@@ -172,10 +175,15 @@ def write_qc_index(outdir: str | os.PathLike, rows: Sequence[Any], *, title: str
     return path
 
 
+def _classes(row: Any) -> bool:
+    """A class output's row: it counts no objects, and that is not a file where nothing was found."""
+    return file_stem(Path(row.output).name).endswith("_classes") if row.output else False
+
+
 def _page(outdir: Path, rows: list[Any], title: str) -> str:
     ok = [r for r in rows if r.status == "ok"]
     failed = [r for r in rows if r.status == "failed"]
-    empty = [r for r in ok if not r.objects]
+    empty = [r for r in ok if not r.objects and not _classes(r)]
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     heading = html.escape(title or f"Batch QC: {outdir.name}")
     counts = (f"{len(rows)} files: {len(ok)} segmented or kept, {len(failed)} failed, "
@@ -209,12 +217,15 @@ napari-unet-seg from <code>{html.escape(str(outdir))}</code>; click a picture to
 def _card(outdir: Path, row: Any) -> str:
     name = html.escape(Path(row.file).name)
     picture = qc_picture_path(Path(row.output), outdir) if row.output else None
-    image = ""
-    if picture is not None and picture.exists():
-        link = html.escape(picture.relative_to(outdir / QC_FOLDER).as_posix())
+    image = "<i>no picture (made without QC pictures, or it could not be drawn)</i><br>" if row.output else ""
+    if picture is not None and picture.exists():  # a link: '#', '?' and '%' in a name are a URL's, not the file's
+        link = html.escape(urllib.parse.quote(picture.relative_to(outdir / QC_FOLDER).as_posix()))
         image = f'<a href="{link}"><img src="{link}" alt="outlines over {name}" loading="lazy"></a>'
-    kind = "failed" if row.status == "failed" else "empty" if row.status == "ok" and not row.objects else ""
-    figures = f"{row.objects} objects, mean area {row.mean_area:g} px" if row.status == "ok" else row.status
+    classes = _classes(row)
+    kind = "failed" if row.status == "failed" else "empty" if row.status == "ok" and not row.objects and not classes \
+        else ""
+    figures = html.escape("a class map" if classes else f"{row.objects} objects, mean area {row.mean_area:g} px"
+                          if row.status == "ok" else row.status)
     message = f'<div class="message">{html.escape(row.message)}</div>' if row.message else ""
     return f'<div class="card {kind}" title="{html.escape(row.file)}">{image}<b>{name}</b><br>{figures}{message}</div>'
 
@@ -229,7 +240,8 @@ def _chart(rows: list[Any]) -> str:
     bars = []
     for i, row in enumerate(rows):
         h = 0 if row.status != "ok" else round(row.objects / top * (height - 20))
-        colour = "#e6194b" if row.status == "failed" else "#f58231" if not row.objects else "#ffd700"
+        colour = "#e6194b" if row.status == "failed" else "#888888" if _classes(row) else \
+            "#f58231" if not row.objects else "#ffd700"
         x = left + i * (bar + gap)
         tip = html.escape(f"{Path(row.file).name}: {row.objects if row.status == 'ok' else row.status}")
         bars.append(f'<rect x="{x}" y="{height - h - 2}" width="{bar}" height="{max(h, 2)}" fill="{colour}">'

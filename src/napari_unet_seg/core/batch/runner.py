@@ -90,6 +90,7 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
         return merged_rows(earlier, done)
 
     write_summary(rows(), outdir)
+    _qc_page(jobs, outdir, rows())  # now too: its page marks the qc folder as pictures, even if the run is killed
     try:
         for job in jobs:
             if job in results:
@@ -109,11 +110,16 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             yield job, results[job]
     finally:
         write_summary(rows(), outdir)
-        if any(job.qc is not None for job in jobs):  # the page of every picture, this run's and kept ones
-            try:
-                write_qc_index(outdir, rows())
-            except OSError:
-                pass  # a page that cannot be written costs no result: the labels, tables and summary are there
+        _qc_page(jobs, outdir, rows())
+
+
+def _qc_page(jobs: list[Job], outdir: Path, rows: list[FileResult]) -> None:
+    """The page of every picture, this run's and kept ones, when the run draws them."""
+    if any(job.qc is not None for job in jobs):
+        try:
+            write_qc_index(outdir, rows)
+        except OSError:
+            pass  # a page that cannot be written costs no result: the labels, tables and summary are there
 
 
 def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOptions, *,

@@ -7,6 +7,7 @@ the measurements that write it and the provenance reader that reads it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -40,3 +41,11 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
         return None
     record = held.get(NAMESPACE) if isinstance(held, dict) else None
     return record if isinstance(record, dict) and record.get("kind") == KIND else None
+
+
+def table_sha256(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of a table file as written (None when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
-from ..common.table_sidecar import KIND, NAMESPACE, read_sidecar, sidecar_path, table_comments
+from ..common.file_names import file_stem
+from ..common.table_sidecar import KIND, NAMESPACE, read_sidecar, sidecar_path, table_comments, table_sha256
 from .measurements import ObjectTable
 
 MARKER = "# table: napari-unet-seg objects"  # the first line of an earlier version's table
@@ -29,41 +30,36 @@ MARKER = "# table: napari-unet-seg objects"  # the first line of an earlier vers
 def objects_csv_path(labels_path: str | os.PathLike) -> Path:
     """``<stem>_objects.csv`` beside a labels output (``img_labels.tif`` -> ``img_objects.csv``)."""
     path = Path(labels_path)
-    name = path.name
-    for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".png"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    else:
-        name = path.stem
-    name = name.removesuffix("_labels")
+    name = file_stem(path.name).removesuffix("_labels")
     return path.with_name(f"{name}_objects.csv")
 
 
 def write_objects_csv(path: str | os.PathLike, table: ObjectTable,
                       header_comments: Mapping[str, Any] | None = None) -> Path:
-    """Write ``table`` as a plain CSV, atomically, and ``header_comments`` (key: value) into the JSON beside it.
+    """Write ``table`` as a plain CSV, atomically, then ``header_comments`` (key: value) into the JSON beside it.
 
-    Floats are written in full (they read back exactly). A JSON of that name
-    that unet-seg did not write is the user's: it is kept, and the table is
-    written alone (it is then not recognised as ours).
+    Floats are written in full (they read back exactly). The JSON holds the
+    table's SHA-256: a table edited since (in Excel, pandas) is the user's,
+    never replaced by a batch. A JSON of that name that unet-seg did not
+    write is the user's too: it is kept, and the table is written alone.
     """
     path = Path(path)
+    columns = list(table)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(zip(*(np.asarray(table[c]).tolist() for c in columns)))
     side = sidecar_path(path)
     if not side.exists() or read_sidecar(side) is not None:
         comments = {str(key): str(value) for key, value in (header_comments or {}).items()}
-        record: dict[str, Any] = {"kind": KIND, "table": path.name, "comments": comments}
+        record: dict[str, Any] = {"kind": KIND, "table": path.name, "sha256": table_sha256(path),
+                                  "comments": comments}
         try:  # also as JSON, where `unet-seg provenance` and other tools look for a record
             record["provenance"] = json.loads(comments["provenance"])
         except (KeyError, ValueError):
             pass
         with atomic_path(side) as tmp:
             Path(tmp).write_text(json.dumps({NAMESPACE: record}, indent=1, ensure_ascii=False), encoding="utf-8")
-    columns = list(table)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows(zip(*(np.asarray(table[c]).tolist() for c in columns)))
     return path
 
 
@@ -93,7 +89,7 @@ def is_objects_csv(path: str | os.PathLike) -> bool:
     path = Path(path)
     record = read_sidecar(sidecar_path(path))
     if record is not None and record.get("table") == path.name and path.is_file():
-        return True
+        return record.get("sha256") == table_sha256(path)  # edited since: the user's now
     try:
         with open(path, encoding="utf-8") as f:
             return f.readline().rstrip("\r\n") == MARKER

@@ -59,12 +59,13 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
                     f"class ids go up to {n_classes - 1} (0 = background)"
                 raise UnusableAnnotation(f"label value {top}{name} is too large for a {n_classes}-class model: {hint}; "
                                          "for more classes, train a new model (its class count follows the labels)")
-    if not require_objects and model.task == "instances" and not scribbles:
-        for pair in pairs:
-            if pair.valid is None and not _has_objects(pair):
-                raise UnusableAnnotation(
-                    f"no objects are annotated in {pair.name or 'the labels'}: paint each object with its own label "
-                    "first (to teach that an area holds no objects, draw it as a region: region mode, or --mask)")
+    dense = [pair for pair in pairs if pair.valid is None]  # a stack's slices may be empty, not all of them
+    if not require_objects and model.task == "instances" and not scribbles and dense \
+            and not any(_has_objects(pair) for pair in dense):
+        names = ", ".join(dict.fromkeys(pair.name.split(" [")[0] for pair in dense if pair.name)) or "the labels"
+        raise UnusableAnnotation(
+            f"no objects are annotated in {names}: paint each object with its own label first (to teach that an "
+            "area holds no objects, draw it as a region: region mode, or --mask)")
     if require_objects and model.task == "semantic":
         _refuse_one_class(painted_classes(pairs, scribbles=scribbles), scribbles)
     if require_objects and model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
