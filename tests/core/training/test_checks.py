@@ -34,8 +34,8 @@ def test_clear_errors_for_unusable_annotations():
     with pytest.raises(UnusableAnnotation, match="no objects are annotated in new layer: paint each object"):
         check_pairs(instances, [TrainingPair(image, empty, name="new layer")], scribbles=False, require_objects=False)
     # a dense stack whose first slice holds no nucleus is an annotation all the same
-    check_pairs(instances, [TrainingPair(image, empty, name="stack [0]"), TrainingPair(image, labels, name="stack [1]")],
-                scribbles=False, require_objects=False)
+    stack = [TrainingPair(image, empty, name="stack [0]"), TrainingPair(image, labels, name="stack [1]")]
+    check_pairs(instances, stack, scribbles=False, require_objects=False)
     counts = image.astype(np.int64) * 7  # the image picked twice, once as labels
     with pytest.raises(UnusableAnnotation, match="the labels in cells are the image itself: pick the labels painted"):
         check_pairs(instances, [TrainingPair(counts, counts.copy(), name="cells")], scribbles=False)
