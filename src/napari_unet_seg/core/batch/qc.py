@@ -18,7 +18,7 @@ import os
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +34,17 @@ SMALLEST_SIDE = 512  # px: small images are enlarged (whole pixels) so their out
 OBJECTS = (255, 215, 0)  # yellow outlines: seen on gray and on most stains
 CELLS = (0, 200, 255)  # cyan: cells around the nuclei
 CLASS_TINTS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
+
+
+class SummaryRow(Protocol):
+    """What the page reads of a summary row (:class:`~.files.FileResult`, which imports this module)."""
+
+    file: str
+    status: str
+    objects: int
+    mean_area: float
+    message: str
+    output: str
 
 
 def qc_picture_path(target: Path, outdir: Path) -> Path:
@@ -159,7 +170,7 @@ def is_qc_index(path: Path) -> bool:
         return False
 
 
-def write_qc_index(outdir: str | os.PathLike, rows: Sequence[Any], *, title: str = "") -> Path | None:
+def write_qc_index(outdir: str | os.PathLike, rows: Sequence[SummaryRow], *, title: str = "") -> Path | None:
     """``OUTDIR/qc/index.html``: every file's picture, counts and message, and a chart of objects per file.
 
     ``rows`` are the summary's (:class:`~.files.FileResult`). A page of that
@@ -175,12 +186,12 @@ def write_qc_index(outdir: str | os.PathLike, rows: Sequence[Any], *, title: str
     return path
 
 
-def _classes(row: Any) -> bool:
+def _classes(row: SummaryRow) -> bool:
     """A class output's row: it counts no objects, and that is not a file where nothing was found."""
     return file_stem(Path(row.output).name).endswith("_classes") if row.output else False
 
 
-def _page(outdir: Path, rows: list[Any], title: str) -> str:
+def _page(outdir: Path, rows: list[SummaryRow], title: str) -> str:
     ok = [r for r in rows if r.status == "ok"]
     failed = [r for r in rows if r.status == "failed"]
     empty = [r for r in ok if not r.objects and not _classes(r)]
@@ -214,7 +225,7 @@ napari-unet-seg from <code>{html.escape(str(outdir))}</code>; click a picture to
 """
 
 
-def _card(outdir: Path, row: Any) -> str:
+def _card(outdir: Path, row: SummaryRow) -> str:
     name = html.escape(Path(row.file).name)
     picture = qc_picture_path(Path(row.output), outdir) if row.output else None
     image = "<i>no picture (made without QC pictures, or it could not be drawn)</i><br>" if row.output else ""
@@ -230,7 +241,7 @@ def _card(outdir: Path, row: Any) -> str:
     return f'<div class="card {kind}" title="{html.escape(row.file)}">{image}<b>{name}</b><br>{figures}{message}</div>'
 
 
-def _chart(rows: list[Any]) -> str:
+def _chart(rows: list[SummaryRow]) -> str:
     """A bar per file (objects), in the page's order: a file far from the rest is seen at a glance."""
     if not rows:
         return "<p>No files.</p>"
