@@ -260,4 +260,4 @@ def _chart(rows: list[SummaryRow]) -> str:
     return (f'<svg width="{width}" height="{height + 4}" role="img" aria-label="objects per file">'
             f'<text x="0" y="12">{top}</text><text x="0" y="{height - 2}">0</text>'
             f'<line x1="{left - 4}" y1="{height}" x2="{width}" y2="{height}" stroke="#888"/>'
-            + "".join(bars) + "</svg><p>Objects per file (orange: none found, red: failed).</p>")
+            + "".join(bars) + "</svg><p>Objects per file (orange: none found, red: failed, grey: a class map).</p>")
