@@ -17,7 +17,7 @@ from napari_unet_seg.core.batch.jobs import find_jobs
 from napari_unet_seg.core.batch.qc import (
     CELLS, LONGEST_SIDE, OBJECTS, SMALLEST_SIDE, qc_page, qc_picture, qc_picture_path, write_qc_index,
 )
-from napari_unet_seg.core.batch.runner import run_batch
+from napari_unet_seg.core.batch.runner import run_batch, run_jobs
 
 
 def _yellow(picture):
@@ -103,8 +103,6 @@ def test_no_pictures_when_asked_and_a_picture_that_fails_costs_only_a_note(tmp_p
     root, _ = folder
     jobs = find_jobs([root / "a.tif"], tmp_path / "none", qc=False)
     assert jobs[0].qc is None
-    from napari_unet_seg.core.batch.runner import run_jobs
-
     run_jobs(jobs, tmp_path / "none", options)
     assert not (tmp_path / "none" / "qc").exists() and (tmp_path / "none" / "a_labels.tif").exists()
 
@@ -156,3 +154,16 @@ def test_a_class_output_is_not_marked_as_a_file_where_nothing_was_found(tmp_path
     rows = [FileResult(str(tmp_path / "a.tif"), "ok", 0, 0.0, 1.0, "", str(tmp_path / "a_classes.tif"))]
     text = write_qc_index(tmp_path, rows).read_text(encoding="utf-8")
     assert "a class map" in text and 'class="card empty"' not in text and "0 with no objects" in text
+
+
+def test_a_rerun_with_qc_draws_the_pictures_a_run_without_it_left_out(tmp_path, folder, options):
+    root, _ = folder
+    out = tmp_path / "out"
+    first = run_jobs(find_jobs([root], out, recursive=True, qc=False), out, options)
+    assert not (out / "qc").exists()
+    again = run_batch([root], out, options, recursive=True)  # QC asked now: every file is skipped
+    assert all(r.status in ("skipped", "failed") for r in again)
+    ok = [r for r in first if r.status == "ok"]
+    for row in ok:
+        assert qc_picture_path(row.output, out).exists()  # drawn from the files already there
+    assert qc_page(out).read_text(encoding="utf-8").count("<img ") == len(ok)

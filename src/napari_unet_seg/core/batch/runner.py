@@ -21,6 +21,7 @@ from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_resu
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
 from .qc import write_qc_index
+from .qc_kept import draw_kept_picture
 from .output_folder import prepare_output_folder
 from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, write_summary
 
@@ -108,6 +109,9 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             results[job] = replace(result, settings=key) if result.status == "ok" else result
             append_row(results[job], outdir)  # a killed run keeps the rows of what finished
             yield job, results[job]
+        for job in resumed:  # finished outputs without a picture (made before QC pictures were asked): drawn now
+            if job.qc is not None and not job.qc.exists() and not (cancel is not None and cancel()):
+                draw_kept_picture(job)
     finally:
         write_summary(rows(), outdir)
         _qc_page(jobs, outdir, rows())
