@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from napari.qt.threading import GeneratorWorker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -34,7 +33,7 @@ from ..core.batch.qc import qc_page
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
-from ..core.imageio import labels_digest, read_image, read_labels
+from ..core.imageio import read_image, read_labels, untouched_output
 from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.object_filter import check_object_filter
@@ -444,7 +443,7 @@ class BatchWidget(QWidget):
         kind = "classes" if output_ending(job.target) == "_classes" else "labels"
         recorded = _recorded(job.target)
         nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale, metadata=recorded)
-        if _untouched(labels, recorded.get("provenance")):  # as Segment's result: Train wants it corrected first,
+        if untouched_output(labels, recorded.get("provenance")):  # as Segment's result: Train wants it corrected first,
             mark_result(nuclei, opened[0] if isinstance(opened, list) else opened, recorded.get("provenance"), kind)
         cells = cells_path(job.target)
         if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
@@ -454,14 +453,6 @@ class BatchWidget(QWidget):
             except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
                 show_warning(f"Cannot open {cells.name}: {exc}")
         self.viewer.reset_view()  # this file's extent, wherever the last one was
-
-
-def _untouched(labels: Any, record: dict[str, Any] | None) -> bool:
-    """Pixels exactly as unet-seg wrote them (their recorded hash matches): not a file corrected since, in Fiji
-    (which keeps the record) or by hand. A zarr store records no hash: it is taken as the user's."""
-    if not isinstance(record, dict) or "model" not in record or not isinstance(labels, np.ndarray):
-        return False
-    return record.get("labels_digest") == labels_digest(labels)
 
 
 def _recorded(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
-from ..core.imageio import ImageReadError, labels_digest, read_image
+from ..core.imageio import ImageReadError, read_image, untouched_output
 from ..core.inference.provenance import read_provenance
 from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
@@ -103,7 +103,7 @@ def _refuse_an_untouched_output(path: str, labels: np.ndarray, scribbles: bool) 
         raise UserError(f"{path} is unet-seg's output, not scribbles: paint scribbles in a file of their own "
                         "(1 = background, 2 = first class...), or correct the output and train on it without "
                         "--scribbles")
-    if record.get("labels_digest") == labels_digest(labels):
+    if untouched_output(labels, record):
         raise UserError(f"{path} is unet-seg's output exactly as it came out: correct it first (in napari: paint "
                         "the missed objects, erase the wrong ones, save it), then train on it")
 

@@ -234,6 +234,15 @@ def labels_digest(labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def untouched_output(labels: Any, record: Mapping[str, Any] | None) -> bool:
+    """Labels exactly as unet-seg wrote them (their recorded hash matches): its own output, not an annotation
+    until corrected. A file corrected since (in napari, or in Fiji, which keeps the record), a hand-made one or
+    a zarr store (no hash recorded) is not."""
+    if not isinstance(record, Mapping) or "model" not in record or not isinstance(labels, np.ndarray):
+        return False
+    return record.get("labels_digest") == labels_digest(labels)
+
+
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
                       provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z") -> Path:
     """Write labels atomically (temporary file + rename): never a truncated output.
