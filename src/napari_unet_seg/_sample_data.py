@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import tifffile
@@ -38,17 +39,24 @@ def nuclei_sample() -> list[tuple]:
     ]
 
 
-def make_mosaic(side: int = MOSAIC_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """Tile the shipped images (flipped and turned in turn) into a side x side image and labels."""
-    pairs = [_pair(stem) for stem in sample_stems()]
-    image = np.zeros((side, side), np.uint8)
-    labels = np.zeros((side, side), np.uint32)
-    offset = 0
-    y = 0
-    k = 0
+class MosaicTile(NamedTuple):
+    """One sample image placed in the mosaic: which image, where, and its (turned, flipped, cut) pixels."""
+
+    stem: str
+    top: int
+    left: int
+    image: np.ndarray
+    labels: np.ndarray
+    ids: int  # the uncut image's highest label: the mosaic numbers each tile's objects after the previous ones
+
+
+def mosaic_tiles(side: int = MOSAIC_SIDE) -> Iterator[MosaicTile]:
+    """The shipped images, flipped and turned in turn, placed row by row; the last row and column are cut."""
+    stems = sample_stems()
+    pairs = [_pair(stem) for stem in stems]
+    y = k = 0
     while y < side:
-        x = 0
-        row_height = 0
+        x = row_height = 0
         while x < side:
             img, lab = pairs[k % len(pairs)]
             turns, flip = (k // len(pairs)) % 4, (k // (4 * len(pairs))) % 2
@@ -56,14 +64,27 @@ def make_mosaic(side: int = MOSAIC_SIDE) -> tuple[np.ndarray, np.ndarray]:
             if flip:
                 img, lab = img[:, ::-1], lab[:, ::-1]
             h, w = min(img.shape[0], side - y), min(img.shape[1], side - x)
-            image[y:y + h, x:x + w] = img[:h, :w]
-            piece = lab[:h, :w].astype(np.uint32)
-            labels[y:y + h, x:x + w] = np.where(piece > 0, piece + offset, 0)
-            offset += int(lab.max())
+            yield MosaicTile(stems[k % len(pairs)], y, x, img[:h, :w], lab[:h, :w], int(lab.max()))
             x += w
             row_height = max(row_height, h)
             k += 1
         y += row_height
+
+
+def make_mosaic(side: int = MOSAIC_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """Tile the shipped images (flipped and turned in turn) into a side x side image and labels.
+
+    Rows of tiles of different heights leave black (zero) gaps, as stitched scans do.
+    """
+    image = np.zeros((side, side), np.uint8)
+    labels = np.zeros((side, side), np.uint32)
+    offset = 0
+    for tile in mosaic_tiles(side):
+        (h, w), y, x = tile.image.shape, tile.top, tile.left
+        image[y:y + h, x:x + w] = tile.image
+        piece = tile.labels.astype(np.uint32)
+        labels[y:y + h, x:x + w] = np.where(piece > 0, piece + offset, 0)
+        offset += tile.ids
     return image, labels
 
 
