@@ -25,11 +25,18 @@ def wait(widget: Any) -> None:
 
 
 def share_dock_heights(viewer: Any, heights: list[int]) -> None:
-    """Give the docks (top to bottom) these heights in px, as a user would drag the splitter between them."""
+    """Stack the docks (top to bottom, in the order opened) with these heights in px, as a user would drag them.
+
+    On a short window the plugin opens its docks as tabs; a picture that
+    shows two docks at once drags them out of the tabs first.
+    """
     from qtpy.QtCore import Qt
 
+    window = viewer.window._qt_window
     docks = [widget.parent() for widget in viewer.window.dock_widgets.values()]  # the dock frames, not the widgets
-    viewer.window._qt_window.resizeDocks(docks, heights, Qt.Orientation.Vertical)
+    for dock in docks:
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    window.resizeDocks(docks, heights, Qt.Orientation.Vertical)
 
 
 def shoot(viewer: Any, out: Path) -> None:

@@ -1,4 +1,4 @@
-"""All docks fit a 1366x768 laptop screen in any combination, each showing its button, nothing cut off at the side."""
+"""All docks fit a 1366x768 laptop screen in any combination, tabbed or stacked: each button shown, nothing cut off."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import itertools
 
 import pytest
 from helpers import quick_training, synthetic_nuclei
-from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QLineEdit, QScrollArea
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractButton, QApplication, QDockWidget, QLabel, QLineEdit, QScrollArea
 
 from napari_unet_seg._widgets import _common
+from napari_unet_seg._widgets._dock_tabs import enclosing_dock
 from napari_unet_seg._widgets import train as train_module
 
 PLUGIN = "napari-unet-seg"
@@ -45,47 +47,105 @@ def shown_whole(widget) -> bool:
     return widget.isVisible() and region.width() == widget.width() and region.height() == widget.height()
 
 
-def test_segment_train_and_batch_docked_together_fit_a_1366x768_screen(make_napari_viewer):
+def dock_of(widget) -> QDockWidget:
+    return enclosing_dock(widget)
+
+
+def show_tab(widget) -> None:
+    """Click the dock's tab, as a user does."""
+    dock_of(widget).raise_()
+    settle()
+
+
+def tabbed_together(viewer, widget, other) -> bool:
+    return dock_of(other) in viewer.window._qt_window.tabifiedDockWidgets(dock_of(widget))
+
+
+def stack(viewer, widgets) -> None:
+    """Drag each dock out of the tabs, as a user who wants them stacked does: one under the other, in order."""
+    window = viewer.window._qt_window
+    for widget in widgets:
+        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock_of(widget))
+    settle()
+
+
+def test_on_a_laptop_screen_segment_train_and_batch_open_as_tabs_each_whole(make_napari_viewer):
+    """Stacked on 768 px, Segment showed only its Image row beside Train: each now has the whole height."""
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1366, 740)  # 768 less a task bar; then the docks, as a user opens them
     segment = open_dock(viewer, "Segment")
     train = open_dock(viewer, "Train")
-    height = window_height(viewer)
-    assert height <= 768, f"the window cannot shrink below {height} px"
-    assert segment.minimumSizeHint().height() + train.minimumSizeHint().height() <= 600
-    for button in (segment.segment_button, train.train_button, train.cancel_button):
-        assert shown_whole(button)
-    assert shown_whole(train.plot), "the plot is in view while training runs"
+    assert tabbed_together(viewer, train, segment)
+    assert window_height(viewer) <= 768
+    for control in (train.settings.image_box, train.settings.name, train.train_button, train.cancel_button, train.plot):
+        assert shown_whole(control), control  # the new dock is the one in front
+    show_tab(segment)
+    assert train.visibleRegion().isEmpty()  # behind Segment's tab
+    for control in (segment.settings, segment.segment_button, segment.cancel_button):
+        assert shown_whole(control), control
     batch = open_dock(viewer, "Batch segment")
-    assert batch.minimumSizeHint().height() <= 400
+    assert tabbed_together(viewer, batch, segment) and tabbed_together(viewer, batch, train)
+    for control in (batch.input_dir, batch.output_dir, batch.cells_channel, batch.run_button):
+        assert shown_whole(control), control
+    assert window_height(viewer) <= 768
+
+
+def test_on_a_tall_window_docks_stay_stacked_and_other_plugins_docks_are_never_tabbed(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 1500)
+    segment = open_dock(viewer, "Segment")
+    train = open_dock(viewer, "Train")
+    assert not viewer.window._qt_window.tabifiedDockWidgets(dock_of(train))
+    assert shown_whole(segment.segment_button) and shown_whole(train.train_button)
+    viewer.close()
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1366, 740)
+    theirs = QLabel("another plugin")
+    viewer.window.add_dock_widget(theirs, area="right", name="theirs")
+    settle()
+    segment = open_dock(viewer, "Segment")
+    assert not viewer.window._qt_window.tabifiedDockWidgets(dock_of(segment))  # beside theirs: stacked, as napari does
+    train = open_dock(viewer, "Train")
+    assert tabbed_together(viewer, train, segment)
+    assert dock_of(theirs) not in viewer.window._qt_window.tabifiedDockWidgets(dock_of(train))
+    assert theirs.isVisible()
 
 
 @pytest.mark.parametrize("count", [2, 3, 4])
 def test_any_docks_together_keep_the_window_within_768_px_and_show_their_buttons(make_napari_viewer, count):
-    """napari stacks the docks and sums their minimum heights; the window must never grow past the screen.
+    """Tabbed or stacked by hand, the window never grows past the screen and each dock's button is in view.
 
-    napari gives every dock above the last one added its minimum height: even
-    there, the dock's own button is in view.
+    napari stacks docks and sums their minimum heights: dragged out of the
+    tabs, the docks must still fit, each above the last at its minimum height.
     """
     for names in itertools.combinations(DOCKS, count):
         viewer = make_napari_viewer(show=True)
         viewer.window.resize(*SCREEN)
         widgets = [open_dock(viewer, name) for name in names]
-        assert sum(widget.minimumSizeHint().height() for widget in widgets) < 768 - 48 - 30 * count
         assert window_height(viewer) <= 768, names
         for name, widget in zip(names, widgets):
-            assert shown_whole(action_button(widget)), f"{name}'s button is out of view with {names} docked"
+            show_tab(widget)
+            assert shown_whole(action_button(widget)), f"{name}'s button is out of view in its tab with {names}"
+        assert sum(widget.minimumSizeHint().height() for widget in widgets) < 768 - 48 - 30 * count
+        stack(viewer, widgets)
+        assert window_height(viewer) <= 768, names
+        for name, widget in zip(names, widgets):
+            assert shown_whole(action_button(widget)), f"{name}'s button is out of view with {names} stacked"
         viewer.close()
 
 
 @pytest.mark.parametrize("name", ALL_DOCKS)
 def test_a_dock_at_its_smallest_still_shows_its_button(make_napari_viewer, name):
-    """napari gives a dock its minimum height when another opens below it."""
+    """Stacked by hand with another below it dragged as high as it goes, a dock still shows its button."""
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(*SCREEN)
     widget = open_dock(viewer, name)
     below = open_dock(viewer, "Train" if name != "Train" else "Segment")
-    assert widget.height() <= widget.minimumSizeHint().height() + 5, "napari gave it more than its minimum"
+    stack(viewer, [widget, below])
+    viewer.window._qt_window.resizeDocks([dock_of(widget), dock_of(below)], [1, 2000], Qt.Orientation.Vertical)
+    settle()
+    assert widget.height() <= widget.minimumSizeHint().height() + 5, "the splitter left it more than its minimum"
     assert shown_whole(action_button(widget)) and shown_whole(action_button(below))
     assert window_height(viewer) <= 768
 

@@ -24,6 +24,8 @@ from qtpy.QtCore import QEvent, QObject, QSize, Qt
 from qtpy.QtGui import QResizeEvent
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+from ._dock_tabs import TabWhenCrowded
+
 DOCK_MINIMUM_HEIGHT = 145  # px: four docks, their title bars, menu and status bar in a 768-px-high window
 
 
@@ -111,7 +113,8 @@ def fill_dock(dock: QWidget, content: QWidget, minimum_height: int = DOCK_MINIMU
     """Make ``content`` the whole of ``dock``, scrolling once the dock is shorter than ``content`` can be.
 
     The dock's minimum height is ``content``'s, up to ``minimum_height``; the
-    content's margins are narrowed (napari frames each dock already).
+    content's margins are narrowed (napari frames each dock already). On a
+    short window the dock joins our other docks as a tab (:mod:`._dock_tabs`).
     """
     if content.layout() is not None:
         content.layout().setContentsMargins(6, 4, 6, 4)
@@ -119,4 +122,5 @@ def fill_dock(dock: QWidget, content: QWidget, minimum_height: int = DOCK_MINIMU
     layout = QVBoxLayout(dock)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
+    TabWhenCrowded(dock, content)
     return area
