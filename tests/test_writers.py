@@ -13,6 +13,9 @@ from napari.layers import Image, Labels
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Label, Reader
 
+from napari_unet_seg._layer_marks import SEGMENT_KEY, fingerprint
+from napari_unet_seg.core.inference.provenance import EDITED, read_provenance
+
 
 @pytest.fixture(autouse=True)
 def only_this_plugin(npe2pm):
@@ -58,9 +61,15 @@ def test_an_existing_ome_zarr_is_never_replaced(tmp_path):
         save_layers(str(tmp_path / "x.ome.zarr"), [Labels(stack_labels())])
 
 
+def as_segment_leaves_it(labels: np.ndarray, record: dict) -> dict:
+    """A Segment result's metadata: its provenance and the mark that it is untouched (a hash of what was written)."""
+    return {"provenance": record, SEGMENT_KEY: {"edited": False, "fingerprint": fingerprint(labels)}}
+
+
 def test_a_segment_results_provenance_travels_into_every_format(tmp_path):
     record = provenance_record()
-    layer = Labels(stack_labels(), name="cells", metadata={"provenance": record})
+    labels = stack_labels()
+    layer = Labels(labels, name="cells", metadata=as_segment_leaves_it(labels, record))
     (rois,) = save_layers(str(tmp_path / "o.zip"), [layer])
     (geojson,) = save_layers(str(tmp_path / "o.geojson"), [layer])
     (ome,) = save_layers(str(tmp_path / "o.ome.zarr"), [layer])
@@ -70,6 +79,38 @@ def test_a_segment_results_provenance_travels_into_every_format(tmp_path):
         "provenance": record}
     (plain,) = save_layers(str(tmp_path / "plain.geojson"), [Labels(stack_labels())])
     assert "napari_unet_seg" not in json.loads(Path(plain).read_text())
+
+
+def test_labels_painted_on_after_segment_export_a_provenance_that_says_so(tmp_path):
+    """The recorded command makes the labels as Segment left them, not as corrected: a reviewer must be told."""
+    record = provenance_record()
+    labels = stack_labels()
+    layer = Labels(labels, name="cells", metadata=as_segment_leaves_it(labels, record))
+    layer.data[0][labels[0] == labels[0].max()] = 0  # an object erased, as the eraser does
+    (rois,) = save_layers(str(tmp_path / "o.zip"), [layer])
+    (geojson,) = save_layers(str(tmp_path / "o.geojson"), [layer])
+    (ome,) = save_layers(str(tmp_path / "o.ome.zarr"), [layer])
+    for exported in (zip_provenance(rois), json.loads(Path(geojson).read_text())["napari_unet_seg"]["provenance"],
+                     json.loads((Path(ome) / "labels" / "cells" / ".zattrs").read_text())["napari_unet_seg"][
+                         "provenance"]):
+        assert exported == {**record, "edited": EDITED}
+    assert read_provenance(geojson)["edited"] == EDITED  # and `unet-seg provenance` reads it
+
+
+def test_a_time_lapse_segmented_with_linked_frames_exports_frames_not_slices(tmp_path):
+    record = provenance_record()
+    record["settings"] = {**record.get("settings", {}), "link_frames": True}
+    labels = stack_labels()
+    layer = Labels(labels, name="movie", metadata=as_segment_leaves_it(labels, record))
+    (geojson,) = save_layers(str(tmp_path / "m.geojson"), [layer])
+    planes = {(f["geometry"]["plane"]["z"], f["geometry"]["plane"]["t"])
+              for f in json.loads(Path(geojson).read_text())["features"]}
+    assert planes and all(z == 0 for z, _ in planes) and {t for _, t in planes} == {0, 1, 2}
+    (ome,) = save_layers(str(tmp_path / "m.ome.zarr"), [layer])
+    axes = json.loads((Path(ome) / "labels" / "movie" / ".zattrs").read_text())["multiscales"][0]["axes"]
+    assert axes[0] == {"name": "t", "type": "time"}
+    (still,) = save_layers(str(tmp_path / "z.geojson"), [Labels(labels)])  # nothing says time: slices, as before
+    assert {f["geometry"]["plane"]["t"] for f in json.loads(Path(still).read_text())["features"]} == {0}
 
 
 def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_unasked(tmp_path):

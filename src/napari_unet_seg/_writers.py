@@ -3,10 +3,11 @@
 npe2 hands each writer the layers as (data, attributes[, type]); these only
 translate them into core.export calls. The layer's ``features`` (the
 Measurements table) travel as measurements, its ``metadata["provenance"]``
-(a Segment result's) as the export's provenance; a layer ``scale`` other
-than 1 is its pixel size. A name typed without the format's suffix gets it. The
-save dialog has already asked before replacing the file it named (not one whose
-name gained a suffix here); an existing OME-Zarr folder is never replaced.
+(a Segment result's) as the export's provenance, marked edited once the
+labels were painted on; a layer ``scale`` other than 1 is its pixel size. A
+name typed without the format's suffix gets it. The save dialog has already
+asked before replacing the file it named (not one whose name gained a suffix
+here); an existing OME-Zarr folder is never replaced.
 
 Each writer also accepts an Image layer selected with the labels (only
 OME-Zarr stores it): npe2 lists writers of fewer layer kinds first, so
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._layer_marks import layer_provenance
 from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from .core.export.target import with_format_suffix
 
@@ -31,16 +33,18 @@ def write_labels_rois(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer -> an ImageJ/Fiji ROI set (.zip); an Image layer selected with it is not part of it."""
     data, attributes = _labels(layers)
     target = with_format_suffix(path, "imagej")
-    return [str(write_imagej_rois(target, data, provenance=_provenance(attributes),
+    return [str(write_imagej_rois(target, data, provenance=layer_provenance(attributes.get("metadata"), data),
                                   overwrite=_confirmed(path, target)))]
 
 
 def write_labels_geojson(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
-    labels, attributes = _labels(layers)
+    data, attributes = _labels(layers)
     target = with_format_suffix(path, "geojson")
-    return [str(write_geojson(target, labels, measurements=_measurements(attributes, labels.ndim),
-                              provenance=_provenance(attributes), overwrite=_confirmed(path, target)))]
+    return [str(write_geojson(target, data, measurements=_measurements(attributes, data.ndim),
+                              stack_axis=_stack_axis(attributes),
+                              provenance=layer_provenance(attributes.get("metadata"), data),
+                              overwrite=_confirmed(path, target)))]
 
 
 def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
@@ -51,8 +55,9 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     rgb = bool(image and image[1].get("rgb"))
     target = with_format_suffix(path, "ome-zarr")
     written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
-                             name=_group_name(attributes.get("name")), measurements=_measurements(attributes, data.ndim),
-                             provenance=_provenance(attributes))
+                             name=_group_name(attributes.get("name")),
+                             measurements=_measurements(attributes, data.ndim), stack_axis=_stack_axis(attributes),
+                             provenance=layer_provenance(attributes.get("metadata"), data))
     return [str(written)]
 
 
@@ -95,10 +100,15 @@ def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | Non
     return columns
 
 
-def _provenance(attributes: dict[str, Any]) -> dict[str, Any] | None:
-    """Where the layer's labels came from, if a Segment run recorded it."""
+def _stack_axis(attributes: dict[str, Any]) -> str:
+    """``"t"`` for a time-lapse's labels (Segment linked its frames, or the layer's axis says time), else ``"z"``."""
     record = (attributes.get("metadata") or {}).get("provenance")
-    return record if isinstance(record, dict) else None
+    settings = record.get("settings") if isinstance(record, dict) else None
+    if isinstance(settings, dict) and settings.get("link_frames"):
+        return "t"
+    axis_labels = attributes.get("axis_labels") or ()
+    first = str(axis_labels[0]).lower() if len(axis_labels) == 3 else ""
+    return "t" if first in ("t", "time", "frame", "frames") else "z"
 
 
 def _group_name(name: str | None) -> str:

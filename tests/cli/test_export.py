@@ -72,6 +72,8 @@ def test_mistakes_are_one_line_on_stderr(tmp_path, capsys):
                    "missing.tif: no such file")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "ome-zarr", "--pixel-size", "0", "1"]),
                    "--pixel-size must be a positive number")
+    one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "--stack-axis", "t"]),
+                   "--stack-axis is used by --format geojson and ome-zarr only")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "-o",
                                  str(tmp_path / "wrong.geojson")]),
                    "wrong.geojson does not end in .zip: --format imagej writes a ROI set (.zip)")

@@ -192,6 +192,34 @@ def test_link_frames_follows_objects_through_a_time_lapse_and_is_recorded(tmp_pa
     assert "--link-frames" in read_provenance(out / "movie_labels.tif")["command"]
 
 
+def test_a_movie_saved_as_a_plain_stack_and_linked_keeps_frames_in_its_labels_and_exports(tmp_path, capsys):
+    """--link-frames says the planes are frames: a plain or ImageJ-slices file's labels must not call them slices,
+    or QuPath and TrackMate take the movie for a z-stack."""
+    import json
+
+    from helpers import drifting_disks
+
+    movie = drifting_disks()
+    tifffile.imwrite(tmp_path / "plain.tif", movie)
+    tifffile.imwrite(tmp_path / "slices.tif", movie, imagej=True, metadata={"axes": "ZYX"})
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "plain.tif"), str(tmp_path / "slices.tif"), "-o", str(out), "--model",
+                 str(model), "--device", "cpu", "--link-frames"]) == 0
+    for stem in ("plain", "slices"):
+        with tifffile.TiffFile(out / f"{stem}_labels.tif") as tif:
+            assert tif.series[0].axes.startswith("T"), (stem, tif.series[0].axes)
+        geojson = tmp_path / f"{stem}.geojson"
+        assert main(["export", str(out / f"{stem}_labels.tif"), "--format", "geojson", "-o", str(geojson)]) == 0
+        planes = {(f["geometry"]["plane"]["z"], f["geometry"]["plane"]["t"])
+                  for f in json.loads(geojson.read_text())["features"]}
+        assert planes == {(0, t) for t in range(len(movie))}
+    assert main(["predict", str(tmp_path / "plain.tif"), "-o", str(tmp_path / "unlinked"), "--model", str(model),
+                 "--device", "cpu"]) == 0
+    with tifffile.TiffFile(tmp_path / "unlinked" / "plain_labels.tif") as tif:  # not linked: a stack, as before
+        assert not tif.series[0].axes.startswith("T")
+
+
 def test_channel_segments_the_nuclear_stain_of_multichannel_files_alone(tmp_path, capsys):
     """A DAPI + GFP experiment: ImageJ (C, Y, X) and plain (2, H, W) TIFFs alike; (Z, C, Y, X) hyperstacks."""
     from napari_unet_seg.core.inference.provenance import read_provenance

@@ -15,8 +15,8 @@ from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
 from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
-from napari_unet_seg.core.inference.provenance import read_provenance
-from napari_unet_seg.core.measure.table_csv import MARKER, read_objects_csv
+from napari_unet_seg.core.inference.provenance import EDITED, csv_comments, read_provenance
+from napari_unet_seg.core.measure.table_csv import MARKER, read_objects_csv, write_objects_csv
 
 
 @pytest.fixture
@@ -141,3 +141,41 @@ def test_a_broken_export_is_one_line(tmp_path, capsys):
         assert main(["provenance", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "cannot be read" in err
+
+
+def test_labels_corrected_since_they_were_made_say_so_in_provenance_and_in_their_exports(tmp_path, model_file,
+                                                                                          capsys):
+    """Fiji keeps the record when it saves corrected labels: the recorded command no longer makes them."""
+    image = synthetic_nuclei((48, 64), n=6, seed=3)[0]
+    tifffile.imwrite(tmp_path / "img.tif", image, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "img.tif"), "-o", str(out), "--model", str(model_file),
+                 "--device", "cpu", "--no-measure"]) == 0
+    labels_path = out / "img_labels.tif"
+    capsys.readouterr()
+    assert main(["provenance", str(labels_path)]) == 0
+    assert "EDITED" not in capsys.readouterr().out  # as written
+    assert main(["export", str(labels_path), "--format", "geojson", "-o", str(tmp_path / "as_made.geojson")]) == 0
+    assert "edited" not in read_provenance(tmp_path / "as_made.geojson")
+
+    with tifffile.TiffFile(labels_path) as tif:
+        labels, info = tif.asarray(), tif.imagej_metadata
+    labels[labels == labels.max()] = 0  # one object deleted, then saved as Fiji saves: the Info kept
+    tifffile.imwrite(labels_path, labels, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"unit": "um", "Info": info["Info"]})
+    capsys.readouterr()
+    assert main(["provenance", str(labels_path)]) == 0
+    first_line = capsys.readouterr().out.splitlines()[0]
+    assert first_line.startswith("EDITED:") and "changed after they were made" in first_line
+    assert main(["export", str(labels_path), "--format", "geojson", "-o", str(tmp_path / "corrected.geojson")]) == 0
+    assert read_provenance(tmp_path / "corrected.geojson")["edited"] == EDITED
+    capsys.readouterr()
+    assert main(["provenance", str(tmp_path / "corrected.geojson"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["edited"] == EDITED
+
+    record = read_provenance(labels_path)
+    table = tmp_path / "table.csv"  # the Measurements dock's table of painted labels
+    write_objects_csv(table, {"label": np.array([1, 2])}, {**csv_comments(record), "edited": EDITED})
+    capsys.readouterr()
+    assert main(["provenance", str(table)]) == 0
+    assert capsys.readouterr().out.startswith("EDITED:")

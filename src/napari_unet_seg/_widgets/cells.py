@@ -39,10 +39,9 @@ from ._common import (
 )
 from ._layers import layer_id, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
-from .segment_layers import METADATA_KEY as SEGMENT_KEY
-from .segment_layers import fingerprint, spatial_kwargs, unique_name
+from .._layer_marks import CELLS_KEY, SEGMENT_KEY, fingerprint, untouched
+from .segment_layers import spatial_kwargs, unique_name
 
-CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
 NO_STAIN = "(none: nearest nucleus)"
 FROM_STAIN = "(the stain's bright area)"
 BOUNDARY_CHOICES = {
@@ -302,11 +301,7 @@ def _made_from(layer: Labels, nuclei: Labels) -> bool:
 
 def is_pristine_cells(layer: Labels) -> bool:
     """True while the layer holds exactly the cells this dock wrote: painted cells are the user's, kept."""
-    info = layer.metadata.get(CELLS_KEY)
-    if not isinstance(info, dict):
-        return False  # not cells this dock grew
-    stored = info.get("fingerprint")
-    return not info.get("painted") and (stored is None or stored == fingerprint(layer.data))
+    return untouched(layer.metadata, layer.data, CELLS_KEY)
 
 
 def _mark_painted(event: Any) -> None:

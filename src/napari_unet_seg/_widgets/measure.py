@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._layer_marks import layer_provenance
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
@@ -43,7 +44,6 @@ from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import current_plane, layer_id, layer_named, on_layers_changed, source_array
 from ._scroll import fill_dock, scrolling
-from .cells import is_pristine_cells
 from .measure_classes import (
     NO_CLASSES,
     class_names_of,
@@ -55,7 +55,6 @@ from .measure_classes import (
     name_classes,
 )
 from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
-from .segment_layers import is_pristine
 
 LABEL_COLOURS = "(label colours)"
 
@@ -446,11 +445,10 @@ class MeasureWidget(QWidget):
 
     def _provenance_comments(self) -> dict[str, str]:
         """What made the measured labels, if Segment did; and whether they were painted on since."""
-        record = self.measured.metadata.get("provenance")
+        record = layer_provenance(self.measured.metadata, self.measured.data)
         if not record:
             return {}
-        edited = {} if is_pristine(self.measured) or is_pristine_cells(self.measured) else {
-            "edited": "the labels were changed after they were made; the provenance is of what made them"}
+        edited = {"edited": record.pop("edited")} if "edited" in record else {}
         return {**csv_comments(record), **edited}
 
     def save_csv(self, path: str | None = None) -> Path | None:

@@ -7,7 +7,6 @@ wrote; once the user has painted on it, a new layer is made instead.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -15,8 +14,9 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.viewer import Viewer
 
-METADATA_KEY = "napari_unet_seg"
-FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
+from .._layer_marks import SEGMENT_KEY, fingerprint, untouched
+
+METADATA_KEY = SEGMENT_KEY
 
 
 def is_lazy(array: Any) -> bool:
@@ -36,13 +36,6 @@ def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
     return {key: tuple(value) for key, value in values.items()}
 
 
-def fingerprint(data: Any) -> str | None:
-    """A hash of in-memory labels, to notice edits made without paint events; None when too costly."""
-    if not isinstance(data, np.ndarray) or data.nbytes > FINGERPRINT_LIMIT:
-        return None
-    return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
-
-
 def _mark_edited(event: Any) -> None:
     info = event.source.metadata.get(METADATA_KEY)
     if isinstance(info, dict):
@@ -51,11 +44,7 @@ def _mark_edited(event: Any) -> None:
 
 def is_pristine(layer: Labels) -> bool:
     """True while the layer holds exactly what the plugin last wrote into it."""
-    info = layer.metadata.get(METADATA_KEY)
-    if not isinstance(info, dict) or info.get("edited"):
-        return False
-    stored = info.get("fingerprint")
-    return stored is None or stored == fingerprint(layer.data)
+    return untouched(layer.metadata, layer.data, SEGMENT_KEY)
 
 
 def is_segment_result(layer: Labels) -> bool:

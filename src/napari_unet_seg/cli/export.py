@@ -15,8 +15,8 @@ from ..core.common.errors import first_line
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from ..core.export.target import FORMAT_NAMES, FORMAT_SUFFIXES, has_format_suffix
-from ..core.imageio import ImageFile, read_image
-from ..core.inference.provenance import read_provenance
+from ..core.imageio import ImageFile, changed_since_written, read_image
+from ..core.inference.provenance import marked_edited, read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
 from .errors import UserError, require_positive
 
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--image is used by --format ome-zarr only")
     if args.measurements is not None and args.format == "imagej":
         raise UserError("--measurements is used by --format geojson and ome-zarr only")
+    if args.stack_axis is not None and args.format == "imagej":  # ROIs carry their stack position, which is either
+        raise UserError("--stack-axis is used by --format geojson and ome-zarr only (an ImageJ ROI's stack position "
+                        "is the same for slices and frames)")
     labels = _read(args.labels, "labels")
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
@@ -72,8 +75,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")
     provenance = _provenance(args.labels)
-    if args.stack_axis is None:  # a time-lapse's labels (their file says T) stay frames
-        args.stack_axis = "t" if str(labels.metadata.get("axes") or "").lower()[:1] == "t" and labels.stack else "z"
+    if provenance is not None and changed_since_written(labels.data, provenance):
+        provenance = marked_edited(provenance)  # corrected since: the recorded command no longer makes them
+    if args.stack_axis is None:  # a time-lapse's labels (their file says T, or their frames were linked) stay frames
+        linked = bool(((provenance or {}).get("settings") or {}).get("link_frames"))
+        frames = linked or str(labels.metadata.get("axes") or "").lower()[:1] == "t"
+        args.stack_axis = "t" if frames and labels.stack else "z"
     try:
         if args.format == "imagej":
             write_imagej_rois(output, labels.data, provenance=provenance, overwrite=args.overwrite)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.inference.cells_step import describe_cells_request
 from ..core.inference.object_filter import ObjectFilter
-from ..core.inference.provenance import file_sha256, read_provenance
+from ..core.inference.provenance import file_sha256, read_provenance, with_edits_said
 from .errors import UserError
 
 
@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=("Print the provenance that `unet-seg predict` (and the Segment widget) record in every output: "
                      "the model, its file's SHA-256 and lineage, the settings, the device and precision used, the "
                      "versions, the date (UTC), and the `unet-seg predict` command that makes the same labels. "
-                     "Says whether the model file is still the one that was used."))
+                     "Says whether the model file is still the one that was used, and whether the labels were "
+                     "edited since they were made (the command then makes them as they were before the edits)."))
     parser.add_argument("output", metavar="OUTPUT",
                         help="a *_labels.tif, *_labels.zarr, *_objects.csv, or an export (.zip, .geojson, .ome.zarr)")
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no such file or folder: {path}")
     try:
         record = read_provenance(path)
+        record = None if record is None else with_edits_said(path, record)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not a TIFF, a broken store or zip
         raise UserError(f"{path} cannot be read: {exc}") from None
     if record is None:
@@ -59,9 +61,13 @@ def _training(model: dict[str, Any]) -> str:
 
 
 def summary(record: dict[str, Any]) -> list[tuple[str, str]]:
-    """The record as a few lines for people (``--json`` gives all of it)."""
-    if record.get("kind") == "cells":
-        return _cells_summary(record)
+    """The record as a few lines for people (``--json`` gives all of it); first, whether the labels were edited."""
+    edited = [("EDITED", str(record["edited"]))] if record.get("edited") else []
+    return edited + (_cells_summary(record) if record.get("kind") == "cells" else _run_summary(record))
+
+
+def _run_summary(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a Segment or predict run recorded."""
     model, settings, ran_on = record.get("model", {}), record.get("settings", {}), record.get("ran_on", {})
     versions = record.get("versions", {})
     trained = _training(model)

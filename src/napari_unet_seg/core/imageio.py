@@ -243,6 +243,14 @@ def untouched_output(labels: Any, record: Mapping[str, Any] | None) -> bool:
     return record.get("labels_digest") == labels_digest(labels)
 
 
+def changed_since_written(labels: Any, record: Mapping[str, Any] | None) -> bool:
+    """Labels whose pixels are no longer those their record's hash was taken of: corrected since (in napari,
+    Fiji...). Unknown (False) when no hash was recorded (a zarr store, an older file) or the labels are lazy."""
+    if not isinstance(record, Mapping) or not isinstance(labels, np.ndarray) or "labels_digest" not in record:
+        return False
+    return record["labels_digest"] != labels_digest(labels)
+
+
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
                       provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z") -> Path:
     """Write labels atomically (temporary file + rename): never a truncated output.

@@ -183,10 +183,10 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
                                    pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel)
         provenance = with_paths(result.provenance, output_dir=job.target.parent)
         if image.lazy:
-            set_stack_axes(job.target, stack_axes(image))
+            set_stack_axes(job.target, output_stack_axes(image, options))
         else:
             write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance,
-                              stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
+                              stack_axis=output_stack_axis(image, options))
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
@@ -199,7 +199,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         classes=result.objects is None)
     cells_note = None if result.cells is None else write_cells_output(
         job.target, result.cells, image, options, provenance, measure=job.measure,
-        stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
+        stack_axis=output_stack_axis(image, options))
     seconds += time.perf_counter() - start
     if image.lazy and options.cells_channel is not None:
         cells_note = ("no cells: labels written block by block to disk are not grown into cells here; grow them "
@@ -216,7 +216,7 @@ def _cells_again(job: Job, image: ImageFile, options: RunOptions, seconds: float
     """The row of a file whose labels stay and whose cells are grown again (only the cell settings changed)."""
     try:
         labels, cells, note = regrow_cells(job.target, image, options, measure=job.measure, cancel=cancel,
-                                           stack_axis="T" if stack_axes(image)[:1] == ["t"] else "Z")
+                                           stack_axis=output_stack_axis(image, options))
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
@@ -234,6 +234,23 @@ def stack_axes(image: ImageFile) -> list[str]:
     """The names of the image's leading axes (``["t"]``...) when its file says them (OME-Zarr, ImageJ), else none."""
     axes = str(image.metadata.get("axes") or "").lower()
     return [a for a in axes if a not in "cyxs"] if image.stack else []
+
+
+def output_stack_axes(image: ImageFile, options: RunOptions) -> list[str]:
+    """The leading axes of the labels: the image's, or frames when the user linked them (``link_frames``).
+
+    A movie saved as a plain stack, or by mistake as ImageJ slices, names no
+    time axis; asking for the same id across frames says it is one.
+    """
+    axes = stack_axes(image)
+    if options.link_frames and image.stack and len(axes) <= 1:
+        return ["t"]
+    return axes
+
+
+def output_stack_axis(image: ImageFile, options: RunOptions) -> str:
+    """``"T"`` or ``"Z"``: how a labels TIFF names its stack axis (see :func:`output_stack_axes`)."""
+    return "T" if output_stack_axes(image, options)[:1] == ["t"] else "Z"
 
 
 def segment_file(job: Job, model: Model, options: RunOptions, **kwargs: Any) -> FileResult | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..common.table_sidecar import table_comments
 from ..export.stamp import read_zip_comment, record_in
-from ..imageio import is_zarr, read_tiff_provenance
+from ..imageio import changed_since_written, is_zarr, read_tiff_provenance
 from ..model.modelfile import Model, ModelFileError
 from ..model.registry import builtin_model_paths, resolve_model_path
 from .cells import CellOptions
@@ -203,6 +203,35 @@ def records_classes(record: dict[str, Any] | None) -> bool:
 def csv_comments(record: dict[str, Any] | None) -> dict[str, str]:
     """The header comments of an objects CSV made from labels with this provenance (none when unknown)."""
     return {"command": record.get("command", ""), KEY: to_json(record)} if record else {}
+
+
+EDITED = "the labels were changed after they were made; the provenance is of what made them"
+
+
+def marked_edited(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` saying that the labels it travels with are no longer those its command makes."""
+    return {**record, "edited": EDITED}
+
+
+def with_edits_said(path: str | os.PathLike, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` marked edited when the output at ``path`` was changed after it was made.
+
+    An export or table already says so; a labels TIFF is read and compared
+    with the hash recorded when it was written (corrected in Fiji, which
+    keeps the record, or rewritten from napari). A zarr store records no hash.
+    """
+    path = Path(path)
+    if "edited" in record:
+        return record
+    if path.suffix.lower() == ".csv":
+        edited = "edited" in table_comments(path)
+    elif path.suffix.lower() in (".tif", ".tiff") and "labels_digest" in record:
+        import tifffile
+
+        edited = changed_since_written(tifffile.imread(path), record)
+    else:
+        edited = False
+    return marked_edited(record) if edited else record
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:

@@ -1,0 +1,50 @@
+"""What a Labels layer's metadata says about it: made by the plugin, and untouched since?
+
+Qt- and napari-free, so the docks, the napari writers and the Measurements
+table share one rule. Segment marks its results (``SEGMENT_KEY``) and the
+Cells dock its cells (``CELLS_KEY``) with a hash of what they wrote; painting
+marks them edited. A layer that carries a provenance record but is no longer
+exactly what the plugin wrote has been changed by the user: its exports and
+tables then say so (``core.inference.provenance.EDITED``), since the record's
+command would no longer make these labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .core.inference.provenance import marked_edited
+
+SEGMENT_KEY = "napari_unet_seg"
+CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
+FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
+
+
+def fingerprint(data: Any) -> str | None:
+    """A hash of in-memory labels, to notice edits made without paint events; None when too costly."""
+    if not isinstance(data, np.ndarray) or data.nbytes > FINGERPRINT_LIMIT:
+        return None
+    return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
+
+
+def untouched(metadata: Mapping[str, Any], data: Any, key: str) -> bool:
+    """True while labels hold exactly what the plugin last wrote under ``key`` (Segment's or the Cells dock's)."""
+    info = metadata.get(key)
+    if not isinstance(info, dict) or info.get("edited") or info.get("painted"):
+        return False
+    stored = info.get("fingerprint")
+    return stored is None or stored == fingerprint(data)
+
+
+def layer_provenance(metadata: Mapping[str, Any] | None, data: Any) -> dict[str, Any] | None:
+    """The layer's provenance record, marked edited once the labels are no longer what the plugin wrote."""
+    record = (metadata or {}).get("provenance")
+    if not isinstance(record, dict):
+        return None
+    if untouched(metadata, data, SEGMENT_KEY) or untouched(metadata, data, CELLS_KEY):
+        return record
+    return marked_edited(record)
