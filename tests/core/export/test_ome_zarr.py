@@ -92,6 +92,20 @@ def test_measurements_become_label_properties(tmp_path):
     assert properties == [{"label-value": 1, "area": 150.0}, {"label-value": 2}]
 
 
+def test_a_stacks_properties_have_one_entry_per_object_which_readers_key_by_label_value(tmp_path):
+    """A row per (object, plane) showed the last plane's area in every frame in napari-ome-zarr."""
+    labels = stack_labels()  # object 1 in slices 0, 1 and 2; object 2 in slice 1
+    measurements = {"label": [1, 1, 2, 1], "slice": [0, 1, 1, 2], "area": [150.0, 150.0, 184.0, 64.0],
+                    "class_name": ["tumour", "tumour", "stroma", "tumour"], "class": [1, 1, 2, 2]}
+    path = write_ome_zarr(tmp_path / "s.ome.zarr", labels, measurements=measurements)
+    properties = attrs(path / "labels" / "labels")["image-label"]["properties"]
+    assert properties == [
+        {"label-value": 1, "slices": 3, "first_slice": 0, "last_slice": 2, "class_name": "tumour"},  # class differs
+        {"label-value": 2, "slices": 1, "first_slice": 1, "last_slice": 1, "class_name": "stroma", "class": 2}]
+    _, labels_node = read_back(path)
+    assert len(labels_node.load(Label).zarr.root_attrs["image-label"]["properties"]) == 2
+
+
 def test_empty_labels_are_a_valid_export(tmp_path):
     path = write_ome_zarr(tmp_path / "e.ome.zarr", np.zeros((30, 30), np.uint8), da.ones((30, 30), dtype=np.uint8))
     _, labels_node = read_back(path)

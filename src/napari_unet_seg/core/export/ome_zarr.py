@@ -143,6 +143,9 @@ def _colors(labels: Any, colors: Mapping[int, Sequence[int]] | None) -> list[dic
     return [{"label-value": int(value), "rgba": [int(c) for c in rgba]} for value, rgba in sorted(colors.items())]
 
 
+CONSTANT_ACROSS_PLANES = ("class", "class_name")  # an object's columns kept in a stack's properties when one value
+
+
 def distinct_color(label: int) -> tuple[int, int, int, int]:
     """A bright colour for a label id; neighbouring ids get far-apart hues."""
     hue = (label * 0.618033988749895) % 1.0
@@ -157,6 +160,8 @@ def _properties(measurements: Mapping[str, Sequence[Any]] | None) -> list[dict[s
     if "label" not in measurements:
         raise ValueError("the measurements have no 'label' column to match them with the objects")
     columns = {key: np.asarray(values) for key, values in measurements.items()}
+    if "slice" in columns:
+        return _stack_properties(columns)
     rows = []
     for i, label in enumerate(columns.pop("label")):
         row: dict[str, Any] = {"label-value": int(label)}
@@ -165,5 +170,26 @@ def _properties(measurements: Mapping[str, Sequence[Any]] | None) -> list[dict[s
             if isinstance(value, float) and not math.isfinite(value):
                 continue
             row[key] = value
+        rows.append(row)
+    return rows
+
+
+def _stack_properties(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One dict per object of a stack: the planes it is in, and what holds for it in all of them.
+
+    NGFF keys properties by ``label-value`` alone, and readers (napari-ome-zarr)
+    keep one row per value: a row per (object, plane) showed the last plane's
+    area in every frame. Per-plane measurements stay in the objects CSV.
+    """
+    labels, planes = columns.pop("label").astype(np.int64), columns.pop("slice").astype(np.int64)
+    rows = []
+    for label in np.unique(labels):
+        mine = labels == label
+        row: dict[str, Any] = {"label-value": int(label), "slices": int(np.unique(planes[mine]).size),
+                               "first_slice": int(planes[mine].min()), "last_slice": int(planes[mine].max())}
+        for key, values in columns.items():  # e.g. a class that is the same in every plane
+            held = {v.item() if hasattr(v, "item") else v for v in values[mine]}
+            if len(held) == 1 and key in CONSTANT_ACROSS_PLANES:
+                row[key] = held.pop()
         rows.append(row)
     return rows
