@@ -302,13 +302,27 @@ def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(mak
     assert hint.isHidden()  # nine planes: a stack
     viewer.add_image(np.random.default_rng(4).random((2, 48, 64), dtype=np.float32), name="DAPI and GFP")
     assert widget.settings.image_picker.layer().name == "DAPI and GFP"
-    assert not hint.isHidden() and hint.text().startswith("2 planes, each segmented on its own")
+    assert not hint.isHidden() and hint.text().startswith("2 planes along axis 0, each segmented on its own")
     assert "choose axis 0 as the channel axis and the nuclear channel" in hint.text()
     segment_and_wait(qtbot, widget)
     assert viewer.layers["DAPI and GFP labels"].data.shape == (2, 48, 64)
     assert any("2 planes along its first axis were segmented one by one" in text for text in messages["info"])
     viewer.add_image(np.random.default_rng(4).random((48, 64), dtype=np.float32), name="one plane")
     assert hint.isHidden()
+
+
+def test_the_channels_of_a_movie_are_said_before_the_run_and_choosing_them_lets_frames_link(make_widget, qtbot):
+    """A (T, C, Y, X) movie was segmented channel by channel, frame links greyed out, without a word."""
+    viewer, widget = make_widget()
+    settings = widget.settings
+    viewer.add_image(np.random.default_rng(4).random((6, 2, 48, 64), dtype=np.float32), name="movie")
+    assert not settings.planes_hint.isHidden()
+    assert settings.planes_hint.text().startswith("2 planes along axis 1, each segmented on its own")
+    assert "choose axis 1 as the channel axis" in settings.planes_hint.text()
+    assert "same id across slices can link the frames" in settings.planes_hint.text()
+    assert not settings.link_frames.isEnabled()
+    settings.channel_axis.setCurrentIndex(settings.channel_axis.findData(1))
+    assert settings.planes_hint.isHidden() and settings.link_frames.isEnabled()
 
 
 def test_dask_and_multiscale_inputs(make_widget, qtbot):

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 
 from ..core.common.callbacks import CancelCallback, ProgressCallback
 from ..core.inference.layout import (
-    MAX_CHANNELS, channels_as_planes_note, check_channels, check_plane_size, plane_layout,
+    MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.options import RunOptions, needs_disk
@@ -310,13 +310,14 @@ class SegmentSettings(QWidget):
             shape, lead = (), ()
         self.slices.setEnabled(bool(lead))
         self.link_frames.setEnabled(len(lead) == 1 and self.slices.currentIndex() == 0)
-        channels_maybe = bool(lead) and info is not None and bool(channels_as_planes_note(
-            shape, bool(layer.rgb), self.channel_axis.currentData(), info.in_channels))
-        if channels_maybe:
-            self.planes_hint.setText(f"{shape[0]} planes, each segmented on its own. If they are channels, choose "
-                                     "axis 0 as the channel axis and the nuclear channel (or split the layer: "
-                                     "right-click it > Split Stack).")
-        self.planes_hint.setVisible(channels_maybe)
+        axis = likely_channel_axis(shape, bool(layer.rgb), self.channel_axis.currentData(),
+                                   info.in_channels) if lead and info is not None else None
+        if axis is not None:
+            linking = "" if len(lead) == 1 else " (then same id across slices can link the frames)"
+            self.planes_hint.setText(f"{shape[axis]} planes along axis {axis}, each segmented on its own. If they are "
+                                     f"channels, choose axis {axis} as the channel axis and the nuclear channel"
+                                     f"{linking} (or split the layer: right-click it > Split Stack).")
+        self.planes_hint.setVisible(axis is not None)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")

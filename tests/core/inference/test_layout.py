@@ -142,3 +142,16 @@ def test_central_window():
     assert (small.y0, small.x0, small.shape) == (0, 0, (1, 100, 61))
     mixed = central_window(image, 80)
     assert (mixed.y0, mixed.x0, mixed.shape) == (10, 0, (1, 80, 61))
+
+
+def test_a_short_leading_axis_is_taken_for_channels_by_a_one_channel_model():
+    from napari_unet_seg.core.inference.layout import channels_as_planes_note, likely_channel_axis
+
+    assert likely_channel_axis((2, 40, 50), False, None, 1) == 0
+    assert likely_channel_axis((10, 2, 40, 50), False, None, 1) == 1  # a movie's channels
+    assert likely_channel_axis((3, 2, 40, 50), False, None, 1) == 1  # both short: ImageJ puts C last (T Z C Y X)
+    assert likely_channel_axis((9, 40, 50), False, None, 1) is None  # a stack
+    assert likely_channel_axis((10, 2, 40, 50), False, 1, 1) is None  # channels already chosen
+    assert likely_channel_axis((2, 40, 50), False, None, 2) is None  # a two-channel model takes them
+    assert likely_channel_axis((40, 50, 3), True, None, 1) is None  # colour
+    assert "planes along axis 1 were segmented one by one" in channels_as_planes_note((10, 2, 40, 50), False, None, 1)

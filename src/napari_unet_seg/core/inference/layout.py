@@ -182,17 +182,31 @@ def channels_mixed_note(rgb: bool, channel_axis: int | None, channels: int, in_c
             "model: to segment the nuclei of one stain, choose that channel (its number, from 0)")
 
 
-def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int | None,
-                            in_channels: int) -> str | None:
-    """A note when a single-channel model segments a (2-4, H, W) image plane by plane: likely channels, not Z/T.
+def likely_channel_axis(shape: tuple[int, ...], rgb: bool, channel_axis: int | None, in_channels: int) -> int | None:
+    """The leading axis of 2-4 planes that a single-channel model would segment plane by plane, if any.
 
     Two to four planes are far more often a nuclear stain beside other stains
-    than a short stack, and segmenting each channel as its own image finds
-    nuclei in the wrong stain too, in silence. The shape cannot tell, so the
-    user is told rather than refused.
+    than a short stack: (2-4, H, W), or the C of a (T, C, H, W) movie. When
+    several leading axes are that short, the last is taken (ImageJ's order,
+    T Z C Y X, puts channels last).
     """
-    if rgb or channel_axis is not None or in_channels != 1 or len(shape) != 3 or not 2 <= shape[0] <= 4:
+    if rgb or channel_axis is not None or in_channels != 1 or not 3 <= len(shape) <= 5:
         return None
-    return (f"the image's {shape[0]} planes along its first axis were segmented one by one: if they are channels "
+    short = [axis for axis, size in enumerate(shape[:-2]) if 2 <= size <= 4]
+    return short[-1] if short else None
+
+
+def channels_as_planes_note(shape: tuple[int, ...], rgb: bool, channel_axis: int | None,
+                            in_channels: int) -> str | None:
+    """A note when a single-channel model segments 2-4 planes along an axis one by one: likely channels, not Z/T.
+
+    Segmenting each channel as its own image finds nuclei in the wrong stain
+    too, in silence. The shape cannot tell, so the user is told rather than refused.
+    """
+    axis = likely_channel_axis(shape, rgb, channel_axis, in_channels)
+    if axis is None:
+        return None
+    where = "its first axis" if axis == 0 else f"axis {axis}"
+    return (f"the image's {shape[axis]} planes along {where} were segmented one by one: if they are channels "
             "(a nuclear stain and others), choose the nuclear channel (its number, from 0) to segment it alone")
 
