@@ -58,3 +58,13 @@ def test_links_that_cannot_be_made_are_refused():
     with pytest.raises(ValueError, match="needs objects"):
         segment_image(np.zeros((3, 30, 30), np.float32), RunOptions(link_frames=True, output="semantic"),
                       model=threshold_model())
+
+
+def test_ids_beyond_the_dtype_are_one_clear_error_that_says_what_to_do():
+    labels = np.zeros((3, 4, 4), np.uint8)
+    labels[:, 0, 0] = 255  # each frame's object overlaps nothing the next frame has
+    labels[1, 0, 0], labels[1, 3, 3] = 0, 1
+    labels[2, 0, 0], labels[2, 2, 2] = 0, 1
+    with pytest.raises(ValueError, match=r"more than uint8 labels hold: link a uint32 copy"):
+        link_frames(labels)
+    assert link_frames(np.zeros((3, 4, 4), np.uint8)) == 0

@@ -51,7 +51,8 @@ def link_frames(labels: Any, rows_per_pass: int = 512) -> int:
         table[fresh] = top + 1 + np.arange(fresh.size)
         top += int(fresh.size)
         if top > np.iinfo(labels.dtype).max:
-            raise ValueError(f"linking needs {top} ids, more than {labels.dtype} labels hold")
+            raise ValueError(f"linking needs {top} ids, more than {labels.dtype} labels hold: link a uint32 copy "
+                             "(labels.astype(np.uint32)); frames before this one were renumbered already")
         for rows in row_bands(labels.shape[1], rows_per_pass):
             band = np.asarray(labels[t, rows])
             labels[t, rows] = table[band].astype(labels.dtype)
