@@ -3,7 +3,8 @@
 Qt- and napari-free, so the docks, the napari writers and the Measurements
 table share one rule. Segment marks its results (``SEGMENT_KEY``) and the
 Cells dock its cells (``CELLS_KEY``) with a hash of what they wrote; painting
-marks them edited. A layer that carries a provenance record but is no longer
+marks them edited; labels opened from a file of ours keep a hash of what was
+read (``OPENED_KEY``). A layer that carries a provenance record but is no longer
 exactly what the plugin wrote has been changed by the user: its exports and
 tables then say so (``core.inference.provenance.EDITED``), since the record's
 command would no longer make these labels.
@@ -21,6 +22,7 @@ from .core.inference.provenance import marked_edited
 
 SEGMENT_KEY = "napari_unet_seg"
 CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
+OPENED_KEY = "napari_unet_seg_opened"  # labels read from a file of ours (the OME-Zarr reader): a hash of them
 FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
 
 
@@ -45,6 +47,6 @@ def layer_provenance(metadata: Mapping[str, Any] | None, data: Any) -> dict[str,
     record = (metadata or {}).get("provenance")
     if not isinstance(record, dict):
         return None
-    if untouched(metadata, data, SEGMENT_KEY) or untouched(metadata, data, CELLS_KEY):
+    if any(untouched(metadata, data, key) for key in (SEGMENT_KEY, CELLS_KEY, OPENED_KEY)):
         return record
     return marked_edited(record)

@@ -1,0 +1,60 @@
+"""File > Open of an OME-Zarr folder: napari's own zarr reader opens no NGFF group, so ours must."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from export_shapes import provenance_record, stack_labels
+from napari import save_layers
+from napari.layers import Image, Labels
+
+from napari_unet_seg._layer_marks import SEGMENT_KEY, fingerprint, layer_provenance
+from napari_unet_seg._reader import get_reader, read_ome_zarr
+from napari_unet_seg.core.export import write_ome_zarr
+
+
+@pytest.fixture(autouse=True)
+def only_this_plugin(npe2pm):
+    from npe2 import PluginManifest
+
+    npe2pm.register(PluginManifest.from_distribution("napari-unet-seg"))
+    return npe2pm
+
+
+def test_an_ome_zarr_saved_from_napari_opens_again_with_its_image_labels_scale_features_and_provenance(
+        tmp_path, make_napari_viewer):
+    labels = stack_labels()
+    ids = [1, 1, 2, 1]
+    features = pd.DataFrame({"index": ids, "label": ids, "slice": [0, 1, 1, 2], "area": [150.0, 150.0, 184.0, 64.0]})
+    image = Image(np.arange(labels.size, dtype=np.uint16).reshape(labels.shape), name="movie", scale=(1, 0.5, 0.5))
+    layer = Labels(labels, name="movie labels", scale=(1, 0.5, 0.5), features=features,
+                   metadata={"provenance": provenance_record(),
+                             SEGMENT_KEY: {"edited": False, "fingerprint": fingerprint(labels)}})
+    (path,) = save_layers(str(tmp_path / "saved.ome.zarr"), [image, layer])
+
+    viewer = make_napari_viewer()
+    opened = viewer.open(path, plugin=None)  # as File > Open: it raised "No arrays found in zarr group"
+    assert [type(x).__name__ for x in opened] == ["Image", "Labels"]
+    reopened_image, reopened = opened
+    assert np.array_equal(np.asarray(reopened_image.data), np.asarray(image.data))
+    assert np.array_equal(reopened.data, labels) and isinstance(reopened.data, np.ndarray)  # in memory: paintable
+    assert tuple(reopened.scale) == (1, 0.5, 0.5) == tuple(reopened_image.scale)
+    assert reopened.name == "movie labels"
+    assert list(reopened.features["label"]) == [1, 2] and list(reopened.features["slices"]) == [3, 1]
+    assert layer_provenance(reopened.metadata, reopened.data) == provenance_record()  # as written: not edited
+    reopened.data[labels == 2] = 0
+    assert layer_provenance(reopened.metadata, reopened.data)["edited"]  # painted on since it was opened
+
+
+def test_labels_alone_open_without_the_placeholder_image_and_other_folders_are_left_to_other_readers(tmp_path):
+    path = write_ome_zarr(tmp_path / "only.ome.zarr", stack_labels()[1])
+    layers = read_ome_zarr(str(path))
+    assert [kind for _, _, kind in layers] == ["labels"]
+    assert np.array_equal(layers[0][0], stack_labels()[1])
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "notes.zarr").mkdir()
+    assert get_reader(str(tmp_path / "plain")) is None and get_reader(str(tmp_path / "notes.zarr")) is None
+    assert get_reader(str(path)) is read_ome_zarr and get_reader([str(path), str(path)]) is None
+    assert json.loads((Path(path) / ".zattrs").read_text())["multiscales"]
