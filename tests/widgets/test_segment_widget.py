@@ -325,6 +325,34 @@ def test_the_channels_of_a_movie_are_said_before_the_run_and_choosing_them_lets_
     assert settings.planes_hint.isHidden() and settings.link_frames.isEnabled()
 
 
+def test_a_files_pixel_size_that_napari_ignored_is_offered_and_results_follow_it(make_widget, qtbot, messages,
+                                                                                tmp_path):
+    """napari's TIFF reader opens an ImageJ file of 0.5 µm pixels at scale 1: tables and exports had no µm."""
+    import tifffile
+    from helpers import synthetic_nuclei
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    settings = widget.settings
+    image = synthetic_nuclei((48, 64), n=4, seed=2)[0]
+    calibrated, plain = tmp_path / "calibrated.tif", tmp_path / "plain.tif"
+    tifffile.imwrite(calibrated, image, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    tifffile.imwrite(plain, image)
+    with layer_source(path=str(plain)):
+        viewer.add_image(tifffile.imread(plain), name="plain")
+    assert settings.scale_row.isHidden()  # the file states nothing
+    with layer_source(path=str(calibrated)):
+        layer = viewer.add_image(tifffile.imread(calibrated), name="calibrated")
+    assert not settings.scale_row.isHidden()
+    assert settings.scale_hint.text().startswith("calibrated.tif states 0.5 x 0.5 µm pixels")
+    settings.use_file_scale.click()
+    assert tuple(layer.scale) == (0.5, 0.5) and settings.scale_row.isHidden()
+    segment_and_wait(qtbot, widget)
+    assert tuple(viewer.layers["calibrated labels"].scale) == (0.5, 0.5)  # overlays, and measures in µm
+    settings.image_picker.select(viewer.layers["plain"])
+    assert settings.scale_row.isHidden()
+
+
 def test_dask_and_multiscale_inputs(make_widget, qtbot):
     viewer, widget = make_widget()
     rng = np.random.default_rng(5)

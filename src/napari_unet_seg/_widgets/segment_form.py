@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from napari.layers import Image
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.common.callbacks import CancelCallback, ProgressCallback
+from ..core.imageio import stated_pixel_size
 from ..core.inference.layout import (
     MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
@@ -87,6 +88,21 @@ class SegmentSettings(QWidget):
         self.planes_hint.setWordWrap(True)
         self.planes_hint.setVisible(False)
         form.addRow(self.planes_hint)
+        # napari's TIFF reader opens every file at scale 1: the file's own calibration, offered in one click
+        self.scale_hint = QLabel()
+        self.scale_hint.setWordWrap(True)
+        self.use_file_scale = QPushButton("Use it")
+        self.use_file_scale.setToolTip("Set the image layer's scale to the file's pixel size: results, "
+                                       "measurements (µm columns) and exports follow it.")
+        self.use_file_scale.clicked.connect(self._use_file_scale)
+        self.scale_row = QWidget()
+        scale_layout = QHBoxLayout(self.scale_row)
+        scale_layout.setContentsMargins(0, 0, 0, 0)
+        scale_layout.addWidget(self.scale_hint, 1)
+        scale_layout.addWidget(self.use_file_scale)
+        self.scale_row.setVisible(False)
+        form.addRow(self.scale_row)
+        self._file_scale: tuple[float, float] | None = None
 
         self.model_picker = ModelPicker()
         self.output = QComboBox()
@@ -241,6 +257,7 @@ class SegmentSettings(QWidget):
 
     def _on_image_changed(self, *_: Any) -> None:
         layer = self.image_picker.layer()
+        self._offer_file_scale(layer)
         info = self.model_picker.info()
         in_channels = info.in_channels if info is not None else 1
         # the next image of an experiment has the same channels: its axis and channel stay chosen where they fit
@@ -276,6 +293,32 @@ class SegmentSettings(QWidget):
         self._rgb_before = bool(layer.rgb)
         self._update_channels(keep=kept_channel if same_kind else -1)
         self._update_slices()
+
+    def _offer_file_scale(self, layer: Any) -> None:
+        """Offer the pixel size the layer's TIFF states, when napari opened it at scale 1 (its reader ignores it)."""
+        self._file_scale = None
+        if layer is not None and tuple(float(v) for v in layer.scale[-2:]) == (1.0, 1.0) and (
+                layer.rgb or source_array(layer).shape[-1] > MAX_CHANNELS):  # the last axis is x, not channels
+            self._file_scale = stated_pixel_size(getattr(layer.source, "path", None))
+        if self._file_scale is not None:
+            y, x = self._file_scale
+            name = Path(str(layer.source.path)).name
+            self.scale_hint.setText(f"{name} states {y:g} x {x:g} µm pixels, but napari opened it at scale 1: "
+                                    "sizes would be in pixels.")
+        self.scale_row.setVisible(self._file_scale is not None)
+
+    def _use_file_scale(self) -> None:
+        layer = self.image_picker.layer()
+        if layer is None or self._file_scale is None:
+            return
+        layer.scale = (*layer.scale[:-2], *self._file_scale)
+        try:
+            layer.units = (*layer.units[:-2], "um", "um")
+        except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale is what counts
+            pass
+        self.scale_row.setVisible(False)
+        show_info(f"{layer.name}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm, from its file")
+        self._file_scale = None
 
     def _update_channels(self, *_: Any, keep: int | None = None) -> None:
         """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone.

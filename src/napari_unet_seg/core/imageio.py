@@ -134,6 +134,23 @@ def _read_tiff(path: Path) -> ImageFile:
     return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata={"axes": axes})
 
 
+def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | None:
+    """(y, x) µm that a TIFF's tags state (ImageJ's calibration), read without its pixels; None otherwise.
+
+    napari's own TIFF reader opens every file at scale 1, so the Segment dock
+    asks this to offer the file's calibration.
+    """
+    if path is None or Path(path).suffix.lower() not in TIFF_SUFFIXES or not Path(path).is_file():
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _tiff_pixel_size(tif)
+    except Exception:  # noqa: BLE001 - a calibration is a nicety, never a failure
+        return None
+
+
 def _tiff_pixel_size(tif: Any) -> tuple[float, float] | None:
     """(y, x) pixel size in micrometres from ImageJ or resolution tags, if present."""
     try:
