@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractButton, QApplication, QDockWidget, QLabel, QLineEdit, QScrollArea
 
 from napari_unet_seg._widgets import _common
+from napari_unet_seg._widgets import _dock_tabs as dock_tabs
 from napari_unet_seg._widgets._dock_tabs import enclosing_dock
 from napari_unet_seg._widgets import train as train_module
 
@@ -69,13 +70,18 @@ def stack(viewer, widgets) -> None:
     settle()
 
 
-def test_on_a_laptop_screen_segment_train_and_batch_open_as_tabs_each_whole(make_napari_viewer):
+def test_on_a_laptop_screen_segment_train_and_batch_open_as_tabs_each_whole(make_napari_viewer, monkeypatch):
     """Stacked on 768 px, Segment showed only its Image row beside Train: each now has the whole height."""
+    said: list[str] = []
+    monkeypatch.setattr(dock_tabs, "show_info", said.append)
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1366, 740)  # 768 less a task bar; then the docks, as a user opens them
     segment = open_dock(viewer, "Segment")
+    assert not said
     train = open_dock(viewer, "Train")
     assert tabbed_together(viewer, train, segment)
+    assert said == ["Train opened as a tab beside Segment (this window is too short to stack them): switch with the "
+                    "tabs under the docks, or drag a tab out to stack them."]  # where Segment went
     assert window_height(viewer) <= 768
     for control in (train.settings.image_box, train.settings.name, train.train_button, train.cancel_button, train.plot):
         assert shown_whole(control), control  # the new dock is the one in front

@@ -12,6 +12,7 @@ a dock opened floating or already tabbed, are left as they are.
 
 from __future__ import annotations
 
+from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
@@ -104,4 +105,11 @@ def place(dock_content: QWidget) -> bool:
     window.tabifyDockWidget(ours[-1], dock)
     dock.show()
     dock.raise_()
+    show_info(f"{_title(dock)} opened as a tab beside {_title(ours[-1])} (this window is too short to stack them): "
+              "switch with the tabs under the docks, or drag a tab out to stack them.")
     return True
+
+
+def _title(dock: QDockWidget) -> str:
+    """The dock's name as its tab shows it, without napari's "(plugin)" suffix."""
+    return dock.windowTitle().split(" (")[0] or "The dock"
