@@ -255,9 +255,9 @@ def untouched_output(labels: Any, record: Mapping[str, Any] | None) -> bool:
     """Labels exactly as unet-seg wrote them (their recorded hash matches): its own output, not an annotation
     until corrected. A file corrected since (in napari, or in Fiji, which keeps the record), a hand-made one or
     a zarr store (no hash recorded) is not."""
-    if not isinstance(record, Mapping) or "model" not in record or not isinstance(labels, np.ndarray):
+    if not isinstance(record, Mapping) or "model" not in record or "labels_digest" not in record:
         return False
-    return record.get("labels_digest") == labels_digest(labels)
+    return isinstance(labels, np.ndarray) and not changed_since_written(labels, record)
 
 
 def changed_since_written(labels: Any, record: Mapping[str, Any] | None) -> bool:
