@@ -25,7 +25,7 @@ import torch
 
 from napari_unet_seg import UNet, predict_tiled
 from napari_unet_seg.core.inference import tiling
-from napari_unet_seg.core.model.devices import autocast, cpu_has_native_bf16, resolve_device
+from napari_unet_seg.core.model.devices import autocast, cpu_bf16_pays, resolve_device
 from napari_unet_seg.core.model.fold import fold_batchnorm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -42,7 +42,7 @@ def describe(device: torch.device) -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    bf16 = "AMX: auto runs bf16" if cpu_bf16_pays() else "no AMX: auto runs fp32"
     return f"CPU {cpu}, {torch.get_num_threads()} threads, {bf16} (torch {torch.__version__})"
 
 
@@ -105,7 +105,7 @@ def main() -> None:
     height = width = size
     batch = 4 if device.type == "cuda" else 1
     for precision in ("fp32", "auto"):
-        resolved = "bf16" if precision == "auto" and (device.type == "cuda" or cpu_has_native_bf16()) else "fp32"
+        resolved = "bf16" if precision == "auto" and (device.type == "cuda" or cpu_bf16_pays()) else "fp32"
         window = tiling.choose_window(net, height, width, requested=None, device=device, batch_size=batch,
                                       precision=resolved)
         cost = tiling.plan_cost(height, width, window, tiling.window_margin(net), net.size_multiple)

@@ -126,7 +126,8 @@ class SegmentSettings(QWidget):
         self.device.setToolTip("auto: the GPU if there is one (CUDA, then Apple MPS), else the CPU.")
         self.precision = QComboBox()
         self.precision.addItems(list(PRECISIONS))
-        self.precision.setToolTip("auto: reduced precision only where the hardware runs it natively.")
+        self.precision.setToolTip("auto: bf16/fp16 only where they are faster (a GPU, or a CPU with AMX); "
+                                  "fp32 otherwise.")
         self.tile_size = auto_spinbox(8192, step=64, tooltip=(
             "Side of the window the network sees (px). Results do not depend on it; auto fits the free memory. "
             "A window so small that it would cost over twice one pass over the image is raised (you are told)."))

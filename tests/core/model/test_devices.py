@@ -67,15 +67,26 @@ def test_forced_precisions_on_the_cpu():
     assert resolve_precision("bf16", CPU) == "bf16"
 
 
-def test_auto_precision_on_the_cpu_follows_native_bf16(monkeypatch):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+def test_auto_precision_on_the_cpu_follows_whether_bf16_pays(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_bf16_pays", lambda: True)
     assert resolve_precision("auto", CPU) == "bf16"
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_bf16_pays", lambda: False)
     assert resolve_precision("auto", CPU) == "fp32"
 
 
+def test_bf16_pays_only_with_amx():
+    """AVX512-BF16 without AMX ran the U-Net slower in bf16 than fp32: auto keeps fp32 there."""
+    cooper_lake = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n"
+    sapphire_rapids = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    laptop = "processor\t: 0\nflags\t\t: fpu sse avx2\n"
+    assert not devices.bf16_pays_on(cooper_lake)
+    assert devices.bf16_pays_on(sapphire_rapids)
+    assert not devices.bf16_pays_on(laptop)
+    assert not devices.bf16_pays_on("model name\t: amx_bf16 in a name, not a flag\n")
+
+
 def test_auto_precision_on_this_machine():
-    expected = "bf16" if devices.cpu_has_native_bf16() else "fp32"
+    expected = "bf16" if devices.cpu_bf16_pays() else "fp32"
     assert resolve_precision("auto", CPU) == expected
 
 

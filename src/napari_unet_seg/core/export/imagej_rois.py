@@ -6,7 +6,12 @@ ImageJ measures exactly the object's pixels). An object with holes or several
 pieces becomes a composite (shape) ROI; holes wind against the exterior, so
 ImageJ leaves them out under either filling rule.
 ROIs are named ``label-0017`` (2D) or ``slice-003-label-0017`` (stacks, whose
-ROIs also carry their 1-based slice as ImageJ's stack position).
+ROIs also carry their 1-based slice as ImageJ's stack position). A plain
+position, not a hyperstack one, on purpose: ImageJ shows a plain position on a
+hyperstack as the Z slice when there are several, otherwise as the frame, on
+every channel (``ImageCanvas.drawOverlay``), so the ROIs of a movie's labels
+land on the right frame of the two-channel movie, and on a plain stack too,
+where a hyperstack position would have shown every ROI on every slice.
 """
 
 from __future__ import annotations

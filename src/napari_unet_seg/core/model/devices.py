@@ -60,7 +60,7 @@ def describe_device(device: torch.device) -> str:
         name = platform.processor() or "CPU"
         with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
             name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-        bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+        bf16 = "AMX: auto runs bf16" if cpu_bf16_pays() else "no AMX: auto runs fp32"
         return f"cpu {name}, {torch.get_num_threads()} threads, {bf16}, torch {torch.__version__}"
     return f"{device}, torch {torch.__version__}"
 
@@ -80,18 +80,29 @@ def free_cached_memory(device: torch.device) -> None:
 
 
 @lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16: bf16 matmuls run natively and faster than fp32."""
+def cpu_bf16_pays() -> bool:
+    """Whether this CPU runs the U-Net faster in bf16 than in fp32 (see `bf16_pays_on`)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return bf16_pays_on(f.read())
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def bf16_pays_on(cpuinfo: str) -> bool:
+    """Only AMX makes bf16 pay on a CPU.
+
+    AVX512-BF16 alone is not enough: on such a Xeon (2 cores, no AMX) the U-Net's
+    forward ran 1.14-1.19x *slower* in bf16 than fp32, a 2048² matmul 1.9x slower,
+    and a training step no faster (benchmarks/RESULTS.md, 2026-12-01), so "auto"
+    keeps fp32 there: as fast, and exact.
+    """
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
+    return "amx_bf16" in flags
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" -> reduced precision only where the hardware runs it natively."""
+    """"auto" -> reduced precision only where it is faster: a GPU, or a CPU with AMX."""
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -104,7 +115,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if device.type == "mps":
         return "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_bf16_pays() else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
