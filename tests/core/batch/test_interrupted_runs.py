@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_unet_seg.core.batch.runner import run_batch
@@ -106,3 +107,46 @@ def test_a_rerun_tells_outputs_apart_by_the_image_they_were_made_from(tmp_path, 
     monkeypatch.chdir(tmp_path)  # the first image again, typed from elsewhere: it is this file's output
     [row] = run_jobs(find_jobs([tmp_path / "e1" / "in"], out), out, options)
     assert row.status == "skipped" and row.message == "output exists (use overwrite to redo it)"
+
+
+def test_a_ctrl_c_keeps_the_row_of_every_output_written_and_a_rerun_counts_a_lost_one(tmp_path, folder, options):
+    """Ctrl-C stops the loop while a second file is being written: its output gets its row, not a row of zeros."""
+    from napari_unet_seg.core.batch.jobs import find_jobs
+    from napari_unet_seg.core.batch.runner import iter_jobs
+
+    root, _ = folder
+    out = tmp_path / "out"
+    files = [root / "a.tif", root / "b c.png", root / "stack.tif"]
+    jobs = find_jobs(files, out)
+    stream = iter_jobs(jobs, out, options)
+    first_job, first = next(stream)  # two files run at once: the next one is under way now
+    stream.close()  # what Ctrl-C does to the loop in the main thread
+    written = sorted(p.name for p in out.glob("*_labels.tif"))
+    rows = {Path(r.output).name: r for r in read_summary(out)}
+    assert len(written) >= 1 and sorted(rows) == written  # no output without its row
+    assert all(r.status == "ok" and r.objects > 0 for r in rows.values())
+
+    # a row lost anyway (a kill between the output and its row): the rerun reads the counts back from the output
+    lost = rows[Path(first.output).name]
+    kept = [r for r in read_summary(out) if r.output != first.output]
+    from napari_unet_seg.core.batch.summary import write_summary
+
+    write_summary(kept, out)
+    again = {Path(r.output).name: r for r in run_batch(files, out, options)}
+    resumed = again[Path(first.output).name]
+    assert resumed.status == "skipped" and "counts read from the output" in resumed.message
+    assert (resumed.objects, resumed.mean_area) == (lost.objects, lost.mean_area)
+
+
+def test_counts_read_back_from_outputs_equal_the_runs_own(tmp_path, folder, options):
+    from napari_unet_seg.core.batch.existing import counted_output, output_provenance
+
+    root, _ = folder
+    out = tmp_path / "out"
+    for row in run_batch([root / "a.tif", root / "stack.tif"], out, options):
+        target = Path(row.output)
+        counted = counted_output(target, output_provenance(target))
+        assert counted == (row.objects, pytest.approx(row.mean_area, abs=0.01))
+    assert counted_output(out / "a_labels.tif", {"settings": {"output": "semantic"}}) == (0, 0.0)
+    (out / "broken_labels.tif").write_bytes(b"not a tiff")
+    assert counted_output(out / "broken_labels.tif", {}) is None

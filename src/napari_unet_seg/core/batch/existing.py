@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..inference.cells_step import describe_cells_request
 from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
+from ..imageio import is_zarr
 from ..inference.provenance import FORMAT, file_sha256, read_provenance
 from ..model.modelfile import ModelFileError, ModelInfo
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
@@ -34,6 +38,32 @@ def output_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - any reader's error (not a TIFF, a broken store) means "not shown to be ours"
         return None
     return record if isinstance(record, dict) and record.get("format") == FORMAT else None
+
+
+def counted_output(path: str | os.PathLike, record: dict[str, Any]) -> tuple[int, float] | None:
+    """(objects over every plane, their mean area in px) of an output of ours, read back from it.
+
+    For an output whose summary row was lost (a run killed between writing it
+    and its row): a rerun that skips it must not report it as 0 objects. The
+    same totals a run reports (:func:`~.objects.totals`); class maps count
+    none. None when the output cannot be read.
+    """
+    if (record.get("settings") or {}).get("output", "instances") != "instances":
+        return 0, 0.0
+    try:
+        if is_zarr(Path(path)):
+            import zarr
+
+            attrs = dict(zarr.open(str(path), mode="r").attrs)
+            return int(attrs["objects"]), float(attrs["mean_area"])
+        import tifffile
+
+        labels = np.asarray(tifffile.imread(path))
+    except Exception:  # noqa: BLE001 - unreadable or without totals: unknown, said as such by the caller
+        return None
+    planes = labels.reshape((-1, *labels.shape[-2:]))
+    objects = sum(int(np.count_nonzero(np.unique(plane))) for plane in planes)
+    return objects, float(np.count_nonzero(planes)) / objects if objects else 0.0
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ NOT_OURS = ("output exists and was not written by unet-seg (it records no proven
 
 
 def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[str] | None = None,
-                   made_from: str | None = None) -> FileResult:
+                   made_from: str | None = None, counted: tuple[int, float] | None = None) -> FileResult:
     """The row of a file whose output (written by unet-seg) exists; keeps the counts of the run that made it.
 
     ``changes`` are the settings that run had otherwise ("model: nuclei ->
@@ -73,6 +73,8 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
     summary's row names the file as that run was given it, relative to where
     it ran. The row says either: a rerun never passes off an output made
     otherwise, or from another image of the same name, as this run's.
+    ``counted`` (objects, mean area) was read back from the output, for one
+    whose row the run that made it never wrote (it was killed first).
     """
     old = previous.get(str(job.target))
     source = Path(job.source).absolute()
@@ -90,6 +92,10 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
         message = f"output exists, made with other settings ({', '.join(changes)}); use overwrite to redo it"
     else:
         message = EXISTS
+    if old is None and counted is not None:
+        return FileResult(str(job.source), "skipped", counted[0], round(counted[1], 2), 0.0,
+                          f"{message}; counts read from the output (the run that made it left no row)",
+                          str(job.target))
     return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
                       message, str(job.target), old.settings if old else "")
 

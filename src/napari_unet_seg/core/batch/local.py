@@ -25,7 +25,8 @@ def _after_read(job: Job, read: Future, model: Model, options: RunOptions,
 
 
 def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Callable[[], bool] | None = None,
-               workers: int | None = None) -> Iterator[tuple[Job, FileResult]]:
+               workers: int | None = None,
+               finished_late: Callable[[Job, FileResult], None] | None = None) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on this machine; yields results as files finish.
 
     A reader thread loads the next file while ``workers`` threads segment and
@@ -33,7 +34,10 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
     network, which runs one file at a time (:func:`~..model.lock.exclusive`).
     At most ``workers + 1`` images are in memory at once. When the caller
     stops early (Ctrl-C, a closed generator), files being segmented stop at
-    their next window batch and write nothing, so the program exits at once.
+    their next window batch and write nothing, so the program exits at once;
+    a file already past its network is written whole, and its result, which
+    can no longer be yielded, goes to ``finished_late`` (so a Ctrl-C never
+    leaves a finished output without its summary row).
     """
     workers = workers or local_workers()
     queue = deque(jobs)
@@ -63,3 +67,19 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
             stopping.set()  # a no-op after a complete run; otherwise running files stop at their next check
             for future in running:
                 future.cancel()
+            _report_late(running, finished_late)
+
+
+def _report_late(running: dict[Future, Job], finished_late: Callable[[Job, FileResult], None] | None) -> None:
+    """Wait for the files still running when the caller stopped, and pass on those that were written."""
+    if finished_late is None:
+        return
+    for future, job in running.items():
+        if future.cancelled():
+            continue  # never started: nothing written
+        try:
+            result = future.result()  # process_file reports its errors as results; None: stopped, nothing written
+        except Exception:  # noqa: BLE001 - a file that ended in an error has no output to give a row
+            continue
+        if result is not None:
+            finished_late(job, result)

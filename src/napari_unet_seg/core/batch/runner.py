@@ -16,7 +16,7 @@ from pathlib import Path
 from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .cells_output import cells_path
-from .existing import RunSettings, output_provenance
+from .existing import RunSettings, counted_output, output_provenance
 from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
@@ -90,6 +90,12 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
         done = [kept_row(results[j], previous) if j in resumed else results[j] for j in jobs if j in results]
         return merged_rows(earlier, done)
 
+    def record(ran: Job, result: FileResult) -> Job:  # a killed or stopped run keeps the rows of what finished
+        job = planned.get(ran, ran)
+        results[job] = replace(result, settings=key) if result.status == "ok" else result
+        append_row(results[job], outdir)
+        return job
+
     write_summary(rows(), outdir)
     _qc_page(jobs, outdir, rows())  # now too: its page marks the qc folder as pictures, even if the run is killed
     try:
@@ -101,13 +107,11 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
 
             stream = iter_distributed(todo, options, scheduler, cancel=cancel)
         elif todo:
-            stream = iter_local(todo, load_model(options.model), options, cancel=cancel)
+            stream = iter_local(todo, load_model(options.model), options, cancel=cancel, finished_late=record)
         else:
             stream = iter(())
         for ran, result in stream:
-            job = planned.get(ran, ran)
-            results[job] = replace(result, settings=key) if result.status == "ok" else result
-            append_row(results[job], outdir)  # a killed run keeps the rows of what finished
+            job = record(ran, result)
             yield job, results[job]
         for job in resumed:  # finished outputs without a picture (made before QC pictures were asked): drawn now
             if job.qc is not None and not job.qc.exists() and not (cancel is not None and cancel()):
@@ -147,7 +151,9 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
         elif not overwrite:
             current = current or RunSettings.of(options)
             made_from = record.get("input") if isinstance(record.get("input"), str) else None
-            skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from)
+            counted = None if str(job.target) in previous else counted_output(job.target, record)
+            skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from,
+                                        counted=counted)
     return skips
 
 
