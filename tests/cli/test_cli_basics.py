@@ -115,3 +115,15 @@ def test_predicting_with_a_broken_model_file_is_one_line_and_exit_2(capsys, tmp_
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("unet-seg predict: error: ") and reason in err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_fp16_on_the_cpu_is_refused_before_any_file(capsys, tmp_path):
+    """Not once per file of a batch: one line, before anything is read or written."""
+    image, _ = synthetic_nuclei((40, 40), n=3, seed=2)
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, image)
+    code = main(["predict", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o", str(tmp_path / "out"),
+                 "--device", "cpu", "--precision", "fp16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "fp16 is not supported on the CPU" in err
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,56 @@ def test_a_segment_result_must_be_corrected_before_training_on_it(make_napari_vi
     assert train.worker is not None  # corrected: training starts
     qtbot.waitUntil(lambda: train.worker is None, timeout=120_000)
 
+
+
+def test_history_compares_each_round_on_its_own_part_and_offers_every_starting_model(make_napari_viewer, tmp_path,
+                                                                                    tiny_model, monkeypatch):
+    """Class models beside a nuclei loop: both roots are offered; a path recorded relative still opens."""
+    folder = user_model_dir()
+    classes = save_model(tiny_model, folder / "classes-model.safetensors")
+    tuned = save_model(tiny_model, folder / "nuclei-finetuned.safetensors")
+    project = Project(tmp_path / "project")
+    project.record_model(classes, {"steps": 30, "parent": "scratch", "improved": None, "mean_iou": 0.36})
+    monkeypatch.chdir(folder)
+    project.record_model("nuclei-finetuned.safetensors", {"steps": 40, "parent": "nuclei", "improved": True,
+                                                          "ap50_90": 0.365, "parent_ap50_90": 0.301})
+    assert Project(tmp_path / "project").models[1]["path"] == str(tuned)  # absolute: napari runs elsewhere
+    monkeypatch.chdir(tmp_path)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.settings.project_dir.editingFinished.emit()
+    history = train.settings.history.models
+    texts = [history.item(i).text() for i in range(history.count())]
+    assert texts[0].startswith("nuclei-finetuned: AP50-90 0.365 (nuclei 0.301 on the same part), better than nuclei")
+    assert texts[1].startswith("classes-model (class model): mean IoU 0.360, from scratch")
+    assert [t.split(" [")[0] for t in texts[2:]] == ["nuclei: where this project started"]  # scratch is no model
+    assert not any("[file missing]" in t for t in texts)
+
+
+def test_a_relative_path_of_an_earlier_release_is_found_in_the_model_folder(tmp_path, tiny_model, monkeypatch):
+    from napari_unet_seg.core.training.project import recorded_model_path
+
+    saved = save_model(tiny_model, user_model_dir() / "m1.safetensors")
+    monkeypatch.chdir(tmp_path)  # not where the command ran
+    assert recorded_model_path({"path": "cli2/m1.safetensors"}) == saved
+    assert recorded_model_path({"path": "cli2/gone.safetensors"}) == Path("cli2/gone.safetensors")
+
+
+def test_docks_opened_after_training_start_on_the_model_train_put_in_use(make_napari_viewer, tiny_model):
+    """"Segment uses it" stays true for a Segment or Batch dock opened after the round."""
+    tuned = save_model(tiny_model, user_model_dir() / "cells-finetuned.safetensors")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    train.use_model(tuned)  # what a round worth keeping does, and Use this model
+    _, segment = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    _, batch = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch segment")
+    assert segment.model_picker.path() == tuned and batch.model_picker.path() == tuned
+    again = save_model(tiny_model, user_model_dir() / "cells-finetuned-2.safetensors")
+    train.use_model(again)  # docks open now switch at once
+    assert segment.model_picker.path() == again and batch.model_picker.path() == again
+    other = make_napari_viewer()  # another viewer's docks are not touched
+    _, elsewhere = other.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    assert elsewhere.model_picker.path() != tuned

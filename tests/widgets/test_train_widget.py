@@ -431,6 +431,22 @@ def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):
     assert min(sizes) >= LABEL_SIZE >= 8
 
 
+def test_the_loss_axis_follows_a_loss_above_one(qtbot):
+    """A class model's loss starts above 1: the curve must be in the frame, not above a fixed 0-1 axis."""
+    from napari_unet_seg._widgets.train_plot import TrainingPlot
+
+    plot = TrainingPlot(min_interval=0)
+    qtbot.addWidget(plot)
+    for step, loss in enumerate([1.8, 1.4, 1.1, 0.95], start=1):
+        plot.add(step, loss)
+    low, high = plot.loss_axes.get_ylim()
+    assert low == 0 and 1.8 <= high < 2.0
+    plot.clear()
+    for step, loss in enumerate([0.3, 0.2], start=1):  # a fine-tune's small loss is not squashed at the bottom
+        plot.add(step, loss)
+    assert 0.3 <= plot.loss_axes.get_ylim()[1] < 0.4
+
+
 def test_closing_the_dock_mid_run_stops_training_and_says_what_was_saved(make_napari_viewer, qtbot, tmp_path,
                                                                           messages):
     viewer, _ = _cells(make_napari_viewer)

@@ -40,6 +40,7 @@ from ..core.inference.object_filter import check_object_filter
 from ..core.inference.provenance import read_provenance
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
+from ._model_in_use import model_in_use
 from ._common import (
     auto_double_spinbox,
     auto_spinbox,
@@ -118,6 +119,8 @@ class BatchWidget(QWidget):
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_status)
         self._build()
+        if (in_use := model_in_use(napari_viewer)) is not None:  # the model Train put in use, as Segment does
+            self.model_picker.choose(in_use)
 
     def _build(self) -> None:
         self.input_dir, self.output_dir = QLineEdit(), QLineEdit()
@@ -259,6 +262,13 @@ class BatchWidget(QWidget):
     def _allow_filters(self) -> None:
         info = self.model_picker.info()
         self.object_filters.allow(info is None or info.task == "instances")
+
+    def refresh_models(self, choose: str | Path | None = None) -> None:
+        """Re-read the model folders (Train saved a model), and select ``choose`` if given (Train put it in use)."""
+        if choose is None:
+            self.model_picker.refresh()
+        else:
+            self.model_picker.choose(choose)
 
     def run(self) -> GeneratorWorker | None:
         """Start the batch in the background; returns the worker (None if the settings are unusable)."""

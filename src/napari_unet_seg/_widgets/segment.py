@@ -27,6 +27,7 @@ from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
+from ._model_in_use import model_in_use
 from ._common import progress_relay, start_worker
 from ._layers import layer_kind, source_array
 from ._scroll import fill_dock, scrolling
@@ -52,6 +53,8 @@ class SegmentWidget(QWidget):
         self._clock.timeout.connect(self._show_progress)
         self._stopped_because: str | None = None  # why the run was stopped, when not by Cancel
         self._build()
+        if (in_use := model_in_use(napari_viewer)) is not None:  # what Train said Segment uses
+            self.model_picker.choose(in_use)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ----------------------------------------------------------------- layout

@@ -24,6 +24,7 @@ from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
+from ._model_in_use import set_model_in_use
 from ._common import Relay, format_seconds, start_worker
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
@@ -271,7 +272,12 @@ class TrainWidget(QWidget):
         self.settings.name.setPlaceholderText(f"automatic, e.g. {example}")
 
     def _refresh_segment_widgets(self, choose: Path | None = None) -> None:
-        """Make a new model appear at once in any open Segment widget (and select ``choose`` there)."""
+        """Make a new model appear at once in any open Segment or Batch dock (and select ``choose`` there).
+
+        ``choose`` is remembered for the viewer too, so a dock opened later starts on it.
+        """
+        if choose is not None:
+            set_model_in_use(self.viewer, choose)
         try:
             docked = list(self.viewer.window.dock_widgets.values())
         except (AttributeError, RuntimeError):

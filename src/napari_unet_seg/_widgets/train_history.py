@@ -16,23 +16,39 @@ from qtpy.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayou
 
 from ..core.model.registry import available_models
 from ..core.training.evaluation import SCORE_NAMES
-from ..core.training.project import Project
+from ..core.training.project import Project, recorded_model_path
 
 
 def history_line(record: Mapping[str, Any]) -> str:
     """One model of the project's lineage: its scores, how it compared with its parent, and when it was saved."""
-    path = Path(record.get("path", ""))
-    score = ", ".join(f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in ("ap50_90", "ap50", "mean_iou")
-                      if isinstance(record.get(key), (int, float))) or "no score"
+    path = recorded_model_path(record)
     parent = record.get("parent", "?")
+    shown = [key for key in ("ap50_90", "ap50", "mean_iou") if isinstance(record.get(key), (int, float))]
+    scores = [f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in shown]
+    if shown and isinstance(record.get(f"parent_{shown[0]}"), (int, float)):  # rounds hold out different parts
+        scores[0] += f" ({parent} {record[f'parent_{shown[0]}']:.3f} on the same part)"
+    score = ", ".join(scores) or "no score"
+    kind = " (class model)" if "mean_iou" in shown else ""
     verdict = {True: f"better than {parent}", False: f"not better than {parent}"}.get(record.get("improved"),
                                                                                      f"from {parent}")
     if record.get("tied"):
         verdict = f"as good as {parent} (held-out part all right)"
     elif record.get("improved") is False and record.get("fitted"):  # still worth using: Segment switched to it
         verdict = f"{parent}'s weights (training did not beat them), post-processing fitted"
-    text = f"{path.stem}: {score}, {verdict} ({record.get('saved', '')[:10]})"
+    text = f"{path.stem}{kind}: {score}, {verdict} ({record.get('saved', '')[:10]})"
     return text if path.is_file() else text + " [file missing]"
+
+
+def starting_models(records: list[Mapping[str, Any]]) -> list[str]:
+    """The installed models the project's rounds started from (its roots), oldest first, each once.
+
+    A project can hold class models trained from scribbles beside a nuclei
+    loop: each line of descent offers a way back to where it started.
+    """
+    trained = {Path(str(record.get("path", ""))).stem for record in records}
+    installed = available_models()
+    roots = [record.get("parent") for record in records]
+    return list(dict.fromkeys(r for r in roots if isinstance(r, str) and r not in trained and r in installed))
 
 
 class ModelHistory(QWidget):
@@ -42,7 +58,9 @@ class ModelHistory(QWidget):
         super().__init__(parent)
         self._on_use = on_use
         self.models = QListWidget()
-        self.models.setToolTip("Every model trained in this project, newest first; nothing is ever deleted.")
+        self.models.setToolTip("Every model trained in this project, newest first; nothing is ever deleted. Each "
+                               "round is scored on its own held-out part of your annotation: compare a row's score "
+                               "with its parent's on the same part (in brackets), not with other rows.")
         self.models.setMinimumHeight(80)
         self.models.setWordWrap(True)
         self.use_button = QPushButton("Use this model")
@@ -63,9 +81,8 @@ class ModelHistory(QWidget):
         """
         self.models.clear()
         records = list(project.models) if project is not None else []
-        lines = [(history_line(record), str(record.get("path", ""))) for record in reversed(records)]
-        root = records[0].get("parent") if records else None
-        if root in available_models():
+        lines = [(history_line(record), str(recorded_model_path(record))) for record in reversed(records)]
+        for root in starting_models(records):
             lines.append((f"{root}: where this project started", str(available_models()[root])))
         for text, path in lines:
             if start_from and Path(path).stem == start_from:

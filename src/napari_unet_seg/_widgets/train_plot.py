@@ -94,9 +94,8 @@ class TrainingPlot(FigureCanvasQTAgg):
         self._last_draw = now
         self.loss_line.set_data(self.steps, self.losses)
         self.score_line.set_data(self.score_steps, self.scores)
-        if self.steps:
-            self.loss_axes.relim()
-            self.loss_axes.autoscale_view()
+        if self.steps:  # the axis follows the loss (a class model's starts above 1); set_ylim ends autoscaling
+            self.loss_axes.set_ylim(0, 1.05 * max(max(self.losses), 1e-3))
         if self.steps or self.score_steps:
             last = max(self.steps[-1:] + self.score_steps[-1:] + [1])
             self.loss_axes.set_xlim(-0.03 * last, 1.03 * last)  # dots at the first and last step stay visible

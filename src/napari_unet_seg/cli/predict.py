@@ -20,7 +20,7 @@ from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import OUTPUTS, RunOptions
-from ..core.model.devices import DEVICES, PRECISIONS, resolve_device
+from ..core.model.devices import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from ..core.model.registry import load_model
 from .errors import UserError, cli_wording, require_positive
 
@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} must be 0 (no limit) or more, not {value}")
     # on a cluster the workers choose their own device; locally, fail early on a missing one
     if not args.scheduler:
-        resolve_device(args.device)  # fails now, in one line, when the asked device is not here
+        # fail now, in one line, when the asked device is not here, or cannot run the asked precision (fp16 on a CPU)
+        resolve_precision(args.precision, resolve_device(args.device))
     device = args.device  # as asked ("auto" picks per process): the provenance says what was asked and what ran
     model = load_model(args.model)  # fail early and clearly on a bad model
     try:

@@ -223,6 +223,8 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     assert kept.worth_using  # the parent's weights with settings fitted to the annotation do
     record = kept.history_record("nuclei")  # so the history says why Segment uses a model that "lost"
     assert record["improved"] is False and record["fitted"] is True and record["parent"] == "nuclei"
+    # the parent's scores on this round's held-out part: the history compares each row with them
+    assert better.history_record("nuclei")["parent_ap50_90"] == 0.683 and "parent_wrong_objects" not in record
     earlier = {"ap50_90_earlier": 0.7, "ap50_earlier": 0.9, "dice_earlier": 0.9}
     with_replay = result({**trained, **earlier}, first={**parent, **earlier}).verdict("nuclei")
     assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay

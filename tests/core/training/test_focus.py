@@ -137,7 +137,7 @@ def test_the_errors_found_are_reported_in_words():
     assert result.errors_found == 2
     done = FinetuneResult(model, result, {"ap50": 0.5, "dice": 0.7, "wrong_objects": 3.0, "ap50_earlier": 0.9,
                                           "dice_earlier": 0.95, "wrong_objects_earlier": 1.0}, held_out=True)
-    assert "got 2 object(s) wrong" in done.focus_text()
+    assert "got 2 object(s) wrong in the part of your annotation it trained on" in done.focus_text()
     assert done.score_text() == ("AP50 0.500, Dice 0.700, 3 object(s) wrong (earlier corrections: AP50 0.900, "
                                  "Dice 0.950, 1 object(s) wrong)")
     none = TrainResult(model, 1, 1.0, [], None, False)

@@ -203,9 +203,11 @@ class FinetuneResult:
     def history_record(self, parent: str) -> dict:
         """What a project's model history keeps of this run (the Train widget and ``unet-seg train`` alike)."""
         fitted = self.tuning is not None and self.tuning.changed
+        # each round holds out its own part: the parent's score there is the one a row can be compared with
+        parents = {f"parent_{k}": v for k, v in (self.parent_scores or {}).items() if k in SCORE_NAMES}
         return {"steps": self.train.steps, "parent": parent, "improved": self.improved,
                 **({"tied": True} if self.tied else {}), **({"fitted": True} if fitted else {}),
-                "held_out": self.held_out, **self.scores}
+                "held_out": self.held_out, **self.scores, **parents}
 
     def score_text(self) -> str:
         """The scores for people: "AP50-90 0.702, AP50 0.812, Dice 0.901 (earlier corrections: ...)"."""
@@ -226,8 +228,8 @@ class FinetuneResult:
         if found == 0:
             return "the starting model got no annotated object wrong"
         # not the held-out figures above (the new model's, on part of it): said so, or they read as a contradiction
-        return (f"before training, the starting model got {found} object(s) wrong across all of your annotation; "
-                "training looked there first")
+        return (f"before training, the starting model got {found} object(s) wrong in the part of your annotation "
+                "it trained on (the held-out part aside); training looked there first")
 
     def verdict(self, parent: str) -> str | None:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""

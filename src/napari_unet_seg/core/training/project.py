@@ -54,6 +54,17 @@ def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
     return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
 
 
+def recorded_model_path(record: dict[str, Any]) -> Path:
+    """The model file of a history record. Earlier releases' CLI recorded paths relative to where it ran:
+    such a path is looked for there (the current folder) first, then in the user model folder.
+    """
+    path = Path(str(record.get("path", "")))
+    if path.is_absolute() or path.is_file():
+        return path
+    beside = user_model_dir() / path.name
+    return beside if beside.is_file() else path
+
+
 class Project:
     """A folder of annotated pairs and the models trained from them."""
 
@@ -134,8 +145,13 @@ class Project:
         return out
 
     def record_model(self, path: str | os.PathLike, summary: dict[str, Any]) -> None:
-        """Remember which model was trained from this project, and how well it did."""
-        self.models.append({"path": str(path), "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        """Remember which model was trained from this project, and how well it did.
+
+        The path is recorded absolute: the history is read from napari or a
+        later command, started in other folders.
+        """
+        self.models.append({"path": str(Path(path).absolute()),
+                            "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             **summary})
         self._save_index()
 
