@@ -125,7 +125,7 @@ def test_history_compares_each_round_on_its_own_part_and_offers_every_starting_m
     train.settings.project_dir.editingFinished.emit()
     history = train.settings.history.models
     texts = [history.item(i).text() for i in range(history.count())]
-    assert texts[0].startswith("nuclei-finetuned: AP50-90 0.365 (nuclei 0.301 on the same part), better than nuclei")
+    assert texts[0].startswith("nuclei-finetuned: AP50-90 0.365 (parent 0.301), better than nuclei")
     assert texts[1].startswith("classes-model (class model): mean IoU 0.360, from scratch")
     assert [t.split(" [")[0] for t in texts[2:]] == ["nuclei: where this project started"]  # scratch is no model
     assert not any("[file missing]" in t for t in texts)

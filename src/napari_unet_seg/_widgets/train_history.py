@@ -26,7 +26,7 @@ def history_line(record: Mapping[str, Any]) -> str:
     shown = [key for key in ("ap50_90", "ap50", "mean_iou") if isinstance(record.get(key), (int, float))]
     scores = [f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in shown]
     if shown and isinstance(record.get(f"parent_{shown[0]}"), (int, float)):  # rounds hold out different parts
-        scores[0] += f" ({parent} {record[f'parent_{shown[0]}']:.3f} on the same part)"
+        scores[0] += f" (parent {record[f'parent_{shown[0]}']:.3f})"  # on the same part: the list's tooltip says
     score = ", ".join(scores) or "no score"
     kind = " (class model)" if "mean_iou" in shown else ""
     verdict = {True: f"better than {parent}", False: f"not better than {parent}"}.get(record.get("improved"),
