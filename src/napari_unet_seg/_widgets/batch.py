@@ -40,7 +40,6 @@ from ..core.inference.object_filter import check_object_filter
 from ..core.inference.provenance import read_provenance
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
-from ._model_in_use import model_in_use
 from ._common import (
     auto_double_spinbox,
     auto_spinbox,
@@ -50,6 +49,7 @@ from ._common import (
     start_worker,
     value_or_none,
 )
+from ._model_in_use import model_in_use
 from ._scroll import fill_dock, scrolling
 from .cells import add_cells_layer
 from .object_filters import ObjectFilterSection

@@ -27,9 +27,9 @@ from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
-from ._model_in_use import model_in_use
 from ._common import progress_relay, start_worker
 from ._layers import layer_kind, source_array
+from ._model_in_use import model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities, show_classes

@@ -24,8 +24,8 @@ from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
-from ._model_in_use import set_model_in_use
 from ._common import Relay, format_seconds, start_worker
+from ._model_in_use import set_model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings

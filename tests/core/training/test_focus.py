@@ -140,6 +140,8 @@ def test_the_errors_found_are_reported_in_words():
     assert "got 2 object(s) wrong in the part of your annotation it trained on" in done.focus_text()
     assert done.score_text() == ("AP50 0.500, Dice 0.700, 3 object(s) wrong (earlier corrections: AP50 0.900, "
                                  "Dice 0.950, 1 object(s) wrong)")
+    alone = FinetuneResult(model, result, {"ap50": 0.5}, held_out=False)  # nothing held out: the whole annotation
+    assert "got 2 object(s) wrong across your annotation" in alone.focus_text()
     none = TrainResult(model, 1, 1.0, [], None, False)
     assert FinetuneResult(model, none, {"ap50": 0.5}, held_out=False).focus_text() is None
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..imageio import is_zarr
 from ..inference.cells_step import describe_cells_request
 from ..inference.object_filter import ObjectFilter
 from ..inference.options import RunOptions
-from ..imageio import is_zarr
 from ..inference.provenance import FORMAT, file_sha256, read_provenance
 from ..model.modelfile import ModelFileError, ModelInfo
 from ..model.registry import DEFAULT_MODEL, resolve_model_path

@@ -228,8 +228,9 @@ class FinetuneResult:
         if found == 0:
             return "the starting model got no annotated object wrong"
         # not the held-out figures above (the new model's, on part of it): said so, or they read as a contradiction
-        return (f"before training, the starting model got {found} object(s) wrong in the part of your annotation "
-                "it trained on (the held-out part aside); training looked there first")
+        where = ("in the part of your annotation it trained on (the held-out part aside)" if self.held_out
+                 else "across your annotation")
+        return f"before training, the starting model got {found} object(s) wrong {where}; training looked there first"
 
     def verdict(self, parent: str) -> str | None:
         """One sentence comparing the result with the model it started from, for people; None when unknown."""

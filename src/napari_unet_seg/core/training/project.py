@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
     return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
 
 
-def recorded_model_path(record: dict[str, Any]) -> Path:
+def recorded_model_path(record: Mapping[str, Any]) -> Path:
     """The model file of a history record. Earlier releases' CLI recorded paths relative to where it ran:
     such a path is looked for there (the current folder) first, then in the user model folder.
     """
