@@ -211,6 +211,23 @@ def test_pyramids_train_at_full_resolution_and_stacks_on_their_painted_slices():
     assert len(pairs_from_layers(stack, Labels(np.stack([labels] * 6)), slices="all")) == 6  # dense: every slice
 
 
+def test_an_empty_scribbles_layer_is_named_in_the_message(make_napari_viewer, tmp_path):
+    from napari_unet_seg._widgets.train_layers import pairs_from_layers
+
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    cells = viewer.add_image(image, name="cells")
+    empty = viewer.add_labels(np.zeros(labels.shape, np.uint8), name="my strokes")
+    with pytest.raises(ValueError, match="'my strokes' holds no scribbles yet: paint a stroke of each class over "
+                                         "'cells'"):
+        pairs_from_layers(cells, empty, mode="scribbles")
+    stack = viewer.add_image(np.stack([image, image]), name="stack")
+    blank = viewer.add_labels(np.zeros((2, 64, 64), np.uint8), name="blank strokes")
+    with pytest.raises(ValueError, match="'blank strokes' holds no scribbles yet"):
+        pairs_from_layers(stack, blank, mode="scribbles", slices="all")
+    assert len(pairs_from_layers(cells, empty, mode="dense")) == 1  # dense: the training checks judge it
+
+
 def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, tmp_path, messages):
     viewer = make_napari_viewer()
     image, labels = synthetic_nuclei((96, 96))

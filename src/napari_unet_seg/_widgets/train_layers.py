@@ -152,13 +152,13 @@ def pairs_from_layers(
         valid = region_mask(region_layer, plane_shape, index) if mode == "region" else None
         name = image_layer.name + (f" [{', '.join(map(str, index))}]" if index else "")
         pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name))
-    if mode == "dense" or len(lead) != 1:
+    if mode == "dense" or len(lead) > 1:
         return pairs
     annotated = [pair for pair in pairs if _annotated(pair, mode)]
     if annotated:
         return annotated  # "all" or a range over a stack painted on some slices: those slices
     elsewhere = [i for i in range(lead[0]) if (i,) not in indices and len(labels_shape) > 2
-                 and _annotated_slice(labels_data[i], mode, region_layer, plane_shape, (i,))]
+                 and _annotated_slice(labels_data[i], mode, region_layer, plane_shape, (i,))] if lead else []
     if elsewhere:
         where = ", ".join(map(str, elsewhere[:10])) + (", ..." if len(elsewhere) > 10 else "")
         chosen = ", ".join(str(i[0]) for i in indices[:10])
@@ -166,7 +166,10 @@ def pairs_from_layers(
         raise ValueError(f"nothing is annotated on slice{'s' if len(indices) > 1 else ''} {chosen}; slice"
                          f"{'s' if several else ''} {where} {'are' if several else 'is'} annotated: type "
                          f"{'them' if several else 'it'} in 'stack slices' (or 'all')")
-    return pairs  # nothing anywhere: the training checks say so
+    if mode == "scribbles":  # named after the layer that is empty, not the image it lies over
+        raise ValueError(f"'{labels_layer.name}' holds no scribbles yet: paint a stroke of each class over "
+                         f"'{image_layer.name}' (1 = background), then press Train")
+    return pairs  # no region drawn: the training checks say so
 
 
 def _annotated(pair: TrainingPair, mode: str) -> bool:
