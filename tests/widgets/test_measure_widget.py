@@ -122,6 +122,37 @@ def test_painting_after_measuring_makes_the_table_out_of_date_and_no_old_number_
     assert not widget.save_button.isEnabled() and len(layer.features) == 0
 
 
+@pytest.mark.parametrize("change", ["replaced", "painted"])
+def test_labels_changed_during_a_measurement_get_no_table(docked, qtbot, monkeypatch, change):
+    """A table of pixels no longer there must not become the layer's features (they go on into exports)."""
+    import threading
+
+    import napari_unet_seg._widgets.measure as measure
+
+    viewer, widget, layer, _, labels = docked
+    release, real = threading.Event(), measure.measure_objects
+
+    def held(*args, **kwargs):  # the run is still measuring when the layer changes
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "measure_objects", held)
+    assert widget.run() is not None
+    if change == "replaced":
+        replaced = np.zeros_like(labels)
+        replaced[10:20, 10:20] = 1
+        layer.data = replaced  # e.g. a new Segment run into the layer
+    else:
+        layer.paint((5, 5), 99)
+    release.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert len(layer.features) == 0 and widget.model.rowCount() == 0 and not widget.save_button.isEnabled()
+    assert widget.status.text().startswith("'nuclei labels' changed while it was being measured: nothing shown")
+    layer.paint((6, 6), 98)  # the run's watch is gone: no late message
+    measure_and_wait(widget, qtbot)  # measured again: shown
+    assert len(layer.features) > 0 and widget.save_button.isEnabled()
+
+
 def test_a_failed_measure_shows_no_other_layers_table(docked, qtbot):
     viewer, widget, layer, image, labels = docked
     measure_and_wait(widget, qtbot)

@@ -97,6 +97,8 @@ class MeasureWidget(QWidget):
         self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
         self._labels_picked = False  # the user chose what to measure, even a class map: keep it
         self._watched: list[Labels] = []  # the measured labels and classes, whose painting dates the table
+        self._run_watched: list[Labels] = []  # the layers a running measurement reads
+        self._changed_mid_run = False  # their pixels changed during the run: its table is of pixels gone
         self._names_for: str | None = None  # the class layer whose names the Class names box shows
         self._classes_id: str | None = None  # the chosen class layer, followed through a rename
         self.worker: Any = None
@@ -288,6 +290,7 @@ class MeasureWidget(QWidget):
         elif classes is not None:
             names = class_names_of(classes)  # none typed: the layer's own (a class model's, or typed before)
         self._cancel.clear()
+        self._watch_run([layer, *([classes] if classes is not None else [])])
         work = partial(measure_objects, source_array(layer), images, pixel_size=pixel_size, unit=unit,
                        classes=source_array(classes) if classes is not None else None,
                        class_names=names,
@@ -306,7 +309,23 @@ class MeasureWidget(QWidget):
         self.progress_bar.setMaximum(max(total, 1))
         self.progress_bar.setValue(done)
 
+    def _watch_run(self, layers: list[Labels]) -> None:
+        """Hear, while a run measures ``layers``, whether their pixels change (painted, replaced): its table is then
+        of pixels no longer there, so it is not shown (features would carry it into exports)."""
+        self._changed_mid_run = False
+        self._run_watched = layers
+        for watched in layers:
+            for event in (watched.events.paint, watched.events.data):
+                event.connect(self._changed_during_run)
+
+    def _changed_during_run(self, event: Any = None) -> None:
+        self._changed_mid_run = True
+
     def _finished(self) -> None:
+        for watched in self._run_watched:
+            for event in (watched.events.paint, watched.events.data):
+                event.disconnect(self._changed_during_run)
+        self._run_watched = []
         self.worker = None
         self.measure_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
@@ -326,6 +345,11 @@ class MeasureWidget(QWidget):
         """On the main thread: the table becomes the layer's features, the view's rows and the colour choices."""
         if layer not in self.viewer.layers:
             self.status.setText("The labels layer was removed meanwhile: nothing shown.")
+            return
+        if self._changed_mid_run:
+            self.status.setText(f"'{layer.name}' changed while it was being measured: nothing shown; press Measure "
+                                "again.")
+            show_info(f"'{layer.name}' changed while it was being measured, so its table was discarded.")
             return
         self._restore_colours()
         self._watch(layer, classes)
