@@ -55,10 +55,34 @@ def test_image_and_labels_save_together_as_ome_zarr(tmp_path):
     assert scale["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.5]
 
 
-def test_an_existing_ome_zarr_is_never_replaced(tmp_path):
+@pytest.fixture
+def notes(monkeypatch):
+    """What the writers said in notifications: (kind, text)."""
+    import napari_unet_seg._writers as writers
+
+    said = []
+    monkeypatch.setattr(writers, "show_info", lambda text: said.append(("info", text)))
+    monkeypatch.setattr(writers, "show_error", lambda text: said.append(("error", text)))
+    return said
+
+
+def test_an_existing_ome_zarr_is_never_replaced_and_the_store_goes_beside_it(tmp_path, notes):
     (tmp_path / "x.ome.zarr").mkdir()
-    with pytest.raises(FileExistsError):
-        save_layers(str(tmp_path / "x.ome.zarr"), [Labels(stack_labels())])
+    (tmp_path / "x.ome.zarr" / "mine.txt").write_text("keep")
+    written = save_layers(str(tmp_path / "x.ome.zarr"), [Labels(stack_labels())])  # no traceback
+    assert written == [str(tmp_path / "x-2.ome.zarr")] and (tmp_path / "x-2.ome.zarr" / ".zattrs").exists()
+    assert sorted(p.name for p in (tmp_path / "x.ome.zarr").iterdir()) == ["mine.txt"]
+    assert notes == [("info", "x.ome.zarr exists and was kept: saved as x-2.ome.zarr")]
+
+
+def test_a_folder_that_cannot_be_written_is_one_notification(tmp_path, notes):
+    from napari_unet_seg._writers import write_labels_geojson
+
+    layers = Labels(stack_labels()).as_layer_data_tuple()
+    (tmp_path / "a file").write_text("not a folder")
+    assert write_labels_geojson(str(tmp_path / "a file" / "x.geojson"), [layers]) == []
+    [(kind, text)] = notes
+    assert kind == "error" and text.startswith("Not saved: ") and "\n" not in text
 
 
 def as_segment_leaves_it(labels: np.ndarray, record: dict) -> dict:
@@ -113,7 +137,7 @@ def test_a_time_lapse_segmented_with_linked_frames_exports_frames_not_slices(tmp
     assert {f["geometry"]["plane"]["t"] for f in json.loads(Path(still).read_text())["features"]} == {0}
 
 
-def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_unasked(tmp_path):
+def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_unasked(tmp_path, notes):
     """The save dialog with a writer's file type chosen hands the writer the bare name the user typed."""
     from napari_unet_seg._writers import write_labels_geojson, write_labels_ome_zarr, write_labels_rois
 
@@ -128,9 +152,9 @@ def test_a_name_typed_without_the_formats_suffix_gets_it_and_replaces_nothing_un
     assert ome == [str(tmp_path / "ok.ome.zarr")]
     # the dialog asked about "ok", not about the "ok.zip" the suffix makes: that one is never replaced unasked
     (tmp_path / "ok.zip").write_bytes(b"mine")
-    with pytest.raises(FileExistsError):
-        write_labels_rois(str(tmp_path / "ok"), [layers])
-    assert (tmp_path / "ok.zip").read_bytes() == b"mine"
+    assert write_labels_rois(str(tmp_path / "ok"), [layers]) == [str(tmp_path / "ok-2.zip")]
+    assert (tmp_path / "ok.zip").read_bytes() == b"mine" and notes[-1] == ("info", "ok.zip exists and was kept: "
+                                                                           "saved as ok-2.zip")
     assert write_labels_rois(str(tmp_path / "ok.zip"), [layers]) == [str(tmp_path / "ok.zip")]  # asked
     assert write_labels_geojson(str(tmp_path / "QuPath.JSON"), [layers]) == [str(tmp_path / "QuPath.JSON")]
 

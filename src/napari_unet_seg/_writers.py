@@ -7,7 +7,10 @@ Measurements table) travel as measurements, its ``metadata["provenance"]``
 labels were painted on; a layer ``scale`` other than 1 is its pixel size. A
 name typed without the format's suffix gets it. The save dialog has already
 asked before replacing the file it named (not one whose name gained a suffix
-here); an existing OME-Zarr folder is never replaced.
+here); an existing OME-Zarr folder is never replaced. Whatever is not to be
+replaced is kept, and the export goes to the first free name beside it
+(``cells-2.zip``), which a notification names. A folder that cannot be
+written is said in one line, not a traceback.
 
 Each writer also accepts an Image layer selected with the labels (only
 OME-Zarr stores it): npe2 lists writers of fewer layer kinds first, so
@@ -17,48 +20,89 @@ name typed without a suffix gets.
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from napari.utils.notifications import show_error, show_info
 
 from ._layer_marks import layer_provenance
+from .core.common.errors import first_line
 from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
-from .core.export.target import with_format_suffix
+from .core.export.target import FORMAT_SUFFIXES, with_format_suffix
 
 LayerData = tuple[Any, dict[str, Any], str]
+Writer = Callable[[str, list[LayerData]], list[str]]
 
 
+def _said(writer: Writer) -> Writer:
+    """A writer whose failure (a folder that cannot be written, a name taken by a folder) is one notification."""
+    @functools.wraps(writer)
+    def write(path: str, layers: list[LayerData]) -> list[str]:
+        try:
+            return writer(path, layers)
+        except (OSError, ValueError) as exc:
+            show_error(f"Not saved: {first_line(exc)}")
+            return []
+    return write
+
+
+@_said
 def write_labels_rois(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer -> an ImageJ/Fiji ROI set (.zip); an Image layer selected with it is not part of it."""
     data, attributes = _labels(layers)
-    target = with_format_suffix(path, "imagej")
+    target, replace = _target(path, "imagej")
     return [str(write_imagej_rois(target, data, provenance=layer_provenance(attributes.get("metadata"), data),
-                                  overwrite=_confirmed(path, target)))]
+                                  overwrite=replace))]
 
 
+@_said
 def write_labels_geojson(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
     data, attributes = _labels(layers)
-    target = with_format_suffix(path, "geojson")
+    target, replace = _target(path, "geojson")
     return [str(write_geojson(target, data, measurements=_measurements(attributes, data.ndim),
                               stack_axis=_stack_axis(attributes),
                               provenance=layer_provenance(attributes.get("metadata"), data),
-                              overwrite=_confirmed(path, target)))]
+                              overwrite=replace))]
 
 
+@_said
 def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer, and the Image layer it belongs to if one is selected too -> one OME-Zarr folder."""
     data, attributes = _labels(layers)
     image = next((layer for layer in layers if layer[2] == "image"), None)
     image_data = _level0(*image[:2]) if image else None
     rgb = bool(image and image[1].get("rgb"))
-    target = with_format_suffix(path, "ome-zarr")
+    target, _ = _target(path, "ome-zarr")
     written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
                              name=_group_name(attributes.get("name")),
                              measurements=_measurements(attributes, data.ndim), stack_axis=_stack_axis(attributes),
                              provenance=layer_provenance(attributes.get("metadata"), data))
     return [str(written)]
+
+
+def _target(path: str, fmt: str) -> tuple[Path, bool]:
+    """Where an export of ``fmt`` goes, and whether it may replace a file there.
+
+    The file the save dialog asked about (its whole name typed) may be
+    replaced; a folder never is, nor a file whose name gained its suffix
+    here. Either is kept, and the export goes to the first free
+    ``<name>-N<suffix>`` beside it, said in a notification.
+    """
+    target = with_format_suffix(path, fmt)
+    if not target.exists() or (_confirmed(path, target) and target.is_file() and fmt != "ome-zarr"):
+        return target, target.exists()
+    name = target.name
+    suffix = next(s for s in FORMAT_SUFFIXES[fmt] if name.lower().endswith(s))
+    stem, ending = name[: -len(suffix)], name[-len(suffix):]
+    free = next(candidate for k in itertools.count(2)
+                if not (candidate := target.with_name(f"{stem}-{k}{ending}")).exists())
+    show_info(f"{name} exists and was kept: saved as {free.name}")
+    return free, False
 
 
 def _labels(layers: list[LayerData]) -> tuple[Any, dict[str, Any]]:
