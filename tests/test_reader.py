@@ -58,3 +58,26 @@ def test_labels_alone_open_without_the_placeholder_image_and_other_folders_are_l
     assert get_reader(str(tmp_path / "plain")) is None and get_reader(str(tmp_path / "notes.zarr")) is None
     assert get_reader(str(path)) is read_ome_zarr and get_reader([str(path), str(path)]) is None
     assert json.loads((Path(path) / ".zattrs").read_text())["multiscales"]
+
+
+def test_a_layers_translate_goes_into_the_ome_zarr_and_comes_back(tmp_path, make_napari_viewer):
+    """Stage-positioned crops and tiles: the export lands where the layers lay (an NGFF translation)."""
+    labels = np.zeros((512, 768), np.int32)  # large enough for a second level
+    labels[10:20, 30:50] = 1
+    image = Image(np.ones((512, 768), np.uint16), name="tile", scale=(0.5, 0.5), translate=(10, 20))
+    layer = Labels(labels, name="tile labels", scale=(0.5, 0.5), translate=(10, 20))
+    (path,) = save_layers(str(tmp_path / "tile.ome.zarr"), [image, layer])
+    multiscales = json.loads((Path(path) / "labels" / "tile labels" / ".zattrs").read_text())["multiscales"][0]
+    first, second = multiscales["datasets"][:2]
+    assert first["coordinateTransformations"] == [{"type": "scale", "scale": [0.5, 0.5]},
+                                                  {"type": "translation", "translation": [10.0, 20.0]}]
+    # a level of 2 x 2 pixels: its first pixel's centre lies between the first four of level 0
+    assert second["coordinateTransformations"][1]["translation"] == [10.25, 20.25]
+    viewer = make_napari_viewer()
+    reopened_image, reopened = viewer.open(path, plugin="napari-unet-seg")
+    assert tuple(reopened.translate) == (10, 20) == tuple(reopened_image.translate)
+    assert tuple(reopened.scale) == (0.5, 0.5)
+    untranslated = save_layers(str(tmp_path / "plain.ome.zarr"), [Labels(labels)])[0]
+    plain = json.loads((Path(untranslated) / "labels" / "labels" / ".zattrs").read_text())["multiscales"][0]
+    assert plain["datasets"][0]["coordinateTransformations"][1] == {"type": "translation", "translation": [0, 0]}
+    assert plain["datasets"][1]["coordinateTransformations"][1]["translation"] == [0.5, 0.5]  # ome-zarr's own rule

@@ -68,40 +68,44 @@ def _attrs(node: Any) -> dict[str, Any]:
     return attrs.get("ome", attrs)  # NGFF 0.5 nests its metadata under "ome"
 
 
-def _levels(node: Any, multiscales: dict[str, Any]) -> tuple[list[Any], list[str], list[float]]:
-    """Every level as a lazy array, the axis names, and level 0's scale."""
+def _levels(node: Any, multiscales: dict[str, Any]) -> tuple[list[Any], list[str], list[float], list[float]]:
+    """Every level as a lazy array, the axis names, and level 0's scale and translation (napari's translate)."""
     import dask.array as da
 
     datasets = multiscales["datasets"]
     levels = [da.from_zarr(node[d["path"]]) for d in datasets]
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscales.get("axes", [])]
-    scale = [1.0] * levels[0].ndim
+    scale, translate = [1.0] * levels[0].ndim, [0.0] * levels[0].ndim
     for transform in datasets[0].get("coordinateTransformations", []):
         if transform.get("type") == "scale":
             scale = [float(v) for v in transform["scale"]]
-    return levels, axes or [""] * levels[0].ndim, scale
+        elif transform.get("type") == "translation":
+            translate = [float(v) for v in transform["translation"]]
+    return levels, axes or [""] * levels[0].ndim, scale, translate
 
 
 def _image_layer(root: Any, multiscales: dict[str, Any], name: str) -> LayerData:
-    levels, axes, scale = _levels(root, multiscales)
+    levels, axes, scale, translate = _levels(root, multiscales)
     data = levels if len(levels) > 1 else levels[0]
     attributes: dict[str, Any] = {"name": multiscales.get("name") or name, "multiscale": len(levels) > 1}
     if "c" in axes:
         channel = axes.index("c")
         channels = int(levels[0].shape[channel])
         attributes.update(channel_axis=channel, scale=[scale[:channel] + scale[channel + 1:]] * channels,
+                          translate=[translate[:channel] + translate[channel + 1:]] * channels,
                           name=[f"{attributes['name']} ch{k}" for k in range(channels)])
     else:
-        attributes["scale"] = scale
+        attributes.update(scale=scale, translate=translate)
     return data, attributes, "image"
 
 
 def _labels_layer(node: Any, name: str) -> LayerData:
     multiscales = _attrs(node)["multiscales"][0]
-    levels, _, scale = _levels(node, multiscales)
+    levels, _, scale, translate = _levels(node, multiscales)
     whole = levels[0].nbytes <= IN_MEMORY_BYTES
     data: Any = np.asarray(levels[0]) if whole else (levels if len(levels) > 1 else levels[0])
-    attributes: dict[str, Any] = {"name": name, "scale": scale, "multiscale": not whole and len(levels) > 1}
+    attributes: dict[str, Any] = {"name": name, "scale": scale, "translate": translate,
+                                  "multiscale": not whole and len(levels) > 1}
     record = record_in(dict(node.attrs))
     if record is not None:  # exports of these labels carry it, marked edited once they are painted on
         attributes["metadata"] = {"provenance": record, OPENED_KEY: {"fingerprint": fingerprint(data)}}

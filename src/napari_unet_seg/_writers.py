@@ -4,7 +4,8 @@ npe2 hands each writer the layers as (data, attributes[, type]); these only
 translate them into core.export calls. The layer's ``features`` (the
 Measurements table) travel as measurements, its ``metadata["provenance"]``
 (a Segment result's) as the export's provenance, marked edited once the
-labels were painted on; a layer ``scale`` other than 1 is its pixel size. A
+labels were painted on; a layer ``scale`` other than 1 is its pixel size, and
+its ``translate`` the OME-Zarr's origin. A
 name typed without the format's suffix gets it. The save dialog has already
 asked before replacing the file it named (not one whose name gained a suffix
 here); an existing OME-Zarr folder is never replaced. Whatever is not to be
@@ -81,7 +82,8 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
                              name=_group_name(attributes.get("name")),
                              measurements=_measurements(attributes, data.ndim), stack_axis=_stack_axis(attributes),
-                             provenance=layer_provenance(attributes.get("metadata"), data))
+                             provenance=layer_provenance(attributes.get("metadata"), data),
+                             origin=_origin(attributes))
     return [str(written)]
 
 
@@ -130,6 +132,15 @@ def _pixel_size(attributes: dict[str, Any]) -> tuple[float, float] | None:
         return None
     y, x = (float(v) for v in scale[-2:])
     return None if (y, x) == (1.0, 1.0) else (y, x)
+
+
+def _origin(attributes: dict[str, Any]) -> tuple[float, float] | None:
+    """The layer's translate in y and x (where its first pixel lies), so the OME-Zarr lands where the layer lay."""
+    translate = attributes.get("translate")
+    if translate is None or len(translate) < 2:
+        return None
+    y, x = (float(v) for v in translate[-2:])
+    return None if (y, x) == (0.0, 0.0) else (y, x)
 
 
 def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | None:

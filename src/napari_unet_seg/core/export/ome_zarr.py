@@ -34,7 +34,8 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
                    channel_axis: int | None = None, pixel_size: tuple[float, float] | None = None,
                    name: str = "labels", stack_axis: str = "z", colors: Mapping[int, Sequence[int]] | None = None,
                    measurements: Mapping[str, Sequence[Any]] | None = None,
-                   provenance: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+                   provenance: Mapping[str, Any] | None = None, overwrite: bool = False,
+                   origin: tuple[float, float] | None = None) -> Path:
     """Write ``image`` (optional) and ``labels`` as one OME-Zarr folder ``path``.
 
     ``labels`` is (H, W) or a stack (N, H, W); ``image`` covers the same
@@ -45,7 +46,10 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
     distinct colour. ``measurements`` (columns with a ``label`` column) become
     the labels' ``properties``. ``provenance`` (where the labels came from)
     goes in the labels group's attributes as ``napari_unet_seg.provenance``,
-    beside its NGFF metadata. The folder is complete or absent.
+    beside its NGFF metadata. ``origin`` (y, x: where the first pixel's centre
+    lies, in the pixel size's units, as a napari layer's ``translate``) becomes
+    an NGFF translation, so the export lands where the layers lay. The folder
+    is complete or absent.
     """
     import dask
     import dask.array as da
@@ -58,6 +62,8 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
         raise ValueError(f"stack_axis must be 'z' or 't', not {stack_axis!r}")
     if pixel_size is not None and not all(math.isfinite(v) and v > 0 for v in pixel_size):
         raise ValueError(f"the pixel size must be two positive numbers (y, x), not {tuple(pixel_size)}")
+    if origin is not None and not all(math.isfinite(v) for v in origin):
+        raise ValueError(f"the origin must be two finite numbers (y, x), not {tuple(origin)}")
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ValueError(f"{name!r} cannot name a labels group (no slashes, no leading dot)")
     lab = da.asarray(labels) if not isinstance(labels, da.Array) else labels
@@ -90,9 +96,36 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
         write_labels(lab, root, name=name, scaler=None, scale_factors=factors, fmt=fmt, axes=spatial, scale=scale,
                      axes_units=units, storage_options={"chunks": _chunks(lab.shape, spatial)},
                      label_metadata=label_metadata)
+        if origin is not None and any(origin):
+            for group in (root, root["labels"][name]):
+                _add_translation(group, origin)
         if provenance is not None:
             root["labels"][name].attrs.update(provenance_member(provenance))
     return path
+
+
+def _add_translation(group: Any, origin: tuple[float, float]) -> None:
+    """Give every level of ``group``'s multiscales its translation: ``origin`` for level 0, and for a level
+    downsampled by f the centre of the f x f level-0 pixels its first pixel covers (NGFF 0.4 order: scale, then
+    translation)."""
+    multiscales = group.attrs["multiscales"]
+    for multiscale in multiscales:
+        axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscale["axes"]]
+        base = _scale_of(multiscale["datasets"][0])
+        for dataset in multiscale["datasets"]:
+            scale = _scale_of(dataset)
+            translation = [0.0] * len(axes)
+            for axis, value in zip(("y", "x"), origin):
+                i = axes.index(axis)
+                translation[i] = float(value) + (scale[i] - base[i]) / 2
+            dataset["coordinateTransformations"] = [
+                *(t for t in dataset["coordinateTransformations"] if t.get("type") == "scale"),
+                {"type": "translation", "translation": translation}]
+    group.attrs["multiscales"] = multiscales
+
+
+def _scale_of(dataset: Mapping[str, Any]) -> list[float]:
+    return next(list(t["scale"]) for t in dataset["coordinateTransformations"] if t.get("type") == "scale")
 
 
 def image_name(path: Path) -> str:
