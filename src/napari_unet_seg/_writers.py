@@ -127,20 +127,22 @@ def _level0(data: Any, attributes: dict[str, Any]) -> Any:
 
 
 def _pixel_size(attributes: dict[str, Any]) -> tuple[float, float] | None:
-    scale = attributes.get("scale")
-    if scale is None or len(scale) < 2:
-        return None
-    y, x = (float(v) for v in scale[-2:])
-    return None if (y, x) == (1.0, 1.0) else (y, x)
+    """The layer's scale in y and x, when not 1: its pixel size."""
+    return _plane_pair(attributes, "scale", 1.0)
 
 
 def _origin(attributes: dict[str, Any]) -> tuple[float, float] | None:
     """The layer's translate in y and x (where its first pixel lies), so the OME-Zarr lands where the layer lay."""
-    translate = attributes.get("translate")
-    if translate is None or len(translate) < 2:
+    return _plane_pair(attributes, "translate", 0.0)
+
+
+def _plane_pair(attributes: dict[str, Any], key: str, neutral: float) -> tuple[float, float] | None:
+    """A layer attribute's last two values (y, x); None when absent or both ``neutral`` (nothing to write)."""
+    values = attributes.get(key)
+    if values is None or len(values) < 2:
         return None
-    y, x = (float(v) for v in translate[-2:])
-    return None if (y, x) == (0.0, 0.0) else (y, x)
+    y, x = (float(v) for v in values[-2:])
+    return None if (y, x) == (neutral, neutral) else (y, x)
 
 
 def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | None:

@@ -83,6 +83,11 @@ def _channels_last(data: Any) -> Any:
     return da.moveaxis(da.asarray(data), 0, -1)
 
 
+def _pixel_events(layers: list[Labels]) -> list[Any]:
+    """The events that say a layer's pixels changed: painted, or replaced whole."""
+    return [event for layer in layers for event in (layer.events.paint, layer.events.data)]
+
+
 class MeasureWidget(QWidget):
     """Measure the objects of a Labels layer, with the intensities of chosen image layers."""
 
@@ -314,17 +319,15 @@ class MeasureWidget(QWidget):
         of pixels no longer there, so it is not shown (features would carry it into exports)."""
         self._changed_mid_run = False
         self._run_watched = layers
-        for watched in layers:
-            for event in (watched.events.paint, watched.events.data):
-                event.connect(self._changed_during_run)
+        for event in _pixel_events(layers):
+            event.connect(self._changed_during_run)
 
     def _changed_during_run(self, event: Any = None) -> None:
         self._changed_mid_run = True
 
     def _finished(self) -> None:
-        for watched in self._run_watched:
-            for event in (watched.events.paint, watched.events.data):
-                event.disconnect(self._changed_during_run)
+        for event in _pixel_events(self._run_watched):
+            event.disconnect(self._changed_during_run)
         self._run_watched = []
         self.worker = None
         self.measure_button.setEnabled(True)
@@ -384,14 +387,12 @@ class MeasureWidget(QWidget):
         """Hear when the measured pixels change (painting, a new Segment run): the labels', and the classes'."""
         self._unwatch()
         self._watched = [layer, *([classes] if classes is not None else [])]
-        for watched in self._watched:
-            for event in (watched.events.paint, watched.events.data):
-                event.connect(self._labels_changed)
+        for event in _pixel_events(self._watched):
+            event.connect(self._labels_changed)
 
     def _unwatch(self) -> None:
-        for watched in self._watched:
-            for event in (watched.events.paint, watched.events.data):
-                event.disconnect(self._labels_changed)
+        for event in _pixel_events(self._watched):
+            event.disconnect(self._labels_changed)
         self._watched = []
 
     def _labels_changed(self, event: Any = None) -> None:
