@@ -92,6 +92,10 @@ def test_a_rerun_with_another_model_says_which_setting_differs_in_the_last_line(
                     f"{out / 'qc' / 'index.html'}; skipped: "
                     "output exists, made with other settings (model: disks -> other); use --overwrite to redo it")
     assert "(model: disks -> other); use --overwrite to redo it" in printed.err and " overwrite" not in printed.err
+    # a row of its own (the earlier run's row lost with its summary) names the option as the command line spells it
+    (out / "summary.csv").unlink()
+    assert main(["predict", str(root), "-o", str(out), "--model", str(other), "--device", "cpu"]) == 0
+    assert "(model: disks -> other); use --overwrite to redo it" in (out / "summary.csv").read_text()
 
 
 def test_the_users_summary_csv_is_kept_and_said_in_one_line(tmp_path, setup, capsys):

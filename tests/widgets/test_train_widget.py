@@ -512,3 +512,31 @@ def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fit
     result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied)
     result.worth_using = FinetuneResult.worth_using.fget(result)
     assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected
+
+
+@pytest.mark.parametrize("what", ["painted", "deleted", "untouched"])
+def test_labels_painted_or_deleted_during_training_are_said_at_the_end(make_napari_viewer, qtbot, tmp_path, messages,
+                                                                      what):
+    viewer, painted = _cells(make_napari_viewer)
+    name = painted.name
+    widget = _docked(viewer, tmp_path, steps=100_000)
+    widget.settings.max_seconds.setValue(600)
+    widget.start()
+    qtbot.waitUntil(lambda: bool(widget.plot.steps), timeout=TIMEOUT)
+    if what == "painted":
+        painted.paint((5, 5), 7, refresh=True)  # a stroke of napari's brush, after the copy was taken
+    elif what == "deleted":
+        viewer.layers.remove(painted)
+    widget.cancel()
+    _wait(qtbot, widget)
+    assert widget.outcome is not None
+    said = [text for text in messages["info"] if "during training" in text]
+    if what == "untouched":
+        assert not said and "during training" not in widget.result.text()
+        return
+    verb = "changed" if what == "painted" else "was deleted"
+    assert said == [f"'{name}' {verb} during training: this round learnt from the layers as they were when you "
+                    "pressed Train (that annotation is kept in the project)"
+                    + ("; press Train again to learn from the changes." if what == "painted" else ".")]
+    assert f"Note: '{name}' {verb} during training" in widget.result.text()
+    assert widget._watch is None  # nothing is heard after the run

@@ -62,3 +62,43 @@ def on_layers_changed(viewer: Viewer, callback: Callable[..., None]) -> None:
     viewer.layers.events.inserted.connect(lambda e: e.value.events.name.connect(callback))
     for layer in viewer.layers:
         layer.events.name.connect(callback)
+
+
+def pixel_events(layers: list[Any]) -> list[Any]:
+    """The events that say a layer's pixels changed: painted (Labels), or its data replaced whole."""
+    return [event for layer in layers for event in (getattr(layer.events, "paint", None), layer.events.data)
+            if event is not None]
+
+
+class RunWatch:
+    """Hears, while a run works on copies of some layers, whether the user paints, replaces or deletes them.
+
+    The run's result is of the layers as they were when it started; its end
+    says so (:meth:`news`), so nobody takes it for a result of what is on screen.
+    """
+
+    def __init__(self, viewer: Viewer, layers: list[Any]) -> None:
+        self.viewer = viewer
+        self.layers = [layer for layer in layers if layer is not None]
+        self._changed: list[Any] = []  # the layers whose pixels changed, in the order they first did
+        self._hooks = [(event, self._hook(layer)) for layer in self.layers for event in pixel_events([layer])]
+        for event, callback in self._hooks:
+            event.connect(callback)
+
+    def _hook(self, layer: Any) -> Callable[..., None]:
+        def changed(event: Any = None) -> None:
+            if not any(seen is layer for seen in self._changed):
+                self._changed.append(layer)
+        return changed
+
+    def news(self) -> tuple[list[str], list[str]]:
+        """(deleted, changed): the names of the watched layers gone from the viewer, and of those still there
+        whose pixels changed since the run started."""
+        gone = [layer for layer in self.layers if layer not in self.viewer.layers]
+        kept = [layer for layer in self._changed if not any(layer is other for other in gone)]
+        return [layer.name for layer in gone], [layer.name for layer in kept]
+
+    def stop(self) -> None:
+        for event, callback in self._hooks:
+            event.disconnect(callback)
+        self._hooks = []

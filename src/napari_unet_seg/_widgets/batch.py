@@ -66,7 +66,7 @@ def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | Non
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options), qc=qc)
     yield ("plan", jobs)
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
-                                 cancel=cancel.is_set):
+                                 cancel=cancel.is_set, overwrite_said=f"'{REDO}'"):
         yield ("result", job, result)
 
 

@@ -42,7 +42,7 @@ from ..core.measure.classes import class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
-from ._layers import current_plane, layer_id, layer_named, on_layers_changed, source_array
+from ._layers import current_plane, layer_id, layer_named, on_layers_changed, pixel_events, source_array
 from ._scroll import fill_dock, scrolling
 from .measure_classes import (
     NO_CLASSES,
@@ -81,11 +81,6 @@ def _channels_last(data: Any) -> Any:
     import dask.array as da
 
     return da.moveaxis(da.asarray(data), 0, -1)
-
-
-def _pixel_events(layers: list[Labels]) -> list[Any]:
-    """The events that say a layer's pixels changed: painted, or replaced whole."""
-    return [event for layer in layers for event in (layer.events.paint, layer.events.data)]
 
 
 class MeasureWidget(QWidget):
@@ -319,14 +314,14 @@ class MeasureWidget(QWidget):
         of pixels no longer there, so it is not shown (features would carry it into exports)."""
         self._changed_mid_run = False
         self._run_watched = layers
-        for event in _pixel_events(layers):
+        for event in pixel_events(layers):
             event.connect(self._changed_during_run)
 
     def _changed_during_run(self, event: Any = None) -> None:
         self._changed_mid_run = True
 
     def _finished(self) -> None:
-        for event in _pixel_events(self._run_watched):
+        for event in pixel_events(self._run_watched):
             event.disconnect(self._changed_during_run)
         self._run_watched = []
         self.worker = None
@@ -387,11 +382,11 @@ class MeasureWidget(QWidget):
         """Hear when the measured pixels change (painting, a new Segment run): the labels', and the classes'."""
         self._unwatch()
         self._watched = [layer, *([classes] if classes is not None else [])]
-        for event in _pixel_events(self._watched):
+        for event in pixel_events(self._watched):
             event.connect(self._labels_changed)
 
     def _unwatch(self) -> None:
-        for event in _pixel_events(self._watched):
+        for event in pixel_events(self._watched):
             event.disconnect(self._labels_changed)
         self._watched = []
 

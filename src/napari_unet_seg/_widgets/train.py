@@ -25,6 +25,7 @@ from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
 from ._common import Relay, format_seconds, start_worker
+from ._layers import RunWatch
 from ._model_in_use import set_model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
@@ -34,6 +35,25 @@ from .train_layers import fresh_layer_name, visible_box
 from .train_plot import TrainingPlot
 
 PREVIEW_CLASSES = 32  # colours set for a continued class model's preview, whose class count the job does not hold
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def layers_news(deleted: list[str], changed: list[str], in_project: bool) -> str | None:
+    """What became of the trained-on layers during the run, which learnt from copies taken when Train was pressed:
+    said, so that nobody thinks strokes painted meanwhile were learnt, or that a deleted annotation is lost."""
+    parts = [f"{_names(names)} {verb}" for names, verb in
+             ((deleted, "was deleted" if len(deleted) == 1 else "were deleted"), (changed, "changed")) if names]
+    if not parts:
+        return None
+    text = (f"{' and '.join(parts)} during training: this round learnt from the layers as they were when you "
+            "pressed Train")
+    if in_project:
+        text += " (that annotation is kept in the project)"
+    return text + ("; press Train again to learn from the changes" if changed else "")
 
 
 def _failure_title(exc: Exception) -> str:
@@ -49,6 +69,7 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.worker: Any = None
         self.job: TrainJob | None = None
+        self._watch: RunWatch | None = None  # the trained-on layers, heard while the run learns from their copies
         self.outcome: JobOutcome | None = None
         self.preview_layer: Labels | None = None
         self._preview_shown = False  # this run has shown its preview (so a deleted preview layer stays deleted)
@@ -159,6 +180,7 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             return
         self.status.setText("starting...")
+        self._watch = RunWatch(self.viewer, self.settings.chosen_layers())
         self.settings.busy = True  # the pickers stay on the layers being trained on
         self.train_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -246,7 +268,10 @@ class TrainWidget(QWidget):
         for warning in result.warnings:
             if warning not in self._warned:
                 show_warning(warning)
-        self.result.setText(outcome_text(outcome, parent))
+        news = self._layers_news()
+        self.result.setText(outcome_text(outcome, parent) + (f"\nNote: {news}." if news else ""))
+        if news:
+            show_info(news[0].upper() + news[1:] + ".")
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
         self.status.setText(status_line(outcome, parent))
@@ -287,7 +312,17 @@ class TrainWidget(QWidget):
             if widget is not self and callable(refresh):
                 refresh() if choose is None else refresh(choose=choose)
 
+    def _layers_news(self) -> str | None:
+        if self._watch is None:
+            return None
+        deleted, changed = self._watch.news()
+        in_project = self.job is not None and self.job.project_dir is not None
+        return layers_news(deleted, changed, in_project)
+
     def _on_finished(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         self.worker = None
         self.settings.busy = False
         self.train_button.setEnabled(True)

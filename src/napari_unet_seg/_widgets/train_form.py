@@ -244,6 +244,11 @@ class TrainSettings(QWidget):
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]
 
+    def chosen_layers(self) -> list[Any]:
+        """The layers a run reads: the image, the labels and, in region mode, the region (those still there)."""
+        boxes = [self.image_box, self.labels_box] + ([self.region_box] if self.mode() == "region" else [])
+        return [layer for layer in map(self._chosen, boxes) if layer is not None]
+
     def job(self, overrides: dict[str, Any], preview_box: Callable[[], tuple[int, int, int, int]]) -> TrainJob:
         """The run the controls describe, with the chosen layers read into pairs; ValueError says what is wrong."""
         if not self.image_box.currentText() or not self.labels_box.currentText():

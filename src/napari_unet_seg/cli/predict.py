@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     if note := summary_note(outdir):
         print(f"unet-seg predict: note: {note}", file=sys.stderr)
     try:
-        results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report)
+        results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report,
+                           overwrite_said="--overwrite")
     except SchedulerError as exc:
         raise UserError(str(exc)) from None
     page = qc_page(outdir) if not args.no_qc else None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from ..common.errors import name_overwrite
 from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .cells_output import cells_path
@@ -53,10 +54,11 @@ def run_batch(
 def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
              overwrite: bool = False, scheduler: str | None = None,
              on_result: Callable[[FileResult], None] | None = None,
-             cancel: Callable[[], bool] | None = None) -> list[FileResult]:
+             cancel: Callable[[], bool] | None = None, overwrite_said: str = "overwrite") -> list[FileResult]:
     """Run planned jobs (see :func:`find_jobs`), report each result, write ``summary.csv``."""
     results = {}
-    for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel):
+    for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
+                                 overwrite_said=overwrite_said):
         results[job] = result
         if on_result is not None:
             on_result(result)
@@ -65,7 +67,8 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = R
 
 def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
               overwrite: bool = False, scheduler: str | None = None,
-              cancel: Callable[[], bool] | None = None) -> Iterator[tuple[Job, FileResult]]:
+              cancel: Callable[[], bool] | None = None,
+              overwrite_said: str = "overwrite") -> Iterator[tuple[Job, FileResult]]:
     """Yield each job's result as it finishes; its row is appended to the summary at once.
 
     The output folder is checked first (:class:`~.errors.OutputFolderError`,
@@ -75,6 +78,8 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     whole, atomically); its temporary files are cleaned up by the next run.
     Rows of outputs this run does not touch are kept, so rerunning part of a
     folder keeps the rest, and so are the rows of the outputs it skips.
+    Their messages name the option as the caller offers it (``overwrite_said``:
+    ``--overwrite`` on the command line), in the summary as on screen.
     """
     outdir = prepare_output_folder(outdir)
     clean_partials([outdir, *(job.target.parent for job in jobs)])
@@ -85,6 +90,8 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     planned = {(_reuse_labels(job, options) if overwrite else job): job for job in jobs if job not in results}
     todo = list(planned)  # the jobs as run; results are reported under the jobs as found (``planned``)
     resumed = {job for job, result in results.items() if result.message != NOT_OURS}
+    results = {job: replace(result, message=name_overwrite(result.message, overwrite_said))
+               for job, result in results.items()}
 
     def rows() -> list[FileResult]:  # a skipped output of ours keeps the row of the run that made it
         done = [kept_row(results[j], previous) if j in resumed else results[j] for j in jobs if j in results]
