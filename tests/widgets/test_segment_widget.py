@@ -380,6 +380,30 @@ def test_large_results_go_to_zarr(make_widget, qtbot, tmp_path, messages):
     assert not messages["error"]
 
 
+def test_a_layer_with_a_very_long_name_still_goes_to_zarr(make_widget, qtbot, tmp_path, messages):
+    viewer, widget = make_widget()
+    name = "20240115_HeLa_H2B-GFP_é" * 14  # 322 characters, some of two bytes: past a file name's 255 bytes
+    viewer.add_image(np.random.default_rng(6).integers(0, 255, (40, 48), dtype=np.uint8), name=name)
+    widget.settings.storage.setCurrentText("zarr on disk")
+    widget.settings.folder.setText(str(tmp_path))
+    segment_and_wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    (store,) = tmp_path.glob("*_labels.zarr")
+    assert len(store.name.encode()) <= 255 and name.startswith(store.name.removesuffix("_labels.zarr"))
+    assert viewer.layers[f"{name} labels"].data.shape == (40, 48)
+    # the status names the layer whole, yet wraps: a name without spaces does not widen the dock past the screen
+    assert name in widget.status.text()
+    assert widget.status.minimumSizeHint().width() < 300
+
+
+def test_a_layer_name_holding_markup_is_shown_not_obeyed(qtbot):
+    from napari_unet_seg._widgets._common import StatusLabel
+
+    label = StatusLabel("Added '<b>bold</b> labels' (3 objects).")
+    assert label.textFormat() == Qt.TextFormat.PlainText
+    assert label.text() == "Added '<b>bold</b> labels' (3 objects)."
+
+
 def test_rerun_updates_but_never_overwrites_user_edits(make_widget, qtbot, messages):
     viewer, widget = make_widget("full", everywhere=True)
     viewer.add_image(np.random.default_rng(7).integers(0, 255, (40, 48), dtype=np.uint8), name="cells")

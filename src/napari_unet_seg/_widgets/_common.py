@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -118,6 +119,32 @@ class RunControls:
     status: QLabel
 
 
+_LONG_RUN = re.compile(r"\S{25,}")  # a word this long (a file name, a path) cannot wrap at its spaces
+_BREAK = "\u200b"  # a zero-width space: where Qt may wrap a line, unseen
+
+
+class StatusLabel(QLabel):
+    """A dock's sentence about layers and files: wrapped, plain text. A long name without spaces breaks anywhere
+    instead of widening the dock past a laptop's screen, and a name holding ``<b>`` is shown, not obeyed."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        def breakable(match: re.Match[str]) -> str:
+            word = match.group()
+            return _BREAK.join(word[i:i + 16] for i in range(0, len(word), 16))
+
+        super().setText(_LONG_RUN.sub(breakable, text))
+
+    def text(self) -> str:
+        """The text as set (its invisible break points taken out, so copies and comparisons see the names whole)."""
+        return super().text().replace(_BREAK, "")
+
+
 def run_controls(action: str, run: Callable[[], Any], cancel: Callable[[], Any], status: str = "") -> RunControls:
     """The controls under a dock's settings: ``run()`` on the action, ``cancel()`` on Cancel (off until a run)."""
     run_button, cancel_button = QPushButton(action), QPushButton("Cancel")
@@ -130,9 +157,7 @@ def run_controls(action: str, run: Callable[[], Any], cancel: Callable[[], Any],
     progress_bar = QProgressBar()
     progress_bar.setMaximumHeight(12)
     progress_bar.setTextVisible(False)
-    label = QLabel(status)
-    label.setWordWrap(True)
-    return RunControls(run_button, cancel_button, buttons, progress_bar, label)
+    return RunControls(run_button, cancel_button, buttons, progress_bar, StatusLabel(status))
 
 
 class Relay(QObject):

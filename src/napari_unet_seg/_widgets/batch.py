@@ -22,7 +22,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, QUrl
 from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLineEdit, QProgressBar,
     QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -41,6 +41,7 @@ from ..core.inference.provenance import read_provenance
 from ..core.inference.options import RunOptions
 from ..core.model.devices import available_devices
 from ._common import (
+    StatusLabel,
     auto_double_spinbox,
     auto_spinbox,
     compact,
@@ -214,7 +215,7 @@ class BatchWidget(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.qc_button)
         self.progress_bar = QProgressBar()
-        self.status = QLabel("")
+        self.status = StatusLabel()
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.common.errors import first_line
-from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells
+from ..core.inference.cells import CellOptions, cells_note, check_cell_options, grow_cells_noted
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import describe_cells
 from ._common import (
@@ -209,7 +209,7 @@ class CellsWidget(QWidget):
         except ValueError as exc:
             return self._refuse(str(exc))
         self._cancel.clear()
-        work = partial(grow_cells, source_array(nuclei), stain,
+        work = partial(grow_cells_noted, source_array(nuclei), stain,
                        mask=None if area is None else source_array(area), options=options,
                        progress=progress_relay(self._progress, parent=self), cancel=self._cancel.is_set)
         self.run_button.setEnabled(False)
@@ -247,8 +247,10 @@ class CellsWidget(QWidget):
                               nuclei_record=nuclei.metadata.get("provenance"),
                               layers={"nuclei": nuclei.name, "stain": stain, "mask": area.name if area else None})
 
-    def _show(self, nuclei: Labels, over_nuclear_stain: bool, provenance: dict[str, Any], cells: np.ndarray) -> None:
+    def _show(self, nuclei: Labels, over_nuclear_stain: bool, provenance: dict[str, Any],
+              grown: tuple[np.ndarray, list[str]]) -> None:
         """On the main thread: the cells into the layer this dock made last for these nuclei, if untouched."""
+        cells, notes = grown
         if nuclei not in self.viewer.layers:
             self.status.setText("The nuclei layer was removed meanwhile: nothing added.")
             return
@@ -267,7 +269,10 @@ class CellsWidget(QWidget):
         self.progress_bar.setValue(1)
         own = (" The stain is the image the nuclei were segmented from: choose the cytoplasm or membrane stain."
                if over_nuclear_stain else "")
-        self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.{own}")
+        said = "".join(f" Note: {note}." for note in notes)
+        self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.{own}{said}")
+        for note in notes:
+            show_info(f"Cells: {note}.")
 
 
 def add_cells_layer(viewer: Viewer, cells: Any, nuclei: Labels, provenance: dict[str, Any] | None, *,

@@ -20,14 +20,14 @@ from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..core.common.errors import first_line
 from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
-from ._common import progress_relay, start_worker
+from ._common import StatusLabel, progress_relay, start_worker
 from ._layers import layer_kind, source_array
 from ._model_in_use import model_in_use
 from ._scroll import fill_dock, scrolling
@@ -75,9 +75,9 @@ class SegmentWidget(QWidget):
         buttons.addWidget(self.cancel_button, 1)
         self.progress_bar = QProgressBar()
         self.progress_bar.setToolTip("The network's share of the run; moving stripes: a stage without a count.")
-        self.status = QLabel("")
+        self.status = StatusLabel()
         self.status.setWordWrap(True)
-        self.ran_on = QLabel("")
+        self.ran_on = StatusLabel()
         self.ran_on.setWordWrap(True)
         self.ran_on.setToolTip("The device and precision the last run actually used.")
         self.ran_on.setVisible(False)  # until a run has used them
@@ -220,7 +220,8 @@ class SegmentWidget(QWidget):
             self.status.setText(f"'{layer.name}' got new pixels during the run; result discarded: press Segment again.")
             show_info(f"'{layer.name}' changed while it was being segmented, so the result was discarded.")
             return
-        provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision}
+        provenance = {"model": outcome.model_name, "device": outcome.device, "precision": outcome.precision,
+                      "channel_axis": job.channel_axis, "channel": job.options.channel}  # how Train reads the image
         labels_layer, how = publish_labels(
             self.viewer, layer, outcome.labels, outcome.planes, all_planes=job.planes is None,
             channel_axis=job.channel_axis, provenance=provenance,
@@ -236,6 +237,9 @@ class SegmentWidget(QWidget):
         if how == "protected":
             show_info(f"The earlier result has your edits or a name you gave it, so this one went to a new layer "
                       f"'{labels_layer.name}'.")
+        elif how == "reshaped":
+            show_info(f"This result's shape ({' × '.join(map(str, outcome.labels.shape))}) differs from the earlier "
+                      f"result's, so it went to a new layer '{labels_layer.name}'; the earlier one is kept.")
         if job.options.store is not None:
             show_info(f"The labels are stored on disk in {job.options.store}")
         for note in outcome.notes:

@@ -60,6 +60,9 @@ class SegmentJob:
                              planes=self.planes, image_path=self.image_path, progress=progress, cancel=cancel)
 
 
+STEM_BYTES = 120  # of a layer's name in its zarr store's file name, room left for "_labels-NN.zarr"
+
+
 class SegmentSettings(QWidget):
     """Every choice the user makes before pressing Segment."""
 
@@ -224,6 +227,8 @@ class SegmentSettings(QWidget):
         folder = Path(self.folder.text()) if self.folder.text().strip() else Path(
             tempfile.mkdtemp(prefix="napari-unet-seg-"))
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
+        while len(stem.encode()) > STEM_BYTES:  # a file name holds 255 bytes: a long layer name is cut
+            stem = stem[:-1]
         path, n = folder / f"{stem}_labels.zarr", 2
         while path.exists():
             path, n = folder / f"{stem}_labels-{n}.zarr", n + 1

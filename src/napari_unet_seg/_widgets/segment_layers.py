@@ -24,16 +24,30 @@ def is_lazy(array: Any) -> bool:
 
 
 def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
-    """Scale, translate, units and axis labels of ``layer`` without its channel axis, so results overlay."""
-    keys = ("scale", "translate", "units", "axis_labels")
-    values = {key: list(getattr(layer, key)) for key in keys if hasattr(layer, key)}
+    """Where ``layer`` lies in the world, without its channel axis, so results overlay it: scale, translate,
+    rotation, shear and affine (as matrices), units and axis labels."""
+    values: dict[str, Any] = {key: list(getattr(layer, key)) for key in ("scale", "translate", "units", "axis_labels")
+                              if hasattr(layer, key)}
+    matrices = {"rotate": np.asarray(layer.rotate, float), "shear": _shear_matrix(layer.shear, layer.ndim),
+                "affine": np.asarray(layer.affine.affine_matrix, float)}
     if channel_axis is not None:
         axis = channel_axis % layer.ndim
         for value in values.values():
             del value[axis]
+        matrices = {key: np.delete(np.delete(matrix, axis, 0), axis, 1) for key, matrix in matrices.items()}
     if "units" in values:
         values["units"] = [str(unit) for unit in values["units"]]
-    return {key: tuple(value) for key, value in values.items()}
+    return {**{key: tuple(value) for key, value in values.items()}, **matrices}
+
+
+def _shear_matrix(shear: Any, ndim: int) -> np.ndarray:
+    """napari's shear as a matrix: its upper-triangular vector (row by row) filled into the identity."""
+    shear = np.asarray(shear, float)
+    if shear.ndim == 2:
+        return shear
+    matrix = np.eye(ndim)
+    matrix[np.triu_indices(ndim, 1)] = shear
+    return matrix
 
 
 def _mark_edited(event: Any) -> None:
@@ -102,13 +116,14 @@ def publish_labels(
     provenance: dict[str, Any],
     kind: str = "labels",
 ) -> tuple[Labels, str]:
-    """Put a result into the viewer; returns the layer and "created", "updated" or "protected".
+    """Put a result into the viewer; returns the layer and "created", "updated", "protected" or "reshaped".
 
     ``kind`` is "labels" (objects) or "classes" (a class output): the layer is
     called "<image> labels" or "<image> classes", and replaces only its kind.
 
     "protected" means a result layer existed but held user edits or a name
-    the user gave it, so a new layer was made next to it.
+    the user gave it, so a new layer was made next to it; "reshaped" that the
+    results there have another shape (a stack read as channels since).
     """
     previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None, kind)
     target = next(
@@ -123,7 +138,8 @@ def publish_labels(
             _write_planes(target, labels, planes)
         _record(target, image, provenance, kind)
         return target, "updated"
-    status = "protected" if previous else "created"
+    same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
+    status = "protected" if same_shape else ("reshaped" if previous else "created")
     layer = viewer.add_labels(
         labels, name=unique_name(viewer, f"{image.name} {kind}"), **spatial_kwargs(image, channel_axis)
     )
@@ -162,7 +178,28 @@ def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str =
     layer.metadata[METADATA_KEY] = {
         "source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
         "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
+        "plane_fingerprints": _plane_fingerprints(layer.data),
     }
+
+
+def _plane_fingerprints(data: Any) -> dict[str, str] | None:
+    """A hash of each plane of a stack (by its leading index, "2" or "0,3"), to tell the slices corrected from
+    those left as they came out; None for a single plane, or where hashing costs too much."""
+    if not isinstance(data, np.ndarray) or data.ndim < 3 or fingerprint(data) is None:
+        return None
+    return {",".join(map(str, index)): str(fingerprint(data[index])) for index in np.ndindex(data.shape[:-2])}
+
+
+def uncorrected_planes(layer: Labels) -> list[tuple[int, ...]] | None:
+    """The planes of a Segment result still exactly as Segment wrote them (None: not known, or not a stack)."""
+    info = layer.metadata.get(METADATA_KEY)
+    planes = info.get("plane_fingerprints") if isinstance(info, dict) else None
+    data = layer.data
+    if not isinstance(planes, dict) or not isinstance(data, np.ndarray) or data.ndim < 3:
+        return None
+    same = [index for index in np.ndindex(data.shape[:-2])
+            if planes.get(",".join(map(str, index))) == fingerprint(data[index])]
+    return same
 
 
 def show_classes(layer: Labels, class_names: list[str]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
@@ -24,14 +24,14 @@ from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name
-from ._common import Relay, format_seconds, start_worker
+from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
 from ._model_in_use import set_model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
 from .train_job import JobOutcome, TrainJob, outcome_text, run_training, status_line
-from .train_layers import fresh_layer_name, visible_box
+from .train_layers import ChannelRead, channel_read, fresh_layer_name, plane_placement, visible_box
 from .train_plot import TrainingPlot
 
 PREVIEW_CLASSES = 32  # colours set for a continued class model's preview, whose class count the job does not hold
@@ -76,6 +76,7 @@ class TrainWidget(QWidget):
         self._closed_mid_run = False  # the dock was closed while training: it stopped, and says so when done
         self.overrides: dict[str, Any] = {}  # TrainConfig fields to force (tests, experts)
         self._box = (0, 1, 0, 1)
+        self._read = ChannelRead()  # how the run reads its image's channels (as Segment did, for its labels)
         self._build()
         # run_training's reports (status text, each step, previews), delivered on the main thread
         self._relays = {
@@ -94,7 +95,7 @@ class TrainWidget(QWidget):
         docked too, so only the choices made every time are open at first.
         """
         self.progress = QProgressBar()
-        self.status, self.result = QLabel("ready"), QLabel()
+        self.status, self.result = StatusLabel("ready"), StatusLabel()
         self._before_warning: str | None = None  # the status before it said that the image and labels do not overlay
         self.settings = TrainSettings(self.viewer, on_pair_problem=self._on_pair_problem, on_use=self.use_model)
         self.settings_area = scrolling(self.settings, 50, at_most_content=True)
@@ -172,8 +173,9 @@ class TrainWidget(QWidget):
         self._warned = set()
         try:
             self.job = self.settings.job(self.overrides, preview_box=lambda: self._box)
-            self._box = visible_box(self.viewer.layers[self.settings.image_box.currentText()],
-                                    self.job.pairs[0].labels.shape)
+            image = self.viewer.layers[self.settings.image_box.currentText()]
+            self._read = channel_read(image, self.viewer.layers[self.settings.labels_box.currentText()])
+            self._box = visible_box(image, self.job.pairs[0].labels.shape, channel_axis=self._read.channel_axis)
         except (ValueError, KeyError, ModelFileError) as exc:
             self.status.setText(f"Not started: {first_line(exc)}")
             self._before_warning = "ready"  # what the status says once the pair is fixed
@@ -234,7 +236,8 @@ class TrainWidget(QWidget):
         self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
         name = self.settings.image_box.currentText()
         if name in self.viewer.layers and self.job is not None:
-            self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape)
+            self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape,
+                                    channel_axis=self._read.channel_axis)
 
     def _on_early_warning(self, text: str) -> None:
         """A problem known before the first step (a class painted nowhere): said now, while Cancel still helps."""
@@ -244,21 +247,26 @@ class TrainWidget(QWidget):
     def _on_preview(self, box: tuple[int, int, int, int], labels: np.ndarray) -> None:
         y0, y1, x0, x1 = box
         layer = self.preview_layer
-        shape = self.job.pairs[0].labels.shape if self.job is not None else labels.shape
+        pair = self.job.pairs[0] if self.job is not None else None
+        shape = (1,) * len(pair.plane) + pair.labels.shape if pair is not None else labels.shape
         if self._preview_shown and layer not in self.viewer.layers:
             return  # the user deleted this run's preview: it does not come back
         if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
             active = self.viewer.layers.selection.active  # e.g. the labels being painted: they stay selected
+            image_name = self.settings.image_box.currentText()
+            # over the plane trained on, wherever the image lies (scaled, moved, rotated; that slice of a stack)
+            place = plane_placement(self.viewer.layers[image_name], self._read.channel_axis, pair.plane) \
+                if pair is not None and image_name in self.viewer.layers else {}
             layer = self.preview_layer = self.viewer.add_labels(
-                np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True})
+                np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True}, **place)
             if active is not None and active in self.viewer.layers:
                 self.viewer.layers.selection.active = active
             if self.job is not None and self.job.task == "semantic":  # classes in the colours they were painted
                 count = self.job.classes or PREVIEW_CLASSES
                 show_classes(layer, ["background", *(f"class {k}" for k in range(1, count))])
         self._preview_shown = True
-        layer.data[y0:y1, x0:x1] = labels
+        layer.data[..., y0:y1, x0:x1] = labels
         layer.refresh()
 
     def _on_returned(self, outcome: JobOutcome) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
@@ -19,10 +20,10 @@ from ..core.model.registry import available_models
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
-from .segment_layers import is_pristine, is_segment_result
+from .segment_layers import is_pristine, is_segment_result, uncorrected_planes
 from .train_history import ModelHistory
 from .train_job import TrainJob
-from .train_layers import MODES, image_for, leading_shape, overlays, pairs_from_layers, plane_text
+from .train_layers import MODES, channel_read, image_for, leading_shape, overlays, pairs_from_layers, plane_text
 
 SCRATCH = "new model (from scratch)"
 SCRIBBLES_HINT = "Paint 1 = background, 2 = first class, 3 = second...; 0 = not annotated (the brush starts at 1)."
@@ -268,9 +269,12 @@ class TrainSettings(QWidget):
             raise ValueError(f"'{labels.name}' is Segment's result exactly as it came out: correct it first (paint "
                              "the missed objects, erase the wrong ones), then press Train")
         region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
-        on_screen = current_plane(self.viewer, image, len(leading_shape(image)))
+        read = channel_read(image, labels)  # the channel Segment read, when it made these labels
+        on_screen = current_plane(self.viewer, image, len(leading_shape(image, read)), read.channel_axis)
         pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
                                   slices=self.slices.text(), on_screen=on_screen)
+        if self.mode() == "dense":
+            _refuse_uncorrected_slices(labels, [pair.plane for pair in pairs])
         scratch = self.model_box.currentText() == SCRATCH
         scribbles = self.mode() == "scribbles"
         classes = self.classes.value() if self.classes.value() > 1 else None  # None: from the labels (the job's)
@@ -287,3 +291,22 @@ class TrainSettings(QWidget):
             class_names=tuple(n.strip() for n in self.class_names.text().split(",") if n.strip()) if scratch else (),
             diameter=value_or_none(self.diameter),
         )
+
+
+def _refuse_uncorrected_slices(labels: Any, chosen: list[tuple[int, ...]]) -> None:
+    """A slice of a Segment result left as it came out teaches the model its own mistakes, as a whole result would:
+    refused, naming the slices that were corrected."""
+    same = uncorrected_planes(labels)
+    if not same or not chosen or not any(plane in same for plane in chosen):
+        return
+    shape = labels.data.shape[:-2]
+    corrected = [index for index in np.ndindex(shape) if index not in same]
+    name = ", ".join(",".join(map(str, plane)) for plane in chosen if plane in same)
+    several = sum(plane in same for plane in chosen) > 1
+    where = ("; no slice is corrected yet" if not corrected else
+             f"; you corrected slice{'s' if len(corrected) > 1 else ''} "
+             f"{', '.join(','.join(map(str, p)) for p in corrected[:10])}{', ...' if len(corrected) > 10 else ''}"
+             + (f": type {'them' if len(corrected) > 1 else 'it'} in 'stack slices'" if len(shape) == 1
+                else ": show one of them"))
+    raise ValueError(f"slice{'s' if several else ''} {name} of '{labels.name}' {'are' if several else 'is'} "
+                     f"Segment's result exactly as it came out{where}")

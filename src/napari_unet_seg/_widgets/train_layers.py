@@ -7,14 +7,16 @@ region. Everything is copied, so painting on while training runs is safe.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from napari.layers import Shapes
 
+from ..core.inference.layout import channels_first, one_channel
 from ..core.training.data import TrainingPair
 from ._layers import source_array
-from .segment_layers import METADATA_KEY
+from .segment_layers import METADATA_KEY, spatial_kwargs
 
 MODES = ("dense", "region", "scribbles")
 
@@ -35,15 +37,69 @@ def _shape(layer: Any) -> tuple[int, ...]:
     return tuple(np.shape(_full(layer)))
 
 
-def leading_shape(image_layer: Any) -> tuple[int, ...]:
-    shape = _shape(image_layer)
-    return shape[: len(shape) - plane_axes(image_layer)]
+@dataclass(frozen=True)
+class ChannelRead:
+    """How Segment read an image's channels (the axis that holds them, the one channel segmented alone), so that
+    training reads the same pixels: the nuclear channel of a (C, Y, X) layer, not its plane on screen."""
+
+    channel_axis: int | None = None
+    channel: int | None = None
+
+    def data(self, image_layer: Any) -> tuple[Any, bool]:
+        """(data, rgb): the layer's full-resolution data as Segment saw it, unread: (..., H, W), (..., H, W, 3|4)
+        when ``rgb``, or (..., C, H, W)."""
+        data, rgb = _full(image_layer), bool(getattr(image_layer, "rgb", False)) and self.channel_axis is None
+        if self.channel is not None:
+            return one_channel(data, self.channel, rgb=rgb, channel_axis=self.channel_axis), False
+        return channels_first(data, self.channel_axis), rgb
+
+    def plane_axes(self, image_layer: Any) -> int:
+        """How many trailing axes of :meth:`data` make one plane."""
+        if self.channel is not None:
+            return 2
+        return 3 if self.channel_axis is not None else plane_axes(image_layer)
 
 
-def overlays(image_layer: Any, labels_layer: Any) -> bool:
-    """Whether the labels cover the image's planes pixel for pixel, as :func:`pairs_from_layers` needs."""
-    lead = leading_shape(image_layer)
-    plane = _shape(image_layer)[len(lead):len(lead) + 2]
+def channel_read(image_layer: Any, labels_layer: Any) -> ChannelRead:
+    """How Segment read ``image_layer``'s channels when it made ``labels_layer`` from it (recorded in the labels'
+    metadata); the layer as it is for labels made otherwise."""
+    made = labels_layer.metadata.get(METADATA_KEY) if hasattr(labels_layer, "metadata") else None
+    if not isinstance(made, dict) or not _made_from(made, image_layer):
+        return ChannelRead()
+    axis, channel = made.get("channel_axis"), made.get("channel")
+    ndim = len(_shape(image_layer))
+    axis = int(axis) if isinstance(axis, int) and -ndim <= axis < ndim else None
+    return ChannelRead(axis, int(channel) if isinstance(channel, int) and channel >= 0 else None)
+
+
+def _made_from(made: dict[str, Any], image_layer: Any) -> bool:
+    source_id = made.get("source_id")
+    if source_id and str(getattr(image_layer, "unique_id", "")):
+        return source_id == str(image_layer.unique_id)
+    return made.get("source") == image_layer.name
+
+
+def _plane_size(shape: tuple[int, ...], rgb: bool) -> tuple[int, ...]:
+    """(H, W) of data read by :class:`ChannelRead`: colour last when ``rgb``, channels (if any) before."""
+    return shape[-3:-1] if rgb else shape[-2:]
+
+
+def leading_shape(image_layer: Any, read: ChannelRead = ChannelRead()) -> tuple[int, ...]:
+    """The leading (Z/T) shape of an image read as ``read`` says: what is left once a plane's axes are taken."""
+    shape = tuple(np.shape(read.data(image_layer)[0]))
+    return shape[: len(shape) - read.plane_axes(image_layer)]
+
+
+def overlays(image_layer: Any, labels_layer: Any, read: ChannelRead | None = None) -> bool:
+    """Whether the labels cover the image's planes pixel for pixel, as :func:`pairs_from_layers` needs (the image
+    read as Segment read it when it made the labels)."""
+    read = channel_read(image_layer, labels_layer) if read is None else read
+    try:
+        data, rgb = read.data(image_layer)
+    except ValueError:  # a recorded channel the image no longer has
+        return False
+    lead = leading_shape(image_layer, read)
+    plane = _plane_size(tuple(np.shape(data)), rgb)
     labels_shape = _shape(labels_layer)
     return labels_shape[-2:] == plane and (len(labels_shape) <= 2 or labels_shape[:-2] == lead)
 
@@ -129,13 +185,14 @@ def pairs_from_layers(
         raise ValueError(f"unknown annotation mode {mode!r}")
     if mode == "region" and region_layer is None:
         raise ValueError("region-limited training needs a Shapes or mask layer that marks the annotated region")
-    rgb = bool(getattr(image_layer, "rgb", False))
-    lead = leading_shape(image_layer)
-    image_data, labels_data = _full(image_layer), _full(labels_layer)
+    read = channel_read(image_layer, labels_layer)
+    image_data, rgb = read.data(image_layer)
+    lead = leading_shape(image_layer, read)
+    labels_data = _full(labels_layer)
     image_shape = tuple(np.shape(image_data))
-    plane_shape = image_shape[len(lead):len(lead) + 2]
+    plane_shape = _plane_size(image_shape, rgb)
     labels_shape = tuple(np.shape(labels_data))
-    if not overlays(image_layer, labels_layer):
+    if not overlays(image_layer, labels_layer, read):
         raise ValueError(f"labels '{labels_layer.name}' have shape {labels_shape} but image "
                          f"'{image_layer.name}' is {image_shape}: they must overlay exactly")
     if not lead:
@@ -151,7 +208,10 @@ def pairs_from_layers(
         labels = np.array(labels_data[index] if index and len(labels_shape) > 2 else labels_data)
         valid = region_mask(region_layer, plane_shape, index) if mode == "region" else None
         name = image_layer.name + (f" [{', '.join(map(str, index))}]" if index else "")
-        pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name))
+        if read.channel is not None:
+            name += f" (channel {read.channel})"
+        pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name,
+                                  plane=tuple(index)))
     if mode == "dense" or len(lead) > 1:
         return pairs
     annotated = [pair for pair in pairs if _annotated(pair, mode)]
@@ -186,11 +246,19 @@ def _annotated_slice(labels: Any, mode: str, region_layer: Any, plane_shape: tup
     return bool((np.asarray(labels) > 0).any())
 
 
-def visible_box(image_layer: Any, plane_shape: tuple[int, int], limit: int = 768) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1): the part of the plane on screen, at most ``limit`` px a side (cheap previews)."""
+def visible_box(image_layer: Any, plane_shape: tuple[int, int], limit: int = 768,
+                channel_axis: int | None = None) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the part of the plane on screen, at most ``limit`` px a side (cheap previews).
+
+    ``corner_pixels`` has one column per axis of the layer (a colour axis is
+    not one); a channel axis is taken out, and the plane is the last two.
+    """
     h, w = plane_shape
     try:
-        corners = np.asarray(image_layer.corner_pixels)[:, -plane_axes(image_layer):][:, :2]
+        corners = np.asarray(image_layer.corner_pixels)
+        if channel_axis is not None:
+            corners = np.delete(corners, channel_axis % corners.shape[1], axis=1)
+        corners = corners[:, -2:]
         y0, x0 = (int(v) for v in corners[0])
         y1, x1 = (int(v) + 1 for v in corners[1])
     except (AttributeError, IndexError, ValueError, TypeError):
@@ -207,6 +275,17 @@ def visible_box(image_layer: Any, plane_shape: tuple[int, int], limit: int = 768
         x0 = min(max(cx - limit // 2, 0), w - limit)
         x1 = x0 + limit
     return y0, y1, x0, x1
+
+
+def plane_placement(image_layer: Any, channel_axis: int | None, plane: tuple[int, ...]) -> dict[str, Any]:
+    """Where a (1, ..., 1, H, W) layer holding plane ``plane`` of the image's stack must lie to overlay it: the
+    image's scale, rotation, shear and affine, its translate moved by that plane's offset in the world."""
+    kwargs = spatial_kwargs(image_layer, channel_axis)
+    offset = np.zeros(len(kwargs["scale"]))
+    offset[:len(plane)] = plane
+    linear = kwargs["rotate"] @ kwargs["shear"] @ np.diag(kwargs["scale"])  # napari's order: rotate, shear, scale
+    kwargs["translate"] = tuple(np.asarray(kwargs["translate"], float) + linear @ offset)
+    return kwargs
 
 
 def fresh_layer_name(existing: list[str], base: str) -> str:

@@ -13,7 +13,7 @@ from ..core.batch.cells_output import cells_path
 from ..core.batch.objects import intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
-from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells
+from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells_noted
 from ..core.inference.provenance import describe_cells
 from .errors import UserError, require_positive
 
@@ -107,11 +107,13 @@ def run(args: argparse.Namespace) -> int:
     check_writable_folder(output.parent)
     stain = None if image is None else _stain(image, args.channel, args.image, tuple(nuclei.data.shape))
     try:
-        cells = grow_cells(np.asarray(nuclei.data), stain,
-                           mask=None if mask is None else np.asarray(mask.data), options=options)
+        cells, notes = grow_cells_noted(np.asarray(nuclei.data), stain,
+                                        mask=None if mask is None else np.asarray(mask.data), options=options)
     except ValueError as exc:  # the file at fault by its name, not the nuclei's
         said = str(exc).replace("the cell image", str(args.image)).replace("the cell mask", str(args.mask))
         raise UserError(said if said != str(exc) else f"{args.nuclei}: {exc}") from None
+    for note in notes:
+        print(f"unet-seg cells: note: {note}", file=sys.stderr)
     nuclei_record = _provenance(args.nuclei)
     if image is not None and _segmented_from(nuclei_record, args.image, args.channel):
         print(f"unet-seg cells: warning: {args.image}{'' if args.channel is None else f' channel {args.channel}'} "

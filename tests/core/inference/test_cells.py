@@ -104,3 +104,20 @@ def test_large_ids_keep_their_values_and_are_counted_without_a_table_of_every_id
     np.testing.assert_array_equal(cells, np.where(grow_cells(nuclei, cytoplasm) > 0,
                                                   grow_cells(nuclei, cytoplasm).astype(np.uint32) + 3_000_000_000, 0))
     assert cells_note(big, cells) == cells_note(nuclei, grow_cells(nuclei, cytoplasm))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_stain_with_pixels_that_are_not_numbers_still_grows_cells_and_says_so(bad):
+    from napari_unet_seg.core.inference.cells import grow_cells_noted
+
+    _, nuclei, cytoplasm, _ = tissue()
+    stain = cytoplasm.astype(np.float32)
+    clean, notes = grow_cells_noted(nuclei, stain)
+    assert notes == []
+    spoilt = stain.copy()
+    spoilt[0, 0] = bad  # one pixel in a corner made every threshold NaN: no cell grew anywhere
+    cells, notes = grow_cells_noted(nuclei, spoilt)
+    assert (cells > 0).sum() > 1.5 * (nuclei > 0).sum()  # grown, as from the clean stain
+    assert (cells != clean).mean() < 0.01
+    assert notes == ["1 pixel of the cell stain is not a number (NaN or infinite): read as the stain's darkest value "
+                     "(+inf as its brightest)"]

@@ -27,6 +27,7 @@ from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
 from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
+from ..common.notes import add_note, collecting_notes
 
 Boundary = Literal["cytoplasm", "membrane", "distance"]
 BOUNDARIES: tuple[Boundary, ...] = ("cytoplasm", "membrane", "distance")
@@ -113,7 +114,7 @@ def grow_plane(nuclei: np.ndarray, image: np.ndarray | None, mask: np.ndarray | 
     seeds = nuclei != 0
     if not seeds.any():
         return np.zeros_like(nuclei)
-    stain = None if image is None else _normalised(ndi.gaussian_filter(image.astype(np.float32), SMOOTHING))
+    stain = None if image is None else _normalised(ndi.gaussian_filter(_finite(image), SMOOTHING))
     if mask is not None or stain is None:
         area = np.ones(nuclei.shape, bool) if mask is None else mask.copy()
     else:
@@ -153,6 +154,27 @@ def cells_note(nuclei: Any, cells: np.ndarray) -> str:
     ratio = float(np.median(cell_area / nucleus_area))
     alone = f"; {int((~grown).sum())} found no cell stain around them (cell = nucleus)" if (~grown).any() else ""
     return f"{ids.size} cells around {ids.size} nuclei, same ids; a cell is {ratio:.1f}x its nucleus (median){alone}"
+
+
+def grow_cells_noted(*args: Any, **kwargs: Any) -> tuple[np.ndarray, list[str]]:
+    """:func:`grow_cells`, and what it has to tell the user (a stain with pixels that are not numbers)."""
+    with collecting_notes() as notes:
+        cells = grow_cells(*args, **kwargs)
+    return cells, list(notes.values())
+
+
+def _finite(image: np.ndarray) -> np.ndarray:
+    """The stain as float32 with NaN and -inf read as its darkest finite value, +inf as its brightest, said in a
+    note: one NaN pixel made the smoothed stain and its threshold NaN, so no cell grew anywhere."""
+    image = image.astype(np.float32)
+    finite = np.isfinite(image)
+    if finite.all():
+        return image
+    bad = int(finite.size - finite.sum())
+    low, high = (float(image[finite].min()), float(image[finite].max())) if finite.any() else (0.0, 0.0)
+    add_note(f"{bad} pixel{'s' if bad != 1 else ''} of the cell stain {'are' if bad != 1 else 'is'} not a number "
+             "(NaN or infinite): read as the stain's darkest value (+inf as its brightest)", key="cells-nonfinite")
+    return np.where(finite, image, np.where(np.isposinf(image), high, low)).astype(np.float32)
 
 
 def _grey(image: np.ndarray, plane_shape: tuple[int, ...]) -> np.ndarray:

@@ -146,9 +146,10 @@ def segment_image(
         else:
             result = _segment_in_memory(image, model, options, rgb=rgb, lead=lead, planes=planes, progress=progress,
                                         cancel=cancel)
+        if stain is not None:  # the labels are in memory (check_cells), whole
+            result.cells = grow_run_cells(result.labels, stain, options, planes, cancel=cancel)
     said = [note for note in (stack_note, mixed_note) if note]
-    if stain is not None:  # the labels are in memory (check_cells), whole
-        result.cells = grow_run_cells(result.labels, stain, options, planes, cancel=cancel)
+    if stain is not None:
         same = options.cells_channel == options.channel
         said += [cells_note(result.labels, result.cells)
                  + ("; grown over the nuclear channel itself: give the cytoplasm or membrane stain's" if same else "")]

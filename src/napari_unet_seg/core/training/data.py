@@ -32,6 +32,7 @@ class TrainingPair:
     weight: float | None = None  # sampling weight; None = proportional to area
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
     replay: bool = False  # an earlier round's correction: it also judges that training did not forget it
+    plane: tuple[int, ...] = ()  # the leading (Z/T) index of the plane of its image's stack, for showing it there
 
 
 def input_channels(pair: TrainingPair) -> int:
