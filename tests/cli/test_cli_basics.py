@@ -24,6 +24,14 @@ def test_models_lists_user_models(capsys, private_model_dir, tiny_model):
     assert "mine" in capsys.readouterr().out
 
 
+def test_a_user_model_named_like_a_built_in_one_is_listed_as_hidden(capsys, private_model_dir, tiny_model):
+    save_model(tiny_model, private_model_dir / "nuclei.safetensors")
+    assert main(["models"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "hidden" in line)
+    assert line.startswith("nuclei ") and "rename the file to use it by name" in line
+    assert str(private_model_dir / "nuclei.safetensors") in line
+
+
 def test_models_says_which_fine_tunes_only_kept_their_parents_weights(capsys, private_model_dir, tiny_model):
     def run(kept, fitted=False):
         return {"base": "nuclei", "kept_weights": kept, "postprocess_fitted": {"changed": fitted}}

@@ -58,3 +58,60 @@ def test_an_unknown_licence_or_model_is_one_line(tiny_model, tmp_path, capsys):
     one_error_line(capsys, main(["export-model", str(path), "-o", str(tmp_path / "a"), "--license", "nope nope"]),
                    "SPDX")
     one_error_line(capsys, main(["export-model", "no-such-model", "-o", str(tmp_path / "b")]), "no model named")
+
+
+def test_a_zip_name_writes_one_zip_that_imports_and_is_never_overwritten_unasked(tiny_model, tmp_path, capsys):
+    import zipfile
+
+    path = save_model(tiny_model, tmp_path / "cells.safetensors")
+    out = tmp_path / "cells.zip"
+    assert main(["export-model", str(path), "-o", str(out), "--author", "A. Person", "--no-torchscript"]) == 0
+    assert f"bioimageio test {out})" in capsys.readouterr().out
+    with zipfile.ZipFile(out) as archive:
+        assert "rdf.yaml" in archive.namelist() and "cells.safetensors" in archive.namelist()
+    assert main(["import-model", str(out), "-o", str(tmp_path / "back.safetensors")]) == 0
+    before = out.read_bytes()
+    one_error_line(capsys, main(["export-model", str(path), "-o", str(out)]), "choose another name or pass --overwrite")
+    assert out.read_bytes() == before
+
+
+def test_an_imported_models_authors_and_licence_go_into_its_next_package(tiny_model, tmp_path, capsys):
+    path = save_model(tiny_model, tmp_path / "cells.safetensors")
+    first = tmp_path / "first"
+    assert main(["export-model", str(path), "-o", str(first), "--author", "Bea Bio", "--author", "Carl C",
+                 "--license", "MIT", "--no-torchscript"]) == 0
+    assert main(["import-model", str(first), "-o", str(tmp_path / "received.safetensors")]) == 0
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert main(["export-model", str(tmp_path / "received.safetensors"), "-o", str(again), "--no-torchscript"]) == 0
+    printed = capsys.readouterr().out
+    rdf = yaml.safe_load((again / "rdf.yaml").read_text())
+    assert rdf["authors"] == [{"name": "Bea Bio"}, {"name": "Carl C"}] and rdf["license"] == "MIT"
+    assert "note: authors as the model file records them: Bea Bio, Carl C" in printed
+    assert "note: licence as the model file records it: MIT" in printed
+    one_error_line(capsys, main(["export-model", str(path), "-o", str(tmp_path / "x"), "--author", " "]),
+                   "--author needs a name")
+
+
+def test_a_package_given_as_a_model_says_to_import_it_and_import_refuses_a_folder_as_output(tiny_model, tmp_path,
+                                                                                          capsys):
+    path = save_model(tiny_model, tmp_path / "cells.safetensors")
+    folder, packed = tmp_path / "pkg", tmp_path / "pkg.zip"
+    assert main(["export-model", str(path), "-o", str(folder), "--no-torchscript"]) == 0
+    assert main(["export-model", str(path), "-o", str(packed), "--no-torchscript"]) == 0
+    capsys.readouterr()
+    image = tmp_path / "img.tif"
+    import numpy as np
+    import tifffile
+
+    tifffile.imwrite(image, np.zeros((32, 32), np.uint8))
+    for package in (folder, packed, folder / "rdf.yaml"):
+        one_error_line(capsys, main(["predict", str(image), "-o", str(tmp_path / "out"), "--model", str(package)]),
+                       f"is a bioimage.io model package, not a model file: turn it into one with `unet-seg "
+                       f"import-model {package}`")
+    (tmp_path / "models").mkdir()
+    one_error_line(capsys, main(["import-model", str(folder), "-o", str(tmp_path / "models")]),
+                   "is a folder; give the model file's name")
+    (tmp_path / "cut.zip").write_bytes(packed.read_bytes()[:200])
+    one_error_line(capsys, main(["import-model", str(tmp_path / "cut.zip"), "-o", str(tmp_path / "c.safetensors")]),
+                   "is not a readable zip: damaged or incomplete")

@@ -130,6 +130,36 @@ def test_the_lineage_line_reads_fine_tuning_runs_and_a_built_in_models_stages():
     assert _training({"lineage": runs}) == "2 fine-tuning run(s), the last from 'mine' on 2026-11-29T11:00:00Z"
     stages = [{"model": "nuclei", "steps": 4890}, {"model": "nuclei", "steps": 6438}]
     assert _training({"builtin": True, "lineage": stages}) == "built-in, as shipped; trained in 3 stages (see --json)"
+    # a fine-tune of the built-in model counts its own runs, not the built-in model's stages
+    assert _training({"lineage": stages + runs[:1]}).startswith("1 fine-tuning run(s), the last from 'nuclei'")
+
+
+def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, model_file, capsys):
+    from helpers import synthetic_nuclei as nuclei
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.finetune import finetune
+    from napari_unet_seg.core.training.loop import TrainConfig
+
+    model = threshold_model()
+    model.metadata.update(authors=["Bea Bio"], license="MIT")
+    image, labels = nuclei((64, 64))
+    finetune(model, [TrainingPair(image, labels, name="cells")], config=TrainConfig(max_steps=1, crop_size=32,
+                                                                                    batch_size=1), base="disks")
+    path = save_model(model, tmp_path / "received.safetensors")
+    assert main(["provenance", str(path)]) == 0
+    printed = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert printed["authors"].strip() == "Bea Bio" and printed["licence"].strip() == "MIT"
+    assert printed["about"].strip().startswith("Fine-tuned from 'disks' with napari-unet-seg on 1 annotated image(s)")
+    assert printed["run"].strip().split(": ", 1)[1].startswith("from 'disks', dense, 1 image(s), 1 steps")
+    assert main(["provenance", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["license"] == "MIT"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.csv").write_text("file,status\n")
+    for target, words in ((tmp_path / "out" / "summary.csv", "is a batch run's table"),
+                          (tmp_path / "out", "is a folder: give a labels file")):
+        assert main(["provenance", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err
 
 
 def test_a_broken_export_is_one_line(tmp_path, capsys):

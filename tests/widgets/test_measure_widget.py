@@ -62,6 +62,16 @@ def test_measure_sets_features_fills_a_sortable_table_and_goes_to_objects(docked
     np.testing.assert_allclose(viewer.camera.center[-2:], centre)
 
 
+def test_an_image_of_the_same_size_lying_elsewhere_is_offered_but_not_ticked(docked):
+    viewer, widget, layer, image, labels = docked
+    viewer.add_image(image, name="moved", scale=(0.5, 0.5), translate=(100, -30))
+    viewer.add_image(image, name="unscaled")
+    widget._refresh_images()
+    ticked = {widget.images.item(i).text(): widget.images.item(i).checkState() == Qt.CheckState.Checked
+              for i in range(widget.images.count())}
+    assert ticked == {"nuclei": True, "colour": True, "moved": False, "unscaled": False}
+
+
 def test_colour_by_a_feature_then_back(docked, qtbot):
     _, widget, layer, _, _ = docked
     original = layer.colormap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import dask.array as da
@@ -483,6 +484,31 @@ def test_load_from_file_and_refresh(make_widget, tmp_path, messages):
     bad = tmp_path / "weights.pth"
     bad.write_bytes(b"not a model")
     assert not widget.model_picker.add_file(bad)
+    # a file whose weights do not fit its metadata is refused when loaded, not when Segment is pressed
+    from safetensors.torch import load_file, save_file
+
+    from napari_unet_seg.core.model.modelfile import read_metadata
+
+    meta = read_metadata(path)
+    meta["architecture"]["depth"] = 3
+    save_file(load_file(str(path)), str(tmp_path / "deeper.safetensors"),
+              metadata={"napari_unet_seg": json.dumps(meta)})
+    assert not widget.model_picker.add_file(tmp_path / "deeper.safetensors")
+    assert "deeper.safetensors" in messages["error"][-1] and widget.model_picker.path() == path
+
+
+def test_a_model_cut_short_in_the_folder_is_marked_and_its_reason_given(make_widget, messages):
+    viewer, widget = make_widget()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="gray")
+    whole = (user_model_dir() / "tiny.safetensors").read_bytes()
+    (user_model_dir() / "cut.safetensors").write_bytes(whole[: len(whole) // 2])
+    widget.refresh_models()
+    combo = widget.model_picker.combo
+    index = combo.findText("cut [unreadable]")
+    assert index >= 0 and "incomplete" in combo.itemData(index, Qt.ItemDataRole.ToolTipRole)
+    combo.setCurrentIndex(index)
+    widget.run()
+    assert widget.worker is None and "incomplete" in messages["error"][-1]  # why, not only "cannot be read"
 
 
 def test_worker_errors_become_notifications(make_widget, qtbot, messages, monkeypatch):
@@ -540,11 +566,12 @@ def test_broken_files_in_the_model_folder_leave_the_good_models_usable(make_napa
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
     picker = widget.model_picker
     names = [picker.combo.itemText(i) for i in range(picker.combo.count())]
-    assert {"nuclei", "good"} <= set(names)
-    for broken in ("garbage", "cut"):  # chosen by mistake: said, and nothing runs
+    assert {"nuclei", "good", "garbage [unreadable]", "cut [unreadable]"} <= set(names)
+    for broken, why in (("garbage", "is not a napari-unet-seg model file"), ("cut", "incomplete")):
         picker.combo.setCurrentIndex(picker.combo.findData(str(folder / f"{broken}.safetensors")))
-        widget.run()
-        assert widget.worker is None and f"{broken}.safetensors cannot be read" in messages["error"][-1]
+        widget.run()  # chosen by mistake: said, with the file's own reason, and nothing runs
+        assert widget.worker is None and f"{broken}.safetensors" in messages["error"][-1]
+        assert why in messages["error"][-1]
     assert len(messages["error"]) == 2
     picker.combo.setCurrentText("good")
     segment_and_wait(qtbot, widget)

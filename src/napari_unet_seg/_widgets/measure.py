@@ -83,6 +83,19 @@ def _channels_last(data: Any) -> Any:
     return da.moveaxis(da.asarray(data), 0, -1)
 
 
+def _same_place(image: Image, labels: Labels, plane: tuple[int, ...]) -> bool:
+    """Whether the image's plane lies where the labels' plane lies in the world (two opposite corners agree)."""
+    try:
+        for corner in ((0, 0), tuple(plane)):
+            at = [np.asarray(layer.data_to_world((0,) * (layer.ndim - 2) + corner), float)[-2:]
+                  for layer in (image, labels)]
+            if not np.allclose(at[0], at[1], rtol=0, atol=1e-6 * max(1, *plane)):
+                return False
+    except (ValueError, IndexError, TypeError):
+        return True  # a layout this check cannot read: the shape decides, as before
+    return True
+
+
 class MeasureWidget(QWidget):
     """Measure the objects of a Labels layer, with the intensities of chosen image layers."""
 
@@ -201,7 +214,8 @@ class MeasureWidget(QWidget):
             self._labels_picked = False  # followed, not chosen
 
     def _refresh_images(self, *_: Any) -> None:
-        """Image layers whose pixels match the labels (RGB too), all ticked unless unticked before."""
+        """Image layers whose pixels match the labels (RGB too), ticked unless unticked before or lying elsewhere
+        on screen (another scale, position or rotation: of the same size, but not the labels' image)."""
         unticked = {self.images.item(i).text() for i in range(self.images.count())
                     if self.images.item(i).checkState() != Qt.CheckState.Checked}
         self.images.clear()
@@ -214,7 +228,8 @@ class MeasureWidget(QWidget):
             if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
                                            or _channels_first(layer, shape)):
                 item = QListWidgetItem(layer.name)
-                item.setCheckState(Qt.CheckState.Unchecked if layer.name in unticked else Qt.CheckState.Checked)
+                ticked = layer.name not in unticked and _same_place(layer, labels, shape[-2:])
+                item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
                 self.images.addItem(item)
         self._refresh_classes()
 

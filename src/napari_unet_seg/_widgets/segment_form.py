@@ -35,7 +35,7 @@ from ..core.inference.object_filter import check_object_filter
 from ..core.inference.options import RunOptions, needs_disk
 from ..core.inference.pipeline import Planes, SegmentResult, segment_image
 from ..core.model.devices import PRECISIONS, available_devices
-from ..core.model.modelfile import ModelFileError
+from ..core.model.modelfile import ModelFileError, ModelInfo
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
 from .segment_layers import is_lazy
@@ -186,6 +186,7 @@ class SegmentSettings(QWidget):
             raise ModelFileError("No model chosen: train a model, or pick one with 'Load from file…'.")
         info = self.model_picker.info()
         if info is None:
+            ModelInfo.of(path)  # raises the file's own reason (cut short, not a model file...)
             raise ModelFileError(f"{path.name} cannot be read as a napari-unet-seg model.")
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()

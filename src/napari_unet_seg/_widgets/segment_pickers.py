@@ -12,7 +12,7 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
-from ..core.model.registry import DEFAULT_MODEL, available_models
+from ..core.model.registry import DEFAULT_MODEL, available_models, load_model
 
 LOAD_FROM_FILE = "Load from file…"
 MODEL_TIP = "Built-in models, your trained models, or a .safetensors model file."
@@ -76,6 +76,15 @@ class ImagePicker(QComboBox):
             self.setCurrentText(active.name)
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why a model file of the folders cannot be used (read from its header, cheaply), or None."""
+    try:
+        ModelInfo.of(path)
+    except ModelFileError as exc:
+        return str(exc)
+    return None
+
+
 class ModelPicker(QWidget):
     """Built-in and user models, files loaded by hand, and a refresh for newly trained ones."""
 
@@ -130,13 +139,15 @@ class ModelPicker(QWidget):
         names = sorted(models, key=lambda n: (n != DEFAULT_MODEL, n.lower()))
         self.combo.blockSignals(True)
         self.combo.clear()
+        problems = {name: _unreadable(models[name]) for name in names}  # headers only: cheap
         for name in names:
-            self.combo.addItem(name, str(models[name]))
+            self.combo.addItem(name if problems[name] is None else f"{name} [unreadable]", str(models[name]))
         for label, path in self._files.items():
             self.combo.addItem(label, str(path))
         for index in range(self.combo.count()):  # a narrow dock cuts long names short: the list says them whole
-            self.combo.setItemData(index, f"{self.combo.itemText(index)}\n{self.combo.itemData(index)}",
-                                   Qt.ItemDataRole.ToolTipRole)
+            why = problems.get(names[index]) if index < len(names) else None
+            self.combo.setItemData(index, f"{self.combo.itemText(index)}\n{self.combo.itemData(index)}"
+                                   + (f"\n{why}" if why else ""), Qt.ItemDataRole.ToolTipRole)
         if not names and not self._files:
             self.combo.addItem("no model yet — train one or load a file", None)
         self.combo.insertSeparator(self.combo.count())
@@ -152,6 +163,7 @@ class ModelPicker(QWidget):
         path = Path(path)
         try:
             info = ModelInfo.of(path)
+            load_model(path)  # the weights too, now: a file whose weights do not fit fails here, not at Segment
         except ModelFileError as exc:
             show_error(str(exc))
             return False

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..core.common.errors import first_line
 from ..core.model.registry import load_model
 from ..core.model_export import ExportError, export_bioimageio
-from ..core.model_export.bioimageio import check_package_folder
+from ..core.model_export.bioimageio import check_package_folder, is_zip_name
 from .errors import UserError
 
 
@@ -22,20 +23,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "other runners without Python; --no-torchscript leaves them out), a test input and the output "
             "expected from it, a cover, a README saying what the package cannot express (automatic inversion, "
             "despiking, denoising, rescaling to the object size, and the watershed that makes labels: the package "
-            "outputs probability maps), and the napari-unet-seg model file itself. Check it with `bioimageio test OUT/rdf.yaml`. Needs the "
+            "outputs probability maps), and the napari-unet-seg model file itself. OUT ending in .zip is written as "
+            "one zip file. Authors and licence default to those the model file records (an imported package's). "
+            "Check it with `bioimageio test OUT/rdf.yaml` (or OUT.zip). Needs the "
             "optional dependency: pip install 'napari-unet-seg[bioimageio]'. OUT is never overwritten without "
             "--overwrite."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="model name (see `unet-seg models`) or .safetensors file")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="folder to create for the package")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="folder to create for the package, or a .zip file (one file, as bioimage.io shares them)")
     parser.add_argument("--sample", default=None, metavar="IMAGE",
                         help="image to cut the test input and cover from, with the model's channels "
                              "(default: a shipped DSB 2018 nuclei image, for one-channel models)")
     parser.add_argument("--author", action="append", default=None, metavar="NAME",
                         help="an author of the model (repeat for several; bioimage.io requires at least one)")
-    parser.add_argument("--license", default="CC-BY-4.0", metavar="SPDX",
-                        help="licence of the weights, an SPDX identifier (default: CC-BY-4.0)")
+    parser.add_argument("--license", default=None, metavar="SPDX",
+                        help="licence of the weights, an SPDX identifier (default: the one the model file records, "
+                             "e.g. from an imported package; else CC-BY-4.0)")
     parser.add_argument("--invert", default=None, choices=("yes", "no"),
                         help="for a model that inverts bright-background images automatically: whether the "
                              "package always inverts (default: what the automatic rule decides on the sample)")
@@ -52,14 +57,37 @@ def run(args: argparse.Namespace) -> int:
         check_package_folder(output, overwrite=args.overwrite)  # before the model is loaded
     except ExportError as exc:
         raise UserError(str(exc)) from None
+    if args.author is not None and not all(name.strip() for name in args.author):
+        raise UserError("--author needs a name")
     model = load_model(args.model)
     invert = None if args.invert is None else args.invert == "yes"
+    authors, license = recorded_credits(model, args.author, args.license)
     try:
-        export_bioimageio(model, output, sample=args.sample, authors=tuple(args.author or ()), license=args.license,
+        export_bioimageio(model, output, sample=args.sample, authors=authors, license=license,
                           invert=invert, torchscript=args.torchscript, overwrite=args.overwrite)
     except ValueError as exc:  # ExportError, ImageReadError: the user's to fix, in one line
         raise UserError(first_line(exc)) from None
-    print(f"wrote {output} (bioimage.io model package; check it with: bioimageio test {output / 'rdf.yaml'})")
-    if not args.author:
+    check = output if is_zip_name(output) else output / "rdf.yaml"
+    print(f"wrote {output} (bioimage.io model package; check it with: bioimageio test {check})")
+    if not authors:
         print("note: no --author given; the package names its author 'unknown' (set one before uploading)")
+    elif not args.author:
+        print(f"note: authors as the model file records them: {', '.join(authors)}")
+    if args.license is None and license != DEFAULT_LICENSE:
+        print(f"note: licence as the model file records it: {license}")
     return 0
+
+
+DEFAULT_LICENSE = "CC-BY-4.0"
+
+
+def recorded_credits(model: Any, authors: list[str] | None, license: str | None) -> tuple[tuple[str, ...], str]:
+    """The package's authors and licence: as given, else as the model file records them (an imported package's),
+    so that exporting a colleague's model again never drops their names or relicenses it."""
+    recorded = model.metadata.get("authors")
+    kept = tuple(a for a in recorded if isinstance(a, str) and a.strip() and a != "unknown") \
+        if isinstance(recorded, list) else ()
+    recorded_license = model.metadata.get("license")
+    return (tuple(authors) if authors else kept,
+            license or (recorded_license if isinstance(recorded_license, str) and recorded_license else
+                        DEFAULT_LICENSE))

@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None and Path(args.output).is_dir():
+        raise UserError(f"{args.output} is a folder; give the model file's name, e.g. "
+                        f"{Path(args.output) / 'my-model.safetensors'}")
     output = None if args.output is None else model_file_path(args.output)
     if output is not None and Path(args.output).suffix and output.name != Path(args.output).name:
         print(f"unet-seg import-model: note: model files are safetensors (never pickles): writing {output.name}",

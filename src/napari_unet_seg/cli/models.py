@@ -32,7 +32,19 @@ def run(args: argparse.Namespace) -> int:
         except ModelFileError as exc:
             detail = f"unreadable: {exc}"
         print(f"{name:<24} {origin:<9} {detail}  ({path})")
+    for path in shadowed_models():
+        print(f"{path.stem:<24} {'hidden':<9} a built-in model has this name, so `--model {path.stem}` runs the "
+              f"built-in one: rename the file to use it by name, or give its path  ({path})")
     return 0
+
+
+def shadowed_models() -> list:
+    """Files of the user model folder named like a built-in model: never offered by name, so said."""
+    folder, builtin = user_model_dir(), builtin_model_paths()
+    if not folder.is_dir():
+        return []
+    return [path for path in sorted(folder.glob("*.safetensors")) if path.stem in builtin
+            and path.resolve() != builtin[path.stem].resolve()]
 
 
 def last_run_verdict(meta: dict) -> str:

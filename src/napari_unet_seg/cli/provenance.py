@@ -11,6 +11,7 @@ from typing import Any
 from ..core.inference.cells_step import describe_cells_request
 from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.provenance import file_sha256, read_provenance, with_edits_said
+from ..core.model.modelfile import ModelFileError, read_metadata
 from .errors import UserError
 
 
@@ -23,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "Says whether the model file is still the one that was used, and whether the labels were "
                      "edited since they were made (the command then makes them as they were before the edits)."))
     parser.add_argument("output", metavar="OUTPUT",
-                        help="a *_labels.tif, *_labels.zarr, *_objects.csv, or an export (.zip, .geojson, .ome.zarr)")
+                        help="a *_labels.tif, *_labels.zarr, *_objects.csv, an export (.zip, .geojson, .ome.zarr), "
+                             "or a model file (.safetensors: its description, authors, licence and training runs)")
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
     parser.set_defaults(run=run)
 
@@ -32,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.output)
     if not path.exists():
         raise UserError(f"no such file or folder: {path}")
+    if path.suffix.lower() == ".safetensors":  # a model received: what it is, who made it, what it learnt from
+        return _model_file(path, args.json)
+    if path.name.startswith("summary") and path.suffix.lower() == ".csv":
+        raise UserError(f"{path} is a batch run's table: ask the provenance of one of its outputs "
+                        "(a *_labels.tif or *_labels.zarr beside it)")
+    if path.is_dir() and not (path / ".zattrs").exists() and not (path / "zarr.json").exists():
+        raise UserError(f"{path} is a folder: give a labels file or store (*_labels.tif, *_labels.zarr, .ome.zarr), "
+                        "an objects CSV or an export")
     try:
         record = read_provenance(path)
         record = None if record is None else with_edits_said(path, record)
@@ -47,14 +57,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_file(path: Path, as_json: bool) -> int:
+    """A model file's own record: its name, what it does, its authors and licence, and each training run."""
+    try:
+        meta = read_metadata(path)
+    except ModelFileError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    imported = meta.get("imported_from") if isinstance(meta.get("imported_from"), dict) else {}
+    authors = meta.get("authors") if isinstance(meta.get("authors"), list) else []
+    lines = [("model", f"{meta.get('name') or path.stem} ({meta.get('task')}) in {path.absolute()}"),
+             ("sha256", file_sha256(path)),
+             ("about", str(meta.get("description") or "no description")),
+             ("authors", ", ".join(map(str, authors)) or "not recorded"),
+             ("licence", str(meta.get("license") or "not recorded"))]
+    if imported:
+        lines.append(("imported", f"from the bioimage.io package {imported.get('package')}"))
+    runs = [run for run in meta.get("lineage") or [] if isinstance(run, dict) and "base" in run]
+    lines.append(("lineage", _training({"lineage": meta.get("lineage"), "builtin": False})))
+    for run in runs:
+        scores = run.get("scores") or {}
+        ap50 = scores.get("ap50")
+        score = f", AP50 {ap50:.3f} on {run.get('scores_on')}" if isinstance(ap50, float) else ""
+        lines.append(("run", f"{run.get('date')}: from '{run.get('base')}', {run.get('mode')}, "
+                             f"{len(run.get('data') or [])} image(s), {run.get('steps')} steps{score}"))
+    for name, value in lines:
+        print(f"{name + ':':<10} {value}")
+    return 0
+
+
 def _training(model: dict[str, Any]) -> str:
     """The model's lineage in one line: fine-tuning runs (base, date), or the stages a built-in model was trained in."""
     lineage = model.get("lineage") or []
     if not lineage:
         return "built-in, as shipped" if model.get("builtin") else "no training recorded"
     last = lineage[-1]
-    if "base" in last:  # a fine-tuning run (core.training.lineage)
-        return f"{len(lineage)} fine-tuning run(s), the last from '{last.get('base')}' on {last.get('date')}"
+    if "base" in last:  # a fine-tuning run (core.training.lineage), after any stages of a script-trained model
+        runs = sum(isinstance(run, dict) and "base" in run for run in lineage)
+        return f"{runs} fine-tuning run(s), the last from '{last.get('base')}' on {last.get('date')}"
     # the earlier stages of a model trained by a script (scripts/train_nuclei.py), then this file's own run
     built_in = "built-in, as shipped; " if model.get("builtin") else ""
     return f"{built_in}trained in {len(lineage) + 1} stages (see --json)"

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -92,6 +93,49 @@ def test_wrong_architecture_in_metadata(tmp_path, tiny_model):
     save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={"napari_unet_seg": json.dumps(meta)})
     with pytest.raises(ModelFileError, match="architecture in its metadata needs"):
         load_model(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda meta: meta["architecture"].update(type="ResNet"), "its network is 'ResNet', not this plugin's U-Net"),
+    (lambda meta: meta["input"].update(channels=3), "its input says 3 channel(s) but its network takes 1"),
+    (lambda meta: meta["normalization"].update(low="x"), "normalization low and high must be percentiles"),
+    (lambda meta: meta["normalization"].update(low=99.9, high=1), "normalization low and high must be percentiles"),
+])
+def test_metadata_that_contradicts_the_weights_or_makes_no_sense_is_refused_in_one_line(tmp_path, tiny_model, spoil,
+                                                                                       words):
+    from safetensors.torch import load_file, save_file
+
+    path = save_model(tiny_model, tmp_path / "m")
+    meta = read_metadata(path)
+    spoil(meta)
+    save_file(load_file(str(path)), str(tmp_path / "bad.safetensors"), metadata={"napari_unet_seg": json.dumps(meta)})
+    with pytest.raises(ModelFileError, match=re.escape(f"bad.safetensors: {words}")):
+        load_model_file(tmp_path / "bad.safetensors")
+
+
+def test_weights_that_are_not_numbers_are_refused(tmp_path, tiny_model):
+    from safetensors.torch import load_file, save_file
+
+    path = save_model(tiny_model, tmp_path / "m")
+    weights = load_file(str(path))
+    first = next(key for key, value in weights.items() if value.is_floating_point())
+    weights[first] = torch.full_like(weights[first], float("nan"))
+    save_file(weights, str(tmp_path / "nan.safetensors"), metadata={"napari_unet_seg": json.dumps(read_metadata(path))})
+    with pytest.raises(ModelFileError, match=r"nan.safetensors is damaged: some of its weights are not numbers"):
+        load_model_file(tmp_path / "nan.safetensors")
+
+
+def test_a_file_named_as_a_file_is_run_even_when_a_model_shares_its_name(tmp_path, tiny_model, monkeypatch):
+    from napari_unet_seg.core.model.registry import resolve_model_path, user_model_dir
+
+    in_folder = save_model(tiny_model, user_model_dir() / "x.safetensors.safetensors")  # named "x.safetensors"
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_path("x.safetensors") == in_folder  # no such file here: the model of that name
+    here = save_model(tiny_model, tmp_path / "x.safetensors")
+    assert resolve_model_path("x.safetensors").resolve() == here  # the file named, not the folder's model
+    assert resolve_model_path("./x.safetensors").resolve() == here
+    with pytest.raises(ModelFileError, match="^no model given"):  # not "'.' is a folder"
+        resolve_model_path("")
 
 
 def test_semantic_model_needs_classes():

@@ -184,6 +184,8 @@ def test_without_an_output_the_model_goes_to_the_user_folder_by_the_package_name
     assert available_models()["disks"] == result.path
     with pytest.raises(ImportRefused, match="built-in model's name"):
         import_bioimageio(exported[1], name="nuclei")
+    with pytest.raises(ImportRefused, match="'x.safetensors' is a file's name, not a model's: name it 'x'"):
+        import_bioimageio(exported[1], name="x.safetensors")  # `--model x.safetensors` would not find it as named
 
 
 class Payload:

@@ -77,6 +77,15 @@ def test_continue_training_a_finetuned_model(private_model_dir):
     assert again.net is not load_model("round1").net  # the cached model is never trained in place
     finetune(again, [TrainingPair(image, labels)], config=_fast(), base="round1")
     assert [run["base"] for run in again.metadata["lineage"]] == ["scratch", "round1"]
+    # it describes itself as what it now is (a package or a colleague reads this), and stays one sentence per round
+    again.metadata["description"] = again.metadata["origin_description"] = ""  # as a model made here starts
+    finetune(again, [TrainingPair(image, labels, name="cells")], config=_fast(), base="round2")
+    assert again.metadata["description"] == ("Fine-tuned from 'round2' with napari-unet-seg on 1 annotated image(s) "
+                                             "(cells).")
+    from napari_unet_seg.core.model_export.documentation import _scores
+
+    again.metadata["training"].update(scores_on="held-out annotation", scores={"ap50": 0.75})
+    assert "AP@0.5 = 0.750 on held-out" in _scores(again.metadata)
 
 
 def _weights(net):

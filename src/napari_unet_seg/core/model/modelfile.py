@@ -12,10 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -157,14 +159,35 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     except FileNotFoundError:
         raise ModelFileError(f"model file not found: {path}") from None
     except IsADirectoryError:
+        if _is_package(path):
+            raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
         raise ModelFileError(f"{path} is a folder, not a model file") from None
     except (ValueError, KeyError, TypeError, OSError, RecursionError):
+        if _is_package(path):
+            raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)")
     check_metadata(metadata, str(path), FORMAT_VERSION)
     _check_complete(path, 8 + header_len, header)
     return header, metadata
+
+
+_PACKAGE_HINT = ("{path} is a bioimage.io model package, not a model file: turn it into one with "
+                 "`unet-seg import-model {path}`")
+
+
+def _is_package(path: Path) -> bool:
+    """A bioimage.io package given where a model file goes: a folder or zip holding an rdf.yaml, or the yaml."""
+    if path.name in ("rdf.yaml", "bioimageio.yaml"):
+        return True
+    if path.is_dir():
+        return (path / "rdf.yaml").is_file() or (path / "bioimageio.yaml").is_file()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(Path(name).name in ("rdf.yaml", "bioimageio.yaml") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _check_complete(path: Path, weights_start: int, header: dict[str, Any]) -> None:
@@ -232,6 +255,9 @@ def load_model_file(path: str | os.PathLike) -> Model:
         net.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as exc:
         raise ModelFileError(f"{path.name} is damaged or incomplete: {first_line(exc, 200)}") from None
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in state.values() if tensor.is_floating_point()):
+        raise ModelFileError(f"{path.name} is damaged: some of its weights are not numbers (NaN or infinite), so it "
+                             "would find nothing in any image")
     net.eval()
     return Model(net=net, metadata=metadata, name=metadata.get("name") or path.stem, path=path)
 

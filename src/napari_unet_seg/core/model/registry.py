@@ -48,12 +48,20 @@ def available_models() -> dict[str, Path]:
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
-    """A model name (built-in or user) or a file path -> the file's path."""
+    """A model name (built-in or user) or a file path -> the file's path.
+
+    A name wins over a file of that name in the current folder, unless it is
+    written as a file (``x.safetensors``, ``./x``): then the file named is the
+    one run, never a model of the folder that happens to share its name.
+    """
     text = str(name_or_path)
+    if not text.strip():
+        raise ModelFileError("no model given: name one (see `unet-seg models`) or give a .safetensors file")
     models = available_models()
-    if text in models:
-        return models[text]
     path = Path(text).expanduser()
+    named_as_file = bool(path.suffix) or os.sep in text or "/" in text
+    if text in models and not (named_as_file and path.is_file()):  # a file named as a file is that file
+        return models[text]
     if path.suffix or os.sep in text or path.exists():
         refuse_pickle(path)
         if not path.exists():

@@ -80,6 +80,18 @@ def check_metadata(metadata: Any, name: str, newest_version: int) -> None:
     for key, value in metadata.get("postprocess", {}).items():
         if not _is_number(value):
             raise ModelFileError(f"{name}: post-processing setting {key!r} must be a number, not {value!r}")
+    kind = metadata["architecture"].get("type", "UNet")
+    if kind != "UNet":  # the weights of another network, however well their shapes fit
+        raise ModelFileError(f"{name}: its network is {kind!r}, not this plugin's U-Net")
+    channels = metadata.get("input", {}).get("channels", arch["in_channels"])
+    if channels != arch["in_channels"]:  # images would be fed as the one and read as the other
+        raise ModelFileError(f"{name}: its input says {channels!r} channel(s) but its network takes "
+                             f"{arch['in_channels']}: the metadata contradicts the weights")
+    norm = metadata.get("normalization", {})
+    low, high = norm.get("low", 1.0), norm.get("high", 99.8)
+    if not (_is_number(low) and _is_number(high) and 0 <= low < high <= 100):
+        raise ModelFileError(f"{name}: normalization low and high must be percentiles, low first (0-100), not "
+                             f"{low!r} and {high!r}")
 
 
 def expected_shapes(arch: dict[str, int]) -> dict[str, tuple[int, ...]]:

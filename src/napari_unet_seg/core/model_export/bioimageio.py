@@ -17,6 +17,7 @@ import os
 import shutil
 import string
 import tempfile
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -158,9 +159,19 @@ def export_bioimageio(
     with tempfile.TemporaryDirectory(prefix="unet-seg-bioimageio-") as scratch:
         files = _write_files(model, Path(scratch), raw, output, norm, torchscript)
         descr = _describe(model, files, raw, norm, authors=authors or ("unknown",), license=license)
-        with atomic_path(folder) as tmp:
-            _save_package(descr, tmp)
+        if is_zip_name(folder):  # one file, as bioimage.io uploads and shares packages
+            packed = _save_zip(descr, Path(scratch) / "package.zip")
+            with atomic_path(folder) as tmp:
+                shutil.copyfile(packed, tmp)
+        else:
+            with atomic_path(folder) as tmp:
+                _save_package(descr, tmp)
     return folder
+
+
+def is_zip_name(path: Path) -> bool:
+    """A package output named ``*.zip`` is written as one zip file; any other name as a folder."""
+    return path.suffix.lower() == ".zip"
 
 
 def check_package_folder(folder: Path, *, overwrite: bool) -> None:
@@ -173,7 +184,12 @@ def check_package_folder(folder: Path, *, overwrite: bool) -> None:
     if not folder.exists() and not folder.is_symlink():
         return
     if not overwrite:
-        raise ExportError(f"{folder} already exists; choose another folder or pass --overwrite")
+        raise ExportError(f"{folder} already exists; choose another {'name' if is_zip_name(folder) else 'folder'} "
+                          "or pass --overwrite")
+    if is_zip_name(folder):
+        if not folder.is_file() or not _zip_holds_package(folder):
+            raise ExportError(f"{folder} exists and is not a bioimage.io package zip: choose another name")
+        return
     if not folder.is_dir():
         raise ExportError(f"{folder} exists and is not a folder")
     if any(folder.iterdir()) and not (folder / "rdf.yaml").is_file():
@@ -346,6 +362,20 @@ def _operation(spec: Any, op: str, kwargs: dict[str, Any]) -> Any:
     if op == "scale_linear":
         return spec.ScaleLinearDescr(kwargs=spec.ScaleLinearKwargs(**kwargs))
     raise ValueError(f"no bioimage.io operation {op!r}")
+
+
+def _zip_holds_package(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "rdf.yaml" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _save_zip(descr: Any, path: Path) -> Path:
+    from bioimageio.spec import save_bioimageio_package
+
+    return Path(save_bioimageio_package(descr, output_path=path))
 
 
 def _save_package(descr: Any, folder: Path) -> None:

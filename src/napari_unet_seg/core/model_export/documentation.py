@@ -41,9 +41,22 @@ def _labels_recipe(metadata: dict[str, Any]) -> str:
     )
 
 
+def _ordinal(value: float) -> str:
+    """1 -> "1st", 2 -> "2nd", 99.8 -> "99.8th": a percentile as people write it."""
+    text = f"{value:g}"
+    if "." in text or (len(text) > 1 and text[-2] == "1"):
+        return f"{text}th"
+    return text + {"1": "st", "2": "nd", "3": "rd"}.get(text[-1], "th")
+
+
 def _scores(metadata: dict[str, Any]) -> str:
     """The held-out score training recorded, if any (labels after napari-unet-seg's own post-processing)."""
-    score = metadata.get("training", {}).get("best_holdout_ap50")
+    training = metadata.get("training", {})
+    score = training.get("best_holdout_ap50")
+    scores = training.get("scores")
+    if not isinstance(score, (int, float)) and isinstance(scores, dict) and training.get("scores_on") == \
+            "held-out annotation":  # a fine-tune's: its last round, on the part of its annotation held out
+        score = scores.get("ap50")
     if not isinstance(score, (int, float)):
         return "No held-out score was recorded for this model."
     return (f"During training, napari-unet-seg's labels from this model scored AP@0.5 = {score:.3f} on held-out "
@@ -89,7 +102,7 @@ def documentation(metadata: dict[str, Any], norm: ExportedNormalization, *, mode
         "",
         "### Normalisation carried by the package",
         "",
-        (f"Per image and channel, the {norm.low:g}th percentile maps to 0 and the {norm.high:g}th to 1 "
+        (f"Per image and channel, the {_ordinal(norm.low)} percentile maps to 0 and the {_ordinal(norm.high)} to 1 "
         f"(`scale_range`){'; then the image is inverted, 1 - x (`scale_linear`)' if norm.invert else ''}."),
         "",
         "### What the package cannot express",

@@ -67,6 +67,8 @@ def import_bioimageio(
     """
     if name is not None and not name.strip():
         raise ImportRefused("the model's name is empty")
+    if name is not None and name.lower().endswith(SUFFIX):  # a name that reads as a file: `--model x.safetensors`
+        raise ImportRefused(f"{name!r} is a file's name, not a model's: name it {name[:-len(SUFFIX)]!r}")
     check_installed()
     target = None if output is None else _check_output(Path(output), overwrite)
     with _about(package):

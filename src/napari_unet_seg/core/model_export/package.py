@@ -48,6 +48,9 @@ class PackageFiles:
             found = _description_name([p.name for p in self.path.iterdir() if p.is_file()])
         elif zipfile.is_zipfile(self.path):
             found = self._open_zip()
+        elif self.path.suffix.lower() == ".zip":
+            raise ImportRefused("it is named .zip but is not a readable zip: damaged or incomplete (a download cut "
+                                "short?)")
         else:
             raise ImportRefused("it is not a bioimage.io package (a folder or .zip holding an rdf.yaml)")
         if found is None:
