@@ -540,3 +540,35 @@ def test_labels_painted_or_deleted_during_training_are_said_at_the_end(make_napa
                     + ("; press Train again to learn from the changes." if what == "painted" else ".")]
     assert f"Note: '{name}' {verb} during training" in widget.result.text()
     assert widget._watch is None  # nothing is heard after the run
+
+
+def test_a_model_file_from_elsewhere_is_a_starting_point_and_a_broken_one_is_marked(make_napari_viewer, qtbot,
+                                                                                   tmp_path, messages, monkeypatch):
+    from napari_unet_seg._widgets import train_form
+    from napari_unet_seg.core.model.modelfile import new_model, save_model
+
+    monkeypatch.setattr(train_form, "show_error", messages["error"].append)
+    from napari_unet_seg.core.model.registry import user_model_dir
+
+    viewer, _ = _cells(make_napari_viewer)
+    received = save_model(new_model("instances", depth=2, base_channels=4), tmp_path / "from a colleague.safetensors")
+    good = save_model(new_model("instances", depth=2, base_channels=4), user_model_dir() / "mine.safetensors")
+    (user_model_dir() / "cut.safetensors").write_bytes(good.read_bytes()[:300])
+    widget = _docked(viewer, tmp_path, steps=2)
+    box = widget.settings.model_box
+    texts = [box.itemText(i) for i in range(box.count())]
+    assert "cut [unreadable]" in texts and texts[-1] == "Load from file…"
+    box.setCurrentText("cut [unreadable]")
+    widget.start()
+    assert widget.worker is None and widget.status.text().startswith("Not started: ")
+    assert "cut.safetensors" in widget.status.text()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"no model")
+    assert not widget.settings.add_model_file(broken) and "broken.safetensors" in messages["error"][-1]
+    assert widget.settings.add_model_file(received)
+    assert box.currentText() == "from a colleague (from a colleague.safetensors)"
+    widget.start()
+    _wait(qtbot, widget)
+    assert widget.outcome is not None and widget.job.init == str(received)
+    assert read_metadata(widget.outcome.path)["lineage"][-1]["base"] == "from a colleague"
+    assert "'from a colleague'" in widget.result.text() or "from a colleague" in widget.status.text()

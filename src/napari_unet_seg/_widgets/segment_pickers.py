@@ -76,7 +76,7 @@ class ImagePicker(QComboBox):
             self.setCurrentText(active.name)
 
 
-def _unreadable(path: Path) -> str | None:
+def unreadable_reason(path: Path) -> str | None:
     """Why a model file of the folders cannot be used (read from its header, cheaply), or None."""
     try:
         ModelInfo.of(path)
@@ -139,7 +139,7 @@ class ModelPicker(QWidget):
         names = sorted(models, key=lambda n: (n != DEFAULT_MODEL, n.lower()))
         self.combo.blockSignals(True)
         self.combo.clear()
-        problems = {name: _unreadable(models[name]) for name in names}  # headers only: cheap
+        problems = {name: unreadable_reason(models[name]) for name in names}  # headers only: cheap
         for name in names:
             self.combo.addItem(name if problems[name] is None else f"{name} [unreadable]", str(models[name]))
         for label, path in self._files.items():

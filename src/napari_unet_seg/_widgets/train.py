@@ -56,6 +56,11 @@ def layers_news(deleted: list[str], changed: list[str], in_project: bool) -> str
     return text + ("; press Train again to learn from the changes" if changed else "")
 
 
+def _model_label(init: str) -> str:
+    """A starting model as people call it: its name, or a file's name without the folder (Load from file…)."""
+    return Path(init).stem if init.endswith(".safetensors") else init
+
+
 def _failure_title(exc: Exception) -> str:
     """An annotation refused before the first step trained nothing: not a failure of training."""
     return "Training not started" if isinstance(exc, UnusableAnnotation) else "Training failed"
@@ -272,7 +277,7 @@ class TrainWidget(QWidget):
     def _on_returned(self, outcome: JobOutcome) -> None:
         self.outcome = outcome
         result = outcome.result
-        parent = self.job.init if self.job is not None else "the starting model"
+        parent = _model_label(self.job.init) if self.job is not None else "the starting model"
         for warning in result.warnings:
             if warning not in self._warned:
                 show_warning(warning)

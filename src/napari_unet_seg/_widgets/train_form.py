@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
-from ..core.model.registry import available_models
+from ..core.model.modelfile import ModelFileError
+from ..core.model.registry import available_models, load_model
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
 from .segment_layers import is_pristine, is_segment_result, uncorrected_planes
+from .segment_pickers import LOAD_FROM_FILE, unreadable_reason
 from .train_history import ModelHistory
 from .train_job import TrainJob
 from .train_layers import MODES, channel_read, image_for, leading_shape, overlays, pairs_from_layers, plane_text
@@ -72,6 +75,8 @@ class TrainSettings(QWidget):
         self.slices = QLineEdit()
         self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
         self.model_box = _combo()
+        self._files: list[Path] = []  # model files loaded by hand (Load from file…), offered after the folders'
+        self._model_index = 0  # the choice before "Load from file…", restored when the dialog is cancelled
         self.name = QLineEdit()
         self.name.setPlaceholderText("automatic (never overwrites)")
         for index, mode in enumerate(MODES):  # a narrow dock cuts the text: the tooltips say what to paint
@@ -135,6 +140,7 @@ class TrainSettings(QWidget):
             layout.addWidget(section)
         layout.addStretch(1)
         self.model_box.currentTextChanged.connect(self._on_model_changed)
+        self.model_box.activated.connect(self._on_model_activated)
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.task_box.currentTextChanged.connect(self._on_model_changed)
         self.project_dir.editingFinished.connect(self.show_project)
@@ -202,14 +208,62 @@ class TrainSettings(QWidget):
         self._on_pair_problem(problem)
 
     def refresh_models(self) -> None:
-        """Re-read the model folders (the built-in model, user models, new)."""
+        """Re-read the model folders (the built-in model, user models, new), then the files loaded by hand."""
         current = self.model_box.currentText()
+        models = available_models()
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        self.model_box.addItems(sorted(available_models()) + [SCRATCH])
-        self.model_box.setCurrentText(current if current else ("nuclei" if "nuclei" in available_models() else SCRATCH))
+        for name in sorted(models):  # a file that cannot be read is marked, its reason in the tooltip
+            why = unreadable_reason(models[name])
+            self.model_box.addItem(name if why is None else f"{name} [unreadable]", name)
+            self.model_box.setItemData(self.model_box.count() - 1, why or str(models[name]),
+                                       Qt.ItemDataRole.ToolTipRole)
+        for path in self._files:
+            self.model_box.addItem(f"{path.stem} ({path.name})", str(path))
+            self.model_box.setItemData(self.model_box.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
+        self.model_box.addItem(SCRATCH, SCRATCH)
+        self.model_box.insertSeparator(self.model_box.count())
+        self.model_box.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
+        self.model_box.setCurrentText(current if current and current != LOAD_FROM_FILE
+                                      else ("nuclei" if "nuclei" in models else SCRATCH))
+        self._model_index = self.model_box.currentIndex()
         self.model_box.blockSignals(False)
         self._on_model_changed()
+
+    def starting_point(self) -> str:
+        """What training starts from: a model's name, a model file's path, or "none" (a new model)."""
+        if self.model_box.currentText() == SCRATCH:
+            return "none"
+        data = self.model_box.currentData()
+        if data in models_unreadable(self.model_box):
+            raise ModelFileError(str(self.model_box.itemData(self.model_box.currentIndex(),
+                                                             Qt.ItemDataRole.ToolTipRole)))
+        return str(data or self.model_box.currentText())
+
+    def add_model_file(self, path: str | Path) -> bool:
+        """Offer a model file from anywhere as a starting point (checked whole first) and choose it; False with a
+        notification when it cannot be used."""
+        path = Path(path)
+        try:
+            load_model(path)
+        except ModelFileError as exc:
+            show_error(str(exc))
+            return False
+        if path not in self._files:
+            self._files.append(path)
+        self.refresh_models()
+        self.model_box.setCurrentIndex(self.model_box.findData(str(path)))
+        self._model_index = self.model_box.currentIndex()
+        return True
+
+    def _on_model_activated(self, index: int) -> None:
+        if self.model_box.itemData(index) != LOAD_FROM_FILE:
+            self._model_index = index
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Start from a model file", "",
+                                              "napari-unet-seg models (*.safetensors)")
+        if not (path and self.add_model_file(path)):
+            self.model_box.setCurrentIndex(self._model_index)
 
     def _on_model_changed(self, *_: Any) -> None:
         """Only a new model has a task, classes, depth and width to choose."""
@@ -280,7 +334,7 @@ class TrainSettings(QWidget):
         classes = self.classes.value() if self.classes.value() > 1 else None  # None: from the labels (the job's)
         preview_image = pairs[0].image if self.preview.isChecked() else None
         return TrainJob(
-            pairs=pairs, init="none" if scratch else self.model_box.currentText(),
+            pairs=pairs, init=self.starting_point(),
             task="semantic" if self.mode() == "scribbles" else self.task_box.currentText(),
             classes=classes if scratch else None, depth=self.depth.value(), width=self.width.value(),
             scribbles=scribbles, max_steps=self.max_steps.value() or None,
@@ -310,3 +364,8 @@ def _refuse_uncorrected_slices(labels: Any, chosen: list[tuple[int, ...]]) -> No
                 else ": show one of them"))
     raise ValueError(f"slice{'s' if several else ''} {name} of '{labels.name}' {'are' if several else 'is'} "
                      f"Segment's result exactly as it came out{where}")
+
+
+def models_unreadable(box: QComboBox) -> set[str]:
+    """The names a model list marks "[unreadable]"."""
+    return {str(box.itemData(i)) for i in range(box.count()) if box.itemText(i).endswith(" [unreadable]")}
