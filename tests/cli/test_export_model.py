@@ -84,7 +84,7 @@ def test_an_imported_models_authors_and_licence_go_into_its_next_package(tiny_mo
     capsys.readouterr()
     again = tmp_path / "again"
     assert main(["export-model", str(tmp_path / "received.safetensors"), "-o", str(again), "--no-torchscript"]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # notes on stderr, as every command's
     rdf = yaml.safe_load((again / "rdf.yaml").read_text())
     assert rdf["authors"] == [{"name": "Bea Bio"}, {"name": "Carl C"}] and rdf["license"] == "MIT"
     assert "note: authors as the model file records them: Bea Bio, Carl C" in printed

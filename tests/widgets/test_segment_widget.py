@@ -310,6 +310,16 @@ def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(mak
     assert any("2 planes along its first axis were segmented one by one" in text for text in messages["info"])
     viewer.add_image(np.random.default_rng(4).random((48, 64), dtype=np.float32), name="one plane")
     assert hint.isHidden()
+    # four frames of a movie, said to be frames (linked): no "if they are channels", before or after the run
+    movie = viewer.add_image(np.random.default_rng(5).random((4, 48, 64), dtype=np.float32), name="movie")
+    assert not hint.isHidden()
+    widget.settings.link_frames.setChecked(True)
+    assert hint.isHidden()
+    said = len(messages["info"])
+    segment_and_wait(qtbot, widget, movie)
+    assert not any("planes along" in text for text in messages["info"][said:])
+    widget.settings.link_frames.setChecked(False)
+    assert not hint.isHidden()
 
 
 def test_the_channels_of_a_movie_are_said_before_the_run_and_choosing_them_lets_frames_link(make_widget, qtbot):

@@ -176,6 +176,7 @@ class SegmentSettings(QWidget):
         self.channel_axis.currentIndexChanged.connect(self._update_channels)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
         self.slices.currentIndexChanged.connect(self._update_slices)
+        self.link_frames.toggled.connect(self._update_slices)  # frames said: the "if they are channels" hint goes
         self.output.currentIndexChanged.connect(self._allow_filters)
         self._on_model_changed()
 
@@ -362,6 +363,8 @@ class SegmentSettings(QWidget):
         self.link_frames.setEnabled(len(lead) == 1 and self.slices.currentIndex() == 0)
         axis = likely_channel_axis(shape, bool(layer.rgb), self.channel_axis.currentData(),
                                    info.in_channels) if lead and info is not None else None
+        if self.link_frames.isEnabled() and self.link_frames.isChecked():
+            axis = None  # the user has said the planes are frames of a movie: no "if they are channels"
         if axis is not None:
             linking = "" if len(lead) == 1 else " (then same id across slices can link the frames)"
             self.planes_hint.setText(f"{shape[axis]} planes along axis {axis}, each segmented on its own. If they are "

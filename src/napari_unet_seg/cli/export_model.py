@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.model.registry import load_model
 from ..core.model_export import ExportError, export_bioimageio
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if args.author is not None and not all(name.strip() for name in args.author):
         raise UserError("--author needs a name")
+    check_writable_folder(output.absolute().parent)  # said now, naming the folder, not a temporary file at the end
     model = load_model(args.model)
     invert = None if args.invert is None else args.invert == "yes"
     authors, license = recorded_credits(model, args.author, args.license)
@@ -70,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
     check = output if is_zip_name(output) else output / "rdf.yaml"
     print(f"wrote {output} (bioimage.io model package; check it with: bioimageio test {check})")
     if not authors:
-        print("note: no --author given; the package names its author 'unknown' (set one before uploading)")
+        print("unet-seg export-model: note: no --author given; the package names its author 'unknown' (set one "
+              "before uploading)", file=sys.stderr)
     elif not args.author:
-        print(f"note: authors as the model file records them: {', '.join(authors)}")
+        print(f"unet-seg export-model: note: authors as the model file records them: {', '.join(authors)}",
+              file=sys.stderr)
     if args.license is None and license != DEFAULT_LICENSE:
-        print(f"note: licence as the model file records it: {license}")
+        print(f"unet-seg export-model: note: licence as the model file records it: {license}", file=sys.stderr)
     return 0
 
 

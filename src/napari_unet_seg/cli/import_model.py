@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.path} (model '{model.name}', {kind}); it reproduces the package's test output "
           f"(largest difference {result.difference:.2g})")
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"unet-seg import-model: note: {note}", file=sys.stderr)
     if result.path.parent == user_model_dir():
         print(f"use it by name: unet-seg predict --model '{model.name}' IMAGES -o OUT")
     return 0

@@ -133,7 +133,8 @@ def segment_image(
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = planes or tuple(np.ndindex(*lead))
     every_plane = planes == tuple(np.ndindex(*lead))
-    stack_note = every_plane and channels_as_planes_note(tuple(image.shape), rgb, channel_axis, model.in_channels)
+    stack_note = every_plane and not options.link_frames and channels_as_planes_note(
+        tuple(image.shape), rgb, channel_axis, model.in_channels)  # frames linked: the user said they are a movie
     provenance = describe_run(model, requested, device=options.device, precision=options.precision,
                               image_path=image_path,
                               planes=None if every_plane else planes, rgb=rgb, channel_axis=channel_axis)
