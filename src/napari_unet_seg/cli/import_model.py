@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "with PyTorch's safe loader, and the network is accepted only when napari-unet-seg's U-Net with them "
             "reproduces the package's test output. Its percentile normalisation and inversion come back, and its task "
             "and classes; what bioimage.io cannot express (object size, post-processing, automatic inversion, "
-            "despiking) comes from the model file a package exported by napari-unet-seg attaches. Needs the optional dependency: "
-            "pip install 'napari-unet-seg[bioimageio]'."
+            "despiking) comes from the model file a package exported by napari-unet-seg attaches. Needs the optional "
+            "dependency: pip install 'napari-unet-seg[bioimageio]'."
         ),
     )
     parser.add_argument("package", metavar="PACKAGE", help="the package: a folder or .zip holding rdf.yaml")
