@@ -168,3 +168,11 @@ def test_opened_before_segment_the_stain_is_the_other_channel_once_segment_names
     qtbot.waitUntil(lambda: cells.nuclei_picker.currentText() == "exp labels", timeout=5000)
     qtbot.waitUntil(lambda: cells.stain_picker.currentText() == "exp · channel 1", timeout=5000)
     assert cells.stain_picker.itemText(1) == "exp · channel 0"  # the nuclear channel: offered, after the other
+
+
+def test_a_stain_of_the_same_size_lying_elsewhere_is_not_the_default(docked):
+    viewer, widget, _, cytoplasm = docked
+    viewer.add_image(np.zeros_like(cytoplasm), name="another image")  # newest, of the same size, but at scale 1
+    widget._refresh_choices()
+    texts = [widget.stain_picker.itemText(i) for i in range(widget.stain_picker.count())]
+    assert widget.stain_picker.currentText() == "cytoplasm" and "another image" in texts

@@ -102,3 +102,16 @@ class RunWatch:
         for event, callback in self._hooks:
             event.disconnect(callback)
         self._hooks = []
+
+
+def same_place(image: Any, labels: Any, plane: tuple[int, ...]) -> bool:
+    """Whether an image's plane lies where the labels' plane lies on screen (two opposite corners agree)."""
+    try:
+        for corner in ((0, 0), tuple(plane)):
+            at = [np.asarray(layer.data_to_world((0,) * (layer.ndim - 2) + corner), float)[-2:]
+                  for layer in (image, labels)]
+            if not np.allclose(at[0], at[1], rtol=0, atol=1e-6 * max(1, *plane)):
+                return False
+    except (ValueError, IndexError, TypeError):
+        return True  # a layout this check cannot read: the shape decides, as before
+    return True

@@ -37,7 +37,7 @@ from ._common import (
     start_worker,
     value_or_none,
 )
-from ._layers import layer_id, layer_named, on_layers_changed, source_array
+from ._layers import layer_id, layer_named, on_layers_changed, same_place, source_array
 from ._scroll import fill_dock, scrolling
 from .._layer_marks import CELLS_KEY, SEGMENT_KEY, fingerprint, untouched
 from .segment_layers import spatial_kwargs, unique_name
@@ -162,7 +162,10 @@ class CellsWidget(QWidget):
             elif isinstance(layer, Labels) and data_shape == shape and CELLS_KEY not in layer.metadata:
                 masks.append(layer.name)
         nuclear = _segmented_from(nuclei)
-        stains.sort(key=lambda stain: stain[1:] == nuclear)  # the image the nuclei were found in: a poor cell stain
+        elsewhere = {name for _, name, _ in stains if nuclei is not None
+                     and not same_place(self.viewer.layers[name], nuclei, shape[-2:])}
+        # first the stains lying where the nuclei lie (not another image's of the same size), the nuclei's own last
+        stains.sort(key=lambda stain: (stain[1] in elsewhere, stain[1:] == nuclear))
         self._stains = {text: (name, channel) for text, name, channel in stains}
         texts = [text for text, _, _ in stains]
         chosen = self._chosen_stain if self._chosen_stain in (*texts, NO_STAIN) else None

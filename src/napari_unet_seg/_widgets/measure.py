@@ -42,7 +42,9 @@ from ..core.measure.classes import class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
-from ._layers import current_plane, layer_id, layer_named, on_layers_changed, pixel_events, source_array
+from ._layers import (
+    current_plane, layer_id, layer_named, on_layers_changed, pixel_events, same_place, source_array,
+)
 from ._scroll import fill_dock, scrolling
 from .measure_classes import (
     NO_CLASSES,
@@ -81,19 +83,6 @@ def _channels_last(data: Any) -> Any:
     import dask.array as da
 
     return da.moveaxis(da.asarray(data), 0, -1)
-
-
-def _same_place(image: Image, labels: Labels, plane: tuple[int, ...]) -> bool:
-    """Whether the image's plane lies where the labels' plane lies in the world (two opposite corners agree)."""
-    try:
-        for corner in ((0, 0), tuple(plane)):
-            at = [np.asarray(layer.data_to_world((0,) * (layer.ndim - 2) + corner), float)[-2:]
-                  for layer in (image, labels)]
-            if not np.allclose(at[0], at[1], rtol=0, atol=1e-6 * max(1, *plane)):
-                return False
-    except (ValueError, IndexError, TypeError):
-        return True  # a layout this check cannot read: the shape decides, as before
-    return True
 
 
 class MeasureWidget(QWidget):
@@ -228,7 +217,7 @@ class MeasureWidget(QWidget):
             if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
                                            or _channels_first(layer, shape)):
                 item = QListWidgetItem(layer.name)
-                ticked = layer.name not in unticked and _same_place(layer, labels, shape[-2:])
+                ticked = layer.name not in unticked and same_place(layer, labels, shape[-2:])
                 item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
                 self.images.addItem(item)
         self._refresh_classes()
