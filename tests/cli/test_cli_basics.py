@@ -43,6 +43,11 @@ def test_models_says_which_fine_tunes_only_kept_their_parents_weights(capsys, pr
     assert main(["models"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "; fine-tuned from nuclei: better on its held-out annotation" in lines["better"]
+    from napari_unet_seg.cli.models import last_run_verdict
+
+    tie = dict(run("trained"), scores={"ap50_90": 1.0}, parent_scores={"ap50_90": 1.0})  # Train: "as good as"
+    assert last_run_verdict({"lineage": [tie]}) == ("fine-tuned from nuclei: as good as nuclei on its held-out "
+                                                   "annotation (both got it all right)")
     assert "; training did not beat nuclei: nuclei's weights, post-processing fitted" in lines["kept"]  # the last run
     assert "better" not in lines["plain"] and "better" not in lines["nuclei"]
 

@@ -153,10 +153,17 @@ def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, 
     assert printed["run"].strip().split(": ", 1)[1].startswith("from 'disks', dense, 1 image(s), 1 steps")
     assert main(["provenance", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["license"] == "MIT"
+    assert main(["provenance", "nuclei"]) == 0  # a model by name, as --model takes it
+    assert "nuclei (instances)" in capsys.readouterr().out
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "summary.csv").write_text("file,status\n")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "package.zip", "w") as archive:
+        archive.writestr("rdf.yaml", "type: model\n")
     for target, words in ((tmp_path / "out" / "summary.csv", "is a batch run's table"),
-                          (tmp_path / "out", "is a folder: give a labels file")):
+                          (tmp_path / "out", "is a folder: give a labels file"),
+                          (tmp_path / "package.zip", "is a bioimage.io model package: turn it into a model file")):
         assert main(["provenance", str(target)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err

@@ -70,6 +70,16 @@ def test_an_image_of_the_same_size_lying_elsewhere_is_offered_but_not_ticked(doc
     ticked = {widget.images.item(i).text(): widget.images.item(i).checkState() == Qt.CheckState.Checked
               for i in range(widget.images.count())}
     assert ticked == {"nuclei": True, "colour": True, "moved": False, "unscaled": False}
+    # the labels of the unscaled image: it is ticked now (it was unticked for lying elsewhere, not by the user)
+    viewer.add_labels(labels, name="unscaled labels")
+    widget.labels_picker.setCurrentText("unscaled labels")
+    widget._refresh_images()
+    ticked = {widget.images.item(i).text(): widget.images.item(i).checkState() == Qt.CheckState.Checked
+              for i in range(widget.images.count())}
+    assert ticked["unscaled"] and not ticked["nuclei"]
+    widget.images.findItems("unscaled", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Unchecked)
+    widget._refresh_images()  # what the user unticked stays unticked
+    assert widget.images.findItems("unscaled", Qt.MatchFlag.MatchExactly)[0].checkState() == Qt.CheckState.Unchecked
 
 
 def test_colour_by_a_feature_then_back(docked, qtbot):

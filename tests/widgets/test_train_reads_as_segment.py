@@ -169,3 +169,54 @@ def test_a_slice_of_a_stack_left_as_segment_made_it_is_refused_and_the_corrected
     widget.settings.slices.setText("2")
     (pair,) = _job(widget).pairs
     assert pair.plane == (2,) and pair.labels[10, 10] == 5
+
+
+def test_a_second_runs_preview_moves_to_the_image_and_slice_it_trains_on(viewer, qtbot, tmp_path):
+    planes = [synthetic_nuclei((48, 64), seed=seed) for seed in range(3)]
+    first = viewer.add_image(planes[0][0], name="first")
+    first_labels = viewer.add_labels(planes[0][1], name="first labels")
+    moved = viewer.add_image(planes[1][0], name="moved", scale=(0.5, 0.5), translate=(300, 300), rotate=10)
+    moved_labels = viewer.add_labels(planes[1][1], name="moved labels", scale=(0.5, 0.5), translate=(300, 300),
+                                     rotate=10)
+    widget = _train_dock(viewer, tmp_path, first, first_labels)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    preview = widget.preview_layer
+    widget.settings.image_box.setCurrentText(moved.name)
+    widget.settings.labels_box.setCurrentText(moved_labels.name)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.preview_layer is preview  # one preview layer, not one per run
+    for point in ((310.0, 305.0), (290.0, 330.0)):
+        np.testing.assert_allclose(preview.world_to_data(point), moved.world_to_data(point), atol=1e-9)
+
+
+def test_a_train_dock_opened_before_segment_finds_the_channels_last_labels_overlay(viewer, qtbot, tmp_path):
+    dapi, _ = synthetic_nuclei((48, 64), n=5, seed=6)
+    image = viewer.add_image(np.stack([np.full_like(dapi, dapi.max()) - dapi, dapi], axis=-1), name="yxc")
+    _, train = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    labels = _segment(viewer, qtbot, image, channel_axis=2, channel=1)
+    viewer.layers.selection.active = labels
+    assert "do not overlay" not in train.status.text()
+    train.settings.image_box.setCurrentText(image.name)
+    train.settings.labels_box.setCurrentText(labels.name)
+    assert "do not overlay" not in train.status.text()
+
+
+def test_cells_offer_the_channels_of_a_channels_last_layer_the_nuclear_one_last(viewer, qtbot):
+    dapi, _ = synthetic_nuclei((48, 64), n=5, seed=6)
+    cyto = np.full_like(dapi, dapi.max()) - dapi
+    image = viewer.add_image(np.stack([cyto, dapi], axis=-1), name="yxc")
+    viewer.add_image(np.zeros_like(dapi), name="elsewhere", translate=(500, 0))  # same size, another place
+    labels = _segment(viewer, qtbot, image, channel_axis=2, channel=1)
+    _, cells = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Cells from nuclei")
+    cells.nuclei_picker.setCurrentText(labels.name)
+    texts = [cells.stain_picker.itemText(i) for i in range(cells.stain_picker.count())]
+    assert texts.index("yxc · channel 0") < texts.index("yxc · channel 1")  # the nuclei's own channel after
+    assert cells.stain_picker.currentText() == "yxc · channel 0"
+    np.testing.assert_array_equal(cells.stain_data(), cyto)
+    from napari_unet_seg._widgets.cells import NO_STAIN
+
+    viewer.layers.remove(image)  # only a stain lying elsewhere left: offered, not chosen
+    texts = [cells.stain_picker.itemText(i) for i in range(cells.stain_picker.count())]
+    assert "elsewhere" in texts and cells.stain_picker.currentText() == NO_STAIN

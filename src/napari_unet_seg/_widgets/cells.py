@@ -60,6 +60,7 @@ class CellsWidget(QWidget):
         self.worker: Any = None
         self._cancel = threading.Event()
         self._stains: dict[str, tuple[str, int | None]] = {}  # picker text -> (layer name, channel or None)
+        self._channels_last: set[str] = set()  # picker texts of a channel of a (H, W, C) layer (not channels first)
         self._chosen_stain: str | None = None  # what the user picked; otherwise the first likely stain is offered
         self._boundary_before: str | None = None  # the boundary "no stain" replaced, given back with a stain
         self._build()
@@ -129,12 +130,15 @@ class CellsWidget(QWidget):
         return layer_named(self.viewer, name, Image) if name is not None else None
 
     def stain_data(self) -> Any:
-        """The chosen stain's pixels: the layer's, or one channel of a (C, H, W) layer."""
+        """The chosen stain's pixels: the layer's, or one channel of a (C, H, W) or (H, W, C) layer."""
         layer = self.stain_layer()
         if layer is None:
             return None
-        _, channel = self._stains[self.stain_picker.currentText()]
-        return source_array(layer) if channel is None else source_array(layer)[channel]
+        text = self.stain_picker.currentText()
+        _, channel = self._stains[text]
+        if channel is None:
+            return source_array(layer)
+        return source_array(layer)[..., channel] if text in self._channels_last else source_array(layer)[channel]
 
     def area_layer(self) -> Labels | None:
         return layer_named(self.viewer, self.area_picker.currentText(), Labels)
@@ -149,7 +153,7 @@ class CellsWidget(QWidget):
         """The stains and cell masks that match the nuclei pixel for pixel; the nuclei's own stain offered last."""
         nuclei = self.nuclei_layer()
         shape = None if nuclei is None else tuple(source_array(nuclei).shape)
-        stains, masks = [], []
+        stains, masks, last = [], [], []
         for layer in reversed(self.viewer.layers):
             if not isinstance(layer, (Image, Labels)) or (nuclei is not None and layer.name == nuclei.name):
                 continue  # by name: napari hands plugins wrapped layers, never the same object twice
@@ -159,6 +163,10 @@ class CellsWidget(QWidget):
             elif isinstance(layer, Image) and shape and not layer.rgb and data_shape[1:] == shape \
                     and 2 <= data_shape[0] <= MAX_CHANNELS:  # a multichannel layer, channels first: each channel
                 stains += [(f"{layer.name} · channel {k}", layer.name, k) for k in range(data_shape[0])]
+            elif isinstance(layer, Image) and shape and not layer.rgb and data_shape[:-1] == shape \
+                    and 2 <= data_shape[-1] <= MAX_CHANNELS:  # channels last, as Segment's channel axis reads them
+                last += [f"{layer.name} · channel {k}" for k in range(data_shape[-1])]
+                stains += [(f"{layer.name} · channel {k}", layer.name, k) for k in range(data_shape[-1])]
             elif isinstance(layer, Labels) and data_shape == shape and CELLS_KEY not in layer.metadata:
                 masks.append(layer.name)
         nuclear = _segmented_from(nuclei)
@@ -167,9 +175,11 @@ class CellsWidget(QWidget):
         # first the stains lying where the nuclei lie (not another image's of the same size), the nuclei's own last
         stains.sort(key=lambda stain: (stain[1] in elsewhere, stain[1:] == nuclear))
         self._stains = {text: (name, channel) for text, name, channel in stains}
+        self._channels_last = set(last)
         texts = [text for text, _, _ in stains]
         chosen = self._chosen_stain if self._chosen_stain in (*texts, NO_STAIN) else None
-        refill(self.stain_picker, [*texts, NO_STAIN], chosen or (texts[0] if texts else NO_STAIN))
+        here = [text for text, name, _ in stains if name not in elsewhere]  # none: no stain, unless chosen
+        refill(self.stain_picker, [*texts, NO_STAIN], chosen or (here[0] if here else NO_STAIN))
         refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
         self._stain_changed()
 

@@ -120,6 +120,9 @@ class MeasureWidget(QWidget):
         self.labels_picker.currentTextChanged.connect(self._refresh_images)
         self.labels_picker.activated.connect(self._picked_labels)
         self.images = QListWidget()
+        self._unticked: set[str] = set()  # images the user unticked (not those left unticked for lying elsewhere)
+        self._filling = False  # the list is being refilled: its ticks are not the user's
+        self.images.itemChanged.connect(self._on_image_ticked)
         self.images.setMaximumHeight(64)
         self.images.setToolTip("Image layers of the same size: mean, median and integrated intensity of each "
                                "(of each channel of a colour or multichannel layer).")
@@ -205,22 +208,33 @@ class MeasureWidget(QWidget):
     def _refresh_images(self, *_: Any) -> None:
         """Image layers whose pixels match the labels (RGB too), ticked unless unticked before or lying elsewhere
         on screen (another scale, position or rotation: of the same size, but not the labels' image)."""
-        unticked = {self.images.item(i).text() for i in range(self.images.count())
-                    if self.images.item(i).checkState() != Qt.CheckState.Checked}
-        self.images.clear()
-        labels = self.labels_layer()
-        if labels is None:
-            return
-        shape = tuple(source_array(labels).shape)
-        for layer in self.viewer.layers:
-            data_shape = tuple(source_array(layer).shape) if isinstance(layer, Image) else None
-            if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
-                                           or _channels_first(layer, shape)):
-                item = QListWidgetItem(layer.name)
-                ticked = layer.name not in unticked and same_place(layer, labels, shape[-2:])
-                item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
-                self.images.addItem(item)
+        self._filling = True
+        try:
+            self.images.clear()
+            labels = self.labels_layer()
+            if labels is None:
+                return
+            shape = tuple(source_array(labels).shape)
+            for layer in self.viewer.layers:
+                data_shape = tuple(source_array(layer).shape) if isinstance(layer, Image) else None
+                if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
+                                               or _channels_first(layer, shape)):
+                    item = QListWidgetItem(layer.name)
+                    ticked = layer.name not in self._unticked and same_place(layer, labels, shape[-2:])
+                    item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+                    self.images.addItem(item)
+        finally:
+            self._filling = False
         self._refresh_classes()
+
+    def _on_image_ticked(self, item: QListWidgetItem) -> None:
+        """Remember what the user ticks and unticks; the list's own refills are not choices."""
+        if self._filling:
+            return
+        if item.checkState() == Qt.CheckState.Checked:
+            self._unticked.discard(item.text())
+        else:
+            self._unticked.add(item.text())
 
     def _picked_classes(self, *_: Any) -> None:
         self._classes_picked = True

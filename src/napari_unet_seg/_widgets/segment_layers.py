@@ -140,8 +140,12 @@ def publish_labels(
         return target, "updated"
     same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
     status = "protected" if same_shape else ("reshaped" if previous else "created")
+    # what made it, known from the moment it is added: docks that check it as it arrives (Train: do these labels
+    # overlay that image's channel?) read the record, complete once the layer holds the result
+    made = {"source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance}
     layer = viewer.add_labels(
-        labels, name=unique_name(viewer, f"{image.name} {kind}"), **spatial_kwargs(image, channel_axis)
+        labels, name=unique_name(viewer, f"{image.name} {kind}"), metadata={METADATA_KEY: made},
+        **spatial_kwargs(image, channel_axis),
     )
     layer.events.paint.connect(_mark_edited)
     _record(layer, image, provenance, kind)

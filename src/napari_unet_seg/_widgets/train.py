@@ -256,13 +256,13 @@ class TrainWidget(QWidget):
         shape = (1,) * len(pair.plane) + pair.labels.shape if pair is not None else labels.shape
         if self._preview_shown and layer not in self.viewer.layers:
             return  # the user deleted this run's preview: it does not come back
+        image_name = self.settings.image_box.currentText()
+        # over the plane trained on, wherever the image lies (scaled, moved, rotated; that slice of a stack)
+        place = plane_placement(self.viewer.layers[image_name], self._read.channel_axis, pair.plane) \
+            if pair is not None and image_name in self.viewer.layers else {}
         if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
             active = self.viewer.layers.selection.active  # e.g. the labels being painted: they stay selected
-            image_name = self.settings.image_box.currentText()
-            # over the plane trained on, wherever the image lies (scaled, moved, rotated; that slice of a stack)
-            place = plane_placement(self.viewer.layers[image_name], self._read.channel_axis, pair.plane) \
-                if pair is not None and image_name in self.viewer.layers else {}
             layer = self.preview_layer = self.viewer.add_labels(
                 np.zeros(shape, np.uint32), name=name, opacity=0.5, metadata={PREVIEW_KEY: True}, **place)
             if active is not None and active in self.viewer.layers:
@@ -270,6 +270,10 @@ class TrainWidget(QWidget):
             if self.job is not None and self.job.task == "semantic":  # classes in the colours they were painted
                 count = self.job.classes or PREVIEW_CLASSES
                 show_classes(layer, ["background", *(f"class {k}" for k in range(1, count))])
+        elif not self._preview_shown:  # the last run's preview, kept: it moves to where this run trains
+            for key, value in place.items():
+                setattr(layer, key, value)
+            layer.data[...] = 0
         self._preview_shown = True
         layer.data[..., y0:y1, x0:x1] = labels
         layer.refresh()

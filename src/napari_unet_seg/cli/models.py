@@ -58,6 +58,10 @@ def last_run_verdict(meta: dict) -> str:
     last = lineage[-1] if lineage and isinstance(lineage[-1], dict) else {}
     base, kept = last.get("base"), last.get("kept_weights")
     if kept == "trained":
+        scores, parent = last.get("scores") or {}, last.get("parent_scores") or {}
+        key = "ap50_90" if "ap50_90" in scores else "ap50"
+        if scores.get(key) == parent.get(key) == 1.0:  # a perfect tie: the trained weights win it, not "better"
+            return f"fine-tuned from {base}: as good as {base} on its held-out annotation (both got it all right)"
         return f"fine-tuned from {base}: better on its held-out annotation"
     if kept == "parent":
         fitted = (last.get("postprocess_fitted") or {}).get("changed")

@@ -159,11 +159,11 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
     except FileNotFoundError:
         raise ModelFileError(f"model file not found: {path}") from None
     except IsADirectoryError:
-        if _is_package(path):
+        if is_bioimageio_package(path):
             raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
         raise ModelFileError(f"{path} is a folder, not a model file") from None
     except (ValueError, KeyError, TypeError, OSError, RecursionError):
-        if _is_package(path):
+        if is_bioimageio_package(path):
             raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)") from None
     if not isinstance(header, dict):
@@ -177,7 +177,7 @@ _PACKAGE_HINT = ("{path} is a bioimage.io model package, not a model file: turn 
                  "`unet-seg import-model {path}`")
 
 
-def _is_package(path: Path) -> bool:
+def is_bioimageio_package(path: Path) -> bool:
     """A bioimage.io package given where a model file goes: a folder or zip holding an rdf.yaml, or the yaml."""
     if path.name in ("rdf.yaml", "bioimageio.yaml"):
         return True
