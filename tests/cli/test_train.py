@@ -166,3 +166,31 @@ def test_too_many_class_names_or_names_for_an_instance_model_are_one_line(files,
     assert main([*base, "--labels", str(files["lbl0"]), "--class-names", "nucleus"]) == 2
     assert "use it with --scribbles or --classes and --init none" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("layout", ["channels last", "imagej cyx"])
+def test_a_multichannel_model_trains_from_files_predict_reads_and_a_channel_alone_too(tmp_path, capsys, layout):
+    image, labels = synthetic_nuclei((96, 96), seed=3)
+    other = (image.max() - image).astype(image.dtype)
+    path = tmp_path / "two.tif"
+    if layout == "channels last":
+        tifffile.imwrite(path, np.stack([other, image], axis=-1))
+    else:
+        tifffile.imwrite(path, np.stack([other, image]), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "two_labels.tif", labels)
+    two = tmp_path / "two-channel.safetensors"
+    code = main(["train", "--image", str(path), "--labels", str(tmp_path / "two_labels.tif"), *TINY, "-o", str(two)])
+    assert code == 0, capsys.readouterr().err
+    assert read_metadata(two)["architecture"]["in_channels"] == 2  # a new model takes the channels the files have
+    again = tmp_path / "again.safetensors"  # and continuing it reads them the same way
+    assert main(["train", "--image", str(path), "--labels", str(tmp_path / "two_labels.tif"), "--init", str(two),
+                 "--max-steps", "2", "-o", str(again)]) == 0
+    assert main(["predict", str(path), "-o", str(tmp_path / "pred"), "--model", str(again)]) == 0
+    one = tmp_path / "nuclear.safetensors"  # the nuclear channel alone, into a one-channel model
+    assert main(["train", "--image", str(path), "--labels", str(tmp_path / "two_labels.tif"), "--channel", "1",
+                 *TINY, "-o", str(one)]) == 0
+    assert read_metadata(one)["architecture"]["in_channels"] == 1
+    capsys.readouterr()
+    assert main(["train", "--image", str(path), "--labels", str(tmp_path / "two_labels.tif"), "--channel", "2",
+                 *TINY, "-o", str(tmp_path / "x.safetensors")]) == 2
+    assert "--channel 2: " in capsys.readouterr().err

@@ -9,18 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.batch.files import with_channels
 from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image, untouched_output
+from ..core.inference.options import RunOptions
 from ..core.inference.provenance import read_provenance
-from ..core.model.registry import user_model_dir
+from ..core.model.modelfile import ModelInfo
+from ..core.model.registry import resolve_model_path, user_model_dir
 from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
-from ..core.training.evaluation import main_score_name
 from ..core.training.data import TrainingPair, input_channels
-from ..core.training.project import Project
+from ..core.training.evaluation import main_score_name
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
 from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained
+from ..core.training.project import Project
 from .errors import UserError, require_positive
 
 
@@ -42,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask", action="append", default=None, metavar="VALID_MASK",
                         help="annotated region of the image at the same position (nonzero = annotated, the rest "
                              "is ignored); give one per image or none")
+    parser.add_argument("--channel", type=int, default=None, metavar="K",
+                        help="train on channel K (from 0) of multichannel or colour images alone, e.g. the nuclear "
+                             "stain, as `unet-seg predict --channel K` reads them (default: every channel the model "
+                             "takes; a new model takes as many as the images have)")
     parser.add_argument("--scribbles", action="store_true",
                         help="sparse semantic labels: 0 = not annotated, 1 = background, v = class v-1")
     parser.add_argument("--init", default=None, metavar="nuclei|PATH|none",
@@ -90,6 +97,29 @@ def _read(path: str) -> tuple[np.ndarray, bool, bool]:
     return np.asarray(image.data), image.rgb, image.stack
 
 
+def _read_image(path: str, channel: int | None, in_channels: int | None) -> tuple[np.ndarray, bool, bool, bool]:
+    """(data, rgb, stack, multichannel): an image file as `unet-seg predict` reads it. Its planes are (C, H, W)
+    when the file says they are channels (ImageJ's CYX, two channels last) or the model takes that many channels;
+    ``channel`` keeps one channel of a multichannel or colour image, as ``--channel`` does for predict."""
+    try:
+        image = read_image(path)
+    except ImageReadError as exc:
+        raise UserError(str(exc)) from None
+    planes = int(image.data.shape[0]) if np.ndim(image.data) == 3 else 0
+    said_channels = str(image.metadata.get("axes") or "").upper()[:1] == "C"
+    image = with_channels(image, RunOptions(channel=channel), in_channels or (planes if said_channels else 1))
+    data, multichannel = np.asarray(image.data), image.channel_axis is not None
+    if channel is None:
+        return data, image.rgb, data.ndim == (4 if multichannel or image.rgb else 3), multichannel
+    if not (multichannel or image.rgb):
+        raise UserError(f"{path} has one channel: train on it without --channel")
+    count = data.shape[-3] if multichannel else data.shape[-1]
+    if channel >= count:
+        raise UserError(f"--channel {channel}: {path} has {count} channels (0 to {count - 1})")
+    data = data[..., channel, :, :] if multichannel else data[..., channel]
+    return data, False, data.ndim == 3, False
+
+
 def _refuse_an_untouched_output(path: str, labels: np.ndarray, scribbles: bool) -> None:
     """unet-seg's own output is no annotation until corrected (it would teach the model its own mistakes), and
     never scribbles (its ids are objects or classes with 0 = background), as the Train dock says too."""
@@ -108,19 +138,24 @@ def _refuse_an_untouched_output(path: str, labels: np.ndarray, scribbles: bool) 
                         "the missed objects, erase the wrong ones, save it), then train on it")
 
 
-def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *, scribbles: bool) -> list[TrainingPair]:
-    """Files -> training pairs (stacks give one pair per annotated slice), with one-line errors."""
+def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *, scribbles: bool,
+               channel: int | None = None, in_channels: int | None = None) -> list[TrainingPair]:
+    """Files -> training pairs (stacks give one pair per annotated slice), with one-line errors.
+
+    Images are read as `unet-seg predict` reads them (:func:`_read_image`):
+    ``channel`` alone, or (C, H, W) planes for a model of ``in_channels``.
+    """
     if len(images) != len(labels):
         raise UserError(f"{len(images)} --image but {len(labels)} --labels: give one label file per image")
     if masks is not None and len(masks) != len(images):
         raise UserError(f"{len(masks)} --mask for {len(images)} --image: give one mask per image, or none")
     pairs = []
     for i, (image_path, label_path) in enumerate(zip(images, labels)):
-        image, rgb, stack = _read(image_path)
+        image, rgb, stack, multichannel = _read_image(image_path, channel, in_channels)
         lab, _, _ = _read(label_path)
         _refuse_an_untouched_output(label_path, lab, scribbles)
         valid = None if masks is None else _read(masks[i])[0] > 0
-        plane = image.shape[:-1] if rgb else image.shape
+        plane = image.shape[:-1] if rgb else (image.shape[:-3] + image.shape[-2:] if multichannel else image.shape)
         if lab.shape != plane:
             raise UserError(f"{label_path} has shape {lab.shape} but {image_path} is {plane}: they must match")
         if valid is not None and valid.shape != lab.shape:
@@ -169,7 +204,11 @@ def run(args: argparse.Namespace) -> int:
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
         raise UserError("--depth and --width describe a new model; use them with --init none")
-    pairs = load_pairs(args.image, args.labels, args.mask, scribbles=args.scribbles)
+    if args.channel is not None and args.channel < 0:
+        raise UserError(f"--channel counts from 0, so {args.channel} is no channel")
+    in_channels = None if scratch else ModelInfo.of(resolve_model_path(init)).in_channels
+    pairs = load_pairs(args.image, args.labels, args.mask, scribbles=args.scribbles, channel=args.channel,
+                       in_channels=in_channels)
     if not pairs:
         raise UserError("the label files contain no annotation")
     semantic = args.scribbles or args.classes is not None
