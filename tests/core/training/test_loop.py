@@ -43,6 +43,15 @@ def test_cancel_keeps_the_best_weights_seen():
     assert again["ap50_90"] == pytest.approx(best["ap50_90"])
 
 
+def test_the_first_preview_comes_after_the_first_step_then_every_preview_every_steps():
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    steps, shown = [], []
+    train(model, [TrainingPair(image, labels)], _fast(max_steps=7, preview_every=3), progress=steps.append,
+          preview=lambda net: shown.append(len(steps)))
+    assert shown == [0, 2, 5]  # during steps 1, 3 and 6 (a report follows each): a short budget still shows one
+
+
 def test_time_budget_stops_training():
     image, labels = synthetic_nuclei((96, 96))
     model = starting_model("none", **TINY)

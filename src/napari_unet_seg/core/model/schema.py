@@ -84,7 +84,7 @@ def check_metadata(metadata: Any, name: str, newest_version: int) -> None:
     if kind != "UNet":  # the weights of another network, however well their shapes fit
         raise ModelFileError(f"{name}: its network is {kind!r}, not this plugin's U-Net")
     channels = metadata.get("input", {}).get("channels", arch["in_channels"])
-    if channels != arch["in_channels"]:  # images would be fed as the one and read as the other
+    if not _is_int(channels) or channels != arch["in_channels"]:  # images would be fed as one, read as the other
         raise ModelFileError(f"{name}: its input says {channels!r} channel(s) but its network takes "
                              f"{arch['in_channels']}: the metadata contradicts the weights")
     norm = metadata.get("normalization", {})

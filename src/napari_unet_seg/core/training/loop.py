@@ -122,9 +122,10 @@ def train(
     ones) every ``config.checkpoint_every`` seconds, so a crash or a killed
     process loses at most that much training.
 
-    ``preview(model)`` is called every ``config.preview_every`` steps with the
-    network in eval mode (from this thread), so a GUI can show the model as it
-    learns. Cancelling stops after the current step and still returns the best
+    ``preview(model)`` is called after the first step (on a laptop CPU a short
+    budget may hold fewer steps than ``config.preview_every``) and then every
+    ``config.preview_every`` steps, with the network in eval mode (from this
+    thread), so a GUI can show the model as it learns. Cancelling stops after the current step and still returns the best
     weights seen.
     """
     if not pairs:
@@ -416,7 +417,7 @@ def _run(trainer: Trainer, config: TrainConfig, progress: Callable[[StepReport],
             scores = trainer.evaluate(step)
             record.update(scores)
         history.append(record)
-        if preview is not None and config.preview_every and step % config.preview_every == 0:
+        if preview is not None and config.preview_every and (step == 1 or step % config.preview_every == 0):
             trainer.show(preview)
         if checkpoint is not None and time.monotonic() - last_checkpoint >= config.checkpoint_every:
             checkpoint(trainer.kept_weights(step))  # before the report: the report can say it is saved
