@@ -14,7 +14,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.viewer import Viewer
 
-from .._layer_marks import SEGMENT_KEY, fingerprint, untouched
+from .._layer_marks import FINGERPRINT_LIMIT, SEGMENT_KEY, fingerprint, untouched
 
 METADATA_KEY = SEGMENT_KEY
 
@@ -189,7 +189,7 @@ def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str =
 def _plane_fingerprints(data: Any) -> dict[str, str] | None:
     """A hash of each plane of a stack (by its leading index, "2" or "0,3"), to tell the slices corrected from
     those left as they came out; None for a single plane, or where hashing costs too much."""
-    if not isinstance(data, np.ndarray) or data.ndim < 3 or fingerprint(data) is None:
+    if not isinstance(data, np.ndarray) or data.ndim < 3 or data.nbytes > FINGERPRINT_LIMIT:
         return None
     return {",".join(map(str, index)): str(fingerprint(data[index])) for index in np.ndindex(data.shape[:-2])}
 
