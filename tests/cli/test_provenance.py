@@ -149,6 +149,18 @@ def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, 
     assert main(["provenance", str(path)]) == 0
     printed = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     assert printed["authors"].strip() == "Bea Bio" and printed["licence"].strip() == "MIT"
+    assert printed["weights"].strip() == "whole and usable"
+    from safetensors.torch import load_file, save_file
+
+    from napari_unet_seg.core.model.modelfile import read_metadata
+
+    weights = {key: value * float("nan") if value.is_floating_point() else value
+               for key, value in load_file(str(path)).items()}
+    save_file(weights, str(tmp_path / "nan.safetensors"),
+              metadata={"napari_unet_seg": json.dumps(read_metadata(path))})
+    assert main(["provenance", str(tmp_path / "nan.safetensors")]) == 0  # what it was, and that it is unusable now
+    damaged = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+    assert damaged["weights"].strip().startswith("UNUSABLE: nan.safetensors is damaged")
     assert printed["about"].strip().startswith("Fine-tuned from 'disks' with napari-unet-seg on 1 annotated image(s)")
     assert printed["run"].strip().split(": ", 1)[1].startswith("from 'disks', dense, 1 image(s), 1 steps")
     assert main(["provenance", str(path), "--json"]) == 0

@@ -11,7 +11,7 @@ from typing import Any
 from ..core.inference.cells_step import describe_cells_request
 from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.provenance import file_sha256, read_provenance, with_edits_said
-from ..core.model.modelfile import ModelFileError, is_bioimageio_package, read_metadata
+from ..core.model.modelfile import ModelFileError, is_bioimageio_package, load_model_file, read_metadata
 from ..core.model.registry import available_models
 from .errors import UserError
 
@@ -74,7 +74,13 @@ def _model_file(path: Path, as_json: bool) -> int:
         return 0
     imported = meta.get("imported_from") if isinstance(meta.get("imported_from"), dict) else {}
     authors = meta.get("authors") if isinstance(meta.get("authors"), list) else []
+    try:
+        load_model_file(path)
+        weights = "whole and usable"
+    except ModelFileError as exc:  # its record still says what it was: shown, with what is wrong now
+        weights = f"UNUSABLE: {exc}"
     lines = [("model", f"{meta.get('name') or path.stem} ({meta.get('task')}) in {path.absolute()}"),
+             ("weights", weights),
              ("sha256", file_sha256(path)),
              ("about", str(meta.get("description") or "no description")),
              ("authors", ", ".join(map(str, authors)) or "not recorded"),
