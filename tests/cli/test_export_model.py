@@ -108,7 +108,8 @@ def test_a_package_given_as_a_model_says_to_import_it_and_import_refuses_a_folde
     for package in (folder, packed, folder / "rdf.yaml"):
         one_error_line(capsys, main(["predict", str(image), "-o", str(tmp_path / "out"), "--model", str(package)]),
                        f"is a bioimage.io model package, not a model file: turn it into one with `unet-seg "
-                       f"import-model {package}`")
+                       f"import-model {package} -o {'pkg' if package.name == 'rdf.yaml' else package.stem}"
+                       "-imported.safetensors`")
     (tmp_path / "models").mkdir()
     one_error_line(capsys, main(["import-model", str(folder), "-o", str(tmp_path / "models")]),
                    "is a folder; give the model file's name")

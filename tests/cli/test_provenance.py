@@ -175,7 +175,7 @@ def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, 
         archive.writestr("rdf.yaml", "type: model\n")
     for target, words in ((tmp_path / "out" / "summary.csv", "is a batch run's table"),
                           (tmp_path / "out", "is a folder: give a labels file"),
-                          (tmp_path / "package.zip", "is a bioimage.io model package: turn it into a model file")):
+                          (tmp_path / "package.zip", "-o package-imported.safetensors`, and ask that file's provenance")):
         assert main(["provenance", str(target)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err

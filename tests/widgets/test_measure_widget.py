@@ -196,6 +196,11 @@ def test_a_multichannel_layer_is_measured_channel_by_channel(docked, qtbot):
     expected = measure_objects(labels, {"two": np.stack([image, image // 2], axis=-1)})
     np.testing.assert_allclose(layer.features["two_ch1_mean"], expected["two_ch1_mean"])
     assert "two_ch0_integrated" in layer.features
+    # channels last, as Segment's channel axis reads them: measured channel by channel too
+    viewer.add_image(np.stack([image, image // 2], axis=-1), name="last", scale=(0.5, 0.5))
+    assert "last" in [widget.images.item(i).text() for i in range(widget.images.count())]
+    measure_and_wait(widget, qtbot)
+    np.testing.assert_allclose(layer.features["last_ch1_mean"], expected["two_ch1_mean"])
 
 
 def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(docked, qtbot, tmp_path):

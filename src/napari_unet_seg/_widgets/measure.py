@@ -77,6 +77,12 @@ def _channels_first(layer: Image, shape: tuple[int, ...]) -> bool:
     return bool(shape) and not layer.rgb and data_shape[1:] == shape and 2 <= data_shape[0] <= MAX_CHANNELS
 
 
+def _channels_after(layer: Image, shape: tuple[int, ...]) -> bool:
+    """A multichannel layer with 2-4 channels last (not colour) over labels of ``shape``: measured as it is."""
+    data_shape = tuple(source_array(layer).shape)
+    return bool(shape) and not layer.rgb and data_shape[:-1] == shape and 2 <= data_shape[-1] <= MAX_CHANNELS
+
+
 def _channels_last(data: Any) -> Any:
     if isinstance(data, np.ndarray):
         return np.moveaxis(data, 0, -1)
@@ -218,7 +224,7 @@ class MeasureWidget(QWidget):
             for layer in self.viewer.layers:
                 data_shape = tuple(source_array(layer).shape) if isinstance(layer, Image) else None
                 if data_shape is not None and (data_shape == shape or (layer.rgb and data_shape[:-1] == shape)
-                                               or _channels_first(layer, shape)):
+                                               or _channels_first(layer, shape) or _channels_after(layer, shape)):
                     item = QListWidgetItem(layer.name)
                     ticked = layer.name not in self._unticked and same_place(layer, labels, shape[-2:])
                     item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)

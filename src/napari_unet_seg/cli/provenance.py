@@ -11,7 +11,9 @@ from typing import Any
 from ..core.inference.cells_step import describe_cells_request
 from ..core.inference.object_filter import ObjectFilter
 from ..core.inference.provenance import file_sha256, read_provenance, with_edits_said
-from ..core.model.modelfile import ModelFileError, is_bioimageio_package, load_model_file, read_metadata
+from ..core.model.modelfile import (
+    ModelFileError, import_hint, is_bioimageio_package, load_model_file, read_metadata,
+)
 from ..core.model.registry import available_models
 from .errors import UserError
 
@@ -36,12 +38,11 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists() and args.output in available_models():  # a model by name, as `--model` takes it
         path = available_models()[args.output]
     if not path.exists():
-        raise UserError(f"no such file or folder: {path}")
+        raise UserError(f"no such file, folder or model: {path}")
     if path.suffix.lower() == ".safetensors":  # a model received: what it is, who made it, what it learnt from
         return _model_file(path, args.json)
     if is_bioimageio_package(path):
-        raise UserError(f"{path} is a bioimage.io model package: turn it into a model file (`unet-seg import-model "
-                        f"{path}`) and ask that file's provenance")
+        raise UserError(f"{import_hint(path)}, and ask that file's provenance")
     if path.name.startswith("summary") and path.suffix.lower() == ".csv":
         raise UserError(f"{path} is a batch run's table: ask the provenance of one of its outputs "
                         "(a *_labels.tif or *_labels.zarr beside it)")

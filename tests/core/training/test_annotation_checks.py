@@ -24,6 +24,18 @@ def test_the_right_labels_raise_no_warning_and_wrong_ones_do():
     assert not looks_like_an_intensity_image(labels) and looks_like_an_intensity_image(image)
 
 
+def test_a_nuclear_channel_beside_a_cytoplasm_channel_is_not_called_another_images_labels():
+    from napari_unet_seg.core.model.modelfile import new_model
+
+    image, labels = synthetic_nuclei((96, 128), seed=1)
+    other_image, _ = synthetic_nuclei((96, 128), seed=7)
+    model = new_model("instances", in_channels=2, depth=2, base_channels=4)
+    cytoplasm = (image.max() - image).astype(image.dtype)  # dark where the nuclei are: the mean of both is flat
+    assert annotation_warnings(model, TrainingPair(np.stack([cytoplasm, image]), labels, name="two")) == []
+    [warning] = annotation_warnings(model, TrainingPair(np.stack([other_image, other_image]), labels, name="x"))
+    assert "no brighter than their background" in warning
+
+
 def test_evaluate_refuses_float_or_negative_labels_and_warns_about_an_image(tmp_path, capsys):
     image, labels = synthetic_nuclei((64, 64), seed=2)
     tifffile.imwrite(tmp_path / "img.tif", image)

@@ -160,11 +160,11 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
         raise ModelFileError(f"model file not found: {path}") from None
     except IsADirectoryError:
         if is_bioimageio_package(path):
-            raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
+            raise ModelFileError(import_hint(path)) from None
         raise ModelFileError(f"{path} is a folder, not a model file") from None
     except (ValueError, KeyError, TypeError, OSError, RecursionError):
         if is_bioimageio_package(path):
-            raise ModelFileError(_PACKAGE_HINT.format(path=path)) from None
+            raise ModelFileError(import_hint(path)) from None
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)")
@@ -174,7 +174,14 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
 
 
 _PACKAGE_HINT = ("{path} is a bioimage.io model package, not a model file: turn it into one with "
-                 "`unet-seg import-model {path}`")
+                 "`unet-seg import-model {path} -o {target}`")
+
+
+def import_hint(path: Path) -> str:
+    """The one line that says a bioimage.io package is not a model file, with the command that makes one (named
+    after the package: its own name may be a built-in model's, which an import into the model folder refuses)."""
+    stem = path.parent.name if path.name in ("rdf.yaml", "bioimageio.yaml") else path.stem
+    return _PACKAGE_HINT.format(path=path, target=f"{stem or 'imported'}-imported.safetensors")
 
 
 def is_bioimageio_package(path: Path) -> bool:

@@ -163,8 +163,9 @@ def annotation_warnings(model: Model, pair: TrainingPair) -> list[str]:
     inside, outside = (labels > 0) & region, (labels == 0) & region
     if model.task != "instances" or not inside.any() or not outside.any():
         return []
-    gray = np.asarray(prepare(model, pair.image, rgb=pair.rgb)).mean(axis=0)  # nuclei bright, as the model sees
-    if gray[inside].mean() <= gray[outside].mean() + 0.02:
+    seen = np.asarray(prepare(model, pair.image, rgb=pair.rgb))  # nuclei bright, as the model sees them
+    # each channel alone: a nuclear stain beside a cytoplasm one (dark where the nuclei are) averages out flat
+    if not any(channel[inside].mean() > channel[outside].mean() + 0.02 for channel in seen):
         return [f"the labelled objects in {name} are no brighter than their background: are these the labels "
                 "of another image?"]
     return []
