@@ -220,3 +220,23 @@ def test_cells_offer_the_channels_of_a_channels_last_layer_the_nuclear_one_last(
     viewer.layers.remove(image)  # only a stain lying elsewhere left: offered, not chosen
     texts = [cells.stain_picker.itemText(i) for i in range(cells.stain_picker.count())]
     assert "elsewhere" in texts and cells.stain_picker.currentText() == NO_STAIN
+
+
+@pytest.mark.parametrize("layout", ["channels first", "channels last"])
+def test_hand_painted_labels_over_a_multichannel_layer_train_a_model_of_that_many_channels(viewer, qtbot, tmp_path,
+                                                                                          layout):
+    dapi, labels_data = synthetic_nuclei((48, 64), n=5, seed=6)
+    cyto = np.full_like(dapi, dapi.max()) - dapi
+    axis = 0 if layout == "channels first" else -1
+    image = viewer.add_image(np.stack([cyto, dapi], axis=axis), name="two")
+    labels = viewer.add_labels(labels_data, name="painted")
+    two = save_model(new_model("instances", in_channels=2, depth=2, base_channels=4), tmp_path / "two.safetensors")
+    widget = _train_dock(viewer, tmp_path, image, labels)
+    assert widget.settings.add_model_file(two)
+    assert "overlay" not in widget.status.text()
+    (pair,) = _job(widget).pairs
+    np.testing.assert_array_equal(pair.image, np.stack([cyto, dapi]))  # both channels, not the plane on screen
+    widget.start()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.outcome is not None and widget.outcome.path.stem.startswith("two-finetuned")
+    assert "Segment's model is unchanged" in widget.status.text() or "Segment uses it" in widget.status.text()

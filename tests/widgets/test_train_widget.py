@@ -512,6 +512,9 @@ def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fit
     result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied)
     result.worth_using = FinetuneResult.worth_using.fget(result)
     assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected
+    if not result.worth_using:  # a parent loaded into Train alone: Segment never had it, so it cannot "keep" it
+        line = status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "mine", False)
+        assert line == "done: saved 'cells-finetuned', not better than 'mine'; Segment's model is unchanged"
 
 
 @pytest.mark.parametrize("what", ["painted", "deleted", "untouched"])
@@ -565,6 +568,9 @@ def test_a_model_file_from_elsewhere_is_a_starting_point_and_a_broken_one_is_mar
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"no model")
     assert not widget.settings.add_model_file(broken) and "broken.safetensors" in messages["error"][-1]
+    assert widget.settings.add_model_file(good)  # a model of the folder: chosen where it is listed, not added twice
+    assert box.currentText() == "mine" and [box.itemText(i) for i in range(box.count())].count("mine") == 1
+    assert not any("(mine.safetensors)" in box.itemText(i) for i in range(box.count()))
     assert widget.settings.add_model_file(received)
     assert box.currentText() == "from a colleague (from a colleague.safetensors)"
     widget.start()

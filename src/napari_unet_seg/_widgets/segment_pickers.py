@@ -167,10 +167,11 @@ class ModelPicker(QWidget):
         except ModelFileError as exc:
             show_error(str(exc))
             return False
-        label = f"{info.name} ({path.name})"
-        self._files[label] = path
+        listed = next((known for known in available_models().values() if known.resolve() == path.resolve()), None)
+        if listed is None:  # a model of the folders is chosen where it is listed, not offered twice
+            self._files[f"{info.name} ({path.name})"] = path
         self.refresh()
-        self.combo.setCurrentIndex(self.combo.findData(str(path)))
+        self.combo.setCurrentIndex(self.combo.findData(str(listed or path)))
         self._previous = self.combo.currentIndex()
         return True
 

@@ -23,7 +23,7 @@ from ..core.model.modelfile import ModelFileError
 from ..core.model.registry import user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
-from ..core.training.naming import fresh_model_name
+from ..core.training.naming import fresh_model_name, starting_label
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
 from ._model_in_use import set_model_in_use
@@ -31,7 +31,7 @@ from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
 from .train_job import JobOutcome, TrainJob, outcome_text, run_training, status_line
-from .train_layers import ChannelRead, channel_read, fresh_layer_name, plane_placement, visible_box
+from .train_layers import ChannelRead, fresh_layer_name, plane_placement, visible_box
 from .train_plot import TrainingPlot
 
 PREVIEW_CLASSES = 32  # colours set for a continued class model's preview, whose class count the job does not hold
@@ -54,11 +54,6 @@ def layers_news(deleted: list[str], changed: list[str], in_project: bool) -> str
     if in_project:
         text += " (that annotation is kept in the project)"
     return text + ("; press Train again to learn from the changes" if changed else "")
-
-
-def _model_label(init: str) -> str:
-    """A starting model as people call it: its name, or a file's name without the folder (Load from file…)."""
-    return Path(init).stem if init.endswith(".safetensors") else init
 
 
 def _failure_title(exc: Exception) -> str:
@@ -179,7 +174,7 @@ class TrainWidget(QWidget):
         try:
             self.job = self.settings.job(self.overrides, preview_box=lambda: self._box)
             image = self.viewer.layers[self.settings.image_box.currentText()]
-            self._read = channel_read(image, self.viewer.layers[self.settings.labels_box.currentText()])
+            self._read = self.settings.read_for(image, self.viewer.layers[self.settings.labels_box.currentText()])
             self._box = visible_box(image, self.job.pairs[0].labels.shape, channel_axis=self._read.channel_axis)
         except (ValueError, KeyError, ModelFileError) as exc:
             self.status.setText(f"Not started: {first_line(exc)}")
@@ -281,7 +276,8 @@ class TrainWidget(QWidget):
     def _on_returned(self, outcome: JobOutcome) -> None:
         self.outcome = outcome
         result = outcome.result
-        parent = _model_label(self.job.init) if self.job is not None else "the starting model"
+        parent = starting_label(self.job.init) if self.job is not None else "the starting model"
+        listed = self.job is None or starting_label(self.job.init) == self.job.init  # Segment lists it
         for warning in result.warnings:
             if warning not in self._warned:
                 show_warning(warning)
@@ -291,13 +287,13 @@ class TrainWidget(QWidget):
             show_info(news[0].upper() + news[1:] + ".")
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
-        self.status.setText(status_line(outcome, parent))
+        self.status.setText(status_line(outcome, parent, listed))
         self.progress.setValue(100)
         self.refresh_models()
         if not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "
-                      f"Segment keeps using '{parent}'.")
+                      + (f"Segment keeps using '{parent}'." if listed else "Segment's model is unchanged."))
         else:  # Segment uses it, and the next round starts from it, so is judged against it
             self._refresh_segment_widgets(choose=outcome.path)
             self.settings.model_box.setCurrentText(outcome.path.stem)
@@ -306,7 +302,8 @@ class TrainWidget(QWidget):
                           "with post-processing fitted to your annotation; Segment now uses it.")
         self.settings.show_project()
         if self._closed_mid_run:  # nobody sees the dock's verdict: a notification says what happened
-            used = "Segment now uses it" if result.worth_using else f"Segment keeps using '{parent}'"
+            used = "Segment now uses it" if result.worth_using else (
+                f"Segment keeps using '{parent}'" if listed else "Segment's model is unchanged")
             show_info(f"Training stopped when the Train panel was closed: '{outcome.path.stem}' was saved with the "
                       f"best weights so far; {used}.")
         example = fresh_model_name(outcome.path.stem, user_model_dir())

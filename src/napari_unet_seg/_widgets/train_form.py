@@ -17,8 +17,8 @@ from qtpy.QtCore import Qt
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
-from ..core.model.modelfile import ModelFileError
-from ..core.model.registry import available_models, load_model
+from ..core.model.modelfile import ModelFileError, ModelInfo
+from ..core.model.registry import available_models, load_model, resolve_model_path
 from ..core.training.project import Project, default_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
@@ -26,7 +26,9 @@ from .segment_layers import is_pristine, is_segment_result, uncorrected_planes
 from .segment_pickers import LOAD_FROM_FILE, unreadable_reason
 from .train_history import ModelHistory
 from .train_job import TrainJob
-from .train_layers import MODES, channel_read, image_for, leading_shape, overlays, pairs_from_layers, plane_text
+from .train_layers import (
+    MODES, ChannelRead, channels_for_model, image_for, leading_shape, overlays, pairs_from_layers, plane_text,
+)
 
 SCRATCH = "new model (from scratch)"
 SCRIBBLES_HINT = "Paint 1 = background, 2 = first class, 3 = second...; 0 = not annotated (the brush starts at 1)."
@@ -202,7 +204,8 @@ class TrainSettings(QWidget):
             return
         image, labels = self._chosen(self.image_box), self._chosen(self.labels_box)
         problem = None
-        if isinstance(image, Image) and isinstance(labels, Labels) and not overlays(image, labels):
+        if isinstance(image, Image) and isinstance(labels, Labels) and not overlays(image, labels,
+                                                                                  self.read_for(image, labels)):
             problem = (f"'{labels.name}' ({plane_text(labels)}) do not overlay '{image.name}' ({plane_text(image)}): "
                        "choose the image they were painted on.")
         self._on_pair_problem(problem)
@@ -249,10 +252,11 @@ class TrainSettings(QWidget):
         except ModelFileError as exc:
             show_error(str(exc))
             return False
-        if path not in self._files:
+        listed = next((name for name, known in available_models().items() if known.resolve() == path.resolve()), None)
+        if listed is None and path not in self._files:  # a model of the folders is chosen by its name, not twice
             self._files.append(path)
         self.refresh_models()
-        self.model_box.setCurrentIndex(self.model_box.findData(str(path)))
+        self.model_box.setCurrentIndex(self.model_box.findData(listed or str(path)))
         self._model_index = self.model_box.currentIndex()
         return True
 
@@ -274,6 +278,7 @@ class TrainSettings(QWidget):
         self.classes.setEnabled(scratch and self.task_box.currentText() == "semantic")
         # names belong to a new class model (a model's classes are named when it is made): shown only then
         self._form.setRowVisible(self.class_names, scratch and self.task_box.currentText() == "semantic")
+        self._check_pair()  # a model of several channels reads a multichannel layer otherwise: overlaying may change
 
     def _on_mode_changed(self, *_: Any) -> None:
         """Scribbles teach classes: switch to a new semantic model; the region picker is for region mode."""
@@ -299,6 +304,20 @@ class TrainSettings(QWidget):
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]
 
+    def read_for(self, image: Any, labels: Any) -> ChannelRead:
+        """How training reads ``image``'s channels: as Segment did for ``labels``, else as the starting model takes
+        them (a model of two channels reads a (2, Y, X) layer as its channels, not as two slices)."""
+        return channels_for_model(image, labels, self._starting_channels())
+
+    def _starting_channels(self) -> int | None:
+        """The input channels of the model training starts from (None: a new model, or one that cannot be read)."""
+        if self.model_box.currentText() == SCRATCH or self.model_box.currentData() in (None, LOAD_FROM_FILE):
+            return None
+        try:
+            return ModelInfo.of(resolve_model_path(str(self.model_box.currentData()))).in_channels
+        except ModelFileError:
+            return None
+
     def chosen_layers(self) -> list[Any]:
         """The layers a run reads: the image, the labels and, in region mode, the region (those still there)."""
         boxes = [self.image_box, self.labels_box] + ([self.region_box] if self.mode() == "region" else [])
@@ -323,10 +342,10 @@ class TrainSettings(QWidget):
             raise ValueError(f"'{labels.name}' is Segment's result exactly as it came out: correct it first (paint "
                              "the missed objects, erase the wrong ones), then press Train")
         region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
-        read = channel_read(image, labels)  # the channel Segment read, when it made these labels
+        read = self.read_for(image, labels)  # the channel Segment read, or the starting model's channels
         on_screen = current_plane(self.viewer, image, len(leading_shape(image, read)), read.channel_axis)
         pairs = pairs_from_layers(image, labels, mode=self.mode(), region_layer=region,
-                                  slices=self.slices.text(), on_screen=on_screen)
+                                  slices=self.slices.text(), on_screen=on_screen, read=read)
         if self.mode() == "dense":
             _refuse_uncorrected_slices(labels, [pair.plane for pair in pairs])
         scratch = self.model_box.currentText() == SCRATCH

@@ -25,7 +25,7 @@ from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
 )
 from ..core.training.loop import StepReport
-from ..core.training.naming import checkpoint_path, new_model_base, path_in_folder, save_trained
+from ..core.training.naming import checkpoint_path, new_model_base, path_in_folder, save_trained, starting_label
 from ..core.training.project import Project
 from ._common import format_seconds
 
@@ -77,12 +77,14 @@ def outcome_text(outcome: JobOutcome, parent: str) -> str:
     return "\n".join(lines)
 
 
-def status_line(outcome: JobOutcome, parent: str) -> str:
+def status_line(outcome: JobOutcome, parent: str, parent_in_segment: bool = True) -> str:
     """The verdict in a few words for the status line, which stays in view on a laptop when the full verdict
-    scrolls below the plot."""
+    scrolls below the plot. ``parent_in_segment``: the parent is a model Segment lists (not a file loaded into
+    Train alone), so "Segment keeps" it is true."""
     result, name = outcome.result, outcome.path.stem
     if not result.worth_using:
-        return f"done: saved '{name}', not better than '{parent}'; Segment keeps '{parent}'"
+        keeps = f"Segment keeps '{parent}'" if parent_in_segment else "Segment's model is unchanged"
+        return f"done: saved '{name}', not better than '{parent}'; {keeps}"
     if result.improved is False:
         return f"done: saved '{name}' ('{parent}' with post-processing fitted); Segment uses it"
     better = {True: f", better than '{parent}'"}.get(result.improved, "")
@@ -139,9 +141,9 @@ def run_training(
             preview(box, predictor(current, box))
 
     status(f"training on {len(pairs)} image(s)...")
-    base = new_model_base(model.task) if scratch else model.name
+    base = new_model_base(model.task) if scratch else starting_label(job.init)  # as the user picked it
     checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base, new=scratch))
-    result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else model.name,
+    result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else base,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
                       diameter=job.diameter, status=status, warn=warn)
     path = save_trained(model, path_in_folder(user_model_dir(), job.name, base, new=scratch))

@@ -72,6 +72,21 @@ def channel_read(image_layer: Any, labels_layer: Any) -> ChannelRead:
     return ChannelRead(axis, int(channel) if isinstance(channel, int) and channel >= 0 else None)
 
 
+def channels_for_model(image_layer: Any, labels_layer: Any, in_channels: int | None) -> ChannelRead:
+    """How to read the image for a starting model of ``in_channels``: as Segment did for its labels; else, for a
+    model of N > 1 channels, the image's axis of N values that is not the labels' plane (first, else last), so
+    hand-painted labels over a (C, Y, X) or (Y, X, C) layer train a multichannel model on all its channels."""
+    read = channel_read(image_layer, labels_layer)
+    if read != ChannelRead() or not in_channels or in_channels < 2 or getattr(image_layer, "rgb", False):
+        return read
+    shape, plane = _shape(image_layer), _shape(labels_layer)[-2:]
+    if len(shape) >= 3 and shape[0] == in_channels and shape[-2:] == plane:
+        return ChannelRead(0)
+    if len(shape) >= 3 and shape[-1] == in_channels and shape[-3:-1] == plane:
+        return ChannelRead(-1)
+    return read
+
+
 def _made_from(made: dict[str, Any], image_layer: Any) -> bool:
     source_id = made.get("source_id")
     if source_id and str(getattr(image_layer, "unique_id", "")):
@@ -173,19 +188,20 @@ def region_mask(layer: Any, plane_shape: tuple[int, int], index: tuple[int, ...]
 
 def pairs_from_layers(
     image_layer: Any, labels_layer: Any, *, mode: str = "dense", region_layer: Any = None,
-    slices: str = "", on_screen: tuple[int, ...] = (),
+    slices: str = "", on_screen: tuple[int, ...] = (), read: ChannelRead | None = None,
 ) -> list[TrainingPair]:
     """Copy the chosen planes of an image/labels pair into training pairs.
 
     ``on_screen`` is the leading (Z/T...) index of the plane the viewer shows
     (:func:`._layers.current_plane`): the default for a stack, and the only
-    choice for deeper stacks.
+    choice for deeper stacks. ``read`` says how to read the image's channels
+    (default: as Segment did, when it made the labels).
     """
     if mode not in MODES:
         raise ValueError(f"unknown annotation mode {mode!r}")
     if mode == "region" and region_layer is None:
         raise ValueError("region-limited training needs a Shapes or mask layer that marks the annotated region")
-    read = channel_read(image_layer, labels_layer)
+    read = channel_read(image_layer, labels_layer) if read is None else read
     image_data, rgb = read.data(image_layer)
     lead = leading_shape(image_layer, read)
     labels_data = _full(labels_layer)

@@ -22,7 +22,7 @@ from ..core.training.data import TrainingPair, input_channels
 from ..core.training.evaluation import main_score_name
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
-from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained
+from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained, starting_label
 from ..core.training.project import Project
 from .errors import UserError, require_positive
 
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every is not None:
         config = replace(config, checkpoint_every=args.checkpoint_every)
     config = replace(config, workers=args.workers)
-    base = "scratch" if scratch else model.name
+    base = "scratch" if scratch else starting_label(init)  # as the user named it, not the name inside the file
 
     def report(r: StepReport) -> None:
         if r.step % 25 == 0 or r.val_score is not None:

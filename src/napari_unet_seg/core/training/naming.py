@@ -34,6 +34,13 @@ def fresh_model_name(base: str, folder: Path, *, new: bool = False) -> str:
     return name
 
 
+def starting_label(init: str | os.PathLike) -> str:
+    """A starting model as the user named it: a model's name, or a file's name without its folder and suffix (the
+    name inside a renamed or received file is not the one they picked)."""
+    text = str(init)
+    return Path(text).stem if text.lower().endswith(".safetensors") or os.sep in text else text
+
+
 def new_model_base(task: str) -> str:
     """The name a model trained from scratch starts from: what it finds, not what it came from."""
     return "classes-model" if task == "semantic" else "objects-model"
