@@ -156,3 +156,12 @@ def test_docks_opened_after_training_start_on_the_model_train_put_in_use(make_na
     other = make_napari_viewer()  # another viewer's docks are not touched
     _, elsewhere = other.window.add_plugin_dock_widget(PLUGIN, "Segment")
     assert elsewhere.model_picker.path() != tuned
+
+
+def test_a_round_started_from_a_loaded_file_names_its_parent_by_the_files_name(tmp_path):
+    from napari_unet_seg._widgets.train_history import history_line
+
+    record = {"path": str(tmp_path / "mine-finetuned.safetensors"),
+              "parent": str(tmp_path / "from us" / "mine.safetensors"), "improved": True, "ap50": 0.8,
+              "saved": "2026-12-01T19:00:00"}
+    assert history_line(record).startswith("mine-finetuned: AP50 0.800, better than mine (2026-12-01)")

@@ -16,13 +16,14 @@ from qtpy.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayou
 
 from ..core.model.registry import available_models
 from ..core.training.evaluation import SCORE_NAMES
+from ..core.training.naming import starting_label
 from ..core.training.project import Project, recorded_model_path
 
 
 def history_line(record: Mapping[str, Any]) -> str:
     """One model of the project's lineage: its scores, how it compared with its parent, and when it was saved."""
     path = recorded_model_path(record)
-    parent = record.get("parent", "?")
+    parent = starting_label(str(record.get("parent", "?")))  # a file loaded into Train: its name, not its path
     shown = [key for key in ("ap50_90", "ap50", "mean_iou") if isinstance(record.get(key), (int, float))]
     scores = [f"{SCORE_NAMES[key]} {record[key]:.3f}" for key in shown]
     if shown and isinstance(record.get(f"parent_{shown[0]}"), (int, float)):  # rounds hold out different parts
