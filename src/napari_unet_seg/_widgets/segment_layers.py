@@ -142,9 +142,9 @@ def publish_labels(
     status = "protected" if same_shape else ("reshaped" if previous else "created")
     # what made it, known from the moment it is added: docks that check it as it arrives (Train: do these labels
     # overlay that image's channel?) read the record, complete once the layer holds the result
-    made = {"source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance}
     layer = viewer.add_labels(
-        labels, name=unique_name(viewer, f"{image.name} {kind}"), metadata={METADATA_KEY: made},
+        labels, name=unique_name(viewer, f"{image.name} {kind}"),
+        metadata={METADATA_KEY: _made(image, provenance, kind)},
         **spatial_kwargs(image, channel_axis),
     )
     layer.events.paint.connect(_mark_edited)
@@ -180,10 +180,15 @@ def mark_result(layer: Labels, image: Image, record: dict[str, Any] | None, kind
 
 def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str = "labels") -> None:
     layer.metadata[METADATA_KEY] = {
-        "source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None, **provenance,
-        "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
+        **_made(image, provenance, kind), "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
         "plane_fingerprints": _plane_fingerprints(layer.data),
     }
+
+
+def _made(image: Image, provenance: dict[str, Any], kind: str) -> dict[str, Any]:
+    """What a result was made from and how: the start of its record (complete once the layer holds it)."""
+    return {"source": image.name, "kind": kind, "source_id": str(getattr(image, "unique_id", "")) or None,
+            **provenance}
 
 
 def _plane_fingerprints(data: Any) -> dict[str, str] | None:

@@ -17,7 +17,6 @@ import os
 import shutil
 import string
 import tempfile
-import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ..inference.layout import channels_first
 from ..inference.preprocess import PreparedImage, fit_normalization
 from ..model import unet
 from ..model.lock import exclusive
-from ..model.modelfile import Model, save_model
+from ..model.modelfile import Model, is_bioimageio_package, save_model
 from .documentation import documentation
 from .mapping import ExportedNormalization, exported_normalization
 from .torchscript import save_torchscript
@@ -187,7 +186,7 @@ def check_package_folder(folder: Path, *, overwrite: bool) -> None:
         raise ExportError(f"{folder} already exists; choose another {'name' if is_zip_name(folder) else 'folder'} "
                           "or pass --overwrite")
     if is_zip_name(folder):
-        if not folder.is_file() or not _zip_holds_package(folder):
+        if not folder.is_file() or not is_bioimageio_package(folder):
             raise ExportError(f"{folder} exists and is not a bioimage.io package zip: choose another name")
         return
     if not folder.is_dir():
@@ -362,14 +361,6 @@ def _operation(spec: Any, op: str, kwargs: dict[str, Any]) -> Any:
     if op == "scale_linear":
         return spec.ScaleLinearDescr(kwargs=spec.ScaleLinearKwargs(**kwargs))
     raise ValueError(f"no bioimage.io operation {op!r}")
-
-
-def _zip_holds_package(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "rdf.yaml" in archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def _save_zip(descr: Any, path: Path) -> Path:
