@@ -77,6 +77,19 @@ def threshold_model(fg: float = 0.2, seed: float = 0.3):
     return model
 
 
+def brightness_class_model(class_names=("background", "dim", "bright")):
+    """A hand-made 3-class model: background below 0.2 of the normalised image, "dim" above, "bright" above 0.9."""
+    model = new_model("semantic", num_classes=3, depth=2, base_channels=4, class_names=list(class_names))
+    model.metadata["normalization"]["invert"] = False
+    state = threshold_model().net.state_dict()
+    state["head.weight"] = torch.zeros_like(model.net.head.weight)
+    state["head.weight"][:, 0, 0, 0] = torch.tensor([0.0, 20.0, 60.0])
+    state["head.bias"] = torch.tensor([0.0, -4.0, -40.0])
+    model.net.load_state_dict(state)
+    model.net.eval()
+    return model
+
+
 def oracle_logits(labels):
     """Logits a perfect instance model would give."""
     c = np.clip(centre_map(labels), 1e-4, 1 - 1e-4)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import tifffile
-from helpers import synthetic_nuclei, threshold_model
+from helpers import bright_and_dim_nuclei, brightness_class_model, synthetic_nuclei, threshold_model
 
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
@@ -144,16 +144,16 @@ def test_a_two_channel_image_gives_columns_per_channel_and_several_images_are_na
 
 def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsys):
     """A class model's output from `unet-seg predict` carries its class names; measure takes them from it."""
-    from napari_unet_seg.core.model.modelfile import new_model
-
-    folder, _, labels = files
-    model = new_model("semantic", num_classes=3, depth=1, base_channels=2, class_names=["background", "tumour",
-                                                                                         "stroma"])
-    save_model(model, folder / "classes.safetensors")
+    folder, _, _ = files
+    image, labels, _ = bright_and_dim_nuclei((60, 80), n=12, seed=4)  # odd ids bright, even ids dim
+    tifffile.imwrite(folder / "img.tif", image)
+    tifffile.imwrite(folder / "img_labels.tif", labels)
+    save_model(brightness_class_model(["background", "tumour", "stroma"]), folder / "classes.safetensors")
     assert main(["predict", str(folder / "img.tif"), "--model", str(folder / "classes.safetensors"),
                  "-o", str(folder / "out")]) == 0
     assert "a class map in" in capsys.readouterr().out  # not "0 objects"
     class_map = tifffile.imread(folder / "out" / "img_classes.tif")  # beside objects, never over them
+    assert set(np.unique(class_map[labels > 0])) == {1, 2}  # the dim nuclei are tumour, the bright ones stroma
     assert main(["provenance", str(folder / "out" / "img_classes.tif")]) == 0
     assert "output classes (tumour, stroma)" in capsys.readouterr().out
     assert main(["measure", str(folder / "img_labels.tif"), "--classes", str(folder / "out" / "img_classes.tif")]) == 0
@@ -207,3 +207,17 @@ def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):
     assert main(["measure", str(folder / "img_labels.tif"), "--overwrite", "--classes", str(folder / "classes.tif"),
                  "--class-names", "dim"]) == 0
     assert "names 1 class(es), but" in capsys.readouterr().err
+
+
+def test_an_rgba_images_alpha_is_not_measured_as_a_channel(files, capsys):
+    """A PNG saved with an alpha channel: its opacity (255 everywhere) is no stain, so no fourth column set."""
+    from skimage import io
+
+    folder, image, labels = files
+    io.imsave(folder / "colour.png", np.stack([image, image // 2, 255 - image, np.full_like(image, 255)], -1),
+              check_contrast=False)
+    assert main(["measure", str(folder / "img_labels.tif"), "--image", str(folder / "colour.png")]) == 0
+    table, _ = read_objects_csv(folder / "img_objects.csv")
+    assert [f"intensity_ch{k}_mean" in table for k in range(4)] == [True, True, True, False]
+    inside = labels == table["label"][0]
+    assert table["intensity_ch2_mean"][0] == pytest.approx((255 - image[inside]).astype(float).mean())

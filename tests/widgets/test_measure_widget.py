@@ -62,6 +62,19 @@ def test_measure_sets_features_fills_a_sortable_table_and_goes_to_objects(docked
     np.testing.assert_allclose(viewer.camera.center[-2:], centre)
 
 
+def test_an_rgba_layers_alpha_is_not_measured(docked, qtbot):
+    viewer, widget, layer, image, labels = docked
+    viewer.add_image(np.stack([image, image, image, np.full_like(image, 255)], axis=-1), name="rgba", rgb=True,
+                     scale=(0.5, 0.5))
+    widget._refresh_images()
+    for i in range(widget.images.count()):
+        if widget.images.item(i).text() != "rgba":
+            widget.images.item(i).setCheckState(Qt.CheckState.Unchecked)
+    measure_and_wait(widget, qtbot)
+    assert [f"rgba_ch{k}_mean" in layer.features for k in range(4)] == [True, True, True, False]
+    np.testing.assert_allclose(layer.features["rgba_ch0_mean"], measure_objects(labels, {"n": image})["n_mean"])
+
+
 def test_an_image_of_the_same_size_lying_elsewhere_is_offered_but_not_ticked(docked):
     viewer, widget, layer, image, labels = docked
     viewer.add_image(image, name="moved", scale=(0.5, 0.5), translate=(100, -30))

@@ -39,7 +39,7 @@ from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
 from ..core.measure.classes import class_counts, looks_like_objects
-from ..core.measure.measurements import ObjectTable, measure_objects
+from ..core.measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import (
@@ -293,7 +293,8 @@ class MeasureWidget(QWidget):
                 continue
             layer = self.viewer.layers[name]
             data = source_array(layer)
-            chosen[name] = _channels_last(data) if _channels_first(layer, shape) else data
+            chosen[name] = _channels_last(data) if _channels_first(layer, shape) else \
+                colour_without_alpha(data) if layer.rgb else data
         return chosen
 
     # measuring ----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 from ..common.errors import first_line
 from ..imageio import ImageFile
 from ..inference.layout import MAX_CHANNELS
-from ..measure.measurements import ObjectTable, measure_objects
+from ..measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..measure.table_csv import is_objects_csv, objects_csv_path, write_objects_csv
 
 INTENSITY = "intensity"  # the same column names for every file, so tables of a folder concatenate
@@ -44,7 +44,7 @@ def intensity_of(image: ImageFile, labels_shape: tuple[int, ...] | None = None) 
     if labels_shape is not None and image.stack and not image.rgb and len(labels_shape) == 2 \
             and shape[1:] == tuple(labels_shape) and 2 <= shape[0] <= MAX_CHANNELS:
         return da.moveaxis(da.asarray(image.data), 0, -1)
-    return image.data
+    return colour_without_alpha(image.data) if image.rgb else image.data
 
 
 def measure_output(labels: Any, image: ImageFile, target: Path, header: dict[str, Any] | None = None) -> ObjectsOutcome:

@@ -97,6 +97,11 @@ def measure_objects(
     return _with_physical_units(table, pixel_size, unit)
 
 
+def colour_without_alpha(image: Any) -> Any:
+    """An RGBA image's colour channels alone: its alpha says how opaque a pixel is drawn, not how bright it is."""
+    return image[..., :3] if tuple(image.shape)[-1:] == (4,) else image
+
+
 def intensity_channels(images: Mapping[str, Any], shape: tuple[int, ...]) -> list[tuple[str, Any, int | None]]:
     """(column prefix, array, channel or None) per intensity channel; the arrays stay unread."""
     channels: list[tuple[str, Any, int | None]] = []
