@@ -62,6 +62,21 @@ def test_measure_sets_features_fills_a_sortable_table_and_goes_to_objects(docked
     np.testing.assert_allclose(viewer.camera.center[-2:], centre)
 
 
+def test_an_image_moved_after_the_list_was_filled_is_ticked_by_where_it_lies_now(docked):
+    viewer, widget, layer, image, labels = docked
+
+    def ticked(name):
+        return widget.images.findItems(name, Qt.MatchFlag.MatchExactly)[0].checkState() == Qt.CheckState.Checked
+
+    assert ticked("nuclei")
+    viewer.layers["nuclei"].translate = (40, 0)  # dragged away from its labels
+    assert not ticked("nuclei") and ticked("colour")
+    viewer.layers["nuclei"].translate = (0, 0)  # and back
+    assert ticked("nuclei")
+    viewer.layers["colour"].rotate = 30
+    assert not ticked("colour")
+
+
 def test_an_rgba_layers_alpha_is_not_measured(docked, qtbot):
     viewer, widget, layer, image, labels = docked
     viewer.add_image(np.stack([image, image, image, np.full_like(image, 255)], axis=-1), name="rgba", rgb=True,

@@ -64,6 +64,22 @@ def on_layers_changed(viewer: Viewer, callback: Callable[..., None]) -> None:
         layer.events.name.connect(callback)
 
 
+PLACEMENT = ("scale", "translate", "rotate", "shear", "affine")  # what says where a layer lies on screen
+
+
+def on_layers_moved(viewer: Viewer, callback: Callable[..., None]) -> None:
+    """Call ``callback`` whenever a layer, present or added later, is moved, scaled, rotated, sheared or warped."""
+    def watch(layer: Any) -> None:
+        for name in PLACEMENT:
+            event = getattr(layer.events, name, None)
+            if event is not None:
+                event.connect(callback)
+
+    viewer.layers.events.inserted.connect(lambda e: watch(e.value))
+    for layer in viewer.layers:
+        watch(layer)
+
+
 def pixel_events(layers: list[Any]) -> list[Any]:
     """The events that say a layer's pixels changed: painted (Labels), or its data replaced whole."""
     return [event for layer in layers for event in (getattr(layer.events, "paint", None), layer.events.data)

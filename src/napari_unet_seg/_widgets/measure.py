@@ -43,7 +43,7 @@ from ..core.measure.measurements import ObjectTable, colour_without_alpha, measu
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import (
-    current_plane, layer_id, layer_named, on_layers_changed, pixel_events, same_place, source_array,
+    current_plane, layer_id, layer_named, on_layers_changed, on_layers_moved, pixel_events, same_place, source_array,
 )
 from ._scroll import fill_dock, scrolling
 from .measure_classes import (
@@ -115,6 +115,7 @@ class MeasureWidget(QWidget):
         self._original_colormap: Any = None
         self._build()
         on_layers_changed(self.viewer, self._refresh_layers)
+        on_layers_moved(self.viewer, self._refresh_images)  # an image moved onto, or off, the labels: ticked again
         self._look_again = LookAgainAfterAdding(self, self.viewer, self._refresh_layers)  # a class output is named so
         self.viewer.dims.events.current_step.connect(self._recolour_for_slice)
         self.viewer.layers.selection.events.active.connect(self._follow_selection)
