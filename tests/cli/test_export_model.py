@@ -75,7 +75,9 @@ def test_a_zip_name_writes_one_zip_that_imports_and_is_never_overwritten_unasked
     assert out.read_bytes() == before
 
 
-def test_an_imported_models_authors_and_licence_go_into_its_next_package(tiny_model, tmp_path, capsys):
+def test_an_imported_models_authors_licence_and_citations_go_into_its_next_package(tiny_model, tmp_path, capsys):
+    tiny_model.metadata["cite"] = [{"text": "Data et al. (2020): the images it learnt from", "doi": "10.1234/data"},
+                                   {"text": "a note without a DOI"}]  # bioimage.io's cite needs a DOI or a URL
     path = save_model(tiny_model, tmp_path / "cells.safetensors")
     first = tmp_path / "first"
     assert main(["export-model", str(path), "-o", str(first), "--author", "Bea Bio", "--author", "Carl C",
@@ -87,6 +89,7 @@ def test_an_imported_models_authors_and_licence_go_into_its_next_package(tiny_mo
     printed = capsys.readouterr().err  # notes on stderr, as every command's
     rdf = yaml.safe_load((again / "rdf.yaml").read_text())
     assert rdf["authors"] == [{"name": "Bea Bio"}, {"name": "Carl C"}] and rdf["license"] == "MIT"
+    assert [c["doi"] for c in rdf["cite"]] == ["10.1007/978-3-319-24574-4_28", "10.1234/data"]  # U-Net, then data
     assert "note: authors as the model file records them: Bea Bio, Carl C" in printed
     assert "note: licence as the model file records it: MIT" in printed
     one_error_line(capsys, main(["export-model", str(path), "-o", str(tmp_path / "x"), "--author", " "]),

@@ -166,7 +166,10 @@ def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, 
     assert main(["provenance", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["license"] == "MIT"
     assert main(["provenance", "nuclei"]) == 0  # a model by name, as --model takes it
-    assert "nuclei (instances)" in capsys.readouterr().out
+    builtin = capsys.readouterr().out
+    assert "nuclei (instances)" in builtin  # who made it, its licence and the data it learnt from, to cite
+    assert "authors:   napari-unet-seg developers" in builtin and "licence:   BSD-3-Clause" in builtin
+    assert "Caicedo et al. (2019)" in builtin and "doi:10.1038/s41592-019-0612-7" in builtin
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "summary.csv").write_text("file,status\n")
     import zipfile

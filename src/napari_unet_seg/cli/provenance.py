@@ -86,6 +86,8 @@ def _model_file(path: Path, as_json: bool) -> int:
              ("about", str(meta.get("description") or "no description")),
              ("authors", ", ".join(map(str, authors)) or "not recorded"),
              ("licence", str(meta.get("license") or "not recorded"))]
+    cite = [c for c in meta.get("cite") or [] if isinstance(c, dict) and c.get("text")]
+    lines += [("cite", f"{c['text']}" + (f", doi:{c['doi']}" if c.get("doi") else "")) for c in cite]
     if imported:
         lines.append(("imported", f"from the bioimage.io package {imported.get('package')}"))
     runs = [run for run in meta.get("lineage") or [] if isinstance(run, dict) and "base" in run]

@@ -333,7 +333,7 @@ def _describe(model: Model, files: dict[str, Path], raw: np.ndarray, norm: Expor
         name=package_name(files["model"].stem),
         description=(metadata.get("description") or f"U-Net {task} model trained with napari-unet-seg")[:1024],
         authors=[spec.Author(name=name) for name in authors],
-        cite=[spec.CiteEntry(text=UNET_CITATION[0], doi=spec.Doi(UNET_CITATION[1]))],
+        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in citations(metadata)],
         license=spec.LicenseId(license),
         documentation=spec.FileDescr(source=files["documentation"]),
         covers=[spec.FileDescr(source=files["cover"])],
@@ -343,6 +343,15 @@ def _describe(model: Model, files: dict[str, Path], raw: np.ndarray, norm: Expor
         outputs=[output_tensor],
         weights=weights,
     )
+
+
+def citations(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    """(text, DOI) to cite: the U-Net paper, then what the model file records (the data a built-in model learnt
+    from, kept through fine-tunes and imports); entries without both a text and a DOI are passed over."""
+    recorded = metadata.get("cite") if isinstance(metadata.get("cite"), list) else []
+    found = [(str(c["text"]), str(c["doi"])) for c in recorded
+             if isinstance(c, dict) and c.get("text") and isinstance(c.get("doi"), str) and c["doi"].startswith("10.")]
+    return list(dict.fromkeys([UNET_CITATION, *found]))
 
 
 def package_name(name: str) -> str:

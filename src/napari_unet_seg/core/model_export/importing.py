@@ -32,7 +32,7 @@ from .our_unet import load_network, our_architecture, reproduce_test_output, wei
 from .package import ImportRefused, PackageFiles
 
 # what an attached model file of the same network gives back: all bioimage.io cannot say, and the history
-KEPT = ("class_names", "input", "postprocess", "object_diameter", "auto_band", "training", "lineage")
+KEPT = ("class_names", "input", "postprocess", "object_diameter", "auto_band", "training", "lineage", "cite")
 
 
 @dataclass(frozen=True)
