@@ -119,3 +119,25 @@ def test_a_package_given_as_a_model_says_to_import_it_and_import_refuses_a_folde
     (tmp_path / "cut.zip").write_bytes(packed.read_bytes()[:200])
     one_error_line(capsys, main(["import-model", str(tmp_path / "cut.zip"), "-o", str(tmp_path / "c.safetensors")]),
                    "is not a readable zip: damaged or incomplete")
+
+
+def test_a_fine_tune_credits_its_parents_makers_without_naming_them_its_own(tiny_model, tmp_path, capsys):
+    from helpers import synthetic_nuclei
+
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.finetune import finetune
+    from napari_unet_seg.core.training.loop import TrainConfig
+
+    tiny_model.metadata.update(authors=["Bea Bio"], license="MIT",
+                               cite=[{"text": "Data et al. (2020)", "doi": "10.1234/data"}])
+    image, labels = synthetic_nuclei((64, 64))
+    finetune(tiny_model, [TrainingPair(image, labels)], config=TrainConfig(max_steps=1, crop_size=32, batch_size=1),
+             base="beas")
+    path = save_model(tiny_model, tmp_path / "mine.safetensors")
+    assert main(["export-model", str(path), "-o", str(tmp_path / "pkg"), "--no-torchscript"]) == 0
+    err = capsys.readouterr().err
+    assert "no --author given" in err and "the makers of the model it was fine-tuned from (Bea Bio)" in err
+    rdf = yaml.safe_load((tmp_path / "pkg" / "rdf.yaml").read_text())
+    assert rdf["authors"] == [{"name": "unknown"}] and rdf["license"] == "MIT"
+    assert rdf["description"].startswith("Fine-tuned from 'beas' (by Bea Bio)")
+    assert "10.1234/data" in [c["doi"] for c in rdf["cite"]]  # the data its parent learnt from is still cited

@@ -73,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
     check = output if is_zip_name(output) else output / "rdf.yaml"
     print(f"wrote {output} (bioimage.io model package; check it with: bioimageio test {check})")
     if not authors:
+        parents = model.metadata.get("parent_authors")
+        credited = f"; the makers of the model it was fine-tuned from ({', '.join(map(str, parents))}) are named " \
+            "in its description" if isinstance(parents, list) and parents else ""
         print("unet-seg export-model: note: no --author given; the package names its author 'unknown' (set one "
-              "before uploading)", file=sys.stderr)
+              f"before uploading){credited}", file=sys.stderr)
     elif not args.author:
         print(f"unet-seg export-model: note: authors as the model file records them: {', '.join(authors)}",
               file=sys.stderr)

@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parent_by(meta: dict) -> str:
+    parents = meta.get("parent_authors") if isinstance(meta.get("parent_authors"), list) else []
+    return f" (fine-tuned from a model by {', '.join(map(str, parents))})" if parents else ""
+
+
 def _model_file(path: Path, as_json: bool) -> int:
     """A model file's own record: its name, what it does, its authors and licence, and each training run."""
     try:
@@ -84,7 +89,7 @@ def _model_file(path: Path, as_json: bool) -> int:
              ("weights", weights),
              ("sha256", file_sha256(path)),
              ("about", str(meta.get("description") or "no description")),
-             ("authors", ", ".join(map(str, authors)) or "not recorded"),
+             ("authors", ", ".join(map(str, authors)) or "not recorded" + _parent_by(meta)),
              ("licence", str(meta.get("license") or "not recorded"))]
     cite = [c for c in meta.get("cite") or [] if isinstance(c, dict) and c.get("text")]
     lines += [("cite", f"{c['text']}" + (f", doi:{c['doi']}" if c.get("doi") else "")) for c in cite]

@@ -58,10 +58,16 @@ def record_lineage(model: Model, *, base: str, pairs: Sequence[TrainingPair], re
     model.metadata["lineage"] = list(model.metadata.get("lineage", [])) + [run]
     if base != "scratch":  # a package or a colleague reads what the model now is, not its parent's description
         origin = model.metadata.setdefault("origin_description", model.metadata.get("description") or "")
+        # the parent's makers made the parent, not this model: they are credited as such, the new one's are asked for
+        makers = model.metadata.pop("authors", None)
+        if isinstance(makers, list) and makers:
+            model.metadata.setdefault("parent_authors", [str(a) for a in makers])
+        parent_by = model.metadata.get("parent_authors") or []
+        by = f" (by {', '.join(parent_by)})" if parent_by else ""
         names = ", ".join(d["name"] for d in data[:3] if d["name"]) + (", ..." if len(data) > 3 else "")
         where = f" ({names})" if names else ""
-        model.metadata["description"] = (f"Fine-tuned from '{base}' with napari-unet-seg on {len(data)} annotated "
-                                         f"image(s){where}. {origin}").strip()[:1024]
+        model.metadata["description"] = (f"Fine-tuned from '{base}'{by} with napari-unet-seg on {len(data)} "
+                                         f"annotated image(s){where}. {origin}").strip()[:1024]
     earlier = model.metadata.get("training", {})
     kept = {k: earlier[k] for k in ("encoder_from",) if isinstance(earlier, dict) and k in earlier}
     model.metadata["training"] = {**kept, **run, "history": [h for h in result.history if len(h) > 3]}
