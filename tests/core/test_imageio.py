@@ -67,6 +67,60 @@ def test_tiff_pixel_size_round_trip(tmp_path):
     assert read_image(out).pixel_size == pytest.approx((0.5, 0.25))
 
 
+PIXEL = 0.5  # µm, stated every way files state it
+
+
+@pytest.mark.parametrize("case, kwargs, expected", [
+    ("imagej nm", dict(imagej=True, resolution=(1 / 500, 1 / 500), metadata={"unit": "nm"}), PIXEL),
+    ("imagej micron", dict(imagej=True, resolution=(2.0, 2.0), metadata={"unit": "micron"}), PIXEL),
+    ("imagej escaped mu", dict(imagej=True, resolution=(2.0, 2.0), metadata={"unit": "\\u00B5m"}), PIXEL),
+    ("imagej mm", dict(imagej=True, resolution=(2000.0, 2000.0), metadata={"unit": "mm"}), PIXEL),
+    ("imagej pixels", dict(imagej=True, resolution=(2.0, 2.0), metadata={"unit": "pixel"}), None),
+    ("centimetres", dict(resolution=(20_000.0, 20_000.0), resolutionunit="CENTIMETER"), PIXEL),
+    ("inches of a microscope", dict(resolution=(50_800.0, 50_800.0), resolutionunit="INCH"), PIXEL),
+    ("72 dpi", dict(resolution=(72.0, 72.0), resolutionunit="INCH"), None),
+    ("300 dpi", dict(resolution=(300.0, 300.0), resolutionunit="INCH"), None),
+    ("a script's 1 / um", dict(resolution=(2.0, 2.0)), PIXEL),
+    ("ome nm", dict(ome=True, metadata={"PhysicalSizeX": 500, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 500,
+                                        "PhysicalSizeYUnit": "nm"}), PIXEL),
+    ("ome default um", dict(ome=True, metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}), PIXEL),
+    ("nothing", dict(), None),
+])
+def test_a_tiffs_pixel_size_is_read_in_its_own_unit_and_a_print_size_is_none(tmp_path, case, kwargs, expected):
+    """500 nm pixels are 0.5 µm, not 500; a photo editor's 72 dpi is no pixel size (it was read as 0.014 µm)."""
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 9), np.uint8), **kwargs)
+    found = read_image(tmp_path / "a.tif").pixel_size
+    assert found == (None if expected is None else pytest.approx((expected, expected)))
+
+
+@pytest.mark.parametrize("unit, scale, expected", [("nanometer", 500.0, PIXEL), ("micrometer", 0.5, PIXEL),
+                                                   (None, 0.5, PIXEL), ("millimeter", 0.0005, PIXEL)])
+def test_an_ome_zarrs_scale_is_read_in_its_axes_unit(tmp_path, unit, scale, expected):
+    root = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w")
+    root.create_array("0", shape=(20, 20), dtype="u1")
+    axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "yx"]
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [scale, scale]}]}]}]
+    assert read_image(tmp_path / "img.ome.zarr").pixel_size == pytest.approx((expected, expected))
+
+
+@pytest.mark.parametrize("pixel_size", [None, (0.5, 0.25)])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_labels_are_imagej_files_with_their_record_whether_or_not_calibrated(tmp_path, pixel_size, dtype):
+    """Fiji shows the record (Image > Show Info) and keeps it when it saves; uint32 cannot be ImageJ's."""
+    from napari_unet_seg.core.imageio import read_tiff_provenance
+
+    labels = np.zeros((3, 16, 16), dtype)
+    labels[:, 4:9, 4:9] = 70_000 if dtype == np.uint32 else 7
+    out = write_labels_tiff(tmp_path / "l.tif", labels, pixel_size, provenance={"model": "m"}, stack_axis="T")
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_imagej == (dtype == np.uint16) and tif.pages[0].compression == 8  # zlib: small files
+        assert tif.series[0].axes == "TYX"  # a movie's labels are frames in Fiji
+    assert read_tiff_provenance(out)["model"] == "m"
+    assert read_image(out).pixel_size == (None if pixel_size is None else pytest.approx(pixel_size))
+    np.testing.assert_array_equal(tifffile.imread(out), labels)
+
+
 def test_imagej_hyperstacks_of_channels_keep_their_channels_and_a_lone_cyx_stays_a_stack(tmp_path):
     """ZCYX: the channels before the plane (it was unreadable); (N, H, W) saying C stays a stack: tifffile writes
     every ImageJ stack as channels, so only a channel asked for makes it channels (batch.files.with_channels)."""

@@ -7,6 +7,8 @@ Everything a user can get wrong raises :class:`ImageReadError` with one line.
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 import json
 import os
@@ -151,21 +153,100 @@ def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | N
         return None
 
 
+MICROMETRES_PER_UNIT = {  # the spellings microscopes, ImageJ, OME and NGFF use for a length unit
+    **dict.fromkeys(("um", "µm", "\u03bcm", "\\u00b5m", "micron", "microns", "micrometer", "micrometre",
+                     "micrometers", "micrometres"), 1.0),
+    **dict.fromkeys(("nm", "nanometer", "nanometre", "nanometers", "nanometres"), 1e-3),
+    **dict.fromkeys(("mm", "millimeter", "millimetre", "millimeters", "millimetres"), 1e3),
+    **dict.fromkeys(("cm", "centimeter", "centimetre", "centimeters", "centimetres"), 1e4),
+    **dict.fromkeys(("m", "meter", "metre", "meters", "metres"), 1e6),
+    **dict.fromkeys(("inch", "inches", "in"), 25_400.0),
+    **dict.fromkeys(("pm", "picometer", "picometre"), 1e-6),
+    **dict.fromkeys(("å", "angstrom", "ångström"), 1e-4),
+}
+
+
+def micrometres_per(unit: Any) -> float | None:
+    """How many µm one ``unit`` is (``"nm"`` 0.001, ``"cm"`` 10,000); None for no unit, pixels or an unknown one."""
+    return MICROMETRES_PER_UNIT.get(str(unit).strip().lower()) if unit is not None else None
+
+
+def _in_micrometres(y: float, x: float, unit: Any) -> tuple[float, float] | None:
+    factor = micrometres_per(unit)
+    if factor is None or not (math.isfinite(y) and math.isfinite(x) and y > 0 and x > 0):
+        return None
+    return (y * factor, x * factor)
+
+
 def _tiff_pixel_size(tif: Any) -> tuple[float, float] | None:
-    """(y, x) pixel size in micrometres from ImageJ or resolution tags, if present."""
+    """(y, x) pixel size in micrometres as the file states it, in any length unit; None when it states none.
+
+    An OME-TIFF's PhysicalSize, else ImageJ's calibration (its ``unit``: a
+    file of 500 nm pixels is 0.5 µm, one calibrated in "pixel" has none),
+    else the TIFF resolution (:func:`_resolution_pixel_size`).
+    """
     try:
-        page = tif.pages[0]
-        tags = page.tags
-        if "XResolution" in tags and "YResolution" in tags:
-            xr, yr = tags["XResolution"].value, tags["YResolution"].value
-            x = xr[1] / xr[0] if xr[0] else None
-            y = yr[1] / yr[0] if yr[0] else None
-            unit = tif.imagej_metadata.get("unit") if tif.imagej_metadata else None
-            if x and y and (unit in ("micron", "um", "\\u00B5m", "µm") or (x != 1.0 or y != 1.0)):
-                return (float(y), float(x))
+        if tif.is_ome:
+            stated = _ome_pixel_size(tif.ome_metadata or "")
+            if stated is not None:
+                return stated
+        tags = tif.pages[0].tags
+        if "XResolution" not in tags or "YResolution" not in tags:
+            return None
+        xr, yr = tags["XResolution"].value, tags["YResolution"].value
+        if not (xr[0] and yr[0]):
+            return None
+        x, y = xr[0] / xr[1], yr[0] / yr[1]  # pixels per unit
+        unit = (tif.imagej_metadata or {}).get("unit") if tif.is_imagej else None
+        if unit is not None and micrometres_per(unit) != micrometres_per("inch"):  # inches: maybe a print size
+            return _in_micrometres(1 / y, 1 / x, unit)
+        return _resolution_pixel_size(y, x, int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2)
     except Exception:  # noqa: BLE001 - pixel size is a nicety, never a failure
         return None
+
+
+PRINT_RESOLUTIONS = {72, 96, 100, 120, 144, 150, 180, 200, 240, 300, 360, 400, 600, 720, 1200, 2400, 4800}
+
+
+def _resolution_pixel_size(y: float, x: float, unit: int) -> tuple[float, float] | None:
+    """(y, x) µm from TIFF resolution tags: ``y``, ``x`` pixels per ``unit`` (1 none, 2 inch, 3 centimetre).
+
+    Centimetres are converted. Inches are what image editors and cameras
+    write as a print size (72 or 300 dpi: no pixel size at all), what a
+    microscope's calibration in inches looks like (tens of thousands of
+    pixels per inch), and what tifffile writes by default when a script
+    gives ``resolution=(1 / µm, 1 / µm)``, the common convention (less than
+    100 pixels "per inch"). A print size says nothing; the other two are read
+    as what they mean.
+    """
+    if unit == 3:
+        return _in_micrometres(1 / y, 1 / x, "cm")
+    if {y, x} & PRINT_RESOLUTIONS or not all(0 < v < 100 or (unit == 2 and v > 10_000) for v in (y, x)):
+        return None
+    if unit == 2 and min(y, x) > 10_000:
+        return _in_micrometres(1 / y, 1 / x, "inch")
+    if max(y, x) < 100 and (y, x) != (1.0, 1.0):  # tifffile's resolution=(1 / µm, ...): pixels per µm
+        return _in_micrometres(1 / y, 1 / x, "um")
     return None
+
+
+def _ome_pixel_size(xml: str) -> tuple[float, float] | None:
+    """PhysicalSizeY and X of an OME-XML's first image, in µm (OME's default unit)."""
+    import re
+
+    pixels = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", xml)
+    if pixels is None:
+        return None
+    attrs = dict(re.findall(r'(\w+)="([^"]*)"', pixels.group(1)))
+    try:
+        y, x = float(attrs["PhysicalSizeY"]), float(attrs["PhysicalSizeX"])
+    except (KeyError, ValueError):
+        return None
+    unit_y, unit_x = attrs.get("PhysicalSizeYUnit", "µm"), attrs.get("PhysicalSizeXUnit", "µm")
+    factor_y, factor_x = micrometres_per(unit_y), micrometres_per(unit_x)
+    if factor_y is None or factor_x is None:
+        return None
+    return _in_micrometres(y * factor_y, x * factor_x, "um")
 
 
 def _read_plain(path: Path) -> ImageFile:
@@ -207,9 +288,12 @@ def _read_zarr(path: Path) -> ImageFile:
         dataset = scales["datasets"][0]
         array = node[dataset["path"]]
         axes = [a["name"] if isinstance(a, dict) else str(a) for a in scales.get("axes", [])] or None
+        units = [a.get("unit") if isinstance(a, dict) else None for a in scales.get("axes", [])][-2:]
         for transform in dataset.get("coordinateTransformations", []):
             if transform.get("type") == "scale" and len(transform.get("scale", [])) >= 2:
-                pixel_size = tuple(float(v) for v in transform["scale"][-2:])
+                # NGFF names each axis's unit (micrometer, nanometer...); none named: micrometres, as before
+                y, x = (_in_micrometres(float(v), 1.0, unit or "um") for v, unit in zip(transform["scale"][-2:], units))
+                pixel_size = (y[0], x[0]) if y and x else None
         if "pixel_size" in attrs:  # our labels store: None when unknown, where NGFF still needs a scale (of 1)
             pixel_size = tuple(float(v) for v in attrs["pixel_size"][-2:]) if attrs["pixel_size"] else None
     else:
@@ -292,13 +376,15 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
         kwargs["metadata"][PROVENANCE_TAG] = dict(provenance)
     if axes is not None:
         kwargs["metadata"]["axes"] = axes  # tifffile's own description keeps them too
-    if pixel_size:
-        kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]))
-        kwargs.pop("compression")
-        if labels.dtype != np.uint32:  # ImageJ files cannot hold uint32
-            kwargs.update(imagej=True, metadata={"unit": "um", "axes": axes or "YX"})
-            if provenance is not None:
-                kwargs["metadata"]["Info"] = json.dumps(dict(provenance), indent=1, ensure_ascii=True, default=str)
+    if labels.dtype != np.uint32 and axes is not None:  # an ImageJ file (they cannot hold uint32), zlib-compressed
+        kwargs.update(imagej=True, metadata={"axes": axes})
+        if pixel_size:
+            kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]))
+            kwargs["metadata"]["unit"] = "um"
+        if provenance is not None:
+            kwargs["metadata"]["Info"] = json.dumps(dict(provenance), indent=1, ensure_ascii=True, default=str)
+    elif pixel_size:  # tifffile's own file: the resolution in pixels per centimetre, as TIFF readers understand it
+        kwargs.update(resolution=(1e4 / pixel_size[1], 1e4 / pixel_size[0]), resolutionunit="CENTIMETER")
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels, **kwargs)
     return path
