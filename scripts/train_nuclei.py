@@ -29,6 +29,7 @@ import torch
 from skimage.measure import regionprops
 
 from napari_unet_seg.core.training.augment import AugmentConfig
+from napari_unet_seg.core.model.builtin_credits import builtin_credits
 from napari_unet_seg.core.model.modelfile import load_model_file, new_model, save_model
 from napari_unet_seg.core.inference.preprocess import denoise_setting
 from napari_unet_seg.core.training.loop import StepReport, TrainConfig, train
@@ -49,20 +50,6 @@ def load_split(data: Path, split: str) -> list[tuple[dict, TrainingPair]]:
 
 # s-bsst265: a fixed validation split of whole images, every preparation represented (never trained on, never
 # used to choose anything; reported separately), and three train images held out to choose checkpoints
-DSB2018_CITATION = {"text": "Caicedo et al. (2019): Nucleus segmentation across imaging experiments: the 2018 Data "
-                            "Science Bowl. Nature Methods 16, 1247-1253 (training data, CC0)",
-                    "doi": "10.1038/s41592-019-0612-7"}
-BSST265_CITATION = {"text": "Kromp et al. (2020): An annotated fluorescence image dataset for training nuclear "
-                            "segmentation methods. Scientific Data 7, 262 (training data, CC0)",
-                    "doi": "10.1038/s41597-020-00608-w"}
-
-
-def builtin_credits(extra_data: bool) -> dict:
-    """Who made a built-in model, under what licence, and the data to cite: what its exports and provenance show."""
-    return {"authors": ["napari-unet-seg developers"], "license": "BSD-3-Clause",
-            "cite": [DSB2018_CITATION, *([BSST265_CITATION] if extra_data else [])]}
-
-
 BSST_VAL = ("Ganglioneuroblastoma_3", "Neuroblastoma_6", "Neuroblastoma_2", "Neuroblastoma_5", "Neuroblastoma_9",
             "normal_2", "normal_13", "normal_20", "normal_9", "normal_16")
 BSST_HOLDOUT = ("Neuroblastoma_7", "normal_5", "normal_3")

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..common.atomic import atomic_path
 from ..common.errors import first_line
+from .builtin_credits import with_builtin_credits
 from .schema import TASKS, ModelFileError, architecture, check_metadata, check_tensors
 from .unet import UNet
 
@@ -170,7 +171,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]
         raise ModelFileError(f"{path} is not a napari-unet-seg model file (no readable model metadata)")
     check_metadata(metadata, str(path), FORMAT_VERSION)
     _check_complete(path, 8 + header_len, header)
-    return header, metadata
+    return header, with_builtin_credits(path, metadata)
 
 
 _PACKAGE_HINT = ("{path} is a bioimage.io model package, not a model file: turn it into one with "
