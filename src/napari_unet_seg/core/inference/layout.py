@@ -7,6 +7,7 @@ the channel axis has been moved by :func:`channels_first`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,10 @@ def numeric_image(image: Any) -> Any:
     Casting such pixels to float silently dropped an imaginary part or parsed
     text; one clear line is better than a result made of something else.
     """
+    if isinstance(image, (str, bytes, os.PathLike)):
+        raise TypeError(f"segment takes the image's pixels (a numpy, dask or zarr array), not a file name: read "
+                        f"{os.fspath(image)!r} first (napari_unet_seg.core.imageio.read_image(path).data), or run "
+                        "`unet-seg predict` on the file")
     if not hasattr(image, "shape") or not hasattr(image, "ndim"):
         image = np.asarray(image)
     try:

@@ -7,6 +7,7 @@ axis, the planes wanted) is an argument of :func:`.pipeline.segment_image`.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -74,6 +75,27 @@ class RunOptions:
             raise ValueError(f"channels are counted from 0: there is no channel {self.channel}")
         if self.cells_channel is not None and self.cells_channel < 0:
             raise ValueError(f"channels are counted from 0: there is no channel {self.cells_channel}")
+        _positive("diameter", self.diameter, optional=True)
+        for name in ("tile_size", "batch_size", "block_size"):
+            _positive(name, getattr(self, name), optional=name != "block_size", whole=True)
+        if self.halo is not None and not (_is_number(self.halo) and self.halo >= 0 and self.halo == int(self.halo)):
+            raise ValueError(f"halo must be a whole number of pixels, 0 or more (None: chosen), not {self.halo!r}")
+        # the area range and the cell_* fields are checked where they are used (object_filter, cells_step), before
+        # any work
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(name: str, value: object, *, optional: bool, whole: bool = False) -> None:
+    """A positive number (a whole one for pixels counted); None too when ``optional`` (chosen for the image)."""
+    if value is None and optional:
+        return
+    if not (_is_number(value) and value > 0 and (not whole or value == int(value))):  # type: ignore[operator]
+        kind = "a positive whole number" if whole else "a positive number"
+        raise ValueError(f"{name} must be {kind}" + (" (None: chosen for the image)" if optional else "")
+                         + f", not {value!r}")
 
 
 def available_memory() -> int:

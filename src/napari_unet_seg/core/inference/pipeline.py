@@ -26,6 +26,7 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import load_model
 from .blockwise import CHUNK, segment_plane_blockwise
+from .call_checks import check_options, check_store_path, checked_pixel_size, checked_planes
 from .cells import cells_note
 from .cells_step import cell_stain, check_cells, grow_run_cells
 from .frame_links import check_frame_links, link_frames, linked_note
@@ -102,7 +103,11 @@ def segment_image(
     ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
     """
     start = time.perf_counter()
+    check_options(options)
     image = numeric_image(image)
+    pixel_size = checked_pixel_size(pixel_size)
+    if options.store is not None:
+        check_store_path(options.store)
     model = model if model is not None else load_model(options.model)
     device = resolve_device(options.device)
     requested = options
@@ -131,7 +136,7 @@ def segment_image(
     check_frame_links(options, lead, model.task)
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
-    planes = planes or tuple(np.ndindex(*lead))
+    planes = checked_planes(planes, lead) or tuple(np.ndindex(*lead))
     every_plane = planes == tuple(np.ndindex(*lead))
     stack_note = every_plane and not options.link_frames and channels_as_planes_note(
         tuple(image.shape), rgb, channel_axis, model.in_channels)  # frames linked: the user said they are a movie
@@ -321,7 +326,7 @@ def segment_to_zarr(
     model: Model | str | None,
     path: str | os.PathLike,
     *,
-    rgb: bool | None = False,
+    rgb: bool | None = None,
     channel_axis: int | None = None,
     tile_size: int | None = None,
     batch_size: int | None = None,
@@ -337,7 +342,7 @@ def segment_to_zarr(
 ) -> Any:
     """Segment ``source`` (numpy, dask, zarr; read lazily) into a zarr labels array at ``path``.
 
-    :func:`segment_image` with ``RunOptions(store=path)``. ``halo`` (default
+    :func:`segment_image` with ``RunOptions(store=path)`` (``rgb=None``: guessed, as :func:`segment` does). ``halo`` (default
     :func:`~.blockwise.halo_for`) is the context around each block; it must
     hold the largest object. ``path`` never holds a partial result. Instance
     ids are unique within each plane. ``path`` becomes an NGFF labels store

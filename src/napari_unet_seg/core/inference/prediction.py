@@ -16,7 +16,7 @@ import torch
 from ..common.callbacks import CancelCallback, ProgressCallback
 from ..model.modelfile import Model
 from .empty import empty_regions, flat_side, suppress
-from .layout import WindowView
+from .layout import WindowView, is_rgb, numeric_image
 from .object_size import (
     MIN_MEASURING_SIDE,
     auto_diameter_applies,
@@ -320,7 +320,7 @@ def predict_network(
     model: Model,
     image: Any,
     *,
-    rgb: bool = False,
+    rgb: bool | None = None,
     diameter: float | None = None,
     tile_size: int | None = None,
     batch_size: int | None = None,
@@ -332,8 +332,14 @@ def predict_network(
     """The network's logits for one 2D image, resized first if its objects are far from the model's size.
 
     ``prediction.labels(model)`` gives what :func:`~.pipeline.segment` would,
-    ``prediction.image_logits`` the logits at the image's own size.
+    ``prediction.image_logits`` the logits at the image's own size. ``rgb=None``
+    guesses colour as :func:`~.pipeline.segment` does (8-bit, 3 or 4 values last).
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"predict_network takes a loaded model (load_model({model!r}) gives one), not "
+                        f"{type(model).__name__}")
+    image = numeric_image(image)
+    rgb = is_rgb(image) if rgb is None else rgb
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
                          precision=precision)
     return predict_plane(model, image, options, rgb=rgb, progress=progress, cancel=cancel)

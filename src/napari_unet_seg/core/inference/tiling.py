@@ -223,6 +223,9 @@ def predict_tiled(
     result, with a note); only when one smallest window does not fit is
     :class:`OutOfMemory` raised.
     """
+    if not isinstance(net, torch.nn.Module):
+        hint = " (a loaded model's network is model.net)" if hasattr(net, "net") else ""
+        raise TypeError(f"predict_tiled takes the network itself{hint}, not {type(net).__name__}")
     torch_device = resolve_device(device)
     batch = batch_size or (4 if torch_device.type == "cuda" else 1)
     shape = tuple(image.shape)

@@ -61,6 +61,9 @@ def measure_objects(
     dtype = np.dtype(labels.dtype)
     if not (np.issubdtype(dtype, np.integer) or dtype == bool):
         raise ValueError(f"labels must hold integer ids, not {dtype} values")
+    if images is not None and not isinstance(images, Mapping):
+        raise TypeError("images maps a name to each intensity image, e.g. {'dapi': image}, not "
+                        f"{type(images).__name__}")
     channels = intensity_channels(images or {}, shape)
     if classes is not None:
         check_class_map(classes, shape)
@@ -69,6 +72,8 @@ def measure_objects(
                                                                [f"axis{i}" for i in range(len(lead))])
     if len(names) != len(lead):
         raise ValueError(f"{len(lead)} leading axes need {len(lead)} names, not {names}")
+    if pixel_size is not None and np.shape(pixel_size) != (2,):
+        raise ValueError(f"pixel size is (y, x), two numbers, not {pixel_size!r}")
     if pixel_size is not None and not all(math.isfinite(p) and p > 0 for p in pixel_size):
         raise ValueError(f"pixel size must be two positive numbers, not {pixel_size}")
     planes = list(np.ndindex(*lead))
