@@ -105,6 +105,46 @@ def test_destroying_the_widget_mid_run_sets_the_cancel_event(qtbot):
     assert finished == []  # nothing is delivered to a widget that is gone
 
 
+def test_a_result_returned_after_cancel_is_discarded(qtbot, owner, errors):
+    """Cancel during a last step that cannot stop (post-processing): its result must not be added after all."""
+    cancel = threading.Event()
+
+    def ignores_cancel():
+        cancel.set()  # Cancel pressed while the work could not look
+        return "labels"
+
+    calls = _run(qtbot, owner, ignores_cancel, cancel_on_close=cancel, discard_if=cancel)
+    assert [name for name, *_ in calls] == ["on_cancelled", "on_finished"] and not errors
+
+
+def test_closing_the_dock_mid_run_cancels_it_and_says_so(qtbot, monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr(_common, "show_info", shown.append)
+    dock = QWidget()
+    qtbot.addWidget(dock)
+    owner = QWidget(dock)
+    cancel, started = threading.Event(), threading.Event()
+
+    def waits_for_cancel():
+        started.set()
+        if not cancel.wait(TIMEOUT / 1000):
+            return "never cancelled"
+        raise Cancelled("cancelled")
+
+    calls: list[str] = []
+    worker = start_worker(owner, waits_for_cancel, failure="x", cancel_on_close=cancel,
+                          stopped_on_close="Work stopped: its panel was closed.",
+                          on_cancelled=lambda: calls.append("cancelled"), on_returned=lambda v: calls.append(v))
+    assert started.wait(5)
+    with qtbot.waitSignal(worker.finished, timeout=TIMEOUT):
+        owner.setParent(None)  # what closing a dock does to its widget: napari keeps it, unparented
+    qtbot.waitUntil(lambda: calls == ["cancelled"], timeout=TIMEOUT)
+    assert cancel.is_set() and shown == ["Work stopped: its panel was closed."]
+    owner.setParent(dock)  # docked again after the run: nothing is cancelled or said
+    owner.setParent(None)
+    assert shown == ["Work stopped: its panel was closed."]
+
+
 def test_a_finished_run_forgets_its_cancel_event(qtbot, owner):
     cancel = threading.Event()
     _run(qtbot, owner, lambda: None, cancel_on_close=cancel)

@@ -207,6 +207,31 @@ def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
     assert not messages["error"]
 
 
+def test_cancel_during_a_last_step_that_cannot_stop_adds_nothing(make_widget, qtbot, messages, monkeypatch):
+    """Post-processing does not look at Cancel: a result that arrives after it is discarded, and the
+    earlier result layer stays as it was."""
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8), name="img")
+    segment_and_wait(qtbot, widget)
+    earlier = result_layers(viewer)[0].data.copy()
+    run = segment_form.SegmentJob.run
+
+    def slow_last_step(job, progress=None, cancel=None):
+        result = run(job, progress=progress, cancel=None)  # as post-processing: never asks
+        deadline = time.monotonic() + TIMEOUT / 1000
+        while not cancel() and time.monotonic() < deadline:  # the user presses Cancel meanwhile
+            time.sleep(0.01)
+        return result
+
+    monkeypatch.setattr(segment_form.SegmentJob, "run", slow_last_step)
+    viewer.layers["img"].data = viewer.layers["img"].data[::-1].copy()
+    widget.run()
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    assert widget.status.text() == "Cancelled; nothing was added."
+    assert len(result_layers(viewer)) == 1 and np.array_equal(result_layers(viewer)[0].data, earlier)
+
+
 def test_event_loop_stays_responsive(make_widget, qtbot, monkeypatch):
     """While the worker runs, a 50 ms timer keeps ticking.
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
-from napari.utils.notifications import show_error
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
     QToolButton, QVBoxLayout, QWidget,
@@ -252,16 +252,31 @@ class _WorkerEnds(QObject):
 
     def __init__(self, owner: QObject, failure: str | Callable[[Exception], str],
                  cancel_on_close: threading.Event | None,
-                 callbacks: dict[str, Callable[..., None] | None]) -> None:
+                 callbacks: dict[str, Callable[..., None] | None],
+                 discard_if: threading.Event | None = None, stopped_on_close: str | None = None) -> None:
         super().__init__(owner)
         self._owner = owner
         self._failure = failure
         self._callbacks = callbacks
+        self._discard_if = discard_if
+        self._cancel = cancel_on_close
+        self._stopped_on_close = stopped_on_close
         self._stop = None
         if cancel_on_close is not None:
             event = cancel_on_close  # not self: the slot must outlive the C++ widget
             self._stop = lambda *_: event.set()
             owner.destroyed.connect(self._stop)
+            if stopped_on_close is not None:
+                owner.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        """Closing a dock only unparents its widget (napari keeps it): the run would go on unseen, beyond any
+        Cancel button. It is cancelled instead, and a notification says so."""
+        if watched is self._owner and event.type() == QEvent.Type.ParentChange and self._owner.parent() is None \
+                and self._cancel is not None and not self._cancel.is_set():
+            self._cancel.set()
+            show_info(self._stopped_on_close)
+        return False
 
     def _call(self, name: str, *args: Any) -> None:
         callback = self._callbacks.get(name)
@@ -272,7 +287,9 @@ class _WorkerEnds(QObject):
         self._call("on_yielded", value)
 
     def returned(self, outcome: _Outcome) -> None:
-        if outcome.error is None:
+        if outcome.error is None and self._discard_if is not None and self._discard_if.is_set():
+            self._call("on_cancelled")  # Cancel came while a last step could not stop: its result is not wanted
+        elif outcome.error is None:
             self._call("on_returned", outcome.value)
         elif isinstance(outcome.error, Cancelled):
             self._call("on_cancelled")
@@ -285,6 +302,8 @@ class _WorkerEnds(QObject):
         if self._stop is not None:
             self._owner.destroyed.disconnect(self._stop)
             self._stop = None
+            if self._stopped_on_close is not None:
+                self._owner.removeEventFilter(self)
         try:
             self._call("on_finished")
         finally:
@@ -297,6 +316,8 @@ def start_worker(
     *,
     failure: str | Callable[[Exception], str],
     cancel_on_close: threading.Event | None = None,
+    discard_if: threading.Event | None = None,
+    stopped_on_close: str | None = None,
     on_returned: Callable[[Any], None] | None = None,
     on_yielded: Callable[[Any], None] | None = None,
     on_cancelled: Callable[[], None] | None = None,
@@ -314,12 +335,15 @@ def start_worker(
     ``"<failure>: <reason>"``, ``failure`` a text or a function of the
     exception; never a traceback dialog), and last
     ``on_finished()``. Progress from core callbacks travels through a
-    :class:`Relay`. ``cancel_on_close`` is set if ``owner`` is destroyed mid-run.
+    :class:`Relay`. ``cancel_on_close`` is set if ``owner`` is destroyed mid-run, and (with
+    ``stopped_on_close``, the notification that says so) when its dock is closed. A value returned
+    after ``discard_if`` was set (Cancel pressed during a last step that cannot stop) goes to
+    ``on_cancelled``, not ``on_returned``: nothing is added after Cancel.
     """
     ends = _WorkerEnds(owner, failure, cancel_on_close, {
         "on_returned": on_returned, "on_yielded": on_yielded, "on_cancelled": on_cancelled,
         "on_failed": on_failed, "on_finished": on_finished,
-    })
+    }, discard_if=discard_if, stopped_on_close=stopped_on_close)
     worker = create_worker(_guarded(work), _start_thread=False)
     if isinstance(worker, GeneratorWorker):
         worker.yielded.connect(ends.yielded)

@@ -304,6 +304,9 @@ class BatchWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("Looking for images…")
         self.worker = start_worker(self, work, failure="Batch segmentation stopped", cancel_on_close=self._cancel,
+                                   stopped_on_close=("The batch run stopped: its panel was closed. Files finished so "
+                                                     "far are written, with their rows in the summary; run it "
+                                                     "again to do the rest."),
                                    on_yielded=self._on_yielded, on_failed=self._on_failed,
                                    on_finished=self._on_finished)
         return self.worker

@@ -230,6 +230,8 @@ class CellsWidget(QWidget):
         self.progress_bar.setRange(0, 0)
         self.status.setText(f"Growing the cells of {nuclei.name}…")
         self.worker = start_worker(self, work, failure="Growing cells failed", cancel_on_close=self._cancel,
+                                   discard_if=self._cancel,
+                                   stopped_on_close="Growing cells stopped: its panel was closed; nothing was added.",
                                    on_returned=partial(self._show, nuclei, self.nuclear_stain_chosen(),
                                                        self._provenance(nuclei, options, area)),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing was added."),

@@ -325,6 +325,8 @@ class MeasureWidget(QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Measuring {layer.name}…")
         self.worker = start_worker(self, work, failure="Measuring failed", cancel_on_close=self._cancel,
+                                   discard_if=self._cancel,
+                                   stopped_on_close="Measuring stopped: its panel was closed; nothing was measured.",
                                    on_returned=partial(self._show, layer, list(images), classes),
                                    on_cancelled=lambda: self.status.setText("Cancelled: nothing measured."),
                                    on_failed=partial(self._failed, layer),

@@ -149,7 +149,8 @@ class SegmentWidget(QWidget):
         self._clock.start()
         self.worker = start_worker(
             self, partial(job.run, progress=self._progress, cancel=self._cancel.is_set),
-            failure=f"Segmentation of '{layer.name}' failed", cancel_on_close=self._cancel,
+            failure=f"Segmentation of '{layer.name}' failed", cancel_on_close=self._cancel, discard_if=self._cancel,
+            stopped_on_close=f"Segmentation of '{layer.name}' stopped: its panel was closed; nothing was added.",
             on_returned=self._on_returned, on_cancelled=self._on_cancelled, on_failed=self._on_failed,
             on_finished=self._on_finished,
         )
