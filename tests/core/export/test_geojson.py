@@ -2,15 +2,41 @@ import json
 
 import numpy as np
 import pytest
-from export_shapes import awkward_labels, fill_rings, provenance_record, stack_labels
+from export_shapes import awkward_labels, fill_rings, polygon_area, provenance_record, stack_labels
+from scipy import ndimage
+from skimage.measure import label
 
 from napari_unet_seg.core.export import write_geojson
 
 
 def feature_mask(feature, shape):
+    return fill_rings([ring for polygon in feature_polygons(feature) for ring in polygon], shape)
+
+
+def feature_polygons(feature):
     geometry = feature["geometry"]
-    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-    return fill_rings([ring for polygon in polygons for ring in polygon], shape)
+    return [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+
+
+def corner_touching_labels() -> np.ndarray:
+    """200+ blobs labelled 8-connected, so pieces, holes and notches meet at pixel corners."""
+    field = ndimage.gaussian_filter(np.random.default_rng(2).random((160, 160)), 1.0)
+    return label(field > np.quantile(field, 0.63), connectivity=2)
+
+
+def check_simple_features(features, labels) -> None:
+    """Each feature's rings are closed, visit no vertex twice, sit on pixel corners, and give the object's
+    pixel count as area and its pixels when filled (even-odd)."""
+    assert sorted(f["properties"]["label"] for f in features) == list(np.unique(labels[labels > 0]))
+    for feature in features:
+        mask = labels == feature["properties"]["label"]
+        rings = [ring for polygon in feature_polygons(feature) for ring in polygon]
+        for ring in rings:
+            assert ring[0] == ring[-1] and len(ring) >= 5
+            assert all(isinstance(v, int) for vertex in ring for v in vertex)
+            assert len(set(map(tuple, ring[:-1]))) == len(ring) - 1, feature["properties"]["label"]
+        assert polygon_area([ring[:-1] for ring in rings]) == mask.sum()
+        assert np.array_equal(feature_mask(feature, labels.shape), mask)
 
 
 def test_one_qupath_detection_per_object_that_fills_back_exactly(tmp_path):
@@ -36,6 +62,39 @@ def test_a_hole_is_an_interior_ring_and_pieces_a_multipolygon(tmp_path):
     assert ring_object["type"] == "Polygon" and len(ring_object["coordinates"]) == 2
     assert features[4]["geometry"]["type"] == "MultiPolygon" and len(features[4]["geometry"]["coordinates"]) == 3
     assert features[1]["geometry"]["type"] == "Polygon" and len(features[1]["geometry"]["coordinates"]) == 1
+
+
+def test_a_hole_that_touches_the_outline_at_a_corner_is_an_interior_ring(tmp_path):
+    labels = np.array([[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 1, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0]], np.uint16)
+    (feature,) = json.loads(write_geojson(tmp_path / "pinch.geojson", labels).read_text())["features"]
+    assert feature["geometry"]["type"] == "Polygon"
+    exterior, hole = feature["geometry"]["coordinates"]  # not one ring that pinches at (2, 3)
+    assert set(map(tuple, exterior)) == {(2, 4), (2, 3), (1, 3), (1, 1), (4, 1), (4, 4)}
+    assert set(map(tuple, hole)) == {(2, 3), (3, 3), (3, 2), (2, 2)}
+    check_simple_features([feature], labels)
+
+
+def test_objects_touching_themselves_at_corners_give_simple_rings(tmp_path):
+    labels = corner_touching_labels()
+    features = json.loads(write_geojson(tmp_path / "c.geojson", labels).read_text())["features"]
+    assert len(features) >= 200
+    check_simple_features(features, labels)
+    assert sum(f["geometry"]["type"] == "MultiPolygon" for f in features) > 20
+    assert sum(len(polygon) > 1 for f in features for polygon in feature_polygons(f)) > 10
+
+
+def test_polygons_are_valid_ogc_geometry(tmp_path):
+    shapely_geometry = pytest.importorskip("shapely.geometry")
+    from shapely.validation import explain_validity
+
+    checker = np.zeros((8, 8), np.uint16)
+    checker[1:7, 1:7] = np.indices((6, 6)).sum(axis=0) % 2 == 0  # one object of pieces touching at corners
+    for labels in (corner_touching_labels(), checker, awkward_labels()):
+        for feature in json.loads(write_geojson(tmp_path / "v.geojson", labels, overwrite=True).read_text())[
+                "features"]:
+            geometry = shapely_geometry.shape(feature["geometry"])
+            assert geometry.is_valid, (feature["properties"]["label"], explain_validity(geometry))
+            assert geometry.area == (labels == feature["properties"]["label"]).sum()
 
 
 def test_measurements_and_classification_travel_with_each_object(tmp_path):

@@ -5,7 +5,10 @@ Coordinates are (x, y) with pixel ``(row, col)`` covering ``[col, col + 1) x
 polygon's area equals the object's pixel count and filling it by pixel centres
 gives the object back exactly. An object is one or more parts (4-connected
 pieces; pixels touching only at a corner are separate parts), each an exterior
-ring (counter-clockwise in x, y) with zero or more holes (clockwise).
+ring (counter-clockwise in x, y) with zero or more holes (clockwise). No ring
+visits a vertex twice: where an outline pinches at a pixel corner (a hole or a
+notch touching the outline only there) it is split into rings that touch at
+that corner, as OGC simple features (GeoJSON, shapely, QuPath) require.
 """
 
 from __future__ import annotations
@@ -101,15 +104,21 @@ def mask_parts(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[tupl
     rings = _edge_rings(mask)
     if len(rings) == 1:  # the common case: one piece, no hole
         return ((_oriented(rings[0], positive=True) + shift,),)
-    pieces, _ = ndimage.label(mask)  # 4-connected, as the traced outlines are
-    parts = []
-    for k, box in enumerate(ndimage.find_objects(pieces), start=1):
-        rings = _edge_rings(pieces[box] == k)
-        rings.sort(key=lambda ring: -abs(signed_area(ring)))  # a connected piece: the largest ring is the exterior
-        at = shift + [box[1].start, box[0].start]
-        parts.append((_oriented(rings[0], positive=True) + at,
-                      *(_oriented(ring, positive=False) + at for ring in rings[1:])))
-    return tuple(parts)
+    pieces, count = ndimage.label(mask)  # 4-connected, as the traced outlines are
+    if count == 1:
+        return (_piece_part(rings, shift),)
+    return tuple(_piece_part(_edge_rings(pieces[box] == k), shift + [box[1].start, box[0].start])
+                 for k, box in enumerate(ndimage.find_objects(pieces), start=1))
+
+
+def _piece_part(rings: list[Ring], shift: np.ndarray) -> tuple[Ring, ...]:
+    """(exterior, *holes) of one 4-connected piece from its simple rings, shifted by ``shift``.
+
+    The interior of a 4-connected piece is connected, so exactly one of its
+    rings has the piece on its inside: the exterior, which encloses the others.
+    """
+    exterior, *holes = sorted(rings, key=lambda ring: -abs(signed_area(ring)))
+    return (_oriented(exterior, positive=True) + shift, *(_oriented(hole, positive=False) + shift for hole in holes))
 
 
 def _edge_rings(mask: np.ndarray) -> list[Ring]:
@@ -118,6 +127,10 @@ def _edge_rings(mask: np.ndarray) -> list[Ring]:
     Marching squares puts a vertex in the middle of every boundary edge; where
     two consecutive ones lie on a horizontal and a vertical edge, the outline
     turns at the pixel corner between them. Those corners are the outline.
+    The background is 8-connected (the objects 4-connected), so where an
+    object touches itself only diagonally, its outline passes that pixel
+    corner twice (a hole meeting the outside or another hole there); such an
+    outline is split there into simple rings (see :func:`_simple_rings`).
     """
     rings = []
     for contour in find_contours(np.pad(mask, 1).astype(np.uint8), 0.5, fully_connected="low"):
@@ -129,8 +142,35 @@ def _edge_rings(mask: np.ndarray) -> list[Ring]:
         y = np.where(on_row_edge, yx[:, 0], after[:, 0])
         ring = np.rint(np.stack([x, y], axis=1)[turns]).astype(np.int64)
         if len(ring) >= 4:
-            rings.append(ring)
+            rings.extend(_simple_rings(ring))
     return rings
+
+
+def _simple_rings(ring: Ring) -> list[Ring]:
+    """A closed outline split at every vertex it visits twice into rings that visit no vertex twice.
+
+    Each loop between two visits of a vertex is a closed ring of its own, in
+    the outline's direction; together they cover the same pixels under
+    even-odd filling. A pixel corner is passed at most twice, and the outline
+    turns there on both passes, so every loop turns at each of its vertices.
+    """
+    y = ring[:, 1] - ring[:, 1].min()
+    keys = ring[:, 0] * (int(y.max()) + 1) + y  # one number per vertex
+    if len(np.unique(keys)) == len(keys):  # the common case: a simple ring
+        return [ring]
+    loops, path, seen = [], [], {}
+    for i, key in enumerate(keys.tolist()):
+        if key in seen:  # closed a loop: from the first visit up to here
+            start = seen[key]
+            loops.append(np.asarray(path[start:]))
+            for j in path[start + 1:]:
+                del seen[int(keys[j])]
+            del path[start + 1:]
+        else:
+            seen[key] = len(path)
+            path.append(i)
+    loops.append(np.asarray(path))
+    return [ring[loop] for loop in loops if len(loop) >= 4]
 
 
 def signed_area(ring: np.ndarray) -> float:
