@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from helpers import synthetic_nuclei
@@ -88,24 +89,33 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     assert (tmp_path / "out" / "summary.csv").exists()
 
 
-def test_a_model_that_cannot_be_written_where_asked_goes_to_the_model_folder(tmp_path, monkeypatch, capsys):
-    from napari_unet_seg.cli import train as train_command
+@pytest.mark.parametrize("full", ["the output folder", "the output and model folders"])
+def test_a_model_that_cannot_be_written_where_asked_goes_to_the_model_folder(tmp_path, monkeypatch, capsys, full):
+    """A disk that fills during training: safetensors' own error (not an OSError) used to lose the model."""
+    import tempfile
+
+    from napari_unet_seg.core.model import modelfile
     from napari_unet_seg.core.model.registry import user_model_dir
 
     image, labels = _pair(tmp_path)
-    real = train_command.save_trained
+    real = modelfile.save_file
+    full_folders = [tmp_path] + ([user_model_dir()] if full != "the output folder" else [])
 
-    def disk_full_there(model, path):
-        if Path(path).parent == tmp_path:
-            raise OSError(28, "No space left on device")
-        return real(model, path)
+    def disk_full_there(tensors, filename, metadata=None):
+        if Path(filename).parent in full_folders:
+            raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(train_command, "save_trained", disk_full_there)
+    monkeypatch.setattr(modelfile, "save_file", disk_full_there)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "system-temp"))
     code = main(["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",
                  "--max-steps", "1", "-o", str(tmp_path / "mine.safetensors")])
     err = capsys.readouterr().err
-    assert code == 0 and "No space left on device" in err and "saved as" in err
-    assert [p.name for p in user_model_dir().glob("*.safetensors")] == ["mine.safetensors"]
+    assert code == 0 and "No space left on device" in err and "the model was saved as" in err
+    place = user_model_dir() if full == "the output folder" else tmp_path / "system-temp" / "napari-unet-seg-models"
+    assert [p.name for p in place.glob("*.safetensors")] == ["mine.safetensors"]
+    assert str(place / "mine.safetensors") in err
+    assert modelfile.load_model_file(place / "mine.safetensors") is not None
 
 
 def test_an_absurd_diameter_in_evaluate_is_one_line(tmp_path, capsys):
@@ -192,3 +202,21 @@ def test_a_mistyped_option_is_one_line_that_points_at_help(capsys):
             main(argv)
         err = capsys.readouterr().err
         assert stopped.value.code == 2 and err.count("\n") == 1 and err.startswith(said), err
+
+
+def test_a_damaged_correction_in_the_project_is_said_and_training_goes_on(tmp_path, capsys):
+    image, labels = _pair(tmp_path)
+    args = ["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",
+            "--max-steps", "1", "--project", str(tmp_path / "project")]
+    assert main([*args, "-o", str(tmp_path / "m1.safetensors")]) == 0
+    for saved in (tmp_path / "project" / "pairs").glob("*.npz"):
+        saved.write_bytes(b"PK\x03\x04 cut short")  # a crash mid-write, a bad copy
+    other, other_labels = synthetic_nuclei((64, 64), seed=5)
+    tifffile.imwrite(tmp_path / "img2.tif", other)
+    tifffile.imwrite(tmp_path / "lbl2.tif", other_labels)
+    args[2], args[4] = str(tmp_path / "img2.tif"), str(tmp_path / "lbl2.tif")
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "m2.safetensors")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the saved correction of 'img'" in err and "it is left out" in err and "Traceback" not in err
+    assert (tmp_path / "m2.safetensors").is_file()

@@ -19,13 +19,16 @@ import numpy as np
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.preview import RegionPredictor
 from ..core.model.registry import user_model_dir
-from ..core.training.checks import check_pairs, classes_called_for
+from ..core.common.errors import first_line
+from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
 from ..core.training.data import TrainingPair, input_channels
 from ..core.training.finetune import (
     FinetuneResult, at_pipeline_scale, default_config, finetune, is_scratch, starting_model,
 )
 from ..core.training.loop import StepReport
-from ..core.training.naming import checkpoint_path, new_model_base, path_in_folder, save_trained, starting_label
+from ..core.training.naming import (
+    checkpoint_path, new_model_base, path_in_folder, save_trained_somewhere, starting_label,
+)
 from ..core.training.project import Project
 from ._common import format_seconds
 
@@ -123,9 +126,15 @@ def run_training(
         check_pairs(model, pairs, scribbles=job.scribbles, require_objects=False)  # nothing unusable is saved
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
-        latest = {project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs}
+        try:
+            latest = {project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs}
+        except OSError as exc:  # read-only, full: said as the folder's problem, before any training
+            raise UnusableAnnotation(f"the project folder {job.project_dir} cannot be written ({first_line(exc)}): "
+                                     "choose another project folder") from None
         if job.use_project:
             pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
+            for problem in project.unreadable:
+                warn(problem)
     config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
                             max_steps=job.max_steps, max_seconds=job.max_seconds)
     config = replace(config, **job.overrides)
@@ -146,8 +155,13 @@ def run_training(
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else base,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
                       diameter=job.diameter, status=status, warn=warn)
-    path = save_trained(model, path_in_folder(user_model_dir(), job.name, base, new=scratch))
+    path, notes = save_trained_somewhere(model, [path_in_folder(user_model_dir(), job.name, base, new=scratch)])
+    result.warnings.extend(notes)  # a full disk: saved elsewhere, and said
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:
-        Project(job.project_dir).record_model(path, result.history_record("scratch" if scratch else job.init))
+        try:
+            Project(job.project_dir).record_model(path, result.history_record("scratch" if scratch else job.init))
+        except OSError as exc:
+            result.warnings.append(f"the project folder could not be written ({first_line(exc)}): '{path.stem}' is "
+                                   "saved, but not in the project's History")
     return JobOutcome(result, path, len(pairs))

@@ -22,7 +22,9 @@ from ..core.training.data import TrainingPair, input_channels
 from ..core.training.evaluation import main_score_name
 from ..core.training.finetune import default_config, finetune, is_scratch, starting_model
 from ..core.training.loop import StepReport
-from ..core.training.naming import checkpoint_path, model_file_path, path_in_folder, save_trained, starting_label
+from ..core.training.naming import (
+    checkpoint_path, model_file_path, path_in_folder, save_trained_somewhere, starting_label,
+)
 from ..core.training.project import Project
 from .errors import UserError, require_positive
 
@@ -246,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
         except UnusableAnnotation as exc:
             raise UserError(str(exc)) from None
         pairs = project.pairs(scribbles=args.scribbles, task=model.task, latest=latest)
+        for problem in project.unreadable:
+            print(f"unet-seg train: warning: {problem}", file=sys.stderr, flush=True)
         if len(pairs) > len(latest):
             print(f"project {args.project}: training on {len(pairs)} pair(s), {len(pairs) - len(latest)} of them "
                   "from earlier rounds", flush=True)
@@ -284,18 +288,22 @@ def run(args: argparse.Namespace) -> int:
                           warn=warn)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    try:
-        path = save_trained(model, output)
-    except OSError as exc:  # the folder changed under us (disk full, unmounted): keep the model all the same
-        path = save_trained(model, path_in_folder(user_model_dir(), output.stem, base))
-        print(f"unet-seg train: warning: could not write {output} ({first_line(exc)}); the model was saved as "
-              f"{path} instead", file=sys.stderr)
+    try:  # the folder changed under us (disk full, unmounted): the model is kept all the same, elsewhere
+        path, notes = save_trained_somewhere(model, [output, path_in_folder(user_model_dir(), output.stem, base)])
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    for note in notes:
+        print(f"unet-seg train: warning: {note}", file=sys.stderr)
     steps = f"{result.train.steps} step{'' if result.train.steps == 1 else 's'}"
     print(f"saved {path} after {steps} in {result.train.seconds:.0f} s; {result.score_text()} "
           f"on {result.scores_where()}")
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
-        project.record_model(path, result.history_record("scratch" if scratch else init))
+        try:
+            project.record_model(path, result.history_record("scratch" if scratch else init))
+        except OSError as exc:
+            print(f"unet-seg train: warning: the project folder could not be written ({first_line(exc)}): {path} "
+                  "is saved, but not in the project's history", file=sys.stderr)
     verdict = result.verdict(base)
     if verdict:
         print(verdict[0].upper() + verdict[1:])

@@ -31,6 +31,23 @@ def test_pairs_survive_a_restart(tmp_path):
     assert pairs[1].valid is None and pairs[0].labels.dtype == labels.dtype
 
 
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "deleted"])
+def test_one_damaged_correction_is_left_out_by_name_and_the_others_still_train(tmp_path, damage):
+    image, labels = synthetic_nuclei((64, 80))
+    project = Project(tmp_path / "proj")
+    project.add(TrainingPair(image, labels, name="first"))
+    key = project.add(TrainingPair(image[::-1].copy(), labels[::-1].copy(), name="second"))
+    broken = tmp_path / "proj" / "pairs" / f"{key}.npz"
+    if damage == "deleted":
+        broken.unlink()
+    else:
+        broken.write_bytes(broken.read_bytes()[:100] if damage == "truncated" else b"")
+    reopened = Project(tmp_path / "proj")
+    assert [p.name for p in reopened.pairs()] == ["first"]
+    assert len(reopened.unreadable) == 1 and "the saved correction of 'second'" in reopened.unreadable[0]
+    assert str(broken) in reopened.unreadable[0] and "\n" not in reopened.unreadable[0]
+
+
 def test_a_new_correction_of_the_same_image_replaces_the_old_one(tmp_path):
     image, labels = synthetic_nuclei((64, 64))
     project = Project(tmp_path)

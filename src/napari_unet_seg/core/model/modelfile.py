@@ -137,7 +137,12 @@ def save_model(
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     metadata["weights_dtype"] = "float16" if half_precision else "float32"
     with atomic_path(path, ".tmp") as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+        try:
+            save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata)})
+        except Exception as exc:  # safetensors' own error for a full disk, an I/O error: a write that failed
+            if isinstance(exc, OSError):
+                raise
+            raise OSError(f"could not write {path.name}: {first_line(exc)}") from None
         if path.exists() and not overwrite:  # lost a race with another writer
             raise ModelFileError(f"{path} already exists; choose another name")
     return path

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+from ..common.errors import first_line
 from ..model.modelfile import SUFFIX, Model, save_model
 from ..model.registry import available_models
 
@@ -86,3 +87,28 @@ def save_trained(model: Model, path: str | Path) -> Path:
     saved = save_model(model, path)
     model.name, model.path = path.stem, saved
     return saved
+
+
+def save_trained_somewhere(model: Model, paths: list[Path]) -> tuple[Path, list[str]]:
+    """Save the trained model at the first of ``paths`` that can be written, else in the temporary folder.
+
+    Minutes of training are not thrown away because one disk is full or a
+    folder became read-only: the model goes to the next place (the model
+    folder, then the system's temporary folder), and the returned notes say
+    where it went and why (empty when the first place took it). ``OSError``
+    only when nowhere could hold it.
+    """
+    import tempfile
+
+    tried: list[str] = []
+    fallback = Path(tempfile.gettempdir()) / "napari-unet-seg-models"
+    places = [*paths, path_in_folder(fallback, Path(paths[0]).stem, Path(paths[0]).stem)]
+    for place in places:
+        try:
+            saved = save_trained(model, place)
+        except OSError as exc:
+            tried.append(f"{model_file_path(place)} ({first_line(exc)})")
+            continue
+        notes = [f"could not write {'; nor '.join(tried)}: the model was saved as {saved} instead"] if tried else []
+        return saved, notes
+    raise OSError(f"the trained model could not be saved anywhere: {'; '.join(tried)}")

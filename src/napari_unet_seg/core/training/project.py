@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
+from ..common.errors import first_line
 from ..model.registry import MODEL_DIR_VARIABLE, user_model_dir
 from .checks import UnusableAnnotation
 from .data import TrainingPair
@@ -72,6 +74,7 @@ class Project:
         self.folder = Path(folder)
         self.entries: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
+        self.unreadable: list[str] = []  # what the last pairs() left out, one sentence each
         index = self.folder / INDEX
         if index.exists():
             try:
@@ -131,17 +134,26 @@ class Project:
         pair is marked ``replay``: it judges that the new round forgets nothing.
         """
         out = []
+        self.unreadable = []
         for entry in self.entries:
             if scribbles is not None and entry["scribbles"] != scribbles:
                 continue
             if task is not None and entry.get("task") not in (task, None):
                 continue
-            with np.load(self.folder / entry["file"]) as data:
-                valid = None
-                if "valid" in data:
-                    valid = np.unpackbits(data["valid"], axis=-1, count=entry["shape"][-1]).astype(bool)
-                out.append(TrainingPair(data["image"], data["labels"], valid=valid, rgb=entry["rgb"],
-                                        name=entry["name"], replay=latest is not None and entry["key"] not in latest))
+            try:
+                with np.load(self.folder / entry["file"]) as data:
+                    valid = None
+                    if "valid" in data:
+                        valid = np.unpackbits(data["valid"], axis=-1, count=entry["shape"][-1]).astype(bool)
+                    pair = TrainingPair(data["image"], data["labels"], valid=valid, rgb=entry["rgb"],
+                                        name=entry["name"], replay=latest is not None and entry["key"] not in latest)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                # one damaged file (a crash mid-write, a bad copy) must not stop every later round
+                self.unreadable.append(f"the saved correction of '{entry['name'] or entry['key']}' "
+                                       f"({self.folder / entry['file']}) cannot be read ({first_line(exc)}): it is "
+                                       "left out; correct that image again to save it anew")
+                continue
+            out.append(pair)
         return out
 
     def record_model(self, path: str | os.PathLike, summary: dict[str, Any]) -> None:
