@@ -141,6 +141,7 @@ def test_an_image_given_as_labels_is_warned_about_in_one_line(tmp_path, capsys):
 
 def test_a_table_of_other_labels_or_a_file_that_is_no_table_is_refused(tmp_path, capsys):
     """Ids would be matched with another image's objects: a table made from other labels is refused."""
+    from napari_unet_seg.core.measure.measurements import measure_objects
     from napari_unet_seg.core.measure.table_csv import write_objects_csv
 
     labels_path = write_labels_tiff(tmp_path / "img_labels.tif", awkward_labels())
@@ -151,8 +152,33 @@ def test_a_table_of_other_labels_or_a_file_that_is_no_table_is_refused(tmp_path,
     one_error_line(capsys, code, "other_objects.csv measures other_labels.tif, not img_labels.tif")
     code = main(["export", str(labels_path), "--format", "geojson", "--measurements", str(labels_path)])
     one_error_line(capsys, code, "is not a CSV table")
-    write_objects_csv(tmp_path / "layer.csv", {"label": np.array([1]), "area": np.array([1.0])},
+    write_objects_csv(tmp_path / "layer.csv", measure_objects(awkward_labels()),
                       {"labels": "nuclei labels"})  # saved from the dock: a layer's name, not a file's
     assert main(["export", str(labels_path), "--format", "geojson", "--measurements",
                  str(tmp_path / "layer.csv")]) == 0
     assert not (tmp_path / "other_labels.geojson").exists()
+
+
+def test_a_table_of_labels_corrected_since_is_not_attached(tmp_path, capsys):
+    """Labels edited after measuring (as in Fiji): their old table would give QuPath areas of objects gone."""
+    from napari_unet_seg.core.measure.measurements import measure_objects
+    from napari_unet_seg.core.measure.table_csv import write_objects_csv
+
+    labels = awkward_labels()
+    write_objects_csv(tmp_path / "img_objects.csv", measure_objects(labels), {"labels": "img_labels.tif"})
+    edited = labels.copy()
+    edited[edited == edited.max()] = 0  # one object deleted
+    edited[:6, :6] = 77  # one painted
+    labels_path = write_labels_tiff(tmp_path / "img_labels.tif", edited)
+    assert main(["export", str(labels_path), "--format", "geojson"]) == 0
+    err = capsys.readouterr().err
+    assert "img_objects.csv was not attached: it no longer describes the labels" in err and "unet-seg measure" in err
+    features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]
+    assert all("area" not in f["properties"].get("measurements", {}) for f in features)
+    code = main(["export", str(labels_path), "--format", "ome-zarr", "--measurements",
+                 str(tmp_path / "img_objects.csv")])
+    one_error_line(capsys, code, "img_objects.csv no longer describes img_labels.tif")
+    write_objects_csv(tmp_path / "img_objects.csv", measure_objects(edited), {"labels": "img_labels.tif"})
+    assert main(["export", str(labels_path), "--format", "geojson", "--overwrite"]) == 0  # measured again: attached
+    features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]
+    assert all("area" in f["properties"]["measurements"] for f in features)

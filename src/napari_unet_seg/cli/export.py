@@ -10,6 +10,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..core.common.errors import first_line
 from ..core.common.labels_checks import looks_like_an_intensity_image
@@ -18,6 +19,7 @@ from ..core.export.target import FORMAT_NAMES, FORMAT_SUFFIXES, has_format_suffi
 from ..core.imageio import ImageFile, changed_since_written, read_image
 from ..core.inference.provenance import marked_edited, read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
+from ..core.measure.table_match import stale_table_reason
 from .errors import UserError, require_positive
 
 SUFFIXES = {"imagej": "_rois.zip", "geojson": ".geojson", "ome-zarr": ".ome.zarr"}
@@ -85,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "imagej":
             write_imagej_rois(output, labels.data, provenance=provenance, overwrite=args.overwrite)
         elif args.format == "geojson":
-            write_geojson(output, labels.data, measurements=_measurements(args), stack_axis=args.stack_axis,
+            write_geojson(output, labels.data, measurements=_measurements(args, labels.data), stack_axis=args.stack_axis,
                           provenance=provenance, overwrite=args.overwrite)
         else:
             image = _read(args.image, "image") if args.image else None
             pixel_size = args.pixel_size or labels.pixel_size or (image.pixel_size if image else None)
             write_ome_zarr(output, labels.data, image.data if image else None, rgb=bool(image and image.rgb),
                            channel_axis=image.channel_axis if image else None, pixel_size=pixel_size,
-                           stack_axis=args.stack_axis, measurements=_measurements(args), provenance=provenance,
+                           stack_axis=args.stack_axis, measurements=_measurements(args, labels.data), provenance=provenance,
                            overwrite=args.overwrite)
     except ValueError as exc:
         raise UserError(first_line(exc)) from None
@@ -112,8 +114,9 @@ def default_output(labels: Path, fmt: str) -> Path:
     return labels.with_name(stem + SUFFIXES[fmt])
 
 
-def _measurements(args: argparse.Namespace) -> dict | None:
-    """The objects table given, else ours beside the labels if there is one, else None."""
+def _measurements(args: argparse.Namespace, labels: Any) -> dict | None:
+    """The objects table given, else ours beside the labels if there is one, else None; a table that no longer
+    describes the labels (corrected since it was measured) is refused when given, passed over (said) when found."""
     if args.measurements is None:
         path = objects_csv_path(args.labels)
         if not is_objects_csv(path):
@@ -132,6 +135,15 @@ def _measurements(args: argparse.Namespace) -> dict | None:
             made_from != Path(args.labels).name:
         raise UserError(f"--measurements: {path.name} measures {made_from}, not {Path(args.labels).name}: give "
                         "the table of these labels (ids would be matched with another image's objects)")
+    stale = stale_table_reason(table, labels) if table else None
+    if stale is not None:
+        remeasure = f"measure them again first (unet-seg measure {args.labels} --image IMAGE --overwrite)"
+        if args.measurements is not None:
+            raise UserError(f"--measurements: {path.name} no longer describes {Path(args.labels).name} ({stale}): "
+                            f"the labels were changed after it was made; {remeasure}")
+        print(f"unet-seg export: warning: {path.name} was not attached: it no longer describes the labels ({stale}); "
+              f"{remeasure}", file=sys.stderr)
+        return None
     return table or None
 
 
