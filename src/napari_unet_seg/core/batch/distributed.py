@@ -27,7 +27,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..inference.options import RunOptions
 from ..model.modelfile import Model, load_model_file
 from ..model.registry import resolve_model_path
-from .errors import SchedulerError
+from .errors import SchedulerError, stopped_by_shutdown
 from .files import FileResult, failed_result, segment_file
 from .jobs import Job
 
@@ -109,7 +109,7 @@ def model_plugin(options: RunOptions) -> ModelPlugin:
     return ModelPlugin(data, f"napari-unet-seg:{path.stem}-{digest}")
 
 
-def segment_on_worker(job: Job, options: RunOptions, plugin_name: str) -> FileResult:
+def segment_on_worker(job: Job, options: RunOptions, plugin_name: str) -> FileResult | None:
     """The task run on a worker for one file."""
     import dask
     from distributed import get_worker
@@ -161,9 +161,13 @@ def iter_distributed(
             for future in done:
                 job = futures[future]
                 try:
-                    yield job, _as_given(future.result(), job)
+                    result = future.result()
                 except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
-                    yield job, failed_result(job, exc, 0.0)
+                    result = None if stopped_by_shutdown(exc) else failed_result(job, exc, 0.0)
+                else:
+                    result = None if result is None else _as_given(result, job)  # None: stopped, not run
+                if result is not None:
+                    yield job, result
     except TimeoutError as exc:
         raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
     finally:

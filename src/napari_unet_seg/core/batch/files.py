@@ -2,7 +2,8 @@
 
 Shared by the local runner and the dask workers, so results are identical
 wherever a file is processed. Any failure of a file becomes a "failed" row;
-it never stops the batch.
+it never stops the batch. A file stopped before it was written (cancelled, or
+the interpreter shutting down as napari closes) gets no row: it was not run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..inference.provenance import csv_comments, with_paths
 from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import regrow_cells, write_cells_output
+from .errors import stopped_by_shutdown
 from .qc import write_qc_picture
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
@@ -162,7 +164,7 @@ def with_channels(image: ImageFile, options: RunOptions, in_channels: int = 1) -
 def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], model: Model, options: RunOptions,
                  *, cancel: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
                  lock: Any = None) -> FileResult | None:
-    """Segment a read file and write its labels atomically; None when cancelled (nothing written).
+    """Segment a read file and write its labels atomically; None when cancelled or stopped (nothing written).
 
     In-memory images become ``<stem>_labels.tif``; zarr inputs are written
     block by block into ``<stem>_labels.zarr`` (the run's ``store``, an NGFF
@@ -196,10 +198,13 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        if stopped_by_shutdown(exc):  # napari closed mid-run: not finished, as when cancelled; never "failed"
+            return None
         return failed_result(job, exc, seconds + time.perf_counter() - start)
     counted = ObjectsOutcome(result.objects, result.mean_area)
     if job.measure and result.objects is not None:  # instances only: classes are not objects
-        counted = measure_output(result.labels, image, job.target, csv_comments(provenance))
+        measured = measure_output(result.labels, image, job.target, csv_comments(provenance))
+        counted = measured if measured.objects is not None else replace(counted, note=measured.note)  # the run's
     qc_note = "" if job.qc is None else write_qc_picture(
         job.qc, image.data, result.labels, rgb=image.rgb, channel_axis=image.channel_axis, cells=result.cells,
         classes=result.objects is None)
@@ -226,6 +231,8 @@ def _cells_again(job: Job, image: ImageFile, options: RunOptions, seconds: float
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        if stopped_by_shutdown(exc):  # napari closed mid-run: not finished, as when cancelled; never "failed"
+            return None
         return failed_result(job, exc, seconds + time.perf_counter() - start)
     if job.qc is not None:  # the picture shows the new cells
         qc_note = write_qc_picture(job.qc, image.data, labels, rgb=image.rgb, channel_axis=image.channel_axis,

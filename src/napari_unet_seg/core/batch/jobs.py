@@ -130,7 +130,8 @@ def find_jobs(
     (``*_labels.tif``, ``*_labels.zarr``...) are skipped unless the pattern
     names them (``*_labels.tif``). An output folder that is a file is
     refused before anything is looked at. Files named explicitly are
-    always attempted, so a bad one is reported rather than ignored. Two inputs
+    always attempted, so a bad one is reported rather than ignored. A file given
+    more than once (see :func:`input_key`) is one job. Two inputs
     that would write the same output are told apart by their suffix. ``kind``
     names the outputs: ``<stem>_labels`` (objects) or ``<stem>_classes``
     (see :func:`output_kind`), so a class model's run never replaces objects.
@@ -138,13 +139,15 @@ def find_jobs(
     """
     outdir = refuse_a_file(outdir).resolve()
     jobs: list[Job] = []
+    found: dict[str, int] = {}  # each file once, however it was named: its place in ``jobs``
+    in_folder: set[int] = set()  # the places of files found in a folder (not named one by one)
     for item in inputs:
         item = Path(item)
         if item.is_dir() and not is_zarr(item):
             for path in _walk(item, pattern, recursive, outdir):
-                jobs.append(Job(path, output_path(path, outdir, item, kind)))
+                _add_once(jobs, found, in_folder, Job(path, output_path(path, outdir, item, kind)), True)
         else:
-            jobs.append(Job(item, output_path(item, outdir, kind=kind)))
+            _add_once(jobs, found, in_folder, Job(item, output_path(item, outdir, kind=kind)), False)
     seen: set[Path] = set()  # outputs, and the files beside them (a.tif and a.zarr: one a_objects.csv, a_cells.tif)
     tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
@@ -161,6 +164,32 @@ def find_jobs(
         seen.update((target, *_beside(target)))
         unique.append(replace(job, target=target, qc=qc_picture_path(target, outdir) if qc else None))
     return unique
+
+
+def input_key(path: Path) -> str:
+    """What makes two inputs the same file: the path with links, ``.`` and ``..`` resolved (case folded where the
+    system folds it), so ``dup/calib.tif``, ``./dup/../dup/calib.tif`` and a link to it are one file."""
+    return os.path.normcase(str(Path(path).resolve()))
+
+
+def _add_once(jobs: list[Job], found: dict[str, int], in_folder: set[int], job: Job, from_folder: bool) -> None:
+    """Add ``job`` unless its file is in ``jobs`` already: one file given twice (a folder and a file in it, the same
+    file typed twice or through a link, overlapping globs) is segmented, written and counted once.
+
+    The first time it was given decides its place in the list and the name it is reported by; its output goes
+    where a folder puts it, if a folder gave it (the outermost folder, its subfolders mirrored), so it is where a
+    run of that folder alone puts and finds it.
+    """
+    key = input_key(job.source)
+    place = found.get(key)
+    if place is None:
+        found[key] = len(jobs)
+        jobs.append(job)
+        if from_folder:
+            in_folder.add(len(jobs) - 1)
+    elif from_folder and (place not in in_folder or len(job.target.parts) > len(jobs[place].target.parts)):
+        jobs[place] = replace(jobs[place], target=job.target)
+        in_folder.add(place)
 
 
 def _beside(target: Path) -> tuple[Path, ...]:

@@ -10,6 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from ..inference.options import RunOptions
 from ..model.modelfile import Model
+from .errors import stopped_by_shutdown
 from .files import FileResult, process_file, read_timed
 from .jobs import Job
 
@@ -37,7 +38,9 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
     their next window batch and write nothing, so the program exits at once;
     a file already past its network is written whole, and its result, which
     can no longer be yielded, goes to ``finished_late`` (so a Ctrl-C never
-    leaves a finished output without its summary row).
+    leaves a finished output without its summary row). When the interpreter
+    shuts down (napari closed mid-batch), files not yet started are not
+    started and the run ends as a cancelled one does.
     """
     workers = workers or local_workers()
     queue = deque(jobs)
@@ -52,9 +55,18 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
             while queue or running:
                 stopped = stop()
                 while queue and not stopped and len(running) <= workers:
-                    job = queue.popleft()
-                    read = reader.submit(read_timed, job.source)
-                    running[pool.submit(_after_read, job, read, model, options, stop)] = job
+                    job, read = queue[0], None
+                    try:
+                        read = reader.submit(read_timed, job.source)
+                        started = pool.submit(_after_read, job, read, model, options, stop)
+                    except RuntimeError as exc:  # the interpreter is shutting down (napari closed): stop here
+                        if not stopped_by_shutdown(exc):
+                            raise
+                        if read is not None:
+                            read.cancel()
+                        stopping.set()
+                        break
+                    running[started] = queue.popleft()
                 if not running:
                     break
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)

@@ -18,8 +18,10 @@ from ..imageio import ImageFile
 from ..inference.layout import MAX_CHANNELS
 from ..measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..measure.table_csv import is_objects_csv, objects_csv_path, write_objects_csv
+from .errors import stopped_by_shutdown
 
 INTENSITY = "intensity"  # the same column names for every file, so tables of a folder concatenate
+STOPPED = "the run was stopped before it was measured (a rerun measures it)"  # napari closed mid-file
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,14 @@ def measure_output(labels: Any, image: ImageFile, target: Path, header: dict[str
     try:
         table = measure_objects(labels, {INTENSITY: intensity_of(image)}, pixel_size=image.pixel_size)
     except Exception as exc:  # noqa: BLE001 - the labels are written; a table that cannot be made is a note
-        return ObjectsOutcome(note=f"no objects table: {first_line(exc)}")
+        why = STOPPED if stopped_by_shutdown(exc) else first_line(exc)
+        return ObjectsOutcome(note=f"no objects table: {why}")
     outcome = totals(table)
     if path.exists() and not is_objects_csv(path):
         return ObjectsOutcome(outcome.objects, outcome.mean_area,
                               f"{path.name} exists and was not written by unet-seg: kept, objects table not written")
-    comments = {"labels": target.name, "image": image.path.name,
-                "pixel_size": f"{image.pixel_size[0]:g} x {image.pixel_size[1]:g} um" if image.pixel_size else "unknown",
-                **(header or {})}
+    size = f"{image.pixel_size[0]:g} x {image.pixel_size[1]:g} um" if image.pixel_size else "unknown"
+    comments = {"labels": target.name, "image": image.path.name, "pixel_size": size, **(header or {})}
     try:
         write_objects_csv(path, table, comments)
     except OSError as exc:

@@ -18,13 +18,15 @@ from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .cells_output import cells_path
 from .existing import RunSettings, counted_output, output_provenance
-from .files import NOT_OURS, FileResult, kept_result, settings_key, skipped_result
+from .files import NOT_OURS, FileResult, _same_file, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
+from .objects import ObjectsOutcome
+from .objects_kept import measure_kept_output, with_table
 from .qc import write_qc_index
 from .qc_kept import draw_kept_picture
 from .output_folder import prepare_output_folder
-from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, write_summary
+from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, row_keys, write_summary
 
 
 def run_batch(
@@ -69,7 +71,7 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None,
               overwrite_said: str = "overwrite") -> Iterator[tuple[Job, FileResult]]:
-    """Yield each job's result as it finishes; its row is appended to the summary at once.
+    """Yield each job's result as it finishes; its row is in the summary at once.
 
     The output folder is checked first (:class:`~.errors.OutputFolderError`,
     one line). The summary is ``summary.csv`` unless the user has a file of
@@ -77,7 +79,12 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     leaves the summary of what finished (the end of a run rewrites the file
     whole, atomically); its temporary files are cleaned up by the next run.
     Rows of outputs this run does not touch are kept, so rerunning part of a
-    folder keeps the rest, and so are the rows of the outputs it skips.
+    folder keeps the rest, and so are the rows of the outputs it skips. The
+    summary holds one row per file whenever it is read: a file's new row
+    replaces its earlier one (the file is rewritten whole, atomically), so a
+    redo killed midway or a failed redo never leaves two rows of one file. A
+    kept output of ours whose objects table is missing gets it measured now
+    (:mod:`.objects_kept`), as kept outputs get their missing QC pictures.
     Their messages name the option as the caller offers it (``overwrite_said``:
     ``--overwrite`` on the command line), in the summary as on screen.
     """
@@ -92,22 +99,54 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     resumed = {job for job, result in results.items() if result.message != NOT_OURS}
     results = {job: replace(result, message=name_overwrite(result.message, overwrite_said))
                for job, result in results.items()}
+    tables: dict[Job, ObjectsOutcome] = {}  # kept outputs whose missing objects table this run measured
+    redone: set[str] = set()  # outputs whose earlier row a failed redo of the same file replaces
+    written: set[str] = set()  # the keys of the rows in the summary file now (see row_keys)
 
-    def rows() -> list[FileResult]:  # a skipped output of ours keeps the row of the run that made it
-        done = [kept_row(results[j], previous) if j in resumed else results[j] for j in jobs if j in results]
-        return merged_rows(earlier, done)
+    def row(job: Job) -> FileResult:  # a skipped output of ours keeps the row of the run that made it
+        if job not in resumed:
+            return results[job]
+        kept = kept_row(results[job], previous)
+        return with_table(kept, tables[job]) if job in tables and kept is not results[job] else kept
+
+    def rows() -> list[FileResult]:
+        return merged_rows(earlier, [row(j) for j in jobs if j in results], touched=redone)
+
+    def write_all() -> None:
+        current = rows()
+        write_summary(current, outdir)
+        written.clear()
+        written.update(k for r in current for k in row_keys(r))
+
+    def publish(job: Job) -> None:
+        """Its row, at once: one row per file whenever the summary is read (the latest outcome wins)."""
+        new = row(job)
+        if row_keys(new) & written or str(job.target) in redone & written:
+            write_all()  # it replaces a row: the whole file, atomically
+        else:
+            append_row(new, outdir)  # a row of its own: cheaper than rewriting a long summary per file
+            written.update(row_keys(new))
 
     def record(ran: Job, result: FileResult) -> Job:  # a killed or stopped run keeps the rows of what finished
         job = planned.get(ran, ran)
         results[job] = replace(result, settings=key) if result.status == "ok" else result
-        append_row(results[job], outdir)
+        if result.status == "failed" and _made_from(job):
+            redone.add(str(job.target))  # its labels' earlier row no longer describes this file's outcome
+        publish(job)
         return job
 
-    write_summary(rows(), outdir)
+    def stopped() -> bool:
+        return cancel is not None and cancel()
+
+    write_all()
     _qc_page(jobs, outdir, rows())  # now too: its page marks the qc folder as pictures, even if the run is killed
     try:
         for job in jobs:
             if job in results:
+                if job in resumed and not stopped() and (table := measure_kept_output(job)) is not None:
+                    tables[job] = table  # a finished output without its objects table (a killed run, a full disk)
+                    results[job] = with_table(results[job], table)
+                    publish(job)
                 yield job, results[job]
         if todo and scheduler:
             from .distributed import iter_distributed  # dask.distributed is slow to import: only for cluster runs
@@ -121,11 +160,18 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
             job = record(ran, result)
             yield job, results[job]
         for job in resumed:  # finished outputs without a picture (made before QC pictures were asked): drawn now
-            if job.qc is not None and not job.qc.exists() and not (cancel is not None and cancel()):
+            if job.qc is not None and not job.qc.exists() and not stopped():
                 draw_kept_picture(job)
     finally:
         write_summary(rows(), outdir)
         _qc_page(jobs, outdir, rows())
+
+
+def _made_from(job: Job) -> bool:
+    """Whether ``job``'s existing output holds this very file's labels (its provenance says so)."""
+    record = output_provenance(job.target) if job.target.exists() else None
+    made_from = record.get("input") if record is not None else None
+    return isinstance(made_from, str) and _same_file(made_from, job.source.absolute())
 
 
 def _qc_page(jobs: list[Job], outdir: Path, rows: list[FileResult]) -> None:

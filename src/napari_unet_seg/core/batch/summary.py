@@ -72,7 +72,8 @@ def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
 
 
 def append_row(result: FileResult, outdir: str | os.PathLike) -> None:
-    """Add one row as a file finishes (the run's end rewrites the whole summary, atomically)."""
+    """Add one row as a file finishes, when it replaces none (the run's end rewrites the whole summary,
+    atomically)."""
     with open(summary_path(outdir), "a", newline="", encoding="utf-8") as f:
         csv.DictWriter(f, fieldnames=COLUMNS).writerow(asdict(result))
 
@@ -92,10 +93,20 @@ def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:
     return replace(old, message=f"{EARLIER_RUN}; {old.message}" if old.message else EARLIER_RUN)
 
 
-def merged_rows(previous: list[FileResult], current: list[FileResult]) -> list[FileResult]:
-    """Earlier rows of other outputs, then this run's rows: a rerun on part of a folder keeps the rest."""
-    mine = {r.output or r.file for r in current} | {r.file for r in current}
-    return [r for r in previous if (r.output or r.file) not in mine and r.file not in mine] + current
+def row_keys(result: FileResult) -> set[str]:
+    """What a row is the row of: its output (or, without one, its file) and its file. Two rows sharing a key
+    describe one file: the later one replaces the earlier (:func:`merged_rows`)."""
+    return {result.output or result.file, result.file}
+
+
+def merged_rows(previous: list[FileResult], current: list[FileResult], touched: Iterable[str] = ()) -> list[FileResult]:
+    """Earlier rows of other outputs, then this run's rows: a rerun on part of a folder keeps the rest.
+
+    ``touched`` are outputs whose earlier rows this run's rows replace though they name no output (a failed
+    redo of the file that made them).
+    """
+    mine = {k for r in current for k in row_keys(r)} | set(touched)
+    return [r for r in previous if not row_keys(r) & mine] + current
 
 
 PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")  # our temporary names: .<name>.<pid>.partial
