@@ -220,3 +220,20 @@ def test_a_damaged_correction_in_the_project_is_said_and_training_goes_on(tmp_pa
     err = capsys.readouterr().err
     assert "warning: the saved correction of 'img'" in err and "it is left out" in err and "Traceback" not in err
     assert (tmp_path / "m2.safetensors").is_file()
+
+
+def test_ctrl_c_in_training_says_where_the_weights_so_far_are(tmp_path, monkeypatch, capsys):
+    from napari_unet_seg.cli import train as train_command
+    from napari_unet_seg.core.model.modelfile import save_model
+
+    def interrupted_after_a_checkpoint(model, pairs, *, checkpoint_to, **kwargs):
+        save_model(model, checkpoint_to)  # what the loop's checkpoint writer leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "finetune", interrupted_after_a_checkpoint)
+    image, labels = _pair(tmp_path)
+    code = main(["train", "--image", image, "--labels", labels, "--init", "none", "--depth", "2", "--width", "4",
+                 "--max-steps", "5", "-o", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 130 and f"the best weights so far are kept in {tmp_path / 'm-checkpoint.safetensors'}" in err
+    assert not (tmp_path / "m.safetensors").exists()

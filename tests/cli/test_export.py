@@ -72,6 +72,9 @@ def test_mistakes_are_one_line_on_stderr(tmp_path, capsys):
                    "missing.tif: no such file")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "ome-zarr", "--pixel-size", "0", "1"]),
                    "--pixel-size must be a positive number")
+    for fmt in ("geojson", "imagej"):  # taken silently, it changed nothing
+        one_error_line(capsys, main(["export", str(labels_path), "--format", fmt, "--pixel-size", "0.5", "0.5"]),
+                       "--pixel-size is used by --format ome-zarr only")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "--stack-axis", "t"]),
                    "--stack-axis is used by --format geojson and ome-zarr only")
     one_error_line(capsys, main(["export", str(labels_path), "--format", "imagej", "-o",

@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
             require_positive(value, "--pixel-size")
     if args.image is not None and args.format != "ome-zarr":
         raise UserError("--image is used by --format ome-zarr only")
+    if args.pixel_size is not None and args.format != "ome-zarr":  # taken silently, it changed nothing
+        raise UserError("--pixel-size is used by --format ome-zarr only: ImageJ ROIs and GeoJSON outlines are in "
+                        "pixels (Fiji and QuPath apply the image's own calibration)")
     if args.measurements is not None and args.format == "imagej":
         raise UserError("--measurements is used by --format geojson and ome-zarr only")
     if args.stack_axis is not None and args.format == "imagej":  # ROIs carry their stack position, which is either

@@ -288,6 +288,12 @@ def run(args: argparse.Namespace) -> int:
                           warn=warn)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl+C: the checkpoint is the training so far; say where it is
+        if checkpoint.is_file():
+            print(f"unet-seg train: interrupted; the best weights so far are kept in {checkpoint} (a model file: "
+                  "use it with --model or --init, or rename it)", file=sys.stderr)
+            return 130
+        raise
     try:  # the folder changed under us (disk full, unmounted): the model is kept all the same, elsewhere
         path, notes = save_trained_somewhere(model, [output, path_in_folder(user_model_dir(), output.stem, base)])
     except OSError as exc:
