@@ -479,6 +479,7 @@ def test_wrong_layer_type_and_no_image(make_widget, messages):
     assert widget.worker is None
     assert "no image layer" in messages["error"][0]
     assert "Points layer" in messages["error"][1]
+    assert widget.status.text().startswith("Not started: 'spots' is a Points layer")  # not an earlier run's line
 
 
 def test_channel_mismatch_is_a_notification(make_widget, messages):

@@ -104,21 +104,24 @@ class SegmentWidget(QWidget):
             show_info("A segmentation is already running; cancel it or wait for it to finish.")
             return
         if image_layer is not None and not isinstance(image_layer, Image):
-            show_error(f"'{image_layer.name}' is a {layer_kind(image_layer)} layer; select an image layer to segment.")
-            return
+            return self._refuse(f"'{image_layer.name}' is a {layer_kind(image_layer)} layer; select an image layer "
+                                "to segment.")
         layer = image_layer or self.image_picker.layer()
         if layer is None:
-            show_error("There is no image layer to segment; open an image first.")
-            return
+            return self._refuse("There is no image layer to segment; open an image first.")
         self.image_picker.select(layer)
         try:
             job = self.settings.job(layer)
         except (ModelFileError, ValueError) as exc:
-            show_error(str(exc))
-            self.status.setText(f"Not started: {first_line(exc)}")  # not the last run's result, as if current
-            self._show_done(False)
-            return
+            return self._refuse(str(exc))
         self._start(layer, job)
+
+    def _refuse(self, reason: str) -> None:
+        """Say why nothing started, in a notification and the status line (not the last run's result, as if
+        current)."""
+        show_error(reason)
+        self.status.setText(f"Not started: {first_line(reason)}")
+        self._show_done(False)
 
     def cancel(self) -> None:
         """Stop the running segmentation after its current window batch; nothing is added."""

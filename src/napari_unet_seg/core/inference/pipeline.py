@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
-from ..common.callbacks import CancelCallback, ProgressCallback, part_progress
+from ..common.callbacks import CancelCallback, ProgressCallback, part_progress, raise_if_cancelled
 from ..common.labels_zarr import create_labels_store, finish_labels_store, open_labels_zarr
 from ..common.notes import collecting_notes
 from ..model.devices import resolve_device, resolve_precision
@@ -213,8 +213,10 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
             plane_objects = outcome.objects
         else:
             prediction = predict_plane(model, plane, options, rgb=rgb, progress=plane_progress, cancel=cancel)
+            raise_if_cancelled(cancel)  # before seconds of post-processing nobody wants any more
             notes.update(dict.fromkeys(prediction.notes))
             plane_labels = output_labels(prediction, model, options.output)
+            raise_if_cancelled(cancel)
             plane_objects = int(plane_labels.max(initial=0))  # ids run 1..N: no copy of the plane to count them
         if instances and found.active:  # the plane's objects are whole here (blocks joined)
             plane_objects, plane_area, plane_dropped = filter_plane(plane_labels, (), found, len(plane_labels))
