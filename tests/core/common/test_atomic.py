@@ -133,3 +133,22 @@ def test_a_link_is_written_through_and_a_fifo_is_refused(tmp_path):
     with pytest.raises(OSError, match="is not a regular file") as info, atomic_path(fifo) as tmp:
         tmp.write_text("never")
     assert "[Errno" not in str(info.value) and fifo.exists() and not fifo.is_file()
+
+
+def test_a_killed_writers_leftover_is_removed_by_the_next_write_and_a_live_ones_kept(tmp_path):
+    """`kill -9` mid-export left `.k.ome.zarr.<pid>.partial` for good; the next write of that name clears it."""
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    target = tmp_path / "k.ome.zarr"
+    leftover = tmp_path / f".k.ome.zarr.{dead_pid}.partial"
+    (leftover / "0").mkdir(parents=True)
+    live = tmp_path / f".k.ome.zarr.{os.getppid()}.partial"  # a writer still running
+    live.mkdir()
+    other = tmp_path / ".notes.12.partial"  # another name: never looked at
+    other.write_text("x")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert target.is_dir() and not leftover.exists() and live.exists() and other.exists()

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from ..common.atomic import atomic_path, remove
+from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
 from .files import FileResult
 
@@ -124,20 +124,10 @@ def clean_partials(folders: Iterable[str | os.PathLike]) -> list[Path]:
             continue
         for path in folder.iterdir():
             match = PARTIAL.match(path.name)
-            if match and not _alive(int(match.group(1))):
+            if match and not process_alive(int(match.group(1))):
                 remove(path)
                 removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_summary(outdir: str | os.PathLike) -> list[FileResult]:

@@ -106,6 +106,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[P
                                               "give a file name to write")
     tmp = temporary_sibling(path, suffix)
     remove(tmp)
+    remove_stale_siblings(path, suffix)
     try:
         yield tmp
         if tmp.is_file():  # some writers (safetensors) create files 0600: outputs follow the user's umask
@@ -113,3 +114,36 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".partial") -> Iterator[P
         replace_atomically(tmp, path)
     finally:
         remove(tmp)
+
+
+def remove_stale_siblings(path: Path, suffix: str = ".partial") -> list[Path]:
+    """Remove ``.<name>.<pid><suffix>`` siblings of ``path`` left by processes that are gone (killed mid-write).
+
+    Only that exact name and a process that no longer runs: a live writer's
+    temporary file, and anything else beside ``path``, are never touched.
+    """
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        siblings = list(path.parent.iterdir()) if path.parent.is_dir() else []
+    except OSError:
+        return removed
+    for sibling in siblings:
+        middle = sibling.name[len(prefix):-len(suffix)] if sibling.name.endswith(suffix) else ""
+        if sibling.name.startswith(prefix) and middle.isdigit() and not process_alive(int(middle)):
+            remove(sibling)
+            removed.append(sibling)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one of another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True
