@@ -30,6 +30,8 @@ def image():
      "pixel_size is (y, x) in µm, two numbers"),
     (lambda img: predict_tiled(threshold_model(), img.astype(np.float32)), TypeError, "model.net"),
     (lambda img: predict_network("nuclei", img), TypeError, "load_model('nuclei') gives one"),
+    (lambda img: segment_image(np.stack([img, img]), RunOptions(channel=1), model=threshold_model()), ValueError,
+     "if its first axis (2 values) holds the channels, say so (channel_axis=0)"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), img), TypeError, "images maps a name"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), pixel_size=0.5), ValueError, "two numbers"),
 ])

@@ -93,8 +93,11 @@ def one_channel(image: Any, channel: int, *, rgb: bool, channel_axis: int | None
     out of range.
     """
     if channel_axis is None and not rgb:
+        first = int(image.shape[0]) if image.ndim == 3 else 0
+        hint = (f"; if its first axis ({first} values) holds the channels, say so (channel_axis=0)"
+                if 2 <= first <= MAX_CHANNELS else "")
         raise ValueError(f"channel {channel} was asked, but the image has one channel (neither colour nor "
-                         "channels): segment it without choosing one")
+                         f"channels): segment it without choosing one{hint}")
     axis = image.ndim - 1 if channel_axis is None else channel_axis % image.ndim
     count = int(image.shape[axis])
     if channel >= count:
