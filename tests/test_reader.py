@@ -81,3 +81,19 @@ def test_a_layers_translate_goes_into_the_ome_zarr_and_comes_back(tmp_path, make
     plain = json.loads((Path(untranslated) / "labels" / "labels" / ".zattrs").read_text())["multiscales"][0]
     assert plain["datasets"][0]["coordinateTransformations"][1] == {"type": "translation", "translation": [0, 0]}
     assert plain["datasets"][1]["coordinateTransformations"][1]["translation"] == [0.5, 0.5]  # ome-zarr's own rule
+
+
+def test_a_store_in_nanometres_opens_in_micrometres_as_every_reader_places_layers(tmp_path):
+    """500 nm pixels are 0.5 µm: opened at scale 500, Measurements called a 102 px object 25,500,000 µm²."""
+    import zarr
+
+    root = zarr.open_group(str(tmp_path / "nm.ome.zarr"), mode="w", zarr_format=2)
+    root.create_array("0", shape=(3, 20, 30), dtype="u1")
+    axes = [{"name": "t", "type": "time", "unit": "second"},
+            *({"name": n, "type": "space", "unit": "nanometer"} for n in "yx")]
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 500.0, 500.0]},
+                                                    {"type": "translation", "translation": [0.0, 1000.0, 0.0]}]}]}]
+    (data, attributes, kind), = read_ome_zarr(str(tmp_path / "nm.ome.zarr"))
+    assert kind == "image" and attributes["scale"] == [2.0, 0.5, 0.5]  # time stays in its own unit
+    assert attributes["translate"] == [0.0, 1.0, 0.0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._layer_marks import OPENED_KEY, fingerprint
 from .core.export.stamp import record_in
+from .core.imageio import micrometres_per
 
 LayerData = tuple[Any, dict[str, Any], str]
 PLACEHOLDER = "placeholder (labels only)"  # core.export.ome_zarr names an export's stand-in image so
@@ -81,6 +82,12 @@ def _levels(node: Any, multiscales: dict[str, Any]) -> tuple[list[Any], list[str
             scale = [float(v) for v in transform["scale"]]
         elif transform.get("type") == "translation":
             translate = [float(v) for v in transform["translation"]]
+    # in micrometres, as every reader of this package places layers (a store in nanometres: 500 -> 0.5)
+    units = [a.get("unit") if isinstance(a, dict) else None for a in multiscales.get("axes", [])]
+    for i, unit in enumerate(units[:len(scale)]):
+        factor = micrometres_per(unit) if unit else None
+        if factor is not None:
+            scale[i], translate[i] = scale[i] * factor, translate[i] * factor
     return levels, axes or [""] * levels[0].ndim, scale, translate
 
 

@@ -181,6 +181,13 @@ def test_a_table_of_labels_corrected_since_is_not_attached(tmp_path, capsys):
     code = main(["export", str(labels_path), "--format", "ome-zarr", "--measurements",
                  str(tmp_path / "img_objects.csv")])
     one_error_line(capsys, code, "img_objects.csv no longer describes img_labels.tif")
+    moved = labels.copy()
+    moved[moved == 1] = 0
+    moved[np.roll(labels == 1, 1, axis=0)] = 1  # the same area, one pixel lower: its centroid is stale
+    moved_path = write_labels_tiff(tmp_path / "moved_labels.tif", moved)
+    write_objects_csv(tmp_path / "moved_objects.csv", measure_objects(labels), {"labels": "moved_labels.tif"})
+    assert main(["export", str(moved_path), "--format", "geojson"]) == 0
+    assert "1 object(s) moved (e.g. 1)" in capsys.readouterr().err
     write_objects_csv(tmp_path / "img_objects.csv", measure_objects(edited), {"labels": "img_labels.tif"})
     assert main(["export", str(labels_path), "--format", "geojson", "--overwrite"]) == 0  # measured again: attached
     features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]

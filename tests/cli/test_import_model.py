@@ -31,6 +31,9 @@ def test_a_package_becomes_a_model_file(package, tiny_model, tmp_path, capsys):
     assert f"wrote {out}" in printed and "reproduces the package's test output" in printed
     back = load_model_file(out)
     assert back.name == "back" and back.object_diameter == 12.0 and back.normalization == tiny_model.normalization
+    # the file export-model says to check with `bioimageio test` names the package too
+    assert main(["import-model", str(package / "rdf.yaml"), "-o", str(tmp_path / "again.safetensors")]) == 0
+    assert load_model_file(tmp_path / "again.safetensors").object_diameter == 12.0
 
 
 def test_without_output_the_model_goes_to_the_model_folder_under_its_name(package, private_model_dir, capsys):

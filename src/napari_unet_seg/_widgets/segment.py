@@ -206,7 +206,8 @@ class SegmentWidget(QWidget):
             self.status.setText(self._stopped_because)
             return
         self.status.setText("Cancelled; nothing was added.")
-        show_info("Segmentation cancelled.")
+        if self.parent() is not None:  # a closed dock has said so already
+            show_info("Segmentation cancelled.")
 
     def _on_failed(self, _error: Exception) -> None:
         self._show_done(False)

@@ -205,27 +205,32 @@ def _tiff_pixel_size(tif: Any) -> tuple[float, float] | None:
         return None
 
 
-PRINT_RESOLUTIONS = {72, 96, 100, 120, 144, 150, 180, 200, 240, 300, 360, 400, 600, 720, 1200, 2400, 4800}
+MAX_SCRIPT_RESOLUTION = 25.0  # "pixels per inch" a script's resolution=(1 / µm) gives: pixels of 0.04 µm or more
+MIN_MICROSCOPE_RESOLUTION = 10_000.0  # pixels per inch of a microscope's calibration in inches: 2.54 µm or less
+MAX_PIXEL_UM = 25.0  # a pixel size in centimetres above this is a print size (72 dpi: 353 µm), not a microscope's
+PRINT_DPI = (72, 96, 150, 200, 240, 300, 360, 400, 600, 720, 1200, 2400, 4800)  # image editors' print sizes
 
 
 def _resolution_pixel_size(y: float, x: float, unit: int) -> tuple[float, float] | None:
     """(y, x) µm from TIFF resolution tags: ``y``, ``x`` pixels per ``unit`` (1 none, 2 inch, 3 centimetre).
 
-    Centimetres are converted. Inches are what image editors and cameras
-    write as a print size (72 or 300 dpi: no pixel size at all), what a
-    microscope's calibration in inches looks like (tens of thousands of
-    pixels per inch), and what tifffile writes by default when a script
-    gives ``resolution=(1 / µm, 1 / µm)``, the common convention (less than
-    100 pixels "per inch"). A print size says nothing; the other two are read
-    as what they mean.
+    Image editors and cameras write a print size (72 or 300 dpi, in inches
+    or centimetres): no pixel size at all, and read as one it made a nucleus
+    millions of µm² or a thousandth of one. A pixel size is read from what
+    only a calibration gives: centimetres of a pixel of at most 100 µm;
+    inches of a microscope (tens of thousands of pixels per inch); or the
+    small numbers a script's ``resolution=(1 / µm, 1 / µm)`` leaves when
+    tifffile writes its default unit (at most 25 "per inch": pixels of
+    0.04 µm or more). Anything between is taken for a print size: no pixel
+    size beats a wrong one.
     """
     if unit == 3:
-        return _in_micrometres(1 / y, 1 / x, "cm")
-    if {y, x} & PRINT_RESOLUTIONS or not all(0 < v < 100 or (unit == 2 and v > 10_000) for v in (y, x)):
-        return None
-    if unit == 2 and min(y, x) > 10_000:
+        size = _in_micrometres(1 / y, 1 / x, "cm")
+        print_size = any(abs(v * 2.54 - dpi) < 0.01 for v in (y, x) for dpi in PRINT_DPI)
+        return size if size is not None and max(size) <= MAX_PIXEL_UM and not print_size else None
+    if unit == 2 and min(y, x) >= MIN_MICROSCOPE_RESOLUTION:
         return _in_micrometres(1 / y, 1 / x, "inch")
-    if max(y, x) < 100 and (y, x) != (1.0, 1.0):  # tifffile's resolution=(1 / µm, ...): pixels per µm
+    if max(y, x) <= MAX_SCRIPT_RESOLUTION and (y, x) != (1.0, 1.0):  # tifffile's resolution=(1 / µm, ...)
         return _in_micrometres(1 / y, 1 / x, "um")
     return None
 

@@ -59,6 +59,11 @@ def test_a_single_index_names_a_slice_of_a_one_axis_stack(image):
     model = threshold_model()
     by_index = segment_image(stack, RunOptions(), model=model, planes=[1])
     assert by_index.planes == ((1,),) and np.array_equal(by_index.labels[1], segment(stack[1], model))
+    assert segment_image(stack, RunOptions(), model=model, planes=1).planes == ((1,),)  # one slice, named alone
+
+
+def test_a_model_given_by_name_is_loaded(image):
+    assert np.array_equal(segment_image(image, RunOptions(), model="nuclei").labels, segment(image))
 
 
 @pytest.mark.parametrize("kind", ["folder of the user's", "file", "the zarr being segmented"])

@@ -49,4 +49,10 @@ def test_the_borrowed_encoder_is_recorded_in_the_saved_model(tmp_path):
     config = TrainConfig(max_steps=1, batch_size=1, crop_size=32, device="cpu", precision="fp32")
     finetune(model, [TrainingPair(image, (labels > 0).astype(np.int64))], config=config)
     path = save_trained(model, tmp_path / "classes")
-    assert read_metadata(path)["training"]["encoder_from"] == "nuclei"
+    saved = read_metadata(path)
+    assert saved["training"]["encoder_from"] == "nuclei"
+    # its features were learnt by the built-in model's makers from its data: credited, cited, its licence kept
+    assert saved["description"] == ("Trained with napari-unet-seg on the encoder of 'nuclei' (by napari-unet-seg "
+                                    "developers).")
+    assert "authors" not in saved and saved["parent_authors"] == ["napari-unet-seg developers"]
+    assert saved["license"] == "BSD-3-Clause" and saved["cite"][0]["doi"] == "10.1038/s41592-019-0612-7"

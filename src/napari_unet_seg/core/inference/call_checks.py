@@ -30,6 +30,8 @@ def checked_planes(planes: Sequence[Any] | None, lead: tuple[int, ...]) -> tuple
     """``planes`` as tuples of leading indices (a plain index stands for a one-axis stack's slice), each in range."""
     if planes is None:
         return None
+    if isinstance(planes, (int, np.integer)):  # one slice, named alone
+        planes = [planes]
     if not lead:
         raise ValueError("planes name slices of a stack, but the image is a single plane: leave planes unset")
     checked = []

@@ -83,7 +83,7 @@ def segment_image(
     image: Any,
     options: RunOptions = RunOptions(),
     *,
-    model: Model | None = None,
+    model: Model | str | os.PathLike | None = None,
     rgb: bool | None = None,
     channel_axis: int | None = None,
     planes: Planes | None = None,
@@ -98,7 +98,7 @@ def segment_image(
     8-bit trailing axis of 3 or 4), or multichannel with ``channel_axis``,
     each optionally with leading Z/T axes, segmented plane by plane
     (``planes``: the leading indices to do; None: all). ``model`` overrides
-    ``options.model`` with an already loaded model. ``image_path`` (the
+    ``options.model`` with an already loaded model (or a name or path, loaded). ``image_path`` (the
     image's file, if any) goes into the result's provenance. Raises ``Cancelled``,
     ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
     """
@@ -108,7 +108,7 @@ def segment_image(
     pixel_size = checked_pixel_size(pixel_size)
     if options.store is not None:
         check_store_path(options.store)
-    model = model if model is not None else load_model(options.model)
+    model = model if isinstance(model, Model) else load_model(options.model if model is None else model)
     device = resolve_device(options.device)
     requested = options
     options = replace(options, device=str(device), precision=resolve_precision(options.precision, device))

@@ -40,6 +40,8 @@ class PackageFiles:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.name in ("rdf.yaml", "bioimageio.yaml") and self.path.is_file():
+            self.path = self.path.parent  # the file `bioimageio test` is given: its package is the folder
         self._zip: zipfile.ZipFile | None = None
         self._prefix = ""
         if not self.path.exists():

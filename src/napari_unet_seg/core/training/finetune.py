@@ -67,7 +67,23 @@ def copy_encoder(model: Model, source: Model) -> int:
         return 0  # a partial encoder would mix learned and random layers: all or nothing
     model.net.load_state_dict(borrowed, strict=False)
     model.metadata.setdefault("training", {})["encoder_from"] = source.name
+    _credit_encoder(model.metadata, source)
     return len(borrowed)
+
+
+def _credit_encoder(metadata: dict, source: Model) -> None:
+    """A model built on another's encoder credits its makers (not as its own authors), keeps its licence and
+    cites what it cites: the features it starts from were learnt from that data."""
+    theirs = source.metadata
+    makers = theirs.get("authors") or theirs.get("parent_authors") or []
+    if isinstance(makers, list) and makers:
+        metadata["parent_authors"] = [str(a) for a in makers]
+    if isinstance(theirs.get("cite"), list):
+        metadata["cite"] = copy.deepcopy(theirs["cite"])
+    if isinstance(theirs.get("license"), str) and theirs["license"]:
+        metadata["license"] = theirs["license"]
+    by = f" (by {', '.join(metadata['parent_authors'])})" if metadata.get("parent_authors") else ""
+    metadata["description"] = f"Trained with napari-unet-seg on the encoder of '{source.name}'{by}."
 
 
 def starting_model(
