@@ -90,14 +90,16 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "imagej":
             write_imagej_rois(output, labels.data, provenance=provenance, overwrite=args.overwrite)
         elif args.format == "geojson":
-            write_geojson(output, labels.data, measurements=_measurements(args, labels.data), stack_axis=args.stack_axis,
+            write_geojson(output, labels.data, measurements=_measurements(args, labels.data),
+                          stack_axis=args.stack_axis,
                           provenance=provenance, overwrite=args.overwrite)
         else:
             image = _read(args.image, "image") if args.image else None
             pixel_size = args.pixel_size or labels.pixel_size or (image.pixel_size if image else None)
             write_ome_zarr(output, labels.data, image.data if image else None, rgb=bool(image and image.rgb),
                            channel_axis=image.channel_axis if image else None, pixel_size=pixel_size,
-                           stack_axis=args.stack_axis, measurements=_measurements(args, labels.data), provenance=provenance,
+                           stack_axis=args.stack_axis, measurements=_measurements(args, labels.data),
+                           provenance=provenance,
                            overwrite=args.overwrite)
     except ValueError as exc:
         raise UserError(first_line(exc)) from None

@@ -344,8 +344,8 @@ def segment_to_zarr(
 ) -> Any:
     """Segment ``source`` (numpy, dask, zarr; read lazily) into a zarr labels array at ``path``.
 
-    :func:`segment_image` with ``RunOptions(store=path)`` (``rgb=None``: guessed, as :func:`segment` does). ``halo`` (default
-    :func:`~.blockwise.halo_for`) is the context around each block; it must
+    :func:`segment_image` with ``RunOptions(store=path)`` (``rgb=None``: guessed, as :func:`segment`
+    does). ``halo`` (default :func:`~.blockwise.halo_for`) is the context around each block; it must
     hold the largest object. ``path`` never holds a partial result. Instance
     ids are unique within each plane. ``path`` becomes an NGFF labels store
     (:mod:`~..common.labels_zarr`); returns its labels as an opened zarr
