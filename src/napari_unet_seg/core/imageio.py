@@ -7,10 +7,9 @@ Everything a user can get wrong raises :class:`ImageReadError` with one line.
 
 from __future__ import annotations
 
-import math
-
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -217,7 +216,8 @@ def _resolution_pixel_size(y: float, x: float, unit: int) -> tuple[float, float]
     Image editors and cameras write a print size (72 or 300 dpi, in inches
     or centimetres): no pixel size at all, and read as one it made a nucleus
     millions of µm² or a thousandth of one. A pixel size is read from what
-    only a calibration gives: centimetres of a pixel of at most 100 µm;
+    only a calibration gives: centimetres of a pixel of at most 25 µm (and
+    not a common print size: 1200 dpi is 21 µm);
     inches of a microscope (tens of thousands of pixels per inch); or the
     small numbers a script's ``resolution=(1 / µm, 1 / µm)`` leaves when
     tifffile writes its default unit (at most 25 "per inch": pixels of

@@ -81,7 +81,7 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
     old = previous.get(str(job.target))
     source = Path(job.source).absolute()
     if made_from is not None:
-        other = None if _same_file(made_from, source) else made_from
+        other = None if same_file(made_from, source) else made_from
     else:
         other = old.file if old is not None and old.file != str(job.source) else None
     if other is not None:
@@ -102,7 +102,13 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
                       message, str(job.target), old.settings if old else "")
 
 
-def _same_file(recorded: str, source: Path) -> bool:
+def holds_labels_of(record: dict | None, job: Job) -> bool | None:
+    """Whether an output's provenance ``record`` says it was made from ``job``'s image; None when it names none."""
+    made_from = record.get("input") if record else None
+    return same_file(made_from, job.source.absolute()) if isinstance(made_from, str) else None
+
+
+def same_file(recorded: str, source: Path) -> bool:
     """Whether the recorded path names ``source`` (the same path, or the same file through another path)."""
     if Path(recorded) == source:
         return True

@@ -20,7 +20,7 @@ from ..inference.options import RunOptions
 from ..inference.provenance import csv_comments, with_edits_said
 from ..measure.table_csv import objects_csv_path
 from .existing import output_provenance
-from .files import FileResult, _same_file, with_channels
+from .files import FileResult, holds_labels_of, with_channels
 from .jobs import Job, output_ending
 from .objects import ObjectsOutcome, measure_output
 
@@ -38,8 +38,7 @@ def table_missing(job: Job) -> bool:
     if (record.get("model") or {}).get("task", "instances") != "instances" or \
             (record.get("settings") or {}).get("output", "instances") != "instances":
         return False  # classes are not objects
-    made_from = record.get("input")
-    return not isinstance(made_from, str) or _same_file(made_from, job.source.absolute())
+    return holds_labels_of(record, job) is not False  # an output that names no image is taken for this one's
 
 
 def measure_kept_output(job: Job) -> ObjectsOutcome | None:

@@ -18,7 +18,7 @@ from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .cells_output import cells_path
 from .existing import RunSettings, counted_output, output_provenance
-from .files import NOT_OURS, FileResult, _same_file, kept_result, settings_key, skipped_result
+from .files import NOT_OURS, FileResult, holds_labels_of, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
 from .objects import ObjectsOutcome
@@ -169,9 +169,7 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
 
 def _made_from(job: Job) -> bool:
     """Whether ``job``'s existing output holds this very file's labels (its provenance says so)."""
-    record = output_provenance(job.target) if job.target.exists() else None
-    made_from = record.get("input") if record is not None else None
-    return isinstance(made_from, str) and _same_file(made_from, job.source.absolute())
+    return holds_labels_of(output_provenance(job.target) if job.target.exists() else None, job) is True
 
 
 def _qc_page(jobs: list[Job], outdir: Path, rows: list[FileResult]) -> None:
