@@ -33,6 +33,32 @@ def fingerprint(data: Any) -> str | None:
     return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
 
 
+EDIT_TILE = 64  # px: where a result was edited is known to this grain (a hash per tile of each plane)
+
+
+def tile_fingerprints(plane: np.ndarray, tile: int = EDIT_TILE) -> list[str]:
+    """A short hash of each ``tile`` x ``tile`` tile of a 2D plane, row by row (values, not their dtype)."""
+    height, width = plane.shape
+    return [hashlib.blake2b(np.ascontiguousarray(plane[y:y + tile, x:x + tile], np.int64).tobytes(),
+                            digest_size=8).hexdigest()
+            for y in range(0, height, tile) for x in range(0, width, tile)]
+
+
+def edited_tiles(plane: np.ndarray, stored: list[str], tile: int = EDIT_TILE) -> np.ndarray | None:
+    """Where ``plane`` differs from what was hashed (the tiles changed since, whole); None if it cannot be told."""
+    current = tile_fingerprints(plane, tile)
+    if len(current) != len(stored):
+        return None
+    height, width = plane.shape
+    columns = -(-width // tile)
+    edited = np.zeros(plane.shape, bool)
+    for i, (now, then) in enumerate(zip(current, stored)):
+        if now != then:
+            y, x = divmod(i, columns)
+            edited[y * tile:(y + 1) * tile, x * tile:(x + 1) * tile] = True
+    return edited
+
+
 def untouched(metadata: Mapping[str, Any], data: Any, key: str) -> bool:
     """True while labels hold exactly what the plugin last wrote under ``key`` (Segment's or the Cells dock's)."""
     info = metadata.get(key)

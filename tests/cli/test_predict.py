@@ -40,9 +40,15 @@ def test_folder_recursive_then_resume(tmp_path, setup, capsys):
 def test_bad_file_is_one_stderr_line_and_exit_1(tmp_path, setup, capsys):
     root, model = setup
     (root / "broken.tif").write_bytes(b"II*\x00garbage")
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, (np.random.default_rng(0).random((128, 128)) * 1000).astype(np.uint16), compression="zlib")
+    (root / "cut.tif").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a copy that did not finish
     code = main(["predict", str(root), "-o", str(tmp_path / "out"), "--model", str(model)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and err[0].startswith("unet-seg predict: broken.tif")
+    err = capsys.readouterr().err.strip().splitlines()  # one line a file: no library log line before it
+    assert code == 1 and len(err) == 2, err
+    assert err[0].startswith(f"unet-seg predict: {root / 'broken.tif'}: ")  # named as given, in its folder
+    assert err[1].startswith(f"unet-seg predict: {root / 'cut.tif'}: cannot be read as an image: the file is "
+                             "damaged or cut short")
     assert (tmp_path / "out" / "a_labels.tif").exists()
 
 

@@ -145,3 +145,12 @@ def test_imagej_hyperstacks_of_channels_keep_their_channels_and_a_lone_cyx_stays
     tifffile.imwrite(tmp_path / "z.tif", np.zeros((9, 5, 7), np.uint16), imagej=True, metadata={"axes": "ZYX"})
     deep = read_image(tmp_path / "z.tif")
     assert with_channels(deep, RunOptions(channel=1)) is deep  # nine slices are no channels: refused, not sliced
+
+
+def test_a_hyperstack_of_time_and_z_is_refused_with_what_to_do(tmp_path):
+    from napari_unet_seg.core.imageio import ImageReadError
+
+    tifffile.imwrite(tmp_path / "tzyx.tif", np.zeros((3, 4, 32, 32), np.uint16), imagej=True,
+                     metadata={"axes": "TZYX"})
+    with pytest.raises(ImageReadError, match="stacks along one axis .* Segment dock, or save each time point"):
+        read_image(tmp_path / "tzyx.tif")

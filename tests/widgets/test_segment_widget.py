@@ -681,3 +681,25 @@ def test_one_channel_of_a_multichannel_or_colour_layer_is_segmented_alone(make_w
     assert settings.channel_axis.currentData() == 0 and settings.channel.currentData() == 1
     viewer.add_image(np.stack([gfp, gfp, dapi], axis=-1).astype(np.uint8), name="colour", rgb=True)
     assert settings.channel.itemText(3) == "2 (blue)" and settings.channel.currentIndex() == 0
+
+
+def test_a_slice_of_a_linked_movie_segmented_again_is_linked_to_its_neighbours(make_widget, qtbot, messages):
+    """"Current slice only" on a layer whose frames were linked put fresh, unlinked ids in that frame."""
+    from helpers import drifting_disks, threshold_model
+
+    save_model(threshold_model(), user_model_dir() / "disks.safetensors")
+    viewer, widget = make_widget("disks")
+    movie = viewer.add_image(drifting_disks(), name="movie")
+    widget.settings.link_frames.setChecked(True)
+    segment_and_wait(qtbot, widget, movie)
+    layer = viewer.layers["movie labels"]
+    linked = np.array(layer.data, copy=True)
+    track = {int(linked[t, 20 + 2 * t, 20 + 2 * t]) for t in range(5)}
+    assert len(track) == 1 and 0 not in track  # one disk, one id through the movie
+    viewer.dims.set_current_step(0, 3)
+    widget.settings.slices.setCurrentIndex(1)  # current slice only: frame 3 anew
+    segment_and_wait(qtbot, widget, movie)
+    assert viewer.layers["movie labels"] is layer or len(result_layers(viewer)) == 1
+    np.testing.assert_array_equal(layer.data, linked)  # frame 3 linked again: the same ids as the linked run
+    assert layer.metadata["provenance"]["settings"]["link_frames"]
+    assert any("linked again" in text for text in messages["info"])

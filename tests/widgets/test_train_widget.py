@@ -288,6 +288,13 @@ def test_a_class_painted_nowhere_is_said_while_training_can_still_be_cancelled(m
     assert not messages["error"], messages["error"]
     assert messages["warning"].count("'mitosis' (value 3) is annotated nowhere: the model will not learn it") == 1
     assert "Warning: 'mitosis' (value 3) is annotated nowhere" in widget.result.text()  # the verdict keeps it
+    # saved, but a model that cannot find a class does not replace the model in use
+    assert widget.outcome.path.exists() and widget.outcome.result.unlearnt_classes == ["mitosis"]
+    assert "not put in use: it did not learn 'mitosis'" in widget.status.text()
+    assert any("was saved but not put in use" in text for text in messages["info"])
+    from napari_unet_seg._widgets._model_in_use import model_in_use
+
+    assert model_in_use(viewer, str(tmp_path / "project")) != widget.outcome.path
 
 
 def test_a_given_diameter_trains_at_segments_scale(make_napari_viewer, qtbot, tmp_path, messages):
@@ -375,7 +382,8 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     widget.start()
     _wait(qtbot, widget)
     # refused before it reaches the project: the correction of "cells" the first run saved there stays
-    assert widget.status.text().startswith("Not started: no objects are annotated in cells: paint each object")
+    assert widget.status.text().startswith("Not started: no objects are annotated in the labels for cells: paint "
+                                           "each object")
     assert widget.outcome is None and messages["error"][-1].startswith("Training not started: no objects are")
     (saved,) = Project(tmp_path / "project").pairs()
     assert saved.labels.max() > 0
@@ -509,12 +517,16 @@ def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fit
     from napari_unet_seg._widgets.train_job import JobOutcome, status_line
     from napari_unet_seg.core.training.finetune import FinetuneResult
 
-    result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied)
+    result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied,
+                             train=SimpleNamespace(cancelled=False), unlearnt_classes=[])
     result.worth_using = FinetuneResult.worth_using.fget(result)
     assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected
     if not result.worth_using:  # a parent loaded into Train alone: Segment never had it, so it cannot "keep" it
         line = status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "mine", False)
         assert line == "done: saved 'cells-finetuned', not better than 'mine'; Segment's model is unchanged"
+    result.train.cancelled = True  # stopped by the user: never said to be "done"
+    cancelled = status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei")
+    assert cancelled == expected.replace("done: ", "cancelled: ", 1)
 
 
 @pytest.mark.parametrize("what", ["painted", "deleted", "untouched"])
@@ -578,3 +590,29 @@ def test_a_model_file_from_elsewhere_is_a_starting_point_and_a_broken_one_is_mar
     assert widget.outcome is not None and widget.job.init == str(received)
     assert read_metadata(widget.outcome.path)["lineage"][-1]["base"] == "from a colleague"
     assert "'from a colleague'" in widget.result.text() or "from a colleague" in widget.status.text()
+
+
+def test_the_pairs_of_a_corrected_segment_result_know_where_the_user_corrected_it():
+    """Where the user changed Segment's result (whole 64-px tiles) goes with the pair, so the project keeps an earlier
+    round's correction of the same image everywhere else; labels of unknown making carry none."""
+    from napari.layers import Image, Labels
+
+    from napari_unet_seg._widgets.segment_layers import _record
+    from napari_unet_seg._widgets.train_layers import pairs_from_layers
+
+    image, labels = synthetic_nuclei((128, 192))
+    picture = Image(image, name="cells")
+    result = Labels(labels.copy(), name="cells labels")
+    _record(result, picture, {"model": "nuclei"})
+    result.data[70:80, 150:160] = labels.max() + 1  # a nucleus painted in the tile at rows 64-127, cols 128-191
+    (pair,) = pairs_from_layers(picture, result)
+    expected = np.zeros(labels.shape, bool)
+    expected[64:128, 128:192] = True
+    assert np.array_equal(pair.edited, expected)
+    movie = Labels(np.stack([labels] * 3), name="movie labels")
+    _record(movie, Image(np.stack([image] * 3), name="movie"), {"model": "nuclei"})
+    movie.data[1, :5, :5] = 0 if labels[:5, :5].any() else 7  # slice 1 changed in its first tile
+    (frame,) = pairs_from_layers(Image(np.stack([image] * 3), name="movie"), movie, slices="1")
+    assert frame.edited[:64, :64].all() and frame.edited.sum() == 64 * 64
+    (plain,) = pairs_from_layers(picture, Labels(labels, name="hand-painted"))
+    assert plain.edited is None

@@ -1,26 +1,40 @@
-"""The model Train last put in use, per viewer: a Segment or Batch dock opened afterwards starts on it too.
+"""The model in use: the one Train last put in use, which Segment, Batch and the next round start on.
 
 Train says "Segment uses it" when a round is worth keeping (or when the user
 goes back to a model in the history). Docks open at that moment are switched
 at once; this remembers the choice for the docks opened later in the same
-viewer, so the words stay true whichever dock was open.
+viewer, and in the project, so that napari started again tomorrow starts on
+the model the loop had reached, not on the built-in one.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from ..core.training.project import Project, default_project_dir
+
 _IN_USE: WeakKeyDictionary[Any, Path] = WeakKeyDictionary()
 
 
-def set_model_in_use(viewer: Any, path: str | Path) -> None:
-    """Remember ``path`` as the model docks of ``viewer`` should start on."""
+def set_model_in_use(viewer: Any, path: str | Path, project_dir: str | os.PathLike | None = None) -> None:
+    """Remember ``path`` as the model docks of ``viewer`` start on, and in the project (the default one if None)."""
     _IN_USE[viewer] = Path(path)
+    try:
+        Project(project_dir or default_project_dir()).set_in_use(path)
+    except (OSError, ValueError):  # an unwritable or damaged project: the viewer remembers it still
+        pass
 
 
-def model_in_use(viewer: Any) -> Path | None:
-    """The model Train last put in use in ``viewer``, while its file is still there; None otherwise."""
+def model_in_use(viewer: Any, project_dir: str | os.PathLike | None = None) -> Path | None:
+    """The model Train last put in use in ``viewer``, else the one the project (the default one if None)
+    last put in use, while its file is there; None otherwise (docks start on the built-in model)."""
     path = _IN_USE.get(viewer)
-    return path if path is not None and path.is_file() else None
+    if path is not None and path.is_file():
+        return path
+    try:
+        return Project(project_dir or default_project_dir()).in_use
+    except (OSError, ValueError):
+        return None

@@ -142,7 +142,7 @@ class SegmentWidget(QWidget):
         self._stopped_because = None
         self._pbar = napari_progress(total=0, desc=f"Segmenting {layer.name}")
         self._stages = SegmentProgress(layer.name, time.monotonic(), measuring=job.options.diameter is None,
-                                       to_disk=job.options.store is not None)
+                                       to_disk=job.options.store is not None, planes=job.plane_count())
         self._running = (layer, job)
         self.segment_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -232,7 +232,12 @@ class SegmentWidget(QWidget):
             channel_axis=job.channel_axis, provenance=provenance,
             kind="classes" if records_classes(outcome.provenance) else "labels",
         )
-        labels_layer.metadata["provenance"] = outcome.provenance  # model, settings, the command that remakes it
+        record = outcome.provenance
+        if how == "relinked":  # the layer's ids are linked across all its frames again, as the run that made it
+            record = {**record, "settings": {**record.get("settings", {}), "link_frames": True}}
+            show_info(f"The frames of '{labels_layer.name}' were linked again around the slice(s) segmented anew, "
+                      "so their ids follow the nuclei as before.")
+        labels_layer.metadata["provenance"] = record  # model, settings, the command that remakes it
         if outcome.provenance.get("model", {}).get("task") == "semantic":  # classes: as painted, named on hover
             show_classes(labels_layer, outcome.class_names)
         if outcome.probabilities is not None:
@@ -250,7 +255,7 @@ class SegmentWidget(QWidget):
         for note in outcome.notes:
             show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
-        self.status.setText(f"{'Updated' if how == 'updated' else 'Added'} '{labels_layer.name}'{found}.")
+        self.status.setText(f"{'Updated' if how in ('updated', 'relinked') else 'Added'} '{labels_layer.name}'{found}.")
         self._show_done(True)
         # a blank image was said to be blank above; objects all dropped by the filters, in a note
         if outcome.objects == 0 and not outcome.dropped and BLANK_NOTE not in outcome.notes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info, show_warning
 from napari.viewer import Viewer
@@ -53,6 +54,16 @@ class SegmentJob:
     channel_axis: int | None = None
     planes: Planes | None = None  # None: every plane
     image_path: str | None = None  # the layer's file, if it was opened from one (for the provenance)
+
+    def plane_count(self) -> int:
+        """How many 2D planes the run segments, one after the other."""
+        if self.planes is not None:
+            return len(self.planes)
+        try:
+            lead = plane_layout(tuple(self.image.shape), self.rgb, self.channel_axis)[0]
+        except ValueError:  # said by the run itself
+            return 1
+        return int(np.prod(lead)) if lead else 1
 
     def run(self, progress: ProgressCallback | None = None, cancel: CancelCallback | None = None) -> SegmentResult:
         """The core pipeline on this job (called in a worker thread; touches no layer)."""

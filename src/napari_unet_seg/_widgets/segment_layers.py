@@ -14,7 +14,8 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.viewer import Viewer
 
-from .._layer_marks import FINGERPRINT_LIMIT, SEGMENT_KEY, fingerprint, untouched
+from .._layer_marks import FINGERPRINT_LIMIT, SEGMENT_KEY, edited_tiles, fingerprint, tile_fingerprints, untouched
+from ..core.inference.frame_links import link_frames
 
 METADATA_KEY = SEGMENT_KEY
 
@@ -116,10 +117,15 @@ def publish_labels(
     provenance: dict[str, Any],
     kind: str = "labels",
 ) -> tuple[Labels, str]:
-    """Put a result into the viewer; returns the layer and "created", "updated", "protected" or "reshaped".
+    """Put a result into the viewer; returns the layer and "created", "updated", "relinked", "protected" or
+    "reshaped".
 
     ``kind`` is "labels" (objects) or "classes" (a class output): the layer is
     called "<image> labels" or "<image> classes", and replaces only its kind.
+
+    "relinked": some slices of a result whose frames were linked (ids follow
+    the nuclei) were segmented again; the frames were linked again around
+    them, so the new slices' ids follow the nuclei too.
 
     "protected" means a result layer existed but held user edits or a name
     the user gave it, so a new layer was made next to it; "reshaped" that the
@@ -132,12 +138,17 @@ def publish_labels(
         None,
     )
     if target is not None:
+        how = "updated"
         if all_planes:
             target.data = labels
         else:
             _write_planes(target, labels, planes)
+            if frames_linked(target) and np.asarray(target.data).ndim == 3:
+                link_frames(target.data)  # frames before the first new slice keep their ids
+                target.refresh()
+                how = "relinked"
         _record(target, image, provenance, kind)
-        return target, "updated"
+        return target, how
     same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
     status = "protected" if same_shape else ("reshaped" if previous else "created")
     # what made it, known from the moment it is added: docks that check it as it arrives (Train: do these labels
@@ -150,6 +161,13 @@ def publish_labels(
     layer.events.paint.connect(_mark_edited)
     _record(layer, image, provenance, kind)
     return layer, status
+
+
+def frames_linked(layer: Labels) -> bool:
+    """Whether the run that made ``layer`` linked its frames (its provenance says so)."""
+    record = layer.metadata.get("provenance")
+    settings = record.get("settings") if isinstance(record, dict) else None
+    return bool(isinstance(settings, dict) and settings.get("link_frames"))
 
 
 def _write_planes(layer: Labels, labels: np.ndarray, planes: tuple[tuple[int, ...], ...]) -> None:
@@ -181,7 +199,7 @@ def mark_result(layer: Labels, image: Image, record: dict[str, Any] | None, kind
 def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str = "labels") -> None:
     layer.metadata[METADATA_KEY] = {
         **_made(image, provenance, kind), "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
-        "plane_fingerprints": _plane_fingerprints(layer.data),
+        "plane_fingerprints": _plane_fingerprints(layer.data), "tile_fingerprints": _tile_fingerprints(layer.data),
     }
 
 
@@ -197,6 +215,26 @@ def _plane_fingerprints(data: Any) -> dict[str, str] | None:
     if not isinstance(data, np.ndarray) or data.ndim < 3 or data.nbytes > FINGERPRINT_LIMIT:
         return None
     return {",".join(map(str, index)): str(fingerprint(data[index])) for index in np.ndindex(data.shape[:-2])}
+
+
+def _tile_fingerprints(data: Any) -> dict[str, list[str]] | None:
+    """Each plane's tile hashes (by its leading index, "" for a single plane), to tell where the user corrected
+    the result (:func:`edited_region`); None where hashing costs too much."""
+    if not isinstance(data, np.ndarray) or data.ndim < 2 or data.nbytes > FINGERPRINT_LIMIT:
+        return None
+    return {",".join(map(str, index)): tile_fingerprints(data[index]) for index in np.ndindex(data.shape[:-2])}
+
+
+def edited_region(layer: Labels, index: tuple[int, ...] = ()) -> np.ndarray | None:
+    """Where the user changed plane ``index`` of a Segment result since Segment wrote it (whole tiles of
+    :data:`~.._layer_marks.EDIT_TILE` px); None when not known (not a Segment result, too big, lazy)."""
+    info = layer.metadata.get(METADATA_KEY)
+    tiles = info.get("tile_fingerprints") if isinstance(info, dict) else None
+    stored = tiles.get(",".join(map(str, index))) if isinstance(tiles, dict) else None
+    data = layer.data
+    if not isinstance(stored, list) or not isinstance(data, np.ndarray) or data.ndim != len(index) + 2:
+        return None
+    return edited_tiles(np.asarray(data[index] if index else data), stored)
 
 
 def uncorrected_planes(layer: Labels) -> list[tuple[int, ...]] | None:

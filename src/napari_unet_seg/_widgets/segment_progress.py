@@ -1,8 +1,9 @@
 """What a running segmentation has reported, said in words: the stage, how far it is, the time left.
 
 The core reports only ``progress(done, total)`` for the network's windows
-(a block's share of them, for planes segmented block by block). Before the
-first report the image is read, normalised and its objects measured; after
+(a block's share of them, for planes segmented block by block), with 0 as
+the network starts, so a one-window image shows its network stage too. Before
+the first report the image is read, normalised and its objects measured; after
 the last one the objects are separated (seeds, watershed) and, for zarr
 results, the store finished. Those stages report nothing, so the dock names
 them from where the count stands and shows the time spent, never a frozen line.
@@ -26,6 +27,7 @@ class SegmentProgress:
     started: float
     measuring: bool = True  # the object size is measured first (diameter "auto")
     to_disk: bool = False  # the labels go to a zarr store, finished after the last window
+    planes: int = 1  # slices of a stack to segment: each takes an equal share of the count, in order
     done: int = 0
     total: int = 0
     first: tuple[float, int] | None = None  # when the first report came, and its count
@@ -40,7 +42,7 @@ class SegmentProgress:
 
     @property
     def stage(self) -> str:
-        if self.total <= 0 or self.done <= 0:
+        if self.total <= 0:
             return PREPARING
         return FINISHING if self.done >= self.total else NETWORK
 
@@ -74,4 +76,11 @@ class SegmentProgress:
             return f"Post-processing '{self.name}' (making the labels{store})…{spent}"
         left = self.seconds_left(now)
         eta = f", ~{format_seconds(left)} left for it" if left is not None else ""
-        return f"Network: {self.percent()} % of '{self.name}'{eta}{spent}"
+        return f"Network: {self.percent()} % of '{self.name}'{self._slice()}{eta}{spent}"
+
+    def _slice(self) -> str:
+        """ " (slice 3 of 6)" while a stack's slice is under way (its share of the count), else ""."""
+        if self.planes <= 1 or self.total <= 0:
+            return ""
+        at = min(self.planes, self.done * self.planes // self.total + 1)
+        return f" (slice {at} of {self.planes})"

@@ -20,13 +20,13 @@ from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, 
 
 from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
-from ..core.model.registry import user_model_dir
+from ..core.model.registry import available_models, user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name, starting_label
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
-from ._model_in_use import set_model_in_use
+from ._model_in_use import model_in_use, set_model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
@@ -80,12 +80,14 @@ class TrainWidget(QWidget):
         self._build()
         # run_training's reports (status text, each step, previews), delivered on the main thread
         self._relays = {
-            "status": Relay(self.status.setText, parent=self),
+            "status": Relay(self._on_status, parent=self),
             "progress": Relay(self._on_step, parent=self),
             "preview": Relay(self._on_preview, parent=self),
             "warn": Relay(self._on_early_warning, parent=self),
         }
         self._warned: set[str] = set()  # said while training, so the verdict does not say it again
+        if (in_use := model_in_use(self.viewer, self._project_dir())) is not None:
+            self.settings.add_model_file(in_use)  # the next round starts where the loop is, as Segment does
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
@@ -151,9 +153,26 @@ class TrainWidget(QWidget):
             self.status.setText(self._before_warning)  # "ready", "done"...: what it said before the warning
             self._before_warning = None
 
-    def refresh_models(self) -> None:
-        """Re-read the model folders (the built-in model, user models, new)."""
-        self.settings.refresh_models()
+    def refresh_models(self, choose: str | Path | None = None) -> None:
+        """Re-read the model folders (the built-in model, user models, new), and start from ``choose`` if given
+        (another Train dock put it in use); a running round keeps its own starting point."""
+        if choose is None or self.settings.busy:
+            self.settings.refresh_models()
+        else:
+            self.settings.add_model_file(choose)
+
+    def _project_dir(self) -> str | None:
+        return self.settings.project_dir.text().strip() or None
+
+    def _segment_uses(self, init: str) -> bool:
+        """Whether Segment uses the model this round started from (the model in use, or the built-in one)."""
+        start = Path(init) if Path(init).suffix == ".safetensors" else available_models().get(init)
+        in_use = model_in_use(self.viewer, self._project_dir())
+        if start is None:
+            return False
+        if in_use is None:
+            return start.stem == "nuclei"
+        return start.resolve() == in_use.resolve()
 
     def use_model(self, path: Path) -> None:
         """Go back (or forward) to the model in ``path``: Segment uses it, and training starts from it."""
@@ -182,6 +201,7 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             return
         self.status.setText("starting...")
+        self.progress.setRange(0, 0)  # busy until the first step: scaling the images, the starting model's errors
         self._watch = RunWatch(self.viewer, self.settings.chosen_layers())
         self.settings.busy = True  # the pickers stay on the layers being trained on
         self.train_button.setEnabled(False)
@@ -216,9 +236,17 @@ class TrainWidget(QWidget):
 
     def cancel(self) -> None:
         """Stop after the current step; the best model so far is still saved."""
-        if self.job is not None:
+        if self.job is not None and not self.job.cancel.is_set():
             self.job.cancel.set()
+            self.cancel_button.setEnabled(False)  # pressed: the run winds down (the step under way, then saving)
             self.status.setText("cancelling: keeping the best model so far...")
+
+    def _cancelling(self) -> bool:
+        return self.job is not None and self.job.cancel.is_set() and self.worker is not None
+
+    def _on_status(self, text: str) -> None:
+        """What the run says it does; once cancelled, said as part of winding down (no "step N ... left" again)."""
+        self.status.setText(f"cancelling: {text}" if self._cancelling() else text)
 
     def _on_step(self, report: Any) -> None:
         if report.scores:
@@ -230,10 +258,12 @@ class TrainWidget(QWidget):
         budget = [report.step / max(report.max_steps, 1)]
         if self.job is not None and self.job.max_seconds:
             budget.append(report.seconds / self.job.max_seconds)
+        self.progress.setRange(0, 100)
         self.progress.setValue(int(100 * min(max(budget), 1.0)))
         best = f", best held-out {self._score_name} {report.best_score:.3f}" if report.best_score is not None else ""
         left = f", ~{format_seconds(report.seconds_left)} left" if report.seconds_left is not None else ""
-        self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
+        if not self._cancelling():  # the step under way when Cancel was pressed: its figures, not a time left
+            self.status.setText(f"step {report.step}: loss {report.loss:.3f}{best}{left}")
         name = self.settings.image_box.currentText()
         if name in self.viewer.layers and self.job is not None:
             self._box = visible_box(self.viewer.layers[name], self.job.pairs[0].labels.shape,
@@ -251,6 +281,9 @@ class TrainWidget(QWidget):
         shape = (1,) * len(pair.plane) + pair.labels.shape if pair is not None else labels.shape
         if self._preview_shown and layer not in self.viewer.layers:
             return  # the user deleted this run's preview: it does not come back
+        if layer is None:  # a dock opened anew: another Train dock's preview is reused, not one more added
+            layer = self.preview_layer = next((item for item in self.viewer.layers
+                                               if isinstance(item, Labels) and item.metadata.get(PREVIEW_KEY)), None)
         image_name = self.settings.image_box.currentText()
         # over the plane trained on, wherever the image lies (scaled, moved, rotated; that slice of a stack)
         place = plane_placement(self.viewer.layers[image_name], self._read.channel_axis, pair.plane) \
@@ -269,6 +302,7 @@ class TrainWidget(QWidget):
             for key, value in place.items():
                 setattr(layer, key, value)
             layer.data[...] = 0
+            layer.visible = True
         self._preview_shown = True
         layer.data[..., y0:y1, x0:x1] = labels
         layer.refresh()
@@ -277,7 +311,7 @@ class TrainWidget(QWidget):
         self.outcome = outcome
         result = outcome.result
         parent = starting_label(self.job.init) if self.job is not None else "the starting model"
-        listed = self.job is None or starting_label(self.job.init) == self.job.init  # Segment lists it
+        listed = self.job is None or self._segment_uses(self.job.init)  # "Segment keeps using the parent" is true
         for warning in result.warnings:
             if warning not in self._warned:
                 show_warning(warning)
@@ -288,9 +322,16 @@ class TrainWidget(QWidget):
         self.result.setVisible(True)
         self.results_area.verticalScrollBar().setValue(0)  # the verdict's first line, above the plot
         self.status.setText(status_line(outcome, parent, listed))
+        self.progress.setRange(0, 100)
         self.progress.setValue(100)
         self.refresh_models()
-        if not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse
+        if not result.worth_using and result.unlearnt_classes:  # a new class model that cannot find every class
+            self._refresh_segment_widgets()
+            show_info(f"'{outcome.path.stem}' was saved but not put in use: no scribble annotates "
+                      f"{', '.join(repr(c) for c in result.unlearnt_classes)}, so it never finds "
+                      f"{'it' if len(result.unlearnt_classes) == 1 else 'them'}. Segment's model is unchanged; "
+                      "choose it there to use it anyway.")
+        elif not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "
                       + (f"Segment keeps using '{parent}'." if listed else "Segment's model is unchanged."))
@@ -313,10 +354,11 @@ class TrainWidget(QWidget):
     def _refresh_segment_widgets(self, choose: Path | None = None) -> None:
         """Make a new model appear at once in any open Segment or Batch dock (and select ``choose`` there).
 
-        ``choose`` is remembered for the viewer too, so a dock opened later starts on it.
+        ``choose`` is remembered for the viewer and the project too, so a dock opened later, or in napari started
+        again, starts on it.
         """
         if choose is not None:
-            set_model_in_use(self.viewer, choose)
+            set_model_in_use(self.viewer, choose, self._project_dir())
         try:
             docked = list(self.viewer.window.dock_widgets.values())
         except (AttributeError, RuntimeError):
@@ -334,6 +376,10 @@ class TrainWidget(QWidget):
         return layers_news(deleted, changed, in_project)
 
     def _on_finished(self) -> None:
+        if self.progress.maximum() == 0:  # ended before a step (refused, failed, cancelled): no busy bar left
+            self.progress.setRange(0, 100)
+        if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
+            self.preview_layer.visible = False  # the run is over: the labels corrected next are not under it
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

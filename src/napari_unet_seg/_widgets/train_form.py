@@ -36,8 +36,8 @@ MODE_TIPS = {"dense": "Every pixel is annotated: 0 = background, each object its
              "region": "Only the part inside a Shapes or mask layer is annotated; outside it is ignored.",
              "scribbles": SCRIBBLES_HINT}
 PREVIEW_KEY = "napari_unet_seg_training_preview"
-MODE_TEXT = {"dense": "dense (every pixel annotated)", "region": "region-limited (Shapes or mask layer)",
-             "scribbles": "scribbles (class models)"}
+# short, so the box reads whole in a dock 330 px wide; the hint under it says the rest
+MODE_TEXT = {"dense": "dense: all annotated", "region": "region-limited", "scribbles": "scribbles (classes)"}
 
 
 def _combo(items: list[str] | None = None) -> QComboBox:

@@ -67,17 +67,24 @@ class JobOutcome:
 
 
 def outcome_text(outcome: JobOutcome, parent: str) -> str:
-    """The verdict under the plot: what was saved, its scores and where they were measured, whether it beat
-    ``parent``, where training looked, and any warning."""
+    """The verdict under the plot: whether it beat ``parent`` (both figures), what was saved, its scores and
+    where they were measured, where training looked, and any warning."""
     result = outcome.result
     stopped = " (cancelled)" if result.train.cancelled else ""
     steps = f"{result.train.steps} step{'' if result.train.steps == 1 else 's'}"
     saved = (f"Saved model '{outcome.path.stem}' after {steps} in {format_seconds(result.train.seconds)}{stopped}, "
              f"trained on {outcome.n_pairs} image(s).")
-    lines = [saved, f"{result.score_text()} on {result.scores_where()}."]
-    lines += [text[0].upper() + text[1:] + "." for text in (result.verdict(parent), result.focus_text()) if text]
+    verdict = result.verdict(parent)
+    # the comparison with the parent first, with both figures: the scores after it are the new model's alone
+    lines = [verdict[0].upper() + verdict[1:] + "."] if verdict else []
+    lines += [saved, f"{result.score_text()} on {result.scores_where()}."]
+    lines += [text[0].upper() + text[1:] + "." for text in (result.focus_text(),) if text]
     lines += [f"Warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
 
 
 def status_line(outcome: JobOutcome, parent: str, parent_in_segment: bool = True) -> str:
@@ -85,15 +92,19 @@ def status_line(outcome: JobOutcome, parent: str, parent_in_segment: bool = True
     scrolls below the plot. ``parent_in_segment``: the parent is a model Segment lists (not a file loaded into
     Train alone), so "Segment keeps" it is true."""
     result, name = outcome.result, outcome.path.stem
+    done = "cancelled" if result.train.cancelled else "done"  # a run the user stopped is never said to be "done"
+    if not result.worth_using and getattr(result, "unlearnt_classes", None):
+        return (f"{done}: saved '{name}', not put in use: it did not learn {_quoted(result.unlearnt_classes)} "
+                "(annotated nowhere); Segment's model is unchanged")
     if not result.worth_using:
         keeps = f"Segment keeps '{parent}'" if parent_in_segment else "Segment's model is unchanged"
-        return f"done: saved '{name}', not better than '{parent}'; {keeps}"
+        return f"{done}: saved '{name}', not better than '{parent}'; {keeps}"
     if result.improved is False:
-        return f"done: saved '{name}' ('{parent}' with post-processing fitted); Segment uses it"
+        return f"{done}: saved '{name}' ('{parent}' with post-processing fitted); Segment uses it"
     better = {True: f", better than '{parent}'"}.get(result.improved, "")
     if result.tied:
         better = f", as good as '{parent}' (both got the held-out part all right)"
-    return f"done: saved '{name}'{better}; Segment uses it"
+    return f"{done}: saved '{name}'{better}; Segment uses it"
 
 
 def _ignore(*_: Any) -> None:
@@ -127,10 +138,15 @@ def run_training(
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
         try:
-            latest = {project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs}
+            keys = [project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs]
         except OSError as exc:  # read-only, full: said as the folder's problem, before any training
             raise UnusableAnnotation(f"the project folder {job.project_dir} cannot be written ({first_line(exc)}): "
                                      "choose another project folder") from None
+        latest = set(keys)
+        for pair, key in zip(pairs, keys):  # said: the layer alone is not what this round learns from
+            if kept := project.kept_from_earlier.get(key):
+                warn(f"{pair.name}: {kept} object(s) of its earlier correction in the project are kept where you "
+                     "changed nothing this round (there the labels are the new model's own output)")
         if job.use_project:
             pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
             for problem in project.unreadable:

@@ -16,7 +16,7 @@ from napari.layers import Shapes
 from ..core.inference.layout import channels_first, one_channel
 from ..core.training.data import TrainingPair
 from ._layers import source_array
-from .segment_layers import METADATA_KEY, spatial_kwargs
+from .segment_layers import METADATA_KEY, edited_region, spatial_kwargs
 
 MODES = ("dense", "region", "scribbles")
 
@@ -226,8 +226,11 @@ def pairs_from_layers(
         name = image_layer.name + (f" [{', '.join(map(str, index))}]" if index else "")
         if read.channel is not None:
             name += f" (channel {read.channel})"
+        # where the user corrected Segment's result: the project keeps earlier rounds' corrections elsewhere
+        edited = None if mode == "scribbles" or not hasattr(labels_layer, "metadata") else \
+            edited_region(labels_layer, tuple(index) if len(labels_shape) > 2 else ())
         pairs.append(TrainingPair(image, labels.astype(np.int64, copy=False), valid, rgb=rgb, name=name,
-                                  plane=tuple(index)))
+                                  plane=tuple(index), edited=edited))
     if mode == "dense" or len(lead) > 1:
         return pairs
     annotated = [pair for pair in pairs if _annotated(pair, mode)]

@@ -165,8 +165,11 @@ def run(args: argparse.Namespace) -> int:
     classes_out = model.task == "semantic" or args.output_kind == "semantic"
 
     def report(result: FileResult) -> None:
-        if result.status == "failed":
-            print(f"unet-seg predict: {cli_wording(result.message)}", file=sys.stderr)
+        if result.status == "failed":  # the file as given (in its folder), as the other lines name it
+            name = Path(result.file).name
+            said = result.file + result.message[len(name):] if result.message.startswith(name + ":") else \
+                result.message
+            print(f"unet-seg predict: {cli_wording(said)}", file=sys.stderr)
         elif result.status == "skipped":
             print(f"{result.file}: skipped, {result.output} exists")
             if result.message != EXISTS:  # made otherwise, or not ours: say so rather than pass it off as this run's

@@ -7,11 +7,13 @@ Everything a user can get wrong raises :class:`ImageReadError` with one line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,16 +88,35 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path.name}: the file is empty")
     try:
-        if suffix in TIFF_SUFFIXES:
-            image = _read_tiff(path)
-        else:
-            image = _read_plain(path)
+        with _quiet_tifffile():
+            image = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_plain(path)
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many types for damaged files
-        raise ImageReadError(f"{path.name}: cannot be read as an image ({first_line(exc, 160)})") from None
+        said = first_line(exc, 160)
+        if any(sign in said.lower() for sign in DAMAGED_SIGNS):  # a library's words for bytes that are not there
+            raise ImageReadError(f"{path.name}: cannot be read as an image: the file is damaged or cut short (a "
+                                 f"copy or download that did not finish?) ({said})") from None
+        raise ImageReadError(f"{path.name}: cannot be read as an image ({said})") from None
     _check_shape(image)
     return image
+
+
+# what tifffile, imagecodecs and Pillow say of a file whose bytes are missing or garbled
+DAMAGED_SIGNS = ("decompress", "bad_data", "truncated", "invalid offset", "unexpected end", "end of file", "eof",
+                 "list index out of range", "corrupt", "broken data stream")
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs a damaged file's faults on stderr before raising: the one-line reason given instead is enough."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def is_zarr(path: Path) -> bool:
@@ -324,8 +345,13 @@ def _read_zarr(path: Path) -> ImageFile:
 def _check_shape(image: ImageFile) -> None:
     data = image.data
     plane_ndim = 3 if image.rgb or image.channel_axis is not None else 2
-    if data.ndim < plane_ndim or data.ndim > plane_ndim + 1:
-        raise ImageReadError(f"{image.path.name}: unsupported image shape {tuple(data.shape)} (expected 2D, RGB or a stack of 2D planes)")
+    if data.ndim > plane_ndim + 1:  # e.g. a TZYX hyperstack: the Segment dock takes it, plane by plane
+        raise ImageReadError(f"{image.path.name}: unsupported image shape {tuple(data.shape)}: files are segmented as "
+                             "2D images or stacks along one axis (Z or T); segment a hyperstack of both in napari's "
+                             "Segment dock, or save each time point as a file of its own")
+    if data.ndim < plane_ndim:
+        raise ImageReadError(f"{image.path.name}: unsupported image shape {tuple(data.shape)} (expected 2D, RGB or "
+                             "a stack of 2D planes)")
     if min(image.plane_shape) < 1 or data.size == 0:
         raise ImageReadError(f"{image.path.name}: the image has no pixels")
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):

@@ -105,3 +105,61 @@ def test_paths_typed_relative_to_here_reach_workers_that_run_elsewhere(tmp_path,
     assert [r.file for r in remote] == [r.file for r in local] == typed
     for a, b in zip(local, remote):
         np.testing.assert_array_equal(tifffile.imread(a.output), tifffile.imread(b.output))
+
+
+def test_a_stopped_run_stops_the_files_running_on_workers(tmp_path, folder, options, monkeypatch):
+    """Dask cannot interrupt a running task: the run's stop event reaches it between windows, so nothing is written
+    after the run has said it stopped (Ctrl+C, Cancel)."""
+    import threading
+
+    from distributed import LocalCluster
+
+    from napari_unet_seg.core.batch import distributed as cluster_run
+    from napari_unet_seg.core.batch.jobs import find_jobs
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def slow_file(job, model, options, **kwargs):  # a long file: it asks whether to stop, as windows do
+        started.set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if kwargs["cancel"]():
+                stopped.set()
+                return None
+            time.sleep(0.05)
+        return None
+
+    monkeypatch.setattr(cluster_run, "segment_file", slow_file)
+    root, _ = folder
+    jobs = find_jobs([root / "a.tif", root / "b c.png"], tmp_path / "out", kind="labels")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        results = list(cluster_run.iter_distributed(jobs, options, cluster.scheduler_address,
+                                                    cancel=started.is_set))
+        assert stopped.wait(10)  # the running file was told, not left to finish
+    assert results == [] and not list((tmp_path / "out").glob("*_labels.tif"))
+
+
+def test_a_cluster_left_without_workers_ends_the_run_in_one_line():
+    from napari_unet_seg.core.batch.distributed import _WorkerWatch
+
+    class Cluster:
+        workers = {"tcp://w1": 1}
+
+        def nthreads(self):
+            return self.workers
+
+    cluster = Cluster()
+    watch = _WorkerWatch(cluster, grace=0.2)
+    time.sleep(0.15)
+    assert watch.gone_for() is None  # workers there
+    cluster.workers = {}  # all killed (or their walltime reached)
+    time.sleep(0.15)
+    assert watch.gone_for() is None  # not long gone: adaptive clusters come back
+    deadline = time.monotonic() + 5
+    while (gone := watch.gone_for()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone is not None and gone >= 0.2
+    cluster.workers = {"tcp://w2": 1}  # back
+    time.sleep(0.15)
+    assert watch.gone_for() is None

@@ -153,7 +153,7 @@ def test_names_with_dots_or_a_hash_get_pictures_of_their_own_and_links_that_work
 def test_a_class_output_is_not_marked_as_a_file_where_nothing_was_found(tmp_path):
     rows = [FileResult(str(tmp_path / "a.tif"), "ok", 0, 0.0, 1.0, "", str(tmp_path / "a_classes.tif"))]
     text = write_qc_index(tmp_path, rows).read_text(encoding="utf-8")
-    assert "a class map" in text and 'class="card empty"' not in text and "0 with no objects" in text
+    assert "a class map" in text and 'class="card empty"' not in text and "1 class map (a class per pixel)" in text
 
 
 def test_a_rerun_with_qc_draws_the_pictures_a_run_without_it_left_out(tmp_path, folder, options):
@@ -167,3 +167,20 @@ def test_a_rerun_with_qc_draws_the_pictures_a_run_without_it_left_out(tmp_path, 
     for row in ok:
         assert qc_picture_path(row.output, out).exists()  # drawn from the files already there
     assert qc_page(out).read_text(encoding="utf-8").count("<img ") == len(ok)
+
+
+def test_class_maps_are_not_counted_as_files_where_nothing_was_found(tmp_path):
+    """A class model's output counts no objects: the page and summary.csv said "0 objects", as if none were found."""
+    import csv
+
+    from napari_unet_seg.core.batch.summary import summary_path, write_summary
+
+    rows = [FileResult(str(tmp_path / name), "ok", 0, 0.0, 1.0, "", str(tmp_path / f"{name[:-4]}_classes.tif"))
+            for name in ("a.tif", "b.tif")]
+    text = write_qc_index(tmp_path, rows).read_text(encoding="utf-8")
+    assert "2 files: 2 segmented or kept, 0 failed; 2 class maps (a class per pixel)" in text
+    assert "objects in all" not in text and "with no objects" not in text
+    write_summary(rows, tmp_path)
+    with open(summary_path(tmp_path), newline="", encoding="utf-8") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["objects"], r["mean_area"]) for r in written] == [("", ""), ("", "")]  # not applicable, not 0

@@ -109,3 +109,12 @@ def _same_objects(a: np.ndarray, b: np.ndarray) -> bool:
         return False
     pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
     return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+def test_filters_with_a_class_model_say_it_is_a_class_model():
+    """With instances output asked, "choose instances output" was no help: the model itself makes no objects."""
+    from napari_unet_seg.core.inference.object_filter import check_object_filter
+
+    with pytest.raises(ValueError, match="this is a class model") as info:
+        check_object_filter(RunOptions(min_area=50), "semantic")
+    assert "choose instances output" not in str(info.value)

@@ -189,3 +189,30 @@ def test_a_channel_that_is_not_there_is_refused_in_one_line(tiny_model):
     three = new_model(in_channels=3, depth=2, base_channels=4)
     with pytest.raises(ValueError, match="model '.*' takes 3 channels: leave the channel unset"):
         segment_image(np.zeros((24, 24, 3), np.uint8), RunOptions(device="cpu", channel=2), model=three, rgb=True)
+
+
+def test_progress_over_a_stack_never_runs_backwards():
+    """The measuring pass (the whole image, kept when no resizing follows) counted the plane once, and a pass at
+    another scale counted it again from 0: a stack's bar went 33 % -> 16 %."""
+    from napari_unet_seg._sample_data import nuclei_sample
+    from napari_unet_seg.core.model.registry import load_model
+
+    image = np.asarray(nuclei_sample()[0][0])[:160, :160]
+    stack = np.stack([image, image[::-1], image[:, ::-1]])
+    calls = []
+    segment(stack, load_model(), progress=lambda d, t: calls.append((d, t)))
+    fractions = [d / t for d, t in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0, calls
+
+
+def test_a_blank_frame_of_a_movie_is_named_not_the_whole_movie(tiny_model):
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.prediction import BLANK_NOTE
+
+    movie = np.random.default_rng(0).random((4, 40, 48)).astype(np.float32)
+    movie[2] = 0.0
+    notes = segment_image(movie, RunOptions(), model=tiny_model).notes
+    assert BLANK_NOTE not in notes  # "the image is blank": it is not
+    assert any(note.startswith("slice 2 of 4 is blank") for note in notes), notes
+    assert BLANK_NOTE in segment_image(np.zeros((3, 40, 48), np.float32), RunOptions(), model=tiny_model).notes

@@ -103,7 +103,8 @@ def test_progress_and_cancel(net):
     image = np.zeros((200, 200), np.float32)
     calls = []
     predict_tiled(net, image, tile_size=48, progress=lambda d, t: calls.append((d, t)), max_overhead=None)
-    assert calls and calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+    assert calls[0] == (0, calls[-1][1])  # the network's start, then one report a window
+    assert calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1] + 1
     seen = []
 
     def cancel():

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from napari_unet_seg.core.training.augment import AugmentConfig, add_shot_noise, augment_intensity
 
@@ -73,3 +74,20 @@ def test_anisotropic_crops_stretch_image_and_labels_together():
     assert img[0][inside].mean() > 0.6 and img[0][~inside].mean() < 0.3  # labels still lie on the disks
     ys, xs = np.nonzero(lab == np.bincount(lab[lab > 0]).argmax())
     assert np.ptp(ys) > np.ptp(xs)  # rows scaled 0.5 * 1.25, columns 0.5 / 1.25: a disk becomes taller than wide
+
+
+@pytest.mark.parametrize("scale", [0.7, 0.83, 1.3, 1.45])
+def test_a_resized_crop_keeps_its_labels_on_the_image_they_teach(scale):
+    """Image (bilinear) and labels (nearest) of a resized crop sample the same pixel centres: no half-pixel shift
+    between what the network sees and the target it learns (it shifted every model's outlines down and right)."""
+    from napari_unet_seg.core.training.augment import random_crop
+
+    yy, xx = np.mgrid[:240, :240]
+    labels = ((yy - 117.3) ** 2 + (xx - 121.6) ** 2 < 41 ** 2).astype(np.int64)
+    image = labels[None].astype(np.float32)  # the image is its labels: where it is bright, they must be 1
+    shifts = []
+    for seed in range(6):
+        img, lab, _ = random_crop(image, labels, None, 96, scale, np.random.default_rng(seed), centre=(117, 121))
+        bright, object_ = np.argwhere(img[0] > 0.5), np.argwhere(lab > 0)
+        shifts.append(bright.mean(axis=0) - object_.mean(axis=0))
+    assert np.all(np.abs(np.mean(shifts, axis=0)) < 0.15), shifts  # floor(i * side / crop) gave 0.35-0.5 px

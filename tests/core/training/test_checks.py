@@ -21,7 +21,7 @@ def test_clear_errors_for_unusable_annotations():
     with pytest.raises(ValueError, match="nothing is annotated"):
         check_pairs(instances, [TrainingPair(image, labels, valid=np.zeros(labels.shape, bool))], scribbles=False)
     empty = np.zeros_like(labels)  # a new Labels layer, never painted
-    with pytest.raises(ValueError, match="no objects are annotated in new layer: paint each object"):
+    with pytest.raises(ValueError, match="no objects are annotated in the labels for new layer: paint each object"):
         check_pairs(instances, [TrainingPair(image, empty, name="new layer")], scribbles=False)
     left = labels == 0  # a region drawn around background only
     with pytest.raises(ValueError, match="no objects are annotated"):  # a region with none, and nothing else
@@ -31,7 +31,7 @@ def test_clear_errors_for_unusable_annotations():
     # beside a project's saved corrections (a round's own pairs): a region with none still teaches, a whole
     # never-painted layer is still a slip, refused before it is saved for every later round
     check_pairs(instances, [TrainingPair(image, labels, valid=left)], scribbles=False, require_objects=False)
-    with pytest.raises(UnusableAnnotation, match="no objects are annotated in new layer: paint each object"):
+    with pytest.raises(UnusableAnnotation, match="no objects are annotated in the labels for new layer: paint each"):
         check_pairs(instances, [TrainingPair(image, empty, name="new layer")], scribbles=False, require_objects=False)
     # a dense stack whose first slice holds no nucleus is an annotation all the same
     stack = [TrainingPair(image, empty, name="stack [0]"), TrainingPair(image, labels, name="stack [1]")]

@@ -33,6 +33,8 @@ from .jobs import Job
 
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
+WORKER_CHECK = 2.0  # seconds between asking the scheduler how many workers it has
+NO_WORKERS_GRACE = 60.0  # seconds without a single worker (all killed, walltime reached) before the run gives up
 SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
@@ -109,14 +111,17 @@ def model_plugin(options: RunOptions) -> ModelPlugin:
     return ModelPlugin(data, f"napari-unet-seg:{path.stem}-{digest}")
 
 
-def segment_on_worker(job: Job, options: RunOptions, plugin_name: str) -> FileResult | None:
-    """The task run on a worker for one file."""
+def segment_on_worker(job: Job, options: RunOptions, plugin_name: str, stop: str | None = None) -> FileResult | None:
+    """The task run on a worker for one file; it stops between network windows once the run's ``stop`` event
+    is set (dask cannot interrupt a running task, so a file would otherwise still be written after Ctrl+C)."""
     import dask
-    from distributed import get_worker
+    from distributed import Event, get_worker
 
     plugin = get_worker().plugins[plugin_name]
+    event = Event(stop) if stop else None
     with dask.config.set(scheduler="synchronous"):  # zarr inputs are read inside this task
-        return segment_file(job, plugin.model, options, lock=plugin.lock)
+        return segment_file(job, plugin.model, options, lock=plugin.lock,
+                            cancel=None if event is None else event.is_set)
 
 
 def _absolute(job: Job) -> Job:
@@ -130,30 +135,65 @@ def _as_given(result: FileResult, job: Job) -> FileResult:
     return replace(result, file=str(job.source), output=output)
 
 
+class _WorkerWatch:
+    """Notices a cluster left without workers (all killed, their walltime reached) for longer than ``grace``:
+    tasks then wait forever, so the run says so and stops instead."""
+
+    def __init__(self, client: Any, grace: float) -> None:
+        self.client, self.grace = client, grace
+        self.checked = self.seen = time.monotonic()
+
+    def gone_for(self) -> float | None:
+        """Seconds without a worker once over the grace; None while workers are there (or not long gone)."""
+        now = time.monotonic()
+        if now - self.checked < min(WORKER_CHECK, self.grace / 2):
+            return None
+        self.checked = now
+        if self.client.nthreads():
+            self.seen = now
+        return now - self.seen if now - self.seen >= self.grace else None
+
+
 def iter_distributed(
     jobs: list[Job], options: RunOptions, address: str, *, cancel: Callable[[], bool] | None = None,
-    timeout: float = CONNECT_TIMEOUT,
+    timeout: float = CONNECT_TIMEOUT, no_workers_grace: float = NO_WORKERS_GRACE,
 ) -> Iterator[tuple[Job, FileResult]]:
-    """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them."""
+    """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them.
+
+    However the run ends (cancelled, Ctrl+C, an error), the files still running
+    on workers are told to stop and those not started are cancelled: nothing
+    is written after the run has said it stopped. A cluster without workers for
+    ``no_workers_grace`` seconds ends the run with a :class:`SchedulerError`.
+    """
+    from distributed import Event
+
     plugin = model_plugin(options)
     client = connect(address, timeout)
+    pending: list[Any] = []
+    stop = None
     try:
         if not client.scheduler_info().get("workers"):
             client.wait_for_workers(1, timeout=max(timeout, 30))
         client.register_plugin(plugin, name=plugin.name)
+        stop = Event(f"unet-seg-stop-{os.getpid()}-{id(jobs)}-{time.time_ns()}", client=client)
         # workers run in their own working folder: a path typed relative to this one would name nothing there
         futures = {
-            client.submit(segment_on_worker, _absolute(job), options, plugin.name,
+            client.submit(segment_on_worker, _absolute(job), options, plugin.name, stop.name,
                           key=f"unet-seg-{i}-{os.getpid()}-{id(job)}", pure=False, retries=1): job
             for i, job in enumerate(jobs)
         }
         pending = list(futures)  # polled, not waited on: this client is deliberately not the default one
+        watch = _WorkerWatch(client, no_workers_grace)
         while pending:
             if cancel is not None and cancel():
-                client.cancel(pending)
                 return
             done = [f for f in pending if f.done()]
             if not done:
+                if (gone := watch.gone_for()) is not None:
+                    raise SchedulerError(
+                        f"the dask cluster at {address} has had no workers for {gone:.0f} s, so {len(pending)} "
+                        "file(s) were not run; start workers and run the same command again to finish them "
+                        "(finished files are kept)")
                 time.sleep(POLL)
                 continue
             finished = {f.key for f in done}
@@ -171,7 +211,20 @@ def iter_distributed(
     except TimeoutError as exc:
         raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
     finally:
+        _stop(client, stop, [f for f in pending if not f.done()])
         client.close()
+
+
+def _stop(client: Any, stop: Any, running: list[Any]) -> None:
+    """Tell the files still on workers to stop (they write nothing), and cancel the rest."""
+    if not running:
+        return
+    try:
+        if stop is not None:
+            stop.set()
+        client.cancel(running)
+    except Exception:  # noqa: BLE001 - a scheduler gone already: there is nothing left to stop
+        pass
 
 
 __all__ = ["ModelPlugin", "SchedulerError", "connect", "iter_distributed", "segment_on_worker"]

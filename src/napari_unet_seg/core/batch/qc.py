@@ -197,8 +197,12 @@ def _page(outdir: Path, rows: list[SummaryRow], title: str) -> str:
     empty = [r for r in ok if not r.objects and not _classes(r)]
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     heading = html.escape(title or f"Batch QC: {outdir.name}")
-    counts = (f"{len(rows)} files: {len(ok)} segmented or kept, {len(failed)} failed, "
-              f"{len(empty)} with no objects; {sum(r.objects for r in ok)} objects in all")
+    maps = sum(_classes(r) for r in ok)  # class maps count no objects: "0 objects in all" would say none found
+    counts = f"{len(rows)} files: {len(ok)} segmented or kept, {len(failed)} failed"
+    if maps < len(ok) or not ok:
+        counts += f", {len(empty)} with no objects; {sum(r.objects for r in ok if not _classes(r))} objects in all"
+    if maps:
+        counts += f"; {maps} class map{'s' if maps > 1 else ''} (a class per pixel)"
     cards = "\n".join(_card(outdir, r) for r in rows)
     return f"""{MARKER}
 <!DOCTYPE html>

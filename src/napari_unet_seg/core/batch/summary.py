@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
+from ..common.file_names import file_stem
 from .files import FileResult
 
 SUMMARY_NAME = "summary.csv"
@@ -67,15 +68,28 @@ def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for result in results:
-            writer.writerow(asdict(result))
+            writer.writerow(csv_row(result))
     return path
+
+
+def is_class_output(output: str) -> bool:
+    """Whether an output is a class map (``<stem>_classes.tif``): it counts no objects, and 0 would say none found."""
+    return file_stem(Path(output).name).endswith("_classes") if output else False
+
+
+def csv_row(result: FileResult) -> dict[str, object]:
+    """A summary row as written: a class map's object count and mean area are left empty (not 0, "none found")."""
+    row = asdict(result)
+    if is_class_output(result.output) and not result.objects:
+        row["objects"] = row["mean_area"] = ""
+    return row
 
 
 def append_row(result: FileResult, outdir: str | os.PathLike) -> None:
     """Add one row as a file finishes, when it replaces none (the run's end rewrites the whole summary,
     atomically)."""
     with open(summary_path(outdir), "a", newline="", encoding="utf-8") as f:
-        csv.DictWriter(f, fieldnames=COLUMNS).writerow(asdict(result))
+        csv.DictWriter(f, fieldnames=COLUMNS).writerow(csv_row(result))
 
 
 def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:

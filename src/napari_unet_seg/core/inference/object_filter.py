@@ -71,9 +71,13 @@ def check_object_filter(options: RunOptions, task: str) -> None:
     found = ObjectFilter.of(options)
     if not found.active:
         return
-    if options.output != "instances" or task != "instances":
-        raise ValueError("object filters (smallest/largest area, border) apply to objects: choose instances output "
-                         "with an instance model, or clear the filters")
+    if task != "instances":
+        raise ValueError("object filters (smallest/largest area, border) apply to objects, and this is a class model "
+                         "(its output is a class per pixel): use an instance model such as 'nuclei', or clear the "
+                         "filters")
+    if options.output != "instances":
+        raise ValueError("object filters (smallest/largest area, border) apply to objects: choose instances output, "
+                         "or clear the filters")
     if found.max_area and found.max_area < found.min_area:
         raise ValueError(f"the largest area ({found.max_area} px) is below the smallest ({found.min_area} px): "
                          "no object could be kept")

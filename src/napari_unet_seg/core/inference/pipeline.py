@@ -46,7 +46,7 @@ from .layout import (
 from .object_filter import ObjectFilter, check_object_filter, dropped_note, filter_plane
 from .options import RunOptions
 from .postprocess import probability_maps, semantic_labels
-from .prediction import NetworkPrediction, predict_network, predict_plane
+from .prediction import BLANK_NOTE, NONFINITE_NOTE, NetworkPrediction, predict_network, predict_plane
 from .provenance import KEY as PROVENANCE
 from .provenance import describe_run
 
@@ -194,6 +194,33 @@ def _in_blocks(plane: Any, model: Model, options: RunOptions, *, rgb: bool) -> b
     return max(plane_size(plane, rgb)) > options.block_size
 
 
+def _note_plane(notes: dict[str, list[tuple[int, ...]]], said: Sequence[str], index: tuple[int, ...]) -> None:
+    """Remember which planes each note was said of."""
+    for note in said:
+        notes.setdefault(note, []).append(index)
+
+
+def planes_said(notes: dict[str, list[tuple[int, ...]]], count: int) -> list[str]:
+    """The planes' notes for the whole image: a note of the image itself (blank, NaN pixels) said of only some
+    planes of a stack names them ("slice 3 is blank ..."), or it would say a movie with one empty frame is blank."""
+    out = []
+    for note, indices in notes.items():
+        if count <= 1 or len(indices) == count or note not in (BLANK_NOTE, NONFINITE_NOTE):
+            out.append(note)
+            continue
+        names = ", ".join(str(i[0]) if len(i) == 1 else str(i) for i in indices[:8]) + (", ..." if len(indices) > 8
+                                                                                         else "")
+        one = len(indices) == 1
+        which = f"slice{'' if one else 's'} {names} of {count}"
+        if note == BLANK_NOTE:
+            out.append(f"{which} {'is' if one else 'are'} blank (all {'its' if one else 'their'} pixels read as one "
+                       "value): nothing to segment there")
+        else:
+            out.append(f"{which} {'has' if one else 'have'} NaN or infinite pixels: NaN and -inf were read as the "
+                       "darkest value, +inf as the brightest")
+    return out
+
+
 def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
                        planes: Planes, progress: ProgressCallback | None,
                        cancel: CancelCallback | None) -> SegmentResult:
@@ -201,7 +228,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
     found = ObjectFilter.of(options)
     labels = probabilities = None
     objects, area, dropped = 0, 0.0, 0
-    notes: dict[str, None] = {}
+    notes: dict[str, list[tuple[int, ...]]] = {}
     for k, idx in enumerate(planes):
         plane = image[idx] if idx else image
         plane_progress = part_progress(progress, k, len(planes))
@@ -209,12 +236,12 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
             plane_labels = np.zeros(plane_size(plane, rgb), np.uint32)
             outcome = segment_plane_blockwise(plane, model, plane_labels, (), options, rgb=rgb,
                                               progress=plane_progress, cancel=cancel)
-            notes.update(dict.fromkeys(outcome.notes))
+            _note_plane(notes, outcome.notes, idx)
             plane_objects = outcome.objects
         else:
             prediction = predict_plane(model, plane, options, rgb=rgb, progress=plane_progress, cancel=cancel)
             raise_if_cancelled(cancel)  # before seconds of post-processing nobody wants any more
-            notes.update(dict.fromkeys(prediction.notes))
+            _note_plane(notes, prediction.notes, idx)
             plane_labels = output_labels(prediction, model, options.output)
             raise_if_cancelled(cancel)
             plane_objects = int(plane_labels.max(initial=0))  # ids run 1..N: no copy of the plane to count them
@@ -235,13 +262,14 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                 probabilities = maps if not lead else np.zeros(lead + maps.shape, dtype=np.float32)
             if lead:
                 probabilities[idx] = maps
+    said = dict.fromkeys(planes_said(notes, len(planes)))
     if found.active and instances:
-        notes[dropped_note(found, dropped)] = None
+        said[dropped_note(found, dropped)] = None
     if links_wanted(options, instances, lead, planes):  # on finished, filtered frames
-        notes[linked_note(lead[0], link_frames(labels, labels.shape[1]))] = None
+        said[linked_note(lead[0], link_frames(labels, labels.shape[1]))] = None
     return SegmentResult(smallest_dtype(labels), planes, probabilities, model.name, options.device, options.precision,
                          0.0, objects if instances else None, area / objects if objects else 0.0, model.class_names,
-                         list(notes), dropped=dropped)
+                         list(said), dropped=dropped)
 
 
 def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
@@ -261,7 +289,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     path.parent.mkdir(parents=True, exist_ok=True)
     objects, area, dropped = 0, 0.0, 0
     found = ObjectFilter.of(options)
-    said: dict[str, None] = {}
+    by_plane: dict[str, list[tuple[int, ...]]] = {}
     with atomic_path(path) as tmp:
         out = create_labels_store(tmp, lead + plane_shape, chunks, dtype)
         with collecting_notes() as deeper:  # kept in the store too
@@ -269,12 +297,13 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                 plane = PlaneView(image, idx) if idx else image
                 outcome = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
                                                   progress=part_progress(progress, k, len(planes)), cancel=cancel)
-                said.update(dict.fromkeys(outcome.notes))
+                _note_plane(by_plane, outcome.notes, idx)
                 if instances and found.active:  # on the finished plane: objects joined across blocks
                     plane_objects, plane_area, plane_dropped = filter_plane(out, idx, found, CHUNK)
                     objects, area, dropped = objects + plane_objects, area + plane_area, dropped + plane_dropped
                 else:
                     objects, area = objects + outcome.objects, area + outcome.area
+        said = dict.fromkeys(planes_said(by_plane, len(planes)))
         if instances and found.active:
             said[dropped_note(found, dropped)] = None
         if links_wanted(options, instances, lead, planes):

@@ -302,10 +302,14 @@ def predict_plane(model: Model, plane: Any, options: RunOptions, *, rgb: bool = 
     diameter = options.diameter
     if diameter is None and auto_diameter_applies(model):
         if fits_measuring_crop(prepared):  # the measuring pass is the whole image: reuse it
-            whole = predict_at_scale(model.net, prepared, 1.0, options, progress=progress, cancel=cancel,
+            # it reports nothing (it measures; a second pass at another scale may follow, and a count that
+            # restarts would run backwards), then done at once when it is the pass kept
+            whole = predict_at_scale(model.net, prepared, 1.0, options, cancel=cancel,
                                      empty_side=empty_side(model, 1.0))
             measured = measure_diameter(model, prepared, options, cancel=cancel, first=whole)
             if not needs_rescale(model, measured):
+                if progress is not None:
+                    progress(1, 1)
                 return replace(whole, notes=notes)
             diameter = measured
         else:

@@ -211,8 +211,8 @@ def predict_tiled(
     is raised to one computing at most 1.5 (``RAISED_OVERHEAD``), with a
     note (None: run it as given, e.g. to test tiling). ``out`` may be a preallocated (classes, H, W) array
     (e.g. zarr) so that memory does not grow with the image.
-    ``progress(done, total)`` is called after each batch and ``cancel()``
-    checked before each; a true answer raises :class:`Cancelled`.
+    ``progress(done, total)`` is called with 0 as the network starts, then
+    after each batch, and ``cancel()`` checked before each; a true answer raises :class:`Cancelled`.
     ``flip_average`` averages each window's logits over its four mirror
     images (:func:`flip_averaged`); tiles stay exact, as windows lie on the grid.
     ``max_window_pixels`` caps automatic windows below what the free memory

@@ -172,8 +172,9 @@ def run_windows(runner: Network, image: Any, windows: list[Window], out: Any, ge
                 flip_average: bool = False) -> Any:
     """Write ``runner``'s logits for ``windows`` of ``image`` into ``out``, ``batch_size`` windows per call.
 
-    ``progress(done, total)`` counts planned windows written, after each batch;
-    ``cancel()`` is checked before each.
+    ``progress(done, total)`` counts planned windows written: once with 0
+    as the network starts (so a one-window image shows its network stage
+    too), then after each batch; ``cancel()`` is checked before each.
     """
     pending = [_Unit(w, i) for i, w in enumerate(windows)]
     left = [1] * len(windows)  # windows still to write, per planned window
@@ -181,6 +182,8 @@ def run_windows(runner: Network, image: Any, windows: list[Window], out: Any, ge
     total, done, batch = len(windows), 0, asked
     smaller: tuple[int, int] | None = None
     in_flight: Launched = []
+    if progress is not None and total:
+        progress(0, total)
     while pending:
         raise_if_cancelled(cancel)
         launched = _launch(runner, image, pending[:batch], geometry, device, precision, memory_format,

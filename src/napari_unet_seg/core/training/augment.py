@@ -91,8 +91,10 @@ def random_crop(
         t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None]
         img = F.interpolate(t, size=(crop, crop), mode="bilinear", align_corners=False,
                             antialias=max(side_y, side_x) > crop)[0].numpy()
-        rows = (np.arange(crop) * side_y / crop).astype(np.int64)
-        cols = (np.arange(crop) * side_x / crop).astype(np.int64)
+        # pixel centre to pixel centre, as the bilinear image above (align_corners=False) and resize_labels: a
+        # plain floor(i * side / crop) put the labels half a pixel down and right of the image they teach
+        rows = np.minimum(((np.arange(crop) + 0.5) * side_y / crop).astype(np.int64), side_y - 1)
+        cols = np.minimum(((np.arange(crop) + 0.5) * side_x / crop).astype(np.int64), side_x - 1)
         lab = lab[rows][:, cols]
         val = val[rows][:, cols]
     return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab), np.ascontiguousarray(val)

@@ -63,15 +63,17 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
     if not require_objects and model.task == "instances" and not scribbles and dense \
             and not any(_has_objects(pair) for pair in dense):
         names = ", ".join(dict.fromkeys(pair.name.split(" [")[0] for pair in dense if pair.name)) or "the labels"
-        raise UnusableAnnotation(
-            f"no objects are annotated in {names}: paint each object with its own label first (to teach that an "
+        raise UnusableAnnotation(  # the pairs are named after their images: the labels are the user's other layer
+            f"no objects are annotated in the labels for {names}: paint each object with its own label first "
+            "(to teach that an "
             "area holds no objects, draw it as a region: region mode, or --mask)")
     if require_objects and model.task == "semantic":
         _refuse_one_class(painted_classes(pairs, scribbles=scribbles), scribbles)
     if require_objects and model.task == "instances" and not any(_has_objects(pair) for pair in pairs):
         # e.g. a new, never-painted Labels layer: training on it would only teach the model to find nothing
         names = ", ".join(p.name for p in pairs if p.name)
-        raise UnusableAnnotation(f"no objects are annotated{f' in {names}' if names else ''}: paint each object "
+        raise UnusableAnnotation(f"no objects are annotated{f' in the labels for {names}' if names else ''}: "
+                                 "paint each object "
                                  "with its own label first (a region with no objects can be trained on beside "
                                  "annotated ones)")
 
@@ -107,13 +109,18 @@ def _refuse_one_class(found: set[int], scribbles: bool) -> None:
                              "or the model learns that every pixel is that class")
 
 
-def unpainted_classes(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> list[str]:
-    """A warning per class of a class model that nothing annotates: it will never be predicted."""
+def unpainted_class_ids(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> list[int]:
+    """The classes (0 = background) of a class model that nothing annotates: they will never be predicted."""
     if model.task != "semantic":
         return []
     found = painted_classes(pairs, scribbles=scribbles)
-    return [f"'{name}' ({'value ' + str(k + 1) if scribbles else 'id ' + str(k)}) is annotated nowhere: the model "
-            "will not learn it" for k, name in enumerate(model.class_names) if k not in found]
+    return [k for k in range(len(model.class_names)) if k not in found]
+
+
+def unpainted_classes(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool) -> list[str]:
+    """A warning per class of a class model that nothing annotates: it will never be predicted."""
+    return [f"'{model.class_names[k]}' ({'value ' + str(k + 1) if scribbles else 'id ' + str(k)}) is annotated "
+            "nowhere: the model will not learn it" for k in unpainted_class_ids(model, pairs, scribbles=scribbles)]
 
 
 def _has_objects(pair: TrainingPair) -> bool:

@@ -33,6 +33,7 @@ class TrainingPair:
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
     replay: bool = False  # an earlier round's correction: it also judges that training did not forget it
     plane: tuple[int, ...] = ()  # the leading (Z/T) index of the plane of its image's stack, for showing it there
+    edited: np.ndarray | None = None  # where the user changed a Segment result (None: unknown): see .rounds
 
 
 def input_channels(pair: TrainingPair) -> int:

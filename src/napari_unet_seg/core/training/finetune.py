@@ -23,7 +23,8 @@ from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
 from .augment import AugmentConfig
-from .checks import annotation_warnings, check_pairs, image_warnings, sanity_check, unpainted_classes
+from .checks import (annotation_warnings, check_pairs, image_warnings, sanity_check, unpainted_class_ids,
+                     unpainted_classes)
 from .data import PreparedPair, TrainingPair
 from .evaluation import (
     SCORE_NAMES, evaluate_pairs, main_score, main_score_name, replay_check_score, replay_scores, score_groups,
@@ -190,6 +191,7 @@ class FinetuneResult:
     parent_scores: dict[str, float] | None = None
     tuning: Tuning | None = None
     judge: str = "ap50_90"
+    unlearnt_classes: list[str] = field(default_factory=list)  # classes of a class model annotated nowhere
 
     @property
     def improved(self) -> bool | None:
@@ -207,6 +209,8 @@ class FinetuneResult:
         fitted settings lifted the domain's other images in the benchmarks
         (tissue sections 0.690 -> 0.779, stained 0.465 -> 0.502).
         """
+        if self.improved is None and self.unlearnt_classes:
+            return False  # nothing to compare with, and a class it cannot find: it must not replace a model in use
         return self.improved is not False or (self.tuning is not None and self.tuning.changed)
 
     @property
@@ -351,6 +355,7 @@ def finetune(
     pairs = at_pipeline_scale(model, pairs, diameter, cancel)
     early = [w for pair in pairs for w in image_warnings(model, pair)]
     early += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
+    unlearnt = [model.class_names[k] for k in unpainted_class_ids(model, pairs, scribbles=scribbles)]
     early += unpainted_classes(model, pairs, scribbles=scribbles)
     for warning in early if warn is not None else ():
         warn(warning)
@@ -364,6 +369,12 @@ def finetune(
     else:
         scores, held_out = evaluate_pairs(model, train_pairs, scribbles=scribbles), False
     tuning = None
+    if result.cancelled and held_out and fit_postprocess and model.task == "instances":
+        fit_postprocess = False  # Cancel means stop now: fitting takes seconds, up to half a minute on a big annotation
+        cancelled_note = ["training was cancelled, so post-processing was not fitted to your annotation; "
+                          "train again to fit it"]
+    else:
+        cancelled_note = []
     if held_out and fit_postprocess and model.task == "instances":
         if status is not None:
             status("fitting post-processing to your annotation...")
@@ -376,7 +387,7 @@ def finetune(
             model.metadata["postprocess"] = tuning.settings
             scores = score_groups(model, held, device=config.device, precision=config.precision,
                                   scribbles=scribbles)  # latest and earlier apart
-    warnings = early + sanity_check(model, train_pairs[:4], scribbles=scribbles)
+    warnings = early + cancelled_note + sanity_check(model, train_pairs[:4], scribbles=scribbles)
     if result.stopped_because:
         warnings.insert(0, result.stopped_because)
     if checkpoint is not None and checkpoint.failure:
@@ -385,4 +396,5 @@ def finetune(
     parent_scores = None if parent is None else {k: v for k, v in parent.items() if k not in ("step", "seconds")}
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
                    config=config, scribbles=scribbles, parent_scores=parent_scores, tuning=tuning)
-    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning, config.judge)
+    return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning, config.judge,
+                          unlearnt_classes=unlearnt)

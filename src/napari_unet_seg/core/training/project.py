@@ -26,6 +26,7 @@ from ..common.errors import first_line
 from ..model.registry import MODEL_DIR_VARIABLE, user_model_dir
 from .checks import UnusableAnnotation
 from .data import TrainingPair
+from .rounds import merge_rounds
 
 INDEX = "project.json"
 FORMAT_VERSION = 1
@@ -75,11 +76,15 @@ class Project:
         self.entries: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
         self.unreadable: list[str] = []  # what the last pairs() left out, one sentence each
+        self._in_use: str | None = None
+        # per pair key: objects of an earlier round's correction that the last add() kept (see .rounds)
+        self.kept_from_earlier: dict[str, int] = {}
         index = self.folder / INDEX
         if index.exists():
             try:
                 data = json.loads(index.read_text())
                 self.entries, self.models = list(data["pairs"]), list(data.get("models", []))
+                self._in_use = data.get("in_use") if isinstance(data.get("in_use"), str) else None
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{index} is damaged ({exc}); choose another project folder") from None
 
@@ -87,17 +92,31 @@ class Project:
         return len(self.entries)
 
     def add(self, pair: TrainingPair, *, scribbles: bool = False, task: str | None = None, source: str = "") -> str:
-        """Save ``pair`` now (replacing an earlier version of the same image); returns its key."""
+        """Save ``pair`` now; returns its key.
+
+        It replaces an earlier version of the same image, except where
+        ``pair.edited`` says the user changed nothing this round: there the
+        earlier correction is kept (:func:`.rounds.merge_rounds`; the count of
+        its objects kept goes to ``kept_from_earlier``).
+        """
         image = np.asarray(pair.image)
         labels = np.asarray(pair.labels)
         valid = None if pair.valid is None else np.asarray(pair.valid) > 0
         key = _key(image, pair.rgb)
         saved = next((e for e in self.entries if e["key"] == key), None)
+        self.kept_from_earlier.pop(key, None)
         if saved is not None and not scribbles and not _has_objects(labels, valid) and self._has_objects(saved):
             # e.g. a new, never-painted Labels layer picked for an image corrected before: the correction stays
             raise UnusableAnnotation(f"{pair.name or 'this image'} has a correction with objects saved in the "
                                      "project, and these labels have none: pick the labels you painted (the "
                                      "saved correction is kept)")
+        if saved is not None and not scribbles and not saved["scribbles"] and pair.edited is not None:
+            earlier = self._arrays(saved)
+            if earlier is not None and earlier[0].shape == labels.shape:
+                merged = merge_rounds(earlier[0], earlier[1], labels, valid, pair.edited)
+                labels, valid = merged.labels, merged.valid
+                if merged.kept:
+                    self.kept_from_earlier[key] = merged.kept
         (self.folder / "pairs").mkdir(parents=True, exist_ok=True)
         arrays = {"image": image, "labels": labels}
         if valid is not None:
@@ -114,17 +133,22 @@ class Project:
         self._save_index()
         return key
 
-    def _has_objects(self, entry: dict[str, Any]) -> bool:
-        """Whether a saved pair's labels hold an object where they are annotated (unreadable: assumed so)."""
+    def _arrays(self, entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """A saved pair's labels and annotated-region mask (None: every pixel); None if it cannot be read."""
         try:
             with np.load(self.folder / entry["file"]) as data:
                 labels = data["labels"]
                 valid = None
                 if "valid" in data:
                     valid = np.unpackbits(data["valid"], axis=-1, count=labels.shape[-1]).astype(bool)
-        except (OSError, ValueError, KeyError):
-            return True
-        return _has_objects(labels, valid)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+        return labels, valid
+
+    def _has_objects(self, entry: dict[str, Any]) -> bool:
+        """Whether a saved pair's labels hold an object where they are annotated (unreadable: assumed so)."""
+        arrays = self._arrays(entry)
+        return True if arrays is None else _has_objects(*arrays)
 
     def pairs(self, *, scribbles: bool | None = None, task: str | None = None,
               latest: Collection[str] | None = None) -> list[TrainingPair]:
@@ -167,8 +191,21 @@ class Project:
                             **summary})
         self._save_index()
 
+    @property
+    def in_use(self) -> Path | None:
+        """The model this project's loop last put in use (a better round, or one gone back to), while its file is
+        there: napari, started again, starts Segment and the next round on it rather than on the built-in model."""
+        path = Path(self._in_use) if self._in_use else None
+        return path if path is not None and path.is_file() else None
+
+    def set_in_use(self, path: str | os.PathLike) -> None:
+        """Remember ``path`` as the model in use (recorded absolute, like the history)."""
+        self._in_use = str(Path(path).absolute())
+        self._save_index()
+
     def _save_index(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}, indent=1)
+        index = {"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}
+        text = json.dumps({**index, "in_use": self._in_use} if self._in_use else index, indent=1)
         with atomic_path(self.folder / INDEX, ".tmp") as tmp:
             tmp.write_text(text)

@@ -1,0 +1,96 @@
+"""The model in use follows the loop: into every open dock, into docks opened later, and into napari started again.
+
+A second Train dock (the Plugins menu opens one beside a dock added by name)
+must follow a model the first put in use rather than crash napari; a Train
+dock opened later starts where the loop is; the project remembers the model in
+use, so the next day's Segment and Train do not fall back to the built-in model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import synthetic_nuclei
+from napari_unet_seg._widgets import _model_in_use
+from napari_unet_seg._widgets.segment import SegmentWidget
+from napari_unet_seg._widgets.train import TrainWidget
+from napari_unet_seg.core.model.modelfile import new_model, save_model
+from napari_unet_seg.core.training.project import Project
+
+pytestmark = pytest.mark.gui
+
+
+def _saved_model(folder, name: str):
+    torch.manual_seed(0)
+    return save_model(new_model("instances", depth=2, base_channels=4), folder / f"{name}.safetensors")
+
+
+def _viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((96, 128))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    return viewer
+
+
+def test_a_model_put_in_use_reaches_a_second_train_dock_and_segment(make_napari_viewer, private_model_dir, tmp_path):
+    viewer = _viewer(make_napari_viewer)
+    project = tmp_path / "project"
+    first, second = TrainWidget(viewer), TrainWidget(viewer)
+    segment = SegmentWidget(viewer)
+    for name, widget in (("Train", first), ("Train 2", second), ("Segment", segment)):
+        viewer.window.add_dock_widget(widget, name=name)
+    for widget in (first, second):
+        widget.settings.project_dir.setText(str(project))
+    mine = _saved_model(private_model_dir, "nuclei-finetuned")
+    first.use_model(mine)  # what a better round (or History's "Use this model") does
+    assert second.settings.model_box.currentText() == "nuclei-finetuned"  # followed it; it crashed napari before
+    assert segment.model_picker.path() == mine
+    assert Project(project).in_use == mine.absolute()  # remembered for napari started again
+
+
+def test_docks_opened_later_and_napari_started_again_start_on_the_model_in_use(make_napari_viewer, private_model_dir,
+                                                                               monkeypatch):
+    viewer = _viewer(make_napari_viewer)
+    mine = _saved_model(private_model_dir, "nuclei-finetuned")
+    _model_in_use.set_model_in_use(viewer, mine)  # the default project, as a user's first round
+    later = TrainWidget(viewer)
+    viewer.window.add_dock_widget(later, name="Train")
+    assert later.settings.model_box.currentText() == "nuclei-finetuned"  # not the built-in 'nuclei'
+    # napari started again: nothing in memory, the project still knows
+    monkeypatch.setattr(_model_in_use, "_IN_USE", type(_model_in_use._IN_USE)())
+    tomorrow = _viewer(make_napari_viewer)
+    segment, train = SegmentWidget(tomorrow), TrainWidget(tomorrow)
+    assert segment.model_picker.path() == mine
+    assert train.settings.model_box.currentText() == "nuclei-finetuned"
+    mine.unlink()  # a model file deleted since: docks start on the built-in model again, no error
+    assert SegmentWidget(tomorrow).model_picker.path().stem == "nuclei"
+
+
+def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path):
+    from helpers import quick_training
+
+    viewer = _viewer(make_napari_viewer)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    quick_training(widget, tmp_path / "project", 100_000, {"crop_size": 48, "batch_size": 2, "preview_every": 1})
+    widget.settings.max_seconds.setValue(600)
+    widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=60_000)
+    said = []
+    shown = widget.status.setText
+    widget.status.setText = lambda text: (said.append(text), shown(text))
+    widget.cancel()
+    assert not widget.cancel_button.isEnabled()  # pressed once: the run winds down
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.outcome.result.train.cancelled
+    assert widget.status.text().startswith("cancelled: saved ")  # not "done"
+    assert not any(text.startswith("step ") for text in said)  # no "step N ... left" once cancelled
+    # the run is over: the labels to correct next are not under its preview
+    assert widget.preview_layer is not None and not viewer.layers["training preview"].visible
+    again = TrainWidget(viewer)  # another dock's run shows its preview in the same layer, not one more
+    viewer.window.add_dock_widget(again, name="Train again")
+    again._on_preview((0, 96, 0, 128), np.ones((96, 128), np.uint32))
+    assert again.preview_layer.name == "training preview" and viewer.layers["training preview"].visible
+    assert sum(layer.name.startswith("training preview") for layer in viewer.layers) == 1
