@@ -43,12 +43,16 @@ def test_bad_file_is_one_stderr_line_and_exit_1(tmp_path, setup, capsys):
     whole = tmp_path / "whole.tif"
     tifffile.imwrite(whole, (np.random.default_rng(0).random((128, 128)) * 1000).astype(np.uint16), compression="zlib")
     (root / "cut.tif").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a copy that did not finish
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((256, 256), np.uint16))  # not compressed: cut short, its pixels are missing
+    (root / "d.tif").write_bytes(plain.read_bytes()[: plain.stat().st_size // 3])
     code = main(["predict", str(root), "-o", str(tmp_path / "out"), "--model", str(model)])
     err = capsys.readouterr().err.strip().splitlines()  # one line a file: no library log line before it
-    assert code == 1 and len(err) == 2, err
+    assert code == 1 and len(err) == 3, err
     assert err[0].startswith(f"unet-seg predict: {root / 'broken.tif'}: ")  # named as given, in its folder
-    assert err[1].startswith(f"unet-seg predict: {root / 'cut.tif'}: cannot be read as an image: the file is "
-                             "damaged or cut short")
+    for name, line in (("cut.tif", err[1]), ("d.tif", err[2])):
+        assert line.startswith(f"unet-seg predict: {root / name}: cannot be read as an image: the file is "
+                               "damaged or cut short"), line
     assert (tmp_path / "out" / "a_labels.tif").exists()
 
 

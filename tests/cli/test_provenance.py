@@ -132,6 +132,9 @@ def test_the_lineage_line_reads_fine_tuning_runs_and_a_built_in_models_stages():
     assert _training({"builtin": True, "lineage": stages}) == "built-in, as shipped; trained in 3 stages (see --json)"
     # a fine-tune of the built-in model counts its own runs, not the built-in model's stages
     assert _training({"lineage": stages + runs[:1]}).startswith("1 fine-tuning run(s), the last from 'nuclei'")
+    new = [{"base": "scratch", "date": "2026-12-02T01:00:00Z"}]  # a new model, but on the nuclei model's encoder
+    assert _training({"lineage": new, "encoder_from": "nuclei"}) == (
+        "1 training run(s), the last a new model on the trained encoder of 'nuclei', on 2026-12-02T01:00:00Z")
 
 
 def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, model_file, capsys):

@@ -84,3 +84,17 @@ def test_a_damaged_project_is_one_line(tmp_path, capsys):
                  "--project", str(tmp_path / "project"), "-o", str(tmp_path / "m.safetensors")])
     err = capsys.readouterr().err
     assert code == 2 and "is damaged" in err and "Traceback" not in err
+
+
+def test_a_new_model_trained_into_a_project_becomes_its_model_in_use(tmp_path, capsys):
+    """As from the Train dock: napari's docks on this project start on the model the command line made."""
+    from napari_unet_seg.core.training.project import Project
+
+    image, labels = synthetic_nuclei((64, 64), seed=1)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"), "--init",
+                 "none", "--depth", "2", "--width", "4", "--max-steps", "2", "--project", str(tmp_path / "project"),
+                 "-o", str(tmp_path / "m.safetensors")])
+    assert code == 0, capsys.readouterr().err
+    assert Project(tmp_path / "project").in_use == tmp_path / "m.safetensors"

@@ -16,8 +16,10 @@ from helpers import synthetic_nuclei
 from napari_unet_seg._widgets import _model_in_use
 from napari_unet_seg._widgets.segment import SegmentWidget
 from napari_unet_seg._widgets.train import TrainWidget
+from napari_unet_seg._widgets.train_form import SCRATCH
 from napari_unet_seg.core.model.modelfile import new_model, save_model
-from napari_unet_seg.core.training.project import Project
+from napari_unet_seg.core.training.data import TrainingPair
+from napari_unet_seg.core.training.project import Project, default_project_dir
 
 pytestmark = pytest.mark.gui
 
@@ -94,3 +96,43 @@ def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path
     again._on_preview((0, 96, 0, 128), np.ones((96, 128), np.uint32))
     assert again.preview_layer.name == "training preview" and viewer.layers["training preview"].visible
     assert sum(layer.name.startswith("training preview") for layer in viewer.layers) == 1
+
+
+def test_a_project_chosen_stays_chosen_and_brings_its_model_in_use(make_napari_viewer, private_model_dir, tmp_path,
+                                                                    monkeypatch):
+    """A project folder typed into Train went back to the default one when the dock was opened again, and typing
+    it did not switch to its model: the next round mixed two projects' histories."""
+    image, labels = synthetic_nuclei((96, 128))
+    theirs = _saved_model(private_model_dir, "nuclei-finetuned-2")
+    mine = tmp_path / "my project"
+    project = Project(mine)
+    project.add(TrainingPair(image, labels, name="cells"))
+    project.set_in_use(theirs)
+    default_in_use = _saved_model(private_model_dir, "nuclei-finetuned-4")
+    Project(default_project_dir()).set_in_use(default_in_use)
+
+    viewer = _viewer(make_napari_viewer)
+    train, segment = TrainWidget(viewer), SegmentWidget(viewer)
+    viewer.window.add_dock_widget(train, name="Train")
+    viewer.window.add_dock_widget(segment, name="Segment")
+    assert train.settings.model_box.currentText() == "nuclei-finetuned-4"  # the default project's, for now
+    train.settings.project_dir.setText(str(mine))
+    train.settings.project_dir.editingFinished.emit()
+    assert train.settings.model_box.currentText() == "nuclei-finetuned-2"  # that project's loop goes on
+    assert segment.model_picker.path() == theirs
+    again = TrainWidget(viewer)  # opened again: the project chosen, not the default one
+    assert again.settings.project_dir.text() == str(mine.absolute())
+    monkeypatch.setattr(_model_in_use, "_IN_USE", type(_model_in_use._IN_USE)())  # napari started again
+    tomorrow = _viewer(make_napari_viewer)
+    assert SegmentWidget(tomorrow).model_picker.path() == theirs
+    assert TrainWidget(tomorrow).settings.model_box.currentText() == "nuclei-finetuned-2"
+
+
+def test_scribbles_leave_any_objects_model_for_a_new_class_model(make_napari_viewer, private_model_dir):
+    viewer = _viewer(make_napari_viewer)
+    mine = _saved_model(private_model_dir, "nuclei-finetuned")
+    _model_in_use.set_model_in_use(viewer, mine)
+    train = TrainWidget(viewer)
+    assert train.settings.model_box.currentText() == "nuclei-finetuned"
+    train.settings.mode_box.setCurrentIndex(2)  # scribbles: they train class models
+    assert train.settings.model_box.currentText() == SCRATCH

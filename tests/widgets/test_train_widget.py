@@ -371,6 +371,7 @@ def test_a_new_press_clears_the_last_verdict_and_a_failed_start_says_why(make_na
     assert "do not overlay 'cells'" in widget.status.text()  # never a mismatched pair in silence
     widget.start()
     assert widget.worker is None and "must overlay exactly" in messages["error"][-1]
+    assert messages["error"][-1].startswith("Training not started: ")  # worded as the other refusals
     assert widget.status.text().startswith("Not started:") and "must overlay exactly" in widget.status.text()
     assert widget.result.text() == "" and widget.result.isHidden()  # no "Saved model..." from the last run
     assert widget.outcome is None and widget.plot.steps == [] and widget.progress.value() == 0

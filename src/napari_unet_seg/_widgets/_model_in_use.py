@@ -14,27 +14,28 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from ..core.training.project import Project, default_project_dir
+from ..core.training.project import Project, current_project_dir
 
 _IN_USE: WeakKeyDictionary[Any, Path] = WeakKeyDictionary()
 
 
 def set_model_in_use(viewer: Any, path: str | Path, project_dir: str | os.PathLike | None = None) -> None:
-    """Remember ``path`` as the model docks of ``viewer`` start on, and in the project (the default one if None)."""
+    """Remember ``path`` as the model docks of ``viewer`` start on, and in the project (None: the one Train used
+    last)."""
     _IN_USE[viewer] = Path(path)
     try:
-        Project(project_dir or default_project_dir()).set_in_use(path)
+        Project(project_dir or current_project_dir()).set_in_use(path)
     except (OSError, ValueError):  # an unwritable or damaged project: the viewer remembers it still
         pass
 
 
 def model_in_use(viewer: Any, project_dir: str | os.PathLike | None = None) -> Path | None:
-    """The model Train last put in use in ``viewer``, else the one the project (the default one if None)
+    """The model Train last put in use in ``viewer``, else the one the project (None: the one Train used last)
     last put in use, while its file is there; None otherwise (docks start on the built-in model)."""
     path = _IN_USE.get(viewer)
     if path is not None and path.is_file():
         return path
     try:
-        return Project(project_dir or default_project_dir()).in_use
+        return Project(project_dir or current_project_dir()).in_use
     except (OSError, ValueError):
         return None

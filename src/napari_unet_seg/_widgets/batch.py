@@ -31,7 +31,7 @@ from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
 from ..core.batch.qc import qc_page
 from ..core.batch.runner import iter_jobs
-from ..core.batch.summary import SUMMARY_NAME, skip_reasons, summary_note, summary_path
+from ..core.batch.summary import SUMMARY_NAME, csv_row, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels, untouched_output
 from ..core.inference.cells import BOUNDARIES
@@ -344,8 +344,11 @@ class BatchWidget(QWidget):
         if result.status != "skipped":
             self._last_done = time.monotonic()
         row = self.jobs.index(job)
-        self._set_row(row, [self._name(job), result.status, str(result.objects), f"{result.mean_area:.1f}",
-                            f"{result.seconds:.1f}", name_overwrite(result.message, f"'{REDO}'")])
+        shown = csv_row(result)  # as summary.csv has it: a class map or a failed file counts no objects
+        area = shown["mean_area"]
+        self._set_row(row, [self._name(job), result.status, str(shown["objects"]),
+                            f"{area:.1f}" if isinstance(area, float) else "", f"{result.seconds:.1f}",
+                            name_overwrite(result.message, f"'{REDO}'")])
         self.progress_bar.setValue(len(self.results))
         self._show_status()
         if self._pbar is not None:

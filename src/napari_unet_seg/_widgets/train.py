@@ -24,6 +24,7 @@ from ..core.model.registry import available_models, user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name, starting_label
+from ..core.training.project import Project, remember_project_dir
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
 from ._model_in_use import model_in_use, set_model_in_use
@@ -88,6 +89,7 @@ class TrainWidget(QWidget):
         self._warned: set[str] = set()  # said while training, so the verdict does not say it again
         if (in_use := model_in_use(self.viewer, self._project_dir())) is not None:
             self.settings.add_model_file(in_use)  # the next round starts where the loop is, as Segment does
+        self.settings.project_dir.editingFinished.connect(self._on_project_chosen)
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
@@ -164,6 +166,26 @@ class TrainWidget(QWidget):
     def _project_dir(self) -> str | None:
         return self.settings.project_dir.text().strip() or None
 
+    def _on_project_chosen(self) -> None:
+        """Another project folder typed in: it stays chosen, and its model in use becomes the model in use (the
+        next round continues that project's loop, not the one before)."""
+        folder = self._project_dir()
+        if folder is None or self.settings.busy:
+            return
+        try:
+            project = Project(folder)
+        except ValueError:  # damaged: the dock says so under the folder
+            return
+        if len(project) or project.models:
+            remember_project_dir(folder)
+        in_use = project.in_use
+        if in_use is not None and (in_use != model_in_use(self.viewer, folder)
+                                   or self.settings.model_box.currentText() != in_use.stem):
+            self.settings.add_model_file(in_use)
+            self._refresh_segment_widgets(choose=in_use)
+            self.status.setText(f"this project's model in use, '{in_use.stem}': Segment uses it, and the next round "
+                                "starts from it")
+
     def _segment_uses(self, init: str) -> bool:
         """Whether Segment uses the model this round started from (the model in use, or the built-in one)."""
         start = Path(init) if Path(init).suffix == ".safetensors" else available_models().get(init)
@@ -198,8 +220,10 @@ class TrainWidget(QWidget):
         except (ValueError, KeyError, ModelFileError) as exc:
             self.status.setText(f"Not started: {first_line(exc)}")
             self._before_warning = "ready"  # what the status says once the pair is fixed
-            show_error(str(exc))
+            show_error(f"Training not started: {exc}")  # as the refusals found in the background say it
             return
+        if self.job.project_dir is not None:
+            remember_project_dir(self.job.project_dir)  # a dock opened later, or napari started again, uses it
         self.status.setText("starting...")
         self.progress.setRange(0, 0)  # busy until the first step: scaling the images, the starting model's errors
         self._watch = RunWatch(self.viewer, self.settings.chosen_layers())

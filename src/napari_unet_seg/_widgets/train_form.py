@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit,
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import available_models, load_model, resolve_model_path
-from ..core.training.project import Project, default_project_dir
+from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
 from .segment_layers import is_pristine, is_segment_result, uncorrected_planes
@@ -117,7 +117,7 @@ class TrainSettings(QWidget):
         self.use_project.setToolTip("Also train on every correction saved in the project folder, not only on the "
                                     "layers chosen above.")
         self.use_project.setChecked(True)
-        self.project_dir = QLineEdit(str(default_project_dir()))
+        self.project_dir = QLineEdit(str(current_project_dir()))  # the one Train used last
         self.project_info = QLabel()
         self.project_info.setWordWrap(True)
         self.diameter = auto_double_spinbox(10_000, suffix=" px", tooltip=(
@@ -287,9 +287,19 @@ class TrainSettings(QWidget):
         self.mode_box.setToolTip(MODE_TIPS[self.mode()])
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")
-            if self.model_box.currentText() == "nuclei":
+            if self._starts_from_instances():  # scribbles train class models: an objects model cannot take them
                 self.model_box.setCurrentText(SCRATCH)
         self._on_model_changed()
+
+    def _starts_from_instances(self) -> bool:
+        """Whether the chosen starting point is an instance (objects) model, e.g. `nuclei` or a fine-tune of it."""
+        if self.model_box.currentText() == SCRATCH or self.model_box.currentData() == LOAD_FROM_FILE:
+            return False
+        try:
+            return ModelInfo.of(resolve_model_path(str(self.model_box.currentData() or self.model_box.currentText())))\
+                .task == "instances"
+        except (ModelFileError, OSError, ValueError):
+            return False
 
     def show_project(self) -> None:
         try:

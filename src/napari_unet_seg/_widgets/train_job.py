@@ -64,6 +64,7 @@ class JobOutcome:
     result: FinetuneResult
     path: Path
     n_pairs: int
+    notes: list[str] = field(default_factory=list)  # what the user should know that is no warning
 
 
 def outcome_text(outcome: JobOutcome, parent: str) -> str:
@@ -79,6 +80,7 @@ def outcome_text(outcome: JobOutcome, parent: str) -> str:
     lines = [verdict[0].upper() + verdict[1:] + "."] if verdict else []
     lines += [saved, f"{result.score_text()} on {result.scores_where()}."]
     lines += [text[0].upper() + text[1:] + "." for text in (result.focus_text(),) if text]
+    lines += [f"Note: {note[0].upper()}{note[1:]}." for note in outcome.notes]
     lines += [f"Warning: {warning}" for warning in result.warnings]
     return "\n".join(lines)
 
@@ -123,6 +125,7 @@ def run_training(
     wrong before the first step (a class painted nowhere), while it can still be stopped.
     """
     pairs = list(job.pairs)
+    notes: list[str] = []
     status("preparing the model...")
     scratch = is_scratch(job.init)
     classes = job.classes
@@ -145,8 +148,9 @@ def run_training(
         latest = set(keys)
         for pair, key in zip(pairs, keys):  # said: the layer alone is not what this round learns from
             if kept := project.kept_from_earlier.get(key):
-                warn(f"{pair.name}: {kept} object(s) of its earlier correction in the project are kept where you "
-                     "changed nothing this round (there the labels are the new model's own output)")
+                notes.append(f"{kept} object(s) of your earlier correction of {pair.name} were kept where you changed "
+                             "nothing this round")
+                status(notes[-1] + "...")
         if job.use_project:
             pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
             for problem in project.unreadable:
@@ -180,4 +184,4 @@ def run_training(
         except OSError as exc:
             result.warnings.append(f"the project folder could not be written ({first_line(exc)}): '{path.stem}' is "
                                    "saved, but not in the project's History")
-    return JobOutcome(result, path, len(pairs))
+    return JobOutcome(result, path, len(pairs), notes)

@@ -116,6 +116,9 @@ def _training(model: dict[str, Any]) -> str:
     last = lineage[-1]
     if "base" in last:  # a fine-tuning run (core.training.lineage), after any stages of a script-trained model
         runs = sum(isinstance(run, dict) and "base" in run for run in lineage)
+        if last.get("base") == "scratch" and model.get("encoder_from"):  # not from nothing: say on what
+            return (f"{runs} training run(s), the last a new model on the trained encoder of "
+                    f"'{model['encoder_from']}', on {last.get('date')}")
         return f"{runs} fine-tuning run(s), the last from '{last.get('base')}' on {last.get('date')}"
     # the earlier stages of a model trained by a script (scripts/train_nuclei.py), then this file's own run
     built_in = "built-in, as shipped; " if model.get("builtin") else ""

@@ -307,6 +307,8 @@ def run(args: argparse.Namespace) -> int:
     if project is not None:
         try:
             project.record_model(path, result.history_record("scratch" if scratch else init))
+            if result.worth_using:  # as the Train dock: napari's docks on this project start on it
+                project.set_in_use(path)
         except OSError as exc:
             print(f"unet-seg train: warning: the project folder could not be written ({first_line(exc)}): {path} "
                   "is saved, but not in the project's history", file=sys.stderr)

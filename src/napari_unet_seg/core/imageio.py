@@ -104,7 +104,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
 
 # what tifffile, imagecodecs and Pillow say of a file whose bytes are missing or garbled
 DAMAGED_SIGNS = ("decompress", "bad_data", "truncated", "invalid offset", "unexpected end", "end of file", "eof",
-                 "list index out of range", "corrupt", "broken data stream")
+                 "list index out of range", "corrupt", "broken data stream", "failed to read")
 
 
 @contextlib.contextmanager

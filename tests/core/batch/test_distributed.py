@@ -108,36 +108,38 @@ def test_paths_typed_relative_to_here_reach_workers_that_run_elsewhere(tmp_path,
 
 
 def test_a_stopped_run_stops_the_files_running_on_workers(tmp_path, folder, options, monkeypatch):
-    """Dask cannot interrupt a running task: the run's stop event reaches it between windows, so nothing is written
-    after the run has said it stopped (Ctrl+C, Cancel)."""
+    """Dask cannot interrupt a running task: the run's stop event reaches it between windows, a file not begun is
+    not read, and the run waits for them, so nothing is written after it returned (Ctrl+C, Cancel); a file that
+    finished meanwhile still gets its summary row."""
     import threading
 
     from distributed import LocalCluster
 
     from napari_unet_seg.core.batch import distributed as cluster_run
+    from napari_unet_seg.core.batch.files import FileResult
     from napari_unet_seg.core.batch.jobs import find_jobs
 
-    started, stopped = threading.Event(), threading.Event()
+    started, read = threading.Event(), []
 
     def slow_file(job, model, options, **kwargs):  # a long file: it asks whether to stop, as windows do
+        read.append(job.source.name)
         started.set()
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if kwargs["cancel"]():
-                stopped.set()
-                return None
+        while time.monotonic() < deadline and not kwargs["cancel"]():
             time.sleep(0.05)
-        return None
+        time.sleep(0.5)  # past its network when told: it writes its outputs whole, then returns
+        return FileResult(str(job.source), "ok", 3, 10.0, 1.0, "", str(job.target))
 
     monkeypatch.setattr(cluster_run, "segment_file", slow_file)
     root, _ = folder
     jobs = find_jobs([root / "a.tif", root / "b c.png"], tmp_path / "out", kind="labels")
+    late = []
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
                       host="127.0.0.1", dashboard_address=None) as cluster:
-        results = list(cluster_run.iter_distributed(jobs, options, cluster.scheduler_address,
-                                                    cancel=started.is_set))
-        assert stopped.wait(10)  # the running file was told, not left to finish
-    assert results == [] and not list((tmp_path / "out").glob("*_labels.tif"))
+        results = list(cluster_run.iter_distributed(jobs, options, cluster.scheduler_address, cancel=started.is_set,
+                                                    finished_late=lambda job, row: late.append((job, row))))
+        assert read == ["a.tif"]  # the file not begun was never read
+    assert results == [] and [(job.source.name, row.status) for job, row in late] == [("a.tif", "ok")]
 
 
 def test_a_cluster_left_without_workers_ends_the_run_in_one_line():

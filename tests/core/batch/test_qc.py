@@ -184,3 +184,9 @@ def test_class_maps_are_not_counted_as_files_where_nothing_was_found(tmp_path):
     with open(summary_path(tmp_path), newline="", encoding="utf-8") as f:
         written = list(csv.DictReader(f))
     assert [(r["objects"], r["mean_area"]) for r in written] == [("", ""), ("", "")]  # not applicable, not 0
+    assert "a.tif: a class map" in text  # the chart's bar says so too, not "a.tif: 0"
+    failed = FileResult(str(tmp_path / "c.tif"), "failed", 0, 0.0, 0.1, "c.tif: not an image", "")
+    write_summary([failed], tmp_path)
+    with open(summary_path(tmp_path), newline="", encoding="utf-8") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["objects"], row["mean_area"]) == ("", "")  # a failed file found nothing: it was not segmented

@@ -93,3 +93,11 @@ def test_flip_averaging_is_recorded_remade_and_counts_as_another_setting(tmp_pat
     assert record["settings"]["flip_average"] is True and "--flip-average" in shlex.split(record["command"])
     assert "--flip-average" not in describe_run(load_model(path), plain, device="cpu", precision="fp32")["command"]
     assert settings_key(plain) != settings_key(flipped)
+
+
+def test_a_new_model_on_a_trained_encoder_says_whose():
+    model = threshold_model()
+    model.metadata["training"] = {"encoder_from": "nuclei"}
+    assert describe_run(model, RunOptions(), device="cpu", precision="fp32")["model"]["encoder_from"] == "nuclei"
+    assert "encoder_from" not in describe_run(threshold_model(), RunOptions(), device="cpu",
+                                              precision="fp32")["model"]

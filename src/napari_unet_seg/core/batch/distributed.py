@@ -35,6 +35,7 @@ CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
 WORKER_CHECK = 2.0  # seconds between asking the scheduler how many workers it has
 NO_WORKERS_GRACE = 60.0  # seconds without a single worker (all killed, walltime reached) before the run gives up
+STOP_GRACE = 15.0  # seconds a stopped run waits for the files on workers to stop (or finish) and be recorded
 SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
 
@@ -119,6 +120,8 @@ def segment_on_worker(job: Job, options: RunOptions, plugin_name: str, stop: str
 
     plugin = get_worker().plugins[plugin_name]
     event = Event(stop) if stop else None
+    if event is not None and event.is_set():
+        return None  # the run stopped before this file began: it is not read
     with dask.config.set(scheduler="synchronous"):  # zarr inputs are read inside this task
         return segment_file(job, plugin.model, options, lock=plugin.lock,
                             cancel=None if event is None else event.is_set)
@@ -154,23 +157,37 @@ class _WorkerWatch:
         return now - self.seen if now - self.seen >= self.grace else None
 
 
+def _row(future: Any, job: Job) -> FileResult | None:
+    """The summary row of a finished task (None: stopped before it wrote anything)."""
+    try:
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
+        return None if stopped_by_shutdown(exc) else failed_result(job, exc, 0.0)
+    return None if result is None else _as_given(result, job)
+
+
 def iter_distributed(
     jobs: list[Job], options: RunOptions, address: str, *, cancel: Callable[[], bool] | None = None,
-    timeout: float = CONNECT_TIMEOUT, no_workers_grace: float = NO_WORKERS_GRACE,
+    timeout: float = CONNECT_TIMEOUT, no_workers_grace: float = NO_WORKERS_GRACE, stop_grace: float = STOP_GRACE,
+    finished_late: Callable[[Job, FileResult], None] | None = None,
 ) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them.
 
-    However the run ends (cancelled, Ctrl+C, an error), the files still running
-    on workers are told to stop and those not started are cancelled: nothing
-    is written after the run has said it stopped. A cluster without workers for
-    ``no_workers_grace`` seconds ends the run with a :class:`SchedulerError`.
+    However the run ends (cancelled, Ctrl+C, an error), the files on workers
+    are told to stop: those not begun return at once, those being segmented
+    at their next window, and the run waits up to ``stop_grace`` seconds for
+    them, so nothing is written after it has returned; a file that finished
+    meanwhile goes to ``finished_late`` (its summary row), as in a local run.
+    A cluster without workers for ``no_workers_grace`` seconds ends the run
+    with a :class:`SchedulerError`.
     """
     from distributed import Event
 
     plugin = model_plugin(options)
     client = connect(address, timeout)
+    futures: dict[Any, Job] = {}
     pending: list[Any] = []
-    stop = None
+    stop, grace = None, stop_grace
     try:
         if not client.scheduler_info().get("workers"):
             client.wait_for_workers(1, timeout=max(timeout, 30))
@@ -187,42 +204,43 @@ def iter_distributed(
         while pending:
             if cancel is not None and cancel():
                 return
-            done = [f for f in pending if f.done()]
-            if not done:
+            future = next((f for f in pending if f.done()), None)
+            if future is None:
                 if (gone := watch.gone_for()) is not None:
+                    grace = 0.0  # no worker is left to stop
+                    left = [futures[f] for f in pending if not futures[f].target.exists()]
                     raise SchedulerError(
-                        f"the dask cluster at {address} has had no workers for {gone:.0f} s, so {len(pending)} "
+                        f"the dask cluster at {address} has had no workers for {gone:.0f} s, so {len(left)} "
                         "file(s) were not run; start workers and run the same command again to finish them "
                         "(finished files are kept)")
                 time.sleep(POLL)
                 continue
-            finished = {f.key for f in done}
-            pending = [f for f in pending if f.key not in finished]
-            for future in done:
-                job = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. a worker died on this file
-                    result = None if stopped_by_shutdown(exc) else failed_result(job, exc, 0.0)
-                else:
-                    result = None if result is None else _as_given(result, job)  # None: stopped, not run
-                if result is not None:
-                    yield job, result
+            pending.remove(future)  # one at a time: a run stopped at a yield leaves the rest to the wind-down
+            if (result := _row(future, futures[future])) is not None:
+                yield futures[future], result
     except TimeoutError as exc:
         raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
     finally:
-        _stop(client, stop, [f for f in pending if not f.done()])
+        _wind_down(client, stop, pending, futures, grace, finished_late)
         client.close()
 
 
-def _stop(client: Any, stop: Any, running: list[Any]) -> None:
-    """Tell the files still on workers to stop (they write nothing), and cancel the rest."""
-    if not running:
+def _wind_down(client: Any, stop: Any, pending: list[Any], futures: dict[Any, Job], grace: float,
+               finished_late: Callable[[Job, FileResult], None] | None) -> None:
+    """Tell the files still on workers to stop, wait up to ``grace`` seconds for them, record those that finished
+    meanwhile, and cancel the rest."""
+    if not pending:
         return
     try:
         if stop is not None:
             stop.set()
-        client.cancel(running)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not all(f.done() for f in pending):
+            time.sleep(POLL)
+        for future in pending:
+            if future.done() and finished_late is not None and (result := _row(future, futures[future])) is not None:
+                finished_late(futures[future], result)
+        client.cancel([f for f in pending if not f.done()])
     except Exception:  # noqa: BLE001 - a scheduler gone already: there is nothing left to stop
         pass
 

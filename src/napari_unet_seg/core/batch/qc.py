@@ -258,7 +258,8 @@ def _chart(rows: list[SummaryRow]) -> str:
         colour = "#e6194b" if row.status == "failed" else "#888888" if _classes(row) else \
             "#f58231" if not row.objects else "#ffd700"
         x = left + i * (bar + gap)
-        tip = html.escape(f"{Path(row.file).name}: {row.objects if row.status == 'ok' else row.status}")
+        said = row.status if row.status != "ok" else "a class map" if _classes(row) else f"{row.objects} objects"
+        tip = html.escape(f"{Path(row.file).name}: {said}")
         bars.append(f'<rect x="{x}" y="{height - h - 2}" width="{bar}" height="{max(h, 2)}" fill="{colour}">'
                     f"<title>{tip}</title></rect>")
     return (f'<svg width="{width}" height="{height + 4}" role="img" aria-label="objects per file">'

@@ -151,7 +151,7 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
         if todo and scheduler:
             from .distributed import iter_distributed  # dask.distributed is slow to import: only for cluster runs
 
-            stream = iter_distributed(todo, options, scheduler, cancel=cancel)
+            stream = iter_distributed(todo, options, scheduler, cancel=cancel, finished_late=record)
         elif todo:
             stream = iter_local(todo, load_model(options.model), options, cancel=cancel, finished_late=record)
         else:

@@ -78,9 +78,10 @@ def is_class_output(output: str) -> bool:
 
 
 def csv_row(result: FileResult) -> dict[str, object]:
-    """A summary row as written: a class map's object count and mean area are left empty (not 0, "none found")."""
+    """A summary row as written: the object count and mean area of a class map or of a file that failed are left
+    empty (not 0, which says "segmented, none found")."""
     row = asdict(result)
-    if is_class_output(result.output) and not result.objects:
+    if result.status == "failed" or (is_class_output(result.output) and not result.objects):
         row["objects"] = row["mean_area"] = ""
     return row
 

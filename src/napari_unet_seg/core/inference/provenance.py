@@ -83,6 +83,7 @@ def describe_run(model: Model, options: RunOptions, *, device: str, precision: s
             "sha256": _sha256_or_none(file),
             "task": model.task,
             "lineage": json.loads(to_json(model.metadata.get("lineage", []))),  # plain JSON, even fresh from training
+            **_encoder_from(model.metadata),  # a new model that started on another's trained encoder says whose
             **({"class_names": list(model.class_names)} if model.task == "semantic" else {}),  # names a class output
         },
         "settings": {  # every RunOptions field as asked (new fields are recorded without a change here)
@@ -174,6 +175,12 @@ def predict_command(record: dict[str, Any], *, image_path: str | os.PathLike | N
                 args += [flag, repr(float(settings[name]))]
     args += ["--device", record["ran_on"]["device"].split(":")[0], "--precision", record["ran_on"]["precision"]]
     return shlex.join(args)
+
+
+def _encoder_from(metadata: dict[str, Any]) -> dict[str, str]:
+    training = metadata.get("training")
+    source = training.get("encoder_from") if isinstance(training, dict) else None
+    return {"encoder_from": str(source)} if source else {}
 
 
 def with_paths(record: dict[str, Any], *, image_path: str | os.PathLike | None = None,

@@ -47,6 +47,33 @@ def default_project_dir() -> Path:
     return beside if (beside / INDEX).is_file() and not (inside / INDEX).is_file() else inside
 
 
+LAST_PROJECT = "last_project.txt"  # beside the default project: the folder the Train dock used last
+
+
+def current_project_dir() -> Path:
+    """The project the Train dock used last (while it is there), else :func:`default_project_dir`.
+
+    A project chosen once stays chosen: a dock opened later, and napari
+    started again, save the next round there and start on its model in use.
+    """
+    try:
+        text = (default_project_dir().parent / LAST_PROJECT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return default_project_dir()
+    return Path(text) if text and (Path(text) / INDEX).is_file() else default_project_dir()
+
+
+def remember_project_dir(folder: str | os.PathLike) -> None:
+    """Make ``folder`` the project a Train dock opened later starts on (nothing is lost if this cannot be written)."""
+    pointer = default_project_dir().parent / LAST_PROJECT
+    try:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(pointer, ".tmp") as tmp:
+            tmp.write_text(str(Path(folder).absolute()), encoding="utf-8")
+    except OSError:
+        pass
+
+
 def _key(image: np.ndarray, rgb: bool) -> str:
     digest = hashlib.sha1(np.ascontiguousarray(image).tobytes())
     digest.update(f"{image.shape}{image.dtype}{rgb}".encode())
