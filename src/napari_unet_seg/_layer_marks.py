@@ -13,6 +13,7 @@ command would no longer make these labels.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,15 +38,24 @@ EDIT_TILE = 64  # px: where a result was edited is known to this grain (a hash p
 
 
 def tile_fingerprints(plane: np.ndarray, tile: int = EDIT_TILE) -> list[str]:
-    """A short hash of each ``tile`` x ``tile`` tile of a 2D plane, row by row (values, not their dtype)."""
+    """A CRC-32 of each ``tile`` x ``tile`` tile of a 2D plane's bytes, row by row.
+
+    Made on the main thread when a result is shown: 0.04 s for 4096², where a
+    cryptographic hash of each tile took 0.3 s (the napari window froze).
+    """
     height, width = plane.shape
-    return [hashlib.blake2b(np.ascontiguousarray(plane[y:y + tile, x:x + tile], np.int64).tobytes(),
-                            digest_size=8).hexdigest()
-            for y in range(0, height, tile) for x in range(0, width, tile)]
+    sums = []
+    for y in range(0, height, tile):
+        band = np.ascontiguousarray(plane[y:y + tile])
+        sums += [format(zlib.crc32(np.ascontiguousarray(band[:, x:x + tile])), "08x") for x in range(0, width, tile)]
+    return sums
 
 
-def edited_tiles(plane: np.ndarray, stored: list[str], tile: int = EDIT_TILE) -> np.ndarray | None:
-    """Where ``plane`` differs from what was hashed (the tiles changed since, whole); None if it cannot be told."""
+def edited_tiles(plane: np.ndarray, stored: list[str], dtype: Any = None, tile: int = EDIT_TILE) -> np.ndarray | None:
+    """Where ``plane`` differs from what was hashed in ``dtype`` (the tiles changed since, whole); None if it
+    cannot be told."""
+    if dtype is not None and plane.dtype != np.dtype(dtype):
+        plane = plane.astype(dtype)  # the same ids, in the type they were hashed in
     current = tile_fingerprints(plane, tile)
     if len(current) != len(stored):
         return None

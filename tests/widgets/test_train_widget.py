@@ -610,6 +610,8 @@ def test_the_pairs_of_a_corrected_segment_result_know_where_the_user_corrected_i
     expected = np.zeros(labels.shape, bool)
     expected[64:128, 128:192] = True
     assert np.array_equal(pair.edited, expected)
+    result.data = result.data.astype(np.int32)  # the same ids in another type: not an edit
+    assert np.array_equal(pairs_from_layers(picture, result)[0].edited, expected)
     movie = Labels(np.stack([labels] * 3), name="movie labels")
     _record(movie, Image(np.stack([image] * 3), name="movie"), {"model": "nuclei"})
     movie.data[1, :5, :5] = 0 if labels[:5, :5].any() else 7  # slice 1 changed in its first tile

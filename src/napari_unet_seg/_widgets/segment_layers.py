@@ -200,6 +200,7 @@ def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str =
     layer.metadata[METADATA_KEY] = {
         **_made(image, provenance, kind), "edited": False, "fingerprint": fingerprint(layer.data), "name": layer.name,
         "plane_fingerprints": _plane_fingerprints(layer.data), "tile_fingerprints": _tile_fingerprints(layer.data),
+        "tile_dtype": str(getattr(layer.data, "dtype", "")),
     }
 
 
@@ -234,7 +235,7 @@ def edited_region(layer: Labels, index: tuple[int, ...] = ()) -> np.ndarray | No
     data = layer.data
     if not isinstance(stored, list) or not isinstance(data, np.ndarray) or data.ndim != len(index) + 2:
         return None
-    return edited_tiles(np.asarray(data[index] if index else data), stored)
+    return edited_tiles(np.asarray(data[index] if index else data), stored, info.get("tile_dtype") or None)
 
 
 def uncorrected_planes(layer: Labels) -> list[tuple[int, ...]] | None:

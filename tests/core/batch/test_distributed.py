@@ -165,3 +165,17 @@ def test_a_cluster_left_without_workers_ends_the_run_in_one_line():
     cluster.workers = {"tcp://w2": 1}  # back
     time.sleep(0.15)
     assert watch.gone_for() is None
+
+
+def test_a_scheduler_lost_mid_run_ends_it_in_one_line():
+    from napari_unet_seg.core.batch.distributed import _WorkerWatch
+
+    class Gone:
+        def nthreads(self):
+            raise OSError("Stream is closed")
+
+    watch = _WorkerWatch(Gone(), grace=0.1)
+    time.sleep(0.06)
+    with pytest.raises(SchedulerError, match="lost the dask scheduler") as info:
+        watch.gone_for()
+    assert "\n" not in str(info.value)

@@ -152,7 +152,12 @@ class _WorkerWatch:
         if now - self.checked < min(WORKER_CHECK, self.grace / 2):
             return None
         self.checked = now
-        if self.client.nthreads():
+        try:
+            workers = self.client.nthreads()
+        except Exception as exc:  # noqa: BLE001 - the scheduler itself is gone (closed, its node lost)
+            raise SchedulerError(f"lost the dask scheduler ({type(exc).__name__}): files not finished were not run; "
+                                 "start the cluster again and run the same command to finish them") from exc
+        if workers:
             self.seen = now
         return now - self.seen if now - self.seen >= self.grace else None
 
