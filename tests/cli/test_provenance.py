@@ -237,3 +237,15 @@ def test_labels_corrected_since_they_were_made_say_so_in_provenance_and_in_their
     capsys.readouterr()
     assert main(["provenance", str(table)]) == 0
     assert capsys.readouterr().out.startswith("EDITED:")
+
+
+def test_a_new_model_file_on_a_trained_encoder_says_so_not_from_scratch(tmp_path, capsys):
+    model = threshold_model()
+    model.metadata["training"] = {"encoder_from": "nuclei"}
+    model.metadata["lineage"] = [{"base": "scratch", "date": "2026-12-02T01:00:00Z", "mode": "dense", "steps": 5,
+                                  "data": [{"name": "a"}]}]
+    path = save_model(model, tmp_path / "new.safetensors")
+    assert main(["provenance", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "a new model on the trained encoder of 'nuclei'" in out and "a new model on the encoder of 'nuclei'" in out
+    assert "from 'scratch'" not in out

@@ -96,5 +96,8 @@ def test_a_new_model_trained_into_a_project_becomes_its_model_in_use(tmp_path, c
     code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"), "--init",
                  "none", "--depth", "2", "--width", "4", "--max-steps", "2", "--project", str(tmp_path / "project"),
                  "-o", str(tmp_path / "m.safetensors")])
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
     assert Project(tmp_path / "project").in_use == tmp_path / "m.safetensors"
+    assert "training a new model (instances" in printed.out  # not "training scratch"
+    assert f"it is now the model in use of project {tmp_path / 'project'}" in printed.out

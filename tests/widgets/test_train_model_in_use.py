@@ -98,6 +98,17 @@ def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path
     assert sum(layer.name.startswith("training preview") for layer in viewer.layers) == 1
 
 
+def test_a_model_in_use_outside_the_model_folder_reaches_segment(make_napari_viewer, tmp_path):
+    """A project's model in use written by `unet-seg train -o elsewhere/m.safetensors` lies outside the model folder:
+    Segment quietly stayed on 'nuclei' while Train said "Segment uses it"."""
+    viewer = _viewer(make_napari_viewer)
+    elsewhere = _saved_model(tmp_path, "m3")
+    Project(default_project_dir()).set_in_use(elsewhere)
+    segment, train = SegmentWidget(viewer), TrainWidget(viewer)
+    assert segment.model_picker.path() == elsewhere
+    assert train.settings.starting_point() == str(elsewhere)
+
+
 def test_a_project_chosen_stays_chosen_and_brings_its_model_in_use(make_napari_viewer, private_model_dir, tmp_path,
                                                                     monkeypatch):
     """A project folder typed into Train went back to the default one when the dock was opened again, and typing
@@ -136,3 +147,45 @@ def test_scribbles_leave_any_objects_model_for_a_new_class_model(make_napari_vie
     assert train.settings.model_box.currentText() == "nuclei-finetuned"
     train.settings.mode_box.setCurrentIndex(2)  # scribbles: they train class models
     assert train.settings.model_box.currentText() == SCRATCH
+    train.settings.mode_box.setCurrentIndex(0)  # only a look: back to dense, back to the model in use
+    assert train.settings.model_box.currentText() == "nuclei-finetuned"
+    assert train.settings.task_box.currentText() == "instances"
+
+
+def test_round_two_on_the_same_image_keeps_round_ones_corrections_and_says_so(make_napari_viewer, qtbot, tmp_path):
+    """The loop as a user runs it: Segment, correct the left third, Train; Segment again (a new layer), correct the
+    right third, Train. The project keeps both corrections, and the verdict says how many earlier objects stayed."""
+    from napari.layers import Labels
+
+    from napari_unet_seg._sample_data import nuclei_sample
+
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in nuclei_sample():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    truth = np.asarray(viewer.layers["nuclei ground truth"].data)
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+    _, train = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.settings.max_steps.setValue(1)
+    width = truth.shape[1]
+
+    def round_(part: slice) -> Labels:
+        segment.run(viewer.layers["nuclei"])
+        qtbot.waitUntil(lambda: segment.worker is None, timeout=120_000)
+        layer = [item for item in viewer.layers
+                 if isinstance(item, Labels) and item.name.startswith("nuclei labels")][-1]
+        corrected = np.asarray(layer.data).copy()
+        corrected[:, part] = np.where(truth[:, part] > 0, truth[:, part] + corrected.max() + 1, 0)
+        layer.data = corrected
+        viewer.layers.selection.active = layer
+        train.start()
+        qtbot.waitUntil(lambda: train.worker is None, timeout=120_000)
+        return layer
+
+    first = round_(slice(0, width // 3))
+    second = round_(slice(2 * width // 3, width))
+    assert second is not first  # Segment kept the corrected layer and made a new one
+    (saved,) = Project(tmp_path / "project").pairs()
+    for part in (slice(0, width // 3), slice(2 * width // 3, width)):  # both rounds' corrections, object for object
+        assert len(np.unique(saved.labels[:, part])) == len(np.unique(truth[:, part]))
+    assert "Note: " in train.result.text() and "of your earlier correction of nuclei were kept" in train.result.text()

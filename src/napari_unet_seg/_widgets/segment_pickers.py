@@ -123,9 +123,12 @@ class ModelPicker(QWidget):
             return None
 
     def choose(self, path: str | Path) -> bool:
-        """Select the model file at ``path`` (after a refresh, if it is new); False if it is not offered."""
+        """Select the model file at ``path`` (after a refresh, if it is new; offered as a file loaded by hand when it
+        lies outside the model folders, e.g. one ``unet-seg train -o`` wrote); False if it cannot be used."""
         self.refresh()
         index = self.combo.findData(str(path))
+        if index < 0 and Path(path).is_file():
+            return self.add_file(path)
         if index < 0:
             return False
         self.combo.setCurrentIndex(index)

@@ -74,6 +74,7 @@ class TrainSettings(QWidget):
         data, form = form_group("Annotations")
         self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
         self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
+        self._before_scribbles: Any = None  # the starting point scribbles mode left (its item data), to go back to
         self.slices = QLineEdit()
         self.slices.setPlaceholderText("slice on screen (or 0, 3, 5-8 / all)")
         self.model_box = _combo()
@@ -288,7 +289,14 @@ class TrainSettings(QWidget):
         if self.mode() == "scribbles":
             self.task_box.setCurrentText("semantic")
             if self._starts_from_instances():  # scribbles train class models: an objects model cannot take them
+                self._before_scribbles = self.model_box.currentData()
                 self.model_box.setCurrentText(SCRATCH)
+        elif self._before_scribbles is not None:  # back from a look at scribbles: the objects model it had
+            index = self.model_box.findData(self._before_scribbles)
+            if self.model_box.currentText() == SCRATCH and index >= 0:
+                self.model_box.setCurrentIndex(index)
+                self.task_box.setCurrentText("instances")
+            self._before_scribbles = None
         self._on_model_changed()
 
     def _starts_from_instances(self) -> bool:

@@ -125,7 +125,7 @@ def run_training(
     wrong before the first step (a class painted nowhere), while it can still be stopped.
     """
     pairs = list(job.pairs)
-    notes: list[str] = []
+    kept_notes: list[str] = []  # said in the verdict (not warnings)
     status("preparing the model...")
     scratch = is_scratch(job.init)
     classes = job.classes
@@ -148,9 +148,9 @@ def run_training(
         latest = set(keys)
         for pair, key in zip(pairs, keys):  # said: the layer alone is not what this round learns from
             if kept := project.kept_from_earlier.get(key):
-                notes.append(f"{kept} object(s) of your earlier correction of {pair.name} were kept where you changed "
-                             "nothing this round")
-                status(notes[-1] + "...")
+                kept_notes.append(f"{kept} object(s) of your earlier correction of {pair.name} were kept where you "
+                                  "changed nothing this round")
+                status(kept_notes[-1] + "...")
         if job.use_project:
             pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
             for problem in project.unreadable:
@@ -184,4 +184,4 @@ def run_training(
         except OSError as exc:
             result.warnings.append(f"the project folder could not be written ({first_line(exc)}): '{path.stem}' is "
                                    "saved, but not in the project's History")
-    return JobOutcome(result, path, len(pairs), notes)
+    return JobOutcome(result, path, len(pairs), kept_notes)

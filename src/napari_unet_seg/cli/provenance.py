@@ -96,12 +96,17 @@ def _model_file(path: Path, as_json: bool) -> int:
     if imported:
         lines.append(("imported", f"from the bioimage.io package {imported.get('package')}"))
     runs = [run for run in meta.get("lineage") or [] if isinstance(run, dict) and "base" in run]
-    lines.append(("lineage", _training({"lineage": meta.get("lineage"), "builtin": False})))
+    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
+    encoder = training.get("encoder_from")
+    lines.append(("lineage", _training({"lineage": meta.get("lineage"), "builtin": False,
+                                        **({"encoder_from": encoder} if encoder else {})})))
     for run in runs:
         scores = run.get("scores") or {}
         ap50 = scores.get("ap50")
         score = f", AP50 {ap50:.3f} on {run.get('scores_on')}" if isinstance(ap50, float) else ""
-        lines.append(("run", f"{run.get('date')}: from '{run.get('base')}', {run.get('mode')}, "
+        base = f"a new model on the encoder of '{encoder}'" if run.get("base") == "scratch" and encoder else \
+            f"from '{run.get('base')}'"
+        lines.append(("run", f"{run.get('date')}: {base}, {run.get('mode')}, "
                              f"{len(run.get('data') or [])} image(s), {run.get('steps')} steps{score}"))
     for name, value in lines:
         print(f"{name + ':':<10} {value}")

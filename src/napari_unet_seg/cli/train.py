@@ -274,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
         borrowed = model.metadata.get("training", {}).get("encoder_from")
         kind += f", encoder from '{borrowed}'" if borrowed else ", random start"
     checkpoint = checkpoint_path(output)
-    print(f"training {base} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
+    shown = "a new model" if scratch else base
+    print(f"training {shown} ({kind}) on {len(pairs)} image(s); until it ends, the best weights so far are saved "
           f"every {config.checkpoint_every:g} s in {checkpoint.name}", flush=True)
     warned: list[str] = []  # said before the first step, while Ctrl+C still saves minutes
 
@@ -309,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
             project.record_model(path, result.history_record("scratch" if scratch else init))
             if result.worth_using:  # as the Train dock: napari's docks on this project start on it
                 project.set_in_use(path)
+                print(f"it is now the model in use of project {args.project}: napari's Segment, Train and Batch "
+                      "docks on that project start on it")
         except OSError as exc:
             print(f"unet-seg train: warning: the project folder could not be written ({first_line(exc)}): {path} "
                   "is saved, but not in the project's history", file=sys.stderr)

@@ -139,8 +139,11 @@ def test_non_finite_pixels_are_said_on_disk_too(tmp_path, disks, block_size):
     in_memory = segment_image(stack, RunOptions(device="cpu"), model=model)
     on_disk = segment_image(stack, RunOptions(device="cpu", store=str(tmp_path / "n.zarr"), block_size=block_size),
                             model=model)
-    assert on_disk.notes == in_memory.notes == [NONFINITE_NOTE]
-    assert open_labels_zarr(tmp_path / "n.zarr").attrs["notes"] == [NONFINITE_NOTE]
+    said = ["slice 1 of 5 has NaN or infinite pixels: NaN and -inf were read as the darkest value, +inf as the "
+            "brightest"]  # that slice, not "the image", is named
+    assert on_disk.notes == in_memory.notes == said
+    assert open_labels_zarr(tmp_path / "n.zarr").attrs["notes"] == said
+    assert segment_image(np.stack([image] * 5), RunOptions(device="cpu"), model=model).notes == [NONFINITE_NOTE]
     clean = segment_image(stack[:1], RunOptions(device="cpu", store=str(tmp_path / "c.zarr"), block_size=block_size),
                           model=model)
     assert clean.notes == []
@@ -316,7 +319,8 @@ def test_a_blank_image_is_said_to_be_blank_on_every_path(tmp_path, disks, block_
     assert in_memory.notes == on_disk.notes == [BLANK_NOTE] and in_memory.objects == 0
     almost = blank.copy()
     almost[1, 40:60, 40:60] = 128  # one plane with something on it: the other is still blank
-    assert segment_image(almost, RunOptions(device="cpu"), model=model).notes == [BLANK_NOTE]
+    assert segment_image(almost, RunOptions(device="cpu"), model=model).notes == [
+        "slices 0, 2, 3, 4 of 5 are blank (all their pixels read as one value): nothing to segment there"]
     assert segment_image(almost[1], RunOptions(device="cpu"), model=model).notes == []
 
 
