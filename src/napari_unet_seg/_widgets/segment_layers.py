@@ -143,7 +143,7 @@ def publish_labels(
             target.data = labels
         else:
             _write_planes(target, labels, planes)
-            if frames_linked(target) and np.asarray(target.data).ndim == 3:
+            if frames_linked(target) and getattr(target.data, "ndim", 0) == 3:  # not read whole if on disk
                 link_frames(target.data)  # frames before the first new slice keep their ids
                 target.refresh()
                 how = "relinked"

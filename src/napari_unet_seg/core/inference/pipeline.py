@@ -200,7 +200,7 @@ def _note_plane(notes: dict[str, list[tuple[int, ...]]], said: Sequence[str], in
         notes.setdefault(note, []).append(index)
 
 
-def planes_said(notes: dict[str, list[tuple[int, ...]]], count: int) -> list[str]:
+def _planes_said(notes: dict[str, list[tuple[int, ...]]], count: int) -> list[str]:
     """The planes' notes for the whole image: a note of the image itself (blank, NaN pixels) said of only some
     planes of a stack names them ("slice 3 is blank ..."), or it would say a movie with one empty frame is blank."""
     out = []
@@ -262,7 +262,7 @@ def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bo
                 probabilities = maps if not lead else np.zeros(lead + maps.shape, dtype=np.float32)
             if lead:
                 probabilities[idx] = maps
-    said = dict.fromkeys(planes_said(notes, len(planes)))
+    said = dict.fromkeys(_planes_said(notes, len(planes)))
     if found.active and instances:
         said[dropped_note(found, dropped)] = None
     if links_wanted(options, instances, lead, planes):  # on finished, filtered frames
@@ -303,7 +303,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                     objects, area, dropped = objects + plane_objects, area + plane_area, dropped + plane_dropped
                 else:
                     objects, area = objects + outcome.objects, area + outcome.area
-        said = dict.fromkeys(planes_said(by_plane, len(planes)))
+        said = dict.fromkeys(_planes_said(by_plane, len(planes)))
         if instances and found.active:
             said[dropped_note(found, dropped)] = None
         if links_wanted(options, instances, lead, planes):
