@@ -107,6 +107,10 @@ def test_a_model_in_use_outside_the_model_folder_reaches_segment(make_napari_vie
     segment, train = SegmentWidget(viewer), TrainWidget(viewer)
     assert segment.model_picker.path() == elsewhere
     assert train.settings.starting_point() == str(elsewhere)
+    viewer.window.add_dock_widget(segment, name="Segment")
+    other = _saved_model(tmp_path / "more", "m4")
+    train.use_model(other)  # History's "Use this model" on a model outside the model folder
+    assert train.settings.starting_point() == str(other) and segment.model_picker.path() == other
 
 
 def test_a_project_chosen_stays_chosen_and_brings_its_model_in_use(make_napari_viewer, private_model_dir, tmp_path,

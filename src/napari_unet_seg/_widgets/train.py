@@ -198,8 +198,7 @@ class TrainWidget(QWidget):
 
     def use_model(self, path: Path) -> None:
         """Go back (or forward) to the model in ``path``: Segment uses it, and training starts from it."""
-        self.refresh_models()
-        self.settings.model_box.setCurrentText(path.stem)
+        self.settings.add_model_file(path)  # by its name when listed, else as a file (e.g. `unet-seg train -o` wrote)
         self._refresh_segment_widgets(choose=path)
         self.status.setText(f"using '{path.stem}'")
 
