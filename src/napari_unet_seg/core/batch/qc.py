@@ -186,9 +186,14 @@ def write_qc_index(outdir: str | os.PathLike, rows: Sequence[SummaryRow], *, tit
     return path
 
 
+def is_class_output(output: str) -> bool:
+    """Whether an output is a class map (``<stem>_classes.tif``): it counts no objects, and 0 would say none found."""
+    return file_stem(Path(output).name).endswith("_classes") if output else False
+
+
 def _classes(row: SummaryRow) -> bool:
     """A class output's row: it counts no objects, and that is not a file where nothing was found."""
-    return file_stem(Path(row.output).name).endswith("_classes") if row.output else False
+    return is_class_output(row.output)
 
 
 def _page(outdir: Path, rows: list[SummaryRow], title: str) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
-from ..common.file_names import file_stem
 from .files import FileResult
+from .qc import is_class_output
 
 SUMMARY_NAME = "summary.csv"
 COLUMNS = [fld.name for fld in fields(FileResult)]
@@ -70,11 +70,6 @@ def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
         for result in results:
             writer.writerow(csv_row(result))
     return path
-
-
-def is_class_output(output: str) -> bool:
-    """Whether an output is a class map (``<stem>_classes.tif``): it counts no objects, and 0 would say none found."""
-    return file_stem(Path(output).name).endswith("_classes") if output else False
 
 
 def csv_row(result: FileResult) -> dict[str, object]:
