@@ -406,3 +406,21 @@ def test_other_cell_settings_with_overwrite_grow_the_cells_again_from_the_labels
     assert read_provenance(out / "exp_cells.tif")["settings"]["boundary"] == "membrane"
     assert main(membrane_args) == 0
     assert "skipped" in capsys.readouterr().out  # nothing changed now: resumed, not redone
+
+
+def test_an_output_folder_another_run_writes_into_is_one_line_and_exit_2(tmp_path, setup, capsys):
+    import json
+    import os
+    import socket
+
+    from napari_unet_seg.core.batch.folder_lock import LOCK_NAME
+
+    root, model = setup
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                             "started": time.time()}))  # a live process: the test's parent
+    code = main(["predict", str(root), "-o", str(out), "--model", str(model)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "another batch run" in err[0], err
+    assert not (out / "a_labels.tif").exists() and (out / LOCK_NAME).exists()  # the other run's lock is kept

@@ -18,6 +18,7 @@ from ..inference.options import RunOptions
 from ..model.registry import load_model
 from .cells_output import cells_path
 from .existing import RunSettings, counted_output, output_provenance
+from .folder_lock import folder_lock
 from .files import NOT_OURS, FileResult, holds_labels_of, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
 from .local import iter_local
@@ -89,6 +90,14 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     ``--overwrite`` on the command line), in the summary as on screen.
     """
     outdir = prepare_output_folder(outdir)
+    with folder_lock(outdir):  # a second run into this folder is refused: it would drop this one's summary rows
+        yield from _iter_locked(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
+                                overwrite_said=overwrite_said)
+
+
+def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrite: bool, scheduler: str | None,
+                 cancel: Callable[[], bool] | None, overwrite_said: str) -> Iterator[tuple[Job, FileResult]]:
+    """:func:`iter_jobs` once the output folder is checked and this run holds it."""
     clean_partials([outdir, *(job.target.parent for job in jobs)])
     earlier = read_summary(outdir)
     previous = {r.output: r for r in earlier}
