@@ -307,3 +307,40 @@ def test_cells_over_a_channel_grow_beside_the_labels_and_open_with_them(widget, 
     assert "--cells-channel 1" in viewer.layers["exp labels"].metadata["provenance"]["command"]
     _, cells_dock = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Cells from nuclei")
     assert cells_dock.nuclei_picker.findText("exp cells") == -1  # cells are never offered as nuclei
+
+
+def test_the_files_under_way_say_how_far_and_give_an_estimate_before_any_has_finished(widget, qtbot, monkeypatch):
+    from napari_unet_seg._widgets import batch as batch_module
+    from napari_unet_seg._widgets.batch import first_time_left
+
+    assert first_time_left(10.0, 0.01, 4) is None  # too early to go by
+    assert first_time_left(10.0, 0.5, 4) == 70.0  # half a file in 10 s: 3.5 files of 20 s left
+    widget, _, tmp_path = widget
+    heard = []
+    real = batch_module.iter_jobs
+
+    def observed(*args, progress=None, **kwargs):  # the dock's own callback, as the core calls it
+        def hear(job, done, total):
+            heard.append((job, done, total))
+            progress(job, done, total)
+        return real(*args, progress=hear, **kwargs)
+
+    monkeypatch.setattr(batch_module, "iter_jobs", observed)
+    run_and_wait(widget, qtbot)
+    assert heard and {total for _, _, total in heard} >= {1}
+    assert all(job in widget.jobs for job, _, _ in heard)  # reported under the jobs the table shows
+    assert not widget._under_way  # every finished file left the list
+
+    widget.run()  # a second run; its first file is shown as under way, two of its five windows done
+    qtbot.waitUntil(lambda: bool(widget.jobs), timeout=30_000)
+    widget._cancel.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    widget._cancel.clear()
+    widget._clock.start()
+    widget.results = {}
+    widget._started -= 10.0
+    widget._hear(widget.jobs[0], 2, 5)
+    widget._show_status()
+    widget._clock.stop()
+    assert widget.table.item(0, 1).text() == "running 40 %"
+    assert "left" in widget.status.text()

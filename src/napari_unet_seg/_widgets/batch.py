@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,12 +62,16 @@ REDO = "redo finished files"  # the tick box the core's messages call "overwrite
 
 
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
-         overwrite: bool, scheduler: str | None, cancel: threading.Event, qc: bool = True) -> Iterator[Any]:
-    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread."""
+         overwrite: bool, scheduler: str | None, cancel: threading.Event, qc: bool = True,
+         progress: Callable[[Job, int, int], None] | None = None) -> Iterator[Any]:
+    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread.
+
+    ``progress`` hears how far each file's network is, from the threads that segment them.
+    """
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options), qc=qc)
     yield ("plan", jobs)
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
-                                 cancel=cancel.is_set, overwrite_said=f"'{REDO}'"):
+                                 cancel=cancel.is_set, overwrite_said=f"'{REDO}'", progress=progress):
         yield ("result", job, result)
 
 
@@ -101,6 +105,19 @@ def time_left(paced: float, current: float, segmented: int, remaining_files: int
     return max(per_file * remaining_files - current, per_file * (remaining_files - 1))
 
 
+def first_time_left(elapsed: float, under_way: float, remaining_files: int) -> float | None:
+    """Seconds left before any file has finished, from how far the files under way are (``under_way``: the sum
+    of their fractions done, ``elapsed`` seconds in); None until they are far enough along to go by (5 %).
+
+    A rough guess (reading and post-processing are not in the fraction), so
+    that a folder of large images says its time during the first file, not
+    only after it.
+    """
+    if under_way < 0.05 or remaining_files <= 0:
+        return None
+    return elapsed * max(remaining_files - under_way, 0.0) / under_way
+
+
 class BatchWidget(QWidget):
     """Segment every image of a folder into an output folder, locally or on a dask cluster."""
 
@@ -116,6 +133,7 @@ class BatchWidget(QWidget):
         self._pbar: napari_progress | None = None
         self._started = 0.0  # time.monotonic() when the files were found
         self._last_done = 0.0  # time.monotonic() when the last file was segmented (the estimate's pace)
+        self._under_way: dict[Job, tuple[int, int]] = {}  # windows done, in all: written by the worker threads
         self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_status)
@@ -294,12 +312,13 @@ class BatchWidget(QWidget):
         self._cancel.clear()
         self._error = None
         self.results = {}
+        self._under_way = {}
         self._outdir = Path(outdir)  # the run's: the folder box may be edited while it runs
         self.jobs = []
         self.table.setRowCount(0)
         work = partial(_run, [inputs], outdir, options, self.pattern.text().strip() or None,
                        self.recursive.isChecked(), self.overwrite.isChecked(),
-                       self.scheduler.text().strip() or None, self._cancel, self.qc.isChecked())
+                       self.scheduler.text().strip() or None, self._cancel, self.qc.isChecked(), self._hear)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Looking for images…")
@@ -316,6 +335,10 @@ class BatchWidget(QWidget):
         one window (most, on the CPU) finishes first."""
         self._cancel.set()
         self.status.setText("Cancelling…")
+
+    def _hear(self, job: Job, done: int, total: int) -> None:
+        """A file's progress, from a worker thread: only stored (one dict item); the clock shows it."""
+        self._under_way[job] = (done, total)
 
     def _on_yielded(self, message: tuple) -> None:
         if message[0] == "plan":
@@ -341,6 +364,7 @@ class BatchWidget(QWidget):
             return
         _, job, result = message
         self.results[job] = result
+        self._under_way.pop(job, None)
         if result.status != "skipped":
             self._last_done = time.monotonic()
         row = self.jobs.index(job)
@@ -369,16 +393,29 @@ class BatchWidget(QWidget):
             return job.source.name
 
     def _show_status(self) -> None:
-        """Files done, the time so far and, once a file has finished, an estimate of the time left."""
+        """Files done, the time so far and an estimate of the time left; the files under way say how far."""
         if not self.jobs or self._cancel.is_set() or not self._clock.isActive():
             return  # a tick or a late report after the end must not overwrite the final status
         done, total = len(self.results), len(self.jobs)
         now = time.monotonic()
         spent = now - self._started
         segmented = sum(r.status != "skipped" for r in self.results.values())
+        under_way = {job: shown for job, shown in list(self._under_way.items()) if job not in self.results}
+        for job, (windows, of) in under_way.items():
+            self._show_running(job, windows, of)
         remaining = time_left(self._last_done - self._started, now - self._last_done, segmented, total - done)
+        if not segmented:
+            remaining = first_time_left(spent, sum(w / max(of, 1) for w, of in under_way.values()), total - done)
         left = f", ~{format_seconds(remaining)} left" if remaining is not None and remaining >= 1 else ""
         self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
+
+    def _show_running(self, job: Job, windows: int, of: int) -> None:
+        """A file under way: "running 40 %" in its status cell (its network's windows), then "finishing"."""
+        row = self.jobs.index(job)
+        text = f"running {100 * windows // max(of, 1)} %" if windows < of else "finishing"
+        item = self.table.item(row, 1)
+        if item is None or item.text() != text:
+            self._set_row(row, [self._name(job), text, "", "", "", ""])
 
     def _set_row(self, row: int, values: list[str]) -> None:
         for column, value in enumerate(values):

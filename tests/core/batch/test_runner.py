@@ -117,3 +117,20 @@ def test_cells_asked_of_a_zarr_input_leave_its_labels_and_say_how_to_grow_them(t
     [row] = run_batch([tmp_path / "big.zarr"], tmp_path / "out", cells)
     assert row.status == "ok" and row.objects > 5 and not (tmp_path / "out" / "big_cells.tif").exists()
     assert "no cells:" in row.message and "unet-seg cells big_labels.zarr --image big.zarr --channel 1" in row.message
+
+
+def test_progress_names_the_planned_files_and_ends_at_their_last_window(tmp_path, folder, options):
+    from napari_unet_seg.core.batch.jobs import find_jobs
+    from napari_unet_seg.core.batch.runner import iter_jobs
+
+    root, _ = folder
+    out = tmp_path / "out"
+    jobs = find_jobs([str(root)], out)
+    heard: dict = {}
+    results = dict(iter_jobs(jobs, out, options, progress=lambda job, done, total: heard.setdefault(job, []).append(
+        (done, total))))
+    ok = [job for job, result in results.items() if result.status == "ok"]
+    assert ok and set(heard) <= set(jobs) and set(ok) <= set(heard)
+    for job in ok:
+        done, total = heard[job][-1]
+        assert done == total > 0 and all(d <= t for d, t in heard[job])

@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 
 from ..inference.options import RunOptions
 from ..model.modelfile import Model
@@ -20,14 +21,19 @@ def local_workers() -> int:
     return 2 if (os.cpu_count() or 1) > 1 else 1
 
 
+FileProgress = Callable[[Job, int, int], None]  # (file, windows done, windows in all), from the worker threads
+
+
 def _after_read(job: Job, read: Future, model: Model, options: RunOptions,
-                cancel: Callable[[], bool] | None) -> FileResult | None:
-    return process_file(job, read.result(), model, options, cancel=cancel)
+                cancel: Callable[[], bool] | None, progress: FileProgress | None) -> FileResult | None:
+    return process_file(job, read.result(), model, options, cancel=cancel,
+                        progress=None if progress is None else partial(progress, job))
 
 
 def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Callable[[], bool] | None = None,
                workers: int | None = None,
-               finished_late: Callable[[Job, FileResult], None] | None = None) -> Iterator[tuple[Job, FileResult]]:
+               finished_late: Callable[[Job, FileResult], None] | None = None,
+               progress: FileProgress | None = None) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on this machine; yields results as files finish.
 
     A reader thread loads the next file while ``workers`` threads segment and
@@ -40,7 +46,8 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
     can no longer be yielded, goes to ``finished_late`` (so a Ctrl-C never
     leaves a finished output without its summary row). When the interpreter
     shuts down (napari closed mid-batch), files not yet started are not
-    started and the run ends as a cancelled one does.
+    started and the run ends as a cancelled one does. ``progress`` hears how
+    far each file's network is, from the threads that segment them.
     """
     workers = workers or local_workers()
     queue = deque(jobs)
@@ -58,7 +65,7 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
                     job, read = queue[0], None
                     try:
                         read = reader.submit(read_timed, job.source)
-                        started = pool.submit(_after_read, job, read, model, options, stop)
+                        started = pool.submit(_after_read, job, read, model, options, stop, progress)
                     except RuntimeError as exc:  # the interpreter is shutting down (napari closed): stop here
                         if not stopped_by_shutdown(exc):
                             raise

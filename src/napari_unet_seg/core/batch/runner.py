@@ -21,7 +21,7 @@ from .existing import RunSettings, counted_output, output_provenance
 from .folder_lock import folder_lock
 from .files import NOT_OURS, FileResult, holds_labels_of, kept_result, settings_key, skipped_result
 from .jobs import Job, find_jobs, output_kind
-from .local import iter_local
+from .local import FileProgress, iter_local
 from .objects import ObjectsOutcome
 from .objects_kept import measure_kept_output, with_table
 from .qc import write_qc_index
@@ -71,7 +71,8 @@ def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = R
 def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
               overwrite: bool = False, scheduler: str | None = None,
               cancel: Callable[[], bool] | None = None,
-              overwrite_said: str = "overwrite") -> Iterator[tuple[Job, FileResult]]:
+              overwrite_said: str = "overwrite",
+              progress: FileProgress | None = None) -> Iterator[tuple[Job, FileResult]]:
     """Yield each job's result as it finishes; its row is in the summary at once.
 
     The output folder is checked first (:class:`~.errors.OutputFolderError`,
@@ -88,15 +89,18 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     (:mod:`.objects_kept`), as kept outputs get their missing QC pictures.
     Their messages name the option as the caller offers it (``overwrite_said``:
     ``--overwrite`` on the command line), in the summary as on screen.
+    ``progress(job, done, total)`` hears how far each file segmented on this
+    machine is (from worker threads; a cluster's files are not followed).
     """
     outdir = prepare_output_folder(outdir)
     with folder_lock(outdir):  # a second run into this folder is refused: it would drop this one's summary rows
         yield from _iter_locked(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
-                                overwrite_said=overwrite_said)
+                                overwrite_said=overwrite_said, progress=progress)
 
 
 def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrite: bool, scheduler: str | None,
-                 cancel: Callable[[], bool] | None, overwrite_said: str) -> Iterator[tuple[Job, FileResult]]:
+                 cancel: Callable[[], bool] | None, overwrite_said: str,
+                 progress: FileProgress | None) -> Iterator[tuple[Job, FileResult]]:
     """:func:`iter_jobs` once the output folder is checked and this run holds it."""
     clean_partials([outdir, *(job.target.parent for job in jobs)])
     earlier = read_summary(outdir)
@@ -162,7 +166,10 @@ def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrit
 
             stream = iter_distributed(todo, options, scheduler, cancel=cancel, finished_late=record)
         elif todo:
-            stream = iter_local(todo, load_model(options.model), options, cancel=cancel, finished_late=record)
+            heard = None if progress is None else (
+                lambda ran, done, total: progress(planned.get(ran, ran), done, total))
+            stream = iter_local(todo, load_model(options.model), options, cancel=cancel, finished_late=record,
+                                progress=heard)
         else:
             stream = iter(())
         for ran, result in stream:
