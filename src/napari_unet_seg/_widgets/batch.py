@@ -331,8 +331,7 @@ class BatchWidget(QWidget):
         return self.worker
 
     def cancel(self) -> None:
-        """Stop the files being segmented at their next window (nothing half-written); an image that fits
-        one window (most, on the CPU) finishes first."""
+        """Stop the files being segmented between their network's layers (nothing half-written)."""
         self._cancel.set()
         self.status.setText("Cancelling…")
 

@@ -180,7 +180,7 @@ def iter_distributed(
 
     However the run ends (cancelled, Ctrl+C, an error), the files on workers
     are told to stop: those not begun return at once, those being segmented
-    at their next window, and the run waits up to ``stop_grace`` seconds for
+    between their network's layers, and the run waits up to ``stop_grace`` seconds for
     them, so nothing is written after it has returned; a file that finished
     meanwhile goes to ``finished_late`` (its summary row), as in a local run.
     A cluster without workers for ``no_workers_grace`` seconds ends the run

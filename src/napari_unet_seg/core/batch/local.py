@@ -41,7 +41,7 @@ def iter_local(jobs: list[Job], model: Model, options: RunOptions, *, cancel: Ca
     network, which runs one file at a time (:func:`~..model.lock.exclusive`).
     At most ``workers + 1`` images are in memory at once. When the caller
     stops early (Ctrl-C, a closed generator), files being segmented stop at
-    their next window batch and write nothing, so the program exits at once;
+    their network's next layer and write nothing, so the program exits at once;
     a file already past its network is written whole, and its result, which
     can no longer be yielded, goes to ``finished_late`` (so a Ctrl-C never
     leaves a finished output without its summary row). When the interpreter

@@ -32,6 +32,7 @@ from ..common.notes import add_note
 from ..model.devices import resolve_device, resolve_precision
 from ..model.fold import inference_net
 from ..model.lock import exclusive
+from ..model.midway import stops_midway
 from ..model.unet import UNet
 from .options import available_memory
 from .window_plan import Side, Window, axis_windows, padded, plan_windows, sides
@@ -260,7 +261,7 @@ def predict_tiled(
         if runner is net:  # nothing to fold, already on the device: run the network itself
             net.to(memory_format=memory_format)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), stops_midway(runner, cancel):  # Cancel heard inside a long window too
                 return run_windows(runner, image, windows, out, geometry, batch_size=batch, device=torch_device,
                                    precision=precision, memory_format=memory_format, progress=progress,
                                    cancel=cancel, flip_average=flip_average)
