@@ -173,3 +173,32 @@ def test_an_output_folder_that_cannot_be_made_is_one_clean_line(tmp_path, folder
         run_batch([root / "a.tif"], tmp_path / "notes.txt" / "out", options)
     assert str(info.value).startswith(f"cannot write to {tmp_path / 'notes.txt' / 'out'}: ")
     assert "Errno" not in str(info.value)
+
+
+def test_a_class_run_into_the_same_folder_keeps_the_objects_rows_and_each_kind_keeps_its_own(tmp_path, folder, options):
+    from dataclasses import replace
+
+    from helpers import brightness_class_model
+    from napari_unet_seg import save_model
+    from napari_unet_seg.core.batch.runner import run_batch
+    from napari_unet_seg.core.batch.summary import read_summary
+
+    root, _ = folder
+    out = tmp_path / "out"
+    classes = replace(options, model=str(save_model(brightness_class_model(), tmp_path / "models" / "cls.safetensors")))
+
+    def by_output() -> dict:
+        return {r.output: r for r in read_summary(out) if r.output}
+
+    run_batch([str(root / "a.tif"), str(root / "b c.png")], out, options)
+    nuclei = by_output()
+    assert len(nuclei) == 2 and all(p.endswith("_labels.tif") for p in nuclei)
+    run_batch([str(root / "a.tif"), str(root / "b c.png")], out, classes)
+    both = by_output()
+    assert {p for p in both if p.endswith("_classes.tif")} and set(nuclei) <= set(both)  # the objects' rows stay
+    assert all(both[p].objects == nuclei[p].objects and both[p].status == "ok" for p in nuclei)
+    run_batch([str(root / "a.tif"), str(root / "b c.png")], out, options)  # nothing to do: the class rows stay
+    again = by_output()
+    assert set(again) == set(both)
+    assert all("left no row" not in r.message for r in again.values())
+    assert len(read_summary(out)) == 4  # one row per file and kind of output

@@ -27,7 +27,16 @@ from .objects_kept import measure_kept_output, with_table
 from .qc import write_qc_index
 from .qc_kept import draw_kept_picture
 from .output_folder import prepare_output_folder
-from .summary import append_row, clean_partials, kept_row, merged_rows, read_summary, row_keys, write_summary
+from .summary import (
+    append_row,
+    claimed_keys,
+    clean_partials,
+    kept_row,
+    merged_rows,
+    read_summary,
+    row_keys,
+    write_summary,
+)
 
 
 def run_batch(
@@ -114,7 +123,8 @@ def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrit
                for job, result in results.items()}
     tables: dict[Job, ObjectsOutcome] = {}  # kept outputs whose missing objects table this run measured
     redone: set[str] = set()  # outputs whose earlier row a failed redo of the same file replaces
-    written: set[str] = set()  # the keys of the rows in the summary file now (see row_keys)
+    written: set = set()  # the keys of the rows in the summary file now (see row_keys)
+    ending = f"_{output_kind(options)}"  # this run's outputs: a class run's rows never replace the objects' rows
 
     def row(job: Job) -> FileResult:  # a skipped output of ours keeps the row of the run that made it
         if job not in resumed:
@@ -123,22 +133,22 @@ def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrit
         return with_table(kept, tables[job]) if job in tables and kept is not results[job] else kept
 
     def rows() -> list[FileResult]:
-        return merged_rows(earlier, [row(j) for j in jobs if j in results], touched=redone)
+        return merged_rows(earlier, [row(j) for j in jobs if j in results], touched=redone, ending=ending)
 
     def write_all() -> None:
         current = rows()
         write_summary(current, outdir)
         written.clear()
-        written.update(k for r in current for k in row_keys(r))
+        written.update(k for r in current for k in row_keys(r, ending))
 
     def publish(job: Job) -> None:
         """Its row, at once: one row per file whenever the summary is read (the latest outcome wins)."""
         new = row(job)
-        if row_keys(new) & written or str(job.target) in redone & written:
+        if claimed_keys(new, ending) & written or str(job.target) in redone & written:
             write_all()  # it replaces a row: the whole file, atomically
         else:
             append_row(new, outdir)  # a row of its own: cheaper than rewriting a long summary per file
-            written.update(row_keys(new))
+            written.update(row_keys(new, ending))
 
     def record(ran: Job, result: FileResult) -> Job:  # a killed or stopped run keeps the rows of what finished
         job = planned.get(ran, ran)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
 from .files import FileResult
+from .jobs import output_ending
 from .qc import is_class_output
 
 SUMMARY_NAME = "summary.csv"
@@ -103,19 +104,30 @@ def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:
     return replace(old, message=f"{EARLIER_RUN}; {old.message}" if old.message else EARLIER_RUN)
 
 
-def row_keys(result: FileResult) -> set[str]:
-    """What a row is the row of: its output (or, without one, its file) and its file. Two rows sharing a key
-    describe one file: the later one replaces the earlier (:func:`merged_rows`)."""
-    return {result.output or result.file, result.file}
+def row_keys(result: FileResult, ending: str | None = None) -> set:
+    """What a row is the row of: its output (or, without one, its file), and its file with the kind of output
+    (``_labels``, ``_classes``). Two rows sharing a key describe one output of one file: the later replaces the
+    earlier (:func:`merged_rows`), while a class map's row and the objects' row of one image both stay. A row
+    without an output (a failed file) is of kind ``ending``: its run's, or None when read back."""
+    kind = output_ending(Path(result.output)) if result.output else ending
+    return {result.output or result.file, (result.file, kind)}
 
 
-def merged_rows(previous: list[FileResult], current: list[FileResult], touched: Iterable[str] = ()) -> list[FileResult]:
+def claimed_keys(result: FileResult, ending: str | None) -> set:
+    """The keys whose earlier rows a row of this run (whose outputs end in ``ending``) replaces: its own, and
+    the failed rows of its file (they name no output, so no kind)."""
+    return row_keys(result, ending) | {(result.file, None)}
+
+
+def merged_rows(previous: list[FileResult], current: list[FileResult], touched: Iterable[str] = (),
+                ending: str | None = None) -> list[FileResult]:
     """Earlier rows of other outputs, then this run's rows: a rerun on part of a folder keeps the rest.
 
-    ``touched`` are outputs whose earlier rows this run's rows replace though they name no output (a failed
-    redo of the file that made them).
+    ``ending`` is the kind of this run's outputs (``_labels``, ``_classes``).
+    ``touched`` are outputs whose earlier rows this run's rows replace though
+    they name no output (a failed redo of the file that made them).
     """
-    mine = {k for r in current for k in row_keys(r)} | set(touched)
+    mine = {k for r in current for k in claimed_keys(r, ending)} | set(touched)
     return [r for r in previous if not row_keys(r) & mine] + current
 
 
