@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, 
 
 from ..core.common.errors import first_line
 from ..core.model.modelfile import ModelFileError
-from ..core.model.registry import available_models, user_model_dir
+from ..core.model.registry import DEFAULT_MODEL, resolve_model_path, user_model_dir
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name, starting_label
@@ -188,13 +188,12 @@ class TrainWidget(QWidget):
 
     def _segment_uses(self, init: str) -> bool:
         """Whether Segment uses the model this round started from (the model in use, or the built-in one)."""
-        start = Path(init) if Path(init).suffix == ".safetensors" else available_models().get(init)
-        in_use = model_in_use(self.viewer, self._project_dir())
-        if start is None:
+        try:  # as Segment resolves a name or a file: the same rules, not a second copy of them
+            start = resolve_model_path(init).resolve()
+            in_use = model_in_use(self.viewer, self._project_dir()) or resolve_model_path(DEFAULT_MODEL)
+            return start == in_use.resolve()
+        except (ModelFileError, OSError):  # a file gone since: Segment cannot be using it
             return False
-        if in_use is None:
-            return start.stem == "nuclei"
-        return start.resolve() == in_use.resolve()
 
     def use_model(self, path: Path) -> None:
         """Go back (or forward) to the model in ``path``: Segment uses it, and training starts from it."""
