@@ -75,6 +75,7 @@ def test_ctrl_c_keeps_the_row_of_a_file_that_finished_before_it(tmp_path, monkey
     seconds = time.perf_counter() - start
     printed = capsys.readouterr()
     assert code == 130 and "interrupted" in printed.err and "a.tif: 0 objects" in printed.out
+    assert f"with their rows in {out / 'summary.csv'}; run the same command again" in printed.err  # how to go on
     assert seconds < 30, f"took {seconds:.1f} s to stop"
     rows = read_summary(out)
     assert [(Path(row.file).name, row.status) for row in rows] == [("a.tif", "ok")]  # b never finished: no row

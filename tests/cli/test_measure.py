@@ -151,7 +151,9 @@ def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsy
     save_model(brightness_class_model(["background", "tumour", "stroma"]), folder / "classes.safetensors")
     assert main(["predict", str(folder / "img.tif"), "--model", str(folder / "classes.safetensors"),
                  "-o", str(folder / "out")]) == 0
-    assert "a class map in" in capsys.readouterr().out  # not "0 objects"
+    printed = capsys.readouterr()
+    assert "a class map (" in printed.out and "% background" in printed.out  # not "0 objects": each class's share
+    assert "class map" not in printed.err  # said once, on its line, not again as a note
     class_map = tifffile.imread(folder / "out" / "img_classes.tif")  # beside objects, never over them
     assert set(np.unique(class_map[labels > 0])) == {1, 2}  # the dim nuclei are tumour, the bright ones stroma
     assert main(["provenance", str(folder / "out" / "img_classes.tif")]) == 0

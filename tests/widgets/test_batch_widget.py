@@ -313,8 +313,10 @@ def test_the_files_under_way_say_how_far_and_give_an_estimate_before_any_has_fin
     from napari_unet_seg._widgets import batch as batch_module
     from napari_unet_seg._widgets.batch import first_time_left
 
-    assert first_time_left(10.0, 0.01, 4) is None  # too early to go by
-    assert first_time_left(10.0, 0.5, 4) == 70.0  # half a file in 10 s: 3.5 files of 20 s left
+    assert first_time_left(1.0, 0.01, 1.0, 4) is None  # too early to go by
+    assert first_time_left(10.0, 0.5, 10.0, 4) == 70.0  # half a file's network in 10 s: 3.5 files of 20 s left
+    finishing = [first_time_left(20.0, 1.0, t, 4) for t in (20.0, 25.0, 40.0, 90.0)]  # its network done in 20 s
+    assert finishing == [60.0] * 4  # while it finishes: the 3 files not started, never growing with the seconds
     widget, _, tmp_path = widget
     heard = []
     real = batch_module.iter_jobs
@@ -339,8 +341,51 @@ def test_the_files_under_way_say_how_far_and_give_an_estimate_before_any_has_fin
     widget._clock.start()
     widget.results = {}
     widget._started -= 10.0
-    widget._hear(widget.jobs[0], 2, 5)
+    widget._hear(widget.jobs[0], 0, 5)  # its network began 10 s ago...
+    widget._under_way[widget.jobs[0]] = (0, 5, widget._under_way[widget.jobs[0]][2] - 10.0, None)
+    widget._hear(widget.jobs[0], 2, 5)  # ...and has done two of its five windows
     widget._show_status()
     widget._clock.stop()
     assert widget.table.item(0, 1).text() == "running 40 %"
     assert "left" in widget.status.text()
+
+
+def test_a_class_models_batch_says_class_map_with_shares_and_opens_in_its_classes_colours(widget, qtbot):
+    from helpers import brightness_class_model
+    from napari_unet_seg._widgets.segment_layers import show_classes
+
+    widget, viewer, tmp_path = widget
+    path = save_model(brightness_class_model(["background", "dim", "bright"]), tmp_path / "cls.safetensors")
+    widget.refresh_models(choose=path)
+    run_and_wait(widget, qtbot)
+    rows = [[widget.table.item(r, c).text() for c in range(len(COLUMNS))] for r in range(widget.table.rowCount())]
+    done = [r for r in rows if r[1] == "ok"]
+    assert done and all(r[2] == "class map" for r in done)  # not a blank where objects go
+    assert all(r[5].startswith("class map: ") and "% background" in r[5] and "% dim" in r[5] for r in done)
+    assert "every file's classes" in widget.status.text()  # no outlines to show
+    widget.open_result(rows.index(done[0]))
+    opened = viewer.layers[-1]
+    assert opened.name.endswith(" classes") and list(opened.features["class"]) == ["background", "dim", "bright"]
+    expected = viewer.add_labels(np.zeros((2, 2), np.uint8), name="reference")
+    show_classes(expected, ["background", "dim", "bright"])  # as Segment colours a class output
+    np.testing.assert_allclose(opened.colormap.map(np.array([1, 2])), expected.colormap.map(np.array([1, 2])))
+
+
+def test_a_refused_or_empty_run_says_so_in_the_status_and_makes_no_output_folder(widget, qtbot, monkeypatch):
+    widget, _, tmp_path = widget
+    run_and_wait(widget, qtbot)
+    widget.input_dir.setText(str(tmp_path / "no such folder"))
+    assert widget.run() is None
+    assert widget.status.text().startswith("Not started: choose an input folder that exists")  # not the last outcome
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    widget.input_dir.setText(str(empty))
+    widget.output_dir.setText(str(tmp_path / "new out"))
+    run_and_wait(widget, qtbot)
+    assert widget.status.text().startswith(f"No images found in {empty}: nothing segmented")
+    assert not (tmp_path / "new out").exists()  # no folder with a header-only summary.csv
+    monkeypatch.chdir(tmp_path)
+    widget.input_dir.setText(str(tmp_path / "in"))
+    widget.output_dir.setText("relative out")
+    run_and_wait(widget, qtbot)
+    assert f"summary in {tmp_path / 'relative out' / 'summary.csv'}" in widget.status.text()  # said whole

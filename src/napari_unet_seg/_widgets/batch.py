@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
-from ..core.batch.qc import qc_page
+from ..core.batch.qc import is_class_output, qc_page
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, csv_row, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -54,7 +54,8 @@ from ._model_in_use import model_in_use
 from ._scroll import fill_dock, scrolling
 from .cells import add_cells_layer
 from .object_filters import ObjectFilterSection
-from .segment_layers import mark_result
+from .measure_classes import class_names_of
+from .segment_layers import mark_result, show_classes
 from .segment_pickers import ModelPicker
 
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
@@ -70,6 +71,8 @@ def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | Non
     """
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options), qc=qc)
     yield ("plan", jobs)
+    if not jobs:
+        return  # nothing to segment: no output folder made, no empty summary written
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
                                  cancel=cancel.is_set, overwrite_said=f"'{REDO}'", progress=progress):
         yield ("result", job, result)
@@ -105,17 +108,18 @@ def time_left(paced: float, current: float, segmented: int, remaining_files: int
     return max(per_file * remaining_files - current, per_file * (remaining_files - 1))
 
 
-def first_time_left(elapsed: float, under_way: float, remaining_files: int) -> float | None:
-    """Seconds left before any file has finished, from how far the files under way are (``under_way``: the sum
-    of their fractions done, ``elapsed`` seconds in); None until they are far enough along to go by (5 %).
+def first_time_left(network: float, fraction: float, current: float, remaining_files: int) -> float | None:
+    """Seconds left before any file has finished, from the file under way: ``fraction`` of its network done
+    in ``network`` seconds, ``current`` seconds since it started. None until it is 5 % along.
 
-    A rough guess (reading and post-processing are not in the fraction), so
-    that a folder of large images says its time during the first file, not
-    only after it.
+    One file's time is taken as its network's (reading and post-processing
+    left out: a rough guess), so that a folder of large images says its time
+    during the first file, not only after it; it then counts down as
+    :func:`time_left` does, also while that file is finishing.
     """
-    if under_way < 0.05 or remaining_files <= 0:
+    if fraction < 0.05:
         return None
-    return elapsed * max(remaining_files - under_way, 0.0) / under_way
+    return time_left(network / fraction, current, 1, remaining_files)
 
 
 class BatchWidget(QWidget):
@@ -133,7 +137,9 @@ class BatchWidget(QWidget):
         self._pbar: napari_progress | None = None
         self._started = 0.0  # time.monotonic() when the files were found
         self._last_done = 0.0  # time.monotonic() when the last file was segmented (the estimate's pace)
-        self._under_way: dict[Job, tuple[int, int]] = {}  # windows done, in all: written by the worker threads
+        self._under_way: dict[Job, tuple[int, int, float, float | None]] = {}  # windows done, in all, when the
+        # network began and ended: written by the worker threads
+        self._nothing_found = False  # the last run found no images to segment
         self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_status)
@@ -292,15 +298,16 @@ class BatchWidget(QWidget):
     def run(self) -> GeneratorWorker | None:
         """Start the batch in the background; returns the worker (None if the settings are unusable)."""
         inputs, outdir = self.input_dir.text().strip(), self.output_dir.text().strip()
-        if not inputs or not Path(inputs).is_dir():
-            show_error("Choose an input folder that exists.")
+        refusal = ("Choose an input folder that exists." if not inputs or not Path(inputs).expanduser().is_dir()
+                   else "Choose an output folder for the labels and summary.csv." if not outdir
+                   else "Choose a model (train one, or load a .safetensors file)." if self.model_picker.path() is None
+                   else None)
+        if refusal is not None:
+            show_error(refusal)
+            self.status.setText(f"Not started: {refusal[0].lower()}{refusal[1:]}")  # not the last run's outcome
             return None
-        if not outdir:
-            show_error("Choose an output folder for the labels and summary.csv.")
-            return None
-        if self.model_picker.path() is None:
-            show_error("Choose a model (train one, or load a .safetensors file).")
-            return None
+        # typed relative, a folder is napari's working folder's: said whole, so the results can be found
+        inputs, outdir = str(Path(inputs).expanduser().absolute()), str(Path(outdir).expanduser().absolute())
         options, info = self.options(), self.model_picker.info()
         try:
             check_object_filter(options, info.task if info is not None else "instances")
@@ -313,6 +320,7 @@ class BatchWidget(QWidget):
         self._error = None
         self.results = {}
         self._under_way = {}
+        self._nothing_found = False
         self._outdir = Path(outdir)  # the run's: the folder box may be edited while it runs
         self.jobs = []
         self.table.setRowCount(0)
@@ -337,7 +345,9 @@ class BatchWidget(QWidget):
 
     def _hear(self, job: Job, done: int, total: int) -> None:
         """A file's progress, from a worker thread: only stored (one dict item); the clock shows it."""
-        self._under_way[job] = (done, total)
+        now = time.monotonic()
+        _, _, began, ended = self._under_way.get(job, (0, 0, now, None))
+        self._under_way[job] = (done, total, began, ended if ended is not None or done < total else now)
 
     def _on_yielded(self, message: tuple) -> None:
         if message[0] == "plan":
@@ -350,7 +360,8 @@ class BatchWidget(QWidget):
             self.progress_bar.setRange(0, max(len(self.jobs), 1))
             self.progress_bar.setValue(0)
             if not self.jobs:
-                show_warning("No images found in the input folder (check the pattern).")
+                self._nothing_found = True
+                show_warning(self._nothing_found_text())
                 return
             self._started = self._last_done = time.monotonic()
             self._clock.start()
@@ -369,7 +380,8 @@ class BatchWidget(QWidget):
         row = self.jobs.index(job)
         shown = csv_row(result)  # as summary.csv has it: a class map or a failed file counts no objects
         area = shown["mean_area"]
-        self._set_row(row, [self._name(job), result.status, str(shown["objects"]),
+        objects = "class map" if result.status != "failed" and is_class_output(result.output) else shown["objects"]
+        self._set_row(row, [self._name(job), result.status, str(objects),
                             f"{area:.1f}" if isinstance(area, float) else "", f"{result.seconds:.1f}",
                             name_overwrite(result.message, f"'{REDO}'")])
         self.progress_bar.setValue(len(self.results))
@@ -399,12 +411,13 @@ class BatchWidget(QWidget):
         now = time.monotonic()
         spent = now - self._started
         segmented = sum(r.status != "skipped" for r in self.results.values())
-        under_way = {job: shown for job, shown in list(self._under_way.items()) if job not in self.results}
-        for job, (windows, of) in under_way.items():
+        under_way = {job: heard for job, heard in list(self._under_way.items()) if job not in self.results}
+        for job, (windows, of, _, _) in under_way.items():
             self._show_running(job, windows, of)
         remaining = time_left(self._last_done - self._started, now - self._last_done, segmented, total - done)
-        if not segmented:
-            remaining = first_time_left(spent, sum(w / max(of, 1) for w, of in under_way.values()), total - done)
+        if not segmented and under_way:  # the file furthest along tells the pace
+            windows, of, began, ended = max(under_way.values(), key=lambda heard: heard[0] / max(heard[1], 1))
+            remaining = first_time_left((ended or now) - began, windows / max(of, 1), now - began, total - done)
         left = f", ~{format_seconds(remaining)} left" if remaining is not None and remaining >= 1 else ""
         self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
 
@@ -433,6 +446,10 @@ class BatchWidget(QWidget):
             self._pbar = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if self._nothing_found and self._error is None:
+            self.status.setText(self._nothing_found_text())  # stays said, after the notification has gone
+            self.worker = None
+            return
         results = list(self.results.values())
         counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
         done = f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed"
@@ -448,7 +465,8 @@ class BatchWidget(QWidget):
         why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
         page = qc_page(outdir) if self.qc.isChecked() and outdir.is_dir() else None
         self.qc_button.setEnabled(page is not None)
-        pictures = "; every file's outlines: press QC page" if page is not None and results else ""
+        drawn = "classes" if all(is_class_output(r.output) for r in results if r.output) else "outlines"
+        pictures = f"; every file's {drawn}: press QC page" if page is not None and results else ""
         text = done + (f"; summary in {summary}" if written else "") + pictures + (f"; skipped: {why}" if why else "")
         noted = [r for r in results if r.status == "ok" and r.message]  # e.g. "2 planes ... one by one": read them
         if noted:
@@ -460,6 +478,12 @@ class BatchWidget(QWidget):
             if written and summary_note(outdir):
                 show_info(summary_note(outdir))
         self.worker = None
+
+    def _nothing_found_text(self) -> str:
+        pattern = self.pattern.text().strip()
+        where = f"{self.input_dir.text().strip()}" + (" or its subfolders" if self.recursive.isChecked() else "")
+        return (f"No images found in {where}" + (f" matching '{pattern}'" if pattern else "")
+                + ": nothing segmented (images are TIFF, PNG, JPEG or zarr; label images are left out)")
 
     # ------------------------------------------------------------------ results
     def open_qc_page(self) -> bool:
@@ -498,6 +522,8 @@ class BatchWidget(QWidget):
         nuclei = self.viewer.add_labels(labels, name=f"{job.source.stem} {kind}", scale=scale, metadata=recorded)
         if untouched_output(labels, recorded.get("provenance")):  # as Segment's result: Train wants it corrected first,
             mark_result(nuclei, opened[0] if isinstance(opened, list) else opened, recorded.get("provenance"), kind)
+        if kind == "classes" and (names := class_names_of(nuclei)):
+            show_classes(nuclei, names)  # as Segment shows a class output: scribble colours, names under the cursor
         cells = cells_path(job.target)
         if cells.exists() and job.target.suffix.lower() in (".tif", ".tiff"):
             try:

@@ -14,6 +14,7 @@ from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.qc import qc_page
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
+from ..core.common.errors import name_overwrite
 from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.frame_links import check_frame_links
@@ -172,13 +173,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"unet-seg predict: {cli_wording(said)}", file=sys.stderr)
         elif result.status == "skipped":
             print(f"{result.file}: skipped, {result.output} exists")
-            if result.message != EXISTS:  # made otherwise, or not ours: say so rather than pass it off as this run's
-                print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
+            rest = result.message.removeprefix(name_overwrite(EXISTS, "--overwrite")).lstrip("; ")
+            if rest:  # made otherwise, or not ours: say so rather than pass it off as this run's (once, not twice)
+                print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)
         else:
-            made = "a class map" if classes_out else f"{result.objects} objects"
+            notes = result.message.split("; ") if result.message else []
+            shares = [n for n in notes if n.startswith("class map: ")]
+            made = f"a class map ({shares[0].removeprefix('class map: ')})" if shares else \
+                "a class map" if classes_out else f"{result.objects} objects"
             print(f"{result.file}: {made} in {result.seconds:.1f} s -> {result.output}")
-            if result.message:
-                print(f"unet-seg predict: note: {result.file}: {cli_wording(result.message)}", file=sys.stderr)
+            if rest := "; ".join(n for n in notes if n not in shares):
+                print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)
 
     if note := summary_note(outdir):
         print(f"unet-seg predict: note: {note}", file=sys.stderr)
@@ -187,6 +192,11 @@ def run(args: argparse.Namespace) -> int:
                            overwrite_said="--overwrite")
     except SchedulerError as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:  # what was kept, and how to go on: not a bare "interrupted"
+        print(f"unet-seg predict: interrupted; the files finished are written, with their rows in "
+              f"{summary_path(outdir)}; run the same command again to do the rest (finished files are skipped)",
+              file=sys.stderr)
+        return 130
     page = qc_page(outdir) if not args.no_qc else None
     print(outcome_line(results, summary_path(outdir), page))
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -58,3 +58,19 @@ def test_a_cancelled_file_writes_nothing_and_reports_nothing(tmp_path, options):
     job = Job(tmp_path / "cells.tif", tmp_path / "cells_labels.tif")
     assert segment_file(job, load_model(options.model), options, cancel=lambda: True) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.tif", "models"]
+
+
+def test_planes_the_file_calls_slices_are_not_said_to_be_likely_channels(tmp_path, options):
+    """A 3-slice ImageJ stack (axes ZYX) got "if they are channels, choose the nuclear channel" in every batch."""
+    from helpers import synthetic_nuclei
+    from napari_unet_seg.core.batch.runner import run_batch
+
+    planes = np.stack([synthetic_nuclei((48, 64), n=6, seed=s)[0] for s in range(3)])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "z.tif", planes, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "unnamed.tif", planes, imagej=True)  # ImageJ reads three unnamed planes as channels
+    rows = {Path(r.file).name: r for r in run_batch([folder], tmp_path / "out", options)}
+    assert rows["z.tif"].status == rows["unnamed.tif"].status == "ok"
+    assert "if they are channels" not in rows["z.tif"].message
+    assert "if they are channels" in rows["unnamed.tif"].message  # the shape alone cannot tell: still said

@@ -97,6 +97,11 @@ def test_hand_made_labels_are_kept_even_with_overwrite(mine, options):
         assert rows["cells_1.tif"].status == "ok"
     [row] = [r for r in read_summary(mine) if r.file.endswith("cells_0.tif")]
     assert row.status == "skipped" and "not written by unet-seg" in row.message  # not passed off as segmented
+    import csv
+
+    with open(mine / "summary.csv", newline="", encoding="utf-8") as f:
+        [written] = [r for r in csv.DictReader(f) if r["file"].endswith("cells_0.tif")]
+    assert written["objects"] == written["mean_area"] == ""  # not "0 objects": nobody counted the user's file
 
 
 def test_outputs_we_wrote_are_ours_in_every_format_and_overwrite_redoes_them(tmp_path, folder, options):

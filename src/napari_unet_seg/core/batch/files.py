@@ -52,6 +52,16 @@ class FileResult:
     settings: str = ""  # what made the output: model file digest, diameter, output kind (see settings_key)
 
 
+def class_shares(labels: Any, names: Sequence[str]) -> str | None:
+    """A class map in words, each class's share of the pixels in class order: "class map: 45 % background,
+    35 % dim, 20 % bright" (None for one on disk, not read back whole to say it)."""
+    if not isinstance(labels, np.ndarray) or not labels.size:
+        return None
+    counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(names))
+    named = [names[k] if k < len(names) and names[k] else f"class {k}" for k in range(len(counts))]
+    return "class map: " + ", ".join(f"{100 * c / labels.size:.0f} % {n}" for c, n in zip(counts, named))
+
+
 def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:
     """The row of a file that could not be segmented, its reason in one line that names the file."""
     text = first_line(exc)
@@ -194,7 +204,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         run = replace(options, store=str(job.target), cells_channel=None) if image.lazy else options
         with lock or contextlib.nullcontext():
             result = segment_image(image.data, run, model=model, rgb=image.rgb, channel_axis=image.channel_axis,
-                                   pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel)
+                                   pixel_size=image.pixel_size, image_path=job.source, progress=progress, cancel=cancel,
+                                   file_axes=image.metadata.get("axes"))
         provenance = with_paths(result.provenance, output_dir=job.target.parent)
         if image.lazy:
             set_stack_axes(job.target, output_stack_axes(image, options))
@@ -208,6 +219,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
             return None
         return failed_result(job, exc, seconds + time.perf_counter() - start)
     counted = ObjectsOutcome(result.objects, result.mean_area)
+    shares_note = class_shares(result.labels, model.class_names) if result.objects is None else None
     if job.measure and result.objects is not None:  # instances only: classes are not objects
         measured = measure_output(result.labels, image, job.target, csv_comments(provenance))
         counted = measured if measured.objects is not None else replace(counted, note=measured.note)  # the run's
@@ -222,7 +234,8 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
         cells_note = ("no cells: labels written block by block to disk are not grown into cells here; grow them "
                       f"with unet-seg cells {job.target.name} --image {job.source.name} "
                       f"--channel {options.cells_channel}")
-    notes = [*result.notes, *([counted.note] if counted.note else []), *([cells_note] if cells_note else []),
+    notes = [*([shares_note] if shares_note else []), *result.notes, *([counted.note] if counted.note else []),
+             *([cells_note] if cells_note else []),
              *([qc_note] if qc_note else [])]
     return FileResult(str(job.source), "ok", counted.objects or 0, round(counted.mean_area, 2), round(seconds, 3),
                       "; ".join(notes), str(job.target))

@@ -34,6 +34,7 @@ SMALLEST_SIDE = 512  # px: small images are enlarged (whole pixels) so their out
 OBJECTS = (255, 215, 0)  # yellow outlines: seen on gray and on most stains
 CELLS = (0, 200, 255)  # cyan: cells around the nuclei
 CLASS_TINTS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240))
+TINT_NAMES = ("red", "green", "blue", "orange", "purple", "cyan")  # the tints as the QC page names them
 
 
 class SummaryRow(Protocol):
@@ -254,6 +255,10 @@ def _chart(rows: list[SummaryRow]) -> str:
     """A bar per file (objects), in the page's order: a file far from the rest is seen at a glance."""
     if not rows:
         return "<p>No files.</p>"
+    if all(_classes(r) for r in rows if r.status == "ok") and any(r.status == "ok" for r in rows):
+        tints = ", ".join(f"{colour} for class {k}" for k, colour in enumerate(TINT_NAMES, start=1))
+        return (f"<p>Class maps count no objects, so there is no chart of objects: each picture tints its classes "
+                f"({tints}; background clear) and says each class's share of the pixels.</p>")
     height, bar, gap, left = 160, 14, 2, 36
     top = max([r.objects for r in rows] + [1])
     width = left + len(rows) * (bar + gap) + 10

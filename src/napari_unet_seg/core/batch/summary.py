@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
-from .files import FileResult
+from .files import NOT_OURS, FileResult
 from .jobs import output_ending
 from .qc import is_class_output
 
@@ -73,11 +73,15 @@ def write_summary(results: list[FileResult], outdir: str | os.PathLike) -> Path:
     return path
 
 
+NOT_OURS_START = NOT_OURS.split(" (")[0]  # the message as worded for the CLI or the dock
+
+
 def csv_row(result: FileResult) -> dict[str, object]:
-    """A summary row as written: the object count and mean area of a class map or of a file that failed are left
-    empty (not 0, which says "segmented, none found")."""
+    """A summary row as written: the object count and mean area of a class map, of a file that failed and of a
+    file of the user's that holds an output's name are left empty (not 0, which says "segmented, none found")."""
     row = asdict(result)
-    if result.status == "failed" or (is_class_output(result.output) and not result.objects):
+    if result.status == "failed" or (is_class_output(result.output) and not result.objects) \
+            or result.message.startswith(NOT_OURS_START):
         row["objects"] = row["mean_area"] = ""
     return row
 

@@ -91,6 +91,7 @@ def segment_image(
     image_path: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
+    file_axes: str | None = None,
 ) -> SegmentResult:
     """Segment ``image`` (numpy, dask, zarr; read lazily) as ``options`` say.
 
@@ -99,8 +100,9 @@ def segment_image(
     each optionally with leading Z/T axes, segmented plane by plane
     (``planes``: the leading indices to do; None: all). ``model`` overrides
     ``options.model`` with an already loaded model (or a name or path, loaded). ``image_path`` (the
-    image's file, if any) goes into the result's provenance. Raises ``Cancelled``,
-    ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
+    image's file, if any) goes into the result's provenance; ``file_axes``, its axes as the file names
+    them (``ZYX``: ImageJ's or OME's), keeps planes the file calls Z or T from being taken for channels.
+    Raises ``Cancelled``, ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
     """
     start = time.perf_counter()
     check_options(options)
@@ -138,7 +140,7 @@ def segment_image(
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = checked_planes(planes, lead) or tuple(np.ndindex(*lead))
     every_plane = planes == tuple(np.ndindex(*lead))
-    stack_note = every_plane and not options.link_frames and channels_as_planes_note(
+    stack_note = every_plane and not options.link_frames and not _named_stack(file_axes) and channels_as_planes_note(
         tuple(image.shape), rgb, channel_axis, model.in_channels)  # frames linked: the user said they are a movie
     provenance = describe_run(model, requested, device=options.device, precision=options.precision,
                               image_path=image_path,
@@ -219,6 +221,13 @@ def _planes_said(notes: dict[str, list[tuple[int, ...]]], count: int) -> list[st
             out.append(f"{which} {'has' if one else 'have'} NaN or infinite pixels: NaN and -inf were read as the "
                        "darkest value, +inf as the brightest")
     return out
+
+
+def _named_stack(axes: str | None) -> bool:
+    """Whether a file names its leading axes, and only as Z or T (``ZYX``, ``TZYX``; not ``CYX``, nor tifffile's
+    ``QYX`` or ``IYX`` for pages it cannot name): its planes are slices or frames, not channels in disguise."""
+    leading = (axes or "").upper().replace("Y", "").replace("X", "").replace("S", "")
+    return bool(leading) and set(leading) <= set("ZT")
 
 
 def _segment_in_memory(image: Any, model: Model, options: RunOptions, *, rgb: bool, lead: tuple[int, ...],
