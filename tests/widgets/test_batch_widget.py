@@ -389,3 +389,21 @@ def test_a_refused_or_empty_run_says_so_in_the_status_and_makes_no_output_folder
     widget.output_dir.setText("relative out")
     run_and_wait(widget, qtbot)
     assert f"summary in {tmp_path / 'relative out' / 'summary.csv'}" in widget.status.text()  # said whole
+
+
+def test_an_output_folder_of_earlier_results_shows_them_to_open_after_a_restart(widget, qtbot, monkeypatch):
+    widget, viewer, tmp_path = widget
+    run_and_wait(widget, qtbot)
+    later = BatchWidget(viewer)  # napari started again: a new dock, its folders empty
+    qtbot.addWidget(later)
+    assert later.table.rowCount() == 0
+    later.output_dir.setText(str(tmp_path / "out"))
+    assert later.table.rowCount() == 4 and later.table.isVisibleTo(later)
+    statuses = [later.table.item(r, 1).text() for r in range(later.table.rowCount())]
+    assert sorted(statuses) == ["failed", "ok", "ok", "ok"]
+    assert later.status.text().startswith(f"Earlier results in {tmp_path / 'out'}: 4 files")
+    assert later.qc_button.isEnabled()
+    later.open_result(statuses.index("ok"))
+    assert viewer.layers[-1].name.endswith(" labels") and np.asarray(viewer.layers[-1].data).max() > 0
+    later.output_dir.setText(str(tmp_path / "elsewhere"))  # no results there: the table is left as it was
+    assert later.table.rowCount() == 4

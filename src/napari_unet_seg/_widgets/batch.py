@@ -31,7 +31,7 @@ from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
 from ..core.batch.qc import is_class_output, qc_page
 from ..core.batch.runner import iter_jobs
-from ..core.batch.summary import SUMMARY_NAME, csv_row, skip_reasons, summary_note, summary_path
+from ..core.batch.summary import SUMMARY_NAME, csv_row, read_summary, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
 from ..core.imageio import read_image, read_labels, untouched_output
 from ..core.inference.cells import BOUNDARIES
@@ -170,6 +170,7 @@ class BatchWidget(QWidget):
         form.addRow("Pattern", self.pattern)
         form.addRow("", self.recursive)
         form.addRow("Output folder", _folder_row(self.output_dir, "Output folder", self))
+        self.output_dir.textChanged.connect(lambda _: self.show_earlier())  # a folder of results: shown, to open
         form.addRow("", self.overwrite)
         form.addRow("", self.qc)
 
@@ -377,17 +378,45 @@ class BatchWidget(QWidget):
         self._under_way.pop(job, None)
         if result.status != "skipped":
             self._last_done = time.monotonic()
-        row = self.jobs.index(job)
+        self._show_result(self.jobs.index(job), job, result)
+        self.progress_bar.setValue(len(self.results))
+        self._show_status()
+        if self._pbar is not None:
+            self._pbar.update(1)
+
+    def _show_result(self, row: int, job: Job, result: FileResult) -> None:
         shown = csv_row(result)  # as summary.csv has it: a class map or a failed file counts no objects
         area = shown["mean_area"]
         objects = "class map" if result.status != "failed" and is_class_output(result.output) else shown["objects"]
         self._set_row(row, [self._name(job), result.status, str(objects),
                             f"{area:.1f}" if isinstance(area, float) else "", f"{result.seconds:.1f}",
                             name_overwrite(result.message, f"'{REDO}'")])
-        self.progress_bar.setValue(len(self.results))
-        self._show_status()
-        if self._pbar is not None:
-            self._pbar.update(1)
+
+    def show_earlier(self) -> bool:
+        """An earlier run's results in the output folder, from its summary, in the table: after a restart, each
+        is a double-click away. False (the table untouched) when the folder holds none or a run is under way."""
+        text = self.output_dir.text().strip()
+        folder = Path(text).expanduser().absolute() if text else None
+        if self.worker is not None or folder is None or not folder.is_dir():
+            return False
+        rows = read_summary(folder)
+        if not rows:
+            return False
+        self.jobs, self.results, self._outdir = [], {}, folder
+        for result in rows:
+            job = Job(_found_source(result), Path(result.output) if result.output else folder)
+            self.jobs.append(job)
+            self.results[job] = result
+        self.table.setRowCount(len(self.jobs))
+        self.table.setVisible(True)
+        for row, job in enumerate(self.jobs):
+            self._show_result(row, job, self.results[job])
+        self._fit_table()
+        page = qc_page(folder)
+        self.qc_button.setEnabled(page is not None)
+        self.status.setText(f"Earlier results in {folder}: {len(rows)} files, from its summary; double-click one "
+                            "to open it with its image" + ("; every file's pictures: press QC page" if page else ""))
+        return True
 
     def _fit_table(self) -> None:
         """No taller than its rows: the height left goes to the settings, not to a blank band under two rows."""
@@ -532,6 +561,15 @@ class BatchWidget(QWidget):
             except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
                 show_warning(f"Cannot open {cells.name}: {exc}")
         self.viewer.reset_view()  # this file's extent, wherever the last one was
+
+
+def _found_source(result: FileResult) -> Path:
+    """An earlier row's image: as the summary names it, else (typed relative, elsewhere) as its output records it."""
+    source = Path(result.file)
+    if source.exists() or not result.output:
+        return source
+    recorded = (read_provenance(result.output) or {}).get("input") if Path(result.output).exists() else None
+    return Path(recorded) if isinstance(recorded, str) and Path(recorded).exists() else source
 
 
 def _recorded(path: Path) -> dict[str, Any]:
