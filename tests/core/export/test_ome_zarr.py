@@ -47,7 +47,7 @@ def test_image_and_labels_read_back_with_pyramid_colours_and_pixel_size(tmp_path
     assert [a["name"] for a in meta["axes"]] == ["y", "x"] and meta["axes"][0]["unit"] == "micrometer"
     assert meta["datasets"][0]["coordinateTransformations"][0] == {"type": "scale", "scale": [0.5, 0.25]}
     assert meta["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 0.5]
-    assert attrs(path / "labels") == {"labels": ["labels"]}
+    assert attrs(path / "labels") == {"labels": ["labels"], "napari_unet_seg": {"export": "ome-zarr"}}  # ours
     image_label = attrs(path / "labels" / "labels")["image-label"]
     assert image_label["version"] == "0.4" and image_label["source"] == {"image": "../../"}
     ids = [c["label-value"] for c in image_label["colors"]]
@@ -132,6 +132,22 @@ def test_an_existing_store_is_kept_unless_overwrite(tmp_path):
     write_ome_zarr(path, stack_labels()[:1], overwrite=True)
     assert read_back(path)[1].data[0].shape == (1, 40, 50)
     assert sorted(os.listdir(tmp_path)) == ["k.ome.zarr"]
+
+
+def test_a_folder_the_user_made_is_kept_even_with_overwrite(tmp_path):
+    """`export --format ome-zarr --overwrite` replaced any folder at -o whole: a user's notes, their own store."""
+    import zarr
+
+    precious = tmp_path / "precious.ome.zarr"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("my notes")
+    theirs = tmp_path / "mydata.zarr"
+    zarr.open_array(str(theirs), mode="w", shape=(4, 4), dtype="u1")[:] = 7
+    for folder in (precious, theirs):
+        with pytest.raises(FileExistsError, match="did not export.*kept, even with overwrite"):
+            write_ome_zarr(folder, stack_labels()[:1], overwrite=True)
+    assert (precious / "notes.txt").read_text() == "my notes"
+    assert int(zarr.open_array(str(theirs), mode="r")[0, 0]) == 7
 
 
 def test_pyramids_stop_before_planes_get_small():

@@ -25,7 +25,7 @@ from ..common.atomic import atomic_path
 from ..common.labels_zarr import UNIT, pyramid_factors  # one pyramid rule for exports and labels stores
 from .outlines import check_labels, check_same_plane
 from .stamp import provenance_member
-from .target import prepare_target
+from .target import EXPORT_MARK, prepare_target
 
 CHUNK = 1024  # plane chunks: what viewers read per tile
 
@@ -101,6 +101,8 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
                 _add_translation(group, origin)
         if provenance is not None:
             root["labels"][name].attrs.update(provenance_member(provenance))
+        root["labels"].attrs.update(EXPORT_MARK)  # a later export with overwrite may replace it (nothing else);
+        # beside the labels list, so the image's own metadata stays untouched
     return path
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..common.atomic import check_writable_folder
+from .stamp import NAMESPACE
 
 
 def prepare_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -21,8 +22,31 @@ def prepare_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     if path.is_dir() != path.name.lower().endswith(".zarr") and path.exists():
         kind = "folder" if path.is_dir() else "file"
         raise FileExistsError(f"{path} is a {kind}; choose another name")
+    if path.is_dir() and not is_our_export(path):  # a folder is replaced whole: never one of the user's own
+        raise FileExistsError(f"{path} is a folder napari-unet-seg did not export (the user's own store?): it is "
+                              "kept, even with overwrite; choose another name")
     check_writable_folder(path.parent if str(path.parent) else ".")
     return path
+
+
+EXPORT_MARK = {NAMESPACE: {"export": "ome-zarr"}}  # in an OME-Zarr export's labels group: ours to replace
+
+
+def is_our_export(folder: Path) -> bool:
+    """Whether ``folder`` is an OME-Zarr this package exported (its mark, or the provenance an earlier version
+    put in its labels group)."""
+    for attrs in (folder / ".zattrs", folder / "zarr.json", folder / "labels" / ".zattrs"):
+        try:
+            text = attrs.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if f'"{NAMESPACE}"' in text:
+            return True
+    try:
+        return any(f'"{NAMESPACE}"' in (group / ".zattrs").read_text(encoding="utf-8")
+                   for group in (folder / "labels").iterdir() if (group / ".zattrs").is_file())
+    except OSError:
+        return False
 
 
 # what each format's file is called: a ROI set is a zip, QuPath reads .geojson (and .json), OME-Zarr is a zarr folder
