@@ -105,3 +105,32 @@ def test_growing_over_the_channel_the_nuclei_were_found_in_is_warned(tmp_path, c
     assert "is the image the nuclei were segmented from" in capsys.readouterr().err
     assert main(["cells", labels, "--image", str(tmp_path / "img.tif"), "--channel", "0", "--overwrite"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_stacks_cells_are_counted_plane_by_plane_and_a_plane_of_stain_is_refused_by_its_shape(files, capsys):
+    """A Z stack's slices number their nuclei each from 1: counting distinct ids said 9 cells for 27."""
+    folder, nuclei, cytoplasm, _ = files
+    tifffile.imwrite(folder / "stack_labels.tif", np.stack([nuclei] * 3).astype(np.uint16), imagej=True,
+                     metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "stack_cyto.tif", np.stack([cytoplasm] * 3), imagej=True, metadata={"axes": "ZYX"})
+    assert main(["cells", str(folder / "stack_labels.tif"), "--image", str(folder / "stack_cyto.tif")]) == 0
+    assert capsys.readouterr().out.startswith("27 cells around 27 nuclei in 3 planes, same ids")
+    code = main(["cells", str(folder / "stack_labels.tif"), "--image", str(folder / "cyto.tif"), "-o",
+                 str(folder / "x.tif")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "but the nuclei have (3, " in err[0] and "channels" not in err[0], err
+
+
+def test_an_image_given_as_nuclei_is_warned_about_and_an_ome_zarr_gives_its_labels(files, capsys):
+    from napari_unet_seg.core.export import write_ome_zarr
+
+    folder, nuclei, cytoplasm, _ = files
+    tifffile.imwrite(folder / "cyto16.tif", np.clip(cytoplasm, 0, None).astype(np.uint16))  # an image, integer
+    assert main(["cells", str(folder / "cyto16.tif"), "--max-distance", "5", "-o", str(folder / "oops.tif")]) == 0
+    assert "like an image rather than labels: did you give the image as NUCLEI?" in capsys.readouterr().err
+    store = write_ome_zarr(folder / "both.ome.zarr", nuclei.astype(np.uint16), cytoplasm)  # image and labels
+    for command in (["cells", str(store), "--image", str(folder / "cyto.tif"), "-o", str(folder / "z.tif")],
+                    ["measure", str(store), "-o", str(folder / "z.csv")]):
+        assert main(command) == 0
+        printed = capsys.readouterr()
+        assert printed.out.startswith("9 ") and "like an image" not in printed.err  # its labels, not its image

@@ -12,7 +12,15 @@ import numpy as np
 from ..core.batch.cells_output import cells_path
 from ..core.batch.objects import intensity_of
 from ..core.common.atomic import check_writable_folder
-from ..core.imageio import ImageFile, ImageReadError, read_image, read_tiff_provenance, write_labels_tiff
+from ..core.common.labels_checks import looks_like_an_intensity_image
+from ..core.imageio import (
+    ImageFile,
+    ImageReadError,
+    read_image,
+    read_labels_image,
+    read_tiff_provenance,
+    write_labels_tiff,
+)
 from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells_noted
 from ..core.inference.provenance import describe_cells
 from .errors import UserError, require_positive
@@ -52,9 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _read(path: str, what: str) -> ImageFile:
+def _read(path: str, what: str, *, labels: bool = False) -> ImageFile:
     try:
-        return read_image(path)
+        return read_labels_image(path) if labels else read_image(path)
     except ImageReadError as exc:
         raise UserError(f"{what}: {exc}") from None
 
@@ -64,6 +72,9 @@ def _stain(image: ImageFile, channel: int | None, name: str, nuclei_shape: tuple
 
     Channels are read as the measurements read them (:func:`intensity_of`: a (C, Y, X) TIFF is channels).
     """
+    if len(nuclei_shape) == 3 and tuple(image.data.shape) == nuclei_shape[1:]:  # not channels: a plane of a stack
+        raise UserError(f"{name} has shape {nuclei_shape[1:]} but the nuclei have {nuclei_shape}: give the stain's "
+                        "stack, with a plane for each plane of the nuclei")
     data = np.asarray(intensity_of(image, nuclei_shape))
     if data.ndim == len(nuclei_shape):
         if channel is not None:
@@ -81,7 +92,7 @@ def _stain(image: ImageFile, channel: int | None, name: str, nuclei_shape: tuple
 
 def run(args: argparse.Namespace) -> int:
     require_positive(args.max_distance, "--max-distance")
-    nuclei = _read(args.nuclei, "NUCLEI")
+    nuclei = _read(args.nuclei, "NUCLEI", labels=True)
     if nuclei.rgb or nuclei.channel_axis is not None:
         raise UserError(f"{args.nuclei} is a colour or multichannel image, not labels (one integer id per pixel)")
     image = _read(args.image, "IMAGE") if args.image else None
@@ -114,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(said if said != str(exc) else f"{args.nuclei}: {exc}") from None
     for note in notes:
         print(f"unet-seg cells: note: {note}", file=sys.stderr)
+    if looks_like_an_intensity_image(nuclei.data):  # likely, not certain: said, as measure and export say it
+        print(f"unet-seg cells: warning: {args.nuclei} changes value from pixel to pixel, like an image rather "
+              "than labels: did you give the image as NUCLEI?", file=sys.stderr)
     nuclei_record = _provenance(args.nuclei)
     if image is not None and _segmented_from(nuclei_record, args.image, args.channel):
         print(f"unet-seg cells: warning: {args.image}{'' if args.channel is None else f' channel {args.channel}'} "

@@ -16,7 +16,7 @@ from ..core.common.errors import first_line
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from ..core.export.target import FORMAT_NAMES, FORMAT_SUFFIXES, has_format_suffix
-from ..core.imageio import ImageFile, changed_since_written, read_image
+from ..core.imageio import ImageFile, changed_since_written, read_image, read_labels_image
 from ..core.inference.provenance import marked_edited, read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
 from ..core.measure.table_match import stale_table_reason
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stack_axis is not None and args.format == "imagej":  # ROIs carry their stack position, which is either
         raise UserError("--stack-axis is used by --format geojson and ome-zarr only (an ImageJ ROI's stack position "
                         "is the same for slices and frames)")
-    labels = _read(args.labels, "labels")
+    labels = _read(args.labels, "labels", labels=True)
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
     output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
@@ -160,8 +160,8 @@ def _provenance(path: str) -> dict | None:
         return None
 
 
-def _read(path: str, what: str) -> ImageFile:
+def _read(path: str, what: str, *, labels: bool = False) -> ImageFile:
     try:
-        return read_image(path)
+        return read_labels_image(path) if labels else read_image(path)
     except ValueError as exc:
         raise UserError(f"{what}: {first_line(exc)}") from None

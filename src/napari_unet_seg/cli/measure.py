@@ -10,7 +10,7 @@ from pathlib import Path
 from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
-from ..core.imageio import ImageFile, ImageReadError, read_image
+from ..core.imageio import ImageFile, ImageReadError, read_image, read_labels_image
 from ..core.inference.provenance import csv_comments, read_provenance, records_classes
 from ..core.measure.classes import check_class_map, class_counts, looks_like_objects
 from ..core.measure.measurements import intensity_channels, measure_objects
@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _read(path: str, what: str) -> ImageFile:
+def _read(path: str, what: str, *, labels: bool = False) -> ImageFile:
     try:
-        return read_image(path)
+        return read_labels_image(path) if labels else read_image(path)
     except ImageReadError as exc:
         raise UserError(f"{what}: {exc}") from None
 
@@ -80,7 +80,7 @@ def _classes(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[object, 
             (made_by.get("settings") or {}).get("output", "instances") == "instances":
         raise UserError(f"{args.classes} holds objects (unet-seg made it as labels of objects), not classes: give a "
                         "class model's output (<stem>_classes.tif) or regions painted in napari")
-    classes = _read(args.classes, "CLASSES")
+    classes = _read(args.classes, "CLASSES", labels=True)
     if classes.rgb or classes.channel_axis is not None:
         raise UserError(f"{args.classes} is a colour or multichannel image, not a class map (one class per pixel)")
     try:
@@ -110,7 +110,7 @@ def _column_name(path: str, taken: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     for value in args.pixel_size or ():
         require_positive(value, "--pixel-size")
-    labels = _read(args.labels, "LABELS")
+    labels = _read(args.labels, "LABELS", labels=True)
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels} is a colour or multichannel image, not labels (one integer id per pixel)")
     images = {}

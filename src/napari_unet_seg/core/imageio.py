@@ -440,6 +440,28 @@ def read_tiff_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     return None
 
 
+def read_labels_image(path: str | os.PathLike) -> ImageFile:
+    """LABELS given on a command line, as an :class:`ImageFile`: for an OME-Zarr that holds an image and its
+    labels (an export), its first labels group, never its image (measured as labels, an image makes nonsense)."""
+    path = Path(path)
+    inner = _labels_inside(path) if is_zarr(path) else None
+    return read_image(inner if inner is not None else path)
+
+
+def _labels_inside(path: Path) -> Path | None:
+    """``<store>/labels/<first>`` of an OME-Zarr image with a labels group; None for anything else."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+        if isinstance(node, zarr.Array) or "image-label" in node.attrs or "labels" not in node:
+            return None
+        names = node["labels"].attrs.get("labels") or []
+        return path / "labels" / str(names[0]) if names and (path / "labels" / str(names[0])).is_dir() else None
+    except Exception:  # noqa: BLE001 - not a store we can look into: read as it is, and said by the reader
+        return None
+
+
 def read_labels(path: str | os.PathLike) -> Any:
     """A labels output as written by :func:`write_labels_tiff` (numpy) or a zarr store (opened, not read).
 

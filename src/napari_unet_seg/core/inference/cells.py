@@ -141,19 +141,34 @@ def grow_plane(nuclei: np.ndarray, image: np.ndarray | None, mask: np.ndarray | 
 
 
 def cells_note(nuclei: Any, cells: np.ndarray) -> str:
-    """One line for people: how many cells, and how much bigger than their nuclei."""
-    ids, nucleus_area = np.unique(np.asarray(nuclei), return_counts=True)  # ids may be large: no bincount
-    nucleus_area, ids = nucleus_area[ids > 0], ids[ids > 0]
-    if not ids.size:
+    """One line for people: how many cells, and how much bigger than their nuclei.
+
+    A stack counts the objects of each plane, as Measurements does (a Z
+    stack's slices number their objects each from 1: distinct ids would
+    undercount them).
+    """
+    nuclei = np.asarray(nuclei)
+    pairs = [(nuclei, np.asarray(cells))] if nuclei.ndim == 2 else list(zip(nuclei, np.asarray(cells)))
+    count = alone = 0
+    ratios = []
+    for plane, grown_plane in pairs:
+        ids, nucleus_area = np.unique(plane, return_counts=True)  # ids may be large: no bincount
+        nucleus_area, ids = nucleus_area[ids > 0], ids[ids > 0]
+        if not ids.size:
+            continue
+        cell_ids, cell_counts = np.unique(grown_plane, return_counts=True)
+        cell_area = np.zeros(ids.size, np.int64)
+        found = np.isin(cell_ids, ids)
+        cell_area[np.searchsorted(ids, cell_ids[found])] = cell_counts[found]
+        count += ids.size
+        alone += int((cell_area <= nucleus_area).sum())
+        ratios.append(cell_area / nucleus_area)
+    if not count:
         return "no nuclei: no cells"
-    cell_ids, cell_counts = np.unique(cells, return_counts=True)
-    cell_area = np.zeros(ids.size, np.int64)
-    found = np.isin(cell_ids, ids)
-    cell_area[np.searchsorted(ids, cell_ids[found])] = cell_counts[found]
-    grown = cell_area > nucleus_area
-    ratio = float(np.median(cell_area / nucleus_area))
-    alone = f"; {int((~grown).sum())} found no cell stain around them (cell = nucleus)" if (~grown).any() else ""
-    return f"{ids.size} cells around {ids.size} nuclei, same ids; a cell is {ratio:.1f}x its nucleus (median){alone}"
+    ratio = float(np.median(np.concatenate(ratios)))
+    where = f" in {len(pairs)} planes" if nuclei.ndim > 2 else ""
+    said = f"; {alone} found no cell stain around them (cell = nucleus)" if alone else ""
+    return f"{count} cells around {count} nuclei{where}, same ids; a cell is {ratio:.1f}x its nucleus (median){said}"
 
 
 def grow_cells_noted(*args: Any, **kwargs: Any) -> tuple[np.ndarray, list[str]]:
