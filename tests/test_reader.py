@@ -97,3 +97,20 @@ def test_a_store_in_nanometres_opens_in_micrometres_as_every_reader_places_layer
     (data, attributes, kind), = read_ome_zarr(str(tmp_path / "nm.ome.zarr"))
     assert kind == "image" and attributes["scale"] == [2.0, 0.5, 0.5]  # time stays in its own unit
     assert attributes["translate"] == [0.0, 1.0, 0.0]
+
+
+def test_measurements_read_with_the_labels_are_left_out_of_an_export_once_the_labels_are_painted(
+        tmp_path, make_napari_viewer):
+    """Features that came from the file were saved on, stale, after painting (area 165 for an object of 677 px)."""
+    labels = stack_labels()[0]
+    features = pd.DataFrame({"index": [1, 2], "label": [1, 2], "area": [float((labels == 1).sum()),
+                                                                        float((labels == 2).sum())]})
+    (path,) = save_layers(str(tmp_path / "m.ome.zarr"), [Labels(labels, name="cells", features=features)])
+    viewer = make_napari_viewer()
+    (reopened,) = viewer.open(path, plugin=None)
+    (kept,) = save_layers(str(tmp_path / "as read.geojson"), [reopened], plugin="napari-unet-seg")
+    assert "area" in json.loads(Path(kept).read_text())["features"][0]["properties"]["measurements"]  # they travel
+    reopened.data[labels == 1] = 2  # painted: object 1 into 2, without measuring again
+    (painted,) = save_layers(str(tmp_path / "painted.geojson"), [reopened], plugin="napari-unet-seg")
+    assert all("area" not in f["properties"].get("measurements", {})
+               for f in json.loads(Path(painted).read_text())["features"])

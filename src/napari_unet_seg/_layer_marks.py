@@ -24,6 +24,7 @@ from .core.inference.provenance import marked_edited
 SEGMENT_KEY = "napari_unet_seg"
 CELLS_KEY = "napari_unet_seg_cells"  # not Segment's key: a cells layer is no Segment result
 OPENED_KEY = "napari_unet_seg_opened"  # labels read from a file of ours (the OME-Zarr reader): a hash of them
+FEATURES_KEY = "napari_unet_seg_features"  # the labels a features table was measured on (a hash): stale once changed
 FINGERPRINT_LIMIT = 256 * 2**20  # bytes; bigger (or lazy) results rely on paint events alone
 
 
@@ -86,3 +87,17 @@ def layer_provenance(metadata: Mapping[str, Any] | None, data: Any) -> dict[str,
     if any(untouched(metadata, data, key) for key in (SEGMENT_KEY, CELLS_KEY, OPENED_KEY)):
         return record
     return marked_edited(record)
+
+
+def features_stamp(data: Any) -> dict[str, Any]:
+    """The metadata entry that ties a features table to these labels (see :func:`features_describe`)."""
+    return {FEATURES_KEY: {"fingerprint": fingerprint(data)}}
+
+
+def features_describe(metadata: Mapping[str, Any] | None, data: Any) -> bool:
+    """Whether a layer's features still describe its labels: False once labels stamped with
+    :func:`features_stamp` (read with their measurements, or measured) have changed; True when unstamped or
+    too large to hash (paint events then say it)."""
+    stamp = (metadata or {}).get(FEATURES_KEY)
+    stored = stamp.get("fingerprint") if isinstance(stamp, dict) else None
+    return stored is None or stored == fingerprint(data)

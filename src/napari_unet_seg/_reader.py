@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._layer_marks import OPENED_KEY, fingerprint
+from ._layer_marks import OPENED_KEY, features_stamp, fingerprint
 from .core.export.stamp import record_in
 from .core.imageio import micrometres_per
 
@@ -117,8 +117,9 @@ def _labels_layer(node: Any, name: str) -> LayerData:
     if record is not None:  # exports of these labels carry it, marked edited once they are painted on
         attributes["metadata"] = {"provenance": record, OPENED_KEY: {"fingerprint": fingerprint(data)}}
     features = _features(_attrs(node).get("image-label", {}).get("properties"))
-    if features is not None:
+    if features is not None:  # stamped: painted labels leave their old measurements behind when saved
         attributes["features"] = features
+        attributes["metadata"] = {**attributes.get("metadata", {}), **features_stamp(data)}
     return data, attributes, "labels"
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 
-from ._layer_marks import layer_provenance
+from ._layer_marks import features_describe, layer_provenance
 from .core.common.errors import first_line
 from .core.export import write_geojson, write_imagej_rois, write_ome_zarr
 from .core.export.target import FORMAT_SUFFIXES, with_format_suffix
@@ -65,7 +65,7 @@ def write_labels_geojson(path: str, layers: list[LayerData]) -> list[str]:
     """A Labels layer -> QuPath GeoJSON, with its features as each object's measurements."""
     data, attributes = _labels(layers)
     target, replace = _target(path, "geojson")
-    return [str(write_geojson(target, data, measurements=_measurements(attributes, data.ndim),
+    return [str(write_geojson(target, data, measurements=_measurements(attributes, data),
                               stack_axis=_stack_axis(attributes),
                               provenance=layer_provenance(attributes.get("metadata"), data),
                               overwrite=replace))]
@@ -81,7 +81,7 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     target, _ = _target(path, "ome-zarr")
     written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
                              name=_group_name(attributes.get("name")),
-                             measurements=_measurements(attributes, data.ndim), stack_axis=_stack_axis(attributes),
+                             measurements=_measurements(attributes, data), stack_axis=_stack_axis(attributes),
                              provenance=layer_provenance(attributes.get("metadata"), data),
                              origin=_origin(attributes))
     return [str(written)]
@@ -145,11 +145,16 @@ def _plane_pair(attributes: dict[str, Any], key: str, neutral: float) -> tuple[f
     return None if (y, x) == (neutral, neutral) else (y, x)
 
 
-def _measurements(attributes: dict[str, Any], ndim: int) -> dict[str, Any] | None:
-    """The layer's features as columns, when they say which object (label, and slice in a stack) each row is."""
+def _measurements(attributes: dict[str, Any], data: Any) -> dict[str, Any] | None:
+    """The layer's features as columns, when they say which object (label, and slice in a stack) each row is,
+    and still describe the labels (not painted on since they were measured or read)."""
     features = attributes.get("features")
-    keys = ["label", "slice"] if ndim == 3 else ["label"]
+    keys = ["label", "slice"] if data.ndim == 3 else ["label"]
     if features is None or len(features) == 0 or any(key not in features for key in keys):
+        return None
+    if not features_describe(attributes.get("metadata"), data):
+        show_info("The measurements were left out: the labels changed since they were measured (press Measure in "
+                  "the Measurements dock, then save again, to include them).")
         return None
     columns = {str(column): features[column].to_numpy() for column in features.columns}
     if "index" in columns and np.array_equal(columns["index"], columns["label"]):

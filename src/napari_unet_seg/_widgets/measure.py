@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layer_marks import layer_provenance
+from .._layer_marks import features_stamp, layer_provenance
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
@@ -384,6 +384,7 @@ class MeasureWidget(QWidget):
         self._class_colours = (colours_of_classes(classes, table["class"])
                                if classes is not None and classes in self.viewer.layers else {})
         layer.features = {"index": table["label"], **table}
+        layer.metadata = {**layer.metadata, **features_stamp(layer.data)}  # an export drops them once painted
         self.model.set_table(table)
         self.view.resizeColumnsToContents()
         self.colour_by.blockSignals(True)
