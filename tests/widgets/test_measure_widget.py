@@ -140,12 +140,15 @@ def test_stacks_and_save_as_csv(make_napari_viewer, qtbot, tmp_path):
     path = widget.save_csv(str(tmp_path / "stack_objects.csv"))
     table, comments = read_objects_csv(path)
     assert table["slice"].tolist() == [0, 0, 0, 0, 1, 1] and comments["labels"] == "stack"
+    assert widget.save_csv(str(tmp_path / "bare")) == tmp_path / "bare.csv"  # a name typed without .csv gets it
+    assert widget.save_csv(str(tmp_path / "a file" / "x.csv").replace("a file", "stack_objects.csv")) is None
 
 
 def test_without_labels_nothing_runs_and_the_dock_fits_a_laptop(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
     assert widget.run() is None
+    assert widget.status.text().startswith("Not measured: choose a Labels layer first")  # said where one looks
     viewer.window.resize(1366, 740)
     QApplication.processEvents()
     assert widget.minimumSizeHint().height() <= 400

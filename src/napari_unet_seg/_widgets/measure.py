@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._layer_marks import features_stamp, layer_provenance
+from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
@@ -305,6 +306,7 @@ class MeasureWidget(QWidget):
         if layer is None or self.worker is not None:
             if layer is None:
                 show_error("Measure: choose a Labels layer first")
+                self.status.setText("Not measured: choose a Labels layer first (Segment makes one, or open labels).")
             return None
         self._refresh_classes()  # a class output whose task was named after its layer came
         pixel_size, unit = physical_size(layer)
@@ -509,11 +511,14 @@ class MeasureWidget(QWidget):
                                                   "CSV (*.csv)")
             if not path:
                 return None
+        if not path.lower().endswith(".csv"):
+            path += ".csv"  # a name typed bare ("cells"): a table every program opens, as the CLI asks for
         pixel_size, unit = physical_size(self.measured)
         comments = {"labels": self.measured.name, "images": ", ".join(self._measured_images) or "none",
                     **({"classes": self._measured_classes} if self._measured_classes else {}),
                     "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} {unit}" if pixel_size else "unknown"}
         try:
+            check_writable_folder(Path(path).parent)  # "cannot write to <folder>: ...", not a temporary file's name
             written = write_objects_csv(path, self.table, {**comments, **self._provenance_comments()})
         except OSError as exc:
             show_error(f"Could not save the measurements: {first_line(exc)}")
