@@ -92,7 +92,8 @@ def test_a_channel_of_a_multichannel_layer_is_offered_as_the_stain(docked, qtbot
 
 def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(make_napari_viewer, qtbot):
     """The dock opened first (no image yet): the stain added later is chosen and the boundary comes back; the image
-    Segment found the nuclei in is offered last, and growing over it is said; the nuclei are never a cell mask."""
+    Segment found the nuclei in is offered last, never chosen by default, and growing over it is said; the nuclei
+    are never a cell mask."""
     truth, nuclei, cytoplasm, _ = tissue()
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Cells from nuclei")
@@ -101,7 +102,9 @@ def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(mak
                               metadata={"napari_unet_seg": {"source": "dapi"}, "provenance": {"settings": {}}})
     assert widget.nuclei_picker.currentText() == "dapi labels"
     assert widget.area_picker.findText("dapi labels") == -1
-    assert widget.stain_picker.currentText() == "dapi"  # the only image: offered, but said after the run
+    assert widget.stain_picker.currentText() == NO_STAIN  # the only image is the nuclei's own: not chosen for them
+    assert widget.boundary.currentText() == "nearest nucleus"
+    widget.stain_picker.setCurrentText("dapi")  # offered, and chosen by hand: said after the run
     assert widget.boundary.currentText() != "nearest nucleus"
     grow_and_wait(widget, qtbot)
     assert "the image the nuclei were segmented from" in widget.status.text()

@@ -178,7 +178,8 @@ class CellsWidget(QWidget):
         self._channels_last = set(last)
         texts = [text for text, _, _ in stains]
         chosen = self._chosen_stain if self._chosen_stain in (*texts, NO_STAIN) else None
-        here = [text for text, name, _ in stains if name not in elsewhere]  # none: no stain, unless chosen
+        # none (or only the nuclei's own stain, which would grow no cell): no stain, unless the user chose it
+        here = [text for text, name, channel in stains if name not in elsewhere and (name, channel) != nuclear]
         refill(self.stain_picker, [*texts, NO_STAIN], chosen or (here[0] if here else NO_STAIN))
         refill(self.area_picker, [FROM_STAIN, *masks], self.area_picker.currentText() or FROM_STAIN)
         self._stain_changed()
