@@ -134,3 +134,13 @@ def test_an_image_given_as_nuclei_is_warned_about_and_an_ome_zarr_gives_its_labe
         assert main(command) == 0
         printed = capsys.readouterr()
         assert printed.out.startswith("9 ") and "like an image" not in printed.err  # its labels, not its image
+
+
+def test_a_stain_of_another_size_is_refused_by_its_shape_not_taken_for_channels(files, capsys):
+    folder, _, cytoplasm, _ = files
+    tifffile.imwrite(folder / "big.tif", np.stack([np.zeros((256, 256), np.float32)] * 2), imagej=True,
+                     metadata={"axes": "CYX"})
+    for extra in ([], ["--channel", "1"]):
+        code = main(["cells", str(folder / "img_labels.tif"), "--image", str(folder / "big.tif"), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "has shape (2, 256, 256) but the nuclei have (160, 160)" in err[0], err

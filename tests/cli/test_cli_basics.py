@@ -69,6 +69,18 @@ def test_evaluate_scores_model_and_baseline(capsys, tmp_path, tiny_model):
     assert code == 0 and "AP50" in out and "baseline" in out and (tmp_path / "s.csv").exists()
     assert "mean: AP50" in out and "baseline Dice" in out and "(1 image)" in out
     assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), str(tmp_path / "lab.tif")]) == 2
+    capsys.readouterr()
+    image_bytes, scores = (tmp_path / "img.tif").read_bytes(), (tmp_path / "s.csv").read_bytes()
+    base = ["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), "--model", str(path)]
+    for csv_name, said in (("img.tif", "not a .csv name"), ("s.csv", "exists (use --overwrite")):
+        assert main([*base, "--csv", str(tmp_path / csv_name)]) == 2  # the image, or a table kept unasked
+        assert said in capsys.readouterr().err
+    assert (tmp_path / "img.tif").read_bytes() == image_bytes and (tmp_path / "s.csv").read_bytes() == scores
+    (tmp_path / "in.csv").write_bytes(image_bytes)  # an input named .csv: still never written over
+    assert main(["evaluate", str(tmp_path / "in.csv"), "--labels", str(tmp_path / "lab.tif"), "--csv",
+                 str(tmp_path / "in.csv"), "--overwrite"]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert main([*base, "--csv", str(tmp_path / "s.csv"), "--overwrite"]) == 0
 
 
 def test_classical_baseline_finds_separated_disks():

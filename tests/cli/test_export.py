@@ -192,3 +192,15 @@ def test_a_table_of_labels_corrected_since_is_not_attached(tmp_path, capsys):
     assert main(["export", str(labels_path), "--format", "geojson", "--overwrite"]) == 0  # measured again: attached
     features = json.loads((tmp_path / "img_labels.geojson").read_text())["features"]
     assert all("area" in f["properties"]["measurements"] for f in features)
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused_even_with_overwrite(tmp_path, capsys):
+    from napari_unet_seg.core.export import write_ome_zarr
+
+    labels = np.zeros((40, 50), np.uint16)
+    labels[5:15, 5:15] = 1
+    store = write_ome_zarr(tmp_path / "both.ome.zarr", labels, np.ones((40, 50), np.uint8))
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    assert main(["export", str(store), "--format", "ome-zarr", "-o", str(store), "--overwrite"]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before

@@ -194,3 +194,16 @@ def test_a_multichannel_model_trains_from_files_predict_reads_and_a_channel_alon
     assert main(["train", "--image", str(path), "--labels", str(tmp_path / "two_labels.tif"), "--channel", "2",
                  *TINY, "-o", str(tmp_path / "x.safetensors")]) == 2
     assert "--channel 2: " in capsys.readouterr().err
+
+
+def test_object_labels_given_as_scribbles_are_refused_not_trained_as_a_class_per_object(tmp_path, capsys):
+    image, labels = synthetic_nuclei((192, 192), n=60, seed=3)
+    assert labels.max() > 32  # ids of objects, not classes someone painted
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "img_truth.tif", labels.astype(np.uint16))
+    out = tmp_path / "classes.safetensors"
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "img_truth.tif"),
+                 "--scribbles", *TINY, "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "they look like objects (one id per nucleus)" in err[0], err
+    assert not out.exists()

@@ -72,9 +72,13 @@ def _stain(image: ImageFile, channel: int | None, name: str, nuclei_shape: tuple
 
     Channels are read as the measurements read them (:func:`intensity_of`: a (C, Y, X) TIFF is channels).
     """
-    if len(nuclei_shape) == 3 and tuple(image.data.shape) == nuclei_shape[1:]:  # not channels: a plane of a stack
-        raise UserError(f"{name} has shape {nuclei_shape[1:]} but the nuclei have {nuclei_shape}: give the stain's "
+    shape, plane = tuple(image.data.shape), tuple(nuclei_shape[-2:])
+    if len(nuclei_shape) == 3 and shape == plane:  # not channels: one plane for a stack
+        raise UserError(f"{name} has shape {plane} but the nuclei have {nuclei_shape}: give the stain's "
                         "stack, with a plane for each plane of the nuclei")
+    if shape[-2:] != plane and shape[-3:-1] != plane:  # neither channels first nor last (colour) fit the nuclei
+        raise UserError(f"{name} has shape {shape} but the nuclei have {nuclei_shape}: the stain must cover the "
+                        "nuclei's pixels, one for one")
     data = np.asarray(intensity_of(image, nuclei_shape))
     if data.ndim == len(nuclei_shape):
         if channel is not None:

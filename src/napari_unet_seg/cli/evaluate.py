@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="also score the classical Gaussian + Otsu + distance-watershed pipeline")
     parser.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write per-image scores to a CSV file")
     parser.add_argument("--flip-average", action="store_true", help="mirror averaging, as in predict")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists")
     parser.set_defaults(run=run)
 
 
@@ -49,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
     if len(args.images) != len(args.labels):
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
     model = load_model(args.model)
-    if args.csv:
-        if args.csv.is_dir():  # before the work, not after it fails at the end
-            raise UserError(f"{args.csv} is a folder; give a file name ending in .csv")
+    if args.csv:  # before the work, not after it fails at the end; never over an input, nor a file unasked
+        if args.csv.is_dir() or args.csv.suffix.lower() != ".csv":
+            raise UserError(f"{args.csv} is {'a folder' if args.csv.is_dir() else 'not a .csv name'}; give a file "
+                            "name ending in .csv")
+        if args.csv.resolve() in {Path(p).resolve() for p in (*args.images, *args.labels)}:
+            raise UserError(f"{args.csv} is one of the inputs: give another name with --csv")
+        if args.csv.exists() and not args.overwrite:
+            raise UserError(f"{args.csv} exists (use --overwrite to replace it)")
         check_writable_folder(args.csv.resolve().parent)
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):

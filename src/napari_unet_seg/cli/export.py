@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
     output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
+    if output.resolve() in {Path(p).resolve() for p in (args.labels, args.image, args.measurements) if p}:
+        raise UserError(f"{output} is one of the inputs: give another name with -o")  # replaced whole, it is lost
     if not has_format_suffix(output, args.format):  # a ROI set named .geojson is opened by no tool
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")

@@ -216,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
     semantic = args.scribbles or args.classes is not None
     classes = args.classes
     if scratch and semantic and classes is None:
-        classes = classes_called_for(pairs, scribbles=args.scribbles)
+        try:
+            classes = classes_called_for(pairs, scribbles=args.scribbles)
+        except UnusableAnnotation as exc:
+            raise UserError(str(exc)) from None
     channels = input_channels(pairs[0])
     names = tuple(name.strip() for name in (args.class_names or "").split(",") if name.strip())
     if args.class_names is not None and not (scratch and semantic):

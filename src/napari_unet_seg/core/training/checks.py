@@ -89,10 +89,24 @@ def painted_classes(pairs: Sequence[TrainingPair], *, scribbles: bool) -> set[in
     return found
 
 
+MAX_NEW_CLASSES = 32  # more values than this are objects' ids (one per nucleus), not classes someone painted
+
+
 def classes_called_for(pairs: Sequence[TrainingPair], *, scribbles: bool) -> int:
-    """The class count (background included) a new class model needs for these labels: their highest class + 1."""
+    """The class count (background included) a new class model needs for these labels: their highest class + 1.
+
+    Raises :class:`UnusableAnnotation` when that is more than
+    ``MAX_NEW_CLASSES``: such labels are objects' ids (a Segment result, ground
+    truth), and a model of a class per object learns nothing (mean IoU 0.001).
+    """
     top = max((int(np.asarray(p.labels).max(initial=0)) for p in pairs), default=0)
-    return max(2, top if scribbles else top + 1)
+    count = max(2, top if scribbles else top + 1)
+    if count > MAX_NEW_CLASSES:
+        raise UnusableAnnotation(f"the labels hold values up to {top}, which would make {count} classes: they look "
+                                 "like objects (one id per nucleus), not painted classes; train them as objects "
+                                 f"(not as scribbles or classes), or paint classes with values 1 to "
+                                 f"{MAX_NEW_CLASSES if scribbles else MAX_NEW_CLASSES - 1}")
+    return count
 
 
 def _refuse_one_class(found: set[int], scribbles: bool) -> None:
