@@ -70,3 +70,15 @@ def test_save_trained_names_the_model_after_its_file(private_model_dir, tiny_mod
     assert path == private_model_dir / "round 2.safetensors"
     assert tiny_model.name == "round 2" and tiny_model.path == path
     assert read_metadata(path)["name"] == "round 2"
+
+
+def test_a_file_written_meanwhile_at_the_models_name_is_kept_and_the_model_saved_beside_it(tmp_path, tiny_model):
+    """Two runs given the same -o: the second, after minutes of training, lost its model to "already exists"."""
+    from napari_unet_seg.core.training.naming import save_trained_somewhere
+
+    target = tmp_path / "same.safetensors"
+    target.write_bytes(b"the other run's model")
+    saved, notes = save_trained_somewhere(tiny_model, [target])
+    assert saved == tmp_path / "same-2.safetensors" and saved.exists()
+    assert target.read_bytes() == b"the other run's model"
+    assert len(notes) == 1 and "was written while this model trained" in notes[0] and str(saved) in notes[0]

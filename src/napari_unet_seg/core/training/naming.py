@@ -104,11 +104,25 @@ def save_trained_somewhere(model: Model, paths: list[Path]) -> tuple[Path, list[
     fallback = Path(tempfile.gettempdir()) / "napari-unet-seg-models"
     places = [*paths, path_in_folder(fallback, Path(paths[0]).stem, Path(paths[0]).stem)]
     for place in places:
+        taken = None
         try:
+            if model_file_path(place).exists():  # written meanwhile (another run given the same -o): beside it
+                taken, place = model_file_path(place), _free_beside(model_file_path(place))
             saved = save_trained(model, place)
         except OSError as exc:
             tried.append(f"{model_file_path(place)} ({first_line(exc)})")
             continue
         notes = [f"could not write {'; nor '.join(tried)}: the model was saved as {saved} instead"] if tried else []
+        if taken is not None:
+            notes.append(f"{taken} was written while this model trained (another run?) and is kept: this model was "
+                         f"saved as {saved}")
         return saved, notes
     raise OSError(f"the trained model could not be saved anywhere: {'; '.join(tried)}")
+
+
+def _free_beside(path: Path) -> Path:
+    """``<stem>-2.safetensors`` beside ``path`` (or -3, ...): the first name nobody holds."""
+    k = 2
+    while (candidate := path.with_name(f"{path.stem}-{k}{SUFFIX}")).exists():
+        k += 1
+    return candidate
