@@ -69,7 +69,7 @@ def test_unreachable_scheduler_exit_2_fast(tmp_path, setup, capsys):
 def test_nothing_to_do_is_a_clear_error(tmp_path, setup, capsys):
     root, model = setup
     assert main(["predict", str(root), "-o", str(tmp_path / "o"), "--model", str(model), "--pattern", "*.nd2"]) == 2
-    assert "no input files found" in capsys.readouterr().err
+    assert f"no input files found in {root} matching '*.nd2'" in capsys.readouterr().err
 
 
 def test_help_mentions_batch_options(capsys):

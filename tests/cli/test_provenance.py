@@ -110,6 +110,11 @@ def test_provenance_of_a_foreign_file_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no provenance" in err[0]
     assert main(["provenance", str(tmp_path / "missing.tif")]) == 2
+    capsys.readouterr()
+    (tmp_path / "notes.txt").write_text("not an output")
+    assert main(["provenance", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an output of napari-unet-seg" in err[0] and "header" not in err[0], err
 
 
 def test_measure_carries_the_labels_provenance_into_its_table(tmp_path, model_file):

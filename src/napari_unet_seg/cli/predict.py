@@ -159,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     if args.no_measure:
         jobs = [replace(job, measure=False) for job in jobs]
     if not jobs:
-        raise UserError("no input files found" + (f" matching {args.pattern!r}" if args.pattern else ""))
+        where = ", ".join(str(p) for p in args.inputs[:3]) + (", ..." if len(args.inputs) > 3 else "")
+        raise UserError(f"no input files found in {where}" + (f" matching {args.pattern!r}" if args.pattern else "")
+                        + " (images are TIFF, PNG, JPEG or zarr; label images are left out unless --pattern names "
+                          "them)")
     if missing and len(missing) == len(args.inputs):
         raise UserError(f"no such file or folder: {missing[0]}")
 

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         record = read_provenance(path)
         record = None if record is None else with_edits_said(path, record)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # not a TIFF, a broken store or zip
+        if "not a TIFF file" in str(exc):  # any other file: what it would take, not tifffile's header bytes
+            raise UserError(f"{path} is not an output of napari-unet-seg: give a labels file or store, an "
+                            "objects CSV, an export (ROI .zip, .geojson, .ome.zarr) or a model file") from None
         raise UserError(f"{path} cannot be read: {exc}") from None
     if record is None:
         raise UserError(f"{path} holds no provenance (not written by napari-unet-seg, or by an older version)")
