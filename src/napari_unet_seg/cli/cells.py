@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     image = _read(args.image, "IMAGE") if args.image else None
     if image is None and args.channel is not None:
         raise UserError("--channel picks a channel of --image: give --image too")
+    if args.threshold is not None and args.mask:  # taken silently, it changed nothing
+        raise UserError("--threshold sets where cells are from the stain, and --mask says it already: give one of "
+                        "them")
     mask = _read(args.mask, "MASK") if args.mask else None
     boundary = args.boundary or ("cytoplasm" if image is not None else "distance")
     options = CellOptions(boundary=boundary, threshold=args.threshold, max_distance=args.max_distance)

@@ -74,7 +74,7 @@ def test_a_nucleus_outside_any_stain_is_a_cell_of_its_own_and_the_note_says_so()
 
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"image": np.zeros((5, 5))}, "has shape (5, 5) but the nuclei have (160, 160)"),
-    ({"options": CellOptions(threshold=1.5)}, "between 0 and 1"),
+    ({"options": CellOptions(threshold=1.5)}, "above 0 and below 1"),
     ({"options": CellOptions(max_distance=0)}, "must be positive"),
     ({"image": None}, "found in a cell image"),
     ({"image": None, "options": CellOptions(boundary="distance")}, "give the largest distance"),

@@ -49,8 +49,8 @@ def check_cell_options(options: CellOptions, has_image: bool, has_mask: bool) ->
     if options.boundary not in BOUNDARIES:
         raise ValueError(f"unknown boundary {options.boundary!r}: use one of {', '.join(BOUNDARIES)}")
     if options.threshold is not None and not 0.0 < options.threshold < 1.0:
-        raise ValueError(f"the threshold is a fraction of the stain's range, between 0 and 1, "
-                         f"not {options.threshold:g}")
+        raise ValueError(f"the threshold is a fraction of the stain's range, above 0 and below 1, "
+                         f"not {options.threshold:g} (leave it out for auto: Otsu)")
     if options.max_distance is not None and options.max_distance <= 0:
         raise ValueError(f"the largest distance from a nucleus must be positive, not {options.max_distance:g}")
     if options.boundary != "distance" and not has_image:
