@@ -381,10 +381,16 @@ def test_a_files_pixel_size_that_napari_ignored_is_offered_and_results_follow_it
         layer = viewer.add_image(tifffile.imread(calibrated), name="calibrated")
     assert not settings.scale_row.isHidden()
     assert settings.scale_hint.text().startswith("calibrated.tif states 0.5 x 0.5 µm pixels")
+    viewer.layers.remove("plain")
+    viewer.reset_view()
+    zoom = viewer.camera.zoom
     settings.use_file_scale.click()
     assert tuple(layer.scale) == (0.5, 0.5) and settings.scale_row.isHidden()
+    assert viewer.camera.zoom > 1.5 * zoom  # the image, half the size now, still fills the view
     segment_and_wait(qtbot, widget)
     assert tuple(viewer.layers["calibrated labels"].scale) == (0.5, 0.5)  # overlays, and measures in µm
+    with layer_source(path=str(plain)):
+        viewer.add_image(tifffile.imread(plain), name="plain")
     settings.image_picker.select(viewer.layers["plain"])
     assert settings.scale_row.isHidden()
 

@@ -336,6 +336,7 @@ class SegmentSettings(QWidget):
         except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale is what counts
             pass
         self.scale_row.setVisible(False)
+        self.viewer.reset_view()  # the image at its new size, in view: not shrunk into a corner of the canvas
         show_info(f"{layer.name}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm, from its file")
         self._file_scale = None
 
