@@ -76,6 +76,7 @@ BENCHMARKS = (
     Benchmark("bench_batch_1thread", "bench_batch.py", ("--threads", "1"),
               ("--files", "4", "--size", "256", "--threads", "1"), 2),
     Benchmark("bench_despike", "bench_despike.py", ("--size", "2048"), ("--size", "512"), 2),
+    Benchmark("bench_cancel", "bench_cancel.py", (), ("--side", "512", "--after", "0.5"), 2),
     Benchmark("bench_object_steps", "bench_object_steps.py", (),
               ("--size", "1024", "--frames", "3", "--objects", "500"), 3),
     Benchmark("bench_architecture", "bench_architecture.py", (), ("--shapes", "4x8"), 4),
