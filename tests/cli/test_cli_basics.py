@@ -81,6 +81,13 @@ def test_evaluate_scores_model_and_baseline(capsys, tmp_path, tiny_model):
                  str(tmp_path / "in.csv"), "--overwrite"]) == 2
     assert "is one of the inputs" in capsys.readouterr().err
     assert main([*base, "--csv", str(tmp_path / "s.csv"), "--overwrite"]) == 0
+    from napari_unet_seg.core.export import write_ome_zarr
+
+    scored = capsys.readouterr().out.splitlines()[0].split(":", 1)[1]
+    store = write_ome_zarr(tmp_path / "truth.ome.zarr", labels.astype(np.uint16), image)  # image and labels
+    assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(store), "--model", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines()[0].split(":", 1)[1] == scored and "like an image" not in printed.err  # labels
 
 
 def test_classical_baseline_finds_separated_disks():

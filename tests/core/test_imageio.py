@@ -97,14 +97,17 @@ def test_a_tiffs_pixel_size_is_read_in_its_own_unit_and_a_print_size_is_none(tmp
 
 
 @pytest.mark.parametrize("unit, scale, expected", [("nanometer", 500.0, PIXEL), ("micrometer", 0.5, PIXEL),
-                                                   (None, 0.5, PIXEL), ("millimeter", 0.0005, PIXEL)])
+                                                   (None, 0.5, PIXEL), ("millimeter", 0.0005, PIXEL),
+                                                   ("micrometer", 1.0, 1.0), (None, 1.0, None)])
 def test_an_ome_zarrs_scale_is_read_in_its_axes_unit(tmp_path, unit, scale, expected):
+    """A scale of 1 naming no unit is no calibration (an export of uncalibrated labels), not 1 µm pixels."""
     root = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w")
     root.create_array("0", shape=(20, 20), dtype="u1")
     axes = [{"name": n, "type": "space", **({"unit": unit} if unit else {})} for n in "yx"]
     root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
         {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [scale, scale]}]}]}]
-    assert read_image(tmp_path / "img.ome.zarr").pixel_size == pytest.approx((expected, expected))
+    found = read_image(tmp_path / "img.ome.zarr").pixel_size
+    assert found == (None if expected is None else pytest.approx((expected, expected)))
 
 
 @pytest.mark.parametrize("pixel_size", [None, (0.5, 0.25)])

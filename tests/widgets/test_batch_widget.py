@@ -314,7 +314,9 @@ def test_the_files_under_way_say_how_far_and_give_an_estimate_before_any_has_fin
     from napari_unet_seg._widgets.batch import first_time_left
 
     assert first_time_left(1.0, 0.01, 1.0, 4) is None  # too early to go by
-    assert first_time_left(10.0, 0.5, 10.0, 4) == 70.0  # half a file's network in 10 s: 3.5 files of 20 s left
+    assert first_time_left(10.0, 0.5, 10.0, 4) == 70.0  # half a file in 10 s: 3.5 files of 20 s left
+    between = [first_time_left(10.0, 0.5, t, 4) for t in (10.0, 12.0, 15.0)]  # no new report: it counts down
+    assert between == [70.0, 68.0, 65.0]
     finishing = [first_time_left(20.0, 1.0, t, 4) for t in (20.0, 25.0, 40.0, 90.0)]  # its network done in 20 s
     assert finishing == [60.0] * 4  # while it finishes: the 3 files not started, never growing with the seconds
     widget, _, tmp_path = widget
@@ -340,10 +342,8 @@ def test_the_files_under_way_say_how_far_and_give_an_estimate_before_any_has_fin
     widget._cancel.clear()
     widget._clock.start()
     widget.results = {}
-    widget._started -= 10.0
-    widget._hear(widget.jobs[0], 0, 5)  # its network began 10 s ago...
-    widget._under_way[widget.jobs[0]] = (0, 5, widget._under_way[widget.jobs[0]][2] - 10.0, None)
-    widget._hear(widget.jobs[0], 2, 5)  # ...and has done two of its five windows
+    widget._started -= 10.0  # the run began 10 s ago, and its first file has done two of its five windows
+    widget._hear(widget.jobs[0], 2, 5)
     widget._show_status()
     widget._clock.stop()
     assert widget.table.item(0, 1).text() == "running 40 %"

@@ -58,6 +58,8 @@ def test_without_a_stain_a_reach_is_needed_and_then_cells_are_nearest_pixels(doc
     viewer, widget, nuclei_layer, _ = docked
     widget.stain_picker.setCurrentText(NO_STAIN)
     assert not widget.boundary.isEnabled() and not widget.threshold.isEnabled()
+    assert widget.max_distance.value() == 15  # offered; set back to "no limit" by the user, it is refused:
+    widget.max_distance.setValue(0)
     assert widget.run() is None
     assert "give the largest distance from a nucleus" in widget.status.text()
     assert "nuclei cells" not in viewer.layers
@@ -104,6 +106,7 @@ def test_a_stain_that_appears_later_is_offered_and_the_nuclei_own_image_last(mak
     assert widget.area_picker.findText("dapi labels") == -1
     assert widget.stain_picker.currentText() == NO_STAIN  # the only image is the nuclei's own: not chosen for them
     assert widget.boundary.currentText() == "nearest nucleus"
+    assert widget.max_distance.value() == 15  # a reach offered: without one, Grow would be refused
     widget.stain_picker.setCurrentText("dapi")  # offered, and chosen by hand: said after the run
     assert widget.boundary.currentText() != "nearest nucleus"
     grow_and_wait(widget, qtbot)

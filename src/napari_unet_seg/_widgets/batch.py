@@ -108,18 +108,20 @@ def time_left(paced: float, current: float, segmented: int, remaining_files: int
     return max(per_file * remaining_files - current, per_file * (remaining_files - 1))
 
 
-def first_time_left(network: float, fraction: float, current: float, remaining_files: int) -> float | None:
-    """Seconds left before any file has finished, from the file under way: ``fraction`` of its network done
-    in ``network`` seconds, ``current`` seconds since it started. None until it is 5 % along.
+def first_time_left(reported: float, fraction: float, current: float, remaining_files: int) -> float | None:
+    """Seconds left before any file has finished, from the file furthest along: ``fraction`` of its network
+    done ``reported`` seconds into the run (its last report), ``current`` seconds into it now. None until it
+    is 5 % along.
 
-    One file's time is taken as its network's (reading and post-processing
-    left out: a rough guess), so that a folder of large images says its time
-    during the first file, not only after it; it then counts down as
-    :func:`time_left` does, also while that file is finishing.
+    The pace counts the run's time up to the last report (reading and
+    measuring the file included; its post-processing not: a rough guess), so
+    that a folder of large images says its time during the first file, not
+    only after it; between reports, and while that file finishes, it counts
+    down as :func:`time_left` does.
     """
     if fraction < 0.05:
         return None
-    return time_left(network / fraction, current, 1, remaining_files)
+    return time_left(reported / fraction, current, 1, remaining_files)
 
 
 class BatchWidget(QWidget):
@@ -137,8 +139,8 @@ class BatchWidget(QWidget):
         self._pbar: napari_progress | None = None
         self._started = 0.0  # time.monotonic() when the files were found
         self._last_done = 0.0  # time.monotonic() when the last file was segmented (the estimate's pace)
-        self._under_way: dict[Job, tuple[int, int, float, float | None]] = {}  # windows done, in all, when the
-        # network began and ended: written by the worker threads
+        self._under_way: dict[Job, tuple[int, int, float]] = {}  # windows done, in all, and when that was said:
+        # written by the worker threads
         self._nothing_found = False  # the last run found no images to segment
         self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
         self._clock.setInterval(1000)
@@ -346,9 +348,7 @@ class BatchWidget(QWidget):
 
     def _hear(self, job: Job, done: int, total: int) -> None:
         """A file's progress, from a worker thread: only stored (one dict item); the clock shows it."""
-        now = time.monotonic()
-        _, _, began, ended = self._under_way.get(job, (0, 0, now, None))
-        self._under_way[job] = (done, total, began, ended if ended is not None or done < total else now)
+        self._under_way[job] = (done, total, time.monotonic())
 
     def _on_yielded(self, message: tuple) -> None:
         if message[0] == "plan":
@@ -441,12 +441,12 @@ class BatchWidget(QWidget):
         spent = now - self._started
         segmented = sum(r.status != "skipped" for r in self.results.values())
         under_way = {job: heard for job, heard in list(self._under_way.items()) if job not in self.results}
-        for job, (windows, of, _, _) in under_way.items():
+        for job, (windows, of, _) in under_way.items():
             self._show_running(job, windows, of)
         remaining = time_left(self._last_done - self._started, now - self._last_done, segmented, total - done)
         if not segmented and under_way:  # the file furthest along tells the pace
-            windows, of, began, ended = max(under_way.values(), key=lambda heard: heard[0] / max(heard[1], 1))
-            remaining = first_time_left((ended or now) - began, windows / max(of, 1), now - began, total - done)
+            windows, of, said = max(under_way.values(), key=lambda heard: heard[0] / max(heard[1], 1))
+            remaining = first_time_left(said - self._started, windows / max(of, 1), spent, total - done)
         left = f", ~{format_seconds(remaining)} left" if remaining is not None and remaining >= 1 else ""
         self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
 
@@ -510,7 +510,8 @@ class BatchWidget(QWidget):
 
     def _nothing_found_text(self) -> str:
         pattern = self.pattern.text().strip()
-        where = f"{self.input_dir.text().strip()}" + (" or its subfolders" if self.recursive.isChecked() else "")
+        where = str(Path(self.input_dir.text().strip()).expanduser().absolute()) + (
+            " or its subfolders" if self.recursive.isChecked() else "")
         return (f"No images found in {where}" + (f" matching '{pattern}'" if pattern else "")
                 + ": nothing segmented (images are TIFF, PNG, JPEG or zarr; label images are left out)")
 

@@ -199,6 +199,8 @@ class CellsWidget(QWidget):
             self._boundary_before = None
         for widget in (self.boundary, self.threshold):
             widget.setEnabled(has_stain)
+        if not has_stain and self.area_layer() is None and value_or_none(self.max_distance) is None:
+            self.max_distance.setValue(DEFAULT_REACH)  # with nothing to say where cells end, a reach must: offered
         self._area_changed()
 
     def _area_changed(self, *_: Any) -> None:
@@ -304,6 +306,9 @@ def add_cells_layer(viewer: Viewer, cells: Any, nuclei: Labels, provenance: dict
 
 def _cells_record(nuclei: Labels, cells: Any) -> dict[str, Any]:
     return {"nuclei_id": layer_id(nuclei), "painted": False, "fingerprint": fingerprint(cells)}
+
+
+DEFAULT_REACH = 15.0  # px: the reach offered when no stain or mask says where cells end (README's example)
 
 
 def _segmented_from(nuclei: Labels | None) -> tuple[str, int | None] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.common.atomic import atomic_path, check_writable_folder
-from ..core.imageio import ImageReadError, read_image
+from ..core.imageio import ImageReadError, read_image, read_labels_image
 from ..core.inference.baseline import classical_nuclei
 from ..core.inference.options import RunOptions
 from ..core.inference.pipeline import segment_image
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):
         try:
-            image, truth = read_image(image_path), read_image(labels_path)
+            image, truth = read_image(image_path), read_labels_image(labels_path)  # an OME-Zarr's labels
         except ImageReadError as exc:
             raise UserError(str(exc)) from None
         truth_data = np.asarray(truth.data)

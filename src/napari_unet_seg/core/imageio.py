@@ -320,6 +320,8 @@ def _read_zarr(path: Path) -> ImageFile:
                 # NGFF names each axis's unit (micrometer, nanometer...); none named: micrometres, as before
                 y, x = (_in_micrometres(float(v), 1.0, unit or "um") for v, unit in zip(transform["scale"][-2:], units))
                 pixel_size = (y[0], x[0]) if y and x else None
+                if not any(units) and [float(v) for v in transform["scale"][-2:]] == [1.0, 1.0]:
+                    pixel_size = None  # a scale of 1 naming no unit: NGFF's "no calibration", not 1 µm pixels
         if "pixel_size" in attrs:  # our labels store: None when unknown, where NGFF still needs a scale (of 1)
             pixel_size = tuple(float(v) for v in attrs["pixel_size"][-2:]) if attrs["pixel_size"] else None
     else:

@@ -185,6 +185,10 @@ def test_class_maps_are_not_counted_as_files_where_nothing_was_found(tmp_path):
         written = list(csv.DictReader(f))
     assert [(r["objects"], r["mean_area"]) for r in written] == [("", ""), ("", "")]  # not applicable, not 0
     assert "<svg" not in text and "red for class 1, green for class 2" in text  # no flat bars: what the tints mean
+    shares = [FileResult(str(tmp_path / "s.tif"), "ok", 0, 0.0, 1.0, "class map: 80 % background, 20 % tumour",
+                         str(tmp_path / "s_classes.tif"))]
+    page = write_qc_index(tmp_path, shares).read_text(encoding="utf-8")
+    assert "a class map (80 % background, 20 % tumour)" in page and "class map class map" not in page
     mixed = write_qc_index(tmp_path, [*rows, FileResult(str(tmp_path / "n.tif"), "ok", 7, 30.0, 1.0, "",
                                                         str(tmp_path / "n_labels.tif"))]).read_text(encoding="utf-8")
     assert "a.tif: a class map" in mixed and "n.tif: 7 objects" in mixed  # a chart's bar says so, not "a.tif: 0"

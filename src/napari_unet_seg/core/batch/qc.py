@@ -245,9 +245,14 @@ def _card(outdir: Path, row: SummaryRow) -> str:
     classes = _classes(row)
     kind = "failed" if row.status == "failed" else "empty" if row.status == "ok" and not row.objects and not classes \
         else ""
-    figures = html.escape("a class map" if classes else f"{row.objects} objects, mean area {row.mean_area:g} px"
-                          if row.status == "ok" else row.status)
-    message = f'<div class="message">{html.escape(row.message)}</div>' if row.message else ""
+    said = row.message
+    shares = ""
+    if classes and said.startswith("class map: "):  # its classes' shares go with "a class map", said once
+        shares, _, said = said.removeprefix("class map: ").partition("; ")
+    figures = html.escape(f"a class map ({shares})" if shares else "a class map" if classes
+                          else f"{row.objects} objects, mean area {row.mean_area:g} px" if row.status == "ok"
+                          else row.status)
+    message = f'<div class="message">{html.escape(said)}</div>' if said else ""
     return f'<div class="card {kind}" title="{html.escape(row.file)}">{image}<b>{name}</b><br>{figures}{message}</div>'
 
 
