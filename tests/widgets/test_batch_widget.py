@@ -362,7 +362,7 @@ def test_a_class_models_batch_says_class_map_with_shares_and_opens_in_its_classe
     done = [r for r in rows if r[1] == "ok"]
     assert done and all(r[2] == "class map" for r in done)  # not a blank where objects go
     assert all(r[5].startswith("class map: ") and "% background" in r[5] and "% dim" in r[5] for r in done)
-    assert "every file's classes" in widget.status.text()  # no outlines to show
+    assert "every file's classes" in widget.status.text() and "notes" not in widget.status.text()  # shares: no note
     widget.open_result(rows.index(done[0]))
     opened = viewer.layers[-1]
     assert opened.name.endswith(" classes") and list(opened.features["class"]) == ["background", "dim", "bright"]

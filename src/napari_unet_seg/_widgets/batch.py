@@ -497,10 +497,10 @@ class BatchWidget(QWidget):
         drawn = "classes" if all(is_class_output(r.output) for r in results if r.output) else "outlines"
         pictures = f"; every file's {drawn}: press QC page" if page is not None and results else ""
         text = done + (f"; summary in {summary}" if written else "") + pictures + (f"; skipped: {why}" if why else "")
-        noted = [r for r in results if r.status == "ok" and r.message]  # e.g. "2 planes ... one by one": read them
+        noted = [r for r in results if r.status == "ok" and _notes(r)]  # e.g. "2 planes ... one by one": read them
         if noted:
             files = f"{len(noted)} files, the first" if len(noted) > 1 else "1 file"
-            text += f"; notes ({files}): {noted[0].message}"
+            text += f"; notes ({files}): {_notes(noted[0])}"
         self.status.setText(text)
         if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)
@@ -562,6 +562,13 @@ class BatchWidget(QWidget):
             except Exception as exc:  # noqa: BLE001 - the labels are open; the cells file is extra
                 show_warning(f"Cannot open {cells.name}: {exc}")
         self.viewer.reset_view()  # this file's extent, wherever the last one was
+
+
+def _notes(result: FileResult) -> str:
+    """A result's notes, less a class map's shares of its classes: its row says them, and they are no note."""
+    if not result.message.startswith("class map: "):
+        return result.message
+    return result.message.partition("; ")[2]
 
 
 def _found_source(result: FileResult) -> Path:
