@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
-from ..core.batch.qc import is_class_output, qc_page
+from ..core.batch.qc import is_class_output, qc_page, split_shares
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, csv_row, read_summary, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -566,9 +566,7 @@ class BatchWidget(QWidget):
 
 def _notes(result: FileResult) -> str:
     """A result's notes, less a class map's shares of its classes: its row says them, and they are no note."""
-    if not result.message.startswith("class map: "):
-        return result.message
-    return result.message.partition("; ")[2]
+    return split_shares(result.message)[1]
 
 
 def _found_source(result: FileResult) -> Path:

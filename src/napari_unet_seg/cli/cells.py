@@ -23,7 +23,7 @@ from ..core.imageio import (
 )
 from ..core.inference.cells import BOUNDARIES, CellOptions, cells_note, check_cell_options, grow_cells_noted
 from ..core.inference.provenance import describe_cells
-from .errors import UserError, require_positive
+from .errors import UserError, refuse_an_input, require_positive
 
 
 
@@ -118,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in (".tif", ".tiff"):
         raise UserError(f"{output} does not end in .tif: the cells are written as a TIFF, so give a name like "
                         f"{output.with_suffix('.tif').name}")
-    if output.resolve() in {Path(p).resolve() for p in (args.nuclei, args.image, args.mask) if p}:
-        raise UserError(f"{output} is one of the inputs: give another name with -o")
+    refuse_an_input(output, (args.nuclei, args.image, args.mask))
     if output.exists() and not args.overwrite:
         raise UserError(f"{output} exists (use --overwrite to replace it)")
     check_writable_folder(output.parent)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
 
 from ..core.common.errors import first_line, name_overwrite
 
@@ -21,6 +24,12 @@ def cli_wording(message: str) -> str:
     """A core message as the command line says it: the core names the option "overwrite", the flag is ``--overwrite``;
     "choose the nuclear channel (its number, from 0)" is ``--channel K`` here."""
     return name_overwrite(message, "--overwrite").replace("(its number, from 0)", "with --channel K (from 0)")
+
+
+def refuse_an_input(output: Path, inputs: Iterable[str | os.PathLike | None], flag: str = "-o") -> None:
+    """:class:`UserError` when ``output`` is one of ``inputs``: written there, the input would be lost."""
+    if output.resolve() in {Path(p).resolve() for p in inputs if p}:
+        raise UserError(f"{output} is one of the inputs: give another name with {flag}")
 
 
 def os_error_line(exc: OSError) -> str:

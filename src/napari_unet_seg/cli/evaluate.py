@@ -18,7 +18,7 @@ from ..core.inference.pipeline import segment_image
 from ..core.model.registry import load_model
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.training.metrics import dice, matching_accuracy
-from .errors import UserError, require_positive
+from .errors import UserError, refuse_an_input, require_positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,15 +54,14 @@ def run(args: argparse.Namespace) -> int:
         if args.csv.is_dir() or args.csv.suffix.lower() != ".csv":
             raise UserError(f"{args.csv} is {'a folder' if args.csv.is_dir() else 'not a .csv name'}; give a file "
                             "name ending in .csv")
-        if args.csv.resolve() in {Path(p).resolve() for p in (*args.images, *args.labels)}:
-            raise UserError(f"{args.csv} is one of the inputs: give another name with --csv")
+        refuse_an_input(args.csv, (*args.images, *args.labels), "--csv")
         if args.csv.exists() and not args.overwrite:
             raise UserError(f"{args.csv} exists (use --overwrite to replace it)")
         check_writable_folder(args.csv.resolve().parent)
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):
         try:
-            image, truth = read_image(image_path), read_labels_image(labels_path)  # an OME-Zarr's labels
+            image, truth = read_image(image_path), read_labels_image(labels_path)  # an OME-Zarr: its labels
         except ImageReadError as exc:
             raise UserError(str(exc)) from None
         truth_data = np.asarray(truth.data)

@@ -20,7 +20,7 @@ from ..core.imageio import ImageFile, changed_since_written, read_image, read_la
 from ..core.inference.provenance import marked_edited, read_provenance
 from ..core.measure.table_csv import is_objects_csv, objects_csv_path, read_objects_csv
 from ..core.measure.table_match import stale_table_reason
-from .errors import UserError, require_positive
+from .errors import UserError, refuse_an_input, require_positive
 
 SUFFIXES = {"imagej": "_rois.zip", "geojson": ".geojson", "ome-zarr": ".ome.zarr"}
 
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if labels.rgb or labels.channel_axis is not None:
         raise UserError(f"{args.labels}: holds colour or several channels; labels have one value per pixel")
     output = Path(args.output) if args.output else default_output(Path(args.labels), args.format)
-    if output.resolve() in {Path(p).resolve() for p in (args.labels, args.image, args.measurements) if p}:
-        raise UserError(f"{output} is one of the inputs: give another name with -o")  # replaced whole, it is lost
+    refuse_an_input(output, (args.labels, args.image, args.measurements))
     if not has_format_suffix(output, args.format):  # a ROI set named .geojson is opened by no tool
         raise UserError(f"{output} does not end in {' or '.join(FORMAT_SUFFIXES[args.format])}: --format "
                         f"{args.format} writes {FORMAT_NAMES[args.format]}")

@@ -11,7 +11,7 @@ from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
 from ..core.batch.jobs import find_jobs, output_kind
 from ..core.batch.output_folder import refuse_a_file
-from ..core.batch.qc import qc_page
+from ..core.batch.qc import qc_page, split_shares
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
 from ..core.common.errors import name_overwrite
@@ -180,12 +180,11 @@ def run(args: argparse.Namespace) -> int:
             if rest:  # made otherwise, or not ours: say so rather than pass it off as this run's (once, not twice)
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)
         else:
-            notes = result.message.split("; ") if result.message else []
-            shares = [n for n in notes if n.startswith("class map: ")]
-            made = f"a class map ({shares[0].removeprefix('class map: ')})" if shares else \
-                "a class map" if classes_out else f"{result.objects} objects"
+            shares, rest = split_shares(result.message)
+            made = (f"a class map ({shares})" if shares else "a class map" if classes_out
+                    else f"{result.objects} objects")
             print(f"{result.file}: {made} in {result.seconds:.1f} s -> {result.output}")
-            if rest := "; ".join(n for n in notes if n not in shares):
+            if rest:
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)
 
     if note := summary_note(outdir):

@@ -33,7 +33,7 @@ from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import regrow_cells, write_cells_output
 from .errors import stopped_by_shutdown
-from .qc import write_qc_picture
+from .qc import SHARES, write_qc_picture
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
 
@@ -59,7 +59,7 @@ def class_shares(labels: Any, names: Sequence[str]) -> str | None:
         return None
     counts = np.bincount(labels.ravel().astype(np.int64), minlength=len(names))
     named = [names[k] if k < len(names) and names[k] else f"class {k}" for k in range(len(counts))]
-    return "class map: " + ", ".join(f"{100 * c / labels.size:.0f} % {n}" for c, n in zip(counts, named))
+    return SHARES + ", ".join(f"{100 * c / labels.size:.0f} % {n}" for c, n in zip(counts, named))
 
 
 def failed_result(job: Job, exc: BaseException, seconds: float) -> FileResult:

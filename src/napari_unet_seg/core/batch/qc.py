@@ -197,6 +197,17 @@ def _classes(row: SummaryRow) -> bool:
     return is_class_output(row.output)
 
 
+SHARES = "class map: "  # how a class map's row message starts: each class's share of the pixels (files.class_shares)
+
+
+def split_shares(message: str) -> tuple[str, str]:
+    """A row's message as (a class map's shares, without ``SHARES``; its other notes): ("", message) for others."""
+    if not message.startswith(SHARES):
+        return "", message
+    shares, _, rest = message.removeprefix(SHARES).partition("; ")
+    return shares, rest
+
+
 def _page(outdir: Path, rows: list[SummaryRow], title: str) -> str:
     ok = [r for r in rows if r.status == "ok"]
     failed = [r for r in rows if r.status == "failed"]
@@ -245,10 +256,7 @@ def _card(outdir: Path, row: SummaryRow) -> str:
     classes = _classes(row)
     kind = "failed" if row.status == "failed" else "empty" if row.status == "ok" and not row.objects and not classes \
         else ""
-    said = row.message
-    shares = ""
-    if classes and said.startswith("class map: "):  # its classes' shares go with "a class map", said once
-        shares, _, said = said.removeprefix("class map: ").partition("; ")
+    shares, said = split_shares(row.message) if classes else ("", row.message)  # shares with "a class map", once
     figures = html.escape(f"a class map ({shares})" if shares else "a class map" if classes
                           else f"{row.objects} objects, mean area {row.mean_area:g} px" if row.status == "ok"
                           else row.status)
