@@ -195,6 +195,7 @@ def test_class_names_can_be_given_and_mistakes_are_one_line(files, capsys):
         (["--classes", str(folder / "rgb.tif")], "not a class map"),
         (["--class-names", "a,b"], "give the class map with --classes"),
         (["--classes", str(folder / "classes.tif"), "--class-names", "a,,b"], "has an empty name"),
+        (["--classes", str(folder / "classes.tif"), "--class-names", "dim,dim"], "'dim' is given twice"),
         (["--classes", str(folder / "img_labels.tif")], "is LABELS itself"),
         (["--classes", str(folder / "negative.tif")], f"{folder / 'negative.tif'}: the class map must hold non-neg"),
     ]:

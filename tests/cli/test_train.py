@@ -163,6 +163,10 @@ def test_too_many_class_names_or_names_for_an_instance_model_are_one_line(files,
                  "--class-names", "nucleus,cytoplasm"]) == 2
     err = capsys.readouterr().err
     assert "--class-names: 2 class names (nucleus, cytoplasm) for 1 class(es)" in err and err.count("\n") == 1
+    for names, said in [("nucleus, Nucleus", "'Nucleus' is given twice"), ("background", "is class 0's name")]:
+        assert main([*base, "--labels", str(tmp_path / "scribbles.tif"), "--scribbles", "--class-names", names]) == 2
+        err = capsys.readouterr().err
+        assert "--class-names: " in err and said in err and err.count("\n") == 1, names
     assert main([*base, "--labels", str(files["lbl0"]), "--class-names", "nucleus"]) == 2
     assert "use it with --scribbles or --classes and --init none" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()

@@ -329,6 +329,10 @@ def test_painted_regions_are_named_in_the_dock_and_keep_their_names(docked, qtbo
     viewer.layers.selection.active = layer
     widget.classes_picker.setCurrentText("regions")
     assert widget.class_names.isEnabled() and widget.class_names.text() == ""
+    widget.class_names.setText("tumour, tumour")  # one name for two classes: the table could not tell them apart
+    assert widget.run() is None and "Not measured: class names must differ: 'tumour' is given twice" in \
+        widget.status.text()
+    assert "class" not in regions.features  # the layer is not named either
     widget.class_names.setText("tumour, stroma")
     measure_and_wait(widget, qtbot)
     assert set(widget.table["class_name"]) <= {"tumour", "stroma"} and "tumour: " in widget.status.text()

@@ -258,6 +258,13 @@ def test_scribbles_mode_trains_a_new_semantic_model(make_napari_viewer, qtbot, t
     Project(tmp_path / "project").add(TrainingPair(image[::-1].copy(), more.astype(np.int64)), scribbles=True,
                                       task="semantic")
     widget.settings.model_box.setCurrentText(SCRATCH)
+    widget.settings.class_names.setText("nucleus, Nucleus")  # two classes one name: refused before any work
+    widget.start()
+    assert widget.worker is None and "Not started: class names must differ: 'Nucleus' is given twice" in \
+        widget.status.text()
+    assert messages["error"] == ["Training not started: class names must differ: 'Nucleus' is given twice "
+                                 "(nucleus, Nucleus)"]
+    messages["error"].clear()
     widget.settings.class_names.setText("nucleus , mitosis")
     widget.start()
     _wait(qtbot, widget)

@@ -39,7 +39,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
-from ..core.measure.classes import class_counts, looks_like_objects
+from ..core.measure.classes import check_class_names, class_counts, looks_like_objects
 from ..core.measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
@@ -313,6 +313,12 @@ class MeasureWidget(QWidget):
         images = self.chosen_images()
         classes = self.classes_layer()
         names = self.typed_class_names() if classes is not None else None
+        try:
+            check_class_names(names[1:] if names else ())
+        except ValueError as exc:
+            show_error(f"Measure: {exc}")
+            self.status.setText(f"Not measured: {exc}")
+            return None
         if classes is not None and names is not None:
             name_classes(classes, names)  # the layer says them under the cursor, and keeps them for next time
         elif classes is not None:

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit,
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import available_models, load_model, resolve_model_path
+from ..core.measure.classes import check_class_names
 from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane
@@ -370,6 +371,8 @@ class TrainSettings(QWidget):
         scribbles = self.mode() == "scribbles"
         classes = self.classes.value() if self.classes.value() > 1 else None  # None: from the labels (the job's)
         preview_image = pairs[0].image if self.preview.isChecked() else None
+        class_names = tuple(n.strip() for n in self.class_names.text().split(",") if n.strip()) if scratch else ()
+        check_class_names(class_names)
         return TrainJob(
             pairs=pairs, init=self.starting_point(),
             task="semantic" if self.mode() == "scribbles" else self.task_box.currentText(),
@@ -379,7 +382,7 @@ class TrainSettings(QWidget):
             project_dir=self.project_dir.text().strip() or None, use_project=self.use_project.isChecked(),
             preview_image=preview_image, preview_rgb=pairs[0].rgb, preview_box=preview_box,
             overrides=dict(overrides), encoder="nuclei" if self.borrow_encoder.isChecked() else None,
-            class_names=tuple(n.strip() for n in self.class_names.text().split(",") if n.strip()) if scratch else (),
+            class_names=class_names,
             diameter=value_or_none(self.diameter),
         )
 

@@ -12,7 +12,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_labels_image
 from ..core.inference.provenance import csv_comments, read_provenance, records_classes
-from ..core.measure.classes import check_class_map, class_counts, looks_like_objects
+from ..core.measure.classes import check_class_map, check_class_names, class_counts, looks_like_objects
 from ..core.measure.measurements import intensity_channels, measure_objects
 from ..core.measure.table_csv import objects_csv_path, write_objects_csv
 from .errors import UserError, require_positive
@@ -92,6 +92,10 @@ def _classes(args: argparse.Namespace, shape: tuple[int, ...]) -> tuple[object, 
         if not all(names):
             raise UserError(f"--class-names {args.class_names!r} has an empty name: give NAME,NAME,... for classes "
                             "1, 2, ...")
+        try:
+            check_class_names(names)
+        except ValueError as exc:
+            raise UserError(f"--class-names: {exc}") from None
         return classes.data, ["background", *names]
     model = made_by.get("model") or {}
     names = model.get("class_names")

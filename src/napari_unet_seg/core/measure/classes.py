@@ -31,6 +31,21 @@ def check_class_map(classes: Any, shape: tuple[int, ...]) -> None:
         raise ValueError(f"the class map must hold integer classes (0 = none), not {dtype} values")
 
 
+def check_class_names(class_names: Sequence[str]) -> None:
+    """Raise ``ValueError`` for names of classes 1, 2... that cannot tell two classes apart (one name twice, or
+    'background', class 0's name): a measurement table's ``class_name`` column would say one name for two."""
+    seen: set[str] = set()
+    for name in (name.strip() for name in class_names):
+        if not name:  # left out: the class keeps its default name
+            continue
+        if name.casefold() == "background":
+            raise ValueError("'background' is class 0's name (the unpainted or background scribble): name "
+                             "classes 1, 2... something else")
+        if name.casefold() in seen:
+            raise ValueError(f"class names must differ: {name!r} is given twice ({', '.join(class_names)})")
+        seen.add(name.casefold())
+
+
 def majority_classes(local: np.ndarray, count: int, class_window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The class of objects 1..``count`` of ``local`` and the share of each object's pixels in it.
 

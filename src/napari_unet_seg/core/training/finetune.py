@@ -19,6 +19,7 @@ from ..common.errors import first_line
 from ..inference.object_size import rescale_factor
 from ..inference.options import RunOptions
 from ..inference.prediction import pipeline_diameter, prepare
+from ..measure.classes import check_class_names
 from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
 from ..model.registry import load_model
@@ -103,6 +104,7 @@ def starting_model(
         return private_copy(init)
     names = None
     if task == "semantic" and class_names:
+        check_class_names(class_names)
         count = (classes or 2) - 1
         if len(class_names) > count:
             raise ValueError(f"{len(class_names)} class names ({', '.join(class_names)}) for {count} class(es): "
