@@ -179,3 +179,27 @@ def test_a_scheduler_lost_mid_run_ends_it_in_one_line():
     with pytest.raises(SchedulerError, match="lost the dask scheduler") as info:
         watch.gone_for()
     assert "\n" not in str(info.value)
+
+
+def test_a_cluster_with_no_worker_yet_is_waited_for_and_cancel_is_heard_meanwhile(tmp_path):
+    """A scheduler started before its workers: the run waits for one, says so in one line when none comes, and
+    stops at once when cancelled meanwhile (before, ``wait_for_workers`` held the run 30 s, deaf to Cancel)."""
+    from distributed import LocalCluster
+
+    from napari_unet_seg.core.batch.distributed import iter_distributed
+    from napari_unet_seg.core.batch.jobs import Job
+    from napari_unet_seg.core.inference.options import RunOptions
+
+    jobs = [Job(tmp_path / "a.tif", tmp_path / "out" / "a_labels.tif")]
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        start = time.monotonic()
+        with pytest.raises(SchedulerError, match=r"has no workers \(waited 1 s\): start some") as info:
+            list(iter_distributed(jobs, RunOptions(), address, first_worker_wait=1.0))
+        assert "\n" not in str(info.value) and time.monotonic() - start < 10
+        asked = []
+        start = time.monotonic()
+        cancelled = list(iter_distributed(jobs, RunOptions(), address, first_worker_wait=60.0,
+                                          cancel=lambda: asked.append(1) or len(asked) > 2))
+        assert cancelled == [] and time.monotonic() - start < 10
+        assert not (tmp_path / "out").exists()

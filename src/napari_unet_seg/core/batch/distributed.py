@@ -34,6 +34,7 @@ from .jobs import Job
 CONNECT_TIMEOUT = 5.0  # seconds; an unreachable scheduler must fail fast
 POLL = 0.25
 WORKER_CHECK = 2.0  # seconds between asking the scheduler how many workers it has
+FIRST_WORKER_WAIT = 30.0  # seconds a run waits for a cluster that has no worker yet (one just being started)
 NO_WORKERS_GRACE = 60.0  # seconds without a single worker (all killed, walltime reached) before the run gives up
 STOP_GRACE = 15.0  # seconds a stopped run waits for the files on workers to stop (or finish) and be recorded
 SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
@@ -171,10 +172,26 @@ def _row(future: Any, job: Job) -> FileResult | None:
     return None if result is None else _as_given(result, job)
 
 
+def _first_worker(client: Any, address: str, wait: float, cancel: Callable[[], bool] | None) -> bool:
+    """Wait up to ``wait`` seconds for the cluster's first worker; False when cancelled meanwhile.
+
+    Polled rather than ``client.wait_for_workers``, which Cancel cannot interrupt.
+    """
+    deadline = time.monotonic() + wait
+    while not client.nthreads():
+        if cancel is not None and cancel():
+            return False
+        if time.monotonic() >= deadline:
+            raise SchedulerError(f"the dask cluster at {address} has no workers (waited {wait:.0f} s): start "
+                                 f"some (e.g. `dask worker {address}`) and run again")
+        time.sleep(POLL)
+    return True
+
+
 def iter_distributed(
     jobs: list[Job], options: RunOptions, address: str, *, cancel: Callable[[], bool] | None = None,
     timeout: float = CONNECT_TIMEOUT, no_workers_grace: float = NO_WORKERS_GRACE, stop_grace: float = STOP_GRACE,
-    finished_late: Callable[[Job, FileResult], None] | None = None,
+    first_worker_wait: float = FIRST_WORKER_WAIT, finished_late: Callable[[Job, FileResult], None] | None = None,
 ) -> Iterator[tuple[Job, FileResult]]:
     """Segment ``jobs`` on the cluster at ``address``; yields results as workers finish them.
 
@@ -184,7 +201,8 @@ def iter_distributed(
     them, so nothing is written after it has returned; a file that finished
     meanwhile goes to ``finished_late`` (its summary row), as in a local run.
     A cluster without workers for ``no_workers_grace`` seconds ends the run
-    with a :class:`SchedulerError`.
+    with a :class:`SchedulerError`, and so does one that has none at the start
+    ``first_worker_wait`` seconds later (Cancel is heard while it waits).
     """
     from distributed import Event
 
@@ -194,8 +212,8 @@ def iter_distributed(
     pending: list[Any] = []
     stop, grace = None, stop_grace
     try:
-        if not client.scheduler_info().get("workers"):
-            client.wait_for_workers(1, timeout=max(timeout, 30))
+        if not _first_worker(client, address, first_worker_wait, cancel):
+            return
         client.register_plugin(plugin, name=plugin.name)
         stop = Event(f"unet-seg-stop-{os.getpid()}-{id(jobs)}-{time.time_ns()}", client=client)
         # workers run in their own working folder: a path typed relative to this one would name nothing there
@@ -223,8 +241,6 @@ def iter_distributed(
             pending.remove(future)  # one at a time: a run stopped at a yield leaves the rest to the wind-down
             if (result := _row(future, futures[future])) is not None:
                 yield futures[future], result
-    except TimeoutError as exc:
-        raise SchedulerError(f"the dask cluster at {address} has no workers") from exc
     finally:
         _wind_down(client, stop, pending, futures, grace, finished_late)
         client.close()
