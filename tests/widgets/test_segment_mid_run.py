@@ -91,10 +91,16 @@ def test_renaming_the_image_during_a_run_updates_its_result_layer(widget_and_vie
     assert widget.status.text().startswith("Updated 'cells labels'")
 
 
-def test_deleting_the_image_mid_run_stops_the_run_at_once(widget_and_viewer, qtbot, monkeypatch):
+@pytest.mark.parametrize("entry", ["constructed", "plugin dock"])
+def test_deleting_the_image_mid_run_stops_the_run_at_once(widget_and_viewer, qtbot, monkeypatch, entry):
+    """Also in a dock napari opened, whose viewer hands out proxies of the layers its events name bare."""
     from napari_unet_seg.core.common.callbacks import raise_if_cancelled
 
     viewer, widget = widget_and_viewer
+    if entry == "plugin dock":
+        _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Segment")
+        widget.refresh_models()
+        widget.model_picker.combo.setCurrentText("tiny")
     image = viewer.add_image(np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8), name="cells")
     other = viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
     windows = []
@@ -108,7 +114,7 @@ def test_deleting_the_image_mid_run_stops_the_run_at_once(widget_and_viewer, qtb
         raise AssertionError("the run was not stopped")
 
     monkeypatch.setattr(segment_form, "segment_image", long_run)
-    widget.run(image)
+    widget.run(widget.viewer.layers["cells"])  # as the dock reads it: a proxy, in a plugin dock
     qtbot.waitUntil(lambda: len(windows) > 2, timeout=TIMEOUT)
     viewer.layers.remove(other)  # another layer: the run goes on
     assert not widget._cancel.is_set()

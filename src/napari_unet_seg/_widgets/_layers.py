@@ -27,6 +27,12 @@ def layer_id(layer: Any) -> str:
     return str(getattr(layer, "unique_id", "")) or layer.name
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """Whether two references name one layer. Not ``is``: a dock opened with ``add_plugin_dock_widget`` reads
+    its layers through a proxy (a new one at each look), while the viewer's events hand out the layer itself."""
+    return a is not None and b is not None and layer_id(a) == layer_id(b)
+
+
 def source_array(layer: Image) -> Any:
     """The full-resolution data of an image layer (level 0 of a multiscale pyramid), unread."""
     return layer.data[0] if layer.multiscale else layer.data

@@ -44,7 +44,8 @@ from ..core.measure.measurements import ObjectTable, colour_without_alpha, measu
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
 from ._layers import (
-    current_plane, layer_id, layer_named, on_layers_changed, on_layers_moved, pixel_events, same_place, source_array,
+    current_plane, layer_id, layer_named, on_layers_changed, on_layers_moved, pixel_events, same_layer, same_place,
+    source_array,
 )
 from ._scroll import fill_dock, scrolling
 from .measure_classes import (
@@ -366,7 +367,7 @@ class MeasureWidget(QWidget):
 
     def _failed(self, layer: Labels, exc: Exception) -> None:
         """Say why, and show no other layer's table under it as if it were this one's."""
-        if self.measured is not layer:
+        if not same_layer(self.measured, layer):
             self._restore_colours()
             self._unwatch()
             self.table, self.measured = {}, None
@@ -485,7 +486,8 @@ class MeasureWidget(QWidget):
         """Hide the class layer when it is drawn over the objects: in the same colours, they would vanish into it."""
         classes = layer_named(self.viewer, self._measured_classes, Labels)
         layers = self.viewer.layers
-        if classes is None or classes is layer or not classes.visible or layers.index(classes) < layers.index(layer):
+        if classes is None or same_layer(classes, layer) or not classes.visible \
+                or layers.index(classes) < layers.index(layer):
             return
         classes.visible = False
         self.status.setText(f"{self.status.text()} '{classes.name}' is hidden so that the objects show in their "

@@ -28,7 +28,7 @@ from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
 from ._common import StatusLabel, progress_relay, start_worker
-from ._layers import layer_kind, source_array
+from ._layers import layer_kind, same_layer, source_array
 from ._model_in_use import model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
@@ -131,7 +131,7 @@ class SegmentWidget(QWidget):
 
     def _on_layer_removed(self, event: Any) -> None:
         """The image being segmented was deleted: its result has nowhere to go, so the run stops now."""
-        if self._running is not None and event.value is self._running[0] and not self._cancel.is_set():
+        if self._running is not None and same_layer(event.value, self._running[0]) and not self._cancel.is_set():
             self._stopped_because = f"'{event.value.name}' was removed during the run; segmentation stopped."
             self._cancel.set()
             self.status.setText(f"'{event.value.name}' was removed: stopping…")  # the network's line is stale now
