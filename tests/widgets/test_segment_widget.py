@@ -709,3 +709,46 @@ def test_a_slice_of_a_linked_movie_segmented_again_is_linked_to_its_neighbours(m
     np.testing.assert_array_equal(layer.data, linked)  # frame 3 linked again: the same ids as the linked run
     assert layer.metadata["provenance"]["settings"]["link_frames"]
     assert any("linked again" in text for text in messages["info"])
+
+
+def test_settings_the_run_would_refuse_are_refused_before_it_and_failures_keep_their_reason(
+        make_widget, messages, tmp_path, monkeypatch, qtbot):
+    """fp16 on the CPU, a diameter beyond the model's range, a file as the zarr folder: "Not started" with the
+    reason, before any work; a diameter that makes the run many times longer is said first; a run that fails
+    says why in the status line (the notification is cut short and fades), not a bare "Failed."."""
+    torch.manual_seed(0)
+    model = new_model("instances", depth=2, base_channels=4)
+    model.metadata["object_diameter"] = 20.0
+    save_model(model, user_model_dir() / "sized")
+    viewer, widget = make_widget("sized")
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="cells")
+    widget.settings.device.setCurrentText("cpu")
+    widget.settings.precision.setCurrentText("fp16")
+    widget.run()
+    assert widget.worker is None
+    assert widget.status.text() == "Not started: fp16 is not supported on the CPU; use bf16 or fp32"
+    widget.settings.precision.setCurrentText("auto")
+    widget.settings.diameter.setValue(0.5)
+    widget.run()
+    assert widget.worker is None and widget.status.text().startswith(
+        "Not started: an object diameter of 0.5 px would enlarge the image 40x; give at least 2.5 px")
+    widget.settings.diameter.setValue(5)
+    widget.settings.storage.setCurrentText("zarr on disk")
+    (tmp_path / "a file.tif").write_bytes(b"mine")
+    widget.settings.folder.setText(str(tmp_path / "a file.tif"))
+    widget.run()
+    assert widget.worker is None and widget.status.text() == (
+        f"Not started: the zarr folder {tmp_path / 'a file.tif'} is a file: choose a folder for the labels store")
+    assert (tmp_path / "a file.tif").read_bytes() == b"mine"
+    assert not messages["warning"]  # nothing ran: no warning of a long run yet
+    widget.settings.storage.setCurrentText("in memory")
+
+    def failing(*args, **kwargs):
+        raise ValueError("the image is unreadable\nsecond line")
+
+    monkeypatch.setattr(segment_form, "segment_image", failing)
+    segment_and_wait(qtbot, widget)
+    assert messages["warning"] == ["An object diameter of 5 px enlarges the image 4.0x for the network (this model's "
+                                   "objects are 20 px across): this run takes about 16x as long as at the image's "
+                                   "own size."]
+    assert widget.status.text() == "Failed: the image is unreadable"

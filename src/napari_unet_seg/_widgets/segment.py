@@ -209,10 +209,10 @@ class SegmentWidget(QWidget):
         if self.parent() is not None:  # a closed dock has said so already
             show_info("Segmentation cancelled.")
 
-    def _on_failed(self, _error: Exception) -> None:
+    def _on_failed(self, error: Exception) -> None:
         self._show_done(False)
         self._running = None
-        self.status.setText("Failed.")
+        self.status.setText(f"Failed: {first_line(error)}")  # the notification is cut short and fades
 
     def _on_returned(self, outcome: SegmentResult) -> None:
         layer, job = self._running

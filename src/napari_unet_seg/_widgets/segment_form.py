@@ -33,9 +33,10 @@ from ..core.inference.layout import (
     MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
 from ..core.inference.object_filter import check_object_filter
+from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import RunOptions, needs_disk
 from ..core.inference.pipeline import Planes, SegmentResult, segment_image
-from ..core.model.devices import PRECISIONS, available_devices
+from ..core.model.devices import PRECISIONS, DeviceError, available_devices, resolve_device, resolve_precision
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
@@ -233,12 +234,15 @@ class SegmentSettings(QWidget):
             channel=channel,
         )
         check_object_filter(options, info.task)  # e.g. the largest area below the smallest: said before the run
+        _check_run_settings(options, info)
         return SegmentJob(image, options, rgb=bool(layer.rgb), channel_axis=channel_axis, planes=planes,
                           image_path=getattr(layer.source, "path", None))
 
     def _zarr_path(self, name: str) -> Path:
-        folder = Path(self.folder.text()) if self.folder.text().strip() else Path(
-            tempfile.mkdtemp(prefix="napari-unet-seg-"))
+        typed = Path(self.folder.text().strip()).expanduser() if self.folder.text().strip() else None
+        if typed is not None and typed.exists() and not typed.is_dir():
+            raise ValueError(f"the zarr folder {typed} is a file: choose a folder for the labels store")
+        folder = typed or Path(tempfile.mkdtemp(prefix="napari-unet-seg-"))
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
         while len(stem.encode()) > STEM_BYTES:  # a file name holds 255 bytes: a long layer name is cut
             stem = stem[:-1]
@@ -388,3 +392,20 @@ class SegmentSettings(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")
         if folder:
             self.folder.setText(folder)
+
+
+ENLARGING_WARNED = 3.0  # an image enlarged this much for the network takes ~its square as long: said before
+
+
+def _check_run_settings(options: RunOptions, info: ModelInfo) -> None:
+    """Settings the run would refuse after starting (a diameter beyond the model's range, fp16 on the CPU) are
+    refused now, in the status line; a diameter that makes the run many times longer is said before it."""
+    try:
+        resolve_precision(options.precision, resolve_device(options.device))
+    except DeviceError as exc:
+        raise ValueError(str(exc)) from None
+    factor = rescale_factor(info, options.diameter)
+    if factor >= ENLARGING_WARNED:
+        show_warning(f"An object diameter of {options.diameter:g} px enlarges the image {factor:.1f}x for the "
+                     f"network (this model's objects are {float(info.object_diameter):g} px across): this run takes "
+                     f"about {factor ** 2:.0f}x as long as at the image's own size.")
