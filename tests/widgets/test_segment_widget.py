@@ -314,11 +314,18 @@ def test_channels_last_are_offered_as_the_channel_axis_and_never_read_as_width(m
     offered = [widget.settings.channel_axis.itemText(i) for i in range(widget.settings.channel_axis.count())]
     assert offered == ["none", "axis 2 (2)"]  # not the 48 rows
     assert widget.settings.channel_axis.currentData() == 2  # guessed: the model takes two channels
+    assert widget.settings.planes_hint.isHidden()
     segment_and_wait(qtbot, widget)
     assert viewer.layers["last labels"].data.shape == (48, 64) and not messages["error"]
+    # napari draws the layer's last two axes: the labels are right but cannot lie over it, which is said
+    sideways = "napari draws 'last' sideways (its last axis, the channels, as width)"
+    assert any(sideways in text for text in messages["info"])
     widget.settings.channel_axis.setCurrentIndex(0)  # "none": 48 planes of 64 x 2 px
+    hint = ("The last axis (2 values) looks like channels, not width: choose axis 2 as the channel axis and the "
+            "nuclear channel.")
+    assert not widget.settings.planes_hint.isHidden() and widget.settings.planes_hint.text().startswith(hint)
     widget.run()
-    assert widget.worker is None and "looks like channels, not width" in messages["error"][-1]
+    assert widget.worker is None and messages["error"][-1].startswith(hint)  # what to do here, in the dock
 
 
 def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(make_widget, qtbot, messages):

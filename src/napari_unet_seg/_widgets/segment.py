@@ -252,6 +252,10 @@ class SegmentWidget(QWidget):
                       f"result's, so it went to a new layer '{labels_layer.name}'; the earlier one is kept.")
         if job.options.store is not None:
             show_info(f"The labels are stored on disk in {job.options.store}")
+        if job.channel_axis is not None and not layer.rgb and job.channel_axis % layer.ndim == layer.ndim - 1:
+            show_info(f"napari draws '{layer.name}' sideways (its last axis, the channels, as width), so "
+                      f"'{labels_layer.name}' cannot lie over it; the labels are right. To see them together, open "
+                      "the image with its channels as layers of their own.")
         for note in outcome.notes:
             show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"

@@ -204,7 +204,12 @@ class SegmentSettings(QWidget):
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
-        check_plane_size(lead, height, width)  # channels last read as width: said now, not after minutes
+        try:
+            check_plane_size(lead, height, width)  # channels last read as width: said now, not after minutes
+        except ValueError:
+            if image.shape[-1] > MAX_CHANNELS:
+                raise
+            raise ValueError(_channels_last_hint(image.shape)) from None
         channel = self.channel.currentData() if self.channel.isEnabled() else None
         if channel is None:
             check_channels(info.in_channels, min(channels, 3) if layer.rgb else channels, info.name)  # RGBA: no alpha
@@ -381,17 +386,26 @@ class SegmentSettings(QWidget):
                                    info.in_channels) if lead and info is not None else None
         if self.link_frames.isEnabled() and self.link_frames.isChecked():
             axis = None  # the user has said the planes are frames of a movie: no "if they are channels"
-        if axis is not None:
+        last = lead and self.channel_axis.currentData() is None and not layer.rgb and shape[-1] <= MAX_CHANNELS
+        if last:
+            self.planes_hint.setText(_channels_last_hint(shape))
+        elif axis is not None:
             linking = "" if len(lead) == 1 else " (then same id across slices can link the frames)"
             self.planes_hint.setText(f"{shape[axis]} planes along axis {axis}, each segmented on its own. If they are "
                                      f"channels, choose axis {axis} as the channel axis and the nuclear channel"
                                      f"{linking} (or split the layer: right-click it > Split Stack).")
-        self.planes_hint.setVisible(axis is not None)
+        self.planes_hint.setVisible(bool(last) or axis is not None)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")
         if folder:
             self.folder.setText(folder)
+
+
+def _channels_last_hint(shape: tuple[int, ...]) -> str:
+    """What to do with a layer whose last axis holds a few channels: the dock's words (the core's name no dock)."""
+    return (f"The last axis ({shape[-1]} values) looks like channels, not width: choose axis {len(shape) - 1} as "
+            "the channel axis and the nuclear channel. (napari draws such a layer sideways, its channels as width.)")
 
 
 ENLARGING_WARNED = 3.0  # an image enlarged this much for the network takes ~its square as long: said before
