@@ -526,7 +526,7 @@ def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fit
     from napari_unet_seg.core.training.finetune import FinetuneResult
 
     result = SimpleNamespace(improved=improved, tuning=SimpleNamespace(changed=fitted), tied=tied,
-                             train=SimpleNamespace(cancelled=False), unlearnt_classes=[])
+                             train=SimpleNamespace(cancelled=False), unlearnt_classes=[], doubtful_labels=[])
     result.worth_using = FinetuneResult.worth_using.fget(result)
     assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == expected
     if not result.worth_using:  # a parent loaded into Train alone: Segment never had it, so it cannot "keep" it
@@ -626,3 +626,29 @@ def test_the_pairs_of_a_corrected_segment_result_know_where_the_user_corrected_i
     assert frame.edited[:64, :64].all() and frame.edited.sum() == 64 * 64
     (plain,) = pairs_from_layers(picture, Labels(labels, name="hand-painted"))
     assert plain.edited is None
+
+
+def test_labels_of_another_image_train_but_stay_out_of_the_project_and_out_of_use(make_napari_viewer, qtbot,
+                                                                                  tmp_path, messages):
+    from scipy import ndimage as ndi
+
+    viewer = make_napari_viewer()
+    image, truth = synthetic_nuclei((96, 96), seed=1)
+    background = ndi.binary_erosion(truth == 0, iterations=4)
+    wrong = ndi.label(background & (np.add.outer(np.arange(96), np.arange(96)) % 16 < 4))[0]  # all off the nuclei
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(wrong.astype(np.int32), name="another image's labels")
+    widget = _widget(viewer, tmp_path)
+    widget.start()
+    _wait(qtbot, widget)
+    assert not messages["error"], messages["error"]
+    assert any("are these the labels of another image?" in text for text in messages["warning"])
+    assert len(Project(tmp_path / "project")) == 0  # never saved: no later round learns from it
+    assert "train this round only and were not saved into the project" in widget.result.text()
+    assert widget.outcome.path.exists()  # the model is kept, not put in use
+    assert "not put in use: the labels of 'cells' look like another image's" in widget.status.text()
+    assert any("was saved but not put in use: the labels of cells look like another image's" in text
+               for text in messages["info"])
+    from napari_unet_seg._widgets._model_in_use import model_in_use
+
+    assert model_in_use(viewer, str(tmp_path / "project")) != widget.outcome.path

@@ -347,7 +347,12 @@ class TrainWidget(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(100)
         self.refresh_models()
-        if not result.worth_using and result.unlearnt_classes:  # a new class model that cannot find every class
+        if not result.worth_using and result.doubtful_labels:  # judged on labels that may be another image's
+            self._refresh_segment_widgets()
+            show_info(f"'{outcome.path.stem}' was saved but not put in use: the labels of "
+                      f"{', '.join(result.doubtful_labels)} look like another image's, and it was judged on them. "
+                      "Segment's model is unchanged; choose it there to use it anyway.")
+        elif not result.worth_using and result.unlearnt_classes:  # a new class model that cannot find every class
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' was saved but not put in use: no scribble annotates "
                       f"{', '.join(repr(c) for c in result.unlearnt_classes)}, so it never finds "

@@ -30,6 +30,7 @@ from ..core.training.naming import (
     checkpoint_path, new_model_base, path_in_folder, save_trained_somewhere, starting_label,
 )
 from ..core.training.project import Project
+from ..core.training.saving import save_round
 from ._common import format_seconds
 
 
@@ -95,6 +96,9 @@ def status_line(outcome: JobOutcome, parent: str, parent_in_segment: bool = True
     Train alone), so "Segment keeps" it is true."""
     result, name = outcome.result, outcome.path.stem
     done = "cancelled" if result.train.cancelled else "done"  # a run the user stopped is never said to be "done"
+    if not result.worth_using and getattr(result, "doubtful_labels", None):
+        return (f"{done}: saved '{name}', not put in use: the labels of {_quoted(result.doubtful_labels)} look like "
+                "another image's; Segment's model is unchanged")
     if not result.worth_using and getattr(result, "unlearnt_classes", None):
         return (f"{done}: saved '{name}', not put in use: it did not learn {_quoted(result.unlearnt_classes)} "
                 "(annotated nowhere); Segment's model is unchanged")
@@ -141,20 +145,19 @@ def run_training(
         status("saving the annotations into the project...")
         project = Project(job.project_dir)
         try:
-            keys = [project.add(pair, scribbles=job.scribbles, task=model.task, source=pair.name) for pair in pairs]
+            saved = save_round(project, model, pairs, scribbles=job.scribbles, use_project=job.use_project)
         except OSError as exc:  # read-only, full: said as the folder's problem, before any training
             raise UnusableAnnotation(f"the project folder {job.project_dir} cannot be written ({first_line(exc)}): "
                                      "choose another project folder") from None
-        latest = set(keys)
-        for pair, key in zip(pairs, keys):  # said: the layer alone is not what this round learns from
-            if kept := project.kept_from_earlier.get(key):
-                kept_notes.append(f"{kept} object(s) of your earlier correction of {pair.name} were kept where you "
-                                  "changed nothing this round")
-                status(kept_notes[-1] + "...")
-        if job.use_project:
-            pairs = project.pairs(scribbles=job.scribbles, task=model.task, latest=latest)
-            for problem in project.unreadable:
-                warn(problem)
+        for name, kept in saved.kept.items():  # said: the layer alone is not what this round learns from
+            kept_notes.append(f"{kept} object(s) of your earlier correction of {name} were kept where you "
+                              "changed nothing this round")
+            status(kept_notes[-1] + "...")
+        if note := saved.unsaved_note():
+            kept_notes.append(note)
+        pairs = saved.pairs
+        for problem in project.unreadable if job.use_project else ():
+            warn(problem)
     config = default_config(scratch=scratch, task=model.task, scribbles=job.scribbles,
                             max_steps=job.max_steps, max_seconds=job.max_seconds)
     config = replace(config, **job.overrides)

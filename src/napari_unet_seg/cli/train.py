@@ -26,6 +26,7 @@ from ..core.training.naming import (
     checkpoint_path, model_file_path, path_in_folder, save_trained_somewhere, starting_label,
 )
 from ..core.training.project import Project
+from ..core.training.saving import save_round
 from .errors import UserError, require_positive
 
 
@@ -247,14 +248,15 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         try:
-            latest = {project.add(p, scribbles=args.scribbles, task=model.task, source=p.name) for p in pairs}
+            saved = save_round(project, model, pairs, scribbles=args.scribbles)
         except UnusableAnnotation as exc:
             raise UserError(str(exc)) from None
-        pairs = project.pairs(scribbles=args.scribbles, task=model.task, latest=latest)
-        for problem in project.unreadable:
+        this_round = len(pairs)
+        pairs = saved.pairs
+        for problem in [*project.unreadable, *filter(None, [saved.unsaved_note()])]:
             print(f"unet-seg train: warning: {problem}", file=sys.stderr, flush=True)
-        if len(pairs) > len(latest):
-            print(f"project {args.project}: training on {len(pairs)} pair(s), {len(pairs) - len(latest)} of them "
+        if len(pairs) > this_round:
+            print(f"project {args.project}: training on {len(pairs)} pair(s), {len(pairs) - this_round} of them "
                   "from earlier rounds", flush=True)
     max_seconds = args.max_seconds if args.max_seconds is not None else (None if args.max_steps else 110.0)
     config = default_config(scratch=scratch, task=model.task, scribbles=args.scribbles,
@@ -315,6 +317,9 @@ def run(args: argparse.Namespace) -> int:
                 project.set_in_use(path)
                 print(f"it is now the model in use of project {args.project}: napari's Segment, Train and Batch "
                       "docks on that project start on it")
+            elif result.doubtful_labels:
+                print(f"it is not made the model in use of project {args.project}: the labels of "
+                      f"{', '.join(result.doubtful_labels)} look like another image's")
         except OSError as exc:
             print(f"unet-seg train: warning: the project folder could not be written ({first_line(exc)}): {path} "
                   "is saved, but not in the project's history", file=sys.stderr)

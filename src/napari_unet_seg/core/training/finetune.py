@@ -194,6 +194,7 @@ class FinetuneResult:
     tuning: Tuning | None = None
     judge: str = "ap50_90"
     unlearnt_classes: list[str] = field(default_factory=list)  # classes of a class model annotated nowhere
+    doubtful_labels: list[str] = field(default_factory=list)  # images whose labels look like another image's
 
     @property
     def improved(self) -> bool | None:
@@ -213,6 +214,8 @@ class FinetuneResult:
         """
         if self.improved is None and self.unlearnt_classes:
             return False  # nothing to compare with, and a class it cannot find: it must not replace a model in use
+        if self.doubtful_labels:
+            return False  # judged (and fitted) on labels that may be another image's: the user decides
         return self.improved is not False or (self.tuning is not None and self.tuning.changed)
 
     @property
@@ -356,7 +359,9 @@ def finetune(
     config = replace(config, scribbles=scribbles)
     pairs = at_pipeline_scale(model, pairs, diameter, cancel)
     early = [w for pair in pairs for w in image_warnings(model, pair)]
-    early += [w for pair in pairs[:8] for w in annotation_warnings(model, pair)] if not scribbles else []
+    doubted = {pair.name or "an image": said for pair in pairs[:8] if not scribbles
+               and (said := annotation_warnings(model, pair))}
+    early += [w for said in doubted.values() for w in said]
     unlearnt = [model.class_names[k] for k in unpainted_class_ids(model, pairs, scribbles=scribbles)]
     early += unpainted_classes(model, pairs, scribbles=scribbles)
     for warning in early if warn is not None else ():
@@ -399,4 +404,4 @@ def finetune(
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
                    config=config, scribbles=scribbles, parent_scores=parent_scores, tuning=tuning)
     return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning, config.judge,
-                          unlearnt_classes=unlearnt)
+                          unlearnt_classes=unlearnt, doubtful_labels=list(doubted))
