@@ -154,6 +154,15 @@ def test_scribbles_leave_any_objects_model_for_a_new_class_model(make_napari_vie
     train.settings.mode_box.setCurrentIndex(0)  # only a look: back to dense, back to the model in use
     assert train.settings.model_box.currentText() == "nuclei-finetuned"
     assert train.settings.task_box.currentText() == "instances"
+    # a class model trained in scribbles mode becomes the starting point there; back in dense, the objects loop
+    # goes on from its own model, not from the class model
+    train.settings.mode_box.setCurrentIndex(2)
+    save_model(new_model("semantic", num_classes=3, depth=2, base_channels=4),
+               private_model_dir / "classes-model.safetensors")
+    train.refresh_models()
+    train.settings.model_box.setCurrentText("classes-model")
+    train.settings.mode_box.setCurrentIndex(0)
+    assert train.settings.model_box.currentText() == "nuclei-finetuned"
 
 
 def test_round_two_on_the_same_image_keeps_round_ones_corrections_and_says_so(make_napari_viewer, qtbot, tmp_path):

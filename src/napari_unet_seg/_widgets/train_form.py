@@ -292,9 +292,9 @@ class TrainSettings(QWidget):
             if self._starts_from_instances():  # scribbles train class models: an objects model cannot take them
                 self._before_scribbles = self.model_box.currentData()
                 self.model_box.setCurrentText(SCRATCH)
-        elif self._before_scribbles is not None:  # back from a look at scribbles: the objects model it had
-            index = self.model_box.findData(self._before_scribbles)
-            if self.model_box.currentText() == SCRATCH and index >= 0:
+        elif self._before_scribbles is not None:  # back from scribbles: the objects model it had, also when a
+            index = self.model_box.findData(self._before_scribbles)  # class model was trained there meanwhile
+            if not self._starts_from_instances() and index >= 0:
                 self.model_box.setCurrentIndex(index)
                 self.task_box.setCurrentText("instances")
             self._before_scribbles = None
