@@ -174,11 +174,13 @@ def run_training(
 
     status(f"training on {len(pairs)} image(s)...")
     base = new_model_base(model.task) if scratch else starting_label(job.init)  # as the user picked it
-    checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base, new=scratch))
+    recorded = project.recorded_names() if job.project_dir is not None else set()  # renamed away: still taken
+    checkpoint = checkpoint_path(path_in_folder(user_model_dir(), job.name, base, new=scratch, taken=recorded))
     result = finetune(model, pairs, scribbles=job.scribbles, config=config, base="scratch" if scratch else base,
                       progress=progress, cancel=job.cancel.is_set, preview=predict_preview, checkpoint_to=checkpoint,
                       diameter=job.diameter, status=status, warn=warn)
-    path, notes = save_trained_somewhere(model, [path_in_folder(user_model_dir(), job.name, base, new=scratch)])
+    path, notes = save_trained_somewhere(model, [path_in_folder(user_model_dir(), job.name, base, new=scratch,
+                                                                taken=recorded)])
     result.warnings.extend(notes)  # a full disk: saved elsewhere, and said
     checkpoint.unlink(missing_ok=True)  # the final model replaces it
     if job.project_dir is not None:

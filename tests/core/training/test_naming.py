@@ -82,3 +82,23 @@ def test_a_file_written_meanwhile_at_the_models_name_is_kept_and_the_model_saved
     assert saved == tmp_path / "same-2.safetensors" and saved.exists()
     assert target.read_bytes() == b"the other run's model"
     assert len(notes) == 1 and "was written while this model trained" in notes[0] and str(saved) in notes[0]
+
+
+def test_a_name_in_the_projects_history_is_not_given_again_after_its_file_was_renamed(private_model_dir, tiny_model,
+                                                                                       tmp_path):
+    """Two history rows on one path would make the older row open the newer model."""
+    from napari_unet_seg.core.model.modelfile import save_model
+    from napari_unet_seg.core.training.naming import path_in_folder
+    from napari_unet_seg.core.training.project import Project
+
+    folder = private_model_dir
+    project = Project(tmp_path / "project")
+    first = save_model(tiny_model, folder / "nuclei-finetuned")
+    project.record_model(first, {"parent": "nuclei", "improved": True})
+    first.rename(folder / "cytospin-v1.safetensors")  # renamed by hand: the name is free on disk
+    recorded = Project(tmp_path / "project").recorded_names()
+    assert recorded == {"nuclei-finetuned"}
+    assert path_in_folder(folder, "", "nuclei", taken=recorded) == folder / "nuclei-finetuned-2.safetensors"
+    assert path_in_folder(folder, "nuclei-finetuned", "nuclei", taken=recorded) == \
+        folder / "nuclei-finetuned-2.safetensors"  # typed: taken too
+    assert path_in_folder(folder, "", "nuclei") == folder / "nuclei-finetuned.safetensors"  # without a project

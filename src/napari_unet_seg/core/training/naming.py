@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from ..common.errors import first_line
@@ -21,13 +22,14 @@ def model_file_path(path: str | os.PathLike) -> Path:
 _SUFFIX = re.compile(r"-finetuned(-\d+)?$")
 
 
-def fresh_model_name(base: str, folder: Path, *, new: bool = False) -> str:
-    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file.
+def fresh_model_name(base: str, folder: Path, *, new: bool = False, taken: Collection[str] = ()) -> str:
+    """``<base>-finetuned``, then ``-2``, ``-3``...: never the name of an existing model or file, nor one of
+    ``taken`` (a project's history: a model renamed or moved away still has its name there).
 
     ``new``: a model trained from scratch fine-tunes nothing: ``<base>``, ``<base>-2``...
     """
     stem = (base or "model") if new else _SUFFIX.sub("", base or "model") + "-finetuned"
-    taken = set(available_models())
+    taken = set(available_models()) | set(taken)
     name, n = stem, 1
     while name in taken or (folder / f"{name}.safetensors").exists():
         n += 1
@@ -47,16 +49,16 @@ def new_model_base(task: str) -> str:
     return "classes-model" if task == "semantic" else "objects-model"
 
 
-def path_in_folder(folder: Path, name: str, base: str, *, new: bool = False) -> Path:
+def path_in_folder(folder: Path, name: str, base: str, *, new: bool = False, taken: Collection[str] = ()) -> Path:
     """Where a model the user named ``name`` (empty: none) goes in ``folder``; a taken name gets a fresh one.
 
     Used where the user types a name (the Train widget); a path given
     explicitly (``unet-seg train -o``) is refused instead when it exists.
+    ``taken``: names recorded elsewhere (see :func:`fresh_model_name`).
     """
-    taken = not name or name in available_models() or model_file_path(folder / name).exists()
-    if not taken:
+    if name and name not in available_models() and name not in taken and not model_file_path(folder / name).exists():
         return model_file_path(folder / name)
-    return model_file_path(folder / fresh_model_name(name or base, folder, new=new and not name))
+    return model_file_path(folder / fresh_model_name(name or base, folder, new=new and not name, taken=taken))
 
 
 def checkpoint_path(final: Path) -> Path:

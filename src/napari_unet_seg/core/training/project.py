@@ -218,6 +218,11 @@ class Project:
                             **summary})
         self._save_index()
 
+    def recorded_names(self) -> set[str]:
+        """The names of the models in this project's history, files there or not: a new model must not take the
+        name of one renamed or moved away, or its history row would point at the newcomer."""
+        return {Path(str(record.get("path", ""))).stem for record in self.models} - {""}
+
     @property
     def in_use(self) -> Path | None:
         """The model this project's loop last put in use (a better round, or one gone back to), while its file is
