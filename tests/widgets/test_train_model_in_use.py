@@ -67,8 +67,23 @@ def test_docks_opened_later_and_napari_started_again_start_on_the_model_in_use(m
     segment, train = SegmentWidget(tomorrow), TrainWidget(tomorrow)
     assert segment.model_picker.path() == mine
     assert train.settings.model_box.currentText() == "nuclei-finetuned"
-    mine.unlink()  # a model file deleted since: docks start on the built-in model again, no error
-    assert SegmentWidget(tomorrow).model_picker.path().stem == "nuclei"
+    # the chosen model's file deleted while the docks are open: a refresh says which model is chosen instead
+    from napari_unet_seg._widgets import segment_pickers
+
+    warned = []
+    monkeypatch.setattr(segment_pickers, "show_warning", warned.append)
+    monkeypatch.setattr(_model_in_use, "show_warning", warned.append)
+    mine.unlink()
+    segment.model_picker.refresh()
+    assert segment.model_picker.path().stem == "nuclei"
+    assert warned == [f"The model 'nuclei-finetuned' is gone ({mine} no longer exists): 'nuclei' is chosen instead."]
+    # and napari started again: docks start on the built-in model again, no error, and it is said once
+    monkeypatch.setattr(_model_in_use, "_IN_USE", type(_model_in_use._IN_USE)())
+    again = _viewer(make_napari_viewer)
+    assert SegmentWidget(again).model_picker.path().stem == "nuclei"
+    TrainWidget(again)
+    assert warned[1:] == [f"The model in use, 'nuclei-finetuned', is gone ({mine.absolute()} no longer exists): the "
+                          "docks start on 'nuclei' instead. Put it back, or choose another model in Train's History."]
 
 
 def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path):

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from napari.utils.notifications import show_warning
+
 from ..core.training.project import Project, current_project_dir
 
 _IN_USE: WeakKeyDictionary[Any, Path] = WeakKeyDictionary()
+_SAID_GONE: set[Path] = set()  # each missing model in use is said once per session, not by every dock
 
 
 def set_model_in_use(viewer: Any, path: str | Path, project_dir: str | os.PathLike | None = None) -> None:
@@ -39,3 +42,21 @@ def model_in_use(viewer: Any, project_dir: str | os.PathLike | None = None) -> P
         return Project(project_dir or current_project_dir()).in_use
     except (OSError, ValueError):
         return None
+
+
+def say_if_gone(viewer: Any, fallback: str, project_dir: str | os.PathLike | None = None) -> None:
+    """Warn (once) when the model in use was deleted, renamed or moved: a dock starting on ``fallback`` instead
+    must not do so in silence, the next day least of all."""
+    if model_in_use(viewer, project_dir) is not None:
+        return
+    path = _IN_USE.get(viewer)
+    if path is None:
+        try:
+            path = Project(project_dir or current_project_dir()).in_use_recorded
+        except (OSError, ValueError):
+            return
+    if path is None or path.is_file() or path in _SAID_GONE:
+        return
+    _SAID_GONE.add(path)
+    show_warning(f"The model in use, '{path.stem}', is gone ({path} no longer exists): the docks start on "
+                 f"'{fallback}' instead. Put it back, or choose another model in Train's History.")

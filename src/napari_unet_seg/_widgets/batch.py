@@ -50,7 +50,7 @@ from ._common import (
     start_worker,
     value_or_none,
 )
-from ._model_in_use import model_in_use
+from ._model_in_use import model_in_use, say_if_gone
 from ._scroll import fill_dock, scrolling
 from .cells import add_cells_layer
 from .object_filters import ObjectFilterSection
@@ -148,6 +148,8 @@ class BatchWidget(QWidget):
         self._build()
         if (in_use := model_in_use(napari_viewer)) is not None:  # the model Train put in use, as Segment does
             self.model_picker.choose(in_use)
+        else:
+            say_if_gone(napari_viewer, self.model_picker.combo.currentText())
 
     def _build(self) -> None:
         self.input_dir, self.output_dir = QLineEdit(), QLineEdit()

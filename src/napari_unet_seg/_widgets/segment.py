@@ -29,7 +29,7 @@ from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
 from ._common import StatusLabel, progress_relay, start_worker
 from ._layers import layer_kind, same_layer, source_array
-from ._model_in_use import model_in_use
+from ._model_in_use import model_in_use, say_if_gone
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities, show_classes
@@ -55,6 +55,8 @@ class SegmentWidget(QWidget):
         self._build()
         if (in_use := model_in_use(napari_viewer)) is not None:  # what Train said Segment uses
             self.model_picker.choose(in_use)
+        else:
+            say_if_gone(napari_viewer, self.model_picker.combo.currentText())
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ----------------------------------------------------------------- layout

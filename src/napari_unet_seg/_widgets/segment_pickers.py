@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from napari.layers import Image
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
@@ -157,6 +157,10 @@ class ModelPicker(QWidget):
         self.combo.addItem(LOAD_FROM_FILE, LOAD_FROM_FILE)
         index = self.combo.findData(current) if current not in (None, LOAD_FROM_FILE) else -1
         self.combo.setCurrentIndex(max(index, 0))
+        if index < 0 and current not in (None, LOAD_FROM_FILE) and self.combo.currentData() is not None:
+            # the chosen model's file was deleted, renamed or moved: the dock must not switch models in silence
+            show_warning(f"The model '{Path(str(current)).stem}' is gone ({current} no longer exists): "
+                         f"'{self.combo.currentText()}' is chosen instead.")
         self._previous = self.combo.currentIndex()
         self.combo.blockSignals(False)
         self.changed.emit()

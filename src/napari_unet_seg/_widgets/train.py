@@ -27,7 +27,7 @@ from ..core.training.naming import fresh_model_name, starting_label
 from ..core.training.project import Project, remember_project_dir
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
-from ._model_in_use import model_in_use, set_model_in_use
+from ._model_in_use import model_in_use, say_if_gone, set_model_in_use
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
@@ -89,6 +89,8 @@ class TrainWidget(QWidget):
         self._warned: set[str] = set()  # said while training, so the verdict does not say it again
         if (in_use := model_in_use(self.viewer, self._project_dir())) is not None:
             self.settings.add_model_file(in_use)  # the next round starts where the loop is, as Segment does
+        else:
+            say_if_gone(self.viewer, self.settings.model_box.currentText(), self._project_dir())
         self.settings.project_dir.editingFinished.connect(self._on_project_chosen)
 
     # ------------------------------------------------------------------ UI

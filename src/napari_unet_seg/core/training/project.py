@@ -230,6 +230,11 @@ class Project:
         path = Path(self._in_use) if self._in_use else None
         return path if path is not None and path.is_file() else None
 
+    @property
+    def in_use_recorded(self) -> Path | None:
+        """The model in use as recorded, its file there or not (:attr:`in_use` only while it is)."""
+        return Path(self._in_use) if self._in_use else None
+
     def set_in_use(self, path: str | os.PathLike) -> None:
         """Remember ``path`` as the model in use (recorded absolute, like the history)."""
         self._in_use = str(Path(path).absolute())
