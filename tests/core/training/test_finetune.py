@@ -215,7 +215,9 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     assert better.improved
     text = better.verdict("nuclei")
     assert text.startswith("better than 'nuclei' on the held-out annotation: AP50-90 0.725 vs 0.683 (+0.042), "
-                           "AP50 0.920 vs 0.939")  # said plainly even when AP50 went the other way
+                           "AP50 0.920 vs 0.939, Dice 0.935 vs 0.928")  # said plainly even when AP50 went the other way
+    worse_outlines = result(dict(trained, dice=0.837), dict(parent, dice=0.855)).verdict("nuclei")
+    assert "AP50 0.920 vs 0.939, Dice 0.837 vs 0.855" in worse_outlines  # better objects, looser outlines: said
     assert "AP50-90 0.725" in better.score_text() and "AP50 0.920" in better.score_text()
     unscored = result(dict(parent, step=0)).verdict("nuclei")
     assert unscored.startswith("no trained weights were scored before training stopped, so the weights of 'nuclei' "

@@ -285,7 +285,10 @@ class FinetuneResult:
                     "were kept; annotate a harder part to check them")
         else:
             text = (f"better than '{parent}' on the held-out annotation: {metric} {new:.3f} vs {old:.3f} "
-                    f"({new - old:+.3f})" + (f", AP50 {best['ap50']:.3f} vs {first['ap50']:.3f}" if ap50 else ""))
+                    f"({new - old:+.3f})" + (f", AP50 {best['ap50']:.3f} vs {first['ap50']:.3f}" if ap50 else "")
+                    # the pixel overlap beside: the objects may be found better and their outlines fit worse
+                    + (f", Dice {best['dice']:.3f} vs {first['dice']:.3f}" if "dice" in best and "dice" in first
+                       and metric != "Dice" else ""))
         if self.improved and earlier_old:
             earlier_new = replay_check_score(replay_scores(best))
             text += (f"; and no worse on earlier corrections ({main_score_name(earlier_old, 'ap50')} "
