@@ -284,6 +284,7 @@ def test_current_slice_runs_fill_the_same_layer(make_widget, qtbot):
     for z in (0, 2):
         viewer.dims.set_current_step(0, z)
         segment_and_wait(qtbot, widget)
+        assert widget.status.text().endswith(f" in slice {z}.")  # which one: a 3D view shows no slider
     (labels,) = result_layers(viewer)
     assert [bool(labels.data[z].any()) for z in range(3)] == [True, False, True]
 

@@ -261,6 +261,8 @@ class SegmentWidget(QWidget):
         for note in outcome.notes:
             show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"
+        if job.planes is not None:  # "current slice only": which, as the viewer counts (3D view shows no slider)
+            found += f" in slice {', '.join(','.join(map(str, plane)) for plane in job.planes)}"
         self.status.setText(f"{'Updated' if how in ('updated', 'relinked') else 'Added'} '{labels_layer.name}'{found}.")
         self._show_done(True)
         # a blank image was said to be blank above; objects all dropped by the filters, in a note
