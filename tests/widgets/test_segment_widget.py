@@ -730,10 +730,12 @@ def test_settings_the_run_would_refuse_are_refused_before_it_and_failures_keep_t
     save_model(model, user_model_dir() / "sized")
     viewer, widget = make_widget("sized")
     viewer.add_image(np.zeros((32, 32), np.uint8), name="cells")
+    segment_and_wait(qtbot, widget)
+    assert not widget.ran_on.isHidden()  # "Ran on CPU in fp32 · ..."
     widget.settings.device.setCurrentText("cpu")
     widget.settings.precision.setCurrentText("fp16")
     widget.run()
-    assert widget.worker is None
+    assert widget.worker is None and widget.ran_on.isHidden()  # not read as this press's run
     assert widget.status.text() == "Not started: fp16 is not supported on the CPU; use bf16 or fp32"
     widget.settings.precision.setCurrentText("auto")
     widget.settings.diameter.setValue(0.5)

@@ -123,6 +123,7 @@ class SegmentWidget(QWidget):
         current)."""
         show_error(reason)
         self.status.setText(f"Not started: {first_line(reason)}")
+        self.ran_on.setVisible(False)  # the last run's line, under "Not started", read as this press's
         self._show_done(False)
 
     def cancel(self) -> None:
