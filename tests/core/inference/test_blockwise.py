@@ -333,3 +333,31 @@ def test_a_large_image_with_a_few_nuclei_between_the_sampled_pixels_is_not_calle
     image[0, 1, 1] = 200  # one bright pixel the strided sample steps over
     assert not fit_normalization(image, {}).blank
     assert fit_normalization(np.zeros((1, side, side), np.uint8), {}).blank
+
+
+def test_cancel_is_heard_while_a_blocks_post_processing_runs(disks, monkeypatch):
+    """On a CPU one block's seeds and watershed take seconds; the run waited for them, deaf to Cancel (7-10 s on
+    a 3000² image). Labels in memory are thrown away with the run, so it stops without waiting."""
+    import threading
+    import time
+
+    from napari_unet_seg.core.inference.options import RunOptions
+    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.prediction import NetworkPrediction
+
+    image, _ = disks
+    real, started = NetworkPrediction.labels, threading.Event()
+
+    def slow_labels(self, model):
+        started.set()
+        time.sleep(3.0)
+        return real(self, model)
+
+    monkeypatch.setattr(NetworkPrediction, "labels", slow_labels)
+    cancel = threading.Event()
+    threading.Thread(target=lambda: started.wait(30) and cancel.set(), daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(Cancelled):
+        segment_image(image, RunOptions(block_size=64, device="cpu", precision="fp32"), model=threshold_model(),
+                      cancel=cancel.is_set)
+    assert time.monotonic() - start < 2.5  # not the 3 s of the block in the making

@@ -115,33 +115,49 @@ def segment_plane_blockwise(
                                                                                 options.device)
     writer = _BlockWriter(model, out, lead)
     workers = finishing_workers(options.device)
-    with ThreadPoolExecutor(workers, "unet-seg-blocks") as finishing:  # earlier blocks while the next is predicted
-        pending: deque[Future] = deque()
-        try:
-            for i, (by0, bx0) in enumerate(blocks):
-                raise_if_cancelled(cancel)
-                by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
-                wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
-                wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
+    finishing = ThreadPoolExecutor(workers, "unet-seg-blocks")  # earlier blocks while the next is predicted
+    pending: deque[Future] = deque()
+    try:
+        for i, (by0, bx0) in enumerate(blocks):
+            raise_if_cancelled(cancel)
+            by1, bx1 = min(by0 + block_size, height), min(bx0 + block_size, width)
+            wy0, wx0 = max(by0 - halo, 0) // grid * grid, max(bx0 - halo, 0) // grid * grid
+            wy1, wx1 = min(by1 + halo, height), min(bx1 + halo, width)
 
-                def block_progress(done: int, total: int, _i: int = i) -> None:
-                    if progress is not None:
-                        progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
+            def block_progress(done: int, total: int, _i: int = i) -> None:
+                if progress is not None:
+                    progress(_i * 1000 + (1000 * done) // max(total, 1), len(blocks) * 1000)
 
-                prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
-                                            progress=block_progress, cancel=cancel,
-                                            empty_side=empty_side(model, scale), max_window_pixels=window_pixels)
-                while len(pending) >= workers:  # memory stays bounded: this block and `workers` in the making
-                    pending.popleft().result()
-                pending.append(finishing.submit(writer.write, i, [prediction], (wy0, wy1, wx0, wx1),
-                                                (by0, by1, bx0, bx1)))
-                del prediction  # the writer holds it alone now, and lets it go once its labels are made
-            while pending:
-                pending.popleft().result()
-        except BaseException:
-            writer.stop()  # cancelled or failed: blocks still in the making are not finished for nothing
-            raise
+            prediction = predict_region(model.net, prepared, scale, options, rows=(wy0, wy1), cols=(wx0, wx1),
+                                        progress=block_progress, cancel=cancel,
+                                        empty_side=empty_side(model, scale), max_window_pixels=window_pixels)
+            while len(pending) >= workers:  # memory stays bounded: this block and `workers` in the making
+                _finished(pending.popleft(), cancel)
+            pending.append(finishing.submit(writer.write, i, [prediction], (wy0, wy1, wx0, wx1),
+                                            (by0, by1, bx0, bx1)))
+            del prediction  # the writer holds it alone now, and lets it go once its labels are made
+        while pending:
+            _finished(pending.popleft(), cancel)
+    except BaseException:
+        writer.stop()  # cancelled or failed: blocks still in the making are not finished for nothing
+        # labels in memory go with the run: a block's post-processing (seconds) is not waited for, and
+        # writes nothing once stopped; a store on disk is removed by the caller, so its last write ends first
+        finishing.shutdown(wait=not isinstance(out, np.ndarray), cancel_futures=True)
+        raise
+    finishing.shutdown(wait=True)
     return PlaneOutcome(writer.objects, writer.area, notes)
+
+
+CANCEL_POLL = 0.1  # s: how often a wait for a block's post-processing asks whether the run was cancelled
+
+
+def _finished(block: Future, cancel: CancelCallback | None) -> None:
+    """Wait for a block's labels, hearing Cancel meanwhile: post-processing a large block takes seconds."""
+    while True:
+        try:
+            return block.result(timeout=CANCEL_POLL if cancel is not None else None)
+        except TimeoutError:
+            raise_if_cancelled(cancel)
 
 
 def network_window_cap(model: Model, block_size: int, scale: float, device: str) -> int | None:
