@@ -12,7 +12,7 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
-from ..core.model.registry import DEFAULT_MODEL, available_models, load_model
+from ..core.model.registry import DEFAULT_MODEL, available_models, cached_model
 
 LOAD_FROM_FILE = "Load from file…"
 MODEL_TIP = "Built-in models, your trained models, or a .safetensors model file."
@@ -170,7 +170,7 @@ class ModelPicker(QWidget):
         path = Path(path)
         try:
             info = ModelInfo.of(path)
-            load_model(path)  # the weights too, now: a file whose weights do not fit fails here, not at Segment
+            cached_model(path)  # the weights too, now: a file whose weights do not fit fails here, not at Segment
         except ModelFileError as exc:
             show_error(str(exc))
             return False

@@ -18,7 +18,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.model.modelfile import ModelFileError, ModelInfo
-from ..core.model.registry import available_models, load_model, resolve_model_path
+from ..core.model.registry import available_models, cached_model, resolve_model_path
 from ..core.measure.classes import check_class_names
 from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
@@ -250,7 +250,7 @@ class TrainSettings(QWidget):
         notification when it cannot be used."""
         path = Path(path)
         try:
-            load_model(path)
+            cached_model(path)
         except ModelFileError as exc:
             show_error(str(exc))
             return False

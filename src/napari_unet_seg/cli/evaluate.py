@@ -15,7 +15,7 @@ from ..core.imageio import ImageReadError, read_image, read_labels_image
 from ..core.inference.baseline import classical_nuclei
 from ..core.inference.options import RunOptions
 from ..core.inference.pipeline import segment_image
-from ..core.model.registry import load_model
+from ..core.model.registry import cached_model
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.training.metrics import dice, matching_accuracy
 from .errors import UserError, refuse_an_input, require_positive
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args.diameter, "--diameter")
     if len(args.images) != len(args.labels):
         raise UserError(f"got {len(args.images)} images but {len(args.labels)} label files; give one per image")
-    model = load_model(args.model)
+    model = cached_model(args.model)
     if args.csv:  # before the work, not after it fails at the end; never over an input, nor a file unasked
         if args.csv.is_dir() or args.csv.suffix.lower() != ".csv":
             raise UserError(f"{args.csv} is {'a folder' if args.csv.is_dir() else 'not a .csv name'}; give a file "

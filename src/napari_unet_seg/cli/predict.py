@@ -22,7 +22,7 @@ from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor
 from ..core.inference.options import OUTPUTS, RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device, resolve_precision
-from ..core.model.registry import load_model
+from ..core.model.registry import cached_model
 from .errors import UserError, cli_wording, require_positive
 
 
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         # fail now, in one line, when the asked device is not here, or cannot run the asked precision (fp16 on a CPU)
         resolve_precision(args.precision, resolve_device(args.device))
     device = args.device  # as asked ("auto" picks per process): the provenance says what was asked and what ran
-    model = load_model(args.model)  # fail early and clearly on a bad model
+    model = cached_model(args.model)  # fail early and clearly on a bad model
     try:
         rescale_factor(model, args.diameter)  # and on a diameter no image could use
     except ValueError as exc:

@@ -85,19 +85,42 @@ def test_resolving_names_and_paths(private_model_dir, tmp_path, tiny_model, monk
 
 
 def test_loaded_models_are_cached_until_the_file_changes(private_model_dir, tiny_model):
+    from napari_unet_seg.core.model.registry import cached_model
+
     path = save_model(tiny_model, private_model_dir / "cached")
-    first = load_model("cached")
-    assert load_model("cached") is first
-    assert load_model(path) is first  # by name or by path: one file, one cache entry
-    assert load_model(str(private_model_dir / "." / "cached.safetensors")) is first
+    first = cached_model("cached")
+    assert cached_model("cached") is first
+    assert cached_model(path) is first  # by name or by path: one file, one cache entry
+    assert cached_model(str(private_model_dir / "." / "cached.safetensors")) is first
     with torch.no_grad():
         for p in tiny_model.net.parameters():
             p.add_(1.0)
     save_model(tiny_model, path, overwrite=True)
     stamp = path.stat().st_mtime + 5
     os.utime(path, (stamp, stamp))  # a new modification time, however coarse the filesystem's clock
-    second = load_model("cached")
+    second = cached_model("cached")
     assert second is not first
     changed = [not torch.equal(a, b) for a, b in zip(first.net.parameters(), second.net.parameters())]
     assert all(changed)  # the new weights were read, not the cached ones
-    assert load_model("cached") is second
+    assert cached_model("cached") is second
+
+
+def test_load_model_gives_a_copy_of_ones_own_so_changing_it_changes_no_later_run(private_model_dir, tiny_model):
+    """A script that fine-tunes or re-sets ``load_model("x")`` changed every later ``segment(img, "x")``."""
+    import numpy as np
+
+    from helpers import synthetic_nuclei
+    from napari_unet_seg import segment
+    from napari_unet_seg.core.model.registry import cached_model
+
+    save_model(tiny_model, private_model_dir / "shared")
+    image, _ = synthetic_nuclei((64, 64))
+    before = segment(image, "shared", device="cpu", precision="fp32")
+    mine = load_model("shared")
+    assert mine is not load_model("shared") and mine.net is not cached_model("shared").net
+    mine.metadata["postprocess"]["foreground_threshold"] = 0.99
+    with torch.no_grad():
+        for p in mine.net.parameters():
+            p.mul_(-3.0)
+    np.testing.assert_array_equal(segment(image, "shared", device="cpu", precision="fp32"), before)
+    assert cached_model("shared").metadata["postprocess"].get("foreground_threshold") != 0.99

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import synthetic_nuclei
-from napari_unet_seg.core.model.registry import available_models, load_model, user_model_dir
+from napari_unet_seg.core.model.registry import available_models, cached_model, load_model, user_model_dir
 from napari_unet_seg.core.training.data import TrainingPair
 from napari_unet_seg.core.training.finetune import finetune, starting_model
 from napari_unet_seg.core.training.loop import TrainConfig
@@ -74,7 +74,7 @@ def test_continue_training_a_finetuned_model(private_model_dir):
     finetune(model, [TrainingPair(image, labels)], config=_fast())
     save_trained(model, private_model_dir / "round1")
     again = starting_model("round1")
-    assert again.net is not load_model("round1").net  # the cached model is never trained in place
+    assert again.net is not cached_model("round1").net  # the cached model is never trained in place
     finetune(again, [TrainingPair(image, labels)], config=_fast(), base="round1")
     assert [run["base"] for run in again.metadata["lineage"]] == ["scratch", "round1"]
     # it describes itself as what it now is (a package or a colleague reads this), and stays one sentence per round
@@ -96,7 +96,7 @@ def test_starting_model_is_a_private_copy_of_the_cached_model(private_model_dir,
     import torch
 
     save_trained(tiny_model, private_model_dir / "base")
-    cached = load_model("base")
+    cached = cached_model("base")
     before = _weights(cached.net)
     mine = starting_model("base")
     assert mine.net is not cached.net and mine.metadata is not cached.metadata
@@ -107,7 +107,7 @@ def test_starting_model_is_a_private_copy_of_the_cached_model(private_model_dir,
     train(mine, [TrainingPair(image, labels)], _fast(max_steps=3, learning_rate=0.05))
     mine.metadata["lineage"].append({"base": "base"})
     mine.metadata["normalization"]["invert"] = True
-    assert load_model("base") is cached  # the cache still holds the untouched network
+    assert cached_model("base") is cached  # the cache still holds the untouched network
     after = _weights(cached.net)
     assert all(torch.equal(before[k], after[k]) for k in before)
     trained = _weights(mine.net)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..common.errors import name_overwrite
 from ..inference.options import RunOptions
-from ..model.registry import load_model
+from ..model.registry import cached_model
 from .cells_output import cells_path
 from .existing import RunSettings, counted_output, output_provenance
 from .folder_lock import folder_lock
@@ -178,7 +178,7 @@ def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrit
         elif todo:
             heard = None if progress is None else (
                 lambda ran, done, total: progress(planned.get(ran, ran), done, total))
-            stream = iter_local(todo, load_model(options.model), options, cancel=cancel, finished_late=record,
+            stream = iter_local(todo, cached_model(options.model), options, cancel=cancel, finished_late=record,
                                 progress=heard)
         else:
             stream = iter(())

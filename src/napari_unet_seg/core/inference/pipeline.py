@@ -24,7 +24,7 @@ from ..common.labels_zarr import create_labels_store, finish_labels_store, open_
 from ..common.notes import collecting_notes
 from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
-from ..model.registry import load_model
+from ..model.registry import cached_model
 from .blockwise import CHUNK, segment_plane_blockwise
 from .call_checks import check_options, check_store_path, checked_pixel_size, checked_planes
 from .cells import cells_note
@@ -110,7 +110,7 @@ def segment_image(
     pixel_size = checked_pixel_size(pixel_size)
     if options.store is not None:
         check_store_path(options.store)
-    model = model if isinstance(model, Model) else load_model(options.model if model is None else model)
+    model = model if isinstance(model, Model) else cached_model(options.model if model is None else model)
     device = resolve_device(options.device)
     requested = options
     options = replace(options, device=str(device), precision=resolve_precision(options.precision, device))
@@ -354,7 +354,7 @@ def segment(
     names the channel axis of multichannel images. :func:`segment_image` is
     the same with a :class:`RunOptions` and a full :class:`SegmentResult`.
     """
-    model = model if isinstance(model, Model) else load_model(model)
+    model = model if isinstance(model, Model) else cached_model(model)
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
                          precision=precision, flip_average=flip_average)
     return segment_image(image, options, model=model, rgb=rgb, channel_axis=channel_axis, progress=progress,
@@ -389,7 +389,7 @@ def segment_to_zarr(
     (:mod:`~..common.labels_zarr`); returns its labels as an opened zarr
     array (``attrs``: objects, mean_area, pixel_size, notes).
     """
-    model = model if isinstance(model, Model) else load_model(model)
+    model = model if isinstance(model, Model) else cached_model(model)
     options = RunOptions(diameter=diameter, tile_size=tile_size, batch_size=batch_size, device=device,
                          precision=precision, store=str(path), block_size=block_size, halo=halo,
                          flip_average=flip_average)

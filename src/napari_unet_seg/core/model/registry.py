@@ -5,10 +5,12 @@ Loaded models are cached, so pressing Segment twice does not rebuild the network
 
 from __future__ import annotations
 
+import copy
 import os
 from importlib import resources
 from pathlib import Path
 
+from .lock import exclusive
 from .modelfile import SUFFIX, Model, ModelFileError, load_model_file, refuse_pickle
 
 BUILTIN_PACKAGE = "napari_unet_seg.models"
@@ -76,11 +78,12 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
 _CACHE: dict[tuple[str, float], Model] = {}
 
 
-def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
-    """Load a model by name (``"nuclei"``, a user model) or path; None = the default.
+def cached_model(name_or_path: str | os.PathLike | None = None) -> Model:
+    """The model by name (``"nuclei"``, a user model) or path (None = the default), shared by every run of
+    this process: read it, never change it (:func:`load_model` gives a copy of one's own).
 
-    Loaded models are cached by path and modification time, so pressing
-    Segment twice does not rebuild the network.
+    Cached by path and modification time, so pressing Segment twice does
+    not rebuild the network, and a file written anew is read anew.
     """
     path = resolve_model_path(DEFAULT_MODEL if name_or_path is None else name_or_path)
     key = (str(path.resolve()), path.stat().st_mtime)
@@ -89,5 +92,17 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
     return _CACHE[key]
 
 
-__all__ = ["DEFAULT_MODEL", "available_models", "builtin_model_paths", "load_model", "resolve_model_path",
-           "user_model_dir"]
+def load_model(name_or_path: str | os.PathLike | None = None) -> Model:
+    """Load a model by name (``"nuclei"``, a user model) or path; None = the default.
+
+    Returns a copy of its own: fine-tuning it, or changing its settings,
+    changes no later ``segment("nuclei")`` (those share :func:`cached_model`).
+    """
+    shared = cached_model(name_or_path)
+    with exclusive(shared.net):  # not mid-way through another thread's inference (eval mode, channels_last)
+        net = copy.deepcopy(shared.net)
+    return Model(net=net, metadata=copy.deepcopy(shared.metadata), name=shared.name, path=shared.path)
+
+
+__all__ = ["DEFAULT_MODEL", "available_models", "builtin_model_paths", "cached_model", "load_model",
+           "resolve_model_path", "user_model_dir"]

@@ -20,9 +20,8 @@ from ..inference.object_size import rescale_factor
 from ..inference.options import RunOptions
 from ..inference.prediction import pipeline_diameter, prepare
 from ..measure.classes import check_class_names
-from ..model.lock import exclusive
 from ..model.modelfile import Model, new_model
-from ..model.registry import load_model
+from ..model.registry import cached_model, load_model
 from .augment import AugmentConfig
 from .checks import (annotation_warnings, check_pairs, image_warnings, sanity_check, unpainted_class_ids,
                      unpainted_classes)
@@ -48,11 +47,8 @@ ENCODER_PREFIXES = ("down.", "bottleneck.")
 
 
 def private_copy(name_or_path: str | Path) -> Model:
-    """A copy of a named or file model that training may change (loaded models are cached and shared)."""
-    base = load_model(name_or_path)
-    with exclusive(base.net):  # not mid-way through another thread's inference (eval mode, channels_last)
-        net = copy.deepcopy(base.net)
-    return Model(net=net, metadata=copy.deepcopy(base.metadata), name=base.name, path=base.path)
+    """A copy of a named or file model that training may change (:func:`load_model` gives one)."""
+    return load_model(name_or_path)
 
 
 def copy_encoder(model: Model, source: Model) -> int:
@@ -113,7 +109,7 @@ def starting_model(
     model = new_model(task, in_channels=in_channels, num_classes=classes, depth=depth, base_channels=width,
                       class_names=names)
     if encoder is not None and not is_scratch(encoder):
-        copy_encoder(model, load_model(encoder))
+        copy_encoder(model, cached_model(encoder))
     return model
 
 
