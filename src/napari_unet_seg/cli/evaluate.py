@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable_folder(args.csv.resolve().parent)
     rows = []
     for image_path, labels_path in zip(args.images, args.labels):
+        if Path(image_path).resolve() == Path(labels_path).resolve() and not str(image_path).endswith(".zarr"):
+            raise UserError(f"{labels_path} is given as the image and as its ground truth: give the labels file "
+                            "for --labels")
         try:
             image, truth = read_image(image_path), read_labels_image(labels_path)  # an OME-Zarr: its labels
         except ImageReadError as exc:

@@ -44,6 +44,9 @@ def test_evaluate_refuses_float_or_negative_labels_and_warns_about_an_image(tmp_
         assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert ("whole numbers" in err or "negative" in err) and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "." / "img.tif")]) == 2
+    err = capsys.readouterr().err  # the image as its own ground truth: no score of 0 to puzzle over
+    assert "is given as the image and as its ground truth" in err and err.count("\n") == 1
     tifffile.imwrite(tmp_path / "swapped.tif", image.astype(np.uint16))
     assert main(["evaluate", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "swapped.tif")]) == 0
     assert "like an image rather than labels" in capsys.readouterr().err
