@@ -10,6 +10,7 @@ from helpers import synthetic_nuclei, threshold_model
 from napari_unet_seg import RunOptions, load_model, predict_tiled, segment, segment_image
 from napari_unet_seg.core.inference.prediction import predict_network
 from napari_unet_seg.core.measure.measurements import measure_objects
+from napari_unet_seg.core.training.metrics import matching_accuracy
 
 
 @pytest.fixture
@@ -34,6 +35,14 @@ def image():
      "if its first axis (2 values) holds the channels, say so (channel_axis=0)"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), img), TypeError, "images maps a name"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), pixel_size=0.5), ValueError, "two numbers"),
+    (lambda img: segment_image(img, RunOptions(), model=threshold_model(), progress=5), TypeError,
+     "progress must be a function, progress(done, total), not int"),
+    (lambda img: segment_image(img, RunOptions(), model=threshold_model(), cancel=True), TypeError,
+     "cancel must be a function"),
+    (lambda img: predict_tiled(threshold_model().net, img.tolist()), TypeError,
+     "image must be an array (numpy, dask, zarr...), not list"),
+    (lambda img: matching_accuracy(img[:5, :5] > 9, img > 9), ValueError,
+     "the ground truth has shape (5, 5) but the prediction (64, 80)"),
 ])
 def test_a_callers_slip_is_one_clear_line(image, call, error, words):
     with pytest.raises(error) as info:

@@ -26,6 +26,14 @@ def check_options(options: Any) -> None:
         raise TypeError(f"options must be a RunOptions, such as {example}, not {type(options).__name__}")
 
 
+def check_callbacks(progress: Any, cancel: Any) -> None:
+    """Callbacks are functions: a value given by mistake is said now, not as "'int' object is not callable"."""
+    for name, value, example in (("progress", progress, "progress(done, total)"),
+                                 ("cancel", cancel, "cancel() returning True to stop, e.g. an Event's is_set")):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be a function, {example}, not {type(value).__name__}")
+
+
 def checked_planes(planes: Sequence[Any] | None, lead: tuple[int, ...]) -> tuple[tuple[int, ...], ...] | None:
     """``planes`` as tuples of leading indices (a plain index stands for a one-axis stack's slice), each in range."""
     if planes is None:

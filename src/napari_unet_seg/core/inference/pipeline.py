@@ -26,7 +26,7 @@ from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
 from ..model.registry import cached_model
 from .blockwise import CHUNK, segment_plane_blockwise
-from .call_checks import check_options, check_store_path, checked_pixel_size, checked_planes
+from .call_checks import check_callbacks, check_options, check_store_path, checked_pixel_size, checked_planes
 from .cells import cells_note
 from .cells_step import cell_stain, check_cells, grow_run_cells
 from .frame_links import check_frame_links, link_frames, linked_note
@@ -106,6 +106,7 @@ def segment_image(
     """
     start = time.perf_counter()
     check_options(options)
+    check_callbacks(progress, cancel)
     image = numeric_image(image)
     pixel_size = checked_pixel_size(pixel_size)
     if options.store is not None:

@@ -227,6 +227,9 @@ def predict_tiled(
     if not isinstance(net, torch.nn.Module):
         hint = " (a loaded model's network is model.net)" if hasattr(net, "net") else ""
         raise TypeError(f"predict_tiled takes the network itself{hint}, not {type(net).__name__}")
+    if not hasattr(image, "shape"):
+        raise TypeError(f"image must be an array (numpy, dask, zarr...), not {type(image).__name__}: e.g. "
+                        "np.asarray(image)")
     torch_device = resolve_device(device)
     batch = batch_size or (4 if torch_device.type == "cuda" else 1)
     shape = tuple(image.shape)

@@ -16,6 +16,9 @@ from .targets import IGNORE
 
 def iou_matrix(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """IoU between every true object (rows) and predicted object (columns), background excluded."""
+    if np.shape(truth) != np.shape(prediction):
+        raise ValueError(f"the ground truth has shape {np.shape(truth)} but the prediction {np.shape(prediction)}: "
+                         "they must match pixel for pixel")
     t = np.unique(truth, return_inverse=True)[1].reshape(truth.shape)
     p = np.unique(prediction, return_inverse=True)[1].reshape(prediction.shape)
     nt, np_ = int(t.max()) + 1, int(p.max()) + 1
