@@ -121,3 +121,38 @@ def test_pairs_other_than_the_latest_corrections_are_marked_for_replay(tmp_path)
     marked = {p.name: p.replay for p in project.pairs(latest={new})}
     assert marked == {"first round": True, "second round": False}
     assert old != new
+
+
+def test_one_images_scribbles_dense_objects_and_dense_classes_never_replace_each_other(tmp_path):
+    """They were keyed by the image alone: a dense correction replaced the same image's scribbles, silently."""
+    image, labels = synthetic_nuclei((32, 32))
+    scribbles = np.where(labels > 0, 2, 1).astype(np.int64)
+    project = Project(tmp_path)
+    project.add(TrainingPair(image, scribbles, name="s"), scribbles=True, task="semantic")
+    project.add(TrainingPair(image, labels, name="d"), scribbles=False, task="instances")
+    project.add(TrainingPair(image, (labels > 0).astype(np.int64), name="c"), scribbles=False, task="semantic")
+    again = Project(tmp_path)
+    assert sorted(entry["name"] for entry in again.entries) == ["c", "d", "s"]
+    [kept] = again.pairs(scribbles=True)
+    np.testing.assert_array_equal(kept.labels, scribbles)
+    assert len({entry["file"] for entry in again.entries}) == 3
+
+
+def test_an_earlier_releases_scribbles_under_the_images_key_survive_a_dense_correction(tmp_path):
+    image, labels = synthetic_nuclei((32, 32))
+    scribbles = np.where(labels > 0, 2, 1).astype(np.int64)
+    project = Project(tmp_path)
+    key = project.add(TrainingPair(image, scribbles, name="s"), scribbles=True, task="semantic")
+    legacy = key.removesuffix("-scribbles")  # as an earlier release saved it
+    (tmp_path / "pairs" / f"{key}.npz").rename(tmp_path / "pairs" / f"{legacy}.npz")
+    index = json.loads((tmp_path / "project.json").read_text())
+    index["pairs"][0].update(key=legacy, file=f"pairs/{legacy}.npz")
+    (tmp_path / "project.json").write_text(json.dumps(index))
+    old = Project(tmp_path)
+    assert old.add(TrainingPair(image, labels, name="d"), task="instances") == legacy  # objects keep the image's key
+    again = Project(tmp_path)
+    assert sorted(entry["name"] for entry in again.entries) == ["d", "s"]
+    [kept] = again.pairs(scribbles=True)
+    np.testing.assert_array_equal(kept.labels, scribbles)
+    [dense] = again.pairs(scribbles=False)
+    np.testing.assert_array_equal(dense.labels, labels)

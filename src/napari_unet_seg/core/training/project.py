@@ -80,6 +80,12 @@ def _key(image: np.ndarray, rgb: bool) -> str:
     return digest.hexdigest()[:16]
 
 
+def _kind_key(base: str, scribbles: bool, task: str | None) -> str:
+    """The key of one kind of annotation of an image: objects (the image's own key), class scribbles, or dense
+    classes. One image may be annotated in each kind; none replaces another."""
+    return f"{base}-scribbles" if scribbles else f"{base}-classes" if task == "semantic" else base
+
+
 def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
     return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
 
@@ -129,7 +135,9 @@ class Project:
         image = np.asarray(pair.image)
         labels = np.asarray(pair.labels)
         valid = None if pair.valid is None else np.asarray(pair.valid) > 0
-        key = _key(image, pair.rgb)
+        base = _key(image, pair.rgb)
+        key = _kind_key(base, scribbles, task)
+        self._separate_kinds(base)
         saved = next((e for e in self.entries if e["key"] == key), None)
         self.kept_from_earlier.pop(key, None)
         if saved is not None and not scribbles and not _has_objects(labels, valid) and self._has_objects(saved):
@@ -159,6 +167,22 @@ class Project:
         self.entries = [e for e in self.entries if e["key"] != key] + [entry]
         self._save_index()
         return key
+
+    def _separate_kinds(self, base: str) -> None:
+        """A project of an earlier release keyed an image's annotations by the image alone, so class scribbles
+        and a dense correction of one image replaced each other: an entry of another kind than objects under
+        the image's own key moves to its kind's key (its file renamed), before anything replaces it."""
+        for entry in self.entries:
+            own = _kind_key(base, entry["scribbles"], entry.get("task"))
+            if entry["key"] != base or own == base:
+                continue
+            moved = f"pairs/{own}.npz"
+            if (self.folder / moved).exists():
+                continue  # not ours to tell apart: left as it was
+            if (self.folder / entry["file"]).exists():
+                os.replace(self.folder / entry["file"], self.folder / moved)
+            entry["key"], entry["file"] = own, moved
+            self._save_index()
 
     def _arrays(self, entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | None:
         """A saved pair's labels and annotated-region mask (None: every pixel); None if it cannot be read."""
