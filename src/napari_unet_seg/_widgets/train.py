@@ -376,7 +376,11 @@ class TrainWidget(QWidget):
                 f"Segment keeps using '{parent}'" if listed else "Segment's model is unchanged")
             show_info(f"Training stopped when the Train panel was closed: '{outcome.path.stem}' was saved with the "
                       f"best weights so far; {used}.")
-        example = fresh_model_name(outcome.path.stem, user_model_dir())
+        try:  # a name the project's history holds is not offered again (see naming.fresh_model_name)
+            recorded = Project(self._project_dir()).recorded_names() if self._project_dir() else set()
+        except (OSError, ValueError):
+            recorded = set()
+        example = fresh_model_name(outcome.path.stem, user_model_dir(), taken=recorded)
         self.settings.name.setText("")
         self.settings.name.setPlaceholderText(f"automatic, e.g. {example}")
 

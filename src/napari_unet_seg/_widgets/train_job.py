@@ -142,7 +142,7 @@ def run_training(
                            class_names=job.class_names)
     if job.project_dir is not None:
         check_pairs(model, pairs, scribbles=job.scribbles, require_objects=False)  # nothing unusable is saved
-        status("saving the annotations into the project...")
+        status("checking the annotations and saving them into the project...")
         project = Project(job.project_dir)
         try:
             saved = save_round(project, model, pairs, scribbles=job.scribbles, use_project=job.use_project)

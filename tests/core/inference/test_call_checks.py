@@ -35,6 +35,9 @@ def image():
      "if its first axis (2 values) holds the channels, say so (channel_axis=0)"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), img), TypeError, "images maps a name"),
     (lambda img: measure_objects(np.zeros((4, 4), np.uint16), pixel_size=0.5), ValueError, "two numbers"),
+    (lambda img: segment_image(np.stack([img] * 3, axis=-1).astype(np.uint16), RunOptions(), model=threshold_model()),
+     ValueError, "name it the channel axis and segment the nuclear channel alone (channel_axis=-1 and "
+                 "RunOptions(channel=K)"),
     (lambda img: segment_image(img, RunOptions(), model=threshold_model(), progress=5), TypeError,
      "progress must be a function, progress(done, total), not int"),
     (lambda img: segment_image(img, RunOptions(), model=threshold_model(), cancel=True), TypeError,

@@ -173,8 +173,9 @@ def check_plane_size(lead: tuple[int, ...], height: int, width: int) -> None:
     """
     if lead and min(height, width) <= MAX_CHANNELS:
         raise ValueError(f"the image's planes would be {height} x {width} px: its last axis ({width} values) looks "
-                         "like channels, not width; segment the nuclear channel alone (saved on its own, or as a "
-                         "layer of its own), or give that axis as the channel axis of a model with as many channels")
+                         "like channels, not width; name it the channel axis and segment the nuclear channel alone "
+                         "(channel_axis=-1 and RunOptions(channel=K); saved on its own, or a layer of its own), give "
+                         "rgb=True for a colour image, or use a model with as many channels")
 
 
 def channels_mixed_note(rgb: bool, channel_axis: int | None, channels: int, in_channels: int) -> str | None:
