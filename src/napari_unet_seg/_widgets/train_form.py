@@ -17,9 +17,9 @@ from qtpy.QtCore import Qt
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
+from ..core.measure.classes import check_class_names
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import available_models, cached_model, resolve_model_path
-from ..core.measure.classes import check_class_names
 from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane

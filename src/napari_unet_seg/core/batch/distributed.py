@@ -24,6 +24,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..common.errors import first_line
 from ..inference.options import RunOptions
 from ..model.modelfile import Model, load_model_file
 from ..model.registry import resolve_model_path
@@ -241,6 +242,9 @@ def iter_distributed(
             pending.remove(future)  # one at a time: a run stopped at a yield leaves the rest to the wind-down
             if (result := _row(future, futures[future])) is not None:
                 yield futures[future], result
+    except TimeoutError as exc:  # the scheduler stopped answering (a network call timed out)
+        raise SchedulerError(f"the dask scheduler at {address} did not answer in time ({first_line(exc)}); "
+                             "finished files are kept: run the same command again to finish the others") from None
     finally:
         _wind_down(client, stop, pending, futures, grace, finished_late)
         client.close()
