@@ -165,3 +165,31 @@ def test_a_round_started_from_a_loaded_file_names_its_parent_by_the_files_name(t
               "parent": str(tmp_path / "from us" / "mine.safetensors"), "improved": True, "ap50": 0.8,
               "saved": "2026-12-01T19:00:00"}
     assert history_line(record).startswith("mine-finetuned: AP50 0.800, better than mine (2026-12-01)")
+
+
+def test_a_row_whose_model_was_moved_away_and_replaced_says_so_and_is_not_used(make_napari_viewer, tmp_path,
+                                                                               tiny_model, monkeypatch):
+    """Another project's round saved a new model at the path of one renamed by hand: the row opened the newcomer."""
+    from napari_unet_seg._widgets import train_history
+
+    folder = user_model_dir()
+    tiny_model.metadata["lineage"] = [{"base": "nuclei", "date": "2026-12-01T10:00:00Z"}]
+    first = save_model(tiny_model, folder / "cells-finetuned.safetensors")
+    Project(tmp_path / "project").record_model(first, {"steps": 40, "parent": "nuclei", "improved": True,
+                                                       "ap50": 0.81})
+    first.rename(folder / "mine.safetensors")
+    tiny_model.metadata["lineage"] = [{"base": "nuclei", "date": "2026-12-02T09:00:00Z"}]
+    save_model(tiny_model, folder / "cells-finetuned.safetensors")  # a newer model at the same path
+    viewer = make_napari_viewer()
+    _, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.settings.project_dir.editingFinished.emit()
+    history = train.settings.history.models
+    assert history.item(0).text().startswith("cells-finetuned: AP50 0.810, better than nuclei (")
+    assert history.item(0).text().endswith("[another model is at its path now]")
+    errors = []
+    monkeypatch.setattr(train_history, "show_error", errors.append)
+    history.setCurrentRow(0)
+    train.settings.history.use_button.click()
+    assert errors == [f"{first} now holds another model: this one was renamed or moved away (find it by its name "
+                      "in your files and load it in Segment with 'Load from file…')."]

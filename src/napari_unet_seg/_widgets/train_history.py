@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayou
 from ..core.model.registry import available_models
 from ..core.training.evaluation import SCORE_NAMES
 from ..core.training.naming import starting_label
-from ..core.training.project import Project, recorded_model_path
+from ..core.training.project import Project, recorded_model_path, replaced_at_path
 
 
 def history_line(record: Mapping[str, Any]) -> str:
@@ -37,7 +37,12 @@ def history_line(record: Mapping[str, Any]) -> str:
     elif record.get("improved") is False and record.get("fitted"):  # still worth using: Segment switched to it
         verdict = f"{parent}'s weights (training did not beat them), post-processing fitted"
     text = f"{path.stem}{kind}: {score}, {verdict} ({record.get('saved', '')[:10]})"
-    return text if path.is_file() else text + " [file missing]"
+    if not path.is_file():
+        return text + " [file missing]"
+    return text + REPLACED if replaced_at_path(record) else text
+
+
+REPLACED = " [another model is at its path now]"
 
 
 def starting_models(records: list[Mapping[str, Any]]) -> list[str]:
@@ -102,5 +107,9 @@ class ModelHistory(QWidget):
         path = Path(item.data(Qt.ItemDataRole.UserRole))
         if not path.is_file():
             show_error(f"{path} no longer exists.")
+            return
+        if REPLACED in item.text():  # said on its line (history_line)
+            show_error(f"{path} now holds another model: this one was renamed or moved away (find it by its "
+                       "name in your files and load it in Segment with 'Load from file…').")
             return
         self._on_use(path)

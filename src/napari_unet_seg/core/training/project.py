@@ -23,6 +23,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.errors import first_line
+from ..model.modelfile import read_metadata
 from ..model.registry import MODEL_DIR_VARIABLE, user_model_dir
 from .checks import UnusableAnnotation
 from .data import TrainingPair
@@ -88,6 +89,24 @@ def _kind_key(base: str, scribbles: bool, task: str | None) -> str:
 
 def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
     return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
+
+
+def trained_when(path: str | os.PathLike) -> str | None:
+    """When the model in ``path`` was last trained (its lineage's last date), None if unknown or unreadable: what
+    tells a history row's model from another one put at its path later."""
+    try:
+        lineage = read_metadata(path).get("lineage") or [{}]
+        return str(lineage[-1].get("date")) if isinstance(lineage[-1], dict) and lineage[-1].get("date") else None
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: unknown, not an error here
+        return None
+
+
+def replaced_at_path(record: Mapping[str, Any]) -> bool:
+    """Whether another model now lies at a history record's path (its own renamed or moved away, and a newer
+    one saved there, e.g. by another project's round)."""
+    path = recorded_model_path(record)
+    trained = record.get("trained")
+    return bool(trained) and path.is_file() and trained_when(path) != trained
 
 
 def recorded_model_path(record: Mapping[str, Any]) -> Path:
@@ -239,7 +258,7 @@ class Project:
         """
         self.models.append({"path": str(Path(path).absolute()),
                             "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            **summary})
+                            **({"trained": trained} if (trained := trained_when(path)) else {}), **summary})
         self._save_index()
 
     def recorded_names(self) -> set[str]:
