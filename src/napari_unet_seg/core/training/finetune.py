@@ -361,6 +361,8 @@ def finetune(
     doubted = {pair.name or "an image": said for pair in pairs[:8] if not scribbles
                and (said := annotation_warnings(model, pair))}
     early += [w for said in doubted.values() for w in said]
+    # only this round's labels keep the model out of use: an earlier release may have saved doubtful ones
+    doubtful = [p.name or "an image" for p in pairs[:8] if not p.replay and (p.name or "an image") in doubted]
     unlearnt = [model.class_names[k] for k in unpainted_class_ids(model, pairs, scribbles=scribbles)]
     early += unpainted_classes(model, pairs, scribbles=scribbles)
     for warning in early if warn is not None else ():
@@ -403,4 +405,4 @@ def finetune(
     record_lineage(model, base=base, pairs=pairs, result=result, scores=scores, held_out=held_out,
                    config=config, scribbles=scribbles, parent_scores=parent_scores, tuning=tuning)
     return FinetuneResult(model, result, scores, held_out, warnings, parent_scores, tuning, config.judge,
-                          unlearnt_classes=unlearnt, doubtful_labels=list(doubted))
+                          unlearnt_classes=unlearnt, doubtful_labels=doubtful)
