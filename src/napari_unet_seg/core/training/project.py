@@ -95,10 +95,10 @@ def trained_when(path: str | os.PathLike) -> str | None:
     """When the model in ``path`` was last trained (its lineage's last date), None if unknown or unreadable: what
     tells a history row's model from another one put at its path later."""
     try:
-        lineage = read_metadata(path).get("lineage") or [{}]
-        return str(lineage[-1].get("date")) if isinstance(lineage[-1], dict) and lineage[-1].get("date") else None
-    except Exception:  # noqa: BLE001 - a damaged or foreign file: unknown, not an error here
+        last = (read_metadata(path).get("lineage") or [{}])[-1]
+    except (ValueError, OSError, KeyError, TypeError):  # ModelFileError is a ValueError: damaged or foreign
         return None
+    return str(last["date"]) if isinstance(last, dict) and last.get("date") else None
 
 
 def replaced_at_path(record: Mapping[str, Any]) -> bool:
