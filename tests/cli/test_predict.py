@@ -143,6 +143,34 @@ def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path, setup,
     assert err == f"unet-seg predict: error: output {tmp_path / 'notes.txt'} exists and is not a folder\n"
 
 
+def test_a_folder_whose_images_are_all_in_subfolders_says_to_add_recursive(tmp_path, setup, capsys):
+    root, model = setup
+    (tmp_path / "exp" / "day1").mkdir(parents=True)
+    (tmp_path / "exp" / "day1" / "a.tif").write_bytes((root / "a.tif").read_bytes())
+    assert main(["predict", str(tmp_path / "exp"), "-o", str(tmp_path / "out"), "--model", str(model)]) == 2
+    assert capsys.readouterr().err == (f"unet-seg predict: error: no input files found in {tmp_path / 'exp'}: 1 image "
+                                       "is in subfolders, add --recursive to segment them\n")
+
+
+def test_an_output_folder_on_a_drive_that_is_not_there_is_refused_not_made_on_the_system_disk(tmp_path, setup,
+                                                                                              capsys, monkeypatch):
+    from napari_unet_seg.core.batch import output_folder
+
+    root, model = setup
+    media = tmp_path / "media"
+    (media / "alice").mkdir(parents=True)
+    monkeypatch.setattr(output_folder, "MOUNT_ROOTS", (media,))
+    out = media / "alice" / "usbstick" / "results"
+    assert main(["predict", str(root), "-o", str(out), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"unet-seg predict: error: output {out}: no drive is at {media / 'alice' / 'usbstick'} "
+                          "(not connected?)") and err.count("\n") == 1
+    assert not (media / "alice" / "usbstick").exists()
+    (media / "alice" / "usbstick").mkdir()  # the drive, connected: a folder on it is made as asked
+    assert main(["predict", str(root), "-o", str(out / "run1"), "--model", str(model)]) == 0
+    assert (out / "run1" / "summary.csv").is_file()
+
+
 def test_object_filters_are_recorded_remade_and_a_rerun_without_them_says_so(tmp_path, capsys):
     import shlex
 

@@ -150,6 +150,21 @@ def test_imagej_hyperstacks_of_channels_keep_their_channels_and_a_lone_cyx_stays
     assert with_channels(deep, RunOptions(channel=1)) is deep  # nine slices are no channels: refused, not sliced
 
 
+@pytest.mark.parametrize("mode", ["composite", "color"])
+def test_a_fiji_composite_of_two_channels_is_read_as_channels_not_planes(tmp_path, mode):
+    """Segmented as a stack, its cell stain added false nuclei to the count; now, as an (H, W, 2) file, it asks for
+    the nuclear channel."""
+    from napari_unet_seg.core.batch.files import with_channels
+    from napari_unet_seg.core.inference.options import RunOptions
+
+    cyx = np.arange(2 * 5 * 7, dtype=np.uint16).reshape(2, 5, 7)
+    tifffile.imwrite(tmp_path / "c.tif", cyx, imagej=True, metadata={"axes": "CYX", "mode": mode})
+    image = read_image(tmp_path / "c.tif")
+    assert image.channel_axis == -3 and not image.stack and image.plane_shape == (5, 7)
+    np.testing.assert_array_equal(image.data, cyx)
+    assert with_channels(image, RunOptions()) is image
+
+
 def test_a_hyperstack_of_time_and_z_is_refused_with_what_to_do(tmp_path):
     from napari_unet_seg.core.imageio import ImageReadError
 

@@ -384,6 +384,12 @@ def test_a_refused_or_empty_run_says_so_in_the_status_and_makes_no_output_folder
     run_and_wait(widget, qtbot)
     assert widget.status.text().startswith(f"No images found in {empty}: nothing segmented")
     assert not (tmp_path / "new out").exists()  # no folder with a header-only summary.csv
+    (empty / "day1").mkdir()
+    for name in ("a.tif", "b.tif"):
+        (empty / "day1" / name).write_bytes((tmp_path / "in" / "img 0.tif").read_bytes())
+    run_and_wait(widget, qtbot)
+    assert widget.status.text() == (f"No images found in {empty}: 2 images are in its subfolders: tick 'include "
+                                    "subfolders' to segment them")
     monkeypatch.chdir(tmp_path)
     widget.input_dir.setText(str(tmp_path / "in"))
     widget.output_dir.setText("relative out")

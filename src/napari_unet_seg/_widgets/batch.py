@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
-from ..core.batch.jobs import Job, find_jobs, output_ending, output_kind
+from ..core.batch.jobs import Job, find_jobs, found_in_subfolders, output_ending, output_kind
 from ..core.batch.qc import is_class_output, qc_page, split_shares
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, csv_row, read_summary, skip_reasons, summary_note, summary_path
@@ -65,12 +65,14 @@ REDO = "redo finished files"  # the tick box the core's messages call "overwrite
 def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | None, recursive: bool,
          overwrite: bool, scheduler: str | None, cancel: threading.Event, qc: bool = True,
          progress: Callable[[Job, int, int], None] | None = None) -> Iterator[Any]:
-    """Plan, then yield ("plan", jobs) and ("result", job, result) for each file; runs in a worker thread.
+    """Plan, then yield ("plan", jobs, images in subfolders not looked into when none was found) and ("result",
+    job, result) for each file; runs in a worker thread.
 
     ``progress`` hears how far each file's network is, from the threads that segment them.
     """
     jobs = find_jobs(inputs, outdir, pattern=pattern, recursive=recursive, kind=output_kind(options), qc=qc)
-    yield ("plan", jobs)
+    deeper = 0 if jobs or recursive else found_in_subfolders(inputs, outdir, pattern)
+    yield ("plan", jobs, deeper)
     if not jobs:
         return  # nothing to segment: no output folder made, no empty summary written
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
@@ -142,6 +144,7 @@ class BatchWidget(QWidget):
         self._under_way: dict[Job, tuple[int, int, float]] = {}  # windows done, in all, and when that was said:
         # written by the worker threads
         self._nothing_found = False  # the last run found no images to segment
+        self._deeper = 0  # ... and how many its input folder's subfolders hold
         self._clock = QTimer(self)  # the status counts the seconds while a file is segmented (no report comes)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._show_status)
@@ -363,7 +366,7 @@ class BatchWidget(QWidget):
             self.progress_bar.setRange(0, max(len(self.jobs), 1))
             self.progress_bar.setValue(0)
             if not self.jobs:
-                self._nothing_found = True
+                self._nothing_found, self._deeper = True, message[2]
                 show_warning(self._nothing_found_text())
                 return
             self._started = self._last_done = time.monotonic()
@@ -514,6 +517,10 @@ class BatchWidget(QWidget):
         pattern = self.pattern.text().strip()
         where = str(Path(self.input_dir.text().strip()).expanduser().absolute()) + (
             " or its subfolders" if self.recursive.isChecked() else "")
+        if self._deeper and not self.recursive.isChecked():
+            return (f"No images found in {where}" + (f" matching '{pattern}'" if pattern else "")
+                    + f": {self._deeper} {'image is' if self._deeper == 1 else 'images are'} in its subfolders: "
+                    "tick 'include subfolders' to segment them")
         return (f"No images found in {where}" + (f" matching '{pattern}'" if pattern else "")
                 + ": nothing segmented (images are TIFF, PNG, JPEG or zarr; label images are left out)")
 

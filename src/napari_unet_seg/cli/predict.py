@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
-from ..core.batch.jobs import find_jobs, output_kind
+from ..core.batch.jobs import find_jobs, found_in_subfolders, output_kind
 from ..core.batch.output_folder import refuse_a_file
 from ..core.batch.qc import qc_page, split_shares
 from ..core.batch.runner import run_jobs
@@ -160,9 +160,11 @@ def run(args: argparse.Namespace) -> int:
         jobs = [replace(job, measure=False) for job in jobs]
     if not jobs:
         where = ", ".join(str(p) for p in args.inputs[:3]) + (", ..." if len(args.inputs) > 3 else "")
+        deeper = 0 if args.recursive else found_in_subfolders(args.inputs, outdir, args.pattern)
         raise UserError(f"no input files found in {where}" + (f" matching {args.pattern!r}" if args.pattern else "")
-                        + " (images are TIFF, PNG, JPEG or zarr; label images are left out unless --pattern names "
-                          "them)")
+                        + (f": {_images_are(deeper)} in subfolders, add --recursive to segment them" if deeper else
+                           " (images are TIFF, PNG, JPEG or zarr; label images are left out unless --pattern names "
+                           "them)"))
     if missing and len(missing) == len(args.inputs):
         raise UserError(f"no such file or folder: {missing[0]}")
 
@@ -217,3 +219,7 @@ def outcome_line(results: list[FileResult], summary: Path, page: Path | None = N
             f"of {len(results)} files; summary in {summary}" + (f"; pictures in {page}" if page else ""))
     why = skip_reasons(results, "--overwrite")
     return line + (f"; skipped: {why}" if why else "")
+
+
+def _images_are(n: int) -> str:
+    return "1 image is" if n == 1 else f"{n} images are"

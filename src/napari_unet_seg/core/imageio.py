@@ -135,7 +135,10 @@ def _read_tiff(path: Path) -> ImageFile:
         data = series.asarray()
         axes = series.axes
         pixel_size = _tiff_pixel_size(tif)
+        imagej = tif.imagej_metadata or {}
     data = np.squeeze(data) if data.ndim > 2 else data
+    if _imagej_channels(imagej, data, axes):  # a Fiji composite of 2-4 channels: never planes of a stack
+        return ImageFile(path, data, pixel_size=pixel_size, metadata={"axes": "CYX", "channel_axis": -3})
     # a Z or T stack of channels (ImageJ hyperstack ZCYX, TCYX): the channels just before the plane. A lone
     # (N, H, W) stays a stack even if it says C (tifffile writes ImageJ files of any N so): a channel asked for
     # makes its first axis the channels (batch.files.with_channels)
@@ -154,6 +157,14 @@ def _read_tiff(path: Path) -> ImageFile:
         return ImageFile(path, np.moveaxis(data, -1, 0), pixel_size=pixel_size,
                          metadata={"axes": "CYX", "channel_axis": -3})
     return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata={"axes": axes})
+
+
+def _imagej_channels(imagej: dict, data: np.ndarray, axes: str) -> bool:
+    """Whether a (C, H, W) ImageJ file is a multichannel image that Fiji shows as colours ("composite" or "color"
+    mode). tifffile calls every (N, H, W) ImageJ file it writes "channels" (mode "grayscale"): those stay stacks."""
+    channels = imagej.get("channels")
+    return (data.ndim == 3 and axes == "CYX" and isinstance(channels, int) and 2 <= channels <= 4
+            and data.shape[0] == channels and str(imagej.get("mode", "")).lower() in ("composite", "color"))
 
 
 def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.io
 import tifffile
+from helpers import synthetic_nuclei
 
 from napari_unet_seg.core.batch.runner import run_batch
 from napari_unet_seg.core.batch.summary import SUMMARY_NAME, read_summary
@@ -64,17 +66,47 @@ def test_partial_files_of_a_killed_run_are_cleaned_up_and_a_live_runs_kept(tmp_p
     assert alive.exists() and all(path.exists() for path in users_own)
 
 
-def test_an_output_holding_another_files_labels_is_not_passed_off(tmp_path, options):
+def test_a_rerun_of_one_of_two_same_named_images_finds_its_own_output_and_never_replaces_the_others(tmp_path,
+                                                                                                  options):
+    """Output names told apart within one run used to depend on the run's inputs: b alone mapped to a's labels,
+    and the overwrite the skip advised replaced them with b's."""
     from napari_unet_seg.core.batch.jobs import find_jobs
     from napari_unet_seg.core.batch.runner import run_jobs
+    from napari_unet_seg.core.batch.summary import read_summary
 
-    for name in ("a", "b"):
+    for name, n in (("a", 3), ("b", 1)):
         (tmp_path / name).mkdir()
-        tifffile.imwrite(tmp_path / name / "image.tif", np.zeros((32, 32), np.uint8))
+        image, _ = synthetic_nuclei((64, 64), n=n, seed=n)
+        tifffile.imwrite(tmp_path / name / "image.tif", image)
     out = tmp_path / "out"
-    run_jobs(find_jobs([tmp_path / "a" / "image.tif", tmp_path / "b" / "image.tif"], out), out, options)
-    [row] = run_jobs(find_jobs([tmp_path / "b" / "image.tif"], out), out, options)  # b alone now maps to a's name
-    assert row.status == "skipped" and "holds the labels of" in row.message
+    first = run_jobs(find_jobs([tmp_path / "a" / "image.tif", tmp_path / "b" / "image.tif"], out), out, options)
+    a_labels = (out / "image_labels.tif").read_bytes()
+    [job] = find_jobs([tmp_path / "b" / "image.tif"], out)
+    assert job.target == out / "image_tif_labels.tif"  # b's own, whichever inputs the run has
+    [row] = run_jobs([job], out, options)
+    assert row.status == "skipped" and row.message == "output exists (use overwrite to redo it)"
+    assert row.objects == first[1].objects
+    [row] = run_jobs(find_jobs([tmp_path / "b" / "image.tif"], out), out, options, overwrite=True)
+    assert row.status == "ok" and row.output == str(out / "image_tif_labels.tif")
+    assert (out / "image_labels.tif").read_bytes() == a_labels  # a's labels untouched
+    assert {r.output for r in read_summary(out)} == {str(out / "image_labels.tif"), str(out / "image_tif_labels.tif")}
+    [job] = find_jobs([tmp_path / "b" / "image.tif", tmp_path / "a" / "image.tif"], out)[:1]  # other order
+    assert job.target == out / "image_tif_labels.tif"
+
+
+def test_an_image_beside_one_of_another_kind_finds_its_own_output_with_a_pattern(tmp_path, options):
+    from napari_unet_seg.core.batch.jobs import find_jobs
+
+    (tmp_path / "in").mkdir()
+    image, _ = synthetic_nuclei((64, 64), n=2, seed=0)
+    tifffile.imwrite(tmp_path / "in" / "B.tif", image)
+    skimage.io.imsave(tmp_path / "in" / "B.png", image, check_contrast=False)
+    out = tmp_path / "out"
+    run_batch([tmp_path / "in"], out, options)
+    targets = {j.source.name: j.target.name for j in find_jobs([tmp_path / "in"], out)}
+    assert targets == {"B.png": "B_labels.tif", "B.tif": "B_tif_labels.tif"}
+    [job] = find_jobs([tmp_path / "in"], out, pattern="*.tif")
+    assert job.target.name == "B_tif_labels.tif"  # not B.png's B_labels.tif
 
 
 def test_outputs_made_with_other_settings_are_not_passed_off_as_this_runs(tmp_path, folder, options):
@@ -100,10 +132,10 @@ def test_a_rerun_tells_outputs_apart_by_the_image_they_were_made_from(tmp_path, 
     monkeypatch.chdir(tmp_path / "e1")
     run_jobs(find_jobs([Path("in")], out), out, options)
     monkeypatch.chdir(tmp_path / "e2")  # "in/x.tif" again, as typed: but another file
+    first = (out / "x_labels.tif").read_bytes()
     [row] = run_jobs(find_jobs([Path("in")], out), out, options)
-    assert row.status == "skipped"
-    assert row.message == (f"output exists but holds the labels of {tmp_path / 'e1' / 'in' / 'x.tif'}; "
-                           "use overwrite to redo it")
+    assert row.status == "ok" and row.output == str(out / "x_tif_labels.tif")  # told apart, as within one run
+    assert (out / "x_labels.tif").read_bytes() == first  # the first image's labels are kept
     monkeypatch.chdir(tmp_path)  # the first image again, typed from elsewhere: it is this file's output
     [row] = run_jobs(find_jobs([tmp_path / "e1" / "in"], out), out, options)
     assert row.status == "skipped" and row.message == "output exists (use overwrite to redo it)"

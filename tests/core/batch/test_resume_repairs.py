@@ -157,6 +157,7 @@ def test_a_run_killed_right_after_the_labels_leaves_a_table_and_a_row_to_the_nex
     assert len(_table(out / "a_objects.csv")[0]["label"]) == first.objects
     [row] = read_summary(out)
     assert row.objects == first.objects and "objects table" in row.message
+    assert row.settings == first.settings != ""  # made with these settings: its row says so, as the first one did
 
 
 def test_a_zarr_output_gets_its_missing_table_measured_from_the_store(tmp_path, options):

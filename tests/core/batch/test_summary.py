@@ -56,3 +56,19 @@ def test_empty_counts_read_as_zero(tmp_path):
     (tmp_path / SUMMARY_NAME).write_text("file,status,objects,mean_area,seconds,message,output\n"
                                          "a.tif,failed,,,,broken,\n")
     assert read_summary(tmp_path) == [FileResult("a.tif", "failed", 0, 0.0, 0.0, "broken", "")]
+
+
+def test_the_last_line_counts_skips_by_reason_not_by_where_each_rows_counts_came_from():
+    from napari_unet_seg.core.batch.files import FileResult
+    from napari_unet_seg.core.batch.summary import skip_reasons
+
+    exists = "output exists (use overwrite to redo it)"
+    rows = [FileResult("a", "skipped", message=exists)] * 3 + [
+        FileResult("b", "skipped", message=f"{exists}; counts read from the output (the run that made it left no row)"),
+        FileResult("c", "skipped", message=f"from an earlier run; {exists}; objects table measured now from the labels"),
+        FileResult("d", "skipped", message="output exists, made with other settings (diameter: auto -> 30 px); "
+                                           "use overwrite to redo it"),
+        FileResult("e", "ok")]
+    assert skip_reasons(rows, "--overwrite") == (
+        "5 x output exists (use --overwrite to redo it) | 1 x output exists, made with other settings "
+        "(diameter: auto -> 30 px); use --overwrite to redo it")

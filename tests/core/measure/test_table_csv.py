@@ -58,6 +58,35 @@ def test_a_table_edited_since_it_was_written_is_the_users(tmp_path):
     assert not is_objects_csv(path)  # a batch's --overwrite keeps it
 
 
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_run_killed_between_the_json_and_the_table_leaves_no_table_taken_for_the_users(tmp_path, monkeypatch,
+                                                                                        earlier):
+    """A batch killed after one file of the pair was in place left a table without its JSON, which every later run
+    kept as the user's ("not written by unet-seg"), stale, even with overwrite."""
+    from napari_unet_seg.core.common import atomic
+
+    path = tmp_path / "a_objects.csv"
+    if earlier:
+        write_objects_csv(path, measure_objects(np.eye(5, dtype=np.uint8)), {"run": "1"})
+    real, renames = atomic.replace_atomically, []
+
+    def killed_before_the_second(tmp, target):
+        renames.append(target)
+        if len(renames) == 2:
+            raise KeyboardInterrupt  # as a kill between the two files' renames, whichever comes first
+        real(tmp, target)
+
+    monkeypatch.setattr(atomic, "replace_atomically", killed_before_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        write_objects_csv(path, measure_objects(np.eye(7, dtype=np.uint8)), {"run": "2"})
+    monkeypatch.setattr(atomic, "replace_atomically", real)
+    assert not path.exists() or is_objects_csv(path)  # no table, or one still shown to be ours
+    write_objects_csv(path, measure_objects(np.eye(7, dtype=np.uint8)), {"run": "3"})
+    assert is_objects_csv(path) and read_objects_csv(path)[0]["area"].tolist() == [7]
+    path.write_text(path.read_text() + "1,0,0,0,0\n")  # edited by the user since
+    assert not is_objects_csv(path)
+
+
 def test_empty_table_round_trips_to_its_columns(tmp_path):
     table = measure_objects(np.zeros((8, 8), np.uint8))
     back, _ = read_objects_csv(write_objects_csv(tmp_path / "e.csv", table))

@@ -40,6 +40,16 @@ def output_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and record.get("format") == FORMAT else None
 
 
+def same_file(recorded: str, source: Path) -> bool:
+    """Whether the recorded path names ``source`` (the same path, or the same file through another path)."""
+    if Path(recorded) == source:
+        return True
+    try:
+        return os.path.samefile(recorded, source)
+    except OSError:  # the recorded file is gone or unreadable: not shown to be this one
+        return False
+
+
 def counted_output(path: str | os.PathLike, record: dict[str, Any]) -> tuple[int, float] | None:
     """(objects over every plane, their mean area in px) of an output of ours, read back from it.
 

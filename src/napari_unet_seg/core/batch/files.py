@@ -33,6 +33,7 @@ from ..model.modelfile import Model
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import regrow_cells, write_cells_output
 from .errors import stopped_by_shutdown
+from .existing import same_file
 from .qc import SHARES, write_qc_picture
 from .jobs import Job
 from .objects import ObjectsOutcome, measure_output
@@ -75,7 +76,8 @@ NOT_OURS = ("output exists and was not written by unet-seg (it records no proven
 
 
 def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[str] | None = None,
-                   made_from: str | None = None, counted: tuple[int, float] | None = None) -> FileResult:
+                   made_from: str | None = None, counted: tuple[int, float] | None = None,
+                   settings: str = "") -> FileResult:
     """The row of a file whose output (written by unet-seg) exists; keeps the counts of the run that made it.
 
     ``changes`` are the settings that run had otherwise ("model: nuclei ->
@@ -86,7 +88,8 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
     it ran. The row says either: a rerun never passes off an output made
     otherwise, or from another image of the same name, as this run's.
     ``counted`` (objects, mean area) was read back from the output, for one
-    whose row the run that made it never wrote (it was killed first).
+    whose row the run that made it never wrote (it was killed first); such a row
+    records ``settings`` (this run's key) when the output was made with this run's settings.
     """
     old = previous.get(str(job.target))
     source = Path(job.source).absolute()
@@ -107,7 +110,7 @@ def skipped_result(job: Job, previous: dict[str, FileResult], changes: Sequence[
     if old is None and counted is not None:
         return FileResult(str(job.source), "skipped", counted[0], round(counted[1], 2), 0.0,
                           f"{message}; counts read from the output (the run that made it left no row)",
-                          str(job.target))
+                          str(job.target), settings if changes == [] else "")
     return FileResult(str(job.source), "skipped", old.objects if old else 0, old.mean_area if old else 0.0, 0.0,
                       message, str(job.target), old.settings if old else "")
 
@@ -116,16 +119,6 @@ def holds_labels_of(record: dict | None, job: Job) -> bool | None:
     """Whether an output's provenance ``record`` says it was made from ``job``'s image; None when it names none."""
     made_from = record.get("input") if record else None
     return same_file(made_from, job.source.absolute()) if isinstance(made_from, str) else None
-
-
-def same_file(recorded: str, source: Path) -> bool:
-    """Whether the recorded path names ``source`` (the same path, or the same file through another path)."""
-    if Path(recorded) == source:
-        return True
-    try:
-        return os.path.samefile(recorded, source)
-    except OSError:  # the recorded file is gone or unreadable: not shown to be this one
-        return False
 
 
 def kept_result(job: Job) -> FileResult:

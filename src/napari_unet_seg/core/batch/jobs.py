@@ -13,7 +13,7 @@ from ..measure.table_csv import objects_csv_path
 from ..model.modelfile import ModelFileError, ModelInfo
 from ..model.registry import DEFAULT_MODEL, resolve_model_path
 from .cells_output import cells_path
-from .existing import output_provenance
+from .existing import output_provenance, same_file
 from .output_folder import refuse_a_file
 from .qc import is_qc_folder, qc_picture_path
 
@@ -78,6 +78,17 @@ def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> l
         elif _wanted(entry, pattern):
             found.append(entry)
     return found
+
+
+def found_in_subfolders(inputs: Iterable[str | os.PathLike], outdir: str | os.PathLike,
+                        pattern: str | None = None) -> int:
+    """How many images the subfolders of the folders in ``inputs`` hold: what a run that found none because it did
+    not look into subfolders would have found (to say so)."""
+    outdir = Path(outdir).resolve()
+    folders = [Path(item) for item in inputs if Path(item).is_dir() and not is_zarr(Path(item))]
+    return sum(len(_walk(sub, pattern, True, outdir)) for folder in folders for sub in sorted(folder.iterdir())
+               if sub.is_dir() and not sub.name.startswith(".") and not is_zarr(sub) and sub.resolve() != outdir
+               and not is_qc_folder(sub, outdir))
 
 
 def output_kind(options: RunOptions) -> str:
@@ -149,21 +160,45 @@ def find_jobs(
         else:
             _add_once(jobs, found, in_folder, Job(item, output_path(item, outdir, kind=kind)), False)
     seen: set[Path] = set()  # outputs, and the files beside them (a.tif and a.zarr: one a_objects.csv, a_cells.tif)
-    tried: dict[tuple[Path, str], int] = {}  # the last number tried per name and suffix: linear, however many clash
     unique = []
     for job in jobs:
         if outdir in job.source.resolve().parents and is_labels_file(job.source) and \
                 (output_ending(job.source) == "_labels" or output_provenance(job.source) is not None):
             continue  # our own output, found because OUTDIR is inside an input folder
-        target = job.target
-        suffix = job.source.suffix.lstrip(".").lower() or "file"
-        while {target, *_beside(target)} & seen:  # told apart by their suffix, then by a number
-            n = tried[job.target, suffix] = tried.get((job.target, suffix), 0) + 1
-            tag = suffix if n == 1 else f"{suffix}{n}"
-            target = job.target.with_name(job.target.name.replace(f"_{kind}", f"_{tag}_{kind}", 1))
+        target = _own_target(job, kind, seen)
         seen.update((target, *_beside(target)))
         unique.append(replace(job, target=target, qc=qc_picture_path(target, outdir) if qc else None))
     return unique
+
+
+def _own_target(job: Job, kind: str, seen: set[Path]) -> Path:
+    """The output name of ``job``: ``<stem>_labels``, or told apart by the input's suffix and then a number
+    (``<stem>_tif_labels``, ``<stem>_tif2_labels``) from the other outputs of this run (``seen``) and from outputs
+    already in the folder made from another image of the same name that still exists.
+
+    An output this image made in an earlier run is its name again, whichever
+    inputs that run had: a rerun of one of two same-named images finds its own
+    labels, and overwrite never replaces the other image's.
+    """
+    suffix = job.source.suffix.lstrip(".").lower() or "file"
+    chosen, n = None, -1
+    while True:
+        n += 1
+        tag = "" if n == 0 else suffix if n == 1 else f"{suffix}{n}"
+        candidate = job.target.with_name(job.target.name.replace(f"_{kind}", f"_{tag}_{kind}", 1)) if tag \
+            else job.target
+        if {candidate, *_beside(candidate)} & seen:
+            continue
+        if not candidate.exists():
+            chosen = chosen or candidate
+            if n > 0:  # names are given in turn: none further on
+                return chosen
+            continue
+        made_from = (output_provenance(candidate) or {}).get("input")
+        if isinstance(made_from, str) and same_file(made_from, job.source.absolute()):
+            return candidate  # this image's, from an earlier run
+        if not (isinstance(made_from, str) and Path(made_from).exists()):
+            chosen = chosen or candidate  # the user's file, or made from an image since moved (perhaps this one)
 
 
 def input_key(path: Path) -> str:

@@ -25,9 +25,27 @@ def refuse_a_file(outdir: str | os.PathLike) -> Path:
     return outdir
 
 
+MOUNT_ROOTS = (Path("/media"), Path("/mnt"), Path("/Volumes"), Path("/run/media"))  # where drives appear
+
+
+def refuse_a_missing_drive(outdir: Path) -> None:
+    """:class:`OutputFolderError` when making ``outdir`` would create a drive's folder under a mount root
+    (``/media/usbstick/results`` with no stick in): the results would fill the system disk instead, unseen."""
+    if outdir.exists():
+        return
+    existing = next((p for p in Path(os.path.abspath(outdir)).parents if p.exists()), None)
+    if existing is None or os.path.ismount(existing):
+        return
+    if existing in MOUNT_ROOTS or existing.parent in MOUNT_ROOTS:  # /media, or /media/<user>, not a drive itself
+        missing = Path(os.path.abspath(outdir)).relative_to(existing).parts[0]
+        raise OutputFolderError(f"output {outdir}: no drive is at {existing / missing} (not connected?): connect it, "
+                                "or create the folder first if it is meant to be on this computer's disk")
+
+
 def prepare_output_folder(outdir: str | os.PathLike) -> Path:
     """Create ``outdir`` if needed and prove a file can be written there, before any segmentation starts."""
     outdir = refuse_a_file(outdir)
+    refuse_a_missing_drive(outdir)
     try:
         return check_writable_folder(outdir)
     except OSError as exc:  # its text is "cannot write to <folder>: <reason>", in strerror (its str adds "[Errno n]")

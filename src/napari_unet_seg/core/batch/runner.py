@@ -230,7 +230,7 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
             made_from = record.get("input") if isinstance(record.get("input"), str) else None
             counted = None if str(job.target) in previous else counted_output(job.target, record)
             skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from,
-                                        counted=counted)
+                                        counted=counted, settings=settings_key(options) if counted else "")
     return skips
 
 

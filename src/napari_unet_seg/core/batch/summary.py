@@ -109,18 +109,20 @@ def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:
 
 
 def row_keys(result: FileResult, ending: str | None = None) -> set:
-    """What a row is the row of: its output (or, without one, its file), and its file with the kind of output
-    (``_labels``, ``_classes``). Two rows sharing a key describe one output of one file: the later replaces the
-    earlier (:func:`merged_rows`), while a class map's row and the objects' row of one image both stay. A row
-    without an output (a failed file) is of kind ``ending``: its run's, or None when read back."""
-    kind = output_ending(Path(result.output)) if result.output else ending
-    return {result.output or result.file, (result.file, kind)}
+    """What a row is the row of: its output; without one (a failed file), its file, also with the kind of output
+    (``_labels``, ``_classes``): its run's ``ending``, or None when read back. Two rows sharing a key describe one
+    output: the later replaces the earlier (:func:`merged_rows`), while a class map's row and the objects' row of
+    one image both stay. A file as given may name another image in another run (``in/x.tif`` typed elsewhere), so
+    rows with outputs are told apart by their output alone."""
+    if result.output:
+        return {result.output}
+    return {result.file, (result.file, ending)}
 
 
 def claimed_keys(result: FileResult, ending: str | None) -> set:
     """The keys whose earlier rows a row of this run (whose outputs end in ``ending``) replaces: its own, and
-    the failed rows of its file (they name no output, so no kind)."""
-    return row_keys(result, ending) | {(result.file, None)}
+    the failed rows of its file (they name no output)."""
+    return row_keys(result, ending) | {result.file, (result.file, None), (result.file, ending)}
 
 
 def merged_rows(previous: list[FileResult], current: list[FileResult], touched: Iterable[str] = (),
@@ -199,15 +201,25 @@ def _rows(path: Path) -> list[FileResult]:
     return out
 
 
+ROW_NOTES = (EARLIER_RUN, "counts read from the output", "objects table measured now")  # of a row, not a reason
+
+
+def _reason(message: str) -> str:
+    """A skipped row's message without the notes of its row (where its counts came from, a table measured now)."""
+    return "; ".join(part for part in message.split("; ") if not part.startswith(ROW_NOTES)) or message
+
+
 def skip_reasons(results: Iterable[FileResult], overwrite: str) -> str:
     """Why files were skipped, in one phrase for a run's last line ("" when none were).
 
     One reason is given as it is ("output exists, made with other settings
     (model: nuclei -> nuclei-robust); use --overwrite to redo it"); several
-    each with their count, separated by " | ". ``overwrite`` is how the
-    caller spells the option (``--overwrite``, or the Batch dock's tick box).
+    each with their count, separated by " | "; a reason's notes after "; "
+    (counts read back, a table measured now) are left to the summary's rows.
+    ``overwrite`` is how the caller spells the option (``--overwrite``, or
+    the Batch dock's tick box).
     """
-    reasons = Counter(name_overwrite(r.message, overwrite) for r in results if r.status == "skipped")
+    reasons = Counter(_reason(name_overwrite(r.message, overwrite)) for r in results if r.status == "skipped")
     if len(reasons) == 1:
         return next(iter(reasons))
     return " | ".join(f"{n} x {reason}" for reason, n in reasons.items())

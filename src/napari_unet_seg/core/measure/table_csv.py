@@ -36,7 +36,7 @@ def objects_csv_path(labels_path: str | os.PathLike) -> Path:
 
 def write_objects_csv(path: str | os.PathLike, table: ObjectTable,
                       header_comments: Mapping[str, Any] | None = None) -> Path:
-    """Write ``table`` as a plain CSV, atomically, then ``header_comments`` (key: value) into the JSON beside it.
+    """Write ``table`` as a plain CSV, atomically, with ``header_comments`` (key: value) in the JSON beside it.
 
     Floats are written in full (they read back exactly). The JSON holds the
     table's SHA-256: a table edited since (in Excel, pandas) is the user's,
@@ -45,22 +45,33 @@ def write_objects_csv(path: str | os.PathLike, table: ObjectTable,
     """
     path = Path(path)
     columns = list(table)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows(zip(*(np.asarray(table[c]).tolist() for c in columns)))
     side = sidecar_path(path)
-    if not side.exists() or read_sidecar(side) is not None:
-        comments = {str(key): str(value) for key, value in (header_comments or {}).items()}
-        record: dict[str, Any] = {"kind": KIND, "table": path.name, "sha256": table_sha256(path),
-                                  "comments": comments}
-        try:  # also as JSON, where `unet-seg provenance` and other tools look for a record
-            record["provenance"] = json.loads(comments["provenance"])
-        except (KeyError, ValueError):
-            pass
-        with atomic_path(side) as tmp:
-            Path(tmp).write_text(json.dumps({NAMESPACE: record}, indent=1, ensure_ascii=False), encoding="utf-8")
+    ours = not side.exists() or read_sidecar(side) is not None
+    earlier = table_sha256(path) if ours and path.is_file() and is_objects_csv(path) else None
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows(zip(*(np.asarray(table[c]).tolist() for c in columns)))
+        if ours:  # the JSON before the table: a run killed between the two leaves a table still shown to be ours
+            _write_sidecar(side, path.name, table_sha256(tmp), earlier, header_comments)
     return path
+
+
+def _write_sidecar(side: Path, table_name: str, sha256: str | None, replaces: str | None,
+                   header_comments: Mapping[str, Any] | None) -> None:
+    """The JSON beside a table: its name, SHA-256 and comments; ``replaces`` is the SHA-256 of the table of ours
+    it replaces, which stays ours until the new one is in place."""
+    comments = {str(key): str(value) for key, value in (header_comments or {}).items()}
+    record: dict[str, Any] = {"kind": KIND, "table": table_name, "sha256": sha256, "comments": comments}
+    if replaces is not None and replaces != sha256:
+        record["replaces"] = replaces
+    try:  # also as JSON, where `unet-seg provenance` and other tools look for a record
+        record["provenance"] = json.loads(comments["provenance"])
+    except (KeyError, ValueError):
+        pass
+    with atomic_path(side) as tmp:
+        Path(tmp).write_text(json.dumps({NAMESPACE: record}, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 def read_objects_csv(path: str | os.PathLike) -> tuple[ObjectTable, dict[str, str]]:
@@ -89,7 +100,8 @@ def is_objects_csv(path: str | os.PathLike) -> bool:
     path = Path(path)
     record = read_sidecar(sidecar_path(path))
     if record is not None and record.get("table") == path.name and path.is_file():
-        return record.get("sha256") == table_sha256(path)  # edited since: the user's now
+        # edited since: the user's now; "replaces": the table a run killed mid-write left, still ours
+        return table_sha256(path) in {record.get("sha256"), record.get("replaces")} - {None}
     try:
         with open(path, encoding="utf-8") as f:
             return f.readline().rstrip("\r\n") == MARKER
