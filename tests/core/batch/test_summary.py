@@ -65,7 +65,7 @@ def test_the_last_line_counts_skips_by_reason_not_by_where_each_rows_counts_came
     exists = "output exists (use overwrite to redo it)"
     rows = [FileResult("a", "skipped", message=exists)] * 3 + [
         FileResult("b", "skipped", message=f"{exists}; counts read from the output (the run that made it left no row)"),
-        FileResult("c", "skipped", message=f"from an earlier run; {exists}; objects table measured now from the labels"),
+        FileResult("c", "skipped", message=f"from an earlier run; {exists}; objects table measured now"),
         FileResult("d", "skipped", message="output exists, made with other settings (diameter: auto -> 30 px); "
                                            "use overwrite to redo it"),
         FileResult("e", "ok")]

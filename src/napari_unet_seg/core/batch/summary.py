@@ -21,7 +21,6 @@ from pathlib import Path
 from ..common.atomic import atomic_path, process_alive, remove
 from ..common.errors import name_overwrite
 from .files import NOT_OURS, FileResult
-from .jobs import output_ending
 from .qc import is_class_output
 
 SUMMARY_NAME = "summary.csv"
