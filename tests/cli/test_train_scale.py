@@ -101,3 +101,27 @@ def test_a_new_model_trained_into_a_project_becomes_its_model_in_use(tmp_path, c
     assert Project(tmp_path / "project").in_use == tmp_path / "m.safetensors"
     assert "training a new model (instances" in printed.out  # not "training scratch"
     assert f"it is now the model in use of project {tmp_path / 'project'}" in printed.out
+
+
+def test_a_round_without_init_continues_from_the_projects_model_in_use(tmp_path, capsys):
+    """It started from the built-in model and, when better than that, put its model in use over the project's
+    own better one: the loop stepped back."""
+    import json
+
+    from napari_unet_seg.core.training.project import Project
+
+    parent = threshold_model()
+    parent.metadata["object_diameter"] = 14.0
+    in_use = save_model(parent, tmp_path / "yesterdays-round.safetensors")
+    project = tmp_path / "project"
+    Project(project).set_in_use(in_use)
+    image, labels = synthetic_nuclei((200, 200), n=20, seed=2)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
+                 "--max-steps", "2", "--diameter", "14", "--project", str(project), "-o", str(tmp_path / "m.safetensors")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"starting from project {project}'s model in use, yesterdays-round" in printed.out
+    assert "better than 'yesterdays-round'" in printed.out.lower()
+    assert json.loads((project / "project.json").read_text())["models"][0]["parent"] == str(in_use)

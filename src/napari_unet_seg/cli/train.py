@@ -15,7 +15,7 @@ from ..core.common.errors import first_line
 from ..core.imageio import ImageReadError, read_image, untouched_output
 from ..core.inference.options import RunOptions
 from ..core.inference.provenance import read_provenance
-from ..core.model.modelfile import ModelInfo
+from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import resolve_model_path, user_model_dir
 from ..core.training.checks import UnusableAnnotation, check_pairs, classes_called_for
 from ..core.training.data import TrainingPair, input_channels
@@ -25,7 +25,7 @@ from ..core.training.loop import StepReport
 from ..core.training.naming import (
     checkpoint_path, model_file_path, path_in_folder, save_trained_somewhere, starting_label,
 )
-from ..core.training.project import Project
+from ..core.training.project import INDEX, Project
 from ..core.training.saving import save_round
 from .errors import UserError, require_positive
 
@@ -178,6 +178,18 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
     return pairs
 
 
+def _project_model(project: str | None) -> str | None:
+    """The objects model in use of ``project`` (the one napari's docks start on), if it has one whose file is there:
+    a round from the command line continues the loop, as a round in the Train dock does."""
+    if project is None or not (Path(project) / INDEX).is_file():
+        return None
+    try:
+        path = Project(project).in_use
+        return str(path) if path is not None and ModelInfo.of(path).task == "instances" else None
+    except (ValueError, OSError, ModelFileError):
+        return None  # a damaged project or model is said where it is used
+
+
 def run(args: argparse.Namespace) -> int:
     if Path(args.output).is_dir():  # "-o models/" meant a folder: a file beside it would surprise
         raise UserError(f"{args.output} is a folder; give the model file's name, e.g. "
@@ -203,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
     require_positive(args.checkpoint_every, "--checkpoint-every")
     if args.workers < 0:
         raise UserError(f"--workers must be 0 or more, not {args.workers}")
-    init = args.init or ("none" if args.scribbles or args.classes else "nuclei")
+    init = args.init or ("none" if args.scribbles or args.classes else _project_model(args.project) or "nuclei")
+    if args.init is None and init != "nuclei" and not is_scratch(init):
+        print(f"starting from project {args.project}'s model in use, {Path(init).stem} (as the Train dock does; "
+              "--init nuclei starts from the built-in model)", flush=True)
     scratch = is_scratch(init)
     if not scratch and (args.depth is not None or args.width is not None):
         raise UserError("--depth and --width describe a new model; use them with --init none")

@@ -156,3 +156,39 @@ def test_an_earlier_releases_scribbles_under_the_images_key_survive_a_dense_corr
     np.testing.assert_array_equal(kept.labels, scribbles)
     [dense] = again.pairs(scribbles=False)
     np.testing.assert_array_equal(dense.labels, labels)
+
+
+def test_a_round_recorded_by_another_process_meanwhile_is_kept(tmp_path):
+    """`unet-seg train --project` read the project, trained for minutes, then wrote its older copy of the index
+    over a round the Train dock recorded meanwhile: that round's correction, history row and model in use."""
+    cli = Project(tmp_path)  # read at the start of its round
+    dock = Project(tmp_path)
+    image, labels = synthetic_nuclei((48, 48), n=4, seed=1)
+    key = dock.add(TrainingPair(image, labels, name="second image"))
+    dock.record_model(tmp_path / "dock-round.safetensors", {"base": "nuclei", "better": True})
+    dock.set_in_use(tmp_path / "dock-round.safetensors")
+    cli.record_model(tmp_path / "cli-round.safetensors", {"base": "nuclei", "better": False})
+    again = Project(tmp_path)
+    assert [e["key"] for e in again.entries] == [key]
+    assert [r["path"] for r in again.models] == [str(tmp_path / "dock-round.safetensors"),
+                                                 str(tmp_path / "cli-round.safetensors")]
+    assert again.in_use_recorded == tmp_path / "dock-round.safetensors"
+    assert not (tmp_path / ".project.lock").exists()
+
+
+def test_a_lock_left_by_a_killed_process_does_not_stop_the_project(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from napari_unet_seg.core.training import project as project_module
+
+    (tmp_path / ".project.lock").touch()
+    old = time.time() - 60
+    os.utime(tmp_path / ".project.lock", (old, old))
+    start = time.monotonic()
+    Project(tmp_path).set_in_use(tmp_path / "m.safetensors")
+    assert time.monotonic() - start < 1 and Project(tmp_path).in_use_recorded == tmp_path / "m.safetensors"
+    (tmp_path / ".project.lock").touch()  # a live one, held too long: not waited for past LOCK_WAIT
+    monkeypatch.setattr(project_module, "LOCK_WAIT", 0.2)
+    Project(tmp_path).set_in_use(tmp_path / "n.safetensors")
+    assert Project(tmp_path).in_use_recorded == tmp_path / "n.safetensors"

@@ -10,12 +10,14 @@ adding a stale copy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,37 @@ def recorded_model_path(record: Mapping[str, Any]) -> Path:
     return beside if beside.is_file() else path
 
 
+LOCK = ".project.lock"
+LOCK_WAIT = 10.0  # seconds a change waits for another process's (a write takes milliseconds)
+LOCK_STALE = 30.0  # a lock file this old was left by a process killed while writing
+
+
+@contextmanager
+def _index_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock file while the index is read, changed and written (an ``O_EXCL`` file: works on
+    every system and on shared folders). A lock left by a killed process is taken over; one held past
+    ``LOCK_WAIT`` is not waited for any longer (a save is never given up for it)."""
+    path, deadline, held = folder / LOCK, time.monotonic() + LOCK_WAIT, False
+    while not held and time.monotonic() < deadline:
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            held = True
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > LOCK_STALE:
+                    path.unlink()
+                    continue
+            time.sleep(0.02)
+        except OSError:
+            break  # a folder that cannot hold the lock (read-only): the write itself will say why
+    try:
+        yield
+    finally:
+        if held:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 class Project:
     """A folder of annotated pairs and the models trained from them."""
 
@@ -131,6 +164,10 @@ class Project:
         self._in_use: str | None = None
         # per pair key: objects of an earlier round's correction that the last add() kept (see .rounds)
         self.kept_from_earlier: dict[str, int] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Read the index as it is on disk now (nothing when there is none yet)."""
         index = self.folder / INDEX
         if index.exists():
             try:
@@ -139,6 +176,17 @@ class Project:
                 self._in_use = data.get("in_use") if isinstance(data.get("in_use"), str) else None
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{index} is damaged ({exc}); choose another project folder") from None
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Re-read the index, let the caller change it, write it, holding the project's lock: a pair or a model
+        that another process (``unet-seg train`` beside napari, a second napari) recorded since this one read the
+        project is kept, not written over with this process's older copy."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with _index_lock(self.folder):
+            self._load()
+            yield
+            self._save_index()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -183,25 +231,27 @@ class Project:
             "rgb": pair.rgb, "scribbles": scribbles, "task": task, "shape": list(labels.shape),
             "has_region": valid is not None, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.entries = [e for e in self.entries if e["key"] != key] + [entry]
-        self._save_index()
+        with self._changing():
+            self.entries = [e for e in self.entries if e["key"] != key] + [entry]
         return key
 
     def _separate_kinds(self, base: str) -> None:
         """A project of an earlier release keyed an image's annotations by the image alone, so class scribbles
         and a dense correction of one image replaced each other: an entry of another kind than objects under
         the image's own key moves to its kind's key (its file renamed), before anything replaces it."""
-        for entry in self.entries:
-            own = _kind_key(base, entry["scribbles"], entry.get("task"))
-            if entry["key"] != base or own == base:
-                continue
-            moved = f"pairs/{own}.npz"
-            if (self.folder / moved).exists():
-                continue  # not ours to tell apart: left as it was
-            if (self.folder / entry["file"]).exists():
-                os.replace(self.folder / entry["file"], self.folder / moved)
-            entry["key"], entry["file"] = own, moved
-            self._save_index()
+        def misplaced(entry: dict[str, Any]) -> bool:
+            return entry["key"] == base and _kind_key(base, entry["scribbles"], entry.get("task")) != base
+
+        if not any(misplaced(entry) for entry in self.entries):
+            return
+        with self._changing():
+            for entry in filter(misplaced, self.entries):
+                moved = f"pairs/{_kind_key(base, entry['scribbles'], entry.get('task'))}.npz"
+                if (self.folder / moved).exists():
+                    continue  # not ours to tell apart: left as it was
+                if (self.folder / entry["file"]).exists():
+                    os.replace(self.folder / entry["file"], self.folder / moved)
+                entry["key"], entry["file"] = Path(moved).stem, moved
 
     def _arrays(self, entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None] | None:
         """A saved pair's labels and annotated-region mask (None: every pixel); None if it cannot be read."""
@@ -256,10 +306,10 @@ class Project:
         The path is recorded absolute: the history is read from napari or a
         later command, started in other folders.
         """
-        self.models.append({"path": str(Path(path).absolute()),
-                            "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            **({"trained": trained} if (trained := trained_when(path)) else {}), **summary})
-        self._save_index()
+        record = {"path": str(Path(path).absolute()), "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  **({"trained": trained} if (trained := trained_when(path)) else {}), **summary}
+        with self._changing():
+            self.models.append(record)
 
     def recorded_names(self) -> set[str]:
         """The names of the models in this project's history, files there or not: a new model must not take the
@@ -280,11 +330,10 @@ class Project:
 
     def set_in_use(self, path: str | os.PathLike) -> None:
         """Remember ``path`` as the model in use (recorded absolute, like the history)."""
-        self._in_use = str(Path(path).absolute())
-        self._save_index()
+        with self._changing():
+            self._in_use = str(Path(path).absolute())
 
     def _save_index(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         index = {"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}
         text = json.dumps({**index, "in_use": self._in_use} if self._in_use else index, indent=1)
         with atomic_path(self.folder / INDEX, ".tmp") as tmp:
