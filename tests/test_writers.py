@@ -62,7 +62,6 @@ def notes(monkeypatch):
 
     said = []
     monkeypatch.setattr(writers, "show_info", lambda text: said.append(("info", text)))
-    monkeypatch.setattr(writers, "show_error", lambda text: said.append(("error", text)))
     return said
 
 
@@ -75,14 +74,19 @@ def test_an_existing_ome_zarr_is_never_replaced_and_the_store_goes_beside_it(tmp
     assert notes == [("info", "x.ome.zarr exists and was kept: saved as x-2.ome.zarr")]
 
 
-def test_a_folder_that_cannot_be_written_is_one_notification(tmp_path, notes):
-    from napari_unet_seg._writers import write_labels_geojson
+def test_a_folder_that_cannot_be_written_is_said_in_the_error_napari_shows(tmp_path, notes):
+    """The save dialog raises its own "save failed" error when a writer wrote nothing, with the warnings of the
+    save as its text: the reason goes there (before, a notification of ours and napari's error without it)."""
+    import warnings
 
-    layers = Labels(stack_labels()).as_layer_data_tuple()
     (tmp_path / "a file").write_text("not a folder")
-    assert write_labels_geojson(str(tmp_path / "a file" / "x.geojson"), [layers]) == []
-    [(kind, text)] = notes
-    assert kind == "error" and text.startswith("Not saved: ") and "\n" not in text
+    with warnings.catch_warnings(record=True) as caught:  # as napari's save dialog gathers them
+        warnings.simplefilter("always")
+        written = save_layers(str(tmp_path / "a file" / "x.geojson"), [Labels(stack_labels())],
+                              plugin="napari-unet-seg")
+    assert written == [] and notes == []
+    ours = [str(w.message) for w in caught if str(w.message).startswith("Not saved: ")]
+    assert len(ours) == 1 and "\n" not in ours[0] and "a file" in ours[0]
 
 
 def as_segment_leaves_it(labels: np.ndarray, record: dict) -> dict:

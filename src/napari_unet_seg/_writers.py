@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 
 from ._layer_marks import features_describe, layer_provenance
 from .core.common.errors import first_line
@@ -40,13 +41,19 @@ Writer = Callable[[str, list[LayerData]], list[str]]
 
 
 def _said(writer: Writer) -> Writer:
-    """A writer whose failure (a folder that cannot be written, a name taken by a folder) is one notification."""
+    """A writer whose failure (a folder that cannot be written, a name taken by a folder) is one line.
+
+    Said as a warning, not a notification of its own: napari's save dialog
+    gathers the warnings of a save that wrote nothing into the one error it
+    then shows ("File x.zip save failed. Not saved: <why>"); saved from
+    Python (``viewer.layers.save``), napari shows it as a warning.
+    """
     @functools.wraps(writer)
     def write(path: str, layers: list[LayerData]) -> list[str]:
         try:
             return writer(path, layers)
         except (OSError, ValueError) as exc:
-            show_error(f"Not saved: {first_line(exc)}")
+            warnings.warn(f"Not saved: {first_line(exc)}", UserWarning, stacklevel=2)
             return []
     return write
 

@@ -57,6 +57,27 @@ def test_layers_segment_menu_runs_the_command(make_napari_viewer, qtbot, tiny_in
     assert viewer.layers["cells labels"].data.shape == (64, 80)
 
 
+def test_the_reader_and_writers_are_no_command_palette_entries_and_still_read_and_write(make_napari_viewer,
+                                                                                        tmp_path):
+    """Offered in the command palette (Ctrl+Shift+P), they ran with no path nor layers: a TypeError traceback."""
+    from napari.components.viewer_model import ViewerModel
+
+    viewer = make_napari_viewer()
+    app = Application.get_app("test_app") or Application.get_app("napari")
+    palette = {item.command.id: item.command for item in app.menus.get_menu(app.menus.COMMAND_PALETTE_ID)}
+    assert palette[COMMAND].enablement is None  # the plugin's real commands stay
+    for name in ("get_reader", "write_labels_rois", "write_labels_geojson", "write_labels_ome_zarr"):
+        rule = palette[f"napari-unet-seg.{name}"]
+        assert rule.enablement is not None and not rule.enablement.eval({}), name  # greyed out: Enter does nothing
+    labels = np.zeros((40, 40), np.uint16)
+    labels[5:15, 5:15], labels[20:30, 22:35] = 1, 2
+    viewer.add_labels(labels, name="nuclei labels")
+    [written] = viewer.layers.save(str(tmp_path / "n.ome.zarr"), plugin="napari-unet-seg")
+    again = ViewerModel()
+    again.open(written, plugin="napari-unet-seg")
+    np.testing.assert_array_equal(np.asarray(again.layers[-1].data), labels)
+
+
 def test_command_segments_selected_image(make_napari_viewer, qtbot, tiny_in_user_folder):
     viewer = make_napari_viewer()
     for data, kwargs, kind in nuclei_sample():
