@@ -123,6 +123,41 @@ def test_colour_by_a_feature_then_back(docked, qtbot):
     assert layer.colormap is original
 
 
+def test_an_image_left_out_because_it_lies_elsewhere_is_named_after_measuring(docked, qtbot):
+    viewer, widget, layer, image, _ = docked
+    viewer.add_image(image, name="unscaled copy")  # the labels' size, at scale 1: not over the labels on screen
+    measure_and_wait(widget, qtbot)
+    assert "unscaled copy_mean" not in layer.features
+    assert widget.status.text().endswith("Not measured: 'unscaled copy', which lies elsewhere on screen than the "
+                                         "labels (another pixel size, position or rotation); tick it to measure it "
+                                         "all the same.")
+    widget.images.findItems("unscaled copy", Qt.MatchFlag.MatchExactly)[0].setCheckState(Qt.CheckState.Checked)
+    measure_and_wait(widget, qtbot)
+    assert "unscaled copy_mean" in layer.features and "Not measured" not in widget.status.text()
+
+
+def test_colour_by_with_ids_napari_cannot_colour_says_what_to_install_and_leaves_the_colours(make_napari_viewer,
+                                                                                             qtbot, monkeypatch):
+    """napari colours ids above 65,536 one by one only with numba: without it, drawing failed (a grey canvas and
+    a RuntimeError) after the colours were set."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else real(name, *a))
+    labels = np.zeros((40, 50), np.uint32)
+    labels[3:12, 4:14], labels[20:30, 25:40] = 7, 70_000
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(labels, name="linked")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measurements")
+    measure_and_wait(widget, qtbot)
+    original = layer.colormap
+    widget.colour_by.setCurrentText("area")
+    assert layer.colormap is original and widget.colour_by.currentText() == LABEL_COLOURS
+    assert widget.status.text().startswith("Colouring by a measurement needs numba for label ids above 65,536 "
+                                           "(this layer's go up to 70,000): `pip install numba`")
+    viewer.window._qt_viewer.canvas.native.grab()  # drawn without an error
+
+
 def test_stacks_and_save_as_csv(make_napari_viewer, qtbot, tmp_path):
     _, a = synthetic_nuclei((40, 50), n=4, seed=0)
     _, b = synthetic_nuclei((40, 50), n=2, seed=1)

@@ -403,6 +403,37 @@ def test_a_files_pixel_size_that_napari_ignored_is_offered_and_results_follow_it
     assert settings.scale_row.isHidden()
 
 
+def test_use_it_after_segment_moves_the_results_with_the_image_and_dates_their_table(make_widget, qtbot, tmp_path):
+    """The image took the file's pixel size and its labels stayed at scale 1: they no longer overlaid it, and
+    Measurements quietly left out the image's intensities and the µm columns."""
+    import tifffile
+    from helpers import synthetic_nuclei
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    image, truth = synthetic_nuclei((48, 64), n=4, seed=2)
+    tifffile.imwrite(tmp_path / "calibrated.tif", image, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    with layer_source(path=str(tmp_path / "calibrated.tif")):
+        layer = viewer.add_image(tifffile.imread(tmp_path / "calibrated.tif"), name="calibrated")
+    viewer.add_labels(np.zeros((48, 64), np.uint8), name="my own notes")  # not made by Segment: left alone
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["calibrated labels"]
+    labels.data = truth.astype(labels.data.dtype)  # as corrected: objects to measure (the tiny model finds none)
+    _, measure = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Measurements")
+    measure.labels_picker.setCurrentText("calibrated labels")
+    assert measure.run() is not None
+    qtbot.waitUntil(lambda: measure.worker is None, timeout=TIMEOUT)
+    assert measure.save_button.isEnabled() and "area_um2" not in labels.features
+    widget.settings.use_file_scale.click()
+    assert tuple(layer.scale) == tuple(labels.scale) == (0.5, 0.5)  # the result overlays the image still
+    assert tuple(viewer.layers["my own notes"].scale) == (1, 1)
+    assert not measure.save_button.isEnabled()
+    assert measure.status.text().startswith("calibrated labels's pixel size changed since it was measured")
+    assert measure.run() is not None
+    qtbot.waitUntil(lambda: measure.worker is None, timeout=TIMEOUT)
+    assert "area_um2" in labels.features and "calibrated_mean" in labels.features
+
+
 def test_dask_and_multiscale_inputs(make_widget, qtbot):
     viewer, widget = make_widget()
     rng = np.random.default_rng(5)

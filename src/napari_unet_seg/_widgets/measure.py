@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import QModelIndex, Qt
 from qtpy.QtWidgets import (
@@ -58,7 +58,7 @@ from .measure_classes import (
     may_hold_classes,
     name_classes,
 )
-from .measure_table import ObjectTableModel, colours_by, numeric_columns, sortable
+from .measure_table import ObjectTableModel, colours_by, colours_need_numba, numeric_columns, sortable
 
 LABEL_COLOURS = "(label colours)"
 
@@ -236,6 +236,14 @@ class MeasureWidget(QWidget):
             self._filling = False
         self._refresh_classes()
 
+    def _left_out_elsewhere(self, labels: Labels) -> list[str]:
+        """The images of the labels' size left unticked because they lie elsewhere on screen (not by the user)."""
+        shape = tuple(source_array(labels).shape)[-2:]
+        names = [self.images.item(i).text() for i in range(self.images.count())
+                 if self.images.item(i).checkState() != Qt.CheckState.Checked]
+        return [name for name in names if name not in self._unticked and name in self.viewer.layers
+                and not same_place(self.viewer.layers[name], labels, shape)]
+
     def _on_image_ticked(self, item: QListWidgetItem) -> None:
         """Remember what the user ticks and unticks; the list's own refills are not choices."""
         if self._filling:
@@ -412,6 +420,9 @@ class MeasureWidget(QWidget):
         if is_class_output(layer):
             text += (f" Note: '{layer.name}' is a class model's output, so each class was measured as one object; "
                      "for a class per object, measure the objects' labels and choose this layer under Classes.")
+        if elsewhere := self._left_out_elsewhere(layer):
+            text += (f" Not measured: {', '.join(repr(n) for n in elsewhere)}, which lies elsewhere on screen than "
+                     "the labels (another pixel size, position or rotation); tick it to measure it all the same.")
         self.status.setText(text)
         if "class" in table:  # classes are what the user asked to see (after the text: colouring may add a note)
             self.colour_by.setCurrentText("class")
@@ -422,10 +433,13 @@ class MeasureWidget(QWidget):
         self._watched = [layer, *([classes] if classes is not None else [])]
         for event in pixel_events(self._watched):
             event.connect(self._labels_changed)
+        layer.events.scale.connect(self._scale_changed)
 
     def _unwatch(self) -> None:
         for event in pixel_events(self._watched):
             event.disconnect(self._labels_changed)
+        if self._watched:
+            self._watched[0].events.scale.disconnect(self._scale_changed)
         self._watched = []
 
     def _labels_changed(self, event: Any = None) -> None:
@@ -435,15 +449,30 @@ class MeasureWidget(QWidget):
         properties), and the CSV would list erased objects and miss new ones.
         """
         layer = self.measured
-        if layer is None or not self.save_button.isEnabled():
+        if layer is None or not self._outdated():
             return
-        self.save_button.setEnabled(False)
-        if layer in self.viewer.layers:
-            layer.features = {}
         changed = event.source.name if event is not None and isinstance(event.source, Labels) else layer.name
         since = "it was" if changed == layer.name else f"{layer.name} was"
         self.status.setText(f"{changed} changed since {since} measured: press Measure again (the table shows the "
                             "objects as they were).")
+
+    def _scale_changed(self, event: Any = None) -> None:
+        """A pixel size set after measuring (the Segment dock's *Use it*, the console): the sizes in µm, or their
+        absence, are out of date too."""
+        layer = self.measured
+        if layer is not None and self._outdated():
+            self.status.setText(f"{layer.name}'s pixel size changed since it was measured: press Measure again "
+                                "(the table's sizes are in the old units).")
+
+    def _outdated(self) -> bool:
+        """Mark the table out of date (no saving it, no features on the layer); False when it was already."""
+        layer = self.measured
+        if layer is None or not self.save_button.isEnabled():
+            return False
+        self.save_button.setEnabled(False)
+        if layer in self.viewer.layers:
+            layer.features = {}
+        return True
 
     # the table and the viewer -------------------------------------------------------------------------------
     def go_to_row(self, index: QModelIndex) -> None:
@@ -468,6 +497,15 @@ class MeasureWidget(QWidget):
         if layer is None or layer not in self.viewer.layers:
             return
         if column == LABEL_COLOURS or column not in self.table:
+            self._restore_colours()
+            return
+        if (why := colours_need_numba(self.table["label"])) is not None:
+            self.status.setText(why[0].upper() + why[1:] + ".")
+            show_warning(why[0].upper() + why[1:] + ".")
+            self.colour_by.blockSignals(True)
+            self.colour_by.setCurrentText(LABEL_COLOURS)
+            self.colour_by.blockSignals(False)
+            self._colour_column = LABEL_COLOURS
             self._restore_colours()
             return
         if self._original_colormap is None:

@@ -69,6 +69,22 @@ def numeric_columns(table: ObjectTable) -> list[str]:
     return [c for c, v in table.items() if not c.startswith(skip) and np.issubdtype(np.asarray(v).dtype, np.number)]
 
 
+DIRECT_COLOUR_LIMIT = 2**16  # napari colours ids above this one by one only with numba installed
+
+
+def colours_need_numba(ids: np.ndarray) -> str | None:
+    """Why napari cannot draw these ids in colours of their own here (ids above 65,536 without numba), else None.
+
+    napari would fail while drawing, leaving a grey canvas and a traceback, not when the colours are set."""
+    import importlib.util
+
+    top = int(np.max(ids)) if len(ids) else 0
+    if top <= DIRECT_COLOUR_LIMIT or importlib.util.find_spec("numba") is not None:
+        return None
+    return (f"colouring by a measurement needs numba for label ids above {DIRECT_COLOUR_LIMIT:,} (this layer's go "
+            f"up to {top:,}): `pip install numba`, restart napari and choose again; the labels keep their colours")
+
+
 def colours_by(ids: np.ndarray, values: np.ndarray, colormap: str = "viridis") -> DirectLabelColormap:
     """Each label coloured by its value, from the lowest value to the highest; other labels grey."""
     values = np.asarray(values, np.float64)

@@ -40,7 +40,7 @@ from ..core.model.devices import PRECISIONS, DeviceError, available_devices, res
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
-from .segment_layers import is_lazy
+from .segment_layers import is_lazy, result_layers
 from .object_filters import ObjectFilterSection
 from .segment_pickers import ImagePicker, ModelPicker
 
@@ -339,14 +339,20 @@ class SegmentSettings(QWidget):
         layer = self.image_picker.layer()
         if layer is None or self._file_scale is None:
             return
-        layer.scale = (*layer.scale[:-2], *self._file_scale)
-        try:
-            layer.units = (*layer.units[:-2], "um", "um")
-        except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale is what counts
-            pass
+        results = [r for kind in ("labels", "classes")
+                   for r in result_layers(self.viewer, layer.name, str(layer.unique_id), kind)
+                   if tuple(r.scale[-2:]) == tuple(layer.scale[-2:])]  # made here before: they follow, to overlay it
+        for target in (layer, *results):
+            target.scale = (*target.scale[:-2], *self._file_scale)
+            try:
+                target.units = (*target.units[:-2], "um", "um")
+            except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale counts
+                pass
         self.scale_row.setVisible(False)
         self.viewer.reset_view()  # the image at its new size, in view: not shrunk into a corner of the canvas
-        show_info(f"{layer.name}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm, from its file")
+        also = f" (and {', '.join(repr(r.name) for r in results)}, made from it)" if results else ""
+        show_info(f"{layer.name}{also}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm, from its "
+                  "file")
         self._file_scale = None
 
     def _update_channels(self, *_: Any, keep: int | None = None) -> None:
