@@ -86,6 +86,41 @@ def test_docks_opened_later_and_napari_started_again_start_on_the_model_in_use(m
                           "docks start on 'nuclei' instead. Put it back, or choose another model in Train's History."]
 
 
+def test_a_model_in_use_renamed_in_the_model_folder_is_found_and_one_deleted_falls_back_to_the_history(
+        make_napari_viewer, private_model_dir, monkeypatch):
+    """Renamed by hand between sessions, the model in use was 'gone': the docks fell back to the built-in model and
+    its History row stayed "[file missing]". Deleted, the docks fell back to 'nuclei', not to the loop's last good
+    model."""
+    said = []
+    monkeypatch.setattr(_model_in_use, "show_info", said.append)
+    monkeypatch.setattr(_model_in_use, "show_warning", said.append)
+
+    def trained(name: str, date: str):
+        torch.manual_seed(0)
+        model = new_model("instances", depth=2, base_channels=4)
+        model.metadata["lineage"] = [{"date": date}]
+        return save_model(model, private_model_dir / f"{name}.safetensors")
+
+    project = Project(default_project_dir())
+    earlier, best = trained("round-1", "2026-12-01T09:00:00Z"), trained("round-2", "2026-12-01T10:00:00Z")
+    for path in (earlier, best):
+        project.record_model(path, {"parent": "nuclei", "improved": True})
+    project.set_in_use(best)
+    renamed = best.rename(best.with_name("my best tissue.safetensors"))
+    segment = SegmentWidget(_viewer(make_napari_viewer))  # napari started again
+    assert segment.model_picker.path() == renamed.absolute()
+    assert said == [f"The model in use, 'round-2', is now 'my best tissue' ({renamed.absolute()}): the docks start on "
+                    "it, and its rows in Train's History follow it."]
+    again = Project(default_project_dir())
+    assert again.in_use == renamed.absolute() and again.models[1]["path"] == str(renamed.absolute())
+    renamed.unlink()
+    monkeypatch.setattr(_model_in_use, "_IN_USE", type(_model_in_use._IN_USE)())
+    segment = SegmentWidget(_viewer(make_napari_viewer))
+    assert segment.model_picker.path() == earlier.absolute()
+    assert said[1].startswith("The model in use, 'my best tissue', is gone") and "the docks start on 'round-1', " \
+        "the newest better model of this project's History, instead" in said[1]
+
+
 def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path):
     from helpers import quick_training
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from napari.utils.notifications import show_warning
+from napari.utils.notifications import show_info, show_warning
 
 from ..core.training.project import Project, current_project_dir
 
@@ -39,9 +39,31 @@ def model_in_use(viewer: Any, project_dir: str | os.PathLike | None = None) -> P
     if path is not None and path.is_file():
         return path
     try:
-        return Project(project_dir or current_project_dir()).in_use
+        project = Project(project_dir or current_project_dir())
+        return project.in_use or _found_again(project)
     except (OSError, ValueError):
         return None
+
+
+def _found_again(project: Project) -> Path | None:
+    """The model in use whose file is gone, found again: renamed or moved in the model folder (its history rows
+    and the project follow it), else the newest better model of the history (said once, either way)."""
+    gone = project.in_use_recorded
+    if gone is None or gone.is_file():
+        return None
+    moved = project.find_moved(gone)
+    if moved is not None:
+        project.relocate(gone, moved)
+        show_info(f"The model in use, '{gone.stem}', is now '{moved.stem}' ({moved}): the docks start on it, and "
+                  "its rows in Train's History follow it.")
+        return moved
+    earlier = project.latest_better()
+    if earlier is not None and gone not in _SAID_GONE:
+        _SAID_GONE.add(gone)
+        show_warning(f"The model in use, '{gone.stem}', is gone ({gone} no longer exists): the docks start on "
+                     f"'{earlier.stem}', the newest better model of this project's History, instead. Put it back, "
+                     "or choose another model there.")
+    return earlier
 
 
 def say_if_gone(viewer: Any, fallback: str, project_dir: str | os.PathLike | None = None) -> None:

@@ -192,3 +192,24 @@ def test_a_lock_left_by_a_killed_process_does_not_stop_the_project(tmp_path, mon
     monkeypatch.setattr(project_module, "LOCK_WAIT", 0.2)
     Project(tmp_path).set_in_use(tmp_path / "n.safetensors")
     assert Project(tmp_path).in_use_recorded == tmp_path / "n.safetensors"
+
+
+def test_a_class_model_put_in_use_leaves_the_objects_model_in_use_for_docks_that_start_on_their_own(tmp_path):
+    """After a class round, napari started again began Segment, Batch and Layers > Segment on the class model:
+    class maps instead of nuclei. Each kind now has its own model in use."""
+    from helpers import brightness_class_model, threshold_model
+
+    from napari_unet_seg import save_model
+
+    objects = save_model(threshold_model(), tmp_path / "objects.safetensors")
+    classes = save_model(brightness_class_model(), tmp_path / "classes.safetensors")
+    project = Project(tmp_path / "project")
+    project.set_in_use(objects)
+    project.set_in_use(classes)
+    again = Project(tmp_path / "project")
+    assert again.in_use == objects and again.in_use_classes == classes
+    legacy = json.loads((tmp_path / "project" / "project.json").read_text())
+    legacy["in_use"] = legacy.pop("in_use_classes")  # as an earlier release recorded a class round
+    (tmp_path / "project" / "project.json").write_text(json.dumps(legacy))
+    earlier = Project(tmp_path / "project")
+    assert earlier.in_use is None and earlier.in_use_classes == classes

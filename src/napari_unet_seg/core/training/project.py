@@ -93,6 +93,14 @@ def _has_objects(labels: np.ndarray, valid: np.ndarray | None) -> bool:
     return bool((labels > 0).any() if valid is None else (labels[valid] > 0).any())
 
 
+def _task_of(path: Path) -> str:
+    """"semantic" for a class model, else "instances" (also for a file that cannot be read: said where used)."""
+    try:
+        return str(read_metadata(path).get("task", "instances"))
+    except Exception:  # noqa: BLE001 - any reader's error: not shown to be a class model
+        return "instances"
+
+
 def trained_when(path: str | os.PathLike) -> str | None:
     """When the model in ``path`` was last trained (its lineage's last date), None if unknown or unreadable: what
     tells a history row's model from another one put at its path later."""
@@ -162,6 +170,7 @@ class Project:
         self.models: list[dict[str, Any]] = []
         self.unreadable: list[str] = []  # what the last pairs() left out, one sentence each
         self._in_use: str | None = None
+        self._in_use_classes: str | None = None
         # per pair key: objects of an earlier round's correction that the last add() kept (see .rounds)
         self.kept_from_earlier: dict[str, int] = {}
         self._load()
@@ -174,6 +183,8 @@ class Project:
                 data = json.loads(index.read_text())
                 self.entries, self.models = list(data["pairs"]), list(data.get("models", []))
                 self._in_use = data.get("in_use") if isinstance(data.get("in_use"), str) else None
+                classes = data.get("in_use_classes")
+                self._in_use_classes = classes if isinstance(classes, str) else None
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{index} is damaged ({exc}); choose another project folder") from None
 
@@ -318,10 +329,22 @@ class Project:
 
     @property
     def in_use(self) -> Path | None:
-        """The model this project's loop last put in use (a better round, or one gone back to), while its file is
-        there: napari, started again, starts Segment and the next round on it rather than on the built-in model."""
+        """The objects model this project's loop last put in use (a better round, or one gone back to), while its
+        file is there: napari, started again, starts Segment, Batch and the next round on it rather than on the
+        built-in model. A class model put in use is kept apart (:attr:`in_use_classes`): docks that start on
+        their own make objects, not a class map nobody asked for."""
         path = Path(self._in_use) if self._in_use else None
-        return path if path is not None and path.is_file() else None
+        return path if path is not None and path.is_file() and _task_of(path) != "semantic" else None
+
+    @property
+    def in_use_classes(self) -> Path | None:
+        """The class model this project's loop last put in use, while its file is there (an earlier release
+        recorded it as :attr:`in_use`)."""
+        for recorded in (self._in_use_classes, self._in_use):
+            path = Path(recorded) if recorded else None
+            if path is not None and path.is_file() and _task_of(path) == "semantic":
+                return path
+        return None
 
     @property
     def in_use_recorded(self) -> Path | None:
@@ -329,12 +352,55 @@ class Project:
         return Path(self._in_use) if self._in_use else None
 
     def set_in_use(self, path: str | os.PathLike) -> None:
-        """Remember ``path`` as the model in use (recorded absolute, like the history)."""
+        """Remember ``path`` as the model in use of its kind (recorded absolute, like the history)."""
         with self._changing():
-            self._in_use = str(Path(path).absolute())
+            if _task_of(Path(path)) == "semantic":
+                self._in_use_classes = str(Path(path).absolute())
+            else:
+                self._in_use = str(Path(path).absolute())
+
+    def find_moved(self, recorded: Path) -> Path | None:
+        """Where a model of this project's history is now, after it was renamed or moved within the model folder
+        (or the folder it was in): the one file there trained when it was, and named by no other row; None when
+        there is none, or several (copies)."""
+        row = next((r for r in reversed(self.models) if Path(str(r.get("path", ""))) == recorded), None)
+        stamp = row.get("trained") if row is not None else None
+        if not stamp:
+            return None
+        named = {recorded_model_path(r).absolute() for r in self.models}
+        folders = {user_model_dir(), recorded.parent}
+        found = {path.absolute() for folder in folders if folder.is_dir() for path in folder.glob("*.safetensors")
+                 if path.absolute() not in named and trained_when(path) == stamp}
+        return found.pop() if len(found) == 1 else None
+
+    def relocate(self, old: Path, new: Path) -> None:
+        """The model recorded at ``old`` is at ``new`` now: its history rows, and the model in use if it is that
+        one, follow it."""
+        with self._changing():
+            for row in self.models:
+                if Path(str(row.get("path", ""))) == old:
+                    row["path"] = str(new.absolute())
+            if self._in_use == str(old):
+                self._in_use = str(new.absolute())
+            if self._in_use_classes == str(old):
+                self._in_use_classes = str(new.absolute())
+
+    def latest_better(self) -> Path | None:
+        """The newest objects model of the history that beat its parent and is still where it was recorded: what
+        the loop had reached before, when the model in use is gone."""
+        for row in reversed(self.models):
+            path = recorded_model_path(row)
+            if (row.get("improved") or row.get("tied")) and path.is_file() and not replaced_at_path(row) \
+                    and _task_of(path) != "semantic":
+                return path
+        return None
 
     def _save_index(self) -> None:
-        index = {"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}
-        text = json.dumps({**index, "in_use": self._in_use} if self._in_use else index, indent=1)
+        index: dict[str, Any] = {"format_version": FORMAT_VERSION, "pairs": self.entries, "models": self.models}
+        if self._in_use:
+            index["in_use"] = self._in_use
+        if self._in_use_classes:
+            index["in_use_classes"] = self._in_use_classes
+        text = json.dumps(index, indent=1)
         with atomic_path(self.folder / INDEX, ".tmp") as tmp:
             tmp.write_text(text)
