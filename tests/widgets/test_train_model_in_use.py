@@ -121,6 +121,33 @@ def test_a_model_in_use_renamed_in_the_model_folder_is_found_and_one_deleted_fal
         "the newest better model of this project's History, instead" in said[1]
 
 
+def test_a_project_moved_between_sessions_is_said_and_comes_back_from_its_new_folder(make_napari_viewer,
+                                                                                     private_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    """Moved away, the project looked empty: no corrections, no History, Segment on 'nuclei', and not a word."""
+    import shutil
+
+    from napari_unet_seg._widgets import train as train_module
+    from napari_unet_seg.core.training.project import remember_project_dir
+
+    warned = []
+    monkeypatch.setattr(train_module, "show_warning", warned.append)
+    mine = _saved_model(private_model_dir, "tissue-round")
+    project = Project(tmp_path / "tissue")
+    project.add(TrainingPair(*synthetic_nuclei((64, 64), seed=3), name="day one"))
+    project.set_in_use(mine)
+    remember_project_dir(tmp_path / "tissue")
+    shutil.move(tmp_path / "tissue", tmp_path / "moved tissue")
+    viewer = _viewer(make_napari_viewer)
+    train, again = TrainWidget(viewer), TrainWidget(viewer)
+    assert len(warned) == 1 and warned[0].startswith(f"The project Train used last, {tmp_path / 'tissue'}, is gone")
+    train.settings.project_dir.setText(str(tmp_path / "moved tissue"))  # as the "…" button leaves it
+    train.settings.project_dir.editingFinished.emit()
+    assert train.settings.model_box.currentText() == "tissue-round"
+    assert "1 annotated image" in train.settings.project_info.text()
+    assert again is not None
+
+
 def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path):
     from helpers import quick_training
 

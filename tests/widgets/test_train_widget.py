@@ -433,6 +433,28 @@ def test_labels_bring_their_image_along_when_selected(make_napari_viewer, tmp_pa
     assert widget.settings.image_box.currentText() == "nuclei" and "do not overlay 'nuclei'" in widget.status.text()
 
 
+def test_labels_named_after_their_image_find_it_and_another_images_labels_are_said_before_training(
+        make_napari_viewer, tmp_path, messages):
+    """Yesterday's labels, opened beside two images of their size, were paired with the image opened last, and only
+    a round already under way said that they looked like another image's."""
+    viewer = make_napari_viewer()
+    image, truth = synthetic_nuclei((96, 128), seed=1)
+    viewer.add_image(image, name="day0")
+    other = viewer.add_image(np.random.default_rng(0).integers(90, 110, (96, 128)).astype(np.uint8), name="day2")
+    widget = _docked(viewer, tmp_path)
+    widget.settings.model_box.setCurrentText("nuclei")  # start from the built-in objects model
+    viewer.layers.selection.active = other
+    labels = viewer.add_labels(truth, name="day0_corrected")
+    viewer.layers.selection.active = labels
+    assert widget.settings.image_box.currentText() == "day0" and widget.status.text() == "ready"
+    widget.settings.image_box.setCurrentText("day2")  # the user picks the wrong one anyway
+    assert widget.status.text() == ("Check before training: the labelled objects in 'day0_corrected' are no brighter "
+                                     "than their background: are these the labels of another image? (they are on "
+                                     "'day2')")
+    widget.settings.image_box.setCurrentText("day0")
+    assert widget.status.text() == "ready"
+
+
 def test_plot_labels_are_legible_and_stay_inside_the_plot(qtbot):
     from matplotlib.text import Text
 

@@ -15,8 +15,8 @@ from napari.qt.threading import FunctionWorker, GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
-    QToolButton, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.common.callbacks import Cancelled
@@ -383,3 +383,26 @@ class LookAgainAfterAdding(QObject):
 
     def poke(self, event: Any = None) -> None:
         self._timer.start()
+
+
+def folder_row(line: QLineEdit, title: str, parent: QWidget) -> QWidget:
+    """A folder's path and a small "…" button that picks it: the button stays in view at any dock width. A folder
+    picked is as one typed in (``editingFinished``)."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    line.setMinimumWidth(60)
+    button = QToolButton()
+    button.setText("…")
+    button.setToolTip(f"Choose the {title.lower()}")
+
+    def choose() -> None:
+        folder = QFileDialog.getExistingDirectory(parent, title)
+        if folder:
+            line.setText(folder)
+            line.editingFinished.emit()
+
+    button.clicked.connect(choose)
+    layout.addWidget(line, 1)
+    layout.addWidget(button)
+    return row

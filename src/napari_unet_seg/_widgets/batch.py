@@ -22,8 +22,8 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, QUrl
 from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLineEdit, QProgressBar,
-    QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QProgressBar,
+    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ..core.batch.cells_output import cells_path
@@ -45,6 +45,7 @@ from ._common import (
     auto_double_spinbox,
     auto_spinbox,
     compact,
+    folder_row,
     form_group,
     format_seconds,
     start_worker,
@@ -78,21 +79,6 @@ def _run(inputs: list[str], outdir: str, options: RunOptions, pattern: str | Non
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler,
                                  cancel=cancel.is_set, overwrite_said=f"'{REDO}'", progress=progress):
         yield ("result", job, result)
-
-
-def _folder_row(line: QLineEdit, title: str, parent: QWidget) -> QWidget:
-    """A folder's path and a small "…" button that picks it: the button stays in view at any dock width."""
-    row = QWidget()
-    layout = QHBoxLayout(row)
-    layout.setContentsMargins(0, 0, 0, 0)
-    line.setMinimumWidth(60)
-    button = QToolButton()
-    button.setText("…")
-    button.setToolTip(f"Choose the {title.lower()}")
-    button.clicked.connect(lambda: line.setText(QFileDialog.getExistingDirectory(parent, title) or line.text()))
-    layout.addWidget(line, 1)
-    layout.addWidget(button)
-    return row
 
 
 def time_left(paced: float, current: float, segmented: int, remaining_files: int) -> float | None:
@@ -173,10 +159,10 @@ class BatchWidget(QWidget):
                            "with each file's counts (qc/index.html; the QC page button opens it): a whole "
                            "experiment checked by eye in a minute.")
         files, form = form_group("Files")
-        form.addRow("Input folder", _folder_row(self.input_dir, "Input folder", self))
+        form.addRow("Input folder", folder_row(self.input_dir, "Input folder", self))
         form.addRow("Pattern", self.pattern)
         form.addRow("", self.recursive)
-        form.addRow("Output folder", _folder_row(self.output_dir, "Output folder", self))
+        form.addRow("Output folder", folder_row(self.output_dir, "Output folder", self))
         self.output_dir.textChanged.connect(lambda _: self.show_earlier())  # a folder of results: shown, to open
         form.addRow("", self.overwrite)
         form.addRow("", self.qc)

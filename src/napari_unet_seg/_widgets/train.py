@@ -24,7 +24,7 @@ from ..core.model.registry import DEFAULT_MODEL, resolve_model_path, user_model_
 from ..core.training.checks import UnusableAnnotation
 from ..core.training.evaluation import main_score_name
 from ..core.training.naming import fresh_model_name, starting_label
-from ..core.training.project import Project, remember_project_dir
+from ..core.training.project import Project, lost_project_dir, remember_project_dir
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
 from ._model_in_use import model_in_use, say_if_gone, set_model_in_use
@@ -62,6 +62,9 @@ def _failure_title(exc: Exception) -> str:
     return "Training not started" if isinstance(exc, UnusableAnnotation) else "Training failed"
 
 
+_SAID_LOST: set[Path] = set()  # each lost project is said once per session, not by every Train dock
+
+
 class TrainWidget(QWidget):
     """Train or fine-tune a model on (image, labels) layers, in the background."""
 
@@ -92,6 +95,7 @@ class TrainWidget(QWidget):
         else:
             say_if_gone(self.viewer, self.settings.model_box.currentText(), self._project_dir())
         self.settings.project_dir.editingFinished.connect(self._on_project_chosen)
+        self._say_if_project_lost()
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
@@ -167,6 +171,17 @@ class TrainWidget(QWidget):
 
     def _project_dir(self) -> str | None:
         return self.settings.project_dir.text().strip() or None
+
+    def _say_if_project_lost(self) -> None:
+        """The project used last is gone (its folder moved or renamed): say so once, and how to get it back."""
+        lost = lost_project_dir()
+        if lost is None or lost in _SAID_LOST:
+            return
+        _SAID_LOST.add(lost)
+        show_warning(f"The project Train used last, {lost}, is gone (moved, renamed or deleted?): Train starts on "
+                     f"{self.settings.project_dir.text()} instead. If you moved it, choose its new folder under "
+                     "'project folder' (under 'Time budget, new models, project'): its corrections, History and model "
+                     "in use come back.")
 
     def _on_project_chosen(self) -> None:
         """Another project folder typed in: it stays chosen, and its model in use becomes the model in use (the

@@ -20,10 +20,12 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit,
 from ..core.measure.classes import check_class_names
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ..core.model.registry import available_models, cached_model, resolve_model_path
+from ..core.training.checks import annotation_warnings
+from ..core.training.data import TrainingPair
 from ..core.training.project import Project, current_project_dir
-from ._common import Collapsible, auto_double_spinbox, compact, form_group, value_or_none
+from ._common import Collapsible, auto_double_spinbox, compact, folder_row, form_group, value_or_none
 from ._layers import current_plane
-from .segment_layers import is_pristine, is_segment_result, uncorrected_planes
+from .segment_layers import is_lazy, is_pristine, is_segment_result, uncorrected_planes
 from .segment_pickers import LOAD_FROM_FILE, unreadable_reason
 from .train_history import ModelHistory
 from .train_job import TrainJob
@@ -129,7 +131,7 @@ class TrainSettings(QWidget):
                               ("max steps", self.max_steps),
                               ("new: task", self.task_box), ("new: classes", self.classes),
                               ("new: depth", self.depth), ("new: width", self.width),
-                              ("project folder", self.project_dir)):
+                              ("project folder", folder_row(self.project_dir, "Project folder", self))):
             mform.addRow(label, widget)
         for widget in (self.preview, self.borrow_encoder, self.use_project, self.project_info):
             mform.addRow(widget)
@@ -210,7 +212,27 @@ class TrainSettings(QWidget):
                                                                                   self.read_for(image, labels)):
             problem = (f"'{labels.name}' ({plane_text(labels)}) do not overlay '{image.name}' ({plane_text(image)}): "
                        "choose the image they were painted on.")
+        elif isinstance(image, Image) and isinstance(labels, Labels):
+            problem = self._another_images(image, labels)
         self._on_pair_problem(problem)
+
+    def _another_images(self, image: Image, labels: Labels) -> str | None:
+        """Labels whose objects are no brighter than the image's background, said before Train is pressed (the
+        round would say it only once started, and its model would not be put in use); None when they look right,
+        or cannot be judged cheaply here (stacks, huge planes, class scribbles, a new model)."""
+        if self.mode() != "dense" or not self._starts_from_instances() or labels.ndim != 2 \
+                or is_lazy(labels.data) or np.prod(labels.data.shape) > 4096 * 4096:
+            return None
+        try:
+            data, rgb = self.read_for(image, labels).data(image)
+            if np.ndim(data) != (3 if rgb else 2) or is_lazy(data):
+                return None
+            model = cached_model(resolve_model_path(self.starting_point()))
+            said = annotation_warnings(model, TrainingPair(np.asarray(data), np.asarray(labels.data), rgb=rgb,
+                                                           name=f"'{labels.name}'"))
+        except (ModelFileError, OSError, ValueError):
+            return None
+        return f"Check before training: {said[0]} (they are on '{image.name}')" if said else None
 
     def refresh_models(self) -> None:
         """Re-read the model folders (the built-in model, user models, new), then the files loaded by hand."""

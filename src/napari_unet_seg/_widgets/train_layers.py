@@ -129,7 +129,9 @@ def image_for(labels_layer: Any, images: list[Any], current: Any = None) -> Any:
     """The image layer that goes with ``labels_layer``, or None when no single one does.
 
     The image Segment made the labels from (recorded in their metadata), else
-    ``current`` when the labels overlay it, else the only image they overlay.
+    the image whose name begins the labels' ("cells" for "cells_corrected",
+    the longest if several), else ``current`` when the labels overlay it, else
+    the only image they overlay.
     """
     matching = [image for image in images if overlays(image, labels_layer)]
     made_from = labels_layer.metadata.get(METADATA_KEY)
@@ -139,6 +141,9 @@ def image_for(labels_layer: Any, images: list[Any], current: Any = None) -> Any:
         by_name = [image for image in matching if image.name == made_from.get("source")]
         if by_id or by_name:
             return (by_id or by_name)[0]
+    named = [image for image in matching if image.name and str(labels_layer.name).startswith(image.name)]
+    if named and not (current is not None and current in named):
+        return max(named, key=lambda image: len(image.name))  # labels opened from "<image>_labels.tif" and the like
     if current is not None and current in matching:  # == and in: napari may hand out proxies of one layer
         return current
     return matching[0] if len(matching) == 1 else None

@@ -66,6 +66,16 @@ def current_project_dir() -> Path:
     return Path(text) if text and (Path(text) / INDEX).is_file() else default_project_dir()
 
 
+def lost_project_dir() -> Path | None:
+    """The project the Train dock used last when it is gone (moved, renamed or deleted since), else None: the
+    dock then starts on another project, and must say so rather than look like every correction was lost."""
+    try:
+        text = (default_project_dir().parent / LAST_PROJECT).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text and not (Path(text) / INDEX).is_file() else None
+
+
 def remember_project_dir(folder: str | os.PathLike) -> None:
     """Make ``folder`` the project a Train dock opened later starts on (nothing is lost if this cannot be written)."""
     pointer = default_project_dir().parent / LAST_PROJECT
