@@ -96,6 +96,28 @@ def test_on_a_laptop_screen_segment_train_and_batch_open_as_tabs_each_whole(make
     assert window_height(viewer) <= 768
 
 
+def test_opening_the_history_on_a_laptop_screen_brings_it_into_view(make_napari_viewer, tmp_path):
+    """In a laptop's window not maximised, the History opened below the settings' scrolled view: a 20-px strip of
+    one row showed."""
+    from napari_unet_seg.core.training.project import Project
+
+    project = Project(tmp_path / "project")
+    for k in range(4):
+        project.record_model(tmp_path / f"round-{k}.safetensors", {"parent": "nuclei", "improved": True,
+                                                                   "ap50_90": 0.5, "ap50": 0.8})
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1089, 630)
+    open_dock(viewer, "Segment")
+    train = open_dock(viewer, "Train")
+    train.settings.project_dir.setText(str(tmp_path / "project"))
+    train.settings.project_dir.editingFinished.emit()
+    train.settings.history_section.toggle.click()
+    settle()
+    models = train.settings.history.models
+    assert models.count() >= 4
+    assert shown_whole(models)  # rows to read, not a strip
+
+
 def test_on_a_tall_window_docks_stay_stacked_and_other_plugins_docks_are_never_tabbed(make_napari_viewer):
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1366, 1500)

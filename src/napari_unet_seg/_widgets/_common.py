@@ -16,7 +16,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ..core.common.callbacks import Cancelled
@@ -88,6 +88,18 @@ class Collapsible(QWidget):
     def _show(self, shown: bool) -> None:
         self.section.setVisible(shown)
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        if shown:  # opened at the bottom of a short dock's scrolling settings: brought into view, not left below
+            QTimer.singleShot(0, self._bring_into_view)
+
+    def _bring_into_view(self) -> None:
+        try:
+            parent = self.parentWidget()
+        except RuntimeError:  # closed meanwhile
+            return
+        while parent is not None and not isinstance(parent, QScrollArea):
+            parent = parent.parentWidget()
+        if parent is not None and self.section.isVisible():
+            parent.ensureWidgetVisible(self.section, 0, 0)
 
 
 def refill(combo: QComboBox, names: list[str], current: str) -> None:
