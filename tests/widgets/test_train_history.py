@@ -193,3 +193,26 @@ def test_a_row_whose_model_was_moved_away_and_replaced_says_so_and_is_not_used(m
     train.settings.history.use_button.click()
     assert errors == [f"{first} now holds another model: this one was renamed or moved away (find it by its name "
                       "in your files and load it in Segment with 'Load from file…')."]
+
+
+def test_a_saved_annotation_can_be_left_out_of_training_and_put_back_from_the_dock(make_napari_viewer, tmp_path):
+    from qtpy.QtCore import Qt
+
+    from napari_unet_seg.core.training.data import TrainingPair
+    from napari_unet_seg.core.training.project import Project
+
+    project = Project(tmp_path / "project")
+    project.add(TrainingPair(*synthetic_nuclei((48, 48), n=4, seed=1), name="day one"))
+    project.add(TrainingPair(*synthetic_nuclei((48, 48), n=5, seed=2), name="HaCaT by mistake"))
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet-seg", "Train")
+    widget.settings.project_dir.setText(str(tmp_path / "project"))
+    widget.settings.project_dir.editingFinished.emit()
+    shown = widget.settings.annotations.list
+    assert [shown.item(i).text().split(" (")[0] for i in range(shown.count())] == ["HaCaT by mistake", "day one"]
+    assert all(shown.item(i).checkState() == Qt.CheckState.Checked for i in range(shown.count()))
+    shown.item(0).setCheckState(Qt.CheckState.Unchecked)  # as a click on its box
+    assert [p.name for p in Project(tmp_path / "project").pairs()] == ["day one"]
+    assert widget.settings.annotations.note.text() == "1 left out of training (kept; tick to put back)"
+    shown.item(0).setCheckState(Qt.CheckState.Checked)
+    assert len(Project(tmp_path / "project").pairs()) == 2

@@ -27,6 +27,7 @@ from ._common import Collapsible, auto_double_spinbox, compact, folder_row, form
 from ._layers import current_plane
 from .segment_layers import is_lazy, is_pristine, is_segment_result, uncorrected_planes
 from .segment_pickers import LOAD_FROM_FILE, unreadable_reason
+from .train_annotations import SavedAnnotations
 from .train_history import ModelHistory
 from .train_job import TrainJob
 from .train_layers import (
@@ -138,11 +139,13 @@ class TrainSettings(QWidget):
         self.more = Collapsible("Time budget, new models, project", more)
         self.history = ModelHistory(on_use=on_use)
         self.history_section = Collapsible("History: every model trained here", self.history)
+        self.annotations = SavedAnnotations()
+        self.annotations_section = Collapsible("Saved annotations: what every round learns from", self.annotations)
         for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
             compact(combo, 10)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for section in (data, self.more, self.history_section):
+        for section in (data, self.more, self.history_section, self.annotations_section):
             layout.addWidget(section)
         layout.addStretch(1)
         self.model_box.currentTextChanged.connect(self._on_model_changed)
@@ -338,9 +341,13 @@ class TrainSettings(QWidget):
         except ValueError as exc:
             self.project_info.setText(str(exc))
             self.history.show_project(None)
+            self.annotations.show_project(None)
             return
-        self.project_info.setText(f"{len(project)} annotated image(s) saved in this project")
+        left_out = sum(bool(entry.get("left_out")) for entry in project.entries)
+        self.project_info.setText(f"{len(project)} annotated image(s) saved in this project"
+                                  + (f", {left_out} of them left out of training" if left_out else ""))
         self.history.show_project(project, start_from=self.model_box.currentText())
+        self.annotations.show_project(project)
 
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]

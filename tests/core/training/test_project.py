@@ -213,3 +213,27 @@ def test_a_class_model_put_in_use_leaves_the_objects_model_in_use_for_docks_that
     (tmp_path / "project" / "project.json").write_text(json.dumps(legacy))
     earlier = Project(tmp_path / "project")
     assert earlier.in_use is None and earlier.in_use_classes == classes
+
+
+def test_an_annotation_left_out_stops_training_is_kept_and_comes_back(tmp_path):
+    """Another project's image saved here by mistake came back in every later round: it can be left out now."""
+    project = Project(tmp_path / "project")
+    first = project.add(TrainingPair(*synthetic_nuclei((48, 48), n=4, seed=1), name="mine"))
+    wrong_image, wrong_labels = synthetic_nuclei((48, 48), n=6, seed=9)
+    wrong = project.add(TrainingPair(wrong_image, wrong_labels, name="another project's"))
+    project.leave_out(wrong)
+    again = Project(tmp_path / "project")
+    assert [p.name for p in again.pairs()] == ["mine"] and len(again) == 2  # kept, not trained on
+    assert (tmp_path / "project" / "pairs" / f"{wrong}.npz").exists()
+    again.leave_out(wrong, False)
+    assert [p.name for p in Project(tmp_path / "project").pairs()] == ["mine", "another project's"]
+    again.leave_out(wrong)
+    relabelled = wrong_labels.copy()
+    relabelled[relabelled == 1] = 0
+    again.add(TrainingPair(wrong_image, relabelled, name="corrected anew"))  # its image corrected again: it trains
+    pairs = Project(tmp_path / "project").pairs()
+    assert [p.name for p in pairs] == ["mine", "corrected anew"]
+    np.testing.assert_array_equal(pairs[1].labels, relabelled)  # not merged with the left-out one
+    kept = list((tmp_path / "project" / "pairs" / "left-out").iterdir())
+    assert [p.name for p in kept] == [f"{wrong}-1.npz"]  # the left-out file is kept aside, not overwritten
+    assert first in {e["key"] for e in Project(tmp_path / "project").entries}

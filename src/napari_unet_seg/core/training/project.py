@@ -228,6 +228,9 @@ class Project:
         self._separate_kinds(base)
         saved = next((e for e in self.entries if e["key"] == key), None)
         self.kept_from_earlier.pop(key, None)
+        if saved is not None and saved.get("left_out"):
+            self._keep_left_out(saved)  # its image corrected anew: the new one trains, the old is kept aside
+            saved = None
         if saved is not None and not scribbles and not _has_objects(labels, valid) and self._has_objects(saved):
             # e.g. a new, never-painted Labels layer picked for an image corrected before: the correction stays
             raise UnusableAnnotation(f"{pair.name or 'this image'} has a correction with objects saved in the "
@@ -301,6 +304,8 @@ class Project:
         out = []
         self.unreadable = []
         for entry in self.entries:
+            if entry.get("left_out"):
+                continue  # the user took it out of training (kept, and can be put back)
             if scribbles is not None and entry["scribbles"] != scribbles:
                 continue
             if task is not None and entry.get("task") not in (task, None):
@@ -368,6 +373,30 @@ class Project:
                 self._in_use_classes = str(Path(path).absolute())
             else:
                 self._in_use = str(Path(path).absolute())
+
+    def _keep_left_out(self, entry: dict[str, Any]) -> None:
+        """Move a left-out annotation's file to ``pairs/left-out/`` before a new correction of its image takes its
+        name (nothing the user made is deleted)."""
+        source = self.folder / entry["file"]
+        if not source.exists():
+            return
+        folder = self.folder / "pairs" / "left-out"
+        folder.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while (target := folder / f"{entry['key']}-{n}.npz").exists():
+            n += 1
+        os.replace(source, target)
+
+    def leave_out(self, key: str, left_out: bool = True) -> None:
+        """Take a saved annotation out of training (``left_out``), or put it back. Nothing is deleted: its file
+        stays, and so does its entry, marked; a new correction of its image puts that image back in."""
+        with self._changing():
+            for entry in self.entries:
+                if entry["key"] == key:
+                    if left_out:
+                        entry["left_out"] = True
+                    else:
+                        entry.pop("left_out", None)
 
     def find_moved(self, recorded: Path) -> Path | None:
         """Where a model of this project's history is now, after it was renamed or moved within the model folder
