@@ -63,6 +63,16 @@ def test_z_stacks_put_channels_before_z(tmp_path):
     assert [a["name"] for a in attrs(tmp_path / "c.ome.zarr")["multiscales"][0]["axes"]] == ["c", "z", "y", "x"]
 
 
+def test_a_multichannel_image_of_the_labels_plane_keeps_its_channels_without_being_told(tmp_path):
+    """A (2, H, W) image beside (H, W) labels was refused ("do not match"), in napari's File > Save and the CLI."""
+    labels = awkward_labels()
+    image = np.random.default_rng(2).integers(0, 255, (2,) + labels.shape, dtype=np.uint8)
+    image_node, labels_node = read_back(write_ome_zarr(tmp_path / "two.ome.zarr", labels, image))
+    assert [a["name"] for a in image_node.metadata["axes"]] == ["c", "y", "x"]
+    assert np.array_equal(np.asarray(image_node.data[0]), image)
+    assert np.array_equal(np.asarray(labels_node.data[0]), labels)
+
+
 def test_colour_stacks_put_channels_first_and_labels_leave_them_out(tmp_path):
     labels = stack_labels()
     image = np.random.default_rng(1).integers(0, 255, labels.shape + (3,), dtype=np.uint8)

@@ -138,6 +138,9 @@ def image_name(path: Path) -> str:
     return name or path.name
 
 
+MAX_IMAGE_CHANNELS = 16  # a leading axis this long or shorter, beyond the labels' axes, is taken for channels
+
+
 def _image_in_ngff_order(image: Any, labels_shape: tuple[int, ...], *, rgb: bool, channel_axis: int | None,
                          spatial: list[str]) -> tuple[Any, list[str]]:
     """The image as a dask array in NGFF axis order (channels first), checked against the labels' shape."""
@@ -150,6 +153,9 @@ def _image_in_ngff_order(image: Any, labels_shape: tuple[int, ...], *, rgb: bool
         raise ValueError("give either rgb or channel_axis, not both")
     if rgb:
         channel_axis = -1
+    elif channel_axis is None and img.ndim == len(labels_shape) + 1 and tuple(img.shape[1:]) == tuple(labels_shape) \
+            and img.shape[0] <= MAX_IMAGE_CHANNELS:
+        channel_axis = 0  # one axis more than the labels, first: the channels of the image they were made from
     if channel_axis is not None:
         if not -img.ndim <= channel_axis < img.ndim:
             raise ValueError(f"channel_axis {channel_axis} does not exist in an image of shape {tuple(img.shape)}")
