@@ -24,6 +24,22 @@ def test_models_lists_user_models(capsys, private_model_dir, tiny_model):
     assert "mine" in capsys.readouterr().out
 
 
+def test_models_marks_the_model_napari_starts_on_and_lists_one_kept_elsewhere(capsys, private_model_dir, tiny_model,
+                                                                              tmp_path):
+    from napari_unet_seg.core.training.project import Project, default_project_dir
+
+    mine = save_model(tiny_model, private_model_dir / "mine")
+    Project(default_project_dir()).set_in_use(mine)
+    assert main(["models"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mine "))
+    assert f"[in use: napari's docks start on it for objects, project {default_project_dir()}]" in line
+    away = save_model(tiny_model, tmp_path / "elsewhere" / "away.safetensors")
+    Project(default_project_dir()).set_in_use(away)
+    assert main(["models"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("away "))
+    assert "elsewhere" in line and str(away) in line and "give its path as --model" in line
+
+
 def test_a_user_model_named_like_a_built_in_one_is_listed_as_hidden(capsys, private_model_dir, tiny_model):
     save_model(tiny_model, private_model_dir / "nuclei.safetensors")
     assert main(["models"]) == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..core.model.modelfile import ModelFileError, read_metadata
 from ..core.model.registry import available_models, builtin_model_paths, user_model_dir
+from ..core.training.project import Project, current_project_dir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     builtin = builtin_model_paths()
     models = available_models()
+    in_use = models_in_use()
     print(f"user model folder: {user_model_dir()}")
     if not models:
         print("no models installed yet")
@@ -31,11 +34,29 @@ def run(args: argparse.Namespace) -> int:
                 detail += f"; {verdict}"
         except ModelFileError as exc:
             detail = f"unreadable: {exc}"
-        print(f"{name:<24} {origin:<9} {detail}  ({path})")
+        mark = in_use.pop(path.resolve(), "")
+        print(f"{name:<24} {origin:<9} {mark}{detail}  ({path})")
+    for path, mark in in_use.items():  # written outside the model folder (``unet-seg train -o elsewhere/...``)
+        print(f"{path.stem:<24} {'elsewhere':<9} {mark}give its path as --model  ({path})")
     for path in shadowed_models():
         print(f"{path.stem:<24} {'hidden':<9} a built-in model has this name, so `--model {path.stem}` runs the "
               f"built-in one: rename the file to use it by name, or give its path  ({path})")
     return 0
+
+
+def models_in_use() -> dict[Path, str]:
+    """The models napari's docks start on (the project Train used last: its objects and class models in use), each
+    with the mark its row gets; the command line uses `nuclei` unless told (--model)."""
+    try:
+        folder = current_project_dir()
+        project = Project(folder)
+    except (OSError, ValueError):
+        return {}
+    marks = {}
+    for path, what in ((project.in_use, "objects"), (project.in_use_classes, "classes")):
+        if path is not None:
+            marks[path.resolve()] = f"[in use: napari's docks start on it for {what}, project {folder}] "
+    return marks
 
 
 def shadowed_models() -> list:
