@@ -371,6 +371,7 @@ def test_painted_regions_are_named_in_the_dock_and_keep_their_names(docked, qtbo
     widget.class_names.setText("tumour, stroma")
     measure_and_wait(widget, qtbot)
     assert set(widget.table["class_name"]) <= {"tumour", "stroma"} and "tumour: " in widget.status.text()
+    assert "Note" not in widget.status.text()  # names that fit: nothing to say
     assert list(regions.features["class"]) == ["background", "tumour", "stroma"]  # named on hover from now on
     widget.classes_picker.setCurrentText(NO_CLASSES)
     assert not widget.class_names.isEnabled()
@@ -381,3 +382,9 @@ def test_painted_regions_are_named_in_the_dock_and_keep_their_names(docked, qtbo
     assert set(widget.table["class_name"]) <= {"tumour", "stroma"}
     regions.name = "tissue regions"  # renamed: still the classes
     assert widget.classes_picker.currentText() == "tissue regions"
+    widget.class_names.setText("tumour")  # one name too few: the class left unnamed is said
+    measure_and_wait(widget, qtbot)
+    assert "Note: no name was typed for class 2, so the table calls it so." in widget.status.text()
+    widget.class_names.setText("tumour, stroma, necrosis")  # one too many: said, not dropped in silence
+    measure_and_wait(widget, qtbot)
+    assert "Note: 'necrosis' named no class (the class layer's classes go up to 2)." in widget.status.text()

@@ -93,6 +93,28 @@ def _channels_last(data: Any) -> Any:
     return da.moveaxis(da.asarray(data), 0, -1)
 
 
+def _top_class(classes: Labels, measured: Any) -> int:
+    """The highest class of the class layer (of the objects, when reading the whole layer would cost much)."""
+    data = source_array(classes)
+    if isinstance(data, np.ndarray):
+        return int(data.max(initial=0))
+    return int(np.max(measured, initial=0))
+
+
+def _names_note(typed: list[str] | None, top: int) -> str:
+    """Class names typed for more or fewer classes than the class layer has (up to ``top``): which names went
+    unused, or which classes kept a plain "class k"; "" when they fit (or none were typed)."""
+    if not typed or top < 1:
+        return ""
+    names = typed[1:]  # typed[0] is the background
+    if len(names) > top:
+        extra = ", ".join(repr(n) for n in names[top:] if n)
+        return f"{extra} named no class (the class layer's classes go up to {top})" if extra else ""
+    unnamed = [k for k in range(1, top + 1) if k > len(names) or not names[k - 1]]
+    return (f"no name was typed for {', '.join(f'class {k}' for k in unnamed)}, so the table calls "
+            f"{'it' if len(unnamed) == 1 else 'them'} so") if unnamed else ""
+
+
 class MeasureWidget(QWidget):
     """Measure the objects of a Labels layer, with the intensities of chosen image layers."""
 
@@ -420,6 +442,9 @@ class MeasureWidget(QWidget):
         if is_class_output(layer):
             text += (f" Note: '{layer.name}' is a class model's output, so each class was measured as one object; "
                      "for a class per object, measure the objects' labels and choose this layer under Classes.")
+        if "class" in table and classes is not None and (note := _names_note(self.typed_class_names(),
+                                                                              _top_class(classes, table["class"]))):
+            text += f" Note: {note}."
         if elsewhere := self._left_out_elsewhere(layer):
             text += (f" Not measured: {', '.join(repr(n) for n in elsewhere)}, which lies elsewhere on screen than "
                      "the labels (another pixel size, position or rotation); tick it to measure it all the same.")
