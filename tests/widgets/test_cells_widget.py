@@ -69,6 +69,16 @@ def test_without_a_stain_a_reach_is_needed_and_then_cells_are_nearest_pixels(doc
     np.testing.assert_array_equal(viewer.layers["nuclei cells"].data, expected)
 
 
+def test_nuclei_without_any_object_are_refused_rather_than_grown_into_an_empty_layer(docked):
+    viewer, widget, nuclei_layer, _ = docked
+    viewer.add_labels(np.zeros_like(nuclei_layer.data), name="empty nuclei", scale=(0.5, 0.5))
+    widget.nuclei_picker.setCurrentText("empty nuclei")
+    assert widget.run() is None
+    assert widget.status.text() == ("Not started: 'empty nuclei' holds no nuclei (every pixel is 0): segment them "
+                                    "first, or choose the layer that holds them")
+    assert "empty nuclei cells" not in viewer.layers
+
+
 def test_a_labels_layer_as_the_cell_area_turns_the_threshold_off(docked, qtbot):
     viewer, widget, nuclei_layer, cytoplasm = docked
     mask = np.zeros(nuclei_layer.data.shape, np.uint8)
@@ -174,6 +184,17 @@ def test_opened_before_segment_the_stain_is_the_other_channel_once_segment_names
     qtbot.waitUntil(lambda: cells.nuclei_picker.currentText() == "exp labels", timeout=5000)
     qtbot.waitUntil(lambda: cells.stain_picker.currentText() == "exp · channel 1", timeout=5000)
     assert cells.stain_picker.itemText(1) == "exp · channel 0"  # the nuclear channel: offered, after the other
+    from napari_unet_seg._widgets import cells as cells_module
+
+    warned = []
+    cells_module.show_warning, shown = warned.append, cells_module.show_warning
+    try:
+        cells.stain_picker.setCurrentIndex(1)  # chosen anyway: said in a notification too, not only the status
+        grow_and_wait(cells, qtbot)
+    finally:
+        cells_module.show_warning = shown
+    assert warned == ["Cells: The stain is the image the nuclei were segmented from: choose the cytoplasm or "
+                      "membrane stain."]
 
 
 def test_a_stain_of_the_same_size_lying_elsewhere_is_not_the_default(docked):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtWidgets import (
     QComboBox,
@@ -219,6 +219,10 @@ class CellsWidget(QWidget):
         nuclei, stain, area = self.nuclei_layer(), self.stain_data(), self.area_layer()
         if nuclei is None:
             return self._refuse("choose the nuclei (a Labels layer) first")
+        data = source_array(nuclei)
+        if isinstance(data, np.ndarray) and not data.any():
+            return self._refuse(f"'{nuclei.name}' holds no nuclei (every pixel is 0): segment them first, or choose "
+                                "the layer that holds them")
         options = self.options()
         try:
             check_cell_options(options, stain is not None, area is not None)
@@ -289,6 +293,8 @@ class CellsWidget(QWidget):
                if over_nuclear_stain else "")
         said = "".join(f" Note: {note}." for note in notes)
         self.status.setText(f"{cells_note(source_array(nuclei), cells)} -> '{target.name}'.{own}{said}")
+        if own:
+            show_warning(f"Cells: {own.strip()}")
         for note in notes:
             show_info(f"Cells: {note}.")
 
