@@ -72,3 +72,21 @@ def test_the_last_line_counts_skips_by_reason_not_by_where_each_rows_counts_came
     assert skip_reasons(rows, "--overwrite") == (
         "5 x output exists (use --overwrite to redo it) | 1 x output exists, made with other settings "
         "(diameter: auto -> 30 px); use --overwrite to redo it")
+
+
+def test_a_results_folder_copied_elsewhere_keeps_its_rows_on_a_rerun(tmp_path, folder, options):
+    """Rows name outputs by absolute path: in a copy, every row seemed missing ("the run that made it left no
+    row")."""
+    import shutil
+
+    from napari_unet_seg.core.batch.runner import run_batch
+
+    root, _ = folder
+    first = run_batch([root / "a.tif", root / "b c.png"], tmp_path / "out", options)
+    shutil.copytree(tmp_path / "out", tmp_path / "copy")
+    again = run_batch([root / "a.tif", root / "b c.png"], tmp_path / "copy", options)
+    assert [r.status for r in again] == ["skipped", "skipped"]
+    assert all("left no row" not in r.message for r in again)
+    assert [r.objects for r in again] == [r.objects for r in first]
+    assert {r.output for r in read_summary(tmp_path / "copy")} == {str(tmp_path / "copy" / "a_labels.tif"),
+                                                                   str(tmp_path / "copy" / "b c_labels.tif")}

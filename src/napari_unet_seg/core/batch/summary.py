@@ -166,10 +166,37 @@ def read_summary(outdir: str | os.PathLike) -> list[FileResult]:
     """
     rows: dict[str, FileResult] = {}
     for path in _our_summaries(Path(outdir)):
-        for result in _rows(path):
+        for result in _moved_with_the_folder(_rows(path), Path(outdir)):
             rows.pop(result.output or result.file, None)
             rows[result.output or result.file] = result
     return list(rows.values())
+
+
+def _moved_with_the_folder(rows: list[FileResult], outdir: Path) -> list[FileResult]:
+    """Rows of a results folder copied or moved elsewhere, their outputs found in ``outdir`` now.
+
+    Outputs are recorded by absolute path. Those outside ``outdir`` are placed
+    under it as they lay under the summary's old folder (the common folder of
+    those outputs), where a file of that name is there; the others stay as
+    they were (their rows then name outputs the rerun does not find).
+    """
+    here = outdir.resolve()  # as the jobs name their outputs
+    away = [Path(r.output) for r in rows if r.output and here not in Path(r.output).parents]
+    if not away:
+        return rows
+    try:
+        old = Path(os.path.commonpath([str(p.parent) for p in away]))
+    except ValueError:  # different drives
+        return rows
+    moved = []
+    for row in rows:
+        output = Path(row.output) if row.output else None
+        if output is not None and output in away and old in output.parents:
+            now = here / output.relative_to(old)
+            if now.exists():
+                row = replace(row, output=str(now))
+        moved.append(row)
+    return moved
 
 
 def _our_summaries(outdir: Path) -> list[Path]:
