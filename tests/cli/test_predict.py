@@ -1,6 +1,7 @@
 """`unet-seg predict` on folders: exit codes, stderr lines, resume, overwrite, scheduler errors."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -452,3 +453,18 @@ def test_an_output_folder_another_run_writes_into_is_one_line_and_exit_2(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "another batch run" in err[0], err
     assert not (out / "a_labels.tif").exists() and (out / LOCK_NAME).exists()  # the other run's lock is kept
+
+
+def test_a_file_that_takes_long_is_followed_now_and_then_not_left_silent(capsys, monkeypatch):
+    """A 4800² mosaic ran 60-110 s with nothing printed: a run that looked hung."""
+    from napari_unet_seg.cli import predict
+    from napari_unet_seg.core.batch.jobs import Job
+
+    clock = iter([0.0, 5.0, 12.0, 14.0, 30.0, 31.0])
+    monkeypatch.setattr(predict.time, "monotonic", lambda: next(clock))
+    notes, job = predict.SlowFileNotes(), Job(Path("big.tif"), Path("out/big_labels.tif"))
+    for done in (1, 2, 4, 5, 6, 10):  # at 0, 5, 12, 14, 30 and 31 s, of 10 windows
+        notes(job, done, 10)
+    assert capsys.readouterr().out.splitlines() == [
+        "big.tif: 40 % of the network's windows, 12 s so far",  # nothing for the first 10 s
+        "big.tif: 60 % of the network's windows, 30 s so far"]  # then one line every 15 s at most; none at the end

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"unet-seg predict: note: {note}", file=sys.stderr)
     try:
         results = run_jobs(jobs, outdir, options, overwrite=args.overwrite, scheduler=args.scheduler, on_result=report,
-                           overwrite_said="--overwrite")
+                           overwrite_said="--overwrite", progress=SlowFileNotes())
     except SchedulerError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:  # what was kept, and how to go on: not a bare "interrupted"
@@ -204,6 +207,28 @@ def run(args: argparse.Namespace) -> int:
     page = qc_page(outdir) if not args.no_qc else None
     print(outcome_line(results, summary_path(outdir), page))
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+class SlowFileNotes:
+    """A line now and then for a file that takes long (a large image, a slow CPU), so a run is not silent for
+    minutes: "big.tif: 40 % of the network's windows, 32 s so far". Called from the threads that segment."""
+
+    FIRST, EVERY = 10.0, 15.0  # seconds: nothing for quick files; then a line every so often
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: dict[Any, float] = {}
+        self._said = float("-inf")
+
+    def __call__(self, job: Any, done: int, total: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            start = self._started.setdefault(job, now)
+            if now - start < self.FIRST or now - self._said < self.EVERY or done >= total:
+                return
+            self._said = now
+        print(f"{job.source}: {100 * done // max(total, 1)} % of the network's windows, {now - start:.0f} s so far",
+              flush=True)
 
 
 def outcome_line(results: list[FileResult], summary: Path, page: Path | None = None) -> str:

@@ -66,11 +66,13 @@ def run_batch(
 def run_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = RunOptions(), *,
              overwrite: bool = False, scheduler: str | None = None,
              on_result: Callable[[FileResult], None] | None = None,
-             cancel: Callable[[], bool] | None = None, overwrite_said: str = "overwrite") -> list[FileResult]:
-    """Run planned jobs (see :func:`find_jobs`), report each result, write ``summary.csv``."""
+             cancel: Callable[[], bool] | None = None, overwrite_said: str = "overwrite",
+             progress: FileProgress | None = None) -> list[FileResult]:
+    """Run planned jobs (see :func:`find_jobs`), report each result, write ``summary.csv``; ``progress`` as for
+    :func:`iter_jobs`."""
     results = {}
     for job, result in iter_jobs(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
-                                 overwrite_said=overwrite_said):
+                                 overwrite_said=overwrite_said, progress=progress):
         results[job] = result
         if on_result is not None:
             on_result(result)
