@@ -413,3 +413,20 @@ def test_an_output_folder_of_earlier_results_shows_them_to_open_after_a_restart(
     assert viewer.layers[-1].name.endswith(" labels") and np.asarray(viewer.layers[-1].data).max() > 0
     later.output_dir.setText(str(tmp_path / "elsewhere"))  # no results there: the table is left as it was
     assert later.table.rowCount() == 4
+
+
+def test_the_progress_bar_moves_while_one_large_file_runs(widget):
+    """The bar counted files: on one large mosaic it sat at 0 % for minutes while its row said "running 38 %"."""
+    import time as time_module
+    from pathlib import Path
+
+    from napari_unet_seg._widgets.batch import STEPS_PER_FILE
+    from napari_unet_seg.core.batch.jobs import Job
+
+    widget, _, _ = widget
+    jobs = [Job(Path(f"in/{k}.tif"), Path(f"out/{k}_labels.tif")) for k in range(2)]
+    widget.jobs, widget.results = jobs, {}
+    widget.progress_bar.setRange(0, 2 * STEPS_PER_FILE)
+    widget._under_way[jobs[0]] = (38, 100, time_module.monotonic())
+    widget._show_progress()
+    assert widget.progress_bar.value() == int(0.38 * STEPS_PER_FILE)

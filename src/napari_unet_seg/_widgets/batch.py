@@ -59,6 +59,7 @@ from .measure_classes import class_names_of
 from .segment_layers import mark_result, show_classes
 from .segment_pickers import ModelPicker
 
+STEPS_PER_FILE = 100  # the progress bar's steps per file: a large file's windows move it too
 COLUMNS = ["file", "status", "objects", "mean area", "seconds", "message"]
 REDO = "redo finished files"  # the tick box the core's messages call "overwrite"
 
@@ -349,7 +350,7 @@ class BatchWidget(QWidget):
             self._fit_table()
             for row, job in enumerate(self.jobs):
                 self._set_row(row, [self._name(job), "queued", "", "", "", ""])
-            self.progress_bar.setRange(0, max(len(self.jobs), 1))
+            self.progress_bar.setRange(0, max(len(self.jobs), 1) * STEPS_PER_FILE)
             self.progress_bar.setValue(0)
             if not self.jobs:
                 self._nothing_found, self._deeper = True, message[2]
@@ -370,7 +371,7 @@ class BatchWidget(QWidget):
         if result.status != "skipped":
             self._last_done = time.monotonic()
         self._show_result(self.jobs.index(job), job, result)
-        self.progress_bar.setValue(len(self.results))
+        self._show_progress()
         self._show_status()
         if self._pbar is not None:
             self._pbar.update(1)
@@ -434,12 +435,20 @@ class BatchWidget(QWidget):
         under_way = {job: heard for job, heard in list(self._under_way.items()) if job not in self.results}
         for job, (windows, of, _) in under_way.items():
             self._show_running(job, windows, of)
+        self._show_progress(under_way)
         remaining = time_left(self._last_done - self._started, now - self._last_done, segmented, total - done)
         if not segmented and under_way:  # the file furthest along tells the pace
             windows, of, said = max(under_way.values(), key=lambda heard: heard[0] / max(heard[1], 1))
             remaining = first_time_left(said - self._started, windows / max(of, 1), spent, total - done)
         left = f", ~{format_seconds(remaining)} left" if remaining is not None and remaining >= 1 else ""
         self.status.setText(f"Segmenting: {done} / {total} files done{left} · {format_seconds(spent)} so far")
+
+    def _show_progress(self, under_way: dict | None = None) -> None:
+        """The bar: the files done, and how far the network of each file under way is (one large file moves it)."""
+        if under_way is None:
+            under_way = {job: heard for job, heard in list(self._under_way.items()) if job not in self.results}
+        running = sum(min(windows / max(of, 1), 1.0) for windows, of, _ in under_way.values())
+        self.progress_bar.setValue(int((len(self.results) + running) * STEPS_PER_FILE))
 
     def _show_running(self, job: Job, windows: int, of: int) -> None:
         """A file under way: "running 40 %" in its status cell (its network's windows), then "finishing"."""
