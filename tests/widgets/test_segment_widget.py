@@ -793,3 +793,26 @@ def test_settings_the_run_would_refuse_are_refused_before_it_and_failures_keep_t
                                    "objects are 20 px across): this run takes about 16x as long as at the image's "
                                    "own size."]
     assert widget.status.text() == "Failed: the image is unreadable"
+
+
+def test_a_bioimage_io_package_loaded_from_file_is_imported_into_the_model_folder(make_widget, qtbot, tmp_path,
+                                                                                   monkeypatch):
+    """Loading a package answered only "turn it into one with `unet-seg import-model ...`": a biologist had to
+    leave napari for it."""
+    pytest.importorskip("bioimageio.spec")
+    from napari_unet_seg._widgets import segment_pickers
+    from napari_unet_seg.cli.main import main
+    from napari_unet_seg.core.model.modelfile import load_model_file
+
+    said = []
+    monkeypatch.setattr(segment_pickers, "show_info", said.append)
+    viewer, widget = make_widget()
+    source = user_model_dir() / "tiny.safetensors"
+    assert main(["export-model", str(source), "-o", str(tmp_path / "cells-bioimageio.zip")]) == 0
+    assert widget.model_picker.add_file(tmp_path / "cells-bioimageio.zip")
+    chosen = widget.model_picker.path()
+    assert chosen == user_model_dir() / "cells-bioimageio.safetensors" and chosen.is_file()
+    assert said[0].startswith("Imported 'cells-bioimageio' from cells-bioimageio.zip into your model folder")
+    assert load_model_file(chosen).in_channels == load_model_file(source).in_channels
+    assert widget.model_picker.add_file(tmp_path / "cells-bioimageio.zip")  # again: under a name of its own
+    assert widget.model_picker.path() == user_model_dir() / "cells-bioimageio-2.safetensors"

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from napari.layers import Image
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
 
-from ..core.model.modelfile import ModelFileError, ModelInfo
+from ..core.model.modelfile import ModelFileError, ModelInfo, is_bioimageio_package
 from ..core.model.registry import DEFAULT_MODEL, available_models, cached_model
 
 LOAD_FROM_FILE = "Load from file…"
@@ -166,8 +166,14 @@ class ModelPicker(QWidget):
         self.changed.emit()
 
     def add_file(self, path: str | Path) -> bool:
-        """Offer a model file (checked first) and select it; False with a notification if unusable."""
+        """Offer a model file (checked first) and select it; False with a notification if unusable. A bioimage.io
+        package of a napari-unet-seg U-Net is imported into the model folder first (as `unet-seg import-model`)."""
         path = Path(path)
+        if is_bioimageio_package(path):
+            imported = import_package(path)
+            if imported is None:
+                return False
+            path = imported
         try:
             info = ModelInfo.of(path)
             cached_model(path)  # the weights too, now: a file whose weights do not fit fails here, not at Segment
@@ -191,6 +197,34 @@ class ModelPicker(QWidget):
         if self.combo.itemData(index) != LOAD_FROM_FILE:
             self._previous = index
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Load a model", "", "napari-unet-seg models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Load a model", "", "Models (*.safetensors *.zip);;napari-unet-seg "
+                                              "models (*.safetensors);;bioimage.io model packages (*.zip)")
         if not (path and self.add_file(path)):
             self.combo.setCurrentIndex(self._previous)
+
+
+def import_package(path: Path) -> Path | None:
+    """Import the bioimage.io package ``path`` into the user model folder under a name of its own (its file's,
+    made unique); the model file written, or None with the refusal said (another network, no bioimage.io extra)."""
+    from qtpy.QtWidgets import QApplication
+
+    from ..core.model.registry import user_model_dir
+    from ..core.model_export.package import ImportRefused
+    from ..core.training.naming import fresh_model_name
+
+    stem = path.parent.name if path.name in ("rdf.yaml", "bioimageio.yaml") else path.stem
+    name = fresh_model_name(stem or "imported", user_model_dir(), new=True)
+    QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # reproducing its test output takes seconds
+    try:
+        from ..core.model_export.importing import import_bioimageio
+
+        imported = import_bioimageio(path, name=name)
+    except ImportRefused as exc:
+        show_error(f"Not imported: {exc}")
+        return None
+    finally:
+        QApplication.restoreOverrideCursor()
+    notes = "".join(f" Note: {note}." for note in imported.notes)
+    show_info(f"Imported '{name}' from {path.name} into your model folder ({imported.path}); it reproduces the "
+              f"package's test output within {imported.difference:.1e}.{notes}")
+    return imported.path

@@ -18,7 +18,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.measure.classes import check_class_names
-from ..core.model.modelfile import ModelFileError, ModelInfo
+from ..core.model.modelfile import ModelFileError, ModelInfo, is_bioimageio_package
 from ..core.model.registry import available_models, cached_model, resolve_model_path
 from ..core.training.checks import annotation_warnings
 from ..core.training.data import TrainingPair
@@ -26,7 +26,7 @@ from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, folder_row, form_group, value_or_none
 from ._layers import current_plane
 from .segment_layers import is_lazy, is_pristine, is_segment_result, uncorrected_planes
-from .segment_pickers import LOAD_FROM_FILE, unreadable_reason
+from .segment_pickers import LOAD_FROM_FILE, import_package, unreadable_reason
 from .train_annotations import SavedAnnotations
 from .train_history import ModelHistory
 from .train_job import TrainJob
@@ -272,8 +272,13 @@ class TrainSettings(QWidget):
 
     def add_model_file(self, path: str | Path) -> bool:
         """Offer a model file from anywhere as a starting point (checked whole first) and choose it; False with a
-        notification when it cannot be used."""
+        notification when it cannot be used. A bioimage.io package is imported into the model folder first."""
         path = Path(path)
+        if is_bioimageio_package(path):
+            imported = import_package(path)
+            if imported is None:
+                return False
+            path = imported
         try:
             cached_model(path)
         except ModelFileError as exc:
@@ -291,8 +296,9 @@ class TrainSettings(QWidget):
         if self.model_box.itemData(index) != LOAD_FROM_FILE:
             self._model_index = index
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Start from a model file", "",
-                                              "napari-unet-seg models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Start from a model file", "", "Models (*.safetensors *.zip);;"
+                                              "napari-unet-seg models (*.safetensors);;bioimage.io model packages "
+                                              "(*.zip)")
         if not (path and self.add_model_file(path)):
             self.model_box.setCurrentIndex(self._model_index)
 
