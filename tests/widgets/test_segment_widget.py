@@ -355,6 +355,22 @@ def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(mak
     assert not hint.isHidden()
 
 
+def test_a_movie_whose_file_names_its_frames_gets_no_maybe_channels_hint(make_widget, tmp_path):
+    import tifffile
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    frames = np.random.default_rng(4).integers(0, 255, (4, 48, 64), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "movie.tif", frames, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "plain.tif", frames)
+    with layer_source(path=str(tmp_path / "movie.tif")):
+        viewer.add_image(tifffile.imread(tmp_path / "movie.tif"), name="movie")
+    assert widget.settings.planes_hint.isHidden()  # the file says time: no "if they are channels"
+    with layer_source(path=str(tmp_path / "plain.tif")):
+        viewer.add_image(tifffile.imread(tmp_path / "plain.tif"), name="plain")
+    assert not widget.settings.planes_hint.isHidden()  # a file that says nothing: maybe channels
+
+
 def test_the_channels_of_a_movie_are_said_before_the_run_and_choosing_them_lets_frames_link(make_widget, qtbot):
     """A (T, C, Y, X) movie was segmented channel by channel, frame links greyed out, without a word."""
     viewer, widget = make_widget()

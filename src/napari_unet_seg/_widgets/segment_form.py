@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.common.callbacks import CancelCallback, ProgressCallback
-from ..core.imageio import stated_pixel_size
+from ..core.imageio import stated_axes, stated_pixel_size
 from ..core.inference.layout import (
     MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
@@ -392,6 +392,8 @@ class SegmentSettings(QWidget):
                                    info.in_channels) if lead and info is not None else None
         if self.link_frames.isEnabled() and self.link_frames.isChecked():
             axis = None  # the user has said the planes are frames of a movie: no "if they are channels"
+        if axis is not None and _file_says_stack(layer, axis, len(shape)):
+            axis = None  # the file names that axis time or depth (an ImageJ movie): no "if they are channels"
         last = lead and self.channel_axis.currentData() is None and not layer.rgb and shape[-1] <= MAX_CHANNELS
         if last:
             self.planes_hint.setText(_channels_last_hint(shape))
@@ -406,6 +408,12 @@ class SegmentSettings(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")
         if folder:
             self.folder.setText(folder)
+
+
+def _file_says_stack(layer: Any, axis: int, ndim: int) -> bool:
+    """Whether the layer's TIFF names ``axis`` time (T) or depth (Z)."""
+    axes = stated_axes(getattr(layer.source, "path", None))
+    return axes is not None and len(axes) == ndim and axes[axis] in "TZ"
 
 
 def _channels_last_hint(shape: tuple[int, ...]) -> str:

@@ -184,6 +184,21 @@ def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | N
         return None
 
 
+def stated_axes(path: str | os.PathLike | None) -> str | None:
+    """The axes a TIFF names for its image, singletons left out ("TYX" for an ImageJ movie), read without its
+    pixels; None for another file or one that names none."""
+    if path is None or Path(path).suffix.lower() not in TIFF_SUFFIXES or not Path(path).is_file():
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return "".join(a for a, n in zip(series.axes, series.shape) if n > 1) or None
+    except Exception:  # noqa: BLE001 - a hint is a nicety, never a failure
+        return None
+
+
 MICROMETRES_PER_UNIT = {  # the spellings microscopes, ImageJ, OME and NGFF use for a length unit
     **dict.fromkeys(("um", "µm", "\u03bcm", "\\u00b5m", "micron", "microns", "micrometer", "micrometre",
                      "micrometers", "micrometres"), 1.0),
