@@ -65,6 +65,12 @@ def test_unreachable_scheduler_exit_2_fast(tmp_path, setup, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot reach the dask scheduler" in err[0]
     assert time.perf_counter() - start < 10
+    assert not (tmp_path / "out").exists()  # no folder of an empty summary left behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["predict", str(root), "-o", str(tmp_path / "mine"), "--model", str(model),
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"  # a folder of the user's stays as it was
 
 
 def test_nothing_to_do_is_a_clear_error(tmp_path, setup, capsys):

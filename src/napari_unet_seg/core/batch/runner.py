@@ -9,6 +9,7 @@ dask.distributed cluster (:mod:`.distributed`).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +25,12 @@ from .jobs import Job, find_jobs, output_kind
 from .local import FileProgress, iter_local
 from .objects import ObjectsOutcome
 from .objects_kept import measure_kept_output, with_table
-from .qc import write_qc_index
+from .errors import SchedulerError
+from .qc import INDEX_NAME, QC_FOLDER, write_qc_index
 from .qc_kept import draw_kept_picture
 from .output_folder import prepare_output_folder
 from .summary import (
+    SUMMARY_NAME,
     append_row,
     claimed_keys,
     clean_partials,
@@ -103,10 +106,30 @@ def iter_jobs(jobs: list[Job], outdir: str | os.PathLike, options: RunOptions = 
     ``progress(job, done, total)`` hears how far each file segmented on this
     machine is (from worker threads; a cluster's files are not followed).
     """
+    made = not Path(outdir).exists()
     outdir = prepare_output_folder(outdir)
-    with folder_lock(outdir):  # a second run into this folder is refused: it would drop this one's summary rows
-        yield from _iter_locked(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
-                                overwrite_said=overwrite_said, progress=progress)
+    done = False
+    try:
+        with folder_lock(outdir):  # a second run into this folder is refused: it would drop this one's summary rows
+            for item in _iter_locked(jobs, outdir, options, overwrite=overwrite, scheduler=scheduler, cancel=cancel,
+                                     overwrite_said=overwrite_said, progress=progress):
+                done = True
+                yield item
+    except SchedulerError:
+        if made and not done:
+            _remove_unused(outdir)  # a cluster that could not be reached: no empty folder left behind
+        raise
+
+
+def _remove_unused(outdir: Path) -> None:
+    """Remove an output folder this run made when it holds only the empty summary and QC page it wrote."""
+    ours = {SUMMARY_NAME, QC_FOLDER, f"{QC_FOLDER}/{INDEX_NAME}"}
+    try:
+        found = {p.relative_to(outdir).as_posix() for p in outdir.rglob("*")}
+        if found <= ours and not read_summary(outdir):
+            shutil.rmtree(outdir)
+    except OSError:
+        pass  # left as it is: an empty summary costs nothing
 
 
 def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrite: bool, scheduler: str | None,
