@@ -172,7 +172,8 @@ def test_a_slice_of_a_stack_left_as_segment_made_it_is_refused_and_the_corrected
 
 
 def test_a_second_runs_preview_moves_to_the_image_and_slice_it_trains_on(viewer, qtbot, tmp_path):
-    planes = [synthetic_nuclei((48, 64), seed=seed) for seed in range(3)]
+    """One preview layer, also when the next image is of another size (each size added "training preview N")."""
+    planes = [synthetic_nuclei((48, 64), seed=0), synthetic_nuclei((56, 72), seed=1)]
     first = viewer.add_image(planes[0][0], name="first")
     first_labels = viewer.add_labels(planes[0][1], name="first labels")
     moved = viewer.add_image(planes[1][0], name="moved", scale=(0.5, 0.5), translate=(300, 300), rotate=10)
@@ -187,6 +188,8 @@ def test_a_second_runs_preview_moves_to_the_image_and_slice_it_trains_on(viewer,
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     assert widget.preview_layer is preview  # one preview layer, not one per run
+    assert preview.data.shape == (56, 72)
+    assert [layer.name for layer in viewer.layers if layer.name.startswith("training preview")] == ["training preview"]
     for point in ((310.0, 305.0), (290.0, 330.0)):
         np.testing.assert_allclose(preview.world_to_data(point), moved.world_to_data(point), atol=1e-9)
 

@@ -327,7 +327,7 @@ class TrainWidget(QWidget):
         # over the plane trained on, wherever the image lies (scaled, moved, rotated; that slice of a stack)
         place = plane_placement(self.viewer.layers[image_name], self._read.channel_axis, pair.plane) \
             if pair is not None and image_name in self.viewer.layers else {}
-        if layer is None or layer not in self.viewer.layers or layer.data.shape != shape:
+        if layer is None or layer not in self.viewer.layers or (layer.data.shape != shape and self._preview_shown):
             name = fresh_layer_name([item.name for item in self.viewer.layers], "training preview")
             active = self.viewer.layers.selection.active  # e.g. the labels being painted: they stay selected
             layer = self.preview_layer = self.viewer.add_labels(
@@ -340,7 +340,10 @@ class TrainWidget(QWidget):
         elif not self._preview_shown:  # the last run's preview, kept: it moves to where this run trains
             for key, value in place.items():
                 setattr(layer, key, value)
-            layer.data[...] = 0
+            if layer.data.shape == shape:
+                layer.data[...] = 0
+            else:  # another image's size: the one preview layer takes it (not one more layer per image size)
+                layer.data = np.zeros(shape, np.uint32)
             layer.visible = True
         self._preview_shown = True
         layer.data[..., y0:y1, x0:x1] = labels
