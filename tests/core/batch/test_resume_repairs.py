@@ -158,6 +158,10 @@ def test_a_run_killed_right_after_the_labels_leaves_a_table_and_a_row_to_the_nex
     [row] = read_summary(out)
     assert row.objects == first.objects and "objects table" in row.message
     assert row.settings == first.settings != ""  # made with these settings: its row says so, as the first one did
+    assert row.status == "ok" and row.message.startswith("from an earlier run; ")  # a finished output, not "skipped"
+    run_batch([root], out, options)
+    [row] = read_summary(out)
+    assert row.status == "ok" and row.objects == first.objects  # and so on every later rerun
 
 
 def test_a_zarr_output_gets_its_missing_table_measured_from_the_store(tmp_path, options):

@@ -27,6 +27,7 @@ SUMMARY_NAME = "summary.csv"
 COLUMNS = [fld.name for fld in fields(FileResult)]
 SIGNATURE = ("file", "status", "objects", "mean_area", "seconds", "message", "output")  # how every version's begins
 EARLIER_RUN = "from an earlier run"  # the mark on the kept row of a file a rerun skipped
+COUNTED = "counts read from the output"  # a skipped output's note when the run that made it left no row
 
 
 def is_summary_csv(path: str | os.PathLike) -> bool:
@@ -100,6 +101,9 @@ def kept_row(result: FileResult, earlier: dict[str, FileResult]) -> FileResult:
     row of zeros. Other results are their own rows.
     """
     old = earlier.get(result.output)
+    if result.status == "skipped" and old is None and COUNTED in result.message:
+        # the run that made it was killed before its row: the output is a finished one, as its own row would say
+        return replace(result, status="ok", message=f"{EARLIER_RUN}; {result.message}")
     if result.status != "skipped" or old is None or old.file != result.file or old.status != "ok":
         return result
     if old.message.startswith(EARLIER_RUN):
@@ -227,7 +231,7 @@ def _rows(path: Path) -> list[FileResult]:
     return out
 
 
-ROW_NOTES = (EARLIER_RUN, "counts read from the output", "objects table measured now")  # of a row, not a reason
+ROW_NOTES = (EARLIER_RUN, COUNTED, "objects table measured now")  # of a row, not a reason
 
 
 def _reason(message: str) -> str:
