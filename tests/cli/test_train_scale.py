@@ -125,3 +125,53 @@ def test_a_round_without_init_continues_from_the_projects_model_in_use(tmp_path,
     assert f"starting from project {project}'s model in use, yesterdays-round" in printed.out
     assert "better than 'yesterdays-round'" in printed.out.lower()
     assert json.loads((project / "project.json").read_text())["models"][0]["parent"] == str(in_use)
+
+
+def test_a_cli_round_does_not_replace_a_model_napari_put_in_use_while_it_trained(tmp_path, capsys, monkeypatch):
+    """Launched before a napari round that finished first, it made its own model the project's model in use,
+    though it was only ever compared with its own starting point."""
+    from napari_unet_seg.cli import train as train_cli
+    from napari_unet_seg.core.training.project import Project
+
+    project = tmp_path / "project"
+    napari_round = save_model(threshold_model(), tmp_path / "napari-round.safetensors")
+    image, labels = synthetic_nuclei((64, 64), seed=1)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    real = train_cli.finetune
+
+    def meanwhile_napari_puts_its_round_in_use(*args, **kwargs):
+        Project(project).set_in_use(napari_round)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_cli, "finetune", meanwhile_napari_puts_its_round_in_use)
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"), "--init",
+                 "none", "--depth", "2", "--width", "4", "--max-steps", "2", "--project", str(project),
+                 "-o", str(tmp_path / "m.safetensors")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert Project(project).in_use == napari_round  # napari's choice stands
+    assert (f"it is not made the model in use of project {project}: 'napari-round' was put in use there while "
+            "this round trained") in printed.out
+
+
+def test_a_round_without_init_finds_the_model_in_use_renamed_in_the_model_folder(tmp_path, capsys,
+                                                                                 private_model_dir):
+    from napari_unet_seg.core.training.project import Project
+
+    parent = threshold_model()
+    parent.metadata.update(object_diameter=14.0, lineage=[{"date": "2026-12-01T09:00:00Z"}])
+    in_use = save_model(parent, private_model_dir / "round-3.safetensors")
+    project = tmp_path / "project"
+    Project(project).record_model(in_use, {"parent": "nuclei", "improved": True})
+    Project(project).set_in_use(in_use)
+    renamed = in_use.rename(private_model_dir / "my tissue.safetensors")
+    image, labels = synthetic_nuclei((200, 200), n=20, seed=2)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
+                 "--max-steps", "2", "--diameter", "14", "--project", str(project), "-o", str(tmp_path / "m.safetensors")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"its model in use, 'round-3', is now {renamed}" in printed.out
+    assert "starting from project" in printed.out and "my tissue" in printed.out

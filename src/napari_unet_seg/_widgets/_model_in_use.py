@@ -51,9 +51,8 @@ def _found_again(project: Project) -> Path | None:
     gone = project.in_use_recorded
     if gone is None or gone.is_file():
         return None
-    moved = project.find_moved(gone)
+    moved, _ = project.locate_in_use()
     if moved is not None:
-        project.relocate(gone, moved)
         show_info(f"The model in use, '{gone.stem}', is now '{moved.stem}' ({moved}): the docks start on it, and "
                   "its rows in Train's History follow it.")
         return moved

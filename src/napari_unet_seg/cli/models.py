@@ -52,8 +52,12 @@ def models_in_use() -> dict[Path, str]:
         project = Project(folder)
     except (OSError, ValueError):
         return {}
+    objects = project.in_use
+    gone = project.in_use_recorded
+    if objects is None and gone is not None and not gone.is_file():
+        objects = project.find_moved(gone)  # renamed or moved: napari finds it so (and the project follows it)
     marks = {}
-    for path, what in ((project.in_use, "objects"), (project.in_use_classes, "classes")):
+    for path, what in ((objects, "objects"), (project.in_use_classes, "classes")):
         if path is not None:
             marks[path.resolve()] = f"[in use: napari's docks start on it for {what}, project {folder}] "
     return marks

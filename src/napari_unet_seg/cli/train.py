@@ -184,7 +184,10 @@ def _project_model(project: str | None) -> str | None:
     if project is None or not (Path(project) / INDEX).is_file():
         return None
     try:
-        path = Project(project).in_use
+        path, moved_from = Project(project).locate_in_use()
+        if path is not None and moved_from is not None:
+            print(f"project {project}: its model in use, '{moved_from.stem}', is now {path} (renamed or moved): the "
+                  "project follows it", flush=True)
         return str(path) if path is not None and ModelInfo.of(path).task == "instances" else None
     except (ValueError, OSError, ModelFileError):
         return None  # a damaged project or model is said where it is used
@@ -262,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
             project = Project(args.project)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        in_use_at_start = project.recorded_in_use(model.task)  # what this round is judged against, in effect
         try:
             saved = save_round(project, model, pairs, scribbles=args.scribbles)
         except UnusableAnnotation as exc:
@@ -328,10 +332,14 @@ def run(args: argparse.Namespace) -> int:
     if project is not None:
         try:
             project.record_model(path, result.history_record("scratch" if scratch else init))
-            if result.worth_using:  # as the Train dock: napari's docks on this project start on it
-                project.set_in_use(path)
+            if result.worth_using and project.set_in_use_if(path, in_use_at_start):  # as the Train dock does
                 print(f"it is now the model in use of project {args.project}: napari's Segment, Train and Batch "
                       "docks on that project start on it")
+            elif result.worth_using:
+                now = project.recorded_in_use(model.task)
+                print(f"it is not made the model in use of project {args.project}: "
+                      f"'{Path(now).stem if now else 'nuclei'}' was put in use there while this round trained "
+                      f"(in napari?), and this round was not compared with it; use this one with --model {path}")
             elif result.doubtful_labels:
                 print(f"it is not made the model in use of project {args.project}: the labels of "
                       f"{', '.join(result.doubtful_labels)} look like another image's")

@@ -368,11 +368,37 @@ class Project:
 
     def set_in_use(self, path: str | os.PathLike) -> None:
         """Remember ``path`` as the model in use of its kind (recorded absolute, like the history)."""
+        self.set_in_use_if(path, None, check=False)
+
+    def set_in_use_if(self, path: str | os.PathLike, expected: str | None, *, check: bool = True) -> bool:
+        """Put ``path`` in use unless the model in use of its kind is no longer ``expected`` (as recorded when the
+        round began, see :meth:`recorded_in_use`): another program (napari's Train dock beside ``unet-seg
+        train``) put another one in use meanwhile, which this round was never compared with. False then."""
+        semantic = _task_of(Path(path)) == "semantic"
         with self._changing():
-            if _task_of(Path(path)) == "semantic":
+            if check and (self._in_use_classes if semantic else self._in_use) != expected:
+                return False
+            if semantic:
                 self._in_use_classes = str(Path(path).absolute())
             else:
                 self._in_use = str(Path(path).absolute())
+        return True
+
+    def recorded_in_use(self, task: str) -> str | None:
+        """The model in use of ``task`` ("instances", "semantic") as recorded: what :meth:`set_in_use_if` expects."""
+        return self._in_use_classes if task == "semantic" else self._in_use
+
+    def locate_in_use(self) -> tuple[Path | None, Path | None]:
+        """The objects model in use, and where it was recorded when it was found again at another place (renamed
+        or moved within the model folder: the project follows it), else None."""
+        if (path := self.in_use) is not None:
+            return path, None
+        gone = self.in_use_recorded
+        moved = self.find_moved(gone) if gone is not None and not gone.is_file() else None
+        if moved is None:
+            return None, None
+        self.relocate(gone, moved)
+        return moved, gone
 
     def _keep_left_out(self, entry: dict[str, Any]) -> None:
         """Move a left-out annotation's file to ``pairs/left-out/`` before a new correction of its image takes its
