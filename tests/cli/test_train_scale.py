@@ -119,7 +119,8 @@ def test_a_round_without_init_continues_from_the_projects_model_in_use(tmp_path,
     tifffile.imwrite(tmp_path / "img.tif", image)
     tifffile.imwrite(tmp_path / "lbl.tif", labels)
     code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
-                 "--max-steps", "2", "--diameter", "14", "--project", str(project), "-o", str(tmp_path / "m.safetensors")])
+                 "--max-steps", "2", "--diameter", "14", "--project", str(project),
+                 "-o", str(tmp_path / "m.safetensors")])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert f"starting from project {project}'s model in use, yesterdays-round" in printed.out
@@ -170,7 +171,8 @@ def test_a_round_without_init_finds_the_model_in_use_renamed_in_the_model_folder
     tifffile.imwrite(tmp_path / "img.tif", image)
     tifffile.imwrite(tmp_path / "lbl.tif", labels)
     code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
-                 "--max-steps", "2", "--diameter", "14", "--project", str(project), "-o", str(tmp_path / "m.safetensors")])
+                 "--max-steps", "2", "--diameter", "14", "--project", str(project),
+                 "-o", str(tmp_path / "m.safetensors")])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert f"its model in use, 'round-3', is now {renamed}" in printed.out
