@@ -331,7 +331,8 @@ def run(args: argparse.Namespace) -> int:
     checkpoint.unlink(missing_ok=True)  # the final model replaces it (this run's checkpoint only)
     if project is not None:
         try:
-            project.record_model(path, result.history_record("scratch" if scratch else init))
+            parent = "scratch" if scratch else str(Path(init).absolute()) if Path(init).is_file() else init
+            project.record_model(path, result.history_record(parent))  # a file's path absolute, as the rows
             if result.worth_using and project.set_in_use_if(path, in_use_at_start):  # as the Train dock does
                 print(f"it is now the model in use of project {args.project}: napari's Segment, Train and Batch "
                       "docks on that project start on it")
