@@ -170,9 +170,15 @@ def test_an_output_folder_on_a_drive_that_is_not_there_is_refused_not_made_on_th
     out = media / "alice" / "usbstick" / "results"
     assert main(["predict", str(root), "-o", str(out), "--model", str(model)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"unet-seg predict: error: output {out}: no drive is at {media / 'alice' / 'usbstick'} "
-                          "(not connected?)") and err.count("\n") == 1
+    assert err.startswith(f"unet-seg predict: error: output {out}: no drive is connected there "
+                          f"({media / 'alice' / 'usbstick'} does not exist)") and err.count("\n") == 1
     assert not (media / "alice" / "usbstick").exists()
+    monkeypatch.setattr(output_folder, "MOUNT_ROOTS", (tmp_path / "run" / "media",))  # its root not even there
+    assert main(["predict", str(root), "-o", str(tmp_path / "run" / "media" / "bob" / "STICK" / "results"),
+                 "--model", str(model)]) == 2
+    assert not (tmp_path / "run").exists()
+    capsys.readouterr()
+    monkeypatch.setattr(output_folder, "MOUNT_ROOTS", (media,))
     (media / "alice" / "usbstick").mkdir()  # the drive, connected: a folder on it is made as asked
     assert main(["predict", str(root), "-o", str(out / "run1"), "--model", str(model)]) == 0
     assert (out / "run1" / "summary.csv").is_file()

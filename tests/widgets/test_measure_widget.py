@@ -153,8 +153,8 @@ def test_colour_by_with_ids_napari_cannot_colour_says_what_to_install_and_leaves
     original = layer.colormap
     widget.colour_by.setCurrentText("area")
     assert layer.colormap is original and widget.colour_by.currentText() == LABEL_COLOURS
-    assert widget.status.text().startswith("Colouring by a measurement needs numba for label ids above 65,536 "
-                                           "(this layer's go up to 70,000): `pip install numba`")
+    assert widget.status.text().startswith("2 objects in linked. Colouring by a measurement needs numba for label "
+                                           "ids above 65,536 (this layer's go up to 70,000): `pip install numba`")
     viewer.window._qt_viewer.canvas.native.grab()  # drawn without an error
 
 

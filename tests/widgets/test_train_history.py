@@ -214,5 +214,8 @@ def test_a_saved_annotation_can_be_left_out_of_training_and_put_back_from_the_do
     shown.item(0).setCheckState(Qt.CheckState.Unchecked)  # as a click on its box
     assert [p.name for p in Project(tmp_path / "project").pairs()] == ["day one"]
     assert widget.settings.annotations.note.text() == "1 left out of training (kept; tick to put back)"
+    assert widget.settings.project_info.text() == ("2 annotated image(s) saved in this project, 1 of them left out "
+                                                   "of training")
     shown.item(0).setCheckState(Qt.CheckState.Checked)
     assert len(Project(tmp_path / "project").pairs()) == 2
+    assert widget.settings.project_info.text() == "2 annotated image(s) saved in this project"

@@ -525,7 +525,9 @@ class MeasureWidget(QWidget):
             self._restore_colours()
             return
         if (why := colours_need_numba(self.table["label"])) is not None:
-            self.status.setText(why[0].upper() + why[1:] + ".")
+            counts = self.status.text() if self.status.text().endswith(".") and "numba" not in self.status.text() \
+                else ""  # what measuring said (the objects per class) stays said
+            self.status.setText(f"{counts} {why[0].upper()}{why[1:]}.".strip())
             show_warning(why[0].upper() + why[1:] + ".")
             self.colour_by.blockSignals(True)
             self.colour_by.setCurrentText(LABEL_COLOURS)

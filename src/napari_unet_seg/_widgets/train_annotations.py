@@ -7,6 +7,7 @@ one leaves it out of training; nothing is deleted, and ticking it puts it back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,10 @@ def annotation_line(entry: dict[str, Any]) -> str:
 class SavedAnnotations(QWidget):
     """A project's saved annotations, newest first: ticked ones train, unticked ones are left out (kept)."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, on_changed: Callable[[Project], None] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.folder: Path | None = None
+        self._on_changed = on_changed  # hears the project after a tick (the dock's count of annotations follows)
         self.list = QListWidget()
         self.list.setMinimumHeight(80)
         self.list.setToolTip("Every annotation saved in this project; each round trains on the ticked ones. Untick "
@@ -77,3 +79,5 @@ class SavedAnnotations(QWidget):
             show_error(f"The project could not be changed: {first_line(exc)}")
             return
         self._say(project)
+        if self._on_changed is not None:
+            self._on_changed(project)

@@ -139,7 +139,7 @@ class TrainSettings(QWidget):
         self.more = Collapsible("Time budget, new models, project", more)
         self.history = ModelHistory(on_use=on_use)
         self.history_section = Collapsible("History: every model trained here", self.history)
-        self.annotations = SavedAnnotations()
+        self.annotations = SavedAnnotations(on_changed=self._say_project)
         self.annotations_section = Collapsible("Saved annotations: what every round learns from", self.annotations)
         for combo in (self.image_box, self.labels_box, self.region_box, self.mode_box, self.model_box, self.task_box):
             compact(combo, 10)
@@ -349,11 +349,14 @@ class TrainSettings(QWidget):
             self.history.show_project(None)
             self.annotations.show_project(None)
             return
+        self._say_project(project)
+        self.history.show_project(project, start_from=self.model_box.currentText())
+        self.annotations.show_project(project)
+
+    def _say_project(self, project: Project) -> None:
         left_out = sum(bool(entry.get("left_out")) for entry in project.entries)
         self.project_info.setText(f"{len(project)} annotated image(s) saved in this project"
                                   + (f", {left_out} of them left out of training" if left_out else ""))
-        self.history.show_project(project, start_from=self.model_box.currentText())
-        self.annotations.show_project(project)
 
     def mode(self) -> str:
         return MODES[self.mode_box.currentIndex()]

@@ -227,6 +227,16 @@ def _in_micrometres(y: float, x: float, unit: Any) -> tuple[float, float] | None
 def _tiff_pixel_size(tif: Any) -> tuple[float, float] | None:
     """(y, x) pixel size in micrometres as the file states it, in any length unit; None when it states none.
 
+    Rounded to 6 significant digits: TIFF stores pixels per unit as a fraction, so 0.65 µm read back as
+    0.6499999999999999 (shown so in napari's scale). No microscope is calibrated more finely.
+    """
+    stated = _tiff_pixel_size_as_stored(tif)
+    return None if stated is None else (float(f"{stated[0]:.6g}"), float(f"{stated[1]:.6g}"))
+
+
+def _tiff_pixel_size_as_stored(tif: Any) -> tuple[float, float] | None:
+    """:func:`_tiff_pixel_size` before rounding.
+
     An OME-TIFF's PhysicalSize, else ImageJ's calibration (its ``unit``: a
     file of 500 nm pixels is 0.5 µm, one calibrated in "pixel" has none),
     else the TIFF resolution (:func:`_resolution_pixel_size`).

@@ -30,16 +30,21 @@ MOUNT_ROOTS = (Path("/media"), Path("/mnt"), Path("/Volumes"), Path("/run/media"
 
 def refuse_a_missing_drive(outdir: Path) -> None:
     """:class:`OutputFolderError` when making ``outdir`` would create a drive's folder under a mount root
-    (``/media/usbstick/results`` with no stick in): the results would fill the system disk instead, unseen."""
+    (``/media/usbstick/results``, ``/run/media/<user>/STICK/results`` with no stick in): the results would fill
+    the system disk instead, unseen."""
     if outdir.exists():
         return
-    existing = next((p for p in Path(os.path.abspath(outdir)).parents if p.exists()), None)
-    if existing is None or os.path.ismount(existing):
-        return
-    if existing in MOUNT_ROOTS or existing.parent in MOUNT_ROOTS:  # /media, or /media/<user>, not a drive itself
-        missing = Path(os.path.abspath(outdir)).relative_to(existing).parts[0]
-        raise OutputFolderError(f"output {outdir}: no drive is at {existing / missing} (not connected?): connect it, "
-                                "or create the folder first if it is meant to be on this computer's disk")
+    whole = Path(os.path.abspath(outdir))
+    existing = next((p for p in whole.parents if p.exists()), None)
+    for root in MOUNT_ROOTS:
+        if existing is None or root not in whole.parents:
+            continue
+        # the drive's folder would be made at the root or under a user's folder there (not itself a drive)
+        if existing in (root, *root.parents) or (existing.parent == root and not os.path.ismount(existing)):
+            missing = existing / whole.relative_to(existing).parts[0]
+            raise OutputFolderError(f"output {outdir}: no drive is connected there ({missing} does not exist): "
+                                    "connect the drive, or create the folder first if it is meant to be on this "
+                                    "computer's disk")
 
 
 def prepare_output_folder(outdir: str | os.PathLike) -> Path:
