@@ -206,7 +206,7 @@ def test_an_output_folder_that_is_a_file_stops_with_no_impossible_summary_path(d
     widget.output_dir.setText(str(tmp_path / "notes.txt"))
     run_and_wait(widget, qtbot)
     status = widget.status.text()
-    assert status.startswith("Stopped:") and "summary in" not in status and "notes.txt/" not in status
+    assert status.startswith("Not started:") and "summary in" not in status and "notes.txt/" not in status
     assert all(widget.table.item(r, 1).text() != "queued" for r in range(widget.table.rowCount()))
 
 
@@ -430,3 +430,4 @@ def test_the_progress_bar_moves_while_one_large_file_runs(widget):
     widget._under_way[jobs[0]] = (38, 100, time_module.monotonic())
     widget._show_progress()
     assert widget.progress_bar.value() == int(0.38 * STEPS_PER_FILE)
+

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
+from ..core.batch.errors import OutputFolderError
 from ..core.batch.jobs import Job, find_jobs, found_in_subfolders, output_ending, output_kind
 from ..core.batch.qc import is_class_output, qc_page, split_shares
 from ..core.batch.runner import iter_jobs
@@ -125,6 +126,7 @@ class BatchWidget(QWidget):
         self._outdir: Path | None = None  # the output folder of the last run started
         self._cancel = threading.Event()
         self._error: str | None = None  # why the last run stopped, if it failed
+        self._refused = False  # ... before it began (an output folder that cannot be used)
         self._pbar: napari_progress | None = None
         self._started = 0.0  # time.monotonic() when the files were found
         self._last_done = 0.0  # time.monotonic() when the last file was segmented (the estimate's pace)
@@ -312,7 +314,7 @@ class BatchWidget(QWidget):
             self.status.setText(f"Not started: {first_line(exc)}")
             return None
         self._cancel.clear()
-        self._error = None
+        self._error, self._refused = None, False
         self.results = {}
         self._under_way = {}
         self._nothing_found = False
@@ -467,6 +469,7 @@ class BatchWidget(QWidget):
 
     def _on_failed(self, exc: Exception) -> None:
         self._error = first_line(exc)  # the notification has told the user; the table and status keep saying it
+        self._refused = isinstance(exc, OutputFolderError) and not self.results  # refused before any work
 
     def _on_finished(self) -> None:
         self._clock.stop()
@@ -483,7 +486,8 @@ class BatchWidget(QWidget):
         counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
         done = f"{counts['ok']} segmented, {counts['skipped']} skipped, {counts['failed']} failed"
         if self._error is not None or self._cancel.is_set():
-            why = f"stopped: {self._error}" if self._error is not None else "cancelled"
+            why = (f"{'not started' if self._refused else 'stopped'}: {self._error}" if self._error is not None
+                   else "cancelled")
             for row, job in enumerate(self.jobs):  # files the run never reached say so, not "queued"
                 if job not in self.results:
                     self._set_row(row, [self._name(job), "not run", "", "", "", why])
