@@ -103,6 +103,19 @@ def test_a_new_model_trained_into_a_project_becomes_its_model_in_use(tmp_path, c
     assert f"it is now the model in use of project {tmp_path / 'project'}" in printed.out
 
 
+def _round_without_init(tmp_path, project, capsys):
+    """`unet-seg train --project` with no --init, two steps on synthetic 14-px nuclei: what it printed."""
+    image, labels = synthetic_nuclei((200, 200), n=20, seed=2)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    tifffile.imwrite(tmp_path / "lbl.tif", labels)
+    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
+                 "--max-steps", "2", "--diameter", "14", "--project", str(project),
+                 "-o", str(tmp_path / "m.safetensors")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    return printed
+
+
 def test_a_round_without_init_continues_from_the_projects_model_in_use(tmp_path, capsys):
     """It started from the built-in model and, when better than that, put its model in use over the project's
     own better one: the loop stepped back."""
@@ -115,14 +128,7 @@ def test_a_round_without_init_continues_from_the_projects_model_in_use(tmp_path,
     in_use = save_model(parent, tmp_path / "yesterdays-round.safetensors")
     project = tmp_path / "project"
     Project(project).set_in_use(in_use)
-    image, labels = synthetic_nuclei((200, 200), n=20, seed=2)
-    tifffile.imwrite(tmp_path / "img.tif", image)
-    tifffile.imwrite(tmp_path / "lbl.tif", labels)
-    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
-                 "--max-steps", "2", "--diameter", "14", "--project", str(project),
-                 "-o", str(tmp_path / "m.safetensors")])
-    printed = capsys.readouterr()
-    assert code == 0, printed.err
+    printed = _round_without_init(tmp_path, project, capsys)
     assert f"starting from project {project}'s model in use, yesterdays-round" in printed.out
     assert "better than 'yesterdays-round'" in printed.out.lower()
     assert json.loads((project / "project.json").read_text())["models"][0]["parent"] == str(in_use)
@@ -167,13 +173,6 @@ def test_a_round_without_init_finds_the_model_in_use_renamed_in_the_model_folder
     Project(project).record_model(in_use, {"parent": "nuclei", "improved": True})
     Project(project).set_in_use(in_use)
     renamed = in_use.rename(private_model_dir / "my tissue.safetensors")
-    image, labels = synthetic_nuclei((200, 200), n=20, seed=2)
-    tifffile.imwrite(tmp_path / "img.tif", image)
-    tifffile.imwrite(tmp_path / "lbl.tif", labels)
-    code = main(["train", "--image", str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lbl.tif"),
-                 "--max-steps", "2", "--diameter", "14", "--project", str(project),
-                 "-o", str(tmp_path / "m.safetensors")])
-    printed = capsys.readouterr()
-    assert code == 0, printed.err
+    printed = _round_without_init(tmp_path, project, capsys)
     assert f"its model in use, 'round-3', is now {renamed}" in printed.out
     assert "starting from project" in printed.out and "my tissue" in printed.out
