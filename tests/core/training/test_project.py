@@ -237,3 +237,16 @@ def test_an_annotation_left_out_stops_training_is_kept_and_comes_back(tmp_path):
     kept = list((tmp_path / "project" / "pairs" / "left-out").iterdir())
     assert [p.name for p in kept] == [f"{wrong}-1.npz"]  # the left-out file is kept aside, not overwritten
     assert first in {e["key"] for e in Project(tmp_path / "project").entries}
+
+
+def test_the_fallback_for_a_model_in_use_that_is_gone_is_the_newest_round_the_loop_would_use(tmp_path):
+    """A round that kept its parent's weights with post-processing fitted is put in use too (most CPU rounds)."""
+    for name in ("kept-weights", "better", "fitted", "not-better"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"x")
+    project = Project(tmp_path / "project")
+    for name, record in (("better", {"improved": True}), ("fitted", {"improved": False, "fitted": True}),
+                         ("not-better", {"improved": False})):
+        project.record_model(tmp_path / f"{name}.safetensors", {"parent": "nuclei", **record})
+    assert project.latest_better() == tmp_path / "fitted.safetensors"
+    (tmp_path / "fitted.safetensors").unlink()
+    assert project.latest_better() == tmp_path / "better.safetensors"

@@ -73,7 +73,7 @@ def lost_project_dir() -> Path | None:
         text = (default_project_dir().parent / LAST_PROJECT).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    return Path(text) if text and not (Path(text) / INDEX).is_file() else None
+    return Path(text) if text and not Path(text).exists() else None  # a folder without an index yet is not lost
 
 
 def remember_project_dir(folder: str | os.PathLike) -> None:
@@ -451,11 +451,13 @@ class Project:
                 self._in_use_classes = str(new.absolute())
 
     def latest_better(self) -> Path | None:
-        """The newest objects model of the history that beat its parent and is still where it was recorded: what
-        the loop had reached before, when the model in use is gone."""
+        """The newest objects model of the history that beat its parent (or kept its weights with post-processing
+        fitted to the annotation, as the loop puts in use) and is still where it was recorded: what the loop had
+        reached before, when the model in use is gone."""
         for row in reversed(self.models):
             path = recorded_model_path(row)
-            if (row.get("improved") or row.get("tied")) and path.is_file() and not replaced_at_path(row) \
+            if (row.get("improved") or row.get("tied") or row.get("fitted")) and path.is_file() \
+                    and not replaced_at_path(row) \
                     and _task_of(path) != "semantic":
                 return path
         return None
