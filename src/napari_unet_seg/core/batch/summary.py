@@ -185,7 +185,7 @@ def _moved_with_the_folder(rows: list[FileResult], outdir: Path) -> list[FileRes
     they were (their rows then name outputs the rerun does not find).
     """
     here = outdir.resolve()  # as the jobs name their outputs
-    away = [Path(r.output) for r in rows if r.output and here not in Path(r.output).parents]
+    away = {Path(r.output) for r in rows if r.output and here not in Path(r.output).parents}
     if not away:
         return rows
     try:
