@@ -39,7 +39,7 @@ from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
 from ..core.inference.provenance import csv_comments
-from ..core.measure.classes import check_class_names, class_counts, looks_like_objects
+from ..core.measure.classes import check_class_names, class_counts, class_names_note, looks_like_objects
 from ..core.measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..core.measure.table_csv import write_objects_csv
 from ._common import LookAgainAfterAdding, compact, progress_relay, refill, run_controls, start_worker
@@ -99,20 +99,6 @@ def _top_class(classes: Labels, measured: Any) -> int:
     if isinstance(data, np.ndarray):
         return int(data.max(initial=0))
     return int(np.max(measured, initial=0))
-
-
-def _names_note(typed: list[str] | None, top: int) -> str:
-    """Class names typed for more or fewer classes than the class layer has (up to ``top``): which names went
-    unused, or which classes kept a plain "class k"; "" when they fit (or none were typed)."""
-    if not typed or top < 1:
-        return ""
-    names = typed[1:]  # typed[0] is the background
-    if len(names) > top:
-        extra = ", ".join(repr(n) for n in names[top:] if n)
-        return f"{extra} named no class (the class layer's classes go up to {top})" if extra else ""
-    unnamed = [k for k in range(1, top + 1) if k > len(names) or not names[k - 1]]
-    return (f"no name was typed for {', '.join(f'class {k}' for k in unnamed)}, so the table calls "
-            f"{'it' if len(unnamed) == 1 else 'them'} so") if unnamed else ""
 
 
 class MeasureWidget(QWidget):
@@ -442,7 +428,7 @@ class MeasureWidget(QWidget):
         if is_class_output(layer):
             text += (f" Note: '{layer.name}' is a class model's output, so each class was measured as one object; "
                      "for a class per object, measure the objects' labels and choose this layer under Classes.")
-        if "class" in table and classes is not None and (note := _names_note(self.typed_class_names(),
+        if "class" in table and classes is not None and (note := class_names_note(self.typed_class_names(),
                                                                               _top_class(classes, table["class"]))):
             text += f" Note: {note}."
         if elsewhere := self._left_out_elsewhere(layer):

@@ -140,7 +140,7 @@ def _iter_locked(jobs: list[Job], outdir: Path, options: RunOptions, *, overwrit
     earlier = read_summary(outdir)
     previous = {r.output: r for r in earlier}
     key = settings_key(options)
-    results = plan_skips(jobs, previous, options, overwrite=overwrite)
+    results = plan_skips(jobs, previous, options, overwrite=overwrite, key=key)
     planned = {(_reuse_labels(job, options) if overwrite else job): job for job in jobs if job not in results}
     todo = list(planned)  # the jobs as run; results are reported under the jobs as found (``planned``)
     resumed = {job for job, result in results.items() if result.message != NOT_OURS}
@@ -233,12 +233,13 @@ def _qc_page(jobs: list[Job], outdir: Path, rows: list[FileResult]) -> None:
 
 
 def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOptions, *,
-               overwrite: bool) -> dict[Job, FileResult]:
+               overwrite: bool, key: str = "") -> dict[Job, FileResult]:
     """The rows of jobs not to run: outputs that exist (unless ``overwrite``) and files unet-seg did not write.
 
     Whether an output is ours, and with which settings it was made, is read
     from its provenance (:mod:`.existing`). A file without one is kept even
     with ``overwrite``: it is the user's (a hand-made ``<stem>_labels.tif``).
+    ``key`` (this run's :func:`settings_key`) goes into the row of an output whose own row was never written.
     """
     skips: dict[Job, FileResult] = {}
     current = None
@@ -255,7 +256,7 @@ def plan_skips(jobs: list[Job], previous: dict[str, FileResult], options: RunOpt
             made_from = record.get("input") if isinstance(record.get("input"), str) else None
             counted = None if str(job.target) in previous else counted_output(job.target, record)
             skips[job] = skipped_result(job, previous, current.changes_since(record), made_from=made_from,
-                                        counted=counted, settings=settings_key(options) if counted else "")
+                                        counted=counted, settings=key)
     return skips
 
 

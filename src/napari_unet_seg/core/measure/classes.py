@@ -109,3 +109,17 @@ def class_counts(table: dict[str, Any]) -> str:
     order = np.r_[np.flatnonzero(ids != 0), np.flatnonzero(ids == 0)]
     names = np.asarray(table["class_name"], dtype=object)
     return ", ".join(f"{names[first[i]]}: {counts[i]}" for i in order)
+
+
+def class_names_note(typed: list[str] | None, top: int) -> str:
+    """Class names typed for more or fewer classes than the class layer has (up to ``top``): which names went
+    unused, or which classes kept a plain "class k"; "" when they fit (or none were typed)."""
+    if not typed or top < 1:
+        return ""
+    names = typed[1:]  # typed[0] is the background
+    if len(names) > top:
+        extra = ", ".join(repr(n) for n in names[top:] if n)
+        return f"{extra} named no class (the class layer's classes go up to {top})" if extra else ""
+    unnamed = [k for k in range(1, top + 1) if k > len(names) or not names[k - 1]]
+    return (f"no name was typed for {', '.join(f'class {k}' for k in unnamed)}, so the table calls "
+            f"{'it' if len(unnamed) == 1 else 'them'} so") if unnamed else ""
