@@ -158,3 +158,11 @@ def tissue(seed: int = 0, size: int = 160, count: int = 9):
     cytoplasm = (cells > 0) * 1.0 - seams * 0.7 + noise + 0.1
     membrane = seams * 1.0 + (cells > 0) * 0.05 + noise  # a cell's inside barely brighter than outside
     return cells, nuclei, (1000 * cytoplasm).astype(np.float32), (1000 * membrane).astype(np.float32)
+
+
+def watch_previews(viewer) -> list:
+    """The training preview layers added to ``viewer`` from now on (a run removes its own when it ends)."""
+    added: list = []
+    viewer.layers.events.inserted.connect(
+        lambda event: added.append(event.value) if event.value.name.startswith("training preview") else None)
+    return added

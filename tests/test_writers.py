@@ -181,3 +181,9 @@ def test_a_name_without_a_suffix_still_saves_napari_s_own_label_image(only_this_
     image = Image(np.ones(layer.data.shape, np.uint16))
     (rois,) = save_layers(str(tmp_path / "both.zip"), [image, layer], plugin="napari-unet-seg")
     assert len(roifile.roiread(rois)) == 4
+
+
+def test_a_layer_name_with_spaces_becomes_a_labels_group_name_without_them(tmp_path):
+    # a space in a zarr path breaks URLs, S3 and MoBIE; the layer keeps its name in napari
+    (ome,) = save_layers(str(tmp_path / "o.ome.zarr"), [Labels(stack_labels(), name="fluo ome labels (2)")])
+    assert json.loads((Path(ome) / "labels" / ".zattrs").read_text())["labels"] == ["fluo_ome_labels__2_"]

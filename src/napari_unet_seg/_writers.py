@@ -87,7 +87,7 @@ def write_labels_ome_zarr(path: str, layers: list[LayerData]) -> list[str]:
     rgb = bool(image and image[1].get("rgb"))
     target, _ = _target(path, "ome-zarr")
     written = write_ome_zarr(target, data, image_data, rgb=rgb, pixel_size=_pixel_size(attributes),
-                             name=_group_name(attributes.get("name")),
+                             name=_group_name(attributes.get("name")), title=attributes.get("name") or None,
                              measurements=_measurements(attributes, data), stack_axis=_stack_axis(attributes),
                              provenance=layer_provenance(attributes.get("metadata"), data),
                              origin=_origin(attributes))
@@ -181,5 +181,6 @@ def _stack_axis(attributes: dict[str, Any]) -> str:
 
 
 def _group_name(name: str | None) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in (name or "")).strip().lstrip(".")
+    """The layer's name as a zarr path: letters, digits, - and _ (a space breaks URLs, S3 and MoBIE)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in (name or "").strip()).lstrip("._")
     return cleaned or "labels"

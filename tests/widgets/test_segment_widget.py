@@ -832,3 +832,17 @@ def test_a_bioimage_io_package_loaded_from_file_is_imported_into_the_model_folde
     assert load_model_file(chosen).in_channels == load_model_file(source).in_channels
     assert widget.model_picker.add_file(tmp_path / "cells-bioimageio.zip")  # again: under a name of its own
     assert widget.model_picker.path() == user_model_dir() / "cells-bioimageio-2.safetensors"
+
+
+def test_after_segment_the_brush_paints_a_new_object_not_object_one(make_widget, qtbot, messages):
+    # the default selected label 1 made a missed nucleus painted after Segment part of object 1
+    viewer, widget = make_widget("full", everywhere=True)
+    viewer.add_image(np.random.default_rng(0).random((2, 64, 64)).astype(np.float32), name="cells")
+    segment_and_wait(qtbot, widget)
+    (labels,) = result_layers(viewer)
+    assert labels.data.max() >= 1 and labels.selected_label == labels.data.max() + 1
+    # what was found, in the figure the object size setting takes: a start when "auto" gets it wrong
+    assert widget.ran_on.text().endswith("objects about 72 px across (object size: auto)")
+    labels.selected_label = 1
+    segment_and_wait(qtbot, widget)  # the same layer updated: a new id again
+    assert result_layers(viewer) == [labels] and labels.selected_label == labels.data.max() + 1

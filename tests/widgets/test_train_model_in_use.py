@@ -167,8 +167,8 @@ def test_cancel_winds_down_in_words_and_once(make_napari_viewer, qtbot, tmp_path
     assert widget.status.text().startswith("cancelled: saved ")  # not "done"
     assert not any(text.startswith("step ") for text in said)  # no "step N ... left" once cancelled
     # the run is over: the labels to correct next are not under its preview
-    assert widget.preview_layer is not None and not viewer.layers["training preview"].visible
-    again = TrainWidget(viewer)  # another dock's run shows its preview in the same layer, not one more
+    assert widget.preview_layer is None and "training preview" not in viewer.layers
+    again = TrainWidget(viewer)  # another dock's run shows its preview in a layer of that name again
     viewer.window.add_dock_widget(again, name="Train again")
     again._on_preview((0, 96, 0, 128), np.ones((96, 128), np.uint32))
     assert again.preview_layer.name == "training preview" and viewer.layers["training preview"].visible

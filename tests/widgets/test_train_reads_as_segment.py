@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import quick_training, synthetic_nuclei
+from helpers import quick_training, synthetic_nuclei, watch_previews
 from napari_unet_seg._widgets import segment as segment_module
 from napari_unet_seg.core.model.modelfile import new_model, save_model
 from napari_unet_seg.core.model.registry import user_model_dir
@@ -104,10 +104,11 @@ def test_the_result_and_the_training_preview_overlay_a_moved_image(viewer, qtbot
     for point in ((150.0, 50.0), (-20.0, 33.0)):
         np.testing.assert_allclose(labels.world_to_data(point), image.world_to_data(point), atol=1e-9)
     widget = _train_dock(viewer, tmp_path, image, labels)
+    previews = watch_previews(viewer)
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-    preview = widget.preview_layer
-    assert preview is not None and preview.data.shape == (64, 64)
+    (preview,) = previews
+    assert preview.data.shape == (64, 64)
     for point in ((150.0, 50.0), (-20.0, 33.0)):
         np.testing.assert_allclose(preview.world_to_data(point), image.world_to_data(point), atol=1e-9)
 
@@ -119,10 +120,11 @@ def test_the_training_preview_lies_on_the_slice_trained_on(viewer, qtbot, tmp_pa
     labels = viewer.add_labels(np.stack([lab for _, lab in planes]), name="stack labels", **geometry)
     viewer.dims.set_point(0, 5.0 + 2.0 * 2)  # slice 2 on screen
     widget = _train_dock(viewer, tmp_path, image, labels)
+    previews = watch_previews(viewer)
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-    preview = widget.preview_layer
-    assert preview is not None and preview.data.shape == (1, 48, 64)  # shown on that slice only
+    (preview,) = previews
+    assert preview.data.shape == (1, 48, 64)  # shown on that slice only
     world = image.data_to_world((2, 10, 20))
     np.testing.assert_allclose(preview.world_to_data(world), (0, 10, 20), atol=1e-9)
 
@@ -172,7 +174,7 @@ def test_a_slice_of_a_stack_left_as_segment_made_it_is_refused_and_the_corrected
 
 
 def test_a_second_runs_preview_moves_to_the_image_and_slice_it_trains_on(viewer, qtbot, tmp_path):
-    """One preview layer, also when the next image is of another size (each size added "training preview N")."""
+    """Each run's preview lies over the image it trains on, of its size (not "training preview 2" beside the last)."""
     planes = [synthetic_nuclei((48, 64), seed=0), synthetic_nuclei((56, 72), seed=1)]
     first = viewer.add_image(planes[0][0], name="first")
     first_labels = viewer.add_labels(planes[0][1], name="first labels")
@@ -180,16 +182,17 @@ def test_a_second_runs_preview_moves_to_the_image_and_slice_it_trains_on(viewer,
     moved_labels = viewer.add_labels(planes[1][1], name="moved labels", scale=(0.5, 0.5), translate=(300, 300),
                                      rotate=10)
     widget = _train_dock(viewer, tmp_path, first, first_labels)
+    previews = watch_previews(viewer)
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-    preview = widget.preview_layer
     widget.settings.image_box.setCurrentText(moved.name)
     widget.settings.labels_box.setCurrentText(moved_labels.name)
     widget.start()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-    assert widget.preview_layer is preview  # one preview layer, not one per run
+    assert [layer.name for layer in previews] == ["training preview"] * 2  # the last run's was removed
+    preview = previews[1]
     assert preview.data.shape == (56, 72)
-    assert [layer.name for layer in viewer.layers if layer.name.startswith("training preview")] == ["training preview"]
+    assert not any(layer.name.startswith("training preview") for layer in viewer.layers)
     for point in ((310.0, 305.0), (290.0, 330.0)):
         np.testing.assert_allclose(preview.world_to_data(point), moved.world_to_data(point), atol=1e-9)
 

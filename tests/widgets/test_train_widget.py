@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import quick_training, synthetic_nuclei
+from helpers import quick_training, synthetic_nuclei, watch_previews
 from napari_unet_seg._widgets import _common
 from napari_unet_seg._widgets import train as train_module
 from napari_unet_seg._widgets.train import TrainWidget
@@ -58,15 +58,17 @@ def test_train_a_few_steps_plot_preview_and_model_list(make_napari_viewer, qtbot
     except ImportError:
         pass
     widget = _widget(viewer, tmp_path)
+    previews = watch_previews(viewer)
     widget.start()
     _wait(qtbot, widget)
     assert not messages["error"], messages["error"]
     assert widget.outcome is not None and widget.outcome.result.train.steps == 4
     assert widget.plot.steps == [1, 2, 3, 4] and widget.plot.scores == []  # too small to hold out
     assert not widget.plot.parent_line.get_visible()  # no parent score to draw
-    # the live preview went into a layer of its own; the user's labels are untouched
-    assert widget.preview_layer is not None and widget.preview_layer in viewer.layers
-    assert widget.preview_layer.name == "training preview"
+    # the live preview went into a layer of its own, removed when the run ended (not hidden: napari 0.9 crashed
+    # once a hidden labels layer was deleted after another); the user's labels are untouched
+    assert [layer.name for layer in previews] == ["training preview"] and previews[0].data.any()
+    assert widget.preview_layer is None and "training preview" not in viewer.layers
     np.testing.assert_array_equal(user_labels.data, labels)
     name = widget.outcome.path.stem
     assert name == "objects-model" and name in available_models()  # new: it fine-tunes nothing

@@ -23,6 +23,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..core.common.errors import first_line
+from ..core.inference.object_size import size_in_words
 from ..core.inference.pipeline import SegmentResult
 from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
@@ -270,6 +271,7 @@ class SegmentWidget(QWidget):
         if outcome.objects == 0 and not outcome.dropped and BLANK_NOTE not in outcome.notes:
             show_info("No objects were found: is this the right model for the image, and the object size right?")
         self.ran_on.setVisible(True)
+        size = size_in_words(outcome.objects, outcome.mean_area, job.options.diameter)
         self.ran_on.setText(
             f"Ran on {outcome.device.upper()} in {outcome.precision} · {outcome.seconds:.1f} s · "
-            f"model '{outcome.model_name}'")
+            f"model '{outcome.model_name}'" + (f" · objects {size}" if size else ""))

@@ -148,6 +148,7 @@ def publish_labels(
                 target.refresh()
                 how = "relinked"
         _record(target, image, provenance, kind)
+        _paint_a_new_object_next(target, kind)
         return target, how
     same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
     status = "protected" if same_shape else ("reshaped" if previous else "created")
@@ -160,7 +161,15 @@ def publish_labels(
     )
     layer.events.paint.connect(_mark_edited)
     _record(layer, image, provenance, kind)
+    _paint_a_new_object_next(layer, kind)
     return layer, status
+
+
+def _paint_a_new_object_next(layer: Labels, kind: str) -> None:
+    """Select the first unused id, as napari's "new label" button does: a missed nucleus painted with the
+    default label 1 joined object 1, which Train then learnt as one nucleus in two places (newcomer trial)."""
+    if kind == "labels" and isinstance(layer.data, np.ndarray):  # a store on disk is not read whole for it
+        layer.selected_label = int(layer.data.max(initial=0)) + 1
 
 
 def frames_linked(layer: Labels) -> bool:

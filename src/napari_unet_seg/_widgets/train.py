@@ -430,7 +430,10 @@ class TrainWidget(QWidget):
         if self.progress.maximum() == 0:  # ended before a step (refused, failed, cancelled): no busy bar left
             self.progress.setRange(0, 100)
         if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
-            self.preview_layer.visible = False  # the run is over: the labels corrected next are not under it
+            # the run is over: the labels corrected next are not under it. Removed, not hidden: napari 0.9 crashed
+            # (a segfault drawing, on Mesa) once a labels layer that had been hidden was deleted after another
+            self.viewer.layers.remove(self.preview_layer)
+        self.preview_layer = None
         if self._watch is not None:
             self._watch.stop()
             self._watch = None

@@ -22,7 +22,7 @@ from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
-from ..core.inference.object_size import rescale_factor
+from ..core.inference.object_size import rescale_factor, size_in_words
 from ..core.inference.options import OUTPUTS, RunOptions
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from ..core.model.registry import cached_model
@@ -186,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)
         else:
             shares, rest = split_shares(result.message)
+            size = size_in_words(result.objects, result.mean_area, options.diameter)
             made = (f"a class map ({shares})" if shares else "a class map" if classes_out
-                    else f"{result.objects} objects")
+                    else f"{result.objects} objects" + (f" {size}" if size else ""))
             print(f"{result.file}: {made} in {result.seconds:.1f} s -> {result.output}")
             if rest:
                 print(f"unet-seg predict: note: {result.file}: {cli_wording(rest)}", file=sys.stderr)

@@ -54,6 +54,8 @@ def test_a_store_is_an_ngff_image_label_group_that_ome_zarr_reads(tmp_path):
     assert multiscale["datasets"][0]["path"] == "0" and multiscale["name"] == "cells_labels"
     root = zarr.open_group(str(path), mode="r").attrs
     assert root["image-label"]["version"] == "0.4" and root["notes"] == ["a note"]
+    for level in ("0", "1"):  # Blosc, which Fiji's n5-zarr and MoBIE read (plain zstd came to them late)
+        assert zarr.open_array(str(path / level), mode="r").metadata.to_dict()["compressor"]["id"] == "blosc"
 
 
 def test_run_attributes_are_on_the_group_and_on_the_array_callers_get(tmp_path):

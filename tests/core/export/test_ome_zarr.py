@@ -175,3 +175,39 @@ def test_provenance_sits_in_the_labels_group_beside_valid_ngff_metadata(tmp_path
     assert ImageLabelAttrs.model_validate(labels_attrs).model_extra == {"napari_unet_seg": {"provenance": record}}
     assert "napari_unet_seg" not in attrs(path)  # the image's metadata is untouched
     assert np.array_equal(np.asarray(read_back(path)[1].data[0]), stack_labels())
+
+
+@pytest.mark.parametrize("origin", [None, (10.0, -4.0)])
+def test_every_labels_level_declares_where_its_pixels_were_taken_from(tmp_path, origin):
+    # the declared scale and translation of each pyramid level must land its pixel (i, j) on the level-0
+    # pixel it was copied from: a quarter-pixel (or more) off, and a viewer shows outlines beside the objects
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 60000, (1040, 1100)).astype(np.uint16)  # every pixel its own value: offsets show
+    path = write_ome_zarr(tmp_path / "out.ome.zarr", labels, labels.astype(np.float32), pixel_size=(0.5, 0.4),
+                          origin=origin)
+    group = zarr.open_group(str(path / "labels" / "labels"), mode="r")
+    datasets = group.attrs["multiscales"][0]["datasets"]
+    assert len(datasets) >= 3
+    s0, t0 = _transforms(datasets[0])
+    level0 = group[datasets[0]["path"]][:]
+    for dataset in datasets[1:]:
+        scale, translation = _transforms(dataset)
+        level = group[dataset["path"]][:]
+        for i, j in [(0, 0), (3, 5), (level.shape[0] - 1, level.shape[1] - 2)]:
+            y0 = (translation[0] + i * scale[0] - t0[0]) / s0[0]
+            x0 = (translation[1] + j * scale[1] - t0[1]) / s0[1]
+            assert y0 == pytest.approx(round(y0)) and x0 == pytest.approx(round(x0))
+            assert level[i, j] == level0[round(y0), round(x0)]
+
+
+def _transforms(dataset):
+    by_type = {t["type"]: t for t in dataset["coordinateTransformations"]}
+    return by_type["scale"]["scale"], by_type.get("translation", {"translation": [0.0, 0.0]})["translation"]
+
+
+def test_arrays_are_compressed_as_java_readers_expect(tmp_path):
+    # Fiji's n5-zarr, MoBIE and QuPath read Blosc; plain zstd (zarr's own default) came to them late
+    path = write_ome_zarr(tmp_path / "out.ome.zarr", big_labels(), np.ones((520, 540), np.uint8))
+    for array in (path / "labels" / "labels" / "s0", path / "s0"):
+        compressor = json.loads((array / ".zarray").read_text())["compressor"]
+        assert compressor["id"] == "blosc"

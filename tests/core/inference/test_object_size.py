@@ -70,3 +70,11 @@ def test_only_small_images_are_measured_whole():
     assert not fits_measuring_crop(np.zeros((1, AUTO_CROP + 1, 10)))
     crop = measuring_crop(np.zeros((1, 3000, 500)))
     assert crop.shape == (1, AUTO_CROP, 500)
+
+
+def test_the_size_found_is_said_in_the_figure_the_object_size_setting_takes():
+    from napari_unet_seg.core.inference.object_size import size_in_words
+
+    assert size_in_words(3, np.pi * 10 ** 2, None) == "about 20 px across (object size: auto)"
+    assert size_in_words(3, np.pi * 10 ** 2, 25.0) == "about 20 px across (object size given: 25 px)"
+    assert size_in_words(0, 0.0, None) == "" and size_in_words(None, 5.0, None) == ""

@@ -73,3 +73,10 @@ def test_free_memory_without_psutil_is_read_from_proc_meminfo(monkeypatch):
         expected = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     monkeypatch.setattr(builtins, "__import__", no_psutil)
     assert available_memory() == pytest.approx(expected, rel=0.2)
+
+
+def test_a_misspelt_device_is_refused_when_the_options_are_made():
+    # "gpu" was accepted here and refused only when a run started, unlike every other setting
+    with pytest.raises(ValueError, match="unknown device 'gpu'; choose one of auto, cpu, cuda, mps"):
+        RunOptions(device="gpu")
+    assert RunOptions(device="cuda:1").device == "cuda:1"  # may not exist here: checked when the run starts

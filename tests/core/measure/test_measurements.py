@@ -147,3 +147,10 @@ def test_progress_reaches_the_end_and_cancel_stops():
     assert calls[-1][0] == calls[-1][1] and [d for d, _ in calls] == sorted(d for d, _ in calls)
     with pytest.raises(Cancelled):
         measure_objects(labels, cancel=lambda: True)
+
+
+def test_labels_given_as_nested_lists_are_measured_as_segment_accepts_them():
+    _, labels = synthetic_nuclei((48, 48))
+    from_lists = measure_objects(labels.tolist())
+    from_array = measure_objects(labels)
+    assert list(from_lists["label"]) == list(from_array["label"]) and len(from_array["label"])

@@ -1,5 +1,6 @@
 """Model files: safetensors plus metadata, round trips, half precision, never overwritten, never pickle."""
 
+import dataclasses
 import json
 import pickle
 import re
@@ -159,7 +160,7 @@ def test_model_info_describes_a_file_without_loading_its_weights(tmp_path):
     end_of_header = 8 + int.from_bytes(data[:8], "little")
     scrambled = tmp_path / "scrambled weights.safetensors"
     scrambled.write_bytes(data[:end_of_header] + b"\xff" * (len(data) - end_of_header))
-    assert ModelInfo.of(scrambled) == info  # the weights are never read to describe the model
+    assert ModelInfo.of(scrambled) == dataclasses.replace(info, name="scrambled weights")  # weights never read
     headless = tmp_path / "weights cut off.safetensors"
     headless.write_bytes(data[:end_of_header])
     with pytest.raises(ModelFileError, match="incomplete"):
@@ -170,13 +171,24 @@ def test_model_info_describes_a_file_without_loading_its_weights(tmp_path):
         info.name = "renamed"  # frozen
 
 
-def test_model_info_of_an_instance_model_uses_its_stored_name(tmp_path, tiny_model):
+def test_a_model_is_named_after_its_file_wherever_it_is_named(tmp_path, tiny_model):
+    # a model fine-tuned from Python and saved, or a file copied under a new name, was called by the name stored
+    # in it ("nuclei") in provenance and batch notes, while the model lists showed the file's name
+    import shutil
+
     from napari_unet_seg.core.model.modelfile import ModelInfo
 
-    tiny_model.metadata["name"] = "nuclei v2"
-    info = ModelInfo.of(save_model(tiny_model, tmp_path / "file-name"))
-    assert (info.name, info.task, info.in_channels, info.object_diameter) == ("nuclei v2", "instances", 1, None)
+    tiny_model.metadata["name"] = "nuclei"
+    saved = save_model(tiny_model, tmp_path / "file-name")
+    assert read_metadata(saved)["name"] == "file-name"
+    copied = shutil.copy(saved, tmp_path / "my-stained.safetensors")
+    info = ModelInfo.of(copied)
+    assert (info.name, info.task, info.in_channels, info.object_diameter) == ("my-stained", "instances", 1, None)
     assert info.class_names == ("background", "object")
+    loaded = load_model_file(copied)
+    assert loaded.name == loaded.metadata["name"] == "my-stained"
+    with pytest.raises(TypeError, match="save_model takes a Model"):
+        save_model("nuclei", tmp_path / "x")
 
 
 def test_model_info_errors_are_one_line_model_file_errors(tmp_path, tiny_model):

@@ -73,8 +73,14 @@ def test_resolving_names_and_paths(private_model_dir, tmp_path, tiny_model, monk
     assert resolve_model_path("mine") == saved
     assert resolve_model_path(str(elsewhere)) == elsewhere
     assert resolve_model_path(elsewhere) == elsewhere
+    pickle = tmp_path / "weights.pth"
+    with pytest.raises(ModelFileError, match="model file not found"):
+        resolve_model_path(pickle)  # missing is said as missing, not as a pickle
+    pickle.write_bytes(b"PK")
     with pytest.raises(ModelFileError, match="pickle"):
-        resolve_model_path(tmp_path / "weights.pth")  # refused by name, before looking for it
+        resolve_model_path(pickle)  # refused by name, before it is opened
+    written = save_model(tiny_model, tmp_path / "m.pt")
+    assert written.name == "m.pt.safetensors" and resolve_model_path(tmp_path / "m.pt") == written
     with pytest.raises(ModelFileError, match="model file not found"):
         resolve_model_path(tmp_path / "missing.safetensors")
     with pytest.raises(ModelFileError, match=r"no model named 'typo' \(available: .*mine"):

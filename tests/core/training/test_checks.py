@@ -79,3 +79,20 @@ def test_scribbles_of_one_value_are_refused_and_unpainted_classes_said():
     assert classes_called_for([TrainingPair(image, both)], scribbles=True) == 2  # background + one class
     assert classes_called_for([TrainingPair(image, both * 0 + 5 * (both > 0))], scribbles=True) == 5
     assert classes_called_for([TrainingPair(image, (labels > 0).astype(int))], scribbles=False) == 2
+
+
+def test_labels_of_another_size_or_a_bare_pair_are_one_line_before_anything_runs():
+    # from Python, a cropped or transposed labels array reached numpy's boolean indexing (an IndexError
+    # six frames deep) before anything compared the sizes
+    image, labels = synthetic_nuclei((64, 80))
+    model = starting_model("none", **TINY)
+    with pytest.raises(UnusableAnnotation, match=r"labels in a have shape \(80, 64\) but the image is \(64, 80\)"):
+        check_pairs(model, [TrainingPair(image, labels.T, name="a")], scribbles=False)
+    with pytest.raises(UnusableAnnotation, match=r"the annotated region has shape \(10, 10\) but the image is"):
+        check_pairs(model, [TrainingPair(image, labels, valid=np.ones((10, 10), bool))], scribbles=False)
+    with pytest.raises(TypeError, match=r"as a list: \[TrainingPair"):
+        check_pairs(model, TrainingPair(image, labels), scribbles=False)
+    colour = np.repeat(image[..., None], 3, axis=-1).astype(np.uint8)
+    check_pairs(model, [TrainingPair(colour, labels)], scribbles=False)  # colour guessed, as segment() guesses it
+    assert TrainingPair(colour, labels).rgb and not TrainingPair(colour, labels, rgb=False).rgb
+    assert not TrainingPair(image, labels).rgb

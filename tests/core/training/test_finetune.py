@@ -260,3 +260,17 @@ def test_a_class_painted_nowhere_is_said_before_the_first_step_and_kept_in_the_r
     assert said == ["'square' (id 2) is annotated nowhere: the model will not learn it"]
     assert events.index(("warn", said[0])) < min(i for i, (kind, _) in enumerate(events) if kind == "step")
     assert said[0] in result.warnings  # the verdict still lists it for whoever comes back later
+
+
+def test_a_cancelled_run_returns_a_complete_result_that_says_so():
+    # from Python, only metadata["training"]["cancelled"] told a cancelled run from a finished one
+    import napari_unet_seg as api
+
+    image, labels = synthetic_nuclei((96, 96))
+    model = starting_model("none", **TINY)
+    steps = []
+    result = api.finetune(model, [api.TrainingPair(image, labels)], config=_fast(max_steps=50),
+                          progress=steps.append, cancel=lambda: len(steps) >= 2)
+    assert isinstance(result, api.FinetuneResult) and result.cancelled and result.train.steps < 50
+    done = api.finetune(starting_model("none", **TINY), [api.TrainingPair(image, labels)], config=_fast())
+    assert not done.cancelled

@@ -36,6 +36,14 @@ STACK_AXES = ("t", "z")  # NGFF 0.4 names, in its order, for up to two leading a
 NGFF_VERSION = "0.4"
 
 
+def compressor() -> Any:
+    """Blosc (zstd inside), as ome-zarr-py writes: Java readers (Fiji's n5-zarr, MoBIE, QuPath) open it, while
+    zarr's own default for format 2, plain zstd, came to them late and some releases cannot read it."""
+    from numcodecs import Blosc
+
+    return Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE)
+
+
 def pyramid_factors(plane_shape: Sequence[int]) -> tuple[int, ...]:
     """Downsampling factors 2, 4, 8...: halve while the smaller side stays at least MIN_LEVEL_SIDE."""
     factors: list[int] = []
@@ -62,7 +70,7 @@ def create_labels_store(path: str | os.PathLike, shape: Sequence[int], chunks: S
     fmt = FormatV04()
     root = zarr.open_group(str(path), mode="w", zarr_format=fmt.zarr_format)
     return root.create_array(LEVEL0, shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                             chunk_key_encoding=fmt.chunk_key_encoding)
+                             chunk_key_encoding=fmt.chunk_key_encoding, compressors=compressor())
 
 
 def finish_labels_store(path: str | os.PathLike, attrs: Mapping[str, Any], *, name: str = "labels",
@@ -91,7 +99,7 @@ def finish_labels_store(path: str | os.PathLike, attrs: Mapping[str, Any], *, na
     for k, factor in enumerate(pyramid_factors(level.shape[-2:]), start=1):
         smaller = node.create_array(str(k), shape=level.shape[:-2] + tuple(-(-s // 2) for s in level.shape[-2:]),
                                     chunks=level.chunks, dtype=level.dtype, fill_value=0,
-                                    chunk_key_encoding=fmt.chunk_key_encoding)
+                                    chunk_key_encoding=fmt.chunk_key_encoding, compressors=compressor())
         _halve(level, smaller, cancel)
         datasets.append(_dataset(str(k), lead, yx, factor))
         level = smaller

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..common.atomic import atomic_path
-from ..common.labels_zarr import UNIT, pyramid_factors  # one pyramid rule for exports and labels stores
+from ..common.labels_zarr import UNIT, compressor, pyramid_factors  # one rule for exports and labels stores
 from .outlines import check_labels, check_same_plane
 from .stamp import provenance_member
 from .target import EXPORT_MARK, prepare_target
@@ -35,7 +35,7 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
                    name: str = "labels", stack_axis: str = "z", colors: Mapping[int, Sequence[int]] | None = None,
                    measurements: Mapping[str, Sequence[Any]] | None = None,
                    provenance: Mapping[str, Any] | None = None, overwrite: bool = False,
-                   origin: tuple[float, float] | None = None) -> Path:
+                   origin: tuple[float, float] | None = None, title: str | None = None) -> Path:
     """Write ``image`` (optional) and ``labels`` as one OME-Zarr folder ``path``.
 
     ``labels`` is (H, W) or a stack (N, H, W); ``image`` covers the same
@@ -48,8 +48,9 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
     goes in the labels group's attributes as ``napari_unet_seg.provenance``,
     beside its NGFF metadata. ``origin`` (y, x: where the first pixel's centre
     lies, in the pixel size's units, as a napari layer's ``translate``) becomes
-    an NGFF translation, so the export lands where the layers lay. The folder
-    is complete or absent.
+    an NGFF translation, so the export lands where the layers lay. ``name`` is the
+    labels group's path (no spaces, for URLs and S3); ``title`` the name viewers
+    show for it (default ``name``), e.g. the napari layer's. The folder is complete or absent.
     """
     import dask
     import dask.array as da
@@ -86,7 +87,7 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
         root = zarr.open_group(str(tmp), mode="w", zarr_format=fmt.zarr_format)
         write_image(img, root, scale_factors=factors, fmt=fmt, axes=image_axes, axes_units=units,
                     scale={axis: scale.get(axis, 1.0) for axis in image_axes},
-                    storage_options={"chunks": _chunks(img.shape, image_axes)},
+                    storage_options={"chunks": _chunks(img.shape, image_axes), "compressor": compressor()},
                     name=image_name(path) if image is not None else "placeholder (labels only)")
         label_metadata: dict[str, Any] = {"colors": _colors(lab, colors)}
         properties = _properties(measurements)
@@ -94,11 +95,16 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
             label_metadata["properties"] = properties
         label_metadata["source"] = {"image": "../../"}
         write_labels(lab, root, name=name, scaler=None, scale_factors=factors, fmt=fmt, axes=spatial, scale=scale,
-                     axes_units=units, storage_options={"chunks": _chunks(lab.shape, spatial)},
-                     label_metadata=label_metadata)
-        if origin is not None and any(origin):
-            for group in (root, root["labels"][name]):
-                _add_translation(group, origin)
+                     axes_units=units, label_metadata=label_metadata,
+                     storage_options={"chunks": _chunks(lab.shape, spatial), "compressor": compressor()})
+        origin = (0.0, 0.0) if origin is None else tuple(origin)
+        if any(origin):
+            _add_translation(root, origin, sampled=False)
+        _add_translation(root["labels"][name], origin, sampled=True)
+        if title:
+            multiscales = root["labels"][name].attrs["multiscales"]
+            multiscales[0]["name"] = title
+            root["labels"][name].attrs["multiscales"] = multiscales
         if provenance is not None:
             root["labels"][name].attrs.update(provenance_member(provenance))
         root["labels"].attrs.update(EXPORT_MARK)  # a later export with overwrite may replace it (nothing else);
@@ -106,10 +112,14 @@ def write_ome_zarr(path: str | os.PathLike, labels: Any, image: Any = None, *, r
     return path
 
 
-def _add_translation(group: Any, origin: tuple[float, float]) -> None:
-    """Give every level of ``group``'s multiscales its translation: ``origin`` for level 0, and for a level
-    downsampled by f the centre of the f x f level-0 pixels its first pixel covers (NGFF 0.4 order: scale, then
-    translation)."""
+def _add_translation(group: Any, origin: tuple[float, float], *, sampled: bool) -> None:
+    """Give every level of ``group``'s multiscales its translation (NGFF 0.4 order: scale, then translation).
+
+    Level 0 starts at ``origin``. A level downsampled by f starts at the centre of the f x f level-0 pixels its
+    first pixel covers when they were averaged (the image), and on the last of them when they were ``sampled``:
+    ome-zarr-py keeps every other labels pixel from the second on (``[1::2]``), level after level, so a labels
+    level's first pixel is level 0's pixel f - 1.
+    """
     multiscales = group.attrs["multiscales"]
     for multiscale in multiscales:
         axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscale["axes"]]
@@ -119,7 +129,7 @@ def _add_translation(group: Any, origin: tuple[float, float]) -> None:
             translation = [0.0] * len(axes)
             for axis, value in zip(("y", "x"), origin):
                 i = axes.index(axis)
-                translation[i] = float(value) + (scale[i] - base[i]) / 2
+                translation[i] = float(value) + (scale[i] - base[i]) / (1 if sampled else 2)
             dataset["coordinateTransformations"] = [
                 *(t for t in dataset["coordinateTransformations"] if t.get("type") == "scale"),
                 {"type": "translation", "translation": translation}]

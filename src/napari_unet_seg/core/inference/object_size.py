@@ -62,6 +62,18 @@ def median_diameter(logits: np.ndarray) -> float | None:
     return float(2 * np.sqrt(median_area / np.pi))
 
 
+def size_in_words(objects: int | None, mean_area: float, given: float | None) -> str:
+    """The objects' typical diameter in pixels, to type as the object size ("" without objects).
+
+    A user left with "auto" learns what was found (and the figure to start
+    from if it is wrong); a diameter given is shown beside what came out.
+    """
+    if not objects or not mean_area > 0:
+        return ""
+    found = f"about {2 * np.sqrt(mean_area / np.pi):.0f} px across"
+    return f"{found} (object size given: {given:g} px)" if given is not None else f"{found} (object size: auto)"
+
+
 def consistent_diameter(at_level: Callable[[int], float | None], model_diameter: float) -> float | None:
     """The object diameter (image px) at the finest scale that agrees with itself.
 

@@ -75,6 +75,11 @@ class RunOptions:
             raise ValueError(f"channels are counted from 0: there is no channel {self.channel}")
         if self.cells_channel is not None and self.cells_channel < 0:
             raise ValueError(f"channels are counted from 0: there is no channel {self.cells_channel}")
+        if self.device != "auto":  # a typo said now, not when the run starts (availability is checked then)
+            from ..model.devices import DEVICES
+
+            if str(self.device).lower().split(":")[0] not in DEVICES:
+                raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         _positive("diameter", self.diameter, optional=True)
         for name in ("tile_size", "batch_size", "block_size"):
             _positive(name, getattr(self, name), optional=name != "block_size", whole=True)

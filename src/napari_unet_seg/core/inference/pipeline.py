@@ -102,7 +102,11 @@ def segment_image(
     ``options.model`` with an already loaded model (or a name or path, loaded). ``image_path`` (the
     image's file, if any) goes into the result's provenance; ``file_axes``, its axes as the file names
     them (``ZYX``: ImageJ's or OME's), keeps planes the file calls Z or T from being taken for channels.
-    Raises ``Cancelled``, ``ModelFileError``, ``DeviceError`` or ``ValueError`` with one clear line.
+    ``progress(done, total)`` is called as the work advances (fractions of one whole);
+    ``cancel()`` returning True stops the run by raising ``Cancelled``. The result's
+    ``labels`` have the image's plane shape (leading axes kept), 0 for background,
+    unsigned integers (uint16 when the ids fit). Raises ``Cancelled``, ``ModelFileError``,
+    ``DeviceError`` or ``ValueError`` with one clear line.
     """
     start = time.perf_counter()
     check_options(options)

@@ -55,6 +55,8 @@ def measure_objects(
     ``class_fraction`` (see :mod:`.classes`). Raises ``ValueError`` with one
     line for labels that are not integers or images of another shape.
     """
+    if not hasattr(labels, "shape"):  # nested lists, as segment() accepts them
+        labels = np.asarray(labels)
     shape = tuple(int(s) for s in labels.shape)
     if len(shape) < 2:
         raise ValueError(f"labels must have at least two axes (height, width), not shape {shape}")

@@ -116,8 +116,12 @@ def save_model(
     Refuses to replace an existing file unless ``overwrite`` is true: model
     files are user work. ``half_precision`` stores the weights as float16 (half
     the file, so a wider built-in model fits in the wheel); they are loaded
-    back as float32.
+    back as float32. The file ends in ``.safetensors`` (added when ``path``
+    lacks it: ``m.pt`` becomes ``m.pt.safetensors``), the model is named after
+    it, and the path written is returned.
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"save_model takes a Model (from load_model or training), not {type(model).__name__}")
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
@@ -128,7 +132,7 @@ def save_model(
     metadata.update(
         format="napari-unet-seg",
         format_version=FORMAT_VERSION,
-        name=metadata.get("name") or path.stem,
+        name=path.stem,  # a model is named after its file, as the model lists show it
         architecture={"type": "UNet", **model.net.config()},
         package_version=_package_version(),
     )
@@ -239,7 +243,7 @@ class ModelInfo:
         path = Path(path)
         metadata = read_metadata(path)
         try:
-            return cls(name=str(metadata.get("name") or path.stem), task=str(metadata.get("task", "instances")),
+            return cls(name=path.stem, task=str(metadata.get("task", "instances")),
                        in_channels=int(metadata.get("architecture", {}).get("in_channels", 1)),
                        class_names=tuple(map(str, metadata.get("class_names", []))),
                        object_diameter=metadata.get("object_diameter"))
@@ -272,7 +276,8 @@ def load_model_file(path: str | os.PathLike) -> Model:
         raise ModelFileError(f"{path.name} is damaged: some of its weights are not numbers (NaN or infinite), so it "
                              "would find nothing in any image")
     net.eval()
-    return Model(net=net, metadata=metadata, name=metadata.get("name") or path.stem, path=path)
+    metadata["name"] = path.stem  # a copied or renamed file is the model of its new name everywhere
+    return Model(net=net, metadata=metadata, name=path.stem, path=path)
 
 
 def new_model(

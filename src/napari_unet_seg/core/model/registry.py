@@ -65,9 +65,12 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> Path:
     if text in models and not (named_as_file and path.is_file()):  # a file named as a file is that file
         return models[text]
     if path.suffix or os.sep in text or path.exists():
-        refuse_pickle(path)
+        saved_as = path.with_name(path.name + SUFFIX)
+        if not path.exists() and path.suffix != SUFFIX and saved_as.is_file():
+            return saved_as  # save_model("m.pt") wrote m.pt.safetensors
         if not path.exists():
             raise ModelFileError(f"model file not found: {path}")
+        refuse_pickle(path)
         return path
     if text == DEFAULT_MODEL:
         raise ModelFileError("the built-in 'nuclei' model is not installed in this copy of napari-unet-seg")

@@ -28,6 +28,8 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
     with no objects teaches something there; a whole image with none is a Labels layer never painted (or
     emptied), and is refused all the same, before it is saved into the project for every later round.
     """
+    if isinstance(pairs, TrainingPair):
+        raise TypeError("give the training pairs as a list: [TrainingPair(image, labels), ...]")
     if not pairs:
         raise UnusableAnnotation("nothing to train on: give at least one annotated image")
     if scribbles and model.task == "instances":
@@ -43,6 +45,7 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
         if labels.size and labels.min() < 0:
             raise UnusableAnnotation(f"labels{name} contain negative values")
         image = np.asarray(pair.image)
+        _refuse_another_size(image, labels, pair, name)
         if image.shape == labels.shape and np.array_equal(image, labels):
             # the commonest slip when picking files or layers; a model trained on it learns nothing useful
             raise UnusableAnnotation(f"the labels{name} are the image itself: pick the labels painted over it")
@@ -190,3 +193,17 @@ def annotation_warnings(model: Model, pair: TrainingPair) -> list[str]:
         return [f"the labelled objects in {name} are no brighter than their background: are these the labels "
                 "of another image?"]
     return []
+
+
+def _refuse_another_size(image: np.ndarray, labels: np.ndarray, pair: TrainingPair, name: str) -> None:
+    """Labels (and region) must cover the image pixel for pixel; a transposed or cropped array is a slip."""
+    if image.ndim not in (2, 3) or (pair.rgb and image.ndim != 3):
+        layout = "(H, W, 3|4) colour" if pair.rgb else "(H, W) or (C, H, W)"
+        raise UnusableAnnotation(f"the image{name} has shape {image.shape}: give a {layout} image")
+    plane = image.shape[:2] if pair.rgb else image.shape[-2:]
+    if labels.shape != plane:
+        raise UnusableAnnotation(f"the labels{name} have shape {labels.shape} but the image is {plane}: "
+                                 "they must match pixel for pixel")
+    if pair.valid is not None and np.shape(pair.valid) != plane:
+        raise UnusableAnnotation(f"the annotated region{name} has shape {np.shape(pair.valid)} but the image is "
+                                 f"{plane}: they must match pixel for pixel")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.layout import is_rgb
 from ..inference.object_size import rescale_factor
 from ..inference.prediction import is_unscaled, resize_for_network, scaled_size
 from ..inference.preprocess import PreparedImage
@@ -22,18 +23,26 @@ from ..model.modelfile import Model
 
 @dataclass
 class TrainingPair:
-    """One annotated image. ``valid`` (optional, same H, W) marks annotated pixels."""
+    """One annotated image: (H, W), (C, H, W), or colour (H, W, 3|4) with ``rgb``; labels (H, W) of integer ids.
+
+    ``valid`` (optional, same H, W) marks annotated pixels. ``rgb`` None guesses
+    colour as :func:`~..inference.pipeline.segment` does (8-bit, 3 or 4 values last).
+    """
 
     image: Any
     labels: np.ndarray
     valid: np.ndarray | None = None
-    rgb: bool = False
+    rgb: bool | None = None
     name: str = ""
     weight: float | None = None  # sampling weight; None = proportional to area
     diameter: float | None = None  # objects' size (px) the pipeline rescales for; None: the image's own scale
     replay: bool = False  # an earlier round's correction: it also judges that training did not forget it
     plane: tuple[int, ...] = ()  # the leading (Z/T) index of the plane of its image's stack, for showing it there
     edited: np.ndarray | None = None  # where the user changed a Segment result (None: unknown): see .rounds
+
+    def __post_init__(self) -> None:
+        if self.rgb is None:
+            self.rgb = hasattr(self.image, "shape") and is_rgb(self.image)
 
 
 def input_channels(pair: TrainingPair) -> int:

@@ -193,6 +193,11 @@ class FinetuneResult:
     doubtful_labels: list[str] = field(default_factory=list)  # images whose labels look like another image's
 
     @property
+    def cancelled(self) -> bool:
+        """True when ``cancel()`` stopped training early: the model holds the best weights scored until then."""
+        return bool(self.train.cancelled)
+
+    @property
     def improved(self) -> bool | None:
         """True when fine-tuning beat the starting weights on held-out annotation; None when unknown."""
         if self.parent_scores is None or not self.held_out or self.train.best_scores is None:
@@ -350,7 +355,11 @@ def finetune(
     receives what is known to be wrong before the first step (a class painted
     nowhere, a blank image, labels that seem to be another image's), so the
     user can stop at once rather than learn it minutes later; the result's
-    ``warnings`` hold them too.
+    ``warnings`` hold them too. ``progress(report)`` receives a :class:`~.loop.StepReport`
+    after every step. ``cancel()`` returning True stops training at the next step: it
+    does not raise, the result is complete (best weights so far, post-processing fitted)
+    and says ``cancelled``. Bad annotations raise :class:`~.checks.UnusableAnnotation`
+    (a ``ValueError``) with one line saying what to fix.
     """
     check_pairs(model, pairs, scribbles=scribbles)
     if config is None:
