@@ -480,3 +480,20 @@ def test_a_file_that_takes_long_is_followed_now_and_then_not_left_silent(capsys,
     assert capsys.readouterr().out.splitlines() == [
         "big.tif: 40 % of the network's windows, 12 s so far",  # nothing for the first 10 s
         "big.tif: 60 % of the network's windows, 30 s so far"]  # then one line every 15 s at most; none at the end
+
+
+def test_a_run_on_the_built_in_model_says_when_napari_uses_a_fine_tuned_one(tmp_path, setup, capsys,
+                                                                              private_model_dir):
+    # the Batch dock started on the fine-tuned model in use, unet-seg predict on 'nuclei': one folder, two results
+    from napari_unet_seg.core.training.project import Project, current_project_dir
+
+    root, _ = setup
+    mine = save_model(threshold_model(), private_model_dir / "mine.safetensors")
+    assert main(["predict", str(root / "a.tif"), "-o", str(tmp_path / "before"), "--device", "cpu"]) == 0
+    assert "napari's" not in capsys.readouterr().err  # no model in use yet: nothing to say
+    Project(current_project_dir()).set_in_use(mine)
+    assert main(["predict", str(root / "a.tif"), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "napari's Segment and Batch docks use 'mine'" in err and f"--model {mine}" in err
+    assert main(["predict", str(root / "a.tif"), "-o", str(tmp_path / "chosen"), "--model", "nuclei"]) == 0
+    assert "napari's" not in capsys.readouterr().err  # a model chosen: the user knows which

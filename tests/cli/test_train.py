@@ -152,6 +152,13 @@ def test_missing_file_and_shape_mismatch(files, tmp_path, capsys):
                  "-o", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "must match" in err and err.count("\n") == 1
+    # a multichannel image whose channels were not said: the labels were blamed for it
+    image, _ = synthetic_nuclei((96, 96))
+    tifffile.imwrite(tmp_path / "three.tif", np.stack([image] * 3), imagej=True, metadata={"axes": "CYX"})
+    assert main(["train", "--image", str(tmp_path / "three.tif"), "--labels", str(files["lbl0"]),
+                 "--init", str(files["inst"]), "--max-steps", "3", "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "three.tif holds 3 planes of (96, 96)" in err and "--channel K" in err and err.count("\n") == 1
 
 
 def test_too_many_class_names_or_names_for_an_instance_model_are_one_line(files, tmp_path, capsys):

@@ -262,10 +262,12 @@ def test_the_channel_choice_segments_the_nuclear_stain_of_each_file_alone(widget
     dapi, _ = synthetic_nuclei((40, 48), n=5, seed=9)
     tifffile.imwrite(folder / "dapi gfp.tif", np.stack([np.full_like(dapi, dapi.max()), dapi]), imagej=True,
                      metadata={"axes": "CYX"})
+    tifffile.imwrite(folder / "a blank.tif", np.zeros((40, 48), np.uint8))  # first by name, its note less useful
     widget.input_dir.setText(str(folder))
     run_and_wait(widget, qtbot)  # no channel chosen: two planes, said in the status (the table's column is far right)
-    assert "notes (1 file): " in widget.status.text()
+    assert "notes (2 files, e.g. dapi gfp.tif): " in widget.status.text()
     assert "the image's 2 planes along its first axis were segmented one by one" in widget.status.text()
+    (folder / "a blank.tif").unlink()
     widget.channel.setCurrentIndex(widget.channel.findData(1))
     widget.overwrite.setChecked(True)
     run_and_wait(widget, qtbot)
@@ -399,20 +401,27 @@ def test_a_refused_or_empty_run_says_so_in_the_status_and_makes_no_output_folder
 
 def test_an_output_folder_of_earlier_results_shows_them_to_open_after_a_restart(widget, qtbot, monkeypatch):
     widget, viewer, tmp_path = widget
+    (tmp_path / "in" / "day2").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "day2" / "img 0.tif", synthetic_nuclei((40, 48), n=5, seed=7)[0])
+    widget.recursive.setChecked(True)
     run_and_wait(widget, qtbot)
+    during = sorted(widget.table.item(r, 0).text() for r in range(widget.table.rowCount()))
+    assert "day2/img 0.tif" in during and "img 0.tif" in during
     later = BatchWidget(viewer)  # napari started again: a new dock, its folders empty
     qtbot.addWidget(later)
     assert later.table.rowCount() == 0
     later.output_dir.setText(str(tmp_path / "out"))
-    assert later.table.rowCount() == 4 and later.table.isVisibleTo(later)
+    assert later.table.rowCount() == 5 and later.table.isVisibleTo(later)
+    # named as the run named them: the subfolder's file is not a second "img 0.tif"
+    assert sorted(later.table.item(r, 0).text() for r in range(later.table.rowCount())) == during
     statuses = [later.table.item(r, 1).text() for r in range(later.table.rowCount())]
-    assert sorted(statuses) == ["failed", "ok", "ok", "ok"]
-    assert later.status.text().startswith(f"Earlier results in {tmp_path / 'out'}: 4 files")
+    assert sorted(statuses) == ["failed", "ok", "ok", "ok", "ok"]
+    assert later.status.text().startswith(f"Earlier results in {tmp_path / 'out'}: 5 files")
     assert later.qc_button.isEnabled()
     later.open_result(statuses.index("ok"))
     assert viewer.layers[-1].name.endswith(" labels") and np.asarray(viewer.layers[-1].data).max() > 0
     later.output_dir.setText(str(tmp_path / "elsewhere"))  # no results there: the table is left as it was
-    assert later.table.rowCount() == 4
+    assert later.table.rowCount() == 5
 
 
 def test_the_progress_bar_moves_while_one_large_file_runs(widget):

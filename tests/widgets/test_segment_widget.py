@@ -371,6 +371,22 @@ def test_a_movie_whose_file_names_its_frames_gets_no_maybe_channels_hint(make_wi
     assert not widget.settings.planes_hint.isHidden()  # a file that says nothing: maybe channels
 
 
+def test_a_hyperstack_whose_file_names_its_channels_opens_with_them_chosen(make_widget, tmp_path):
+    # napari opens an ImageJ TCYX file as a 4D stack; the dock segmented its 2 channels as 6 frames (219 objects,
+    # a cytoplasm stain among them) where unet-seg refused it until a channel was chosen
+    import tifffile
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    movie = np.random.default_rng(4).integers(0, 255, (3, 2, 48, 64), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "hyper.tif", movie, imagej=True, metadata={"axes": "TCYX"})
+    viewer.add_image(movie, name="unnamed")  # a file that says nothing: the dock's own guess, none
+    assert widget.settings.channel_axis.currentData() is None
+    with layer_source(path=str(tmp_path / "hyper.tif")):
+        viewer.add_image(tifffile.imread(tmp_path / "hyper.tif"), name="hyper")
+    assert widget.settings.channel_axis.currentData() == 1 and widget.settings.channel.isEnabled()
+
+
 def test_the_channels_of_a_movie_are_said_before_the_run_and_choosing_them_lets_frames_link(make_widget, qtbot):
     """A (T, C, Y, X) movie was segmented channel by channel, frame links greyed out, without a word."""
     viewer, widget = make_widget()
@@ -846,3 +862,15 @@ def test_after_segment_the_brush_paints_a_new_object_not_object_one(make_widget,
     labels.selected_label = 1
     segment_and_wait(qtbot, widget)  # the same layer updated: a new id again
     assert result_layers(viewer) == [labels] and labels.selected_label == labels.data.max() + 1
+
+
+def test_an_image_napari_opened_as_labels_is_named_when_nothing_else_can_be_segmented(make_widget, messages):
+    # napari opens 32-bit integer TIFFs as Labels: "There is no image layer" left the user wondering where it went
+    viewer, widget = make_widget()
+    viewer.add_labels(np.zeros((40, 50), np.int32), name="painted")  # labels: not named
+    counts = np.random.default_rng(0).integers(0, 4000, (40, 50), dtype=np.int32)
+    viewer.add_labels(counts, name="a_i32")
+    widget.run()
+    assert widget.worker is None
+    assert "'a_i32' is an image napari opened as a Labels layer" in messages["error"][-1]
+    assert "Convert to Image" in widget.status.text()

@@ -676,3 +676,16 @@ def test_labels_of_another_image_train_but_stay_out_of_the_project_and_out_of_us
     from napari_unet_seg._widgets._model_in_use import model_in_use
 
     assert model_in_use(viewer, str(tmp_path / "project")) != widget.outcome.path
+
+
+def test_the_region_picker_offers_shapes_first_and_the_image_last(make_napari_viewer, tmp_path):
+    # the image itself was the region picker's default: no region at all, and a mask it is not
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    viewer.add_shapes([[[0, 0], [0, 30], [30, 30], [30, 0]]], name="done here")
+    widget = _widget(viewer, tmp_path)
+    box = widget.settings.region_box
+    assert [box.itemText(k) for k in range(box.count())] == ["done here", "cells labels", "cells"]
+    assert box.currentText() == "done here"

@@ -9,8 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from napari.layers import Image
+from napari.layers import Image, Labels
 from napari.viewer import Viewer
+
+from ..core.common.labels_checks import looks_like_an_intensity_image
+
+
+def image_opened_as_labels(viewer: Any) -> Any:
+    """A Labels layer that holds a microscope image (values changing pixel to pixel), not labels: napari opens
+    32-bit integer TIFFs as labels, and Segment's image list then shows nothing to segment. None if none."""
+    return next((layer for layer in reversed(viewer.layers) if isinstance(layer, Labels)
+                 and looks_like_an_intensity_image(layer.data)), None)
 
 
 def layer_kind(layer: Any) -> str:

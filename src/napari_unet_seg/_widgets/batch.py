@@ -8,6 +8,7 @@ image with its labels on top.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +125,7 @@ class BatchWidget(QWidget):
         self.jobs: list[Job] = []
         self.results: dict[Job, FileResult] = {}
         self._outdir: Path | None = None  # the output folder of the last run started
+        self._rows_root: Path | None = None  # the folder an earlier run's rows (read from its summary) lie under
         self._cancel = threading.Event()
         self._error: str | None = None  # why the last run stopped, if it failed
         self._refused = False  # ... before it began (an output folder that cannot be used)
@@ -319,6 +321,7 @@ class BatchWidget(QWidget):
         self._under_way = {}
         self._nothing_found = False
         self._outdir = Path(outdir)  # the run's: the folder box may be edited while it runs
+        self._rows_root = None
         self.jobs = []
         self.table.setRowCount(0)
         work = partial(_run, [inputs], outdir, options, self.pattern.text().strip() or None,
@@ -401,6 +404,9 @@ class BatchWidget(QWidget):
             job = Job(_found_source(result), Path(result.output) if result.output else folder)
             self.jobs.append(job)
             self.results[job] = result
+        # named as the run named them, by their path under the folder they came from: day1/a.tif beside day2/a.tif
+        parents = {str(job.source.absolute().parent) for job in self.jobs}
+        self._rows_root = Path(os.path.commonpath(sorted(parents))) if parents else None
         self.table.setRowCount(len(self.jobs))
         self.table.setVisible(True)
         for row, job in enumerate(self.jobs):
@@ -421,10 +427,14 @@ class BatchWidget(QWidget):
 
     def _name(self, job: Job) -> str:
         """The file as the table shows it: its path under the input folder (subfolders matter), else its name."""
-        try:
-            return job.source.relative_to(self.input_dir.text().strip()).as_posix()
-        except ValueError:
-            return job.source.name
+        for root in (self.input_dir.text().strip(), self._rows_root):
+            if not root:
+                continue
+            try:
+                return job.source.absolute().relative_to(Path(root).absolute()).as_posix()
+            except ValueError:
+                continue
+        return job.source.name
 
     def _show_status(self) -> None:
         """Files done, the time so far and an estimate of the time left; the files under way say how far."""
@@ -503,8 +513,10 @@ class BatchWidget(QWidget):
         text = done + (f"; summary in {summary}" if written else "") + pictures + (f"; skipped: {why}" if why else "")
         noted = [r for r in results if r.status == "ok" and _notes(r)]  # e.g. "2 planes ... one by one": read them
         if noted:
-            files = f"{len(noted)} files, the first" if len(noted) > 1 else "1 file"
-            text += f"; notes ({files}): {_notes(noted[0])}"
+            # the one that asks for a choice first (a channel to pick), not the alphabetically first (a blank image)
+            shown = min(noted, key=lambda r: "choose" not in _notes(r))
+            files = f"{len(noted)} files, e.g. {Path(shown.file).name}" if len(noted) > 1 else "1 file"
+            text += f"; notes ({files}): {_notes(shown)}"
         self.status.setText(text)
         if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)

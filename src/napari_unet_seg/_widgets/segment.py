@@ -29,7 +29,7 @@ from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
 from ._common import StatusLabel, progress_relay, start_worker
-from ._layers import layer_kind, same_layer, source_array
+from ._layers import image_opened_as_labels, layer_kind, same_layer, source_array
 from ._model_in_use import model_in_use, say_if_gone
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
@@ -111,6 +111,11 @@ class SegmentWidget(QWidget):
                                 "to segment.")
         layer = image_layer or self.image_picker.layer()
         if layer is None:
+            opened_as_labels = image_opened_as_labels(self.viewer)
+            if opened_as_labels is not None:
+                return self._refuse(f"There is no image layer to segment: '{opened_as_labels.name}' is an image "
+                                    "napari opened as a Labels layer (it does so for 32-bit integer files): "
+                                    "right-click it > Convert to Image, then Segment.")
             return self._refuse("There is no image layer to segment; open an image first.")
         self.image_picker.select(layer)
         try:

@@ -312,7 +312,10 @@ class SegmentSettings(QWidget):
                 self.channel_axis.addItem(f"axis {axis} ({shape[axis]})", axis)
         self.channel_axis.setEnabled(self.channel_axis.count() > 1)
         guess = next((axis for axis in axes if shape[axis] == in_channels), None)
-        if in_channels > 1 and guess is not None and not layer.rgb:
+        stated = _file_says_channels(layer, len(shape))
+        if stated is not None and not layer.rgb and self.channel_axis.findData(stated) > 0:
+            self.channel_axis.setCurrentIndex(self.channel_axis.findData(stated))  # as unet-seg reads the file
+        elif in_channels > 1 and guess is not None and not layer.rgb:
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
         elif not kept_rgb and self.channel_axis.findText(kept_size) > 0:  # the same axis, of the same size
             self.channel_axis.setCurrentIndex(self.channel_axis.findText(kept_size))
@@ -408,6 +411,16 @@ class SegmentSettings(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Folder for large results")
         if folder:
             self.folder.setText(folder)
+
+
+def _file_says_channels(layer: Any, ndim: int) -> int | None:
+    """The channel axis of a hyperstack whose TIFF names it beside a Z or T axis (``TCYX``), which napari opens
+    as a 4D stack: segmenting its channels as more frames mixed a cytoplasm stain in with the nuclei. A lone
+    ``CYX`` says nothing (tifffile writes any (N, H, W) ImageJ file so), as for ``unet-seg``."""
+    axes = stated_axes(getattr(layer.source, "path", None))
+    if axes is None or len(axes) != ndim or ndim < 4 or "C" not in axes[:-2]:
+        return None
+    return axes.index("C")
 
 
 def _file_says_stack(layer: Any, axis: int, ndim: int) -> bool:

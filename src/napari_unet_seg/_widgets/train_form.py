@@ -170,8 +170,10 @@ class TrainSettings(QWidget):
             current = box.currentText()
             box.blockSignals(True)
             box.clear()
-            box.addItems([layer.name for layer in layers if isinstance(layer, kinds)
-                          and not layer.metadata.get(PREVIEW_KEY)])
+            offered = [layer for layer in layers if isinstance(layer, kinds) and not layer.metadata.get(PREVIEW_KEY)]
+            # regions: Shapes first, then masks, an image (a mask saved as one) last, so it is never the default
+            offered.sort(key=lambda layer: next(k for k, kind in enumerate(kinds) if isinstance(layer, kind)))
+            box.addItems([layer.name for layer in offered])
             if current:
                 box.setCurrentText(current)
             box.blockSignals(False)

@@ -24,9 +24,24 @@ from ..core.inference.frame_links import check_frame_links
 from ..core.inference.object_filter import check_object_filter
 from ..core.inference.object_size import rescale_factor, size_in_words
 from ..core.inference.options import OUTPUTS, RunOptions
+from ..core.training.project import Project, current_project_dir
 from ..core.model.devices import DEVICES, PRECISIONS, resolve_device, resolve_precision
 from ..core.model.registry import cached_model
 from .errors import UserError, cli_wording, require_positive
+
+
+def napari_uses_another_model() -> str | None:
+    """When napari's docks start on a fine-tuned model (the model in use of the project Train used last), a run
+    without --model, on the built-in one, gives other labels than the Batch dock: said, with the option to match."""
+    try:
+        project = Project(current_project_dir())
+        in_use = project.in_use
+    except (OSError, ValueError):
+        return None
+    if in_use is None:
+        return None
+    return (f"napari's Segment and Batch docks use '{in_use.stem}' (the model in use of project "
+            f"{project.folder}); this run uses the built-in 'nuclei': --model {in_use} gives what they give")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -138,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         resolve_precision(args.precision, resolve_device(args.device))
     device = args.device  # as asked ("auto" picks per process): the provenance says what was asked and what ran
     model = cached_model(args.model)  # fail early and clearly on a bad model
+    if args.model is None and (note := napari_uses_another_model()):
+        print(f"unet-seg predict: note: {note}", file=sys.stderr)
     try:
         rescale_factor(model, args.diameter)  # and on a diameter no image could use
     except ValueError as exc:

@@ -159,6 +159,10 @@ def load_pairs(images: list[str], labels: list[str], masks: list[str] | None, *,
         _refuse_an_untouched_output(label_path, lab, scribbles)
         valid = None if masks is None else _read(masks[i])[0] > 0
         plane = image.shape[:-1] if rgb else (image.shape[:-3] + image.shape[-2:] if multichannel else image.shape)
+        if lab.shape != plane and stack and lab.shape == plane[-2:] and channel is None:
+            # a multichannel image read as planes (its channels unsaid): the labels are of one plane
+            raise UserError(f"{image_path} holds {int(np.prod(plane[:-2]))} planes of {lab.shape} and {label_path} is "
+                            "one: if they are channels, choose the nuclear one with --channel K (counted from 0)")
         if lab.shape != plane:
             raise UserError(f"{label_path} has shape {lab.shape} but {image_path} is {plane}: they must match")
         if valid is not None and valid.shape != lab.shape:

@@ -42,6 +42,11 @@ def test_a_few_planes_segmented_one_by_one_are_said_to_be_maybe_channels(tiny_mo
     assert notes(np.random.rand(7, 40, 50)) == []  # a real stack
     assert notes(two, planes=((1,),)) == []  # one plane chosen: the user knows what the axis holds
     assert notes(np.random.rand(40, 50)) == []
+    # frames of a TCYX hyperstack whose nuclear channel was chosen are frames, as the file says
+    movie = np.random.rand(3, 2, 40, 50)
+    kept = segment_image(movie, RunOptions(channel=1), model=tiny_model, channel_axis=1, file_axes="TCYX")
+    assert not [n for n in kept.notes if "channels" in n]
+    assert notes(two, file_axes="CYX")  # a lone CYX says nothing: tifffile writes any (N, H, W) ImageJ file so
 
 
 def test_a_store_keeps_the_notes_the_run_gave(tiny_model, tmp_path):

@@ -230,8 +230,11 @@ def _planes_said(notes: dict[str, list[tuple[int, ...]]], count: int) -> list[st
 
 def _named_stack(axes: str | None) -> bool:
     """Whether a file names its leading axes, and only as Z or T (``ZYX``, ``TZYX``; not ``CYX``, nor tifffile's
-    ``QYX`` or ``IYX`` for pages it cannot name): its planes are slices or frames, not channels in disguise."""
-    leading = (axes or "").upper().replace("Y", "").replace("X", "").replace("S", "")
+    ``QYX`` or ``IYX`` for pages it cannot name): its planes are slices or frames, not channels in disguise.
+
+    A C beside them (``TCYX``) is the channel axis, read as channels (not planes): the planes left are the frames.
+    """
+    leading = (axes or "").upper().replace("Y", "").replace("X", "").replace("S", "").replace("C", "")
     return bool(leading) and set(leading) <= set("ZT")
 
 
