@@ -67,12 +67,12 @@ def test_a_layers_translate_goes_into_the_ome_zarr_and_comes_back(tmp_path, make
     image = Image(np.ones((512, 768), np.uint16), name="tile", scale=(0.5, 0.5), translate=(10, 20))
     layer = Labels(labels, name="tile labels", scale=(0.5, 0.5), translate=(10, 20))
     (path,) = save_layers(str(tmp_path / "tile.ome.zarr"), [image, layer])
-    multiscales = json.loads((Path(path) / "labels" / "tile labels" / ".zattrs").read_text())["multiscales"][0]
+    multiscales = json.loads((Path(path) / "labels" / "tile_labels" / ".zattrs").read_text())["multiscales"][0]
     first, second = multiscales["datasets"][:2]
     assert first["coordinateTransformations"] == [{"type": "scale", "scale": [0.5, 0.5]},
                                                   {"type": "translation", "translation": [10.0, 20.0]}]
-    # a level of 2 x 2 pixels: its first pixel's centre lies between the first four of level 0
-    assert second["coordinateTransformations"][1]["translation"] == [10.25, 20.25]
+    # a labels level keeps every other pixel from the second on: its first pixel is level 0's second
+    assert second["coordinateTransformations"][1]["translation"] == [10.5, 20.5]
     viewer = make_napari_viewer()
     reopened_image, reopened = viewer.open(path, plugin="napari-unet-seg")
     assert tuple(reopened.translate) == (10, 20) == tuple(reopened_image.translate)
@@ -80,7 +80,7 @@ def test_a_layers_translate_goes_into_the_ome_zarr_and_comes_back(tmp_path, make
     untranslated = save_layers(str(tmp_path / "plain.ome.zarr"), [Labels(labels)])[0]
     plain = json.loads((Path(untranslated) / "labels" / "labels" / ".zattrs").read_text())["multiscales"][0]
     assert plain["datasets"][0]["coordinateTransformations"][1] == {"type": "translation", "translation": [0, 0]}
-    assert plain["datasets"][1]["coordinateTransformations"][1]["translation"] == [0.5, 0.5]  # ome-zarr's own rule
+    assert plain["datasets"][1]["coordinateTransformations"][1]["translation"] == [1.0, 1.0]  # its second pixel
 
 
 def test_a_store_in_nanometres_opens_in_micrometres_as_every_reader_places_layers(tmp_path):

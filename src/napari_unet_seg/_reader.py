@@ -48,7 +48,9 @@ def read_ome_zarr(path: str | list[str]) -> list[LayerData]:
         layers.append(_image_layer(root, multiscales, name))
     if "labels" in root:
         for label_name in root["labels"].attrs.get("labels", []):
-            layers.append(_labels_layer(root["labels"][label_name], str(label_name)))
+            group = root["labels"][label_name]  # its path has no spaces; its multiscales name is the layer's name
+            title = (_attrs(group).get("multiscales") or [{}])[0].get("name")
+            layers.append(_labels_layer(group, str(title or label_name)))
     return layers
 
 

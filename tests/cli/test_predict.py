@@ -478,8 +478,10 @@ def test_a_file_that_takes_long_is_followed_now_and_then_not_left_silent(capsys,
     for done in (1, 2, 4, 5, 6, 10):  # at 0, 5, 12, 14, 30 and 31 s, of 10 windows
         notes(job, done, 10)
     assert capsys.readouterr().out.splitlines() == [
-        "big.tif: 40 % of the network's windows, 12 s so far",  # nothing for the first 10 s
-        "big.tif: 60 % of the network's windows, 30 s so far"]  # then one line every 15 s at most; none at the end
+        "big.tif: 40 % through the network, 12 s so far",  # nothing for the first 10 s
+        "big.tif: 60 % through the network, 30 s so far",  # then one line every 15 s at most
+        # and the last stage, which reports nothing, is named (it ran a silent minute on a large scan)
+        "big.tif: network done, 31 s so far; separating the objects, writing"]
 
 
 def test_a_run_on_the_built_in_model_says_when_napari_uses_a_fine_tuned_one(tmp_path, setup, capsys,

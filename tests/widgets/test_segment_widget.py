@@ -874,3 +874,20 @@ def test_an_image_napari_opened_as_labels_is_named_when_nothing_else_can_be_segm
     assert widget.worker is None
     assert "'a_i32' is an image napari opened as a Labels layer" in messages["error"][-1]
     assert "Convert to Image" in widget.status.text()
+
+
+def test_an_ome_zarr_napari_opened_at_scale_1_has_its_pixel_size_offered(make_widget, tmp_path):
+    # viewer.open(path) on an OME-Zarr uses napari's own reader, at scale 1: the dock said nothing, and the
+    # result and its measurements were in pixels while unet-seg predict gave micrometres
+    from helpers import synthetic_nuclei
+    from napari.layers._source import layer_source
+
+    from napari_unet_seg.core.export import write_ome_zarr
+
+    viewer, widget = make_widget()
+    image, labels = synthetic_nuclei((48, 64), n=4, seed=2)
+    store = write_ome_zarr(tmp_path / "scan.ome.zarr", labels, image, pixel_size=(0.33, 0.33))
+    with layer_source(path=str(store)):
+        viewer.add_image(image, name="scan.ome")
+    assert not widget.settings.scale_row.isHidden()
+    assert widget.settings.scale_hint.text().startswith("scan.ome.zarr states 0.33 x 0.33 µm pixels")

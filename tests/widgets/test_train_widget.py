@@ -689,3 +689,23 @@ def test_the_region_picker_offers_shapes_first_and_the_image_last(make_napari_vi
     box = widget.settings.region_box
     assert [box.itemText(k) for k in range(box.count())] == ["done here", "cells labels", "cells"]
     assert box.currentText() == "done here"
+
+
+def test_a_box_drawn_after_the_dock_opened_becomes_the_region_and_the_labels_never_are(make_napari_viewer, tmp_path):
+    # the region stayed on the labels layer itself (the first offered before any Shapes existed), and training
+    # ran with the labels as their own region
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    widget = _widget(viewer, tmp_path)
+    widget.settings.mode_box.setCurrentIndex(1)  # region-limited
+    assert widget.settings.region_box.currentText() == "cells labels"  # nothing else to offer yet
+    with pytest.raises(ValueError, match="the layer trained on itself"):
+        widget.settings.job({}, lambda: (0, 64, 0, 64))
+    viewer.add_shapes([[[0, 0], [0, 30], [30, 30], [30, 0]]], name="Shapes")
+    assert widget.settings.region_box.currentText() == "Shapes"
+    viewer.add_points([[1, 1]])  # a region the user picked stays picked
+    widget.settings.region_box.setCurrentText("cells")
+    viewer.add_shapes([[[0, 0], [0, 9], [9, 9], [9, 0]]], name="later")
+    assert widget.settings.region_box.currentText() == "cells"

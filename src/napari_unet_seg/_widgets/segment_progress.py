@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ._common import format_seconds
 
 PREPARING, NETWORK, FINISHING = "preparing", "network", "finishing"
+SHARE = 100_000  # the count a run's reports are scaled to
 
 
 @dataclass
@@ -34,6 +35,8 @@ class SegmentProgress:
     last: tuple[float, int] | None = None  # when the latest report came, and its count
 
     def report(self, done: int, total: int, now: float) -> None:
+        if total > 0:  # as a share of SHARE: blocks count windows, or layers when one call (units may differ)
+            done, total = round(done * SHARE / total), SHARE
         if done > 0:
             if self.first is None:
                 self.first = (now, done)

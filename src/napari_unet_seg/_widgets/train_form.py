@@ -77,6 +77,8 @@ class TrainSettings(QWidget):
         self._on_pair_problem = on_pair_problem
         data, form = form_group("Annotations")
         self.image_box, self.labels_box, self.region_box = _combo(), _combo(), _combo()
+        self._region_picked = ""  # the region the user picked; until then the first offered (a Shapes layer)
+        self.region_box.currentTextChanged.connect(lambda text: setattr(self, "_region_picked", text))
         self.mode_box = _combo([MODE_TEXT[m] for m in MODES])
         self._before_scribbles: Any = None  # the starting point scribbles mode left (its item data), to go back to
         self.slices = QLineEdit()
@@ -174,6 +176,8 @@ class TrainSettings(QWidget):
             # regions: Shapes first, then masks, an image (a mask saved as one) last, so it is never the default
             offered.sort(key=lambda layer: next(k for k, kind in enumerate(kinds) if isinstance(layer, kind)))
             box.addItems([layer.name for layer in offered])
+            if box is self.region_box:  # a box drawn after the dock opened becomes the region, not the labels
+                current = self._region_picked
             if current:
                 box.setCurrentText(current)
             box.blockSignals(False)
@@ -388,6 +392,10 @@ class TrainSettings(QWidget):
             raise ValueError("Training needs an Image layer and a Labels layer painted over it.")
         if self.mode() == "region" and not self.region_box.currentText():
             raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
+        if self.mode() == "region" and self.region_box.currentText() in (self.labels_box.currentText(),
+                                                                          self.image_box.currentText()):
+            raise ValueError(f"The region is '{self.region_box.currentText()}', the layer trained on itself: pick "
+                             "the Shapes (or mask) layer around the part you corrected.")
         image = self.viewer.layers[self.image_box.currentText()]
         labels = self.viewer.layers[self.labels_box.currentText()]
         if self.mode() == "scribbles" and is_segment_result(labels):

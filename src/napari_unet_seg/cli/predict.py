@@ -236,17 +236,23 @@ class SlowFileNotes:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._started: dict[Any, float] = {}
+        self._finished: set[Any] = set()
         self._said = float("-inf")
 
     def __call__(self, job: Any, done: int, total: int) -> None:
         now = time.monotonic()
         with self._lock:
             start = self._started.setdefault(job, now)
-            if now - start < self.FIRST or now - self._said < self.EVERY or done >= total:
+            if done >= total and now - start >= self.FIRST and job not in self._finished:
+                # the last stage reports nothing: on a large image it took a minute of silence after "93 %"
+                self._finished.add(job)
+                line = f"{job.source}: network done, {now - start:.0f} s so far; separating the objects, writing"
+            elif now - start < self.FIRST or now - self._said < self.EVERY or done >= total:
                 return
+            else:
+                line = f"{job.source}: {100 * done // max(total, 1)} % through the network, {now - start:.0f} s so far"
             self._said = now
-        print(f"{job.source}: {100 * done // max(total, 1)} % of the network's windows, {now - start:.0f} s so far",
-              flush=True)
+        print(line, flush=True)
 
 
 def outcome_line(results: list[FileResult], summary: Path, page: Path | None = None) -> str:

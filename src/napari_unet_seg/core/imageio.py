@@ -168,11 +168,17 @@ def _imagej_channels(imagej: dict, data: np.ndarray, axes: str) -> bool:
 
 
 def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | None:
-    """(y, x) µm that a TIFF's tags state (ImageJ's calibration), read without its pixels; None otherwise.
+    """(y, x) µm that a TIFF's tags (ImageJ's calibration) or an OME-Zarr's scale state, read without the
+    pixels; None otherwise.
 
-    napari's own TIFF reader opens every file at scale 1, so the Segment dock
+    napari's own readers open every TIFF and zarr at scale 1, so the Segment dock
     asks this to offer the file's calibration.
     """
+    if path is not None and is_zarr(Path(path)):
+        try:
+            return _read_zarr(Path(path)).pixel_size  # lazy: the metadata, not the pixels
+        except Exception:  # noqa: BLE001 - a calibration is a nicety, never a failure
+            return None
     if path is None or Path(path).suffix.lower() not in TIFF_SUFFIXES or not Path(path).is_file():
         return None
     import tifffile

@@ -182,7 +182,7 @@ def test_every_labels_level_declares_where_its_pixels_were_taken_from(tmp_path, 
     # the declared scale and translation of each pyramid level must land its pixel (i, j) on the level-0
     # pixel it was copied from: a quarter-pixel (or more) off, and a viewer shows outlines beside the objects
     rng = np.random.default_rng(0)
-    labels = rng.integers(1, 60000, (1040, 1100)).astype(np.uint16)  # every pixel its own value: offsets show
+    labels = rng.integers(1, 60000, (1041, 1107)).astype(np.uint16)  # every pixel its own value; odd sides
     path = write_ome_zarr(tmp_path / "out.ome.zarr", labels, labels.astype(np.float32), pixel_size=(0.5, 0.4),
                           origin=origin)
     group = zarr.open_group(str(path / "labels" / "labels"), mode="r")

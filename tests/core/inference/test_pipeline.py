@@ -46,6 +46,8 @@ def test_a_few_planes_segmented_one_by_one_are_said_to_be_maybe_channels(tiny_mo
     movie = np.random.rand(3, 2, 40, 50)
     kept = segment_image(movie, RunOptions(channel=1), model=tiny_model, channel_axis=1, file_axes="TCYX")
     assert not [n for n in kept.notes if "channels" in n]
+    chosen = segment_image(movie, RunOptions(channel=1), model=tiny_model, channel_axis=1)  # napari's way: no axes
+    assert not [n for n in chosen.notes if "channels" in n]
     assert notes(two, file_axes="CYX")  # a lone CYX says nothing: tifffile writes any (N, H, W) ImageJ file so
 
 

@@ -334,3 +334,12 @@ def test_flip_averaging_is_the_mean_over_the_four_mirror_images(net):
                        whole(net, image[::-1, ::-1])[:, ::-1, ::-1], plain], axis=0)
     np.testing.assert_allclose(averaged, by_hand, rtol=1e-4, atol=1e-4)
     assert not np.allclose(averaged, plain, atol=1e-3)  # the option does change the result
+
+
+def test_a_one_window_run_reports_its_layers_so_the_bar_moves(net):
+    # a one-window image (~8 s a megapixel on a 2-core CPU) sat at "Network: 0 %" with no time left until the end
+    calls = []
+    predict_tiled(net, np.zeros((64, 64), np.float32), progress=lambda d, t: calls.append((d, t)))
+    totals = {t for _, t in calls}
+    assert len(totals) == 1 and len(calls) > 3
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[0][0] == 0 and calls[-1][0] == calls[-1][1]

@@ -96,3 +96,19 @@ def test_labels_of_another_size_or_a_bare_pair_are_one_line_before_anything_runs
     check_pairs(model, [TrainingPair(colour, labels)], scribbles=False)  # colour guessed, as segment() guesses it
     assert TrainingPair(colour, labels).rgb and not TrainingPair(colour, labels, rgb=False).rgb
     assert not TrainingPair(image, labels).rgb
+    with pytest.raises(TypeError, match="TrainingPair\\(image, labels\\), not tuple"):
+        check_pairs(model, [(image, labels)], scribbles=False)
+    with pytest.raises(UnusableAnnotation, match="fractional values"):
+        check_pairs(model, [TrainingPair(image, labels + 0.5)], scribbles=False)
+
+
+def test_a_mask_given_as_instance_labels_is_refused_with_what_to_do():
+    # every nucleus painted 1: trained silently, scored AP50-90 0 and advised "annotate more"
+    image, labels = synthetic_nuclei((64, 64), n=6)
+    model = starting_model("none", **TINY)
+    with pytest.raises(UnusableAnnotation, match=r"one value to \d+ separate objects: a mask, not labels"):
+        check_pairs(model, [TrainingPair(image, (labels > 0).astype(np.uint8), name="a")], scribbles=False)
+    one = (labels == 1).astype(np.uint8)  # one object, id 1: labels all the same
+    check_pairs(model, [TrainingPair(image, one)], scribbles=False)
+    semantic = starting_model("none", task="semantic", classes=2, **TINY)
+    check_pairs(semantic, [TrainingPair(image, (labels > 0).astype(np.uint8))], scribbles=False)  # classes: fine

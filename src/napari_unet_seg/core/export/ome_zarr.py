@@ -118,21 +118,23 @@ def _add_translation(group: Any, origin: tuple[float, float], *, sampled: bool) 
     Level 0 starts at ``origin``. A level downsampled by f starts at the centre of the f x f level-0 pixels its
     first pixel covers when they were averaged (the image), and on the last of them when they were ``sampled``:
     ome-zarr-py keeps every other labels pixel from the second on (``[1::2]``), level after level, so a labels
-    level's first pixel is level 0's pixel f - 1.
+    level's first pixel is level 0's pixel f - 1, and its pixels lie exactly f level-0 pixels apart (its declared
+    scale is f times level 0's, not the ratio of the shapes, which differs from f when a side is odd).
     """
     multiscales = group.attrs["multiscales"]
     for multiscale in multiscales:
         axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscale["axes"]]
         base = _scale_of(multiscale["datasets"][0])
-        for dataset in multiscale["datasets"]:
+        for level, dataset in enumerate(multiscale["datasets"]):
             scale = _scale_of(dataset)
             translation = [0.0] * len(axes)
             for axis, value in zip(("y", "x"), origin):
                 i = axes.index(axis)
+                if sampled:
+                    scale[i] = base[i] * 2 ** level
                 translation[i] = float(value) + (scale[i] - base[i]) / (1 if sampled else 2)
             dataset["coordinateTransformations"] = [
-                *(t for t in dataset["coordinateTransformations"] if t.get("type") == "scale"),
-                {"type": "translation", "translation": translation}]
+                {"type": "scale", "scale": scale}, {"type": "translation", "translation": translation}]
     group.attrs["multiscales"] = multiscales
 
 

@@ -128,6 +128,7 @@ def segment_image(
                          f"{model.in_channels} channels: leave the channel unset for it")
     check_cells(options, model.task)
     stain = None if options.cells_channel is None else cell_stain(image, options, rgb=rgb, channel_axis=channel_axis)
+    channels_said = channel_axis is not None or rgb  # another short axis is then no channels in disguise
     if options.channel is not None:  # the nuclear stain alone: a one-channel image from here on
         image, rgb, channel_axis = one_channel(image, options.channel, rgb=rgb, channel_axis=channel_axis), False, None
     lead, channels, height, width = plane_layout(tuple(image.shape), rgb, channel_axis)
@@ -145,8 +146,9 @@ def segment_image(
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}): there is nothing to segment")
     planes = checked_planes(planes, lead) or tuple(np.ndindex(*lead))
     every_plane = planes == tuple(np.ndindex(*lead))
-    stack_note = every_plane and not options.link_frames and not _named_stack(file_axes) and channels_as_planes_note(
-        tuple(image.shape), rgb, channel_axis, model.in_channels)  # frames linked: the user said they are a movie
+    # frames linked: the user said they are a movie; a channel axis given: the planes left are not channels
+    stack_note = every_plane and not options.link_frames and not _named_stack(file_axes) and not channels_said \
+        and channels_as_planes_note(tuple(image.shape), rgb, channel_axis, model.in_channels)
     provenance = describe_run(model, requested, device=options.device, precision=options.precision,
                               image_path=image_path,
                               planes=None if every_plane else planes, rgb=rgb, channel_axis=channel_axis)

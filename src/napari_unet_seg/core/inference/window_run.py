@@ -22,6 +22,7 @@ import torch
 from ..common.callbacks import CancelCallback, ProgressCallback, raise_if_cancelled
 from ..common.notes import add_note
 from ..model.devices import autocast, free_cached_memory, is_out_of_memory
+from ..model.midway import reports_midway
 from ..model.transfer import HostCopy, overlaps, to_device
 from .window_plan import Window, split_window
 
@@ -174,8 +175,29 @@ def run_windows(runner: Network, image: Any, windows: list[Window], out: Any, ge
 
     ``progress(done, total)`` counts planned windows written: once with 0
     as the network starts (so a one-window image shows its network stage
-    too), then after each batch; ``cancel()`` is checked before each.
+    too), then after each batch; ``cancel()`` is checked before each. A run
+    that is one network call (its windows fit one batch) counts the
+    network's layers instead (:func:`~..model.midway.reports_midway`), so it
+    does not sit at 0 % until the end.
     """
+    if progress is not None and 0 < len(windows) <= max(batch_size, 1):
+        with reports_midway(runner, progress, passes=4 if flip_average else 1) as steps:
+            progress(0, steps)
+            _write_windows(runner, image, windows, out, geometry, batch_size=batch_size, device=device,
+                           precision=precision, memory_format=memory_format, cancel=cancel,
+                           flip_average=flip_average)
+        progress(steps, steps)
+        return out
+    return _write_windows(runner, image, windows, out, geometry, batch_size=batch_size, device=device,
+                          precision=precision, memory_format=memory_format, progress=progress, cancel=cancel,
+                          flip_average=flip_average)
+
+
+def _write_windows(runner: Network, image: Any, windows: list[Window], out: Any, geometry: Geometry, *,
+                   batch_size: int, device: torch.device, precision: str, memory_format: torch.memory_format,
+                   progress: ProgressCallback | None = None, cancel: CancelCallback | None = None,
+                   flip_average: bool = False) -> Any:
+    """:func:`run_windows`, reporting windows written."""
     pending = [_Unit(w, i) for i, w in enumerate(windows)]
     left = [1] * len(windows)  # windows still to write, per planned window
     asked = max(batch_size, 1)

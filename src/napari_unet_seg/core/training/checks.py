@@ -32,6 +32,8 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
         raise TypeError("give the training pairs as a list: [TrainingPair(image, labels), ...]")
     if not pairs:
         raise UnusableAnnotation("nothing to train on: give at least one annotated image")
+    if strays := [type(pair).__name__ for pair in pairs if not isinstance(pair, TrainingPair)]:
+        raise TypeError(f"each training pair is a TrainingPair(image, labels), not {strays[0]}")
     if scribbles and model.task == "instances":
         # measured (benchmarks/RESULTS.md): scribbles on the nuclei model made other images worse in 2 of 5
         # domains and better in none, because strokes cannot show where one nucleus ends
@@ -49,6 +51,11 @@ def check_pairs(model: Model, pairs: Sequence[TrainingPair], *, scribbles: bool,
         if image.shape == labels.shape and np.array_equal(image, labels):
             # the commonest slip when picking files or layers; a model trained on it learns nothing useful
             raise UnusableAnnotation(f"the labels{name} are the image itself: pick the labels painted over it")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool \
+                and not np.array_equal(labels, np.round(labels)):
+            raise UnusableAnnotation(f"labels{name} hold fractional values: labels are whole numbers (ids or classes)")
+        if model.task == "instances" and not scribbles and not pair.replay:
+            _refuse_a_mask(labels, name)
         annotated = np.ones(labels.shape, bool) if pair.valid is None else np.asarray(pair.valid) > 0
         if scribbles:
             annotated &= labels > 0
@@ -207,3 +214,20 @@ def _refuse_another_size(image: np.ndarray, labels: np.ndarray, pair: TrainingPa
     if pair.valid is not None and np.shape(pair.valid) != plane:
         raise UnusableAnnotation(f"the annotated region{name} has shape {np.shape(pair.valid)} but the image is "
                                  f"{plane}: they must match pixel for pixel")
+
+
+MASK_PIECES = 3  # separate objects under one value that make labels a mask (a painted outline cut in two is not)
+
+
+def _refuse_a_mask(labels: np.ndarray, name: str) -> None:
+    """A foreground mask (every object 1) teaches an instance model that touching nuclei are one: it trained
+    silently, scored AP50-90 0 on its held-out part and advised "annotate more"."""
+    if labels.size == 0 or labels.max() != 1:
+        return
+    from scipy import ndimage
+
+    pieces = ndimage.label(labels == 1)[1]
+    if pieces >= MASK_PIECES:
+        raise UnusableAnnotation(f"the labels{name} give one value to {pieces} separate objects: a mask, not labels; "
+                                 "give each object its own id (napari: a new label per object; Python: "
+                                 "skimage.measure.label(mask))")
