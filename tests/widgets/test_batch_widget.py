@@ -49,6 +49,7 @@ def test_batch_fills_table_and_opens_results(widget, qtbot):
     assert [layer.name for layer in viewer.layers][-2:] == ["img 0", "img 0 labels"]
     labels = viewer.layers["img 0 labels"]
     assert np.asarray(labels.data).max() > 0 and tuple(labels.scale) == (0.5, 0.5)
+    assert labels.selected_label == labels.data.max() + 1  # a nucleus painted next is a new object
     run_and_wait(widget, qtbot)  # rerun: resumes
     statuses = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
     assert sorted(statuses) == ["failed", "skipped", "skipped", "skipped"]

@@ -193,6 +193,20 @@ def test_auto_storage_sends_huge_results_to_disk(make_widget, qtbot, monkeypatch
     assert not isinstance(viewer.layers["huge labels"].data, np.ndarray)
 
 
+def test_a_result_on_disk_sets_the_brush_to_a_new_object_too(make_widget, qtbot, monkeypatch, tmp_path):
+    # a store is not read whole for its largest id: the brush stayed on 1 and a missed nucleus joined object 1
+    from helpers import synthetic_nuclei
+
+    viewer, widget = make_widget("full", everywhere=True)
+    viewer.add_image(da.from_array(synthetic_nuclei((96, 96), n=6, seed=4)[0], chunks=48), name="scan")  # default brush: 1
+    monkeypatch.setattr(segment_form, "needs_disk", lambda *args, **kwargs: True)
+    widget.settings.folder.setText(str(tmp_path))
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["scan labels"]
+    largest = int(np.asarray(labels.data).max())
+    assert not isinstance(labels.data, np.ndarray) and largest >= 1 and labels.selected_label == largest + 1
+
+
 def test_cancel_mid_run_leaves_no_layer(make_widget, qtbot, messages):
     viewer, widget = make_widget()
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024), dtype=np.uint8), name="big")

@@ -15,6 +15,7 @@ from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.viewer import Viewer
 
 from .._layer_marks import FINGERPRINT_LIMIT, SEGMENT_KEY, edited_tiles, fingerprint, tile_fingerprints, untouched
+from ..core.common.labels_zarr import largest_id_written
 from ..core.inference.frame_links import link_frames
 
 METADATA_KEY = SEGMENT_KEY
@@ -167,9 +168,13 @@ def publish_labels(
 
 def _paint_a_new_object_next(layer: Labels, kind: str) -> None:
     """Select the first unused id, as napari's "new label" button does: a missed nucleus painted with the
-    default label 1 joined object 1, which Train then learnt as one nucleus in two places (newcomer trial)."""
-    if kind == "labels" and isinstance(layer.data, np.ndarray):  # a store on disk is not read whole for it
-        layer.selected_label = int(layer.data.max(initial=0)) + 1
+    default label 1 joined object 1, which Train then learnt as one nucleus in two places (newcomer trial).
+    A store on disk is not read whole for it: its attributes say the largest id written."""
+    if kind != "labels":
+        return
+    largest = int(layer.data.max(initial=0)) if isinstance(layer.data, np.ndarray) else largest_id_written(layer.data)
+    if largest is not None:
+        layer.selected_label = largest + 1
 
 
 def frames_linked(layer: Labels) -> bool:
@@ -203,6 +208,7 @@ def mark_result(layer: Labels, image: Image, record: dict[str, Any] | None, kind
     layer.events.paint.connect(_mark_edited)
     _record(layer, image, {"model": model.get("name") if isinstance(model, dict) else None,
                            "device": ran_on.get("device") if isinstance(ran_on, dict) else None}, kind)
+    _paint_a_new_object_next(layer, kind)  # untouched: the ids its store says it holds are all it holds
 
 
 def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str = "labels") -> None:

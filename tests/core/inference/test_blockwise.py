@@ -36,6 +36,7 @@ def test_blocks_match_whole_image(tmp_path, disks):
     n_ref, n = reference.max(), len(np.unique(labels)) - 1
     assert abs(n - n_ref) <= 0.02 * n_ref
     assert out.attrs["objects"] == n == labels.max()  # ids unique and consecutive over the plane
+    assert out.attrs["largest_id"] == labels.max()  # the next free id, known without reading the store
     assert matching_accuracy(reference, labels) >= 0.95
 
 

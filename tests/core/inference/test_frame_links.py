@@ -48,6 +48,8 @@ def test_a_time_lapse_is_linked_alike_in_memory_in_blocks_and_on_disk(tmp_path):
         other = segment_image(movie, RunOptions(**{**options.__dict__, "block_size": block_size,
                                                    "store": str(store) if store else None}), model=model)
         np.testing.assert_array_equal(np.asarray(other.labels[:]), labels)
+        if store:  # the brush's next free id, known without reading the store: the ids linking used
+            assert other.labels.attrs["largest_id"] == labels.max()
     one = segment_image(movie, options, model=model, planes=((2,),))  # one frame: nothing to link to
     assert not any("linked" in note for note in one.notes)
 

@@ -6,7 +6,7 @@ viewers zoom out without reading everything), with ``image-label`` metadata:
 napari-ome-zarr, Fiji/MoBIE and ome-zarr-py open it as labels. NGFF 0.4
 (zarr format 2), as in :mod:`..export.ome_zarr`, because Fiji's readers and
 older napari-ome-zarr read it. Our run attributes (``napari_unet_seg``
-provenance, ``objects``, ``mean_area``, ``pixel_size``, ``notes``) sit in the
+provenance, ``objects``, ``mean_area``, ``largest_id``, ``pixel_size``, ``notes``) sit in the
 group's attributes, where older outputs (a plain zarr array) had them, and
 on level 0 too, so the array that callers are handed still carries them.
 :func:`open_labels_zarr` opens both layouts.
@@ -34,6 +34,7 @@ MIN_LEVEL_SIDE = 256  # stop the pyramid once its smaller plane side would fall 
 UNIT = "micrometer"  # pixel sizes are in micrometres throughout
 STACK_AXES = ("t", "z")  # NGFF 0.4 names, in its order, for up to two leading axes of labels
 NGFF_VERSION = "0.4"
+LARGEST_ID = "largest_id"  # attribute: no id in the labels as written is larger
 
 
 def compressor() -> Any:
@@ -130,6 +131,16 @@ def open_labels_zarr(path: str | os.PathLike, mode: str = "r") -> Any:
         return node[node.attrs["multiscales"][0]["datasets"][0]["path"]]
     except (TypeError, LookupError):
         raise ValueError(f"{Path(path).name}: a zarr group without NGFF labels (no multiscales level 0)") from None
+
+
+def largest_id_written(labels: Any) -> int | None:
+    """The largest id a store's labels held when written (its attributes say), or None where they do not say.
+
+    Painted ids may be larger since; the id after it is free unless painted.
+    """
+    attrs = getattr(labels, "attrs", None)
+    value = attrs.get(LARGEST_ID) if attrs is not None else None
+    return int(value) if isinstance(value, numbers.Integral) and value >= 0 else None
 
 
 def set_stack_axes(path: str | os.PathLike, names: Sequence[str]) -> None:

@@ -61,6 +61,7 @@ class PlaneOutcome:
     objects: int
     area: float
     notes: tuple[str, ...] = ()
+    largest_id: int = 0  # no id in the plane is larger: the next painted object takes largest_id + 1
 
 
 def halo_for(model: Model, diameter: float | None) -> int:
@@ -100,7 +101,8 @@ def segment_plane_blockwise(
         labels = prediction.labels(model)
         out[lead + (slice(None), slice(None))] = labels
         counts = np.bincount(labels.ravel().astype(np.int64))[1:] if instances else np.zeros(0)
-        return PlaneOutcome(int((counts > 0).sum()), float(counts.sum()), prediction.notes)
+        return PlaneOutcome(int((counts > 0).sum()), float(counts.sum()), prediction.notes,
+                            int(labels.max(initial=0)) if instances else 0)
     prepared = prepare(model, plane, rgb=rgb)
     notes = image_notes(prepared)  # the normalisation is fitted once for the plane
     grid = model.net.size_multiple
@@ -145,7 +147,7 @@ def segment_plane_blockwise(
         finishing.shutdown(wait=not isinstance(out, np.ndarray), cancel_futures=True)
         raise
     finishing.shutdown(wait=True)
-    return PlaneOutcome(writer.objects, writer.area, notes)
+    return PlaneOutcome(writer.objects, writer.area, notes, writer.next_id - 1 if instances else 0)
 
 
 CANCEL_POLL = 0.1  # s: how often a wait for a block's post-processing asks whether the run was cancelled

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.callbacks import CancelCallback, ProgressCallback, part_progress, raise_if_cancelled
-from ..common.labels_zarr import create_labels_store, finish_labels_store, open_labels_zarr
+from ..common.labels_zarr import LARGEST_ID, create_labels_store, finish_labels_store, open_labels_zarr
 from ..common.notes import collecting_notes
 from ..model.devices import resolve_device, resolve_precision
 from ..model.modelfile import Model
@@ -306,7 +306,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
     chunks = (1,) * len(lead) + tuple(min(CHUNK, s) for s in plane_shape)
     path = Path(options.store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    objects, area, dropped = 0, 0.0, 0
+    objects, area, dropped, largest_id = 0, 0.0, 0, 0
     found = ObjectFilter.of(options)
     by_plane: dict[str, list[tuple[int, ...]]] = {}
     with atomic_path(path) as tmp:
@@ -317,6 +317,7 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
                 outcome = segment_plane_blockwise(plane, model, out, idx, options, rgb=rgb,
                                                   progress=part_progress(progress, k, len(planes)), cancel=cancel)
                 _note_plane(by_plane, outcome.notes, idx)
+                largest_id = max(largest_id, outcome.largest_id)  # filtering only removes ids
                 if instances and found.active:  # on the finished plane: objects joined across blocks
                     plane_objects, plane_area, plane_dropped = filter_plane(out, idx, found, CHUNK)
                     objects, area, dropped = objects + plane_objects, area + plane_area, dropped + plane_dropped
@@ -326,12 +327,14 @@ def _segment_to_store(image: Any, model: Model, options: RunOptions, *, rgb: boo
         if instances and found.active:
             said[dropped_note(found, dropped)] = None
         if links_wanted(options, instances, lead, planes):
-            said[linked_note(lead[0], link_frames(out, CHUNK))] = None
+            largest_id = link_frames(out, CHUNK)  # the ids used over all frames
+            said[linked_note(lead[0], largest_id)] = None
         said.update(dict.fromkeys([*deeper.values(), *notes]))  # in the order segment_image gives them
         finish_labels_store(tmp, {
             "napari_unet_seg": {"model": model.name, "task": model.task, PROVENANCE: provenance},
             "objects": objects,
             "mean_area": area / objects if objects else 0.0,
+            LARGEST_ID: largest_id,  # a store is not read whole to find the next free id for the brush
             "pixel_size": list(pixel_size) if pixel_size else None,
             "notes": list(said),
         }, name=path.name.removesuffix(".zarr"), pixel_size=pixel_size, cancel=cancel)
