@@ -164,3 +164,22 @@ def test_the_menu_command_uses_the_dock_the_plugins_menu_opened(make_napari_view
     open_batch_widget(viewer)
     app.commands.execute_command("napari-unet-seg.batch_widget").result()  # toggles the same dock, not a second
     assert len([w for w in viewer.window.dock_widgets.values() if isinstance(w, BatchWidget)]) == 1
+
+
+def test_menu_on_an_image_napari_opened_as_labels_says_how_to_convert_it(make_napari_viewer, monkeypatch,
+                                                                         tiny_in_user_folder):
+    # napari opens 32-bit integer TIFFs as Labels: "select an image layer" left the user wondering which
+    from napari.utils._proxies import PublicOnlyProxy
+
+    errors: list[str] = []
+    monkeypatch.setattr(segment_module, "show_error", errors.append)
+    viewer = make_napari_viewer()
+    counts = np.random.default_rng(0).integers(0, 4000, (40, 50), dtype=np.int32)
+    misread = viewer.add_labels(counts, name="a_i32")
+    viewer.layers.selection.active = misread
+    segment_with_unet(viewer)
+    docked(viewer, SegmentWidget).run(PublicOnlyProxy(misread))
+    expected = ("'a_i32' is an image napari opened as a Labels layer (it does so for 32-bit integer files): "
+                "right-click it > Convert to Image, then Segment.")
+    assert errors == [expected, expected]
+    assert not any(isinstance(layer, Labels) and layer is not misread for layer in viewer.layers)

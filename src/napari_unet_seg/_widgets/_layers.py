@@ -18,8 +18,12 @@ from ..core.common.labels_checks import looks_like_an_intensity_image
 def image_opened_as_labels(viewer: Any) -> Any:
     """A Labels layer that holds a microscope image (values changing pixel to pixel), not labels: napari opens
     32-bit integer TIFFs as labels, and Segment's image list then shows nothing to segment. None if none."""
-    return next((layer for layer in reversed(viewer.layers) if isinstance(layer, Labels)
-                 and looks_like_an_intensity_image(layer.data)), None)
+    return next((layer for layer in reversed(viewer.layers) if opened_as_labels(layer)), None)
+
+
+def opened_as_labels(layer: Any) -> bool:
+    """Whether ``layer`` is a Labels layer that holds a microscope image (see :func:`image_opened_as_labels`)."""
+    return isinstance(layer, Labels) and looks_like_an_intensity_image(layer.data)
 
 
 def layer_kind(layer: Any) -> str:

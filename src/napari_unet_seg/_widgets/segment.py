@@ -29,12 +29,16 @@ from ..core.inference.prediction import BLANK_NOTE
 from ..core.inference.provenance import records_classes
 from ..core.model.modelfile import ModelFileError
 from ._common import StatusLabel, progress_relay, start_worker
-from ._layers import image_opened_as_labels, layer_kind, same_layer, source_array
+from ._layers import image_opened_as_labels, layer_kind, opened_as_labels, same_layer, source_array
 from ._model_in_use import model_in_use, say_if_gone
 from ._scroll import fill_dock, scrolling
 from .segment_form import SegmentJob, SegmentSettings
 from .segment_layers import publish_labels, publish_probabilities, show_classes
 from .segment_progress import SegmentProgress
+
+
+_OPENED_AS_LABELS = ("{} napari opened as a Labels layer (it does so for 32-bit integer files): "
+                     "right-click it > Convert to Image, then Segment.")
 
 
 class SegmentWidget(QWidget):
@@ -107,15 +111,16 @@ class SegmentWidget(QWidget):
             show_info("A segmentation is already running; cancel it or wait for it to finish.")
             return
         if image_layer is not None and not isinstance(image_layer, Image):
+            if opened_as_labels(image_layer):
+                return self._refuse(_OPENED_AS_LABELS.format(f"'{image_layer.name}' is an image"))
             return self._refuse(f"'{image_layer.name}' is a {layer_kind(image_layer)} layer; select an image layer "
                                 "to segment.")
         layer = image_layer or self.image_picker.layer()
         if layer is None:
-            opened_as_labels = image_opened_as_labels(self.viewer)
-            if opened_as_labels is not None:
-                return self._refuse(f"There is no image layer to segment: '{opened_as_labels.name}' is an image "
-                                    "napari opened as a Labels layer (it does so for 32-bit integer files): "
-                                    "right-click it > Convert to Image, then Segment.")
+            misread = image_opened_as_labels(self.viewer)
+            if misread is not None:
+                return self._refuse("There is no image layer to segment: "
+                                    + _OPENED_AS_LABELS.format(f"'{misread.name}' is an image"))
             return self._refuse("There is no image layer to segment; open an image first.")
         self.image_picker.select(layer)
         try:
