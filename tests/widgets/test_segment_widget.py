@@ -324,23 +324,66 @@ def test_multichannel_uses_channel_axis(make_widget, qtbot, messages):
 
 def test_channels_last_are_offered_as_the_channel_axis_and_never_read_as_width(make_widget, qtbot, messages):
     viewer, widget = make_widget("two", in_channels=2)
-    viewer.add_image(np.random.default_rng(4).random((48, 64, 2), dtype=np.float32), name="last", rgb=False,
-                     scale=(0.5, 0.5, 1.0))
+    last = viewer.add_image(np.random.default_rng(4).random((48, 64, 2), dtype=np.float32), name="last", rgb=False,
+                            scale=(0.5, 0.5, 1.0))
     offered = [widget.settings.channel_axis.itemText(i) for i in range(widget.settings.channel_axis.count())]
     assert offered == ["none", "axis 2 (2)"]  # not the 48 rows
     assert widget.settings.channel_axis.currentData() == 2  # guessed: the model takes two channels
     assert widget.settings.planes_hint.isHidden()
+    # napari lines layers up by their last axes: (48, 64) labels lie over the layer's 64 x 2, sideways
+    assert not widget.settings.channels_row.isHidden()
+    assert widget.settings.channels_hint.text() == ("'last' has its channels on axis 2 of 3: napari lines layers up "
+                                                    "by their last axes, so its labels would lie over it sideways, "
+                                                    "the channels as width.")
     segment_and_wait(qtbot, widget)
-    assert viewer.layers["last labels"].data.shape == (48, 64) and not messages["error"]
-    # napari draws the layer's last two axes: the labels are right but cannot lie over it, which is said
+    assert viewer.layers["last labels"].data.shape == (48, 64) and not messages["error"]  # right, if not overlaid
     sideways = "napari draws 'last' sideways (its last axis, the channels, as width)"
-    assert any(sideways in text for text in messages["info"])
+    assert any(sideways in text and "press 'Put channels first'" in text for text in messages["info"])
     widget.settings.channel_axis.setCurrentIndex(0)  # "none": 48 planes of 64 x 2 px
     hint = ("The last axis (2 values) looks like channels, not width: choose axis 2 as the channel axis and the "
             "nuclear channel.")
     assert not widget.settings.planes_hint.isHidden() and widget.settings.planes_hint.text().startswith(hint)
+    assert widget.settings.channels_row.isHidden()
     widget.run()
     assert widget.worker is None and messages["error"][-1].startswith(hint)  # what to do here, in the dock
+    widget.settings.channel_axis.setCurrentIndex(1)
+    widget.settings.channels_first.click()
+    first = viewer.layers["last (channels first)"]
+    assert first.data.shape == (2, 48, 64) and np.shares_memory(first.data, last.data)  # not a copy
+    assert tuple(first.scale) == (1.0, 0.5, 0.5) and not last.visible
+    assert widget.settings.image_picker.layer() is first and widget.settings.channel_axis.currentData() == 0
+    assert widget.settings.channels_row.isHidden()
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["last (channels first) labels"]
+    assert labels.data.shape == (48, 64) and tuple(labels.scale) == (0.5, 0.5)
+
+
+def test_labels_of_a_z_stack_with_channels_second_lie_over_its_slices_once_the_channels_come_first(
+        make_widget, qtbot, messages):
+    # napari opens an ImageJ ZCYX file as one (Z, C, Y, X) layer; its (Z, Y, X) labels were drawn over (C, Y, X):
+    # moving the C slider changed the labels' slice, and slice 20 showed beside no image at all (newcomer trial)
+    from helpers import synthetic_nuclei
+
+    viewer, widget = make_widget("full", everywhere=True)
+    planes = [synthetic_nuclei((40, 48), n=3, seed=seed)[0] for seed in range(5)]
+    stack = np.stack([np.stack([plane, plane[::-1]]) for plane in planes])  # (5, 2, 40, 48): nuclei, another stain
+    zcyx = viewer.add_image(stack, name="zcyx", scale=(2.0, 1.0, 0.5, 0.5), translate=(10.0, 0.0, 1.0, -3.0))
+    settings = widget.settings
+    settings.channel_axis.setCurrentIndex(settings.channel_axis.findData(1))
+    settings.channel.setCurrentIndex(settings.channel.findData(0))
+    assert not settings.channels_row.isHidden() and "its channels on axis 1 of 4" in settings.channels_hint.text()
+    widget.run()
+    assert widget.worker is None and "Put channels first" in messages["error"][-1]
+    settings.channels_first.click()
+    first = viewer.layers["zcyx (channels first)"]
+    assert first.data.shape == (2, 5, 40, 48) and settings.channel.currentData() == 0  # the nuclear channel kept
+    segment_and_wait(qtbot, widget)
+    labels = viewer.layers["zcyx (channels first) labels"]
+    assert labels.data.shape == (5, 40, 48)
+    for z in (0, 3):  # voxel (z, 1, 7, 9) lies where it lay, its axes in the new order, over the labels' (z, 7, 9)
+        world = first.data_to_world((1, z, 7, 9))
+        np.testing.assert_allclose(world, np.asarray(zcyx.data_to_world((z, 1, 7, 9)))[[1, 0, 2, 3]], atol=1e-9)
+        np.testing.assert_allclose(labels.world_to_data(world[1:]), (z, 7, 9), atol=1e-9)
 
 
 def test_a_few_planes_are_said_to_be_maybe_channels_before_and_after_the_run(make_widget, qtbot, messages):
@@ -905,3 +948,17 @@ def test_an_ome_zarr_napari_opened_at_scale_1_has_its_pixel_size_offered(make_wi
         viewer.add_image(image, name="scan.ome")
     assert not widget.settings.scale_row.isHidden()
     assert widget.settings.scale_hint.text().startswith("scan.ome.zarr states 0.33 x 0.33 µm pixels")
+
+
+def test_channels_put_first_stay_unread_for_dask_and_pyramid_layers(make_napari_viewer):
+    from napari_unet_seg._widgets.segment_layers import add_channels_first
+
+    viewer = make_napari_viewer()
+    lazy = viewer.add_image(da.zeros((3, 2, 64, 80), dtype=np.uint16, chunks=(1, 1, 32, 32)), name="lazy")
+    moved = add_channels_first(viewer, lazy, 1)
+    assert isinstance(moved.data, da.Array) and moved.data.shape == (2, 3, 64, 80)
+    levels = [np.arange(4 * 2 * 64 * 64, dtype=np.uint16).reshape(4, 2, 64, 64), np.zeros((4, 2, 32, 32), np.uint16)]
+    pyramid = viewer.add_image(levels, name="pyramid", multiscale=True)
+    moved = add_channels_first(viewer, pyramid, -3)
+    assert moved.multiscale and [level.shape for level in moved.data] == [(2, 4, 64, 64), (2, 4, 32, 32)]
+    np.testing.assert_array_equal(moved.data[0][1, 3], levels[0][3, 1])

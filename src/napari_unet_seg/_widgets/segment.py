@@ -268,8 +268,8 @@ class SegmentWidget(QWidget):
             show_info(f"The labels are stored on disk in {job.options.store}")
         if job.channel_axis is not None and not layer.rgb and job.channel_axis % layer.ndim == layer.ndim - 1:
             show_info(f"napari draws '{layer.name}' sideways (its last axis, the channels, as width), so "
-                      f"'{labels_layer.name}' cannot lie over it; the labels are right. To see them together, open "
-                      "the image with its channels as layers of their own.")
+                      f"'{labels_layer.name}' cannot lie over it; the labels are right. To see them together, press "
+                      "'Put channels first' under the channel axis and segment the new layer.")
         for note in outcome.notes:
             show_info(note[0].upper() + note[1:])
         found = "" if outcome.objects is None else f" ({outcome.objects} objects)"

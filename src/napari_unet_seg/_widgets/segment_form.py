@@ -40,7 +40,7 @@ from ..core.model.devices import PRECISIONS, DeviceError, available_devices, res
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
-from .segment_layers import is_lazy, result_layers
+from .segment_layers import add_channels_first, is_lazy, result_layers
 from .object_filters import ObjectFilterSection
 from .segment_pickers import ImagePicker, ModelPicker
 
@@ -103,6 +103,20 @@ class SegmentSettings(QWidget):
         self.planes_hint.setWordWrap(True)
         self.planes_hint.setVisible(False)
         form.addRow(self.planes_hint)
+        # napari lines layers up by their last axes: labels of a Z x C x Y x X layer would lie over its channels
+        self.channels_hint = QLabel()
+        self.channels_hint.setWordWrap(True)
+        self.channels_first = QPushButton("Put channels first")
+        self.channels_first.setToolTip("Add this image as a new layer with its channel axis first (no copy), where "
+                                       "labels line up with its slices; the original layer is hidden, not removed.")
+        self.channels_first.clicked.connect(self._put_channels_first)
+        self.channels_row = QWidget()
+        channels_layout = QHBoxLayout(self.channels_row)
+        channels_layout.setContentsMargins(0, 0, 0, 0)
+        channels_layout.addWidget(self.channels_hint, 1)
+        channels_layout.addWidget(self.channels_first)
+        self.channels_row.setVisible(False)
+        form.addRow(self.channels_row)
         # napari's TIFF reader opens every file at scale 1: the file's own calibration, offered in one click
         self.scale_hint = QLabel()
         self.scale_hint.setWordWrap(True)
@@ -187,6 +201,7 @@ class SegmentSettings(QWidget):
         self.model_picker.changed.connect(self._on_model_changed)
         self.channel_axis.currentIndexChanged.connect(self._update_channels)
         self.channel_axis.currentIndexChanged.connect(self._update_slices)
+        self.channel_axis.currentIndexChanged.connect(self._update_channels_first)
         self.slices.currentIndexChanged.connect(self._update_slices)
         self.link_frames.toggled.connect(self._update_slices)  # frames said: the "if they are channels" hint goes
         self.output.currentIndexChanged.connect(self._allow_filters)
@@ -203,6 +218,9 @@ class SegmentSettings(QWidget):
             raise ModelFileError(f"{path.name} cannot be read as a napari-unet-seg model.")
         image = source_array(layer)
         channel_axis = self.channel_axis.currentData()
+        if channel_axis is not None and 0 < channel_axis % image.ndim < image.ndim - 1:  # channels last: said after
+            raise ValueError(_channels_not_first(layer.name, channel_axis, image.ndim) + " Press 'Put channels first' "
+                             "under the channel axis, then Segment.")
         lead, channels, height, width = plane_layout(tuple(image.shape), layer.rgb, channel_axis)
         try:
             check_plane_size(lead, height, width)  # channels last read as width: said now, not after minutes
@@ -301,6 +319,7 @@ class SegmentSettings(QWidget):
             self.channel_axis.setEnabled(False)
             self.link_frames.setEnabled(False)
             self._update_channels()
+            self._update_channels_first()
             return
         shape = source_array(layer).shape
         most = max(MAX_CHANNELS, in_channels)  # an axis of 1024 is rows or a long stack, not channels
@@ -324,6 +343,7 @@ class SegmentSettings(QWidget):
         self._rgb_before = bool(layer.rgb)
         self._update_channels(keep=kept_channel if same_kind else -1)
         self._update_slices()
+        self._update_channels_first()
 
     def _offer_file_scale(self, layer: Any) -> None:
         """Offer the pixel size the layer's TIFF states, when napari opened it at scale 1 (its reader ignores it)."""
@@ -381,6 +401,28 @@ class SegmentSettings(QWidget):
         self.channel.setEnabled(self.channel.count() > 1)
         self.channel.setCurrentIndex(max(self.channel.findData(previous), 0) if previous is not None else 0)
 
+    def _update_channels_first(self, *_: Any) -> None:
+        """Offer to put the channels first where labels would not line up with the image (see job())."""
+        layer, axis = self.image_picker.layer(), self.channel_axis.currentData()
+        ndim = len(source_array(layer).shape) if layer is not None else 0
+        wrong = axis is not None and bool(axis % max(ndim, 1))
+        if wrong:
+            self.channels_hint.setText(_channels_not_first(layer.name, axis, ndim))
+        self.channels_row.setVisible(wrong)
+
+    def _put_channels_first(self) -> None:
+        layer, axis, channel = self.image_picker.layer(), self.channel_axis.currentData(), self.channel.currentData()
+        if layer is None or axis is None:
+            return
+        moved = add_channels_first(self.viewer, layer, axis)
+        self.image_picker.select(moved)  # its channel axis, 0, is offered as the one the file states would be
+        if self.channel_axis.findData(0) >= 0:
+            self.channel_axis.setCurrentIndex(self.channel_axis.findData(0))
+        if channel is not None and self.channel.findData(channel) >= 0:
+            self.channel.setCurrentIndex(self.channel.findData(channel))
+        show_info(f"Added '{moved.name}': its channels come first, so its labels line up with its slices. "
+                  f"'{layer.name}' is hidden, not removed.")
+
     def _update_slices(self, *_: Any) -> None:
         layer = self.image_picker.layer()
         info = self.model_picker.info()
@@ -421,6 +463,13 @@ def _file_says_channels(layer: Any, ndim: int) -> int | None:
     if axes is None or len(axes) != ndim or ndim < 4 or "C" not in axes[:-2]:
         return None
     return axes.index("C")
+
+
+def _channels_not_first(name: str, axis: int, ndim: int) -> str:
+    """Why labels of a layer whose channels are not its first axis would be drawn in the wrong place."""
+    where = "it sideways, the channels as width" if axis % ndim == ndim - 1 else "its channels, not its slices"
+    return (f"'{name}' has its channels on axis {axis % ndim} of {ndim}: napari lines layers up by their last axes, "
+            f"so its labels would lie over {where}.")
 
 
 def _file_says_stack(layer: Any, axis: int, ndim: int) -> bool:

@@ -42,6 +42,43 @@ def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
     return {**{key: tuple(value) for key, value in values.items()}, **matrices}
 
 
+def add_channels_first(viewer: Viewer, layer: Image, axis: int) -> Image:
+    """A new layer of ``layer`` with its channel ``axis`` moved to the front, in the same place in the world.
+
+    napari lines a layer up with another by their last axes: labels of a
+    Z x C x Y x X image lay over its channels, not its slices (newcomer
+    trial). With the channels first they line up. The data is not copied (a
+    numpy view, lazy for dask and zarr); ``layer`` is hidden, not removed.
+    """
+    axis %= layer.ndim
+    order = [axis, *(k for k in range(layer.ndim) if k != axis)]
+
+    def moved(level: Any) -> Any:
+        if not isinstance(level, np.ndarray) and not hasattr(level, "dask"):
+            import dask.array as da
+
+            level = da.from_array(level, chunks=getattr(level, "chunks", "auto"))  # a zarr array is not read
+        return level.transpose(order)
+
+    data = [moved(level) for level in layer.data] if layer.multiscale else moved(layer.data)
+    placement: dict[str, Any] = {key: tuple(np.asarray(getattr(layer, key), dtype=object)[order])
+                                 for key in ("scale", "translate", "units", "axis_labels") if hasattr(layer, key)}
+    placement["units"] = tuple(str(unit) for unit in placement.get("units", ()))
+    if not placement["units"]:
+        del placement["units"]
+    homogeneous = [*order, layer.ndim]
+    placement["rotate"] = np.asarray(layer.rotate, float)[np.ix_(order, order)]
+    placement["affine"] = np.asarray(layer.affine.affine_matrix, float)[np.ix_(homogeneous, homogeneous)]
+    shear = _shear_matrix(layer.shear, layer.ndim)[np.ix_(order, order)]
+    if np.allclose(shear, np.triu(shear)):  # napari takes upper-triangular shears only
+        placement["shear"] = shear
+    new = viewer.add_image(data, name=unique_name(viewer, f"{layer.name} (channels first)"),
+                           multiscale=layer.multiscale, contrast_limits=layer.contrast_limits,
+                           colormap=layer.colormap, **placement)
+    layer.visible = False
+    return new
+
+
 def _shear_matrix(shear: Any, ndim: int) -> np.ndarray:
     """napari's shear as a matrix: its upper-triangular vector (row by row) filled into the identity."""
     shear = np.asarray(shear, float)
