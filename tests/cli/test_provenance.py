@@ -9,14 +9,18 @@ import shlex
 import numpy as np
 import pytest
 import tifffile
+import torch
 import zarr
-
 from helpers import synthetic_nuclei, threshold_model
+
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
 from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference.provenance import EDITED, csv_comments, read_provenance
 from napari_unet_seg.core.measure.table_csv import MARKER, read_objects_csv, write_objects_csv
+from napari_unet_seg.core.model.devices import resolve_precision
+
+AUTO_ON_CPU = resolve_precision("auto", torch.device("cpu"))  # bf16 where the CPU has AMX
 
 
 @pytest.fixture
@@ -42,7 +46,7 @@ def test_recorded_command_remakes_identical_labels(tmp_path, model_file, capsys)
     record = read_provenance(labels_path)
     assert record["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert record["model"]["name"] == "my disks" and record["model"]["lineage"] == []
-    assert record["settings"]["diameter"] == 11.3 and record["ran_on"] == {"device": "cpu", "precision": "fp32"}
+    assert record["settings"]["diameter"] == 11.3 and record["ran_on"] == {"device": "cpu", "precision": AUTO_ON_CPU}
     assert record["versions"]["torch"] and record["versions"]["napari-unet-seg"]
     assert record["date"].endswith("Z") and "--diameter 11.3" in record["command"]
 
@@ -144,6 +148,7 @@ def test_the_lineage_line_reads_fine_tuning_runs_and_a_built_in_models_stages():
 
 def test_a_model_files_own_record_and_plain_words_for_what_holds_none(tmp_path, model_file, capsys):
     from helpers import synthetic_nuclei as nuclei
+
     from napari_unet_seg.core.training.data import TrainingPair
     from napari_unet_seg.core.training.finetune import finetune
     from napari_unet_seg.core.training.loop import TrainConfig

@@ -156,7 +156,18 @@ def _read_tiff(path: Path) -> ImageFile:
         # planes two pixels wide: the channels, as a CYX file's
         return ImageFile(path, np.moveaxis(data, -1, 0), pixel_size=pixel_size,
                          metadata={"axes": "CYX", "channel_axis": -3})
-    return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata={"axes": axes})
+    metadata: dict[str, Any] = {"axes": axes}
+    if stack and axes[:1] == "Z" and (z_spacing := _imagej_z_spacing(imagej)) is not None:
+        metadata["z_spacing"] = z_spacing
+    return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata=metadata)
+
+
+def _imagej_z_spacing(imagej: dict) -> float | None:
+    """An ImageJ z-stack's step between slices, in micrometres, when its file states one (Fiji's "Voxel depth")."""
+    spacing, factor = imagej.get("spacing"), micrometres_per(imagej.get("unit"))
+    if not isinstance(spacing, (int, float)) or not math.isfinite(spacing) or spacing <= 0 or factor is None:
+        return None
+    return float(spacing) * factor
 
 
 def _imagej_channels(imagej: dict, data: np.ndarray, axes: str) -> bool:
@@ -428,7 +439,8 @@ def changed_since_written(labels: Any, record: Mapping[str, Any] | None) -> bool
 
 
 def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: tuple[float, float] | None = None,
-                      provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z") -> Path:
+                      provenance: Mapping[str, Any] | None = None, stack_axis: str = "Z",
+                      z_spacing: float | None = None) -> Path:
     """Write labels atomically (temporary file + rename): never a truncated output.
 
     ``provenance`` (a JSON-ready dict) goes where readers keep it: in an
@@ -436,7 +448,8 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
     saves the file again); otherwise tifffile's JSON ImageDescription.
     :func:`read_tiff_provenance` reads it from either. ``stack_axis`` names
     a stack's leading axis ("Z" or "T", as the image's file did), so a
-    time-lapse's labels stay frames, not slices.
+    time-lapse's labels stay frames, not slices; ``z_spacing`` (µm) is a
+    z-stack's step between slices, kept as the image's file stated it.
     """
     import tifffile
 
@@ -456,6 +469,8 @@ def write_labels_tiff(path: str | os.PathLike, labels: np.ndarray, pixel_size: t
         if pixel_size:
             kwargs.update(resolution=(1.0 / pixel_size[1], 1.0 / pixel_size[0]))
             kwargs["metadata"]["unit"] = "um"
+        if z_spacing and axes == "ZYX":
+            kwargs["metadata"].update(spacing=float(z_spacing), unit="um")
         if provenance is not None:
             kwargs["metadata"]["Info"] = json.dumps(dict(provenance), indent=1, ensure_ascii=True, default=str)
     elif pixel_size:  # tifffile's own file: the resolution in pixels per centimetre, as TIFF readers understand it

@@ -74,3 +74,30 @@ def test_planes_the_file_calls_slices_are_not_said_to_be_likely_channels(tmp_pat
     assert rows["z.tif"].status == rows["unnamed.tif"].status == "ok"
     assert "if they are channels" not in rows["z.tif"].message
     assert "if they are channels" in rows["unnamed.tif"].message  # the shape alone cannot tell: still said
+
+
+def test_a_z_stack_says_its_slices_were_segmented_alone_and_keeps_its_step_linked_or_not(tmp_path, options):
+    # a 30-slice z-stack of ~30 nuclei said "894 objects" with ids that looked linked but were not; its 0.5 µm
+    # step was dropped from the labels, and linking its slices renamed them frames (newcomer trial)
+    from dataclasses import replace
+
+    from napari_unet_seg.core.batch.runner import run_batch
+    from napari_unet_seg.core.imageio import read_image
+
+    planes = np.stack([synthetic_nuclei((48, 64), n=6, seed=s)[0] for s in range(6)])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "z.tif", planes, imagej=True, resolution=(5.0, 5.0),
+                     metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"})
+    tifffile.imwrite(folder / "movie.tif", planes, imagej=True, metadata={"axes": "TYX"})
+    (row, movie) = sorted(run_batch([folder], tmp_path / "out", options), key=lambda r: Path(r.file).name != "z.tif")
+    assert "each of the 6 slices was segmented on its own (2D)" in row.message
+    assert "segmented on its own" not in movie.message  # frames are counted frame by frame, as expected
+    with tifffile.TiffFile(tmp_path / "out" / "z_labels.tif") as tif:
+        assert tif.imagej_metadata["spacing"] == 0.5 and tif.series[0].axes == "ZYX"
+    assert read_image(tmp_path / "out" / "z_labels.tif").metadata["z_spacing"] == 0.5
+    (linked, _) = sorted(run_batch([folder], tmp_path / "linked", replace(options, link_frames=True)),
+                         key=lambda r: Path(r.file).name != "z.tif")
+    assert "segmented on its own" not in linked.message
+    with tifffile.TiffFile(tmp_path / "linked" / "z_labels.tif") as tif:
+        assert tif.series[0].axes == "ZYX" and tif.imagej_metadata["spacing"] == 0.5  # slices, linked

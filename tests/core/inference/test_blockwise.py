@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 import zarr
-
 from helpers import bright_and_dim_nuclei, synthetic_nuclei, threshold_model
+
 from napari_unet_seg import Cancelled, segment
 from napari_unet_seg.core.common.labels_zarr import open_labels_zarr
 from napari_unet_seg.core.inference import preprocess
 from napari_unet_seg.core.inference.blockwise import halo_for
-from napari_unet_seg.core.inference.pipeline import segment_to_zarr
+from napari_unet_seg.core.inference.pipeline import segment_to_zarr, slices_on_their_own_note
 from napari_unet_seg.core.training.metrics import matching_accuracy
 
 
@@ -141,10 +141,11 @@ def test_non_finite_pixels_are_said_on_disk_too(tmp_path, disks, block_size):
     on_disk = segment_image(stack, RunOptions(device="cpu", store=str(tmp_path / "n.zarr"), block_size=block_size),
                             model=model)
     said = ["slice 1 of 5 has NaN or infinite pixels: NaN and -inf were read as the darkest value, +inf as the "
-            "brightest"]  # that slice, not "the image", is named
+            "brightest", slices_on_their_own_note(5)]  # that slice, not "the image", is named
     assert on_disk.notes == in_memory.notes == said
     assert open_labels_zarr(tmp_path / "n.zarr").attrs["notes"] == said
-    assert segment_image(np.stack([image] * 5), RunOptions(device="cpu"), model=model).notes == [NONFINITE_NOTE]
+    assert segment_image(np.stack([image] * 5), RunOptions(device="cpu"), model=model).notes == [
+        NONFINITE_NOTE, slices_on_their_own_note(5)]
     clean = segment_image(stack[:1], RunOptions(device="cpu", store=str(tmp_path / "c.zarr"), block_size=block_size),
                           model=model)
     assert clean.notes == []
@@ -317,11 +318,12 @@ def test_a_blank_image_is_said_to_be_blank_on_every_path(tmp_path, disks, block_
     in_memory = segment_image(blank, RunOptions(device="cpu"), model=model)
     on_disk = segment_image(blank, RunOptions(device="cpu", store=str(tmp_path / "b.zarr"), block_size=block_size),
                             model=model)
-    assert in_memory.notes == on_disk.notes == [BLANK_NOTE] and in_memory.objects == 0
+    assert in_memory.notes == on_disk.notes == [BLANK_NOTE, slices_on_their_own_note(5)] and in_memory.objects == 0
     almost = blank.copy()
     almost[1, 40:60, 40:60] = 128  # one plane with something on it: the other is still blank
     assert segment_image(almost, RunOptions(device="cpu"), model=model).notes == [
-        "slices 0, 2, 3, 4 of 5 are blank (all their pixels read as one value): nothing to segment there"]
+        "slices 0, 2, 3, 4 of 5 are blank (all their pixels read as one value): nothing to segment there",
+        slices_on_their_own_note(5)]
     assert segment_image(almost[1], RunOptions(device="cpu"), model=model).notes == []
 
 

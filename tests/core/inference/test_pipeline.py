@@ -118,14 +118,14 @@ def test_unsupported_store_combinations_are_refused_in_one_line(tmp_path):
 def test_a_costly_window_is_raised_said_and_changes_nothing(tmp_path, tiny_model, store):
     """A 64-px window of a depth-2 net keeps 8 px of each: raised, with a note; the labels are the same."""
     from napari_unet_seg.core.inference.options import RunOptions
-    from napari_unet_seg.core.inference.pipeline import segment_image
+    from napari_unet_seg.core.inference.pipeline import segment_image, slices_on_their_own_note
 
     image = np.random.default_rng(2).random((5, 160, 140)).astype(np.float32)  # a stack (2-4 planes: channels?)
     where = {"store": str(tmp_path / "w.zarr")} if store else {}
     small = segment_image(image, RunOptions(device="cpu", tile_size=64, **where), model=tiny_model)
-    assert len(small.notes) == 1 and "a 64-px window would have cost" in small.notes[0]
+    assert len(small.notes) == 2 and "a 64-px window would have cost" in small.notes[0]
     default = segment_image(image, RunOptions(device="cpu"), model=tiny_model)
-    assert default.notes == []
+    assert default.notes == [slices_on_their_own_note(5)] == small.notes[1:]
     np.testing.assert_array_equal(np.asarray(small.labels), default.labels)
     if store:
         assert small.labels.attrs["notes"] == small.notes

@@ -8,16 +8,25 @@ import shlex
 
 import numpy as np
 import tifffile
-
+import torch
 from helpers import synthetic_nuclei, threshold_model
+
 from napari_unet_seg import RunOptions, save_model, segment_image
 from napari_unet_seg.core.imageio import labels_digest, read_tiff_provenance, write_labels_tiff
 from napari_unet_seg.core.inference.provenance import (
-    IMAGE_PLACEHOLDER, MODEL_PLACEHOLDER, OUTDIR_PLACEHOLDER, describe_run, predict_command, read_provenance,
+    IMAGE_PLACEHOLDER,
+    MODEL_PLACEHOLDER,
+    OUTDIR_PLACEHOLDER,
+    describe_run,
+    predict_command,
+    read_provenance,
     with_paths,
 )
+from napari_unet_seg.core.model.devices import resolve_precision
 from napari_unet_seg.core.model.modelfile import Model
 from napari_unet_seg.core.model.registry import builtin_model_paths, load_model
+
+AUTO_ON_CPU = resolve_precision("auto", torch.device("cpu"))  # bf16 where the CPU has AMX
 
 
 def test_a_run_from_memory_names_its_placeholders_and_what_was_used(tmp_path):
@@ -26,7 +35,7 @@ def test_a_run_from_memory_names_its_placeholders_and_what_was_used(tmp_path):
     result = segment_image(np.stack([image, image]), RunOptions(model=str(path), device="cpu"), planes=((1,),))
     record = result.provenance
     assert record["settings"]["device"] == "cpu" and record["settings"]["precision"] == "auto"
-    assert record["ran_on"] == {"device": "cpu", "precision": "fp32"}
+    assert record["ran_on"] == {"device": "cpu", "precision": AUTO_ON_CPU}
     assert record["settings"]["planes"] == [[1]] and record["input"] is None
     assert record["model"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert shlex.split(record["command"])[2:5] == [IMAGE_PLACEHOLDER, "-o", OUTDIR_PLACEHOLDER]

@@ -203,7 +203,7 @@ def process_file(job: Job, loaded: tuple[ImageFile | BaseException, float], mode
             set_stack_axes(job.target, output_stack_axes(image, options))
         else:
             write_labels_tiff(job.target, result.labels, image.pixel_size, provenance=provenance,
-                              stack_axis=output_stack_axis(image, options))
+                              stack_axis=output_stack_axis(image, options), z_spacing=image.metadata.get("z_spacing"))
     except Cancelled:
         return None
     except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
@@ -267,8 +267,8 @@ def output_stack_axes(image: ImageFile, options: RunOptions) -> list[str]:
     time axis; asking for the same id across frames says it is one.
     """
     axes = stack_axes(image)
-    if options.link_frames and image.stack and len(axes) <= 1:
-        return ["t"]
+    if options.link_frames and image.stack and len(axes) <= 1 and "z_spacing" not in image.metadata:
+        return ["t"]  # a z-stack that states its step between slices stays one, linked or not
     return axes
 
 
