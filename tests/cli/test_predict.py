@@ -499,3 +499,21 @@ def test_a_run_on_the_built_in_model_says_when_napari_uses_a_fine_tuned_one(tmp_
     assert "napari's Segment and Batch docks use 'mine'" in err and f"--model {mine}" in err
     assert main(["predict", str(root / "a.tif"), "-o", str(tmp_path / "chosen"), "--model", "nuclei"]) == 0
     assert "napari's" not in capsys.readouterr().err  # a model chosen: the user knows which
+
+
+def test_a_link_back_to_itself_in_a_folder_is_passed_over_and_one_named_is_one_failed_row(tmp_path, capsys):
+    # `ln -s loop loop` in an experiment folder ended the run in a traceback (Path.resolve raises on a loop) and
+    # nothing was segmented; the Batch dock stopped at it too
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", synthetic_nuclei((40, 48), n=4, seed=1)[0])
+    (folder / "loop").symlink_to("loop")
+    common = ["--model", str(model), "--device", "cpu", "--no-qc"]
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), *common]) == 0
+    assert (tmp_path / "out" / "a_labels.tif").exists()
+    assert main(["predict", str(folder / "loop"), str(folder / "a.tif"), "-o", str(tmp_path / "named"),
+                 *common]) == 1  # a file failed: said in the exit status
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "loop: no such file (a link to nothing, or back to itself)" in out.err
+    assert "1 segmented, 0 skipped, 1 failed of 2 files" in out.out

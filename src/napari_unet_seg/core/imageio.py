@@ -70,8 +70,9 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     """Read a TIFF, PNG or JPEG file, or a zarr / OME-Zarr folder (lazily), for segmentation."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
+    if not path.exists():  # the name as given: a row or a line that names the file says the rest
+        link = " (a link to nothing, or back to itself)" if path.is_symlink() else ""
+        raise ImageReadError(f"{path.name}: no such file{link}")
     if is_zarr(path):
         try:
             image = _read_zarr(path)

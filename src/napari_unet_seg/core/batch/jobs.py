@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..common.file_names import resolved
 from ..imageio import IMAGE_SUFFIXES, is_zarr
 from ..inference.options import RunOptions
 from ..measure.table_csv import objects_csv_path
@@ -70,7 +71,7 @@ def _walk(folder: Path, pattern: str | None, recursive: bool, outdir: Path) -> l
     """Files of ``folder`` (see :func:`_wanted`), never entering the output folder or a zarr store."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith(".") or entry.resolve() == outdir or is_qc_folder(entry, outdir):
+        if entry.name.startswith(".") or resolved(entry) == outdir or is_qc_folder(entry, outdir):
             continue
         if entry.is_dir() and not is_zarr(entry):
             if recursive:
@@ -121,10 +122,10 @@ def output_path(source: Path, outdir: Path, root: Path | None = None, kind: str 
     relative_parent = Path()
     if root is not None:
         try:
-            relative_parent = source.parent.resolve().relative_to(Path(root).resolve())
+            relative_parent = resolved(source.parent).relative_to(resolved(Path(root)))
         except ValueError:
             relative_parent = Path()
-    target = (outdir / relative_parent / output_name(source, kind)).resolve()
+    target = resolved(outdir / relative_parent / output_name(source, kind))
     if outdir not in target.parents:
         target = outdir / output_name(source, kind)
     return target
@@ -162,7 +163,7 @@ def find_jobs(
     seen: set[Path] = set()  # outputs, and the files beside them (a.tif and a.zarr: one a_objects.csv, a_cells.tif)
     unique = []
     for job in jobs:
-        if outdir in job.source.resolve().parents and is_labels_file(job.source) and \
+        if outdir in resolved(job.source).parents and is_labels_file(job.source) and \
                 (output_ending(job.source) == "_labels" or output_provenance(job.source) is not None):
             continue  # our own output, found because OUTDIR is inside an input folder
         target = _own_target(job, kind, seen)
@@ -204,7 +205,7 @@ def _own_target(job: Job, kind: str, seen: set[Path]) -> Path:
 def input_key(path: Path) -> str:
     """What makes two inputs the same file: the path with links, ``.`` and ``..`` resolved (case folded where the
     system folds it), so ``dup/calib.tif``, ``./dup/../dup/calib.tif`` and a link to it are one file."""
-    return os.path.normcase(str(Path(path).resolve()))
+    return os.path.normcase(str(resolved(Path(path))))
 
 
 def _add_once(jobs: list[Job], found: dict[str, int], in_folder: set[int], job: Job, from_folder: bool) -> None:

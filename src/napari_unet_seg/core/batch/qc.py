@@ -24,7 +24,7 @@ import numpy as np
 
 from ..common.atomic import atomic_path
 from ..common.errors import first_line
-from ..common.file_names import file_stem
+from ..common.file_names import file_stem, resolved
 
 QC_FOLDER = "qc"
 INDEX_NAME = "index.html"
@@ -50,7 +50,7 @@ class SummaryRow(Protocol):
 
 def qc_picture_path(target: Path, outdir: Path) -> Path:
     """``OUTDIR/qc/<output's path under OUTDIR>.png``: one picture per output, subfolders mirrored."""
-    target, outdir = Path(target).resolve(), Path(outdir).resolve()
+    target, outdir = resolved(Path(target)), resolved(Path(outdir))
     try:
         relative = target.relative_to(outdir)
     except ValueError:
@@ -62,7 +62,7 @@ def qc_picture_path(target: Path, outdir: Path) -> Path:
 def is_qc_folder(path: Path, outdir: Path) -> bool:
     """This batch's QC folder, or an earlier batch's (its page is ours): pictures, never images to segment."""
     path = Path(path)
-    return path.resolve() == Path(outdir).resolve() / QC_FOLDER or \
+    return resolved(path) == resolved(Path(outdir)) / QC_FOLDER or \
         (path.name == QC_FOLDER and is_qc_index(path / INDEX_NAME))
 
 

@@ -7,6 +7,9 @@ so two files never map to one output name.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 IMAGE_FILE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".png", ".jpeg", ".jpg")
 
 
@@ -18,3 +21,14 @@ def file_stem(name: str) -> str:
             return name[: -len(suffix)]
     stem, dot, _ = name.rpartition(".")
     return stem if dot and stem else name
+
+
+def resolved(path: Path) -> Path:
+    """``path`` with its links resolved; a link that leads back to itself (no file at its end) as named, absolute.
+
+    ``Path.resolve`` raises on such a loop: one in an input folder stopped the whole batch with a traceback.
+    """
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
