@@ -164,7 +164,7 @@ def test_a_multichannel_model_needs_a_sample_with_its_channels(tmp_path):
 
 def test_a_too_small_sample_or_an_unknown_licence_is_one_clear_message(tiny_model, tmp_path):
     tifffile.imwrite(tmp_path / "small.tif", np.zeros((40, 40), np.uint8))
-    with pytest.raises(ExportError, match="at least 56 x 56 px"):
+    with pytest.raises(ExportError, match=f"at least {min_side(tiny_model.net)} x {min_side(tiny_model.net)} px"):
         export_bioimageio(tiny_model, tmp_path / "a", sample=tmp_path / "small.tif")
     with pytest.raises(ExportError, match="not an SPDX licence"):
         export_bioimageio(tiny_model, tmp_path / "b", license="my own licence")
@@ -183,3 +183,23 @@ def test_the_readme_states_a_fitted_minimum_brightness_only_when_the_model_has_o
     tiny_model.metadata["postprocess"] = {**tiny_model.postprocess, "min_brightness": 0.25}
     fitted = (export_bioimageio(tiny_model, tmp_path / "fitted") / "README.md").read_text()
     assert "objects whose mean normalised intensity (over channels) is below 0.25" in fitted
+
+
+def test_the_halo_is_whole_network_steps_so_a_runners_padded_blocks_give_our_maps(tiny_model, tmp_path):
+    # a halo of the receptive radius (122 px for the built-in model, its step 16) shifted each block by 6 px:
+    # bioimageio.core's default prediction failed on a size mismatch, and its blocks differed by up to 0.89
+    from napari_unet_seg.core.model_export.bioimageio import halo
+
+    net = tiny_model.net.eval()
+    step, border = net.size_multiple, halo(net)
+    assert border % step == 0 and border >= net.receptive_radius > border - step
+    rdf = yaml.safe_load((export_bioimageio(tiny_model, tmp_path / "package") / "rdf.yaml").read_text())
+    (output,) = rdf["outputs"]
+    assert [axis.get("halo") for axis in output["axes"] if axis.get("id") in ("y", "x")] == [border, border]
+    side = min_side(net)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 1, side, side)).astype(np.float32))
+    with torch.no_grad():  # a runner pads the block by the halo and crops it off again
+        whole = net(x)
+        padded = net(torch.nn.functional.pad(x, (border,) * 4))[..., border:-border, border:-border]
+    inside = slice(net.receptive_radius, side - net.receptive_radius)
+    assert torch.allclose(padded[..., inside, inside], whole[..., inside, inside], atol=1e-5)

@@ -176,6 +176,10 @@ def not_mapped(metadata: dict[str, Any], invert: bool) -> list[str]:
             f"**Object size.** The network works best on objects about {diameter:g} px across; napari-unet-seg "
             "measures the objects in each image and resizes it when they are far from that size. The package "
             "does not resize: resize your images first if their objects are much smaller or larger.")
+    notes.append(
+        "**The image's edges.** A runner pads the image's edges by the halo, its own way (zeros, or mirroring); "
+        "napari-unet-seg does not pad them so, and the maps within about one halo of the edges may differ a little "
+        "from napari-unet-seg's. Farther in, blocks of any size the package allows give napari-unet-seg's maps.")
     if metadata.get("task") == "instances":
         notes.append(
             "**Labels.** The package outputs the network's two maps (probabilities, see Outputs). napari-unet-seg "
