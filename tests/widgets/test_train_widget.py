@@ -709,3 +709,21 @@ def test_a_box_drawn_after_the_dock_opened_becomes_the_region_and_the_labels_nev
     widget.settings.region_box.setCurrentText("cells")
     viewer.add_shapes([[[0, 0], [0, 9], [9, 9], [9, 0]]], name="later")
     assert widget.settings.region_box.currentText() == "cells"
+
+
+def test_a_model_name_that_is_no_plain_file_name_is_refused_before_training(make_napari_viewer, tmp_path, messages):
+    # "../escape" saved the model outside the model folder, where no list showed it; "a:b*?" and "CON" break on
+    # Windows and shared folders (newcomer trial)
+    from napari_unet_seg.core.model.registry import user_model_dir
+
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="corrected")
+    widget = _widget(viewer, tmp_path, steps=1)
+    for name, said in (("../escape", "leave out /"), ("sub/dir", "leave out /"), ("a:b*?", "leave out * : ?"),
+                       ("CON", "Windows keeps that name for a device"), ("x" * 201, "too long")):
+        widget.settings.name.setText(name)
+        widget.start()
+        assert widget.worker is None and said in widget.status.text() and said in messages["error"][-1]
+    assert not (tmp_path / "escape.safetensors").exists() and not (user_model_dir() / "sub").exists()

@@ -22,6 +22,7 @@ from ..core.model.modelfile import ModelFileError, ModelInfo, is_bioimageio_pack
 from ..core.model.registry import available_models, cached_model, resolve_model_path
 from ..core.training.checks import annotation_warnings
 from ..core.training.data import TrainingPair
+from ..core.training.naming import check_model_name
 from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, folder_row, form_group, value_or_none
 from ._layers import current_plane
@@ -390,6 +391,7 @@ class TrainSettings(QWidget):
         """The run the controls describe, with the chosen layers read into pairs; ValueError says what is wrong."""
         if not self.image_box.currentText() or not self.labels_box.currentText():
             raise ValueError("Training needs an Image layer and a Labels layer painted over it.")
+        check_model_name(self.name.text().strip())  # before any work: a name that cannot be saved is said now
         if self.mode() == "region" and not self.region_box.currentText():
             raise ValueError("Region-limited training needs a Shapes or mask layer marking the annotated region.")
         if self.mode() == "region" and self.region_box.currentText() in (self.labels_box.currentText(),

@@ -37,6 +37,29 @@ def fresh_model_name(base: str, folder: Path, *, new: bool = False, taken: Colle
     return name
 
 
+_FORBIDDEN = set('<>:"/\\|?*')  # Windows refuses these in a file name; / and \\ would leave the model folder
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{k}" for k in range(1, 10)), *(f"lpt{k}" for k in range(1, 10))}
+MAX_NAME = 200  # characters: the model file and its checkpoint's longer name stay within 255 bytes
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a typed model name that is no plain file name, in one line: ``../escape`` saved the model outside
+    the model folder, where no list showed it, and ``a:b*?`` or ``CON`` break on shared or Windows folders."""
+    if not name:
+        return
+    bad = sorted({c for c in name if c in _FORBIDDEN or ord(c) < 32})
+    if bad or name in (".", "..") or name.startswith(".."):
+        shown = " ".join(repr(c)[1:-1] for c in bad) or name
+        raise ValueError(f"'{name}' cannot name a model: leave out {shown} (a model is one file in the model "
+                         "folder; letters, digits, spaces, - and _ are safe)")
+    if name.split(".")[0].strip().lower() in _RESERVED:
+        raise ValueError(f"'{name}' cannot name a model: Windows keeps that name for a device")
+    if name.endswith((" ", ".")):
+        raise ValueError(f"'{name}' cannot name a model: Windows ends no file name with a space or a dot")
+    if len(name.encode()) > MAX_NAME:
+        raise ValueError(f"a model name of {len(name.encode())} bytes is too long: give at most {MAX_NAME}")
+
+
 def starting_label(init: str | os.PathLike) -> str:
     """A starting model as the user named it: a model's name, or a file's name without its folder and suffix (the
     name inside a renamed or received file is not the one they picked)."""
