@@ -962,3 +962,23 @@ def test_channels_put_first_stay_unread_for_dask_and_pyramid_layers(make_napari_
     moved = add_channels_first(viewer, pyramid, -3)
     assert moved.multiscale and [level.shape for level in moved.data] == [(2, 4, 64, 64), (2, 4, 32, 32)]
     np.testing.assert_array_equal(moved.data[0][1, 3], levels[0][3, 1])
+
+
+def test_a_result_of_another_model_goes_to_a_new_layer_and_the_earlier_one_is_kept(make_widget, qtbot, messages):
+    # a Segment dock reopened on the model in use replaced the untouched result of the model picked before, in
+    # place: two models' results were mixed up in one analysis without a word (newcomer trial)
+    viewer, widget = make_widget()
+    save_tiny("other", everywhere=True)
+    viewer.add_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), name="cells")
+    segment_and_wait(qtbot, widget)
+    (first,) = result_layers(viewer)
+    kept = np.asarray(first.data).copy()
+    segment_and_wait(qtbot, widget)  # the same model again: the same layer, updated
+    assert result_layers(viewer) == [first]
+    widget.refresh_models()
+    widget.model_picker.combo.setCurrentText("other")
+    segment_and_wait(qtbot, widget)
+    assert [layer.name for layer in result_layers(viewer)] == ["cells labels", "cells labels (2)"]
+    np.testing.assert_array_equal(first.data, kept)
+    assert any("made by another model, so this one, by 'other', went to a new layer 'cells labels (2)'" in text
+               for text in messages["info"])

@@ -261,6 +261,9 @@ class SegmentWidget(QWidget):
         if how == "protected":
             show_info(f"The earlier result has your edits or a name you gave it, so this one went to a new layer "
                       f"'{labels_layer.name}'.")
+        elif how == "another model":
+            show_info(f"The earlier result was made by another model, so this one, by '{outcome.model_name}', went "
+                      f"to a new layer '{labels_layer.name}'; the earlier one is kept.")
         elif how == "reshaped":
             show_info(f"This result's shape ({' × '.join(map(str, outcome.labels.shape))}) differs from the earlier "
                       f"result's, so it went to a new layer '{labels_layer.name}'; the earlier one is kept.")

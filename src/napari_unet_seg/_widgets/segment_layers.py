@@ -166,15 +166,15 @@ def publish_labels(
     them, so the new slices' ids follow the nuclei too.
 
     "protected" means a result layer existed but held user edits or a name
-    the user gave it, so a new layer was made next to it; "reshaped" that the
-    results there have another shape (a stack read as channels since).
+    the user gave it, so a new layer was made next to it; "another model"
+    that it was made by another model (replaced in place, two models' results
+    were mixed up unnoticed); "reshaped" that the results there have another
+    shape (a stack read as channels since).
     """
     previous = result_layers(viewer, image.name, str(getattr(image, "unique_id", "")) or None, kind)
-    target = next(
-        (layer for layer in reversed(previous)
-         if tuple(layer.data.shape) == tuple(labels.shape) and is_pristine(layer) and not renamed(layer)),
-        None,
-    )
+    same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
+    target = next((layer for layer in reversed(same_shape) if is_pristine(layer) and not renamed(layer)
+                   and _model_of(layer) == provenance.get("model")), None)
     if target is not None:
         how = "updated"
         if all_planes:
@@ -188,8 +188,9 @@ def publish_labels(
         _record(target, image, provenance, kind)
         _paint_a_new_object_next(target, kind)
         return target, how
-    same_shape = [layer for layer in previous if tuple(layer.data.shape) == tuple(labels.shape)]
-    status = "protected" if same_shape else ("reshaped" if previous else "created")
+    untouched_other = [layer for layer in same_shape if is_pristine(layer) and not renamed(layer)]
+    status = "another model" if untouched_other else "protected" if same_shape else \
+        ("reshaped" if previous else "created")
     # what made it, known from the moment it is added: docks that check it as it arrives (Train: do these labels
     # overlay that image's channel?) read the record, complete once the layer holds the result
     layer = viewer.add_labels(
@@ -254,6 +255,11 @@ def _record(layer: Labels, image: Image, provenance: dict[str, Any], kind: str =
         "plane_fingerprints": _plane_fingerprints(layer.data), "tile_fingerprints": _tile_fingerprints(layer.data),
         "tile_dtype": str(getattr(layer.data, "dtype", "")),
     }
+
+
+def _model_of(layer: Labels) -> Any:
+    """The name of the model that made a result layer, as its record says."""
+    return layer.metadata[METADATA_KEY].get("model")
 
 
 def _made(image: Image, provenance: dict[str, Any], kind: str) -> dict[str, Any]:
