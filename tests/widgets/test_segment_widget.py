@@ -982,3 +982,17 @@ def test_a_result_of_another_model_goes_to_a_new_layer_and_the_earlier_one_is_ke
     np.testing.assert_array_equal(first.data, kept)
     assert any("made by another model, so this one, by 'other', went to a new layer 'cells labels (2)'" in text
                for text in messages["info"])
+
+
+def test_a_zarr_folder_that_cannot_be_written_is_said_before_the_run(make_widget, qtbot, monkeypatch, tmp_path,
+                                                                      messages):
+    # a read-only or full zarr folder failed after the whole run, as "[Errno 30] ... .b15_labels.zarr.13563.partial"
+    viewer, widget = make_widget()
+    viewer.add_image(da.zeros((64, 64), dtype=np.uint8, chunks=32), name="huge")
+    monkeypatch.setattr(segment_form, "needs_disk", lambda *args, **kwargs: True)
+    (tmp_path / "a file").write_text("")
+    widget.settings.folder.setText(str(tmp_path / "a file" / "labels"))  # no folder can be made there
+    widget.run()
+    assert widget.worker is None
+    assert messages["error"][-1].startswith(f"the zarr folder: cannot write to {tmp_path / 'a file' / 'labels'}: ")
+    assert messages["error"][-1].endswith("; choose another folder") and "Errno" not in messages["error"][-1]

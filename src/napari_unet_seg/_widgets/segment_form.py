@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.common.atomic import check_writable_folder
 from ..core.common.callbacks import CancelCallback, ProgressCallback
 from ..core.imageio import stated_axes, stated_pixel_size
 from ..core.inference.layout import (
@@ -265,6 +266,11 @@ class SegmentSettings(QWidget):
         typed = Path(self.folder.text().strip()).expanduser() if self.folder.text().strip() else None
         if typed is not None and typed.exists() and not typed.is_dir():
             raise ValueError(f"the zarr folder {typed} is a file: choose a folder for the labels store")
+        if typed is not None:  # read-only, or no drive there: said now, not after the run as "[Errno 30] ... .partial"
+            try:
+                check_writable_folder(typed)
+            except OSError as exc:
+                raise ValueError(f"the zarr folder: {exc.strerror or exc}; choose another folder") from None
         folder = typed or Path(tempfile.mkdtemp(prefix="napari-unet-seg-"))
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
         while len(stem.encode()) > STEM_BYTES:  # a file name holds 255 bytes: a long layer name is cut
