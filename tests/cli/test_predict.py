@@ -517,3 +517,23 @@ def test_a_link_back_to_itself_in_a_folder_is_passed_over_and_one_named_is_one_f
     out = capsys.readouterr()
     assert "Traceback" not in out.err and "loop: no such file (a link to nothing, or back to itself)" in out.err
     assert "1 segmented, 0 skipped, 1 failed of 2 files" in out.out
+
+
+def test_the_last_line_offers_no_pictures_when_none_could_be_drawn(tmp_path, capsys, monkeypatch):
+    # a full disk: every picture failed ("no QC picture: [Errno 28]"), and the line still said "pictures in ..."
+    from napari_unet_seg.core.batch import qc
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    model = save_model(threshold_model(), tmp_path / "disks.safetensors")
+    tifffile.imwrite(tmp_path / "a.tif", synthetic_nuclei((40, 48), n=4, seed=1)[0])
+    monkeypatch.setattr(qc, "_write_png", full)
+    assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("1 segmented, 0 skipped, 0 failed of 1 files") and "pictures in" not in last
+    monkeypatch.undo()
+    assert main(["predict", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model),
+                 "--device", "cpu", "--overwrite"]) == 0
+    assert "; pictures in " in capsys.readouterr().out.strip().splitlines()[-1]

@@ -172,3 +172,17 @@ def test_a_hyperstack_of_time_and_z_is_refused_with_what_to_do(tmp_path):
                      metadata={"axes": "TZYX"})
     with pytest.raises(ImageReadError, match="stacks along one axis .* Segment dock, or save each time point"):
         read_image(tmp_path / "tzyx.tif")
+
+
+def test_a_png_named_tif_is_read_as_a_png_and_other_bytes_are_said_without_them(tmp_path):
+    # napari opened a PNG saved as .tif while unet-seg said "not a TIFF file: header=b'\x89PNG'" (newcomer trial)
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (24, 32), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "really_png.tif", format="PNG")
+    np.testing.assert_array_equal(read_image(tmp_path / "really_png.tif").data, pixels)
+    (tmp_path / "odd.tif").write_bytes(b"\x1c\x82w\xef" + bytes(200))
+    with pytest.raises(ImageReadError) as said:
+        read_image(tmp_path / "odd.tif")
+    assert str(said.value) == ("odd.tif: cannot be read as an image: it is named .tif but holds no TIFF (nor a PNG "
+                               "or JPEG): open it in its own program and save it as TIFF")

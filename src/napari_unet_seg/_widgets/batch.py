@@ -31,7 +31,7 @@ from ..core.batch.cells_output import cells_path
 from ..core.batch.files import FileResult, with_channels
 from ..core.batch.errors import OutputFolderError
 from ..core.batch.jobs import Job, find_jobs, found_in_subfolders, output_ending, output_kind
-from ..core.batch.qc import is_class_output, qc_page, split_shares
+from ..core.batch.qc import is_class_output, pictures_of, qc_page, split_shares
 from ..core.batch.runner import iter_jobs
 from ..core.batch.summary import SUMMARY_NAME, csv_row, read_summary, skip_reasons, summary_note, summary_path
 from ..core.common.errors import first_line, name_overwrite
@@ -506,7 +506,7 @@ class BatchWidget(QWidget):
         summary = summary_path(outdir) if outdir.is_dir() else outdir / SUMMARY_NAME  # summary-2.csv beside theirs
         written = summary.is_file() and bool(results)  # never an earlier run's summary, nor a path that cannot exist
         why = skip_reasons(results, f"'{REDO}'")  # e.g. made with other settings: the table's column is off-screen
-        page = qc_page(outdir) if self.qc.isChecked() and outdir.is_dir() else None
+        page = qc_page(outdir) if self.qc.isChecked() and outdir.is_dir() and pictures_of(results, outdir) else None
         self.qc_button.setEnabled(page is not None)
         drawn = "classes" if all(is_class_output(r.output) for r in results if r.output) else "outlines"
         pictures = f"; every file's {drawn}: press QC page" if page is not None and results else ""

@@ -14,7 +14,7 @@ from ..core.batch.errors import SchedulerError
 from ..core.batch.files import EXISTS, FileResult
 from ..core.batch.jobs import find_jobs, found_in_subfolders, output_kind
 from ..core.batch.output_folder import refuse_a_file
-from ..core.batch.qc import qc_page, split_shares
+from ..core.batch.qc import pictures_of, qc_page, split_shares
 from ..core.batch.runner import run_jobs
 from ..core.batch.summary import skip_reasons, summary_note, summary_path
 from ..core.common.errors import name_overwrite
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
               f"{summary_path(outdir)}; run the same command again to do the rest (finished files are skipped)",
               file=sys.stderr)
         return 130
-    page = qc_page(outdir) if not args.no_qc else None
+    page = qc_page(outdir) if not args.no_qc and pictures_of(results, outdir) else None
     print(outcome_line(results, summary_path(outdir), page))
     return 1 if any(r.status == "failed" for r in results) else 0
 

@@ -90,11 +90,14 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         raise ImageReadError(f"{path.name}: the file is empty")
     try:
         with _quiet_tifffile():
-            image = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_plain(path)
+            image = _read_tiff(path) if suffix in TIFF_SUFFIXES and not _plain_inside(path) else _read_plain(path)
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many types for damaged files
         said = first_line(exc, 160)
+        if said.startswith("not a TIFF file"):  # tifffile adds the first bytes: "header=b'\x1c\x82w\xef'"
+            raise ImageReadError(f"{path.name}: cannot be read as an image: it is named .tif but holds no TIFF "
+                                 "(nor a PNG or JPEG): open it in its own program and save it as TIFF") from None
         if any(sign in said.lower() for sign in DAMAGED_SIGNS):  # a library's words for bytes that are not there
             raise ImageReadError(f"{path.name}: cannot be read as an image: the file is damaged or cut short (a "
                                  f"copy or download that did not finish?) ({said})") from None
@@ -327,6 +330,16 @@ def _ome_pixel_size(xml: str) -> tuple[float, float] | None:
     if factor_y is None or factor_x is None:
         return None
     return _in_micrometres(y * factor_y, x * factor_x, "um")
+
+
+PLAIN_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")  # a PNG's and a JPEG's first bytes
+
+
+def _plain_inside(path: Path) -> bool:
+    """A PNG or JPEG saved under a .tif name (napari opened it, unet-seg refused it): read as what it is."""
+    with open(path, "rb") as file:
+        head = file.read(8)
+    return head.startswith(PLAIN_SIGNATURES)
 
 
 def _read_plain(path: Path) -> ImageFile:

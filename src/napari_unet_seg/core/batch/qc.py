@@ -162,6 +162,11 @@ def qc_page(outdir: str | os.PathLike) -> Path | None:
     return path if is_qc_index(path) else None
 
 
+def pictures_of(results: Sequence[SummaryRow], outdir: str | os.PathLike) -> bool:
+    """Whether any of ``results`` has its QC picture on disk: a page of none (a full disk) is not offered."""
+    return any(qc_picture_path(Path(r.output), Path(outdir)).exists() for r in results if r.output)
+
+
 def is_qc_index(path: Path) -> bool:
     """Whether ``path`` is a QC page this package wrote (its first line is our marker)."""
     try:
