@@ -727,3 +727,23 @@ def test_a_model_name_that_is_no_plain_file_name_is_refused_before_training(make
         widget.start()
         assert widget.worker is None and said in widget.status.text() and said in messages["error"][-1]
     assert not (tmp_path / "escape.safetensors").exists() and not (user_model_dir() / "sub").exists()
+
+
+def test_scribbles_train_read_are_not_the_objects_measure_offers_first(make_napari_viewer, tmp_path):
+    # Measure opened on the scribbles painted for a class model, not the newest objects layer (newcomer trial)
+    from napari_unet_seg._widgets.measure import MeasureWidget
+
+    viewer = make_napari_viewer()
+    image, labels = synthetic_nuclei((64, 64))
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="cells labels")
+    scribbles = np.zeros(labels.shape, np.uint8)
+    scribbles[::6] = np.where(labels[::6] > 0, 2, 1)
+    viewer.add_labels(scribbles, name="scribbles")
+    widget = _widget(viewer, tmp_path, steps=1)
+    widget.settings.mode_box.setCurrentIndex(2)
+    widget.settings.image_box.setCurrentText("cells")
+    widget.settings.labels_box.setCurrentText("scribbles")
+    widget.settings.job({}, preview_box=lambda: (0, 1, 0, 1))  # what Train reads when it starts
+    measure = MeasureWidget(viewer)
+    assert measure.labels_picker.currentText() == "cells labels"

@@ -16,7 +16,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..core.inference.provenance import records_classes
 from .measure_table import UNMEASURED
-from .train_form import PREVIEW_KEY
+from .train_form import PREVIEW_KEY, SCRIBBLES_KEY
 
 NO_CLASSES = "(none)"
 
@@ -38,8 +38,10 @@ def may_hold_classes(layer: Labels) -> bool:
 
 
 def holds_objects(layer: Labels) -> bool:
-    """Labels of objects, as far as the layer says: not a class model's output, not Train's live preview."""
-    return not is_class_output(layer) and not layer.metadata.get(PREVIEW_KEY)
+    """Labels of objects, as far as the layer says: not a class model's output, Train's live preview, nor
+    scribbles Train read."""
+    return not is_class_output(layer) and not layer.metadata.get(PREVIEW_KEY) \
+        and not layer.metadata.get(SCRIBBLES_KEY)
 
 
 def class_names_of(layer: Labels) -> list[str] | None:

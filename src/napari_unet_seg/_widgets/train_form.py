@@ -41,6 +41,7 @@ MODE_TIPS = {"dense": "Every pixel is annotated: 0 = background, each object its
              "region": "Only the part inside a Shapes or mask layer is annotated; outside it is ignored.",
              "scribbles": SCRIBBLES_HINT}
 PREVIEW_KEY = "napari_unet_seg_training_preview"
+SCRIBBLES_KEY = "napari_unet_seg_scribbles"  # a layer Train read as scribbles (classes painted): no objects
 # short, so the box reads whole in a dock 330 px wide; the hint under it says the rest
 MODE_TEXT = {"dense": "dense: all annotated", "region": "region-limited", "scribbles": "scribbles (classes)"}
 
@@ -410,6 +411,8 @@ class TrainSettings(QWidget):
             # the model's own output teaches it its own mistakes, and its "left out" dim nuclei become the rule
             raise ValueError(f"'{labels.name}' is Segment's result exactly as it came out: correct it first (paint "
                              "the missed objects, erase the wrong ones), then press Train")
+        if self.mode() == "scribbles":  # Measure's default is the newest objects layer: never these strokes
+            labels.metadata[SCRIBBLES_KEY] = True
         region = self.viewer.layers[self.region_box.currentText()] if self.mode() == "region" else None
         read = self.read_for(image, labels)  # the channel Segment read, or the starting model's channels
         on_screen = current_plane(self.viewer, image, len(leading_shape(image, read)), read.channel_axis)
