@@ -1,11 +1,17 @@
 """`unet-seg measure` and the objects tables `unet-seg predict` writes; mistakes are one stderr line."""
 
+import hashlib
 import os
 
 import numpy as np
 import pytest
 import tifffile
-from helpers import bright_and_dim_nuclei, brightness_class_model, synthetic_nuclei, threshold_model
+from helpers import (
+    bright_and_dim_nuclei,
+    brightness_class_model,
+    synthetic_nuclei,
+    threshold_model,
+)
 
 from napari_unet_seg import save_model
 from napari_unet_seg.cli.main import main
@@ -166,6 +172,11 @@ def test_classes_from_a_class_model_s_output_are_named_by_its_model(files, capsy
         votes = np.bincount(class_map[labels == label], minlength=3)[1:]
         assert found == (1 + int(np.argmax(votes)) if votes.any() else 0) and name == names[found]
     assert comments["classes"] == "img_classes.tif" and f"{len(table['label'])} objects (" in out
+    # the class model that sorted them, named in the table: not only the class map's file name
+    sha = hashlib.sha256((folder / "classes.safetensors").read_bytes()).hexdigest()
+    assert comments["classes_model"] == f"classes (sha256 {sha})"
+    assert comments["classes_command"].startswith("unet-seg predict ") and "classes.safetensors" in \
+        comments["classes_command"]
     assert main(["measure", str(folder / "out" / "img_classes.tif"), "--overwrite", "-o",
                  str(folder / "swapped.csv")]) == 0  # the class map as LABELS: measured, and said
     assert "is a class model's output, so each class was measured as one object" in capsys.readouterr().err

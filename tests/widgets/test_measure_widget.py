@@ -280,8 +280,9 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
     regions = viewer.add_labels(np.zeros_like(labels), name="painted regions", scale=(0.5, 0.5))
     output = viewer.add_labels(classes.astype(np.uint8), name="nuclei classes", scale=(0.5, 0.5))
     show_classes(output, ["background", "tumour", "stroma"])
-    output.metadata["provenance"] = {"model": {"task": "semantic", "class_names": ["background", "tumour",
-                                                                                   "stroma"]}}
+    output.metadata["provenance"] = {"model": {"task": "semantic", "name": "tissue classes", "sha256": "ab12",
+                                               "class_names": ["background", "tumour", "stroma"]},
+                                     "command": "unet-seg predict '<image>' -o out --model tissue.safetensors"}
     viewer.layers.selection.active = layer
     items = [widget.classes_picker.itemText(i) for i in range(widget.classes_picker.count())]
     assert items == [NO_CLASSES, "nuclei classes", "painted regions"] and regions.name in items
@@ -308,6 +309,8 @@ def test_objects_get_the_class_of_a_class_model_s_output_and_are_coloured_as_it(
     assert shown == sorted(want)
     saved, comments = read_objects_csv(widget.save_csv(str(tmp_path / "t.csv")))
     assert saved["class_name"].tolist() == want and comments["classes"] == "nuclei classes"
+    assert comments["classes_model"] == "tissue classes (sha256 ab12)"  # the model that sorted them
+    assert comments["classes_command"] == "unet-seg predict '<image>' -o out --model tissue.safetensors"
     output.paint((5, 5), 2, refresh=True)  # the classes changed: the table is out of date too
     assert widget.status.text().startswith("nuclei classes changed since nuclei labels was measured")
     assert not widget.save_button.isEnabled()

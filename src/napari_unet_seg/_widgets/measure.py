@@ -38,7 +38,7 @@ from .._layer_marks import features_stamp, layer_provenance
 from ..core.common.atomic import check_writable_folder
 from ..core.common.errors import first_line
 from ..core.inference.layout import MAX_CHANNELS
-from ..core.inference.provenance import csv_comments
+from ..core.inference.provenance import class_map_comments, csv_comments
 from ..core.measure.classes import check_class_names, class_counts, class_names_note, looks_like_objects
 from ..core.measure.measurements import ObjectTable, colour_without_alpha, measure_objects
 from ..core.measure.table_csv import write_objects_csv
@@ -111,6 +111,7 @@ class MeasureWidget(QWidget):
         self.measured: Labels | None = None
         self._measured_images: list[str] = []
         self._measured_classes: str | None = None
+        self._classes_record: dict | None = None  # what made the class map measured by: its model named in the CSV
         self._class_colours: dict[int, Any] = {}
         self._classes_picked = False  # the user chose a class layer (or none): keep it, pick no default over it
         self._labels_picked = False  # the user chose what to measure, even a class map: keep it
@@ -406,6 +407,7 @@ class MeasureWidget(QWidget):
         self._watch(layer, classes)
         self.table, self.measured, self._measured_images = table, layer, images
         self._measured_classes = classes.name if classes is not None else None
+        self._classes_record = classes.metadata.get("provenance") if classes is not None else None
         self._class_colours = (colours_of_classes(classes, table["class"])
                                if classes is not None and classes in self.viewer.layers else {})
         layer.features = {"index": table["label"], **table}
@@ -575,6 +577,7 @@ class MeasureWidget(QWidget):
         pixel_size, unit = physical_size(self.measured)
         comments = {"labels": self.measured.name, "images": ", ".join(self._measured_images) or "none",
                     **({"classes": self._measured_classes} if self._measured_classes else {}),
+                    **class_map_comments(self._classes_record),
                     "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} {unit}" if pixel_size else "unknown"}
         try:
             check_writable_folder(Path(path).parent)  # "cannot write to <folder>: ...", not a temporary file's name

@@ -11,7 +11,7 @@ from ..core.batch.objects import INTENSITY, intensity_of
 from ..core.common.atomic import check_writable_folder
 from ..core.common.labels_checks import looks_like_an_intensity_image
 from ..core.imageio import ImageFile, ImageReadError, read_image, read_labels_image
-from ..core.inference.provenance import csv_comments, read_provenance, records_classes
+from ..core.inference.provenance import class_map_comments, csv_comments, read_provenance, records_classes
 from ..core.measure.classes import check_class_map, check_class_names, class_counts, looks_like_objects
 from ..core.measure.measurements import intensity_channels, measure_objects
 from ..core.measure.table_csv import objects_csv_path, write_objects_csv
@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     comments = {"labels": Path(args.labels).name, "image": ", ".join(Path(p).name for p in paths) or "none",
                 "pixel_size": f"{pixel_size[0]:g} x {pixel_size[1]:g} um" if pixel_size else "unknown",
-                **({"classes": Path(args.classes).name} if args.classes else {})}
+                **({"classes": Path(args.classes).name} if args.classes else {}),
+                **class_map_comments(_provenance(args.classes) if args.classes else None)}
     write_objects_csv(output, table, {**comments, **csv_comments(_provenance(args.labels))})
     slices = f" in {len(set(table['slice'].tolist()))} slices" if "slice" in table else ""
     counts = class_counts(table)

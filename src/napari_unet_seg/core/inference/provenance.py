@@ -212,6 +212,16 @@ def csv_comments(record: dict[str, Any] | None) -> dict[str, str]:
     return {"command": record.get("command", ""), KEY: to_json(record)} if record else {}
 
 
+def class_map_comments(record: dict[str, Any] | None) -> dict[str, str]:
+    """Header comments naming the class model that made a class map (``--classes``): a per-class table recorded
+    only the file's name, so which model sorted the objects was lost once the table travelled."""
+    model = (record or {}).get("model") or {}
+    if not model.get("name"):
+        return {}
+    sha = f" (sha256 {model['sha256']})" if model.get("sha256") else ""
+    return {"classes_model": f"{model['name']}{sha}", "classes_command": str(record.get("command", ""))}
+
+
 EDITED = "the labels were changed after they were made; the provenance is of what made them"
 
 
