@@ -259,3 +259,20 @@ def test_a_new_model_file_on_a_trained_encoder_says_so_not_from_scratch(tmp_path
     out = capsys.readouterr().out
     assert "a new model on the trained encoder of 'nuclei'" in out and "a new model on the encoder of 'nuclei'" in out
     assert "from 'scratch'" not in out
+
+
+def test_a_class_models_held_out_score_is_shown_and_goes_into_its_package_readme(tmp_path, capsys):
+    # the Train dock said "mean IoU 0.686 on the held-out annotation"; provenance and the package said no score
+    from napari_unet_seg.core.model.modelfile import new_model
+    from napari_unet_seg.core.model_export.documentation import _scores
+
+    model = new_model("semantic", num_classes=3, depth=2, base_channels=4)
+    run = {"base": "scratch", "date": "2026-12-02T10:00:00Z", "mode": "scribbles", "data": [{}], "steps": 40,
+           "scores": {"mean_iou": 0.6861}, "scores_on": "held-out annotation"}
+    model.metadata["lineage"] = [run]
+    model.metadata["training"] = dict(run)
+    path = save_model(model, tmp_path / "classes-model.safetensors")
+    assert main(["provenance", str(path)]) == 0
+    assert "scribbles, 1 image(s), 40 steps, mean IoU 0.686 on held-out annotation" in capsys.readouterr().out
+    assert _scores(model.metadata) == ("During training, napari-unet-seg's classes from this model scored a mean "
+                                       "IoU of 0.686 on the held-out part of its annotation.")

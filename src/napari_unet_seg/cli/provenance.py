@@ -17,6 +17,8 @@ from ..core.model.modelfile import (
 from ..core.model.registry import available_models
 from .errors import UserError
 
+_SCORE_NAMES = {"ap50": "AP50", "mean_iou": "mean IoU"}  # as training names them
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -105,8 +107,8 @@ def _model_file(path: Path, as_json: bool) -> int:
                                         **({"encoder_from": encoder} if encoder else {})})))
     for run in runs:
         scores = run.get("scores") or {}
-        ap50 = scores.get("ap50")
-        score = f", AP50 {ap50:.3f} on {run.get('scores_on')}" if isinstance(ap50, float) else ""
+        key = next((k for k in ("ap50", "mean_iou") if isinstance(scores.get(k), float)), None)  # objects; classes
+        score = f", {_SCORE_NAMES[key]} {scores[key]:.3f} on {run.get('scores_on')}" if key else ""
         base = f"a new model on the encoder of '{encoder}'" if run.get("base") == "scratch" and encoder else \
             f"from '{run.get('base')}'"
         lines.append(("run", f"{run.get('date')}: {base}, {run.get('mode')}, "

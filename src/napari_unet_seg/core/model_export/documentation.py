@@ -54,9 +54,12 @@ def _scores(metadata: dict[str, Any]) -> str:
     training = metadata.get("training", {})
     score = training.get("best_holdout_ap50")
     scores = training.get("scores")
-    if not isinstance(score, (int, float)) and isinstance(scores, dict) and training.get("scores_on") == \
-            "held-out annotation":  # a fine-tune's: its last round, on the part of its annotation held out
+    held_out = isinstance(scores, dict) and training.get("scores_on") == "held-out annotation"
+    if not isinstance(score, (int, float)) and held_out:  # a fine-tune's: its last round, on its held-out part
         score = scores.get("ap50")
+    if not isinstance(score, (int, float)) and held_out and isinstance(scores.get("mean_iou"), (int, float)):
+        return (f"During training, napari-unet-seg's classes from this model scored a mean IoU of "
+                f"{scores['mean_iou']:.3f} on the held-out part of its annotation.")
     if not isinstance(score, (int, float)):
         return "No held-out score was recorded for this model."
     return (f"During training, napari-unet-seg's labels from this model scored AP@0.5 = {score:.3f} on held-out "
