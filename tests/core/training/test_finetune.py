@@ -239,6 +239,18 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
     earlier = {"ap50_90_earlier": 0.7, "ap50_earlier": 0.9, "dice_earlier": 0.9}
     with_replay = result({**trained, **earlier}, first={**parent, **earlier}).verdict("nuclei")
     assert "; and no worse on earlier corrections (AP50 0.900 vs 0.900)" in with_replay
+    # settings fitted over this round's and earlier annotations may cost this round's part: said, not a riddle
+    from napari_unet_seg.core.training.tuning import FitStep
+
+    refit = result({**parent, **earlier, "step": 0}, first={**parent, **earlier})
+    refit.scores = {**parent, "ap50_90": 0.60, "ap50": 0.913}  # the final model's, after the fit
+    refit.tuning = Tuning({"seed_prominence": 0.05}, 0.871, 0.881, changed=True,
+                          steps=(FitStep({"seed_prominence": 0.05}, "held-out", 0.871, 0.881),))
+    said = refit.verdict("nuclei")
+    assert "seed prominence 0.05 (AP50 on the held-out parts of this round's and earlier annotations 0.871 -> " \
+           "0.881)" in said
+    assert said.endswith("; on this round's held-out part alone the new model scores AP50-90 0.600 vs 0.683 for "
+                         "'nuclei': the settings suit all your annotations together better, this one less")
     by_ap50 = result(dict(trained, ap50=0.95), judge="ap50").verdict("nuclei")
     assert "AP50 0.950 vs 0.939 (+0.011)" in by_ap50 and "AP50-90" not in by_ap50
     perfect = {"ap50_90": 1.0, "ap50": 1.0, "dice": 0.98, "wrong_objects": 0.0}

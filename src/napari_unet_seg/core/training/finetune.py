@@ -299,6 +299,11 @@ class FinetuneResult:
             text += "; then (the figures above are from before it) post-processing was fitted to your annotation: "
             text += "; ".join(
                 _fit_step_text(step, earlier=bool(earlier_old)) for step in self.tuning.steps)
+            final = main_score(self.scores, self.judge)
+            if earlier_old and self.held_out and final < old:  # fitted to every annotation: this one may lose
+                text += (f"; on this round's held-out part alone the new model scores {metric} {final:.3f} vs "
+                         f"{old:.3f} for '{parent}': the settings suit all your annotations together better, "
+                         "this one less")
         return text
 
     def best_trained_scores(self) -> dict[str, float] | None:
