@@ -157,10 +157,14 @@ class StatusLabel(QLabel):
         return super().text().replace(_BREAK, "")
 
 
-def run_controls(action: str, run: Callable[[], Any], cancel: Callable[[], Any], status: str = "") -> RunControls:
-    """The controls under a dock's settings: ``run()`` on the action, ``cancel()`` on Cancel (off until a run)."""
+def run_controls(action: str, run: Callable[[], Any], cancel: Callable[[], Any], status: str = "",
+                 tooltip: str = "") -> RunControls:
+    """The controls under a dock's settings: ``run()`` on the action (``tooltip`` says what it does),
+    ``cancel()`` on Cancel (off until a run)."""
     run_button, cancel_button = QPushButton(action), QPushButton("Cancel")
+    run_button.setToolTip(tooltip)
     cancel_button.setEnabled(False)
+    cancel_button.setToolTip("Stop this run; nothing is added and no layer changes.")
     run_button.clicked.connect(lambda: run())
     cancel_button.clicked.connect(lambda: cancel())
     buttons = QHBoxLayout()

@@ -20,9 +20,23 @@ content can be: nothing is ever cut off at the side, out of reach.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from qtpy.QtCore import QEvent, QObject, QSize, Qt
 from qtpy.QtGui import QResizeEvent
-from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._dock_tabs import TabWhenCrowded
 
@@ -118,9 +132,48 @@ def fill_dock(dock: QWidget, content: QWidget, minimum_height: int = DOCK_MINIMU
     """
     if content.layout() is not None:
         content.layout().setContentsMargins(6, 4, 6, 4)
+    name_for_screen_readers(content)
     area = VerticalScroll(content, minimum_height, fit_content=True)
     layout = QVBoxLayout(dock)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(area)
     TabWhenCrowded(dock, content)
     return area
+
+
+FIELDS = (QAbstractSpinBox, QComboBox, QLineEdit)  # inputs a screen reader announces by their name
+
+
+def name_for_screen_readers(root: QWidget) -> None:
+    """Give inputs the name their form row shows, and symbol buttons ("…", "↻") their tooltip's words.
+
+    A form label is drawn beside its field, not attached to it: a screen
+    reader announced the model list, the folder fields and the "…" buttons
+    of the docks with no name (newcomer trial, keyboard and screen reader).
+    """
+    for form in root.findChildren(QFormLayout):
+        for row in range(form.rowCount()):
+            label = form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            field = form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            text = label.widget().text() if label is not None and isinstance(label.widget(), QLabel) else ""
+            if not text or field is None:
+                continue
+            holder = field.widget()
+            inputs = [holder] if isinstance(holder, FIELDS) else holder.findChildren(QWidget) if holder else \
+                list(_widgets_in(field.layout()))
+            for widget in inputs:
+                if isinstance(widget, FIELDS) and not widget.accessibleName():
+                    widget.setAccessibleName(text.rstrip(":"))
+    for button in root.findChildren(QAbstractButton):
+        if not any(c.isalnum() for c in button.text()) and not button.accessibleName() and button.toolTip():
+            button.setAccessibleName(button.toolTip())
+
+
+def _widgets_in(layout: Any) -> Iterator[QWidget]:
+    """The widgets a form row's layout holds (a path and its "…" button), nested layouts included."""
+    for index in range(layout.count() if layout is not None else 0):
+        item = layout.itemAt(index)
+        if item.widget() is not None:
+            yield item.widget()
+        elif item.layout() is not None:
+            yield from _widgets_in(item.layout())

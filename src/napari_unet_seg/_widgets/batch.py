@@ -226,6 +226,10 @@ class BatchWidget(QWidget):
 
         self.run_button, self.cancel_button = QPushButton("Run batch"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.run_button.setToolTip("Segment every image in the input folder into the output folder; files already "
+                                   "done are skipped (a rerun resumes).")
+        self.cancel_button.setToolTip("Stop after the files now running stop; every file finished keeps its output "
+                                      "and its row in summary.csv.")
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.qc_button = QPushButton("QC page")

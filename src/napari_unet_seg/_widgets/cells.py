@@ -109,7 +109,8 @@ class CellsWidget(QWidget):
         form.addRow("Threshold", self.threshold)
         form.addRow("Reach", self.max_distance)
         controls = run_controls("Grow cells", self.run, self._cancel.set, status=(
-            "Each cell takes its nucleus's id: the Measurements tables of both join on 'label'."))
+            "Each cell takes its nucleus's id: the Measurements tables of both join on 'label'."),
+            tooltip="Grow each nucleus of the chosen labels into its cell over the chosen stain, as a new layer.")
         self.run_button, self.cancel_button = controls.run_button, controls.cancel_button
         self.progress_bar, self.status = controls.progress_bar, controls.status
         body = QWidget()

@@ -162,7 +162,8 @@ class MeasureWidget(QWidget):
                                     "and QuPath use them, and the class layer shows them under the cursor.")
         form.addRow("Class names", self.class_names)
         self._show_class_names()
-        controls = run_controls("Measure", self.run, self._cancel.set)
+        controls = run_controls("Measure", self.run, self._cancel.set, tooltip=(
+            "Measure every object of the chosen labels (size, shape, position, intensities) into the table below."))
         self.measure_button, self.cancel_button = controls.run_button, controls.cancel_button
         self.progress_bar, self.status = controls.progress_bar, controls.status
         self.model = ObjectTableModel(parent=self)
@@ -181,6 +182,7 @@ class MeasureWidget(QWidget):
         self.colour_by.addItem(LABEL_COLOURS)
         self.colour_by.currentTextChanged.connect(self.colour_labels)
         self.save_button = QPushButton("Save as CSV…")
+        self.save_button.setToolTip("Save the table as CSV, with a header naming the layers and what made them.")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(lambda: self.save_csv())
         bottom = QHBoxLayout()

@@ -75,6 +75,7 @@ class SegmentWidget(QWidget):
         self.segment_button.setToolTip("Segment the chosen image with these settings.")
         self.segment_button.clicked.connect(lambda: self.run())
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop segmenting at the next window; nothing is added and no layer changes.")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(lambda: self.cancel())
         buttons = QHBoxLayout()

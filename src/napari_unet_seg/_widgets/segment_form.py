@@ -169,6 +169,7 @@ class SegmentSettings(QWidget):
         self.folder.setPlaceholderText("temporary folder")
         self.folder.setToolTip("Where zarr results go; empty = a new temporary folder.")
         browse = QPushButton("…")
+        browse.setToolTip("Choose the folder for large results")
         browse.setFixedWidth(32)
         browse.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()

@@ -114,6 +114,10 @@ class TrainWidget(QWidget):
         self.settings_area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self.train_button, self.cancel_button = QPushButton("Train"), QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.train_button.setToolTip("Save the chosen annotation to the project, then fine-tune the starting model "
+                                     "on every annotation saved there, within the time budget.")
+        self.cancel_button.setToolTip("Stop training at its next step; the best weights so far are judged and saved "
+                                      "as a model, and your annotations are kept.")
         self.train_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         buttons = QHBoxLayout()
