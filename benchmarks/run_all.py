@@ -90,6 +90,8 @@ BENCHMARKS = (
               ("--cells", "brightfield:dense", "--seconds", "3"), 60, markdown=True),
     Benchmark("bench_scribbles", "bench_scribbles.py", (), ("--seconds", "5"), 3),
     Benchmark("bench_cuda", "bench_cuda.py", ("--big", "8192"), ("--big", "0"), 2, needs_cuda=True),
+    Benchmark("bench_segment_mosaic", "bench_segment_mosaic.py", (), ("--side", "1024", "--repeats", "1"), 2,
+              markdown=True),
     Benchmark("bench_monai", "bench_monai.py", ("--size", "2048", "--repeats", "3"),
               ("--size", "256", "--repeats", "1"), 6, markdown=True),
 )
