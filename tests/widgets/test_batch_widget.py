@@ -408,10 +408,11 @@ def test_an_output_folder_of_earlier_results_shows_them_to_open_after_a_restart(
     run_and_wait(widget, qtbot)
     during = sorted(widget.table.item(r, 0).text() for r in range(widget.table.rowCount()))
     assert "day2/img 0.tif" in during and "img 0.tif" in during
-    later = BatchWidget(viewer)  # napari started again: a new dock, its folders empty
+    later = BatchWidget(viewer)  # napari started again: a new dock, on the last run's folders
     qtbot.addWidget(later)
-    assert later.table.rowCount() == 0
-    later.output_dir.setText(str(tmp_path / "out"))
+    assert later.output_dir.text() == str(tmp_path / "out") and later.table.rowCount() == 5
+    later.output_dir.setText("")
+    later.output_dir.setText(str(tmp_path / "out"))  # typed: the same results shown
     assert later.table.rowCount() == 5 and later.table.isVisibleTo(later)
     # named as the run named them: the subfolder's file is not a second "img 0.tif"
     assert sorted(later.table.item(r, 0).text() for r in range(later.table.rowCount())) == during
@@ -441,3 +442,22 @@ def test_the_progress_bar_moves_while_one_large_file_runs(widget):
     widget._show_progress()
     assert widget.progress_bar.value() == int(0.38 * STEPS_PER_FILE)
 
+
+
+def test_the_next_napari_session_opens_on_the_last_runs_folders_while_they_exist(widget, qtbot, make_napari_viewer):
+    # a lab runs the same folders day after day: they were typed again at every napari start (newcomer trial)
+    import shutil
+
+    widget, viewer, tmp_path = widget
+    widget.pattern.setText("img*.tif")
+    widget.qc.setChecked(False)
+    run_and_wait(widget, qtbot)
+    again = BatchWidget(make_napari_viewer())
+    qtbot.addWidget(again)
+    assert again.input_dir.text() == str(tmp_path / "in") and again.output_dir.text() == str(tmp_path / "out")
+    assert again.pattern.text() == "img*.tif" and not again.qc.isChecked() and not again.recursive.isChecked()
+    assert again.table.rowCount() == 3  # the earlier results, ready to open
+    shutil.rmtree(tmp_path / "in")  # the experiment moved away: nothing offered that is not there
+    gone = BatchWidget(make_napari_viewer())
+    qtbot.addWidget(gone)
+    assert gone.input_dir.text() == "" and gone.output_dir.text() == ""

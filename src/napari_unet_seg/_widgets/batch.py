@@ -23,13 +23,23 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QTimer, QUrl
 from qtpy.QtGui import QDesktopServices
 from qtpy.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLineEdit, QProgressBar,
-    QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from ..core.batch.cells_output import cells_path
-from ..core.batch.files import FileResult, with_channels
 from ..core.batch.errors import OutputFolderError
+from ..core.batch.files import FileResult, with_channels
 from ..core.batch.jobs import Job, find_jobs, found_in_subfolders, output_ending, output_kind
 from ..core.batch.qc import is_class_output, pictures_of, qc_page, split_shares
 from ..core.batch.runner import iter_jobs
@@ -39,8 +49,8 @@ from ..core.imageio import read_image, read_labels, untouched_output
 from ..core.inference.cells import BOUNDARIES
 from ..core.inference.cells_step import check_cells
 from ..core.inference.object_filter import check_object_filter
-from ..core.inference.provenance import read_provenance
 from ..core.inference.options import RunOptions
+from ..core.inference.provenance import read_provenance
 from ..core.model.devices import available_devices
 from ._common import (
     StatusLabel,
@@ -54,10 +64,11 @@ from ._common import (
     value_or_none,
 )
 from ._model_in_use import model_in_use, say_if_gone
+from ._remembered import recall, remember
 from ._scroll import fill_dock, scrolling
 from .cells import add_cells_layer
-from .object_filters import ObjectFilterSection
 from .measure_classes import class_names_of
+from .object_filters import ObjectFilterSection
 from .segment_layers import mark_result, show_classes
 from .segment_pickers import ModelPicker
 
@@ -276,6 +287,7 @@ class BatchWidget(QWidget):
         layout.addWidget(self.table, 1)
         layout.addStretch(0)  # below the button while there is no table yet
         fill_dock(self, body)  # beside many docks, the whole dock scrolls
+        self._recall_choices()  # the last run's folders, once every control is there
 
     # ------------------------------------------------------------------ running
     def options(self) -> RunOptions:
@@ -298,6 +310,18 @@ class BatchWidget(QWidget):
         else:
             self.model_picker.choose(choose)
 
+    def _recall_choices(self) -> None:
+        """The folders and options of the last batch run, where its input folder is still there."""
+        last = recall("batch")
+        if not isinstance(last.get("input"), str) or not Path(last["input"]).is_dir():
+            return
+        self.input_dir.setText(last["input"])
+        self.pattern.setText(str(last.get("pattern") or ""))
+        self.recursive.setChecked(bool(last.get("subfolders")))
+        self.qc.setChecked(bool(last.get("qc", True)))
+        if isinstance(last.get("output"), str):
+            self.output_dir.setText(last["output"])  # its earlier results are shown, to open
+
     def run(self) -> GeneratorWorker | None:
         """Start the batch in the background; returns the worker (None if the settings are unusable)."""
         inputs, outdir = self.input_dir.text().strip(), self.output_dir.text().strip()
@@ -311,6 +335,8 @@ class BatchWidget(QWidget):
             return None
         # typed relative, a folder is napari's working folder's: said whole, so the results can be found
         inputs, outdir = str(Path(inputs).expanduser().absolute()), str(Path(outdir).expanduser().absolute())
+        remember("batch", {"input": inputs, "output": outdir, "pattern": self.pattern.text().strip(),
+                           "subfolders": self.recursive.isChecked(), "qc": self.qc.isChecked()})
         options, info = self.options(), self.model_picker.info()
         try:
             check_object_filter(options, info.task if info is not None else "instances")

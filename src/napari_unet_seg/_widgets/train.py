@@ -28,6 +28,7 @@ from ..core.training.project import Project, lost_project_dir, remember_project_
 from ._common import Relay, StatusLabel, format_seconds, start_worker
 from ._layers import RunWatch
 from ._model_in_use import model_in_use, say_if_gone, set_model_in_use
+from ._remembered import remember
 from ._scroll import fill_dock, scrolling
 from .segment_layers import show_classes
 from .train_form import PREVIEW_KEY, TrainSettings
@@ -243,6 +244,7 @@ class TrainWidget(QWidget):
             return
         if self.job.project_dir is not None:
             remember_project_dir(self.job.project_dir)  # a dock opened later, or napari started again, uses it
+        remember("train", {"time_budget": self.settings.max_seconds.value()})
         self.status.setText("starting...")
         self.progress.setRange(0, 0)  # busy until the first step: scaling the images, the starting model's errors
         self._watch = RunWatch(self.viewer, self.settings.chosen_layers())

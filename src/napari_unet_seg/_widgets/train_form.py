@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels, Shapes
-from qtpy.QtCore import Qt
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget
 
 from ..core.measure.classes import check_class_names
@@ -26,13 +26,21 @@ from ..core.training.naming import check_model_name
 from ..core.training.project import Project, current_project_dir
 from ._common import Collapsible, auto_double_spinbox, compact, folder_row, form_group, value_or_none
 from ._layers import current_plane
+from ._remembered import recall
 from .segment_layers import is_lazy, is_pristine, is_segment_result, uncorrected_planes
 from .segment_pickers import LOAD_FROM_FILE, import_package, unreadable_reason
 from .train_annotations import SavedAnnotations
 from .train_history import ModelHistory
 from .train_job import TrainJob
 from .train_layers import (
-    MODES, ChannelRead, channels_for_model, image_for, leading_shape, overlays, pairs_from_layers, plane_text,
+    MODES,
+    ChannelRead,
+    channels_for_model,
+    image_for,
+    leading_shape,
+    overlays,
+    pairs_from_layers,
+    plane_text,
 )
 
 SCRATCH = "new model (from scratch)"
@@ -114,6 +122,9 @@ class TrainSettings(QWidget):
                                 "(scribbles: 1 = background, 2 = first class...).")
         self.depth, self.width = _spin(1, 6, 4), _spin(2, 128, 16)
         self.max_seconds = _spin(0, 24 * 3600, 110, " s", special="no limit")
+        budget = recall("train").get("time_budget")
+        if isinstance(budget, int) and 0 <= budget <= 24 * 3600:  # the budget of the last round: the lab's
+            self.max_seconds.setValue(budget)
         self.max_steps = _spin(0, 1_000_000, 0, special="no limit")
         self.preview = QCheckBox("live preview")
         self.preview.setToolTip("Show the model's prediction of the visible part in a layer of its own as it learns.")
