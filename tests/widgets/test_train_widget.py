@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from helpers import quick_training, synthetic_nuclei, watch_previews
 from napari_unet_seg._widgets import _common
