@@ -112,6 +112,18 @@ def test_pixel_size_adds_physical_columns():
     assert "perimeter_um" not in oblong  # not a scaling of the pixel perimeter when pixels are not square
 
 
+def test_the_eccentricity_on_oblong_pixels_is_the_objects_not_its_pixel_grids():
+    # a round nucleus on 0.4 x 0.2 µm pixels (20 rows by 40 columns) read 0.87 where square pixels gave ~0
+    yy, xx = np.mgrid[:40, :60]
+    disk = (((yy - 20) / 10.0) ** 2 + ((xx - 30) / 20.0) ** 2 <= 1).astype(np.uint8)  # 8 µm across both ways
+    oblong = measure_objects(disk, pixel_size=(0.4, 0.2))
+    plain = measure_objects(disk)
+    assert plain["eccentricity"][0] > 0.8 and oblong["eccentricity"][0] < 0.3
+    assert oblong["solidity"][0] == plain["solidity"][0]  # a ratio of areas: the same on any pixels
+    square = measure_objects(disk, pixel_size=(0.3, 0.3))
+    assert square["eccentricity"][0] == plain["eccentricity"][0]
+
+
 def test_empty_labels_give_an_empty_table_with_every_column():
     table = measure_objects(np.zeros((2, 20, 20), np.uint8), {"img": np.ones((2, 20, 20))}, pixel_size=(1, 1))
     assert "img_mean" in table and "centroid_y_um" in table and "slice" in table
