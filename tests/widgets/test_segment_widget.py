@@ -996,3 +996,21 @@ def test_a_zarr_folder_that_cannot_be_written_is_said_before_the_run(make_widget
     assert widget.worker is None
     assert messages["error"][-1].startswith(f"the zarr folder: cannot write to {tmp_path / 'a file' / 'labels'}: ")
     assert messages["error"][-1].endswith("; choose another folder") and "Errno" not in messages["error"][-1]
+
+
+def test_a_z_stacks_step_between_slices_is_offered_with_its_pixel_size(make_widget, qtbot, tmp_path, messages):
+    # "Use it" set the 0.2 µm pixels of a z-stack and left its slices 1 apart: 3D views were squashed 2.5x
+    import tifffile
+    from helpers import synthetic_nuclei
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    planes = np.stack([synthetic_nuclei((48, 64), n=4, seed=s)[0] for s in range(6)])
+    tifffile.imwrite(tmp_path / "z.tif", planes, imagej=True, resolution=(5.0, 5.0),
+                     metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"})
+    with layer_source(path=str(tmp_path / "z.tif")):
+        layer = viewer.add_image(tifffile.imread(tmp_path / "z.tif"), name="z")
+    assert widget.settings.scale_hint.text().startswith("z.tif states 0.2 x 0.2 µm pixels, in slices 0.5 µm apart")
+    widget.settings.use_file_scale.click()
+    np.testing.assert_allclose(layer.scale, (0.5, 0.2, 0.2))
+    assert any("pixel size 0.2 x 0.2 µm, slices 0.5 µm apart, from its file" in text for text in messages["info"])

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..core.common.atomic import check_writable_folder
 from ..core.common.callbacks import CancelCallback, ProgressCallback
-from ..core.imageio import stated_axes, stated_pixel_size
+from ..core.imageio import stated_axes, stated_pixel_size, stated_z_spacing
 from ..core.inference.layout import (
     MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
@@ -133,6 +133,7 @@ class SegmentSettings(QWidget):
         self.scale_row.setVisible(False)
         form.addRow(self.scale_row)
         self._file_scale: tuple[float, float] | None = None
+        self._z_step: float | None = None  # µm between a z-stack's slices, when its file states it
 
         self.model_picker = ModelPicker()
         self.output = QComboBox()
@@ -354,15 +355,18 @@ class SegmentSettings(QWidget):
 
     def _offer_file_scale(self, layer: Any) -> None:
         """Offer the pixel size the layer's TIFF states, when napari opened it at scale 1 (its reader ignores it)."""
-        self._file_scale = None
+        self._file_scale, self._z_step = None, None
         if layer is not None and tuple(float(v) for v in layer.scale[-2:]) == (1.0, 1.0) and (
                 layer.rgb or source_array(layer).shape[-1] > MAX_CHANNELS):  # the last axis is x, not channels
             self._file_scale = stated_pixel_size(getattr(layer.source, "path", None))
+            if self._file_scale is not None and layer.ndim == 3 and not layer.rgb and float(layer.scale[0]) == 1.0:
+                self._z_step = stated_z_spacing(getattr(layer.source, "path", None))  # a z-stack's slices too
         if self._file_scale is not None:
             y, x = self._file_scale
             name = Path(str(layer.source.path)).name
-            self.scale_hint.setText(f"{name} states {y:g} x {x:g} µm pixels, but napari opened it at scale 1: "
-                                    "sizes would be in pixels.")
+            slices = f" {self._z_step:g} µm apart" if self._z_step else ""
+            self.scale_hint.setText(f"{name} states {y:g} x {x:g} µm pixels{slices and ', in slices' + slices}, "
+                                    "but napari opened it at scale 1: sizes would be in pixels.")
         self.scale_row.setVisible(self._file_scale is not None)
 
     def _use_file_scale(self) -> None:
@@ -372,18 +376,20 @@ class SegmentSettings(QWidget):
         results = [r for kind in ("labels", "classes")
                    for r in result_layers(self.viewer, layer.name, str(layer.unique_id), kind)
                    if tuple(r.scale[-2:]) == tuple(layer.scale[-2:])]  # made here before: they follow, to overlay it
+        z = [self._z_step] if self._z_step else []  # a z-stack's step between slices, in the 3D view too
         for target in (layer, *results):
-            target.scale = (*target.scale[:-2], *self._file_scale)
+            target.scale = (*target.scale[:-2 - len(z)], *z, *self._file_scale)
             try:
-                target.units = (*target.units[:-2], "um", "um")
+                target.units = (*target.units[:-2 - len(z)], *["um"] * (2 + len(z)))
             except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale counts
                 pass
         self.scale_row.setVisible(False)
         self.viewer.reset_view()  # the image at its new size, in view: not shrunk into a corner of the canvas
         also = f" (and {', '.join(repr(r.name) for r in results)}, made from it)" if results else ""
-        show_info(f"{layer.name}{also}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm, from its "
-                  "file")
-        self._file_scale = None
+        slices = f", slices {self._z_step:g} µm apart" if self._z_step else ""
+        show_info(f"{layer.name}{also}: pixel size {self._file_scale[0]:g} x {self._file_scale[1]:g} µm{slices}, "
+                  "from its file")
+        self._file_scale, self._z_step = None, None
 
     def _update_channels(self, *_: Any, keep: int | None = None) -> None:
         """The channels of the chosen axis (or colour), for a one-channel model to take one of them alone.

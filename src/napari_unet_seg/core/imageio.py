@@ -205,6 +205,21 @@ def stated_pixel_size(path: str | os.PathLike | None) -> tuple[float, float] | N
         return None
 
 
+def stated_z_spacing(path: str | os.PathLike | None) -> float | None:
+    """The µm between the slices of an ImageJ z-stack, when its TIFF states it (Fiji's *Voxel depth*), read
+    without the pixels; None otherwise."""
+    if path is None or Path(path).suffix.lower() not in TIFF_SUFFIXES or not Path(path).is_file():
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = "".join(a for a, n in zip(tif.series[0].axes, tif.series[0].shape) if n > 1)
+            return _imagej_z_spacing(tif.imagej_metadata or {}) if axes.startswith("Z") else None
+    except Exception:  # noqa: BLE001 - a calibration is a nicety, never a failure
+        return None
+
+
 def stated_axes(path: str | os.PathLike | None) -> str | None:
     """The axes a TIFF names for its image, singletons left out ("TYX" for an ImageJ movie), read without its
     pixels; None for another file or one that names none."""
