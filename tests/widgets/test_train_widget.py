@@ -135,6 +135,13 @@ def test_region_mode_from_shapes_and_cancel(make_napari_viewer, qtbot, tmp_path,
     assert not messages["error"], messages["error"]
     result = widget.outcome.result
     assert result.train.cancelled and "(cancelled)" in widget.result.text()
+    # a few steps, with too little annotated to hold a part out: nothing judged them, so the model is saved but
+    # Segment keeps its model (a Cancel a second in put a 1-step model in use)
+    assert result.improved is None and not result.worth_using
+    assert widget.outcome.path.is_file() and widget.status.text().endswith("not put in use (nothing judged it)")
+    assert any("not put in use: training was cancelled after" in text for text in messages["info"])
+    from napari_unet_seg._widgets._model_in_use import model_in_use
+    assert model_in_use(viewer, widget._project_dir()) != widget.outcome.path
     lineage = read_metadata(widget.outcome.path)["lineage"][-1]
     assert lineage["mode"] == "region" and lineage["data"][0]["annotated_pixels"] == 61 * 61
 
@@ -560,6 +567,11 @@ def test_the_status_line_says_the_verdict_in_a_few_words(tmp_path, improved, fit
     result.train.cancelled = True  # stopped by the user: never said to be "done"
     cancelled = status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei")
     assert cancelled == expected.replace("done: ", "cancelled: ", 1)
+    result.worth_using = FinetuneResult.worth_using.fget(result)
+    result.train.steps = 3
+    if improved is None:  # cancelled with nothing to judge it by: saved, not put in use
+        assert status_line(JobOutcome(result, tmp_path / "cells-finetuned.safetensors", 1), "nuclei") == (
+            "cancelled: saved 'cells-finetuned' after 3 steps, not put in use (nothing judged it)")
 
 
 @pytest.mark.parametrize("what", ["painted", "deleted", "untouched"])

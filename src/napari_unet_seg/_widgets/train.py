@@ -384,6 +384,12 @@ class TrainWidget(QWidget):
                       f"{', '.join(repr(c) for c in result.unlearnt_classes)}, so it never finds "
                       f"{'it' if len(result.unlearnt_classes) == 1 else 'them'}. Segment's model is unchanged; "
                       "choose it there to use it anyway.")
+        elif not result.worth_using and result.improved is None and result.train.cancelled:  # nothing judged it
+            self._refresh_segment_widgets()
+            steps = result.train.steps
+            show_info(f"'{outcome.path.stem}' was saved but not put in use: training was cancelled after {steps} "
+                      f"step{'' if steps == 1 else 's'}, with no held-out annotation to judge it by. Segment's model "
+                      "is unchanged; choose it there to use it anyway.")
         elif not result.worth_using:  # the parent unchanged: it stays selected, nothing gets worse
             self._refresh_segment_widgets()
             show_info(f"'{outcome.path.stem}' is not better than '{parent}' on your held-out annotation; "

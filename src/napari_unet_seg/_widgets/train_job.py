@@ -102,6 +102,8 @@ def status_line(outcome: JobOutcome, parent: str, parent_in_segment: bool = True
     if not result.worth_using and getattr(result, "unlearnt_classes", None):
         return (f"{done}: saved '{name}', not put in use: it did not learn {_quoted(result.unlearnt_classes)} "
                 "(annotated nowhere); Segment's model is unchanged")
+    if not result.worth_using and result.improved is None and result.train.cancelled:
+        return f"{done}: saved '{name}' after {result.train.steps} steps, not put in use (nothing judged it)"
     if not result.worth_using:
         keeps = f"Segment keeps '{parent}'" if parent_in_segment else "Segment's model is unchanged"
         return f"{done}: saved '{name}', not better than '{parent}'; {keeps}"

@@ -229,6 +229,10 @@ def test_the_verdict_names_the_score_that_judged_and_shows_ap50_beside_it():
         "the trained weights were not better than 'nuclei' on the held-out annotation (the best, step 80: AP50-90 "
         "0.660 vs 0.683, AP50 0.950 vs 0.939), so the new model keeps the weights of 'nuclei'")
     assert better.worth_using and not kept.worth_using  # the parent unchanged gives the user nothing
+    unjudged = FinetuneResult(None, TrainResult(None, 1, 1.0, [], None, False, None), {}, held_out=False)
+    assert unjudged.improved is None and unjudged.worth_using  # nothing held out: a full run is used
+    unjudged.train.cancelled = True  # a Cancel after one step, with nothing to judge it by: the user decides
+    assert not unjudged.worth_using
     assert "fitted" not in kept.history_record("nuclei")
     kept.tuning = Tuning({"seed_prominence": 0.1}, 0.8, 0.9, changed=True)
     assert kept.worth_using  # the parent's weights with settings fitted to the annotation do

@@ -215,6 +215,8 @@ class FinetuneResult:
         """
         if self.improved is None and self.unlearnt_classes:
             return False  # nothing to compare with, and a class it cannot find: it must not replace a model in use
+        if self.improved is None and self.train.cancelled:
+            return False  # stopped early with nothing to judge it by (a 1-step model after a Cancel): the user decides
         if self.doubtful_labels:
             return False  # judged (and fitted) on labels that may be another image's: the user decides
         return self.improved is not False or (self.tuning is not None and self.tuning.changed)
