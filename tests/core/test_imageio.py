@@ -186,3 +186,36 @@ def test_a_png_named_tif_is_read_as_a_png_and_other_bytes_are_said_without_them(
         read_image(tmp_path / "odd.tif")
     assert str(said.value) == ("odd.tif: cannot be read as an image: it is named .tif but holds no TIFF (nor a PNG "
                                "or JPEG): open it in its own program and save it as TIFF")
+
+
+@pytest.mark.parametrize("how", [{"imagej": True}, {"ome": True}, {"tile": (64, 64)}])
+def test_a_stack_cut_short_is_refused_not_read_as_its_first_plane(tmp_path, how):
+    """A 5-slice stack whose copy did not finish read as one 2D image, without a word: segmented, it gave a
+    result for a fifth of the data."""
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, (np.random.default_rng(0).random((5, 96, 96)) * 255).astype(np.uint8), **how)
+    assert read_image(whole).data.shape == (5, 96, 96)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    with pytest.raises(ImageReadError) as raised:
+        read_image(cut)
+    said = str(raised.value)
+    assert said.startswith("cut.tif: cannot be read as an image: the file is damaged or cut short"), said
+    assert "planes" in said and "\n" not in said
+
+
+def test_a_reader_tripping_on_damaged_bytes_says_so_without_its_own_words(tmp_path, monkeypatch):
+    """"list index out of range" reached the user, in brackets after the diagnosis."""
+    from napari_unet_seg.core import imageio
+
+    path = tmp_path / "odd.tif"
+    tifffile.imwrite(path, np.zeros((32, 32), np.uint8))
+
+    def trips(_path):
+        return [][0]  # what tifffile does on some damaged IFDs
+
+    monkeypatch.setattr(imageio, "_read_tiff", trips)
+    with pytest.raises(ImageReadError) as raised:
+        read_image(path)
+    assert str(raised.value) == ("odd.tif: cannot be read as an image: the file is damaged or cut short (a copy or "
+                                 "download that did not finish?)")

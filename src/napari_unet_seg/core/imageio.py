@@ -13,6 +13,9 @@ import json
 import logging
 import math
 import os
+import re
+import struct
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +92,11 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path.name}: the file is empty")
     try:
-        with _quiet_tifffile():
+        with _quiet_tifffile() as said:
             image = _read_tiff(path) if suffix in TIFF_SUFFIXES and not _plain_inside(path) else _read_plain(path)
+        if _chain_past_the_end(said, path):  # the planes read are only those before the cut: not the image
+            raise ImageReadError(f"{path.name}: cannot be read as an image: the file is damaged or cut short (a copy "
+                                 "or download that did not finish?): its planes go on past its end")
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - readers raise many types for damaged files
@@ -98,29 +104,59 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         if said.startswith("not a TIFF file"):  # tifffile adds the first bytes: "header=b'\x1c\x82w\xef'"
             raise ImageReadError(f"{path.name}: cannot be read as an image: it is named .tif but holds no TIFF "
                                  "(nor a PNG or JPEG): open it in its own program and save it as TIFF") from None
-        if any(sign in said.lower() for sign in DAMAGED_SIGNS):  # a library's words for bytes that are not there
+        # a reader tripping over its own bookkeeping ("list index out of range") met bytes that are not there:
+        # its words mean nothing to the user, so only the diagnosis is said
+        internal = isinstance(exc, (IndexError, KeyError, TypeError, AttributeError, struct.error, ZeroDivisionError))
+        detail = "" if internal else f" ({said})"
+        if internal or any(sign in said.lower() for sign in DAMAGED_SIGNS):  # words for bytes that are not there
             raise ImageReadError(f"{path.name}: cannot be read as an image: the file is damaged or cut short (a "
-                                 f"copy or download that did not finish?) ({said})") from None
-        raise ImageReadError(f"{path.name}: cannot be read as an image ({said})") from None
+                                 f"copy or download that did not finish?){detail}") from None
+        raise ImageReadError(f"{path.name}: cannot be read as an image{detail}") from None
     _check_shape(image)
     return image
 
 
 # what tifffile, imagecodecs and Pillow say of a file whose bytes are missing or garbled
 DAMAGED_SIGNS = ("decompress", "bad_data", "truncated", "invalid offset", "unexpected end", "end of file", "eof",
-                 "list index out of range", "corrupt", "broken data stream", "failed to read")
+                 "corrupt", "broken data stream", "failed to read", "suspicious number", "ifd")
+
+
+class _Heard(logging.Handler):
+    """What tifffile logs while this thread reads a file (another thread's file is not this one's fault)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.thread, self.said = threading.get_ident(), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.said.append(record.getMessage())
 
 
 @contextlib.contextmanager
-def _quiet_tifffile() -> Iterator[None]:
-    """tifffile logs a damaged file's faults on stderr before raising: the one-line reason given instead is enough."""
-    logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+def _quiet_tifffile() -> Iterator[list[str]]:
+    """tifffile logs a damaged file's faults on stderr, and reads on: they are kept (to tell a file cut short)
+    and not printed, as the one-line reason given instead is enough."""
+    logger, heard = logging.getLogger("tifffile"), _Heard()
+    propagate, level = logger.propagate, logger.level
+    logger.addHandler(heard)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
     try:
-        yield
+        yield heard.said
     finally:
-        logger.setLevel(level)
+        logger.removeHandler(heard)
+        logger.propagate, logger.level = propagate, level
+
+
+def _chain_past_the_end(said: list[str], path: Path) -> bool:
+    """Whether tifffile found the file's chain of planes going on past its last byte: a file cut short."""
+    size = path.stat().st_size
+    for text in said:
+        found = re.search(r"invalid page offset (\d+)", text)
+        if found and int(found.group(1)) >= size:
+            return True
+    return False
 
 
 def is_zarr(path: Path) -> bool:
@@ -140,6 +176,11 @@ def _read_tiff(path: Path) -> ImageFile:
         axes = series.axes
         pixel_size = _tiff_pixel_size(tif)
         imagej = tif.imagej_metadata or {}
+        stated, held = _stated_planes(tif, imagej), data.size // max(math.prod(tif.pages[0].shape), 1)
+    if stated is not None and held < stated:  # a stack cut short reads as its first plane(s), without a word
+        raise ImageReadError(f"{path.name}: cannot be read as an image: the file is damaged or cut short (a copy or "
+                             f"download that did not finish?): it holds {held} of the {stated} planes its header "
+                             "states")
     data = np.squeeze(data) if data.ndim > 2 else data
     if _imagej_channels(imagej, data, axes):  # a Fiji composite of 2-4 channels: never planes of a stack
         return ImageFile(path, data, pixel_size=pixel_size, metadata={"axes": "CYX", "channel_axis": -3})
@@ -164,6 +205,26 @@ def _read_tiff(path: Path) -> ImageFile:
     if stack and axes[:1] == "Z" and (z_spacing := _imagej_z_spacing(imagej)) is not None:
         metadata["z_spacing"] = z_spacing
     return ImageFile(path, data, rgb=rgb, stack=stack, pixel_size=pixel_size, metadata=metadata)
+
+
+def _stated_planes(tif: Any, imagej: dict) -> int | None:
+    """How many planes the file says it holds (ImageJ's "images", tifffile's shape, OME's sizes), to tell a stack
+    cut short from a single image; None when it says nothing."""
+    page = tif.pages[0]
+    if isinstance(imagej.get("images"), int) and imagej["images"] > 1:
+        return int(imagej["images"])
+    for shaped in tif.shaped_metadata or ():
+        shape = shaped.get("shape") if isinstance(shaped, dict) else None
+        if isinstance(shape, list) and all(isinstance(n, int) for n in shape) and math.prod(page.shape):
+            return math.prod(shape) // math.prod(page.shape)
+    described = page.description or ""
+    if described.lstrip().startswith("<?xml") and "<OME" in described:
+        pixels = re.search(r"<Pixels\b[^>]*>", described)
+        sizes = [re.search(rf'\b{name}="(\d+)"', pixels.group(0)) if pixels else None
+                 for name in ("SizeZ", "SizeT", "SizeC")]
+        if all(sizes):
+            return math.prod(int(size.group(1)) for size in sizes) // max(int(page.samplesperpixel), 1)
+    return None
 
 
 def _imagej_z_spacing(imagej: dict) -> float | None:
