@@ -461,3 +461,19 @@ def test_the_next_napari_session_opens_on_the_last_runs_folders_while_they_exist
     gone = BatchWidget(make_napari_viewer())
     qtbot.addWidget(gone)
     assert gone.input_dir.text() == "" and gone.output_dir.text() == ""
+
+
+def test_a_long_note_is_said_in_brief_under_the_table_and_whole_in_its_row(widget, qtbot):
+    """A folder of z-stacks: the 2D note ran to three lines in the status (and its notification)."""
+    widget, _, tmp_path = widget
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    stack = np.stack([synthetic_nuclei((40, 48), n=4, seed=seed)[0] for seed in range(3)])
+    tifffile.imwrite(folder / "z.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    widget.input_dir.setText(str(folder))
+    run_and_wait(widget, qtbot)
+    row = widget.table.item(0, COLUMNS.index("message")).text()
+    assert "each of the 3 slices was segmented on its own (2D): an object seen in several slices" in row
+    status = widget.status.text()
+    assert "notes (1 file): each of the 3 slices was segmented on its own … (whole in the message column)" in status
+    assert "an object seen in several slices" not in status

@@ -546,7 +546,7 @@ class BatchWidget(QWidget):
             # the one that asks for a choice first (a channel to pick), not the alphabetically first (a blank image)
             shown = min(noted, key=lambda r: "choose" not in _notes(r))
             files = f"{len(noted)} files, e.g. {Path(shown.file).name}" if len(noted) > 1 else "1 file"
-            text += f"; notes ({files}): {_notes(shown)}"
+            text += f"; notes ({files}): {_gist(_notes(shown))}"
         self.status.setText(text)
         if results and self._error is None:
             (show_warning if counts["failed"] else show_info)(text)
@@ -617,6 +617,17 @@ class BatchWidget(QWidget):
 def _notes(result: FileResult) -> str:
     """A result's notes, less a class map's shares of its classes: its row says them, and they are no note."""
     return split_shares(result.message)[1]
+
+
+def _gist(notes: str, longest: int = 110) -> str:
+    """A long note's first clause for the status line and its notification: the table's message column and
+    summary.csv hold it whole (a 2D note of a z-stack ran to three lines under the table, once per run). A note
+    that asks for a choice ("choose the nuclear channel") is said whole: the choice is the point."""
+    if len(notes) <= longest or "choose" in notes:
+        return notes
+    cut = min((i for i in (notes.find(": "), notes.find(" ("), notes.find("; ")) if 0 < i <= longest),
+              default=notes.rfind(" ", 0, longest))
+    return notes[:cut if cut > 0 else longest] + " … (whole in the message column)"
 
 
 def _found_source(result: FileResult) -> Path:

@@ -22,6 +22,18 @@ def test_each_object_takes_the_id_it_overlaps_by_more_than_half_and_new_ones_get
     assert labels[2, 5, 5] == 1 and labels[2, 15, 15] == 2
 
 
+def test_a_gap_in_the_first_frame_ids_is_closed_so_the_count_is_the_ids_the_file_holds():
+    """An object filtered out of frame 0 left its id unused: the run said 69 ids, the file held 68."""
+    labels = np.zeros((2, 20, 20), np.uint32)
+    labels[0, 2:8, 2:8], labels[0, 12:18, 12:18] = 1, 3  # 2 was filtered out
+    labels[1, 2:8, 2:8], labels[1, 0:2, 15:20] = 5, 9
+    for rows in (20, 7):
+        linked = labels.copy()
+        used = link_frames(linked, rows_per_pass=rows)
+        assert used == len(np.unique(linked)) - 1 == 3 and linked.max() == 3
+        assert linked[0, 5, 5] == linked[1, 5, 5] == 1 and linked[0, 15, 15] == 2 and linked[1, 0, 16] == 3
+
+
 def test_a_store_linked_in_bands_equals_the_array_linked_whole():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 6, (4, 37, 30)).astype(np.uint32)
@@ -63,10 +75,9 @@ def test_links_that_cannot_be_made_are_refused():
 
 
 def test_ids_beyond_the_dtype_are_one_clear_error_that_says_what_to_do():
-    labels = np.zeros((3, 4, 4), np.uint8)
-    labels[:, 0, 0] = 255  # each frame's object overlaps nothing the next frame has
-    labels[1, 0, 0], labels[1, 3, 3] = 0, 1
-    labels[2, 0, 0], labels[2, 2, 2] = 0, 1
+    labels = np.zeros((3, 20, 20), np.uint8)
+    labels[0].flat[:200] = np.arange(1, 201)  # 200 one-pixel objects, then 150 elsewhere: 350 ids
+    labels[1].flat[200:350] = np.arange(1, 151)
     with pytest.raises(ValueError, match=r"more than uint8 labels hold: link a uint32 copy"):
         link_frames(labels)
     assert link_frames(np.zeros((3, 4, 4), np.uint8)) == 0

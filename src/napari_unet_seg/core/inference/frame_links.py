@@ -29,14 +29,16 @@ MIN_IOU = 0.5  # above one half: a match is unique both ways
 def link_frames(labels: Any, rows_per_pass: int = 512) -> int:
     """Renumber the frames (first axis) of ``labels`` (numpy or zarr, (T, H, W)) in place; returns the ids used.
 
-    Frame 0 keeps its ids; each later frame takes the ids of the objects it
-    overlaps with IoU > 0.5 in the frame before, and new ids above every id
-    used so far for the rest.
+    Frame 0's objects are numbered 1..n (an object filtered out left a gap,
+    and the count said one id more than the file held); each later frame
+    takes the ids of the objects it overlaps with IoU > 0.5 in the frame
+    before, and new ids above every id used so far for the rest. So the ids
+    used are 1..returned value, each for one object.
     """
     frames = int(labels.shape[0])
     if frames == 0:
         return 0
-    top = _largest_id(labels, 0, rows_per_pass)
+    top = _number_from_one(labels, rows_per_pass)
     for t in range(1, frames):
         previous_area, current_area, pairs = _overlaps(labels, t, rows_per_pass)
         table = np.zeros(current_area.size, np.int64)
@@ -59,9 +61,19 @@ def link_frames(labels: Any, rows_per_pass: int = 512) -> int:
     return top
 
 
-def _largest_id(labels: Any, t: int, rows_per_pass: int) -> int:
-    return max((int(np.asarray(labels[t, rows]).max(initial=0))
-                for rows in row_bands(labels.shape[1], rows_per_pass)), default=0)
+def _number_from_one(labels: Any, rows_per_pass: int) -> int:
+    """Frame 0's ids made 1..n in their order, in place (untouched when they are already); returns n."""
+    area = np.zeros(1, np.int64)
+    for rows in row_bands(labels.shape[1], rows_per_pass):
+        area = add_counts(area, np.bincount(np.asarray(labels[0, rows]).ravel().astype(np.int64)))
+    present = np.flatnonzero(area[1:]) + 1
+    if present.size == 0 or present[-1] == present.size:  # no gap
+        return int(present.size)
+    table = np.zeros(area.size, np.int64)
+    table[present] = np.arange(1, present.size + 1)
+    for rows in row_bands(labels.shape[1], rows_per_pass):
+        labels[0, rows] = table[np.asarray(labels[0, rows])].astype(labels.dtype)
+    return int(present.size)
 
 
 def _overlaps(labels: Any, t: int, rows_per_pass: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
