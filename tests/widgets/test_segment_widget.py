@@ -358,6 +358,19 @@ def test_channels_last_are_offered_as_the_channel_axis_and_never_read_as_width(m
     assert labels.data.shape == (48, 64) and tuple(labels.scale) == (0.5, 0.5)
 
 
+def test_channels_last_are_chosen_for_a_one_channel_model_too(make_widget, qtbot, messages):
+    """(Y, X, 2) with the nuclei model: 'none' stayed chosen, and Segment refused until the axis was picked."""
+    viewer, widget = make_widget()
+    viewer.add_image(np.random.default_rng(4).random((48, 64, 2), dtype=np.float32), name="last", rgb=False)
+    assert widget.settings.channel_axis.currentData() == 2 and widget.settings.planes_hint.isHidden()
+    offered = [widget.settings.channel.itemData(i) for i in range(widget.settings.channel.count())]
+    assert offered == [None, 0, 1]  # all mixed (as a colour image's), or the nuclear channel alone
+    viewer.add_image(np.random.default_rng(4).random((3, 48, 64), dtype=np.float32), name="stack")
+    assert widget.settings.channel_axis.currentData() is None  # 3 planes of 48 x 64: perhaps a stack, asked
+    segment_and_wait(qtbot, widget)
+    assert not messages["error"]
+
+
 def test_labels_of_a_z_stack_with_channels_second_lie_over_its_slices_once_the_channels_come_first(
         make_widget, qtbot, messages):
     # napari opens an ImageJ ZCYX file as one (Z, C, Y, X) layer; its (Z, Y, X) labels were drawn over (C, Y, X):

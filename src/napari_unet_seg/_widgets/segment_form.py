@@ -344,6 +344,8 @@ class SegmentSettings(QWidget):
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(stated))  # as unet-seg reads the file
         elif in_channels > 1 and guess is not None and not layer.rgb:
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(guess))
+        elif not layer.rgb and _channels_last_for_sure(shape):  # (Y, X, 2): never 1,000 planes 2 px wide
+            self.channel_axis.setCurrentIndex(self.channel_axis.findData(len(shape) - 1))
         elif not kept_rgb and self.channel_axis.findText(kept_size) > 0:  # the same axis, of the same size
             self.channel_axis.setCurrentIndex(self.channel_axis.findText(kept_size))
         self.channel_axis.blockSignals(False)
@@ -476,6 +478,12 @@ def _file_says_channels(layer: Any, ndim: int) -> int | None:
     if axes is None or len(axes) != ndim or ndim < 4 or "C" not in axes[:-2]:
         return None
     return axes.index("C")
+
+
+def _channels_last_for_sure(shape: tuple[int, ...]) -> bool:
+    """A last axis of 2-4 after a long one ((Y, X, 2), (Z, Y, X, 3)) holds channels: read as planes, it would
+    be hundreds of images 2-4 px wide (numpy's and many TIFFs' H, W, C order), which no one segments."""
+    return len(shape) >= 3 and 2 <= shape[-1] <= MAX_CHANNELS and shape[-2] >= 16
 
 
 def _channels_not_first(name: str, axis: int, ndim: int) -> str:
