@@ -1027,3 +1027,34 @@ def test_a_z_stacks_step_between_slices_is_offered_with_its_pixel_size(make_widg
     widget.settings.use_file_scale.click()
     np.testing.assert_allclose(layer.scale, (0.5, 0.2, 0.2))
     assert any("pixel size 0.2 x 0.2 µm, slices 0.5 µm apart, from its file" in text for text in messages["info"])
+
+
+def test_a_z_stack_of_channels_keeps_its_calibration_offered_once_its_channels_come_first(make_widget, tmp_path,
+                                                                                         messages):
+    """ZCYX: 'Use it' offered no z step (only 3D layers had one), and the layer with its channels put first lost
+    the offer altogether (napari records no file for a layer added by code)."""
+    import tifffile
+    from helpers import synthetic_nuclei
+    from napari.layers._source import layer_source
+
+    viewer, widget = make_widget()
+    planes = np.stack([synthetic_nuclei((48, 64), n=4, seed=s)[0] for s in range(5)])
+    hyperstack = np.stack([planes, planes[::-1]], axis=1)  # (Z 5, C 2, Y, X)
+    tifffile.imwrite(tmp_path / "zc.tif", hyperstack, imagej=True, resolution=(5.0, 5.0),
+                     metadata={"axes": "ZCYX", "spacing": 0.5, "unit": "um"})
+    with layer_source(path=str(tmp_path / "zc.tif")):
+        original = viewer.add_image(tifffile.imread(tmp_path / "zc.tif"), name="zc")
+    assert widget.settings.channel_axis.currentData() == 1  # the file names it C
+    assert widget.settings.scale_hint.text().startswith("zc.tif states 0.2 x 0.2 µm pixels, in slices 0.5 µm apart")
+    widget.settings.channels_first.click()
+    moved = viewer.layers["zc (channels first)"]
+    assert widget.settings.image_picker.layer() is moved and moved.data.shape == (2, 5, 48, 64)
+    assert not widget.settings.scale_row.isHidden()  # still offered for the layer the dock now segments
+    assert widget.settings.scale_hint.text().startswith("zc.tif states 0.2 x 0.2 µm pixels, in slices 0.5 µm apart")
+    assert widget.settings.channel_axis.currentData() == 0  # its file's C, now first
+    # the hidden original's 5 slices still set the first slider's steps: said, with what to do
+    assert any("the first slider runs past this layer's 2 channels (empty there): remove 'zc'" in text
+               for text in messages["info"])
+    widget.settings.use_file_scale.click()
+    np.testing.assert_allclose(moved.scale, (1.0, 0.5, 0.2, 0.2))  # Z is its second axis now, C stays 1
+    np.testing.assert_allclose(original.scale, (1.0, 1.0, 1.0, 1.0))  # the hidden original is left as it was

@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from ..core.common.atomic import check_writable_folder
 from ..core.common.callbacks import CancelCallback, ProgressCallback
-from ..core.imageio import stated_axes, stated_pixel_size, stated_z_spacing
+from ..core.imageio import stated_pixel_size, stated_z_spacing
 from ..core.inference.layout import (
     MAX_CHANNELS, check_channels, check_plane_size, likely_channel_axis, plane_layout,
 )
@@ -41,7 +41,7 @@ from ..core.model.devices import PRECISIONS, DeviceError, available_devices, res
 from ..core.model.modelfile import ModelFileError, ModelInfo
 from ._common import Collapsible, auto_double_spinbox, auto_spinbox, compact, form_group, value_or_none
 from ._layers import current_plane, source_array
-from .segment_layers import add_channels_first, is_lazy, result_layers
+from .segment_layers import add_channels_first, file_axes, file_of, is_lazy, result_layers
 from .object_filters import ObjectFilterSection
 from .segment_pickers import ImagePicker, ModelPicker
 
@@ -134,6 +134,7 @@ class SegmentSettings(QWidget):
         form.addRow(self.scale_row)
         self._file_scale: tuple[float, float] | None = None
         self._z_step: float | None = None  # µm between a z-stack's slices, when its file states it
+        self._z_axis: int | None = None  # the image layer's axis of those slices
 
         self.model_picker = ModelPicker()
         self.output = QComboBox()
@@ -357,15 +358,16 @@ class SegmentSettings(QWidget):
 
     def _offer_file_scale(self, layer: Any) -> None:
         """Offer the pixel size the layer's TIFF states, when napari opened it at scale 1 (its reader ignores it)."""
-        self._file_scale, self._z_step = None, None
+        self._file_scale, self._z_step, self._z_axis = None, None, None
         if layer is not None and tuple(float(v) for v in layer.scale[-2:]) == (1.0, 1.0) and (
                 layer.rgb or source_array(layer).shape[-1] > MAX_CHANNELS):  # the last axis is x, not channels
-            self._file_scale = stated_pixel_size(getattr(layer.source, "path", None))
-            if self._file_scale is not None and layer.ndim == 3 and not layer.rgb and float(layer.scale[0]) == 1.0:
-                self._z_step = stated_z_spacing(getattr(layer.source, "path", None))  # a z-stack's slices too
+            self._file_scale = stated_pixel_size(file_of(layer))
+            z_axis = _z_axis(layer)
+            if self._file_scale is not None and z_axis is not None and float(layer.scale[z_axis]) == 1.0:
+                self._z_step, self._z_axis = stated_z_spacing(file_of(layer)), z_axis  # a z-stack's slices too
         if self._file_scale is not None:
             y, x = self._file_scale
-            name = Path(str(layer.source.path)).name
+            name = Path(str(file_of(layer))).name
             slices = f" {self._z_step:g} µm apart" if self._z_step else ""
             self.scale_hint.setText(f"{name} states {y:g} x {x:g} µm pixels{slices and ', in slices' + slices}, "
                                     "but napari opened it at scale 1: sizes would be in pixels.")
@@ -378,11 +380,18 @@ class SegmentSettings(QWidget):
         results = [r for kind in ("labels", "classes")
                    for r in result_layers(self.viewer, layer.name, str(layer.unique_id), kind)
                    if tuple(r.scale[-2:]) == tuple(layer.scale[-2:])]  # made here before: they follow, to overlay it
-        z = [self._z_step] if self._z_step else []  # a z-stack's step between slices, in the 3D view too
         for target in (layer, *results):
-            target.scale = (*target.scale[:-2 - len(z)], *z, *self._file_scale)
+            # a z-stack's step between slices too, in the 3D view: on the axis the file names Z in the image
+            # ((Z, C, Y, X), (C, Z, Y, X) once its channels come first), just before the plane in its labels
+            z = (self._z_axis if target is layer else -3) if self._z_step and self._z_axis is not None else None
+            scale, calibrated = list(target.scale), [target.ndim - 2, target.ndim - 1]
+            scale[-2:] = self._file_scale
+            if z is not None and target.ndim >= 3:
+                scale[z] = self._z_step
+                calibrated.append(z % target.ndim)
+            target.scale = scale
             try:
-                target.units = (*target.units[:-2 - len(z)], *["um"] * (2 + len(z)))
+                target.units = [("um" if k in calibrated else unit) for k, unit in enumerate(target.units)]
             except (AttributeError, ValueError, TypeError):  # an older napari without units: the scale counts
                 pass
         self.scale_row.setVisible(False)
@@ -435,8 +444,13 @@ class SegmentSettings(QWidget):
             self.channel_axis.setCurrentIndex(self.channel_axis.findData(0))
         if channel is not None and self.channel.findData(channel) >= 0:
             self.channel.setCurrentIndex(self.channel.findData(channel))
+        sliders = ""
+        if source_array(moved).shape[0] < source_array(layer).shape[0]:  # sliders span every layer, hidden too
+            sliders = (f" Its sliders still count, so the first slider runs past this layer's "
+                       f"{source_array(moved).shape[0]} channels (empty there): remove '{layer.name}' (the new "
+                       "layer holds its pixels) to end that.")
         show_info(f"Added '{moved.name}': its channels come first, so its labels line up with its slices. "
-                  f"'{layer.name}' is hidden, not removed.")
+                  f"'{layer.name}' is hidden, not removed.{sliders}")
 
     def _update_slices(self, *_: Any) -> None:
         layer = self.image_picker.layer()
@@ -474,7 +488,7 @@ def _file_says_channels(layer: Any, ndim: int) -> int | None:
     """The channel axis of a hyperstack whose TIFF names it beside a Z or T axis (``TCYX``), which napari opens
     as a 4D stack: segmenting its channels as more frames mixed a cytoplasm stain in with the nuclei. A lone
     ``CYX`` says nothing (tifffile writes any (N, H, W) ImageJ file so), as for ``unet-seg``."""
-    axes = stated_axes(getattr(layer.source, "path", None))
+    axes = file_axes(layer)
     if axes is None or len(axes) != ndim or ndim < 4 or "C" not in axes[:-2]:
         return None
     return axes.index("C")
@@ -493,9 +507,20 @@ def _channels_not_first(name: str, axis: int, ndim: int) -> str:
             f"so its labels would lie over {where}.")
 
 
+def _z_axis(layer: Any) -> int | None:
+    """The layer's axis of slices for a z-step: the one its file names Z, or, for a file that names none, the
+    first of a plain (Z, Y, X) layer."""
+    if layer.rgb:
+        return None
+    axes = file_axes(layer)
+    if axes is not None:
+        return axes.index("Z") if "Z" in axes[:-2] else None
+    return 0 if layer.ndim == 3 else None
+
+
 def _file_says_stack(layer: Any, axis: int, ndim: int) -> bool:
     """Whether the layer's TIFF names ``axis`` time (T) or depth (Z)."""
-    axes = stated_axes(getattr(layer.source, "path", None))
+    axes = file_axes(layer)
     return axes is not None and len(axes) == ndim and axes[axis] in "TZ"
 
 

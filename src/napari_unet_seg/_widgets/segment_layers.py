@@ -16,6 +16,7 @@ from napari.viewer import Viewer
 
 from .._layer_marks import FINGERPRINT_LIMIT, SEGMENT_KEY, edited_tiles, fingerprint, tile_fingerprints, untouched
 from ..core.common.labels_zarr import largest_id_written
+from ..core.imageio import stated_axes
 from ..core.inference.frame_links import link_frames
 
 METADATA_KEY = SEGMENT_KEY
@@ -40,6 +41,28 @@ def spatial_kwargs(layer: Image, channel_axis: int | None) -> dict[str, Any]:
     if "units" in values:
         values["units"] = [str(unit) for unit in values["units"]]
     return {**{key: tuple(value) for key, value in values.items()}, **matrices}
+
+
+MOVED_FROM_KEY = "napari_unet_seg_moved_from"  # a layer made by add_channels_first: its file, its axes' order
+
+
+def file_of(layer: Any) -> str | None:
+    """The file a layer was opened from: napari's record of it, or, for a layer with its channels put first,
+    the original's (napari records none for a layer added by code, and the dock lost the file's calibration)."""
+    moved = (getattr(layer, "metadata", None) or {}).get(MOVED_FROM_KEY)
+    path = moved.get("path") if isinstance(moved, dict) else getattr(getattr(layer, "source", None), "path", None)
+    return None if path is None else str(path)
+
+
+def file_axes(layer: Any) -> str | None:
+    """The axes its file names (``"ZCYX"``), in the layer's order (``"CZYX"`` once the channels are put first);
+    None when the file names none, or not as many as the layer has."""
+    axes = stated_axes(file_of(layer))
+    moved = (getattr(layer, "metadata", None) or {}).get(MOVED_FROM_KEY)
+    order = moved.get("order") if isinstance(moved, dict) else None
+    if axes is None or len(axes) != layer.ndim:
+        return None
+    return "".join(axes[k] for k in order) if order and len(order) == len(axes) else axes
 
 
 def add_channels_first(viewer: Viewer, layer: Image, axis: int) -> Image:
@@ -72,9 +95,13 @@ def add_channels_first(viewer: Viewer, layer: Image, axis: int) -> Image:
     shear = _shear_matrix(layer.shear, layer.ndim)[np.ix_(order, order)]
     if np.allclose(shear, np.triu(shear)):  # napari takes upper-triangular shears only
         placement["shear"] = shear
+    path = file_of(layer)
+    earlier = (layer.metadata or {}).get(MOVED_FROM_KEY)
+    before = earlier.get("order") if isinstance(earlier, dict) and earlier.get("order") else list(range(layer.ndim))
+    metadata = {MOVED_FROM_KEY: {"path": path, "order": [before[k] for k in order]}} if path else {}
     new = viewer.add_image(data, name=unique_name(viewer, f"{layer.name} (channels first)"),
                            multiscale=layer.multiscale, contrast_limits=layer.contrast_limits,
-                           colormap=layer.colormap, **placement)
+                           colormap=layer.colormap, metadata=metadata, **placement)
     layer.visible = False
     return new
 
