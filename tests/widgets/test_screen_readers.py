@@ -1,7 +1,9 @@
 """Docks a screen reader can read: every input named as its form row shows it, every button says what it does."""
 
 import pytest
-from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QFormLayout, QLineEdit, QPushButton, QToolButton
+from qtpy.QtWidgets import (
+    QAbstractItemView, QAbstractSpinBox, QComboBox, QFormLayout, QHeaderView, QLineEdit, QPushButton, QToolButton,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -34,3 +36,9 @@ def test_every_input_has_a_name_and_every_button_a_tooltip(make_napari_viewer, n
     assert all(b.accessibleName() for b in symbols), [b.text() for b in symbols if not b.accessibleName()]
     silent = [b.text() for b in dock.findChildren(QPushButton) if b.text() and not b.toolTip()]
     assert silent == []
+    # outside the forms too: the Colour by list, the tables and the lists of History and annotations
+    unnamed = [w for w in dock.findChildren((QComboBox, QLineEdit, QAbstractSpinBox, QAbstractItemView))
+               if not w.accessibleName() and not isinstance(w, QHeaderView)
+               and not isinstance(w.parent(), (QComboBox, QAbstractSpinBox))  # a combo's own line edit
+               and not isinstance(w.parent().parent(), QComboBox)]  # a combo's popup list
+    assert unnamed == [], [(type(w).__name__, w.toolTip()) for w in unnamed]

@@ -256,6 +256,7 @@ class BatchWidget(QWidget):
         self.status = StatusLabel()
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setAccessibleName("Files of this run")
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)  # the message column takes the width left

@@ -138,6 +138,7 @@ class MeasureWidget(QWidget):
         self.labels_picker.currentTextChanged.connect(self._refresh_images)
         self.labels_picker.activated.connect(self._picked_labels)
         self.images = QListWidget()
+        self.images.setAccessibleName("Images to measure intensities in")
         self._unticked: set[str] = set()  # images the user unticked (not those left unticked for lying elsewhere)
         self._filling = False  # the list is being refilled: its ticks are not the user's
         self.images.itemChanged.connect(self._on_image_ticked)
@@ -168,6 +169,7 @@ class MeasureWidget(QWidget):
         self.progress_bar, self.status = controls.progress_bar, controls.status
         self.model = ObjectTableModel(parent=self)
         self.view = QTableView()
+        self.view.setAccessibleName("Objects table")
         self.view.setModel(sortable(self.model))
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
@@ -179,6 +181,7 @@ class MeasureWidget(QWidget):
         self.view.setToolTip("Click a header to sort; click a row to go to its object.")
         self.view.clicked.connect(self.go_to_row)
         self.colour_by = compact(QComboBox(), 8)
+        self.colour_by.setAccessibleName("Colour by")  # its label sits beside it, not in a form row
         self.colour_by.addItem(LABEL_COLOURS)
         self.colour_by.currentTextChanged.connect(self.colour_labels)
         self.save_button = QPushButton("Save as CSV…")

@@ -38,6 +38,7 @@ class SavedAnnotations(QWidget):
         self.folder: Path | None = None
         self._on_changed = on_changed  # hears the project after a tick (the dock's count of annotations follows)
         self.list = QListWidget()
+        self.list.setAccessibleName("Saved annotations")
         self.list.setMinimumHeight(80)
         self.list.setToolTip("Every annotation saved in this project; each round trains on the ticked ones. Untick "
                              "one saved by mistake to leave it out of training: nothing is deleted, and ticking it "

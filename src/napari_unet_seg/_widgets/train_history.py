@@ -64,6 +64,7 @@ class ModelHistory(QWidget):
         super().__init__(parent)
         self._on_use = on_use
         self.models = QListWidget()
+        self.models.setAccessibleName("Models trained in this project")
         self.models.setToolTip("Every model trained in this project, newest first; nothing is ever deleted. Each "
                                "round is scored on its own held-out part of your annotation: compare a row's score "
                                "with its parent's on the same part (in brackets), not with other rows.")
