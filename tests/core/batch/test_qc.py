@@ -85,6 +85,7 @@ def test_a_batch_draws_a_picture_per_output_and_one_page_of_them_all(tmp_path, f
     page = qc_page(out)
     text = page.read_text(encoding="utf-8")
     assert page == out / "qc" / "index.html"
+    assert "a stack or\ntime-lapse shows its middle plane" in text  # which plane a stack's picture is: said
     assert text.count('<div class="card') == len(results) and text.count("<img ") == len(ok)
     assert f'src="{quote("sub dir ü/é 1_labels.png")}"' in text and text.count('class="card failed"') == 4
     for row in results:

@@ -241,7 +241,8 @@ a {{ color: #8cf; }}
 svg text {{ fill: #eee; font-size: 11px; }}
 </style></head><body>
 <h1>{heading}</h1>
-<p>{html.escape(counts)}. Outlines: objects yellow, cells cyan; a class output's regions tinted. Made {when} by
+<p>{html.escape(counts)}. Outlines: objects yellow, cells cyan; a class output's regions tinted; a stack or
+time-lapse shows its middle plane (every axis before the image's at its middle). Made {when} by
 napari-unet-seg from <code>{html.escape(str(outdir))}</code>; click a picture to see it whole.</p>
 {_chart(rows)}
 <div class="grid">
