@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from helpers import blob_logits, oracle_logits, synthetic_nuclei
 from napari_unet_seg.core.training.metrics import matching_accuracy, dice
@@ -126,3 +127,42 @@ def test_seed_search_in_windows_finds_the_same_seeds():
     windows = seed_points_tiled(logits, settings, tile=64, margin=32)  # 25 windows
     assert len(whole) > 40
     assert sorted(map(tuple, np.round(windows, 6))) == sorted(map(tuple, np.round(whole, 6)))
+
+
+def test_seeds_grown_piece_by_piece_give_the_watershed_of_the_whole_image():
+    """Pieces of foreground with one seed are taken whole and the others flooded in their own boxes: the same
+    labels as one watershed over the image."""
+    from skimage.segmentation import watershed
+
+    from napari_unet_seg.core.inference.postprocess import grow_seeds
+
+    centre, seeds, n, foreground = _pieces_and_seeds(np.random.default_rng(3))
+    pieces, _ = ndi.label(foreground)
+    per_piece = np.bincount(pieces[seeds > 0], minlength=pieces.max() + 1)
+    assert (per_piece[1:] == 0).any() and (per_piece[1:] == 1).any() and (per_piece[1:] >= 2).any()  # all kinds
+    np.testing.assert_array_equal(grow_seeds(centre, seeds, n, foreground), watershed(-centre, seeds, mask=foreground))
+    assert not grow_seeds(centre, np.zeros_like(seeds), 0, foreground).any()
+
+
+def test_a_pieces_objects_do_not_depend_on_the_rest_of_the_image_even_on_flat_plateaus():
+    """A watershed breaks ties between equal values by its queue, which holds the whole image: two images that
+    share a piece of foreground could split it differently (tiles, blocks). Grown piece by piece, they do not."""
+    from napari_unet_seg.core.inference.postprocess import grow_seeds
+
+    first = _pieces_and_seeds(np.random.default_rng(3), levels=40)
+    second = _pieces_and_seeds(np.random.default_rng(4), levels=40)
+    first[3][:, -1] = False  # the two images' pieces apart once side by side
+    alone = grow_seeds(*first)
+    centre, foreground = (np.concatenate([first[k], second[k]], axis=1) for k in (0, 3))
+    seeds = np.concatenate([first[1], np.where(second[1] > 0, second[1] + first[2], 0)], axis=1)
+    side_by_side = grow_seeds(centre, seeds, first[2] + second[2], foreground)
+    np.testing.assert_array_equal(side_by_side[:, :200], alone)
+
+
+def _pieces_and_seeds(rng, levels=None):
+    centre = ndi.gaussian_filter(rng.random((160, 200)), 3).astype(np.float32)
+    if levels:
+        centre = np.round(centre * levels) / levels  # wide flat plateaus between seeds
+    foreground = ndi.gaussian_filter(rng.random((160, 200)), 4) > 0.5
+    seeds, n = ndi.label(foreground & (rng.random((160, 200)) > 0.995))
+    return centre, seeds, n, foreground
