@@ -65,9 +65,18 @@ def _resample_axis(x: np.ndarray, axis: int, start: int, stop: int, factor: floa
     local = np.clip(local, 0, x.shape[axis] - 1)
     shape = [1] * x.ndim
     shape[axis] = stop - start
-    out = np.zeros(x.shape[:axis] + (stop - start,) + x.shape[axis + 1:], np.float32)
+    out = None
     for t in range(index.shape[1]):  # a fixed order of sums: every window gets the same bits
-        out += weights[:, t].reshape(shape) * np.take(x, local[:, t], axis=axis)
+        if not weights[:, t].any():  # a tap no output uses (bilinear enlarging's third): it only adds zeros
+            continue
+        taken = np.take(x, local[:, t], axis=axis)  # a new array: multiplied and summed in place, no temporaries
+        np.multiply(taken, weights[:, t].reshape(shape), out=taken)
+        if out is None:
+            out = taken  # 0 + w * x is w * x: the same bits as summing from zeros
+        else:
+            np.add(out, taken, out=out)
+    if out is None:
+        return np.zeros(x.shape[:axis] + (stop - start,) + x.shape[axis + 1:], np.float32)
     return out
 
 
