@@ -6,8 +6,9 @@ blockwise storage for planes that fit in one block), so they all agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,9 @@ class NetworkPrediction:
     scale: float  # how much the image was resized for the network
     image_shape: tuple[int, int]  # (H, W)
     notes: tuple[str, ...] = ()  # what the user should know about the input (e.g. non-finite pixels)
-    empty: np.ndarray | None = None  # (H, W) pixels where no object can be (see .empty); None: not checked
+    # (H, W) pixels where no object can be (see .empty), or what computes them when first needed (the labels'
+    # thread of a blockwise run, while the next block is in the network); None: not checked
+    empty: np.ndarray | Callable[[], np.ndarray] | None = None
     image_origin: tuple[int, int] = (0, 0)  # of this window in the whole image
     network_origin: tuple[int, int] = (0, 0)  # of the logits in the whole image's resized grid
     network_full: tuple[int, int] | None = None  # the whole resized grid's (h, w); None: the logits are all of it
@@ -84,26 +87,32 @@ class NetworkPrediction:
         return not (self.scale == 1.0 and tuple(self.logits.shape[-2:]) == self.image_shape)
 
     @cached_property
+    def empty_mask(self) -> np.ndarray | None:
+        """The (H, W) pixels where no object can be; None: not checked."""
+        return self.empty() if callable(self.empty) else self.empty
+
+    @cached_property
     def image_logits(self) -> np.ndarray:
         """Logits at the image's own size (for probabilities and outlines), with no foreground on empty pixels."""
         if not self.resized:
-            return suppress(self.logits, self.empty)
+            return suppress(self.logits, self.empty_mask)
         (y0, x0), (h, w) = self.image_origin, self.image_shape
         (fy, fx), network_full = self.factors, self.network_full or self.logits.shape[-2:]
         resized = resample(self.logits, (1 / fy, 1 / fx), rows=(y0, y0 + h), cols=(x0, x0 + w),
                            origin=self.network_origin, full_shape=network_full)
-        return suppress(resized, self.empty)
+        return suppress(resized, self.empty_mask)
 
     @property
     def network_logits(self) -> np.ndarray:
         """Logits at the network's size, with no foreground where the image is empty (the mask resized to them)."""
         if self.empty is None or not self.resized:
             return self.image_logits if self.empty is not None else self.logits
+        empty = self.empty_mask
         h, w = self.logits.shape[-2:]
         rows, cols = (np.clip(np.floor((np.arange(n) + origin + 0.5) / f).astype(np.int64) - start, 0, size - 1)
                       for n, origin, start, size, f in zip((h, w), self.network_origin, self.image_origin,
                                                            self.image_shape, self.factors))
-        return suppress(self.logits, self.empty[np.ix_(rows, cols)])
+        return suppress(self.logits, empty[np.ix_(rows, cols)])
 
     def brightness(self) -> np.ndarray:
         """The normalised image's mean over channels, (H, W) float32: what ``min_brightness`` compares with."""
@@ -268,8 +277,8 @@ def predict_region(net: torch.nn.Module, prepared: Any, scale: float, options: R
                        full_shape=(height, width), antialias=scale < 1)
     logits = run_network(net, resized, options, progress=progress, cancel=cancel, max_window_pixels=max_window_pixels)
     empty = None
-    if empty_side is not None:
-        empty = empty_regions(slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)
+    if empty_side is not None:  # found by whoever makes the labels: a block's, beside the next block's network
+        empty = partial(empty_regions, slab[:, y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0], empty_side)
     return NetworkPrediction(logits, scale, (y1 - y0, x1 - x0), empty=empty, image_origin=(y0, x0),
                              network_origin=(network[0][0], network[1][0]), network_full=full,
                              image_full=(height, width), source=WindowView(prepared, y0, y1, x0, x1))
